@@ -1,0 +1,230 @@
+"""Typed contracts for what the pipeline steps hand each other.
+
+A prepared dataset is one folder (``DatasetPaths``)::
+
+    classes.json   ClassMap: contiguous class ids 0..K-1, names, colours, ignore index
+    scenes/        ingest output: <scene>_image.tif (source dtype, all bands, CRS kept)
+                   and <scene>_mask.tif (uint8 class ids; ignore_index where the label is
+                   ignored or the image is nodata/NaN)
+    tiles/         <tile_id>_image.tif / <tile_id>_mask.tif GeoTIFF patches, each with its
+                   own transform and the scene's CRS
+    tiles.json     TileManifest
+    split.json     SplitManifest (tile ids per split)
+    stats.json     NormStats fitted on the train split only
+
+A trained model is one folder (``ModelPaths``): ``model.keras`` + ``model.json``.
+
+Every JSON file here is written through ``components.atomic`` and read back through these
+models, so a malformed artifact fails loudly with the file and field named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.atomic import write_json
+
+SplitName = Literal["train", "val", "test"]
+SPLIT_NAMES: tuple[SplitName, ...] = ("train", "val", "test")
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ArtifactError(ValueError):
+    """An artifact file is missing or malformed; the message names the file."""
+
+
+class _Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def load(cls: type[_M], path: str | Path) -> _M:
+        path = Path(path)
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except FileNotFoundError as err:
+            raise ArtifactError(f"{path}: missing ({cls.__name__} expected)") from err
+        except ValidationError as err:
+            raise ArtifactError(f"{path}: not a valid {cls.__name__}: {err}") from err
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.model_dump(mode="json"))
+
+
+class ClassInfo(BaseModel):
+    id: int = Field(ge=0, le=254)
+    name: str
+    color: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")
+
+
+class ClassMap(_Artifact):
+    classes: list[ClassInfo]
+    ignore_index: int = Field(default=255, ge=0, le=255)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def palette(self) -> np.ndarray:
+        """(K, 3) uint8 RGB colours, row i for class id i."""
+        return np.array([[int(c.color[i:i + 2], 16) for i in (1, 3, 5)] for c in self.classes],
+                        dtype=np.uint8)
+
+
+class SceneInfo(BaseModel):
+    name: str
+    width: int
+    height: int
+    crs: str | None = Field(description="WKT or EPSG string; None for plain images")
+    transform: tuple[float, float, float, float, float, float] = Field(
+        description="affine a, b, c, d, e, f (rasterio order)")
+
+
+class TileRecord(BaseModel):
+    id: str
+    scene: str
+    window: tuple[int, int, int, int] = Field(
+        description="col_off, row_off, width, height in the (resampled) scene grid; may "
+                    "extend past the scene edge, where the tile is padded")
+    transform: tuple[float, float, float, float, float, float]
+    valid_fraction: float = Field(ge=0, le=1)
+    class_counts: dict[int, int] = Field(description="class id -> pixel count (ignored excluded)")
+
+
+class TileManifest(_Artifact):
+    patch_size: int
+    stride: int
+    scale: float = 1.0
+    bands: int
+    dtype: str
+    nodata: float | None = None
+    scenes: list[SceneInfo]
+    tiles: list[TileRecord]
+
+    def scene(self, name: str) -> SceneInfo:
+        for s in self.scenes:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+class SplitManifest(_Artifact):
+    strategy: Literal["random", "scene", "block"]
+    seed: int
+    ratios: tuple[float, float, float]
+    block_size: int | None = None
+    splits: dict[SplitName, list[str]] = Field(description="split -> tile ids")
+    warnings: list[str] = []
+
+
+class BandStats(BaseModel):
+    mean: float
+    std: float
+    min: float
+    max: float
+    percentiles: dict[str, float] = Field(description='e.g. {"1": .., "2": .., "98": .., "99": ..}')
+
+
+class NormStats(_Artifact):
+    bands: list[BandStats]
+    nodata: float | None = None
+    pixel_count: int
+    fitted_on: SplitName = "train"
+    tile_count: int
+
+    @property
+    def mean(self) -> list[float]:
+        return [b.mean for b in self.bands]
+
+    @property
+    def std(self) -> list[float]:
+        return [b.std for b in self.bands]
+
+
+class TrainedModelInfo(_Artifact):
+    architecture: str
+    params: dict = Field(description="build_model keyword arguments")
+    num_classes: int
+    in_channels: int
+    patch_size: int
+    best_epoch: int | None = None
+    best_val_miou: float | None = None
+    mlflow_run_id: str | None = None
+
+
+class DatasetPaths:
+    """Where each artifact of a prepared dataset lives under one root folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    classes = property(lambda self: self.root / "classes.json")
+    scenes_dir = property(lambda self: self.root / "scenes")
+    tiles_dir = property(lambda self: self.root / "tiles")
+    tiles_manifest = property(lambda self: self.root / "tiles.json")
+    split = property(lambda self: self.root / "split.json")
+    stats = property(lambda self: self.root / "stats.json")
+
+
+class ModelPaths:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    keras_model = property(lambda self: self.root / "model.keras")
+    info = property(lambda self: self.root / "model.json")
+
+
+def tile_paths(tiles_dir: str | Path, tile_id: str) -> tuple[Path, Path]:
+    tiles_dir = Path(tiles_dir)
+    return tiles_dir / f"{tile_id}_image.tif", tiles_dir / f"{tile_id}_mask.tif"
+
+
+def read_tile(tiles_dir: str | Path, tile_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image HxWxC in its stored dtype, mask HxW uint8)."""
+    import rasterio
+
+    image_path, mask_path = tile_paths(tiles_dir, tile_id)
+    with rasterio.open(image_path) as src:
+        image = np.moveaxis(src.read(), 0, -1)
+    with rasterio.open(mask_path) as src:
+        mask = src.read(1)
+    return image, mask
+
+
+def content_digest(paths: list[Path], chunk: int = 1 << 20) -> str:
+    """sha256 over the bytes of ``paths`` in the given order (names included)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+def dataset_digest(root: str | Path) -> str:
+    """Digest of a prepared dataset: its manifests, which name every tile, plus tile bytes."""
+    paths = DatasetPaths(root)
+    manifest = TileManifest.load(paths.tiles_manifest)
+    files = [paths.classes, paths.tiles_manifest]
+    files += [p for t in manifest.tiles for p in tile_paths(paths.tiles_dir, t.id)]
+    return content_digest(files)
+
+
+def load_json(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise ArtifactError(f"{path}: missing") from err
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON: {err}") from err
