@@ -75,17 +75,14 @@ def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifa
     stats.metadata["std"] = norm.std
 
 
-class StartedRun(NamedTuple):
-    mlflow_run_id: str
-    kfp_run_name: str
-
-
 @_cpu_component
 def start_run(model_name: str, mlflow_tracking_uri: str, mlflow_experiment: str,
               mlflow_artifact_location: str, optuna_storage: str, kfp_run_id: str,
-              kfp_run_name: str, run_context: Output[Artifact]) -> StartedRun:
+              kfp_run_name: str, run_context: Output[Artifact]
+              ) -> NamedTuple("StartedRun", [("mlflow_run_id", str), ("kfp_run_name", str)]):
     """Open the MLflow parent run for this pipeline run and name its Optuna study."""
-    from pipelines.components import StartedRun
+    from collections import namedtuple
+
     from pipelines.tracking import start_pipeline_run, study_name_for
 
     context = start_pipeline_run(
@@ -95,7 +92,8 @@ def start_run(model_name: str, mlflow_tracking_uri: str, mlflow_experiment: str,
         kfp_run_name=kfp_run_name)
     context.save(run_context.path)
     run_context.metadata.update(context.model_dump(exclude={"optuna_storage"}))
-    return StartedRun(context.parent_run_id, kfp_run_name)
+    started = namedtuple("StartedRun", ["mlflow_run_id", "kfp_run_name"])
+    return started(context.parent_run_id, kfp_run_name)
 
 
 @_gpu_component
@@ -151,22 +149,19 @@ def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
     return summary.scalars["test_miou"]
 
 
-class Registration(NamedTuple):
-    model_version: str
-    champion_version: str
-
-
 @_cpu_component
 def register(model: Input[Model], tiles: Input[Dataset], stats: Input[Artifact],
              evaluation: Input[Artifact], run_context: Input[Artifact],
-             model_name: str) -> Registration:
+             model_name: str
+             ) -> NamedTuple("Registration", [("model_version", str), ("champion_version", str)]):
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
+    from collections import namedtuple
     from pathlib import Path
 
-    from pipelines.components import Registration
     from pipelines.steps import run_registration
 
     version, champion = run_registration(Path(model.path), Path(tiles.path), Path(stats.path),
                                          Path(evaluation.path), Path(run_context.path),
                                          model_name)
-    return Registration(version, champion)
+    registration = namedtuple("Registration", ["model_version", "champion_version"])
+    return registration(version, champion)

@@ -42,7 +42,7 @@ def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]
     unset stores empty so the tasks take them from the cluster's environment.
     """
     data, tuning = config.data, config.tuning
-    ingest = data.ingest.model_dump(mode="json", exclude={"palette"})
+    ingest = data.ingest.model_dump(mode="json", exclude={"palette"}, exclude_none=True)
     if local:
         tracking_uri = config.mlflow_tracking_uri()
         artifact_location = config.mlflow_artifact_location()

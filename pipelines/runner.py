@@ -79,7 +79,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False,
                enable_caching=config.cache, raise_on_error=True)
     started = time.monotonic()
     with open(log_path, "w") as log, _quiet_local_runner_warnings(), \
-            _tee_task_output(log, console, verbose):
+            _tee_task_output(log, console, verbose), _report_cache_hits():
         try:
             task = segmentation_pipeline(**arguments)
         except RuntimeError as err:
@@ -168,6 +168,32 @@ def _tee_task_output(log: TextIO, console: TextIO, verbose: bool) -> Iterator[No
         yield
     finally:
         sys.stdout = original
+
+
+@contextlib.contextmanager
+def _report_cache_hits() -> Iterator[None]:
+    """kfp logs cache hits at INFO outside its own log context, where the root logger would
+    drop them; show them, since a reused step is news to whoever expected a re-run."""
+    import logging
+
+    class _CacheHits(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "cache hit" in record.getMessage()
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_CacheHits())
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(message)s (inputs unchanged; "
+                                           "--no-cache re-runs it)",
+                                           datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @dataclass(frozen=True)

@@ -91,5 +91,7 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
     import mlflow
 
     mlflow.set_tracking_uri(context.tracking_uri)
+    # New runs (nested trials, evaluation) land in the active experiment, not the parent's.
+    mlflow.set_experiment(experiment_id=context.experiment_id)
     with mlflow.start_run(run_id=context.parent_run_id) as run:
         yield run
