@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +20,7 @@ from typing import Literal
 import numpy as np
 import rasterio
 from pydantic import BaseModel, ConfigDict, Field
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -223,10 +226,14 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
         image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
                                         transform, nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
-        label_src = None if pair.kind == "labelme" else rasterio.open(pair.label)
         image_path = scenes_dir / f"{pair.name}_image.tif"
         mask_path = scenes_dir / f"{pair.name}_mask.tif"
-        try:
+        with ExitStack() as stack:
+            label_src = (None if pair.kind == "labelme"
+                         else stack.enter_context(open_raster(pair.label)))
+            # Plain JPEG/PNG scenes are written with the identity transform on purpose.
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
                     rasterio.open(tmp_image, "w", **image_profile) as dst_image, \
                     rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:
@@ -246,9 +253,6 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
                                 else map_colors(raw, spec, pair.label, lossy))
                     mask[invalid_pixels(block, nodata)] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
-        finally:
-            if label_src is not None:
-                label_src.close()
 
 
 def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | None = None,

@@ -70,6 +70,7 @@ def write_array(path: str | Path, array: np.ndarray, crs, transform,
                 nodata: float | None = None) -> None:
     """Write a (C, H, W) or (H, W) array as GeoTIFF (small rasters: tiles, tests)."""
     bands = array[None] if array.ndim == 2 else array
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     profile = geotiff_profile(bands.shape[2], bands.shape[1], bands.shape[0],
                               str(bands.dtype), crs, transform, nodata)
     with warnings.catch_warnings():

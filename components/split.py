@@ -41,6 +41,9 @@ class SplitOptions(BaseModel):
     seed: int = 0
     block_size: int | None = Field(default=None, ge=1, description="block side in (tiled-grid) "
                                    "pixels; None = 4 patches")
+    drop_overlaps: bool = Field(
+        default=True, description="drop val/test tiles that share ground with a tile of "
+        "another split (overlapping tiles or scenes), so no pixel is seen in two splits")
 
     @field_validator("ratios")
     @classmethod
@@ -126,6 +129,59 @@ def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[li
     return splits
 
 
+def _footprint(tile: TileRecord, patch: int, world: bool) -> tuple[str, float, float,
+                                                                    float, float]:
+    if world:
+        a, _, c, _, e, f = tile.transform
+        xs, ys = sorted((c, c + a * patch)), sorted((f, f + e * patch))
+        return "world", xs[0], ys[0], xs[1], ys[1]
+    col, row = tile.window[:2]
+    return tile.scene, col, row, col + patch, row + patch
+
+
+def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
+    """Pairs of tiles in different splits whose footprints share ground (positive area).
+    Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
+    crs = {s.crs for s in manifest.scenes}
+    world = len(crs) == 1 and None not in crs
+    boxes = {t.id: _footprint(t, manifest.patch_size, world) for t in manifest.tiles}
+    cell = max(max(b[3] - b[1], b[4] - b[2]) for b in boxes.values())
+    buckets: dict[tuple, list[str]] = defaultdict(list)
+    for tile_id, (space, x0, y0, x1, y1) in boxes.items():
+        for i in range(math.floor(x0 / cell), math.floor(x1 / cell) + 1):
+            for j in range(math.floor(y0 / cell), math.floor(y1 / cell) + 1):
+                buckets[(space, i, j)].append(tile_id)
+    pairs = set()
+    for members in buckets.values():
+        for k, a in enumerate(members):
+            for b in members[k + 1:]:
+                if where[a] == where[b] or (a, b) in pairs:
+                    continue
+                _, ax0, ay0, ax1, ay1 = boxes[a]
+                _, bx0, by0, bx1, by1 = boxes[b]
+                width, height = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
+                if width > 1e-6 * cell and height > 1e-6 * cell:
+                    pairs.add((a, b))
+    return sorted(pairs)
+
+
+def _drop_overlaps(manifest: TileManifest, assigned: list[list[_Unit]]) -> int:
+    """Remove val/test tiles that share ground with another split's tile; return the count.
+    Val gives way before test, test before train: training data and the final test are
+    the most precious."""
+    where = {t: i for i, units in enumerate(assigned) for u in units for t in u.tiles}
+    priority = {0: 2, 2: 1, 1: 0}  # higher keeps its tile
+    dropped = set()
+    for a, b in _cross_split_overlaps(manifest, where):
+        if a in dropped or b in dropped:
+            continue
+        dropped.add(a if priority[where[a]] < priority[where[b]] else b)
+    for units in assigned:
+        for unit in units:
+            unit.tiles = [t for t in unit.tiles if t not in dropped]
+    return len(dropped)
+
+
 def split_tiles(dataset_dir: Path, out_path: Path,
                 options: SplitOptions | None = None) -> SplitManifest:
     """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
@@ -137,17 +193,26 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
     units = _units(manifest, options)
     assigned = _assign(units, options.ratios, options.seed)
+    messages = []
+    if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
+        messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
+                        "another split (overlapping tiles or scenes); use strategy 'block', "
+                        "no overlap, or a block size that is a multiple of the stride")
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
-    messages = []
-    all_classes = {c for u in units for c in u.classes}
+    by_id = {t.id: t for t in manifest.tiles}
+
+    def classes_of(units_: list[_Unit]) -> set[int]:
+        return {c for u in units_ for t in u.tiles for c, n in by_id[t].class_counts.items() if n}
+
+    all_classes = classes_of(units)
     unit_word = {"random": "tiles", "scene": "scenes", "block": "blocks"}[options.strategy]
     for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
-        if ratio > 0 and not units_:
+        if ratio > 0 and not any(u.tiles for u in units_):
             messages.append(f"split '{name}' is empty: only {len(units)} {unit_word} for "
                             f"ratios {options.ratios}")
             continue
-        present = {c for u in units_ for c in u.classes}
+        present = classes_of(units_)
         for c in sorted(all_classes - present):
             label = class_names[c] if class_names and c < len(class_names) else str(c)
             if units_:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import rasterio
 
 from components.artifacts import TileManifest
 from components.ingest import ingest_source
+from components.raster import write_array
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.tile import TileOptions, tile_scenes
+from tests.components.conftest import UTM, make_image, make_labels
 
 
 @pytest.fixture
@@ -63,3 +66,27 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
 def test_bad_ratios_are_rejected():
     with pytest.raises(ValueError, match="sum to 1"):
         SplitOptions(ratios=(0.5, 0.5, 0.5))
+
+
+def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
+    # Four 32 px chips every 16 px on one grid, overlapping by half like exported GIS chips.
+    src = tmp_path / "chips"
+    for i in range(4):
+        transform = rasterio.transform.from_origin(600000.0 + 32.0 * i, 3000000.0, 2.0, 2.0)
+        for kind, data in (("image", make_image(32, seed=i)), ("mask", make_labels(32, (0, 1)))):
+            write_array(src / f"c{i}_{kind}.tif", data, UTM, transform)
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    manifest = tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.warns(SplitWarning, match="dropped .* share ground"):
+        split = split_tiles(ds, ds / "split.json", SplitOptions(strategy="scene"))
+    where = _tile_split(split)
+    kept = [t for t in manifest.tiles if t.id in where]
+    assert len(kept) < len(manifest.tiles) and split.splits["train"]
+    for a in kept:
+        for b in kept:
+            if where[a.id] != where[b.id]:
+                assert (abs(a.transform[2] - b.transform[2]) >= 32.0
+                        or abs(a.transform[5] - b.transform[5]) >= 32.0)
+    block = split_tiles(ds, ds / "b.json", SplitOptions(strategy="block", block_size=32))
+    assert not any("dropped" in w for w in block.warnings)  # 64 m blocks hold whole overlaps
