@@ -76,6 +76,9 @@ def load_split_arrays(source: TileSource, limit: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Normalized images (N, H, W, C) and masks (N, H, W) of a split, in manifest order."""
     ids = source.tile_ids[:limit]
+    if not ids:
+        size, channels = source.patch_size, source.in_channels
+        return np.zeros((0, size, size, channels), np.float32), np.zeros((0, size, size), np.uint8)
     pairs = [read_normalized(source, *map(str, tile_paths(source.tiles_dir, i))) for i in ids]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 

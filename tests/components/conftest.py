@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from affine import Affine
 
 from components.artifacts import (
     BandStats,
@@ -53,7 +53,7 @@ def write_tiny_dataset(root: Path, n_tiles: int = 12, seed: int = 0,
     for i in range(n_tiles):
         tile_id = f"scene{i % 3}_{i:03d}"
         image, mask = _tile(rng)
-        transform = from_origin(500000 + 320 * i, 4000000, 10, 10)
+        transform = Affine(10, 0, 500000 + 320 * i, 0, -10, 4000000)
         image_path, mask_path = tile_paths(paths.tiles_dir, tile_id)
         profile = {"driver": "GTiff", "width": TILE, "height": TILE, "crs": "EPSG:32633",
                    "transform": transform}
