@@ -5,8 +5,8 @@ A run is described by one YAML file (examples in ``pipelines/configs/``)::
     source: data/my-scenes          # folder, s3://bucket/prefix or .zip/.tar archive
     workdir: .segpipe               # local runs: MLflow store, Optuna study, kfp outputs
     data:
-      ingest: {palette: auto}
-      tile: {patch_size: 256, overlap: 0.25}
+      ingest: {palette: classes.json, classes_file: my-data/classes.json}
+      tile: {patch_size: 256, stride: 192}
       split: {strategy: scene, ratios: [0.7, 0.15, 0.15]}
     tuning: {n_trials: 20, epochs: 20, n_workers: 1}
     registry: {model_name: segpipe}
@@ -96,6 +96,12 @@ class PipelineConfig(_Section):
         update: dict[str, Any] = {"workdir": _absolute(self.workdir, base)}
         if _is_local(self.source):
             update["source"] = str(_absolute(Path(self.source), base))
+        ingest = self.data.ingest
+        if ingest.classes_file and _is_local(ingest.classes_file):
+            classes_file = str(_absolute(Path(ingest.classes_file), base))
+            data = self.data.model_copy(
+                update={"ingest": ingest.model_copy(update={"classes_file": classes_file})})
+            update["data"] = data
         return self.model_copy(update=update)
 
     # The embedded stores a local run falls back to; a cluster run sets them explicitly.
