@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.atomic import atomic_dir
 from pipelines.tracking import RunContext, resume_parent_run
@@ -27,6 +27,24 @@ class TuneWorkerSpec(BaseModel):
     pruner: str = "median"
     search_space: dict[str, Any] = {}
     train_settings: dict[str, Any] = {}
+
+    @field_validator("search_space", "train_settings")
+    @classmethod
+    def _integers_back(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Kubeflow carries dict parameters as protobuf Structs, whose numbers are all
+        # doubles: depth 3 arrives as 3.0, which a categorical choice would keep.
+        return restore_integers(value)
+
+
+def restore_integers(value: Any) -> Any:
+    """Integral floats inside dicts and lists back to ints (bools and strings untouched)."""
+    if isinstance(value, dict):
+        return {k: restore_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_integers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def trials_for_worker(n_trials: int, n_workers: int, worker: int) -> int:

@@ -59,7 +59,8 @@ def start_pipeline_run(*, tracking_uri: str, experiment: str, artifact_location:
     tracking_uri = _from_env(tracking_uri, "MLFLOW_TRACKING_URI", "the MLflow tracking URI")
     optuna_storage = _from_env(optuna_storage, "OPTUNA_STORAGE", "the Optuna storage URL")
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri)  # creates the store's tables before any worker runs
+    _initialize_optuna_storage(optuna_storage)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         experiment_id = client.create_experiment(experiment,
@@ -75,6 +76,14 @@ def start_pipeline_run(*, tracking_uri: str, experiment: str, artifact_location:
     return RunContext(tracking_uri=tracking_uri, experiment_id=experiment_id,
                       parent_run_id=run.info.run_id, optuna_storage=optuna_storage,
                       study_name=study_name, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
+
+
+def _initialize_optuna_storage(url: str) -> None:
+    """Create the study database's schema once, here: parallel workers that each meet a
+    fresh database race on its migrations (sqlite: UNIQUE constraint on alembic_version)."""
+    import optuna
+
+    optuna.storages.RDBStorage(url)
 
 
 def _from_env(value: str, variable: str, what: str) -> str:
