@@ -23,8 +23,17 @@ K8S_DIR = REPO_ROOT / "infra" / "k8s"
 OVERLAYS = ["local", "cloud"]
 # Oldest Kubernetes a cloud cluster still commonly runs, and the newest schemas shipped.
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-# Secrets the cloud overlay expects the operator to create (docs/kubernetes.md).
-OPERATOR_SECRETS = {"segpipe-postgres", "segpipe-s3"}
+# Secrets the cloud overlay expects the operator to create (docs/kubernetes.md), in segpipe's
+# namespace and in Kubeflow's, where the pipeline steps read them.
+OPERATOR_SECRETS = {"segpipe-db", "segpipe-s3"}
+NAMESPACES = {"segpipe", "kubeflow"}
+# What pipelines/pipeline.py maps into every step's environment from segpipe-endpoints.
+PIPELINE_ENDPOINT_KEYS = {
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL",
+    "OPTUNA_STORAGE",
+}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 
 
@@ -59,8 +68,12 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict]]:
     return request.param, build(request.param)
 
 
-def _named(objects: list[dict], kind: str) -> dict[str, dict]:
-    return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
+def _named(objects: list[dict], kind: str, namespace: str = "segpipe") -> dict[str, dict]:
+    return {
+        obj["metadata"]["name"]: obj
+        for obj in objects
+        if obj["kind"] == kind and obj["metadata"].get("namespace", namespace) == namespace
+    }
 
 
 def _pod_spec(obj: dict) -> dict:
@@ -102,16 +115,21 @@ def test_schema_validation_rejects_a_broken_object() -> None:
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-def test_namespaced_objects_live_in_segpipe(rendered) -> None:
+def test_namespaced_objects_live_in_segpipe_or_kubeflow(rendered) -> None:
+    """Everything runs in segpipe; only what pipeline steps read goes to Kubeflow's namespace."""
     _, objects = rendered
     for obj in objects:
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"].get("namespace") == "segpipe", obj["metadata"]["name"]
+        if obj["kind"] == "Namespace":
+            continue
+        namespace = obj["metadata"].get("namespace")
+        assert namespace in NAMESPACES, obj["metadata"]["name"]
+        if namespace == "kubeflow":
+            assert obj["kind"] in {"ConfigMap", "Secret"}
 
 
 def test_references_resolve(rendered) -> None:
     overlay, objects = rendered
-    secrets = set(_named(objects, "Secret"))
+    secrets = {obj["metadata"]["name"] for obj in objects if obj["kind"] == "Secret"}
     configmaps = _named(objects, "ConfigMap")
     claims = set(_named(objects, "PersistentVolumeClaim"))
     if overlay == "cloud":
@@ -213,16 +231,16 @@ def test_mlflow_server_uses_postgres_and_proxied_s3(rendered) -> None:
     (container,) = _pod_spec(deployment)["containers"]
     assert "--serve-artifacts" in container["args"]
     backend = _env_value(container, "MLFLOW_BACKEND_STORE_URI")
-    assert backend.startswith("postgresql://") and backend.endswith("/mlflow")
+    assert backend.startswith("postgresql+psycopg2://") and backend.endswith("/mlflow")
     assert ":" not in backend.split("//")[1].split("@")[0], "password inside the URI"
     env_names = {item["name"] for item in container["env"]}
     assert {"PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env_names
     assert _config(objects)["data"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
 
 
-def test_mlflow_allows_the_host_the_model_server_calls() -> None:
-    """The tracking server rejects unknown Host headers; the model server reaches it by its
-    Service name, so that name must pass mlflow's own check."""
+def test_mlflow_allows_the_hosts_its_clients_call() -> None:
+    """The tracking server rejects unknown Host headers; the model server and the pipeline
+    steps reach it by its Service names, so those must pass mlflow's own check."""
     from urllib.parse import urlsplit
 
     from mlflow.server.security_utils import is_allowed_host_header
@@ -232,7 +250,8 @@ def test_mlflow_allows_the_host_the_model_server_calls() -> None:
     (server,) = _pod_spec(_named(objects, "Deployment")["segpipe-model-server"])["containers"]
     host = urlsplit(_env_value(server, "MLFLOW_TRACKING_URI")).netloc
     assert is_allowed_host_header(allowed, host)
-    assert is_allowed_host_header(allowed, "segpipe-mlflow.segpipe.svc.cluster.local:5000")
+    endpoints = _named(objects, "ConfigMap", "kubeflow")["segpipe-endpoints"]["data"]
+    assert is_allowed_host_header(allowed, urlsplit(endpoints["MLFLOW_TRACKING_URI"]).netloc)
     assert not is_allowed_host_header(allowed, "attacker.example:5000")
 
 
@@ -241,7 +260,8 @@ def test_overlays_differ_where_they_should() -> None:
     assert "segpipe-minio" in _named(local, "Deployment")
     assert "segpipe-minio-bucket" in _named(local, "Job")
     assert not any("minio" in obj["metadata"]["name"] for obj in cloud)
-    assert set(_named(local, "Secret")) == OPERATOR_SECRETS
+    for namespace in NAMESPACES:
+        assert set(_named(local, "Secret", namespace)) == OPERATOR_SECRETS
     postgres = _named(cloud, "StatefulSet")["segpipe-postgres"]
     assert postgres["spec"]["volumeClaimTemplates"][0]["spec"].get("storageClassName")
     assert "minio" not in _config(cloud)["data"]["MLFLOW_S3_ENDPOINT_URL"]
@@ -251,6 +271,44 @@ def test_overlays_differ_where_they_should() -> None:
         return _pod_spec(deployment)["containers"][0]["resources"]["requests"]["memory"]
 
     assert int(requests(cloud).rstrip("Gi")) > int(requests(local).rstrip("Gi"))
+
+
+def _service_address(objects: list[dict], url: str) -> None:
+    """A cluster URL names a Service of the build in segpipe's namespace, on a port it has."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    name, namespace, *_ = parts.hostname.split(".")
+    assert namespace == "segpipe", url
+    service = _named(objects, "Service")[name]
+    assert parts.port in {port["port"] for port in service["spec"]["ports"]}, url
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pipeline_endpoints_reach_the_deployed_services(overlay: str) -> None:
+    objects = build(overlay)
+    endpoints = _named(objects, "ConfigMap", "kubeflow")["segpipe-endpoints"]["data"]
+    assert set(endpoints) == PIPELINE_ENDPOINT_KEYS
+    _service_address(objects, endpoints["MLFLOW_TRACKING_URI"])
+    _service_address(objects, endpoints["OPTUNA_STORAGE"])
+    assert endpoints["OPTUNA_STORAGE"].startswith("postgresql+psycopg2://")
+    assert endpoints["OPTUNA_STORAGE"].endswith("/optuna")
+    for key in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"):
+        assert endpoints[key] == _config(objects)["data"]["MLFLOW_S3_ENDPOINT_URL"].replace(
+            "http://segpipe-minio:", "http://segpipe-minio.segpipe.svc.cluster.local:"
+        )
+        if overlay == "local":
+            _service_address(objects, endpoints[key])
+    if overlay == "local":
+        secrets = {
+            namespace: _named(objects, "Secret", namespace)["segpipe-db"]["data"]
+            for namespace in NAMESPACES
+        }
+        assert secrets["segpipe"] == secrets["kubeflow"]
+        user = base64.b64decode(secrets["kubeflow"]["PGUSER"]).decode()
+        assert endpoints["OPTUNA_STORAGE"].split("//")[1].split("@")[0] == user
+    postgres_init = _named(objects, "ConfigMap")["segpipe-postgres-init"]["data"]
+    assert "CREATE DATABASE optuna" in next(iter(postgres_init.values()))
 
 
 def test_secret_values_appear_only_in_secrets() -> None:
