@@ -58,6 +58,7 @@ def run_tune_worker(dataset_dir: Path, split_path: Path, stats_path: Path, conte
     completed trial's model in ``out_dir/trials/<number>/`` (the worker's Kubeflow artifact,
     so the select step can reach it from another pod). Returns the artifact's metadata."""
     import optuna
+
     from components.tune import TuneOptions, run_worker
 
     context = RunContext.load(context_path)
