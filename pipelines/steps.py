@@ -115,9 +115,26 @@ def select_best_model(candidates: list[tuple[Path, dict[str, Any]]], context_pat
         for item in (source / "trials" / str(number)).iterdir():
             if item.is_file():
                 shutil.copy2(item, tmp / item.name)
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    return {"best_value": value, "trial_number": number, "n_trials": len(finished),
+    trials = study.get_trials(deepcopy=False)
+    best = next(t for t in trials if t.number == number)
+    _log_tuning_summary(context, best, value, trials)
+    return {"best_value": value, "trial_number": number,
+            "n_trials": sum(t.state.is_finished() for t in trials),
             "study_name": context.study_name}
+
+
+def _log_tuning_summary(context: RunContext, best, value: float, trials: list) -> None:
+    """The study's outcome on the parent run: best params and value, trials per state."""
+    import mlflow
+
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    with resume_parent_run(context):
+        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+        mlflow.log_metrics({"best_val_miou": value, "best_trial": best.number,
+                            **{f"trials_{k}": v for k, v in states.items()}})
+        mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
 
 
 class EvaluationSummary(BaseModel):

@@ -79,8 +79,10 @@ def test_select_copies_the_study_best_trial_from_the_worker_that_ran_it(context,
 
     study = optuna.create_study(storage=context.optuna_storage, study_name=context.study_name,
                                 direction="maximize", load_if_exists=True)
+    dist = {"lr": optuna.distributions.FloatDistribution(0.0, 1.0)}
     for value in (0.2, 0.7, 0.5):
-        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+        study.add_trial(optuna.trial.create_trial(value=value, params={"lr": value / 2},
+                                                  distributions=dist))
     candidates = [_worker_artifact(tmp_path, 0, 0, 0.2), _worker_artifact(tmp_path, 1, 1, 0.7),
                   (tmp_path / "idle", {"worker": 2, "completed_trials": 0})]
     context_path = tmp_path / "context.json"
@@ -88,6 +90,11 @@ def test_select_copies_the_study_best_trial_from_the_worker_that_ran_it(context,
     best = select_best_model(candidates, context_path, tmp_path / "best")
     assert (best["trial_number"], best["best_value"], best["n_trials"]) == (1, 0.7, 3)
     assert (tmp_path / "best" / "model.keras").read_text() == "weights of trial 1"
+    from mlflow.tracking import MlflowClient
+
+    parent = MlflowClient(context.tracking_uri).get_run(context.parent_run_id).data
+    assert parent.params["best.lr"] == "0.35"
+    assert parent.metrics["best_val_miou"] == 0.7 and parent.metrics["trials_complete"] == 3
 
 
 def test_select_fails_clearly_when_no_worker_completed_a_trial(context, tmp_path):
