@@ -130,11 +130,12 @@ def _absolute(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def format_validation_error(origin: str, err: ValidationError) -> str:
+def format_validation_error(origin: str, err: ValidationError, prefix: str = "") -> str:
     """One line per problem: ``origin: dotted.field.path: message``."""
     lines = []
     for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        parts = [prefix] if prefix else []
+        where = ".".join(parts + [str(part) for part in problem["loc"]]) or "(top level)"
         lines.append(f"{origin}: {where}: {problem['msg']}")
     return "\n".join(lines)
 
@@ -147,7 +148,21 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
         config = PipelineConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(origin, err)) from None
+    _validate_step_settings(config, origin)
     return config.resolve_paths(base or Path.cwd())
+
+
+def _validate_step_settings(config: PipelineConfig, origin: str) -> None:
+    """Check the free-form training settings against the train step's own model now, not in
+    a tune worker after the data steps ran. Imported lazily: it pulls in TensorFlow."""
+    if not config.tuning.train:
+        return
+    from components.train import TrainParams
+
+    try:
+        TrainParams.model_validate(config.tuning.train)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(origin, err, "tuning.train")) from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

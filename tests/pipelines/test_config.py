@@ -54,6 +54,14 @@ def test_errors_name_the_file_and_the_field(tmp_path, text, expected):
     assert isinstance(info.value, ValueError)
 
 
+def test_training_settings_are_checked_against_the_train_step(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "source: x\ntuning: {train: {batch_size: 0, bogus: 1}}\n"))
+    assert "my.yaml: tuning.train.batch_size: Input should be greater than or equal to 1" \
+        in str(info.value)
+    assert "my.yaml: tuning.train.bogus: Extra inputs are not permitted" in str(info.value)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")
