@@ -224,7 +224,10 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
     from pipelines.pipeline import segmentation_pipeline
 
     try:
-        client = kfp.Client(host=host, existing_token=token)
+        with warnings.catch_warnings():
+            # kfp warns on every Client() that it needs a v2 API; the probe checked for one.
+            warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
+            client = kfp.Client(host=host, existing_token=token)
         result = client.create_run_from_pipeline_func(
             segmentation_pipeline, arguments=pipeline_arguments(config, local=False),
             run_name=run_name, experiment_name=experiment or config.tracking.mlflow_experiment)
