@@ -132,6 +132,9 @@ def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[
     if sorted(set(mapping.values())) != list(range(num)):
         raise DataError(f"class_values {class_values} must map onto contiguous ids 0..K-1")
     raw_of = {i: v for v, i in sorted(mapping.items(), reverse=True)}
+    if not class_names and classes and not by_value and len(classes.entries) == num:
+        # A classes.json without values, one entry per class: names (and colours) in order.
+        by_value = {raw_of[i]: e for i, e in enumerate(classes.entries)}
     if class_names:
         if len(class_names) != num:
             raise DataError(f"class_names has {len(class_names)} names for {num} classes")

@@ -18,6 +18,9 @@ ProgressCallback = Callable[[str, int, int], None]
 
 # Rows per strip when a step streams a whole scene: bounded memory, few GDAL calls.
 STRIP_ROWS = 256
+# GDAL's block cache defaults to 5% of RAM and would grow with the scene being streamed;
+# the data-plane steps run under this cap (MB) so memory stays bounded by the window size.
+GDAL_CACHE_MB = 64
 
 
 class DataError(ValueError):
@@ -59,7 +62,8 @@ def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transf
     profile = {
         "driver": "GTiff", "width": width, "height": height, "count": count,
         "dtype": dtype, "crs": crs, "transform": transform, "nodata": nodata,
-        "compress": "deflate",
+        # zstd level 1: about as fast as no compression, and as small as deflate.
+        "compress": "zstd", "zstd_level": 1,
     }
     if width >= 256 and height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)

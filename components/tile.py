@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
@@ -26,6 +27,7 @@ from components.artifacts import (
     tile_paths,
 )
 from components.raster import (
+    GDAL_CACHE_MB,
     DataError,
     ProgressCallback,
     crs_string,
@@ -147,7 +149,9 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     dst.tiles_dir.mkdir(parents=True)
     scenes, tiles, bands = [], [], None
     for i, name in enumerate(names):
-        info, records = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options, classes, dtype)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            info, records = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options, classes,
+                                        dtype)
         scenes.append(info)
         tiles.extend(records)
         if bands is None:

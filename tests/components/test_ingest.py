@@ -179,3 +179,10 @@ def test_bad_input_names_file_and_problem(tmp_path, problem):
     with pytest.raises(DataError, match=expected):
         ingest_source(src, out, IngestOptions())
     assert not (out / "classes.json").exists()
+
+
+def test_classes_json_without_values_names_id_masks_in_order(binary_source, tmp_path):
+    (binary_source / "classes.json").write_text(json.dumps(
+        [{"title": "background", "color": "#000000"}, {"title": "tea", "color": "#00FF00"}]))
+    classes = ingest_source(binary_source, tmp_path / "out")
+    assert classes.names == ["background", "tea"] and classes.classes[1].color == "#00FF00"
