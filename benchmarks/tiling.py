@@ -137,7 +137,7 @@ def main() -> None:
         "benchmark": "tiling",
         "inputs": {"sizes": args.sizes, "patch_size": args.patch, "bands": args.bands,
                    "dtype": "uint16", "mask": "uint8", "stride": args.patch,
-                   "output": "deflate GeoTIFF tile pairs"},
+                   "output": "zstd GeoTIFF tile pairs"},
         "results": results,
         "peak_rss_growth_mib": round(results[-1]["peak_rss_mib"] - results[0]["peak_rss_mib"], 1),
         "machine": machine(),

@@ -21,7 +21,7 @@ def _is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _safe_member_path(archive: Path, name: str, dest: Path) -> Path:
+def _safe_member_path(archive: str | Path, name: str, dest: Path) -> Path:
     """Refuse absolute names and ``..`` components: nothing may land outside ``dest``."""
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
@@ -81,7 +81,7 @@ def download_s3_prefix(uri: str, dest: Path) -> int:
                 key = obj["Key"]
                 if key.endswith("/"):
                     continue
-                target = _safe_member_path(Path(uri), key[len(prefix):], dest)
+                target = _safe_member_path(uri, key[len(prefix):], dest)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, key, str(target))
                 count += 1

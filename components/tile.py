@@ -26,6 +26,7 @@ from components.artifacts import (
     TileRecord,
     tile_paths,
 )
+from components.atomic import write_text
 from components.raster import (
     GDAL_CACHE_MB,
     DataError,
@@ -167,5 +168,7 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
                             scenes=scenes, tiles=tiles)
     if dst.classes != src.classes:
         classes.save(dst.classes)
-    manifest.save(dst.tiles_manifest)
+    # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold
+    # three copies of a manifest with thousands of tiles.
+    write_text(dst.tiles_manifest, manifest.model_dump_json(indent=2) + "\n")
     return manifest
