@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -39,16 +38,15 @@ def _pair(text: str) -> tuple[int, int]:
         raise typer.BadParameter(f"{text!r}: expected RAW=ID, e.g. 255=1") from err
 
 
-def _palette(palette: str | None) -> object:
-    """'auto', 'classes.json', 'none', or a JSON file with [{"name", "color"}, ...]."""
-    if palette is None or palette == "auto":
+def _palette(palette: str | None) -> str | None:
+    """'auto', 'classes.json', 'none', or a path to a JSON palette / classes file."""
+    if palette is None:
         return "auto"
-    if palette == "classes.json":
-        return palette
     if palette.lower() == "none":
         return None
-    data = json.loads(Path(palette).read_text())
-    return data.get("classes", data) if isinstance(data, dict) else data
+    if palette not in ("auto", "classes.json") and not Path(palette).is_file():
+        raise typer.BadParameter(f"{palette}: no such palette file")
+    return palette
 
 
 def prepare(

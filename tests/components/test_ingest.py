@@ -203,3 +203,15 @@ def test_classes_json_without_values_names_id_masks_in_order(binary_source, tmp_
         [{"title": "background", "color": "#000000"}, {"title": "tea", "color": "#00FF00"}]))
     classes = ingest_source(binary_source, tmp_path / "out")
     assert classes.names == ["background", "tea"] and classes.classes[1].color == "#00FF00"
+
+
+def test_palette_from_a_json_file_path(tmp_path):
+    ids = make_labels(32, (0, 1))
+    write_pair(tmp_path / "src", "a", make_image(), _rgb_mask(ids, [(0, 0, 0), (255, 255, 0)]))
+    palette_file = tmp_path / "palette.json"
+    palette_file.write_text(json.dumps([{"name": "ground", "color": "#000000"},
+                                        {"name": "crop", "color": [255, 255, 0]}]))
+    classes = ingest_source(tmp_path / "src", tmp_path / "out",
+                            IngestOptions(palette=str(palette_file)))
+    assert classes.names == ["ground", "crop"] and classes.classes[1].color == "#FFFF00"
+    assert read_mask(tmp_path / "out", "a")[0, 31] == 1
