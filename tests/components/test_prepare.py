@@ -78,3 +78,14 @@ def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path)
     with rasterio.open(source) as src:
         col, row = tile.window[:2]
         assert tuple(src.transform * (col, row)) == pytest.approx(tile.transform[2::3])
+
+
+def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    with pytest.raises(DataError, match="documents: exists, is not empty and is not a segpipe"):
+        prepare_dataset(sample_source, precious)
+    assert (precious / "thesis.txt").read_text() == "keep me"
+    with pytest.raises(DataError, match="must lie outside the source"):
+        prepare_dataset(sample_source, sample_source / "dataset")
