@@ -77,7 +77,7 @@ def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path)
     source = tea_plantations / "images" / f"{tile.scene}.tif"
     with rasterio.open(source) as src:
         col, row = tile.window[:2]
-        assert tuple(src.transform * (col, row)) == pytest.approx(tile.transform[2::3])
+        assert tuple(src.transform @ (col, row)) == pytest.approx(tile.transform[2::3])
 
 
 def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):

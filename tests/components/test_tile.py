@@ -92,7 +92,7 @@ def test_every_tile_maps_back_onto_the_scene_through_its_transform(tmp_path):
                                                                min_valid_fraction=0.0))
     scene = rasterio.Affine(*manifest.scenes[0].transform)
     for tile in manifest.tiles:
-        col, row = ~scene * (tile.transform[2], tile.transform[5])
+        col, row = ~scene @ (tile.transform[2], tile.transform[5])
         col, row = round(col), round(row)
         assert (col, row) == tile.window[:2]
         tile_image, tile_mask = read_tile(tmp_path / "ds" / "tiles", tile.id)
