@@ -58,8 +58,11 @@ def extract_tar(archive: Path, dest: Path) -> None:
                                 "links are not extracted")
             if not (member.isfile() or member.isdir()):
                 raise DataError(f"{archive}: member {member.name!r} is not a regular file")
-        # The "data" filter re-checks every member (paths, modes) as a second line of defence.
-        tf.extractall(dest, members=members, filter="data")
+        # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, members=members, filter="data")
+        else:
+            tf.extractall(dest, members=members)
 
 
 def download_s3_prefix(uri: str, dest: Path) -> int:
