@@ -101,6 +101,13 @@ def learning_rate_at(epoch: int, params: TrainParams) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def loss_spec(loss: str | dict[str, float]) -> str | dict[str, float]:
+    """"ce+dice" -> {"ce": 1.0, "dice": 1.0}: a config- and Optuna-friendly weighted sum."""
+    if isinstance(loss, str) and "+" in loss:
+        return {part.strip(): 1.0 for part in loss.split("+")}
+    return loss
+
+
 def _accelerated(params: TrainParams) -> bool:
     return params.accelerate == "auto" and bool(tf.config.list_physical_devices("GPU"))
 
@@ -125,7 +132,7 @@ def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_i
         optimizer = keras.optimizers.AdamW(params.learning_rate, weight_decay=params.weight_decay)
     else:
         optimizer = keras.optimizers.Adam(params.learning_rate)
-    loss = build_loss(params.loss, num_classes, ignore_index=ignore_index,
+    loss = build_loss(loss_spec(params.loss), num_classes, ignore_index=ignore_index,
                       class_weights=class_weights)
     model.compile(optimizer=optimizer, loss=loss,
                   metrics=[MeanIoU(num_classes, ignore_index=ignore_index, name="miou")],
