@@ -30,7 +30,6 @@ from components.artifacts import (
     dataset_digest,
 )
 from components.atomic import atomic_path, write_json
-from components.seg_api import MeanIoU, build_loss
 from components.train_callbacks import (
     CheckpointPaths,
     EpochCheckpoint,
@@ -45,7 +44,7 @@ from components.train_data import (
     make_dataset,
     make_source,
 )
-from segmodels import build_model
+from segmodels import MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,8 @@ class TrainParams(BaseModel):
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.0, ge=0)
-    loss: str | dict[str, float] = "ce"
+    loss: str | dict[str, float] = Field(default="ce", description='segmodels.build_loss '
+                                         'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
     augment: Augment = "d4"
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     early_stopping_patience: int | None = Field(default=8, ge=1)
@@ -101,13 +101,6 @@ def learning_rate_at(epoch: int, params: TrainParams) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def loss_spec(loss: str | dict[str, float]) -> str | dict[str, float]:
-    """"ce+dice" -> {"ce": 1.0, "dice": 1.0}: a config- and Optuna-friendly weighted sum."""
-    if isinstance(loss, str) and "+" in loss:
-        return {part.strip(): 1.0 for part in loss.split("+")}
-    return loss
-
-
 def _accelerated(params: TrainParams) -> bool:
     return params.accelerate == "auto" and bool(tf.config.list_physical_devices("GPU"))
 
@@ -132,7 +125,7 @@ def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_i
         optimizer = keras.optimizers.AdamW(params.learning_rate, weight_decay=params.weight_decay)
     else:
         optimizer = keras.optimizers.Adam(params.learning_rate)
-    loss = build_loss(loss_spec(params.loss), num_classes, ignore_index=ignore_index,
+    loss = build_loss(params.loss, num_classes, ignore_index=ignore_index,
                       class_weights=class_weights)
     model.compile(optimizer=optimizer, loss=loss,
                   metrics=[MeanIoU(num_classes, ignore_index=ignore_index, name="miou")],

@@ -5,6 +5,8 @@ from optuna.trial import TrialState
 from components.tune import TuneOptions, load_study, tune_model
 from components.tune_space import ParamSpec, SearchSpace, cat
 
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
 GOOD = {"architecture": "unet", "learning_rate": 1e-2, "unet.depth": 2}
 
 
