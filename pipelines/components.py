@@ -26,7 +26,6 @@ def ingest(source: str, classes: str, ingest_options: dict, scenes: Output[Datas
     from pathlib import Path
 
     from components.ingest import IngestOptions, ingest_source
-
     from pipelines.params import palette_from_param
 
     options = IngestOptions(**{**ingest_options, "palette": palette_from_param(classes)})
