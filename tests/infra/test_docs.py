@@ -15,7 +15,7 @@ PAGES = [REPO_ROOT / "docs" / "kubernetes.md", REPO_ROOT / "infra" / "README.md"
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_paths_named_in_the_page_exist(page: Path) -> None:
     text = page.read_text()
-    paths = set(re.findall(r"(?<![\w/])((?:infra|tests|docs)/[\w./*-]*[\w])", text))
+    paths = set(re.findall(r"(?<![\w/])((?:infra|tests|pipelines|docs)/[\w./*-]*[\w])", text))
     assert paths
     missing = sorted(path for path in paths if not list(REPO_ROOT.glob(path)))
     assert not missing, f"{page.name} names missing paths: {missing}"
