@@ -149,7 +149,9 @@ def discover_pairs(root: Path, mask_dir_names: list[str],
         kinds: list[PairKind] = ["side_by_side"] * len(found)
     else:
         found = _suffix_pairs(files)
-        found += _folder_pairs(root, files, mask_dir_names)
+        paired = {p for pair in found for p in pair[:2]}
+        found += [pair for pair in _folder_pairs(root, files, mask_dir_names)
+                  if pair[0] not in paired and pair[1] not in paired]
         used = {p for pair in found for p in pair[:2]}
         found += _labelme_pairs(files, used)
         kinds = [_label_kind(label) for _, label, _ in found]

@@ -57,15 +57,16 @@ from components.sources import materialize_source
 class PaletteEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    color: str = Field(description="#RRGGBB")
+    color: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")
 
 
 class IngestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mask_dir_names: list[str] = ["masks", "labels", "gt"]
-    palette: Literal["auto", "classes.json"] | list[PaletteEntry] | None = Field(
+    palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] | None = Field(
         default="auto", description="colour masks: a palette, 'classes.json' (from the source "
-        "or classes_file), or 'auto' (discovered); None accepts class-id masks only")
+        "or classes_file), a path to a JSON palette/classes file, or 'auto' (discovered); "
+        "None accepts class-id masks only")
     classes_file: str | None = Field(default=None, description="a classes.json outside the "
                                      "source; default: the shallowest classes.json in it")
     class_values: dict[int, int] | None = Field(
@@ -163,8 +164,11 @@ def _find_classes_file(root: Path, options: IngestOptions) -> ClassesFile | None
 
 def _resolve_spec(survey: _Survey, classes: ClassesFile | None,
                   options: IngestOptions) -> LabelSpec:
-    palette = ([ClassEntry(p.name, parse_color(p.color, "palette")) for p in options.palette]
-               if isinstance(options.palette, list) else None)
+    palette = None
+    if isinstance(options.palette, list):
+        palette = [ClassEntry(p.name, parse_color(p.color, "palette")) for p in options.palette]
+    elif isinstance(options.palette, str) and options.palette not in ("auto", "classes.json"):
+        palette = read_classes_file(Path(options.palette)).entries
     if survey.kind == "labelme":
         return labelme_spec(survey.labels, classes, palette, options.ignore_index)
     if survey.kind == "ids":

@@ -132,6 +132,9 @@ def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[
     if sorted(set(mapping.values())) != list(range(num)):
         raise DataError(f"class_values {class_values} must map onto contiguous ids 0..K-1")
     raw_of = {i: v for v, i in sorted(mapping.items(), reverse=True)}
+    if not class_names and classes and not by_value and len(classes.entries) == num:
+        # A classes.json without values, one entry per class: names (and colours) in order.
+        by_value = {raw_of[i]: e for i, e in enumerate(classes.entries)}
     if class_names:
         if len(class_names) != num:
             raise DataError(f"class_names has {len(class_names)} names for {num} classes")
@@ -147,18 +150,47 @@ def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[
 
 def discover_colors(counts: Counter, lossy: bool, tolerance: int,
                     min_share: float = 0.002) -> list[int]:
-    """Palette codes seen in masks. Lossy masks: frequent colours, merged within tolerance."""
+    """Palette codes seen in masks. Lossy masks scatter one colour over many nearby values,
+    so colours are pooled in 8-level bins, each bin scored by the pixels within half the
+    tolerance of it (a density), and the densest bins far enough from those already kept
+    become palette colours (the count-weighted mean of their neighbourhood)."""
     if not lossy:
         return sorted(counts)
-    total = sum(counts.values())
-    kept: list[int] = []
-    for code, n in counts.most_common():
-        if n < min_share * total:
+    codes = np.array(list(counts), dtype=np.int64)
+    weights = np.array(list(counts.values()), dtype=np.float64)
+    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
+    bins, inverse = np.unique(rgb // 8, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    bin_counts = np.bincount(inverse, weights=weights, minlength=len(bins))
+    bin_means = np.stack([np.bincount(inverse, weights=weights * rgb[:, c], minlength=len(bins))
+                          for c in range(3)], axis=1) / np.maximum(bin_counts, 1)[:, None]
+    total = weights.sum()
+    # Bins holding a trace of pixels only add noise and cost; at most 2048 are compared.
+    keep = np.argsort(-bin_counts, kind="stable")[:2048]
+    keep = keep[bin_counts[keep] >= 1e-4 * total]
+    means, weights_ = bin_means[keep], bin_counts[keep]
+    near = np.abs(means[:, None, :] - means[None, :, :]).max(axis=2) <= max(tolerance / 2, 8)
+    density = near.astype(np.float64) @ weights_
+    kept: list[np.ndarray] = []
+    for b in np.argsort(-density, kind="stable"):
+        if density[b] < min_share * total:
             break
-        rgb = np.array([(code >> 16) & 255, (code >> 8) & 255, code & 255])
-        if all(np.abs(rgb - _rgb(k)).max() > tolerance for k in kept):
-            kept.append(code)
-    return sorted(kept)
+        centre = np.rint((near[b] * weights_) @ means / density[b]).astype(np.int64)
+        if all(np.abs(centre - k).max() > tolerance for k in kept) and \
+                not _is_blend(centre, kept, tolerance / 2):
+            kept.append(centre)
+    return sorted(int((r << 16) | (g << 8) | b_) for r, g, b_ in kept)
+
+
+def _is_blend(color: np.ndarray, kept: list[np.ndarray], tolerance: float) -> bool:
+    """JPEG edges between two classes leave colours on the line between them: not a class."""
+    for i, a in enumerate(kept):
+        for b in kept[i + 1:]:
+            direction = (b - a).astype(np.float64)
+            t = float((color - a) @ direction / max(direction @ direction, 1e-9))
+            if 0.1 < t < 0.9 and np.abs(a + t * direction - color).max() <= tolerance:
+                return True
+    return False
 
 
 def _rgb(code: int) -> np.ndarray:

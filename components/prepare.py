@@ -15,7 +15,7 @@ from components.artifacts import SPLIT_NAMES, DatasetPaths, SplitManifest, TileM
 from components.atomic import atomic_dir, write_json
 from components.ingest import IngestOptions, ingest_source
 from components.normalize import fit_normalization
-from components.raster import ProgressCallback
+from components.raster import DataError, ProgressCallback
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.tile import TileOptions, tile_scenes
 
@@ -64,12 +64,29 @@ def summarize(dataset_dir: Path) -> PrepareSummary:
                           bands=manifest.bands, splits=summaries, warnings=split.warnings)
 
 
+def _check_output(source: str, out_dir: Path) -> None:
+    """The output folder is replaced whole, so it must be absent, empty or a dataset."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise DataError(f"{out_dir}: exists and is not a folder")
+        paths = DatasetPaths(out_dir)
+        is_dataset = paths.tiles_manifest.exists() or (out_dir / "summary.json").exists()
+        if any(out_dir.iterdir()) and not is_dataset:
+            raise DataError(f"{out_dir}: exists, is not empty and is not a segpipe dataset; "
+                            "refusing to replace it")
+    if not source.startswith("s3://"):
+        src, out = Path(source).resolve(), out_dir.resolve()
+        if out == src or out.is_relative_to(src) or src.is_relative_to(out):
+            raise DataError(f"{out_dir}: the output must lie outside the source {source}")
+
+
 def prepare_dataset(source: str | Path, out_dir: Path, options: PrepareOptions | None = None,
                     progress: ProgressCallback | None = None) -> PrepareSummary:
     """Build a complete dataset (classes.json, scenes/, tiles/, tiles.json, split.json,
     stats.json, summary.json) at ``out_dir`` from ``source``."""
     options = options or PrepareOptions()
     out_dir = Path(out_dir)
+    _check_output(str(source), out_dir)
     with atomic_dir(out_dir) as tmp:
         paths = DatasetPaths(tmp)
         ingest_source(str(source), tmp, options.ingest, progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,9 @@ ProgressCallback = Callable[[str, int, int], None]
 
 # Rows per strip when a step streams a whole scene: bounded memory, few GDAL calls.
 STRIP_ROWS = 256
+# GDAL's block cache defaults to 5% of RAM and would grow with the scene being streamed;
+# the data-plane steps run under this cap (MB) so memory stays bounded by the window size.
+GDAL_CACHE_MB = 64
 
 
 class DataError(ValueError):
@@ -59,7 +62,8 @@ def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transf
     profile = {
         "driver": "GTiff", "width": width, "height": height, "count": count,
         "dtype": dtype, "crs": crs, "transform": transform, "nodata": nodata,
-        "compress": "deflate",
+        # zstd level 1: about as fast as no compression, and as small as deflate.
+        "compress": "zstd", "zstd_level": 1,
     }
     if width >= 256 and height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
@@ -67,14 +71,19 @@ def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transf
 
 
 def write_array(path: str | Path, array: np.ndarray, crs, transform,
-                nodata: float | None = None) -> None:
-    """Write a (C, H, W) or (H, W) array as GeoTIFF (small rasters: tiles, tests)."""
+                nodata: float | None = None, quiet: bool = True) -> None:
+    """Write a (C, H, W) or (H, W) array as GeoTIFF (small rasters: tiles, tests).
+
+    ``quiet`` silences rasterio's warning for plain (not georeferenced) images; worker
+    threads pass False because warning filters are process-global and not thread-safe
+    (their caller silences it once around the pool)."""
     bands = array[None] if array.ndim == 2 else array
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     profile = geotiff_profile(bands.shape[2], bands.shape[1], bands.shape[0],
                               str(bands.dtype), crs, transform, nodata)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with warnings.catch_warnings() if quiet else nullcontext():
+        if quiet:
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(bands)
 

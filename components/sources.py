@@ -21,7 +21,7 @@ def _is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _safe_member_path(archive: Path, name: str, dest: Path) -> Path:
+def _safe_member_path(archive: str | Path, name: str, dest: Path) -> Path:
     """Refuse absolute names and ``..`` components: nothing may land outside ``dest``."""
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
@@ -58,8 +58,11 @@ def extract_tar(archive: Path, dest: Path) -> None:
                                 "links are not extracted")
             if not (member.isfile() or member.isdir()):
                 raise DataError(f"{archive}: member {member.name!r} is not a regular file")
-        # The "data" filter re-checks every member (paths, modes) as a second line of defence.
-        tf.extractall(dest, members=members, filter="data")
+        # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, members=members, filter="data")
+        else:
+            tf.extractall(dest, members=members)
 
 
 def download_s3_prefix(uri: str, dest: Path) -> int:
@@ -81,7 +84,7 @@ def download_s3_prefix(uri: str, dest: Path) -> int:
                 key = obj["Key"]
                 if key.endswith("/"):
                     continue
-                target = _safe_member_path(Path(uri), key[len(prefix):], dest)
+                target = _safe_member_path(uri, key[len(prefix):], dest)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, key, str(target))
                 count += 1

@@ -209,8 +209,9 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     unit_word = {"random": "tiles", "scene": "scenes", "block": "blocks"}[options.strategy]
     for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
         if ratio > 0 and not any(u.tiles for u in units_):
-            messages.append(f"split '{name}' is empty: only {len(units)} {unit_word} for "
-                            f"ratios {options.ratios}")
+            why = ("all its tiles share ground with other splits" if units_
+                   else f"only {len(units)} {unit_word} for ratios {options.ratios}")
+            messages.append(f"split '{name}' is empty: {why}")
             continue
         present = classes_of(units_)
         for c in sorted(all_classes - present):

@@ -8,12 +8,18 @@ below ``min_valid_fraction`` are dropped."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -25,7 +31,9 @@ from components.artifacts import (
     TileRecord,
     tile_paths,
 )
+from components.atomic import write_text
 from components.raster import (
+    GDAL_CACHE_MB,
     DataError,
     ProgressCallback,
     crs_string,
@@ -87,8 +95,32 @@ def _fill_value(dtype: np.dtype, nodata: float | None) -> float:
     return float("nan") if np.issubdtype(dtype, np.floating) else 0
 
 
+class _TileWriter:
+    """Writes tiles on a few threads while the caller reads the next windows: GDAL releases
+    the GIL while it compresses and writes. At most ``2 * threads`` tiles wait in memory."""
+
+    def __init__(self, threads: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tile-writer")
+        self.pending: deque[Future] = deque()
+        self.limit = 2 * threads
+
+    def submit(self, path: Path, array: np.ndarray, crs, transform, nodata) -> None:
+        while len(self.pending) >= self.limit:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(write_array, path, array, crs, transform,
+                                             nodata, False))
+
+    def close(self) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptions,
-                classes: ClassMap, dtype: np.dtype) -> tuple[SceneInfo, list[TileRecord]]:
+                classes: ClassMap, dtype: np.dtype,
+                writer: _TileWriter) -> tuple[SceneInfo, list[TileRecord]]:
     patch, scale = options.patch_size, options.scale
     resample = scale != 1.0
     with open_raster(scenes_dir / f"{name}_image.tif") as img, \
@@ -122,8 +154,8 @@ def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptio
                 tile_id = f"{name}__r{row:06d}_c{col:06d}"
                 tile_transform = transform @ Affine.translation(col, row)
                 image_path, mask_path = tile_paths(tiles_dir, tile_id)
-                write_array(image_path, image, img.crs, tile_transform, nodata)
-                write_array(mask_path, mask, img.crs, tile_transform, classes.ignore_index)
+                writer.submit(image_path, image, img.crs, tile_transform, nodata)
+                writer.submit(mask_path, mask, img.crs, tile_transform, classes.ignore_index)
                 counts = np.bincount(labels[labels != classes.ignore_index].ravel(),
                                      minlength=classes.num_classes)
                 records.append(TileRecord(
@@ -146,15 +178,22 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
     scenes, tiles, bands = [], [], None
-    for i, name in enumerate(names):
-        info, records = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options, classes, dtype)
-        scenes.append(info)
-        tiles.extend(records)
-        if bands is None:
-            with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
-                bands = img.count
-        if progress:
-            progress("tile", i + 1, len(names))
+    writer = _TileWriter(threads=min(4, os.cpu_count() or 1))
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain JPEG/PNG scenes
+        try:
+            for i, name in enumerate(names):
+                info, records = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options,
+                                            classes, dtype, writer)
+                scenes.append(info)
+                tiles.extend(records)
+                if bands is None:
+                    with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
+                        bands = img.count
+                if progress:
+                    progress("tile", i + 1, len(names))
+        finally:
+            writer.close()
     if not tiles:
         raise DataError(f"{src.scenes_dir}: no tile has a valid fraction >= "
                         f"{options.min_valid_fraction}; lower min_valid_fraction")
@@ -163,5 +202,7 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
                             scenes=scenes, tiles=tiles)
     if dst.classes != src.classes:
         classes.save(dst.classes)
-    manifest.save(dst.tiles_manifest)
+    # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold
+    # three copies of a manifest with thousands of tiles.
+    write_text(dst.tiles_manifest, manifest.model_dump_json(indent=2) + "\n")
     return manifest

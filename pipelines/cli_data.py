@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -31,16 +30,23 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-def _palette(palette: str | None) -> object:
-    """'auto', 'classes.json', 'none', or a JSON file with [{"name", "color"}, ...]."""
-    if palette is None or palette == "auto":
+def _pair(text: str) -> tuple[int, int]:
+    raw, _, class_id = text.partition("=")
+    try:
+        return int(raw), int(class_id)
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r}: expected RAW=ID, e.g. 255=1") from err
+
+
+def _palette(palette: str | None) -> str | None:
+    """'auto', 'classes.json', 'none', or a path to a JSON palette / classes file."""
+    if palette is None:
         return "auto"
-    if palette == "classes.json":
-        return palette
     if palette.lower() == "none":
         return None
-    data = json.loads(Path(palette).read_text())
-    return data.get("classes", data) if isinstance(data, dict) else data
+    if palette not in ("auto", "classes.json") and not Path(palette).is_file():
+        raise typer.BadParameter(f"{palette}: no such palette file")
+    return palette
 
 
 def prepare(
@@ -66,6 +72,10 @@ def prepare(
                                        help="extra mask folder name beside images/"),
     color_tolerance: int = typer.Option(40, "--color-tolerance",
                                         help="JPEG colour masks: max channel distance"),
+    class_names: str | None = typer.Option(None, "--class-names",
+                                           help="comma-separated names for class ids 0..K-1"),
+    class_value: list[str] = typer.Option([], "--class-value",
+                                          help="RAW=ID: map a mask value to a class id"),
     ignore_value: list[int] = typer.Option([], "--ignore-value",
                                            help="mask value to ignore (repeatable)"),
     ignore_color: list[str] = typer.Option([], "--ignore-color",
@@ -91,6 +101,8 @@ def prepare(
                 palette=_palette(palette),
                 classes_file=str(classes_file) if classes_file else None,
                 color_tolerance=color_tolerance, ignore_values=ignore_value,
+                class_names=class_names.split(",") if class_names else None,
+                class_values=dict(_pair(v) for v in class_value) or None,
                 ignore_colors=ignore_color),
             tile=TileOptions(patch_size=patch_size, stride=stride, scale=scale,
                              min_valid_fraction=min_valid),

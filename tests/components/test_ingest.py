@@ -118,21 +118,38 @@ def test_jpeg_colour_masks_snap_to_nearest_palette_colour(tmp_path):
         assert out_img.crs is None and out_img.transform == rasterio.Affine.identity()
 
 
-def test_side_by_side_jpeg_pairs_with_auto_palette(tmp_path):
+CITY_COLORS = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (107, 142, 35), (70, 130, 180),
+               (220, 20, 60)]
+
+
+def test_side_by_side_jpeg_pairs_with_auto_palette_named_from_classes_json(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    ids = make_labels(64, (0, 1))
-    colour = np.moveaxis(_rgb_mask(ids, [(128, 64, 128), (70, 130, 180)]), 0, -1)
-    photo = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    truth = []
     for i in range(2):
+        ids = np.zeros((128, 128), int)
+        for k in range(1, 6):  # small rectangles: JPEG smears their colours the most
+            for _ in range(4):
+                x, y = rng.integers(0, 110, 2)
+                w, h = rng.integers(6, 20, 2)
+                ids[y:y + h, x:x + w] = k
+        truth.append(ids)
+        colour = np.asarray(CITY_COLORS, np.uint8)[ids]
+        photo = rng.integers(0, 255, (128, 128, 3)).astype(np.uint8)
         Image.fromarray(np.concatenate([photo, colour], axis=1)).save(src / f"{i}.jpg",
-                                                                      quality=90)
+                                                                      quality=75)
+    (src / "classes.json").write_text(json.dumps({"classes": [
+        {"title": "road", "color": "#804080"}, {"title": "sky", "color": "#4682B4"},
+        {"title": "unused", "color": "#00FF00"}]}))
     classes = ingest_source(src, tmp_path / "out", IngestOptions())
-    assert classes.num_classes == 2
-    mask = read_mask(tmp_path / "out", "0")
-    assert mask.shape == (64, 64)
-    assert len(np.unique(mask[:, :28])) == 1 and len(np.unique(mask[:, 36:])) == 1
-    assert mask[0, 0] != mask[0, 63]
+    assert classes.num_classes == 6 and classes.names[:2] == ["road", "sky"]
+    palette = classes.palette().astype(int)
+    to_id = np.array([np.abs(palette - c).max(axis=1).argmin() for c in CITY_COLORS])
+    for i, ids in enumerate(truth):
+        mask = read_mask(tmp_path / "out", str(i))
+        assert mask.shape == (128, 128)
+        assert (mask == to_id[ids]).mean() > 0.9 and (mask == 255).mean() < 0.05
 
 
 def test_labelme_polygons_are_rasterized(tmp_path):
@@ -179,3 +196,22 @@ def test_bad_input_names_file_and_problem(tmp_path, problem):
     with pytest.raises(DataError, match=expected):
         ingest_source(src, out, IngestOptions())
     assert not (out / "classes.json").exists()
+
+
+def test_classes_json_without_values_names_id_masks_in_order(binary_source, tmp_path):
+    (binary_source / "classes.json").write_text(json.dumps(
+        [{"title": "background", "color": "#000000"}, {"title": "tea", "color": "#00FF00"}]))
+    classes = ingest_source(binary_source, tmp_path / "out")
+    assert classes.names == ["background", "tea"] and classes.classes[1].color == "#00FF00"
+
+
+def test_palette_from_a_json_file_path(tmp_path):
+    ids = make_labels(32, (0, 1))
+    write_pair(tmp_path / "src", "a", make_image(), _rgb_mask(ids, [(0, 0, 0), (255, 255, 0)]))
+    palette_file = tmp_path / "palette.json"
+    palette_file.write_text(json.dumps([{"name": "ground", "color": "#000000"},
+                                        {"name": "crop", "color": [255, 255, 0]}]))
+    classes = ingest_source(tmp_path / "src", tmp_path / "out",
+                            IngestOptions(palette=str(palette_file)))
+    assert classes.names == ["ground", "crop"] and classes.classes[1].color == "#FFFF00"
+    assert read_mask(tmp_path / "out", "a")[0, 31] == 1

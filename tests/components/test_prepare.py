@@ -77,4 +77,43 @@ def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path)
     source = tea_plantations / "images" / f"{tile.scene}.tif"
     with rasterio.open(source) as src:
         col, row = tile.window[:2]
-        assert tuple(src.transform * (col, row)) == pytest.approx(tile.transform[2::3])
+        assert tuple(src.transform @ (col, row)) == pytest.approx(tile.transform[2::3])
+
+
+def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    with pytest.raises(DataError, match="documents: exists, is not empty and is not a segpipe"):
+        prepare_dataset(sample_source, precious)
+    assert (precious / "thesis.txt").read_text() == "keep me"
+    with pytest.raises(DataError, match="must lie outside the source"):
+        prepare_dataset(sample_source, sample_source / "dataset")
+
+
+def test_prepare_plain_png_scenes_with_a_palette(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colors = np.array([(0, 0, 0), (255, 0, 0), (0, 0, 255)], np.uint8)
+    for sub in ("images", "masks"):
+        (tmp_path / "src" / sub).mkdir(parents=True)
+    for i in range(3):
+        ids = rng.integers(0, 3, (4, 4)).repeat(12, axis=0).repeat(12, axis=1)
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3)).astype(np.uint8)).save(
+            tmp_path / "src" / "images" / f"photo{i}.png")
+        Image.fromarray(colors[ids]).save(tmp_path / "src" / "masks" / f"photo{i}.png")
+    (tmp_path / "src" / "classes.json").write_text(json.dumps({"classes": [
+        {"title": "other", "color": "#000000"}, {"title": "car", "color": "#FF0000"},
+        {"title": "water", "color": "#0000FF"}]}))
+    options = PrepareOptions(tile=TileOptions(patch_size=16),
+                             split=SplitOptions(strategy="block", block_size=32))
+    summary = prepare_dataset(tmp_path / "src", tmp_path / "ds", options)
+    assert summary.classes == ["other", "car", "water"] and summary.bands == 3
+    manifest = TileManifest.load(tmp_path / "ds" / "tiles.json")
+    assert {s.crs for s in manifest.scenes} == {None} and manifest.dtype == "uint8"
+    _assert_leak_free(tmp_path / "ds", lambda t: (t.scene, (t.window[0] + 8) // 32,
+                                                  (t.window[1] + 8) // 32))

@@ -90,3 +90,23 @@ def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
                         or abs(a.transform[5] - b.transform[5]) >= 32.0)
     block = split_tiles(ds, ds / "b.json", SplitOptions(strategy="block", block_size=32))
     assert not any("dropped" in w for w in block.warnings)  # 64 m blocks hold whole overlaps
+
+
+def test_rare_class_reaches_every_split(tmp_path):
+    from components.artifacts import SceneInfo, TileRecord
+
+    scenes, tiles = [], []
+    for i in range(9):
+        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
+                                transform=(1, 0, 0, 0, 1, 0)))
+        counts = {0: 200, 1: 56} if i in (2, 5, 7) else {0: 256}
+        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
+                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=1.0,
+                                class_counts=counts))
+    TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
+                 tiles=tiles).save(tmp_path / "tiles.json")
+    for seed in range(5):
+        split = split_tiles(tmp_path, tmp_path / "split.json", SplitOptions(seed=seed))
+        for ids in split.splits.values():
+            assert any(t in {"s2_t", "s5_t", "s7_t"} for t in ids)
+        assert not split.warnings

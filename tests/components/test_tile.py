@@ -83,3 +83,22 @@ def test_stride_overlap_and_scale(tmp_path):
     assert half.tiles[0].transform[0] == pytest.approx(4.0)  # 2 m pixels -> 4 m
     _, mask = read_tile(tmp_path / "b" / "tiles", half.tiles[0].id)
     assert set(np.unique(mask)) == {0, 1}  # nearest resampling keeps ids exact
+
+
+def test_every_tile_maps_back_onto_the_scene_through_its_transform(tmp_path):
+    image = make_image(50, dtype="int16")
+    root = ingested(tmp_path, image, make_labels(50, (0, 1)))
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=16, stride=12,
+                                                               min_valid_fraction=0.0))
+    scene = rasterio.Affine(*manifest.scenes[0].transform)
+    for tile in manifest.tiles:
+        col, row = ~scene @ (tile.transform[2], tile.transform[5])
+        col, row = round(col), round(row)
+        assert (col, row) == tile.window[:2]
+        tile_image, tile_mask = read_tile(tmp_path / "ds" / "tiles", tile.id)
+        h, w = min(16, 50 - row), min(16, 50 - col)
+        np.testing.assert_array_equal(np.moveaxis(tile_image, -1, 0)[:, :h, :w],
+                                      image[:, row:row + h, col:col + w])
+        assert (tile_mask[h:] == 255).all() and (tile_mask[:, w:] == 255).all()
+    assert {t.window[:2] for t in manifest.tiles} == {(c, r) for r in (0, 12, 24, 36)
+                                                      for c in (0, 12, 24, 36)}
