@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from components import tracking
 from components.artifacts import (
@@ -26,19 +26,21 @@ from components.artifacts import (
 )
 from components.atomic import atomic_path, write_json, write_text
 from components.figures import close, confusion_figure, overlay_figure
-from components.seg_api import confusion_matrix, scores_from_confusion
 from components.train import load_trained_model
 from components.train_data import load_split_arrays, make_dataset, make_source
+from segmodels import confusion_matrix, scores_from_confusion
 
 SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
 
 
 class ClassScores(BaseModel):
+    """Scores of one class; None where the class is in neither truth nor prediction."""
+
     name: str
-    iou: float
-    f1: float
-    precision: float
-    recall: float
+    iou: float | None
+    f1: float | None
+    precision: float | None
+    recall: float | None
     support: int
 
 
@@ -49,7 +51,8 @@ class EvaluationResult(BaseModel):
     tile_count: int
     pixel_count: int
     class_names: list[str]
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(description="miou, f1_macro, precision_macro, "
+                                      "recall_macro, pixel_accuracy, iou_<class> (defined ones)")
     per_class: list[ClassScores]
     confusion_matrix: list[list[int]]
     metrics_path: str
@@ -70,27 +73,9 @@ def split_digest(dataset_dir: Path, split_path: Path, split: str = "test",
     return h.hexdigest()
 
 
-def _scores(cm: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Scalars and per-class lists from segmodels' scores, whatever nesting it uses."""
-    raw = scores_from_confusion(cm)
-    per_class_src = raw.get("per_class", raw)
-    per_class = {k: [float(v) for v in per_class_src[k]]
-                 for k in ("iou", "f1", "precision", "recall")}
-    aliases = {"f1_macro": ("f1_macro", "macro_f1", "f1"),
-               "precision_macro": ("precision_macro", "macro_precision", "precision"),
-               "recall_macro": ("recall_macro", "macro_recall", "recall"),
-               "miou": ("miou", "mean_iou"), "pixel_accuracy": ("pixel_accuracy", "accuracy")}
-    scalars: dict[str, float] = {}
-    for key, names in aliases.items():
-        for name in names:
-            value = raw.get(name)
-            if isinstance(value, int | float):
-                scalars[key] = float(value)
-                break
-        else:
-            scalars[key] = float(np.mean(per_class[key.split("_")[0]])) if key != "miou" \
-                else float(np.mean(per_class["iou"]))
-    return scalars, per_class
+def _finite(value: float) -> float | None:
+    """NaN (a class absent from truth and prediction has no score) -> None, JSON-safe."""
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_path: Path,
@@ -116,12 +101,15 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
     for images, masks in make_dataset(source, batch_size, training=False, cache_budget_bytes=0):
         predicted = np.argmax(model(images, training=False), axis=-1)
         cm += confusion_matrix(masks.numpy(), predicted, k, classes.ignore_index).astype(np.int64)
-    scalars, per_class = _scores(cm)
-    support = cm.sum(axis=1)
-    class_scores = [ClassScores(name=n, iou=per_class["iou"][i], f1=per_class["f1"][i],
-                                precision=per_class["precision"][i],
-                                recall=per_class["recall"][i], support=int(support[i]))
+    scores = scores_from_confusion(cm)
+    class_scores = [ClassScores(name=n, iou=_finite(scores["iou"][i]),
+                                f1=_finite(scores["f1"][i]),
+                                precision=_finite(scores["precision"][i]),
+                                recall=_finite(scores["recall"][i]),
+                                support=int(cm[i].sum()))
                     for i, n in enumerate(classes.names)]
+    metrics = {k: v for k in SCALARS if (v := _finite(scores[k])) is not None}
+    metrics.update({f"iou_{c.name}": c.iou for c in class_scores if c.iou is not None})
     data_digest = dataset_digest(dataset_dir)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +133,7 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
         split=split, split_digest=split_digest(dataset_dir, split_path, split, data_digest),
         dataset_digest=data_digest, tile_count=len(source.tile_ids),
         pixel_count=int(cm.sum()), class_names=classes.names,
-        metrics={**scalars, **{f"iou_{c.name}": c.iou for c in class_scores}},
+        metrics=metrics,
         per_class=class_scores, confusion_matrix=cm.tolist(),
         metrics_path=str(out_dir / "metrics.json"), report_md=str(out_dir / "report.md"),
         report_html=str(out_dir / "report.html"), confusion_png=str(confusion_png),
@@ -168,9 +156,13 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
     return result
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _rows(result: EvaluationResult) -> list[list[str]]:
-    return [[c.name, f"{c.iou:.4f}", f"{c.f1:.4f}", f"{c.precision:.4f}", f"{c.recall:.4f}",
-             str(c.support)] for c in result.per_class]
+    return [[c.name, _fmt(c.iou), _fmt(c.f1), _fmt(c.precision), _fmt(c.recall), str(c.support)]
+            for c in result.per_class]
 
 
 HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels"]
@@ -183,7 +175,7 @@ def markdown_report(result: EvaluationResult, architecture: str) -> str:
              f"labelled pixels, split digest `{result.split_digest[:16]}`.", "",
              "| mIoU | F1 (macro) | precision (macro) | recall (macro) | pixel accuracy |",
              "| --- | --- | --- | --- | --- |",
-             "| " + " | ".join(f"{m[k]:.4f}" for k in SCALARS) + " |", "",
+             "| " + " | ".join(_fmt(m.get(k)) for k in SCALARS) + " |", "",
              "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
     lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
@@ -202,7 +194,7 @@ def html_report(result: EvaluationResult, architecture: str) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     summary = table(["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)",
-                     "pixel accuracy"], [[f"{m[k]:.4f}" for k in SCALARS]])
+                     "pixel accuracy"], [[_fmt(m.get(k)) for k in SCALARS]])
     images = '<img src="confusion_matrix.png" alt="confusion matrix">'
     if result.overlays_png:
         images += '<img src="overlays.png" alt="test overlays">'

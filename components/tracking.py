@@ -28,20 +28,25 @@ def configure(tracking_uri: str | None, experiment_name: str | None) -> None:
 @contextmanager
 def run_scope(run_id: str | None = None, run_name: str | None = None,
               parent_run_id: str | None = None,
-              tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Log into ``run_id`` (resumed), else the active run, else a new run.
+              tags: dict[str, str] | None = None,
+              reuse_active: bool = True) -> Iterator[mlflow.ActiveRun]:
+    """Log into ``run_id`` (resumed), else the active run (if ``reuse_active``), else a new
+    run.
 
     A new run is nested under the active run, or under ``parent_run_id`` when the parent
     lives in another process (tuning workers, Kubeflow steps)."""
     active = mlflow.active_run()
-    if active is not None and (run_id is None or active.info.run_id == run_id):
+    if active is not None and (active.info.run_id == run_id or (run_id is None and reuse_active)):
         if tags:
             mlflow.set_tags(tags)
         yield active
         return
     nested = active is not None
+    parent = None if nested or run_id else parent_run_id
+    # A child started in another process goes into its parent's experiment.
+    experiment_id = mlflow.MlflowClient().get_run(parent).info.experiment_id if parent else None
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested,
-                          parent_run_id=None if nested or run_id else parent_run_id,
+                          parent_run_id=parent, experiment_id=experiment_id,
                           tags=tags) as run:
         yield run
 

@@ -30,7 +30,6 @@ from components.artifacts import (
     dataset_digest,
 )
 from components.atomic import atomic_path, write_json
-from components.seg_api import MeanIoU, build_loss
 from components.train_callbacks import (
     CheckpointPaths,
     EpochCheckpoint,
@@ -45,7 +44,7 @@ from components.train_data import (
     make_dataset,
     make_source,
 )
-from segmodels import build_model
+from segmodels import MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,8 @@ class TrainParams(BaseModel):
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.0, ge=0)
-    loss: str | dict[str, float] = "ce"
+    loss: str | dict[str, float] = Field(default="ce", description='segmodels.build_loss '
+                                         'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
     augment: Augment = "d4"
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     early_stopping_patience: int | None = Field(default=8, ge=1)

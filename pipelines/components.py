@@ -25,10 +25,10 @@ def ingest(source: str, classes: str, ingest_options: dict, scenes: Output[Datas
     """Read the source's image/mask scenes into class-id GeoTIFFs plus classes.json."""
     from pathlib import Path
 
-    from components.ingest import IngestOptions, ingest_source
-    from pipelines.params import palette_from_param
+    from components.ingest import ingest_source
+    from pipelines.params import ingest_options_from_params
 
-    options = IngestOptions(**{**ingest_options, "palette": palette_from_param(classes)})
+    options = ingest_options_from_params(classes, ingest_options)
     class_map = ingest_source(source, Path(scenes.path), options)
     scenes.metadata["classes"] = class_map.names
 

@@ -5,8 +5,8 @@ A run is described by one YAML file (examples in ``pipelines/configs/``)::
     source: data/my-scenes          # folder, s3://bucket/prefix or .zip/.tar archive
     workdir: .segpipe               # local runs: MLflow store, Optuna study, kfp outputs
     data:
-      ingest: {palette: auto}
-      tile: {patch_size: 256, overlap: 0.25}
+      ingest: {palette: classes.json, classes_file: my-data/classes.json}
+      tile: {patch_size: 256, stride: 192}
       split: {strategy: scene, ratios: [0.7, 0.15, 0.15]}
     tuning: {n_trials: 20, epochs: 20, n_workers: 1}
     registry: {model_name: segpipe}
@@ -96,6 +96,12 @@ class PipelineConfig(_Section):
         update: dict[str, Any] = {"workdir": _absolute(self.workdir, base)}
         if _is_local(self.source):
             update["source"] = str(_absolute(Path(self.source), base))
+        ingest = self.data.ingest
+        if ingest.classes_file and _is_local(ingest.classes_file):
+            classes_file = str(_absolute(Path(ingest.classes_file), base))
+            data = self.data.model_copy(
+                update={"ingest": ingest.model_copy(update={"classes_file": classes_file})})
+            update["data"] = data
         return self.model_copy(update=update)
 
     # The embedded stores a local run falls back to; a cluster run sets them explicitly.
@@ -124,11 +130,12 @@ def _absolute(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def format_validation_error(origin: str, err: ValidationError) -> str:
+def format_validation_error(origin: str, err: ValidationError, prefix: str = "") -> str:
     """One line per problem: ``origin: dotted.field.path: message``."""
     lines = []
     for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        parts = [prefix] if prefix else []
+        where = ".".join(parts + [str(part) for part in problem["loc"]]) or "(top level)"
         lines.append(f"{origin}: {where}: {problem['msg']}")
     return "\n".join(lines)
 
@@ -141,7 +148,21 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
         config = PipelineConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(origin, err)) from None
+    _validate_step_settings(config, origin)
     return config.resolve_paths(base or Path.cwd())
+
+
+def _validate_step_settings(config: PipelineConfig, origin: str) -> None:
+    """Check the free-form training settings against the train step's own model now, not in
+    a tune worker after the data steps ran. Imported lazily: it pulls in TensorFlow."""
+    if not config.tuning.train:
+        return
+    from components.train import TrainParams
+
+    try:
+        TrainParams.model_validate(config.tuning.train)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(origin, err, "tuning.train")) from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

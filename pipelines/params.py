@@ -14,10 +14,14 @@ from pipelines.config import PipelineConfig
 
 PALETTE_AUTO = "auto"
 PALETTE_IDS = "ids"
+PALETTE_CLASSES_FILE = "classes.json"
 
 
-def palette_to_param(palette: Any) -> str:
-    """IngestOptions.palette -> the ``classes`` run parameter (a string in the run form)."""
+def classes_to_param(palette: Any, classes_file: str | None = None) -> str:
+    """IngestOptions' palette and classes_file -> the ``classes`` run parameter, one string
+    in the run form: "auto", "classes.json", "ids", a classes.json path/URI or a JSON list."""
+    if classes_file:
+        return classes_file
     if palette is None:
         return PALETTE_IDS
     if isinstance(palette, str):
@@ -25,14 +29,23 @@ def palette_to_param(palette: Any) -> str:
     return json.dumps([p.model_dump() if hasattr(p, "model_dump") else p for p in palette])
 
 
-def palette_from_param(classes: str) -> Any:
-    """Inverse of ``palette_to_param``: "ids" -> None, a JSON list -> list, else the string."""
-    text = classes.strip()
+def classes_from_param(classes: str) -> dict[str, Any]:
+    """Inverse of ``classes_to_param``: the IngestOptions fields it stands for."""
+    text = classes.strip() or PALETTE_AUTO
     if text == PALETTE_IDS:
-        return None
+        return {"palette": None}
     if text.startswith("["):
-        return json.loads(text)
-    return text or PALETTE_AUTO
+        return {"palette": json.loads(text)}
+    if text in (PALETTE_AUTO, PALETTE_CLASSES_FILE):
+        return {"palette": text}
+    return {"palette": PALETTE_CLASSES_FILE, "classes_file": text}
+
+
+def ingest_options_from_params(classes: str, ingest_options: dict[str, Any]):
+    """The ingest step's options from its two run parameters."""
+    from pipelines.options import IngestOptions
+
+    return IngestOptions(**{**ingest_options, **classes_from_param(classes)})
 
 
 def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]:
@@ -42,7 +55,8 @@ def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]
     unset stores empty so the tasks take them from the cluster's environment.
     """
     data, tuning = config.data, config.tuning
-    ingest = data.ingest.model_dump(mode="json", exclude={"palette"}, exclude_none=True)
+    ingest = data.ingest.model_dump(mode="json", exclude={"palette", "classes_file"},
+                                    exclude_none=True)
     if local:
         tracking_uri = config.mlflow_tracking_uri()
         artifact_location = config.mlflow_artifact_location()
@@ -53,7 +67,7 @@ def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]
         storage = config.tracking.optuna_storage or ""
     return {
         "source": config.source,
-        "classes": palette_to_param(data.ingest.palette),
+        "classes": classes_to_param(data.ingest.palette, data.ingest.classes_file),
         "ingest_options": ingest,
         "patch_size": data.tile.patch_size,
         "tile_stride": data.tile.stride or 0,

@@ -113,6 +113,12 @@ def _quiet_local_runner_warnings() -> Iterator[None]:
         yield
 
 
+# TensorFlow start-up lines on a machine without a GPU: kept in the log, not on the console.
+_CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
+                  "cuda_executor.cc", "cpu_feature_guard.cc", "computation_placer.cc",
+                  "This TensorFlow binary is optimized", "rebuild TensorFlow with")
+
+
 class _TaskOutputFilter(io.TextIOBase):
     """Stands in for stdout while kfp runs (its logger and the task output it streams both
     write there): every line to the log; to the console the task progress and the steps'
@@ -157,7 +163,7 @@ class _TaskOutputFilter(io.TextIOBase):
         if "[KFP Executor" in line:
             state.expect_json = "Got executor_input:" in line
             return False
-        return bool(stripped)
+        return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
 
 
 @contextlib.contextmanager
@@ -218,7 +224,10 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
     from pipelines.pipeline import segmentation_pipeline
 
     try:
-        client = kfp.Client(host=host, existing_token=token)
+        with warnings.catch_warnings():
+            # kfp warns on every Client() that it needs a v2 API; the probe checked for one.
+            warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
+            client = kfp.Client(host=host, existing_token=token)
         result = client.create_run_from_pipeline_func(
             segmentation_pipeline, arguments=pipeline_arguments(config, local=False),
             run_name=run_name, experiment_name=experiment or config.tracking.mlflow_experiment)

@@ -22,6 +22,7 @@ from components.atomic import write_json
 KFP_RUN_ID_TAG = "kfp.run_id"
 KFP_RUN_NAME_TAG = "kfp.run_name"
 STUDY_TAG = "optuna.study_name"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"  # MLflow's own variable: where new runs go
 
 
 class RunContext(BaseModel):
@@ -53,13 +54,12 @@ def start_pipeline_run(*, tracking_uri: str, experiment: str, artifact_location:
                        kfp_run_name: str) -> RunContext:
     """Create the experiment if needed (artifacts at ``artifact_location`` when given) and a
     parent run tagged with the Kubeflow run; return the context later tasks resume."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking_uri = _from_env(tracking_uri, "MLFLOW_TRACKING_URI", "the MLflow tracking URI")
     optuna_storage = _from_env(optuna_storage, "OPTUNA_STORAGE", "the Optuna storage URL")
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri)  # creates the store's tables before any worker runs
+    _initialize_optuna_storage(optuna_storage)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         experiment_id = client.create_experiment(experiment,
@@ -77,6 +77,14 @@ def start_pipeline_run(*, tracking_uri: str, experiment: str, artifact_location:
                       study_name=study_name, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
 
 
+def _initialize_optuna_storage(url: str) -> None:
+    """Create the study database's schema once, here: parallel workers that each meet a
+    fresh database race on its migrations (sqlite: UNIQUE constraint on alembic_version)."""
+    import optuna
+
+    optuna.storages.RDBStorage(url)
+
+
 def _from_env(value: str, variable: str, what: str) -> str:
     """An empty run parameter means "the cluster's setting" (a ConfigMap-provided variable)."""
     value = value or os.environ.get(variable, "")
@@ -87,11 +95,21 @@ def _from_env(value: str, variable: str, what: str) -> str:
 
 @contextmanager
 def resume_parent_run(context: RunContext) -> Iterator[object]:
-    """Make the pipeline's parent run the active MLflow run of this process."""
+    """Make the pipeline's parent run the active MLflow run of this process; runs started
+    inside (trials, evaluation) nest under it, in its experiment. The process's previous
+    tracking URI and experiment come back afterwards."""
     import mlflow
 
+    previous_uri = mlflow.get_tracking_uri()
+    previous_experiment = os.environ.get(EXPERIMENT_ENV)
     mlflow.set_tracking_uri(context.tracking_uri)
-    # New runs (nested trials, evaluation) land in the active experiment, not the parent's.
-    mlflow.set_experiment(experiment_id=context.experiment_id)
-    with mlflow.start_run(run_id=context.parent_run_id) as run:
-        yield run
+    os.environ[EXPERIMENT_ENV] = context.experiment_id
+    try:
+        with mlflow.start_run(run_id=context.parent_run_id) as run:
+            yield run
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if previous_experiment is None:
+            os.environ.pop(EXPERIMENT_ENV, None)
+        else:
+            os.environ[EXPERIMENT_ENV] = previous_experiment

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 import keras
 
 from segmodels import unet
+from segmodels.aspp import build_unet_aspp
+from segmodels.attention_unet import build_attention_unet
+from segmodels.deeplab import build_deeplabv3plus, deeplab_stride
 from segmodels.layers import StrideError
+from segmodels.pix2pix import build_pix2pix, pix2pix_stride
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,15 @@ class _Architecture:
 def _registry() -> dict[str, _Architecture]:
     return {
         "unet": _Architecture(unet.build_unet, unet.unet_stride),
+        "attention_unet": _Architecture(build_attention_unet, unet.unet_stride),
+        "unet_aspp": _Architecture(build_unet_aspp, unet.unet_stride),
+        "deeplabv3plus": _Architecture(build_deeplabv3plus, deeplab_stride),
+        "pix2pix": _Architecture(build_pix2pix, _pix2pix_stride),
     }
+
+
+def _pix2pix_stride(depth: int = 5, discriminator_layers: int = 3, **_) -> int:
+    return max(pix2pix_stride(depth), 2**discriminator_layers)
 
 
 def available_models() -> list[str]:

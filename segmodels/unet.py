@@ -8,7 +8,7 @@ from keras import layers
 from segmodels.layers import StrideCheck
 
 
-def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, dropout: float, name: str):
+def conv_block(x, filters: int, kernel_size: int, batch_norm: bool, dropout: float, name: str):
     for i in (1, 2):
         x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
                           name=f"{name}_conv{i}")(x)
@@ -63,13 +63,13 @@ def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int 
     x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
     skips = []
     for level in range(depth - 1):
-        x = _conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
+        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
         skips.append(x)
         x = layers.MaxPooling2D(name=f"pool{level}")(x)
-    x = _conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
+    x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
     for level in reversed(range(depth - 1)):
         f = filters * 2**level
         x = decoder_upsample(x, f, upsampling, f"up{level}")
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
-        x = _conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
     return keras.Model(inputs, softmax_head(x, num_classes), name="unet")

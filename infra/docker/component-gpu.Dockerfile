@@ -20,8 +20,12 @@ COPY segmodels ./segmodels
 COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
+# KFP's launcher stages artifacts under /gcs, /minio and /s3 at the filesystem root, which a
+# non-root user cannot create: they exist up front, owned by the user the steps run as.
 RUN pip install . \
-    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin segpipe
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin segpipe \
+    && mkdir -p /gcs /minio /s3 \
+    && chown 10001 /gcs /minio /s3
 
 USER 10001
 WORKDIR /home/segpipe

@@ -150,13 +150,13 @@ def mlflow_uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-@pytest.fixture(autouse=True)
-def _mlflow_isolation(mlflow_uri, tmp_path, monkeypatch):
+@pytest.fixture
+def mlflow_store(mlflow_uri, monkeypatch):
+    """Point MLflow (and subprocesses) at the session store; end runs a test left open."""
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     mlflow.set_tracking_uri(mlflow_uri)
-    monkeypatch.chdir(tmp_path)
-    yield
+    yield mlflow_uri
     while mlflow.active_run():
         mlflow.end_run()

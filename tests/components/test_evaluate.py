@@ -8,6 +8,8 @@ from components.artifacts import read_tile
 from components.evaluate import EvaluationResult, evaluate_model
 from components.train import TrainParams, load_trained_model, train_model
 
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tmp_path_factory, mlflow_uri):

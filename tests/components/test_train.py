@@ -8,6 +8,8 @@ import pytest
 from components.artifacts import ModelPaths, TrainedModelInfo
 from components.train import TrainParams, learning_rate_at, load_trained_model, train_model
 
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
 TINY = {"depth": 2, "filters": 4}
 
 

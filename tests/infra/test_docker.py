@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shlex
 import subprocess
 import tomllib
@@ -117,6 +118,18 @@ def test_installs_the_project_from_pyproject(dockerfile: Path) -> None:
 def test_runs_as_non_root(dockerfile: Path) -> None:
     users = [value for instruction, value in _instructions(dockerfile) if instruction == "USER"]
     assert users and users[-1] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("name", ["component.Dockerfile", "component-gpu.Dockerfile"])
+def test_component_images_let_the_kfp_launcher_stage_artifacts(name: str) -> None:
+    """KFP's launcher writes artifacts to /gcs, /minio and /s3; as a non-root user it can
+    only if the image made them and gave them to that user."""
+    instructions = _instructions(DOCKER_DIR / name)
+    user = [value for kind, value in instructions if kind == "USER"][-1]
+    script = " ".join(value for kind, value in instructions if kind == "RUN")
+    for folder in ("/gcs", "/minio", "/s3"):
+        assert re.search(rf"mkdir -p [^&]*{folder}\b", script), folder
+        assert re.search(rf"chown {user}\S* [^&]*{folder}\b", script), folder
 
 
 def test_serving_entrypoint_is_a_valid_mlflow_serve_command() -> None:

@@ -18,22 +18,17 @@ import mlflow.pyfunc
 import pytest
 import yaml
 
+from pipelines import images, pipeline
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "infra" / "k8s"
 OVERLAYS = ["local", "cloud"]
 # Oldest Kubernetes a cloud cluster still commonly runs, and the newest schemas shipped.
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 # Secrets the cloud overlay expects the operator to create (docs/kubernetes.md), in segpipe's
-# namespace and in Kubeflow's, where the pipeline steps read them.
-OPERATOR_SECRETS = {"segpipe-db", "segpipe-s3"}
+# namespace and in Kubeflow's, where the pipeline steps read them (pipelines/pipeline.py).
+OPERATOR_SECRETS = {pipeline.DB_SECRET, pipeline.S3_SECRET}
 NAMESPACES = {"segpipe", "kubeflow"}
-# What pipelines/pipeline.py maps into every step's environment from segpipe-endpoints.
-PIPELINE_ENDPOINT_KEYS = {
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL",
-    "OPTUNA_STORAGE",
-}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 
 
@@ -255,6 +250,17 @@ def test_mlflow_allows_the_hosts_its_clients_call() -> None:
     assert not is_allowed_host_header(allowed, "attacker.example:5000")
 
 
+def test_images_are_the_ones_the_pipeline_names(rendered) -> None:
+    """The MLflow server runs in the component image the pipeline compiles against, at the
+    project's version; the model server in the serving image of the same version."""
+    _, objects = rendered
+    version = images.package_version()
+    (mlflow_server,) = _pod_spec(_named(objects, "Deployment")["segpipe-mlflow"])["containers"]
+    assert mlflow_server["image"] == images.component_image(version=version)
+    (server,) = _pod_spec(_named(objects, "Deployment")["segpipe-model-server"])["containers"]
+    assert server["image"] == f"{images.IMAGE_REGISTRY}/segpipe-serving:{version}"
+
+
 def test_overlays_differ_where_they_should() -> None:
     local, cloud = build("local"), build("cloud")
     assert "segpipe-minio" in _named(local, "Deployment")
@@ -287,8 +293,8 @@ def _service_address(objects: list[dict], url: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pipeline_endpoints_reach_the_deployed_services(overlay: str) -> None:
     objects = build(overlay)
-    endpoints = _named(objects, "ConfigMap", "kubeflow")["segpipe-endpoints"]["data"]
-    assert set(endpoints) == PIPELINE_ENDPOINT_KEYS
+    endpoints = _named(objects, "ConfigMap", "kubeflow")[pipeline.ENDPOINTS_CONFIG_MAP]["data"]
+    assert set(endpoints) == set(pipeline.ENDPOINTS_KEYS)
     _service_address(objects, endpoints["MLFLOW_TRACKING_URI"])
     _service_address(objects, endpoints["OPTUNA_STORAGE"])
     assert endpoints["OPTUNA_STORAGE"].startswith("postgresql+psycopg2://")
@@ -301,10 +307,13 @@ def test_pipeline_endpoints_reach_the_deployed_services(overlay: str) -> None:
             _service_address(objects, endpoints[key])
     if overlay == "local":
         secrets = {
-            namespace: _named(objects, "Secret", namespace)["segpipe-db"]["data"]
+            namespace: _named(objects, "Secret", namespace)[pipeline.DB_SECRET]["data"]
             for namespace in NAMESPACES
         }
         assert secrets["segpipe"] == secrets["kubeflow"]
+        assert set(pipeline.DB_SECRET_KEYS.values()) <= set(secrets["kubeflow"])
+        s3 = _named(objects, "Secret", "kubeflow")[pipeline.S3_SECRET]["data"]
+        assert set(pipeline.S3_SECRET_KEYS.values()) <= set(s3)
         user = base64.b64decode(secrets["kubeflow"]["PGUSER"]).decode()
         assert endpoints["OPTUNA_STORAGE"].split("//")[1].split("@")[0] == user
     postgres_init = _named(objects, "ConfigMap")["segpipe-postgres-init"]["data"]
