@@ -30,11 +30,14 @@ def keras_predict_fn(model) -> PredictFn:
 
 
 class ScenePredictor:
-    """A forward pass plus the ServingConfig that turns raw pixels into its input."""
+    """A forward pass plus the ServingConfig that turns raw pixels into its input.
 
-    def __init__(self, predict_fn: PredictFn, config: ServingConfig):
+    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes)."""
+
+    def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
         self.predict_fn = predict_fn
         self.config = config
+        self.normalize = normalize
 
     def options(self, tta: bool = False, overlap: float | None = None,
                 batch_size: int | None = None, max_panel_width: int = 8192) -> BlendOptions:
@@ -48,7 +51,10 @@ class ScenePredictor:
         mean, std = self.config.mean, self.config.std
 
         def prepare(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return normalize_image(raw, mean, std, nodata), invalid_pixels(raw, nodata)
+            invalid = invalid_pixels(raw, nodata)
+            if not self.normalize:
+                return np.array(raw), invalid
+            return normalize_image(raw, mean, std, nodata), invalid
 
         return prepare
 
