@@ -41,13 +41,14 @@ class SceneResult:
     polygon_count: int | None
 
 
-def _mask_profile(src, predictor: ScenePredictor) -> dict:
-    profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1,
+def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
+    profile = {"driver": "GTiff", "width": int(region.width), "height": int(region.height),
+               "count": 1,
                "dtype": "uint8", "nodata": predictor.config.ignore_index,
                "compress": "deflate", "tiled": True, "blockxsize": OUTPUT_BLOCK,
                "blockysize": OUTPUT_BLOCK, "BIGTIFF": "IF_SAFER"}
     if is_georeferenced(src):
-        profile.update(crs=src.crs, transform=src.transform)
+        profile.update(crs=src.crs, transform=src.window_transform(region))
     return profile
 
 
@@ -56,8 +57,11 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                   batch_size: int | None = None, polygons_path: Path | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   max_panel_width: int = 8192,
-                  gdal_cache_mb: int = GDAL_CACHE_MB) -> SceneResult:
+                  gdal_cache_mb: int = GDAL_CACHE_MB,
+                  region: Window | None = None) -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``.
+
+    ``region`` (a rasterio Window) predicts only that part of the scene, georeferenced.
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask."""
@@ -72,19 +76,32 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
             if src.count != config.in_channels:
                 raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
                                  f"expects {config.in_channels}")
+            region = _check_region(input_path, src, region)
             blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                             batch_size=batch_size,
-                                            max_panel_width=max_panel_width)
+                                            max_panel_width=max_panel_width, region=region)
             with atomic_output(Path(out_path)) as tmp:
-                counts = _write_mask(predictor, src, blocks, tmp, progress)
+                counts = _write_mask(predictor, src, region, blocks, tmp, progress)
             polygon_count = None
             if polygons_path is not None:
                 polygon_count = write_polygons(Path(out_path), Path(polygons_path),
                                                config.class_names, config.ignore_index)
     class_pixels = {name: int(counts[i]) for i, name in enumerate(config.class_names)}
     class_pixels["ignored"] = int(counts[config.ignore_index])
-    return SceneResult(Path(out_path), polygons_path and Path(polygons_path), src.width,
-                       src.height, class_pixels, polygon_count)
+    return SceneResult(Path(out_path), polygons_path and Path(polygons_path),
+                       int(region.width), int(region.height), class_pixels, polygon_count)
+
+
+def _check_region(input_path: Path, src, region: Window | None) -> Window:
+    if region is None:
+        return Window(0, 0, src.width, src.height)
+    inside = Window(0, 0, src.width, src.height)
+    if (region.width < 1 or region.height < 1 or region.col_off < 0 or region.row_off < 0
+            or region.col_off + region.width > inside.width
+            or region.row_off + region.height > inside.height):
+        raise SceneError(f"{input_path}: region {region} is not inside the "
+                         f"{src.width}x{src.height} scene")
+    return region
 
 
 class _TileRowWriter:
@@ -120,13 +137,13 @@ class _TileRowWriter:
             self.parts = []
 
 
-def _write_mask(predictor: ScenePredictor, src, blocks: Iterator[Block], path: Path,
-                progress: Callable[[int, int], None] | None) -> np.ndarray:
+def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator[Block],
+                path: Path, progress: Callable[[int, int], None] | None) -> np.ndarray:
     """Write finished blocks as class ids; returns pixel counts per uint8 value."""
     config = predictor.config
     counts = np.zeros(256, np.int64)
-    total, done = src.width * src.height, 0
-    with rasterio.open(path, "w", **_mask_profile(src, predictor)) as dst:
+    total, done = int(region.width * region.height), 0
+    with rasterio.open(path, "w", **_mask_profile(src, predictor, region)) as dst:
         dst.write_colormap(1, config.color_table())
         dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
         writer = _TileRowWriter(dst, OUTPUT_BLOCK)

@@ -123,3 +123,16 @@ def test_peak_memory_does_not_grow_with_scene_size(tmp_path):
     with rasterio.open(tmp_path / "large_mask.tif") as mask:
         assert mask.shape == (2048, 2048)
         assert (mask.read(1, window=((1900, 2048), (1900, 2048))) < 3).all()
+
+
+def test_region_is_predicted_alone_and_georeferenced(predictor, scene, tmp_path):
+    region = rasterio.windows.Window(20, 10, 64, 50)
+    predict_scene(predictor, scene, tmp_path / "r.tif", region=region)
+    with rasterio.open(scene) as src, rasterio.open(tmp_path / "r.tif") as mask:
+        assert mask.shape == (50, 64)
+        assert mask.transform == src.window_transform(region)
+        image = np.moveaxis(src.read(window=region), 0, -1)
+        np.testing.assert_array_equal(mask.read(1), predictor.predict_array(image, nodata=0))
+    with pytest.raises(SceneError, match="not inside"):
+        predict_scene(predictor, scene, tmp_path / "x.tif",
+                      region=rasterio.windows.Window(100, 0, 64, 50))
