@@ -1,30 +1,66 @@
-"""Keras 3 segmentation models, losses and metrics. Imports keras and numpy only."""
+"""Keras 3 segmentation models, losses and metrics. Imports keras and numpy only.
+
+Every custom layer, loss, metric and model class is registered with Keras under the
+``segmodels`` package, so ``keras.models.load_model(path)`` needs no ``custom_objects`` --
+as long as ``segmodels`` has been imported first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import keras
-
+from segmodels.losses import (
+    CombinedLoss,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    FocalTverskyLoss,
+    JaccardLoss,
+    SegmentationLoss,
+    available_losses,
+    build_loss,
+)
+from segmodels.metrics import (
+    ConfusionMatrixMetric,
+    MacroF1,
+    MacroPrecision,
+    MacroRecall,
+    MeanIoU,
+    PixelAccuracy,
+    class_metrics,
+    confusion_matrix,
+    scores_from_confusion,
+)
 from segmodels.preprocessing import normalize_image
-from segmodels.unet import build_unet
+from segmodels.registry import (
+    StrideError,
+    available_models,
+    build_model,
+    check_input_size,
+    model_stride,
+)
 
-_BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "unet": build_unet,
-}
-
-
-def available_models() -> list[str]:
-    return sorted(_BUILDERS)
-
-
-def build_model(name: str, num_classes: int, in_channels: int, **params) -> keras.Model:
-    """Build architecture ``name``; outputs (N, H, W, num_classes) float32 softmax."""
-    try:
-        builder = _BUILDERS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {available_models()}") from None
-    return builder(num_classes=num_classes, in_channels=in_channels, **params)
-
-
-__all__ = ["available_models", "build_model", "normalize_image"]
+__all__ = [
+    "CombinedLoss",
+    "ConfusionMatrixMetric",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "FocalTverskyLoss",
+    "JaccardLoss",
+    "MacroF1",
+    "MacroPrecision",
+    "MacroRecall",
+    "MeanIoU",
+    "PixelAccuracy",
+    "SegmentationLoss",
+    "StrideError",
+    "available_losses",
+    "available_models",
+    "build_loss",
+    "build_model",
+    "check_input_size",
+    "class_metrics",
+    "confusion_matrix",
+    "model_stride",
+    "normalize_image",
+    "scores_from_confusion",
+]

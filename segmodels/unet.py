@@ -5,8 +5,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from segmodels.layers import StrideCheck
 
-def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, dropout: float, name: str):
+
+def conv_block(x, filters: int, kernel_size: int, batch_norm: bool, dropout: float, name: str):
     for i in (1, 2):
         x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
                           name=f"{name}_conv{i}")(x)
@@ -18,25 +20,56 @@ def _conv_block(x, filters: int, kernel_size: int, batch_norm: bool, dropout: fl
     return x
 
 
+def unet_stride(depth: int = 4, **_) -> int:
+    return 2 ** (depth - 1)
+
+
+def validate_unet_params(depth: int, filters: int, kernel_size: int, dropout: float,
+                         upsampling: str) -> None:
+    if not 2 <= depth <= 7:
+        raise ValueError(f"depth must be in 2..7 (levels incl. the bottleneck), got {depth}")
+    if filters < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"filters must be >= 1 and kernel_size odd, got {filters}, {kernel_size}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if upsampling not in ("transpose", "bilinear", "nearest"):
+        raise ValueError(f"upsampling must be 'transpose', 'bilinear' or 'nearest', "
+                         f"got {upsampling!r}")
+
+
+def decoder_upsample(x, filters: int, upsampling: str, name: str):
+    """Transposed convolution (learned) or parameter-free interpolation."""
+    if upsampling == "transpose":
+        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=name)(x)
+    return layers.UpSampling2D(interpolation=upsampling, name=name)(x)
+
+
+def softmax_head(x, num_classes: int):
+    """1x1 conv to class logits, softmax in float32 even under a mixed-precision policy."""
+    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    return layers.Activation("softmax", dtype="float32", name="probs")(logits)
+
+
 def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int = 32,
                kernel_size: int = 3, batch_norm: bool = True, dropout: float = 0.0,
                upsampling: str = "transpose") -> keras.Model:
-    """Input H and W must be multiples of 2**(depth-1)."""
+    """U-Net with ``depth`` resolution levels (the last is the bottleneck).
+
+    Input H and W must be multiples of 2**(depth-1); ``upsampling`` is "transpose"
+    (learned) or "bilinear"/"nearest" interpolation; ``dropout`` acts on the bottleneck.
+    """
+    validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
     inputs = keras.Input((None, None, in_channels), name="image")
-    x, skips = inputs, []
+    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
+    skips = []
     for level in range(depth - 1):
-        x = _conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
+        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
         skips.append(x)
         x = layers.MaxPooling2D(name=f"pool{level}")(x)
-    x = _conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
+    x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
     for level in reversed(range(depth - 1)):
         f = filters * 2**level
-        if upsampling == "transpose":
-            x = layers.Conv2DTranspose(f, 2, strides=2, padding="same", name=f"up{level}")(x)
-        else:
-            x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+        x = decoder_upsample(x, f, upsampling, f"up{level}")
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
-        x = _conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
-    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
-    probs = layers.Activation("softmax", dtype="float32", name="probs")(logits)
-    return keras.Model(inputs, probs, name="unet")
+        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    return keras.Model(inputs, softmax_head(x, num_classes), name="unet")

@@ -1,0 +1,49 @@
+"""Attention U-Net (Oktay et al., 2018): additive attention gates on the skip connections,
+so the decoder keeps only the skip features its coarser context deems relevant."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from segmodels.layers import StrideCheck
+from segmodels.unet import (
+    conv_block,
+    decoder_upsample,
+    softmax_head,
+    unet_stride,
+    validate_unet_params,
+)
+
+
+def attention_gate(skip, gating, inter_filters: int, name: str):
+    """Gate ``skip`` (H, W) with ``gating`` (H/2, W/2): alpha = sigmoid(psi(relu(theta(skip) +
+    phi(gating)))), computed at the coarse resolution and upsampled, as in the paper."""
+    theta = layers.Conv2D(inter_filters, 2, strides=2, use_bias=False, name=f"{name}_theta")(skip)
+    phi = layers.Conv2D(inter_filters, 1, name=f"{name}_phi")(gating)
+    f = layers.Activation("relu", name=f"{name}_relu")(layers.Add(name=f"{name}_add")([theta, phi]))
+    alpha = layers.Conv2D(1, 1, activation="sigmoid", name=f"{name}_psi")(f)
+    alpha = layers.UpSampling2D(interpolation="bilinear", name=f"{name}_up")(alpha)
+    return layers.Multiply(name=f"{name}_apply")([skip, alpha])
+
+
+def build_attention_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int = 32,
+                         kernel_size: int = 3, batch_norm: bool = True, dropout: float = 0.0,
+                         upsampling: str = "transpose") -> keras.Model:
+    """Same parameters and stride (2**(depth-1)) as ``build_unet``."""
+    validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
+    inputs = keras.Input((None, None, in_channels), name="image")
+    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
+    skips = []
+    for level in range(depth - 1):
+        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
+    for level in reversed(range(depth - 1)):
+        f = filters * 2**level
+        gated = attention_gate(skips[level], x, max(f // 2, 1), f"att{level}")
+        x = decoder_upsample(x, f, upsampling, f"up{level}")
+        x = layers.Concatenate(name=f"skip{level}")([x, gated])
+        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    return keras.Model(inputs, softmax_head(x, num_classes), name="attention_unet")

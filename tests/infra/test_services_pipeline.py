@@ -1,0 +1,119 @@
+"""The multi-machine setup end to end on the loopback services: a tiny dataset is prepared,
+trained on, evaluated and registered with MLFLOW_TRACKING_URI at the MLflow server (runs in
+PostgreSQL, artifacts in the S3 bucket), then served from the registry by alias, as the
+model-server Deployment does on a cluster."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from tests.serving.server import free_port, mlflow_serve
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def _bucket_keys(s3_client, services: dict[str, str]) -> list[str]:
+    paginator = s3_client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=services["SEGPIPE_ARTIFACT_BUCKET"], Prefix=services["SEGPIPE_ARTIFACT_PREFIX"] + "/"
+    )
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry(
+    services, s3_client, tmp_path: Path
+):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from components.artifacts import ClassMap, DatasetPaths, NormStats
+    from components.evaluate import evaluate_model
+    from components.prepare import PrepareOptions, prepare_dataset
+    from components.sample_data import generate_sample_dataset
+    from components.tile import TileOptions
+    from components.train import TrainParams, train_model
+    from serving.config import ServingConfig
+    from serving.pyfunc import log_segmentation_model
+
+    tracking_uri = services["MLFLOW_TRACKING_URI"]
+    experiment = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
+    model_name = f"infra-segmenter-{uuid.uuid4().hex[:8]}"
+
+    source = generate_sample_dataset(tmp_path / "source", scenes=3, size=64, seed=0)
+    dataset = tmp_path / "dataset"
+    prepare_dataset(source, dataset, PrepareOptions(tile=TileOptions(patch_size=32)))
+    paths = DatasetPaths(dataset)
+    params = TrainParams(
+        model_params={"depth": 2, "filters": 4},
+        epochs=1,
+        batch_size=4,
+        augment="none",
+        early_stopping_patience=None,
+        overlay_tiles=0,
+    )
+    trained = train_model(
+        dataset, paths.split, paths.stats, params, tmp_path / "model",
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+    )
+    assert trained.mlflow_run_id
+    evaluation = evaluate_model(
+        Path(trained.model_dir), dataset, paths.split, paths.stats, tmp_path / "evaluation",
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+        mlflow_run_id=trained.mlflow_run_id, overlay_tiles=0,
+    )
+    assert 0.0 <= evaluation.metrics["miou"] <= 1.0
+    assert evaluation.mlflow_run_id == trained.mlflow_run_id
+
+    classes = ClassMap.load(paths.classes)
+    stats = NormStats.load(paths.stats)
+    config = ServingConfig(
+        in_channels=len(stats.bands),
+        num_classes=classes.num_classes,
+        class_names=classes.names,
+        class_colors=[info.color for info in classes.classes],
+        mean=stats.mean,
+        std=stats.std,
+        nodata=stats.nodata,
+        ignore_index=classes.ignore_index,
+        patch_size=32,
+    )
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient()
+    with mlflow.start_run(run_id=trained.mlflow_run_id):
+        info = log_segmentation_model(
+            Path(trained.model_dir) / "model.keras", config, registered_model_name=model_name
+        )
+    client.set_registered_model_alias(model_name, "champion", info.registered_model_version)
+
+    # The run and its metrics live on the server; the model files landed in the S3 bucket.
+    run = client.get_run(trained.mlflow_run_id)
+    assert run.info.experiment_id == client.get_experiment_by_name(experiment).experiment_id
+    assert "best_val_miou" in run.data.metrics
+    keys = _bucket_keys(s3_client, services)
+    model_keys = [key for key in keys if info.model_id in key]
+    assert any(key.endswith("MLmodel") for key in model_keys), model_keys[:20]
+    assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
+    assert any(trained.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
+
+    port = free_port()
+    server = mlflow_serve(
+        f"models:/{model_name}@champion", port, tmp_path / "serve.log",
+        **{key: value for key, value in services.items()},
+    )
+    try:
+        server.wait_ready(timeout=240)
+        pixels = np.random.default_rng(0).integers(1, 1000, (1, 40, 48, config.in_channels))
+        response = requests.post(
+            f"{server.url}/invocations", json={"inputs": pixels.tolist()}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        mask = np.asarray(response.json()["predictions"])
+        assert mask.shape == (1, 40, 48)
+        assert set(np.unique(mask)) <= set(range(config.num_classes))
+    finally:
+        server.stop()

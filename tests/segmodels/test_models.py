@@ -1,0 +1,110 @@
+"""Every architecture: output shape and dtype, stride errors, .keras round trip."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import segmodels
+from segmodels import StrideError, build_model, check_input_size, model_stride
+
+TINY = {
+    "unet": {"depth": 3, "filters": 4},
+    "attention_unet": {"depth": 3, "filters": 4},
+    "unet_aspp": {"depth": 3, "filters": 4, "aspp_rates": (1, 2)},
+    "pix2pix": {"depth": 3, "filters": 4, "discriminator_filters": 4},
+}
+rng = np.random.default_rng(0)
+
+
+def test_registry_lists_every_architecture():
+    assert segmodels.available_models() == sorted(
+        ["unet", "attention_unet", "unet_aspp", "deeplabv3plus", "pix2pix"])
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("segformer", 2, 3)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_shapes_save_and_load(name, tmp_path):
+    model = build_model(name, num_classes=3, in_channels=5, **TINY[name])
+    images = rng.normal(size=(2, 32, 48, 5)).astype("float32")  # non-square, any band count
+    probs = model.predict(images, verbose=0)
+    assert probs.shape == (2, 32, 48, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)  # no custom_objects: segmodels is imported
+    np.testing.assert_array_equal(restored.predict(images, verbose=0), probs)
+
+
+@pytest.mark.parametrize("params, expected_stride", [
+    ({"depth": 3}, 4), ({"depth": 6}, 32), ({}, 8),
+])
+def test_unet_stride(params, expected_stride):
+    assert model_stride("unet", **params) == expected_stride
+    assert model_stride("attention_unet", filters=8, **params) == expected_stride
+
+
+def test_other_strides():
+    assert model_stride("deeplabv3plus") == 16
+    assert model_stride("pix2pix", depth=4) == 16
+    assert model_stride("unet_aspp", depth=5) == 16
+
+
+def test_bad_size_is_a_clear_error():
+    with pytest.raises(StrideError, match="multiples of 4"):
+        check_input_size("unet", 30, 32, depth=3)
+    check_input_size("unet", 28, 32, depth=3)
+    model = build_model("unet", 2, 3, **TINY["unet"])
+    with pytest.raises(StrideError, match="multiples of 4"):
+        model(np.zeros((1, 30, 32, 3), "float32"))
+
+
+@pytest.mark.parametrize("params", [
+    {"depth": 4, "upsampling": "bilinear", "batch_norm": False},
+    {"depth": 6, "filters": 2, "dropout": 0.3, "kernel_size": 5},
+])
+def test_unet_variants(params):
+    model = build_model("unet", 2, 1, **params)
+    stride = model_stride("unet", **params)
+    assert model.predict(np.zeros((1, stride, 2 * stride, 1), "float32"), verbose=0).shape == (
+        1, stride, 2 * stride, 2)
+    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert has_bn == params.get("batch_norm", True)
+    with pytest.raises(ValueError, match="depth"):
+        build_model("unet", 2, 1, depth=9)
+
+
+def test_attention_gates_present():
+    model = build_model("attention_unet", 2, 3, **TINY["attention_unet"])
+    gates = [layer.name for layer in model.layers if layer.name.endswith("_psi")]
+    assert gates == ["att1_psi", "att0_psi"]
+
+
+def test_compiled_model_round_trip_with_our_loss_and_metrics(tmp_path):
+    model = build_model("unet", 3, 2, **TINY["unet"])
+    model.compile(optimizer="adam", loss=segmodels.build_loss({"ce": 1.0, "dice": 0.5}),
+                  metrics=[segmodels.MeanIoU(3, name="miou"), segmodels.PixelAccuracy(3)])
+    images = rng.normal(size=(4, 16, 16, 2)).astype("float32")
+    labels = rng.integers(0, 3, size=(4, 16, 16))
+    labels[:, :3] = 255
+    model.fit(images, labels, epochs=1, verbose=0)
+    before = model.evaluate(images, labels, verbose=0, return_dict=True)
+    model.save(tmp_path / "compiled.keras")
+    restored = keras.models.load_model(tmp_path / "compiled.keras")
+    assert isinstance(restored.loss, segmodels.CombinedLoss)
+    after = restored.evaluate(images, labels, verbose=0, return_dict=True)
+    assert after == pytest.approx(before, rel=1e-6)
+
+
+def test_mixed_precision_output_is_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model("unet", 2, 3, **TINY["unet"])
+        assert model.get_layer("enc0_conv1").compute_dtype == "float16"
+        out = model(np.zeros((1, 16, 16, 3), "float32"))
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
