@@ -1,7 +1,7 @@
 """The multi-machine setup end to end on the loopback services: a tiny dataset is prepared,
-trained on, evaluated and registered with MLFLOW_TRACKING_URI at the MLflow server (runs in
-PostgreSQL, artifacts in the S3 bucket), then served from the registry by alias, as the
-model-server Deployment does on a cluster."""
+tuned by two Optuna worker processes sharing a PostgreSQL study, evaluated and registered with
+MLFLOW_TRACKING_URI at the MLflow server (runs in PostgreSQL, artifacts in the S3 bucket), then
+served from the registry by alias, as the model-server Deployment does on a cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import requests
 
@@ -36,7 +37,8 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     from components.prepare import PrepareOptions, prepare_dataset
     from components.sample_data import generate_sample_dataset
     from components.tile import TileOptions
-    from components.train import TrainParams, train_model
+    from components.tune import TuneOptions, tune_model
+    from components.tune_space import ParamSpec, SearchSpace, cat
     from serving.config import ServingConfig
     from serving.pyfunc import log_segmentation_model
 
@@ -48,26 +50,39 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     dataset = tmp_path / "dataset"
     prepare_dataset(source, dataset, PrepareOptions(tile=TileOptions(patch_size=32)))
     paths = DatasetPaths(dataset)
-    params = TrainParams(
-        model_params={"depth": 2, "filters": 4},
+    study_name = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
+    options = TuneOptions(
+        n_trials=2,
+        n_workers=2,
+        storage=services["OPTUNA_STORAGE"],
+        study_name=study_name,
         epochs=1,
-        batch_size=4,
-        augment="none",
-        early_stopping_patience=None,
-        overlay_tiles=0,
+        pruner="none",
+        search_space=SearchSpace(
+            architecture=cat("unet"),
+            training={"learning_rate": ParamSpec(type="float", low=1e-3, high=1e-2, log=True)},
+            models={"unet": {"depth": cat(2), "filters": cat(4)}},
+        ),
+        base_params={
+            "batch_size": 4,
+            "augment": "none",
+            "early_stopping_patience": None,
+            "overlay_tiles": 0,
+        },
     )
-    trained = train_model(
-        dataset, paths.split, paths.stats, params, tmp_path / "model",
+    tuned = tune_model(
+        dataset, paths.split, paths.stats, options, tmp_path / "model",
         mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
     )
-    assert trained.mlflow_run_id
+    assert tuned.trial_states == {"COMPLETE": 2}
+    study = optuna.load_study(study_name=study_name, storage=services["OPTUNA_STORAGE"])
+    assert sorted(trial.number for trial in study.trials) == [0, 1]
     evaluation = evaluate_model(
-        Path(trained.model_dir), dataset, paths.split, paths.stats, tmp_path / "evaluation",
+        Path(tuned.model_dir), dataset, paths.split, paths.stats, tmp_path / "evaluation",
         mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
-        mlflow_run_id=trained.mlflow_run_id, overlay_tiles=0,
+        mlflow_run_id=tuned.mlflow_run_id, overlay_tiles=0,
     )
     assert 0.0 <= evaluation.metrics["miou"] <= 1.0
-    assert evaluation.mlflow_run_id == trained.mlflow_run_id
 
     classes = ClassMap.load(paths.classes)
     stats = NormStats.load(paths.stats)
@@ -84,21 +99,28 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     )
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
-    with mlflow.start_run(run_id=trained.mlflow_run_id):
+    with mlflow.start_run(run_id=tuned.mlflow_run_id):
         info = log_segmentation_model(
-            Path(trained.model_dir) / "model.keras", config, registered_model_name=model_name
+            Path(tuned.model_dir) / "model.keras", config, registered_model_name=model_name
         )
     client.set_registered_model_alias(model_name, "champion", info.registered_model_version)
 
-    # The run and its metrics live on the server; the model files landed in the S3 bucket.
-    run = client.get_run(trained.mlflow_run_id)
-    assert run.info.experiment_id == client.get_experiment_by_name(experiment).experiment_id
+    # The runs and their metrics live on the server: the tuning run with one nested run per
+    # trial, each trial logged by a worker process; the model files landed in the S3 bucket.
+    run = client.get_run(tuned.mlflow_run_id)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    assert run.info.experiment_id == experiment_id
     assert "best_val_miou" in run.data.metrics
+    assert run.data.metrics["test_miou"] == pytest.approx(evaluation.metrics["miou"])
+    trial_runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{tuned.mlflow_run_id}'"
+    )
+    assert len(trial_runs) == 2
     keys = _bucket_keys(s3_client, services)
     model_keys = [key for key in keys if info.model_id in key]
     assert any(key.endswith("MLmodel") for key in model_keys), model_keys[:20]
     assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
-    assert any(trained.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
+    assert any(tuned.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
 
     port = free_port()
     server = mlflow_serve(
