@@ -99,6 +99,15 @@ class Pix2Pix(keras.Model):
         self.num_classes = generator.output_shape[-1]
         self.built = True  # both players are functional models, built at construction
 
+    @property
+    def input_shape(self) -> tuple:
+        """(None, None, None, bands), like the functional architectures'."""
+        return self.generator.input_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.generator.output_shape
+
     def call(self, inputs, training=None):
         return self.generator(inputs, training=training)
 
