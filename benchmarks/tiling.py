@@ -39,8 +39,9 @@ def generate_scene(root: Path, size: int, bands: int, seed: int = 0) -> int:
     scenes.mkdir(parents=True)
     transform = from_origin(500000.0, 4500000.0, 0.5, 0.5)
     common = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32633",
-              "transform": transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
-              "BIGTIFF": "IF_SAFER"}
+              "transform": transform, "BIGTIFF": "IF_SAFER"}
+    if size >= 256:
+        common.update(tiled=True, blockxsize=256, blockysize=256)
     rng = np.random.default_rng(seed)
     rows = 256
     with rasterio.open(scenes / "bench_image.tif", "w", count=bands, dtype="uint16",
@@ -49,15 +50,16 @@ def generate_scene(root: Path, size: int, bands: int, seed: int = 0) -> int:
                           nodata=255, **common) as msk:
         cols = np.arange(size)
         for row in range(0, size, rows):
-            window = Window(0, row, size, rows)
-            yy = (row + np.arange(rows))[:, None]
+            height = min(rows, size - row)
+            window = Window(0, row, size, height)
+            yy = (row + np.arange(height))[:, None]
             field = np.sin(cols[None, :] / 97.0) + np.cos(yy / 131.0)
             labels = np.digitize(field, [-0.8, 0.0, 0.8]).astype(np.uint8)
-            noise = rng.integers(0, 200, (bands, rows, size), dtype=np.uint16)
+            noise = rng.integers(0, 200, (bands, height, size), dtype=np.uint16)
             image = (1000 + 500 * labels[None].astype(np.uint16)) + noise
             if row == 0:
-                image[:, :16] = 0  # a nodata strip at the top edge
-                labels[:16] = 255
+                image[:, :4] = 0  # a nodata strip at the top edge
+                labels[:4] = 255
             img.write(image, window=window)
             msk.write(labels[None], window=window)
     ClassMap(classes=[ClassInfo(id=i, name=f"class_{i}", color="#000000") for i in range(4)]
@@ -91,6 +93,15 @@ def machine() -> dict:
             "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
 
 
+def _child(arguments: list[str], env: dict) -> str:
+    """Run this script in a fresh process; return its last stdout line."""
+    proc = subprocess.run([sys.executable, __file__, *arguments], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step {arguments} failed:\n{proc.stderr}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
@@ -114,16 +125,11 @@ def main() -> None:
             start = time.perf_counter()
             # Generation runs in its own process too: Linux carries a parent's peak RSS into
             # the children it forks, so this process must stay small.
-            raw_bytes = int(subprocess.run(
-                [sys.executable, __file__, "--bands", str(args.bands), "--generate",
-                 str(Path(tmp) / "in"), str(size)],
-                env=env, capture_output=True, text=True, check=True).stdout.strip())
+            raw_bytes = int(_child(["--bands", str(args.bands), "--generate",
+                                    str(Path(tmp) / "in"), str(size)], env))
             generate_seconds = time.perf_counter() - start
-            proc = subprocess.run(
-                [sys.executable, __file__, "--patch", str(args.patch), "--worker",
-                 str(Path(tmp) / "in"), str(Path(tmp) / "out")],
-                env=env, capture_output=True, text=True, check=True)
-            figures = json.loads(proc.stdout.strip().splitlines()[-1])
+            figures = json.loads(_child(["--patch", str(args.patch), "--worker",
+                                         str(Path(tmp) / "in"), str(Path(tmp) / "out")], env))
             results.append({
                 "scene_pixels": f"{size}x{size}", "scene_raw_mb": raw_bytes / 1e6,
                 "generate_seconds": round(generate_seconds, 2),

@@ -13,6 +13,7 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.train import TrainParams
+from segmodels import available_models
 
 Choice = str | int | float | bool | None
 TRAINING_DIMENSIONS = ("learning_rate", "batch_size", "loss", "augment", "weight_decay",
@@ -61,7 +62,24 @@ def _unet_like() -> dict[str, ParamSpec]:
 
 def default_model_spaces() -> dict[str, dict[str, ParamSpec]]:
     """Ranges that suit each architecture on 128-512 px tiles."""
-    return {"unet": _unet_like(), "attention_unet": _unet_like(), "unet_aspp": _unet_like()}
+    return {
+        "unet": _unet_like(),
+        "attention_unet": _unet_like(),
+        "unet_aspp": {**_unet_like(), "dropout": ParamSpec(type="float", low=0.0, high=0.3,
+                                                           step=0.1)},
+        "deeplabv3plus": {"aspp_filters": cat(128, 256), "decoder_filters": cat(128, 256),
+                          "dropout": ParamSpec(type="float", low=0.0, high=0.3, step=0.1)},
+        "pix2pix": {"depth": ParamSpec(type="int", low=4, high=6), "filters": cat(16, 32, 64),
+                    "dropout": cat(0.3, 0.5),
+                    "adversarial_weight": ParamSpec(type="float", low=0.01, high=0.1,
+                                                    log=True)},
+    }
+
+
+def default_architectures() -> ParamSpec:
+    """The U-Net family (CPU-friendly); DeepLabV3+ and Pix2Pix are opt-in via the config."""
+    available = set(available_models())
+    return cat(*[a for a in ("unet", "attention_unet", "unet_aspp") if a in available])
 
 
 def default_training_space() -> dict[str, ParamSpec]:
@@ -73,12 +91,18 @@ def default_training_space() -> dict[str, ParamSpec]:
 class SearchSpace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    architecture: ParamSpec = Field(default_factory=lambda: cat("unet"))
+    architecture: ParamSpec = Field(default_factory=default_architectures)
     training: dict[str, ParamSpec] = Field(default_factory=default_training_space)
     models: dict[str, dict[str, ParamSpec]] = Field(default_factory=default_model_spaces)
 
     @model_validator(mode="after")
     def _known_dimensions(self) -> SearchSpace:
+        if self.architecture.type != "categorical":
+            raise ValueError("architecture: must be a categorical dimension")
+        unknown_models = set(self.architecture.choices) - set(available_models())
+        if unknown_models:
+            raise ValueError(f"architecture: unknown {sorted(map(str, unknown_models))}; "
+                             f"available: {available_models()}")
         unknown = set(self.training) - set(TRAINING_DIMENSIONS)
         if unknown:
             raise ValueError(f"training: unknown dimensions {sorted(unknown)}; "

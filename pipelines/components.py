@@ -149,18 +149,20 @@ def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
 
 
 @_cpu_component
-def register(model: Input[Model], tiles: Input[Dataset], stats: Input[Artifact],
-             evaluation: Input[Artifact], run_context: Input[Artifact],
+def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
+             stats: Input[Artifact], evaluation: Input[Artifact], run_context: Input[Artifact],
              model_name: str
              ) -> NamedTuple("Registration", [("model_version", str), ("champion_version", str)]):
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
+    import tempfile
     from collections import namedtuple
     from pathlib import Path
 
     from pipelines.steps import run_registration
 
-    version, champion = run_registration(Path(model.path), Path(tiles.path), Path(stats.path),
-                                         Path(evaluation.path), Path(run_context.path),
-                                         model_name)
+    with tempfile.TemporaryDirectory() as scratch:
+        version, champion = run_registration(
+            Path(model.path), Path(tiles.path), Path(split.path), Path(stats.path),
+            Path(evaluation.path), Path(run_context.path), model_name, Path(scratch))
     registration = namedtuple("Registration", ["model_version", "champion_version"])
     return registration(version, champion)

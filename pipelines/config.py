@@ -153,16 +153,23 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
 
 
 def _validate_step_settings(config: PipelineConfig, origin: str) -> None:
-    """Check the free-form training settings against the train step's own model now, not in
-    a tune worker after the data steps ran. Imported lazily: it pulls in TensorFlow."""
-    if not config.tuning.train:
-        return
-    from components.train import TrainParams
+    """Check the search space and training settings against the tune and train steps' own
+    models now, not in a tune worker after the data steps ran. Imported lazily: they pull
+    in TensorFlow, which an empty section does not need."""
+    checks = []
+    if config.tuning.search_space:
+        from components.tune_space import SearchSpace
 
-    try:
-        TrainParams.model_validate(config.tuning.train)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(origin, err, "tuning.train")) from None
+        checks.append(("tuning.search_space", SearchSpace, config.tuning.search_space))
+    if config.tuning.train:
+        from components.train import TrainParams
+
+        checks.append(("tuning.train", TrainParams, config.tuning.train))
+    for prefix, model, value in checks:
+        try:
+            model.model_validate(value)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(origin, err, prefix)) from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

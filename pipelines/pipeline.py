@@ -177,7 +177,7 @@ def segmentation_pipeline(
     evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split, stats=stats,
                                           run_context=context),
                            EVAL_RESOURCES, cache=False, s3=True)
-    registered = _configure(steps.register(model=best, tiles=tiles, stats=stats,
+    registered = _configure(steps.register(model=best, tiles=tiles, split=split, stats=stats,
                                            evaluation=evaluated.outputs["evaluation"],
                                            run_context=context, model_name=model_name),
                             LIGHT_RESOURCES, cache=False, s3=True)

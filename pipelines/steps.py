@@ -162,12 +162,29 @@ def summarize_evaluation(result) -> EvaluationSummary:
                              confusion_matrix=result.confusion_matrix)
 
 
-def run_registration(model_dir: Path, dataset_dir: Path, stats_path: Path, evaluation_dir: Path,
-                     context_path: Path, model_name: str) -> tuple[str, str]:
-    """Register under the parent run; returns (new version, champion version)."""
+def dataset_view(tiles_dir: Path, split_path: Path, stats_path: Path, out: Path) -> Path:
+    """One DatasetPaths folder over the separate step artifacts (symlinks, nothing copied),
+    for steps that expect split.json and stats.json beside the tiles."""
+    out.mkdir(parents=True, exist_ok=True)
+    links = {name: tiles_dir / name for name in ("classes.json", "tiles", "tiles.json")}
+    links.update({"split.json": split_path, "stats.json": stats_path})
+    for name, target in links.items():
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target.resolve())
+    return out
+
+
+def run_registration(model_dir: Path, tiles_dir: Path, split_path: Path, stats_path: Path,
+                     evaluation_dir: Path, context_path: Path, model_name: str,
+                     scratch: Path) -> tuple[str, str]:
+    """Log and register the model under the parent run, then apply the champion gate.
+    Returns (new version, champion version)."""
     from components.register import RegisterOptions, register_model
 
     context = RunContext.load(context_path)
+    dataset_dir = dataset_view(tiles_dir, split_path, stats_path, scratch / "dataset")
     with resume_parent_run(context):
         result = register_model(model_dir, dataset_dir, stats_path,
                                 evaluation_dir / "metrics.json",

@@ -170,7 +170,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         return ops.sum(per_class * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self):
-        self.confusion.assign(ops.zeros_like(self.confusion))
+        self.confusion.assign(ops.zeros((self.num_classes, self.num_classes), dtype="int32"))
 
     def get_config(self) -> dict:
         return {"num_classes": self.num_classes, "ignore_index": self.ignore_index,

@@ -30,11 +30,14 @@ def keras_predict_fn(model) -> PredictFn:
 
 
 class ScenePredictor:
-    """A forward pass plus the ServingConfig that turns raw pixels into its input."""
+    """A forward pass plus the ServingConfig that turns raw pixels into its input.
 
-    def __init__(self, predict_fn: PredictFn, config: ServingConfig):
+    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes)."""
+
+    def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
         self.predict_fn = predict_fn
         self.config = config
+        self.normalize = normalize
 
     def options(self, tta: bool = False, overlap: float | None = None,
                 batch_size: int | None = None, max_panel_width: int = 8192) -> BlendOptions:
@@ -48,7 +51,10 @@ class ScenePredictor:
         mean, std = self.config.mean, self.config.std
 
         def prepare(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return normalize_image(raw, mean, std, nodata), invalid_pixels(raw, nodata)
+            invalid = invalid_pixels(raw, nodata)
+            if not self.normalize:
+                return np.array(raw), invalid
+            return normalize_image(raw, mean, std, nodata), invalid
 
         return prepare
 
@@ -67,15 +73,21 @@ class ScenePredictor:
         return probs if output == "probabilities" else self.to_mask(probs, invalid)
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
-                     batch_size: int | None = None,
-                     max_panel_width: int = 8192) -> Iterator[Block]:
-        """Finished blocks of a rasterio dataset, read window by window (all bands)."""
+                     batch_size: int | None = None, max_panel_width: int = 8192,
+                     region: Window | None = None) -> Iterator[Block]:
+        """Finished blocks of a rasterio dataset, read window by window (all bands).
+
+        ``region`` restricts prediction to a window of the dataset; block rows and columns
+        are then relative to it and its edges are reflect-padded like the scene's."""
         nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
+        if region is None:
+            region = Window(0, 0, dataset.width, dataset.height)
+        row_off, col_off = int(region.row_off), int(region.col_off)
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            data = dataset.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+            data = dataset.read(window=Window(col_off + c0, row_off + r0, c1 - c0, r1 - r0))
             return np.moveaxis(data, 0, -1)
 
-        yield from blend(read, dataset.height, dataset.width, self.predict_fn,
+        yield from blend(read, int(region.height), int(region.width), self.predict_fn,
                          self._prepare(nodata),
                          self.options(tta, overlap, batch_size, max_panel_width))

@@ -16,6 +16,7 @@ answers with HTTP 400 and the message, and then goes on serving.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,11 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
     keras_model_path = Path(keras_model_path)
     if not keras_model_path.is_file():
         raise FileNotFoundError(f"keras model {keras_model_path} does not exist")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # Type hints would make MLflow skip parsing request data; there is no fixed-shape
+        # input example for "any H and W". Both warnings are by design here.
+        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
         config_path = Path(tmp) / "serving_config.json"
         config.save(config_path)
         return mlflow.pyfunc.log_model(

@@ -62,6 +62,13 @@ def test_training_settings_are_checked_against_the_train_step(tmp_path):
     assert "my.yaml: tuning.train.bogus: Extra inputs are not permitted" in str(info.value)
 
 
+def test_search_space_is_checked_against_the_tune_step(tmp_path):
+    text = ("source: x\ntuning:\n  search_space:\n    models:\n      unet:\n"
+            "        depth: {type: int, low: 5, high: 2}\n")
+    with pytest.raises(ConfigError, match=r"my\.yaml: tuning\.search_space\.models\.unet\.depth"):
+        load_config(write(tmp_path, text))
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")

@@ -122,3 +122,20 @@ def test_struct_numbers_get_their_integers_back():
     spec = TuneWorkerSpec(worker=0, n_workers=1, n_trials=1, epochs=1,
                           train_settings={"batch_size": 8.0})
     assert type(spec.train_settings["batch_size"]) is int
+
+
+def test_dataset_view_joins_the_step_artifacts_into_one_dataset_folder(tmp_path):
+    from components.artifacts import DatasetPaths
+    from pipelines.steps import dataset_view
+
+    tiles = tmp_path / "tile-step"
+    (tiles / "tiles").mkdir(parents=True)
+    for name in ("classes.json", "tiles.json"):
+        (tiles / name).write_text(name)
+    (tmp_path / "split").write_text("split")
+    (tmp_path / "stats").write_text("stats")
+    for _ in range(2):  # a retried step finds the links already there
+        view = DatasetPaths(dataset_view(tiles, tmp_path / "split", tmp_path / "stats",
+                                         tmp_path / "view"))
+    assert (view.split.read_text(), view.stats.read_text()) == ("split", "stats")
+    assert view.classes.read_text() == "classes.json" and view.tiles_dir.is_dir()

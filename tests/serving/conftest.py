@@ -22,7 +22,7 @@ def make_config(**overrides) -> ServingConfig:
     fields = dict(in_channels=BANDS, num_classes=CLASSES, class_names=["soil", "tea", "water"],
                   class_colors=["#8B4513", "#00A000", "#1E90FF"], mean=[500.0] * BANDS,
                   std=[200.0] * BANDS, nodata=NODATA, patch_size=WINDOW, model_stride=4,
-                  batch_size=8, max_pixels=1_000_000)
+                  batch_size=8, max_pixels=100_000)
     fields.update(overrides)
     return ServingConfig(**fields)
 
@@ -53,7 +53,9 @@ def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment("serving-tests")
+        experiment = mlflow.create_experiment(
+            "serving-tests", artifact_location=(root / "artifacts").as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
         with mlflow.start_run():
             info = log_segmentation_model(keras_model_path, serving_config,
                                           registered_model_name="segpipe-test")

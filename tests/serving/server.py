@@ -73,3 +73,11 @@ def mlflow_serve(model: str, port: int, log_path: Path, timeout_s: int = 120,
                "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1",
                "-t", str(timeout_s)]
     return Server(command, port, log_path, child_env(**env))
+
+
+def segpipe_serve(model: str, port: int, log_path: Path, timeout_s: int = 120,
+                  **env: str) -> Server:
+    """`segpipe serve`, which becomes `mlflow models serve` with our timeout and PATH."""
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--model-uri", model,
+               "--port", str(port), "--timeout", str(timeout_s)]
+    return Server(command, port, log_path, child_env(**env))

@@ -1,10 +1,12 @@
-"""The logged pyfunc behind a real `mlflow models serve` process on loopback."""
+"""The logged pyfunc behind a real `mlflow models serve` process on loopback, started through
+`segpipe serve` (one server for the whole module: startup is the slow part)."""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import mlflow
 import numpy as np
 import pytest
 import rasterio
@@ -13,13 +15,14 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from tests.serving.conftest import BANDS, CLASSES
-from tests.serving.server import free_port, mlflow_serve
+from tests.serving.server import free_port, segpipe_serve
 
 
 @pytest.fixture(scope="module")
 def server(logged_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
-    srv = mlflow_serve(logged_model["local_path"], free_port(), log).wait_ready()
+    srv = segpipe_serve(logged_model["registered"], free_port(), log,
+                        MLFLOW_TRACKING_URI=logged_model["tracking_uri"]).wait_ready()
     yield srv
     srv.stop()
 
@@ -115,8 +118,8 @@ BAD_REQUESTS = {
     "base64": (lambda: image_frame("not base64!"), "not valid base64"),
     "bytes": (lambda: image_frame(base64.b64encode(b"GIF89a not an image").decode()),
               "undecodable image"),
-    "pixels": (lambda: image_frame(big_zero_geotiff_b64(1200, 1000)), "too many pixels"),
-    "tensor_pixels": (lambda: {"inputs": np.zeros((5, 500, 500, BANDS), "uint8").tolist()},
+    "pixels": (lambda: image_frame(big_zero_geotiff_b64(400, 300)), "too many pixels"),
+    "tensor_pixels": (lambda: {"inputs": np.zeros((1, 320, 320, BANDS), "uint8").tolist()},
                       "too many pixels"),
     "overlap": (lambda: {"inputs": np.zeros((1, 8, 8, BANDS)).tolist(),
                          "params": {"overlap": 0.9}}, "overlap"),
@@ -136,3 +139,26 @@ def test_bad_request_is_400_naming_the_problem_and_server_keeps_serving(server, 
     good = invoke(server, {"inputs": [pixels(16, 16).tolist()]})
     assert good.status_code == 200
     assert np.asarray(good.json()["predictions"]).shape == (1, 16, 16)
+
+
+def test_predict_through_endpoint_matches_local_predict(server, logged_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from tests.serving.conftest import write_scene
+
+    scene = write_scene(tmp_path / "scene.tif", height=70, width=45, nodata_border=3)
+    outputs = {}
+    previous = mlflow.get_tracking_uri()
+    for mode, extra in {"local": [], "remote": ["--endpoint", server.url]}.items():
+        out = tmp_path / f"{mode}.tif"
+        result = CliRunner().invoke(app, [
+            "predict", str(scene), "--out", str(out), "--tta", "--model-uri",
+            logged_model["registered"], "--tracking-uri", logged_model["tracking_uri"], *extra])
+        mlflow.set_tracking_uri(previous)
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as mask:
+            assert mask.crs == rasterio.crs.CRS.from_epsg(32644)
+            outputs[mode] = mask.read(1)
+    np.testing.assert_array_equal(outputs["local"], outputs["remote"])
+    assert (outputs["remote"][:, :3] == 255).all()
