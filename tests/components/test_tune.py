@@ -1,9 +1,11 @@
 import mlflow
+import optuna
 import pytest
 from optuna.trial import TrialState
 
+from components.train import TrainParams
 from components.tune import TuneOptions, load_study, tune_model
-from components.tune_space import ParamSpec, SearchSpace, cat
+from components.tune_space import ParamSpec, SearchSpace, cat, sample_params
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 
@@ -61,7 +63,8 @@ def test_study_survives_a_failed_and_a_pruned_trial_and_resumes(tiny_dataset, tm
     assert again.mlflow_run_id == result.mlflow_run_id
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_two_workers_share_one_sqlite_study(tiny_dataset, tmp_path):
     options = _options(tmp_path, _space(max_lr=1e-2, max_depth=2), n_trials=4, n_workers=2,
                        epochs=1, study_name="shared", pruner="none")
@@ -80,3 +83,25 @@ def test_two_workers_share_one_sqlite_study(tiny_dataset, tmp_path):
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("architecture", ["unet", "attention_unet", "unet_aspp"])
+def test_default_space_builds_each_architecture(architecture):
+    from segmodels import available_models, build_model
+
+    if architecture not in available_models():
+        pytest.skip(f"{architecture} not in segmodels")
+    space = SearchSpace(architecture=cat(architecture))
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    params = sample_params(study.ask(), space, TrainParams(), epochs=3)
+    assert params.architecture == architecture and params.epochs == 3
+    assert set(params.model_params) == set(space.models[architecture])
+    model = build_model(architecture, 3, 4, **params.model_params)
+    assert model.output_shape == (None, None, None, 3)
+
+
+def test_search_space_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown"):
+        SearchSpace(architecture=cat("segformer"))
+    with pytest.raises(ValueError, match="momentum"):
+        SearchSpace(training={"momentum": cat(0.9)})
