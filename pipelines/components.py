@@ -33,14 +33,16 @@ def ingest(source: str, classes: str, ingest_options: dict, scenes: Output[Datas
 
 
 @_cpu_component
-def tile(scenes: Input[Dataset], patch_size: int, stride: int, scale: float,
+def tile(scenes: Input[Dataset], patch_size: int, overlap: float, scale: float,
          min_valid_fraction: float, tiles: Output[Dataset]):
     """Cut scenes into georeferenced patches with a manifest."""
     from pathlib import Path
 
     from components.tile import TileOptions, tile_scenes
+    from pipelines.params import stride_for
 
-    options = TileOptions(patch_size=patch_size, stride=stride or None, scale=scale,
+    options = TileOptions(patch_size=patch_size, stride=stride_for(patch_size, overlap),
+                          scale=scale,
                           min_valid_fraction=min_valid_fraction)
     manifest = tile_scenes(Path(scenes.path), Path(tiles.path), options)
     tiles.metadata["tiles"] = len(manifest.tiles)

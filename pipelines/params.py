@@ -48,6 +48,19 @@ def ingest_options_from_params(classes: str, ingest_options: dict[str, Any]):
     return IngestOptions(**{**ingest_options, **classes_from_param(classes)})
 
 
+def stride_for(patch_size: int, overlap: float) -> int | None:
+    """The tile stride for an overlap fraction (0 = adjacent tiles: None, the tile step's
+    default); the inverse of ``overlap_for``."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"tile_overlap must be at least 0 and below 1, got {overlap}")
+    return None if overlap == 0 else max(1, round(patch_size * (1 - overlap)))
+
+
+def overlap_for(patch_size: int, stride: int | None) -> float:
+    """The overlap fraction a stride gives (TileOptions keeps stride <= patch_size)."""
+    return 0.0 if stride is None else 1.0 - stride / patch_size
+
+
 def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]:
     """Run parameters of ``segmentation_pipeline`` for ``config``.
 
@@ -70,7 +83,7 @@ def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]
         "classes": classes_to_param(data.ingest.palette, data.ingest.classes_file),
         "ingest_options": ingest,
         "patch_size": data.tile.patch_size,
-        "tile_stride": data.tile.stride or 0,
+        "tile_overlap": overlap_for(data.tile.patch_size, data.tile.stride),
         "tile_scale": data.tile.scale,
         "min_valid_fraction": data.tile.min_valid_fraction,
         "split_strategy": data.split.strategy,

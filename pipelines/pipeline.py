@@ -73,7 +73,7 @@ def segmentation_pipeline(
     classes: str = "auto",
     ingest_options: dict = {},  # noqa: B006 - kfp reads defaults from the signature
     patch_size: int = 256,
-    tile_stride: int = 0,
+    tile_overlap: float = 0.0,
     tile_scale: float = 1.0,
     min_valid_fraction: float = 0.5,
     split_strategy: str = "scene",
@@ -105,8 +105,8 @@ def segmentation_pipeline(
         ingest_options: Further ingest options: mask_dir_names, class_values (mask value -> class
             id), ignore_values, ignore_colors, color_tolerance, ignore_index.
         patch_size: Tile size in pixels (square).
-        tile_stride: Step between tiles in pixels; 0 means patch_size (no overlap), patch_size/2
-            means 50% overlap.
+        tile_overlap: Fraction of a tile shared with its neighbour, 0 <= overlap < 1 (0.25: the
+            stride is 3/4 of patch_size); 0 = adjacent tiles.
         tile_scale: Resampling factor applied to scenes before tiling (0.5 halves the resolution).
         min_valid_fraction: Drop tiles with less than this fraction of labelled, valid pixels.
         split_strategy: "scene" (whole scenes per split), "block" (spatial blocks) or "random"
@@ -139,7 +139,7 @@ def segmentation_pipeline(
                                        ingest_options=ingest_options),
                           DATA_RESOURCES, cache=True, s3=True)
     tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], patch_size=patch_size,
-                                  stride=tile_stride, scale=tile_scale,
+                                  overlap=tile_overlap, scale=tile_scale,
                                   min_valid_fraction=min_valid_fraction),
                        DATA_RESOURCES, cache=True)
     tiles = tiled.outputs["tiles"]

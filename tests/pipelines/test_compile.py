@@ -96,7 +96,7 @@ def test_components_run_in_the_versioned_component_images(compiled):
 def test_run_form_parameters_have_defaults_and_descriptions(compiled):
     spec, _ = compiled
     params = spec["root"]["inputDefinitions"]["parameters"]
-    tunables = {"source", "classes", "patch_size", "tile_stride", "split_strategy",
+    tunables = {"source", "classes", "patch_size", "tile_overlap", "split_strategy",
                 "split_ratios", "search_space", "n_trials", "tune_workers", "timeout_s",
                 "epochs", "model_name", "mlflow_tracking_uri", "optuna_storage"}
     assert tunables <= set(params)

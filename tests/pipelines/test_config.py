@@ -148,3 +148,20 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "bad.yaml: tuning.n_trials: Input should be greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("patch_size", "stride"), [(256, None), (256, 192), (256, 1),
+                                                    (100, 37), (64, 64)])
+def test_tile_stride_round_trips_through_the_overlap_parameter(patch_size, stride):
+    from pipelines.params import overlap_for, stride_for
+
+    overlap = overlap_for(patch_size, stride)
+    assert stride_for(patch_size, overlap) == (None if stride in (None, patch_size) else stride)
+
+
+@pytest.mark.parametrize("overlap", [-0.1, 1.0])
+def test_overlap_outside_its_range_is_an_error(overlap):
+    from pipelines.params import stride_for
+
+    with pytest.raises(ValueError, match="tile_overlap"):
+        stride_for(256, overlap)
