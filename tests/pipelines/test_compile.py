@@ -19,15 +19,28 @@ OTHER_STEPS = {"start-run", "select-best", "evaluate", "register"}
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> tuple[dict, dict]:
+def compiled_path(tmp_path_factory) -> Path:
     """`segpipe compile` run as a user would, in a subprocess importing this checkout."""
     out = tmp_path_factory.mktemp("compile") / "pipeline.yaml"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(out)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    pipeline_spec, platform_spec = yaml.safe_load_all(out.read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def compiled(compiled_path) -> tuple[dict, dict]:
+    pipeline_spec, platform_spec = yaml.safe_load_all(compiled_path.read_text())
     return pipeline_spec, platform_spec
+
+
+def test_compiled_yaml_loads_back_as_a_kubeflow_pipeline(compiled_path):
+    from kfp import components
+
+    loaded = components.load_component_from_file(str(compiled_path))
+    assert loaded.name == "segpipe-segmentation"
+    assert {"source", "n_trials", "tune_workers"} <= set(loaded.component_spec.inputs)
 
 
 def executor(spec: dict, task: str) -> dict:
