@@ -105,3 +105,8 @@ def test_search_space_rejects_unknown_names():
         SearchSpace(architecture=cat("segformer"))
     with pytest.raises(ValueError, match="momentum"):
         SearchSpace(training={"momentum": cat(0.9)})
+
+
+def test_unbounded_study_is_rejected():
+    with pytest.raises(ValueError, match="forever"):
+        TuneOptions(n_trials=None)
