@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import threading
 import time
@@ -119,6 +120,10 @@ _CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
                   "This TensorFlow binary is optimized", "rebuild TensorFlow with")
 
 
+# A third-party library's Python warning ("/site-packages/x.py:74: UserWarning: ...").
+_LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
+
+
 class _TaskOutputFilter(io.TextIOBase):
     """Stands in for stdout while kfp runs (its logger and the task output it streams both
     write there): every line to the log; to the console the task progress and the steps'
@@ -162,6 +167,12 @@ class _TaskOutputFilter(io.TextIOBase):
                 return False
         if "[KFP Executor" in line:
             state.expect_json = "Got executor_input:" in line
+            return False
+        if getattr(state, "skip_next", False):  # the source line a library warning quotes
+            state.skip_next = False
+            return False
+        if _LIBRARY_WARNING.search(line):
+            state.skip_next = True
             return False
         return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
 

@@ -105,6 +105,10 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
     mlflow.set_tracking_uri(context.tracking_uri)
     os.environ[EXPERIMENT_ENV] = context.experiment_id
     try:
+        # An experiment set earlier in this process (another store, another step run in the
+        # same interpreter) takes precedence over the variable and makes MLflow refuse to
+        # resume a run of another experiment.
+        mlflow.set_experiment(experiment_id=context.experiment_id)
         with mlflow.start_run(run_id=context.parent_run_id) as run:
             yield run
     finally:

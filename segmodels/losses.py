@@ -156,7 +156,7 @@ class FocalLoss(SegmentationLoss):
     def call(self, y_true, y_pred):
         one_hot, probs, valid = _prepare(y_true, y_pred, self.ignore_index)
         alpha = ops.sum(one_hot * _class_weight_tensor(self.class_weights, probs.shape[-1]), -1)
-        p_true = ops.clip(ops.sum(one_hot * probs, axis=-1), _EPSILON, 1.0)
+        p_true = ops.clip(ops.sum(one_hot * probs, axis=-1), _EPSILON, 1.0 - _EPSILON)
         focal = -alpha * ops.power(1.0 - p_true, self.gamma) * ops.log(p_true)
         return ops.sum(focal * valid) / ops.maximum(ops.sum(valid), 1.0)
 
@@ -181,7 +181,9 @@ class FocalTverskyLoss(SegmentationLoss):
     def call(self, y_true, y_pred):
         tp, fp, fn = _region_sums(y_true, y_pred, self.ignore_index)
         tversky = (tp + self.smooth) / (tp + self.alpha * fn + self.beta * fp + self.smooth)
-        per_class = ops.power(ops.maximum(1.0 - tversky, 0.0), self.gamma)
+        # floor at epsilon: x**gamma with gamma < 1 has an infinite slope at 0, which turns a
+        # perfectly predicted class into NaN gradients
+        per_class = ops.power(ops.maximum(1.0 - tversky, _EPSILON), self.gamma)
         return _weighted_class_mean(per_class, self.class_weights)
 
     def get_config(self) -> dict:

@@ -97,12 +97,22 @@ class Pix2Pix(keras.Model):
         self.adversarial_weight = float(adversarial_weight)
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.num_classes = generator.output_shape[-1]
+        self.built = True  # both players are functional models, built at construction
+
+    @property
+    def input_shape(self) -> tuple:
+        """(None, None, None, bands), like the functional architectures'."""
+        return self.generator.input_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.generator.output_shape
 
     def call(self, inputs, training=None):
         return self.generator(inputs, training=training)
 
     def build(self, input_shape=None):
-        self.built = True  # both players are functional models, built at construction
+        self.built = True
 
     def _label_map(self, y):
         """Integer labels -> one-hot map with ignored pixels all-zero, plus the valid mask."""

@@ -142,8 +142,9 @@ EOF
     if [[ "$(id -u)" == 0 ]]; then
       touch "$logfile" && chown postgres: "$logfile"
     fi
-    as_pg_owner "$bin/pg_ctl" -D "$PGDATA" -l "$logfile" -w -t "$TIMEOUT" start \
-      >/dev/null || die "postgres did not start; log: $logfile"
+    # -p again: SEGPIPE_PG_PORT may have changed since initdb wrote postgresql.conf.
+    as_pg_owner "$bin/pg_ctl" -D "$PGDATA" -l "$logfile" -w -t "$TIMEOUT" -o "-p $PG_PORT" \
+      start >/dev/null || die "postgres did not start; log: $logfile"
     wait_for postgres pg_ready
   fi
   local db

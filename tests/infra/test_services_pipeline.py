@@ -1,7 +1,8 @@
 """The multi-machine setup end to end on the loopback services: a tiny dataset is prepared,
-tuned by two Optuna worker processes sharing a PostgreSQL study, evaluated and registered with
-MLFLOW_TRACKING_URI at the MLflow server (runs in PostgreSQL, artifacts in the S3 bucket), then
-served from the registry by alias, as the model-server Deployment does on a cluster."""
+tuned by two Optuna worker processes sharing a PostgreSQL study, evaluated and registered (the
+champion gate) with MLFLOW_TRACKING_URI at the MLflow server (runs in PostgreSQL, artifacts in
+the S3 bucket), then served from the registry by alias, as the model-server Deployment does on
+a cluster."""
 
 from __future__ import annotations
 
@@ -29,18 +30,16 @@ def _bucket_keys(s3_client, services: dict[str, str]) -> list[str]:
 def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry(
     services, s3_client, tmp_path: Path
 ):
-    import mlflow
     from mlflow import MlflowClient
 
     from components.artifacts import ClassMap, DatasetPaths, NormStats
     from components.evaluate import evaluate_model
     from components.prepare import PrepareOptions, prepare_dataset
+    from components.register import RegisterOptions, register_model
     from components.sample_data import generate_sample_dataset
     from components.tile import TileOptions
     from components.tune import TuneOptions, tune_model
     from components.tune_space import ParamSpec, SearchSpace, cat
-    from serving.config import ServingConfig
-    from serving.pyfunc import log_segmentation_model
 
     tracking_uri = services["MLFLOW_TRACKING_URI"]
     experiment = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
@@ -84,26 +83,19 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     )
     assert 0.0 <= evaluation.metrics["miou"] <= 1.0
 
-    classes = ClassMap.load(paths.classes)
-    stats = NormStats.load(paths.stats)
-    config = ServingConfig(
-        in_channels=len(stats.bands),
-        num_classes=classes.num_classes,
-        class_names=classes.names,
-        class_colors=[info.color for info in classes.classes],
-        mean=stats.mean,
-        std=stats.std,
-        nodata=stats.nodata,
-        ignore_index=classes.ignore_index,
-        patch_size=32,
+    registered = register_model(
+        Path(tuned.model_dir), dataset, paths.stats, Path(evaluation.metrics_path),
+        RegisterOptions(model_name=model_name),
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+        mlflow_run_id=tuned.mlflow_run_id,
     )
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
-    with mlflow.start_run(run_id=tuned.mlflow_run_id):
-        info = log_segmentation_model(
-            Path(tuned.model_dir) / "model.keras", config, registered_model_name=model_name
-        )
-    client.set_registered_model_alias(model_name, "champion", info.registered_model_version)
+    # A first version has no champion to beat, so the gate promotes it.
+    assert registered.promoted and registered.champion_version == registered.version
+    client = MlflowClient(tracking_uri)
+    champion = client.get_model_version_by_alias(model_name, "champion")
+    assert champion.version == registered.version
+    in_channels = len(NormStats.load(paths.stats).bands)
+    num_classes = ClassMap.load(paths.classes).num_classes
 
     # The runs and their metrics live on the server: the tuning run with one nested run per
     # trial, each trial logged by a worker process; the model files landed in the S3 bucket.
@@ -117,7 +109,10 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     )
     assert len(trial_runs) == 2
     keys = _bucket_keys(s3_client, services)
-    model_keys = [key for key in keys if info.model_id in key]
+    # The version's source is the logged model, models:/<model id>, stored under that id.
+    model_id = champion.source.removeprefix("models:/")
+    assert model_id.startswith("m-"), champion.source
+    model_keys = [key for key in keys if model_id in key]
     assert any(key.endswith("MLmodel") for key in model_keys), model_keys[:20]
     assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
     assert any(tuned.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
@@ -129,13 +124,13 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     )
     try:
         server.wait_ready(timeout=240)
-        pixels = np.random.default_rng(0).integers(1, 1000, (1, 40, 48, config.in_channels))
+        pixels = np.random.default_rng(0).integers(1, 1000, (1, 40, 48, in_channels))
         response = requests.post(
             f"{server.url}/invocations", json={"inputs": pixels.tolist()}, timeout=120
         )
         assert response.status_code == 200, response.text
         mask = np.asarray(response.json()["predictions"])
         assert mask.shape == (1, 40, 48)
-        assert set(np.unique(mask)) <= set(range(config.num_classes))
+        assert set(np.unique(mask)) <= set(range(num_classes))
     finally:
         server.stop()

@@ -133,3 +133,18 @@ def test_classes_file_resolves_against_the_config_folder(tmp_path):
     config = load_config(write(tmp_path, text))
     assert config.data.ingest.classes_file == str(tmp_path / "c" / "classes.json")
     assert pipeline_arguments(config, local=True)["classes"] == str(tmp_path / "c" / "classes.json")
+
+
+def test_cli_reports_config_errors_without_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo_root = Path(__file__).resolve().parents[2]
+    bad = write(tmp_path, "source: x\ntuning: {n_trials: 0}\n", name="bad.yaml")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", str(bad)],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo_root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "bad.yaml: tuning.n_trials: Input should be greater than 0" in done.stderr
+    assert "Traceback" not in done.stderr

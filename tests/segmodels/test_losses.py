@@ -135,3 +135,16 @@ def test_loss_config_round_trip():
     assert isinstance(restored, CombinedLoss)
     assert restored.terms == {"focal": 1.0, "jaccard": 2.0} and restored.ignore_index == 0
     assert value(restored) == pytest.approx(value(loss), rel=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["ce", "dice", "jaccard", "focal", "focal_tversky"])
+def test_saturated_predictions_give_finite_gradients(spec):
+    """Softmax saturates to exactly 0/1 in float32; no loss may turn that into NaN."""
+    import tensorflow as tf  # the test suite's backend; segmodels itself stays keras-only
+
+    probs = tf.Variable(np.eye(3, dtype="float32")[np.where(LABELS == IGNORE, 0, LABELS)])
+    loss = build_loss(spec, num_classes=3, ignore_index=IGNORE)
+    with tf.GradientTape() as tape:
+        value_ = loss(LABELS, probs)
+    gradient = tape.gradient(value_, probs).numpy()
+    assert np.isfinite(float(value_)) and np.isfinite(gradient).all()

@@ -29,6 +29,9 @@ def test_registry_lists_every_architecture():
 def test_shapes_save_and_load(name, tmp_path):
     model = build_model(name, num_classes=3, in_channels=5, **TINY[name])
     images = rng.normal(size=(2, 32, 48, 5)).astype("float32")  # non-square, any band count
+    assert model.count_params() > 0
+    assert model.input_shape == (None, None, None, 5)
+    assert model.output_shape == (None, None, None, 3)
     probs = model.predict(images, verbose=0)
     assert probs.shape == (2, 32, 48, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)

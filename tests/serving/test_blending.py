@@ -93,3 +93,18 @@ def test_every_pixel_is_covered_by_window_over_step_windows(length):
     grid = Grid(length=length, window=32, step=16)
     sums = grid.weight_sum(np.ones(32))
     assert sums.min() == 2 and sums.max() == 2
+
+
+def test_forward_passes_are_full_batches_across_window_rows():
+    sizes = []
+
+    def model(batch):
+        sizes.append(len(batch))
+        return pointwise_model(batch)
+
+    image = np.random.default_rng(3).normal(size=(40, 100, 2)).astype(np.float32)
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=5)
+    probs, _ = blend_array(image, model, identity_prepare, options)
+    # 6 window rows x 14 window columns = 84 windows: 16 full batches and the rest
+    assert sizes == [5] * 16 + [4]
+    np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)
