@@ -164,6 +164,9 @@ class Objective:
                 outcome = err
             finally:
                 keras.backend.clear_session()
+                # A trial is never resumed (a re-run starts new trials), so its optimizer
+                # checkpoints are dead weight; large models x many trials fill disks.
+                shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if outcome is not None:
             status = "KILLED" if isinstance(outcome, optuna.TrialPruned) else "FAILED"
             mlflow.MlflowClient().set_terminated(run.info.run_id, status)
