@@ -8,7 +8,6 @@ same definition with the current interpreter; the base image already holds segpi
 Imports sit inside the bodies because Kubeflow ships only the function's source.
 """
 
-
 from typing import NamedTuple
 
 from kfp import dsl

@@ -13,7 +13,6 @@ secrets are ignored there) and compiles to IR YAML for a cluster, where:
   without S3 or a password still runs), endpoints from a ConfigMap; never parameters.
 """
 
-
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
