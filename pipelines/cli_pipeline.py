@@ -1,4 +1,4 @@
-"""`segpipe demo|run|compile|submit` (issue 5 fills these in)."""
+"""`segpipe demo|run|compile|submit`: the Kubeflow pipeline from the command line."""
 
 from __future__ import annotations
 
@@ -6,22 +6,95 @@ from pathlib import Path
 
 import typer
 
-
-def demo(workdir: Path = typer.Option(Path("demo-workdir"))) -> None:
-    """Sample data -> whole pipeline locally -> champion model."""
-    raise typer.Exit("not built yet")
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
 
 
-def run(config: Path = typer.Option(..., "--config")) -> None:
+def _fail(err: Exception, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(code)
+
+
+def _load(config: Path, overrides: dict | None = None):
+    from pipelines.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as err:
+        raise _fail(err) from None
+
+
+def _run(config, verbose: bool):
+    from pipelines.runner import PipelineRunError, run_local
+
+    try:
+        return run_local(config, verbose=verbose)
+    except PipelineRunError as err:
+        raise _fail(err, 1) from None
+
+
+def _summary(result) -> None:
+    promoted = result.champion_version == result.model_version
+    typer.echo("")
+    typer.echo(f"pipeline run      {result.kfp_run_name}  ({result.seconds:.0f} s)")
+    typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag kfp.run_name)")
+    typer.echo(f"test mIoU         {result.test_miou:.4f}")
+    typer.echo(f"registered        {result.model_name} version {result.model_version}"
+               f" ({'now champion' if promoted else 'challenger'}; "
+               f"champion is version {result.champion_version})")
+    typer.echo(f"log               {result.log_path}")
+
+
+def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everything goes"),
+         scenes: int = typer.Option(6, min=3, help="sample scenes to generate"),
+         size: int = typer.Option(256, min=64, help="sample scene edge in pixels"),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="show all task output")
+         ) -> None:
+    """Sample data -> whole pipeline locally -> champion model, then the next commands."""
+    from pipelines.demo import next_commands, prepare_demo
+
+    workdir = workdir.resolve()
+    typer.echo(f"generating {scenes} sample scenes of {size}x{size} px in {workdir}")
+    source = prepare_demo(workdir, scenes=scenes, size=size)
+    config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
+    result = _run(config, verbose)
+    _summary(result)
+    typer.echo("\nnext:")
+    for line in next_commands(result, workdir):
+        typer.echo(f"  {line}")
+
+
+def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),
+        no_cache: bool = typer.Option(False, "--no-cache", help="re-run the data steps too"),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="show all task output")
+        ) -> None:
     """Run the pipeline locally through Kubeflow's local runner."""
-    raise typer.Exit("not built yet")
+    overrides = {"cache": False} if no_cache else None
+    result = _run(_load(config, overrides), verbose)
+    _summary(result)
 
 
-def compile_pipeline(out: Path = typer.Option(Path("pipeline.yaml"), "--out")) -> None:
-    """Compile the pipeline to Kubeflow IR YAML."""
-    raise typer.Exit("not built yet")
+def compile_pipeline(out: Path = typer.Option(Path("pipeline.yaml"), "--out", "-o",
+                                              help="IR YAML to write")) -> None:
+    """Compile the pipeline to Kubeflow Pipelines IR YAML."""
+    from pipelines.runner import compile_pipeline as compile_to
+
+    compile_to(out)
+    typer.echo(f"wrote {out}")
 
 
-def submit(host: str = typer.Option(..., "--host")) -> None:
-    """Submit the pipeline to a Kubeflow Pipelines API."""
-    raise typer.Exit("not built yet")
+def submit(host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL"),
+           config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),
+           experiment: str | None = typer.Option(None, "--experiment",
+                                                 help="KFP experiment (default: the config's "
+                                                      "MLflow experiment)"),
+           run_name: str | None = typer.Option(None, "--run-name")) -> None:
+    """Submit a run to a Kubeflow Pipelines API; the token comes from $KFP_TOKEN."""
+    from pipelines.runner import SubmitError
+    from pipelines.runner import submit as submit_run
+
+    try:
+        submitted = submit_run(host, _load(config), experiment=experiment, run_name=run_name)
+    except SubmitError as err:
+        raise _fail(err, 1) from None
+    typer.echo(f"submitted run {submitted.run_id}\n{submitted.url}")

@@ -1,17 +1,116 @@
-"""`segpipe serve` and `segpipe predict` (issue 6 fills these in)."""
+"""`segpipe serve` and `segpipe predict`."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
 
-
-def serve(model_uri: str = typer.Option("models:/segpipe@champion", "--model-uri")) -> None:
-    """Start the MLflow scoring server on a model."""
-    raise typer.Exit("not built yet")
+DEFAULT_MODEL_URI = "models:/segpipe@champion"
 
 
-def predict(input: Path = typer.Argument(...), out: Path = typer.Option(..., "--out")) -> None:
-    """Predict a georeferenced mask for a scene of any size."""
-    raise typer.Exit("not built yet")
+def _use_tracking_uri(tracking_uri: str | None) -> None:
+    """For this process and the children it starts."""
+    if tracking_uri:
+        import mlflow
+
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+
+
+def serve(
+    model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
+                                  help="registered model, runs:/ URI or local model folder"),
+    port: int = typer.Option(5000, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="interface to bind; 0.0.0.0 exposes it to the network"),
+    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes"),
+    timeout: int = typer.Option(600, "--timeout", min=1,
+                                help="seconds per request; large images need more than "
+                                     "MLflow's default 60"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="MLflow tracking URI (default: environment)"),
+) -> None:
+    """Start the MLflow scoring server on a model (POST /invocations, GET /ping)."""
+    _use_tracking_uri(tracking_uri)
+    env = dict(os.environ)
+    # mlflow starts uvicorn by name: this interpreter's bin folder must come first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(timeout)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+               "--env-manager", "local", "-p", str(port), "-h", host, "-w", str(workers),
+               "-t", str(timeout)]
+    typer.echo(f"serving {model_uri} on http://{host}:{port}/invocations "
+               f"(timeout {timeout} s, {workers} worker(s))", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server so signals (Ctrl-C, SIGTERM from a supervisor) reach it directly.
+    os.execve(sys.executable, command, env)
+
+
+def _local_predictor(model_uri: str):
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return model.predictor
+
+
+def _remote_predictor(endpoint: str, model_uri: str, tta: bool):
+    from serving.predict import ScenePredictor
+    from serving.remote import endpoint_predict_fn, load_serving_config
+
+    config = load_serving_config(model_uri)
+    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config, normalize=False)
+
+
+def predict(
+    input: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                 help="scene: GeoTIFF (any size), PNG or JPEG"),
+    out: Path = typer.Option(..., "--out", help="mask GeoTIFF to write"),
+    model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
+                                  help="registered model, runs:/ URI or local model folder"),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="scoring server URL; windows are sent there (the model URI "
+                                 "is then read only for its classes and window size)"),
+    tta: bool = typer.Option(False, "--tta", help="average the 8 flips/rotations"),
+    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=0.75,
+                                         help="window overlap (default: the model's)"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+    polygons: Path | None = typer.Option(None, "--polygons",
+                                         help="also write class polygons (GeoJSON)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="MLflow tracking URI (default: environment)"),
+) -> None:
+    """Predict a georeferenced mask for a scene of any size, window by window."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from serving.scene import SceneError, predict_scene
+
+    _use_tracking_uri(tracking_uri)
+    if endpoint:
+        predictor = _remote_predictor(endpoint, model_uri, tta)
+        tta_local = False  # the server averages the flips of each window
+    else:
+        predictor = _local_predictor(model_uri)
+        tta_local = tta
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"predicting {input.name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
+                                   batch_size=batch_size, polygons_path=polygons,
+                                   progress=progress)
+        except SceneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+    typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
+    if result.polygons_path:
+        typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons)")
+    for name, count in result.class_pixels.items():
+        typer.echo(f"  {name}: {count} px")

@@ -21,3 +21,13 @@ def tea_plantations() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_repo(tmp_path_factory):
+    """Run every test from a scratch folder, so nothing a library writes relative to the
+    working directory (MLflow's ./mlruns default, say) lands in the repository."""
+    previous = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)

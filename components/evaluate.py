@@ -1,0 +1,207 @@
+"""Evaluate a trained model on the untouched test split.
+
+Exact dataset-level scores: one confusion matrix accumulated over every valid pixel of every
+test tile (ignore index honoured), then per-class IoU/F1/precision/recall, mIoU, macro
+averages and pixel accuracy. Writes metrics.json, a confusion-matrix figure, overlays and a
+Markdown + HTML report, logs them to MLflow and returns them for the Kubeflow wrapper."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from pydantic import BaseModel, Field
+
+from components import tracking
+from components.artifacts import (
+    ClassMap,
+    DatasetPaths,
+    NormStats,
+    SplitManifest,
+    TileManifest,
+    dataset_digest,
+)
+from components.atomic import atomic_path, write_json, write_text
+from components.figures import close, confusion_figure, overlay_figure
+from components.train import load_trained_model
+from components.train_data import load_split_arrays, make_dataset, make_source
+from segmodels import confusion_matrix, scores_from_confusion
+
+SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
+
+
+class ClassScores(BaseModel):
+    """Scores of one class; None where the class is in neither truth nor prediction."""
+
+    name: str
+    iou: float | None
+    f1: float | None
+    precision: float | None
+    recall: float | None
+    support: int
+
+
+class EvaluationResult(BaseModel):
+    split: str
+    split_digest: str
+    dataset_digest: str
+    tile_count: int
+    pixel_count: int
+    class_names: list[str]
+    metrics: dict[str, float] = Field(description="miou, f1_macro, precision_macro, "
+                                      "recall_macro, pixel_accuracy, iou_<class> (defined ones)")
+    per_class: list[ClassScores]
+    confusion_matrix: list[list[int]]
+    metrics_path: str
+    report_md: str
+    report_html: str
+    confusion_png: str
+    overlays_png: str | None
+    mlflow_run_id: str | None
+
+
+def split_digest(dataset_dir: Path, split_path: Path, split: str = "test",
+                 data_digest: str | None = None) -> str:
+    """Names the exact evaluation set: the dataset's content plus the split's tile ids."""
+    ids = sorted(SplitManifest.load(split_path).splits.get(split, []))
+    h = hashlib.sha256((data_digest or dataset_digest(dataset_dir)).encode())
+    h.update(split.encode())
+    h.update("\n".join(ids).encode())
+    return h.hexdigest()
+
+
+def _finite(value: float) -> float | None:
+    """NaN (a class absent from truth and prediction has no score) -> None, JSON-safe."""
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_path: Path,
+                   out_dir: Path, *, split: str = "test", batch_size: int = 8,
+                   overlay_tiles: int = 4, mlflow_tracking_uri: str | None = None,
+                   experiment_name: str | None = "segpipe", mlflow_run_id: str | None = None,
+                   log_to_mlflow: bool = True) -> EvaluationResult:
+    """Score ``model_dir`` on ``split``; logs into the active run, ``mlflow_run_id`` or a new
+    run named "evaluate"."""
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    paths = DatasetPaths(dataset_dir)
+    classes = ClassMap.load(paths.classes)
+    manifest = TileManifest.load(paths.tiles_manifest)
+    stats = NormStats.load(stats_path)
+    model, info = load_trained_model(Path(model_dir))
+    if info.num_classes != classes.num_classes or info.in_channels != len(stats.bands):
+        raise ValueError(f"{model_dir}: model has {info.num_classes} classes and "
+                         f"{info.in_channels} bands, dataset has {classes.num_classes} classes "
+                         f"and {len(stats.bands)} bands")
+    source = make_source(paths.tiles_dir, Path(split_path), split, stats, manifest.patch_size)
+    k = classes.num_classes
+    cm = np.zeros((k, k), dtype=np.int64)
+    for images, masks in make_dataset(source, batch_size, training=False, cache_budget_bytes=0):
+        predicted = np.argmax(model(images, training=False), axis=-1)
+        cm += confusion_matrix(masks.numpy(), predicted, k, classes.ignore_index).astype(np.int64)
+    scores = scores_from_confusion(cm)
+    class_scores = [ClassScores(name=n, iou=_finite(scores["iou"][i]),
+                                f1=_finite(scores["f1"][i]),
+                                precision=_finite(scores["precision"][i]),
+                                recall=_finite(scores["recall"][i]),
+                                support=int(cm[i].sum()))
+                    for i, n in enumerate(classes.names)]
+    metrics = {k: v for k in SCALARS if (v := _finite(scores[k])) is not None}
+    metrics.update({f"iou_{c.name}": c.iou for c in class_scores if c.iou is not None})
+    data_digest = dataset_digest(dataset_dir)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig = confusion_figure(cm, classes.names)
+    confusion_png = out_dir / "confusion_matrix.png"
+    with atomic_path(confusion_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    close(fig)
+    overlays_png = None
+    if overlay_tiles:
+        images, masks = load_split_arrays(source, limit=overlay_tiles)
+        predicted = np.argmax(model.predict(images, verbose=0), axis=-1).astype(np.uint8)
+        fig = overlay_figure(images, masks, predicted, classes.palette(), classes.ignore_index,
+                             titles=source.tile_ids[:overlay_tiles])
+        overlays_png = out_dir / "overlays.png"
+        with atomic_path(overlays_png) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        close(fig)
+
+    result = EvaluationResult(
+        split=split, split_digest=split_digest(dataset_dir, split_path, split, data_digest),
+        dataset_digest=data_digest, tile_count=len(source.tile_ids),
+        pixel_count=int(cm.sum()), class_names=classes.names,
+        metrics=metrics,
+        per_class=class_scores, confusion_matrix=cm.tolist(),
+        metrics_path=str(out_dir / "metrics.json"), report_md=str(out_dir / "report.md"),
+        report_html=str(out_dir / "report.html"), confusion_png=str(confusion_png),
+        overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None)
+    write_text(result.report_md, markdown_report(result, info.architecture))
+    write_text(result.report_html, html_report(result, info.architecture))
+    if log_to_mlflow:
+        tracking.configure(mlflow_tracking_uri, experiment_name)
+        with tracking.run_scope(run_id=mlflow_run_id, run_name="evaluate") as run:
+            result.mlflow_run_id = run.info.run_id
+            tracking.log_dataset(dataset_dir, data_digest, context=split)
+            mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()})
+            mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
+            for path in (result.report_md, result.report_html, result.confusion_png,
+                         result.overlays_png):
+                if path:
+                    mlflow.log_artifact(path, artifact_path="evaluation")
+            mlflow.log_dict(result.model_dump(mode="json"), "evaluation/metrics.json")
+    write_json(result.metrics_path, result.model_dump(mode="json"))
+    return result
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _rows(result: EvaluationResult) -> list[list[str]]:
+    return [[c.name, _fmt(c.iou), _fmt(c.f1), _fmt(c.precision), _fmt(c.recall), str(c.support)]
+            for c in result.per_class]
+
+
+HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels"]
+
+
+def markdown_report(result: EvaluationResult, architecture: str) -> str:
+    m = result.metrics
+    lines = [f"# Evaluation on the {result.split} split", "",
+             f"Model `{architecture}`, {result.tile_count} tiles, {result.pixel_count} "
+             f"labelled pixels, split digest `{result.split_digest[:16]}`.", "",
+             "| mIoU | F1 (macro) | precision (macro) | recall (macro) | pixel accuracy |",
+             "| --- | --- | --- | --- | --- |",
+             "| " + " | ".join(_fmt(m.get(k)) for k in SCALARS) + " |", "",
+             "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
+    lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+    if result.overlays_png:
+        lines += ["![test overlays](overlays.png)", ""]
+    return "\n".join(lines)
+
+
+def html_report(result: EvaluationResult, architecture: str) -> str:
+    m = result.metrics
+
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                       for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    summary = table(["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)",
+                     "pixel accuracy"], [[_fmt(m.get(k)) for k in SCALARS]])
+    images = '<img src="confusion_matrix.png" alt="confusion matrix">'
+    if result.overlays_png:
+        images += '<img src="overlays.png" alt="test overlays">'
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>segpipe evaluation</title>"
+            "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+            "padding:4px 8px}img{max-width:100%}</style></head><body>"
+            f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
+            f"<p>Model <code>{html.escape(architecture)}</code>, {result.tile_count} tiles, "
+            f"{result.pixel_count} labelled pixels.</p>{summary}"
+            f"{table(HEADER, _rows(result))}{images}</body></html>\n")

@@ -1,0 +1,292 @@
+"""Turn whatever labels a dataset ships into contiguous class ids.
+
+Class-id masks may use any values (0/255, 1..5, ...): they map to 0..K-1 through the config,
+a ``classes.json`` that lists values, or sorted order. Colour masks map through a palette
+from the config, a ``classes.json``, or ``auto`` (colours discovered in the masks, named from
+``classes.json`` where colours match; published ``classes.json`` files often disagree with
+their masks). Lossless colour masks must match exactly; lossy (JPEG) masks snap to the
+nearest palette colour within a tolerance."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from components.artifacts import ClassInfo, ClassMap
+from components.raster import DataError
+
+DEFAULT_COLORS = ["#000000", "#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231",
+                  "#911EB4", "#46F0F0", "#F032E6", "#BCF60C", "#FABEBE", "#008080"]
+BACKGROUND_NAMES = {"background", "_background_"}
+# Lossy masks: at most this share of pixels may be further than the tolerance from every
+# palette colour (JPEG ringing at class edges); those become ignored. More means a bad palette.
+MAX_LOSSY_OUTLIER_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    name: str
+    color: str | None = None  # "#RRGGBB"
+    value: int | None = None  # raw mask value, when the file says which
+
+
+@dataclass(frozen=True)
+class ClassesFile:
+    path: Path
+    entries: list[ClassEntry]
+    ignore_index: int | None = None
+
+
+def parse_color(value, where: str) -> str:
+    if isinstance(value, str) and len(value.lstrip("#")) == 6:
+        try:
+            int(value.lstrip("#"), 16)
+            return "#" + value.lstrip("#").upper()
+        except ValueError:
+            pass
+    if isinstance(value, list | tuple) and len(value) in (3, 4) and all(
+            isinstance(v, int) and 0 <= v <= 255 for v in value[:3]):
+        return "#{:02X}{:02X}{:02X}".format(*value[:3])
+    raise DataError(f"{where}: {value!r} is not a colour ('#RRGGBB' or [r, g, b])")
+
+
+def color_code(color: str) -> int:
+    return int(color.lstrip("#"), 16)
+
+
+def code_color(code: int) -> str:
+    return f"#{int(code):06X}"
+
+
+def rgb_codes(block: np.ndarray) -> np.ndarray:
+    """(>=3, H, W) integer bands -> (H, W) int64 0xRRGGBB."""
+    rgb = block[:3].astype(np.int64)
+    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+def read_classes_file(path: Path) -> ClassesFile:
+    """Accept our ClassMap, Supervisely-style ``{"classes": [{"title", "color"}]}`` or a list."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read classes file ({err})") from err
+    items = data.get("classes") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise DataError(f"{path}: expected a non-empty list of classes")
+    entries = []
+    for i, item in enumerate(items):
+        where = f"{path}: classes[{i}]"
+        if not isinstance(item, dict):
+            raise DataError(f"{where}: expected an object with a name and colour")
+        name = item.get("name", item.get("title", item.get("label")))
+        if not isinstance(name, str):
+            raise DataError(f"{where}: no name/title")
+        color = item.get("color", item.get("colour"))
+        value = item.get("value", item.get("id"))
+        entries.append(ClassEntry(name=name,
+                                  color=parse_color(color, where) if color is not None else None,
+                                  value=value if isinstance(value, int) else None))
+    ignore = data.get("ignore_index") if isinstance(data, dict) else None
+    return ClassesFile(Path(path), entries, ignore if isinstance(ignore, int) else None)
+
+
+@dataclass
+class LabelSpec:
+    """How raw labels map to class ids (shared by every scene of a dataset)."""
+    class_map: ClassMap
+    value_ids: dict[int, int] = field(default_factory=dict)   # class-id masks
+    color_ids: dict[int, int] = field(default_factory=dict)   # colour masks: code -> id
+    label_ids: dict[str, int] = field(default_factory=dict)   # LabelMe labels
+    tolerance: int = 0
+
+    @property
+    def ignore(self) -> int:
+        return self.class_map.ignore_index
+
+
+def _class_map(names: list[str], colors: list[str | None], ignore_index: int) -> ClassMap:
+    if len(names) > 254 or ignore_index < len(names):
+        raise DataError(f"{len(names)} classes do not fit below ignore index {ignore_index}")
+    return ClassMap(classes=[ClassInfo(id=i, name=n,
+                                       color=c or DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
+                             for i, (n, c) in enumerate(zip(names, colors, strict=True))],
+                    ignore_index=ignore_index)
+
+
+def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[int, int] | None,
+               class_names: list[str] | None, ignore_values: set[int],
+               ignore_index: int) -> LabelSpec:
+    """Spec for single-band class-id masks whose non-ignored raw values are ``values``."""
+    by_value = {e.value: e for e in classes.entries if e.value is not None} if classes else {}
+    if class_values:
+        mapping = dict(class_values)
+    elif by_value:
+        mapping = {v: i for i, v in enumerate(sorted(by_value))}
+    else:
+        mapping = {v: i for i, v in enumerate(sorted(values))}
+    num = max(mapping.values(), default=-1) + 1
+    if sorted(set(mapping.values())) != list(range(num)):
+        raise DataError(f"class_values {class_values} must map onto contiguous ids 0..K-1")
+    raw_of = {i: v for v, i in sorted(mapping.items(), reverse=True)}
+    if not class_names and classes and not by_value and len(classes.entries) == num:
+        # A classes.json without values, one entry per class: names (and colours) in order.
+        by_value = {raw_of[i]: e for i, e in enumerate(classes.entries)}
+    if class_names:
+        if len(class_names) != num:
+            raise DataError(f"class_names has {len(class_names)} names for {num} classes")
+        names = list(class_names)
+    else:
+        names = [by_value[raw_of[i]].name if raw_of[i] in by_value else f"class_{raw_of[i]}"
+                 for i in range(num)]
+    colors = [by_value[raw_of[i]].color if raw_of[i] in by_value else None for i in range(num)]
+    ids = dict(mapping)
+    ids.update({v: ignore_index for v in ignore_values})
+    return LabelSpec(_class_map(names, colors, ignore_index), value_ids=ids)
+
+
+def discover_colors(counts: Counter, lossy: bool, tolerance: int,
+                    min_share: float = 0.002) -> list[int]:
+    """Palette codes seen in masks. Lossy masks scatter one colour over many nearby values,
+    so colours are pooled in 8-level bins, each bin scored by the pixels within half the
+    tolerance of it (a density), and the densest bins far enough from those already kept
+    become palette colours (the count-weighted mean of their neighbourhood)."""
+    if not lossy:
+        return sorted(counts)
+    codes = np.array(list(counts), dtype=np.int64)
+    weights = np.array(list(counts.values()), dtype=np.float64)
+    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
+    bins, inverse = np.unique(rgb // 8, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    bin_counts = np.bincount(inverse, weights=weights, minlength=len(bins))
+    bin_means = np.stack([np.bincount(inverse, weights=weights * rgb[:, c], minlength=len(bins))
+                          for c in range(3)], axis=1) / np.maximum(bin_counts, 1)[:, None]
+    total = weights.sum()
+    # Bins holding a trace of pixels only add noise and cost; at most 2048 are compared.
+    keep = np.argsort(-bin_counts, kind="stable")[:2048]
+    keep = keep[bin_counts[keep] >= 1e-4 * total]
+    means, weights_ = bin_means[keep], bin_counts[keep]
+    near = np.abs(means[:, None, :] - means[None, :, :]).max(axis=2) <= max(tolerance / 2, 8)
+    density = near.astype(np.float64) @ weights_
+    kept: list[np.ndarray] = []
+    for b in np.argsort(-density, kind="stable"):
+        if density[b] < min_share * total:
+            break
+        centre = np.rint((near[b] * weights_) @ means / density[b]).astype(np.int64)
+        if all(np.abs(centre - k).max() > tolerance for k in kept) and \
+                not _is_blend(centre, kept, tolerance / 2):
+            kept.append(centre)
+    return sorted(int((r << 16) | (g << 8) | b_) for r, g, b_ in kept)
+
+
+def _is_blend(color: np.ndarray, kept: list[np.ndarray], tolerance: float) -> bool:
+    """JPEG edges between two classes leave colours on the line between them: not a class."""
+    for i, a in enumerate(kept):
+        for b in kept[i + 1:]:
+            direction = (b - a).astype(np.float64)
+            t = float((color - a) @ direction / max(direction @ direction, 1e-9))
+            if 0.1 < t < 0.9 and np.abs(a + t * direction - color).max() <= tolerance:
+                return True
+    return False
+
+
+def _rgb(code: int) -> np.ndarray:
+    return np.array([(code >> 16) & 255, (code >> 8) & 255, code & 255])
+
+
+def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: int,
+               ignore_index: int) -> LabelSpec:
+    for entry in palette:
+        if entry.color is None:
+            raise DataError(f"palette class {entry.name!r} has no colour")
+    names = [e.name for e in palette]
+    colors = [e.color for e in palette]
+    ids = {color_code(c): i for i, c in enumerate(colors)}
+    ids.update({color_code(parse_color(c, "ignore_colors")): ignore_index for c in ignore_colors})
+    return LabelSpec(_class_map(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
+
+
+def auto_palette(codes: list[int], classes: ClassesFile | None, ignore_colors: list[str],
+                 tolerance: int) -> list[ClassEntry]:
+    """Discovered colours, in ``classes.json`` order where a colour matches an entry there
+    (within ``tolerance``), then the rest named by their colour."""
+    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    remaining = [c for c in codes if c not in ignored]
+    palette = []
+    for entry in classes.entries if classes else []:
+        if entry.color is None:
+            continue
+        target = _rgb(color_code(entry.color))
+        match = next((c for c in remaining if np.abs(_rgb(c) - target).max() <= tolerance), None)
+        if match is not None:
+            remaining.remove(match)
+            palette.append(ClassEntry(entry.name, code_color(match)))
+    palette += [ClassEntry(f"class_{code_color(c)[1:]}", code_color(c)) for c in remaining]
+    return palette
+
+
+def labelme_spec(labels: set[str], classes: ClassesFile | None,
+                 palette: list[ClassEntry] | None, ignore_index: int) -> LabelSpec:
+    entries = palette or (classes.entries if classes else None)
+    if entries:
+        names = [e.name for e in entries]
+        colors = [e.color for e in entries]
+    else:
+        names = sorted(label for label in labels if label.lower() not in BACKGROUND_NAMES)
+        colors = [None] * len(names)
+    if not any(n.lower() in BACKGROUND_NAMES for n in names):
+        names, colors = ["background", *names], [None, *colors]
+    ids = {n: i for i, n in enumerate(names)}
+    ids.update({alias: ids[n] for n in names if n.lower() in BACKGROUND_NAMES
+                for alias in BACKGROUND_NAMES})
+    return LabelSpec(_class_map(names, colors, ignore_index), label_ids=ids)
+
+
+def map_values(block: np.ndarray, spec: LabelSpec, path: Path) -> np.ndarray:
+    """(H, W) raw class values -> (H, W) uint8 ids; unknown values raise naming the file."""
+    values, inverse = np.unique(block, return_inverse=True)
+    lut = np.empty(len(values), np.uint8)
+    for i, v in enumerate(values.tolist()):
+        if int(v) != v or int(v) not in spec.value_ids:
+            known = sorted(k for k, i_ in spec.value_ids.items() if i_ != spec.ignore)
+            raise DataError(f"{path}: mask value {v} is not a known class value {known}; map it "
+                            "with class_values or ignore it with ignore_values")
+        lut[i] = spec.value_ids[int(v)]
+    return lut[inverse.reshape(block.shape)]
+
+
+def map_colors(block: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> np.ndarray:
+    """(>=3, H, W) RGB -> (H, W) uint8 ids. Lossless: exact palette match or an error naming
+    the colour; lossy: nearest palette colour within the tolerance, else ignored."""
+    codes, inverse = np.unique(rgb_codes(block), return_inverse=True)
+    inverse = inverse.reshape(block.shape[1:])
+    palette_codes = np.array(list(spec.color_ids), dtype=np.int64)
+    palette_ids = np.array(list(spec.color_ids.values()), dtype=np.uint8)
+    lut = np.full(len(codes), spec.ignore, np.uint8)
+    if not lossy:
+        for i, code in enumerate(codes.tolist()):
+            if code not in spec.color_ids:
+                raise DataError(f"{path}: mask colour {code_color(code)} is not in the palette "
+                                f"({', '.join(code_color(c) for c in spec.color_ids)}); add it "
+                                "to the palette or map it with ignore_colors")
+            lut[i] = spec.color_ids[code]
+        return lut[inverse]
+    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
+    pal = np.stack([(palette_codes >> 16) & 255, (palette_codes >> 8) & 255,
+                    palette_codes & 255], axis=1)
+    dist = np.abs(rgb[:, None, :] - pal[None, :, :]).max(axis=2)
+    nearest = dist.argmin(axis=1)
+    close = dist[np.arange(len(codes)), nearest] <= spec.tolerance
+    lut[close] = palette_ids[nearest[close]]
+    out = lut[inverse]
+    outliers = np.bincount(inverse.ravel(), minlength=len(codes))[~close].sum()
+    if outliers > MAX_LOSSY_OUTLIER_FRACTION * inverse.size:
+        worst = codes[~close][np.argmax(np.bincount(inverse.ravel(),
+                                                    minlength=len(codes))[~close])]
+        raise DataError(f"{path}: {outliers / inverse.size:.0%} of mask pixels are further than "
+                        f"{spec.tolerance} from every palette colour (e.g. {code_color(worst)}); "
+                        "check the palette or raise color_tolerance")
+    return out

@@ -1,0 +1,228 @@
+"""Register the evaluated model in the MLflow Model Registry behind a champion gate.
+
+The model is logged as serving's pyfunc (normalization and tiling inside, our code
+packaged), registered under the configured name and given the alias ``challenger``.
+``champion`` moves to it only when it beats the current champion on the same test split,
+or when there is no champion. "Same split" is checked through the split digest (dataset
+content + test tile ids) recorded on each version: when the champion was scored on another
+split, it is re-scored on this one by loading it from the registry; when that is not
+possible (other classes or bands, unloadable), the champion stays and the tags say why.
+The decision and both scores are tags on the new version."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel, ConfigDict, Field
+
+from components import tracking
+from components.artifacts import (
+    ClassMap,
+    DatasetPaths,
+    ModelPaths,
+    NormStats,
+    SplitManifest,
+    TrainedModelInfo,
+    read_tile,
+)
+from components.evaluate import EvaluationResult, split_digest
+from segmodels import confusion_matrix, model_stride, scores_from_confusion
+
+log = logging.getLogger(__name__)
+
+TAG_DECISION = "segpipe.decision"
+TAG_CHALLENGER = "segpipe.challenger_miou"
+TAG_CHAMPION = "segpipe.champion_miou"
+TAG_SPLIT = "segpipe.test_split_digest"
+TAG_PREVIOUS = "segpipe.champion_version_before"
+TAG_DATASET = "segpipe.dataset_digest"
+
+
+class RegisterOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = "segpipe"
+    challenger_alias: str = "challenger"
+    champion_alias: str = "champion"
+    metric: str = Field(default="miou", description="test metric the gate compares")
+    min_improvement: float = Field(default=0.0, ge=0,
+                                   description="challenger must beat the champion by more")
+    reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
+                                      "on another split instead of refusing to compare")
+    overlap: float = Field(default=0.5, ge=0, le=0.75)
+    batch_size: int = Field(default=8, gt=0)
+    max_pixels: int = Field(default=64_000_000, gt=0)
+
+
+class GateDecision(BaseModel):
+    promoted: bool
+    decision: str
+    champion_score: float | None
+    previous_champion_version: str | None
+
+
+class RegistrationResult(BaseModel):
+    model_name: str
+    version: str
+    model_uri: str
+    run_id: str
+    challenger_score: float
+    champion_score: float | None
+    champion_version: str
+    previous_champion_version: str | None
+    promoted: bool
+    decision: str
+    test_split_digest: str
+
+
+def serving_config(info: TrainedModelInfo, classes: ClassMap, stats: NormStats,
+                   options: RegisterOptions):
+    from serving.config import ServingConfig
+
+    return ServingConfig(in_channels=info.in_channels, num_classes=info.num_classes,
+                         class_names=classes.names, class_colors=[c.color for c in classes.classes],
+                         mean=stats.mean, std=stats.std, nodata=stats.nodata,
+                         ignore_index=classes.ignore_index, patch_size=info.patch_size,
+                         overlap=options.overlap, batch_size=options.batch_size,
+                         max_pixels=options.max_pixels,
+                         model_stride=model_stride(info.architecture, **info.params))
+
+
+def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def apply_champion_gate(client: MlflowClient, name: str, version: str, score: float,
+                        test_split_digest: str, options: RegisterOptions,
+                        rescore: Callable[[ModelVersion], float] | None = None) -> GateDecision:
+    """Decide, tag ``version`` with the decision and both scores, and move the champion
+    alias when the challenger wins."""
+    champion = champion_version(client, name, options.champion_alias)
+    champion_score: float | None = None
+    if champion is None:
+        promoted, decision = True, "promoted: no champion yet"
+    elif str(champion.version) == str(version):
+        promoted, decision = True, "already champion"
+        champion_score = score
+    else:
+        same_split = champion.tags.get(TAG_SPLIT) == test_split_digest
+        recorded = champion.tags.get(TAG_CHALLENGER)
+        if same_split and recorded is not None:
+            champion_score, how = float(recorded), "same test split"
+        elif rescore is not None:
+            try:
+                champion_score, how = rescore(champion), "champion re-scored on this split"
+            except Exception as err:  # other classes/bands, unloadable model...
+                log.warning("cannot re-score champion v%s: %s", champion.version, err)
+                champion_score, how = None, f"champion not comparable: {err}"[:400]
+        else:
+            champion_score, how = None, "champion scored on another split"
+        if champion_score is None:
+            promoted, decision = False, f"kept champion v{champion.version}: {how}"
+        elif score > champion_score + options.min_improvement:
+            promoted = True
+            decision = (f"promoted: {options.metric} {score:.4f} > champion "
+                        f"v{champion.version} {champion_score:.4f} ({how})")
+        else:
+            promoted = False
+            decision = (f"kept champion v{champion.version}: {options.metric} {score:.4f} <= "
+                        f"{champion_score:.4f} + {options.min_improvement} ({how})")
+    previous = str(champion.version) if champion is not None else None
+    tags = {TAG_DECISION: decision, TAG_CHALLENGER: f"{score:.6f}",
+            TAG_CHAMPION: "none" if champion_score is None else f"{champion_score:.6f}",
+            TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if promoted:
+        client.set_registered_model_alias(name, options.champion_alias, version)
+    return GateDecision(promoted=promoted, decision=decision, champion_score=champion_score,
+                        previous_champion_version=previous)
+
+
+def score_registered_model(model_uri: str, dataset_dir: Path, split: str, metric: str) -> float:
+    """``metric`` of a registered pyfunc model on ``split``, from raw tiles (the model
+    normalizes and tiles by itself)."""
+    paths = DatasetPaths(dataset_dir)
+    classes = ClassMap.load(paths.classes)
+    model = mlflow.pyfunc.load_model(model_uri)
+    k = classes.num_classes
+    cm = np.zeros((k, k), dtype=np.int64)
+    for tile_id in SplitManifest.load(paths.split).splits.get(split, []):
+        image, mask = read_tile(paths.tiles_dir, tile_id)
+        predicted = np.asarray(model.predict(image[None].astype(np.float32)))[0]
+        if predicted.shape != mask.shape:
+            raise ValueError(f"{model_uri}: prediction shape {predicted.shape} for a "
+                             f"{mask.shape} tile")
+        # Pixels the model itself refuses (its own nodata) are left out of the count.
+        keep = predicted < k
+        cm += confusion_matrix(np.where(keep, mask, classes.ignore_index),
+                               np.where(keep, predicted, 0), k, classes.ignore_index)
+    return float(scores_from_confusion(cm)[metric])
+
+
+def register_model(model_dir: Path, dataset_dir: Path, stats_path: Path, metrics_path: Path,
+                   options: RegisterOptions, *, mlflow_tracking_uri: str | None = None,
+                   experiment_name: str | None = "segpipe",
+                   mlflow_run_id: str | None = None) -> RegistrationResult:
+    """Log the model as a pyfunc, register it as ``challenger`` and apply the champion gate.
+
+    Logs into the active run, ``mlflow_run_id``, or a new run named "register"."""
+    from serving.pyfunc import log_segmentation_model
+
+    model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
+    info = TrainedModelInfo.load(ModelPaths(model_dir).info)
+    classes = ClassMap.load(DatasetPaths(dataset_dir).classes)
+    stats = NormStats.load(stats_path)
+    evaluation = EvaluationResult.model_validate_json(Path(metrics_path).read_bytes())
+    if options.metric not in evaluation.metrics:
+        raise ValueError(f"{metrics_path}: no test metric {options.metric!r}; has "
+                         f"{sorted(evaluation.metrics)}")
+    score = float(evaluation.metrics[options.metric])
+    config = serving_config(info, classes, stats, options)
+
+    tracking.configure(mlflow_tracking_uri, experiment_name)
+    client = MlflowClient()
+    with tracking.run_scope(run_id=mlflow_run_id, run_name="register") as run:
+        model_info = log_segmentation_model(ModelPaths(model_dir).keras_model, config,
+                                            name="model")
+        version = mlflow.register_model(
+            model_info.model_uri, options.model_name,
+            tags={TAG_DATASET: evaluation.dataset_digest, "segpipe.architecture":
+                  info.architecture, "segpipe.train_run_id": info.mlflow_run_id or "",
+                  **{f"segpipe.test_{k}": f"{v:.6f}" for k, v in evaluation.metrics.items()}})
+        client.set_registered_model_alias(options.model_name, options.challenger_alias,
+                                          version.version)
+
+        def rescore(champion: ModelVersion) -> float:
+            if not options.reevaluate_champion:
+                raise ValueError("re-scoring disabled")
+            here = split_digest(dataset_dir, DatasetPaths(dataset_dir).split, evaluation.split)
+            if here != evaluation.split_digest:
+                raise ValueError(f"{dataset_dir}: split.json differs from the one in "
+                                 f"{metrics_path}")
+            uri = f"models:/{options.model_name}/{champion.version}"
+            return score_registered_model(uri, dataset_dir, evaluation.split, options.metric)
+
+        gate = apply_champion_gate(client, options.model_name, version.version, score,
+                                   evaluation.split_digest, options, rescore)
+        mlflow.set_tags({"segpipe.registered_version": version.version,
+                         TAG_DECISION: gate.decision})
+        run_id = run.info.run_id
+    champion = champion_version(client, options.model_name, options.champion_alias)
+    return RegistrationResult(
+        model_name=options.model_name, version=str(version.version),
+        model_uri=f"models:/{options.model_name}/{version.version}", run_id=run_id,
+        challenger_score=score, champion_score=gate.champion_score,
+        champion_version=str(champion.version) if champion else str(version.version),
+        previous_champion_version=gate.previous_champion_version, promoted=gate.promoted,
+        decision=gate.decision, test_split_digest=evaluation.split_digest)

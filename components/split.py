@@ -1,0 +1,228 @@
+"""Split: tiles -> train/val/test without leakage.
+
+Tiles are grouped into units that never straddle splits: single tiles (``random``), scenes
+(``scene``) or spatial blocks (``block``). Blocks are world-coordinate squares when every
+scene shares one CRS, so adjacent chips of one grid (e.g. exported GIS chips) that touch
+share a block and land in the same split; otherwise blocks are per-scene pixel squares.
+Units are assigned greedily in a seeded order (rarest class first) to the split furthest
+below its ratio, preferring splits that still lack one of the unit's classes."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from components.artifacts import (
+    SPLIT_NAMES,
+    ClassMap,
+    DatasetPaths,
+    SplitManifest,
+    TileManifest,
+    TileRecord,
+)
+from components.raster import DataError
+
+
+class SplitWarning(UserWarning):
+    """A split lacks a class or tiles; the dataset is usable but weaker for it."""
+
+
+class SplitOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["random", "scene", "block"] = "scene"
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    block_size: int | None = Field(default=None, ge=1, description="block side in (tiled-grid) "
+                                   "pixels; None = 4 patches")
+    drop_overlaps: bool = Field(
+        default=True, description="drop val/test tiles that share ground with a tile of "
+        "another split (overlapping tiles or scenes), so no pixel is seen in two splits")
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, ratios: tuple[float, float, float]):
+        if min(ratios) < 0 or ratios[0] <= 0 or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6):
+            raise ValueError(f"ratios {ratios} must be >= 0, train > 0, and sum to 1")
+        return ratios
+
+
+@dataclass
+class _Unit:
+    key: tuple
+    tiles: list[str]
+    classes: set[int]
+
+
+def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
+    crs = {s.crs for s in manifest.scenes}
+    half = manifest.patch_size / 2
+    keys = {}
+    if len(crs) == 1 and None not in crs:
+        # One CRS: blocks on the world grid, sized in the first scene's pixels.
+        # The grid is anchored at the scenes' top-left corner, so blocks of a chip's size
+        # line up with chips exported side by side.
+        a, _, _, _, e, _ = manifest.scenes[0].transform
+        size_x, size_y = abs(a) * block_size, abs(e) * block_size
+        x0 = min(s.transform[2] for s in manifest.scenes)
+        y0 = max(s.transform[5] for s in manifest.scenes)
+        for t in manifest.tiles:
+            ta, tb, tc, td, te, tf = t.transform
+            x, y = tc + ta * half + tb * half, tf + td * half + te * half
+            keys[t.id] = ("world", math.floor((x - x0) / size_x), math.floor((y0 - y) / size_y))
+    else:
+        for t in manifest.tiles:
+            col, row = t.window[0] + half, t.window[1] + half
+            keys[t.id] = (t.scene, int(col // block_size), int(row // block_size))
+    return keys
+
+
+def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
+    if options.strategy == "random":
+        keys = {t.id: (t.id,) for t in manifest.tiles}
+    elif options.strategy == "scene":
+        keys = {t.id: (t.scene,) for t in manifest.tiles}
+    else:
+        keys = _block_keys(manifest, options.block_size or 4 * manifest.patch_size)
+    grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
+    for t in manifest.tiles:
+        grouped[keys[t.id]].append(t)
+    return [_Unit(key, [t.id for t in tiles], {c for t in tiles for c, n in
+                                               t.class_counts.items() if n})
+            for key, tiles in sorted(grouped.items(), key=lambda kv: str(kv[0]))]
+
+
+def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[list[_Unit]]:
+    rng = random.Random(seed)
+    rng.shuffle(units)
+    frequency = Counter(c for u in units for c in u.classes)
+    units.sort(key=lambda u: min((frequency[c] for c in u.classes), default=len(units) + 1))
+    total = sum(len(u.tiles) for u in units)
+    active = [i for i, r in enumerate(ratios) if r > 0]
+    splits: list[list[_Unit]] = [[] for _ in ratios]
+    filled = [0] * len(ratios)
+    present: list[set[int]] = [set() for _ in ratios]
+    for unit in units:
+        def score(i: int, unit: _Unit = unit) -> tuple[float, float]:
+            deficit = (ratios[i] * total - filled[i]) / total
+            missing = len(unit.classes - present[i]) > 0
+            # A split that lacks one of this unit's classes gets it unless it is already full.
+            return (float(missing and deficit > -len(unit.tiles) / (2 * total)), deficit)
+        best = max(active, key=score)
+        splits[best].append(unit)
+        filled[best] += len(unit.tiles)
+        present[best] |= unit.classes
+    # With few units, make every active split non-empty by taking from the largest.
+    for i in active:
+        if not splits[i]:
+            donor = max(active, key=lambda j: len(splits[j]))
+            if len(splits[donor]) > 1:
+                moved = min(splits[donor], key=lambda u: len(u.tiles))
+                splits[donor].remove(moved)
+                splits[i].append(moved)
+    return splits
+
+
+def _footprint(tile: TileRecord, patch: int, world: bool) -> tuple[str, float, float,
+                                                                    float, float]:
+    if world:
+        a, _, c, _, e, f = tile.transform
+        xs, ys = sorted((c, c + a * patch)), sorted((f, f + e * patch))
+        return "world", xs[0], ys[0], xs[1], ys[1]
+    col, row = tile.window[:2]
+    return tile.scene, col, row, col + patch, row + patch
+
+
+def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
+    """Pairs of tiles in different splits whose footprints share ground (positive area).
+    Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
+    crs = {s.crs for s in manifest.scenes}
+    world = len(crs) == 1 and None not in crs
+    boxes = {t.id: _footprint(t, manifest.patch_size, world) for t in manifest.tiles}
+    cell = max(max(b[3] - b[1], b[4] - b[2]) for b in boxes.values())
+    buckets: dict[tuple, list[str]] = defaultdict(list)
+    for tile_id, (space, x0, y0, x1, y1) in boxes.items():
+        for i in range(math.floor(x0 / cell), math.floor(x1 / cell) + 1):
+            for j in range(math.floor(y0 / cell), math.floor(y1 / cell) + 1):
+                buckets[(space, i, j)].append(tile_id)
+    pairs = set()
+    for members in buckets.values():
+        for k, a in enumerate(members):
+            for b in members[k + 1:]:
+                if where[a] == where[b] or (a, b) in pairs:
+                    continue
+                _, ax0, ay0, ax1, ay1 = boxes[a]
+                _, bx0, by0, bx1, by1 = boxes[b]
+                width, height = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
+                if width > 1e-6 * cell and height > 1e-6 * cell:
+                    pairs.add((a, b))
+    return sorted(pairs)
+
+
+def _drop_overlaps(manifest: TileManifest, assigned: list[list[_Unit]]) -> int:
+    """Remove val/test tiles that share ground with another split's tile; return the count.
+    Val gives way before test, test before train: training data and the final test are
+    the most precious."""
+    where = {t: i for i, units in enumerate(assigned) for u in units for t in u.tiles}
+    priority = {0: 2, 2: 1, 1: 0}  # higher keeps its tile
+    dropped = set()
+    for a, b in _cross_split_overlaps(manifest, where):
+        if a in dropped or b in dropped:
+            continue
+        dropped.add(a if priority[where[a]] < priority[where[b]] else b)
+    for units in assigned:
+        for unit in units:
+            unit.tiles = [t for t in unit.tiles if t not in dropped]
+    return len(dropped)
+
+
+def split_tiles(dataset_dir: Path, out_path: Path,
+                options: SplitOptions | None = None) -> SplitManifest:
+    """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
+    options = options or SplitOptions()
+    paths = DatasetPaths(dataset_dir)
+    manifest = TileManifest.load(paths.tiles_manifest)
+    if not manifest.tiles:
+        raise DataError(f"{paths.tiles_manifest}: no tiles to split")
+    class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
+    units = _units(manifest, options)
+    assigned = _assign(units, options.ratios, options.seed)
+    messages = []
+    if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
+        messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
+                        "another split (overlapping tiles or scenes); use strategy 'block', "
+                        "no overlap, or a block size that is a multiple of the stride")
+    splits = {name: sorted(t for u in units_ for t in u.tiles)
+              for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
+    by_id = {t.id: t for t in manifest.tiles}
+
+    def classes_of(units_: list[_Unit]) -> set[int]:
+        return {c for u in units_ for t in u.tiles for c, n in by_id[t].class_counts.items() if n}
+
+    all_classes = classes_of(units)
+    unit_word = {"random": "tiles", "scene": "scenes", "block": "blocks"}[options.strategy]
+    for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
+        if ratio > 0 and not any(u.tiles for u in units_):
+            why = ("all its tiles share ground with other splits" if units_
+                   else f"only {len(units)} {unit_word} for ratios {options.ratios}")
+            messages.append(f"split '{name}' is empty: {why}")
+            continue
+        present = classes_of(units_)
+        for c in sorted(all_classes - present):
+            label = class_names[c] if class_names and c < len(class_names) else str(c)
+            if units_:
+                messages.append(f"class {c} ({label}) is missing from split '{name}'")
+    for message in messages:
+        warnings.warn(message, SplitWarning, stacklevel=2)
+    result = SplitManifest(strategy=options.strategy, seed=options.seed, ratios=options.ratios,
+                           block_size=(options.block_size or 4 * manifest.patch_size)
+                           if options.strategy == "block" else None,
+                           splits=splits, warnings=messages)
+    result.save(out_path)
+    return result

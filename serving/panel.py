@@ -1,0 +1,146 @@
+"""The moving parts of blended prediction over one panel of a scene: a rolling strip of
+model input and the open rows of accumulated probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.windows import (
+    BlendOptions,
+    Block,
+    Grid,
+    PredictFn,
+    PrepareFn,
+    ReadFn,
+    predict_batch,
+    reflect_indices,
+)
+
+
+class StripReader:
+    """Model input for rows [top, top + window) of one panel, reflect-padded, rolling."""
+
+    def __init__(self, read: ReadFn, prepare: PrepareFn, height: int, width: int,
+                 col0: int, col1: int, window: int):
+        self.read, self.prepare = read, prepare
+        self.height, self.window = height, window
+        cols = reflect_indices(np.arange(col0, col1), width)
+        self.col_lo, self.col_hi = int(cols.min()), int(cols.max()) + 1
+        contiguous = np.array_equal(cols, np.arange(self.col_lo, self.col_hi))
+        self.col_take = None if contiguous else cols - self.col_lo
+        self.data: np.ndarray | None = None
+        self.invalid: np.ndarray | None = None
+
+    def _rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = reflect_indices(np.arange(start, stop), self.height)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        raw = self.read(lo, hi, self.col_lo, self.col_hi)
+        if not np.array_equal(rows, np.arange(lo, hi)):
+            raw = raw[rows - lo]
+        if self.col_take is not None:
+            raw = raw[:, self.col_take]
+        return self.prepare(raw)
+
+    def advance(self, top: int, step: int) -> None:
+        if self.data is None or step >= self.window:
+            self.data, self.invalid = self._rows(top, top + self.window)
+            return
+        keep = self.window - step
+        new_data, new_invalid = self._rows(top + keep, top + self.window)
+        self.data[:keep] = self.data[step:]
+        self.data[keep:] = new_data
+        self.invalid[:keep] = self.invalid[step:]
+        self.invalid[keep:] = new_invalid
+
+
+@dataclass
+class _OpenRow:
+    """Accumulated weighted probabilities of one window row, rows [top, top + window)."""
+
+    top: int
+    acc: np.ndarray  # (window, panel width, K)
+    invalid: np.ndarray  # (window, panel width)
+    remaining: int  # windows of this row not yet predicted
+
+
+class Panel:
+    """Blends one panel. Windows are batched across window rows, so every forward pass but
+    the panel's last is a full batch; a row is finished once its windows are all in and the
+    rows above it are finished, then its overlap with the next row is carried down."""
+
+    def __init__(self, rows: Grid, options: BlendOptions, weights: np.ndarray,
+                 predict_fn: PredictFn, out_cols: tuple[int, int], panel_col: int,
+                 row_sum: np.ndarray, col_sum: np.ndarray):
+        self.rows, self.options, self.weights = rows, options, weights
+        self.predict_fn = predict_fn
+        self.out_c0, self.out_c1 = out_cols
+        self.c0, self.c1 = out_cols[0] - panel_col, out_cols[1] - panel_col
+        self.row_sum, self.col_norm = row_sum, col_sum[None, out_cols[0]:out_cols[1]]
+        self.emitted = 0
+        self.open: dict[int, _OpenRow] = {}
+        self.carry: np.ndarray | None = None
+        self.queue: list[tuple[int, int]] = []
+        self.batch: np.ndarray | None = None
+
+    def add_row(self, index: int, strip: StripReader, offsets: list[int]) -> Iterator[int]:
+        """Queue the windows of row ``index``; yields rows finished meanwhile."""
+        win, keep = self.options.window, self.options.window - self.options.step
+        acc = np.zeros((win, strip.data.shape[1], self.options.num_classes), np.float32)
+        if self.carry is not None and keep > 0:
+            acc[:keep] = self.carry
+        self.carry = None
+        self.open[index] = _OpenRow(self.rows.origin(index), acc, strip.invalid.copy(),
+                                    len(offsets))
+        if self.batch is None:
+            self.batch = np.empty((self.options.batch_size, win, win, strip.data.shape[2]),
+                                  strip.data.dtype)
+        for offset in offsets:
+            self.batch[len(self.queue)] = strip.data[:, offset:offset + win]
+            self.queue.append((index, offset))
+            if len(self.queue) == self.options.batch_size:
+                yield from self.run()
+
+    def run(self) -> Iterator[int]:
+        if not self.queue:
+            return
+        probs = predict_batch(self.batch[:len(self.queue)], self.predict_fn, self.options.tta)
+        probs *= self.weights
+        win = self.options.window
+        for (index, offset), p in zip(self.queue, probs, strict=True):
+            row = self.open[index]
+            row.acc[:, offset:offset + win] += p
+            row.remaining -= 1
+        self.queue = []
+        while self.open:
+            first = min(self.open)
+            if self.open[first].remaining:
+                return
+            yield first
+
+    def finish(self, index: int) -> _OpenRow:
+        """Close a finished row; its overlap with the rows below moves to the next row."""
+        row = self.open.pop(index)
+        step, keep = self.options.step, self.options.window - self.options.step
+        if keep > 0:
+            if index + 1 in self.open:
+                self.open[index + 1].acc[:keep] += row.acc[step:]
+            else:
+                self.carry = row.acc[step:].copy()
+        return row
+
+    def blocks(self, done_rows: Iterator[int]) -> Iterator[Block]:
+        """Output blocks for finished rows: the rows no later window touches, normalized."""
+        for index in done_rows:
+            row = self.finish(index)
+            done = self.rows.final_before(index)
+            if done <= self.emitted:
+                continue
+            r0, r1 = self.emitted - row.top, done - row.top
+            norm = (self.row_sum[self.emitted:done, None] * self.col_norm).astype(np.float32)
+            yield Block(self.emitted, self.out_c0,
+                        row.acc[r0:r1, self.c0:self.c1] / norm[:, :, None],
+                        row.invalid[r0:r1, self.c0:self.c1])
+            self.emitted = done

@@ -1,0 +1,93 @@
+"""Blended prediction with a model's own normalization and classes: arrays and rasterio
+datasets in, probabilities or class masks out. File output lives in serving/scene.py."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+from rasterio.windows import Window
+
+from segmodels.preprocessing import invalid_pixels, normalize_image
+from serving.blending import BlendOptions, Block, PredictFn, blend, blend_array
+from serving.config import ServingConfig
+
+Output = Literal["mask", "probabilities"]
+
+
+def keras_predict_fn(model) -> PredictFn:
+    """Forward pass of a Keras model, one call at a time (the scoring server runs requests in
+    threads; TensorFlow already spreads one call over the cores)."""
+    lock = threading.Lock()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with lock:
+            return np.asarray(model.predict_on_batch(batch))
+
+    return predict
+
+
+class ScenePredictor:
+    """A forward pass plus the ServingConfig that turns raw pixels into its input.
+
+    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes)."""
+
+    def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
+        self.predict_fn = predict_fn
+        self.config = config
+        self.normalize = normalize
+
+    def options(self, tta: bool = False, overlap: float | None = None,
+                batch_size: int | None = None, max_panel_width: int = 8192) -> BlendOptions:
+        return BlendOptions(
+            window=self.config.patch_size, num_classes=self.config.num_classes,
+            overlap=self.config.overlap if overlap is None else overlap,
+            batch_size=batch_size or self.config.batch_size, tta=tta,
+            max_panel_width=max_panel_width)
+
+    def _prepare(self, nodata: float | None):
+        mean, std = self.config.mean, self.config.std
+
+        def prepare(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            invalid = invalid_pixels(raw, nodata)
+            if not self.normalize:
+                return np.array(raw), invalid
+            return normalize_image(raw, mean, std, nodata), invalid
+
+        return prepare
+
+    def to_mask(self, probabilities: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        mask = np.argmax(probabilities, axis=-1).astype(np.uint8)
+        mask[invalid] = self.config.ignore_index
+        return mask
+
+    def predict_array(self, image: np.ndarray, *, tta: bool = False,
+                      overlap: float | None = None, output: Output = "mask",
+                      nodata: float | None = None) -> np.ndarray:
+        """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities."""
+        nodata = self.config.nodata if nodata is None else nodata
+        probs, invalid = blend_array(image, self.predict_fn, self._prepare(nodata),
+                                     self.options(tta, overlap))
+        return probs if output == "probabilities" else self.to_mask(probs, invalid)
+
+    def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
+                     batch_size: int | None = None, max_panel_width: int = 8192,
+                     region: Window | None = None) -> Iterator[Block]:
+        """Finished blocks of a rasterio dataset, read window by window (all bands).
+
+        ``region`` restricts prediction to a window of the dataset; block rows and columns
+        are then relative to it and its edges are reflect-padded like the scene's."""
+        nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
+        if region is None:
+            region = Window(0, 0, dataset.width, dataset.height)
+        row_off, col_off = int(region.row_off), int(region.col_off)
+
+        def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+            data = dataset.read(window=Window(col_off + c0, row_off + r0, c1 - c0, r1 - r0))
+            return np.moveaxis(data, 0, -1)
+
+        yield from blend(read, int(region.height), int(region.width), self.predict_fn,
+                         self._prepare(nodata),
+                         self.options(tta, overlap, batch_size, max_panel_width))

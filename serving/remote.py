@@ -1,0 +1,71 @@
+"""Predict through a running scoring server instead of a local model.
+
+The client does the windowing and blending, exactly as locally; each batch of raw windows
+goes to the server as base64 GeoTIFFs (binary, not JSON numbers) with ``overlap=0`` and
+``output=probabilities``, so the server runs one forward pass (D4-averaged with ``tta``) per
+window and normalizes with the model's own statistics."""
+
+from __future__ import annotations
+
+import base64
+import warnings
+from pathlib import Path
+
+import numpy as np
+import requests
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.io import MemoryFile
+
+from serving.blending import PredictFn
+from serving.config import ServingConfig
+
+
+class EndpointError(RuntimeError):
+    """The scoring server refused or failed a request."""
+
+
+def _encode_window(window: np.ndarray) -> str:
+    height, width, bands = window.shape
+    with MemoryFile() as mem, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with mem.open(driver="GTiff", width=width, height=height, count=bands,
+                      dtype=window.dtype.name) as dst:
+            dst.write(np.moveaxis(window, -1, 0))
+        return base64.b64encode(mem.read()).decode("ascii")
+
+
+def _decode_probabilities(value: str) -> np.ndarray:
+    with MemoryFile(base64.b64decode(value)) as mem, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with mem.open() as src:
+            return np.moveaxis(src.read(), 0, -1)
+
+
+def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> PredictFn:
+    """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations)."""
+    session = requests.Session()
+    if not url.rstrip("/").endswith("/invocations"):
+        url = url.rstrip("/") + "/invocations"
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        payload = {"dataframe_split": {"columns": ["image"],
+                                       "data": [[_encode_window(w)] for w in batch]},
+                   "params": {"tta": tta, "overlap": 0.0, "output": "probabilities"}}
+        response = session.post(url, json=payload, timeout=timeout)
+        if response.status_code != 200:
+            raise EndpointError(f"{url} answered {response.status_code}: {response.text[:500]}")
+        records = response.json()["predictions"]
+        return np.stack([_decode_probabilities(r["probabilities"]) for r in records])
+
+    return predict
+
+
+def load_serving_config(model_uri: str) -> ServingConfig:
+    """The ServingConfig stored in a logged segmentation model, without loading Keras."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/MLmodel"))
+    flavor = mlflow.models.Model.load(local).flavors["python_function"]
+    relative = flavor["artifacts"]["serving_config"]["path"]
+    config_path = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{relative}")
+    return ServingConfig.load(Path(config_path))

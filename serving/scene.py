@@ -1,0 +1,198 @@
+"""Scene files in, georeferenced mask files out: a tiled, compressed GeoTIFF written block by
+block as the predictor finishes them, and optional polygons in the scene's CRS."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.features
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from serving.atomic import atomic_output
+from serving.blending import Block
+from serving.decode import is_georeferenced
+from serving.predict import ScenePredictor
+
+#: GDAL's block cache would otherwise grow with the scene up to 5% of RAM. It must hold one
+#: row of input tiles across a panel (8192 px x 256 rows x 4 float32 bands = 32 MiB), or
+#: strips re-read and re-decompress tiles.
+GDAL_CACHE_MB = 64
+OUTPUT_BLOCK = 256
+
+
+class SceneError(ValueError):
+    """A scene that cannot be predicted; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    mask_path: Path
+    polygons_path: Path | None
+    width: int
+    height: int
+    class_pixels: dict[str, int]
+    polygon_count: int | None
+
+
+def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
+    profile = {"driver": "GTiff", "width": int(region.width), "height": int(region.height),
+               "count": 1,
+               "dtype": "uint8", "nodata": predictor.config.ignore_index,
+               "compress": "deflate", "tiled": True, "blockxsize": OUTPUT_BLOCK,
+               "blockysize": OUTPUT_BLOCK, "BIGTIFF": "IF_SAFER"}
+    if is_georeferenced(src):
+        profile.update(crs=src.crs, transform=src.window_transform(region))
+    return profile
+
+
+def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *,
+                  tta: bool = False, overlap: float | None = None,
+                  batch_size: int | None = None, polygons_path: Path | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  max_panel_width: int = 8192,
+                  gdal_cache_mb: int = GDAL_CACHE_MB,
+                  region: Window | None = None) -> SceneResult:
+    """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``.
+
+    ``region`` (a rasterio Window) predicts only that part of the scene, georeferenced.
+
+    ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
+    are written to temp files and renamed, so a crash leaves no half-written mask."""
+    config = predictor.config
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            src = rasterio.open(input_path)
+        except RasterioIOError as exc:
+            raise SceneError(f"{input_path}: cannot read the scene: {exc}") from None
+        with src:
+            if src.count != config.in_channels:
+                raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
+                                 f"expects {config.in_channels}")
+            region = _check_region(input_path, src, region)
+            blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
+                                            batch_size=batch_size,
+                                            max_panel_width=max_panel_width, region=region)
+            with atomic_output(Path(out_path)) as tmp:
+                counts = _write_mask(predictor, src, region, blocks, tmp, progress)
+            polygon_count = None
+            if polygons_path is not None:
+                polygon_count = write_polygons(Path(out_path), Path(polygons_path),
+                                               config.class_names, config.ignore_index)
+    class_pixels = {name: int(counts[i]) for i, name in enumerate(config.class_names)}
+    class_pixels["ignored"] = int(counts[config.ignore_index])
+    return SceneResult(Path(out_path), polygons_path and Path(polygons_path),
+                       int(region.width), int(region.height), class_pixels, polygon_count)
+
+
+def _check_region(input_path: Path, src, region: Window | None) -> Window:
+    if region is None:
+        return Window(0, 0, src.width, src.height)
+    inside = Window(0, 0, src.width, src.height)
+    if (region.width < 1 or region.height < 1 or region.col_off < 0 or region.row_off < 0
+            or region.col_off + region.width > inside.width
+            or region.row_off + region.height > inside.height):
+        raise SceneError(f"{input_path}: region {region} is not inside the "
+                         f"{src.width}x{src.height} scene")
+    return region
+
+
+class _TileRowWriter:
+    """Gathers finished blocks of one panel into whole rows of output tiles before writing:
+    GDAL recompresses a tile on every partial write, which made writes dominate."""
+
+    def __init__(self, dst, tile: int):
+        self.dst, self.tile = dst, tile
+        self.parts: list[np.ndarray] = []
+        self.col = self.start = self.end = 0
+
+    def add(self, row: int, col: int, data: np.ndarray) -> None:
+        if self.parts and (col != self.col or row != self.end):
+            self.flush()
+        if not self.parts:
+            self.col, self.start = col, row
+        self.parts.append(data)
+        self.end = row + data.shape[0]
+        boundary = (self.start // self.tile + 1) * self.tile
+        if self.end >= boundary:
+            rows = np.concatenate(self.parts)
+            cut = boundary - self.start
+            self._write(rows[:cut])
+            self.start, self.parts = boundary, [rows[cut:]] if cut < len(rows) else []
+
+    def _write(self, rows: np.ndarray) -> None:
+        h, w = rows.shape
+        self.dst.write(rows, 1, window=Window(self.col, self.start, w, h))
+
+    def flush(self) -> None:
+        if self.parts:
+            self._write(np.concatenate(self.parts))
+            self.parts = []
+
+
+def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator[Block],
+                path: Path, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """Write finished blocks as class ids; returns pixel counts per uint8 value."""
+    config = predictor.config
+    counts = np.zeros(256, np.int64)
+    total, done = int(region.width * region.height), 0
+    with rasterio.open(path, "w", **_mask_profile(src, predictor, region)) as dst:
+        dst.write_colormap(1, config.color_table())
+        dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
+        writer = _TileRowWriter(dst, OUTPUT_BLOCK)
+        for block in blocks:
+            mask = predictor.to_mask(block.probabilities, block.invalid)
+            writer.add(block.row, block.col, mask)
+            counts += np.bincount(mask.ravel(), minlength=256)
+            done += mask.size
+            if progress:
+                progress(done, total)
+        writer.flush()
+    return counts
+
+
+def _crs_member(crs) -> dict | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
+    return {"type": "name", "properties": {"name": name}}
+
+
+def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
+                   ignore_index: int, block: int = 2048) -> int:
+    """Vectorize a mask GeoTIFF block by block into GeoJSON in the mask's CRS.
+
+    Polygons are cut at the block grid (``block`` pixels) so memory stays bounded; each
+    feature carries ``class_id`` and ``class_name``. Returns the number of features."""
+    count = 0
+    with rasterio.open(mask_path) as src, atomic_output(out_path) as tmp, \
+            open(tmp, "w") as out:
+        header = {"type": "FeatureCollection"}
+        crs = _crs_member(src.crs)
+        if crs:
+            header["crs"] = crs
+        out.write(json.dumps(header)[:-1] + ', "features": [\n')
+        for row in range(0, src.height, block):
+            for col in range(0, src.width, block):
+                window = Window(col, row, min(block, src.width - col),
+                                min(block, src.height - row))
+                data = src.read(1, window=window)
+                shapes = rasterio.features.shapes(
+                    data, mask=data != ignore_index, transform=src.window_transform(window))
+                for geometry, value in shapes:
+                    class_id = int(value)
+                    feature = {"type": "Feature", "geometry": geometry,
+                               "properties": {"class_id": class_id,
+                                              "class_name": class_names[class_id]}}
+                    out.write((",\n" if count else "") + json.dumps(feature))
+                    count += 1
+        out.write("\n]}\n")
+    return count

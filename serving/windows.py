@@ -1,0 +1,157 @@
+"""Window geometry for blended prediction: the squared-spline window, the reflect-padded
+grid of window origins, the D4 flips/rotations, and the option and block types."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: (N, window, window, C) float32 -> (N, window, window, K) probabilities
+PredictFn = Callable[[np.ndarray], np.ndarray]
+#: (row0, row1, col0, col1), always inside the scene -> (rows, cols, C) raw pixels
+ReadFn = Callable[[int, int, int, int], np.ndarray]
+#: raw (rows, cols, C) -> (float32 model input, bool invalid mask (rows, cols))
+PrepareFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _triang(n: int) -> np.ndarray:
+    """scipy.signal.windows.triang, without scipy."""
+    half = np.arange(1, (n + 1) // 2 + 1, dtype=np.float64)
+    if n % 2 == 0:
+        w = (2 * half - 1.0) / n
+        return np.concatenate([w, w[::-1]])
+    w = 2 * half / (n + 1.0)
+    return np.concatenate([w, w[-2::-1]])
+
+
+def spline_window(size: int, power: int = 2) -> np.ndarray:
+    """1-D squared-spline window; two copies half a window apart sum to a constant."""
+    intersection = int(size / 4)
+    tri = _triang(size)
+    outer = (np.abs(2 * tri) ** power) / 2
+    outer[intersection:size - intersection] = 0
+    inner = 1 - (np.abs(2 * (tri - 1)) ** power) / 2
+    inner[:intersection] = 0
+    inner[size - intersection:] = 0
+    window = inner + outer
+    return window / np.average(window)
+
+
+def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:
+    """Map any integer positions into [0, length) as numpy's ``pad(mode="reflect")`` does."""
+    if length == 1:
+        return np.zeros_like(indices)
+    period = 2 * (length - 1)
+    folded = np.mod(indices, period)
+    return np.where(folded >= length, period - folded, folded)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Window origins along one axis: ``-pad + i * step`` for i in range(count)."""
+
+    length: int
+    window: int
+    step: int
+
+    @property
+    def pad(self) -> int:
+        return self.window - self.step
+
+    @property
+    def count(self) -> int:
+        return (self.length - 1 + self.pad) // self.step + 1
+
+    def origin(self, index: int) -> int:
+        return -self.pad + index * self.step
+
+    def weight_sum(self, weights: np.ndarray) -> np.ndarray:
+        """Sum of window weights over every window covering each position in [0, length)."""
+        total = np.zeros(self.length + 2 * self.window, dtype=np.float64)
+        for i in range(self.count):
+            start = self.origin(i) + self.window
+            total[start:start + self.window] += weights
+        return total[self.window:self.window + self.length]
+
+    def final_before(self, index: int) -> int:
+        """Positions below this are touched by no window after ``index``."""
+        if index >= self.count - 1:
+            return self.length
+        return min(self.length, self.origin(index) + self.step)
+
+
+def grid_step(window: int, overlap: float) -> int:
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    return max(1, int(round(window * (1.0 - overlap))))
+
+
+# D4: (rotation quarter-turns, mirror first). Applied to (N, H, W, C) batches on axes 1, 2.
+D4 = [(k, mirror) for mirror in (False, True) for k in range(4)]
+
+
+def _d4_forward(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    if mirror:
+        x = x[:, :, ::-1]
+    return np.rot90(x, k, axes=(1, 2))
+
+
+def _d4_inverse(y: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    y = np.rot90(y, -k, axes=(1, 2))
+    return y[:, :, ::-1] if mirror else y
+
+
+def predict_batch(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
+    """Probabilities for a batch of windows; with ``tta`` the mean over the D4 group."""
+    if not tta:
+        return np.asarray(predict_fn(batch), dtype=np.float32)
+    total = None
+    for k, mirror in D4:
+        view = np.ascontiguousarray(_d4_forward(batch, k, mirror))
+        out = _d4_inverse(np.asarray(predict_fn(view), dtype=np.float32), k, mirror)
+        total = out.copy() if total is None else total + out
+    return total / len(D4)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A finished piece of the output: rows/cols of the scene and its class probabilities."""
+
+    row: int
+    col: int
+    probabilities: np.ndarray  # (h, w, K) float32
+    invalid: np.ndarray  # (h, w) bool: input nodata/NaN
+
+
+@dataclass(frozen=True)
+class BlendOptions:
+    window: int
+    num_classes: int
+    overlap: float = 0.5
+    batch_size: int = 8
+    tta: bool = False
+    max_panel_width: int = 8192  # pixels of padded width held per strip
+
+    @property
+    def step(self) -> int:
+        return grid_step(self.window, self.overlap)
+
+
+def panels(grid: Grid, max_width: int) -> list[tuple[int, int, int, int]]:
+    """Split window columns into panels: (first window, end window, first col, end col out).
+
+    Neighbouring panels repeat the windows on their seam so each panel can finish the
+    columns it hands back on its own."""
+    seam = math.ceil(grid.pad / grid.step)
+    per_panel = max(seam + 1, (max_width - grid.window) // grid.step + 1)
+    panels, first, col = [], 0, 0
+    while True:
+        end = min(grid.count, first + per_panel)
+        col_end = grid.final_before(end - 1)
+        panels.append((first, end, col, col_end))
+        if end == grid.count:
+            return panels
+        first, col = end - seam, col_end

@@ -1,0 +1,119 @@
+"""prepare: the four steps into one dataset folder that appears only when complete."""
+
+from __future__ import annotations
+
+import pytest
+import rasterio
+
+from components.artifacts import DatasetPaths, NormStats, SplitManifest, TileManifest, tile_paths
+from components.prepare import PrepareOptions, prepare_dataset
+from components.raster import DataError
+from components.split import SplitOptions
+from components.tile import TileOptions
+
+
+def _assert_leak_free(root, unit):
+    manifest = TileManifest.load(DatasetPaths(root).tiles_manifest)
+    split = SplitManifest.load(DatasetPaths(root).split)
+    where = {t: name for name, ids in split.splits.items() for t in ids}
+    units = {}
+    for t in manifest.tiles:
+        units.setdefault(unit(t), set()).add(where[t.id])
+    assert all(len(s) == 1 for s in units.values())
+    return manifest, split
+
+
+def test_prepare_builds_a_complete_dataset(sample_source, tmp_path):
+    out = tmp_path / "dataset"
+    summary = prepare_dataset(sample_source, out, PrepareOptions(tile=TileOptions(patch_size=32)))
+    paths = DatasetPaths(out)
+    for path in (paths.classes, paths.tiles_manifest, paths.split, paths.stats):
+        assert path.exists()
+    manifest, split = _assert_leak_free(out, lambda t: t.scene)
+    assert sum(s.tiles for s in summary.splits.values()) == len(manifest.tiles)
+    assert summary.splits["train"].tiles == NormStats.load(paths.stats).tile_count
+    assert summary.classes[4] == "building"
+    assert sum(summary.splits["train"].class_shares.values()) == pytest.approx(1.0)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_failed_prepare_leaves_previous_dataset_and_no_partial_one(sample_source, tmp_path):
+    out = tmp_path / "dataset"
+    prepare_dataset(sample_source, out, PrepareOptions(tile=TileOptions(patch_size=32)))
+    before = (out / "tiles.json").read_bytes()
+    (sample_source / "scene01_mask.tif").write_bytes(b"broken")
+    with pytest.raises(DataError, match="scene01_mask.tif: cannot read"):
+        prepare_dataset(sample_source, out, PrepareOptions(tile=TileOptions(patch_size=16)))
+    assert (out / "tiles.json").read_bytes() == before
+    fresh = tmp_path / "fresh"
+    with pytest.raises(DataError):
+        prepare_dataset(sample_source, fresh)
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "sample"]
+
+
+def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path):
+    out = tmp_path / "tea"
+    options = PrepareOptions(tile=TileOptions(patch_size=128),
+                             split=SplitOptions(strategy="block", block_size=256, seed=0))
+    summary = prepare_dataset(tea_plantations, out, options)
+    manifest = TileManifest.load(out / "tiles.json")
+    split = SplitManifest.load(out / "split.json")
+    # The chips overlap on the ground (256 px chips every 128 px), so leakage is judged by
+    # world footprints: no two tiles in different splits may share ground.
+    where = {t: name for name, ids in split.splits.items() for t in ids}
+    for a in manifest.tiles:
+        for b in manifest.tiles:
+            if where[a.id] != where[b.id]:
+                dx = abs(a.transform[2] - b.transform[2])
+                dy = abs(a.transform[5] - b.transform[5])
+                assert dx >= 256.0 or dy >= 256.0, (a.id, b.id)
+    assert len(manifest.tiles) == 11 * 4 and all(split.splits.values())
+    assert {s.crs for s in manifest.scenes} == {"EPSG:32650"}
+    assert summary.bands == 4 and manifest.dtype == "int16"
+    tile = manifest.tiles[5]
+    with rasterio.open(tile_paths(out / "tiles", tile.id)[0]) as src:
+        assert src.crs.to_epsg() == 32650 and tuple(src.transform)[:6] == tile.transform
+    source = tea_plantations / "images" / f"{tile.scene}.tif"
+    with rasterio.open(source) as src:
+        col, row = tile.window[:2]
+        assert tuple(src.transform @ (col, row)) == pytest.approx(tile.transform[2::3])
+
+
+def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    with pytest.raises(DataError, match="documents: exists, is not empty and is not a segpipe"):
+        prepare_dataset(sample_source, precious)
+    assert (precious / "thesis.txt").read_text() == "keep me"
+    with pytest.raises(DataError, match="must lie outside the source"):
+        prepare_dataset(sample_source, sample_source / "dataset")
+
+
+def test_prepare_plain_png_scenes_with_a_palette(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colors = np.array([(0, 0, 0), (255, 0, 0), (0, 0, 255)], np.uint8)
+    for sub in ("images", "masks"):
+        (tmp_path / "src" / sub).mkdir(parents=True)
+    for i in range(3):
+        ids = rng.integers(0, 3, (4, 4)).repeat(12, axis=0).repeat(12, axis=1)
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3)).astype(np.uint8)).save(
+            tmp_path / "src" / "images" / f"photo{i}.png")
+        Image.fromarray(colors[ids]).save(tmp_path / "src" / "masks" / f"photo{i}.png")
+    (tmp_path / "src" / "classes.json").write_text(json.dumps({"classes": [
+        {"title": "other", "color": "#000000"}, {"title": "car", "color": "#FF0000"},
+        {"title": "water", "color": "#0000FF"}]}))
+    options = PrepareOptions(tile=TileOptions(patch_size=16),
+                             split=SplitOptions(strategy="block", block_size=32))
+    summary = prepare_dataset(tmp_path / "src", tmp_path / "ds", options)
+    assert summary.classes == ["other", "car", "water"] and summary.bands == 3
+    manifest = TileManifest.load(tmp_path / "ds" / "tiles.json")
+    assert {s.crs for s in manifest.scenes} == {None} and manifest.dtype == "uint8"
+    _assert_leak_free(tmp_path / "ds", lambda t: (t.scene, (t.window[0] + 8) // 32,
+                                                  (t.window[1] + 8) // 32))

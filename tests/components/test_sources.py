@@ -1,0 +1,115 @@
+"""Sources: archives (safe extraction) and S3 through moto's standalone server over HTTP."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+import rasterio
+
+from components.ingest import ingest_source
+from components.raster import DataError
+
+
+def _scene_names(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "scenes").glob("*_image.tif"))
+
+
+def test_zip_and_tar_archives_are_ingested(binary_source, tmp_path):
+    zipped = shutil.make_archive(str(tmp_path / "data"), "zip", binary_source.parent,
+                                 binary_source.name)
+    tarred = shutil.make_archive(str(tmp_path / "data"), "gztar", binary_source.parent,
+                                 binary_source.name)
+    for archive, out in ((zipped, tmp_path / "z"), (tarred, tmp_path / "t")):
+        classes = ingest_source(archive, out)
+        assert classes.num_classes == 2
+        assert _scene_names(out) == [f"chip{i}_image.tif" for i in range(4)]
+        assert not any(p.name.startswith(".ingest-") for p in out.iterdir())
+    with rasterio.open(tmp_path / "t" / "scenes" / "chip2_image.tif") as src:
+        assert src.crs.to_epsg() == 32650 and src.transform.c == 600000.0 + 128.0
+
+
+def test_zip_with_path_traversal_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../outside.txt", "x")
+    with pytest.raises(DataError, match=r"evil\.zip: member '\.\./outside\.txt' would extract"):
+        ingest_source(archive, tmp_path / "out")
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_tar_with_link_out_is_refused(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        link = tarfile.TarInfo("data/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+        payload = b"hello"
+        info = tarfile.TarInfo("data/readme.txt")
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    with pytest.raises(DataError, match=r"evil\.tar: member 'data/escape' is a link"):
+        ingest_source(archive, tmp_path / "out")
+
+
+def test_corrupt_archive_names_the_file(tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(b"PK not really")
+    with pytest.raises(DataError, match=r"broken\.zip: cannot read archive"):
+        ingest_source(archive, tmp_path / "out")
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = Path(sys.executable).parent / "moto_server"
+    command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
+    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("moto_server did not start")
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_s3_prefix_is_downloaded_and_ingested(binary_source, tmp_path, moto_endpoint):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="scenes")
+    for path in binary_source.rglob("*.tif"):
+        s3.upload_file(str(path), "scenes", f"survey/2024/{path.relative_to(binary_source)}")
+    s3.put_object(Bucket="scenes", Key="other/ignored.tif", Body=b"not under the prefix")
+    out = tmp_path / "out"
+    classes = ingest_source("s3://scenes/survey/2024", out)
+    assert classes.names == ["class_0", "class_255"]
+    assert _scene_names(out) == [f"chip{i}_image.tif" for i in range(4)]
+    with rasterio.open(out / "scenes" / "chip1_mask.tif") as src:
+        assert set(np.unique(src.read(1))) == {0, 1}
+    with pytest.raises(DataError, match=r"s3://scenes/nothing: no objects"):
+        ingest_source("s3://scenes/nothing", tmp_path / "empty")

@@ -1,0 +1,104 @@
+"""Tile: windows, padding, overlap, valid-fraction filter, resampling, georeference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from components.artifacts import ClassInfo, ClassMap, TileManifest, read_tile, tile_paths
+from components.raster import write_array
+from components.tile import TileOptions, grid_offsets, tile_scenes
+from tests.components.conftest import UTM, make_image, make_labels
+
+
+def ingested(tmp_path, image, mask, nodata=None, name="s"):
+    root = tmp_path / "ingested"
+    (root / "scenes").mkdir(parents=True)
+    transform = rasterio.transform.from_origin(600000.0, 3000000.0, 2.0, 2.0)
+    write_array(root / "scenes" / f"{name}_image.tif", image, UTM, transform, nodata)
+    write_array(root / "scenes" / f"{name}_mask.tif", mask, UTM, transform, 255)
+    ClassMap(classes=[ClassInfo(id=i, name=f"c{i}", color="#000000") for i in range(2)]
+             ).save(root / "classes.json")
+    return root
+
+
+def test_grid_offsets_cover_the_axis():
+    assert grid_offsets(64, 32, 32) == [0, 32]
+    assert grid_offsets(70, 32, 32) == [0, 32, 64]
+    assert grid_offsets(64, 32, 16) == [0, 16, 32]
+    assert grid_offsets(10, 32, 32) == [0]
+
+
+def test_tiles_carry_window_transform_and_pixels(tmp_path):
+    image, mask = make_image(64), make_labels(64, (0, 1))
+    root = ingested(tmp_path, image, mask)
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32))
+    assert len(manifest.tiles) == 4 and manifest.dtype == "uint16" and manifest.bands == 4
+    tile = next(t for t in manifest.tiles if t.window[:2] == (32, 0))
+    image_path, _ = tile_paths(tmp_path / "ds" / "tiles", tile.id)
+    with rasterio.open(image_path) as src:
+        assert src.crs.to_epsg() == 32650
+        assert src.transform.c == 600000.0 + 64.0 and src.transform.f == 3000000.0
+        assert tuple(src.transform)[:6] == tile.transform
+    tile_image, tile_mask = read_tile(tmp_path / "ds" / "tiles", tile.id)
+    np.testing.assert_array_equal(np.moveaxis(tile_image, -1, 0), image[:, :32, 32:])
+    assert tile.class_counts == {1: 32 * 32}
+    assert TileManifest.load(tmp_path / "ds" / "tiles.json") == manifest
+
+
+def test_small_scene_is_padded_not_dropped_and_edges_padded(tmp_path):
+    root = ingested(tmp_path, make_image(20), make_labels(20, (0, 1)), nodata=0)
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32,
+                                                               min_valid_fraction=0.9))
+    assert len(manifest.tiles) == 1 and manifest.tiles[0].valid_fraction == 1.0
+    image, mask = read_tile(tmp_path / "ds" / "tiles", manifest.tiles[0].id)
+    assert image.shape == (32, 32, 4) and (image[20:] == 0).all() and (mask[20:] == 255).all()
+    assert (mask[:20, :20] != 255).all()
+
+
+def test_nodata_and_nan_tiles_below_min_valid_fraction_are_dropped(tmp_path):
+    image = make_image(64, dtype="float32")
+    image[:, :32, :32] = np.nan          # top-left tile all NaN
+    image[:, 32:, :24] = -1.0            # bottom-left tile 75% nodata
+    root = ingested(tmp_path, image, make_labels(64, (0, 1)), nodata=-1.0)
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32,
+                                                               min_valid_fraction=0.5))
+    kept = sorted(t.window[:2] for t in manifest.tiles)
+    assert kept == [(32, 0), (32, 32)]
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32,
+                                                               min_valid_fraction=0.2))
+    left = next(t for t in manifest.tiles if t.window[:2] == (0, 32))
+    assert left.valid_fraction == pytest.approx(0.25)
+    _, mask = read_tile(tmp_path / "ds" / "tiles", left.id)
+    assert (mask[:, :24] == 255).all() and left.class_counts == {0: 8 * 32}
+
+
+def test_stride_overlap_and_scale(tmp_path):
+    root = ingested(tmp_path, make_image(64), make_labels(64, (0, 1)))
+    overlapping = tile_scenes(root, tmp_path / "a", TileOptions(patch_size=32, stride=16))
+    assert len(overlapping.tiles) == 9 and overlapping.stride == 16
+    half = tile_scenes(root, tmp_path / "b", TileOptions(patch_size=32, scale=0.5))
+    assert len(half.tiles) == 1 and half.scenes[0].width == 32
+    assert half.tiles[0].transform[0] == pytest.approx(4.0)  # 2 m pixels -> 4 m
+    _, mask = read_tile(tmp_path / "b" / "tiles", half.tiles[0].id)
+    assert set(np.unique(mask)) == {0, 1}  # nearest resampling keeps ids exact
+
+
+def test_every_tile_maps_back_onto_the_scene_through_its_transform(tmp_path):
+    image = make_image(50, dtype="int16")
+    root = ingested(tmp_path, image, make_labels(50, (0, 1)))
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=16, stride=12,
+                                                               min_valid_fraction=0.0))
+    scene = rasterio.Affine(*manifest.scenes[0].transform)
+    for tile in manifest.tiles:
+        col, row = ~scene @ (tile.transform[2], tile.transform[5])
+        col, row = round(col), round(row)
+        assert (col, row) == tile.window[:2]
+        tile_image, tile_mask = read_tile(tmp_path / "ds" / "tiles", tile.id)
+        h, w = min(16, 50 - row), min(16, 50 - col)
+        np.testing.assert_array_equal(np.moveaxis(tile_image, -1, 0)[:, :h, :w],
+                                      image[:, row:row + h, col:col + w])
+        assert (tile_mask[h:] == 255).all() and (tile_mask[:, w:] == 255).all()
+    assert {t.window[:2] for t in manifest.tiles} == {(c, r) for r in (0, 12, 24, 36)
+                                                      for c in (0, 12, 24, 36)}

@@ -1,0 +1,159 @@
+"""The Dockerfiles under infra/docker: parsed (no Docker engine here), and checked against the
+repository they build from, so a moved package or a hand-kept dependency list fails here."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO_ROOT / "infra" / "docker"
+DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
+EXPECTED = {"component.Dockerfile", "component-gpu.Dockerfile", "serving.Dockerfile"}
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    parser = DockerfileParser(path=str(path))
+    return [
+        (item["instruction"], item["value"])
+        for item in parser.structure
+        if item["instruction"] != "COMMENT"
+    ]
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _ignored(relative: str, patterns: list[str]) -> bool:
+    return any(
+        fnmatch.fnmatch(relative, pattern) or relative.split("/")[0] == pattern
+        for pattern in patterns
+    )
+
+
+def test_all_images_present() -> None:
+    assert {path.name for path in DOCKERFILES} == EXPECTED
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_base_image_pinned_by_tag(dockerfile: Path) -> None:
+    bases = [value for instruction, value in _instructions(dockerfile) if instruction == "FROM"]
+    assert len(bases) == 1, bases
+    name, _, tag = bases[0].partition(":")
+    assert tag and tag != "latest", f"{dockerfile.name}: base image {bases[0]!r} has no fixed tag"
+    assert any(char.isdigit() for char in tag), f"{dockerfile.name}: tag {tag!r} has no version"
+    if dockerfile.name == "component-gpu.Dockerfile":
+        tensorflow_pin = next(
+            dep for dep in _pyproject()["project"]["dependencies"] if dep.startswith("tensorflow")
+        )
+        minor = tensorflow_pin.split("==")[1].rstrip(".*")
+        assert name == "tensorflow/tensorflow" and tag.startswith(minor) and "gpu" in tag
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_copy_sources_exist_and_are_not_dockerignored(dockerfile: Path) -> None:
+    patterns = _dockerignore_patterns()
+    copies = [value for instruction, value in _instructions(dockerfile) if instruction == "COPY"]
+    assert copies
+    for value in copies:
+        *sources, _destination = shlex.split(value)
+        assert not any(source.startswith("--from") for source in sources)
+        for source in sources:
+            assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} missing"
+            assert not _ignored(source, patterns), f"{source} is excluded by .dockerignore"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_installs_the_project_from_pyproject(dockerfile: Path) -> None:
+    """Same as `make install`: pip installs the project directory, so dependencies come from
+    pyproject.toml alone; every package setuptools ships and the readme are in the context."""
+    instructions = _instructions(dockerfile)
+    copied = {
+        source
+        for instruction, value in instructions
+        if instruction == "COPY"
+        for source in shlex.split(value)[:-1]
+    }
+    config = _pyproject()
+    package_globs = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    top_level = {glob.rstrip("*") for glob in package_globs}
+    assert top_level | {"pyproject.toml", config["project"]["readme"]} <= copied
+
+    runs = [value for instruction, value in instructions if instruction == "RUN"]
+    installs = [run for run in runs if "pip install" in run]
+    assert len(installs) == 1, installs
+    words = shlex.split(installs[0].split("&&")[0])
+    assert words[:2] == ["pip", "install"]
+    targets = [word for word in words[2:] if not word.startswith("-")]
+    assert targets == ["."], f"{dockerfile.name} installs {targets}, not the project"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    # Logged MLflow models carry their own requirements.txt; only tracked files count.
+    assert not [f for f in tracked if Path(f).name.startswith("requirements")], \
+        "a second dependency list exists"
+
+    copy_pyproject = next(
+        i for i, (kind, value) in enumerate(instructions) if kind == "COPY" and "pyproject" in value
+    )
+    assert copy_pyproject < [value for _, value in instructions].index(installs[0])
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert 'pip install -q --disable-pip-version-check -e ".[dev]"' in makefile
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_runs_as_non_root(dockerfile: Path) -> None:
+    users = [value for instruction, value in _instructions(dockerfile) if instruction == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("name", ["component.Dockerfile", "component-gpu.Dockerfile"])
+def test_component_images_let_the_kfp_launcher_stage_artifacts(name: str) -> None:
+    """KFP's launcher writes artifacts to /gcs, /minio and /s3; as a non-root user it can
+    only if the image made them and gave them to that user."""
+    instructions = _instructions(DOCKER_DIR / name)
+    user = [value for kind, value in instructions if kind == "USER"][-1]
+    script = " ".join(value for kind, value in instructions if kind == "RUN")
+    for folder in ("/gcs", "/minio", "/s3"):
+        assert re.search(rf"mkdir -p [^&]*{folder}\b", script), folder
+        assert re.search(rf"chown {user}\S* [^&]*{folder}\b", script), folder
+
+
+def test_serving_entrypoint_is_a_valid_mlflow_serve_command() -> None:
+    """Expand the entrypoint with the image's own ENV and hand it to mlflow's CLI parser, so a
+    misspelt option or a missing value fails here rather than in a crash-looping pod."""
+    from mlflow.models.cli import commands
+
+    path = DOCKER_DIR / "serving.Dockerfile"
+    parser = DockerfileParser(path=str(path))
+    entrypoint = json.loads(
+        next(value for kind, value in _instructions(path) if kind == "ENTRYPOINT")
+    )
+    assert entrypoint[:2] == ["sh", "-c"]
+    script = entrypoint[2]
+    for name, value in parser.envs.items():
+        script = script.replace(f'"${name}"', shlex.quote(value))
+    assert "$" not in script, f"variable without an ENV default: {script}"
+    words = shlex.split(script)
+    assert words[:4] == ["exec", "mlflow", "models", "serve"]
+    serve = commands.get_command(None, "serve")
+    context = serve.make_context("serve", words[4:])
+    assert context.params["model_uri"] == "models:/segpipe@champion"
+    assert context.params["env_manager"] == "local"
+    assert context.params["host"] == "0.0.0.0"
+    assert context.params["port"] == 8080
+    assert context.params["timeout"] == int(parser.envs["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"])
+    assert "8080" in [value for kind, value in _instructions(path) if kind == "EXPOSE"]

@@ -1,0 +1,136 @@
+"""The multi-machine setup end to end on the loopback services: a tiny dataset is prepared,
+tuned by two Optuna worker processes sharing a PostgreSQL study, evaluated and registered (the
+champion gate) with MLFLOW_TRACKING_URI at the MLflow server (runs in PostgreSQL, artifacts in
+the S3 bucket), then served from the registry by alias, as the model-server Deployment does on
+a cluster."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import requests
+
+from tests.serving.server import free_port, mlflow_serve
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def _bucket_keys(s3_client, services: dict[str, str]) -> list[str]:
+    paginator = s3_client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=services["SEGPIPE_ARTIFACT_BUCKET"], Prefix=services["SEGPIPE_ARTIFACT_PREFIX"] + "/"
+    )
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry(
+    services, s3_client, tmp_path: Path
+):
+    from mlflow import MlflowClient
+
+    from components.artifacts import ClassMap, DatasetPaths, NormStats
+    from components.evaluate import evaluate_model
+    from components.prepare import PrepareOptions, prepare_dataset
+    from components.register import RegisterOptions, register_model
+    from components.sample_data import generate_sample_dataset
+    from components.tile import TileOptions
+    from components.tune import TuneOptions, tune_model
+    from components.tune_space import ParamSpec, SearchSpace, cat
+
+    tracking_uri = services["MLFLOW_TRACKING_URI"]
+    experiment = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
+    model_name = f"infra-segmenter-{uuid.uuid4().hex[:8]}"
+
+    source = generate_sample_dataset(tmp_path / "source", scenes=3, size=64, seed=0)
+    dataset = tmp_path / "dataset"
+    prepare_dataset(source, dataset, PrepareOptions(tile=TileOptions(patch_size=32)))
+    paths = DatasetPaths(dataset)
+    study_name = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
+    options = TuneOptions(
+        n_trials=2,
+        n_workers=2,
+        storage=services["OPTUNA_STORAGE"],
+        study_name=study_name,
+        epochs=1,
+        pruner="none",
+        search_space=SearchSpace(
+            architecture=cat("unet"),
+            training={"learning_rate": ParamSpec(type="float", low=1e-3, high=1e-2, log=True)},
+            models={"unet": {"depth": cat(2), "filters": cat(4)}},
+        ),
+        base_params={
+            "batch_size": 4,
+            "augment": "none",
+            "early_stopping_patience": None,
+            "overlay_tiles": 0,
+        },
+    )
+    tuned = tune_model(
+        dataset, paths.split, paths.stats, options, tmp_path / "model",
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+    )
+    assert tuned.trial_states == {"COMPLETE": 2}
+    study = optuna.load_study(study_name=study_name, storage=services["OPTUNA_STORAGE"])
+    assert sorted(trial.number for trial in study.trials) == [0, 1]
+    evaluation = evaluate_model(
+        Path(tuned.model_dir), dataset, paths.split, paths.stats, tmp_path / "evaluation",
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+        mlflow_run_id=tuned.mlflow_run_id, overlay_tiles=0,
+    )
+    assert 0.0 <= evaluation.metrics["miou"] <= 1.0
+
+    registered = register_model(
+        Path(tuned.model_dir), dataset, paths.stats, Path(evaluation.metrics_path),
+        RegisterOptions(model_name=model_name),
+        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
+        mlflow_run_id=tuned.mlflow_run_id,
+    )
+    # A first version has no champion to beat, so the gate promotes it.
+    assert registered.promoted and registered.champion_version == registered.version
+    client = MlflowClient(tracking_uri)
+    champion = client.get_model_version_by_alias(model_name, "champion")
+    assert champion.version == registered.version
+    in_channels = len(NormStats.load(paths.stats).bands)
+    num_classes = ClassMap.load(paths.classes).num_classes
+
+    # The runs and their metrics live on the server: the tuning run with one nested run per
+    # trial, each trial logged by a worker process; the model files landed in the S3 bucket.
+    run = client.get_run(tuned.mlflow_run_id)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    assert run.info.experiment_id == experiment_id
+    assert "best_val_miou" in run.data.metrics
+    assert run.data.metrics["test_miou"] == pytest.approx(evaluation.metrics["miou"])
+    trial_runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{tuned.mlflow_run_id}'"
+    )
+    assert len(trial_runs) == 2
+    keys = _bucket_keys(s3_client, services)
+    # The version's source is the logged model, models:/<model id>, stored under that id.
+    model_id = champion.source.removeprefix("models:/")
+    assert model_id.startswith("m-"), champion.source
+    model_keys = [key for key in keys if model_id in key]
+    assert any(key.endswith("MLmodel") for key in model_keys), model_keys[:20]
+    assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
+    assert any(tuned.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
+
+    port = free_port()
+    server = mlflow_serve(
+        f"models:/{model_name}@champion", port, tmp_path / "serve.log",
+        **{key: value for key, value in services.items()},
+    )
+    try:
+        server.wait_ready(timeout=240)
+        pixels = np.random.default_rng(0).integers(1, 1000, (1, 40, 48, in_channels))
+        response = requests.post(
+            f"{server.url}/invocations", json={"inputs": pixels.tolist()}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        mask = np.asarray(response.json()["predictions"])
+        assert mask.shape == (1, 40, 48)
+        assert set(np.unique(mask)) <= set(range(num_classes))
+    finally:
+        server.stop()

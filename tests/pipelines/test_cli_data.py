@@ -1,0 +1,62 @@
+"""The sample-data and prepare commands, end to end through typer."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from components.artifacts import SplitManifest
+from pipelines.cli import app
+
+
+def test_sample_data_then_prepare(tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["sample-data", str(data), "--scenes", "3", "--size", "48",
+                                 "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(list(data.glob("*_image.tif"))) == 3
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["prepare", str(data), str(out), "--patch-size", "16",
+                                 "--overlap", "0.5", "--split", "block", "--block-size", "32",
+                                 "--ratios", "0.6,0.2,0.2", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "train" in result.output and "building" in result.output
+    split = SplitManifest.load(out / "split.json")
+    assert split.strategy == "block" and split.ratios == (0.6, 0.2, 0.2)
+    assert json.loads((out / "tiles.json").read_text())["stride"] == 8
+
+
+def test_prepare_reports_bad_input_without_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "empty"), str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "source is empty" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_prepare_maps_values_and_names_from_options(tmp_path):
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    from components.artifacts import ClassMap
+    from components.raster import write_array
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        transform = from_origin(600000.0 + 64 * i, 3000000.0, 2.0, 2.0)
+        write_array(tmp_path / "src" / "images" / f"c{i}.tif",
+                    rng.integers(1, 900, (3, 32, 32)).astype("int16"), "EPSG:32650", transform)
+        labels = np.zeros((32, 32), np.uint8)
+        labels[:, 20:] = 255
+        labels[:4] = 9
+        write_array(tmp_path / "src" / "labels" / f"c{i}.tif", labels, "EPSG:32650", transform)
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(app, [
+        "prepare", str(tmp_path / "src"), str(out), "--patch-size", "16",
+        "--class-value", "0=0", "--class-value", "255=1", "--ignore-value", "9",
+        "--class-names", "background,tea"])
+    assert result.exit_code == 0, result.output
+    assert ClassMap.load(out / "classes.json").names == ["background", "tea"]
+    assert "tea" in result.output

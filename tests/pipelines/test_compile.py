@@ -1,0 +1,124 @@
+"""The compiled IR: every step, cluster behaviour (GPU, requests, caching, fan-out, secrets)
+and the run form's parameters with defaults and descriptions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.images import component_image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_STEPS = {"ingest", "tile", "split", "normalize"}
+OTHER_STEPS = {"start-run", "select-best", "evaluate", "register"}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> tuple[dict, dict]:
+    """`segpipe compile` run as a user would, in a subprocess importing this checkout."""
+    out = tmp_path_factory.mktemp("compile") / "pipeline.yaml"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(out)],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pipeline_spec, platform_spec = yaml.safe_load_all(out.read_text())
+    return pipeline_spec, platform_spec
+
+
+def executor(spec: dict, task: str) -> dict:
+    return spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+
+
+def loop_component(spec: dict) -> dict:
+    (name,) = [n for n in spec["components"] if n.startswith("comp-for-loop")]
+    return spec["components"][name]
+
+
+def test_every_step_is_in_the_dag(compiled):
+    spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) >= DATA_STEPS | OTHER_STEPS
+    assert "tune-worker" in loop_component(spec)["dag"]["tasks"]
+
+
+def test_tuning_fans_out_over_the_worker_list(compiled):
+    spec, _ = compiled
+    (loop,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("for-loop")]
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tune_workers")
+    assert loop["iteratorPolicy"]["parallelismLimit"] >= 2
+    collected = spec["root"]["dag"]["tasks"]["select-best"]["inputs"]["artifacts"]["models"]
+    assert collected["taskOutputArtifact"]["producerTask"] == loop["taskInfo"]["name"]
+
+
+def test_tune_workers_request_a_gpu(compiled):
+    spec, _ = compiled
+    accelerator = executor(spec, "tune-worker")["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert int(accelerator["resourceCount"]) == 1
+    for task in DATA_STEPS | {"evaluate", "register"}:
+        assert "accelerator" not in executor(spec, task).get("resources", {})
+
+
+def test_every_task_requests_cpu_and_memory(compiled):
+    spec, _ = compiled
+    for name, ex in spec["deploymentSpec"]["executors"].items():
+        resources = ex["container"]["resources"]
+        assert resources["cpuRequest"] > 0, name
+        assert resources["memoryRequest"] > 0, name
+
+
+def test_only_data_steps_are_cached(compiled):
+    spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in DATA_STEPS:
+        assert tasks[name]["cachingOptions"].get("enableCache") is True, name
+    for name in OTHER_STEPS:
+        assert not tasks[name].get("cachingOptions", {}).get("enableCache"), name
+    tune = loop_component(spec)["dag"]["tasks"]["tune-worker"]
+    assert not tune.get("cachingOptions", {}).get("enableCache")
+
+
+def test_components_run_in_the_versioned_component_images(compiled):
+    spec, _ = compiled
+    for name, ex in spec["deploymentSpec"]["executors"].items():
+        image = ex["container"]["image"]
+        expected = component_image(gpu=name == "exec-tune-worker")
+        assert image == expected, name
+        # preinstalled image: nothing pip-installed when a task starts
+        assert "pip install" not in " ".join(ex["container"]["command"]), name
+
+
+def test_run_form_parameters_have_defaults_and_descriptions(compiled):
+    spec, _ = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    tunables = {"source", "classes", "patch_size", "tile_stride", "split_strategy",
+                "split_ratios", "search_space", "n_trials", "tune_workers", "timeout_s",
+                "epochs", "model_name", "mlflow_tracking_uri", "optuna_storage"}
+    assert tunables <= set(params)
+    for name, param in params.items():
+        assert len(param.get("description", "")) > 10, name
+        if name != "source":  # no default data set: a run must name its scenes
+            assert "defaultValue" in param, name
+    assert params["split_ratios"]["defaultValue"] == [0.7, 0.15, 0.15]
+    assert not any(word in name for name in params for word in ("password", "secret", "token"))
+
+
+def test_credentials_come_from_kubernetes_secrets(compiled):
+    _, platform = compiled
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+    def secrets(task: str) -> dict[str, set[str]]:
+        return {s["secretName"]: {k["envVar"] for k in s["keyToEnv"]}
+                for s in executors[f"exec-{task}"].get("secretAsEnv", [])}
+
+    assert secrets("ingest")["segpipe-s3"] == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert secrets("tune-worker")["segpipe-db"] == {"PGPASSWORD"}
+    assert "segpipe-s3" in secrets("register")
+    endpoints = executors["exec-tune-worker"]["configMapAsEnv"][0]
+    assert {k["envVar"] for k in endpoints["keyToEnv"]} >= {"MLFLOW_TRACKING_URI",
+                                                          "OPTUNA_STORAGE"}

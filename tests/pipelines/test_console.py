@@ -1,0 +1,35 @@
+"""What `segpipe run` shows while kfp streams task output: progress and the steps' own lines,
+not the executor's JSON or library warnings; the log file keeps everything."""
+
+from __future__ import annotations
+
+import io
+
+from pipelines.runner import _TaskOutputFilter
+
+STREAM = """    [KFP Executor 2026 INFO]: Got executor_input:
+    {
+        "inputs": {"parameterValues": {"n": 1}}
+    }
+    step says hello
+            /v/site-packages/keras/src/epoch_iterator.py:74: UserWarning: `shuffle=True` ignored
+              self.data_adapter = data_adapters.get_data_adapter(
+    I0000 cudart_stub.cc:31] Could not find cuda drivers on your machine
+    [I 2026] Trial 0 finished with value: 0.5
+"""
+
+
+def test_console_shows_progress_and_the_log_keeps_everything():
+    log, console = io.StringIO(), io.StringIO()
+    stream = _TaskOutputFilter(log, console, verbose=False)
+    for chunk in (STREAM[:50], STREAM[50:]):  # lines may arrive split across writes
+        stream.write(chunk)
+    assert console.getvalue().splitlines() == ["    step says hello",
+                                               "    [I 2026] Trial 0 finished with value: 0.5"]
+    assert log.getvalue() == STREAM
+
+
+def test_verbose_console_shows_everything():
+    console = io.StringIO()
+    _TaskOutputFilter(io.StringIO(), console, verbose=True).write(STREAM)
+    assert console.getvalue() == STREAM

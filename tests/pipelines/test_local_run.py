@@ -1,0 +1,70 @@
+"""The whole pipeline through Kubeflow's local runner on tiny data, as `segpipe run` does it:
+a champion in the MLflow registry, trials nested under a parent run tagged with the run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.sample_data import generate_sample_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """
+source: data
+workdir: work
+data:
+  ingest: {palette: classes.json}
+  tile: {patch_size: 32, min_valid_fraction: 0.3}
+  split: {strategy: scene, ratios: [0.5, 0.25, 0.25]}
+tuning:
+  n_trials: 2
+  n_workers: 2
+  epochs: 1
+  search_space:
+    architecture: {type: categorical, choices: [unet]}
+    training:
+      learning_rate: {type: float, low: 0.001, high: 0.01, log: true}
+      batch_size: {type: categorical, choices: [8]}
+    models:
+      unet:
+        depth: {type: categorical, choices: [2]}
+        filters: {type: categorical, choices: [4]}
+  train: {overlay_tiles: 0}
+registry: {model_name: tiny-seg}
+tracking: {mlflow_experiment: local-run-test}
+"""
+
+
+@pytest.mark.slow
+def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
+    generate_sample_dataset(tmp_path / "data", scenes=4, size=64, seed=1)
+    (tmp_path / "run.yaml").write_text(CONFIG)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", "run.yaml"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "test mIoU" in done.stdout and "Executing task" in done.stdout
+    assert "Got executor_input" not in done.stdout  # the executor's JSON stays in the log
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'work' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("tiny-seg", "champion")
+    parent = client.get_run(champion.run_id)
+    run_name = parent.data.tags["kfp.run_name"]
+    assert run_name.startswith("segpipe-segmentation-")
+    assert (tmp_path / "work" / "kfp-outputs" / run_name).is_dir()
+    assert 0.0 <= parent.data.metrics["test_miou"] <= 1.0
+    experiment = client.get_experiment_by_name("local-run-test")
+    trials = client.search_runs([experiment.experiment_id],
+                                f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len([t for t in trials if t.info.run_name.startswith("trial-")]) == 2
+    assert (tmp_path / "work" / "optuna.db").exists()
+    assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(
+        tmp_path / "work")

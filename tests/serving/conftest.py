@@ -1,0 +1,84 @@
+"""Fixtures for serving tests: a tiny U-Net saved as .keras, its ServingConfig, the pyfunc
+model logged to a real SQLite MLflow store, and small GeoTIFF scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from segmodels import build_model
+from serving.config import ServingConfig
+
+BANDS, CLASSES, WINDOW = 4, 3, 32
+NODATA = 0
+
+
+def make_config(**overrides) -> ServingConfig:
+    fields = dict(in_channels=BANDS, num_classes=CLASSES, class_names=["soil", "tea", "water"],
+                  class_colors=["#8B4513", "#00A000", "#1E90FF"], mean=[500.0] * BANDS,
+                  std=[200.0] * BANDS, nodata=NODATA, patch_size=WINDOW, model_stride=4,
+                  batch_size=8, max_pixels=100_000)
+    fields.update(overrides)
+    return ServingConfig(**fields)
+
+
+@pytest.fixture(scope="session")
+def serving_config() -> ServingConfig:
+    return make_config()
+
+
+@pytest.fixture(scope="session")
+def keras_model_path(tmp_path_factory) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, depth=3, filters=4)
+    path = tmp_path_factory.mktemp("keras") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
+    """The pyfunc logged once; returns its models:/ URI, tracking URI and local copy."""
+    from serving.pyfunc import log_segmentation_model
+
+    root = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        experiment = mlflow.create_experiment(
+            "serving-tests", artifact_location=(root / "artifacts").as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
+        with mlflow.start_run():
+            info = log_segmentation_model(keras_model_path, serving_config,
+                                          registered_model_name="segpipe-test")
+        local = mlflow.artifacts.download_artifacts(info.model_uri,
+                                                    dst_path=str(root / "local"))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return {"model_uri": info.model_uri, "tracking_uri": tracking_uri, "local_path": local,
+            "registered": "models:/segpipe-test/1"}
+
+
+def write_scene(path: Path, height: int, width: int, seed: int = 0,
+                nodata_border: int = 0) -> Path:
+    """A 4-band uint16 GeoTIFF in UTM with a nodata border, written in strips."""
+    rng = np.random.default_rng(seed)
+    profile = dict(driver="GTiff", width=width, height=height, count=BANDS, dtype="uint16",
+                   crs="EPSG:32644", transform=from_origin(600000.0, 2700000.0, 0.5, 0.5),
+                   nodata=NODATA, tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, height, 256):
+            h = min(256, height - row)
+            block = rng.integers(1, 1000, (BANDS, h, width)).astype("uint16")
+            if nodata_border:
+                block[:, :, :nodata_border] = NODATA
+            dst.write(block, window=rasterio.windows.Window(0, row, width, h))
+    return path

@@ -1,0 +1,30 @@
+import pytest
+from pydantic import ValidationError
+
+from serving.config import ServingConfig
+from tests.serving.conftest import make_config
+
+
+def test_round_trip_through_json(tmp_path):
+    config = make_config(overlap=0.25)
+    config.save(tmp_path / "serving.json")
+    assert ServingConfig.load(tmp_path / "serving.json") == config
+
+
+def test_color_table_has_classes_and_transparent_ignore():
+    table = make_config().color_table()
+    assert table[1] == (0, 0xA0, 0, 255)
+    assert table[255] == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"class_names": ["a", "b"]}, "class_names has 2"),
+    ({"class_colors": ["#000000", "#FFFFFF", "red"]}, "'red' is not #RRGGBB"),
+    ({"mean": [0.0]}, "mean has 1"),
+    ({"patch_size": 30}, "not a multiple of model_stride"),
+    ({"overlap": 0.9}, "overlap"),
+    ({"ignore_index": 1}, "ignore_index 1"),
+])
+def test_inconsistent_config_names_the_field(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        make_config(**overrides)

@@ -1,0 +1,138 @@
+"""Scene prediction to GeoTIFF: georeferencing, colours, nodata, polygons, CLI, memory."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from serving.predict import ScenePredictor, keras_predict_fn
+from serving.scene import SceneError, predict_scene
+from tests.serving.conftest import BANDS, make_config, write_scene
+
+
+@pytest.fixture(scope="module")
+def predictor(keras_model_path, serving_config):
+    import keras
+
+    model = keras.saving.load_model(keras_model_path, compile=False)
+    return ScenePredictor(keras_predict_fn(model), serving_config)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return write_scene(tmp_path_factory.mktemp("scene") / "scene.tif", height=90, width=150,
+                       nodata_border=7)
+
+
+def test_mask_keeps_crs_transform_and_has_colours_and_nodata(predictor, scene, tmp_path):
+    out = tmp_path / "out" / "mask.tif"
+    seen = []
+    result = predict_scene(predictor, scene, out, progress=lambda d, t: seen.append((d, t)))
+    with rasterio.open(scene) as src, rasterio.open(out) as mask:
+        assert (mask.width, mask.height) == (150, 90)
+        assert mask.crs == src.crs and mask.transform == src.transform
+        assert mask.dtypes == ("uint8",) and mask.nodata == 255
+        assert mask.profile["tiled"] and mask.compression.name.lower() == "deflate"
+        assert mask.colormap(1)[2] == (0x1E, 0x90, 0xFF, 255)
+        data = mask.read(1)
+        image = np.moveaxis(src.read(), 0, -1)
+    assert (data[:, :7] == 255).all()  # nodata border
+    assert (data[:, 7:] < 3).all()
+    np.testing.assert_array_equal(data, predictor.predict_array(image, nodata=0))
+    assert seen[-1] == (150 * 90, 150 * 90)
+    assert sum(result.class_pixels.values()) == 150 * 90
+    assert list(out.parent.iterdir()) == [out]  # no temp files left behind
+
+
+def test_tta_and_overlap_change_the_blend_not_the_georeferencing(predictor, scene, tmp_path):
+    plain = predict_scene(predictor, scene, tmp_path / "a.tif").mask_path
+    tta = predict_scene(predictor, scene, tmp_path / "b.tif", tta=True, overlap=0.25,
+                        max_panel_width=64).mask_path
+    with rasterio.open(plain) as a, rasterio.open(tta) as b:
+        assert a.transform == b.transform
+        assert (a.read(1) != b.read(1)).any()
+
+
+def test_polygons_are_in_the_scene_crs_with_class_names(predictor, scene, tmp_path):
+    result = predict_scene(predictor, scene, tmp_path / "m.tif",
+                           polygons_path=tmp_path / "m.geojson")
+    collection = json.loads((tmp_path / "m.geojson").read_text())
+    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32644"
+    assert len(collection["features"]) == result.polygon_count > 0
+    names = {f["properties"]["class_name"] for f in collection["features"]}
+    assert names <= {"soil", "tea", "water"}
+    x, y = collection["features"][0]["geometry"]["coordinates"][0][0]
+    assert 600000 <= x <= 600000 + 150 * 0.5 and 2700000 - 90 * 0.5 <= y <= 2700000
+
+
+def test_wrong_band_count_names_the_file(predictor, tmp_path):
+    path = tmp_path / "rgb.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=BANDS - 1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((BANDS - 1, 8, 8), "uint8"))
+    with pytest.raises(SceneError, match="rgb.tif: wrong band count: 3 bands"):
+        predict_scene(predictor, path, tmp_path / "never.tif")
+    assert not (tmp_path / "never.tif").exists()
+
+
+def test_cli_predict_from_logged_model(logged_model, scene, tmp_path):
+    out = tmp_path / "cli.tif"
+    result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(out), "--model-uri",
+                                      logged_model["local_path"], "--polygons",
+                                      str(tmp_path / "cli.geojson")])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+    with rasterio.open(out) as mask, rasterio.open(scene) as src:
+        assert mask.crs == src.crs and mask.transform == src.transform
+
+
+def pointwise_model(batch):
+    """Per-pixel softmax of three bands: cheap, so the test measures the machinery."""
+    logits = np.stack([batch[..., 0], batch[..., 1], -batch[..., 2]], axis=-1)
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def _peak_traced_bytes(predictor, scene_path, out_path) -> int:
+    """Peak of NumPy/Python allocations during one scene (GDAL's cache is capped apart)."""
+    tracemalloc.start()
+    try:
+        predict_scene(predictor, scene_path, out_path, gdal_cache_mb=16)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_peak_memory_does_not_grow_with_scene_size(tmp_path):
+    predictor = ScenePredictor(pointwise_model, make_config(batch_size=16, patch_size=64))
+    small = write_scene(tmp_path / "small.tif", 512, 512)
+    large = write_scene(tmp_path / "large.tif", 2048, 2048)
+    small_peak = _peak_traced_bytes(predictor, small, tmp_path / "small_mask.tif")
+    large_peak = _peak_traced_bytes(predictor, large, tmp_path / "large_mask.tif")
+    # Holding the large scene would cost 2048^2 x (4 bands x 4 B input + 3 classes x 4 B
+    # probabilities) = 112 MiB; its strips of 64 rows x 2112 columns cost about 2 MiB more
+    # than the small scene's.
+    assert large_peak - small_peak < 8 * 2**20, (small_peak, large_peak)
+    assert large_peak < 32 * 2**20
+    with rasterio.open(tmp_path / "large_mask.tif") as mask:
+        assert mask.shape == (2048, 2048)
+        assert (mask.read(1, window=((1900, 2048), (1900, 2048))) < 3).all()
+
+
+def test_region_is_predicted_alone_and_georeferenced(predictor, scene, tmp_path):
+    region = rasterio.windows.Window(20, 10, 64, 50)
+    predict_scene(predictor, scene, tmp_path / "r.tif", region=region)
+    with rasterio.open(scene) as src, rasterio.open(tmp_path / "r.tif") as mask:
+        assert mask.shape == (50, 64)
+        assert mask.transform == src.window_transform(region)
+        image = np.moveaxis(src.read(window=region), 0, -1)
+        np.testing.assert_array_equal(mask.read(1), predictor.predict_array(image, nodata=0))
+    with pytest.raises(SceneError, match="not inside"):
+        predict_scene(predictor, scene, tmp_path / "x.tif",
+                      region=rasterio.windows.Window(100, 0, 64, 50))
