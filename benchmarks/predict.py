@@ -7,7 +7,9 @@ deflate GeoTIFF output). A full-width band has the memory profile of the whole s
 predictor holds one strip of windows per panel), and its time per pixel is the scene's.
 Reported per run: megapixels/s, peak RSS, and time relative to the floor: the same model's
 ``predict_on_batch`` on in-memory batches of the same size, timed on a sample of batches and
-scaled to the number of windows the run used (x8 with TTA).
+scaled to the number of windows the run used (x8 with TTA). Both are also measured in
+process CPU time (all threads), which other load on a shared machine disturbs far less than
+wall time.
 
 Server figures: ``segpipe serve`` on loopback, 512x512 requests as a tensor (JSON numbers)
 and as a base64 GeoTIFF, at concurrency 1 and 4: requests/s, p50 and p99 latency (with a
@@ -67,6 +69,12 @@ def make_scene(path: Path, size: int, rows: int) -> None:
             dst.write(np.clip(data, 1, 65535).astype("uint16"), window=Window(0, top, size, h))
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time, all threads: steadier than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(args: argparse.Namespace) -> None:
     """One scene run in this fresh process; prints its JSON line."""
     import keras
@@ -80,12 +88,12 @@ def worker(args: argparse.Namespace) -> None:
     model = keras.saving.load_model(args.model, compile=False)
     config = ServingConfig(**config_fields())
     predictor = ScenePredictor(keras_predict_fn(model), config)
+    predictor.warm_up()
     warm = np.zeros((BATCH, WINDOW, WINDOW, BANDS), np.float32)
-    model.predict_on_batch(warm)
     region = Window(0, 0, args.size, args.rows)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     predict_scene(predictor, Path(args.scene), Path(args.out), tta=args.tta, region=region)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     step = grid_step(WINDOW, config.overlap)
@@ -96,12 +104,14 @@ def worker(args: argparse.Namespace) -> None:
     forward_calls = rows.count * batches_per_strip * (8 if args.tta else 1)
     sample = np.random.default_rng(0).normal(size=warm.shape).astype(np.float32)
     n_sample = min(args.floor_batches, forward_calls)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     for _ in range(n_sample):
         model.predict_on_batch(sample)
     per_call = (time.perf_counter() - t0) / n_sample
+    cpu_per_call = (cpu_seconds() - cpu0) / n_sample
     # Partial batches are cheaper than full ones: scale by windows, not by calls.
-    floor = per_call / BATCH * windows * (8 if args.tta else 1)
+    scale = windows * (8 if args.tta else 1) / BATCH
+    floor, cpu_floor = per_call * scale, cpu_per_call * scale
     print(json.dumps({
         "scene": f"{args.size}x{args.size}", "predicted_rows": args.rows, "tta": args.tta,
         "megapixels": round(args.size * args.rows / 1e6, 3), "windows": windows,
@@ -109,6 +119,8 @@ def worker(args: argparse.Namespace) -> None:
         "megapixels_per_s": round(args.size * args.rows / 1e6 / seconds, 4),
         "forward_floor_seconds": round(floor, 2),
         "time_over_floor": round(seconds / floor, 3),
+        "cpu_seconds": round(cpu, 2), "forward_floor_cpu_seconds": round(cpu_floor, 2),
+        "cpu_time_over_floor": round(cpu / cpu_floor, 3),
         "floor_sampled_batches": n_sample, "peak_rss_mb": round(peak_rss_mb, 1)}))
 
 

@@ -4,8 +4,10 @@ Builds a sample dataset through the real data plane (sample scenes -> prepare), 
 each architecture trains the same small model on (a) the real tf.data pipeline of
 components.train_data (GeoTIFF decode, normalization, cache, shuffle, D4 augmentation,
 batch, prefetch) and (b) the very batches that pipeline produced, already materialized in
-memory. ``ratio`` = warm steps/s (a) / warm steps/s (b); DESIGN target >= 0.9. The first
-epoch of (a) also decodes every tile (cold) and is reported separately.
+memory. Both feed the same compiled model in alternating epochs (so load from other
+processes hits both alike), after one warm-up epoch each; figures are medians over
+``--rounds``. ``ratio`` = pipeline steps/s / in-memory steps/s; DESIGN target >= 0.9. The
+warm-up epoch of (a) decodes every tile (cold) and is reported separately.
 
     python benchmarks/training.py [--architectures unet attention_unet unet_aspp]
 """
@@ -54,10 +56,10 @@ def _model(architecture: str, classes: int, bands: int, args) -> keras.Model:
     return model
 
 
-def _fit(model: keras.Model, data: tf.data.Dataset, epochs: int) -> list[float]:
+def _epoch_seconds(model: keras.Model, data: tf.data.Dataset) -> float:
     timer = EpochTimes()
-    model.fit(data, epochs=epochs, callbacks=[timer], verbose=0)
-    return timer.seconds
+    model.fit(data, epochs=1, callbacks=[timer], verbose=0)
+    return timer.seconds[0]
 
 
 def main() -> None:
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--filters", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3, help="first is warm-up (cold)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per input")
     parser.add_argument("--augment", default="d4", choices=["none", "d4", "d4_color"])
     args = parser.parse_args()
 
@@ -89,21 +91,26 @@ def main() -> None:
         for architecture in args.architectures:
             pipeline = make_dataset(train, args.batch, training=True, augment=args.augment,
                                     drop_remainder=True)
-            real = _fit(_model(architecture, classes, len(stats.bands), args), pipeline,
-                        args.epochs)
+            model = _model(architecture, classes, len(stats.bands), args)
+            cold = _epoch_seconds(model, pipeline)
             batches = [(x.numpy(), y.numpy()) for x, y in pipeline]
             steps = len(batches)
             in_memory = tf.data.Dataset.from_tensor_slices(
                 (np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])))
-            memory = _fit(_model(architecture, classes, len(stats.bands), args), in_memory,
-                          args.epochs)
-            warm_real = steps * (args.epochs - 1) / sum(real[1:])
-            warm_memory = steps * (args.epochs - 1) / sum(memory[1:])
+            _epoch_seconds(model, in_memory)
+            real, memory = [], []
+            for _ in range(args.rounds):
+                real.append(steps / _epoch_seconds(model, pipeline))
+                memory.append(steps / _epoch_seconds(model, in_memory))
+            median_real, median_memory = float(np.median(real)), float(np.median(memory))
             results.append({"architecture": architecture, "steps_per_epoch": steps,
-                            "pipeline_cold_steps_per_s": round(steps / real[0], 2),
-                            "pipeline_steps_per_s": round(warm_real, 2),
-                            "in_memory_steps_per_s": round(warm_memory, 2),
-                            "ratio": round(warm_real / warm_memory, 3)})
+                            "parameters": model.count_params(),
+                            "pipeline_cold_steps_per_s": round(steps / cold, 2),
+                            "pipeline_steps_per_s": round(median_real, 2),
+                            "in_memory_steps_per_s": round(median_memory, 2),
+                            "ratio": round(median_real / median_memory, 3),
+                            "pipeline_steps_per_s_all": [round(r, 2) for r in real],
+                            "in_memory_steps_per_s_all": [round(m, 2) for m in memory]})
             keras.backend.clear_session()
     print(json.dumps({
         "benchmark": "training_input_pipeline",

@@ -23,7 +23,7 @@ import keras
 import mlflow
 import optuna
 from optuna.trial import TrialState
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components import tracking
 from components.artifacts import ModelPaths
@@ -64,6 +64,13 @@ class TuneOptions(BaseModel):
                                      description="everything the study does not search")
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="known-good (or "
                                           "to-be-checked) configs tried first, by Optuna name")
+
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TuneOptions:
+        if self.n_trials is None and self.timeout is None:
+            raise ValueError("set n_trials or timeout (or both); neither would run forever")
+        return self
 
 
 class TuneResult(BaseModel):
@@ -157,6 +164,9 @@ class Objective:
                 outcome = err
             finally:
                 keras.backend.clear_session()
+                # A trial is never resumed (a re-run starts new trials), so its optimizer
+                # checkpoints are dead weight; large models x many trials fill disks.
+                shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if outcome is not None:
             status = "KILLED" if isinstance(outcome, optuna.TrialPruned) else "FAILED"
             mlflow.MlflowClient().set_terminated(run.info.run_id, status)
@@ -237,12 +247,13 @@ def tune_model(dataset_dir: Path, split_path: Path, stats_path: Path, options: T
     with tracking.run_scope(run_id=previous_run, run_name=run_name, parent_run_id=parent_run_id,
                             tags={"optuna.study": options.study_name}) as run:
         study.set_user_attr("mlflow_run_id", run.info.run_id)
-        if remaining != 0:
+        if previous_run != run.info.run_id:  # params are write-once in MLflow
             mlflow.log_params({"n_trials": options.n_trials, "timeout": options.timeout,
                                "n_workers": options.n_workers, "pruner": options.pruner,
                                "seed": options.seed, "epochs": options.epochs,
                                "storage": tracking.redact_url(storage_url)})
             mlflow.log_dict(options.search_space.model_dump(mode="json"), "search_space.json")
+        if remaining != 0:
             shares = _shares(remaining, options.n_workers)
             if options.n_workers == 1:
                 run_worker(dataset_dir, split_path, stats_path, options, out_dir, storage_url,

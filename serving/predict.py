@@ -47,6 +47,13 @@ class ScenePredictor:
             batch_size=batch_size or self.config.batch_size, tta=tta,
             max_panel_width=max_panel_width)
 
+    def warm_up(self) -> None:
+        """Trace the forward pass for a full and a partial batch before real work: Keras then
+        generalizes the batch dimension, so later partial batches do not retrace."""
+        side, bands = self.config.patch_size, self.config.in_channels
+        for size in sorted({self.config.batch_size, 1}, reverse=True):
+            self.predict_fn(np.zeros((size, side, side, bands), np.float32))
+
     def _prepare(self, nodata: float | None):
         mean, std = self.config.mean, self.config.std
 

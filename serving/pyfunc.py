@@ -58,9 +58,7 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
         self.config = ServingConfig.load(Path(context.artifacts[CONFIG_ARTIFACT]))
         model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         self.predictor = ScenePredictor(keras_predict_fn(model), self.config)
-        # Trace the forward pass now, not in the first request.
-        side = self.config.patch_size
-        self.predictor.predict_fn(np.zeros((1, side, side, self.config.in_channels), "float32"))
+        self.predictor.warm_up()  # trace now, not in the first requests
 
     def predict(self, context, model_input, params=None):
         try:

@@ -160,3 +160,23 @@ def mlflow_store(mlflow_uri, monkeypatch):
     yield mlflow_uri
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def trained_models(tiny_dataset, tmp_path_factory, mlflow_uri) -> dict[str, Path]:
+    """Two really trained tiny U-Nets: "fit" (2 epochs, lr 1e-2) and "barely" (1 epoch at
+    lr 1e-6, close to its random init). Shared by the evaluate and register tests."""
+    import mlflow
+
+    from components.train import TrainParams, train_model
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    models = {}
+    for name, lr, epochs in (("fit", 1e-2, 2), ("barely", 1e-6, 1)):
+        out = tmp_path_factory.mktemp(name) / "model"
+        params = TrainParams(model_params={"depth": 2, "filters": 4}, epochs=epochs,
+                             batch_size=4, learning_rate=lr, overlay_tiles=0, seed=3)
+        train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params, out,
+                    experiment_name="trained-models")
+        models[name] = out
+    return models

@@ -6,20 +6,14 @@ import pytest
 
 from components.artifacts import read_tile
 from components.evaluate import EvaluationResult, evaluate_model
-from components.train import TrainParams, load_trained_model, train_model
+from components.train import load_trained_model
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_dataset, tmp_path_factory, mlflow_uri):
-    mlflow.set_tracking_uri(mlflow_uri)
-    out = tmp_path_factory.mktemp("model")
-    params = TrainParams(model_params={"depth": 2, "filters": 4}, epochs=1, batch_size=4,
-                         learning_rate=1e-2, overlay_tiles=0)
-    train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params, out,
-                experiment_name="evaluate")
-    return out
+@pytest.fixture
+def trained(trained_models):
+    return trained_models["fit"]
 
 
 def test_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path):

@@ -14,24 +14,21 @@ from components.register import (
     apply_champion_gate,
     register_model,
 )
-from components.train import TrainParams, load_trained_model, train_model
+from components.train import load_trained_model
 from segmodels import normalize_image
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 
 
 @pytest.fixture(scope="module")
-def evaluated_models(tiny_dataset, tmp_path_factory, mlflow_uri):
-    """Two really trained and evaluated models, ordered (better, worse) by test mIoU."""
+def evaluated_models(tiny_dataset, trained_models, tmp_path_factory, mlflow_uri):
+    """The two trained models, evaluated, ordered (better, worse) by test mIoU."""
     mlflow.set_tracking_uri(mlflow_uri)
     models = []
-    for name, lr, epochs in (("fit", 1e-2, 2), ("barely", 1e-6, 1)):
-        out = tmp_path_factory.mktemp(name)
-        params = TrainParams(model_params={"depth": 2, "filters": 4}, epochs=epochs,
-                             batch_size=4, learning_rate=lr, overlay_tiles=0, seed=3)
-        train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params,
-                    out / "model", experiment_name="register")
-        result = evaluate_model(out / "model", tiny_dataset.root, tiny_dataset.split,
+    for name, model_dir in trained_models.items():
+        out = tmp_path_factory.mktemp(f"registered-{name}")
+        (out / "model").symlink_to(model_dir, target_is_directory=True)
+        result = evaluate_model(model_dir, tiny_dataset.root, tiny_dataset.split,
                                 tiny_dataset.stats, out / "eval", overlay_tiles=0,
                                 experiment_name="register")
         models.append((out, result))

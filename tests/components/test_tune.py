@@ -44,6 +44,7 @@ def test_study_survives_a_failed_and_a_pruned_trial_and_resumes(tiny_dataset, tm
     assert result.best_params["unet.depth"] == 2
     assert (out / "model.keras").read_bytes() == (out / "trials/0/model.keras").read_bytes()
     assert not (out / "trials/2/model.keras").exists()
+    assert not list(out.glob("trials/*/checkpoints"))
 
     client = mlflow.MlflowClient()
     parent = client.get_run(result.mlflow_run_id)
@@ -105,3 +106,8 @@ def test_search_space_rejects_unknown_names():
         SearchSpace(architecture=cat("segformer"))
     with pytest.raises(ValueError, match="momentum"):
         SearchSpace(training={"momentum": cat(0.9)})
+
+
+def test_unbounded_study_is_rejected():
+    with pytest.raises(ValueError, match="forever"):
+        TuneOptions(n_trials=None)

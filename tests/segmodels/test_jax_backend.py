@@ -25,11 +25,11 @@ images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
 labels = rng.integers(0, 3, size=(2, 32, 32))
 labels[:, 0] = 255
 model = segmodels.build_model("unet", 3, 3, depth=3, filters=4)
-probs = np.asarray(model.predict(images, verbose=0))
+probs = np.asarray(model(images))  # eager: cheaper than compiling predict
 assert probs.shape == (2, 32, 32, 3) and probs.dtype == np.float32
 model.save(sys.argv[1])
 restored = keras.models.load_model(sys.argv[1])
-np.testing.assert_array_equal(np.asarray(restored.predict(images, verbose=0)), probs)
+np.testing.assert_array_equal(np.asarray(restored(images)), probs)
 metric = segmodels.MeanIoU(3)
 metric.update_state(labels, probs)
 expected = segmodels.scores_from_confusion(segmodels.confusion_matrix(labels, probs, 3))
@@ -43,7 +43,12 @@ print("ok")
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
 def test_unet_on_jax_backend(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT),
-           "JAX_PLATFORMS": "cpu"}
+           "JAX_PLATFORMS": "cpu",
+           # JAX compiles one XLA kernel per weight shape to initialise a model (~30 s CPU
+           # for a tiny U-Net); a persistent cache makes every later run cheap
+           "JAX_COMPILATION_CACHE_DIR": str(REPO_ROOT / ".pytest_cache" / "jax"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "unet.keras")],
                             env=env, capture_output=True, text=True, timeout=300,
                             cwd=tmp_path)

@@ -136,3 +136,16 @@ def test_region_is_predicted_alone_and_georeferenced(predictor, scene, tmp_path)
     with pytest.raises(SceneError, match="not inside"):
         predict_scene(predictor, scene, tmp_path / "x.tif",
                       region=rasterio.windows.Window(100, 0, 64, 50))
+
+
+def test_png_scene_gives_a_mask_without_georeferencing(predictor, tmp_path):
+    path = tmp_path / "photo.png"
+    pixels = np.random.default_rng(5).integers(1, 1000, (BANDS, 40, 33)).astype("uint16")
+    with rasterio.open(path, "w", driver="PNG", width=33, height=40, count=BANDS,
+                       dtype="uint16") as dst:
+        dst.write(pixels)
+    predict_scene(predictor, path, tmp_path / "photo_mask.tif")
+    with rasterio.open(tmp_path / "photo_mask.tif") as mask:
+        assert mask.crs is None and mask.shape == (40, 33)
+        np.testing.assert_array_equal(
+            mask.read(1), predictor.predict_array(np.moveaxis(pixels, 0, -1), nodata=0))
