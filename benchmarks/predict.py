@@ -182,13 +182,16 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
     from serving.pyfunc import log_segmentation_model
     from tests.serving.server import free_port, segpipe_serve
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "art").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         info = log_segmentation_model(model_path, ServingConfig(**config_fields()))
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
     started = time.perf_counter()
-    server = segpipe_serve(local, free_port(), tmp / "server.log", timeout_s=600)
+    # The server opens a tracking store at start: keep it in tmp, not in the working dir.
+    server = segpipe_serve(local, free_port(), tmp / "server.log", timeout_s=600,
+                           MLFLOW_TRACKING_URI=tracking_uri)
     try:
         server.wait_ready(timeout=300)
         startup = time.perf_counter() - started
