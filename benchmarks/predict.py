@@ -234,6 +234,7 @@ def main() -> None:
     parser.add_argument("--floor-batches", type=int, default=24)
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-scenes", action="store_true")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -249,12 +250,14 @@ def main() -> None:
         model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, **MODEL_PARAMS)
         model_path = tmp / "model.keras"
         model.save(model_path)
-        scenes = [run_scene(tmp, model_path, size, args.band_rows, False, args.floor_batches)
-                  for size in args.sizes]
-        tta_scene = tmp / "tta"
-        tta_scene.mkdir()
-        scenes.append(run_scene(tta_scene, model_path, args.tta_size, args.tta_rows, True,
-                                args.floor_batches))
+        scenes = []
+        if not args.skip_scenes:
+            scenes = [run_scene(tmp, model_path, size, args.band_rows, False,
+                                args.floor_batches) for size in args.sizes]
+            tta_scene = tmp / "tta"
+            tta_scene.mkdir()
+            scenes.append(run_scene(tta_scene, model_path, args.tta_size, args.tta_rows, True,
+                                    args.floor_batches))
         server = None if args.skip_server else run_server(tmp, model_path, args.requests)
     print(json.dumps({
         "benchmark": "predict",
