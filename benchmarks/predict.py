@@ -182,13 +182,16 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
     from serving.pyfunc import log_segmentation_model
     from tests.serving.server import free_port, segpipe_serve
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "art").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         info = log_segmentation_model(model_path, ServingConfig(**config_fields()))
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
     started = time.perf_counter()
-    server = segpipe_serve(local, free_port(), tmp / "server.log", timeout_s=600)
+    # The server opens a tracking store at start: keep it in tmp, not in the working dir.
+    server = segpipe_serve(local, free_port(), tmp / "server.log", timeout_s=600,
+                           MLFLOW_TRACKING_URI=tracking_uri)
     try:
         server.wait_ready(timeout=300)
         startup = time.perf_counter() - started
@@ -231,6 +234,7 @@ def main() -> None:
     parser.add_argument("--floor-batches", type=int, default=24)
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-scenes", action="store_true")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -246,12 +250,14 @@ def main() -> None:
         model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, **MODEL_PARAMS)
         model_path = tmp / "model.keras"
         model.save(model_path)
-        scenes = [run_scene(tmp, model_path, size, args.band_rows, False, args.floor_batches)
-                  for size in args.sizes]
-        tta_scene = tmp / "tta"
-        tta_scene.mkdir()
-        scenes.append(run_scene(tta_scene, model_path, args.tta_size, args.tta_rows, True,
-                                args.floor_batches))
+        scenes = []
+        if not args.skip_scenes:
+            scenes = [run_scene(tmp, model_path, size, args.band_rows, False,
+                                args.floor_batches) for size in args.sizes]
+            tta_scene = tmp / "tta"
+            tta_scene.mkdir()
+            scenes.append(run_scene(tta_scene, model_path, args.tta_size, args.tta_rows, True,
+                                    args.floor_batches))
         server = None if args.skip_server else run_server(tmp, model_path, args.requests)
     print(json.dumps({
         "benchmark": "predict",
