@@ -40,7 +40,8 @@ class SplitOptions(BaseModel):
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     block_size: int | None = Field(default=None, ge=1, description="block side in (tiled-grid) "
-                                   "pixels; None = 4 patches")
+                                   "pixels; None = 4, 2 or 1 patches, the largest that gives "
+                                   "at least 10 blocks")
     drop_overlaps: bool = Field(
         default=True, description="drop val/test tiles that share ground with a tile of "
         "another split (overlapping tiles or scenes), so no pixel is seen in two splits")
@@ -83,13 +84,23 @@ def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
     return keys
 
 
+def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
+    """The largest of 4, 2 or 1 patches that cuts the area into ``min_blocks`` blocks or more:
+    large blocks keep neighbours together, but too few of them cannot fill three splits."""
+    for patches in (4, 2):
+        size = patches * manifest.patch_size
+        if len(set(_block_keys(manifest, size).values())) >= min_blocks:
+            return size
+    return manifest.patch_size
+
+
 def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
     if options.strategy == "random":
         keys = {t.id: (t.id,) for t in manifest.tiles}
     elif options.strategy == "scene":
         keys = {t.id: (t.scene,) for t in manifest.tiles}
     else:
-        keys = _block_keys(manifest, options.block_size or 4 * manifest.patch_size)
+        keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
     grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
     for t in manifest.tiles:
         grouped[keys[t.id]].append(t)
@@ -221,7 +232,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     for message in messages:
         warnings.warn(message, SplitWarning, stacklevel=2)
     result = SplitManifest(strategy=options.strategy, seed=options.seed, ratios=options.ratios,
-                           block_size=(options.block_size or 4 * manifest.patch_size)
+                           block_size=(options.block_size or default_block_size(manifest))
                            if options.strategy == "block" else None,
                            splits=splits, warnings=messages)
     result.save(out_path)

@@ -80,6 +80,17 @@ def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path)
         assert tuple(src.transform @ (col, row)) == pytest.approx(tile.transform[2::3])
 
 
+def test_default_block_size_shrinks_until_every_split_gets_blocks(tea_plantations, tmp_path):
+    # 4-patch blocks cut this small area into 2 blocks, too few for train/val/test.
+    out = tmp_path / "tea"
+    options = PrepareOptions(tile=TileOptions(patch_size=128),
+                             split=SplitOptions(strategy="block", seed=0))
+    prepare_dataset(tea_plantations, out, options)
+    split = SplitManifest.load(out / "split.json")
+    assert split.block_size == 128
+    assert all(split.splits.values()), {k: len(v) for k, v in split.splits.items()}
+
+
 def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):
     precious = tmp_path / "documents"
     precious.mkdir()
