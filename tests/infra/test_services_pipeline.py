@@ -6,6 +6,7 @@ a cluster."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import optuna
 import pytest
 import requests
 
-from tests.serving.server import free_port, mlflow_serve
+from tests.serving.server import Server, child_env, free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -117,11 +118,19 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
     assert any(tuned.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
 
+    # Served as the model-server pods do: only the tracking URI, no object-store keys, since
+    # the server proxies artifact downloads.
     port = free_port()
-    server = mlflow_serve(
-        f"models:/{model_name}@champion", port, tmp_path / "serve.log",
-        **{key: value for key, value in services.items()},
-    )
+    command = [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model_name}@champion",
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-t", "120",
+    ]
+    env = {
+        key: value
+        for key, value in child_env(MLFLOW_TRACKING_URI=tracking_uri).items()
+        if not key.startswith("AWS_") and key not in {"MLFLOW_S3_ENDPOINT_URL", "PGPASSWORD"}
+    }
+    server = Server(command, port, tmp_path / "serve.log", env)
     try:
         server.wait_ready(timeout=240)
         pixels = np.random.default_rng(0).integers(1, 1000, (1, 40, 48, in_channels))
