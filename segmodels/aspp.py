@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from segmodels.layers import BroadcastLike, StrideCheck
+from segmodels.layers import BroadcastLike
 from segmodels.unet import (
     conv_block,
     decoder_upsample,
     softmax_head,
-    unet_stride,
+    unet_encoder,
     validate_unet_params,
 )
 
@@ -52,13 +52,7 @@ def build_unet_aspp(num_classes: int, in_channels: int, depth: int = 4, filters:
     of whole fields/buildings. Rates are in bottleneck pixels (stride 2**(depth-1)).
     H and W must be multiples of 2**(depth-1)."""
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
-    inputs = keras.Input((None, None, in_channels), name="image")
-    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
-    skips = []
-    for level in range(depth - 1):
-        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = aspp(x, filters * 2 ** (depth - 1), aspp_rates, batch_norm, dropout)
     for level in reversed(range(depth - 1)):
         f = filters * 2**level

@@ -6,12 +6,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from segmodels.layers import StrideCheck
 from segmodels.unet import (
     conv_block,
     decoder_upsample,
     softmax_head,
-    unet_stride,
+    unet_encoder,
     validate_unet_params,
 )
 
@@ -32,13 +31,7 @@ def build_attention_unet(num_classes: int, in_channels: int, depth: int = 4, fil
                          upsampling: str = "transpose") -> keras.Model:
     """Same parameters and stride (2**(depth-1)) as ``build_unet``."""
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
-    inputs = keras.Input((None, None, in_channels), name="image")
-    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
-    skips = []
-    for level in range(depth - 1):
-        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
     for level in reversed(range(depth - 1)):
         f = filters * 2**level

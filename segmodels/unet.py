@@ -50,6 +50,20 @@ def softmax_head(x, num_classes: int):
     return layers.Activation("softmax", dtype="float32", name="probs")(logits)
 
 
+def unet_encoder(in_channels: int, depth: int, filters: int, kernel_size: int,
+                 batch_norm: bool) -> tuple:
+    """The contracting path shared by the U-Net family: (model input, features entering the
+    bottleneck, skip tensors from the finest level down)."""
+    inputs = keras.Input((None, None, in_channels), name="image")
+    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
+    skips = []
+    for level in range(depth - 1):
+        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    return inputs, x, skips
+
+
 def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int = 32,
                kernel_size: int = 3, batch_norm: bool = True, dropout: float = 0.0,
                upsampling: str = "transpose") -> keras.Model:
@@ -59,13 +73,7 @@ def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int 
     (learned) or "bilinear"/"nearest" interpolation; ``dropout`` acts on the bottleneck.
     """
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
-    inputs = keras.Input((None, None, in_channels), name="image")
-    x = StrideCheck(unet_stride(depth), name="stride_check")(inputs)
-    skips = []
-    for level in range(depth - 1):
-        x = conv_block(x, filters * 2**level, kernel_size, batch_norm, 0.0, f"enc{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(name=f"pool{level}")(x)
+    inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
     for level in reversed(range(depth - 1)):
         f = filters * 2**level
