@@ -130,6 +130,13 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in _REQUIREMENTS]
 
 
+def raw_pixel_example(config: ServingConfig, size: int = 32) -> np.ndarray:
+    """One (1, size, size, C) image of raw pixel values (each band at its training mean):
+    what a client sends, before the normalization the model applies itself."""
+    return np.broadcast_to(np.asarray(config.mean, dtype=np.float32),
+                           (1, size, size, config.in_channels)).copy()
+
+
 def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: str = "model",
                            registered_model_name: str | None = None):
     """Log (and optionally register) the served model in the active MLflow run.
@@ -140,8 +147,8 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
     if not keras_model_path.is_file():
         raise FileNotFoundError(f"keras model {keras_model_path} does not exist")
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # Type hints would make MLflow skip parsing request data; there is no fixed-shape
-        # input example for "any H and W". Both warnings are by design here.
+        # Type hints would make MLflow skip parsing request data. The input schema is left
+        # open because any H and W is served; the example shows one small raw-pixel image.
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
         config_path = Path(tmp) / "serving_config.json"
@@ -152,6 +159,7 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
             artifacts={KERAS_ARTIFACT: str(keras_model_path), CONFIG_ARTIFACT: str(config_path)},
             code_paths=[_package_dir(package) for package in _PACKAGED],
             signature=ModelSignature(params=params_schema(config)),
+            input_example=raw_pixel_example(config),
             pip_requirements=pip_requirements(),
             registered_model_name=registered_model_name,
         )

@@ -162,3 +162,15 @@ def test_predict_through_endpoint_matches_local_predict(server, logged_model, tm
             outputs[mode] = mask.read(1)
     np.testing.assert_array_equal(outputs["local"], outputs["remote"])
     assert (outputs["remote"][:, :3] == 255).all()
+
+
+def test_logged_model_carries_a_raw_pixel_input_example_it_can_predict(logged_model,
+                                                                        serving_config):
+    from mlflow.models import Model
+
+    local = logged_model["local_path"]
+    example = Model.load(local).load_input_example(local)
+    assert example.shape == (1, 32, 32, BANDS)
+    np.testing.assert_allclose(example[0, 0, 0], serving_config.mean, rtol=1e-6)
+    mask = mlflow.pyfunc.load_model(local).predict(example)
+    assert mask.shape == (1, 32, 32) and int(mask.max()) < CLASSES
