@@ -19,12 +19,17 @@ def invalid_pixels(image: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                    nodata: float | None = None) -> np.ndarray:
-    """(..., H, W, C) raw pixels -> float32 z-scores per band; nodata/NaN pixels -> 0."""
+                    nodata: float | None = None, invalid: np.ndarray | None = None) -> np.ndarray:
+    """(..., H, W, C) raw pixels -> float32 z-scores per band; nodata/NaN pixels -> 0.
+
+    ``invalid`` is ``invalid_pixels(image, nodata)`` when the caller already has it (the
+    predictor needs it for the output mask too), so it is not computed twice."""
     mean_arr = np.asarray(mean, dtype=np.float32)
     std_arr = np.maximum(np.asarray(std, dtype=np.float32), 1e-6)
     if image.shape[-1] != mean_arr.shape[0]:
         raise ValueError(f"image has {image.shape[-1]} bands, statistics have {mean_arr.shape[0]}")
-    out = (image.astype(np.float32) - mean_arr) / std_arr
-    out[invalid_pixels(image, nodata)] = 0.0
+    out = image.astype(np.float32)  # always a copy: the caller's array is left as it was
+    out -= mean_arr
+    out /= std_arr
+    out[invalid_pixels(image, nodata) if invalid is None else invalid] = 0.0
     return out

@@ -61,7 +61,7 @@ class ScenePredictor:
             invalid = invalid_pixels(raw, nodata)
             if not self.normalize:
                 return np.array(raw), invalid
-            return normalize_image(raw, mean, std, nodata), invalid
+            return normalize_image(raw, mean, std, nodata, invalid), invalid
 
         return prepare
 
