@@ -10,9 +10,8 @@ from keras import layers
 
 from segmodels.layers import BroadcastLike
 from segmodels.unet import (
-    conv_block,
-    decoder_upsample,
     softmax_head,
+    unet_decoder,
     unet_encoder,
     validate_unet_params,
 )
@@ -54,9 +53,5 @@ def build_unet_aspp(num_classes: int, in_channels: int, depth: int = 4, filters:
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
     inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = aspp(x, filters * 2 ** (depth - 1), aspp_rates, batch_norm, dropout)
-    for level in reversed(range(depth - 1)):
-        f = filters * 2**level
-        x = decoder_upsample(x, f, upsampling, f"up{level}")
-        x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
-        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    x = unet_decoder(x, skips, filters, kernel_size, batch_norm, upsampling)
     return keras.Model(inputs, softmax_head(x, num_classes), name="unet_aspp")

@@ -8,8 +8,8 @@ from keras import layers
 
 from segmodels.unet import (
     conv_block,
-    decoder_upsample,
     softmax_head,
+    unet_decoder,
     unet_encoder,
     validate_unet_params,
 )
@@ -33,10 +33,7 @@ def build_attention_unet(num_classes: int, in_channels: int, depth: int = 4, fil
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
     inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
-    for level in reversed(range(depth - 1)):
-        f = filters * 2**level
-        gated = attention_gate(skips[level], x, max(f // 2, 1), f"att{level}")
-        x = decoder_upsample(x, f, upsampling, f"up{level}")
-        x = layers.Concatenate(name=f"skip{level}")([x, gated])
-        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    x = unet_decoder(x, skips, filters, kernel_size, batch_norm, upsampling,
+                     gate=lambda skip, g, f, level: attention_gate(skip, g, max(f // 2, 1),
+                                                                   f"att{level}"))
     return keras.Model(inputs, softmax_head(x, num_classes), name="attention_unet")

@@ -64,6 +64,19 @@ def unet_encoder(in_channels: int, depth: int, filters: int, kernel_size: int,
     return inputs, x, skips
 
 
+def unet_decoder(x, skips: list, filters: int, kernel_size: int, batch_norm: bool,
+                 upsampling: str, gate=None):
+    """The expanding path shared by the U-Net family. ``gate(skip, x, filters, level)``, when
+    given, transforms each skip before it is joined (Attention U-Net's gates)."""
+    for level in reversed(range(len(skips))):
+        f = filters * 2**level
+        skip = skips[level] if gate is None else gate(skips[level], x, f, level)
+        x = decoder_upsample(x, f, upsampling, f"up{level}")
+        x = layers.Concatenate(name=f"skip{level}")([x, skip])
+        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    return x
+
+
 def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int = 32,
                kernel_size: int = 3, batch_norm: bool = True, dropout: float = 0.0,
                upsampling: str = "transpose") -> keras.Model:
@@ -75,9 +88,5 @@ def build_unet(num_classes: int, in_channels: int, depth: int = 4, filters: int 
     validate_unet_params(depth, filters, kernel_size, dropout, upsampling)
     inputs, x, skips = unet_encoder(in_channels, depth, filters, kernel_size, batch_norm)
     x = conv_block(x, filters * 2 ** (depth - 1), kernel_size, batch_norm, dropout, "bottleneck")
-    for level in reversed(range(depth - 1)):
-        f = filters * 2**level
-        x = decoder_upsample(x, f, upsampling, f"up{level}")
-        x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
-        x = conv_block(x, f, kernel_size, batch_norm, 0.0, f"dec{level}")
+    x = unet_decoder(x, skips, filters, kernel_size, batch_norm, upsampling)
     return keras.Model(inputs, softmax_head(x, num_classes), name="unet")
