@@ -18,13 +18,10 @@ import rasterio
 import tensorflow as tf
 
 from components.artifacts import ArtifactError, NormStats, SplitManifest, tile_paths
+from components.raster import DataError
 from segmodels import normalize_image
 
 Augment = Literal["none", "d4", "d4_color"]
-
-
-class DataError(ValueError):
-    """The dataset cannot feed training (e.g. an empty split); the message says which."""
 
 
 @dataclass(frozen=True)

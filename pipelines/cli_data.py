@@ -55,7 +55,7 @@ def prepare(
     patch_size: int = typer.Option(256, "--patch-size", help="tile side in pixels"),
     stride: int | None = typer.Option(None, "--stride", help="tile step (default: patch size)"),
     overlap: float | None = typer.Option(None, "--overlap",
-                                         help="tile overlap 0..0.9 (alternative to --stride)"),
+                                         help="tile overlap in [0, 1) (or --stride)"),
     scale: float = typer.Option(1.0, "--scale", help="resample scenes by this factor first"),
     min_valid: float = typer.Option(0.5, "--min-valid",
                                     help="drop tiles with a smaller valid (non-nodata) share"),
@@ -90,14 +90,15 @@ def prepare(
     from components.prepare import PrepareOptions, prepare_dataset
     from components.split import SplitOptions
     from components.tile import TileOptions
+    from pipelines.params import stride_for
 
     console = Console()
-    if overlap is not None and stride is None:
-        stride = max(1, round(patch_size * (1 - overlap)))
     try:
+        if overlap is not None and stride is None:
+            stride = stride_for(patch_size, overlap)
         options = PrepareOptions(
             ingest=IngestOptions(
-                mask_dir_names=[*mask_dir, "masks", "labels", "gt"],
+                mask_dir_names=[*mask_dir, *IngestOptions.model_fields["mask_dir_names"].default],
                 palette=_palette(palette),
                 classes_file=str(classes_file) if classes_file else None,
                 color_tolerance=color_tolerance, ignore_values=ignore_value,
