@@ -47,7 +47,11 @@ def strip_windows(width: int, height: int, rows: int = STRIP_ROWS) -> Iterator[W
 
 
 def invalid_pixels(bands: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(C, H, W) -> (H, W) bool: every band equals nodata, or any band is NaN."""
+    """(C, H, W) -> (H, W) bool: every band equals nodata, or any band is NaN.
+
+    The same rule as ``segmodels.preprocessing.invalid_pixels`` (H, W, C), which serving
+    applies; kept separate so the data plane never imports Keras/TensorFlow. A test holds
+    the two equal."""
     invalid = np.zeros(bands.shape[1:], dtype=bool)
     if np.issubdtype(bands.dtype, np.floating):
         invalid |= np.isnan(bands).any(axis=0)

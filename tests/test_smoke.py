@@ -14,3 +14,16 @@ def test_normalize_zeroes_nodata():
     img = np.array([[[10.0, 20.0], [0.0, 0.0]]], dtype=np.float32)  # 1x2x2
     out = normalize_image(img, mean=[10, 20], std=[1, 2], nodata=0)
     np.testing.assert_array_equal(out, [[[0.0, 0.0], [0.0, 0.0]]])
+
+
+def test_data_plane_and_serving_agree_on_invalid_pixels():
+    from components.raster import invalid_pixels as data_plane_rule
+    from segmodels.preprocessing import invalid_pixels as serving_rule
+
+    rng = np.random.default_rng(0)
+    bands = rng.integers(0, 3, (3, 16, 16)).astype("float32")  # many all-zero pixels
+    bands[1, 2, 3] = np.nan
+    for nodata in (0.0, None, float("nan")):
+        expected = serving_rule(np.moveaxis(bands, 0, -1), nodata)
+        np.testing.assert_array_equal(data_plane_rule(bands, nodata), expected)
+    assert serving_rule(np.moveaxis(bands, 0, -1), 0.0).sum() > 1
