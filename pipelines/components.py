@@ -50,14 +50,14 @@ def tile(scenes: Input[Dataset], patch_size: int, overlap: float, scale: float,
 
 @_cpu_component
 def split(tiles: Input[Dataset], strategy: str, ratios: list, seed: int, block_size: int,
-          split: Output[Dataset]):
+          drop_overlaps: bool, split: Output[Dataset]):
     """Assign tiles to train/val/test without leakage across scenes or blocks."""
     from pathlib import Path
 
-    from components.split import SplitOptions, split_tiles
+    from components.split import split_tiles
+    from pipelines.params import split_options_from_params
 
-    options = SplitOptions(strategy=strategy, ratios=tuple(ratios), seed=seed,
-                           block_size=block_size or None)
+    options = split_options_from_params(strategy, ratios, seed, block_size, drop_overlaps)
     manifest = split_tiles(Path(tiles.path), Path(split.path), options)
     for name, ids in manifest.splits.items():
         split.metadata[name] = len(ids)

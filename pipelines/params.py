@@ -61,6 +61,16 @@ def overlap_for(patch_size: int, stride: int | None) -> float:
     return 0.0 if stride is None else 1.0 - stride / patch_size
 
 
+def split_options_from_params(strategy: str, ratios: list, seed: int, block_size: int,
+                              drop_overlaps: bool):
+    """The split step's options from its run parameters (the inverse of the ``split_*``
+    entries of ``pipeline_arguments``; 0 block size = the step's default)."""
+    from components.split import SplitOptions
+
+    return SplitOptions(strategy=strategy, ratios=tuple(ratios), seed=seed,
+                        block_size=block_size or None, drop_overlaps=drop_overlaps)
+
+
 def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]:
     """Run parameters of ``segmentation_pipeline`` for ``config``.
 
@@ -90,6 +100,7 @@ def pipeline_arguments(config: PipelineConfig, *, local: bool) -> dict[str, Any]
         "split_ratios": list(data.split.ratios),
         "split_seed": data.split.seed,
         "split_block_size": data.split.block_size or 0,
+        "split_drop_overlaps": data.split.drop_overlaps,
         "search_space": tuning.search_space,
         "train_settings": tuning.train,
         "n_trials": tuning.n_trials,

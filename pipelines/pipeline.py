@@ -80,6 +80,7 @@ def segmentation_pipeline(
     split_ratios: list = DEFAULT_SPLIT_RATIOS,
     split_seed: int = 0,
     split_block_size: int = 0,
+    split_drop_overlaps: bool = True,
     search_space: dict = {},  # noqa: B006
     train_settings: dict = {},  # noqa: B006
     n_trials: int = 20,
@@ -115,6 +116,8 @@ def segmentation_pipeline(
         split_seed: Seed of the split assignment.
         split_block_size: Block edge in pixels for the "block" strategy; 0 = the split step's
             default.
+        split_drop_overlaps: Drop validation/test tiles that share ground with a tile of
+            another split (overlapping tiles or scenes), so no pixel is seen in two splits.
         search_space: Optuna search space (architecture, learning rate, filters, ...); empty = the
             built-in space.
         train_settings: Fixed training settings for every trial (batch_size, loss, augment,
@@ -144,7 +147,8 @@ def segmentation_pipeline(
                        DATA_RESOURCES, cache=True)
     tiles = tiled.outputs["tiles"]
     splitted = _configure(steps.split(tiles=tiles, strategy=split_strategy, ratios=split_ratios,
-                                      seed=split_seed, block_size=split_block_size),
+                                      seed=split_seed, block_size=split_block_size,
+                                      drop_overlaps=split_drop_overlaps),
                           DATA_RESOURCES, cache=True)
     split = splitted.outputs["split"]
     normalized = _configure(steps.normalize(tiles=tiles, split=split),

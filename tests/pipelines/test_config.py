@@ -13,6 +13,7 @@ from pipelines.params import (
     classes_to_param,
     ingest_options_from_params,
     pipeline_arguments,
+    split_options_from_params,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
@@ -165,3 +166,15 @@ def test_overlap_outside_its_range_is_an_error(overlap):
 
     with pytest.raises(ValueError, match="tile_overlap"):
         stride_for(256, overlap)
+
+
+def test_every_split_option_reaches_the_split_step():
+    from pipelines.config import parse_config
+
+    split = {"strategy": "block", "ratios": [0.5, 0.3, 0.2], "seed": 7, "block_size": 96,
+             "drop_overlaps": False}
+    config = parse_config({"source": "s", "data": {"split": split}})
+    args = pipeline_arguments(config, local=False)
+    rebuilt = split_options_from_params(
+        **{name: args[f"split_{name}"] for name in type(config.data.split).model_fields})
+    assert rebuilt == config.data.split
