@@ -189,7 +189,8 @@ def run_worker(dataset_dir: Path, split_path: Path, stats_path: Path, options: T
                    callbacks=callbacks, gc_after_trial=True)
 
 
-def _shares(total: int | None, workers: int) -> list[int | None]:
+def trial_shares(total: int | None, workers: int) -> list[int | None]:
+    """Each worker's share of ``total`` trials (None: unbounded); shares differ by at most 1."""
     if total is None:
         return [None] * workers
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
@@ -254,7 +255,7 @@ def tune_model(dataset_dir: Path, split_path: Path, stats_path: Path, options: T
                                "storage": tracking.redact_url(storage_url)})
             mlflow.log_dict(options.search_space.model_dump(mode="json"), "search_space.json")
         if remaining != 0:
-            shares = _shares(remaining, options.n_workers)
+            shares = trial_shares(remaining, options.n_workers)
             if options.n_workers == 1:
                 run_worker(dataset_dir, split_path, stats_path, options, out_dir, storage_url,
                            remaining, 0, run.info.run_id)
@@ -292,13 +293,21 @@ def _collect(study: optuna.Study, options: TuneOptions, storage_url: str, out_di
 
 
 def _log_summary(study: optuna.Study, result: TuneResult) -> None:
-    mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
-    mlflow.log_metrics({"best_val_miou": result.best_value,
-                        "best_trial": result.best_trial_number,
-                        **{f"trials_{k.lower()}": v for k, v in result.trial_states.items()}})
-    mlflow.set_tag("segpipe.best_trial_run_id",
-                   study.best_trial.user_attrs.get("mlflow_run_id", ""))
+    log_study_summary(study, study.best_trial, result.best_value)
     mlflow.log_dict(result.model_dump(mode="json"), "tune_result.json")
+
+
+def log_study_summary(study: optuna.Study, best: optuna.trial.FrozenTrial,
+                      best_value: float) -> None:
+    """The study's outcome on the active MLflow run (the parent): best params and value,
+    trials per state, the best trial's run id, optimisation-history and importance plots."""
+    states: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+    mlflow.log_metrics({"best_val_miou": best_value, "best_trial": best.number,
+                        **{f"trials_{k}": v for k, v in states.items()}})
+    mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
     from optuna.visualization import matplotlib as optuna_plots
 
     from components.figures import close

@@ -47,11 +47,6 @@ def restore_integers(value: Any) -> Any:
     return value
 
 
-def trials_for_worker(n_trials: int, n_workers: int, worker: int) -> int:
-    """This worker's share of the study's trials; shares differ by at most one."""
-    return n_trials // n_workers + (1 if worker < n_trials % n_workers else 0)
-
-
 def run_tune_worker(dataset_dir: Path, split_path: Path, stats_path: Path, context_path: Path,
                     spec: TuneWorkerSpec, out_dir: Path) -> dict[str, Any]:
     """Run this worker's share of the shared study's trials, then keep only its best
@@ -59,10 +54,10 @@ def run_tune_worker(dataset_dir: Path, split_path: Path, stats_path: Path, conte
     so the select step can reach it from another pod). Returns the artifact's metadata."""
     import optuna
 
-    from components.tune import TuneOptions, run_worker
+    from components.tune import TuneOptions, run_worker, trial_shares
 
     context = RunContext.load(context_path)
-    share = trials_for_worker(spec.n_trials, spec.n_workers, spec.worker)
+    share = trial_shares(spec.n_trials, spec.n_workers)[spec.worker]
     fields: dict[str, Any] = {"n_trials": spec.n_trials, "timeout": spec.timeout_s,
                               "n_workers": spec.n_workers, "study_name": context.study_name,
                               "seed": spec.seed, "pruner": spec.pruner, "epochs": spec.epochs}
@@ -97,6 +92,8 @@ def select_best_model(candidates: list[tuple[Path, dict[str, Any]]], context_pat
     in the ModelPaths layout."""
     import optuna
 
+    from components.tune import log_study_summary
+
     context = RunContext.load(context_path)
     study = optuna.load_study(study_name=context.study_name, storage=context.optuna_storage)
     ran = [(path, meta) for path, meta in candidates if meta.get("best_value") is not None]
@@ -117,24 +114,11 @@ def select_best_model(candidates: list[tuple[Path, dict[str, Any]]], context_pat
                 shutil.copy2(item, tmp / item.name)
     trials = study.get_trials(deepcopy=False)
     best = next(t for t in trials if t.number == number)
-    _log_tuning_summary(context, best, value, trials)
+    with resume_parent_run(context):
+        log_study_summary(study, best, value)
     return {"best_value": value, "trial_number": number,
             "n_trials": sum(t.state.is_finished() for t in trials),
             "study_name": context.study_name}
-
-
-def _log_tuning_summary(context: RunContext, best, value: float, trials: list) -> None:
-    """The study's outcome on the parent run: best params and value, trials per state."""
-    import mlflow
-
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    with resume_parent_run(context):
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        mlflow.log_metrics({"best_val_miou": value, "best_trial": best.number,
-                            **{f"trials_{k}": v for k, v in states.items()}})
-        mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
 
 
 class EvaluationSummary(BaseModel):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from components.tune import trial_shares
 from pipelines.steps import (
     TuneWorkerSpec,
     restore_integers,
     select_best_model,
-    trials_for_worker,
 )
 from pipelines.tracking import (
     KFP_RUN_ID_TAG,
@@ -95,6 +95,9 @@ def test_select_copies_the_study_best_trial_from_the_worker_that_ran_it(context,
     parent = MlflowClient(context.tracking_uri).get_run(context.parent_run_id).data
     assert parent.params["best.lr"] == "0.35"
     assert parent.metrics["best_val_miou"] == 0.7 and parent.metrics["trials_complete"] == 3
+    artifacts = {a.path for a in MlflowClient(context.tracking_uri)
+                 .list_artifacts(context.parent_run_id)}
+    assert "optimization_history.png" in artifacts
 
 
 def test_select_fails_clearly_when_no_worker_completed_a_trial(context, tmp_path):
@@ -107,7 +110,7 @@ def test_select_fails_clearly_when_no_worker_completed_a_trial(context, tmp_path
 
 @pytest.mark.parametrize(("n_trials", "n_workers"), [(10, 3), (2, 4), (1, 1), (7, 7)])
 def test_worker_shares_add_up_and_differ_by_at_most_one(n_trials, n_workers):
-    shares = [trials_for_worker(n_trials, n_workers, w) for w in range(n_workers)]
+    shares = trial_shares(n_trials, n_workers)
     assert sum(shares) == n_trials and max(shares) - min(shares) <= 1
 
 
