@@ -17,7 +17,7 @@ from segmodels.unet import (
 )
 
 
-def _conv_bn_relu(x, filters: int, kernel_size: int, dilation: int, batch_norm: bool, name: str):
+def conv_bn_relu(x, filters: int, kernel_size: int, dilation: int, batch_norm: bool, name: str):
     x = layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation,
                       use_bias=not batch_norm, name=f"{name}_conv")(x)
     if batch_norm:
@@ -30,14 +30,14 @@ def aspp(x, filters: int, rates: Sequence[int], batch_norm: bool = True, dropout
     """1x1 branch, one dilated 3x3 branch per rate, an image-pooling branch; concatenated and
     projected to ``filters`` channels. The pooling branch has no batch norm: its 1x1 map has
     one value per image, which makes batch statistics degenerate at small batch sizes."""
-    branches = [_conv_bn_relu(x, filters, 1, 1, batch_norm, f"{name}_1x1")]
+    branches = [conv_bn_relu(x, filters, 1, 1, batch_norm, f"{name}_1x1")]
     for rate in rates:
-        branches.append(_conv_bn_relu(x, filters, 3, int(rate), batch_norm, f"{name}_rate{rate}"))
+        branches.append(conv_bn_relu(x, filters, 3, int(rate), batch_norm, f"{name}_rate{rate}"))
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     pooled = layers.Conv2D(filters, 1, activation="relu", name=f"{name}_pool_conv")(pooled)
     branches.append(BroadcastLike(name=f"{name}_pool_broadcast")([pooled, x]))
     x = layers.Concatenate(name=f"{name}_concat")(branches)
-    x = _conv_bn_relu(x, filters, 1, 1, batch_norm, f"{name}_project")
+    x = conv_bn_relu(x, filters, 1, 1, batch_norm, f"{name}_project")
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
     return x

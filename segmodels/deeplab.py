@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from segmodels.aspp import aspp
+from segmodels.aspp import aspp, conv_bn_relu
 from segmodels.layers import StrideCheck
 
 DEEPLAB_STRIDE = 16
@@ -74,12 +74,6 @@ def resnet50_encoder(in_channels: int, encoder_weights: str | None = None) -> ke
     return encoder
 
 
-def _conv_bn_relu(x, filters: int, kernel_size: int, name: str):
-    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
-
-
 def build_deeplabv3plus(num_classes: int, in_channels: int, encoder_weights: str | None = None,
                         aspp_filters: int = 256, aspp_rates: Sequence[int] = (6, 12, 18),
                         low_level_filters: int = 48, decoder_filters: int = 256,
@@ -95,10 +89,10 @@ def build_deeplabv3plus(num_classes: int, in_channels: int, encoder_weights: str
     low, high = backbone(checked)
     x = aspp(high, aspp_filters, aspp_rates, batch_norm=True, dropout=dropout)
     x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
-    low = _conv_bn_relu(low, low_level_filters, 1, "low_level")
+    low = conv_bn_relu(low, low_level_filters, 1, 1, True, "low_level")
     x = layers.Concatenate(name="decoder_concat")([x, low])
-    x = _conv_bn_relu(x, decoder_filters, 3, "decoder1")
-    x = _conv_bn_relu(x, decoder_filters, 3, "decoder2")
+    x = conv_bn_relu(x, decoder_filters, 3, 1, True, "decoder1")
+    x = conv_bn_relu(x, decoder_filters, 3, 1, True, "decoder2")
     x = layers.Conv2D(num_classes, 1, name="logits")(x)
     x = layers.UpSampling2D(4, interpolation="bilinear", name="logits_up4")(x)
     probs = layers.Activation("softmax", dtype="float32", name="probs")(x)
