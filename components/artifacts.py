@@ -21,7 +21,6 @@ models, so a malformed artifact fails loudly with the file and field named.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -219,12 +218,3 @@ def dataset_digest(root: str | Path) -> str:
     files = [paths.classes, paths.tiles_manifest]
     files += [p for t in manifest.tiles for p in tile_paths(paths.tiles_dir, t.id)]
     return content_digest(files)
-
-
-def load_json(path: str | Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise ArtifactError(f"{path}: missing") from err
-    except json.JSONDecodeError as err:
-        raise ArtifactError(f"{path}: not valid JSON: {err}") from err
