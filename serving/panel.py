@@ -8,15 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.forward import ForwardQueue
 from serving.windows import (
     BlendOptions,
     Block,
     Grid,
-    PredictFn,
     PrepareFn,
     ReadFn,
-    predict_batch,
     reflect_indices,
+    take_reflected,
 )
 
 
@@ -26,11 +26,10 @@ class StripReader:
     def __init__(self, read: ReadFn, prepare: PrepareFn, height: int, width: int,
                  col0: int, col1: int, window: int):
         self.read, self.prepare = read, prepare
-        self.height, self.window = height, window
-        cols = reflect_indices(np.arange(col0, col1), width)
-        self.col_lo, self.col_hi = int(cols.min()), int(cols.max()) + 1
-        contiguous = np.array_equal(cols, np.arange(self.col_lo, self.col_hi))
-        self.col_take = None if contiguous else cols - self.col_lo
+        self.height, self.width, self.window = height, width, window
+        self.cols = col0, col1
+        reflected = reflect_indices(np.arange(col0, col1), width)
+        self.col_lo, self.col_hi = int(reflected.min()), int(reflected.max()) + 1
         self.data: np.ndarray | None = None
         self.invalid: np.ndarray | None = None
 
@@ -38,10 +37,8 @@ class StripReader:
         rows = reflect_indices(np.arange(start, stop), self.height)
         lo, hi = int(rows.min()), int(rows.max()) + 1
         raw = self.read(lo, hi, self.col_lo, self.col_hi)
-        if not np.array_equal(rows, np.arange(lo, hi)):
-            raw = raw[rows - lo]
-        if self.col_take is not None:
-            raw = raw[:, self.col_take]
+        raw = take_reflected(raw, lo, start, stop, self.height, axis=0)
+        raw = take_reflected(raw, self.col_lo, *self.cols, self.width, axis=1)
         return self.prepare(raw)
 
     def advance(self, top: int, step: int) -> None:
@@ -69,21 +66,21 @@ class _OpenRow:
 class Panel:
     """Blends one panel. Windows are batched across window rows, so every forward pass but
     the panel's last is a full batch; a row is finished once its windows are all in and the
-    rows above it are finished, then its overlap with the next row is carried down."""
+    rows above it are finished, then its overlap with the next row is carried down. The
+    model runs one batch ahead (ForwardQueue) while this blends the batch before."""
 
     def __init__(self, rows: Grid, options: BlendOptions, weights: np.ndarray,
-                 predict_fn: PredictFn, out_cols: tuple[int, int], panel_col: int,
-                 row_sum: np.ndarray, col_sum: np.ndarray):
+                 forward: ForwardQueue[list[tuple[int, int]]], out_cols: tuple[int, int],
+                 panel_col: int, row_sum: np.ndarray, col_sum: np.ndarray):
         self.rows, self.options, self.weights = rows, options, weights
-        self.predict_fn = predict_fn
+        self.forward = forward
         self.out_c0, self.out_c1 = out_cols
         self.c0, self.c1 = out_cols[0] - panel_col, out_cols[1] - panel_col
         self.row_sum, self.col_norm = row_sum, col_sum[None, out_cols[0]:out_cols[1]]
         self.emitted = 0
         self.open: dict[int, _OpenRow] = {}
         self.carry: np.ndarray | None = None
-        self.queue: list[tuple[int, int]] = []
-        self.batch: np.ndarray | None = None
+        self.queue: list[tuple[int, int]] = []  # (window row, column offset) in the batch
 
     def add_row(self, index: int, strip: StripReader, offsets: list[int]) -> Iterator[int]:
         """Queue the windows of row ``index``; yields rows finished meanwhile."""
@@ -94,33 +91,40 @@ class Panel:
         self.carry = None
         self.open[index] = _OpenRow(self.rows.origin(index), acc, strip.invalid.copy(),
                                     len(offsets))
-        if self.batch is None:
-            self.batch = np.empty((self.options.batch_size, win, win, strip.data.shape[2]),
-                                  strip.data.dtype)
+        window_shape = (win, win, strip.data.shape[2])
+        batch = self.forward.batch(window_shape, strip.data.dtype)
         for offset in offsets:
-            self.batch[len(self.queue)] = strip.data[:, offset:offset + win]
+            batch[len(self.queue)] = strip.data[:, offset:offset + win]
             self.queue.append((index, offset))
             if len(self.queue) == self.options.batch_size:
-                yield from self.run()
+                yield from self._submit()
+                batch = self.forward.batch(window_shape, strip.data.dtype)
 
-    def run(self) -> Iterator[int]:
-        if not self.queue:
-            return
-        probs = predict_batch(self.batch[:len(self.queue)], self.predict_fn, self.options.tta)
-        probs *= self.weights
+    def flush(self) -> Iterator[int]:
+        """Predict what is still queued and wait for every batch; yields the last rows."""
+        if self.queue:
+            yield from self._submit()
+        yield from self._blend(self.forward.drain_all())
+
+    def _submit(self) -> Iterator[int]:
+        queued, self.queue = self.queue, []
+        yield from self._blend(self.forward.submit(len(queued), queued))
+
+    def _blend(self, results: list[tuple[np.ndarray, list[tuple[int, int]]]]) -> Iterator[int]:
         win = self.options.window
-        for (index, offset), p in zip(self.queue, probs, strict=True):
-            row = self.open[index]
-            row.acc[:, offset:offset + win] += p
-            row.remaining -= 1
-        self.queue = []
+        for probs, windows in results:
+            probs *= self.weights
+            for (index, offset), p in zip(windows, probs, strict=True):
+                row = self.open[index]
+                row.acc[:, offset:offset + win] += p
+                row.remaining -= 1
         while self.open:
             first = min(self.open)
             if self.open[first].remaining:
                 return
             yield first
 
-    def finish(self, index: int) -> _OpenRow:
+    def _close_row(self, index: int) -> _OpenRow:
         """Close a finished row; its overlap with the rows below moves to the next row."""
         row = self.open.pop(index)
         step, keep = self.options.step, self.options.window - self.options.step
@@ -132,15 +136,14 @@ class Panel:
         return row
 
     def blocks(self, done_rows: Iterator[int]) -> Iterator[Block]:
-        """Output blocks for finished rows: the rows no later window touches, normalized."""
+        """Output blocks for finished rows: the rows no later window touches."""
         for index in done_rows:
-            row = self.finish(index)
+            row = self._close_row(index)
             done = self.rows.final_before(index)
             if done <= self.emitted:
                 continue
             r0, r1 = self.emitted - row.top, done - row.top
-            norm = (self.row_sum[self.emitted:done, None] * self.col_norm).astype(np.float32)
-            yield Block(self.emitted, self.out_c0,
-                        row.acc[r0:r1, self.c0:self.c1] / norm[:, :, None],
+            weight = (self.row_sum[self.emitted:done, None] * self.col_norm).astype(np.float32)
+            yield Block(self.emitted, self.out_c0, row.acc[r0:r1, self.c0:self.c1], weight,
                         row.invalid[r0:r1, self.c0:self.c1])
             self.emitted = done

@@ -65,8 +65,10 @@ class ScenePredictor:
 
         return prepare
 
-    def to_mask(self, probabilities: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-        mask = np.argmax(probabilities, axis=-1).astype(np.uint8)
+    def to_mask(self, scores: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        """Class ids from (H, W, K) probabilities, or any positive per-pixel multiple of
+        them such as a Block's ``weighted``; ignore_index where the input was invalid."""
+        mask = np.argmax(scores, axis=-1).astype(np.uint8)
         mask[invalid] = self.config.ignore_index
         return mask
 

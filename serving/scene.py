@@ -25,6 +25,8 @@ from serving.predict import ScenePredictor
 #: strips re-read and re-decompress tiles.
 GDAL_CACHE_MB = 64
 OUTPUT_BLOCK = 256
+#: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
+DEFLATE_LEVEL = 1
 
 
 class SceneError(ValueError):
@@ -43,10 +45,9 @@ class SceneResult:
 
 def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
     profile = {"driver": "GTiff", "width": int(region.width), "height": int(region.height),
-               "count": 1,
-               "dtype": "uint8", "nodata": predictor.config.ignore_index,
-               "compress": "deflate", "tiled": True, "blockxsize": OUTPUT_BLOCK,
-               "blockysize": OUTPUT_BLOCK, "BIGTIFF": "IF_SAFER"}
+               "count": 1, "dtype": "uint8", "nodata": predictor.config.ignore_index,
+               "compress": "deflate", "zlevel": DEFLATE_LEVEL, "tiled": True,
+               "blockxsize": OUTPUT_BLOCK, "blockysize": OUTPUT_BLOCK, "BIGTIFF": "IF_SAFER"}
     if is_georeferenced(src):
         profile.update(crs=src.crs, transform=src.window_transform(region))
     return profile
@@ -148,7 +149,7 @@ def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator
         dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
         writer = _TileRowWriter(dst, OUTPUT_BLOCK)
         for block in blocks:
-            mask = predictor.to_mask(block.probabilities, block.invalid)
+            mask = predictor.to_mask(block.weighted, block.invalid)
             writer.add(block.row, block.col, mask)
             counts += np.bincount(mask.ravel(), minlength=256)
             done += mask.size

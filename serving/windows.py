@@ -49,6 +49,35 @@ def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:
     return np.where(folded >= length, period - folded, folded)
 
 
+def take_reflected(data: np.ndarray, first: int, start: int, stop: int, length: int,
+                   axis: int) -> np.ndarray:
+    """Positions [start, stop) of an axis of ``length``, reflect-padded, from ``data`` that
+    holds positions [first, first + data.shape[axis]) of it (all the reflected ones).
+
+    Padding of less than the length is a descending slice, the inside and a descending slice
+    copied whole, far cheaper than a gather over every pixel of a strip."""
+    if start >= 0 and stop <= length:
+        return _slice(data, axis, start - first, stop - first)
+    if length < 2 or start < -(length - 1) or stop > 2 * length - 1:
+        return np.take(data, reflect_indices(np.arange(start, stop), length) - first, axis)
+    parts = []
+    if start < 0:  # positions start..-1 are -start..1
+        parts.append(_slice(data, axis, -start - first, -first, step=-1))
+    if min(stop, length) > max(start, 0):
+        parts.append(_slice(data, axis, max(start, 0) - first, min(stop, length) - first))
+    if stop > length:  # positions length..stop-1 are length-2 down to 2*length-1-stop
+        parts.append(_slice(data, axis, length - 2 - first, 2 * length - 2 - stop - first,
+                            step=-1))
+    return np.concatenate(parts, axis=axis)
+
+
+def _slice(data: np.ndarray, axis: int, begin: int, end: int, step: int = 1) -> np.ndarray:
+    """data[begin:end:step] along ``axis``; a descending ``end`` of -1 means "through 0"."""
+    index = [slice(None)] * data.ndim
+    index[axis] = slice(begin, None if end < 0 else end, step)
+    return data[tuple(index)]
+
+
 @dataclass(frozen=True)
 class Grid:
     """Window origins along one axis: ``-pad + i * step`` for i in range(count)."""
@@ -104,26 +133,40 @@ def _d4_inverse(y: np.ndarray, k: int, mirror: bool) -> np.ndarray:
     return y[:, :, ::-1] if mirror else y
 
 
-def predict_batch(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
-    """Probabilities for a batch of windows; with ``tta`` the mean over the D4 group."""
+def forward_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> list[np.ndarray]:
+    """The model's output for a batch; with ``tta`` one output per D4 view of it, each still
+    in its view's orientation (``d4_mean`` turns them back and averages)."""
     if not tta:
-        return np.asarray(predict_fn(batch), dtype=np.float32)
-    total = None
-    for k, mirror in D4:
-        view = np.ascontiguousarray(_d4_forward(batch, k, mirror))
-        out = _d4_inverse(np.asarray(predict_fn(view), dtype=np.float32), k, mirror)
-        total = out.copy() if total is None else total + out
-    return total / len(D4)
+        return [np.asarray(predict_fn(batch), dtype=np.float32)]
+    return [np.asarray(predict_fn(np.ascontiguousarray(_d4_forward(batch, k, mirror))),
+                       dtype=np.float32) for k, mirror in D4]
+
+
+def d4_mean(outputs: list[np.ndarray]) -> np.ndarray:
+    """``forward_views``'s outputs -> probabilities: as they are, or the D4 mean."""
+    if len(outputs) == 1:
+        return outputs[0]
+    total = outputs[0].copy()  # D4[0] is the identity
+    for (k, mirror), out in zip(D4[1:], outputs[1:], strict=True):
+        total += _d4_inverse(out, k, mirror)
+    total /= len(D4)
+    return total
 
 
 @dataclass(frozen=True)
 class Block:
-    """A finished piece of the output: rows/cols of the scene and its class probabilities."""
+    """A finished piece of the output at rows/cols of the scene: class probabilities, kept
+    as their weighted sum and the sum of weights so a mask needs no division."""
 
     row: int
     col: int
-    probabilities: np.ndarray  # (h, w, K) float32
+    weighted: np.ndarray  # (h, w, K) float32: window-weighted sum of probabilities
+    weight: np.ndarray  # (h, w) float32: sum of the window weights, > 0
     invalid: np.ndarray  # (h, w) bool: input nodata/NaN
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.weighted / self.weight[:, :, None]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from serving.blending import BlendOptions, Grid, blend, blend_array, reflect_indices
+from serving.windows import take_reflected
 from tests.serving.chevalier import predict_img_with_smooth_windowing
 
 CLASSES = 3
@@ -108,3 +109,15 @@ def test_forward_passes_are_full_batches_across_window_rows():
     # 6 window rows x 14 window columns = 84 windows: 16 full batches and the rest
     assert sizes == [5] * 16 + [4]
     np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 2, 5, 40])
+def test_take_reflected_equals_a_gather_of_reflected_indices(length):
+    values = np.arange(length) * 10 + 7
+    for start in range(-2 * length - 2, length + 2):
+        for stop in range(start + 1, start + 3 * length + 3):
+            indices = reflect_indices(np.arange(start, stop), length)
+            first = int(indices.min())
+            held = values[first:int(indices.max()) + 1]
+            np.testing.assert_array_equal(
+                take_reflected(held, first, start, stop, length, axis=0), values[indices])

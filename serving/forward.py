@@ -1,0 +1,72 @@
+"""Forward passes on a background thread, one batch ahead of the blending.
+
+The model call releases the GIL (TensorFlow, JAX and an HTTP request alike), so while it runs
+on one batch the caller blends the batch before it, reads the next strip and fills the next
+batch. The blending then costs little wall time on top of the model's own, on a CPU whose
+cores the model does not keep busy and on a GPU alike."""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from serving.windows import PredictFn, d4_mean, forward_views
+
+Tag = TypeVar("Tag")
+
+
+class ForwardQueue(Generic[Tag]):
+    """Batches go in through ``batch()`` + ``submit()``, probabilities come out in order
+    (D4-averaged with ``tta``).
+
+    Two input buffers alternate: one is being read by the model while the other is filled.
+    ``submit`` therefore waits for every earlier batch, so at most one is in flight while the
+    caller works; use as a context manager so the thread ends with the prediction."""
+
+    def __init__(self, predict_fn: PredictFn, tta: bool, batch_size: int):
+        self.predict_fn, self.tta, self.batch_size = predict_fn, tta, batch_size
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="segpipe-forward")
+        self._buffers: list[np.ndarray] = []
+        self._pending: deque[tuple[Future, Tag]] = deque()
+
+    def batch(self, window_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The buffer to fill next: (batch_size, *window_shape)."""
+        if not self._buffers:
+            shape = (self.batch_size, *window_shape)
+            self._buffers = [np.empty(shape, dtype) for _ in range(2)]
+        return self._buffers[0]
+
+    def submit(self, count: int, tag: Tag) -> list[tuple[np.ndarray, Tag]]:
+        """Start the model on the first ``count`` windows of ``batch()``; returns the
+        (probabilities, tag) of every earlier batch, which frees the other buffer."""
+        inputs = self._buffers[0][:count]
+        future = self._pool.submit(forward_views, inputs, self.predict_fn, self.tta)
+        self._pending.append((future, tag))
+        self._buffers.reverse()
+        return self._collect(keep=1)
+
+    def drain_all(self) -> list[tuple[np.ndarray, Tag]]:
+        return self._collect(keep=0)
+
+    def _collect(self, keep: int) -> list[tuple[np.ndarray, Tag]]:
+        done = []
+        while len(self._pending) > keep:
+            future, tag = self._pending.popleft()
+            # The D4 mean is taken here, in the caller's thread, off the model's.
+            done.append((d4_mean(future.result()), tag))
+        return done
+
+    def close(self) -> None:
+        for future, _ in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> ForwardQueue[Tag]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
