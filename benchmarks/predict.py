@@ -1,15 +1,16 @@
 """Large-scene prediction and scoring-server benchmark. Prints JSON; never passes or fails.
 
 Scene figures: 4k², 8k² and 16k² four-band uint16 GeoTIFFs (tiled, sparse: only the rows
-predicted are written), each predicted in a fresh subprocess over a full-width band of
-``--band-rows`` rows with ``segpipe predict``'s code path (windowed reads, blending, tiled
-deflate GeoTIFF output). A full-width band has the memory profile of the whole scene (the
-predictor holds one strip of windows per panel), and its time per pixel is the scene's.
-Reported per run: megapixels/s, peak RSS, and time relative to the floor: the same model's
-``predict_on_batch`` on in-memory batches of the same size, timed on a sample of batches and
-scaled to the number of windows the run used (x8 with TTA). Both are also measured in
-process CPU time (all threads), which other load on a shared machine disturbs far less than
-wall time.
+predicted are written), each predicted in a fresh process (benchmarks/predict_worker.py)
+over a full-width band of ``--band-rows`` rows with ``segpipe predict``'s code path. A
+full-width band has the memory profile of the whole scene (the predictor holds one strip of
+windows per panel), and its time per pixel is the scene's. Reported per scene: megapixels/s,
+peak RSS, and time over the floor, the same model's ``predict_on_batch`` alone on batches of
+exactly the sizes the run used; medians of ``--repeats`` runs, each paired with a floor.
+
+Classic figures: the smooth-blending code people copy (Chevalier, 2017; D4 TTA, overlap 0.5,
+whole scene in memory) against ``segpipe predict --tta`` on the same ``--classic-size``²
+scene, each in a fresh process: seconds and peak RSS.
 
 Server figures: ``segpipe serve`` on loopback, 512x512 requests as a tensor (JSON numbers)
 and as a base64 GeoTIFF, at concurrency 1 and 4: requests/s, p50 and p99 latency (with a
@@ -23,7 +24,6 @@ import base64
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,11 +41,14 @@ BANDS, CLASSES, WINDOW, BATCH = 4, 3, 256, 8
 MODEL_PARAMS = {"depth": 4, "filters": 8}
 
 
-def config_fields() -> dict:
-    return dict(in_channels=BANDS, num_classes=CLASSES, class_names=["a", "b", "c"],
-                class_colors=["#FF0000", "#00FF00", "#0000FF"], mean=[1000.0] * BANDS,
-                std=[300.0] * BANDS, nodata=0, patch_size=WINDOW, batch_size=BATCH,
-                model_stride=2 ** (MODEL_PARAMS["depth"] - 1))
+def serving_config():
+    from serving.config import ServingConfig
+
+    return ServingConfig(
+        in_channels=BANDS, num_classes=CLASSES, class_names=["a", "b", "c"],
+        class_colors=["#FF0000", "#00FF00", "#0000FF"], mean=[1000.0] * BANDS,
+        std=[300.0] * BANDS, nodata=0, patch_size=WINDOW, batch_size=BATCH,
+        model_stride=2 ** (MODEL_PARAMS["depth"] - 1))
 
 
 def make_scene(path: Path, size: int, rows: int) -> None:
@@ -69,76 +72,37 @@ def make_scene(path: Path, size: int, rows: int) -> None:
             dst.write(np.clip(data, 1, 65535).astype("uint16"), window=Window(0, top, size, h))
 
 
-def cpu_seconds() -> float:
-    """This process's CPU time, all threads: steadier than wall time on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def worker(args: argparse.Namespace) -> None:
-    """One scene run in this fresh process; prints its JSON line."""
-    import keras
-    from rasterio.windows import Window
-
-    from serving.blending import Grid, grid_step
-    from serving.config import ServingConfig
-    from serving.predict import ScenePredictor, keras_predict_fn
-    from serving.scene import predict_scene
-
-    model = keras.saving.load_model(args.model, compile=False)
-    config = ServingConfig(**config_fields())
-    predictor = ScenePredictor(keras_predict_fn(model), config)
-    predictor.warm_up()
-    warm = np.zeros((BATCH, WINDOW, WINDOW, BANDS), np.float32)
-    region = Window(0, 0, args.size, args.rows)
-    start, cpu_start = time.perf_counter(), cpu_seconds()
-    predict_scene(predictor, Path(args.scene), Path(args.out), tta=args.tta, region=region)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    step = grid_step(WINDOW, config.overlap)
-    rows, cols = Grid(args.rows, WINDOW, step), Grid(args.size, WINDOW, step)
-    windows = rows.count * cols.count
-    # Batches as the predictor forms them: per strip of windows, batch_size at a time.
-    batches_per_strip = -(-cols.count // BATCH)
-    forward_calls = rows.count * batches_per_strip * (8 if args.tta else 1)
-    sample = np.random.default_rng(0).normal(size=warm.shape).astype(np.float32)
-    n_sample = min(args.floor_batches, forward_calls)
-    t0, cpu0 = time.perf_counter(), cpu_seconds()
-    for _ in range(n_sample):
-        model.predict_on_batch(sample)
-    per_call = (time.perf_counter() - t0) / n_sample
-    cpu_per_call = (cpu_seconds() - cpu0) / n_sample
-    # Partial batches are cheaper than full ones: scale by windows, not by calls.
-    scale = windows * (8 if args.tta else 1) / BATCH
-    floor, cpu_floor = per_call * scale, cpu_per_call * scale
-    print(json.dumps({
-        "scene": f"{args.size}x{args.size}", "predicted_rows": args.rows, "tta": args.tta,
-        "megapixels": round(args.size * args.rows / 1e6, 3), "windows": windows,
-        "seconds": round(seconds, 2),
-        "megapixels_per_s": round(args.size * args.rows / 1e6 / seconds, 4),
-        "forward_floor_seconds": round(floor, 2),
-        "time_over_floor": round(seconds / floor, 3),
-        "cpu_seconds": round(cpu, 2), "forward_floor_cpu_seconds": round(cpu_floor, 2),
-        "cpu_time_over_floor": round(cpu / cpu_floor, 3),
-        "floor_sampled_batches": n_sample, "peak_rss_mb": round(peak_rss_mb, 1)}))
-
-
-def run_scene(tmp: Path, model: Path, size: int, rows: int, tta: bool,
-              floor_batches: int) -> dict:
-    scene = tmp / f"scene_{size}.tif"
+def run_worker(mode: str, tmp: Path, model: Path, size: int, rows: int, tta: bool = False,
+               repeats: int = 1) -> dict:
+    """One benchmarks/predict_worker.py process; its JSON line, or the error it ended with."""
+    scene = tmp / f"scene_{size}_{rows}.tif"
     if not scene.exists():
         make_scene(scene, size, rows)
-    command = [sys.executable, __file__, "--worker", "--model", str(model), "--scene",
-               str(scene), "--out", str(tmp / f"mask_{size}_{int(tta)}.tif"), "--size",
-               str(size), "--rows", str(rows), "--floor-batches", str(floor_batches)]
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "predict_worker.py"), mode,
+               "--model", str(model), "--scene", str(scene),
+               "--out", str(tmp / f"mask_{mode}_{size}_{rows}_{int(tta)}.tif"),
+               "--size", str(size), "--rows", str(rows), "--repeats", str(repeats)]
     if tta:
         command.append("--tta")
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode:
-        return {"scene": f"{size}x{size}", "tta": tta, "error": result.stderr[-2000:]}
+        return {"mode": mode, "scene": f"{size}x{rows}", "tta": tta,
+                "error": result.stderr[-2000:]}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare_with_classic(tmp: Path, model: Path, size: int) -> dict:
+    classic = run_worker("classic", tmp, model, size, size)
+    ours = run_worker("segpipe", tmp, model, size, size, tta=True)
+    comparison = {"scene": f"{size}x{size}", "tta": True, "overlap": 0.5, "classic": classic,
+                  "segpipe": ours}
+    if "error" not in classic and "error" not in ours:
+        comparison["speedup"] = round(classic["seconds"] / ours["seconds"], 3)
+        comparison["cpu_speedup"] = round(classic["cpu_seconds"] / ours["cpu_seconds"], 3)
+        comparison["memory_ratio"] = round(classic["peak_rss_over_loaded_model_mb"]
+                                           / max(ours["peak_rss_over_loaded_model_mb"], 1), 2)
+    return comparison
 
 
 def _request_payloads() -> dict[str, dict]:
@@ -178,7 +142,6 @@ def _latencies(url: str, payload: str, concurrency: int, count: int) -> dict:
 def run_server(tmp: Path, model_path: Path, count: int) -> dict:
     import mlflow
 
-    from serving.config import ServingConfig
     from serving.pyfunc import log_segmentation_model
     from tests.serving.server import free_port, segpipe_serve
 
@@ -186,7 +149,7 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "art").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = log_segmentation_model(model_path, ServingConfig(**config_fields()))
+        info = log_segmentation_model(model_path, serving_config())
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
     started = time.perf_counter()
     # The server opens a tracking store at start: keep it in tmp, not in the working dir.
@@ -222,22 +185,17 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model"), parser.add_argument("--scene"), parser.add_argument("--out")
-    parser.add_argument("--size", type=int, default=0)
-    parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
     parser.add_argument("--band-rows", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tta-size", type=int, default=4096)
-    parser.add_argument("--tta-rows", type=int, default=256)
-    parser.add_argument("--floor-batches", type=int, default=24)
+    parser.add_argument("--tta-rows", type=int, default=128)
+    parser.add_argument("--classic-size", type=int, default=2048,
+                        help="square scene for the comparison with the classic code; 0: skip")
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-scenes", action="store_true")
     args = parser.parse_args()
-    if args.worker:
-        return worker(args)
 
     import keras
 
@@ -250,23 +208,24 @@ def main() -> None:
         model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, **MODEL_PARAMS)
         model_path = tmp / "model.keras"
         model.save(model_path)
-        scenes = []
+        scenes, classic = [], None
         if not args.skip_scenes:
-            scenes = [run_scene(tmp, model_path, size, args.band_rows, False,
-                                args.floor_batches) for size in args.sizes]
-            tta_scene = tmp / "tta"
-            tta_scene.mkdir()
-            scenes.append(run_scene(tta_scene, model_path, args.tta_size, args.tta_rows, True,
-                                    args.floor_batches))
+            scenes = [run_worker("segpipe", tmp, model_path, size, args.band_rows,
+                                 repeats=args.repeats) for size in args.sizes]
+            scenes.append(run_worker("segpipe", tmp, model_path, args.tta_size, args.tta_rows,
+                                     tta=True, repeats=args.repeats))
+            if args.classic_size:
+                classic = compare_with_classic(tmp, model_path, args.classic_size)
         server = None if args.skip_server else run_server(tmp, model_path, args.requests)
     print(json.dumps({
         "benchmark": "predict",
         "inputs": {"model": {"name": "unet", **MODEL_PARAMS, "params": model.count_params()},
                    "window": WINDOW, "overlap": 0.5, "batch_size": BATCH, "bands": BANDS,
-                   "classes": CLASSES, "band_rows": args.band_rows,
+                   "classes": CLASSES, "band_rows": args.band_rows, "repeats": args.repeats,
                    "tta_scene": f"{args.tta_size}x{args.tta_size}", "tta_rows": args.tta_rows},
-        "scenes": scenes, "server": server, "machine": machine(),
-        "total_seconds": round(time.perf_counter() - started, 1)}, indent=2))
+        "scenes": scenes, "classic_comparison": classic, "server": server,
+        "machine": machine(), "total_seconds": round(time.perf_counter() - started, 1)},
+        indent=2))
 
 
 if __name__ == "__main__":
