@@ -131,17 +131,34 @@ def encode_mask(mask: np.ndarray, config: ServingConfig, georef=None) -> str:
 
 def encode_probabilities(probs: np.ndarray, georef=None) -> str:
     """(H, W, K) float32 -> base64 float32 GeoTIFF, one band per class."""
-    height, width, classes = probs.shape
-    profile: dict[str, Any] = {"driver": "GTiff", "count": classes, "dtype": "float32",
-                               "width": width, "height": height, "compress": "deflate"}
+    return encode_geotiff(probs.astype(np.float32, copy=False), georef, compress="deflate")
+
+
+def encode_geotiff(image: np.ndarray, georef=None, compress: str | None = None) -> str:
+    """(H, W, C) array of any raster dtype -> base64 GeoTIFF with one band per channel, with
+    ``georef``'s CRS and transform when it has them."""
+    height, width, bands = image.shape
+    profile: dict[str, Any] = {"driver": "GTiff", "count": bands, "dtype": image.dtype.name,
+                               "width": width, "height": height}
+    if compress:
+        profile["compress"] = compress
     if georef is not None and is_georeferenced(georef):
         profile.update(crs=georef.crs, transform=georef.transform)
     with MemoryFile() as memfile, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with memfile.open(**profile) as dst:
-            dst.write(np.moveaxis(probs, -1, 0))
+            dst.write(np.moveaxis(image, -1, 0))
         return base64.b64encode(memfile.read()).decode("ascii")
 
 
-__all__ = ["RequestError", "check_params", "check_tensor", "decode_base64", "encode_mask",
-           "encode_probabilities", "is_georeferenced", "open_image"]
+def decode_geotiff(value: str) -> np.ndarray:
+    """base64 GeoTIFF (as encode_geotiff writes it) -> (H, W, C) array."""
+    with MemoryFile(base64.b64decode(value)) as memfile, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with memfile.open() as src:
+            return np.moveaxis(src.read(), 0, -1)
+
+
+__all__ = ["RequestError", "check_params", "check_tensor", "decode_base64", "decode_geotiff",
+           "encode_geotiff", "encode_mask", "encode_probabilities", "is_georeferenced",
+           "open_image"]

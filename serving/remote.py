@@ -7,38 +7,18 @@ window and normalizes with the model's own statistics."""
 
 from __future__ import annotations
 
-import base64
-import warnings
 from pathlib import Path
 
 import numpy as np
 import requests
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.io import MemoryFile
 
 from serving.blending import PredictFn
 from serving.config import ServingConfig
+from serving.decode import decode_geotiff, encode_geotiff
 
 
 class EndpointError(RuntimeError):
     """The scoring server refused or failed a request."""
-
-
-def _encode_window(window: np.ndarray) -> str:
-    height, width, bands = window.shape
-    with MemoryFile() as mem, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with mem.open(driver="GTiff", width=width, height=height, count=bands,
-                      dtype=window.dtype.name) as dst:
-            dst.write(np.moveaxis(window, -1, 0))
-        return base64.b64encode(mem.read()).decode("ascii")
-
-
-def _decode_probabilities(value: str) -> np.ndarray:
-    with MemoryFile(base64.b64decode(value)) as mem, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with mem.open() as src:
-            return np.moveaxis(src.read(), 0, -1)
 
 
 def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> PredictFn:
@@ -49,13 +29,13 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
 
     def predict(batch: np.ndarray) -> np.ndarray:
         payload = {"dataframe_split": {"columns": ["image"],
-                                       "data": [[_encode_window(w)] for w in batch]},
+                                       "data": [[encode_geotiff(w)] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities"}}
         response = session.post(url, json=payload, timeout=timeout)
         if response.status_code != 200:
             raise EndpointError(f"{url} answered {response.status_code}: {response.text[:500]}")
         records = response.json()["predictions"]
-        return np.stack([_decode_probabilities(r["probabilities"]) for r in records])
+        return np.stack([decode_geotiff(r["probabilities"]) for r in records])
 
     return predict
 
