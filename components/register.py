@@ -34,6 +34,7 @@ from components.artifacts import (
 )
 from components.evaluate import EvaluationResult, split_digest
 from segmodels import confusion_matrix, model_stride, scores_from_confusion
+from serving.config import MAX_OVERLAP
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class RegisterOptions(BaseModel):
                                    description="challenger must beat the champion by more")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
                                       "on another split instead of refusing to compare")
-    overlap: float = Field(default=0.5, ge=0, le=0.75)
+    overlap: float = Field(default=0.5, ge=0, le=MAX_OVERLAP)
     batch_size: int = Field(default=8, gt=0)
     max_pixels: int = Field(default=64_000_000, gt=0)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from serving.config import MAX_OVERLAP
+
 DEFAULT_MODEL_URI = "models:/segpipe@champion"
 
 
@@ -75,7 +77,7 @@ def predict(
         None, "--endpoint", help="scoring server URL; windows are sent there (the model URI "
                                  "is then read only for its classes and window size)"),
     tta: bool = typer.Option(False, "--tta", help="average the 8 flips/rotations"),
-    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=0.75,
+    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=MAX_OVERLAP,
                                          help="window overlap (default: the model's)"),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     polygons: Path | None = typer.Option(None, "--polygons",
