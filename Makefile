@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/segpipe demo --workdir demo-workdir
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo-workdir .pytest_cache

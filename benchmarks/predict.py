@@ -1,7 +1,7 @@
 """Large-scene prediction and scoring-server benchmark. Prints JSON; never passes or fails.
 
 Scene figures: 4k², 8k² and 16k² four-band uint16 GeoTIFFs (tiled, sparse: only the rows
-predicted are written), each predicted in a fresh process (benchmarks/predict_worker.py)
+predicted are written), each predicted in a fresh process (benchmarks/_predict_worker.py)
 over a full-width band of ``--band-rows`` rows with ``segpipe predict``'s code path. A
 full-width band has the memory profile of the whole scene (the predictor holds one strip of
 windows per panel), and its time per pixel is the scene's. Reported per scene: megapixels/s,
@@ -74,11 +74,11 @@ def make_scene(path: Path, size: int, rows: int) -> None:
 
 def run_worker(mode: str, tmp: Path, model: Path, size: int, rows: int, tta: bool = False,
                repeats: int = 1) -> dict:
-    """One benchmarks/predict_worker.py process; its JSON line, or the error it ended with."""
+    """One benchmarks/_predict_worker.py process; its JSON line, or the error it ended with."""
     scene = tmp / f"scene_{size}_{rows}.tif"
     if not scene.exists():
         make_scene(scene, size, rows)
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "predict_worker.py"), mode,
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "_predict_worker.py"), mode,
                "--model", str(model), "--scene", str(scene),
                "--out", str(tmp / f"mask_{mode}_{size}_{rows}_{int(tta)}.tif"),
                "--size", str(size), "--rows", str(rows), "--repeats", str(repeats)]

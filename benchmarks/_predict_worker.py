@@ -1,5 +1,6 @@
 """One timed prediction in a fresh process (so its peak RSS is its own), for
-benchmarks/predict.py. Prints one JSON line.
+benchmarks/predict.py. Prints one JSON line. Not a benchmark of its own (the leading
+underscore keeps `make bench` from running it).
 
 ``segpipe`` runs ``segpipe predict``'s code path (windowed reads, blending, tiled GeoTIFF
 output) over rows [0, --rows) of the scene, --repeats times. Each run is paired with its
