@@ -144,8 +144,8 @@ def forward_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> list[n
 
 def d4_mean(outputs: list[np.ndarray]) -> np.ndarray:
     """``forward_views``'s outputs -> probabilities: as they are, or the D4 mean."""
-    if len(outputs) == 1:
-        return outputs[0]
+    if len(outputs) == 1:  # weighted in place next; np.asarray of a JAX array is read-only
+        return outputs[0] if outputs[0].flags.writeable else outputs[0].copy()
     total = outputs[0].copy()  # D4[0] is the identity
     for (k, mirror), out in zip(D4[1:], outputs[1:], strict=True):
         total += _d4_inverse(out, k, mirror)

@@ -87,3 +87,15 @@ def test_stopping_early_ends_the_thread():
     next(blocks)
     blocks.close()
     assert not forward_threads()
+
+
+def test_a_model_answering_read_only_arrays_is_blended():
+    def model(batch):
+        out = pointwise_model(batch)
+        out.flags.writeable = False  # as np.asarray of a raw JAX array is
+        return out
+
+    image = np.random.default_rng(4).normal(size=(40, 50, 2)).astype(np.float32)
+    options = BlendOptions(window=16, num_classes=CLASSES, batch_size=3)
+    probs, _ = blend_array(image, model, identity_prepare, options)
+    np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)
