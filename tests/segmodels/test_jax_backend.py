@@ -1,5 +1,6 @@
 """segmodels is backend-neutral: the same code builds, predicts, scores and round-trips a
-U-Net on JAX (in a subprocess, since Keras fixes its backend at import)."""
+U-Net on JAX, and serving blends its predictions (in a subprocess, since Keras fixes its
+backend at import)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ expected = segmodels.scores_from_confusion(segmodels.confusion_matrix(labels, pr
 assert abs(float(metric.result()) - expected["miou"]) < 1e-6
 loss = float(segmodels.build_loss({"ce": 1.0, "focal_tversky": 1.0})(labels, probs))
 assert np.isfinite(loss)
+
+from serving.config import ServingConfig
+from serving.predict import ScenePredictor, keras_predict_fn
+
+config = ServingConfig(in_channels=3, num_classes=3, class_names=["a", "b", "c"],
+                       class_colors=["#000000"] * 3, mean=[0.0] * 3, std=[1.0] * 3,
+                       patch_size=32, batch_size=2, model_stride=4)
+predictor = ScenePredictor(keras_predict_fn(model), config)
+# one window, no overlap: blending must give back the model's own output
+single = predictor.predict_array(images[0], overlap=0.0, output="probabilities")
+np.testing.assert_allclose(single, probs[0], atol=1e-5)
+mask = predictor.predict_array(rng.normal(size=(40, 70, 3)), tta=True)
+assert mask.shape == (40, 70) and mask.max() < 3
 print("ok")
 """
 
