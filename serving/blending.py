@@ -9,9 +9,9 @@ still open, and hands back finished blocks as soon as no later window touches th
 scenes are cut into vertical panels that share the windows on their seam, so memory depends
 on the window and the panel width, not on the scene.
 
-Weights are divided out exactly (sum of weights per pixel, which is separable because the
-grid is), so with overlap 0.5 the result equals the classic recipe's and with any other
-overlap it is still a proper weighted mean.
+Probabilities are divided by the exact sum of weights per pixel (separable because the grid
+is), so with overlap 0.5 the result equals the classic recipe's and with any other overlap it
+is still a proper weighted mean. Masks skip the division: it does not change the argmax.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from serving.windows import (
     spline_window,
 )
 
-__all__ = ["D4", "BlendOptions", "Block", "Grid", "PredictFn", "PrepareFn", "ReadFn", "blend",
-           "blend_array", "grid_step", "panels", "reflect_indices", "spline_window"]
+__all__ = ["D4", "BlendOptions", "Block", "Grid", "PredictFn", "PrepareFn", "ReadFn",
+           "array_reader", "blend", "blend_array", "grid_step", "panels", "reflect_indices",
+           "spline_window"]
 
 
 def blend(read: ReadFn, height: int, width: int, predict_fn: PredictFn,
@@ -74,17 +75,22 @@ def blend(read: ReadFn, height: int, width: int, predict_fn: PredictFn,
             yield from panel.blocks(panel.flush())
 
 
+def array_reader(image: np.ndarray) -> ReadFn:
+    """A ReadFn over an (H, W, C) array in memory."""
+
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        return image[r0:r1, c0:c1]
+
+    return read
+
+
 def blend_array(image: np.ndarray, predict_fn: PredictFn, prepare: PrepareFn,
                 options: BlendOptions) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, C) in memory -> ((H, W, K) probabilities, (H, W) invalid)."""
     height, width = image.shape[:2]
     probs = np.zeros((height, width, options.num_classes), dtype=np.float32)
     invalid = np.zeros((height, width), dtype=bool)
-
-    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        return image[r0:r1, c0:c1]
-
-    for block in blend(read, height, width, predict_fn, prepare, options):
+    for block in blend(array_reader(image), height, width, predict_fn, prepare, options):
         h, w = block.invalid.shape
         np.divide(block.weighted, block.weight[:, :, None],
                   out=probs[block.row:block.row + h, block.col:block.col + w])

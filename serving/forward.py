@@ -2,8 +2,8 @@
 
 The model call releases the GIL (TensorFlow, JAX and an HTTP request alike), so while it runs
 on one batch the caller blends the batch before it, reads the next strip and fills the next
-batch. The blending then costs little wall time on top of the model's own, on a CPU whose
-cores the model does not keep busy and on a GPU alike."""
+batch. The blending then adds little wall time to the model's own: on a GPU it runs beside
+the model; on a CPU it takes what the model leaves of the cores."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from serving.windows import PredictFn, d4_mean, forward_views
+from serving.windows import PredictFn, predict_views
 
 Tag = TypeVar("Tag")
 
 
 class ForwardQueue(Generic[Tag]):
     """Batches go in through ``batch()`` + ``submit()``, probabilities come out in order
-    (D4-averaged with ``tta``).
+    (D4-averaged with ``tta``; the worker keeps a running sum, so one view's output is held
+    at a time).
 
     Two input buffers alternate: one is being read by the model while the other is filled.
     ``submit`` therefore waits for every earlier batch, so at most one is in flight while the
@@ -34,16 +35,19 @@ class ForwardQueue(Generic[Tag]):
 
     def batch(self, window_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """The buffer to fill next: (batch_size, *window_shape)."""
+        shape = (self.batch_size, *window_shape)
         if not self._buffers:
-            shape = (self.batch_size, *window_shape)
             self._buffers = [np.empty(shape, dtype) for _ in range(2)]
+        elif self._buffers[0].shape != shape or self._buffers[0].dtype != dtype:
+            raise ValueError(f"windows of {window_shape} {np.dtype(dtype)} after "
+                             f"{self._buffers[0].shape[1:]} {self._buffers[0].dtype}")
         return self._buffers[0]
 
     def submit(self, count: int, tag: Tag) -> list[tuple[np.ndarray, Tag]]:
         """Start the model on the first ``count`` windows of ``batch()``; returns the
         (probabilities, tag) of every earlier batch, which frees the other buffer."""
         inputs = self._buffers[0][:count]
-        future = self._pool.submit(forward_views, inputs, self.predict_fn, self.tta)
+        future = self._pool.submit(predict_views, inputs, self.predict_fn, self.tta)
         self._pending.append((future, tag))
         self._buffers.reverse()
         return self._collect(keep=1)
@@ -55,18 +59,20 @@ class ForwardQueue(Generic[Tag]):
         done = []
         while len(self._pending) > keep:
             future, tag = self._pending.popleft()
-            # The D4 mean is taken here, in the caller's thread, off the model's.
-            done.append((d4_mean(future.result()), tag))
+            done.append((future.result(), tag))
         return done
 
-    def close(self) -> None:
-        for future, _ in self._pending:
-            future.cancel()
+    def close(self, wait: bool = True) -> None:
+        """End the thread; ``wait=False`` returns at once (the pass in progress still runs
+        to its end, and nothing after it starts)."""
         self._pending.clear()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def __enter__(self) -> ForwardQueue[Tag]:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # On an error (a failed pass, Ctrl-C) do not wait for the next pass too: with TTA or
+        # a slow --endpoint that would delay the error by a whole batch.
+        failed = exc_type is not None and not issubclass(exc_type, GeneratorExit)
+        self.close(wait=not failed)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: (N, window, window, C) float32 -> (N, window, window, K) probabilities
+#: (N, window, window, C) float32 -> (N, window, window, K) probabilities. Called on the
+#: prediction's own thread (serving/forward.py), so context set on the caller's thread (a
+#: device scope) does not reach it; it must return a fresh array each call.
 PredictFn = Callable[[np.ndarray], np.ndarray]
 #: (row0, row1, col0, col1), always inside the scene -> (rows, cols, C) raw pixels
 ReadFn = Callable[[int, int, int, int], np.ndarray]
@@ -61,18 +63,19 @@ def take_reflected(data: np.ndarray, first: int, start: int, stop: int, length: 
     if length < 2 or start < -(length - 1) or stop > 2 * length - 1:
         return np.take(data, reflect_indices(np.arange(start, stop), length) - first, axis)
     parts = []
-    if start < 0:  # positions start..-1 are -start..1
-        parts.append(_slice(data, axis, -start - first, -first, step=-1))
+    if start < 0:  # positions start..min(stop, 0)-1 are -start down to -min(stop, 0)+1
+        parts.append(_slice(data, axis, -start - first, -min(stop, 0) - first, step=-1))
     if min(stop, length) > max(start, 0):
         parts.append(_slice(data, axis, max(start, 0) - first, min(stop, length) - first))
-    if stop > length:  # positions length..stop-1 are length-2 down to 2*length-1-stop
-        parts.append(_slice(data, axis, length - 2 - first, 2 * length - 2 - stop - first,
+    if stop > length:  # positions max(start, length)..stop-1 are 2*length-2-position
+        begin = 2 * length - 2 - max(start, length)
+        parts.append(_slice(data, axis, begin - first, 2 * length - 2 - stop - first,
                             step=-1))
     return np.concatenate(parts, axis=axis)
 
 
 def _slice(data: np.ndarray, axis: int, begin: int, end: int, step: int = 1) -> np.ndarray:
-    """data[begin:end:step] along ``axis``; a descending ``end`` of -1 means "through 0"."""
+    """data[begin:end:step] along ``axis``; a descending ``end`` below 0 means "through 0"."""
     index = [slice(None)] * data.ndim
     index[axis] = slice(begin, None if end < 0 else end, step)
     return data[tuple(index)]
@@ -133,22 +136,21 @@ def _d4_inverse(y: np.ndarray, k: int, mirror: bool) -> np.ndarray:
     return y[:, :, ::-1] if mirror else y
 
 
-def forward_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> list[np.ndarray]:
-    """The model's output for a batch; with ``tta`` one output per D4 view of it, each still
-    in its view's orientation (``d4_mean`` turns them back and averages)."""
+def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
+    """Probabilities for a batch; with ``tta`` the mean over its 8 D4 views. The sum is
+    kept running, so only one view's output is held at a time."""
     if not tta:
-        return [np.asarray(predict_fn(batch), dtype=np.float32)]
-    return [np.asarray(predict_fn(np.ascontiguousarray(_d4_forward(batch, k, mirror))),
-                       dtype=np.float32) for k, mirror in D4]
-
-
-def d4_mean(outputs: list[np.ndarray]) -> np.ndarray:
-    """``forward_views``'s outputs -> probabilities: as they are, or the D4 mean."""
-    if len(outputs) == 1:  # weighted in place next; np.asarray of a JAX array is read-only
-        return outputs[0] if outputs[0].flags.writeable else outputs[0].copy()
-    total = outputs[0].copy()  # D4[0] is the identity
-    for (k, mirror), out in zip(D4[1:], outputs[1:], strict=True):
-        total += _d4_inverse(out, k, mirror)
+        out = np.asarray(predict_fn(batch), dtype=np.float32)
+        # weighted in place next; np.asarray of a raw JAX array is read-only
+        return out if out.flags.writeable else out.copy()
+    total = None
+    for k, mirror in D4:
+        out = np.asarray(predict_fn(np.ascontiguousarray(_d4_forward(batch, k, mirror))),
+                         dtype=np.float32)
+        if total is None:  # D4[0] is the identity
+            total = out.copy()
+        else:
+            total += _d4_inverse(out, k, mirror)
     total /= len(D4)
     return total
 
@@ -156,7 +158,10 @@ def d4_mean(outputs: list[np.ndarray]) -> np.ndarray:
 @dataclass(frozen=True)
 class Block:
     """A finished piece of the output at rows/cols of the scene: class probabilities, kept
-    as their weighted sum and the sum of weights so a mask needs no division."""
+    as their weighted sum and the sum of weights so a mask needs no division.
+
+    ``weighted`` is a view of the predictor's row accumulator: copy what you keep, or a
+    held block keeps the whole row (window x panel width x K) alive."""
 
     row: int
     col: int

@@ -14,8 +14,12 @@ from serving.forward import ForwardQueue
 from tests.serving.test_blending import CLASSES, identity_prepare, pointwise_model
 
 
-def forward_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("segpipe-forward")]
+def forward_threads(timeout: float = 0.0) -> list[threading.Thread]:
+    """Forward threads still alive after waiting up to ``timeout`` seconds for them."""
+    threads = [t for t in threading.enumerate() if t.name.startswith("segpipe-forward")]
+    for thread in threads:
+        thread.join(timeout)
+    return [t for t in threads if t.is_alive()]
 
 
 def slow_copy(batch: np.ndarray) -> np.ndarray:
@@ -61,20 +65,26 @@ def test_the_model_runs_while_the_caller_reads_the_next_strip():
     assert not forward_threads()
 
 
-def test_a_failing_model_raises_in_the_caller_and_leaves_no_thread():
+def test_a_failing_model_raises_at_once_and_leaves_no_thread():
     calls = []
 
     def model(batch):
         calls.append(len(batch))
         if len(calls) == 3:
+            time.sleep(0.3)  # the next batch is queued meanwhile and starts on the error
             raise RuntimeError("device lost")
+        if len(calls) > 3:
+            time.sleep(3)
         return pointwise_model(batch)
 
     image = np.zeros((64, 64, 2), np.float32)
     options = BlendOptions(window=16, num_classes=CLASSES, batch_size=2)
+    start = time.perf_counter()
     with pytest.raises(RuntimeError, match="device lost"):
         blend_array(image, model, identity_prepare, options)
-    assert not forward_threads()
+    assert time.perf_counter() - start < 2, "the error waited for the next forward pass"
+    assert not forward_threads(timeout=10)
+    assert len(calls) == 4  # the pass in progress ran to its end; nothing started after it
 
 
 def test_stopping_early_ends_the_thread():
