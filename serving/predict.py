@@ -11,7 +11,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from segmodels.preprocessing import invalid_pixels, normalize_image
-from serving.blending import BlendOptions, Block, PredictFn, blend, blend_array
+from serving.blending import (
+    BlendOptions,
+    Block,
+    PredictFn,
+    array_reader,
+    blend,
+    blend_array,
+)
 from serving.config import ServingConfig
 
 Output = Literal["mask", "probabilities"]
@@ -72,14 +79,26 @@ class ScenePredictor:
         mask[invalid] = self.config.ignore_index
         return mask
 
+    def block_mask(self, block: Block) -> np.ndarray:
+        """A finished block's class ids: every mask (arrays, scenes, the server) comes from
+        here, so ties that the division would round away break the same way everywhere."""
+        return self.to_mask(block.weighted, block.invalid)
+
     def predict_array(self, image: np.ndarray, *, tta: bool = False,
                       overlap: float | None = None, output: Output = "mask",
                       nodata: float | None = None) -> np.ndarray:
         """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities."""
         nodata = self.config.nodata if nodata is None else nodata
-        probs, invalid = blend_array(image, self.predict_fn, self._prepare(nodata),
-                                     self.options(tta, overlap))
-        return probs if output == "probabilities" else self.to_mask(probs, invalid)
+        options, prepare = self.options(tta, overlap), self._prepare(nodata)
+        if output == "probabilities":
+            return blend_array(image, self.predict_fn, prepare, options)[0]
+        height, width = image.shape[:2]
+        mask = np.empty((height, width), np.uint8)
+        for block in blend(array_reader(image), height, width, self.predict_fn, prepare,
+                           options):
+            h, w = block.invalid.shape
+            mask[block.row:block.row + h, block.col:block.col + w] = self.block_mask(block)
+        return mask
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
                      batch_size: int | None = None, max_panel_width: int = 8192,

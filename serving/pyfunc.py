@@ -107,7 +107,7 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
             h, w = block.invalid.shape
             where = (slice(block.row, block.row + h), slice(block.col, block.col + w))
             result[where] = (block.probabilities if output == "probabilities"
-                             else self.predictor.to_mask(block.weighted, block.invalid))
+                             else self.predictor.block_mask(block))
         if output == "probabilities":
             return encode_probabilities(result, dataset)
         return encode_mask(result, self.config, dataset)

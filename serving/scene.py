@@ -149,7 +149,7 @@ def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator
         dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
         writer = _TileRowWriter(dst, OUTPUT_BLOCK)
         for block in blocks:
-            mask = predictor.to_mask(block.weighted, block.invalid)
+            mask = predictor.block_mask(block)
             writer.add(block.row, block.col, mask)
             counts += np.bincount(mask.ravel(), minlength=256)
             done += mask.size
