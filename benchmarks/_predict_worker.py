@@ -7,12 +7,14 @@ output) over rows [0, --rows) of the scene, --repeats times. Each run is paired 
 floor, timed just after it or just before it in turn: the same model's ``predict_on_batch``
 called alone on batches of exactly the sizes the run used (random data of the same shape).
 Reported are medians over the repeats, and how long the model itself was busy inside the run:
-``1 - model_busy / seconds`` is the time it waited for the blending, which the machine's
-noise disturbs far less than a ratio of two separate timings.
+``model_idle_share = 1 - model_busy / seconds`` is the share of the run the model waited on
+everything else (blending, reading, writing, opening and closing files, D4 views), which
+the machine's noise disturbs far less than a ratio of two separate timings.
 
 ``classic`` runs the smooth-blending code people copy (Chevalier, 2017; re-implemented
 faithfully in tests/serving/chevalier.py, always D4 TTA at overlap 0.5) on the whole scene
-read into memory, with ``model.predict`` at the same batch size, then writes the argmax mask.
+read into memory, with ``model.predict`` at the same batch size, then writes the argmax mask
+with the same compression as segpipe's.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ def run_classic(args: argparse.Namespace, model) -> dict:
     import rasterio
 
     from segmodels.preprocessing import invalid_pixels, normalize_image
+    from serving.scene import DEFLATE_LEVEL  # the same output cost as segpipe's
     from tests.serving.chevalier import predict_img_with_smooth_windowing
 
     config = serving_config()
@@ -137,7 +140,7 @@ def run_classic(args: argparse.Namespace, model) -> dict:
     with rasterio.open(args.scene) as src:
         raw = np.moveaxis(src.read(window=((0, args.rows), (0, args.size))), 0, -1)
         profile = {**src.profile, "count": 1, "dtype": "uint8", "nodata": 255,
-                   "compress": "deflate", "height": args.rows}
+                   "compress": "deflate", "zlevel": DEFLATE_LEVEL, "height": args.rows}
     invalid = invalid_pixels(raw, config.nodata)
     image = normalize_image(raw, config.mean, config.std, config.nodata, invalid)
     probs = predict_img_with_smooth_windowing(

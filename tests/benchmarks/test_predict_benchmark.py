@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_predict_benchmark_prints_scene_and_classic_figures():
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "predict.py"), "--sizes", "512",
