@@ -1,5 +1,8 @@
 """Atomic writes: every artifact is written to a temporary sibling and renamed into place,
-so a crash never leaves a half-written file or folder that a re-run would trust."""
+so a crash never leaves a half-written file or folder that a re-run would trust.
+
+Files go through serving.atomic (the one implementation, which the packaged model carries);
+folders and JSON are the data plane's own."""
 
 from __future__ import annotations
 
@@ -12,26 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from serving.atomic import atomic_path, write_text
 
-@contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
-
-    ``suffix`` lets writers that pick a driver from the extension (rasterio, keras)
-    see the right one, e.g. ``atomic_path(out, suffix=".tif")``.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
-                                    dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+__all__ = ["atomic_dir", "atomic_path", "write_json", "write_text"]
 
 
 @contextmanager
@@ -59,7 +45,3 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)

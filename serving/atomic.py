@@ -1,30 +1,36 @@
-"""Atomic writes for serving's outputs. serving/ ships alone inside the MLflow model (no
-components/), so it keeps its own few lines instead of importing components.atomic."""
+"""Atomic file writes: a temporary sibling renamed into place, so a crash never leaves a
+half-written file. The one implementation: serving/ ships alone inside the MLflow model (no
+components/), so components.atomic builds on this module rather than the other way round."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    ``suffix`` lets writers that pick a driver from the extension (rasterio, keras)
+    see the right one, e.g. ``atomic_path(out, suffix=".tif")``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
+                                    dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -15,7 +15,7 @@ import rasterio.features
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from serving.atomic import atomic_output
+from serving.atomic import atomic_path
 from serving.blending import Block
 from serving.decode import is_georeferenced
 from serving.predict import ScenePredictor
@@ -81,7 +81,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
             blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                             batch_size=batch_size,
                                             max_panel_width=max_panel_width, region=region)
-            with atomic_output(Path(out_path)) as tmp:
+            with atomic_path(Path(out_path)) as tmp:
                 counts = _write_mask(predictor, src, region, blocks, tmp, progress)
             polygon_count = None
             if polygons_path is not None:
@@ -174,7 +174,7 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
     Polygons are cut at the block grid (``block`` pixels) so memory stays bounded; each
     feature carries ``class_id`` and ``class_name``. Returns the number of features."""
     count = 0
-    with rasterio.open(mask_path) as src, atomic_output(out_path) as tmp, \
+    with rasterio.open(mask_path) as src, atomic_path(out_path) as tmp, \
             open(tmp, "w") as out:
         header = {"type": "FeatureCollection"}
         crs = _crs_member(src.crs)

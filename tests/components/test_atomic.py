@@ -1,0 +1,37 @@
+"""Atomic writes: a failed write leaves what was there, and no temporary sibling."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.atomic import atomic_dir, atomic_path, write_json
+
+
+def test_failed_file_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "stats.json"
+    write_json(target, {"mean": [1.0]})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == '{\n  "mean": [\n    1.0\n  ]\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
+def test_suffix_reaches_the_temp_path_and_success_replaces(tmp_path):
+    target = tmp_path / "sub" / "mask"
+    with atomic_path(target, suffix=".tif") as tmp:
+        assert tmp.suffix == ".tif" and tmp.parent == target.parent
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["mask"]
+
+
+def test_failed_folder_write_keeps_the_old_folder(tmp_path):
+    target = tmp_path / "dataset"
+    with atomic_dir(target) as tmp:
+        (tmp / "tiles.json").write_text("{}")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "partial").write_text("x")
+        raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["tiles.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
