@@ -103,43 +103,47 @@ def _weighted_class_mean(values, class_weights):
     return ops.sum(values * weights) / ops.sum(weights)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class DiceLoss(SegmentationLoss):
-    """``1 - mean_c (2 TP_c + s) / (2 TP_c + FP_c + FN_c + s)`` with soft counts over the
-    batch; the class mean is weighted by ``class_weights`` when given."""
+class _OverlapLoss(SegmentationLoss):
+    """``1 - class mean of an overlap score`` over soft per-class TP, FP, FN of the batch;
+    the class mean is weighted by ``class_weights`` when given."""
 
     def __init__(self, ignore_index: int | None = 255,
                  class_weights: Sequence[float] | None = None, smooth: float = 1.0,
-                 name: str = "dice", **kwargs):
+                 name: str | None = None, **kwargs):
         super().__init__(ignore_index, class_weights, name=name, **kwargs)
         self.smooth = float(smooth)
 
+    def score(self, tp, fp, fn):
+        raise NotImplementedError
+
     def call(self, y_true, y_pred):
         tp, fp, fn = _region_sums(y_true, y_pred, self.ignore_index)
-        dice = (2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth)
-        return 1.0 - _weighted_class_mean(dice, self.class_weights)
+        return 1.0 - _weighted_class_mean(self.score(tp, fp, fn), self.class_weights)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "smooth": self.smooth}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class JaccardLoss(SegmentationLoss):
+class DiceLoss(_OverlapLoss):
+    """``1 - mean_c (2 TP_c + s) / (2 TP_c + FP_c + FN_c + s)``."""
+
+    def __init__(self, *args, name: str = "dice", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
+
+    def score(self, tp, fp, fn):
+        return (2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class JaccardLoss(_OverlapLoss):
     """Soft IoU loss: ``1 - mean_c (TP_c + s) / (TP_c + FP_c + FN_c + s)``."""
 
-    def __init__(self, ignore_index: int | None = 255,
-                 class_weights: Sequence[float] | None = None, smooth: float = 1.0,
-                 name: str = "jaccard", **kwargs):
-        super().__init__(ignore_index, class_weights, name=name, **kwargs)
-        self.smooth = float(smooth)
+    def __init__(self, *args, name: str = "jaccard", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
-        tp, fp, fn = _region_sums(y_true, y_pred, self.ignore_index)
-        iou = (tp + self.smooth) / (tp + fp + fn + self.smooth)
-        return 1.0 - _weighted_class_mean(iou, self.class_weights)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "smooth": self.smooth}
+    def score(self, tp, fp, fn):
+        return (tp + self.smooth) / (tp + fp + fn + self.smooth)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
