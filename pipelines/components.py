@@ -38,12 +38,10 @@ def tile(scenes: Input[Dataset], patch_size: int, overlap: float, scale: float,
     """Cut scenes into georeferenced patches with a manifest."""
     from pathlib import Path
 
-    from components.tile import TileOptions, tile_scenes
-    from pipelines.params import stride_for
+    from components.tile import tile_scenes
+    from pipelines.params import tile_options_from_params
 
-    options = TileOptions(patch_size=patch_size, stride=stride_for(patch_size, overlap),
-                          scale=scale,
-                          min_valid_fraction=min_valid_fraction)
+    options = tile_options_from_params(patch_size, overlap, scale, min_valid_fraction)
     manifest = tile_scenes(Path(scenes.path), Path(tiles.path), options)
     tiles.metadata["tiles"] = len(manifest.tiles)
 
@@ -155,15 +153,13 @@ def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
              model_name: str
              ) -> NamedTuple("Registration", [("model_version", str), ("champion_version", str)]):
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
-    import tempfile
     from collections import namedtuple
     from pathlib import Path
 
     from pipelines.steps import run_registration
 
-    with tempfile.TemporaryDirectory() as scratch:
-        version, champion = run_registration(
-            Path(model.path), Path(tiles.path), Path(split.path), Path(stats.path),
-            Path(evaluation.path), Path(run_context.path), model_name, Path(scratch))
+    version, champion = run_registration(
+        Path(model.path), Path(tiles.path), Path(split.path), Path(stats.path),
+        Path(evaluation.path), Path(run_context.path), model_name)
     registration = namedtuple("Registration", ["model_version", "champion_version"])
     return registration(version, champion)

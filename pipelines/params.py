@@ -56,6 +56,16 @@ def stride_for(patch_size: int, overlap: float) -> int | None:
     return None if overlap == 0 else max(1, round(patch_size * (1 - overlap)))
 
 
+def tile_options_from_params(patch_size: int, overlap: float, scale: float,
+                             min_valid_fraction: float):
+    """The tile step's options from its run parameters (the inverse of the ``tile_*``
+    entries of ``pipeline_arguments``)."""
+    from components.tile import TileOptions
+
+    return TileOptions(patch_size=patch_size, stride=stride_for(patch_size, overlap),
+                       scale=scale, min_valid_fraction=min_valid_fraction)
+
+
 def overlap_for(patch_size: int, stride: int | None) -> float:
     """The overlap fraction a stride gives (TileOptions keeps stride <= patch_size)."""
     return 0.0 if stride is None else 1.0 - stride / patch_size

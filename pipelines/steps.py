@@ -6,6 +6,7 @@ metrics. Plain functions over local paths, so they run and are tested without Ku
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -161,15 +162,15 @@ def dataset_view(tiles_dir: Path, split_path: Path, stats_path: Path, out: Path)
 
 
 def run_registration(model_dir: Path, tiles_dir: Path, split_path: Path, stats_path: Path,
-                     evaluation_dir: Path, context_path: Path, model_name: str,
-                     scratch: Path) -> tuple[str, str]:
+                     evaluation_dir: Path, context_path: Path,
+                     model_name: str) -> tuple[str, str]:
     """Log and register the model under the parent run, then apply the champion gate.
     Returns (new version, champion version)."""
     from components.register import RegisterOptions, register_model
 
     context = RunContext.load(context_path)
-    dataset_dir = dataset_view(tiles_dir, split_path, stats_path, scratch / "dataset")
-    with resume_parent_run(context):
+    with tempfile.TemporaryDirectory() as scratch, resume_parent_run(context):
+        dataset_dir = dataset_view(tiles_dir, split_path, stats_path, Path(scratch) / "dataset")
         result = register_model(model_dir, dataset_dir, stats_path,
                                 evaluation_dir / "metrics.json",
                                 RegisterOptions(model_name=model_name))

@@ -178,3 +178,15 @@ def test_every_split_option_reaches_the_split_step():
     rebuilt = split_options_from_params(
         **{name: args[f"split_{name}"] for name in type(config.data.split).model_fields})
     assert rebuilt == config.data.split
+
+
+def test_every_tile_option_reaches_the_tile_step():
+    from pipelines.config import parse_config
+    from pipelines.params import tile_options_from_params
+
+    tile = {"patch_size": 128, "stride": 96, "scale": 0.5, "min_valid_fraction": 0.4}
+    config = parse_config({"source": "s", "data": {"tile": tile}})
+    args = pipeline_arguments(config, local=False)
+    rebuilt = tile_options_from_params(args["patch_size"], args["tile_overlap"],
+                                       args["tile_scale"], args["min_valid_fraction"])
+    assert rebuilt == config.data.tile
