@@ -11,14 +11,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from segmodels.preprocessing import invalid_pixels, normalize_image
-from serving.blending import (
-    BlendOptions,
-    Block,
-    PredictFn,
-    array_reader,
-    blend,
-    blend_array,
-)
+from serving.blending import BlendOptions, Block, PredictFn, array_reader, blend
 from serving.config import ServingConfig
 
 Output = Literal["mask", "probabilities"]
@@ -89,16 +82,24 @@ class ScenePredictor:
                       nodata: float | None = None) -> np.ndarray:
         """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities."""
         nodata = self.config.nodata if nodata is None else nodata
-        options, prepare = self.options(tta, overlap), self._prepare(nodata)
-        if output == "probabilities":
-            return blend_array(image, self.predict_fn, prepare, options)[0]
         height, width = image.shape[:2]
-        mask = np.empty((height, width), np.uint8)
-        for block in blend(array_reader(image), height, width, self.predict_fn, prepare,
-                           options):
+        blocks = blend(array_reader(image), height, width, self.predict_fn,
+                       self._prepare(nodata), self.options(tta, overlap))
+        return self.assemble(blocks, height, width, output)
+
+    def assemble(self, blocks: Iterator[Block], height: int, width: int,
+                 output: Output = "mask") -> np.ndarray:
+        """Finished blocks -> one (H, W) uint8 mask or (H, W, K) float32 probabilities."""
+        if output == "probabilities":
+            result = np.empty((height, width, self.config.num_classes), np.float32)
+        else:
+            result = np.empty((height, width), np.uint8)
+        for block in blocks:
             h, w = block.invalid.shape
-            mask[block.row:block.row + h, block.col:block.col + w] = self.block_mask(block)
-        return mask
+            where = (slice(block.row, block.row + h), slice(block.col, block.col + w))
+            result[where] = (block.probabilities if output == "probabilities"
+                             else self.block_mask(block))
+        return result
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
                      batch_size: int | None = None, max_panel_width: int = 8192,

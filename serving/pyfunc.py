@@ -98,16 +98,8 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
 
     def _predict_dataset(self, dataset, tta: bool, overlap: float, output: str) -> str:
         """Base64 answer for one decoded image; only the result is held whole."""
-        shape = (dataset.height, dataset.width)
-        if output == "probabilities":
-            result = np.zeros((*shape, self.config.num_classes), np.float32)
-        else:
-            result = np.zeros(shape, np.uint8)
-        for block in self.predictor.iter_dataset(dataset, tta=tta, overlap=overlap):
-            h, w = block.invalid.shape
-            where = (slice(block.row, block.row + h), slice(block.col, block.col + w))
-            result[where] = (block.probabilities if output == "probabilities"
-                             else self.predictor.block_mask(block))
+        blocks = self.predictor.iter_dataset(dataset, tta=tta, overlap=overlap)
+        result = self.predictor.assemble(blocks, dataset.height, dataset.width, output)
         if output == "probabilities":
             return encode_probabilities(result, dataset)
         return encode_mask(result, self.config, dataset)
