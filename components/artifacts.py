@@ -12,6 +12,9 @@ A prepared dataset is one folder (``DatasetPaths``)::
     split.json     SplitManifest (tile ids per split)
     stats.json     NormStats fitted on the train split only
 
+``PreparedDataset`` is the handle the training side takes; in a Kubeflow run the split and
+stats are separate artifacts beside the tile step's folder.
+
 A trained model is one folder (``ModelPaths``): ``model.keras`` + ``model.json``.
 
 Every JSON file here is written through ``components.atomic`` and read back through these
@@ -175,6 +178,65 @@ class DatasetPaths:
     stats = property(lambda self: self.root / "stats.json")
 
 
+class PreparedDataset(DatasetPaths):
+    """What training, tuning, evaluation and registration read: the tiles with their
+    manifest and classes, the split and the normalization statistics.
+
+    One folder from ``segpipe prepare``, or the tile step's folder with the split and stats
+    that Kubeflow keeps as separate artifacts (``split`` and ``stats`` name those files).
+    Manifests are loaded once, on first use."""
+
+    def __init__(self, root: str | Path, split: str | Path | None = None,
+                 stats: str | Path | None = None) -> None:
+        super().__init__(root)
+        self._split = Path(split) if split is not None else self.root / "split.json"
+        self._stats = Path(stats) if stats is not None else self.root / "stats.json"
+        self._loaded: dict[str, BaseModel] = {}
+
+    split = property(lambda self: self._split)
+    stats = property(lambda self: self._stats)
+
+    def _load(self, model: type[_M], path: Path) -> _M:
+        if path not in self._loaded:
+            self._loaded[path] = model.load(path)
+        return self._loaded[path]  # type: ignore[return-value]
+
+    @property
+    def class_map(self) -> ClassMap:
+        return self._load(ClassMap, self.classes)
+
+    @property
+    def tile_manifest(self) -> TileManifest:
+        return self._load(TileManifest, self.tiles_manifest)
+
+    @property
+    def split_manifest(self) -> SplitManifest:
+        return self._load(SplitManifest, self.split)
+
+    @property
+    def norm_stats(self) -> NormStats:
+        return self._load(NormStats, self.stats)
+
+    def tile_ids(self, split: SplitName) -> list[str]:
+        return list(self.split_manifest.splits.get(split, []))
+
+    def digest(self) -> str:
+        """Digest of the tiles: their manifests, which name every tile, plus tile bytes."""
+        if "digest" not in self._loaded:
+            files = [self.classes, self.tiles_manifest]
+            files += [p for t in self.tile_manifest.tiles
+                      for p in tile_paths(self.tiles_dir, t.id)]
+            self._loaded["digest"] = content_digest(files)  # type: ignore[assignment]
+        return self._loaded["digest"]  # type: ignore[return-value]
+
+    def split_digest(self, split: SplitName = "test") -> str:
+        """Names an exact evaluation set: the tiles' content plus the split's tile ids."""
+        h = hashlib.sha256(self.digest().encode())
+        h.update(split.encode())
+        h.update("\n".join(sorted(self.tile_ids(split))).encode())
+        return h.hexdigest()
+
+
 class ModelPaths:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -211,10 +273,3 @@ def content_digest(paths: list[Path], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def dataset_digest(root: str | Path) -> str:
-    """Digest of a prepared dataset: its manifests, which name every tile, plus tile bytes."""
-    paths = DatasetPaths(root)
-    manifest = TileManifest.load(paths.tiles_manifest)
-    files = [paths.classes, paths.tiles_manifest]
-    files += [p for t in manifest.tiles for p in tile_paths(paths.tiles_dir, t.id)]
-    return content_digest(files)

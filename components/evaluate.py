@@ -7,8 +7,8 @@ Markdown + HTML report, logs them to MLflow and returns them for the Kubeflow wr
 
 from __future__ import annotations
 
-import hashlib
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -16,21 +16,16 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from components import tracking
-from components.artifacts import (
-    ClassMap,
-    DatasetPaths,
-    NormStats,
-    SplitManifest,
-    TileManifest,
-    dataset_digest,
-)
+from components.artifacts import PreparedDataset, SplitName, read_tile
 from components.atomic import atomic_path, write_json, write_text
 from components.figures import close, confusion_figure, overlay_figure
 from components.train import load_trained_model
-from components.train_data import load_split_arrays, make_dataset, make_source
-from segmodels import confusion_matrix, scores_from_confusion
+from segmodels import confusion_matrix, normalize_image, scores_from_confusion
 
 SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
+
+#: (N, H, W, C) raw tiles -> (N, H, W) class ids; ids >= K mark pixels the model refused.
+PredictTiles = Callable[[np.ndarray], np.ndarray]
 
 
 class ClassScores(BaseModel):
@@ -63,44 +58,61 @@ class EvaluationResult(BaseModel):
     mlflow_run_id: str | None
 
 
-def split_digest(dataset_dir: Path, split_path: Path, split: str = "test",
-                 data_digest: str | None = None) -> str:
-    """Names the exact evaluation set: the dataset's content plus the split's tile ids."""
-    ids = sorted(SplitManifest.load(split_path).splits.get(split, []))
-    h = hashlib.sha256((data_digest or dataset_digest(dataset_dir)).encode())
-    h.update(split.encode())
-    h.update("\n".join(ids).encode())
-    return h.hexdigest()
-
-
 def _finite(value: float) -> float | None:
     """NaN (a class absent from truth and prediction has no score) -> None, JSON-safe."""
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_path: Path,
-                   out_dir: Path, *, split: str = "test", batch_size: int = 8,
-                   overlay_tiles: int = 4, mlflow_tracking_uri: str | None = None,
-                   experiment_name: str | None = "segpipe", mlflow_run_id: str | None = None,
+def split_confusion(dataset: PreparedDataset, split: SplitName, predict: PredictTiles,
+                    batch_size: int = 8) -> np.ndarray:
+    """(K, K) confusion matrix over every labelled pixel of ``split``'s tiles, read raw and
+    predicted ``batch_size`` at a time. Pixels the model refuses (ids >= K, its own nodata)
+    are left out of the count, as are ignored labels."""
+    classes = dataset.class_map
+    k, ignore = classes.num_classes, classes.ignore_index
+    cm = np.zeros((k, k), dtype=np.int64)
+    ids = dataset.tile_ids(split)
+    for first in range(0, len(ids), batch_size):
+        tiles = [read_tile(dataset.tiles_dir, i) for i in ids[first:first + batch_size]]
+        masks = np.stack([mask for _, mask in tiles])
+        predicted = np.asarray(predict(np.stack([image for image, _ in tiles])))
+        if predicted.shape != masks.shape:
+            raise ValueError(f"prediction shape {predicted.shape} for tiles of shape "
+                             f"{masks.shape}")
+        keep = predicted < k
+        cm += confusion_matrix(np.where(keep, masks, ignore), np.where(keep, predicted, 0), k,
+                               ignore).astype(np.int64)
+    return cm
+
+
+def keras_tile_predictor(model, dataset: PreparedDataset) -> PredictTiles:
+    """Class ids from a trained Keras model, normalizing raw tiles with the train statistics."""
+    stats = dataset.norm_stats
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = normalize_image(images, stats.mean, stats.std, stats.nodata)
+        return np.argmax(np.asarray(model(x, training=False)), axis=-1)
+
+    return predict
+
+
+def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
+                   split: SplitName = "test", batch_size: int = 8, overlay_tiles: int = 4,
                    log_to_mlflow: bool = True) -> EvaluationResult:
-    """Score ``model_dir`` on ``split``; logs into the active run, ``mlflow_run_id`` or a new
-    run named "evaluate"."""
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-    paths = DatasetPaths(dataset_dir)
-    classes = ClassMap.load(paths.classes)
-    manifest = TileManifest.load(paths.tiles_manifest)
-    stats = NormStats.load(stats_path)
+    """Score ``model_dir`` on ``split``; logs into the caller's active MLflow run (a new run
+    "evaluate" when there is none)."""
+    out_dir = Path(out_dir)
+    classes, stats = dataset.class_map, dataset.norm_stats
     model, info = load_trained_model(Path(model_dir))
     if info.num_classes != classes.num_classes or info.in_channels != len(stats.bands):
         raise ValueError(f"{model_dir}: model has {info.num_classes} classes and "
                          f"{info.in_channels} bands, dataset has {classes.num_classes} classes "
                          f"and {len(stats.bands)} bands")
-    source = make_source(paths.tiles_dir, Path(split_path), split, stats, manifest.patch_size)
-    k = classes.num_classes
-    cm = np.zeros((k, k), dtype=np.int64)
-    for images, masks in make_dataset(source, batch_size, training=False, cache_budget_bytes=0):
-        predicted = np.argmax(model(images, training=False), axis=-1)
-        cm += confusion_matrix(masks.numpy(), predicted, k, classes.ignore_index).astype(np.int64)
+    tile_ids = dataset.tile_ids(split)
+    if not tile_ids:
+        raise ValueError(f"{dataset.split}: split {split!r} has no tiles to evaluate on")
+    predict = keras_tile_predictor(model, dataset)
+    cm = split_confusion(dataset, split, predict, batch_size)
     scores = scores_from_confusion(cm)
     class_scores = [ClassScores(name=n, iou=_finite(scores["iou"][i]),
                                 f1=_finite(scores["f1"][i]),
@@ -110,7 +122,6 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
                     for i, n in enumerate(classes.names)]
     metrics = {k: v for k in SCALARS if (v := _finite(scores[k])) is not None}
     metrics.update({f"iou_{c.name}": c.iou for c in class_scores if c.iou is not None})
-    data_digest = dataset_digest(dataset_dir)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig = confusion_figure(cm, classes.names)
@@ -120,18 +131,21 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
     close(fig)
     overlays_png = None
     if overlay_tiles:
-        images, masks = load_split_arrays(source, limit=overlay_tiles)
-        predicted = np.argmax(model.predict(images, verbose=0), axis=-1).astype(np.uint8)
-        fig = overlay_figure(images, masks, predicted, classes.palette(), classes.ignore_index,
-                             titles=source.tile_ids[:overlay_tiles])
+        shown = tile_ids[:overlay_tiles]
+        tiles = [read_tile(dataset.tiles_dir, i) for i in shown]
+        raw = np.stack([image for image, _ in tiles])
+        images = normalize_image(raw, stats.mean, stats.std, stats.nodata)
+        predicted = predict(raw).astype(np.uint8)
+        fig = overlay_figure(images, np.stack([m for _, m in tiles]), predicted,
+                             classes.palette(), classes.ignore_index, titles=shown)
         overlays_png = out_dir / "overlays.png"
         with atomic_path(overlays_png) as tmp:
             fig.savefig(tmp, dpi=90, format="png")
         close(fig)
 
     result = EvaluationResult(
-        split=split, split_digest=split_digest(dataset_dir, split_path, split, data_digest),
-        dataset_digest=data_digest, tile_count=len(source.tile_ids),
+        split=split, split_digest=dataset.split_digest(split),
+        dataset_digest=dataset.digest(), tile_count=len(tile_ids),
         pixel_count=int(cm.sum()), class_names=classes.names,
         metrics=metrics,
         per_class=class_scores, confusion_matrix=cm.tolist(),
@@ -141,10 +155,9 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, split_path: Path, stats_p
     write_text(result.report_md, markdown_report(result, info.architecture))
     write_text(result.report_html, html_report(result, info.architecture))
     if log_to_mlflow:
-        tracking.configure(mlflow_tracking_uri, experiment_name)
-        with tracking.run_scope(run_id=mlflow_run_id, run_name="evaluate") as run:
+        with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
-            tracking.log_dataset(dataset_dir, data_digest, context=split)
+            tracking.log_dataset(dataset.root, result.dataset_digest, context=split)
             mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()})
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
             for path in (result.report_md, result.report_html, result.confusion_png,

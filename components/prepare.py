@@ -21,10 +21,14 @@ from components.tile import TileOptions, tile_scenes
 
 
 class PrepareOptions(BaseModel):
+    """The data steps' options: the config file's ``data`` section, and ``segpipe prepare``'s."""
+
     model_config = ConfigDict(extra="forbid")
-    ingest: IngestOptions = Field(default_factory=IngestOptions)
-    tile: TileOptions = Field(default_factory=TileOptions)
-    split: SplitOptions = Field(default_factory=SplitOptions)
+    ingest: IngestOptions = Field(default_factory=IngestOptions,
+                                  description="how scenes, masks and classes are read")
+    tile: TileOptions = Field(default_factory=TileOptions, description="patch cutting")
+    split: SplitOptions = Field(default_factory=SplitOptions,
+                                description="train/val/test split without leakage")
 
 
 class SplitSummary(BaseModel):

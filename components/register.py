@@ -25,15 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from components import tracking
 from components.artifacts import (
     ClassMap,
-    DatasetPaths,
     ModelPaths,
     NormStats,
-    SplitManifest,
+    PreparedDataset,
     TrainedModelInfo,
-    read_tile,
 )
-from components.evaluate import EvaluationResult, split_digest
-from segmodels import confusion_matrix, model_stride, scores_from_confusion
+from components.evaluate import EvaluationResult, split_confusion
+from segmodels import model_stride, scores_from_confusion
 from serving.config import MAX_OVERLAP
 
 log = logging.getLogger(__name__)
@@ -49,17 +47,21 @@ TAG_DATASET = "segpipe.dataset_digest"
 class RegisterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_name: str = "segpipe"
-    challenger_alias: str = "challenger"
-    champion_alias: str = "champion"
+    model_name: str = Field("segpipe", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                            description="MLflow registered model name")
+    challenger_alias: str = Field("challenger", description="alias of the newest version")
+    champion_alias: str = Field("champion", description="alias of the version that serves; "
+                                "moved only when the challenger beats it on the same test split")
     metric: str = Field(default="miou", description="test metric the gate compares")
     min_improvement: float = Field(default=0.0, ge=0,
                                    description="challenger must beat the champion by more")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
                                       "on another split instead of refusing to compare")
-    overlap: float = Field(default=0.5, ge=0, le=MAX_OVERLAP)
-    batch_size: int = Field(default=8, gt=0)
-    max_pixels: int = Field(default=64_000_000, gt=0)
+    overlap: float = Field(default=0.5, ge=0, le=MAX_OVERLAP,
+                           description="served model's default window overlap")
+    batch_size: int = Field(default=8, gt=0, description="served model's windows per batch")
+    max_pixels: int = Field(default=64_000_000, gt=0,
+                            description="served model's pixel limit per request")
 
 
 class GateDecision(BaseModel):
@@ -150,50 +152,35 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
                         previous_champion_version=previous)
 
 
-def score_registered_model(model_uri: str, dataset_dir: Path, split: str, metric: str) -> float:
+def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
+                           metric: str) -> float:
     """``metric`` of a registered pyfunc model on ``split``, from raw tiles (the model
     normalizes and tiles by itself)."""
-    paths = DatasetPaths(dataset_dir)
-    classes = ClassMap.load(paths.classes)
     model = mlflow.pyfunc.load_model(model_uri)
-    k = classes.num_classes
-    cm = np.zeros((k, k), dtype=np.int64)
-    for tile_id in SplitManifest.load(paths.split).splits.get(split, []):
-        image, mask = read_tile(paths.tiles_dir, tile_id)
-        predicted = np.asarray(model.predict(image[None].astype(np.float32)))[0]
-        if predicted.shape != mask.shape:
-            raise ValueError(f"{model_uri}: prediction shape {predicted.shape} for a "
-                             f"{mask.shape} tile")
-        # Pixels the model itself refuses (its own nodata) are left out of the count.
-        keep = predicted < k
-        cm += confusion_matrix(np.where(keep, mask, classes.ignore_index),
-                               np.where(keep, predicted, 0), k, classes.ignore_index)
+    cm = split_confusion(dataset, split, lambda images: model.predict(images.astype(np.float32)))
     return float(scores_from_confusion(cm)[metric])
 
 
-def register_model(model_dir: Path, dataset_dir: Path, stats_path: Path, metrics_path: Path,
-                   options: RegisterOptions, *, mlflow_tracking_uri: str | None = None,
-                   experiment_name: str | None = "segpipe",
-                   mlflow_run_id: str | None = None) -> RegistrationResult:
+def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: EvaluationResult,
+                   options: RegisterOptions) -> RegistrationResult:
     """Log the model as a pyfunc, register it as ``challenger`` and apply the champion gate.
 
-    Logs into the active run, ``mlflow_run_id``, or a new run named "register"."""
+    Logs into the caller's active MLflow run (a new run "register" when there is none)."""
     from serving.pyfunc import log_segmentation_model
 
-    model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
+    model_dir = Path(model_dir)
     info = TrainedModelInfo.load(ModelPaths(model_dir).info)
-    classes = ClassMap.load(DatasetPaths(dataset_dir).classes)
-    stats = NormStats.load(stats_path)
-    evaluation = EvaluationResult.model_validate_json(Path(metrics_path).read_bytes())
     if options.metric not in evaluation.metrics:
-        raise ValueError(f"{metrics_path}: no test metric {options.metric!r}; has "
+        raise ValueError(f"{evaluation.metrics_path}: no test metric {options.metric!r}; has "
                          f"{sorted(evaluation.metrics)}")
+    if dataset.split_digest(evaluation.split) != evaluation.split_digest:
+        raise ValueError(f"{dataset.split}: the {evaluation.split} split differs from the one "
+                         f"{evaluation.metrics_path} was scored on")
     score = float(evaluation.metrics[options.metric])
-    config = serving_config(info, classes, stats, options)
+    config = serving_config(info, dataset.class_map, dataset.norm_stats, options)
 
-    tracking.configure(mlflow_tracking_uri, experiment_name)
     client = MlflowClient()
-    with tracking.run_scope(run_id=mlflow_run_id, run_name="register") as run:
+    with tracking.ensure_run("register") as run:
         model_info = log_segmentation_model(ModelPaths(model_dir).keras_model, config,
                                             name="model")
         version = mlflow.register_model(
@@ -207,12 +194,8 @@ def register_model(model_dir: Path, dataset_dir: Path, stats_path: Path, metrics
         def rescore(champion: ModelVersion) -> float:
             if not options.reevaluate_champion:
                 raise ValueError("re-scoring disabled")
-            here = split_digest(dataset_dir, DatasetPaths(dataset_dir).split, evaluation.split)
-            if here != evaluation.split_digest:
-                raise ValueError(f"{dataset_dir}: split.json differs from the one in "
-                                 f"{metrics_path}")
             uri = f"models:/{options.model_name}/{champion.version}"
-            return score_registered_model(uri, dataset_dir, evaluation.split, options.metric)
+            return score_registered_model(uri, dataset, evaluation.split, options.metric)
 
         gate = apply_champion_gate(client, options.model_name, version.version, score,
                                    evaluation.split_digest, options, rescore)

@@ -1,65 +1,212 @@
-"""MLflow helpers shared by train, tune, evaluate and register.
+"""MLflow tracking: where runs go, one parent run per pipeline run, and the runs steps log into.
 
-The tracking URI comes from the argument, else ``MLFLOW_TRACKING_URI`` (read by MLflow),
-so the embedded SQLite store and a remote server work the same way."""
+Steps (train, evaluate, register, tune) never take tracking URIs or run ids: they log into
+the MLflow run their caller made active (``ensure_run``), so the same function logs into a
+pipeline's parent run, a trial's nested run or a run a test opened.
+
+A pipeline run's first task creates the parent run (``start_pipeline_run``, tagged with the
+Kubeflow run id and name) and hands a ``RunContext`` JSON artifact to every later task, which
+makes the parent active again (``resume_parent_run``) whichever pod or process it runs in. The
+context travels as an artifact rather than as string parameters because Kubeflow's local
+runner substitutes upstream parameter outputs inside a ParallelFor body with the loop item.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
+from pydantic import BaseModel, ConfigDict, Field
 
+from components.atomic import write_json
+
+KFP_RUN_ID_TAG = "kfp.run_id"
+KFP_RUN_NAME_TAG = "kfp.run_name"
+STUDY_TAG = "optuna.study_name"
 DATASET_DIGEST_TAG = "segpipe.dataset_digest"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"  # MLflow's own variable: where new runs go
 
 
-def configure(tracking_uri: str | None, experiment_name: str | None) -> None:
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    if experiment_name and mlflow.active_run() is None:
-        mlflow.set_experiment(experiment_name)
+class TrackingOptions(BaseModel):
+    """Where a pipeline run records runs, models and trials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; unset: $MLFLOW_TRACKING_URI (a cluster's "
+        "segpipe-endpoints ConfigMap), else a local run's sqlite:///<workdir>/mlflow.db")
+    mlflow_experiment: str = Field("segpipe", min_length=1,
+                                   description="MLflow experiment of the parent run")
+    mlflow_artifact_location: str | None = Field(
+        None, description="artifact location of a newly created experiment; unset: the "
+        "server's default, or <workdir>/mlartifacts for a local run's embedded store")
+    optuna_storage: str | None = Field(
+        None, description="Optuna storage URL shared by the tune workers; unset: "
+        "$OPTUNA_STORAGE (PostgreSQL on a cluster, password from $PGPASSWORD), else a "
+        "local run's sqlite:///<workdir>/optuna.db")
+
+    def for_local_run(self, workdir: Path) -> TrackingOptions:
+        """The embedded stores under ``workdir`` wherever neither the options nor the
+        environment name a store."""
+        tracking_uri = (self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+                        or f"sqlite:///{workdir / 'mlflow.db'}")
+        artifacts = self.mlflow_artifact_location
+        if artifacts is None and not (self.mlflow_tracking_uri
+                                      or os.environ.get("MLFLOW_TRACKING_URI")):
+            artifacts = (workdir / "mlartifacts").as_uri()
+        storage = (self.optuna_storage or os.environ.get("OPTUNA_STORAGE")
+                   or f"sqlite:///{workdir / 'optuna.db'}")
+        return self.model_copy(update={"mlflow_tracking_uri": tracking_uri,
+                                       "mlflow_artifact_location": artifacts,
+                                       "optuna_storage": storage})
+
+
+class RunContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    optuna_storage: str
+    study_name: str
+    kfp_run_id: str
+    kfp_run_name: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunContext:
+        return cls.model_validate_json(Path(path).read_text())
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.model_dump())
+
+
+def study_name_for(model_name: str, kfp_run_name: str) -> str:
+    """A study per pipeline run: re-runs never mix trials of different data."""
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", f"{model_name}-{kfp_run_name}")[:200]
+
+
+def start_pipeline_run(options: TrackingOptions, *, study_name: str, kfp_run_id: str,
+                       kfp_run_name: str) -> RunContext:
+    """Create the experiment if needed and a parent run tagged with the Kubeflow run; return
+    the context later tasks resume. Unset stores come from the environment (a cluster's
+    ConfigMap)."""
+    from mlflow.tracking import MlflowClient
+
+    tracking_uri = _from_env(options.mlflow_tracking_uri, "MLFLOW_TRACKING_URI",
+                             "the MLflow tracking URI")
+    optuna_storage = _from_env(options.optuna_storage, "OPTUNA_STORAGE",
+                               "the Optuna storage URL")
+    client = MlflowClient(tracking_uri)  # creates the store's tables before any worker runs
+    _initialize_optuna_storage(optuna_storage)
+    found = client.get_experiment_by_name(options.mlflow_experiment)
+    if found is None:
+        experiment_id = client.create_experiment(
+            options.mlflow_experiment, artifact_location=options.mlflow_artifact_location)
+    else:
+        experiment_id = found.experiment_id
+    run = client.create_run(experiment_id, run_name=kfp_run_name, tags={
+        KFP_RUN_ID_TAG: kfp_run_id,
+        KFP_RUN_NAME_TAG: kfp_run_name,
+        STUDY_TAG: study_name,
+        "mlflow.source.type": "PIPELINE",
+    })
+    return RunContext(tracking_uri=tracking_uri, experiment_id=experiment_id,
+                      parent_run_id=run.info.run_id, optuna_storage=optuna_storage,
+                      study_name=study_name, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
+
+
+def _initialize_optuna_storage(url: str) -> None:
+    """Create the study database's schema once, here: parallel workers that each meet a
+    fresh database race on its migrations (sqlite: UNIQUE constraint on alembic_version)."""
+    import optuna
+
+    optuna.storages.RDBStorage(url)
+
+
+def _from_env(value: str | None, variable: str, what: str) -> str:
+    """An unset option means "the cluster's setting" (a ConfigMap-provided variable)."""
+    value = value or os.environ.get(variable, "")
+    if not value:
+        raise ValueError(f"{what} is not set: give it in the config's tracking section or "
+                         f"set ${variable}")
+    return value
 
 
 @contextmanager
-def run_scope(run_id: str | None = None, run_name: str | None = None,
-              parent_run_id: str | None = None,
-              tags: dict[str, str] | None = None,
-              reuse_active: bool = True) -> Iterator[mlflow.ActiveRun]:
-    """Log into ``run_id`` (resumed), else the active run (if ``reuse_active``), else a new
-    run.
+def resume_parent_run(context: RunContext) -> Iterator[object]:
+    """Make the pipeline's parent run the active MLflow run of this process; runs started
+    inside (trials, evaluation) nest under it, in its experiment. The process's previous
+    tracking URI and experiment come back afterwards."""
+    import mlflow
 
-    A new run is nested under the active run, or under ``parent_run_id`` when the parent
-    lives in another process (tuning workers, Kubeflow steps)."""
+    previous_uri = mlflow.get_tracking_uri()
+    previous_experiment = os.environ.get(EXPERIMENT_ENV)
+    mlflow.set_tracking_uri(context.tracking_uri)
+    os.environ[EXPERIMENT_ENV] = context.experiment_id
+    try:
+        # An experiment set earlier in this process (another store, another step run in the
+        # same interpreter) takes precedence over the variable and makes MLflow refuse to
+        # resume a run of another experiment.
+        mlflow.set_experiment(experiment_id=context.experiment_id)
+        with mlflow.start_run(run_id=context.parent_run_id) as run:
+            yield run
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if previous_experiment is None:
+            os.environ.pop(EXPERIMENT_ENV, None)
+        else:
+            os.environ[EXPERIMENT_ENV] = previous_experiment
+
+
+@contextmanager
+def ensure_run(run_name: str) -> Iterator[object]:
+    """The active MLflow run, or a new one named ``run_name`` (in the current experiment)
+    for the duration of the block when the caller opened none."""
+    import mlflow
+
     active = mlflow.active_run()
-    if active is not None and (active.info.run_id == run_id or (run_id is None and reuse_active)):
-        if tags:
-            mlflow.set_tags(tags)
+    if active is not None:
         yield active
         return
-    nested = active is not None
-    parent = None if nested or run_id else parent_run_id
-    # A child started in another process goes into its parent's experiment.
-    experiment_id = mlflow.MlflowClient().get_run(parent).info.experiment_id if parent else None
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested,
-                          parent_run_id=parent, experiment_id=experiment_id,
-                          tags=tags) as run:
+    with mlflow.start_run(run_name=run_name) as run:
+        yield run
+
+
+@contextmanager
+def child_run(run_name: str, tags: dict[str, str] | None = None,
+              run_id: str | None = None) -> Iterator[object]:
+    """A run nested under the active one (a trial under the pipeline's parent run); with
+    ``run_id``, that earlier child resumed (a trial interrupted by a kill)."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name,
+                          nested=mlflow.active_run() is not None, tags=tags) as run:
         yield run
 
 
 def log_dataset(dataset_dir: Path, digest: str, context: str, name: str | None = None) -> None:
-    """Record the prepared dataset as a run input, so the run names the exact data it saw."""
+    """Record the prepared dataset as an input of the active run, so the run names the exact
+    data it saw."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
     with warnings.catch_warnings():  # a local path matches two equivalent source types
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(str(Path(dataset_dir).resolve()))
     # The store's digest column is short; the full sha256 goes into a tag.
     dataset = MetaDataset(source=source, name=name or Path(dataset_dir).name, digest=digest[:32])
-    mlflow.log_input(dataset, context=context)
     mlflow.set_tag(DATASET_DIGEST_TAG, digest)
+    try:
+        mlflow.log_input(dataset, context=context)
+    except mlflow.exceptions.MlflowException:
+        # Parallel workers logging the same new dataset race on its row; the loser finds it
+        # there on a second try.
+        mlflow.log_input(dataset, context=context)
 
 
 def redact_url(url: str) -> str:

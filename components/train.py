@@ -21,13 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components import tracking
 from components.artifacts import (
-    ClassMap,
-    DatasetPaths,
     ModelPaths,
-    NormStats,
+    PreparedDataset,
     TileManifest,
     TrainedModelInfo,
-    dataset_digest,
 )
 from components.atomic import atomic_path, write_json
 from components.train_callbacks import (
@@ -65,7 +62,8 @@ class TrainParams(BaseModel):
                                          'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
     augment: Augment = "d4"
     class_weights: Literal["none", "balanced"] | list[float] = "none"
-    early_stopping_patience: int | None = Field(default=8, ge=1)
+    early_stopping_patience: int = Field(default=8, ge=0, description="epochs without a "
+                                         "better val mIoU before a trial stops; 0: never")
     seed: int = 0
     overlay_every: int = Field(default=5, ge=1, description="epochs between overlay figures")
     overlay_tiles: int = Field(default=4, ge=0)
@@ -142,24 +140,18 @@ def _load_state(paths: CheckpointPaths, digest: str) -> dict[str, Any]:
     return {"params_digest": digest, "epochs_done": 0, "history": {}}
 
 
-def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: TrainParams,
-                out_dir: Path, *, mlflow_tracking_uri: str | None = None,
-                experiment_name: str | None = "segpipe", run_name: str | None = None,
-                parent_run_id: str | None = None,
+def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
                 callbacks: list[keras.callbacks.Callback] | None = None) -> TrainResult:
     """Train ``params.architecture`` on the train split, validate on val, keep the best epoch.
 
-    Logs into the active MLflow run if there is one, else a new run (nested under
-    ``parent_run_id`` when given). A run killed mid-way resumes from ``out_dir/checkpoints``
-    in the same MLflow run. ``callbacks`` run after ours each epoch (e.g. Optuna pruning).
+    Logs into the caller's active MLflow run (a new run "train" when there is none). A run
+    killed mid-way resumes from ``out_dir/checkpoints`` (into the same MLflow run when the
+    caller opened none). ``callbacks`` run after ours each epoch (e.g. Optuna pruning).
     """
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-    paths = DatasetPaths(dataset_dir)
-    classes = ClassMap.load(paths.classes)
-    manifest = TileManifest.load(paths.tiles_manifest)
-    stats = NormStats.load(stats_path)
-    train_src = make_source(paths.tiles_dir, Path(split_path), "train", stats, manifest.patch_size)
-    val_src = make_source(paths.tiles_dir, Path(split_path), "val", stats, manifest.patch_size)
+    out_dir = Path(out_dir)
+    classes, manifest, stats = dataset.class_map, dataset.tile_manifest, dataset.norm_stats
+    train_src = make_source(dataset.tiles_dir, dataset.split, "train", stats, manifest.patch_size)
+    val_src = make_source(dataset.tiles_dir, dataset.split, "val", stats, manifest.patch_size)
     num_classes, in_channels = classes.num_classes, len(stats.bands)
 
     ckpt = CheckpointPaths(out_dir / "checkpoints")
@@ -189,9 +181,7 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
     val_ds = make_dataset(val_src, params.batch_size, training=False, cache_budget_bytes=budget)
     sample_images, sample_masks = load_split_arrays(val_src, limit=params.overlay_tiles)
 
-    tracking.configure(mlflow_tracking_uri, experiment_name)
-    with tracking.run_scope(run_id=state.get("mlflow_run_id"), run_name=run_name,
-                            parent_run_id=parent_run_id) as run:
+    with _training_run(state) as run:
         run_id = run.info.run_id
         if state.get("mlflow_run_id") != run_id:
             state["mlflow_run_id"] = run_id
@@ -204,7 +194,7 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
                                "weight_decay": params.weight_decay, "seed": params.seed,
                                "accelerated": accelerated, "parameters": model.count_params(),
                                **{f"model.{k}": v for k, v in params.model_params.items()}})
-            tracking.log_dataset(dataset_dir, dataset_digest(dataset_dir), context="training")
+            tracking.log_dataset(dataset.root, dataset.digest(), context="training")
         mlflow.set_tag("segpipe.resumed_from_epoch", str(resumed_from))
         epoch_cbs: list[keras.callbacks.Callback] = [
             keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate_at(e, params)),
@@ -224,6 +214,14 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
                             "best_epoch": result.best_epoch})
         mlflow.set_tag("segpipe.stopped_early", str(result.stopped_early))
     return result
+
+
+def _training_run(state: dict[str, Any]):
+    """The caller's run; else the run an interrupted call of this training logged into;
+    else a new one."""
+    if mlflow.active_run() is None and state.get("mlflow_run_id"):
+        return mlflow.start_run(run_id=state["mlflow_run_id"])
+    return tracking.ensure_run("train")
 
 
 def _finish(model_dir: Path, ckpt: CheckpointPaths, state: dict[str, Any], params: TrainParams,

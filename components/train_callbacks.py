@@ -34,7 +34,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     so a run killed mid-save resumes from the previous complete epoch. Also stops early
     after ``patience`` epochs without improvement; the counter survives a resume."""
 
-    def __init__(self, paths: CheckpointPaths, state: dict[str, Any], patience: int | None,
+    def __init__(self, paths: CheckpointPaths, state: dict[str, Any], patience: int,
                  monitor: str = "val_miou") -> None:
         super().__init__()
         self.paths = paths

@@ -1,20 +1,19 @@
 """Hyper-parameter tuning: an Optuna study whose trials each train a model.
 
-The study lives in any SQLAlchemy storage (SQLite by default, PostgreSQL for many
-workers), so a re-run resumes it and ``n_workers`` processes share it. A trial that raises
-is recorded as failed and the study goes on; a diverging or unpromising trial is pruned
-per epoch. Every trial is a nested MLflow run under one parent run, and keeps its model, so
-the best one is copied out without retraining."""
+The pipeline prepares one study per run (``prepare_study``), then runs ``n_workers`` tune
+workers side by side (``run_tune_worker``: Kubeflow ParallelFor tasks, on a cluster pods), all
+sharing the study through its storage (SQLite on a laptop, PostgreSQL on a cluster), and
+finally ``select_best_trial`` copies the study's best model out of the worker that trained it.
+A trial that raises is recorded as failed and the study goes on; a diverging or unpromising
+trial is pruned per epoch. Every trial is an MLflow run nested under the run the caller made
+active (the pipeline's parent run), and keeps its model, so the best one is copied out
+without retraining."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -23,11 +22,11 @@ import keras
 import mlflow
 import optuna
 from optuna.trial import TrialState
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from components import tracking
-from components.artifacts import ModelPaths
-from components.atomic import atomic_path, write_json
+from components.artifacts import ModelPaths, PreparedDataset
+from components.atomic import atomic_dir
 from components.train import TrainParams, train_model
 from components.tune_space import SearchSpace, sample_params
 
@@ -35,8 +34,8 @@ log = logging.getLogger(__name__)
 # Heartbeats, stale-trial cleanup and the matplotlib plots are marked experimental.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-STORAGE_ENV = "SEGPIPE_OPTUNA_STORAGE"  # how workers get a URL that may hold a password
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+TRIALS_DIR = "trials"
 
 
 class TuneError(RuntimeError):
@@ -44,50 +43,30 @@ class TuneError(RuntimeError):
 
 
 class TuneOptions(BaseModel):
+    """The study: how many trials, how they are spread, searched, trained and pruned."""
+
     model_config = ConfigDict(extra="forbid")
 
-    n_trials: int | None = Field(default=20, ge=1, description="total over all workers and "
-                                 "re-runs; None: until timeout")
-    timeout: float | None = Field(default=None, gt=0, description="seconds, per invocation")
-    n_workers: int = Field(default=1, ge=1)
-    storage: str | None = Field(default=None, description="SQLAlchemy URL; default "
-                                "sqlite:///<out_dir>/optuna.db; may come from "
-                                "SEGPIPE_OPTUNA_STORAGE")
-    study_name: str = "segpipe"
-    seed: int = 0
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    pruner_startup_trials: int = Field(default=5, ge=0)
-    pruner_warmup_epochs: int = Field(default=2, ge=0)
-    epochs: int = Field(default=20, ge=1)
-    search_space: SearchSpace = Field(default_factory=SearchSpace)
-    base_params: TrainParams = Field(default_factory=TrainParams,
-                                     description="everything the study does not search")
-    enqueue: list[dict[str, Any]] = Field(default_factory=list, description="known-good (or "
-                                          "to-be-checked) configs tried first, by Optuna name")
-
-
-    @model_validator(mode="after")
-    def _bounded(self) -> TuneOptions:
-        if self.n_trials is None and self.timeout is None:
-            raise ValueError("set n_trials or timeout (or both); neither would run forever")
-        return self
-
-
-class TuneResult(BaseModel):
-    study_name: str
-    storage: str
-    best_trial_number: int
-    best_value: float
-    best_params: dict[str, Any]
-    best_train_params: dict[str, Any]
-    model_dir: str
-    trial_states: dict[str, int]
-    mlflow_run_id: str | None
-
-
-def resolve_storage(options: TuneOptions, out_dir: Path) -> str:
-    url = options.storage or os.environ.get(STORAGE_ENV)
-    return url or f"sqlite:///{(Path(out_dir) / 'optuna.db').resolve()}"
+    n_trials: int = Field(20, gt=0, description="trials in the study, across all workers")
+    n_workers: int = Field(1, ge=1, le=64, description="parallel Optuna workers sharing one "
+                           "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
+    timeout_s: float | None = Field(None, gt=0, description="a worker starts no new trial "
+                                    "after this many seconds; unset: no limit")
+    epochs: int = Field(20, ge=1, description="maximum epochs per trial (early stopping and "
+                        "pruning may end a trial sooner)")
+    seed: int = Field(0, description="sampler seed; worker i uses seed + i")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Optuna pruner stopping unpromising trials after an epoch")
+    pruner_startup_trials: int = Field(5, ge=0, description="median pruner: trials that "
+                                       "finish before any is pruned")
+    pruner_warmup_epochs: int = Field(2, ge=0, description="epochs of a trial before it can "
+                                      "be pruned (hyperband: its minimum resource)")
+    search_space: SearchSpace = Field(default_factory=SearchSpace,
+                                      description="what the study searches; see SearchSpace")
+    train: TrainParams = Field(default_factory=TrainParams, description="fixed training "
+                               "settings for every trial: everything the study does not search")
+    enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "
+                                          "first, by Optuna parameter name (known-good ones)")
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
@@ -108,12 +87,29 @@ def _pruner(options: TuneOptions) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def load_study(options: TuneOptions, storage_url: str, worker: int = 0) -> optuna.Study:
-    # Each worker seeds its sampler differently, else they would propose the same points.
-    return optuna.create_study(storage=_storage(storage_url), study_name=options.study_name,
+def open_study(options: TuneOptions, storage: str, study_name: str,
+               worker: int = 0) -> optuna.Study:
+    """The shared study, created on first use. Each worker seeds its sampler differently,
+    else they would propose the same points."""
+    return optuna.create_study(storage=_storage(storage), study_name=study_name,
                                sampler=optuna.samplers.TPESampler(seed=options.seed + worker),
                                pruner=_pruner(options), direction="maximize",
                                load_if_exists=True)
+
+
+def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna.Study:
+    """Once per pipeline run, before the workers start: create the study, fail trials that a
+    dead worker left running, and enqueue the known-good configs (once, not per worker)."""
+    study = open_study(options, storage, study_name)
+    optuna.storages.fail_stale_trials(study)
+    for params in options.enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+def trial_shares(total: int, workers: int) -> list[int]:
+    """Each worker's share of ``total`` trials; shares differ by at most 1."""
+    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
 class ReportToTrial(keras.callbacks.Callback):
@@ -134,25 +130,24 @@ class ReportToTrial(keras.callbacks.Callback):
 
 
 class Objective:
-    def __init__(self, dataset_dir: Path, split_path: Path, stats_path: Path,
-                 options: TuneOptions, out_dir: Path, parent_run_id: str | None) -> None:
-        self.dataset_dir, self.split_path, self.stats_path = dataset_dir, split_path, stats_path
-        self.options, self.out_dir, self.parent_run_id = options, out_dir, parent_run_id
+    """One trial: sample params, train under a nested MLflow run, report and return val mIoU."""
+
+    def __init__(self, dataset: PreparedDataset, options: TuneOptions, study_name: str,
+                 out_dir: Path) -> None:
+        self.dataset, self.options = dataset, options
+        self.study_name, self.out_dir = study_name, out_dir
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial_dir = self.out_dir / "trials" / str(trial.number)
+        trial_dir = self.out_dir / TRIALS_DIR / str(trial.number)
         trial.set_user_attr("model_dir", str(trial_dir))
-        tags = {"optuna.study": self.options.study_name, "optuna.trial": str(trial.number)}
+        tags = {"optuna.study": self.study_name, "optuna.trial": str(trial.number)}
         outcome: BaseException | None = None
-        with tracking.run_scope(run_name=f"trial-{trial.number}",
-                                parent_run_id=self.parent_run_id, tags=tags,
-                                reuse_active=False) as run:
+        with tracking.child_run(f"trial-{trial.number}", tags=tags) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             try:
-                params = sample_params(trial, self.options.search_space,
-                                       self.options.base_params, self.options.epochs)
-                result = train_model(self.dataset_dir, self.split_path, self.stats_path,
-                                     params, trial_dir, experiment_name=None,
+                params = sample_params(trial, self.options.search_space, self.options.train,
+                                       self.options.epochs)
+                result = train_model(self.dataset, params, trial_dir,
                                      callbacks=[ReportToTrial(trial)])
                 mlflow.set_tag("segpipe.trial_state", "COMPLETE")
             except optuna.TrialPruned as err:
@@ -161,6 +156,7 @@ class Objective:
             except Exception as err:
                 mlflow.set_tag("segpipe.trial_state", "FAIL")
                 mlflow.set_tag("segpipe.error", f"{type(err).__name__}: {err}"[:4000])
+                log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
                 outcome = err
             finally:
                 keras.backend.clear_session()
@@ -174,152 +170,98 @@ class Objective:
         return result.best_val_miou
 
 
-def run_worker(dataset_dir: Path, split_path: Path, stats_path: Path, options: TuneOptions,
-               out_dir: Path, storage_url: str, n_trials: int | None, worker: int,
-               parent_run_id: str | None) -> None:
-    """Optimize a shared study for ``n_trials`` more trials (or until the timeout)."""
-    study = load_study(options, storage_url, worker)
-    callbacks = []
-    if options.n_trials is not None:
-        # Guards the total when other invocations (e.g. other pods) share the study.
-        callbacks.append(optuna.study.MaxTrialsCallback(options.n_trials, states=FINISHED))
-    objective = Objective(Path(dataset_dir), Path(split_path), Path(stats_path), options,
-                          Path(out_dir), parent_run_id)
-    study.optimize(objective, n_trials=n_trials, timeout=options.timeout, catch=(Exception,),
-                   callbacks=callbacks, gc_after_trial=True)
-
-
-def trial_shares(total: int | None, workers: int) -> list[int | None]:
-    """Each worker's share of ``total`` trials (None: unbounded); shares differ by at most 1."""
-    if total is None:
-        return [None] * workers
-    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-
-
-def _spawn_workers(spec: dict[str, Any], storage_url: str, shares: list[int | None],
-                   out_dir: Path, timeout: float | None) -> None:
-    repo_root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, STORAGE_ENV: storage_url, "MLFLOW_TRACKING_URI":
-           mlflow.get_tracking_uri(),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root),
-                                                       os.environ.get("PYTHONPATH")]))}
-    spec_path = out_dir / "workers" / "spec.json"
-    write_json(spec_path, spec)
-    procs = []
-    for worker, share in enumerate(shares):
-        if share == 0:
-            continue
-        log_path = out_dir / "workers" / f"worker-{worker}.log"
-        with open(log_path, "w") as log_file:
-            cmd = [sys.executable, "-m", "components.tune_worker", str(spec_path),
-                   "--worker", str(worker)] + (["--n-trials", str(share)] if share else [])
-            procs.append((worker, log_path,
-                          subprocess.Popen(cmd, env=env, stdout=log_file,
-                                           stderr=subprocess.STDOUT)))
-    failed = []
-    for worker, log_path, proc in procs:
-        rc = proc.wait(timeout=None if timeout is None else timeout + 600)
-        if rc != 0:
-            failed.append(f"worker {worker} exited {rc}: {log_path.read_text()[-800:]}")
-    if failed and len(failed) == len(procs):
-        raise TuneError("every tuning worker failed:\n" + "\n".join(failed))
-    for message in failed:
-        log.warning(message)
-
-
-def tune_model(dataset_dir: Path, split_path: Path, stats_path: Path, options: TuneOptions,
-               out_dir: Path, *, mlflow_tracking_uri: str | None = None,
-               experiment_name: str | None = "segpipe", run_name: str = "tune",
-               parent_run_id: str | None = None) -> TuneResult:
-    """Run (or resume) the study to ``options.n_trials`` finished trials, then copy the best
-    trial's model into ``out_dir`` (ModelPaths layout) and write ``tune_result.json``."""
+def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str,
+                    study_name: str, worker: int, out_dir: Path) -> dict[str, Any]:
+    """Run worker ``worker``'s share of the study's trials (trials nest under the caller's
+    active MLflow run), then keep only its best completed trial's model in
+    ``out_dir/trials/<number>/`` (the select step reaches it there, from another pod when on a
+    cluster). Returns what the worker did, for the artifact's metadata."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    storage_url = resolve_storage(options, out_dir)
-    study = load_study(options, storage_url)
-    for params in options.enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
-    optuna.storages.fail_stale_trials(study)
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    remaining = None if options.n_trials is None else max(options.n_trials - done, 0)
-
-    tracking.configure(mlflow_tracking_uri, experiment_name)
-    previous_run = study.user_attrs.get("mlflow_run_id")
-    with tracking.run_scope(run_id=previous_run, run_name=run_name, parent_run_id=parent_run_id,
-                            tags={"optuna.study": options.study_name}) as run:
-        study.set_user_attr("mlflow_run_id", run.info.run_id)
-        if previous_run != run.info.run_id:  # params are write-once in MLflow
-            mlflow.log_params({"n_trials": options.n_trials, "timeout": options.timeout,
-                               "n_workers": options.n_workers, "pruner": options.pruner,
-                               "seed": options.seed, "epochs": options.epochs,
-                               "storage": tracking.redact_url(storage_url)})
-            mlflow.log_dict(options.search_space.model_dump(mode="json"), "search_space.json")
-        if remaining != 0:
-            shares = trial_shares(remaining, options.n_workers)
-            if options.n_workers == 1:
-                run_worker(dataset_dir, split_path, stats_path, options, out_dir, storage_url,
-                           remaining, 0, run.info.run_id)
-            else:
-                spec = {"dataset_dir": str(dataset_dir), "split_path": str(split_path),
-                        "stats_path": str(stats_path), "out_dir": str(out_dir),
-                        "options": options.model_dump(mode="json", exclude={"storage"}),
-                        "parent_run_id": run.info.run_id}
-                _spawn_workers(spec, storage_url, shares, out_dir, options.timeout)
-        result = _collect(study, options, storage_url, out_dir, run.info.run_id)
-        _log_summary(study, result)
-    write_json(out_dir / "tune_result.json", result.model_dump(mode="json"))
-    return result
+    study = open_study(options, storage, study_name, worker)
+    # A resumed study (a re-run after a kill) only runs the trials it still lacks.
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    share = trial_shares(max(options.n_trials - finished, 0), options.n_workers)[worker]
+    if share:
+        # Guards the total when other workers (or a retried pod) share the study.
+        total = optuna.study.MaxTrialsCallback(options.n_trials, states=FINISHED)
+        study.optimize(Objective(dataset, options, study_name, out_dir), n_trials=share,
+                       timeout=options.timeout_s, catch=(Exception,), callbacks=[total],
+                       gc_after_trial=True)
+    trials_dir = out_dir / TRIALS_DIR
+    mine = [t for t in study.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE
+            and ModelPaths(trials_dir / str(t.number)).keras_model.exists()]
+    best = max(mine, key=lambda t: t.value, default=None)
+    for path in trials_dir.glob("*") if trials_dir.exists() else []:
+        if best is None or path.name != str(best.number):
+            shutil.rmtree(path, ignore_errors=True)
+    summary: dict[str, Any] = {"worker": worker, "completed_trials": len(mine)}
+    if best is not None:
+        summary.update(best_value=float(best.value), trial_number=best.number)
+    return summary
 
 
-def _collect(study: optuna.Study, options: TuneOptions, storage_url: str, out_dir: Path,
-             run_id: str) -> TuneResult:
+def select_best_trial(storage: str, study_name: str,
+                      candidates: list[tuple[Path, dict[str, Any]]],
+                      out_dir: Path) -> dict[str, Any]:
+    """Copy the study's best trial's model, kept by the worker that ran it (``candidates``:
+    each worker's folder and summary), into ``out_dir`` (ModelPaths layout), and log the
+    study's outcome on the caller's active MLflow run."""
+    study = optuna.load_study(study_name=study_name, storage=_storage(storage))
+    ran = [(path, meta) for path, meta in candidates if meta.get("best_value") is not None]
+    if not ran:
+        states = _state_counts(study)
+        raise TuneError(f"study {study_name}: no worker completed a trial ({states}); the "
+                        "trials' MLflow runs carry the errors (tag segpipe.error)")
+    number = study.best_trial.number
+    holders = [path for path, _ in ran if (path / TRIALS_DIR / str(number)).is_dir()]
+    if holders:
+        source, value = holders[0], float(study.best_value)
+    else:
+        # The study's best was finished by an attempt whose artifact is gone (a retried
+        # worker pod): take the best trial the workers do hold.
+        source, meta = max(ran, key=lambda c: c[1]["best_value"])
+        number, value = int(meta["trial_number"]), float(meta["best_value"])
+    with atomic_dir(out_dir) as tmp:
+        for item in (source / TRIALS_DIR / str(number)).iterdir():
+            if item.is_file():
+                shutil.copy2(item, tmp / item.name)
     trials = study.get_trials(deepcopy=False)
-    states = {s.name: sum(t.state == s for t in trials) for s in TrialState
-              if any(t.state == s for t in trials)}
-    if not any(t.state == TrialState.COMPLETE for t in trials):
-        raise TuneError(f"study {options.study_name!r}: no trial completed ({states})")
-    best = study.best_trial
-    trial_dir = Path(best.user_attrs["model_dir"])
-    for name in ("model.keras", "model.json", "train_params.json"):
-        with atomic_path(out_dir / name) as tmp:
-            shutil.copyfile(trial_dir / name, tmp)
-    return TuneResult(study_name=options.study_name, storage=tracking.redact_url(storage_url),
-                      best_trial_number=best.number, best_value=float(best.value),
-                      best_params=dict(best.params),
-                      best_train_params=json.loads((trial_dir / "train_params.json")
-                                                   .read_text()),
-                      model_dir=str(ModelPaths(out_dir).root), trial_states=states,
-                      mlflow_run_id=run_id)
+    best = next(t for t in trials if t.number == number)
+    log_study_summary(study, best, value)
+    return {"best_value": value, "trial_number": number,
+            "n_trials": sum(t.state.is_finished() for t in trials), "study_name": study_name}
 
 
-def _log_summary(study: optuna.Study, result: TuneResult) -> None:
-    log_study_summary(study, study.best_trial, result.best_value)
-    mlflow.log_dict(result.model_dump(mode="json"), "tune_result.json")
+def _state_counts(study: optuna.Study) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    return states
 
 
 def log_study_summary(study: optuna.Study, best: optuna.trial.FrozenTrial,
                       best_value: float) -> None:
     """The study's outcome on the active MLflow run (the parent): best params and value,
     trials per state, the best trial's run id, optimisation-history and importance plots."""
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-    mlflow.log_metrics({"best_val_miou": best_value, "best_trial": best.number,
-                        **{f"trials_{k}": v for k, v in states.items()}})
-    mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
-    from optuna.visualization import matplotlib as optuna_plots
+    with tracking.ensure_run("tune"):
+        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+        mlflow.log_metrics({"best_val_miou": best_value, "best_trial": best.number,
+                            **{f"trials_{k}": v for k, v in _state_counts(study).items()}})
+        mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
+        from optuna.visualization import matplotlib as optuna_plots
 
-    from components.figures import close
+        from components.figures import close
 
-    for name, plot in (("optimization_history", optuna_plots.plot_optimization_history),
-                       ("param_importances", optuna_plots.plot_param_importances)):
-        try:
-            ax = plot(study)
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            fig.set_size_inches(8, 5)
-            fig.tight_layout()
-            mlflow.log_figure(fig, f"{name}.png")
-            close(fig)
-        except Exception as err:  # importances need >= 2 complete trials with varied params
-            log.info("no %s plot: %s", name, err)
+        for name, plot in (("optimization_history", optuna_plots.plot_optimization_history),
+                           ("param_importances", optuna_plots.plot_param_importances)):
+            try:
+                ax = plot(study)
+                fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+                fig.set_size_inches(8, 5)
+                fig.tight_layout()
+                mlflow.log_figure(fig, f"{name}.png")
+                close(fig)
+            except Exception as err:  # importances need >= 2 complete trials with varied params
+                log.info("no %s plot: %s", name, err)

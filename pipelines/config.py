@@ -4,30 +4,34 @@ A run is described by one YAML file (examples in ``pipelines/configs/``)::
 
     source: data/my-scenes          # folder, s3://bucket/prefix or .zip/.tar archive
     workdir: .segpipe               # local runs: MLflow store, Optuna study, kfp outputs
-    data:
+    data:                           # components.prepare.PrepareOptions
       ingest: {palette: classes.json, classes_file: my-data/classes.json}
       tile: {patch_size: 256, stride: 192}
       split: {strategy: scene, ratios: [0.7, 0.15, 0.15]}
-    tuning: {n_trials: 20, epochs: 20, n_workers: 1}
-    registry: {model_name: segpipe}
-    tracking: {mlflow_tracking_uri: null, optuna_storage: null}
+    tuning: {n_trials: 20, epochs: 20, n_workers: 1}   # components.tune.TuneOptions
+    registry: {model_name: segpipe}                    # components.register.RegisterOptions
+    tracking: {mlflow_tracking_uri: null}              # components.tracking.TrackingOptions
 
-Relative local paths (``source``, ``workdir``) are resolved against the config file's folder,
-so a config means the same thing whatever the current directory. Every section forbids
-unknown keys, so a typo is an error that names the field, e.g.
+Every section *is* the options model of the step that uses it: fields, defaults and checks are
+defined there once, and the Kubeflow pipeline takes each section as one parameter. Relative
+local paths (``source``, ``workdir``, a classes or palette file) are resolved against the
+config file's folder, so a config means the same thing whatever the current directory. Every
+section forbids unknown keys, so a typo is an error that names the field, e.g.
 ``my.yaml: tuning.n_trails: Extra inputs are not permitted``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.options import IngestOptions, SplitOptions, TileOptions
+from components.prepare import PrepareOptions
+from components.register import RegisterOptions
+from components.tracking import TrackingOptions
+from components.tune import TuneOptions
 
 
 class ConfigError(ValueError):
@@ -35,55 +39,18 @@ class ConfigError(ValueError):
     and the field."""
 
 
-class _Section(BaseModel):
+class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-
-class DataConfig(_Section):
-    ingest: IngestOptions = Field(default_factory=IngestOptions,
-                                  description="how scenes, masks and classes are read")
-    tile: TileOptions = Field(default_factory=TileOptions, description="patch cutting")
-    split: SplitOptions = Field(default_factory=SplitOptions,
-                                description="train/val/test split without leakage")
-
-
-class TuningConfig(_Section):
-    n_trials: int = Field(20, gt=0, description="Optuna trials in the study (all workers)")
-    n_workers: int = Field(1, gt=0, le=64,
-                           description="parallel Optuna workers sharing one study")
-    timeout_s: float | None = Field(None, gt=0,
-                                    description="stop starting trials after this many seconds")
-    epochs: int = Field(20, gt=0, description="maximum epochs per trial")
-    search_space: dict[str, Any] = Field(
-        default_factory=dict,
-        description="hyperparameter search space; empty = the tune step's built-in space")
-    train: dict[str, Any] = Field(
-        default_factory=dict,
-        description="fixed training settings for every trial (batch_size, loss, ...)")
-    seed: int = Field(0, description="sampler seed (worker i uses seed + i)")
-    pruner: Literal["median", "hyperband", "none"] = "median"
-
-
-class RegistryConfig(_Section):
-    model_name: str = Field("segpipe", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-                            description="MLflow registered model name")
-
-
-class TrackingConfig(_Section):
-    mlflow_tracking_uri: str | None = Field(
-        None, description="None: $MLFLOW_TRACKING_URI, else sqlite:///<workdir>/mlflow.db")
-    mlflow_experiment: str = Field("segpipe", min_length=1)
-    optuna_storage: str | None = Field(
-        None, description="None: sqlite:///<workdir>/optuna.db (PostgreSQL on a cluster)")
-
-
-class PipelineConfig(_Section):
     source: str = Field(min_length=1, description="scene folder, s3://bucket/prefix or archive")
     workdir: Path = Field(Path(".segpipe"), description="local runs' stores and outputs")
-    data: DataConfig = Field(default_factory=DataConfig)
-    tuning: TuningConfig = Field(default_factory=TuningConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    data: PrepareOptions = Field(default_factory=PrepareOptions,
+                                 description="ingest, tile and split options")
+    tuning: TuneOptions = Field(default_factory=TuneOptions, description="the Optuna study")
+    registry: RegisterOptions = Field(default_factory=RegisterOptions,
+                                      description="model registry and champion gate")
+    tracking: TrackingOptions = Field(default_factory=TrackingOptions,
+                                      description="MLflow and Optuna stores")
     cache: bool = Field(True, description="reuse completed data steps when inputs are unchanged")
 
     @field_validator("source")
@@ -97,28 +64,15 @@ class PipelineConfig(_Section):
         if _is_local(self.source):
             update["source"] = str(_absolute(Path(self.source), base))
         ingest = self.data.ingest
+        files = {}
         if ingest.classes_file and _is_local(ingest.classes_file):
-            classes_file = str(_absolute(Path(ingest.classes_file), base))
-            data = self.data.model_copy(
-                update={"ingest": ingest.model_copy(update={"classes_file": classes_file})})
-            update["data"] = data
+            files["classes_file"] = str(_absolute(Path(ingest.classes_file), base))
+        if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
+            files["palette"] = str(_absolute(Path(ingest.palette), base))
+        if files:
+            update["data"] = self.data.model_copy(
+                update={"ingest": ingest.model_copy(update=files)})
         return self.model_copy(update=update)
-
-    # The embedded stores a local run falls back to; a cluster run sets them explicitly.
-    def mlflow_tracking_uri(self) -> str:
-        return (self.tracking.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                or f"sqlite:///{self.workdir / 'mlflow.db'}")
-
-    def mlflow_artifact_location(self) -> str:
-        """Where a newly created experiment keeps artifacts: under the workdir for the embedded
-        store; '' (the server's default) otherwise."""
-        if self.mlflow_tracking_uri().startswith("sqlite:///") and \
-                not self.tracking.mlflow_tracking_uri:
-            return (self.workdir / "mlartifacts").as_uri()
-        return ""
-
-    def optuna_storage(self) -> str:
-        return self.tracking.optuna_storage or f"sqlite:///{self.workdir / 'optuna.db'}"
 
 
 def _is_local(source: str) -> bool:
@@ -148,40 +102,28 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
         config = PipelineConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(origin, err)) from None
-    _validate_step_settings(config, origin)
     return config.resolve_paths(base or Path.cwd())
 
 
-def _validate_step_settings(config: PipelineConfig, origin: str) -> None:
-    """Check the search space and training settings against the tune and train steps' own
-    models now, not in a tune worker after the data steps ran. Imported lazily: they pull
-    in TensorFlow, which an empty section does not need."""
-    checks = []
-    if config.tuning.search_space:
-        from components.tune_space import SearchSpace
-
-        checks.append(("tuning.search_space", SearchSpace, config.tuning.search_space))
-    if config.tuning.train:
-        from components.train import TrainParams
-
-        checks.append(("tuning.train", TrainParams, config.tuning.train))
-    for prefix, model, value in checks:
-        try:
-            model.model_validate(value)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(origin, err, prefix)) from None
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Read and validate a YAML config; ``overrides`` (top-level keys) replace file values."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping, or ConfigError naming the file."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     data = {} if data is None else data
-    if overrides and isinstance(data, dict):
-        data = {**data, **overrides}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read and validate a YAML config; ``overrides`` (top-level keys) replace file values."""
+    path = Path(path)
+    data = {**read_yaml(path), **(overrides or {})}
     return parse_config(data, origin=str(path), base=path.resolve().parent)

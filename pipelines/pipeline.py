@@ -1,7 +1,11 @@
 """The segmentation pipeline: one Kubeflow Pipelines (v2) definition for laptop and cluster.
 
-ingest -> tile -> split -> normalize -> [tune workers in a ParallelFor] -> select best
--> evaluate (test split) -> register, with an MLflow parent run opened first.
+ingest -> tile -> split -> normalize -> start run (MLflow parent run, Optuna study) ->
+[tune workers in a ParallelFor] -> select best -> evaluate (test split) -> register.
+
+Its parameters are the config file's sections (``source`` and one dict per section, each
+defaulting to its options model's defaults), so the Kubeflow run form, ``segpipe submit`` and
+``segpipe run`` all pass the same thing and each step validates its own section.
 
 The same definition runs through ``kfp.local`` (resource requests, GPU and Kubernetes
 secrets are ignored there) and compiles to IR YAML for a cluster, where:
@@ -16,8 +20,16 @@ secrets are ignored there) and compiles to IR YAML for a cluster, where:
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
+from pydantic import BaseModel
 
-from pipelines import components as steps
+from components.ingest import IngestOptions
+from components.register import RegisterOptions
+from components.split import SplitOptions
+from components.tile import TileOptions
+from components.tracking import TrackingOptions
+from components.tune import TuneOptions
+from pipelines import kfp_components as steps
+from pipelines.config import PipelineConfig
 
 PIPELINE_NAME = "segpipe-segmentation"
 
@@ -39,9 +51,14 @@ TUNE_RESOURCES = ("4", "16Gi")
 EVAL_RESOURCES = ("2", "8Gi")
 LIGHT_RESOURCES = ("500m", "1Gi")
 GPU = "nvidia.com/gpu"
-TUNE_PARALLELISM = 8  # at most this many workers at once, whatever tune_workers holds
+TUNE_PARALLELISM = 8  # at most this many workers at once, whatever tuning.n_workers says
 
-DEFAULT_SPLIT_RATIOS = [0.7, 0.15, 0.15]
+#: Pipeline parameter -> the options model of the config section it carries.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "ingest": IngestOptions, "tile": TileOptions, "split": SplitOptions,
+    "tuning": TuneOptions, "registry": RegisterOptions, "tracking": TrackingOptions,
+}
+_WHERE = {"ingest": "data.ingest", "tile": "data.tile", "split": "data.split"}
 
 
 class PipelineOutputs(NamedTuple):
@@ -64,112 +81,42 @@ def _configure(task: dsl.PipelineTask, resources: tuple[str, str], *, cache: boo
     return task
 
 
-@dsl.pipeline(name=PIPELINE_NAME,
-              description="Semantic segmentation of aerial/satellite imagery: ingest, tile, "
-                          "split, normalize, tune (parallel Optuna workers), evaluate on the "
-                          "test split, register in MLflow.")
-def segmentation_pipeline(
-    source: str,
-    classes: str = "auto",
-    ingest_options: dict = {},  # noqa: B006 - kfp reads defaults from the signature
-    patch_size: int = 256,
-    tile_overlap: float = 0.0,
-    tile_scale: float = 1.0,
-    min_valid_fraction: float = 0.5,
-    split_strategy: str = "scene",
-    split_ratios: list = DEFAULT_SPLIT_RATIOS,
-    split_seed: int = 0,
-    split_block_size: int = 0,
-    split_drop_overlaps: bool = True,
-    search_space: dict = {},  # noqa: B006
-    train_settings: dict = {},  # noqa: B006
-    n_trials: int = 20,
-    tune_workers: list = [0],  # noqa: B006
-    timeout_s: float = 0.0,
-    epochs: int = 20,
-    tuning_seed: int = 0,
-    pruner: str = "median",
-    model_name: str = "segpipe",
-    mlflow_tracking_uri: str = "",
-    mlflow_experiment: str = "segpipe",
-    mlflow_artifact_location: str = "",
-    optuna_storage: str = "",
-) -> PipelineOutputs:
-    """Tune, evaluate and register a segmentation model for a set of image/mask scenes.
+def _defaults(model: type[BaseModel]) -> dict:
+    return model().model_dump(mode="json", exclude_none=True)
 
-    Args:
-        source: Scenes to learn from: a folder, an s3://bucket/prefix, or a .zip/.tar archive of
-            image + mask pairs.
-        classes: Class palette: "auto" (a classes.json in the source, else the mask colours), "ids"
-            (single-band class-id masks), a path to a classes.json, or a JSON list of {"name",
-            "color"}.
-        ingest_options: Further ingest options: mask_dir_names, class_values (mask value -> class
-            id), ignore_values, ignore_colors, color_tolerance, ignore_index.
-        patch_size: Tile size in pixels (square).
-        tile_overlap: Fraction of a tile shared with its neighbour, 0 <= overlap < 1 (0.25: the
-            stride is 3/4 of patch_size); 0 = adjacent tiles.
-        tile_scale: Resampling factor applied to scenes before tiling (0.5 halves the resolution).
-        min_valid_fraction: Drop tiles with less than this fraction of labelled, valid pixels.
-        split_strategy: "scene" (whole scenes per split), "block" (spatial blocks) or "random"
-            (tiles; leaks neighbours, for tests only).
-        split_ratios: Train, validation and test fractions; they sum to 1.
-        split_seed: Seed of the split assignment.
-        split_block_size: Block edge in pixels for the "block" strategy; 0 = the split step's
-            default.
-        split_drop_overlaps: Drop validation/test tiles that share ground with a tile of
-            another split (overlapping tiles or scenes), so no pixel is seen in two splits.
-        search_space: Optuna search space (architecture, learning rate, filters, ...); empty = the
-            built-in space.
-        train_settings: Fixed training settings for every trial (batch_size, loss, augment,
-            early_stopping_patience, ...).
-        n_trials: Optuna trials in the study, across all workers.
-        tune_workers: One entry per parallel Optuna worker (e.g. [0, 1, 2, 3] for four); all share
-            one study.
-        timeout_s: Stop starting new trials after this many seconds; 0 = no limit.
-        epochs: Maximum epochs per trial (early stopping and pruning may end a trial sooner).
-        tuning_seed: Sampler seed; worker i uses tuning_seed + i.
-        pruner: Optuna pruner: "median", "hyperband" or "none".
-        model_name: Registered model name in the MLflow model registry.
-        mlflow_tracking_uri: MLflow tracking URI; empty = $MLFLOW_TRACKING_URI of the cluster
-            (segpipe-endpoints ConfigMap).
-        mlflow_experiment: MLflow experiment of the parent run.
-        mlflow_artifact_location: Artifact location for a newly created experiment; empty = the
-            server's default.
-        optuna_storage: Optuna storage URL shared by the tune workers (PostgreSQL on a cluster, the
-            password from the segpipe-db secret); empty = $OPTUNA_STORAGE.
-    """
-    ingested = _configure(steps.ingest(source=source, classes=classes,
-                                       ingest_options=ingest_options),
+
+def _segmentation_pipeline(
+    source: str,
+    ingest: dict = _defaults(IngestOptions),
+    tile: dict = _defaults(TileOptions),
+    split: dict = _defaults(SplitOptions),
+    tuning: dict = _defaults(TuneOptions),
+    registry: dict = _defaults(RegisterOptions),
+    tracking: dict = _defaults(TrackingOptions),
+) -> PipelineOutputs:
+    ingested = _configure(steps.ingest(source=source, options=ingest),
                           DATA_RESOURCES, cache=True, s3=True)
-    tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], patch_size=patch_size,
-                                  overlap=tile_overlap, scale=tile_scale,
-                                  min_valid_fraction=min_valid_fraction),
+    tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile),
                        DATA_RESOURCES, cache=True)
     tiles = tiled.outputs["tiles"]
-    splitted = _configure(steps.split(tiles=tiles, strategy=split_strategy, ratios=split_ratios,
-                                      seed=split_seed, block_size=split_block_size,
-                                      drop_overlaps=split_drop_overlaps),
-                          DATA_RESOURCES, cache=True)
-    split = splitted.outputs["split"]
-    normalized = _configure(steps.normalize(tiles=tiles, split=split),
+    splitted = _configure(steps.split(tiles=tiles, options=split), DATA_RESOURCES, cache=True)
+    split_manifest = splitted.outputs["split"]
+    normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest),
                             DATA_RESOURCES, cache=True)
     stats = normalized.outputs["stats"]
 
     started = _configure(steps.start_run(
-        model_name=model_name, mlflow_tracking_uri=mlflow_tracking_uri,
-        mlflow_experiment=mlflow_experiment, mlflow_artifact_location=mlflow_artifact_location,
-        optuna_storage=optuna_storage, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False, s3=True)
+        tracking=tracking, tuning=tuning, registry=registry,
+        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False, s3=True,
+        db=True)
     context = started.outputs["run_context"]
 
     # Inside the loop only pipeline parameters, the loop item and artifacts are passed: the
     # local runner replaces upstream *parameter* outputs with the loop item there.
-    with dsl.ParallelFor(items=tune_workers, parallelism=TUNE_PARALLELISM) as worker:
-        tuned = steps.tune_worker(
-            worker=worker, workers=tune_workers, tiles=tiles, split=split, stats=stats,
-            run_context=context, search_space=search_space, train_settings=train_settings,
-            n_trials=n_trials, timeout_s=timeout_s, epochs=epochs, seed=tuning_seed,
-            pruner=pruner)
+    with dsl.ParallelFor(items=started.outputs["Output"], parallelism=TUNE_PARALLELISM) as worker:
+        tuned = steps.tune_worker(worker=worker, tiles=tiles, split=split_manifest,
+                                  stats=stats, run_context=context, tuning=tuning)
         _configure(tuned, TUNE_RESOURCES, cache=False, s3=True, db=True)
         tuned.set_accelerator_type(GPU).set_accelerator_limit(1).set_retry(2)
 
@@ -177,17 +124,61 @@ def segmentation_pipeline(
                                             run_context=context),
                           LIGHT_RESOURCES, cache=False, s3=True, db=True)
     best = selected.outputs["best_model"]
-    evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split, stats=stats,
-                                          run_context=context),
+    evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split_manifest,
+                                          stats=stats, run_context=context),
                            EVAL_RESOURCES, cache=False, s3=True)
-    registered = _configure(steps.register(model=best, tiles=tiles, split=split, stats=stats,
+    registered = _configure(steps.register(model=best, tiles=tiles, split=split_manifest,
+                                           stats=stats,
                                            evaluation=evaluated.outputs["evaluation"],
-                                           run_context=context, model_name=model_name),
+                                           run_context=context, registry=registry),
                             LIGHT_RESOURCES, cache=False, s3=True)
     return PipelineOutputs(
         test_miou=evaluated.outputs["Output"],
         model_version=registered.outputs["model_version"],
         champion_version=registered.outputs["champion_version"],
-        mlflow_run_id=started.outputs["mlflow_run_id"],
-        kfp_run_name=started.outputs["kfp_run_name"],
+        mlflow_run_id=registered.outputs["mlflow_run_id"],
+        kfp_run_name=registered.outputs["kfp_run_name"],
     )
+
+
+def section_description(name: str, model: type[BaseModel]) -> str:
+    """The run form's help for one section: where it sits in the config file, then each
+    field with its default and description, from the options model itself."""
+    fields = []
+    for field_name, field in model.model_fields.items():
+        if field.default_factory is not None:
+            default = "see the default value"
+        else:
+            default = "unset" if field.default is None else repr(field.default)
+        description = f": {field.description}" if field.description else ""
+        fields.append(f"{field_name} (default {default}){description}")
+    return (f"The config file's `{_WHERE.get(name, name)}` section ({model.__name__}); fields "
+            f"left out keep their defaults. Fields: {'; '.join(fields)}.")
+
+
+def _docstring() -> str:
+    args = ["source: Scenes to learn from: a folder, an s3://bucket/prefix, or a .zip/.tar "
+            "archive of image + mask pairs."]
+    args += [f"{name}: {section_description(name, model)}" for name, model in SECTIONS.items()]
+    return ("Tune, evaluate and register a segmentation model for a set of image/mask scenes."
+            "\n\nArgs:\n" + "\n".join(f"    {line}" for line in args) + "\n")
+
+
+_segmentation_pipeline.__doc__ = _docstring()
+segmentation_pipeline = dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Semantic segmentation of aerial/satellite imagery: ingest, tile, split, "
+                "normalize, tune (parallel Optuna workers), evaluate on the test split, "
+                "register in MLflow.")(_segmentation_pipeline)
+
+
+def pipeline_arguments(config: PipelineConfig, tracking: TrackingOptions) -> dict:
+    """The pipeline's arguments for ``config``: its source and each section as JSON, with
+    ``tracking`` (the config's, or with a local run's embedded stores filled in)."""
+    data = config.data
+    sections: dict[str, BaseModel] = {"ingest": data.ingest, "tile": data.tile,
+                                      "split": data.split, "tuning": config.tuning,
+                                      "registry": config.registry, "tracking": tracking}
+    return {"source": config.source,
+            **{name: section.model_dump(mode="json", exclude_none=True)
+                for name, section in sections.items()}}

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import re
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,7 +15,7 @@ from typing import TextIO
 
 from components.atomic import atomic_path
 from pipelines.config import PipelineConfig
-from pipelines.params import pipeline_arguments
+from pipelines.console import report_cache_hits, tee_task_output
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 KFP_TOKEN_ENV = "KFP_TOKEN"
@@ -66,21 +63,22 @@ def run_local(config: PipelineConfig, *, verbose: bool = False,
     """
     from kfp import local
 
-    from pipelines.pipeline import segmentation_pipeline
+    from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
 
     console = console or sys.stdout
     workdir = config.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    arguments = pipeline_arguments(config, local=True)
+    tracking = config.tracking.for_local_run(workdir)
+    arguments = pipeline_arguments(config, tracking)
     _prepare_task_environment()
     local.init(runner=local.SubprocessRunner(use_venv=False),
                pipeline_root=str(workdir / "kfp-outputs"),
                enable_caching=config.cache, raise_on_error=True)
     started = time.monotonic()
     with open(log_path, "w") as log, _quiet_local_runner_warnings(), \
-            _tee_task_output(log, console, verbose), _report_cache_hits():
+            tee_task_output(log, console, verbose), report_cache_hits():
         try:
             task = segmentation_pipeline(**arguments)
         except RuntimeError as err:
@@ -90,7 +88,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False,
         test_miou=float(outputs["test_miou"]), model_version=str(outputs["model_version"]),
         champion_version=str(outputs["champion_version"]),
         mlflow_run_id=str(outputs["mlflow_run_id"]), kfp_run_name=str(outputs["kfp_run_name"]),
-        tracking_uri=arguments["mlflow_tracking_uri"], model_name=config.registry.model_name,
+        tracking_uri=tracking.mlflow_tracking_uri, model_name=config.registry.model_name,
         log_path=log_path, seconds=time.monotonic() - started)
 
 
@@ -114,105 +112,6 @@ def _quiet_local_runner_warnings() -> Iterator[None]:
         yield
 
 
-# TensorFlow start-up lines on a machine without a GPU: kept in the log, not on the console.
-_CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
-                  "cuda_executor.cc", "cpu_feature_guard.cc", "computation_placer.cc",
-                  "This TensorFlow binary is optimized", "rebuild TensorFlow with")
-
-
-# A third-party library's Python warning ("/site-packages/x.py:74: UserWarning: ...").
-_LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
-
-
-class _TaskOutputFilter(io.TextIOBase):
-    """Stands in for stdout while kfp runs (its logger and the task output it streams both
-    write there): every line to the log; to the console the task progress and the steps'
-    own lines, without the executor's JSON dumps and bookkeeping."""
-
-    def __init__(self, log: TextIO, console: TextIO, verbose: bool) -> None:
-        self._log, self._console, self._verbose = log, console, verbose
-        self._state = threading.local()
-        self._lock = threading.Lock()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            self._log.write(text)
-            self._log.flush()
-            pending = getattr(self._state, "pending", "") + text
-            *lines, self._state.pending = pending.split("\n")
-            for line in lines:
-                if self._verbose or self._shown(line):
-                    self._console.write(line + "\n")
-            self._console.flush()
-        return len(text)
-
-    def _shown(self, line: str) -> bool:
-        """Hide the executor's input/output JSON (from 'Got executor_input:' to the closing
-        brace at the indentation of its opening one) and its '[KFP Executor' lines."""
-        state = self._state
-        stripped = line.strip()
-        closing = getattr(state, "json_closing", None)
-        if closing is not None:
-            if line.rstrip() == closing:
-                state.json_closing = None
-            return False
-        if getattr(state, "expect_json", False):
-            state.expect_json = False
-            if stripped.startswith("{"):
-                indent = line[: len(line) - len(line.lstrip())]
-                state.json_closing = indent + "}"
-                return False
-        if "[KFP Executor" in line:
-            state.expect_json = "Got executor_input:" in line
-            return False
-        if getattr(state, "skip_next", False):  # the source line a library warning quotes
-            state.skip_next = False
-            return False
-        if _LIBRARY_WARNING.search(line):
-            state.skip_next = True
-            return False
-        return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
-
-
-@contextlib.contextmanager
-def _tee_task_output(log: TextIO, console: TextIO, verbose: bool) -> Iterator[None]:
-    original = sys.stdout
-    sys.stdout = _TaskOutputFilter(log, console, verbose)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout = original
-
-
-@contextlib.contextmanager
-def _report_cache_hits() -> Iterator[None]:
-    """kfp logs cache hits at INFO outside its own log context, where the root logger would
-    drop them; show them, since a reused step is news to whoever expected a re-run."""
-    import logging
-
-    class _CacheHits(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "cache hit" in record.getMessage()
-
-    handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(_CacheHits())
-    handler.setFormatter(logging.Formatter("%(asctime)s - %(message)s (inputs unchanged; "
-                                           "--no-cache re-runs it)",
-                                           datefmt="%H:%M:%S"))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
 @dataclass(frozen=True)
 class SubmittedRun:
     run_id: str
@@ -232,7 +131,7 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
     _probe_api(host, headers, timeout_s)
     import kfp
 
-    from pipelines.pipeline import segmentation_pipeline
+    from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
 
     try:
         with warnings.catch_warnings():
@@ -240,7 +139,7 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
             warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
             client = kfp.Client(host=host, existing_token=token)
         result = client.create_run_from_pipeline_func(
-            segmentation_pipeline, arguments=pipeline_arguments(config, local=False),
+            segmentation_pipeline, arguments=pipeline_arguments(config, config.tracking),
             run_name=run_name, experiment_name=experiment or config.tracking.mlflow_experiment)
     except Exception as err:  # the client raises urllib3, ApiException, ValueError...
         raise SubmitError(f"Kubeflow Pipelines API at {host} did not accept the run: "

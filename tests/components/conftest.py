@@ -17,6 +17,7 @@ from components.artifacts import (
     ClassMap,
     DatasetPaths,
     NormStats,
+    PreparedDataset,
     SceneInfo,
     SplitManifest,
     TileManifest,
@@ -140,8 +141,8 @@ def write_tiny_dataset(root: Path, n_tiles: int = 12, seed: int = 0,
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory) -> DatasetPaths:
-    return write_tiny_dataset(tmp_path_factory.mktemp("dataset"))
+def tiny_dataset(tmp_path_factory) -> PreparedDataset:
+    return PreparedDataset(write_tiny_dataset(tmp_path_factory.mktemp("dataset")).root)
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +177,7 @@ def trained_models(tiny_dataset, tmp_path_factory, mlflow_uri) -> dict[str, Path
         out = tmp_path_factory.mktemp(name) / "model"
         params = TrainParams(model_params={"depth": 2, "filters": 4}, epochs=epochs,
                              batch_size=4, learning_rate=lr, overlay_tiles=0, seed=3)
-        train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params, out,
-                    experiment_name="trained-models")
+        mlflow.set_experiment("trained-models")
+        train_model(tiny_dataset, params, out)
         models[name] = out
     return models

@@ -17,8 +17,8 @@ def trained(trained_models):
 
 
 def test_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path):
-    result = evaluate_model(trained, tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats,
-                            tmp_path / "eval", experiment_name="evaluate")
+    mlflow.set_experiment("evaluate")
+    result = evaluate_model(trained, tiny_dataset, tmp_path / "eval")
     # Recount from the raw tiles with the same model, independently of the tf.data path.
     from components.artifacts import NormStats, SplitManifest
     from segmodels import normalize_image
@@ -58,5 +58,4 @@ def test_model_for_other_bands_is_rejected(tiny_dataset, trained, tmp_path):
     (bad / "model.keras").write_bytes((trained / "model.keras").read_bytes())
     (bad / "model.json").write_text(json.dumps({**info, "in_channels": 3}))
     with pytest.raises(ValueError, match="3 bands"):
-        evaluate_model(bad, tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats,
-                       tmp_path / "eval", log_to_mlflow=False)
+        evaluate_model(bad, tiny_dataset, tmp_path / "eval", log_to_mlflow=False)

@@ -28,9 +28,8 @@ def evaluated_models(tiny_dataset, trained_models, tmp_path_factory, mlflow_uri)
     for name, model_dir in trained_models.items():
         out = tmp_path_factory.mktemp(f"registered-{name}")
         (out / "model").symlink_to(model_dir, target_is_directory=True)
-        result = evaluate_model(model_dir, tiny_dataset.root, tiny_dataset.split,
-                                tiny_dataset.stats, out / "eval", overlay_tiles=0,
-                                experiment_name="register")
+        mlflow.set_experiment("register")
+        result = evaluate_model(model_dir, tiny_dataset, out / "eval", overlay_tiles=0)
         models.append((out, result))
     models.sort(key=lambda m: -m[1].metrics["miou"])
     assert models[0][1].metrics["miou"] > models[1][1].metrics["miou"]
@@ -38,9 +37,9 @@ def evaluated_models(tiny_dataset, trained_models, tmp_path_factory, mlflow_uri)
 
 
 def _register(dataset, model, options):
-    out, _ = model
-    return register_model(out / "model", dataset.root, dataset.stats, out / "eval/metrics.json",
-                          options, experiment_name="register")
+    out, evaluation = model
+    mlflow.set_experiment("register")
+    return register_model(out / "model", dataset, evaluation, options)
 
 
 def _alias(alias: str, name: str = "gate-test") -> str:

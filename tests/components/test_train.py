@@ -15,7 +15,7 @@ TINY = {"depth": 2, "filters": 4}
 
 def _params(**kw) -> TrainParams:
     base = {"model_params": TINY, "epochs": 2, "batch_size": 4, "learning_rate": 1e-2,
-            "overlay_every": 2, "overlay_tiles": 2, "early_stopping_patience": None}
+            "overlay_every": 2, "overlay_tiles": 2, "early_stopping_patience": 0}
     return TrainParams(**{**base, **kw})
 
 
@@ -37,9 +37,9 @@ class KillAfterEpoch(keras.callbacks.Callback):
 
 def test_train_writes_model_and_logs_curves(tiny_dataset, tmp_path):
     out = tmp_path / "model"
-    result = train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats,
-                         _params(augment="d4_color", class_weights="balanced"), out,
-                         experiment_name="train-basic")
+    mlflow.set_experiment("train-basic")
+    result = train_model(tiny_dataset, _params(augment="d4_color", class_weights="balanced"),
+                         out)
     info = TrainedModelInfo.load(ModelPaths(out).info)
     assert info.num_classes == 3 and info.in_channels == 4 and info.patch_size == 32
     assert result.epochs_run == 2 and result.best_epoch in (0, 1)
@@ -60,23 +60,31 @@ def test_train_writes_model_and_logs_curves(tiny_dataset, tmp_path):
 def test_killed_training_resumes_from_checkpoint(tiny_dataset, tmp_path):
     out = tmp_path / "model"
     params = _params(epochs=3)
+    mlflow.set_experiment("train-resume")
     with pytest.raises(Kill):
-        train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params, out,
-                    experiment_name="train-resume", callbacks=[KillAfterEpoch(1)])
+        train_model(tiny_dataset, params, out, callbacks=[KillAfterEpoch(1)])
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 2
     assert not ModelPaths(out).keras_model.exists()
 
     seen: list[int] = []
     spy = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
-    result = train_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, params, out,
-                         experiment_name="train-resume", callbacks=[spy])
+    result = train_model(tiny_dataset, params, out, callbacks=[spy])
     assert seen == [2]
     assert result.resumed_from_epoch == 2 and result.epochs_run == 3
     assert len(result.history["val_miou"]) == 3
     client = mlflow.MlflowClient()
     steps = [m.step for m in client.get_metric_history(result.mlflow_run_id, "val_miou")]
     assert steps == [0, 1, 2]
+
+
+def test_training_logs_into_the_run_its_caller_opened(tiny_dataset, tmp_path):
+    mlflow.set_experiment("train-nested")
+    with mlflow.start_run(run_name="caller") as caller:
+        result = train_model(tiny_dataset, _params(epochs=1, overlay_tiles=0), tmp_path / "m")
+    assert result.mlflow_run_id == caller.info.run_id
+    run = mlflow.MlflowClient().get_run(caller.info.run_id)
+    assert run.data.metrics["best_val_miou"] == pytest.approx(result.best_val_miou)
 
 
 def test_learning_rate_schedule_warms_up_then_decays():

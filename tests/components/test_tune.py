@@ -1,14 +1,35 @@
+"""Tuning through the functions the pipeline's tasks call: prepare the study, run tune workers
+(two real processes on one SQLite study included), select the best trial's model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
 from components.train import TrainParams
-from components.tune import TuneOptions, load_study, tune_model
+from components.tune import (
+    TuneError,
+    TuneOptions,
+    open_study,
+    prepare_study,
+    run_tune_worker,
+    select_best_trial,
+    trial_shares,
+)
 from components.tune_space import ParamSpec, SearchSpace, cat, sample_params
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"architecture": "unet", "learning_rate": 1e-2, "unet.depth": 2}
 
 
@@ -20,70 +41,143 @@ def _space(max_lr: float = 1e30, max_depth: int = 7) -> SearchSpace:
                                         "filters": cat(4)}})
 
 
-def _options(tmp_path, space: SearchSpace | None = None, **kw) -> TuneOptions:
-    space = space or _space()
-    base = {"batch_size": 4, "overlay_tiles": 0, "early_stopping_patience": None,
-            "augment": "none"}
-    values = {"n_trials": 3, "epochs": 2, "storage": f"sqlite:///{tmp_path / 'study.db'}",
-              "study_name": "tiny", "pruner": "median", "pruner_startup_trials": 1,
-              "pruner_warmup_epochs": 0, "search_space": space, "base_params": base}
+def _options(space: SearchSpace | None = None, **kw) -> TuneOptions:
+    train = {"batch_size": 4, "overlay_tiles": 0, "early_stopping_patience": 0,
+             "augment": "none"}
+    values = {"n_trials": 3, "epochs": 2, "pruner": "median", "pruner_startup_trials": 1,
+              "pruner_warmup_epochs": 0, "search_space": space or _space(), "train": train}
     return TuneOptions.model_validate({**values, **kw})
 
 
+def _children(parent_id: str) -> list:
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_id)
+    return client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
 def test_study_survives_a_failed_and_a_pruned_trial_and_resumes(tiny_dataset, tmp_path):
-    options = _options(tmp_path, enqueue=[
+    options = _options(enqueue=[
         GOOD,
         {**GOOD, "unet.depth": 7},  # six poolings of a 32 px tile: a shape error in training
         {**GOOD, "learning_rate": 1e30},  # diverges -> NaN reported -> pruned
     ])
-    out = tmp_path / "tune"
-    result = tune_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, options, out,
-                        experiment_name="tune-failures")
-    assert result.trial_states == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
-    assert result.best_trial_number == 0
-    assert result.best_params["unet.depth"] == 2
-    assert (out / "model.keras").read_bytes() == (out / "trials/0/model.keras").read_bytes()
-    assert not (out / "trials/2/model.keras").exists()
+    storage, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "worker-0"
+    prepare_study(options, storage, "tiny")
+    mlflow.set_experiment("tune-failures")
+    with mlflow.start_run(run_name="pipeline") as parent:
+        summary = run_tune_worker(tiny_dataset, options, storage, "tiny", 0, out)
+        best = select_best_trial(storage, "tiny", [(out, summary)], tmp_path / "best")
+    states = sorted(t.state.name for t in open_study(options, storage, "tiny").trials)
+    assert states == ["COMPLETE", "FAIL", "PRUNED"]
+    assert summary == {"worker": 0, "completed_trials": 1, "best_value": best["best_value"],
+                       "trial_number": 0}
+    assert best["trial_number"] == 0 and best["n_trials"] == 3
+    assert (tmp_path / "best/model.keras").read_bytes() == \
+        (out / "trials/0/model.keras").read_bytes()
+    assert not (out / "trials/2").exists()  # only the worker's best trial is kept
     assert not list(out.glob("trials/*/checkpoints"))
 
     client = mlflow.MlflowClient()
-    parent = client.get_run(result.mlflow_run_id)
-    assert parent.data.params["best.unet.depth"] == "2"
-    assert "optimization_history.png" in [a.path for a in client.list_artifacts(parent.info.run_id)]
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    states = sorted(r.data.tags["segpipe.trial_state"] for r in children)
-    assert states == ["COMPLETE", "FAIL", "PRUNED"]
+    assert client.get_run(parent.info.run_id).data.params["best.unet.depth"] == "2"
+    artifacts = [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert "optimization_history.png" in artifacts
+    children = _children(parent.info.run_id)
+    assert sorted(r.data.tags["segpipe.trial_state"] for r in children) == \
+        ["COMPLETE", "FAIL", "PRUNED"]
     assert {r.info.status for r in children} == {"FINISHED", "FAILED", "KILLED"}
+    failed = next(r for r in children if r.data.tags["segpipe.trial_state"] == "FAIL")
+    assert "segpipe.error" in failed.data.tags
     complete = next(r for r in children if r.data.tags["segpipe.trial_state"] == "COMPLETE")
     assert [m.step for m in client.get_metric_history(complete.info.run_id, "val_miou")] == [0, 1]
 
-    again = tune_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, options, out,
-                       experiment_name="tune-failures")
-    assert again.trial_states == result.trial_states  # resumed: nothing left to run
-    assert again.mlflow_run_id == result.mlflow_run_id
+    # Resumed: the study already has its trials, so a worker started again runs none.
+    again = run_tune_worker(tiny_dataset, options, storage, "tiny", 0, tmp_path / "again")
+    assert again["completed_trials"] == 0
+    assert len(open_study(options, storage, "tiny").trials) == 3
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_two_workers_share_one_sqlite_study(tiny_dataset, tmp_path):
-    options = _options(tmp_path, _space(max_lr=1e-2, max_depth=2), n_trials=4, n_workers=2,
-                       epochs=1, study_name="shared", pruner="none")
-    out = tmp_path / "tune"
-    result = tune_model(tiny_dataset.root, tiny_dataset.split, tiny_dataset.stats, options, out,
-                        experiment_name="tune-workers")
-    trials = load_study(options, options.storage).get_trials()
-    assert len(trials) == 4
+def test_two_worker_processes_share_one_sqlite_study(tiny_dataset, tmp_path):
+    """Two tune workers in their own processes, as the pipeline's ParallelFor starts them."""
+    options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=4, n_workers=2, epochs=1,
+                       pruner="none")
+    tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
+                               mlflow_experiment="tune-workers",
+                               optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
+    context = start_pipeline_run(tracking, study_name="shared", kfp_run_id="1",
+                                 kfp_run_name="two-workers")
+    prepare_study(options, context.optuna_storage, context.study_name)
+    context.save(tmp_path / "context.json")
+    (tmp_path / "options.json").write_text(options.model_dump_json())
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "tests.components.tune_worker_process",
+         str(tmp_path / "context.json"), str(tiny_dataset.root), str(tmp_path / "options.json"),
+         str(worker), str(tmp_path / f"worker-{worker}")],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for worker in (0, 1)]
+    outputs = [worker.communicate(timeout=360) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+    summaries = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert sorted(s["completed_trials"] for s in summaries) == [2, 2]
+
+    trials = open_study(options, context.optuna_storage, context.study_name).get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert all(t.state == TrialState.COMPLETE for t in trials)
-    assert len({t.user_attrs["model_dir"] for t in trials}) == 4
+    errors = [r.data.tags.get("segpipe.error") for r in _children(context.parent_run_id)]
+    assert all(t.state == TrialState.COMPLETE for t in trials), (trials, errors, outputs)
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
-    assert sum(result.trial_states.values()) == 4
-    client = mlflow.MlflowClient()
-    parent = client.get_run(result.mlflow_run_id)
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    candidates = [(tmp_path / f"worker-{s['worker']}", s) for s in summaries]
+    with resume_parent_run(context):
+        best = select_best_trial(context.optuna_storage, context.study_name, candidates,
+                                 tmp_path / "best")
+    assert best["best_value"] == max(t.value for t in trials)
+    children = _children(context.parent_run_id)
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == [0, 1, 2, 3]
+
+
+def _worker_folder(root: Path, worker: int, trial: int, value: float):
+    trial_dir = root / f"worker-{worker}" / "trials" / str(trial)
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "model.keras").write_text(f"weights of trial {trial}")
+    (trial_dir / "model.json").write_text("{}")
+    return root / f"worker-{worker}", {"worker": worker, "best_value": value,
+                                       "trial_number": trial}
+
+
+def test_select_copies_the_study_best_trial_from_the_worker_that_ran_it(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for value in (0.2, 0.7, 0.5):
+        study.add_trial(optuna.trial.create_trial(value=value, params={"lr": value / 2},
+                                                  distributions=dist))
+    candidates = [_worker_folder(tmp_path, 0, 0, 0.2), _worker_folder(tmp_path, 1, 1, 0.7),
+                  (tmp_path / "idle", {"worker": 2, "completed_trials": 0})]
+    mlflow.set_experiment("tune-select")
+    with mlflow.start_run() as parent:
+        best = select_best_trial(storage, "s", candidates, tmp_path / "best")
+    assert (best["trial_number"], best["best_value"], best["n_trials"]) == (1, 0.7, 3)
+    assert (tmp_path / "best" / "model.keras").read_text() == "weights of trial 1"
+    logged = mlflow.MlflowClient().get_run(parent.info.run_id).data
+    assert logged.params["best.lr"] == "0.35"
+    assert logged.metrics["best_val_miou"] == 0.7 and logged.metrics["trials_complete"] == 3
+
+
+def test_select_fails_clearly_when_no_worker_completed_a_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    with pytest.raises(TuneError, match="no worker completed a trial"):
+        select_best_trial(storage, "s", [(tmp_path, {"worker": 0, "completed_trials": 0})],
+                          tmp_path / "best")
+
+
+@pytest.mark.parametrize(("n_trials", "n_workers"), [(10, 3), (2, 4), (1, 1), (7, 7)])
+def test_worker_shares_add_up_and_differ_by_at_most_one(n_trials, n_workers):
+    shares = trial_shares(n_trials, n_workers)
+    assert sum(shares) == n_trials and max(shares) - min(shares) <= 1
 
 
 @pytest.mark.parametrize("architecture", ["unet", "attention_unet", "unet_aspp"])
@@ -106,8 +200,3 @@ def test_search_space_rejects_unknown_names():
         SearchSpace(architecture=cat("segformer"))
     with pytest.raises(ValueError, match="momentum"):
         SearchSpace(training={"momentum": cat(0.9)})
-
-
-def test_unbounded_study_is_rejected():
-    with pytest.raises(ValueError, match="forever"):
-        TuneOptions(n_trials=None)

@@ -6,6 +6,8 @@ a cluster."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -33,13 +35,14 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
 ):
     from mlflow import MlflowClient
 
-    from components.artifacts import ClassMap, DatasetPaths, NormStats
+    from components.artifacts import PreparedDataset
     from components.evaluate import evaluate_model
     from components.prepare import PrepareOptions, prepare_dataset
     from components.register import RegisterOptions, register_model
     from components.sample_data import generate_sample_dataset
     from components.tile import TileOptions
-    from components.tune import TuneOptions, tune_model
+    from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
+    from components.tune import TuneOptions, prepare_study, select_best_trial
     from components.tune_space import ParamSpec, SearchSpace, cat
 
     tracking_uri = services["MLFLOW_TRACKING_URI"]
@@ -47,15 +50,11 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     model_name = f"infra-segmenter-{uuid.uuid4().hex[:8]}"
 
     source = generate_sample_dataset(tmp_path / "source", scenes=3, size=64, seed=0)
-    dataset = tmp_path / "dataset"
-    prepare_dataset(source, dataset, PrepareOptions(tile=TileOptions(patch_size=32)))
-    paths = DatasetPaths(dataset)
-    study_name = f"infra-pipeline-{uuid.uuid4().hex[:8]}"
+    prepare_dataset(source, tmp_path / "dataset", PrepareOptions(tile=TileOptions(patch_size=32)))
+    dataset = PreparedDataset(tmp_path / "dataset")
     options = TuneOptions(
         n_trials=2,
         n_workers=2,
-        storage=services["OPTUNA_STORAGE"],
-        study_name=study_name,
         epochs=1,
         pruner="none",
         search_space=SearchSpace(
@@ -63,50 +62,59 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
             training={"learning_rate": ParamSpec(type="float", low=1e-3, high=1e-2, log=True)},
             models={"unet": {"depth": cat(2), "filters": cat(4)}},
         ),
-        base_params={
-            "batch_size": 4,
-            "augment": "none",
-            "early_stopping_patience": None,
-            "overlay_tiles": 0,
-        },
+        train={"batch_size": 4, "augment": "none", "early_stopping_patience": 0,
+               "overlay_tiles": 0},
     )
-    tuned = tune_model(
-        dataset, paths.split, paths.stats, options, tmp_path / "model",
-        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
-    )
-    assert tuned.trial_states == {"COMPLETE": 2}
-    study = optuna.load_study(study_name=study_name, storage=services["OPTUNA_STORAGE"])
+    # As the pipeline's start step: the parent run on the server, the study in PostgreSQL.
+    context = start_pipeline_run(
+        TrackingOptions(mlflow_tracking_uri=tracking_uri, mlflow_experiment=experiment,
+                        optuna_storage=services["OPTUNA_STORAGE"]),
+        study_name=f"infra-pipeline-{uuid.uuid4().hex[:8]}", kfp_run_id="infra",
+        kfp_run_name=experiment)
+    prepare_study(options, context.optuna_storage, context.study_name)
+    context.save(tmp_path / "context.json")
+    (tmp_path / "options.json").write_text(options.model_dump_json())
+    # Two tune workers in their own processes, each logging its trial to the server.
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "tests.components.tune_worker_process",
+         str(tmp_path / "context.json"), str(dataset.root), str(tmp_path / "options.json"),
+         str(worker), str(tmp_path / f"worker-{worker}")],
+        env=child_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for worker in (0, 1)]
+    outputs = [worker.communicate(timeout=400) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+    summaries = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    study = optuna.load_study(study_name=context.study_name, storage=services["OPTUNA_STORAGE"])
     assert sorted(trial.number for trial in study.trials) == [0, 1]
-    evaluation = evaluate_model(
-        Path(tuned.model_dir), dataset, paths.split, paths.stats, tmp_path / "evaluation",
-        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
-        mlflow_run_id=tuned.mlflow_run_id, overlay_tiles=0,
-    )
-    assert 0.0 <= evaluation.metrics["miou"] <= 1.0
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"], outputs
 
-    registered = register_model(
-        Path(tuned.model_dir), dataset, paths.stats, Path(evaluation.metrics_path),
-        RegisterOptions(model_name=model_name),
-        mlflow_tracking_uri=tracking_uri, experiment_name=experiment,
-        mlflow_run_id=tuned.mlflow_run_id,
-    )
+    with resume_parent_run(context):
+        select_best_trial(context.optuna_storage, context.study_name,
+                          [(tmp_path / f"worker-{s['worker']}", s) for s in summaries],
+                          tmp_path / "model")
+        evaluation = evaluate_model(tmp_path / "model", dataset, tmp_path / "evaluation",
+                                    overlay_tiles=0)
+        assert 0.0 <= evaluation.metrics["miou"] <= 1.0
+        registered = register_model(tmp_path / "model", dataset, evaluation,
+                                    RegisterOptions(model_name=model_name))
     # A first version has no champion to beat, so the gate promotes it.
     assert registered.promoted and registered.champion_version == registered.version
     client = MlflowClient(tracking_uri)
     champion = client.get_model_version_by_alias(model_name, "champion")
     assert champion.version == registered.version
-    in_channels = len(NormStats.load(paths.stats).bands)
-    num_classes = ClassMap.load(paths.classes).num_classes
+    in_channels = len(dataset.norm_stats.bands)
+    num_classes = dataset.class_map.num_classes
 
-    # The runs and their metrics live on the server: the tuning run with one nested run per
+    # The runs and their metrics live on the server: the parent run with one nested run per
     # trial, each trial logged by a worker process; the model files landed in the S3 bucket.
-    run = client.get_run(tuned.mlflow_run_id)
+    run = client.get_run(context.parent_run_id)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     assert run.info.experiment_id == experiment_id
     assert "best_val_miou" in run.data.metrics
     assert run.data.metrics["test_miou"] == pytest.approx(evaluation.metrics["miou"])
     trial_runs = client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{tuned.mlflow_run_id}'"
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{context.parent_run_id}'"
     )
     assert len(trial_runs) == 2
     keys = _bucket_keys(s3_client, services)
@@ -116,7 +124,7 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     model_keys = [key for key in keys if model_id in key]
     assert any(key.endswith("MLmodel") for key in model_keys), model_keys[:20]
     assert any(key.endswith(".keras") for key in model_keys), model_keys[:20]
-    assert any(tuned.mlflow_run_id in key for key in keys), "run artifacts not in the bucket"
+    assert any(context.parent_run_id in key for key in keys), "run artifacts not in the bucket"
 
     # Served as the model-server pods do: only the tracking URI, no object-store keys, since
     # the server proxies artifact downloads.

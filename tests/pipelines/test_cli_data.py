@@ -19,7 +19,7 @@ def test_sample_data_then_prepare(tmp_path):
     assert len(list(data.glob("*_image.tif"))) == 3
     out = tmp_path / "ds"
     result = runner.invoke(app, ["prepare", str(data), str(out), "--patch-size", "16",
-                                 "--overlap", "0.5", "--split", "block", "--block-size", "32",
+                                 "--stride", "8", "--strategy", "block", "--block-size", "32",
                                  "--ratios", "0.6,0.2,0.2", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert "train" in result.output and "building" in result.output
@@ -55,8 +55,38 @@ def test_prepare_maps_values_and_names_from_options(tmp_path):
     out = tmp_path / "ds"
     result = CliRunner().invoke(app, [
         "prepare", str(tmp_path / "src"), str(out), "--patch-size", "16",
-        "--class-value", "0=0", "--class-value", "255=1", "--ignore-value", "9",
+        "--class-values", "{0: 0, 255: 1}", "--ignore-values", "9",
         "--class-names", "background,tea"])
     assert result.exit_code == 0, result.output
     assert ClassMap.load(out / "classes.json").names == ["background", "tea"]
     assert "tea" in result.output
+
+
+def test_prepare_reads_the_data_section_of_a_config_and_flags_override_it(tmp_path):
+    from components.artifacts import TileManifest
+
+    runner = CliRunner()
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["sample-data", str(data), "--scenes", "3", "--size", "48"]
+                         ).exit_code == 0
+    config = tmp_path / "run.yaml"
+    config.write_text("source: elsewhere\ndata:\n  tile: {patch_size: 16, stride: 8}\n"
+                      "  split: {strategy: scene, seed: 3}\n")
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["prepare", str(data), str(out), "--config", str(config),
+                                 "--stride", "16"])
+    assert result.exit_code == 0, result.output
+    manifest = TileManifest.load(out / "tiles.json")
+    assert (manifest.patch_size, manifest.stride) == (16, 16)
+    assert SplitManifest.load(out / "split.json").seed == 3
+
+
+def test_bad_option_values_are_refused_before_any_work_naming_the_flag(tmp_path):
+    (tmp_path / "src").mkdir()
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
+                                      "--patch-size", "4", "--ratios", "0.5,0.5,0.5"])
+    assert result.exit_code == 2
+    assert "data.tile.patch_size: Input should be greater than or equal to 8 (--patch-size)" \
+        in result.output
+    assert "data.split.ratios" in result.output and "(--ratios)" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()

@@ -40,7 +40,8 @@ def test_compiled_yaml_loads_back_as_a_kubeflow_pipeline(compiled_path):
 
     loaded = components.load_component_from_file(str(compiled_path))
     assert loaded.name == "segpipe-segmentation"
-    assert {"source", "n_trials", "tune_workers"} <= set(loaded.component_spec.inputs)
+    assert {"source", "ingest", "tile", "split", "tuning", "registry", "tracking"} == set(
+        loaded.component_spec.inputs)
 
 
 def executor(spec: dict, task: str) -> dict:
@@ -59,10 +60,10 @@ def test_every_step_is_in_the_dag(compiled):
     assert "tune-worker" in loop_component(spec)["dag"]["tasks"]
 
 
-def test_tuning_fans_out_over_the_worker_list(compiled):
+def test_tuning_fans_out_over_the_workers_the_start_step_lists(compiled):
     spec, _ = compiled
     (loop,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("for-loop")]
-    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tune_workers")
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("start-run-Output")
     assert loop["iteratorPolicy"]["parallelismLimit"] >= 2
     collected = spec["root"]["dag"]["tasks"]["select-best"]["inputs"]["artifacts"]["models"]
     assert collected["taskOutputArtifact"]["producerTask"] == loop["taskInfo"]["name"]
@@ -106,18 +107,20 @@ def test_components_run_in_the_versioned_component_images(compiled):
         assert "pip install" not in " ".join(ex["container"]["command"]), name
 
 
-def test_run_form_parameters_have_defaults_and_descriptions(compiled):
+def test_run_form_shows_every_section_with_its_fields_and_defaults(compiled):
+    from pipelines.pipeline import SECTIONS
+
     spec, _ = compiled
     params = spec["root"]["inputDefinitions"]["parameters"]
-    tunables = {"source", "classes", "patch_size", "tile_overlap", "split_strategy",
-                "split_ratios", "search_space", "n_trials", "tune_workers", "timeout_s",
-                "epochs", "model_name", "mlflow_tracking_uri", "optuna_storage"}
-    assert tunables <= set(params)
-    for name, param in params.items():
-        assert len(param.get("description", "")) > 10, name
-        if name != "source":  # no default data set: a run must name its scenes
-            assert "defaultValue" in param, name
-    assert params["split_ratios"]["defaultValue"] == [0.7, 0.15, 0.15]
+    assert set(params) == {"source", *SECTIONS}
+    for name, model in SECTIONS.items():
+        description = params[name]["description"]
+        for field in model.model_fields:
+            assert f"{field} (default" in description, (name, field)
+        defaults = params[name]["defaultValue"]
+        assert defaults == model().model_dump(mode="json", exclude_none=True), name
+    assert params["split"]["defaultValue"]["ratios"] == [0.7, 0.15, 0.15]
+    assert "source" in params and "defaultValue" not in params["source"]
     assert not any(word in name for name in params for word in ("password", "secret", "token"))
 
 

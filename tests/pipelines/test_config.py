@@ -8,13 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import ConfigError, PipelineConfig, load_config
-from pipelines.params import (
-    classes_from_param,
-    classes_to_param,
-    ingest_options_from_params,
-    pipeline_arguments,
-    split_options_from_params,
-)
+from pipelines.pipeline import SECTIONS, pipeline_arguments
 
 CONFIGS = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
 
@@ -87,53 +81,112 @@ def test_shipped_configs_validate(name):
     assert isinstance(config, PipelineConfig)
 
 
-def test_local_arguments_fill_in_embedded_stores(tmp_path, monkeypatch):
+def test_local_run_fills_in_embedded_stores(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = load_config(write(tmp_path, "source: s\nworkdir: w\ntuning: {n_workers: 3}\n"))
-    args = pipeline_arguments(config, local=True)
-    assert args["mlflow_tracking_uri"] == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
-    assert args["optuna_storage"] == f"sqlite:///{tmp_path / 'w' / 'optuna.db'}"
-    assert args["mlflow_artifact_location"] == (tmp_path / "w" / "mlartifacts").as_uri()
-    assert args["tune_workers"] == [0, 1, 2]
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    config = load_config(write(tmp_path, "source: s\nworkdir: w\n"))
+    tracking = config.tracking.for_local_run(config.workdir)
+    assert tracking.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
+    assert tracking.optuna_storage == f"sqlite:///{tmp_path / 'w' / 'optuna.db'}"
+    assert tracking.mlflow_artifact_location == (tmp_path / "w" / "mlartifacts").as_uri()
+
+
+def test_a_tracking_server_in_the_environment_wins_over_the_embedded_store(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    config = load_config(write(tmp_path, "source: s\nworkdir: w\n"))
+    tracking = config.tracking.for_local_run(config.workdir)
+    assert tracking.mlflow_tracking_uri == "http://mlflow:5000"
+    assert tracking.mlflow_artifact_location is None  # the server's default
 
 
 def test_cluster_arguments_leave_unset_stores_to_the_cluster(tmp_path):
     config = load_config(write(tmp_path, "source: s3://b/p\n"))
-    args = pipeline_arguments(config, local=False)
-    assert args["mlflow_tracking_uri"] == "" and args["optuna_storage"] == ""
-    assert args["mlflow_artifact_location"] == ""
+    args = pipeline_arguments(config, config.tracking)
+    assert args["tracking"] == {"mlflow_experiment": "segpipe"}
 
 
 def test_arguments_match_the_pipeline_signature(tmp_path):
     from pipelines.pipeline import segmentation_pipeline
 
-    args = pipeline_arguments(load_config(write(tmp_path, "source: s\n")), local=True)
+    config = load_config(write(tmp_path, "source: s\n"))
+    args = pipeline_arguments(config, config.tracking)
     signature = inspect.signature(segmentation_pipeline.pipeline_func)
     assert set(args) == set(signature.parameters)
 
 
-@pytest.mark.parametrize(("palette", "classes_file"), [
-    ("auto", None), (None, None), ("classes.json", None), ("classes.json", "/data/classes.json"),
-    ([{"name": "water", "color": "#0000FF"}], None)])
-def test_classes_round_trip_through_the_run_parameter(palette, classes_file):
-    fields = classes_from_param(classes_to_param(palette, classes_file))
-    assert fields["palette"] == palette
-    assert fields.get("classes_file") == classes_file
+def test_every_section_reaches_its_step_unchanged(tmp_path):
+    """The run parameters are the config's sections as they are: each step validates its
+    own back into the very options the config holds (Kubeflow's doubles included)."""
+    from pipelines.step_options import step_options
+
+    text = """
+source: s
+data:
+  ingest: {palette: classes.json, classes_file: c/classes.json, ignore_colors: ["#000000"]}
+  tile: {patch_size: 128, stride: 96, scale: 0.5, min_valid_fraction: 0.4}
+  split: {strategy: block, ratios: [0.5, 0.3, 0.2], seed: 7, block_size: 96,
+          drop_overlaps: false}
+tuning:
+  n_trials: 7
+  n_workers: 3
+  search_space:
+    architecture: {type: categorical, choices: [unet]}
+    models: {unet: {filters: {type: categorical, choices: [8, 16]}}}
+  train: {batch_size: 4, early_stopping_patience: 0, model_params: {depth: 3}}
+registry: {model_name: my-model, min_improvement: 0.01}
+"""
+    config = load_config(write(tmp_path, text))
+    args = pipeline_arguments(config, config.tracking)
+    as_doubles = {name: _doubles(value) for name, value in args.items()}
+    sections = {"ingest": config.data.ingest, "tile": config.data.tile,
+                "split": config.data.split, "tuning": config.tuning,
+                "registry": config.registry, "tracking": config.tracking}
+    for name, model in SECTIONS.items():
+        assert step_options(model, as_doubles[name]) == sections[name], name
+    rebuilt = step_options(SECTIONS["tuning"], as_doubles["tuning"])
+    assert type(rebuilt.search_space.models["unet"]["filters"].choices[0]) is int
+    assert type(rebuilt.train.model_params["depth"]) is int
 
 
-def test_ingest_options_from_run_parameters_validate():
-    options = ingest_options_from_params("/d/classes.json", {"ignore_values": [0]})
-    assert (options.palette, options.classes_file) == ("classes.json", "/d/classes.json")
-    assert options.ignore_values == [0]
-    with pytest.raises(ValueError, match="color_tolerance"):
-        ingest_options_from_params("auto", {"color_tolerance": 999})
+def _doubles(value):
+    """What a protobuf Struct gives back: every number a float."""
+    if isinstance(value, dict):
+        return {k: _doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_doubles(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
-def test_classes_file_resolves_against_the_config_folder(tmp_path):
-    text = "source: s\ndata: {ingest: {palette: classes.json, classes_file: c/classes.json}}\n"
+def test_no_section_field_needs_none_to_differ_from_its_default():
+    """Kubeflow parameters cannot carry null, so sections travel without their unset
+    fields; that loses nothing only while no field's default is something other than
+    None when None is also allowed."""
+    import types
+    import typing
+
+    def walk(model, where):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            optional = (typing.get_origin(annotation) in (typing.Union, types.UnionType)
+                        and type(None) in typing.get_args(annotation))
+            default = field.get_default(call_default_factory=True)
+            assert not optional or default is None, f"{where}.{name}"
+            if isinstance(annotation, type) and issubclass(annotation, PipelineConfig.__base__):
+                walk(annotation, f"{where}.{name}")
+
+    for name, model in SECTIONS.items():
+        walk(model, name)
+
+
+def test_classes_and_palette_files_resolve_against_the_config_folder(tmp_path):
+    text = ("source: s\ndata: {ingest: {palette: p/palette.json, "
+            "classes_file: c/classes.json}}\n")
     config = load_config(write(tmp_path, text))
     assert config.data.ingest.classes_file == str(tmp_path / "c" / "classes.json")
-    assert pipeline_arguments(config, local=True)["classes"] == str(tmp_path / "c" / "classes.json")
+    assert config.data.ingest.palette == str(tmp_path / "p" / "palette.json")
 
 
 def test_cli_reports_config_errors_without_a_traceback(tmp_path):
@@ -149,44 +202,3 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "bad.yaml: tuning.n_trials: Input should be greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-@pytest.mark.parametrize(("patch_size", "stride"), [(256, None), (256, 192), (256, 1),
-                                                    (100, 37), (64, 64)])
-def test_tile_stride_round_trips_through_the_overlap_parameter(patch_size, stride):
-    from pipelines.params import overlap_for, stride_for
-
-    overlap = overlap_for(patch_size, stride)
-    assert stride_for(patch_size, overlap) == (None if stride in (None, patch_size) else stride)
-
-
-@pytest.mark.parametrize("overlap", [-0.1, 1.0])
-def test_overlap_outside_its_range_is_an_error(overlap):
-    from pipelines.params import stride_for
-
-    with pytest.raises(ValueError, match="tile_overlap"):
-        stride_for(256, overlap)
-
-
-def test_every_split_option_reaches_the_split_step():
-    from pipelines.config import parse_config
-
-    split = {"strategy": "block", "ratios": [0.5, 0.3, 0.2], "seed": 7, "block_size": 96,
-             "drop_overlaps": False}
-    config = parse_config({"source": "s", "data": {"split": split}})
-    args = pipeline_arguments(config, local=False)
-    rebuilt = split_options_from_params(
-        **{name: args[f"split_{name}"] for name in type(config.data.split).model_fields})
-    assert rebuilt == config.data.split
-
-
-def test_every_tile_option_reaches_the_tile_step():
-    from pipelines.config import parse_config
-    from pipelines.params import tile_options_from_params
-
-    tile = {"patch_size": 128, "stride": 96, "scale": 0.5, "min_valid_fraction": 0.4}
-    config = parse_config({"source": "s", "data": {"tile": tile}})
-    args = pipeline_arguments(config, local=False)
-    rebuilt = tile_options_from_params(args["patch_size"], args["tile_overlap"],
-                                       args["tile_scale"], args["min_valid_fraction"])
-    assert rebuilt == config.data.tile

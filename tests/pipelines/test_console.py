@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from pipelines.runner import _TaskOutputFilter
+from pipelines.console import TaskOutputFilter
 
 STREAM = """    [KFP Executor 2026 INFO]: Got executor_input:
     {
@@ -21,7 +21,7 @@ STREAM = """    [KFP Executor 2026 INFO]: Got executor_input:
 
 def test_console_shows_progress_and_the_log_keeps_everything():
     log, console = io.StringIO(), io.StringIO()
-    stream = _TaskOutputFilter(log, console, verbose=False)
+    stream = TaskOutputFilter(log, console, verbose=False)
     for chunk in (STREAM[:50], STREAM[50:]):  # lines may arrive split across writes
         stream.write(chunk)
     assert console.getvalue().splitlines() == ["    step says hello",
@@ -31,5 +31,5 @@ def test_console_shows_progress_and_the_log_keeps_everything():
 
 def test_verbose_console_shows_everything():
     console = io.StringIO()
-    _TaskOutputFilter(io.StringIO(), console, verbose=True).write(STREAM)
+    TaskOutputFilter(io.StringIO(), console, verbose=True).write(STREAM)
     assert console.getvalue() == STREAM

@@ -122,7 +122,8 @@ def test_submit_sends_the_config_as_run_parameters_and_the_token(config, monkeyp
     params = run["runtime_config"]["parameters"]
     assert params["source"] == "s3://bucket/scenes"
     # unset stores are left to the cluster's segpipe-endpoints ConfigMap
-    assert params["mlflow_tracking_uri"] == "" and params["optuna_storage"] == ""
+    assert params["tracking"] == {"mlflow_experiment": "segpipe"}
+    assert params["tuning"]["n_trials"] == 20 and params["tile"]["patch_size"] == 256
     assert "secret-token" not in json.dumps(run)
     kubernetes = run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
     assert "exec-tune-worker" in kubernetes["deploymentSpec"]["executors"]

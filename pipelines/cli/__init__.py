@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import cli_data, cli_pipeline, cli_serving
+from pipelines.cli import data, run, serve
 
 app = typer.Typer(
     name="segpipe",
@@ -15,14 +15,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.command("sample-data")(cli_data.sample_data)
-app.command("prepare")(cli_data.prepare)
-app.command("demo")(cli_pipeline.demo)
-app.command("run")(cli_pipeline.run)
-app.command("compile")(cli_pipeline.compile_pipeline)
-app.command("submit")(cli_pipeline.submit)
-app.command("serve")(cli_serving.serve)
-app.command("predict")(cli_serving.predict)
-
-if __name__ == "__main__":
-    app()
+app.command("sample-data")(data.sample_data)
+app.command("prepare")(data.prepare)
+app.command("demo")(run.demo)
+app.command("run")(run.run)
+app.command("compile")(run.compile_pipeline)
+app.command("submit")(run.submit)
+app.command("serve")(serve.serve)
+app.command("predict")(serve.predict)

@@ -1,0 +1,124 @@
+"""`segpipe sample-data` and `segpipe prepare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.ingest import IngestOptions
+from components.split import SplitOptions
+from components.tile import TileOptions
+from pipelines.cli.flags import flag_names, with_model_flags
+
+
+def sample_data(
+    out: Path = typer.Argument(..., help="output folder"),
+    scenes: int = typer.Option(6, "--scenes", min=1, help="number of scenes"),
+    size: int = typer.Option(256, "--size", min=16, help="scene side in pixels"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same bytes)"),
+) -> None:
+    """Generate a deterministic synthetic georeferenced dataset (R, G, B, DEM GeoTIFFs)."""
+    from components.sample_data import generate_sample_dataset
+
+    generate_sample_dataset(out, scenes=scenes, size=size, seed=seed)
+    typer.echo(f"wrote {scenes} scenes of {size}x{size} px and classes.json to {out}")
+
+
+_SECTIONS = {"ingest": IngestOptions, "tile": TileOptions, "split": SplitOptions}
+
+
+@with_model_flags(_SECTIONS)
+def prepare(
+    source: str = typer.Argument(..., help="folder, .zip/.tar archive or s3://bucket/prefix"),
+    out: Path = typer.Argument(..., help="dataset folder to create (replaced when complete)"),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="a pipeline config whose data section to start from; "
+        "the options below override it"),
+    *,
+    overrides: dict,
+) -> None:
+    """ingest -> tile -> split -> normalize, without Kubeflow.
+
+    Every option below is a field of the config file's data section (data.ingest,
+    data.tile, data.split) with the same name, default and check."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from components.prepare import prepare_dataset
+    from pipelines.config import ConfigError
+
+    console = Console(highlight=False)
+    try:
+        options = _prepare_options(config, overrides)
+    except ConfigError as err:
+        console.print("invalid options:", style="red", end=" ")
+        console.print(str(err), markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            summary = prepare_dataset(source, out, options, progress=report)
+        except ValueError as err:
+            bar.stop()
+            console.print("prepare failed:", style="red", end=" ")
+            console.print(str(err), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    _print_summary(console, summary)
+
+
+def _prepare_options(config: Path | None, overrides: dict):
+    """The config file's data section (if any) with the flags over it, validated once."""
+    from pydantic import ValidationError
+
+    from components.prepare import PrepareOptions
+    from pipelines.config import ConfigError, format_validation_error, read_yaml
+
+    data: dict = {}
+    origin = "options"
+    if config is not None:
+        section = read_yaml(config).get("data") or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{config}: data: expected a mapping of sections")
+        data = {key: dict(value) if isinstance(value, dict) else value
+                for key, value in section.items()}
+        origin = f"{config} + options"
+    for name, fields in overrides.items():
+        base = data.get(name) if isinstance(data.get(name), dict) else {}
+        data[name] = {**base, **fields}
+    try:
+        return PrepareOptions.model_validate(data)
+    except ValidationError as err:
+        names = flag_names(_SECTIONS)
+        lines = []
+        for line, problem in zip(format_validation_error(origin, err, "data").splitlines(),
+                                 err.errors(), strict=True):
+            flag = names.get(tuple(str(p) for p in problem["loc"][:2]))
+            lines.append(f"{line} ({flag})" if flag else line)
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _print_summary(console, summary) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"dataset {summary.dataset_dir} ({summary.bands} bands)")
+    table.add_column("split")
+    table.add_column("scenes", justify="right")
+    table.add_column("tiles", justify="right")
+    for name in summary.classes:
+        table.add_column(name, justify="right")
+    for split_name, s in summary.splits.items():
+        table.add_row(split_name, str(s.scenes), str(s.tiles),
+                      *(f"{100 * s.class_shares[c]:.1f}%" for c in summary.classes))
+    console.print(table)
+    for message in summary.warnings:
+        console.print("warning:", style="yellow", end=" ")
+        console.print(message, markup=False, soft_wrap=True)

@@ -1,0 +1,110 @@
+"""What a local run shows on the console: task progress and each step's own lines, while
+the full task output (the executor's JSON, TensorFlow's start-up chatter, library warnings)
+goes to the run's log file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from typing import TextIO
+
+# TensorFlow start-up lines on a machine without a GPU: kept in the log, not on the console.
+_CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
+                  "cuda_executor.cc", "cpu_feature_guard.cc", "computation_placer.cc",
+                  "This TensorFlow binary is optimized", "rebuild TensorFlow with")
+
+
+# A third-party library's Python warning ("/site-packages/x.py:74: UserWarning: ...").
+_LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
+
+
+class TaskOutputFilter(io.TextIOBase):
+    """Stands in for stdout while kfp runs (its logger and the task output it streams both
+    write there): every line to the log; to the console the task progress and the steps'
+    own lines, without the executor's JSON dumps and bookkeeping."""
+
+    def __init__(self, log: TextIO, console: TextIO, verbose: bool) -> None:
+        self._log, self._console, self._verbose = log, console, verbose
+        self._state = threading.local()
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._log.write(text)
+            self._log.flush()
+            pending = getattr(self._state, "pending", "") + text
+            *lines, self._state.pending = pending.split("\n")
+            for line in lines:
+                if self._verbose or self._shown(line):
+                    self._console.write(line + "\n")
+            self._console.flush()
+        return len(text)
+
+    def _shown(self, line: str) -> bool:
+        """Hide the executor's input/output JSON (from 'Got executor_input:' to the closing
+        brace at the indentation of its opening one) and its '[KFP Executor' lines."""
+        state = self._state
+        stripped = line.strip()
+        closing = getattr(state, "json_closing", None)
+        if closing is not None:
+            if line.rstrip() == closing:
+                state.json_closing = None
+            return False
+        if getattr(state, "expect_json", False):
+            state.expect_json = False
+            if stripped.startswith("{"):
+                indent = line[: len(line) - len(line.lstrip())]
+                state.json_closing = indent + "}"
+                return False
+        if "[KFP Executor" in line:
+            state.expect_json = "Got executor_input:" in line
+            return False
+        if getattr(state, "skip_next", False):  # the source line a library warning quotes
+            state.skip_next = False
+            return False
+        if _LIBRARY_WARNING.search(line):
+            state.skip_next = True
+            return False
+        return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
+
+
+@contextlib.contextmanager
+def tee_task_output(log: TextIO, console: TextIO, verbose: bool) -> Iterator[None]:
+    original = sys.stdout
+    sys.stdout = TaskOutputFilter(log, console, verbose)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = original
+
+
+@contextlib.contextmanager
+def report_cache_hits() -> Iterator[None]:
+    """kfp logs cache hits at INFO outside its own log context, where the root logger would
+    drop them; show them, since a reused step is news to whoever expected a re-run."""
+    class _CacheHits(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "cache hit" in record.getMessage()
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_CacheHits())
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(message)s (inputs unchanged; "
+                                           "--no-cache re-runs it)",
+                                           datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -1,0 +1,182 @@
+"""Kubeflow components: one thin wrapper per pipeline step.
+
+Each wrapper is a lightweight Python component whose body validates its step's options (a
+config section, passed as one dict parameter) and calls the step's plain function in
+components/: the logic lives, and is tested, outside Kubeflow. Lightweight (not
+containerized) so that Kubeflow's local SubprocessRunner runs the same definition with the
+current interpreter; the base image already holds segpipe, so no ``packages_to_install`` and
+no kfp install at start-up (``install_kfp_package=False``). Imports sit inside the bodies
+because Kubeflow ships only the function's source; they never import this module, whose
+kfp SDK imports a task's runtime does not have.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from pipelines.images import COMPONENT_GPU_IMAGE, COMPONENT_IMAGE
+
+_cpu_component = dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+_gpu_component = dsl.component(base_image=COMPONENT_GPU_IMAGE, install_kfp_package=False)
+
+@_cpu_component
+def ingest(source: str, options: dict, scenes: Output[Dataset]):
+    """Read the source's image/mask scenes into class-id GeoTIFFs plus classes.json."""
+    from pathlib import Path
+
+    from components.ingest import IngestOptions, ingest_source
+    from pipelines.step_options import step_options
+
+    class_map = ingest_source(source, Path(scenes.path), step_options(IngestOptions, options))
+    scenes.metadata["classes"] = class_map.names
+
+
+@_cpu_component
+def tile(scenes: Input[Dataset], options: dict, tiles: Output[Dataset]):
+    """Cut scenes into georeferenced patches with a manifest."""
+    from pathlib import Path
+
+    from components.tile import TileOptions, tile_scenes
+    from pipelines.step_options import step_options
+
+    manifest = tile_scenes(Path(scenes.path), Path(tiles.path), step_options(TileOptions, options))
+    tiles.metadata["tiles"] = len(manifest.tiles)
+
+
+@_cpu_component
+def split(tiles: Input[Dataset], options: dict, split: Output[Dataset]):
+    """Assign tiles to train/val/test without leakage across scenes or blocks."""
+    from pathlib import Path
+
+    from components.split import SplitOptions, split_tiles
+    from pipelines.step_options import step_options
+
+    manifest = split_tiles(Path(tiles.path), Path(split.path), step_options(SplitOptions, options))
+    for name, ids in manifest.splits.items():
+        split.metadata[name] = len(ids)
+
+
+@_cpu_component
+def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifact]):
+    """Fit per-band statistics on the training tiles only."""
+    from pathlib import Path
+
+    from components.normalize import fit_normalization
+
+    norm = fit_normalization(Path(tiles.path), Path(split.path), Path(stats.path))
+    stats.metadata["mean"] = norm.mean
+    stats.metadata["std"] = norm.std
+
+
+@_cpu_component
+def start_run(tracking: dict, tuning: dict, registry: dict, kfp_run_id: str, kfp_run_name: str,
+              run_context: Output[Artifact]) -> list:
+    """Open the MLflow parent run and the Optuna study of this pipeline run; the output lists
+    the tune workers to fan out to."""
+    from components.register import RegisterOptions
+    from components.tracking import TrackingOptions, start_pipeline_run, study_name_for
+    from components.tune import TuneOptions, prepare_study
+    from pipelines.step_options import step_options
+
+    options = step_options(TuneOptions, tuning)
+    model_name = step_options(RegisterOptions, registry).model_name
+    context = start_pipeline_run(step_options(TrackingOptions, tracking),
+                                 study_name=study_name_for(model_name, kfp_run_name),
+                                 kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
+    prepare_study(options, context.optuna_storage, context.study_name)
+    context.save(run_context.path)
+    run_context.metadata.update(context.model_dump(exclude={"optuna_storage"}))
+    return list(range(options.n_workers))
+
+
+@_gpu_component
+def tune_worker(worker: int, tiles: Input[Dataset], split: Input[Dataset],
+                stats: Input[Artifact], run_context: Input[Artifact], tuning: dict,
+                model: Output[Model]):
+    """One Optuna worker: runs its share of the shared study, keeps its best trial's model."""
+    from pathlib import Path
+
+    from components.artifacts import PreparedDataset
+    from components.tracking import RunContext, resume_parent_run
+    from components.tune import TuneOptions, run_tune_worker
+    from pipelines.step_options import step_options
+
+    context = RunContext.load(run_context.path)
+    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
+    with resume_parent_run(context):
+        summary = run_tune_worker(dataset, step_options(TuneOptions, tuning),
+                                  context.optuna_storage, context.study_name, worker,
+                                  Path(model.path))
+    model.metadata.update(summary)
+
+
+@_cpu_component
+def select_best(models: Input[list[Model]], run_context: Input[Artifact],
+                best_model: Output[Model], tuning: Output[Metrics]):
+    """Pick the study's best trial among the workers' models."""
+    from pathlib import Path
+
+    from components.tracking import RunContext, resume_parent_run
+    from components.tune import select_best_trial
+
+    context = RunContext.load(run_context.path)
+    candidates = [(Path(m.path), dict(m.metadata)) for m in models]
+    with resume_parent_run(context):
+        best = select_best_trial(context.optuna_storage, context.study_name, candidates,
+                                 Path(best_model.path))
+    best_model.metadata.update(best)
+    for key in ("best_value", "trial_number", "n_trials"):
+        tuning.log_metric(key, best[key])
+
+
+@_cpu_component
+def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
+             stats: Input[Artifact], run_context: Input[Artifact], evaluation: Output[Artifact],
+             metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
+             report: Output[HTML]) -> float:
+    """Score the selected model on the untouched test split."""
+    import shutil
+    from pathlib import Path
+
+    from components.artifacts import PreparedDataset
+    from components.evaluate import evaluate_model
+    from components.tracking import RunContext, resume_parent_run
+
+    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
+    with resume_parent_run(RunContext.load(run_context.path)):
+        result = evaluate_model(Path(model.path), dataset, Path(evaluation.path))
+    shutil.copyfile(result.report_html, report.path)
+    for key, value in result.metrics.items():
+        metrics.log_metric(f"{result.split}_{key}", value)
+    confusion.log_confusion_matrix(result.class_names, result.confusion_matrix)
+    return result.metrics["miou"]
+
+
+@_cpu_component
+def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
+             stats: Input[Artifact], evaluation: Input[Artifact], run_context: Input[Artifact],
+             registry: dict) -> NamedTuple("Registration", [
+                 ("model_version", str), ("champion_version", str), ("mlflow_run_id", str),
+                 ("kfp_run_name", str)]):
+    """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components.artifacts import PreparedDataset
+    from components.evaluate import EvaluationResult
+    from components.register import RegisterOptions, register_model
+    from components.tracking import RunContext, resume_parent_run
+    from pipelines.step_options import step_options
+
+    context = RunContext.load(run_context.path)
+    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
+    scored = EvaluationResult.model_validate_json((Path(evaluation.path) / "metrics.json")
+                                                  .read_bytes())
+    with resume_parent_run(context):
+        result = register_model(Path(model.path), dataset, scored,
+                                step_options(RegisterOptions, registry))
+    registration = namedtuple("Registration", ["model_version", "champion_version",
+                                               "mlflow_run_id", "kfp_run_name"])
+    return registration(result.version, result.champion_version, context.parent_run_id,
+                        context.kfp_run_name)

@@ -1,0 +1,81 @@
+"""The MLflow side of a pipeline run on a real store: the parent run tagged with the
+Kubeflow run, runs nesting under it when resumed in another process, steps logging into the
+run their caller made active."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.tracking import (
+    KFP_RUN_ID_TAG,
+    KFP_RUN_NAME_TAG,
+    RunContext,
+    TrackingOptions,
+    ensure_run,
+    redact_url,
+    resume_parent_run,
+    start_pipeline_run,
+    study_name_for,
+)
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory) -> RunContext:
+    root = tmp_path_factory.mktemp("stores")
+    options = TrackingOptions(mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                              mlflow_experiment="pipeline-test",
+                              mlflow_artifact_location=(root / "mlartifacts").as_uri(),
+                              optuna_storage=f"sqlite:///{root / 'optuna.db'}")
+    return start_pipeline_run(
+        options, study_name=study_name_for("segpipe", "segpipe-segmentation-2026-01-01"),
+        kfp_run_id="1234", kfp_run_name="segpipe-segmentation-2026-01-01")
+
+
+def test_parent_run_is_tagged_with_the_kubeflow_run(context, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(context.tracking_uri)
+    parent = client.get_run(context.parent_run_id)
+    assert parent.data.tags[KFP_RUN_ID_TAG] == "1234"
+    assert parent.data.tags[KFP_RUN_NAME_TAG] == "segpipe-segmentation-2026-01-01"
+    experiment = client.get_experiment(context.experiment_id)
+    assert experiment.artifact_location.endswith("mlartifacts")
+    path = tmp_path / "run_context.json"
+    context.save(path)
+    assert RunContext.load(path) == context
+
+
+def test_runs_started_while_resumed_nest_under_the_parent(context):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    with resume_parent_run(context), mlflow.start_run(nested=True, run_name="trial") as child:
+        pass
+    run = MlflowClient(context.tracking_uri).get_run(child.info.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == context.parent_run_id
+    assert run.info.experiment_id == context.experiment_id
+
+
+def test_a_step_logs_into_the_run_its_caller_made_active(context):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    with resume_parent_run(context):
+        with ensure_run("evaluate") as run:
+            mlflow.log_metric("test_miou", 0.5)
+        assert run.info.run_id == context.parent_run_id
+    parent = MlflowClient(context.tracking_uri).get_run(context.parent_run_id)
+    assert parent.data.metrics["test_miou"] == 0.5
+
+
+def test_unset_stores_fall_back_to_the_cluster_environment(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match=r"MLflow tracking URI is not set.*MLFLOW_TRACKING_URI"):
+        start_pipeline_run(TrackingOptions(optuna_storage="sqlite:///x.db"), study_name="s",
+                           kfp_run_id="1", kfp_run_name="r")
+
+
+def test_passwords_are_redacted_from_store_urls():
+    assert redact_url("postgresql://segpipe:s3cret@db:5432/optuna") == \
+        "postgresql://segpipe:***@db:5432/optuna"
+    assert redact_url("sqlite:///work/optuna.db") == "sqlite:///work/optuna.db"

@@ -1,0 +1,28 @@
+"""One tune worker in its own process, as a Kubeflow tune-worker task runs it: resume the
+pipeline's parent run from its context file, then run this worker's share of the study.
+
+    python -m tests.components.tune_worker_process CONTEXT DATASET OPTIONS WORKER OUT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from components.artifacts import PreparedDataset
+from components.tracking import RunContext, resume_parent_run
+from components.tune import TuneOptions, run_tune_worker
+
+
+def main(context_path: str, dataset: str, options_path: str, worker: str, out: str) -> None:
+    context = RunContext.load(context_path)
+    options = TuneOptions.model_validate_json(Path(options_path).read_text())
+    with resume_parent_run(context):
+        summary = run_tune_worker(PreparedDataset(dataset), options, context.optuna_storage,
+                                  context.study_name, int(worker), Path(out))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
