@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from pipelines import cli_data, cli_pipeline, cli_serving
+from pipelines.ui.command import ui
 
 app = typer.Typer(
     name="segpipe",
@@ -23,6 +24,7 @@ app.command("compile")(cli_pipeline.compile_pipeline)
 app.command("submit")(cli_pipeline.submit)
 app.command("serve")(cli_serving.serve)
 app.command("predict")(cli_serving.predict)
+app.command("ui")(ui)
 
 if __name__ == "__main__":
     app()
