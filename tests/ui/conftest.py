@@ -19,6 +19,17 @@ def tiny_store(tmp_path_factory) -> TinyStore:
     return build_store(tmp_path_factory.mktemp("ui-store"))
 
 
+@pytest.fixture
+def tracking_store(tiny_store):
+    """The tiny store as MLflow's tracking URI, as the app sets it once at start."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tiny_store.tracking_uri)
+    yield tiny_store
+    mlflow.set_tracking_uri(previous)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """The folder `segpipe ui --data-dir` offers: one georeferenced scene."""
