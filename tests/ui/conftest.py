@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.harness import CHROMIUM, TinyStore, UiApp, build_store, launch_chromium, write_scene
+from tests.ui.harness import (
+    CHROMIUM,
+    MAX_UPLOAD_MB,
+    TinyStore,
+    UiApp,
+    build_store,
+    launch_chromium,
+    write_scene,
+)
 
 SCENE_SIZE = 96
 
@@ -42,7 +50,8 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ui_app(tiny_store, data_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("ui-app") / "segpipe-ui.log"
-    app = UiApp(tiny_store.tracking_uri, log, "--data-dir", str(data_dir))
+    app = UiApp(tiny_store.tracking_uri, log, "--data-dir", str(data_dir),
+                "--max-upload-mb", str(MAX_UPLOAD_MB))
     try:
         yield app.wait_ready()
     finally:

@@ -25,6 +25,9 @@ CLASS_NAMES = ["soil", "tea", "water"]
 CLASS_COLORS = ["#8B4513", "#00A000", "#1E90FF"]
 SCENE_CRS = "EPSG:32644"
 NODATA = 0
+#: The test app's upload limit: small enough that a test can go over it (the scenes the
+#: tests upload are < 100 kB).
+MAX_UPLOAD_MB = 1
 CHROMIUM = os.environ.get("SEGPIPE_CHROMIUM", "/usr/bin/chromium")
 #: No downloads, no background traffic: nothing outside loopback is reachable anyway.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

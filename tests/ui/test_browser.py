@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from playwright.sync_api import expect
 
-from tests.ui.harness import CLASS_NAMES, SCENE_CRS, write_scene
+from tests.ui.harness import CLASS_NAMES, MAX_UPLOAD_MB, SCENE_CRS, write_scene
 
 PREDICT_TIMEOUT_MS = 180_000  # the first prediction loads TensorFlow and the model
 
@@ -99,6 +99,16 @@ def test_wrong_band_count_is_a_message(page, ui_app, tmp_path):
     _no_traceback(page)
 
 
+def test_upload_size_limit_is_shown_and_enforced(page, ui_app, tmp_path):
+    big = tmp_path / "big.tif"
+    big.write_bytes(b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))
+    _upload(page, ui_app, big)
+    expect(page.get_by_test_id("stMain")).to_contain_text(f"up to {MAX_UPLOAD_MB} MB")
+    page.get_by_text(f"File must be {MAX_UPLOAD_MB}.0MB or smaller").wait_for()
+    assert page.get_by_role("button", name="Predict", exact=True).count() == 0
+    _no_traceback(page)
+
+
 def test_undecodable_upload_is_a_message(page, ui_app, tmp_path):
     junk = tmp_path / "notes.tif"
     junk.write_bytes(b"field notes, not pixels\n" * 10)
@@ -108,7 +118,6 @@ def test_undecodable_upload_is_a_message(page, ui_app, tmp_path):
     _no_traceback(page)
 
 
-@pytest.mark.slow
 def test_scene_from_the_data_folder(page, ui_app):
     _open(page, f"{ui_app.url}/predict")
     page.get_by_text("Data folder").click()

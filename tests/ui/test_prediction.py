@@ -74,3 +74,24 @@ def test_a_session_keeps_one_result_on_disk(tmp_path):
     (tmp_path / "upload").mkdir()
     second = new_result_dir(tmp_path)
     assert not first.exists() and second.is_dir() and (tmp_path / "upload").is_dir()
+
+
+def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path):
+    """Windows sent to a real scoring server (which does the flips) blend into the mask the
+    model gives in the app, TTA included."""
+    from tests.serving.server import mlflow_serve
+
+    model_uri = f"models:/{tracking_store.name}/1"
+    server = mlflow_serve(model_uri, free_port(), tmp_path / "server.log",
+                          MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
+    try:
+        scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
+        options = PredictOptions(tta=True, overlap=0.5)
+        here = run_prediction(predictor, scene, "scene.tif", tmp_path / "here", options)
+        remote = remote_predictor(server.url, model_uri, tta=True)
+        there = run_prediction(remote, scene, "scene.tif", tmp_path / "there",
+                               PredictOptions(tta=True, overlap=0.5, endpoint=server.url))
+    finally:
+        server.stop()
+    with rasterio.open(here.mask_path) as a, rasterio.open(there.mask_path) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
