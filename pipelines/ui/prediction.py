@@ -29,7 +29,11 @@ def local_predictor(model_uri: str) -> ScenePredictor:
     app's resource cache)."""
     import mlflow
 
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().predictor
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    predictor = getattr(model, "predictor", None)
+    if not isinstance(predictor, ScenePredictor):
+        raise UiError(f"{model_uri} is not a segpipe segmentation model")
+    return predictor
 
 
 def remote_predictor(endpoint: str, model_uri: str, tta: bool) -> ScenePredictor:

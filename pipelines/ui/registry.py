@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from mlflow import MlflowClient
 
+from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
 
 # Tags set by components.register.register_model (TAG_DECISION and TAG_DATASET are held
@@ -138,4 +139,8 @@ def serving_config(model_uri: str) -> ServingConfig:
     """The version's ServingConfig artifact, without loading Keras."""
     from serving.remote import load_serving_config
 
-    return load_serving_config(model_uri)
+    try:
+        return load_serving_config(model_uri)
+    except KeyError:  # an MLmodel without our artifacts
+        raise UiError(f"{model_uri} is not a segpipe segmentation model (no serving "
+                      f"config artifact)") from None

@@ -58,6 +58,14 @@ def experiment_of(run_id: str | None) -> str | None:
     return registry.experiment_of(client(), run_id)
 
 
+@st.cache_data(ttl=REGISTRY_TTL_S, show_spinner=False)
+def data_scenes(data_dir: Path) -> list[str]:
+    """The data folder's scenes, listed at most every REGISTRY_TTL_S (not on every rerun)."""
+    from pipelines.ui.scenes import list_scenes
+
+    return list_scenes(data_dir)
+
+
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def local_predictor(model_uri: str):
     """One loaded, warmed-up model per URI, shared by every session and rerun."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from pipelines.ui import registry
+from pipelines.ui.settings import UiError
 from tests.ui.harness import BANDS, CLASS_NAMES, WINDOW
 
 
@@ -63,3 +65,21 @@ def test_links_into_the_mlflow_ui(client, tiny_store):
         "http://mlflow:5000/#/models/my%20model/versions/3"
     assert registry.run_url(None, experiment, champion.run_id) is None
     assert registry.experiment_of(client, "0" * 32) is None
+
+
+class _Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_a_model_that_is_not_ours_is_named(tmp_path):
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(name="echo", python_model=_Echo(),
+                                    registered_model_name="echo")
+        with pytest.raises(UiError, match="models:/echo/1 is not a segpipe segmentation model"):
+            registry.serving_config("models:/echo/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
