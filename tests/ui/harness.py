@@ -44,18 +44,22 @@ class TinyStore:
     miou: dict[str, float]
 
 
-def serving_config():
+def serving_config(window: int = WINDOW, depth: int = 2):
+    from segmodels import model_stride
     from serving.config import ServingConfig
 
     return ServingConfig(in_channels=BANDS, num_classes=CLASSES, class_names=CLASS_NAMES,
                          class_colors=CLASS_COLORS, mean=[500.0] * BANDS, std=[200.0] * BANDS,
-                         nodata=NODATA, patch_size=WINDOW, model_stride=4, batch_size=8,
+                         nodata=NODATA, patch_size=window,
+                         model_stride=model_stride("unet", depth=depth), batch_size=8,
                          max_pixels=4_000_000)
 
 
-def build_store(root: Path) -> TinyStore:
+def build_store(root: Path, *, window: int = WINDOW, depth: int = 2,
+                filters: int = 4) -> TinyStore:
     """A SQLite store holding model ``segpipe`` with two versions tagged as
-    components.register tags them: v1 champion (the better test mIoU), v2 challenger."""
+    components.register tags them: v1 champion (the better test mIoU), v2 challenger. The
+    U-Net has random weights (``depth`` levels, ``filters`` in the first)."""
     import keras
     import mlflow
     from mlflow import MlflowClient
@@ -65,7 +69,8 @@ def build_store(root: Path) -> TinyStore:
     from serving.pyfunc import log_segmentation_model
 
     keras.utils.set_random_seed(0)
-    model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, depth=2, filters=4)
+    model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, depth=depth,
+                        filters=filters)
     model_path = root / "model.keras"
     model.save(model_path)
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -77,7 +82,7 @@ def build_store(root: Path) -> TinyStore:
         experiment = mlflow.create_experiment("ui-tests",
                                               artifact_location=(root / "artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment, run_name="register"):
-            info = log_segmentation_model(model_path, serving_config())
+            info = log_segmentation_model(model_path, serving_config(window, depth))
         options = RegisterOptions(model_name=MODEL_NAME)
         for expected, score in scores.items():
             ious = {name: score + 0.1 * (i - 1) for i, name in enumerate(CLASS_NAMES[:2])}
