@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.ui.settings import UiError
+from serving.config import ServingConfig
 from serving.predict import ScenePredictor
 
 MASK_NAME = "mask.tif"
@@ -36,12 +37,12 @@ def local_predictor(model_uri: str) -> ScenePredictor:
     return predictor
 
 
-def remote_predictor(endpoint: str, model_uri: str, tta: bool) -> ScenePredictor:
-    """Windows go to ``endpoint``; the model URI is read only for classes and window."""
-    from serving.remote import endpoint_predict_fn, load_serving_config
+def remote_predictor(endpoint: str, config: ServingConfig, tta: bool) -> ScenePredictor:
+    """Windows go to ``endpoint`` (which normalizes, and flips them with ``tta``); ``config``
+    is the registered version's, for its classes and window."""
+    from serving.remote import endpoint_predict_fn
 
-    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), load_serving_config(model_uri),
-                          normalize=False)
+    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config, normalize=False)
 
 
 def new_result_dir(session_dir: Path) -> Path:

@@ -18,7 +18,7 @@ from pipelines.ui.prediction import (
 )
 from pipelines.ui.settings import UiError
 from serving.scene import predict_scene
-from tests.ui.harness import CLASS_NAMES, free_port, write_scene
+from tests.ui.harness import CLASS_NAMES, free_port, serving_config, write_scene
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def test_scene_errors_name_the_users_file(predictor, tmp_path):
     assert "upload-123" not in str(error.value)
 
 
-def test_unreachable_model_server_is_a_message(tracking_store, tmp_path):
+def test_unreachable_model_server_is_a_message(tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
-    remote = remote_predictor(endpoint, f"models:/{tracking_store.name}/1", tta=False)
+    remote = remote_predictor(endpoint, serving_config(), tta=False)
     scene = write_scene(tmp_path / "scene.tif", 32)
     with pytest.raises(UiError, match=f"model server {endpoint} unreachable: ConnectionError"):
         run_prediction(remote, scene, "scene.tif", tmp_path, PredictOptions(endpoint=endpoint))
@@ -88,7 +88,7 @@ def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path)
         scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
         options = PredictOptions(tta=True, overlap=0.5)
         here = run_prediction(predictor, scene, "scene.tif", tmp_path / "here", options)
-        remote = remote_predictor(server.url, model_uri, tta=True)
+        remote = remote_predictor(server.url, predictor.config, tta=True)
         there = run_prediction(remote, scene, "scene.tif", tmp_path / "there",
                                PredictOptions(tta=True, overlap=0.5, endpoint=server.url))
     finally:

@@ -86,7 +86,7 @@ def _options(config, endpoint: str | None) -> PredictOptions:
 
 def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple) -> Result:
     if options.endpoint:
-        predictor = remote_predictor(options.endpoint, version.model_uri, options.tta)
+        predictor = remote_predictor(options.endpoint, config, options.tta)
     else:
         predictor = state.local_predictor(version.model_uri)
     bar = st.progress(0.0, text=f"Predicting {scene.name}…")
