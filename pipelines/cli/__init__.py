@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from pipelines.cli import data, run, serve
+from pipelines.ui.command import ui
 
 app = typer.Typer(
     name="segpipe",
@@ -23,3 +24,4 @@ app.command("compile")(run.compile_pipeline)
 app.command("submit")(run.submit)
 app.command("serve")(serve.serve)
 app.command("predict")(serve.predict)
+app.command("ui")(ui)

@@ -1,0 +1,60 @@
+"""Per-class area shares of a predicted mask, in hectares when the mask lies in a projected
+CRS (a geographic CRS has no fixed pixel area, a plain image no ground units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from affine import Affine
+
+SQUARE_METRES_PER_HECTARE = 10_000.0
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    name: str
+    color: str
+    pixels: int
+    share: float  # of the predicted (not ignored) pixels
+    hectares: float | None
+
+
+def pixel_area_m2(crs, transform: Affine) -> float | None:
+    """Ground area of one pixel in square metres, or None without a projected CRS."""
+    if crs is None or not crs.is_projected:
+        return None
+    _, metres_per_unit = crs.linear_units_factor
+    return abs(transform.a * transform.e - transform.b * transform.d) * metres_per_unit ** 2
+
+
+def class_areas(class_pixels: dict[str, int], class_names: list[str], class_colors: list[str],
+                pixel_m2: float | None) -> list[ClassArea]:
+    """One row per class, in the model's class order; shares of the predicted pixels."""
+    counts = [int(class_pixels.get(name, 0)) for name in class_names]
+    total = sum(counts)
+    rows = []
+    for name, color, count in zip(class_names, class_colors, counts, strict=True):
+        hectares = count * pixel_m2 / SQUARE_METRES_PER_HECTARE if pixel_m2 else None
+        rows.append(ClassArea(name=name, color=color, pixels=count,
+                              share=count / total if total else 0.0, hectares=hectares))
+    return rows
+
+
+def mask_pixel_area(mask_path: Path) -> float | None:
+    with rasterio.open(mask_path) as src:
+        return pixel_area_m2(src.crs, src.transform)
+
+
+def area_table(rows: list[ClassArea]) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """Headers and legend rows (colour, name, cells) for legend.legend_html."""
+    with_ha = any(row.hectares is not None for row in rows)
+    headers = ["pixels", "share"] + (["hectares"] if with_ha else [])
+    table = []
+    for row in rows:
+        cells = [f"{row.pixels:,}", f"{100 * row.share:.1f}%"]
+        if with_ha:
+            cells.append(f"{row.hectares:,.2f}")
+        table.append((row.color, row.name, cells))
+    return headers, table

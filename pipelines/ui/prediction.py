@@ -1,0 +1,91 @@
+"""Run a scene through serving/ exactly as `segpipe predict` does: a ScenePredictor (the
+registered model in this process, or a running scoring server) and predict_scene into a
+mask GeoTIFF; polygons through serving's write_polygons."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.ui.settings import UiError
+from serving.config import ServingConfig
+from serving.predict import ScenePredictor
+
+MASK_NAME = "mask.tif"
+POLYGONS_NAME = "mask.geojson"
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    tta: bool = False
+    overlap: float | None = None  # None: the model's
+    endpoint: str | None = None  # None: the model runs in this process
+
+
+def local_predictor(model_uri: str) -> ScenePredictor:
+    """The registered model's own ScenePredictor (loaded and warmed up once per URI by the
+    app's resource cache)."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    predictor = getattr(model, "predictor", None)
+    if not isinstance(predictor, ScenePredictor):
+        raise UiError(f"{model_uri} is not a segpipe segmentation model")
+    return predictor
+
+
+def remote_predictor(endpoint: str, config: ServingConfig, tta: bool) -> ScenePredictor:
+    """Windows go to ``endpoint`` (which normalizes, and flips them with ``tta``); ``config``
+    is the registered version's, for its classes and window."""
+    from serving.remote import endpoint_predict_fn
+
+    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config, normalize=False)
+
+
+def new_result_dir(session_dir: Path) -> Path:
+    """A fresh folder for one prediction; the session's previous results are removed, so a
+    session holds one result on disk at a time."""
+    if session_dir.is_dir():
+        for old in session_dir.iterdir():
+            if old.name.startswith("result-"):
+                shutil.rmtree(old, ignore_errors=True)
+    folder = session_dir / f"result-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: Path,
+                   options: PredictOptions,
+                   progress: Callable[[int, int], None] | None = None):
+    """predict_scene into ``out_dir/mask.tif``; returns serving's SceneResult. Errors that
+    are the scene's or the server's become UiError naming ``name`` or the endpoint."""
+    import requests
+
+    from serving.remote import EndpointError
+    from serving.scene import SceneError, predict_scene
+
+    # With an endpoint the server averages the flips of each window (as `segpipe predict`).
+    tta_here = options.tta and options.endpoint is None
+    try:
+        return predict_scene(predictor, scene, out_dir / MASK_NAME, tta=tta_here,
+                             overlap=options.overlap, progress=progress)
+    except SceneError as exc:
+        raise UiError(str(exc).replace(str(scene), name)) from None
+    except EndpointError as exc:
+        raise UiError(f"model server: {exc}") from None
+    except requests.RequestException as exc:
+        raise UiError(f"model server {options.endpoint} unreachable: "
+                      f"{type(exc).__name__}") from None
+
+
+def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int) -> bytes:
+    """Class polygons of a mask as GeoJSON bytes (written beside the mask once)."""
+    from serving.scene import write_polygons
+
+    out = mask_path.with_name(POLYGONS_NAME)
+    if not out.is_file():
+        write_polygons(mask_path, out, class_names, ignore_index)
+    return out.read_bytes()

@@ -1,0 +1,106 @@
+"""Scenes the Predict page accepts: uploads saved to a temporary file, or files of the data
+folder; each checked (decodable, band count, pixel count) from its header before any pixel
+is read."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from pipelines.ui.settings import UiError
+from serving.decode import is_georeferenced
+
+SCENE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Files listed from the data folder; a folder holding more is cut at this many.
+MAX_LISTED = 2000
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    name: str
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    crs: str | None
+    georeferenced: bool
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def describe(self) -> str:
+        where = f", {self.crs}" if self.crs else (", georeferenced" if self.georeferenced
+                                                    else ", not georeferenced")
+        return f"{self.width}×{self.height} px, {self.bands} band(s), {self.dtype}{where}"
+
+
+def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:
+    """Open ``path`` lazily and check it against the model (``bands``) and the app's pixel
+    limit; UiError naming ``name`` and the problem otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            src = rasterio.open(path)
+        except RasterioIOError:
+            size = path.stat().st_size if path.exists() else 0
+            raise UiError(f"{name}: undecodable image, not a GeoTIFF, PNG or JPEG "
+                          f"({size} bytes)") from None
+    with src:
+        info = SceneInfo(name=name, width=src.width, height=src.height, bands=src.count,
+                         dtype=src.dtypes[0], crs=src.crs.to_string() if src.crs else None,
+                         georeferenced=is_georeferenced(src))
+    if info.pixels > max_pixels:
+        raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "
+                      f"the limit is {max_pixels}")
+    if info.bands != bands:
+        raise UiError(f"{name}: wrong band count: {info.bands} band(s), the model expects "
+                      f"{bands}")
+    return info
+
+
+def save_upload(data: bytes, name: str, folder: Path) -> Path:
+    """Write uploaded bytes to ``folder`` under a fixed name with the upload's (allowed)
+    suffix: the user's file name never becomes a path."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SCENE_SUFFIXES:
+        raise UiError(f"{name}: not a GeoTIFF, PNG or JPEG file name "
+                      f"(expected one of {', '.join(SCENE_SUFFIXES)})")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"upload{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def list_scenes(data_dir: Path, limit: int = MAX_LISTED) -> list[str]:
+    """Scene files under ``data_dir`` (relative POSIX paths, in walk order with sorted
+    names), at most ``limit``; linked folders are not followed, linked files leading outside
+    the folder are left out."""
+    root = data_dir.resolve()
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for file in sorted(files):
+            path = Path(folder) / file
+            if path.suffix.lower() not in SCENE_SUFFIXES or not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(root):
+                continue
+            found.append(path.relative_to(root).as_posix())
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def scene_path(data_dir: Path, relative: str) -> Path:
+    """The file a listed name stands for, refusing anything outside ``data_dir``."""
+    root = data_dir.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise UiError(f"{relative}: not a scene in the data folder {data_dir}")
+    return path

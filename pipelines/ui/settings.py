@@ -1,0 +1,62 @@
+"""The app's settings: defined once here, filled by ``segpipe ui`` and handed to the
+Streamlit process as JSON in one environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SETTINGS_ENV = "SEGPIPE_UI_SETTINGS"
+
+
+class UiError(ValueError):
+    """Something the app cannot do; the message names the file or setting and the problem,
+    and is shown as it is (never with a traceback)."""
+
+
+class UiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str = Field(description="MLflow tracking URI holding the registered models")
+    host: str = Field("127.0.0.1", description="interface to bind; 0.0.0.0 exposes the app")
+    port: int = Field(8501, ge=1, le=65535)
+    endpoint: str | None = Field(None, description="scoring server URL the Predict page may "
+                                 "send windows to instead of running the model in the app")
+    data_dir: Path | None = Field(None, description="folder of scenes offered on the Predict "
+                                  "page besides uploads")
+    mlflow_ui_url: str | None = Field(None, description="MLflow UI base URL for links to runs "
+                                      "and versions (default: the tracking URI when it is a "
+                                      "server)")
+    max_upload_mb: int = Field(500, gt=0, description="largest upload; bigger scenes go "
+                               "through the data folder or `segpipe predict`")
+    max_pixels: int = Field(100_000_000, gt=0, description="largest scene (width x height) "
+                            "the app predicts, checked before decoding")
+    work_dir: Path | None = Field(None, description="where masks are written; the command "
+                                  "makes a temporary folder and removes it on exit")
+
+    @field_validator("endpoint", "mlflow_ui_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    def run_base_url(self) -> str | None:
+        """MLflow UI base for links: the option, else a tracking server's own address."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return None
+
+    def to_env(self) -> dict[str, str]:
+        return {SETTINGS_ENV: self.model_dump_json()}
+
+    @classmethod
+    def from_env(cls) -> UiSettings:
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            raise UiError(f"${SETTINGS_ENV} is not set: start the app with `segpipe ui`")
+        return cls.model_validate_json(raw)

@@ -1,0 +1,135 @@
+"""Find the tracking store and make sure it has a registered model, creating nothing.
+
+MLflow's own stores create their database or folder when opened, so a mistyped
+``--tracking-uri`` would leave an empty store behind. Local stores are therefore looked at
+directly (SQLite read-only, a file store's folders); database servers through SQLAlchemy's
+inspector; tracking servers through the client, which only reads."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+from pipelines.ui.settings import UiError
+
+_SQLITE = "sqlite:///"
+_SERVER_SCHEMES = ("http", "https", "databricks")
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+REGISTER_HINT = "register one first (`segpipe demo` or `segpipe run`)"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The URI to use (option, else $MLFLOW_TRACKING_URI, else MLflow's default), with a
+    local path made absolute so the app does not depend on its working directory."""
+    if not uri:
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    if uri.startswith(_SQLITE):
+        path = uri[len(_SQLITE):]
+        return _SQLITE + str(Path(path).expanduser().absolute()) if path != ":memory:" else uri
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        return Path(_file_path(uri)).expanduser().absolute().as_uri()
+    return uri
+
+
+def _file_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme == "file" else uri
+
+
+def count_registered_models(uri: str) -> int:
+    """How many registered models the store at ``uri`` holds; UiError when it cannot tell."""
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if uri.startswith(_SQLITE):
+        return _count_sqlite(Path(uri[len(_SQLITE):]), uri)
+    if scheme in ("", "file"):
+        return _count_file_store(Path(_file_path(uri)), uri)
+    if scheme in _DATABASE_SCHEMES:
+        return _count_database(uri)
+    if scheme in _SERVER_SCHEMES:
+        return _count_server(uri)
+    raise UiError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
+
+
+def check_registered_models(uri: str) -> int:
+    count = count_registered_models(uri)
+    if count == 0:
+        raise UiError(f"no registered model in the tracking store {uri}: {REGISTER_HINT}")
+    return count
+
+
+def _count_sqlite(path: Path, uri: str) -> int:
+    if not path.is_file():
+        raise UiError(f"no MLflow store at {path} (tracking URI {uri}): pass --tracking-uri, "
+                      f"or {REGISTER_HINT}")
+    try:
+        with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "registered_models" not in tables:
+                return 0
+            return int(db.execute("SELECT COUNT(*) FROM registered_models").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise UiError(f"{path} is not an MLflow SQLite store: {exc}") from None
+
+
+def _count_file_store(root: Path, uri: str) -> int:
+    if not root.is_dir():
+        raise UiError(f"no MLflow store at {root} (tracking URI {uri}): pass --tracking-uri, "
+                      f"or {REGISTER_HINT}")
+    models = root / "models"
+    if not models.is_dir():
+        return 0
+    return sum(1 for entry in models.iterdir() if (entry / "meta.yaml").is_file())
+
+
+def _count_database(uri: str) -> int:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.connect() as connection:
+            if not sqlalchemy.inspect(connection).has_table("registered_models"):
+                return 0
+            return int(connection.execute(
+                sqlalchemy.text("SELECT COUNT(*) FROM registered_models")).scalar_one())
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise UiError(f"cannot read the tracking database {_redacted(uri)}: "
+                      f"{str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
+def _count_server(uri: str) -> int:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    # One short try: MLflow's default retries a dead server for minutes before answering.
+    saved = {key: os.environ.get(key) for key in _QUICK_HTTP}
+    os.environ.update(_QUICK_HTTP)
+    try:
+        return len(MlflowClient(tracking_uri=uri).search_registered_models(max_results=1))
+    except MlflowException as exc:
+        raise UiError(f"cannot list registered models at {uri}: "
+                      f"{str(exc).splitlines()[0]}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _redacted(uri: str) -> str:
+    """A database URI without its password, for messages."""
+    parsed = urlparse(uri)
+    if parsed.password:
+        return uri.replace(f":{parsed.password}@", ":***@")
+    return uri

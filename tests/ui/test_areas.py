@@ -1,0 +1,44 @@
+"""Area shares per class, in hectares only where the CRS gives pixels a ground size."""
+
+from __future__ import annotations
+
+import pytest
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from pipelines.ui.areas import area_table, class_areas, pixel_area_m2
+
+NAMES, COLORS = ["soil", "tea", "water"], ["#8B4513", "#00A000", "#1E90FF"]
+
+
+def test_pixel_area_in_square_metres():
+    half_metre = from_origin(600000, 2700000, 0.5, 0.5)
+    assert pixel_area_m2(CRS.from_epsg(32644), half_metre) == pytest.approx(0.25)
+    # US survey feet (New York Long Island): 1 ft = 0.3048006 m.
+    feet = from_origin(1000000, 200000, 2.0, 2.0)
+    assert pixel_area_m2(CRS.from_epsg(2263), feet) == pytest.approx(4 * 0.3048006 ** 2)
+    assert pixel_area_m2(CRS.from_epsg(4326), from_origin(80, 20, 1e-5, 1e-5)) is None
+    assert pixel_area_m2(None, half_metre) is None
+
+
+def test_shares_are_of_the_predicted_pixels_and_hectares_follow_the_pixel_area():
+    pixels = {"soil": 30_000, "tea": 10_000, "water": 0, "ignored": 60_000}
+    rows = class_areas(pixels, NAMES, COLORS, pixel_m2=0.25)
+    assert [r.name for r in rows] == NAMES and [r.color for r in rows] == COLORS
+    assert [r.share for r in rows] == pytest.approx([0.75, 0.25, 0.0])
+    assert [r.hectares for r in rows] == pytest.approx([0.75, 0.25, 0.0])
+    headers, table = area_table(rows)
+    assert headers == ["pixels", "share", "hectares"]
+    assert table[0] == ("#8B4513", "soil", ["30,000", "75.0%", "0.75"])
+
+
+def test_without_ground_units_there_is_no_hectares_column():
+    rows = class_areas({"soil": 1, "tea": 3}, NAMES, COLORS, pixel_m2=None)
+    assert rows[2].pixels == 0 and all(r.hectares is None for r in rows)
+    headers, table = area_table(rows)
+    assert headers == ["pixels", "share"] and table[1][2] == ["3", "75.0%"]
+
+
+def test_an_all_ignored_mask_has_zero_shares():
+    rows = class_areas({"ignored": 10}, NAMES, COLORS, pixel_m2=1.0)
+    assert all(r.share == 0.0 for r in rows)

@@ -1,0 +1,97 @@
+"""Prediction through serving/, as `segpipe predict` does it, into files the page offers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from pipelines.ui.prediction import (
+    PredictOptions,
+    local_predictor,
+    new_result_dir,
+    polygons_geojson,
+    remote_predictor,
+    run_prediction,
+)
+from pipelines.ui.settings import UiError
+from serving.scene import predict_scene
+from tests.ui.harness import CLASS_NAMES, free_port, serving_config, write_scene
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_store):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tiny_store.tracking_uri)
+    try:
+        yield local_predictor(f"models:/{tiny_store.name}/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def test_mask_equals_segpipe_predicts_and_keeps_the_georeference(predictor, tmp_path):
+    scene = write_scene(tmp_path / "upload.tif", 80, seed=1)
+    done = []
+    result = run_prediction(predictor, scene, "field.tif", new_result_dir(tmp_path / "s"),
+                            PredictOptions(tta=True, overlap=0.25),
+                            progress=lambda d, t: done.append((d, t)))
+    assert done[-1] == (80 * 80, 80 * 80)
+    reference = predict_scene(predictor, scene, tmp_path / "cli.tif", tta=True, overlap=0.25)
+    with rasterio.open(result.mask_path) as ours, rasterio.open(reference.mask_path) as cli, \
+            rasterio.open(scene) as src:
+        np.testing.assert_array_equal(ours.read(1), cli.read(1))
+        assert ours.crs == src.crs and ours.transform == src.transform
+    assert result.class_pixels == reference.class_pixels
+    assert result.class_pixels["ignored"] == 80 * 5  # the scene's nodata strip
+
+    geojson = json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255))
+    assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32644"
+    assert {f["properties"]["class_name"] for f in geojson["features"]} <= set(CLASS_NAMES)
+
+
+def test_scene_errors_name_the_users_file(predictor, tmp_path):
+    three = write_scene(tmp_path / "upload-123.tif", 32, bands=3)
+    with pytest.raises(UiError, match=r"^rgb\.tif: wrong band count") as error:
+        run_prediction(predictor, three, "rgb.tif", tmp_path, PredictOptions())
+    assert "upload-123" not in str(error.value)
+
+
+def test_unreachable_model_server_is_a_message(tmp_path):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    remote = remote_predictor(endpoint, serving_config(), tta=False)
+    scene = write_scene(tmp_path / "scene.tif", 32)
+    with pytest.raises(UiError, match=f"model server {endpoint} unreachable: ConnectionError"):
+        run_prediction(remote, scene, "scene.tif", tmp_path, PredictOptions(endpoint=endpoint))
+
+
+def test_a_session_keeps_one_result_on_disk(tmp_path):
+    first = new_result_dir(tmp_path)
+    (first / "mask.tif").write_bytes(b"x")
+    (tmp_path / "upload").mkdir()
+    second = new_result_dir(tmp_path)
+    assert not first.exists() and second.is_dir() and (tmp_path / "upload").is_dir()
+
+
+def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path):
+    """Windows sent to a real scoring server (which does the flips) blend into the mask the
+    model gives in the app, TTA included."""
+    from tests.serving.server import mlflow_serve
+
+    model_uri = f"models:/{tracking_store.name}/1"
+    server = mlflow_serve(model_uri, free_port(), tmp_path / "server.log",
+                          MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
+    try:
+        scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
+        options = PredictOptions(tta=True, overlap=0.5)
+        here = run_prediction(predictor, scene, "scene.tif", tmp_path / "here", options)
+        remote = remote_predictor(server.url, predictor.config, tta=True)
+        there = run_prediction(remote, scene, "scene.tif", tmp_path / "there",
+                               PredictOptions(tta=True, overlap=0.5, endpoint=server.url))
+    finally:
+        server.stop()
+    with rasterio.open(here.mask_path) as a, rasterio.open(there.mask_path) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
