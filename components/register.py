@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -30,9 +31,10 @@ from components.artifacts import (
     PreparedDataset,
     TrainedModelInfo,
 )
-from components.evaluate import EvaluationResult, split_confusion
-from segmodels import model_stride, scores_from_confusion
 from serving.config import MAX_OVERLAP
+
+if TYPE_CHECKING:
+    from components.evaluate import EvaluationResult
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ TAG_CHAMPION = "segpipe.champion_miou"
 TAG_SPLIT = "segpipe.test_split_digest"
 TAG_PREVIOUS = "segpipe.champion_version_before"
 TAG_DATASET = "segpipe.dataset_digest"
+TAG_ARCHITECTURE = "segpipe.architecture"
+TAG_TRAIN_RUN = "segpipe.train_run_id"
+TAG_TEST_PREFIX = "segpipe.test_"  # + metric name: the version's test scores
+TAG_REGISTERED_VERSION = "segpipe.registered_version"  # on the run that registered it
 
 
 class RegisterOptions(BaseModel):
@@ -87,6 +93,7 @@ class RegistrationResult(BaseModel):
 
 def serving_config(info: TrainedModelInfo, classes: ClassMap, stats: NormStats,
                    options: RegisterOptions):
+    from segmodels import model_stride
     from serving.config import ServingConfig
 
     return ServingConfig(in_channels=info.in_channels, num_classes=info.num_classes,
@@ -156,6 +163,9 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
                            metric: str) -> float:
     """``metric`` of a registered pyfunc model on ``split``, from raw tiles (the model
     normalizes and tiles by itself)."""
+    from components.evaluate import split_confusion
+    from segmodels import scores_from_confusion
+
     model = mlflow.pyfunc.load_model(model_uri)
     cm = split_confusion(dataset, split, lambda images: model.predict(images.astype(np.float32)))
     return float(scores_from_confusion(cm)[metric])
@@ -185,9 +195,9 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
                                             name="model")
         version = mlflow.register_model(
             model_info.model_uri, options.model_name,
-            tags={TAG_DATASET: evaluation.dataset_digest, "segpipe.architecture":
-                  info.architecture, "segpipe.train_run_id": info.mlflow_run_id or "",
-                  **{f"segpipe.test_{k}": f"{v:.6f}" for k, v in evaluation.metrics.items()}})
+            tags={TAG_DATASET: evaluation.dataset_digest, TAG_ARCHITECTURE: info.architecture,
+                  TAG_TRAIN_RUN: info.mlflow_run_id or "",
+                  **{f"{TAG_TEST_PREFIX}{k}": f"{v:.6f}" for k, v in evaluation.metrics.items()}})
         client.set_registered_model_alias(options.model_name, options.challenger_alias,
                                           version.version)
 
@@ -199,7 +209,7 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
 
         gate = apply_champion_gate(client, options.model_name, version.version, score,
                                    evaluation.split_digest, options, rescore)
-        mlflow.set_tags({"segpipe.registered_version": version.version,
+        mlflow.set_tags({TAG_REGISTERED_VERSION: version.version,
                          TAG_DECISION: gate.decision})
         run_id = run.info.run_id
     champion = champion_version(client, options.model_name, options.champion_alias)

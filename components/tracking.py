@@ -28,6 +28,10 @@ KFP_RUN_ID_TAG = "kfp.run_id"
 KFP_RUN_NAME_TAG = "kfp.run_name"
 STUDY_TAG = "optuna.study_name"
 DATASET_DIGEST_TAG = "segpipe.dataset_digest"
+RUN_NAME_TAG = "segpipe.run_name"
+STATE_TAG = "segpipe.pipeline_state"  # running | finished | failed
+FAILED_STEP_TAG = "segpipe.failed_step"
+ERROR_TAG = "segpipe.error"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"  # MLflow's own variable: where new runs go
 
 
@@ -48,12 +52,19 @@ class TrackingOptions(BaseModel):
         None, description="Optuna storage URL shared by the tune workers; unset: "
         "$OPTUNA_STORAGE (PostgreSQL on a cluster, password from $PGPASSWORD), else a "
         "local run's sqlite:///<workdir>/optuna.db")
+    run_name: str | None = Field(
+        None, description="the pipeline run's name in MLflow; started again under the same "
+        "name, an interrupted (killed or failed) run resumes: its parent run, its Optuna "
+        "study, its trials' checkpoints. Unset: the Kubeflow run's own name; `segpipe run` "
+        "names a run after its config, so re-running a config resumes it")
 
     def for_local_run(self, workdir: Path) -> TrackingOptions:
         """The embedded stores under ``workdir`` wherever neither the options nor the
         environment name a store."""
+        # SQLite's default 5 s lock wait is too short for parallel tune workers on a busy
+        # machine; both stores get a minute.
         tracking_uri = (self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                        or f"sqlite:///{workdir / 'mlflow.db'}")
+                        or f"sqlite:///{workdir / 'mlflow.db'}?timeout=60")
         artifacts = self.mlflow_artifact_location
         if artifacts is None and not (self.mlflow_tracking_uri
                                       or os.environ.get("MLFLOW_TRACKING_URI")):
@@ -75,6 +86,7 @@ class RunContext(BaseModel):
     study_name: str
     kfp_run_id: str
     kfp_run_name: str
+    resumed: bool = Field(False, description="an interrupted run of the same name goes on")
 
     @classmethod
     def load(cls, path: str | Path) -> RunContext:
@@ -84,16 +96,19 @@ class RunContext(BaseModel):
         write_json(path, self.model_dump())
 
 
-def study_name_for(model_name: str, kfp_run_name: str) -> str:
-    """A study per pipeline run: re-runs never mix trials of different data."""
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", f"{model_name}-{kfp_run_name}")[:200]
+def _study_name(model_name: str, run_name: str, parent_run_id: str) -> str:
+    """A study per pipeline run (its parent run's id in the name): a new run never mixes
+    its trials with another's; a resumed one finds its own again."""
+    name = f"{model_name}-{run_name}-{parent_run_id[:8]}"
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", name)[:200]
 
 
-def start_pipeline_run(options: TrackingOptions, *, study_name: str, kfp_run_id: str,
+def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id: str,
                        kfp_run_name: str) -> RunContext:
-    """Create the experiment if needed and a parent run tagged with the Kubeflow run; return
-    the context later tasks resume. Unset stores come from the environment (a cluster's
-    ConfigMap)."""
+    """The parent run of this pipeline run and the name of its Optuna study. An unfinished
+    run of the same name (``options.run_name``, else the Kubeflow run's) is resumed; else a
+    new one is created, in an experiment created if needed. Unset stores come from the
+    environment (a cluster's ConfigMap)."""
     from mlflow.tracking import MlflowClient
 
     tracking_uri = _from_env(options.mlflow_tracking_uri, "MLFLOW_TRACKING_URI",
@@ -108,15 +123,65 @@ def start_pipeline_run(options: TrackingOptions, *, study_name: str, kfp_run_id:
             options.mlflow_experiment, artifact_location=options.mlflow_artifact_location)
     else:
         experiment_id = found.experiment_id
-    run = client.create_run(experiment_id, run_name=kfp_run_name, tags={
-        KFP_RUN_ID_TAG: kfp_run_id,
-        KFP_RUN_NAME_TAG: kfp_run_name,
-        STUDY_TAG: study_name,
-        "mlflow.source.type": "PIPELINE",
-    })
+    run_name = options.run_name or kfp_run_name
+    tags = {KFP_RUN_ID_TAG: kfp_run_id, KFP_RUN_NAME_TAG: kfp_run_name, STATE_TAG: "running"}
+    unfinished = client.search_runs(
+        [experiment_id], f"tags.`{RUN_NAME_TAG}` = '{run_name}' and "
+        f"tags.`{STATE_TAG}` != 'finished'", order_by=["attributes.start_time DESC"],
+        max_results=1)
+    if unfinished:
+        run, resumed = unfinished[0], True
+        client.update_run(run.info.run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
+        for key in (FAILED_STEP_TAG, ERROR_TAG):
+            if key in run.data.tags:
+                client.delete_tag(run.info.run_id, key)
+        study_name = run.data.tags[STUDY_TAG]
+    else:
+        run, resumed = client.create_run(experiment_id, run_name=run_name, tags={
+            **tags, RUN_NAME_TAG: run_name, "mlflow.source.type": "PIPELINE"}), False
+        study_name = _study_name(model_name, run_name, run.info.run_id)
+        client.set_tag(run.info.run_id, STUDY_TAG, study_name)
     return RunContext(tracking_uri=tracking_uri, experiment_id=experiment_id,
                       parent_run_id=run.info.run_id, optuna_storage=optuna_storage,
-                      study_name=study_name, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
+                      study_name=study_name, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name,
+                      resumed=resumed)
+
+
+def finish_pipeline_run(options: TrackingOptions, *, kfp_run_id: str, succeeded: bool,
+                        error: str = "", failed_step: str = "") -> str | None:
+    """Close the parent run of Kubeflow run ``kfp_run_id``: FINISHED, or FAILED with the
+    error (and the failed step, where known) as tags, its trial runs still RUNNING ended
+    as FAILED. Returns the parent run's id, None when the run never started one."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(_from_env(options.mlflow_tracking_uri, "MLFLOW_TRACKING_URI",
+                                    "the MLflow tracking URI"))
+    experiment = client.get_experiment_by_name(options.mlflow_experiment)
+    if experiment is None:
+        return None
+    parents = client.search_runs([experiment.experiment_id],
+                                 f"tags.`{KFP_RUN_ID_TAG}` = '{kfp_run_id}'", max_results=1)
+    if not parents:
+        return None
+    parent_id = parents[0].info.run_id
+    if succeeded:
+        client.set_tag(parent_id, STATE_TAG, "finished")
+        client.set_terminated(parent_id, "FINISHED")
+        return parent_id
+    client.set_tag(parent_id, STATE_TAG, "failed")
+    if error:
+        client.set_tag(parent_id, ERROR_TAG, error[:4000])
+    if failed_step:
+        client.set_tag(parent_id, FAILED_STEP_TAG, failed_step)
+    open_children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}' and "
+        "attributes.status = 'RUNNING'")
+    for child in open_children:
+        client.set_terminated(child.info.run_id, "FAILED")
+    client.set_terminated(parent_id, "FAILED")
+    return parent_id
 
 
 def _initialize_optuna_storage(url: str) -> None:
@@ -139,8 +204,9 @@ def _from_env(value: str | None, variable: str, what: str) -> str:
 @contextmanager
 def resume_parent_run(context: RunContext) -> Iterator[object]:
     """Make the pipeline's parent run the active MLflow run of this process; runs started
-    inside (trials, evaluation) nest under it, in its experiment. The process's previous
-    tracking URI and experiment come back afterwards."""
+    inside (trials, evaluation) nest under it, in its experiment. The parent stays RUNNING
+    afterwards (the pipeline's last task closes it), and the process's previous tracking URI
+    and experiment come back."""
     import mlflow
 
     previous_uri = mlflow.get_tracking_uri()
@@ -154,6 +220,8 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
         mlflow.set_experiment(experiment_id=context.experiment_id)
         with mlflow.start_run(run_id=context.parent_run_id) as run:
             yield run
+        # Leaving the block ended the run; the pipeline is not over.
+        mlflow.MlflowClient().update_run(context.parent_run_id, status="RUNNING")
     finally:
         mlflow.set_tracking_uri(previous_uri)
         if previous_experiment is None:

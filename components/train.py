@@ -130,14 +130,23 @@ def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_i
                   jit_compile=jit)
 
 
-def _load_state(paths: CheckpointPaths, digest: str) -> dict[str, Any]:
+def _load_state(paths: CheckpointPaths, params: TrainParams) -> dict[str, Any]:
+    digest = params_digest(params)
     if paths.state.is_file():
         state = json.loads(paths.state.read_text())
         if state.get("params_digest") == digest and paths.last_weights.is_file():
             return state
-        log.warning("%s: checkpoint from different params; starting over", paths.root)
+        if not paths.last_weights.is_file():
+            why = "its weights are missing"
+        else:
+            earlier = state.get("params", {})
+            changed = sorted(k for k, v in params.model_dump(mode="json").items()
+                             if earlier.get(k) != v)
+            why = f"it was made with other params ({', '.join(changed) or 'unknown'})"
+        log.warning("%s: checkpoint not resumed, %s; starting over", paths.root, why)
         shutil.rmtree(paths.root)
-    return {"params_digest": digest, "epochs_done": 0, "history": {}}
+    return {"params_digest": digest, "params": params.model_dump(mode="json"),
+            "epochs_done": 0, "history": {}}
 
 
 def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
@@ -156,7 +165,7 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
 
     ckpt = CheckpointPaths(out_dir / "checkpoints")
     ckpt.root.mkdir(parents=True, exist_ok=True)
-    state = _load_state(ckpt, params_digest(params))
+    state = _load_state(ckpt, params)
     ckpt.root.mkdir(parents=True, exist_ok=True)
     resumed_from = int(state["epochs_done"])
 

@@ -67,6 +67,11 @@ class TuneOptions(BaseModel):
                                "settings for every trial: everything the study does not search")
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "
                                           "first, by Optuna parameter name (known-good ones)")
+    checkpoint_dir: str | None = Field(
+        None, description="folder where trials train and keep their epoch checkpoints, so "
+        "that a trial interrupted by a kill resumes at its last epoch when the run is started "
+        "again; unset: inside each worker's output (an interrupted trial starts over). "
+        "`segpipe run` uses <workdir>/trials")
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
@@ -98,12 +103,23 @@ def open_study(options: TuneOptions, storage: str, study_name: str,
 
 
 def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna.Study:
-    """Once per pipeline run, before the workers start: create the study, fail trials that a
-    dead worker left running, and enqueue the known-good configs (once, not per worker)."""
+    """Once per pipeline run, before the workers start: create the study, enqueue the
+    known-good configs (once, not per worker), and re-queue the trials an earlier attempt
+    of this run left RUNNING (its workers are dead: no worker of this attempt runs yet).
+    A re-queued trial keeps its params and its folder, so it resumes from its last epoch
+    checkpoint; the interrupted one is marked FAIL and its MLflow run KILLED."""
     study = open_study(options, storage, study_name)
-    optuna.storages.fail_stale_trials(study)
     for params in options.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            mlflow.MlflowClient().set_terminated(run_id, "KILLED")
+        study.enqueue_trial(trial.params, user_attrs={
+            "resumes_trial": trial.number, "trial_dir": trial.user_attrs.get("trial_dir", "")})
+        log.warning("trial %d was interrupted; re-queued to resume from its last checkpoint",
+                    trial.number)
     return study
 
 
@@ -130,17 +146,25 @@ class ReportToTrial(keras.callbacks.Callback):
 
 
 class Objective:
-    """One trial: sample params, train under a nested MLflow run, report and return val mIoU."""
+    """One trial: sample params, train under a nested MLflow run, report and return val mIoU.
+    A trial trains in its own folder (under ``checkpoint_dir`` when set, so it outlives the
+    worker); its finished model is copied into the worker's output."""
 
     def __init__(self, dataset: PreparedDataset, options: TuneOptions, study_name: str,
                  out_dir: Path) -> None:
         self.dataset, self.options = dataset, options
         self.study_name, self.out_dir = study_name, out_dir
+        root = Path(options.checkpoint_dir) / study_name if options.checkpoint_dir else out_dir
+        self.trials_root = root / TRIALS_DIR
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial_dir = self.out_dir / TRIALS_DIR / str(trial.number)
-        trial.set_user_attr("model_dir", str(trial_dir))
+        # A re-queued trial goes on in the folder of the one it resumes.
+        trial_dir = Path(trial.user_attrs.get("trial_dir") or
+                         self.trials_root / str(trial.number))
+        trial.set_user_attr("trial_dir", str(trial_dir))
         tags = {"optuna.study": self.study_name, "optuna.trial": str(trial.number)}
+        if "resumes_trial" in trial.user_attrs:
+            tags["segpipe.resumes_trial"] = str(trial.user_attrs["resumes_trial"])
         outcome: BaseException | None = None
         with tracking.child_run(f"trial-{trial.number}", tags=tags) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
@@ -149,6 +173,7 @@ class Objective:
                                        self.options.epochs)
                 result = train_model(self.dataset, params, trial_dir,
                                      callbacks=[ReportToTrial(trial)])
+                _keep_model(trial_dir, self.out_dir / TRIALS_DIR / str(trial.number))
                 mlflow.set_tag("segpipe.trial_state", "COMPLETE")
             except optuna.TrialPruned as err:
                 mlflow.set_tag("segpipe.trial_state", "PRUNED")
@@ -160,14 +185,26 @@ class Objective:
                 outcome = err
             finally:
                 keras.backend.clear_session()
-                # A trial is never resumed (a re-run starts new trials), so its optimizer
-                # checkpoints are dead weight; large models x many trials fill disks.
-                shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
+            # A finished trial (complete, pruned or failed) is never resumed, so its
+            # optimizer checkpoints are dead weight; large models x many trials fill disks.
+            # A killed worker never gets here: its checkpoints stay for the resume.
+            shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if outcome is not None:
             status = "KILLED" if isinstance(outcome, optuna.TrialPruned) else "FAILED"
             mlflow.MlflowClient().set_terminated(run.info.run_id, status)
             raise outcome
         return result.best_val_miou
+
+
+def _keep_model(trial_dir: Path, kept: Path) -> None:
+    """The trial's model files into the worker's output (nothing to copy when it trained
+    there)."""
+    if trial_dir.resolve() == kept.resolve():
+        return
+    with atomic_dir(kept) as tmp:
+        for name in (ModelPaths(trial_dir).keras_model.name, ModelPaths(trial_dir).info.name,
+                     "train_params.json"):
+            shutil.copy2(trial_dir / name, tmp / name)
 
 
 def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str,
@@ -180,14 +217,11 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     out_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    share = trial_shares(max(options.n_trials - finished, 0), options.n_workers)[worker]
+    share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
     if share:
-        # Guards the total when other workers (or a retried pod) share the study.
-        total = optuna.study.MaxTrialsCallback(options.n_trials, states=FINISHED)
         study.optimize(Objective(dataset, options, study_name, out_dir), n_trials=share,
-                       timeout=options.timeout_s, catch=(Exception,), callbacks=[total],
-                       gc_after_trial=True)
+                       timeout=options.timeout_s, catch=(Exception,),
+                       callbacks=[_stop_at(options.n_trials)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE
@@ -200,6 +234,26 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     if best is not None:
         summary.update(best_value=float(best.value), trial_number=best.number)
     return summary
+
+
+def _counted(study: optuna.Study) -> int:
+    """Finished trials towards the study's total; an interrupted trial that was re-queued
+    does not count: the trial that resumes it does."""
+    trials = study.get_trials(deepcopy=False)
+    resumed = {t.user_attrs.get("resumes_trial") for t in trials}
+    return sum(t.state in FINISHED and not (t.state == TrialState.FAIL and t.number in resumed)
+               for t in trials)
+
+
+def _stop_at(total: int):
+    """Stops the worker once the study holds ``total`` counted trials: guards the total when
+    other workers (or a retried pod) share the study."""
+
+    def callback(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if _counted(study) >= total:
+            study.stop()
+
+    return callback
 
 
 def select_best_trial(storage: str, study_name: str,

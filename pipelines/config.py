@@ -102,7 +102,11 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
         config = PipelineConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(origin, err)) from None
-    return config.resolve_paths(base or Path.cwd())
+    config = config.resolve_paths(base or Path.cwd())
+    # A local source that is not there fails now, not in the ingest task minutes later.
+    if _is_local(config.source) and not Path(config.source).exists():
+        raise ConfigError(f"{origin}: source: {config.source} does not exist")
+    return config
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -10,8 +10,6 @@ because Kubeflow ships only the function's source; they never import this module
 kfp SDK imports a task's runtime does not have.
 """
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
@@ -72,22 +70,34 @@ def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifa
 @_cpu_component
 def start_run(tracking: dict, tuning: dict, registry: dict, kfp_run_id: str, kfp_run_name: str,
               run_context: Output[Artifact]) -> list:
-    """Open the MLflow parent run and the Optuna study of this pipeline run; the output lists
-    the tune workers to fan out to."""
+    """Open (or resume) the MLflow parent run and the Optuna study of this pipeline run; the
+    output lists the tune workers to fan out to."""
     from components.register import RegisterOptions
-    from components.tracking import TrackingOptions, start_pipeline_run, study_name_for
+    from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
     from components.tune import TuneOptions, prepare_study
     from pipelines.step_options import step_options
 
     options = step_options(TuneOptions, tuning)
-    model_name = step_options(RegisterOptions, registry).model_name
     context = start_pipeline_run(step_options(TrackingOptions, tracking),
-                                 study_name=study_name_for(model_name, kfp_run_name),
+                                 model_name=step_options(RegisterOptions, registry).model_name,
                                  kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
-    prepare_study(options, context.optuna_storage, context.study_name)
+    with resume_parent_run(context):
+        prepare_study(options, context.optuna_storage, context.study_name)
     context.save(run_context.path)
     run_context.metadata.update(context.model_dump(exclude={"optuna_storage"}))
     return list(range(options.n_workers))
+
+
+@_cpu_component
+def finish_run(tracking: dict, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
+    """After every other task, whatever happened: close the parent run as FINISHED, or as
+    FAILED with the error, ending the trial runs a failure left open."""
+    from components.tracking import TrackingOptions, finish_pipeline_run
+    from pipelines.step_options import step_options
+
+    succeeded = status.state == "SUCCEEDED"
+    finish_pipeline_run(step_options(TrackingOptions, tracking), kfp_run_id=kfp_run_id,
+                        succeeded=succeeded, error="" if succeeded else status.error_message)
 
 
 @_gpu_component
@@ -156,11 +166,8 @@ def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
 @_cpu_component
 def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
              stats: Input[Artifact], evaluation: Input[Artifact], run_context: Input[Artifact],
-             registry: dict) -> NamedTuple("Registration", [
-                 ("model_version", str), ("champion_version", str), ("mlflow_run_id", str),
-                 ("kfp_run_name", str)]):
+             registry: dict):
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
-    from collections import namedtuple
     from pathlib import Path
 
     from components.artifacts import PreparedDataset
@@ -174,9 +181,4 @@ def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
     scored = EvaluationResult.model_validate_json((Path(evaluation.path) / "metrics.json")
                                                   .read_bytes())
     with resume_parent_run(context):
-        result = register_model(Path(model.path), dataset, scored,
-                                step_options(RegisterOptions, registry))
-    registration = namedtuple("Registration", ["model_version", "champion_version",
-                                               "mlflow_run_id", "kfp_run_name"])
-    return registration(result.version, result.champion_version, context.parent_run_id,
-                        context.kfp_run_name)
+        register_model(Path(model.path), dataset, scored, step_options(RegisterOptions, registry))

@@ -1,7 +1,8 @@
 """The segmentation pipeline: one Kubeflow Pipelines (v2) definition for laptop and cluster.
 
-ingest -> tile -> split -> normalize -> start run (MLflow parent run, Optuna study) ->
-[tune workers in a ParallelFor] -> select best -> evaluate (test split) -> register.
+start run (MLflow parent run, Optuna study) -> ingest -> tile -> split -> normalize ->
+[tune workers in a ParallelFor] -> select best -> evaluate (test split) -> register, inside an
+exit handler whose task closes the parent run (FINISHED, or FAILED with the error).
 
 Its parameters are the config file's sections (``source`` and one dict per section, each
 defaulting to its options model's defaults), so the Kubeflow run form, ``segpipe submit`` and
@@ -16,8 +17,6 @@ secrets are ignored there) and compiles to IR YAML for a cluster, where:
 - S3 and database credentials come from Kubernetes secrets (``optional``, so a cluster
   without S3 or a password still runs), endpoints from a ConfigMap; never parameters.
 """
-
-from typing import NamedTuple
 
 from kfp import dsl, kubernetes
 from pydantic import BaseModel
@@ -61,14 +60,6 @@ SECTIONS: dict[str, type[BaseModel]] = {
 _WHERE = {"ingest": "data.ingest", "tile": "data.tile", "split": "data.split"}
 
 
-class PipelineOutputs(NamedTuple):
-    test_miou: float
-    model_version: str
-    champion_version: str
-    mlflow_run_id: str
-    kfp_run_name: str
-
-
 def _configure(task: dsl.PipelineTask, resources: tuple[str, str], *, cache: bool,
                s3: bool = False, db: bool = False) -> dsl.PipelineTask:
     cpu, memory = resources
@@ -93,52 +84,51 @@ def _segmentation_pipeline(
     tuning: dict = _defaults(TuneOptions),
     registry: dict = _defaults(RegisterOptions),
     tracking: dict = _defaults(TrackingOptions),
-) -> PipelineOutputs:
-    ingested = _configure(steps.ingest(source=source, options=ingest),
-                          DATA_RESOURCES, cache=True, s3=True)
-    tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile),
-                       DATA_RESOURCES, cache=True)
-    tiles = tiled.outputs["tiles"]
-    splitted = _configure(steps.split(tiles=tiles, options=split), DATA_RESOURCES, cache=True)
-    split_manifest = splitted.outputs["split"]
-    normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest),
-                            DATA_RESOURCES, cache=True)
-    stats = normalized.outputs["stats"]
+) -> None:
+    # The parent run opens first, so that any failure, even in the data steps, is recorded
+    # in MLflow; the exit task closes it whatever happens.
+    finished = _configure(steps.finish_run(tracking=tracking,
+                                           kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER),
+                          LIGHT_RESOURCES, cache=False)
+    with dsl.ExitHandler(finished, name="segmentation"):
+        started = _configure(steps.start_run(
+            tracking=tracking, tuning=tuning, registry=registry,
+            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False,
+            s3=True, db=True)
+        context = started.outputs["run_context"]
+        ingested = _configure(steps.ingest(source=source, options=ingest),
+                              DATA_RESOURCES, cache=True, s3=True).after(started)
+        tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile),
+                           DATA_RESOURCES, cache=True)
+        tiles = tiled.outputs["tiles"]
+        splitted = _configure(steps.split(tiles=tiles, options=split), DATA_RESOURCES,
+                              cache=True)
+        split_manifest = splitted.outputs["split"]
+        normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest),
+                                DATA_RESOURCES, cache=True)
+        stats = normalized.outputs["stats"]
 
-    started = _configure(steps.start_run(
-        tracking=tracking, tuning=tuning, registry=registry,
-        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False, s3=True,
-        db=True)
-    context = started.outputs["run_context"]
+        # Inside the loop only pipeline parameters, the loop item and artifacts are passed:
+        # the local runner replaces upstream *parameter* outputs with the loop item there.
+        with dsl.ParallelFor(items=started.outputs["Output"],
+                             parallelism=TUNE_PARALLELISM) as worker:
+            tuned = steps.tune_worker(worker=worker, tiles=tiles, split=split_manifest,
+                                      stats=stats, run_context=context, tuning=tuning)
+            _configure(tuned, TUNE_RESOURCES, cache=False, s3=True, db=True)
+            tuned.set_accelerator_type(GPU).set_accelerator_limit(1).set_retry(2)
 
-    # Inside the loop only pipeline parameters, the loop item and artifacts are passed: the
-    # local runner replaces upstream *parameter* outputs with the loop item there.
-    with dsl.ParallelFor(items=started.outputs["Output"], parallelism=TUNE_PARALLELISM) as worker:
-        tuned = steps.tune_worker(worker=worker, tiles=tiles, split=split_manifest,
-                                  stats=stats, run_context=context, tuning=tuning)
-        _configure(tuned, TUNE_RESOURCES, cache=False, s3=True, db=True)
-        tuned.set_accelerator_type(GPU).set_accelerator_limit(1).set_retry(2)
-
-    selected = _configure(steps.select_best(models=dsl.Collected(tuned.outputs["model"]),
-                                            run_context=context),
-                          LIGHT_RESOURCES, cache=False, s3=True, db=True)
-    best = selected.outputs["best_model"]
-    evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split_manifest,
-                                          stats=stats, run_context=context),
-                           EVAL_RESOURCES, cache=False, s3=True)
-    registered = _configure(steps.register(model=best, tiles=tiles, split=split_manifest,
-                                           stats=stats,
-                                           evaluation=evaluated.outputs["evaluation"],
-                                           run_context=context, registry=registry),
-                            LIGHT_RESOURCES, cache=False, s3=True)
-    return PipelineOutputs(
-        test_miou=evaluated.outputs["Output"],
-        model_version=registered.outputs["model_version"],
-        champion_version=registered.outputs["champion_version"],
-        mlflow_run_id=registered.outputs["mlflow_run_id"],
-        kfp_run_name=registered.outputs["kfp_run_name"],
-    )
+        selected = _configure(steps.select_best(models=dsl.Collected(tuned.outputs["model"]),
+                                                run_context=context),
+                              LIGHT_RESOURCES, cache=False, s3=True, db=True)
+        best = selected.outputs["best_model"]
+        evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split_manifest,
+                                              stats=stats, run_context=context),
+                               EVAL_RESOURCES, cache=False, s3=True)
+        _configure(steps.register(model=best, tiles=tiles, split=split_manifest, stats=stats,
+                                  evaluation=evaluated.outputs["evaluation"],
+                                  run_context=context, registry=registry),
+                   LIGHT_RESOURCES, cache=False, s3=True)
 
 
 def section_description(name: str, model: type[BaseModel]) -> str:

@@ -1,28 +1,17 @@
-"""Compile, run locally (Kubeflow's local runner) or submit the segmentation pipeline."""
+"""Compile the segmentation pipeline, or submit it to a Kubeflow Pipelines cluster."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from components.atomic import atomic_path
 from pipelines.config import PipelineConfig
-from pipelines.console import report_cache_hits, tee_task_output
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 KFP_TOKEN_ENV = "KFP_TOKEN"
-
-
-class PipelineRunError(RuntimeError):
-    """A local run failed; the message names the failed task and the full log."""
 
 
 class SubmitError(ValueError):
@@ -38,78 +27,6 @@ def compile_pipeline(out: Path) -> Path:
     with atomic_path(out, suffix=".yaml") as tmp:
         compiler.Compiler().compile(segmentation_pipeline, str(tmp))
     return out
-
-
-@dataclass(frozen=True)
-class LocalRunResult:
-    test_miou: float
-    model_version: str
-    champion_version: str
-    mlflow_run_id: str
-    kfp_run_name: str
-    tracking_uri: str
-    model_name: str
-    log_path: Path
-    seconds: float
-
-
-def run_local(config: PipelineConfig, *, verbose: bool = False,
-              console: TextIO | None = None) -> LocalRunResult:
-    """Run the whole pipeline through ``kfp.local`` with the current interpreter.
-
-    Task output streams to ``<workdir>/logs/<time>.log``; ``console`` shows the task
-    progress (everything when ``verbose``). Data steps are cached across runs when
-    ``config.cache`` is on.
-    """
-    from kfp import local
-
-    from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
-
-    console = console or sys.stdout
-    workdir = config.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    tracking = config.tracking.for_local_run(workdir)
-    arguments = pipeline_arguments(config, tracking)
-    _prepare_task_environment()
-    local.init(runner=local.SubprocessRunner(use_venv=False),
-               pipeline_root=str(workdir / "kfp-outputs"),
-               enable_caching=config.cache, raise_on_error=True)
-    started = time.monotonic()
-    with open(log_path, "w") as log, _quiet_local_runner_warnings(), \
-            tee_task_output(log, console, verbose), report_cache_hits():
-        try:
-            task = segmentation_pipeline(**arguments)
-        except RuntimeError as err:
-            raise PipelineRunError(f"{err}\nfull log: {log_path}") from None
-    outputs = task.outputs
-    return LocalRunResult(
-        test_miou=float(outputs["test_miou"]), model_version=str(outputs["model_version"]),
-        champion_version=str(outputs["champion_version"]),
-        mlflow_run_id=str(outputs["mlflow_run_id"]), kfp_run_name=str(outputs["kfp_run_name"]),
-        tracking_uri=tracking.mlflow_tracking_uri, model_name=config.registry.model_name,
-        log_path=log_path, seconds=time.monotonic() - started)
-
-
-def _prepare_task_environment() -> None:
-    """Task subprocesses inherit this environment: make them import this very checkout and
-    keep TensorFlow's start-up chatter down."""
-    paths = [str(CODE_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                                if p and p != str(CODE_ROOT)]
-    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-
-
-@contextlib.contextmanager
-def _quiet_local_runner_warnings() -> Iterator[None]:
-    # Expected locally: cluster-only settings (resources, GPU) and a non-"python" image name.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
-        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        yield
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
 
 
@@ -24,11 +24,11 @@ def _load(config: Path, overrides: dict | None = None):
         raise _fail(err) from None
 
 
-def _run(config, verbose: bool):
-    from pipelines.runner import PipelineRunError, run_local
+def _run(config, verbose: bool, fresh: bool = False):
+    from pipelines.local_run import PipelineRunError, run_local
 
     try:
-        return run_local(config, verbose=verbose)
+        return run_local(config, verbose=verbose, fresh=fresh)
     except PipelineRunError as err:
         raise _fail(err, 1) from None
 
@@ -36,8 +36,9 @@ def _run(config, verbose: bool):
 def _summary(result) -> None:
     promoted = result.champion_version == result.model_version
     typer.echo("")
-    typer.echo(f"pipeline run      {result.kfp_run_name}  ({result.seconds:.0f} s)")
-    typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag kfp.run_name)")
+    resumed = ", resumed" if result.resumed else ""
+    typer.echo(f"pipeline run      {result.run_name}  ({result.seconds:.0f} s{resumed})")
+    typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag segpipe.run_name)")
     typer.echo(f"test mIoU         {result.test_miou:.4f}")
     typer.echo(f"registered        {result.model_name} version {result.model_version}"
                f" ({'now champion' if promoted else 'challenger'}; "
@@ -66,11 +67,17 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
 
 def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),
         no_cache: bool = typer.Option(False, "--no-cache", help="re-run the data steps too"),
+        fresh: bool = typer.Option(False, "--fresh", help="start over instead of resuming an "
+                                   "interrupted run of this config"),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="show all task output")
         ) -> None:
-    """Run the pipeline locally through Kubeflow's local runner."""
+    """Run the pipeline locally through Kubeflow's local runner.
+
+    Running a config again after an interruption (a kill, a failure) resumes that run: cached
+    data steps, the same MLflow parent run and Optuna study, interrupted trials from their
+    last epoch."""
     overrides = {"cache": False} if no_cache else None
-    result = _run(_load(config, overrides), verbose)
+    result = _run(_load(config, overrides), verbose, fresh)
     _summary(result)
 
 

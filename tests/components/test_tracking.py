@@ -15,7 +15,6 @@ from components.tracking import (
     redact_url,
     resume_parent_run,
     start_pipeline_run,
-    study_name_for,
 )
 
 
@@ -26,9 +25,8 @@ def context(tmp_path_factory) -> RunContext:
                               mlflow_experiment="pipeline-test",
                               mlflow_artifact_location=(root / "mlartifacts").as_uri(),
                               optuna_storage=f"sqlite:///{root / 'optuna.db'}")
-    return start_pipeline_run(
-        options, study_name=study_name_for("segpipe", "segpipe-segmentation-2026-01-01"),
-        kfp_run_id="1234", kfp_run_name="segpipe-segmentation-2026-01-01")
+    return start_pipeline_run(options, model_name="segpipe", kfp_run_id="1234",
+                              kfp_run_name="segpipe-segmentation-2026-01-01")
 
 
 def test_parent_run_is_tagged_with_the_kubeflow_run(context, tmp_path):
@@ -71,7 +69,7 @@ def test_a_step_logs_into_the_run_its_caller_made_active(context):
 def test_unset_stores_fall_back_to_the_cluster_environment(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ValueError, match=r"MLflow tracking URI is not set.*MLFLOW_TRACKING_URI"):
-        start_pipeline_run(TrackingOptions(optuna_storage="sqlite:///x.db"), study_name="s",
+        start_pipeline_run(TrackingOptions(optuna_storage="sqlite:///x.db"), model_name="m",
                            kfp_run_id="1", kfp_run_name="r")
 
 

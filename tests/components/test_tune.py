@@ -106,7 +106,7 @@ def test_two_worker_processes_share_one_sqlite_study(tiny_dataset, tmp_path):
     tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
                                mlflow_experiment="tune-workers",
                                optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
-    context = start_pipeline_run(tracking, study_name="shared", kfp_run_id="1",
+    context = start_pipeline_run(tracking, model_name="tiny", kfp_run_id="1",
                                  kfp_run_name="two-workers")
     prepare_study(options, context.optuna_storage, context.study_name)
     context.save(tmp_path / "context.json")

@@ -69,8 +69,7 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     context = start_pipeline_run(
         TrackingOptions(mlflow_tracking_uri=tracking_uri, mlflow_experiment=experiment,
                         optuna_storage=services["OPTUNA_STORAGE"]),
-        study_name=f"infra-pipeline-{uuid.uuid4().hex[:8]}", kfp_run_id="infra",
-        kfp_run_name=experiment)
+        model_name=model_name, kfp_run_id="infra", kfp_run_name=experiment)
     prepare_study(options, context.optuna_storage, context.study_name)
     context.save(tmp_path / "context.json")
     (tmp_path / "options.json").write_text(options.model_dump_json())

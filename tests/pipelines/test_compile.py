@@ -16,6 +16,7 @@ from pipelines.images import component_image
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_STEPS = {"ingest", "tile", "split", "normalize"}
 OTHER_STEPS = {"start-run", "select-best", "evaluate", "register"}
+EXIT_STEP = "finish-run"
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +54,26 @@ def loop_component(spec: dict) -> dict:
     return spec["components"][name]
 
 
-def test_every_step_is_in_the_dag(compiled):
+def body(spec: dict) -> dict:
+    """The tasks inside the exit handler: every step but the one that closes the run."""
+    return spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+
+
+def test_every_step_is_in_the_dag_and_the_exit_task_closes_the_run(compiled):
     spec, _ = compiled
-    tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) >= DATA_STEPS | OTHER_STEPS
+    assert set(body(spec)) >= DATA_STEPS | OTHER_STEPS
     assert "tune-worker" in loop_component(spec)["dag"]["tasks"]
+    exit_task = spec["root"]["dag"]["tasks"][EXIT_STEP]
+    assert exit_task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert body(spec)["ingest"]["dependentTasks"] == ["start-run"]
 
 
 def test_tuning_fans_out_over_the_workers_the_start_step_lists(compiled):
     spec, _ = compiled
-    (loop,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("for-loop")]
+    (loop,) = [t for n, t in body(spec).items() if n.startswith("for-loop")]
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("start-run-Output")
     assert loop["iteratorPolicy"]["parallelismLimit"] >= 2
-    collected = spec["root"]["dag"]["tasks"]["select-best"]["inputs"]["artifacts"]["models"]
+    collected = body(spec)["select-best"]["inputs"]["artifacts"]["models"]
     assert collected["taskOutputArtifact"]["producerTask"] == loop["taskInfo"]["name"]
 
 
@@ -88,7 +96,7 @@ def test_every_task_requests_cpu_and_memory(compiled):
 
 def test_only_data_steps_are_cached(compiled):
     spec, _ = compiled
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = body(spec)
     for name in DATA_STEPS:
         assert tasks[name]["cachingOptions"].get("enableCache") is True, name
     for name in OTHER_STEPS:

@@ -19,6 +19,13 @@ def write(tmp_path: Path, text: str, name: str = "my.yaml") -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _sources(tmp_path):
+    """The local sources the configs below name exist (a missing one is an error)."""
+    for name in ("scenes", "x", "s", "a"):
+        (tmp_path / name).mkdir()
+
+
 def test_minimal_config_resolves_paths_against_its_folder(tmp_path):
     config = load_config(write(tmp_path, "source: scenes\nworkdir: work\n"))
     assert config.source == str(tmp_path / "scenes")
@@ -71,13 +78,18 @@ def test_missing_file_is_named(tmp_path):
 
 def test_overrides_replace_file_values(tmp_path):
     config = load_config(write(tmp_path, "source: a\ncache: true\n"),
-                         {"source": "/data/b", "cache": False})
-    assert (config.source, config.cache) == ("/data/b", False)
+                         {"source": str(tmp_path / "s"), "cache": False})
+    assert (config.source, config.cache) == (str(tmp_path / "s"), False)
+
+
+def test_a_local_source_that_is_not_there_is_refused_naming_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"my\.yaml: source: .*/nowhere does not exist"):
+        load_config(write(tmp_path, "source: nowhere\n"))
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "example.yaml"])
-def test_shipped_configs_validate(name):
-    config = load_config(CONFIGS / name, {"source": "/tmp/anything"})
+def test_shipped_configs_validate(name, tmp_path):
+    config = load_config(CONFIGS / name, {"source": str(tmp_path)})
     assert isinstance(config, PipelineConfig)
 
 
@@ -86,7 +98,7 @@ def test_local_run_fills_in_embedded_stores(tmp_path, monkeypatch):
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     config = load_config(write(tmp_path, "source: s\nworkdir: w\n"))
     tracking = config.tracking.for_local_run(config.workdir)
-    assert tracking.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
+    assert tracking.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}?timeout=60"
     assert tracking.optuna_storage == f"sqlite:///{tmp_path / 'w' / 'optuna.db'}"
     assert tracking.mlflow_artifact_location == (tmp_path / "w" / "mlartifacts").as_uri()
 

@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 
 from pipelines.demo import REQUEST_FILE, SAMPLE_DIR, next_commands, prepare_demo
-from pipelines.runner import LocalRunResult
+from pipelines.local_run import LocalRunResult
 
 
 def test_prepare_demo_generates_once_and_writes_a_request(tmp_path):
@@ -29,9 +29,9 @@ def test_prepare_demo_generates_once_and_writes_a_request(tmp_path):
 
 def test_next_commands_point_at_this_run(tmp_path):
     result = LocalRunResult(test_miou=0.5, model_version="3", champion_version="3",
-                            mlflow_run_id="abc", kfp_run_name="run-1",
+                            mlflow_run_id="abc", run_name="run-1", kfp_run_name="k-1",
                             tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", model_name="segpipe",
-                            log_path=tmp_path / "log", seconds=1.0)
+                            log_path=tmp_path / "log", seconds=1.0, resumed=False)
     lines = next_commands(result, tmp_path)
     text = "\n".join(lines)
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in text

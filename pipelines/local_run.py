@@ -1,0 +1,323 @@
+"""`segpipe run`: the whole pipeline on this machine through Kubeflow's local runner.
+
+Every step runs as a subprocess of the current interpreter (``kfp.local.SubprocessRunner``).
+A run is named after its config (``tracking.run_name``, else a digest of the config), so
+running the same config again after a kill or a failure resumes it: the data steps are cache
+hits, the MLflow parent run and the Optuna study are the same, and an interrupted trial goes
+on from its last epoch checkpoint (kept under ``<workdir>/trials``).
+
+No task outlives the run: SIGINT/SIGTERM stop the task processes before the runner exits, and
+each task process exits by itself when the runner dies, even by SIGKILL (``local_task_site``
+starts a watchdog in every Python process the runner starts). A failed run says where and why
+in its last line, and its MLflow parent run is FAILED with the step and the error as tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from components.tracking import TrackingOptions
+from pipelines.config import PipelineConfig
+from pipelines.console import report_cache_hits, tee_task_output
+
+CODE_ROOT = Path(__file__).resolve().parents[1]
+TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
+RUNNER_PID_ENV = "SEGPIPE_RUNNER_PID"
+
+
+class PipelineRunError(RuntimeError):
+    """A local run failed or was interrupted; the message says where, why, and names the
+    full log."""
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    test_miou: float
+    model_version: str
+    champion_version: str
+    mlflow_run_id: str
+    run_name: str
+    kfp_run_name: str
+    tracking_uri: str
+    model_name: str
+    log_path: Path
+    seconds: float
+    resumed: bool
+
+
+def run_name_for(config: PipelineConfig) -> str:
+    """The config's own run name, else one derived from everything that shapes the run, so
+    the same config names the same run."""
+    if config.tracking.run_name:
+        return config.tracking.run_name
+    shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"})
+    return f"run-{hashlib.sha256(shaping.encode()).hexdigest()[:10]}"
+
+
+def local_options(config: PipelineConfig, *, fresh: bool = False) -> PipelineConfig:
+    """The config with what a local run adds: the embedded stores under the workdir, the run
+    name (a new one with ``fresh``), and a checkpoint folder that outlives a killed run."""
+    workdir = config.workdir
+    run_name = run_name_for(config)
+    if fresh:
+        run_name = f"{run_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    tracking: TrackingOptions = config.tracking.for_local_run(workdir)
+    tuning = config.tuning
+    if tuning.checkpoint_dir is None:
+        tuning = tuning.model_copy(update={"checkpoint_dir": str(workdir / "trials")})
+    return config.model_copy(update={
+        "tracking": tracking.model_copy(update={"run_name": run_name}), "tuning": tuning})
+
+
+def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = False,
+              console: TextIO | None = None) -> LocalRunResult:
+    """Run (or resume) the whole pipeline through ``kfp.local`` with the current interpreter.
+
+    Task output streams to ``<workdir>/logs/<time>.log``; ``console`` shows the task
+    progress (everything when ``verbose``). Data steps are cached across runs when
+    ``config.cache`` is on.
+    """
+    from kfp import local
+
+    from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
+
+    console = console or sys.stdout
+    config = local_options(config, fresh=fresh)
+    tracking = config.tracking
+    workdir = config.workdir
+    log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    resumed = _has_unfinished_run(tracking)
+    local.init(runner=local.SubprocessRunner(use_venv=False),
+               pipeline_root=str(workdir / "kfp-outputs"),
+               enable_caching=config.cache, raise_on_error=True)
+    started = time.monotonic()
+    with open(log_path, "w") as log, _task_environment(), _stopped_by_signals(), \
+            _quiet_local_runner_warnings(), tee_task_output(log, console, verbose), \
+            report_cache_hits():
+        try:
+            segmentation_pipeline(**pipeline_arguments(config, tracking))
+        except RuntimeError:
+            log.flush()
+            cause = failure_cause(log_path.read_text(errors="replace"))
+            _record_failure(tracking, cause)
+            raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
+        except _Interrupted as err:
+            _stop_tasks()
+            raise PipelineRunError(f"interrupted by {err.name}; the task processes were "
+                                   f"stopped. Run the same config again to resume it "
+                                   f"(full log: {log_path})") from None
+    return _result(config, log_path, time.monotonic() - started, resumed)
+
+
+def _has_unfinished_run(tracking: TrackingOptions) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    from components.tracking import RUN_NAME_TAG, STATE_TAG
+
+    client = MlflowClient(tracking.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
+    if experiment is None:
+        return False
+    return bool(client.search_runs(
+        [experiment.experiment_id], f"tags.`{RUN_NAME_TAG}` = '{tracking.run_name}' and "
+        f"tags.`{STATE_TAG}` != 'finished'", max_results=1))
+
+
+def _parent_run(tracking: TrackingOptions):
+    """The newest MLflow parent run of this run name."""
+    from mlflow.tracking import MlflowClient
+
+    from components.tracking import RUN_NAME_TAG
+
+    client = MlflowClient(tracking.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
+    if experiment is None:
+        return client, None
+    runs = client.search_runs([experiment.experiment_id],
+                              f"tags.`{RUN_NAME_TAG}` = '{tracking.run_name}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return client, (runs[0] if runs else None)
+
+
+def _result(config: PipelineConfig, log_path: Path, seconds: float,
+            resumed: bool) -> LocalRunResult:
+    """What the run left in MLflow: its test score, the version it registered, the
+    champion."""
+    from components.register import TAG_REGISTERED_VERSION, champion_version
+
+    tracking, name = config.tracking, config.registry.model_name
+    client, parent = _parent_run(tracking)
+    if parent is None or TAG_REGISTERED_VERSION not in parent.data.tags:
+        raise PipelineRunError(f"the run finished but registered no model in "
+                               f"{tracking.mlflow_tracking_uri} (full log: {log_path})")
+    champion = champion_version(client, name, config.registry.champion_alias)
+    return LocalRunResult(
+        test_miou=parent.data.metrics.get("test_miou", float("nan")),
+        model_version=parent.data.tags[TAG_REGISTERED_VERSION],
+        champion_version=str(champion.version) if champion else "none",
+        mlflow_run_id=parent.info.run_id, run_name=str(tracking.run_name),
+        kfp_run_name=parent.data.tags.get("kfp.run_name", ""),
+        tracking_uri=str(tracking.mlflow_tracking_uri), model_name=name, log_path=log_path,
+        seconds=seconds, resumed=resumed)
+
+
+@dataclass(frozen=True)
+class FailureCause:
+    step: str | None
+    error: str | None
+
+    def sentence(self) -> str:
+        where = f"step '{self.step}' failed" if self.step else "the pipeline failed"
+        return f"{where}: {self.error}" if self.error else where
+
+
+# The last line of a Python traceback: "pkg.module.SomeError: message".
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit|Interrupt))"
+                             r"(?:: (.*))?$")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
+
+
+def failure_cause(log: str) -> FailureCause:
+    """The first task kfp reports failed, and the last exception its output shows before
+    that report."""
+    error = None
+    for line in _ANSI.sub("", log).splitlines():
+        failed = _FAILED_TASK.search(line)
+        if failed:
+            return FailureCause(failed.group(1), error)
+        matched = _EXCEPTION_LINE.match(line)
+        if matched and "Warning" not in matched.group(1):
+            error = f"{matched.group(1)}: {matched.group(2)}" if matched.group(2) \
+                else matched.group(1)
+    return FailureCause(None, error)
+
+
+def _record_failure(tracking: TrackingOptions, cause: FailureCause) -> None:
+    """The step and error on the parent run (the exit task only knew that it failed)."""
+    from components.tracking import ERROR_TAG, FAILED_STEP_TAG
+
+    try:
+        client, parent = _parent_run(tracking)
+        if parent is not None:
+            if cause.step:
+                client.set_tag(parent.info.run_id, FAILED_STEP_TAG, cause.step)
+            if cause.error:
+                client.set_tag(parent.info.run_id, ERROR_TAG, cause.error[:4000])
+    except Exception as err:  # the failure itself is what the user must see
+        warnings.warn(f"could not record the failure in MLflow: {err}", stacklevel=2)
+
+
+@contextlib.contextmanager
+def _task_environment() -> Iterator[None]:
+    """Task subprocesses inherit this environment: this very checkout first on the path,
+    the watchdog that ends them with the runner, TensorFlow's start-up chatter down."""
+    previous = dict(os.environ)
+    paths = [str(TASK_SITE), str(CODE_ROOT)] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and p not in (str(CODE_ROOT), str(TASK_SITE))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+
+
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the runner (a BaseException, so kfp's own handlers do not
+    swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (the web app runs us elsewhere)
+        return
+
+    def interrupt(signum, _frame):
+        raise _Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_tasks(grace_s: float = 10.0) -> None:
+    """SIGTERM to every process this runner started (and theirs), then SIGKILL to those
+    still there after ``grace_s``."""
+    targets = descendants(os.getpid())
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in targets):
+        time.sleep(0.2)
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (children first found, grandchildren after)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses; the ppid follows the last ")".
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@contextlib.contextmanager
+def _quiet_local_runner_warnings() -> Iterator[None]:
+    # Expected locally: cluster-only settings (resources, GPU) and a non-"python" image name.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        yield

@@ -1,0 +1,37 @@
+"""Loaded by every Python process that `segpipe run` starts (its folder leads their
+PYTHONPATH): a daemon thread ends the process when the runner that started it is gone, so a
+runner killed with SIGKILL leaves no task training on unsupervised. The runner's own
+SIGINT/SIGTERM handling stops its tasks itself; this covers the signal nobody can handle.
+
+Kubeflow starts each task as ``sh -c '... python3 -m kfp.dsl.executor_main'``, so the task's
+parent is a shell that outlives the runner: the process watches the runner's pid (from
+SEGPIPE_RUNNER_PID), not its own parent."""
+
+import os
+import threading
+import time
+
+
+def _runner_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"  # killed, not yet reaped by its own parent
+
+
+def _watch(pid: int, interval_s: float) -> None:
+    while not _runner_gone(pid):
+        time.sleep(interval_s)
+    os._exit(143)  # as if terminated: the runner that would read our result is gone
+
+
+def _start() -> None:
+    pid = os.environ.get("SEGPIPE_RUNNER_PID", "")
+    if pid.isdigit() and int(pid) != os.getpid() and os.path.isdir("/proc"):
+        threading.Thread(target=_watch, args=(int(pid), 1.0), daemon=True,
+                         name="segpipe-runner-watch").start()
+
+
+_start()

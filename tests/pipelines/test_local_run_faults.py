@@ -1,0 +1,178 @@
+"""`segpipe run` under faults, with real processes and real signals: a runner killed with
+SIGKILL mid-trial leaves no task running, and the same config run again resumes the same
+MLflow parent run and Optuna study, the interrupted trial from its last epoch checkpoint;
+SIGTERM stops the tasks before the runner exits; a failing step says where and why."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.sample_data import generate_sample_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """
+source: data
+workdir: work
+data:
+  ingest: {palette: classes.json}
+  tile: {patch_size: 32, min_valid_fraction: 0.3}
+  split: {strategy: scene, ratios: [0.5, 0.25, 0.25]}
+tuning:
+  n_trials: 2
+  n_workers: 1
+  epochs: 6
+  pruner: none
+  search_space:
+    architecture: {type: categorical, choices: [unet]}
+    training:
+      learning_rate: {type: float, low: 0.001, high: 0.01, log: true}
+      batch_size: {type: categorical, choices: [4]}
+    models:
+      unet:
+        depth: {type: categorical, choices: [2]}
+        filters: {type: categorical, choices: [4]}
+  train: {overlay_tiles: 0, early_stopping_patience: 0}
+registry: {model_name: faults-seg}
+tracking: {mlflow_experiment: faults}
+"""
+
+
+def _start(folder: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", "run.yaml"],
+                            cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _started_by(runner_pid: int) -> list[int]:
+    """Processes the runner started, wherever they are in the tree now (the local runner
+    puts its pid in their environment)."""
+    found = []
+    marker = f"SEGPIPE_RUNNER_PID={runner_pid}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != runner_pid:
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_for(predicate, timeout: float, what: str, runner: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if runner is not None and runner.poll() is not None:
+            pytest.fail(f"the run ended before {what}:\n{runner.stdout.read()[-3000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _epochs_done(work: Path) -> int:
+    states = list(work.glob("trials/*/trials/*/checkpoints/state.json"))
+    done = []
+    for path in states:
+        try:
+            done.append(json.loads(path.read_text())["epochs_done"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return max(done, default=0)
+
+
+@pytest.fixture
+def run_folder(tmp_path: Path) -> Path:
+    generate_sample_dataset(tmp_path / "data", scenes=4, size=64, seed=1)
+    (tmp_path / "run.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_folder):
+    work = run_folder / "work"
+    runner = _start(run_folder)
+    _wait_for(lambda: _epochs_done(work) >= 2, 420, "two epochs of the first trial", runner)
+    tasks = _started_by(runner.pid)
+    assert tasks, "no task process found while a trial was training"
+    runner.kill()  # SIGKILL: no handler of ours runs
+    runner.wait()
+    killed_at = _epochs_done(work)
+    _wait_for(lambda: not _started_by(runner.pid), 20, "the task processes to exit")
+
+    again = _start(run_folder)
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, output[-4000:]
+    assert "resumed" in output and "cache hit" in output
+
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("faults")
+    parents = client.search_runs([experiment.experiment_id],
+                                 "tags.`segpipe.pipeline_state` = 'finished'")
+    assert len(parents) == 1  # the resumed run is the same parent run, now finished
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    study = optuna.load_study(study_name=parent.data.tags["optuna.study_name"],
+                              storage=f"sqlite:///{work / 'optuna.db'}")
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}, states
+    resumed = next(t for t in study.trials if t.user_attrs.get("resumes_trial") == 0)
+    trial_runs = client.search_runs([experiment.experiment_id],
+                                    f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_trial = {r.data.tags["optuna.trial"]: r for r in trial_runs}
+    assert by_trial["0"].info.status == "KILLED"  # never left RUNNING
+    resumed_run = by_trial[str(resumed.number)]
+    resumed_from = int(resumed_run.data.tags["segpipe.resumed_from_epoch"])
+    assert killed_at - resumed_from <= 1, (killed_at, resumed_from)  # at most one epoch lost
+    assert all(r.info.status != "RUNNING" for r in trial_runs)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigterm_stops_the_tasks_before_the_runner_exits(run_folder):
+    runner = _start(run_folder)
+    _wait_for(lambda: _started_by(runner.pid), 120, "a task process", runner)
+    runner.send_signal(signal.SIGTERM)
+    output, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 1
+    assert "interrupted by SIGTERM" in output.strip().splitlines()[-1]
+    assert not _started_by(runner.pid)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_failing_step_is_named_with_its_error_on_the_console_and_in_mlflow(run_folder):
+    (run_folder / "data" / "scene00_image.tif").write_bytes(b"II*\0 truncated")
+    runner = _start(run_folder)
+    output, _ = runner.communicate(timeout=240)
+    assert runner.returncode == 1
+    last = output.strip().splitlines()[-1]
+    assert "step 'ingest' failed" in last and "scene00_image.tif" in last, last
+    assert "Traceback" not in last
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{run_folder / 'work' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("faults")
+    (parent,) = client.search_runs([experiment.experiment_id])
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["segpipe.pipeline_state"] == "failed"
+    assert parent.data.tags["segpipe.failed_step"] == "ingest"
+    assert "scene00_image.tif" in parent.data.tags["segpipe.error"]
