@@ -7,7 +7,7 @@ import rasterio
 
 from components.artifacts import TileManifest
 from components.ingest import ingest_source
-from components.raster import write_array
+from components.raster import DataError, write_array
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.tile import TileOptions, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
@@ -57,10 +57,15 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
     split = split_tiles(tiled, tmp_path / "r.json",
                         SplitOptions(strategy="random", ratios=(0.5, 0.25, 0.25)))
     assert abs(len(split.splits["train"]) - n / 2) <= 2
+    one_block = {"strategy": "block", "block_size": 10_000, "ratios": (0.8, 0.1, 0.1)}
+    with pytest.raises(DataError, match="split 'val' is empty: only 1 blocks.*allow_empty"):
+        split_tiles(tiled, tmp_path / "s.json", SplitOptions(**one_block))
+    assert not (tmp_path / "s.json").exists()
     with pytest.warns(SplitWarning, match="split 'test' is empty"):
-        lonely = split_tiles(tiled, tmp_path / "s.json", SplitOptions(
-            strategy="block", block_size=10_000, ratios=(0.8, 0.1, 0.1)))
-    assert lonely.warnings and not lonely.splits["test"]
+        lonely = split_tiles(tiled, tmp_path / "s.json",
+                             SplitOptions(**one_block, allow_empty_splits=True))
+    assert not lonely.splits["test"]
+    assert any("'test' is empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
 
 
 def test_bad_ratios_are_rejected():
