@@ -233,8 +233,8 @@ def _assign_given(units: list[_Unit]) -> list[list[_Unit]]:
     return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
 
 
-UNIT_WORDS = {"random": "tiles", "scene": "scenes", "block": "blocks", "group": "groups",
-              "given": "given splits"}
+UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "group",
+              "given": "given split"}
 
 
 def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
@@ -249,8 +249,10 @@ def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
         if name == "train" and tiles:
             continue
         if not tiles:
-            why = ("all its tiles share ground with other splits" if units_
-                   else f"only {len(units)} {UNIT_WORDS[options.strategy]} for ratios "
+            word = UNIT_WORDS[options.strategy] + ("s" if len(units) != 1 else "")
+            why = ("all its tiles share ground with tiles of other splits (the scenes "
+                   "overlap: strategy 'block' keeps overlapping ground together)" if units_
+                   else f"only {len(units)} {word} for ratios "
                    f"{', '.join(map(str, options.ratios))}" if options.strategy != "given"
                    else "the dataset gives no scene to it")
             problems.append(f"split '{name}' is empty: {why}")
