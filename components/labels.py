@@ -75,7 +75,7 @@ def read_classes_file(path: Path) -> ClassesFile:
         raise DataError(f"{path}: expected a non-empty list of classes")
     entries = []
     for i, item in enumerate(items):
-        where = f"{path}: classes[{i}]"
+        where = f"{path}: class entry {i + 1}"
         if not isinstance(item, dict):
             raise DataError(f"{where}: expected an object with a name and colour")
         name = item.get("name", item.get("title", item.get("label")))
