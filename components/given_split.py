@@ -64,17 +64,17 @@ def _list_splits(root: Path, pairs: list[ScenePair],
             best, best_hits = (lists_dir, entries), hits
     if best is None:
         return None
-    lists_dir, entries = best
-    splits: dict[str, str] = {}
+    _, entries = best
+    splits: dict[str, str | None] = {}
     for split, listed in entries.items():
         for key in listed:
             names = keys.get(key, set())
             if len(names) != 1:
                 continue
             (name,) = names
-            if splits.setdefault(name, split) != split:
-                raise DataError(f"{lists_dir}: {key!r} is listed in both {splits[name]} and "
-                                f"{split} lists")
+            # A scene listed in two splits has no given split: the 'given' strategy then
+            # names it, and nothing else is held up by lists it does not use.
+            splits[name] = split if splits.get(name, split) == split else None
     return splits
 
 

@@ -96,7 +96,7 @@ def given_units(manifest: TileManifest) -> dict[str, str]:
         shown = ", ".join(s.source or s.name for s in missing[:5])
         raise DataError(f"strategy 'given': {len(missing)} of {len(manifest.scenes)} scenes have "
                         f"no split from the dataset (no train/val/test folder or list names "
-                        f"them), e.g. {shown}")
+                        f"them, or two lists do), e.g. {shown}")
     return {s.name: s.given_split for s in manifest.scenes}
 
 
