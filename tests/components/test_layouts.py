@@ -91,3 +91,17 @@ def test_given_split_without_a_split_for_every_scene_is_an_error(tmp_path):
     with pytest.raises(DataError, match="strategy 'given': 3 of 3 scenes have no split from "
                        "the dataset.*images/s0.png"):
         split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+
+
+def test_a_scene_listed_in_two_splits_gets_none_and_only_given_names_it(tmp_path):
+    src = _given_dataset(tmp_path / "src", lists=True)
+    with open(src / "all" / "val.txt", "a") as f:
+        f.write("s0\n")  # also in train.txt
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)  # the lists do not hold up an ingest that does not use them
+    given = {s.name: s.given_split for s in SceneIndex.load(ds / "scenes.json").scenes}
+    assert given["s0"] is None and given["s1"] == "train" and given["s4"] == "val"
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match="1 of 6 scenes have no split from the dataset .*two "
+                       "lists do.*all/images/s0.png"):
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
