@@ -13,7 +13,6 @@ grow with scene size. Error messages name files as the user knows them: inside a
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
@@ -34,6 +33,7 @@ from components.atomic import atomic_path
 from components.discover import ScenePair, discover_pairs
 from components.given_split import given_splits
 from components.label_spec import find_classes_file, resolve_spec
+from components.labelme import labelme_shapes, survey_labelme
 from components.labels import LabelSpec, map_colors, map_values
 from components.masks import mask_format, read_mask
 from components.raster import (
@@ -145,32 +145,13 @@ class IngestOptions(BaseModel):
                              self.max_compression_ratio)
 
 
-def _read_labelme(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        assert isinstance(data["shapes"], list)
-    except (OSError, ValueError, KeyError, AssertionError, TypeError) as err:
-        raise DataError(f"{path}: not a LabelMe JSON file with a 'shapes' list ({err})") from err
-    return data
-
-
-def _survey_labelme(pair: ScenePair, survey: Survey, size: tuple[int, int]) -> None:
-    survey.add_kind("labelme", pair.label)
-    data = _read_labelme(pair.label)
-    declared = (data.get("imageWidth"), data.get("imageHeight"))
-    if None not in declared and tuple(declared) != size:
-        raise DataError(f"{pair.label}: labels are {declared[0]}x{declared[1]} but image "
-                        f"{pair.image} is {size[0]}x{size[1]}")
-    survey.labels.update(str(s.get("label")) for s in data["shapes"])
-
-
 def _survey(pairs: list[ScenePair], options: IngestOptions,
             progress: ProgressCallback | None) -> tuple[Survey, dict[Path, VectorLayer]]:
     survey, layers = Survey(), {}
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
         if pair.kind == "labelme":
-            _survey_labelme(pair, survey, size)
+            survey_labelme(pair, survey, size)
         elif pair.kind == "vector":
             survey.add_kind("vector", pair.label)
             if pair.label not in layers:
@@ -184,35 +165,12 @@ def _survey(pairs: list[ScenePair], options: IngestOptions,
     return survey, layers
 
 
-def _labelme_shapes(path: Path, spec: LabelSpec) -> list[tuple[dict, int]]:
-    shapes = []
-    for shape in _read_labelme(path)["shapes"]:
-        label = str(shape.get("label"))
-        if label not in spec.label_ids:
-            raise DataError(f"{path}: label {label!r} is not a known class (known: "
-                            f"{', '.join(spec.class_map.names)})")
-        points = np.asarray(shape.get("points", []), dtype=float)
-        kind = shape.get("shape_type") or "polygon"
-        if kind == "rectangle" and len(points) == 2:
-            (x0, y0), (x1, y1) = points
-            points = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-        elif kind == "circle" and len(points) == 2:
-            radius = np.hypot(*(points[1] - points[0]))
-            angles = np.linspace(0, 2 * np.pi, 33)[:-1]
-            points = points[0] + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        elif kind != "polygon" or len(points) < 3:
-            continue  # lines and points cover no area
-        ring = [*map(tuple, points.tolist()), tuple(points[0].tolist())]
-        shapes.append(({"type": "Polygon", "coordinates": [ring]}, spec.label_ids[label]))
-    return shapes
-
-
 def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                  options: IngestOptions, layer: VectorLayer | None) -> int | None:
     """Write one scene pair; return the number of polygons over it (vector labels)."""
     shapes, shape_transform = None, Affine.identity()
     if pair.kind == "labelme":
-        shapes = _labelme_shapes(pair.label, spec)
+        shapes = labelme_shapes(pair.label, spec)
     with open_raster(pair.image) as img:
         window = image_window(pair, img)
         width, height = int(window.width), int(window.height)
