@@ -4,7 +4,9 @@ size (default 4k², 8k², 16k² pixels x 4 bands uint16).
 Each scene is generated window by window into a temp dir (never whole in memory), and each
 size is tiled in a fresh subprocess so ``resource.getrusage`` reports that size's own peak
 RSS. Peak RSS should stay flat as scenes grow, since tiling reads one window per patch.
-Prints one JSON document with inputs, figures and machine info; never pass/fail on time.
+Prints one JSON document with inputs, figures (wall-clock MB/s, CPU seconds of all threads,
+the 1-minute load average before and after each size) and machine info; never pass/fail on
+time.
 
     python benchmarks/tiling.py [--sizes 4096 8192 16384] [--patch 256] [--bands 4]
 """
@@ -71,13 +73,15 @@ def worker(scene_dir: Path, out_dir: Path, patch: int) -> dict:
     """Runs in a fresh process: tile one scene, report time, tiles and peak RSS."""
     from components.tile import TileOptions, tile_scenes
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     manifest = tile_scenes(scene_dir, out_dir, TileOptions(patch_size=patch))
     elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "tiles": len(manifest.tiles),
-            "peak_rss_mib_after_imports": rss_before / 1024,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": elapsed, "cpu_seconds": cpu, "tiles": len(manifest.tiles),
+            "peak_rss_mib_after_imports": before.ru_maxrss / 1024,
+            "peak_rss_mib": after.ru_maxrss / 1024}
 
 
 def machine() -> dict:
@@ -128,14 +132,21 @@ def main() -> None:
             raw_bytes = int(_child(["--bands", str(args.bands), "--generate",
                                     str(Path(tmp) / "in"), str(size)], env))
             generate_seconds = time.perf_counter() - start
+            load_before = os.getloadavg()[0]
             figures = json.loads(_child(["--patch", str(args.patch), "--worker",
                                          str(Path(tmp) / "in"), str(Path(tmp) / "out")], env))
+            load_after = os.getloadavg()[0]
             results.append({
                 "scene_pixels": f"{size}x{size}", "scene_raw_mb": raw_bytes / 1e6,
                 "generate_seconds": round(generate_seconds, 2),
                 "tile_seconds": round(figures["seconds"], 2), "tiles": figures["tiles"],
                 "tiles_per_s": round(figures["tiles"] / figures["seconds"], 1),
                 "mb_per_s": round(raw_bytes / 1e6 / figures["seconds"], 1),
+                # CPU seconds of all threads: comparable between runs on a busy machine,
+                # where wall-clock figures follow the other processes' load.
+                "cpu_seconds": round(figures["cpu_seconds"], 2),
+                "mb_per_cpu_s": round(raw_bytes / 1e6 / max(figures["cpu_seconds"], 1e-9), 1),
+                "load_average_1min": [round(load_before, 2), round(load_after, 2)],
                 "peak_rss_mib": round(figures["peak_rss_mib"], 1),
                 "peak_rss_mib_after_imports": round(figures["peak_rss_mib_after_imports"], 1),
             })
@@ -143,7 +154,7 @@ def main() -> None:
         "benchmark": "tiling",
         "inputs": {"sizes": args.sizes, "patch_size": args.patch, "bands": args.bands,
                    "dtype": "uint16", "mask": "uint8", "stride": args.patch,
-                   "output": "zstd GeoTIFF tile pairs"},
+                   "output": "uncompressed GeoTIFF tile pairs"},
         "results": results,
         "peak_rss_growth_mib": round(results[-1]["peak_rss_mib"] - results[0]["peak_rss_mib"], 1),
         "machine": machine(),

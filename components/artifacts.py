@@ -6,6 +6,7 @@ A prepared dataset is one folder (``DatasetPaths``)::
     scenes/        ingest output: <scene>_image.tif (source dtype, all bands, CRS kept)
                    and <scene>_mask.tif (uint8 class ids; ignore_index where the label is
                    ignored or the image is nodata/NaN)
+    scenes.json    SceneIndex: where each scene came from in the source
     tiles/         <tile_id>_image.tif / <tile_id>_mask.tif GeoTIFF patches, each with its
                    own transform and the scene's CRS
     tiles.json     TileManifest
@@ -83,6 +84,22 @@ class ClassMap(_Artifact):
                         dtype=np.uint8)
 
 
+class SceneSource(BaseModel):
+    name: str
+    source: str = Field(description="the image's path relative to the source root")
+    label: str | None = Field(default=None, description="the label's path, likewise")
+    given_split: SplitName | None = Field(
+        default=None, description="the split the dataset itself gives this scene (list "
+        "files or train/val/test folders)")
+
+
+class SceneIndex(_Artifact):
+    """Written by ingest beside scenes/: the tile step carries it into tiles.json."""
+    source: str = Field(description="the source as given (folder, archive or s3:// prefix)")
+    scenes: list[SceneSource]
+    warnings: list[str] = []
+
+
 class SceneInfo(BaseModel):
     name: str
     width: int
@@ -90,6 +107,13 @@ class SceneInfo(BaseModel):
     crs: str | None = Field(description="WKT or EPSG string; None for plain images")
     transform: tuple[float, float, float, float, float, float] = Field(
         description="affine a, b, c, d, e, f (rasterio order)")
+    source: str | None = Field(default=None, description="the image's path relative to the "
+                               "source root (for group and given splits)")
+    given_split: SplitName | None = Field(default=None, description="the dataset's own split")
+    scale: float = Field(default=1.0, description="resampling factor applied to this scene")
+    neighbours: list[str] = Field(
+        default=[], description="scenes (without CRS) whose edge continues this scene's: "
+        "likely crops of one original image")
 
 
 class TileRecord(BaseModel):
@@ -99,14 +123,18 @@ class TileRecord(BaseModel):
         description="col_off, row_off, width, height in the (resampled) scene grid; may "
                     "extend past the scene edge, where the tile is padded")
     transform: tuple[float, float, float, float, float, float]
-    valid_fraction: float = Field(ge=0, le=1)
+    valid_fraction: float = Field(ge=0, le=1, description="labelled (not ignored, not "
+                                  "nodata) share of the tile's in-scene area")
     class_counts: dict[int, int] = Field(description="class id -> pixel count (ignored excluded)")
 
 
 class TileManifest(_Artifact):
     patch_size: int
     stride: int
-    scale: float = 1.0
+    scale: float = Field(default=1.0, description="resampling factor (1.0 with target_gsd; "
+                         "each scene's own factor is in its SceneInfo)")
+    target_gsd: float | None = Field(default=None, description="metres per pixel every "
+                                     "scene was resampled to, when set")
     bands: int
     dtype: str
     nodata: float | None = None
@@ -121,10 +149,11 @@ class TileManifest(_Artifact):
 
 
 class SplitManifest(_Artifact):
-    strategy: Literal["random", "scene", "block"]
+    strategy: Literal["random", "scene", "block", "group", "given"]
     seed: int
     ratios: tuple[float, float, float]
     block_size: int | None = None
+    group_by: str | None = None
     splits: dict[SplitName, list[str]] = Field(description="split -> tile ids")
     warnings: list[str] = []
 
@@ -172,6 +201,7 @@ class DatasetPaths:
 
     classes = property(lambda self: self.root / "classes.json")
     scenes_dir = property(lambda self: self.root / "scenes")
+    scene_index = property(lambda self: self.root / "scenes.json")
     tiles_dir = property(lambda self: self.root / "tiles")
     tiles_manifest = property(lambda self: self.root / "tiles.json")
     split = property(lambda self: self.root / "split.json")

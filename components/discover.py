@@ -1,10 +1,17 @@
 """Find image/label pairs in a folder tree, whatever layout a published dataset uses:
 
-- ``<name>_image.<ext>`` beside ``<name>_mask.<ext>`` (or ``<name>_mask.json``, LabelMe);
+- an image folder and a label folder named by the options (``image_dir``/``mask_dir``,
+  relative to the source: ``train/`` + ``label/``, ``JPEGImages/`` + ``SegmentationClass/``);
+- ``<name>_image.<ext>`` beside ``<name>_mask.<ext>`` (or a LabelMe or vector ``_mask``);
 - an ``images/`` folder at any depth with a sibling mask folder (``masks``, ``labels``,
-  ``gt`` or a configured name), matched by relative path without extension;
+  ``gt`` or a configured name);
 - an image beside a LabelMe ``<stem>.json``;
-- side-by-side pairs: one JPEG/PNG holding the image (left half) and colour mask (right).
+- side-by-side pairs: one JPEG/PNG holding the image (left half) and colour mask (right);
+- one vector file (``vector_labels``) whose polygons label every image.
+
+Folder layouts match by relative path without extension (``a.jpg`` <-> ``a.png``), then by
+stem without a usual suffix (``a_sat.jpg`` <-> ``a_mask.png``). Images without a label and
+labels without an image are skipped and reported.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from pathlib import Path
 from typing import Literal
 
 from components.raster import DataError, open_raster
+from components.vectors import VECTOR_SUFFIXES
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}
-PairKind = Literal["raster", "labelme", "side_by_side"]
+PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
+# Suffixes that published datasets put on one side of a pair only.
+IMAGE_STEM_SUFFIXES = ("_image", "_img", "_sat", "_rgb", "_leftimg8bit")
+LABEL_STEM_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg", "_lab")
 
 
 @dataclass(frozen=True)
@@ -50,13 +61,38 @@ def is_labelme(path: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("shapes"), list)
 
 
+def is_geojson(path: Path) -> bool:
+    """A ``.json`` GeoJSON FeatureCollection (GeoJSON files are often saved as .json)."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return '"FeatureCollection"' in head and '"shapes"' not in head
+
+
+def _is_label_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return _is_raster(path) or suffix == ".json" or suffix in VECTOR_SUFFIXES
+
+
 def _label_kind(path: Path) -> PairKind:
+    if path.suffix.lower() in VECTOR_SUFFIXES or is_geojson(path):
+        return "vector"
     return "labelme" if path.suffix.lower() == ".json" else "raster"
 
 
+def _strip(stem: str, suffixes: tuple[str, ...]) -> str:
+    for suffix in suffixes:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
 def _suffix_pairs(files: list[Path]) -> list[tuple[Path, Path, str]]:
-    by_stem = {(p.parent, p.stem.lower()): p for p in files
-               if _is_raster(p) or p.suffix.lower() == ".json"}
+    by_stem = {(p.parent, p.stem.lower()): p for p in files if _is_label_file(p)}
     pairs = []
     for path in files:
         if not (_is_raster(path) and path.stem.lower().endswith("_image")):
@@ -69,8 +105,41 @@ def _suffix_pairs(files: list[Path]) -> list[tuple[Path, Path, str]]:
     return pairs
 
 
-def _folder_pairs(root: Path, files: list[Path],
-                  mask_dir_names: list[str]) -> list[tuple[Path, Path, str]]:
+def _label_index(mask_dir: Path) -> dict[str, Path]:
+    labels: dict[str, Path] = {}
+    for p in sorted(mask_dir.rglob("*")):
+        if p.is_file() and _is_label_file(p) and not p.name.startswith("."):
+            key = p.relative_to(mask_dir).with_suffix("").as_posix().lower()
+            # A raster mask wins over a JSON sidecar of the same stem.
+            if key not in labels or _is_raster(p):
+                labels[key] = p
+    return labels
+
+
+def _match_folder(image_dir: Path, mask_dir: Path, images: list[Path],
+                  unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
+    """Pair images under ``image_dir`` with labels under ``mask_dir``: same relative path
+    without extension, else the same path once usual image/label suffixes are dropped."""
+    labels = _label_index(mask_dir)
+    loose = {}
+    for key, path in labels.items():
+        loose.setdefault(_strip(key, LABEL_STEM_SUFFIXES), path)
+    pairs, used = [], set()
+    for image in images:
+        key = image.relative_to(image_dir).with_suffix("").as_posix().lower()
+        label = labels.get(key) or loose.get(_strip(key, IMAGE_STEM_SUFFIXES)) \
+            or loose.get(_strip(key, LABEL_STEM_SUFFIXES))
+        if label is None or label == image:
+            unlabeled.append(image)
+            continue
+        used.add(label)
+        pairs.append((image, label, image.stem))
+    unlabeled += [p for p in labels.values() if p not in used and _is_raster(p)]
+    return pairs
+
+
+def _folder_pairs(root: Path, files: list[Path], mask_dir_names: list[str],
+                  unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
     wanted = [n.lower() for n in mask_dir_names]
     pairs = []
     image_dirs = sorted({d for p in files for d in p.relative_to(root).parents
@@ -81,21 +150,36 @@ def _folder_pairs(root: Path, files: list[Path],
         mask_dir = next((siblings[n] for n in wanted if n in siblings), None)
         if mask_dir is None:
             continue
-        labels = {}
-        for p in mask_dir.rglob("*"):
-            if p.is_file() and (_is_raster(p) or p.suffix.lower() == ".json"):
-                key = p.relative_to(mask_dir).with_suffix("").as_posix().lower()
-                # A raster mask wins over a JSON sidecar of the same stem.
-                if key not in labels or _is_raster(p):
-                    labels[key] = p
-        for image in files:
-            if not _is_raster(image) or not image.is_relative_to(image_dir):
-                continue
-            key = image.relative_to(image_dir).with_suffix("").as_posix().lower()
-            if key not in labels:
-                raise DataError(f"{image}: no matching label in {mask_dir}")
-            pairs.append((image, labels[key], image.stem))
+        images = [p for p in files if _is_raster(p) and p.is_relative_to(image_dir)]
+        pairs += _match_folder(image_dir, mask_dir, images, unlabeled)
     return pairs
+
+
+def _named_dir(root: Path, rel: str, option: str) -> Path:
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_dir():
+        top = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DataError(f"{option} {rel!r}: no such folder in the source (its folders: "
+                        f"{', '.join(top) or 'none'})")
+    return root / rel
+
+
+def _explicit_pairs(root: Path, files: list[Path], image_dir: str, mask_dir: str | None,
+                    mask_dir_names: list[str],
+                    unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
+    images_path = _named_dir(root, image_dir, "image_dir")
+    if mask_dir is not None:
+        masks_path = _named_dir(root, mask_dir, "mask_dir")
+    else:
+        siblings = {d.name.lower(): d for d in images_path.parent.iterdir() if d.is_dir()}
+        masks_path = next((siblings[n.lower()] for n in mask_dir_names
+                           if n.lower() in siblings), None)
+        if masks_path is None:
+            raise DataError(f"image_dir {image_dir!r}: no sibling label folder named "
+                            f"{', '.join(mask_dir_names)}; set mask_dir")
+    images = [p for p in files if _is_raster(p) and p.is_relative_to(images_path)
+              and not p.is_relative_to(masks_path)]
+    return _match_folder(images_path, masks_path, images, unlabeled)
 
 
 def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path, str]]:
@@ -105,7 +189,7 @@ def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path,
         if path in used or path.suffix.lower() != ".json":
             continue
         image = rasters.get((path.parent, path.stem.lower()))
-        if image is not None and is_labelme(path):
+        if image is not None and (is_labelme(path) or is_geojson(path)):
             pairs.append((image, path, image.stem))
     return pairs
 
@@ -137,20 +221,40 @@ def _unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
     return unique
 
 
-def discover_pairs(root: Path, mask_dir_names: list[str],
-                   side_by_side: bool | None = None) -> list[ScenePair]:
+@dataclass
+class Discovery:
+    pairs: list[ScenePair]
+    unmatched: list[Path]  # images without a label and raster labels without an image
+
+
+def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,
+                   image_dir: str | None = None, mask_dir: str | None = None,
+                   vector_labels: str | None = None) -> Discovery:
     """All scene pairs under ``root``. ``side_by_side=None`` detects side-by-side JPEG/PNG
     pairs when no other layout matches; ``True`` forces that layout."""
     files = _visible_files(root)
     if not files:
         raise DataError(f"{root}: source is empty (no files)")
-    if side_by_side:
+    unlabeled: list[Path] = []
+    if vector_labels is not None:
+        vector = root / vector_labels
+        if not vector.is_file():
+            raise DataError(f"vector_labels {vector_labels!r}: no such file in the source")
+        base = _named_dir(root, image_dir, "image_dir") if image_dir else root
+        found = [(p, vector, p.stem) for p in files if _is_raster(p) and p.is_relative_to(base)]
+        kinds: list[PairKind] = ["vector"] * len(found)
+    elif image_dir is not None:
+        found = _explicit_pairs(root, files, image_dir, mask_dir, mask_dir_names, unlabeled)
+        kinds = [_label_kind(label) for _, label, _ in found]
+    elif mask_dir is not None:
+        raise DataError("mask_dir is set without image_dir; set both (relative to the source)")
+    elif side_by_side:
         found = [(p, p, p.stem) for p in files if _is_raster(p)]
-        kinds: list[PairKind] = ["side_by_side"] * len(found)
+        kinds = ["side_by_side"] * len(found)
     else:
         found = _suffix_pairs(files)
         paired = {p for pair in found for p in pair[:2]}
-        found += [pair for pair in _folder_pairs(root, files, mask_dir_names)
+        found += [pair for pair in _folder_pairs(root, files, mask_dir_names, unlabeled)
                   if pair[0] not in paired and pair[1] not in paired]
         used = {p for pair in found for p in pair[:2]}
         found += _labelme_pairs(files, used)
@@ -166,7 +270,8 @@ def discover_pairs(root: Path, mask_dir_names: list[str],
             f"{root}: unknown format: no image/label pairs found among {len(files)} files "
             f"(extensions {', '.join(seen)}); expected <name>_image/<name>_mask pairs, an "
             f"images/ folder with a sibling {'/'.join(mask_dir_names)} folder, LabelMe JSON "
-            "beside images, or side-by-side image|mask JPEGs")
+            "beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir")
     names = _unique_names(found, root)
-    return [ScenePair(name, image, label, kind)
-            for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
+    pairs = [ScenePair(name, image, label, kind)
+             for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
+    return Discovery(pairs, [p for p in unlabeled if p not in {q.image for q in pairs}])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from components.artifacts import ClassInfo, ClassMap
+from components.masks import IGNORE_CODE
 from components.raster import DataError
 
 DEFAULT_COLORS = ["#000000", "#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231",
@@ -51,7 +52,8 @@ def parse_color(value, where: str) -> str:
     if isinstance(value, list | tuple) and len(value) in (3, 4) and all(
             isinstance(v, int) and 0 <= v <= 255 for v in value[:3]):
         return "#{:02X}{:02X}{:02X}".format(*value[:3])
-    raise DataError(f"{where}: {value!r} is not a colour ('#RRGGBB' or [r, g, b])")
+    raise DataError(f"{where}: {value!r} is not a colour ('#RRGGBB' or a list of 3 integers "
+                    "0-255)")
 
 
 def color_code(color: str) -> int:
@@ -60,12 +62,6 @@ def color_code(color: str) -> int:
 
 def code_color(code: int) -> str:
     return f"#{int(code):06X}"
-
-
-def rgb_codes(block: np.ndarray) -> np.ndarray:
-    """(>=3, H, W) integer bands -> (H, W) int64 0xRRGGBB."""
-    rgb = block[:3].astype(np.int64)
-    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
 
 
 def read_classes_file(path: Path) -> ClassesFile:
@@ -79,7 +75,7 @@ def read_classes_file(path: Path) -> ClassesFile:
         raise DataError(f"{path}: expected a non-empty list of classes")
     entries = []
     for i, item in enumerate(items):
-        where = f"{path}: classes[{i}]"
+        where = f"{path}: class entry {i + 1}"
         if not isinstance(item, dict):
             raise DataError(f"{where}: expected an object with a name and colour")
         name = item.get("name", item.get("title", item.get("label")))
@@ -206,6 +202,7 @@ def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: i
     colors = [e.color for e in palette]
     ids = {color_code(c): i for i, c in enumerate(colors)}
     ids.update({color_code(parse_color(c, "ignore_colors")): ignore_index for c in ignore_colors})
+    ids[IGNORE_CODE] = ignore_index
     return LabelSpec(_class_map(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
 
 
@@ -246,46 +243,54 @@ def labelme_spec(labels: set[str], classes: ClassesFile | None,
 
 
 def map_values(block: np.ndarray, spec: LabelSpec, path: Path) -> np.ndarray:
-    """(H, W) raw class values -> (H, W) uint8 ids; unknown values raise naming the file."""
+    """(H, W) raw class values -> (H, W) uint8 ids (NaN is ignored); unknown values raise
+    naming the file (ingest's survey reports them all before this runs)."""
     values, inverse = np.unique(block, return_inverse=True)
     lut = np.empty(len(values), np.uint8)
     for i, v in enumerate(values.tolist()):
+        if v != v:  # NaN: no label
+            lut[i] = spec.ignore
+            continue
         if int(v) != v or int(v) not in spec.value_ids:
             known = sorted(k for k, i_ in spec.value_ids.items() if i_ != spec.ignore)
-            raise DataError(f"{path}: mask value {v} is not a known class value {known}; map it "
-                            "with class_values or ignore it with ignore_values")
+            raise DataError(f"{path}: mask value {v} is not a known class value (known: "
+                            f"{', '.join(map(str, known))}); map it with class_values or ignore "
+                            "it with ignore_values")
         lut[i] = spec.value_ids[int(v)]
     return lut[inverse.reshape(block.shape)]
 
 
-def map_colors(block: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> np.ndarray:
-    """(>=3, H, W) RGB -> (H, W) uint8 ids. Lossless: exact palette match or an error naming
-    the colour; lossy: nearest palette colour within the tolerance, else ignored."""
-    codes, inverse = np.unique(rgb_codes(block), return_inverse=True)
-    inverse = inverse.reshape(block.shape[1:])
-    palette_codes = np.array(list(spec.color_ids), dtype=np.int64)
-    palette_ids = np.array(list(spec.color_ids.values()), dtype=np.uint8)
+def map_colors(colors: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> np.ndarray:
+    """(H, W) colour codes (``components.masks.read_mask``) -> (H, W) uint8 ids. Lossless:
+    exact palette match or an error naming the colour; lossy: nearest palette colour within
+    the tolerance, else ignored."""
+    codes, inverse = np.unique(colors, return_inverse=True)
+    inverse = inverse.reshape(colors.shape)
     lut = np.full(len(codes), spec.ignore, np.uint8)
     if not lossy:
         for i, code in enumerate(codes.tolist()):
             if code not in spec.color_ids:
                 raise DataError(f"{path}: mask colour {code_color(code)} is not in the palette "
-                                f"({', '.join(code_color(c) for c in spec.color_ids)}); add it "
-                                "to the palette or map it with ignore_colors")
+                                f"({', '.join(code_color(c) for c in spec.color_ids if c >= 0)})"
+                                "; add it to the palette or map it with ignore_colors")
             lut[i] = spec.color_ids[code]
         return lut[inverse]
+    known = {c: i for c, i in spec.color_ids.items() if c != IGNORE_CODE}
+    palette_codes = np.array(list(known), dtype=np.int64)
+    palette_ids = np.array(list(known.values()), dtype=np.uint8)
     rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
     pal = np.stack([(palette_codes >> 16) & 255, (palette_codes >> 8) & 255,
                     palette_codes & 255], axis=1)
     dist = np.abs(rgb[:, None, :] - pal[None, :, :]).max(axis=2)
     nearest = dist.argmin(axis=1)
-    close = dist[np.arange(len(codes)), nearest] <= spec.tolerance
+    close = (dist[np.arange(len(codes)), nearest] <= spec.tolerance) & (codes != IGNORE_CODE)
     lut[close] = palette_ids[nearest[close]]
     out = lut[inverse]
-    outliers = np.bincount(inverse.ravel(), minlength=len(codes))[~close].sum()
+    pixels = np.bincount(inverse.ravel(), minlength=len(codes))
+    outliers = pixels[~close & (codes != IGNORE_CODE)].sum()
     if outliers > MAX_LOSSY_OUTLIER_FRACTION * inverse.size:
-        worst = codes[~close][np.argmax(np.bincount(inverse.ravel(),
-                                                    minlength=len(codes))[~close])]
+        far = ~close & (codes != IGNORE_CODE)
+        worst = codes[far][np.argmax(pixels[far])]
         raise DataError(f"{path}: {outliers / inverse.size:.0%} of mask pixels are further than "
                         f"{spec.tolerance} from every palette colour (e.g. {code_color(worst)}); "
                         "check the palette or raise color_tolerance")

@@ -21,7 +21,7 @@ from components.artifacts import (
     TileManifest,
     read_tile,
 )
-from components.raster import DataError, ProgressCallback
+from components.raster import DataError, ProgressCallback, gdal_env
 
 PERCENTILES = (1, 2, 5, 50, 95, 98, 99)
 
@@ -71,14 +71,15 @@ def fit_normalization(dataset_dir: Path, split_path: Path, out_path: Path,
     if not train:
         raise DataError(f"{split_path}: the train split is empty; nothing to fit statistics on")
     acc = _Accumulator(manifest.bands, sample_size, seed)
-    for i, tile_id in enumerate(train):
-        image, mask = read_tile(paths.tiles_dir, tile_id)
-        pixels = image.reshape(-1, image.shape[-1]).astype(np.float64)
-        valid = mask.ravel() != ignore
-        valid &= ~np.isnan(pixels).any(axis=1)
-        acc.add(pixels[valid])
-        if progress:
-            progress("normalize", i + 1, len(train))
+    with gdal_env():
+        for i, tile_id in enumerate(train):
+            image, mask = read_tile(paths.tiles_dir, tile_id)
+            pixels = image.reshape(-1, image.shape[-1]).astype(np.float64)
+            valid = mask.ravel() != ignore
+            valid &= ~np.isnan(pixels).any(axis=1)
+            acc.add(pixels[valid])
+            if progress:
+                progress("normalize", i + 1, len(train))
     if acc.count == 0:
         raise DataError(f"{split_path}: the train tiles hold no valid (non-ignored) pixels")
     std = np.sqrt(acc.m2 / acc.count)

@@ -93,13 +93,17 @@ def prepare_dataset(source: str | Path, out_dir: Path, options: PrepareOptions |
     _check_output(str(source), out_dir)
     with atomic_dir(out_dir) as tmp:
         paths = DatasetPaths(tmp)
-        ingest_source(str(source), tmp, options.ingest, progress)
-        tile_scenes(tmp, tmp, options.tile, progress)
-        with warnings.catch_warnings():
-            # The warnings are kept in split.json and the summary; the CLI shows them there.
-            warnings.simplefilter("ignore", SplitWarning)
-            split_tiles(tmp, paths.split, options.split)
-        fit_normalization(tmp, paths.split, paths.stats, progress=progress)
+        try:
+            ingest_source(str(source), tmp, options.ingest, progress)
+            tile_scenes(tmp, tmp, options.tile, progress)
+            with warnings.catch_warnings():
+                # The warnings are kept in split.json and the summary; the CLI shows them.
+                warnings.simplefilter("ignore", SplitWarning)
+                split_tiles(tmp, paths.split, options.split)
+            fit_normalization(tmp, paths.split, paths.stats, progress=progress)
+        except DataError as err:
+            # The temporary folder is removed on the way out: name the output instead.
+            raise DataError(str(err).replace(str(tmp), str(out_dir))) from None
         summary = summarize(tmp)
         write_json(tmp / "summary.json", summary.model_dump(mode="json") | {
             "dataset_dir": str(out_dir)})

@@ -3,7 +3,9 @@ iteration (so no step holds a whole scene in memory), GeoTIFF profiles and valid
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -27,6 +29,53 @@ class DataError(ValueError):
     """Bad input data; the message names the file and the problem."""
 
 
+def gdal_env() -> rasterio.Env:
+    """The GDAL settings every data-plane step runs under (the block-cache cap)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
+def check_png(path: str | Path) -> None:
+    """Walk a PNG's chunks: GDAL reads a truncated PNG as zeros without a word, so a file
+    cut short or with a damaged chunk is refused here, before any pixel is used."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            raise DataError(f"{path}: not a PNG file (bad signature)")
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                raise DataError(f"{path}: PNG file is truncated (no IEND chunk)")
+            length, kind = struct.unpack(">I4s", head)
+            body = f.read(length)
+            crc = f.read(4)
+            if len(body) < length or len(crc) < 4:
+                raise DataError(f"{path}: PNG file is truncated inside a {kind!r} chunk")
+            if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+                raise DataError(f"{path}: PNG file is corrupt (bad checksum of a {kind!r} "
+                                "chunk)")
+            if kind == b"IEND":
+                return
+
+
+def check_size(path: str | Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse a raster whose declared size is over the limit before decoding any of it."""
+    if width * height > max_pixels:
+        raise DataError(f"{path}: {width}x{height} pixels ({width * height:,}) is more than "
+                        f"max_pixels ({max_pixels:,}); raise max_pixels if the file is real")
+
+
+def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
+                **kwargs) -> np.ndarray:
+    """``src.read(**kwargs)``; a truncated or corrupt file raises ``DataError`` naming it
+    (GDAL opens a half-written GeoTIFF fine and fails only on the blocks that are missing)."""
+    try:
+        return src.read(**kwargs)
+    except RasterioIOError as err:
+        cause = err.__cause__ or err.__context__
+        detail = str(cause) if cause is not None else str(err)
+        raise DataError(f"{path or src.name}: cannot read pixels; the file is truncated or "
+                        f"corrupt ({detail.strip()})") from None
+
+
 @contextmanager
 def open_raster(path: str | Path) -> Iterator[rasterio.io.DatasetReader]:
     """Open ``path`` for reading; unreadable files raise ``DataError`` naming the file."""
@@ -36,7 +85,7 @@ def open_raster(path: str | Path) -> Iterator[rasterio.io.DatasetReader]:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             src = rasterio.open(path)
     except RasterioIOError as err:
-        raise DataError(f"{path}: cannot read as a raster ({err})") from err
+        raise DataError(f"{path}: cannot read as a raster ({err})") from None
     with src:
         yield src
 

@@ -1,20 +1,74 @@
 """Where scenes come from: a local folder, a ``.zip``/``.tar`` archive (extracted safely) or
 an ``s3://bucket/prefix`` (through boto3, so ``AWS_ENDPOINT_URL`` and the usual credential
-variables apply). Each source is materialised as a local folder for discovery."""
+variables apply). Each source is materialised as a local folder for discovery.
+
+Archives are extracted within limits: no member over ``member_bytes`` (declared in its
+header or actually written), no more than ``total_bytes`` in all, and no more than
+``ratio`` times the archive's own size once past ``RATIO_FLOOR`` (a zip bomb: a few MB of
+zeros that inflate to GiBs). Members are counted as they are written, so a header that lies
+about its size is caught too. S3 objects are held to the same byte limits before any
+download."""
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from components.raster import DataError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+# Below this many extracted bytes the compression ratio is not checked: small archives of
+# small, very compressible files are normal.
+RATIO_FLOOR = 64 << 20
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    member_bytes: int = 16 << 30
+    total_bytes: int = 64 << 30
+    ratio: float = 200.0
+
+
+class _Budget:
+    """Counts bytes as they are written and stops the extraction at the first limit."""
+
+    def __init__(self, archive: str | Path, limits: ExtractLimits, packed: int) -> None:
+        self.archive, self.limits, self.packed, self.total = archive, limits, packed, 0
+
+    def declared(self, name: str, size: int) -> None:
+        if size > self.limits.member_bytes:
+            raise DataError(f"{self.archive}: member {name!r} declares {size:,} bytes, more "
+                            f"than the {self.limits.member_bytes:,} allowed per member")
+
+    def declared_total(self, total: int) -> None:
+        if total > self.limits.total_bytes:
+            raise DataError(f"{self.archive}: members declare {total:,} bytes in all, more "
+                            f"than the {self.limits.total_bytes:,} allowed")
+        self._ratio(total, "declares")
+
+    def _ratio(self, total: int, verb: str) -> None:
+        if total > RATIO_FLOOR and total > self.limits.ratio * max(self.packed, 1):
+            raise DataError(f"{self.archive}: {verb} {total:,} bytes from {self.packed:,}, "
+                            f"more than {self.limits.ratio:g} times its size (a zip bomb?)")
+
+    def wrote(self, name: str, member_total: int, declared: int, count: int) -> None:
+        self.total += count
+        if member_total > min(declared, self.limits.member_bytes):
+            raise DataError(f"{self.archive}: member {name!r} inflates past "
+                            f"{min(declared, self.limits.member_bytes):,} bytes (its declared "
+                            "size or the per-member limit)")
+        if self.total > self.limits.total_bytes:
+            raise DataError(f"{self.archive}: extracts to more than the "
+                            f"{self.limits.total_bytes:,} bytes allowed")
+        self._ratio(self.total, "inflates to")
 
 
 def _is_archive(path: Path) -> bool:
@@ -32,23 +86,33 @@ def _safe_member_path(archive: str | Path, name: str, dest: Path) -> Path:
     return target
 
 
-def extract_zip(archive: Path, dest: Path) -> None:
+def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
+    budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = _safe_member_path(archive, info.filename, dest)
+        infos = zf.infolist()
+        for info in infos:
+            _safe_member_path(archive, info.filename, dest)
+            budget.declared(info.filename, info.file_size)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DataError(f"{archive}: member {info.filename!r} is a symbolic link; "
                                 "links are not extracted")
+        budget.declared_total(sum(i.file_size for i in infos))
+        for info in infos:
+            target = _safe_member_path(archive, info.filename, dest)
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
             with zf.open(info) as src, open(target, "wb") as dst:
                 while block := src.read(1 << 20):
+                    written += len(block)
+                    budget.wrote(info.filename, written, info.file_size, len(block))
                     dst.write(block)
 
 
-def extract_tar(archive: Path, dest: Path) -> None:
+def extract_tar(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
+    budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
         for member in members:
@@ -58,6 +122,9 @@ def extract_tar(archive: Path, dest: Path) -> None:
                                 "links are not extracted")
             if not (member.isfile() or member.isdir()):
                 raise DataError(f"{archive}: member {member.name!r} is not a regular file")
+            budget.declared(member.name, member.size)
+        # A tar member's data is exactly its declared size, so the headers are the truth.
+        budget.declared_total(sum(m.size for m in members))
         # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
         if hasattr(tarfile, "data_filter"):
             tf.extractall(dest, members=members, filter="data")
@@ -65,8 +132,9 @@ def extract_tar(archive: Path, dest: Path) -> None:
             tf.extractall(dest, members=members)
 
 
-def download_s3_prefix(uri: str, dest: Path) -> int:
-    """Download every object under ``s3://bucket/prefix`` into ``dest``; return the count."""
+def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None) -> int:
+    """Download every object under ``s3://bucket/prefix`` into ``dest``; return the count.
+    Every object is listed first, so the byte limits hold before anything is downloaded."""
     import boto3
 
     without_scheme = uri[len("s3://"):]
@@ -76,18 +144,25 @@ def download_s3_prefix(uri: str, dest: Path) -> int:
     client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    count = 0
+    limits = limits or ExtractLimits()
+    budget = _Budget(uri, limits, 0)
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                      Prefix=prefix):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    continue
-                target = _safe_member_path(uri, key[len(prefix):], dest)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, key, str(target))
-                count += 1
+        objects = [(obj["Key"], int(obj.get("Size", 0)))
+                   for page in client.get_paginator("list_objects_v2").paginate(
+                       Bucket=bucket, Prefix=prefix)
+                   for obj in page.get("Contents", []) if not obj["Key"].endswith("/")]
+        for key, size in objects:
+            _safe_member_path(uri, key[len(prefix):], dest)
+            budget.declared(key, size)
+        total = sum(size for _, size in objects)
+        if total > limits.total_bytes:
+            raise DataError(f"{uri}: objects hold {total:,} bytes in all, more than the "
+                            f"{limits.total_bytes:,} allowed")
+        for key, _ in objects:
+            target = _safe_member_path(uri, key[len(prefix):], dest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(target))
+        count = len(objects)
     except DataError:
         raise
     except Exception as err:  # botocore raises many unrelated types; name the source
@@ -96,13 +171,14 @@ def download_s3_prefix(uri: str, dest: Path) -> int:
 
 
 @contextmanager
-def materialize_source(source: str, scratch: Path) -> Iterator[Path]:
+def materialize_source(source: str, scratch: Path,
+                       limits: ExtractLimits | None = None) -> Iterator[Path]:
     """Yield a local folder holding the scenes of ``source``; downloads and extractions go
     under ``scratch`` (the caller removes it)."""
     if source.startswith("s3://"):
         dest = scratch / "s3"
         dest.mkdir(parents=True)
-        if download_s3_prefix(source, dest) == 0:
+        if download_s3_prefix(source, dest, limits) == 0:
             raise DataError(f"{source}: no objects under this S3 prefix")
         yield dest
         return
@@ -116,11 +192,12 @@ def materialize_source(source: str, scratch: Path) -> Iterator[Path]:
         dest.mkdir(parents=True)
         try:
             if path.name.lower().endswith(".zip"):
-                extract_zip(path, dest)
+                extract_zip(path, dest, limits)
             else:
-                extract_tar(path, dest)
-        except (zipfile.BadZipFile, tarfile.TarError) as err:
-            raise DataError(f"{path}: cannot read archive ({err})") from err
+                extract_tar(path, dest, limits)
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError,
+                OSError) as err:
+            raise DataError(f"{path}: cannot read archive ({err})") from None
         yield dest
     else:
         raise DataError(f"{source}: not a folder, a .zip/.tar archive or an s3:// prefix")

@@ -1,11 +1,17 @@
 """Split: tiles -> train/val/test without leakage.
 
 Tiles are grouped into units that never straddle splits: single tiles (``random``), scenes
-(``scene``) or spatial blocks (``block``). Blocks are world-coordinate squares when every
-scene shares one CRS, so adjacent chips of one grid (e.g. exported GIS chips) that touch
-share a block and land in the same split; otherwise blocks are per-scene pixel squares.
-Units are assigned greedily in a seeded order (rarest class first) to the split furthest
-below its ratio, preferring splits that still lack one of the unit's classes."""
+(``scene``), spatial blocks (``block``), groups of scenes (``group``: by source folder, a
+regex on the source path or a CSV), or the dataset's own splits (``given``). Blocks are
+world-coordinate squares when every scene shares one CRS, so adjacent chips of one grid
+(e.g. exported GIS chips) that touch share a block and land in the same split; otherwise
+blocks are per-scene pixel squares. Units are assigned greedily in a seeded order (rarest
+class first) to the split furthest below its ratio, preferring splits that still lack one
+of the unit's classes.
+
+A val or test split left empty (or without a labelled pixel) is an error unless
+``allow_empty_splits``; scenes whose edges continue each other (crops of one image, found
+by the tile step) in different splits get a warning that suggests ``group``."""
 
 from __future__ import annotations
 
@@ -28,6 +34,12 @@ from components.artifacts import (
     TileRecord,
 )
 from components.raster import DataError
+from components.split_groups import (
+    check_group_by,
+    given_units,
+    scene_groups,
+    straddling_neighbours,
+)
 
 
 class SplitWarning(UserWarning):
@@ -36,15 +48,29 @@ class SplitWarning(UserWarning):
 
 class SplitOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    strategy: Literal["random", "scene", "block"] = "scene"
+    strategy: Literal["random", "scene", "block", "group", "given"] = Field(
+        default="scene", description="unit that never straddles splits: tile, scene, spatial "
+        "block, group of scenes (group_by), or the dataset's own train/val/test (given)")
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     block_size: int | None = Field(default=None, ge=1, description="block side in (tiled-grid) "
                                    "pixels; None = 4, 2 or 1 patches, the largest that gives "
                                    "at least 10 blocks")
+    group_by: str = Field(
+        default="parent", description="strategy group: 'parent' (the scene's source folder), "
+        "a path to a CSV of scene,group rows, or a regular expression whose first group, "
+        "searched in the scene's source path, is its group")
     drop_overlaps: bool = Field(
         default=True, description="drop val/test tiles that share ground with a tile of "
         "another split (overlapping tiles or scenes), so no pixel is seen in two splits")
+    allow_empty_splits: bool = Field(
+        default=False, description="accept a val or test split that ends up empty or without "
+        "labelled pixels (kept as a warning in split.json) instead of failing")
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_valid(cls, group_by: str) -> str:
+        return check_group_by(group_by)
 
     @field_validator("ratios")
     @classmethod
@@ -99,6 +125,12 @@ def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
         keys = {t.id: (t.id,) for t in manifest.tiles}
     elif options.strategy == "scene":
         keys = {t.id: (t.scene,) for t in manifest.tiles}
+    elif options.strategy == "group":
+        groups = scene_groups(manifest, options.group_by)
+        keys = {t.id: ("group", groups[t.scene]) for t in manifest.tiles}
+    elif options.strategy == "given":
+        given = given_units(manifest)
+        keys = {t.id: ("given", given[t.scene]) for t in manifest.tiles}
     else:
         keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
     grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
@@ -140,14 +172,16 @@ def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[li
     return splits
 
 
-def _footprint(tile: TileRecord, patch: int, world: bool) -> tuple[str, float, float,
-                                                                    float, float]:
+def _footprint(tile: TileRecord, patch: int, size: tuple[int, int],
+               world: bool) -> tuple[str, float, float, float, float]:
+    """The ground a tile really covers: its in-scene part, not the padding past the edge."""
+    col, row = tile.window[:2]
+    w, h = min(patch, size[0] - col), min(patch, size[1] - row)
     if world:
         a, _, c, _, e, f = tile.transform
-        xs, ys = sorted((c, c + a * patch)), sorted((f, f + e * patch))
+        xs, ys = sorted((c, c + a * w)), sorted((f, f + e * h))
         return "world", xs[0], ys[0], xs[1], ys[1]
-    col, row = tile.window[:2]
-    return tile.scene, col, row, col + patch, row + patch
+    return tile.scene, col, row, col + w, row + h
 
 
 def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
@@ -155,7 +189,9 @@ def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list
     Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
     crs = {s.crs for s in manifest.scenes}
     world = len(crs) == 1 and None not in crs
-    boxes = {t.id: _footprint(t, manifest.patch_size, world) for t in manifest.tiles}
+    sizes = {s.name: (s.width, s.height) for s in manifest.scenes}
+    boxes = {t.id: _footprint(t, manifest.patch_size, sizes[t.scene], world)
+             for t in manifest.tiles}
     cell = max(max(b[3] - b[1], b[4] - b[2]) for b in boxes.values())
     buckets: dict[tuple, list[str]] = defaultdict(list)
     for tile_id, (space, x0, y0, x1, y1) in boxes.items():
@@ -193,6 +229,38 @@ def _drop_overlaps(manifest: TileManifest, assigned: list[list[_Unit]]) -> int:
     return len(dropped)
 
 
+def _assign_given(units: list[_Unit]) -> list[list[_Unit]]:
+    return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
+
+
+UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "group",
+              "given": "given split"}
+
+
+def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
+                          units: list[_Unit], options: SplitOptions) -> list[str]:
+    """Val or test splits (with a ratio above 0) that hold no tile, or no labelled pixel."""
+    by_id = {t.id: t for t in manifest.tiles}
+    problems = []
+    for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
+        tiles = [t for u in units_ for t in u.tiles]
+        if options.strategy != "given" and ratio == 0:
+            continue
+        if name == "train" and tiles:
+            continue
+        if not tiles:
+            word = UNIT_WORDS[options.strategy] + ("s" if len(units) != 1 else "")
+            why = ("all its tiles share ground with tiles of other splits (the scenes "
+                   "overlap: strategy 'block' keeps overlapping ground together)" if units_
+                   else f"only {len(units)} {word} for ratios "
+                   f"{', '.join(map(str, options.ratios))}" if options.strategy != "given"
+                   else "the dataset gives no scene to it")
+            problems.append(f"split '{name}' is empty: {why}")
+        elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
+            problems.append(f"split '{name}' has no labelled pixel in its {len(tiles)} tiles")
+    return problems
+
+
 def split_tiles(dataset_dir: Path, out_path: Path,
                 options: SplitOptions | None = None) -> SplitManifest:
     """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
@@ -203,7 +271,8 @@ def split_tiles(dataset_dir: Path, out_path: Path,
         raise DataError(f"{paths.tiles_manifest}: no tiles to split")
     class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
     units = _units(manifest, options)
-    assigned = _assign(units, options.ratios, options.seed)
+    assigned = (_assign_given(units) if options.strategy == "given"
+                else _assign(units, options.ratios, options.seed))
     messages = []
     if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
         messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
@@ -211,29 +280,42 @@ def split_tiles(dataset_dir: Path, out_path: Path,
                         "no overlap, or a block size that is a multiple of the stride")
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
+    problems = _empty_split_problems(manifest, assigned, units, options)
+    if problems and not options.allow_empty_splits:
+        raise DataError(f"strategy '{options.strategy}': {'; '.join(problems)}. Use other "
+                        "ratios, a smaller block_size, another strategy, more data, or "
+                        "allow_empty_splits to accept it")
+    messages += [f"{p} (accepted: allow_empty_splits)" for p in problems]
     by_id = {t.id: t for t in manifest.tiles}
 
     def classes_of(units_: list[_Unit]) -> set[int]:
         return {c for u in units_ for t in u.tiles for c, n in by_id[t].class_counts.items() if n}
 
     all_classes = classes_of(units)
-    unit_word = {"random": "tiles", "scene": "scenes", "block": "blocks"}[options.strategy]
-    for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
-        if ratio > 0 and not any(u.tiles for u in units_):
-            why = ("all its tiles share ground with other splits" if units_
-                   else f"only {len(units)} {unit_word} for ratios {options.ratios}")
-            messages.append(f"split '{name}' is empty: {why}")
+    for name, units_ in zip(SPLIT_NAMES, assigned, strict=True):
+        if not any(u.tiles for u in units_):
             continue
-        present = classes_of(units_)
-        for c in sorted(all_classes - present):
+        for c in sorted(all_classes - classes_of(units_)):
             label = class_names[c] if class_names and c < len(class_names) else str(c)
-            if units_:
-                messages.append(f"class {c} ({label}) is missing from split '{name}'")
+            messages.append(f"class {c} ({label}) is missing from split '{name}'")
+    split_of_scene: dict[str, set[str]] = defaultdict(set)
+    for name, ids in splits.items():
+        for t in ids:
+            split_of_scene[by_id[t].scene].add(name)
+    if straddling := straddling_neighbours(manifest.scenes, split_of_scene):
+        a, b = straddling[0]
+        messages.append(
+            f"{len(straddling)} pairs of scenes look like crops of one image (their edges "
+            f"continue each other, e.g. {manifest.scene(a).source or a} and "
+            f"{manifest.scene(b).source or b}) but lie in different splits, so the model is "
+            "tested on the neighbours of what it trained on; use strategy 'group' (group_by "
+            "'parent' or a regular expression on the file names) to keep them together")
     for message in messages:
         warnings.warn(message, SplitWarning, stacklevel=2)
     result = SplitManifest(strategy=options.strategy, seed=options.seed, ratios=options.ratios,
                            block_size=(options.block_size or default_block_size(manifest))
                            if options.strategy == "block" else None,
+                           group_by=options.group_by if options.strategy == "group" else None,
                            splits=splits, warnings=messages)
     result.save(out_path)
     return result

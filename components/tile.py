@@ -3,44 +3,57 @@
 Every patch is one windowed read (optionally resampled: Lanczos for images, nearest for
 masks), so memory is bounded by the patch size, never the scene size. Windows that run past
 the scene edge are padded (image: nodata, mask: ignore), and scenes smaller than a patch give
-one padded tile. Patches whose valid (non-nodata, non-NaN) fraction of the in-scene area is
-below ``min_valid_fraction`` are dropped."""
+one padded tile. A patch is kept when its labelled pixels (neither ignored nor nodata/NaN)
+are at least ``min_valid_fraction`` of its in-scene area (so edge tiles are measured against
+the part of them that lies in the scene), and never when it has no labelled pixel at all.
+
+Scenes are resampled by ``scale``, or to ``target_gsd`` metres per pixel (georeferenced
+scenes of mixed resolution). A few threads each read, check and write whole tiles: GDAL
+releases the GIL while it reads and so does the file write, so reading one tile overlaps
+writing another. Tiles are uncompressed GeoTIFFs in one block (tiles are small and read whole
+once per epoch: written about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the
+disk), made from a per-scene template (``components.tile_writer``)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import warnings
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import CRSError, NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from components.artifacts import (
     ClassMap,
     DatasetPaths,
+    SceneIndex,
     SceneInfo,
     TileManifest,
     TileRecord,
     tile_paths,
 )
 from components.atomic import write_text
+from components.neighbours import find_neighbours, read_edges
 from components.raster import (
-    GDAL_CACHE_MB,
     DataError,
     ProgressCallback,
     crs_string,
+    gdal_env,
     invalid_pixels,
     open_raster,
-    write_array,
+    read_window,
 )
+from components.tile_writer import TileTemplate
+
+# Threads that each read, check and write whole tiles (GDAL I/O releases the GIL).
+TILE_WORKERS = max(2, min(4, (os.cpu_count() or 1) + 1))
 
 
 class TileOptions(BaseModel):
@@ -48,13 +61,20 @@ class TileOptions(BaseModel):
     patch_size: int = Field(default=256, ge=8, le=8192)
     stride: int | None = Field(default=None, ge=1, description="None = patch_size (no overlap)")
     scale: float = Field(default=1.0, gt=0, le=16, description="resampling factor, 0.5 halves")
-    min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+    target_gsd: float | None = Field(
+        default=None, gt=0, description="metres per pixel to resample every scene to, instead "
+        "of scale (georeferenced scenes of mixed resolution; needs a projected CRS)")
+    min_valid_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="drop tiles whose labelled pixels (not ignored, "
+        "not nodata) are a smaller share of the tile's in-scene area")
 
     @model_validator(mode="after")
-    def _stride_fits(self) -> TileOptions:
+    def _consistent(self) -> TileOptions:
         if self.stride is not None and self.stride > self.patch_size:
             raise ValueError(f"stride {self.stride} > patch_size {self.patch_size} would skip "
                              "pixels")
+        if self.target_gsd is not None and self.scale != 1.0:
+            raise ValueError("give scale or target_gsd, not both")
         return self
 
     @property
@@ -95,74 +115,124 @@ def _fill_value(dtype: np.dtype, nodata: float | None) -> float:
     return float("nan") if np.issubdtype(dtype, np.floating) else 0
 
 
-class _TileWriter:
-    """Writes tiles on a few threads while the caller reads the next windows: GDAL releases
-    the GIL while it compresses and writes. At most ``2 * threads`` tiles wait in memory."""
+@dataclass(frozen=True)
+class _Scene:
+    """One scene's tiling grid (after resampling) and what every tile of it shares."""
+    name: str
+    image: Path
+    mask: Path
+    source_size: tuple[int, int]
+    width: int
+    height: int
+    transform: Affine
+    crs: object
+    nodata: float | None
+    bands: int
+    dtype: np.dtype
+    classes: ClassMap
+    options: TileOptions
+    image_template: TileTemplate
+    mask_template: TileTemplate
 
-    def __init__(self, threads: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tile-writer")
-        self.pending: deque[Future] = deque()
-        self.limit = 2 * threads
+    @property
+    def resampled(self) -> bool:
+        return (self.width, self.height) != self.source_size
 
-    def submit(self, path: Path, array: np.ndarray, crs, transform, nodata) -> None:
-        while len(self.pending) >= self.limit:
-            self.pending.popleft().result()
-        self.pending.append(self.pool.submit(write_array, path, array, crs, transform,
-                                             nodata, False))
 
-    def close(self) -> None:
-        try:
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+def _scale_of(img, where: str, options: TileOptions) -> tuple[float, float]:
+    if options.target_gsd is None:
+        return options.scale, options.scale
+    if img.crs is None or not img.crs.is_projected:
+        raise DataError(f"{where}: target_gsd needs a projected CRS (metres), but the scene "
+                        f"has {crs_string(img.crs) or 'no CRS'}; use scale instead")
+    try:
+        metres = img.crs.linear_units_factor[1]
+    except CRSError as err:
+        raise DataError(f"{where}: target_gsd needs a CRS with linear units ({err})") from None
+    return (abs(img.res[0]) * metres / options.target_gsd,
+            abs(img.res[1]) * metres / options.target_gsd)
+
+
+def _tile_windows(scene: _Scene, jobs: list[tuple[int, int]],
+                  tiles_dir: Path) -> list[TileRecord]:
+    """Read, check and write the tiles at ``jobs`` (row, col) with this thread's handles."""
+    patch, ignore = scene.options.patch_size, scene.classes.ignore_index
+    fx = scene.source_size[0] / scene.width
+    fy = scene.source_size[1] / scene.height
+    resampling = Resampling.lanczos if scene.resampled else Resampling.nearest
+    records = []
+    with open_raster(scene.image) as img, open_raster(scene.mask) as msk:
+        for row, col in jobs:
+            w, h = min(patch, scene.width - col), min(patch, scene.height - row)
+            window = Window(col * fx, row * fy, w * fx, h * fy)
+            block = read_window(img, scene.image, window=window, out_shape=(scene.bands, h, w),
+                                resampling=resampling)
+            labels = read_window(msk, scene.mask, indexes=1, window=window, out_shape=(h, w),
+                                 resampling=Resampling.nearest)
+            labels[invalid_pixels(block, scene.nodata)] = ignore
+            counts = np.bincount(labels.ravel(), minlength=256)
+            labelled = int(counts.sum() - counts[ignore])
+            if labelled == 0 or labelled < scene.options.min_valid_fraction * w * h:
+                continue
+            if (w, h) != (patch, patch) or block.dtype != scene.dtype:
+                image = np.full((scene.bands, patch, patch),
+                                _fill_value(scene.dtype, scene.nodata), scene.dtype)
+                image[:, :h, :w] = block
+                mask = np.full((patch, patch), ignore, np.uint8)
+                mask[:h, :w] = labels
+            else:
+                image, mask = block, labels
+            tile_id = f"{scene.name}__r{row:06d}_c{col:06d}"
+            tile_transform = scene.transform @ Affine.translation(col, row)
+            image_path, mask_path = tile_paths(tiles_dir, tile_id)
+            scene.image_template.write(image_path, image, tile_transform)
+            scene.mask_template.write(mask_path, mask, tile_transform)
+            records.append(TileRecord(
+                id=tile_id, scene=scene.name, window=(col, row, patch, patch),
+                transform=tuple(tile_transform)[:6], valid_fraction=labelled / (w * h),
+                class_counts={i: int(n) for i, n in
+                              enumerate(counts[: scene.classes.num_classes].tolist()) if n}))
+    return records
+
+
+def _display(index: SceneIndex | None, name: str) -> str:
+    """The scene as the user knows it: its source file, else its name."""
+    entry = next((s for s in index.scenes if s.name == name), None) if index else None
+    if entry is None:
+        return f"scene {name}"
+    sep = "/" if index.source.startswith("s3://") or Path(index.source).is_dir() else ":"
+    return f"{index.source.rstrip('/')}{sep}{entry.source}"
 
 
 def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptions,
-                classes: ClassMap, dtype: np.dtype,
-                writer: _TileWriter) -> tuple[SceneInfo, list[TileRecord]]:
-    patch, scale = options.patch_size, options.scale
-    resample = scale != 1.0
-    with open_raster(scenes_dir / f"{name}_image.tif") as img, \
-            open_raster(scenes_dir / f"{name}_mask.tif") as msk:
-        width, height = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+                classes: ClassMap, dtype: np.dtype, index: SceneIndex | None,
+                pool: ThreadPoolExecutor) -> tuple[SceneInfo, list[TileRecord], object]:
+    image_path = scenes_dir / f"{name}_image.tif"
+    with open_raster(image_path) as img:
+        sx, sy = _scale_of(img, _display(index, name), options)
+        width, height = max(1, round(img.width * sx)), max(1, round(img.height * sy))
         transform = img.transform @ Affine.scale(img.width / width, img.height / height)
+        entry = next((s for s in index.scenes if s.name == name), None) if index else None
         info = SceneInfo(name=name, width=width, height=height, crs=crs_string(img.crs),
-                         transform=tuple(transform)[:6])
-        nodata = img.nodata
-        denominator = min(patch, width) * min(patch, height)
-        records = []
-        for row in grid_offsets(height, patch, options.step):
-            for col in grid_offsets(width, patch, options.step):
-                w, h = min(patch, width - col), min(patch, height - row)
-                src_window = Window(col * img.width / width, row * img.height / height,
-                                    w * img.width / width, h * img.height / height)
-                block = img.read(window=src_window, out_shape=(img.count, h, w),
-                                 resampling=Resampling.lanczos if resample
-                                 else Resampling.nearest)
-                labels = msk.read(1, window=src_window, out_shape=(h, w),
-                                  resampling=Resampling.nearest)
-                invalid = invalid_pixels(block, nodata)
-                valid_fraction = min(1.0, float((~invalid).sum()) / denominator)
-                if valid_fraction < options.min_valid_fraction:
-                    continue
-                labels[invalid] = classes.ignore_index
-                image = np.full((img.count, patch, patch), _fill_value(dtype, nodata), dtype)
-                image[:, :h, :w] = block
-                mask = np.full((patch, patch), classes.ignore_index, np.uint8)
-                mask[:h, :w] = labels
-                tile_id = f"{name}__r{row:06d}_c{col:06d}"
-                tile_transform = transform @ Affine.translation(col, row)
-                image_path, mask_path = tile_paths(tiles_dir, tile_id)
-                writer.submit(image_path, image, img.crs, tile_transform, nodata)
-                writer.submit(mask_path, mask, img.crs, tile_transform, classes.ignore_index)
-                counts = np.bincount(labels[labels != classes.ignore_index].ravel(),
-                                     minlength=classes.num_classes)
-                records.append(TileRecord(
-                    id=tile_id, scene=name, window=(col, row, patch, patch),
-                    transform=tuple(tile_transform)[:6], valid_fraction=valid_fraction,
-                    class_counts={i: int(n) for i, n in enumerate(counts.tolist()) if n}))
-    return info, records
+                         transform=tuple(transform)[:6], scale=sx,
+                         source=entry.source if entry else None,
+                         given_split=entry.given_split if entry else None)
+        patch = options.patch_size
+        scene = _Scene(name, image_path, scenes_dir / f"{name}_mask.tif",
+                       (img.width, img.height), width, height, transform, img.crs, img.nodata,
+                       img.count, dtype, classes, options,
+                       TileTemplate((img.count, patch, patch), dtype, img.crs, transform,
+                                    img.nodata),
+                       TileTemplate((1, patch, patch), np.uint8, img.crs, transform,
+                                    classes.ignore_index))
+        edges = read_edges(name, img, image_path) if img.crs is None else None
+    jobs = [(row, col) for row in grid_offsets(height, options.patch_size, options.step)
+            for col in grid_offsets(width, options.patch_size, options.step)]
+    parts = [jobs[k::TILE_WORKERS] for k in range(TILE_WORKERS) if jobs[k::TILE_WORKERS]]
+    futures = [pool.submit(_tile_windows, scene, part, tiles_dir) for part in parts]
+    records = [r for f in futures for r in f.result()]
+    records.sort(key=lambda r: (r.window[1], r.window[0]))
+    return info, records, edges
 
 
 def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None = None,
@@ -172,34 +242,40 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     options = options or TileOptions()
     src, dst = DatasetPaths(ingested_dir), DatasetPaths(out_dir)
     classes = ClassMap.load(src.classes)
+    index = SceneIndex.load(src.scene_index) if src.scene_index.exists() else None
     names = scene_names(src.scenes_dir)
     dtype, nodata = _common_dtype_and_nodata(src.scenes_dir, names)
     if dst.tiles_dir.exists():
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
-    scenes, tiles, bands = [], [], None
-    writer = _TileWriter(threads=min(4, os.cpu_count() or 1))
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain JPEG/PNG scenes
-        try:
-            for i, name in enumerate(names):
-                info, records = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options,
-                                            classes, dtype, writer)
-                scenes.append(info)
-                tiles.extend(records)
-                if bands is None:
-                    with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
-                        bands = img.count
-                if progress:
-                    progress("tile", i + 1, len(names))
-        finally:
-            writer.close()
+    scenes, tiles, edges, bands = [], [], [], None
+    with gdal_env(), warnings.catch_warnings(), \
+            ThreadPoolExecutor(TILE_WORKERS, thread_name_prefix="tile") as pool:
+        # Plain JPEG/PNG scenes; set once here, since filters are process-global.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        for i, name in enumerate(names):
+            info, records, scene_edges = _tile_scene(name, src.scenes_dir, dst.tiles_dir,
+                                                     options, classes, dtype, index, pool)
+            scenes.append(info)
+            tiles.extend(records)
+            if scene_edges is not None:
+                edges.append(scene_edges)
+            if bands is None:
+                with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
+                    bands = img.count
+            if progress:
+                progress("tile", i + 1, len(names))
     if not tiles:
-        raise DataError(f"{src.scenes_dir}: no tile has a valid fraction >= "
-                        f"{options.min_valid_fraction}; lower min_valid_fraction")
+        where = index.source if index else str(src.scenes_dir)
+        raise DataError(f"{where}: no tile has labelled pixels on at least "
+                        f"{options.min_valid_fraction:.0%} of its in-scene area; lower "
+                        "min_valid_fraction or check that the masks label anything")
+    neighbours = find_neighbours(edges)
+    scenes = [s.model_copy(update={"neighbours": sorted(neighbours.get(s.name, ()))})
+              for s in scenes]
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,
-                            scale=options.scale, bands=bands, dtype=str(dtype), nodata=nodata,
-                            scenes=scenes, tiles=tiles)
+                            scale=options.scale, target_gsd=options.target_gsd, bands=bands,
+                            dtype=str(dtype), nodata=nodata, scenes=scenes, tiles=tiles)
     if dst.classes != src.classes:
         classes.save(dst.classes)
     # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold

@@ -20,5 +20,6 @@ def test_tiling_benchmark_prints_figures_for_each_size():
     report = json.loads(proc.stdout)
     assert report["inputs"]["sizes"] == [128, 256]
     assert [r["tiles"] for r in report["results"]] == [4, 16]
-    assert all(r["peak_rss_mib"] > 0 and r["tiles_per_s"] > 0 for r in report["results"])
+    assert all(r["peak_rss_mib"] > 0 and r["tiles_per_s"] > 0 and r["cpu_seconds"] > 0
+               and len(r["load_average_1min"]) == 2 for r in report["results"])
     assert report["machine"]["cpus"] >= 1

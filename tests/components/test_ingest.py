@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_images_labels_folders_at_depth_with_value_mapping_and_name_collisions(t
 
 def test_unknown_mask_value_with_explicit_mapping_names_file_and_value(tmp_path):
     write_pair(tmp_path / "src", "a", make_image(), make_labels(32, (0, 7)))
-    with pytest.raises(DataError, match=r"a_mask\.tif.*value 7"):
+    with pytest.raises(DataError, match=r"value 7: 512 pixels in .*a_mask\.tif"):
         ingest_source(tmp_path / "src", tmp_path / "out",
                       IngestOptions(class_values={0: 0, 1: 1}))
 
@@ -80,12 +81,21 @@ def test_rgb_palette_from_classes_json_and_ignore_color(tmp_path):
     np.testing.assert_array_equal(np.unique(read_mask(tmp_path / "out", "a")), [0, 1, 255])
 
 
-def test_lossless_colour_outside_palette_is_an_error_naming_file_and_colour(tmp_path):
+def test_strict_palette_lists_every_unknown_colour_with_pixels_and_files(tmp_path):
+    src = tmp_path / "src"
     ids = make_labels(32, (0, 1))
-    write_pair(tmp_path / "src", "a", make_image(), _rgb_mask(ids, [(10, 20, 30), (1, 2, 3)]))
+    write_pair(src, "a", make_image(), _rgb_mask(ids, [(10, 20, 30), (1, 2, 3)]))
+    write_pair(src, "b", make_image(), _rgb_mask(make_labels(32, (0, 1, 1, 2)),
+                                                 [(10, 20, 30), (1, 2, 3), (9, 9, 9)]))
     palette = [PaletteEntry(name="x", color="#0A141E")]
-    with pytest.raises(DataError, match=r"a_mask\.tif: mask colour #010203 is not in"):
-        ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions(palette=palette))
+    with pytest.raises(DataError) as err:
+        ingest_source(src, tmp_path / "out", IngestOptions(palette=palette))
+    message = str(err.value)
+    assert message.startswith("2 mask colours are not in the palette")
+    assert re.search(r"colour #010203: 1,024 pixels in .*a_mask\.tif, .*b_mask\.tif", message)
+    assert re.search(r"colour #090909: 256 pixels in .*b_mask\.tif", message)
+    assert "[" not in message  # console markup would eat bracketed text
+    assert not (tmp_path / "out").exists()
 
 
 def test_auto_palette_names_matching_colours_from_a_disagreeing_classes_json(tmp_path):

@@ -128,3 +128,26 @@ def test_prepare_plain_png_scenes_with_a_palette(tmp_path):
     assert {s.crs for s in manifest.scenes} == {None} and manifest.dtype == "uint8"
     _assert_leak_free(tmp_path / "ds", lambda t: (t.scene, (t.window[0] + 8) // 32,
                                                   (t.window[1] + 8) // 32))
+
+
+def test_tea_plantations_every_labelled_pixel_lands_in_a_tile(tea_plantations, tmp_path):
+    # 100 px tiles on 256 px chips: the corner tiles hold 56 x 56 pixels of the scene.
+    out = tmp_path / "tea"
+    prepare_dataset(tea_plantations, out, PrepareOptions(
+        tile=TileOptions(patch_size=100),
+        split=SplitOptions(strategy="block", block_size=200, seed=0)))
+    manifest = TileManifest.load(out / "tiles.json")
+    assert len(manifest.tiles) == 11 * 9
+    assert sum(sum(t.class_counts.values()) for t in manifest.tiles) == 11 * 256 * 256
+    assert {s.source for s in manifest.scenes} == {
+        f"images/{p.name}" for p in (tea_plantations / "images").glob("*.tif")}
+
+
+def test_tea_plantations_at_a_target_gsd(tea_plantations, tmp_path):
+    out = tmp_path / "tea4m"
+    prepare_dataset(tea_plantations, out, PrepareOptions(
+        tile=TileOptions(patch_size=64, target_gsd=4.0),
+        split=SplitOptions(strategy="block", block_size=64, seed=0)))
+    manifest = TileManifest.load(out / "tiles.json")
+    assert manifest.target_gsd == 4.0 and {s.width for s in manifest.scenes} == {128}
+    assert {t.transform[0] for t in manifest.tiles} == {4.0}

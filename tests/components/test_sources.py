@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.ingest import ingest_source
+from components.ingest import IngestOptions, ingest_source
 from components.raster import DataError
 
 
@@ -113,3 +113,13 @@ def test_s3_prefix_is_downloaded_and_ingested(binary_source, tmp_path, moto_endp
         assert set(np.unique(src.read(1))) == {0, 1}
     with pytest.raises(DataError, match=r"s3://scenes/nothing: no objects"):
         ingest_source("s3://scenes/nothing", tmp_path / "empty")
+
+
+def test_errors_inside_an_archive_name_the_member_not_the_temp_folder(binary_source, tmp_path):
+    archive = shutil.make_archive(str(tmp_path / "survey"), "zip", binary_source.parent,
+                                  binary_source.name)
+    with pytest.raises(DataError) as err:
+        ingest_source(archive, tmp_path / "out", IngestOptions(class_values={0: 0}))
+    message = str(err.value)
+    assert f"{archive}:binary/labels/chip0.tif" in message and "value 255" in message
+    assert ".ingest-" not in message and not (tmp_path / "out").exists()

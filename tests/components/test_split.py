@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 import rasterio
 
 from components.artifacts import TileManifest
 from components.ingest import ingest_source
-from components.raster import write_array
+from components.raster import DataError, write_array
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.tile import TileOptions, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
@@ -57,10 +60,15 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
     split = split_tiles(tiled, tmp_path / "r.json",
                         SplitOptions(strategy="random", ratios=(0.5, 0.25, 0.25)))
     assert abs(len(split.splits["train"]) - n / 2) <= 2
+    one_block = {"strategy": "block", "block_size": 10_000, "ratios": (0.8, 0.1, 0.1)}
+    with pytest.raises(DataError, match="split 'val' is empty: only 1 block for.*allow_empty"):
+        split_tiles(tiled, tmp_path / "s.json", SplitOptions(**one_block))
+    assert not (tmp_path / "s.json").exists()
     with pytest.warns(SplitWarning, match="split 'test' is empty"):
-        lonely = split_tiles(tiled, tmp_path / "s.json", SplitOptions(
-            strategy="block", block_size=10_000, ratios=(0.8, 0.1, 0.1)))
-    assert lonely.warnings and not lonely.splits["test"]
+        lonely = split_tiles(tiled, tmp_path / "s.json",
+                             SplitOptions(**one_block, allow_empty_splits=True))
+    assert not lonely.splits["test"]
+    assert any("'test' is empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
 
 
 def test_bad_ratios_are_rejected():
@@ -110,3 +118,114 @@ def test_rare_class_reaches_every_split(tmp_path):
         for ids in split.splits.values():
             assert any(t in {"s2_t", "s5_t", "s7_t"} for t in ids)
         assert not split.warnings
+
+
+def _crops_of_one_image(root, folders: int = 8, grid: int = 3, size: int = 32):
+    """Each folder: one photo cut into a grid x grid of touching crops, as published
+    datasets ship them (no CRS, one PNG per crop). The photos have broad shapes, texture
+    and sensor noise."""
+    from PIL import Image
+
+    full = grid * size
+    yy, xx = np.mgrid[0:full, 0:full] / full
+    for k in range(folders):
+        rng = np.random.default_rng(k)
+
+        def waves(count, cycles, amplitude, rng=rng):
+            return sum(amplitude * np.sin(2 * np.pi * (fx * xx + fy * yy) + rng.uniform(0, 6))
+                       for fx, fy in [rng.uniform(-cycles, cycles, 2) for _ in range(count)])
+        field = waves(3, 1.5, 1.0)
+        texture = waves(6, 8, 0.3)
+        photo = np.stack([(field + texture) * 25 + 128 + 10 * c for c in range(3)],
+                         axis=-1) + rng.normal(0, 3, (full, full, 3))
+        labels = (field > 0).astype(np.uint8) + (field > 1.2)
+        for r in range(grid):
+            for c in range(grid):
+                part = np.s_[r * size:(r + 1) * size, c * size:(c + 1) * size]
+                for sub, array in (("images", np.clip(photo[part], 0, 255).astype(np.uint8)),
+                                   ("masks", labels[part])):
+                    folder = root / sub / f"site{k}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(array).save(folder / f"crop_{r}_{c}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crops")
+    _crops_of_one_image(root / "src")
+    ds = root / "ds"
+    ingest_source(root / "src", ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=32))
+    return ds
+
+
+def _folder_splits(ds, split):
+    manifest = TileManifest.load(ds / "tiles.json")
+    where = _tile_split(split)
+    folders = {}
+    for t in manifest.tiles:
+        source = manifest.scene(t.scene).source
+        folders.setdefault(source.rsplit("/", 1)[0], set()).add(where[t.id])
+    return folders
+
+
+def test_touching_crops_are_found_and_a_scene_split_that_separates_them_warns(crops):
+    manifest = TileManifest.load(crops / "tiles.json")
+    found = missed = 0
+    for scene in manifest.scenes:
+        site, r, c = re.fullmatch(r"images/(site\d)/crop_(\d)_(\d)\.png", scene.source).groups()
+        r, c = int(r), int(c)
+        expected = {f"{site}__crop_{r + dr}_{c + dc}" for dr, dc in
+                    ((0, 1), (0, -1), (1, 0), (-1, 0)) if 0 <= r + dr < 3 and 0 <= c + dc < 3}
+        assert set(scene.neighbours) <= expected, scene.name  # never a stranger
+        found += len(expected & set(scene.neighbours))
+        missed += len(expected - set(scene.neighbours))
+    assert found / (found + missed) > 0.9, (found, missed)
+    with pytest.warns(SplitWarning, match=r"pairs of scenes look like crops of one image .* "
+                      "use strategy 'group'"):
+        split = split_tiles(crops, crops / "scene.json", SplitOptions(strategy="scene"))
+    assert sum(len(s) > 1 for s in _folder_splits(crops, split).values()) >= 4
+
+
+@pytest.mark.parametrize("group_by", ["parent", r"(site\d+)/", "groups.csv"])
+def test_group_split_keeps_every_original_image_in_one_split(crops, group_by, tmp_path):
+    if group_by == "groups.csv":
+        manifest = TileManifest.load(crops / "tiles.json")
+        rows = ["scene,group"] + [f"{s.source},{s.source.split('/')[1]}"
+                                  for s in manifest.scenes]
+        (tmp_path / "groups.csv").write_text("\n".join(rows) + "\n")
+        group_by = str(tmp_path / "groups.csv")
+    split = split_tiles(crops, tmp_path / "split.json",
+                        SplitOptions(strategy="group", group_by=group_by))
+    folders = _folder_splits(crops, split)
+    assert len(folders) == 8 and all(len(s) == 1 for s in folders.values())
+    assert all(split.splits.values()) and split.group_by == group_by
+    assert not any("crops of one image" in w for w in split.warnings)
+
+
+def test_group_by_is_checked_when_the_options_are_made(crops, tmp_path):
+    with pytest.raises(ValueError, match="needs a capturing group"):
+        SplitOptions(strategy="group", group_by=r"site\d+")
+    with pytest.raises(DataError, match=r"72 scenes have no group: group_by '\(nowhere\)' "
+                       "matches none of images/site0/crop_0_0.png"):
+        split_tiles(crops, tmp_path / "s.json",
+                    SplitOptions(strategy="group", group_by="(nowhere)"))
+
+
+def test_overlap_drops_use_the_in_scene_part_of_edge_tiles(tmp_path):
+    # Two 40 px scenes side by side: 32 px tiles at column 32 are padded past the scene
+    # edge, where the padded square would reach into the next scene; the real pixels don't.
+    src = tmp_path / "chips"
+    for i in range(2):
+        transform = rasterio.transform.from_origin(600000.0 + 80.0 * i, 3000000.0, 2.0, 2.0)
+        for kind, data in (("image", make_image(40, seed=i)),
+                           ("mask", make_labels(40, (0, 1)))):
+            write_array(src / f"c{i}_{kind}.tif", data, UTM, transform)
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=32, min_valid_fraction=0.0))
+    split = split_tiles(ds, ds / "split.json", SplitOptions(strategy="scene",
+                                                            ratios=(0.5, 0.5, 0.0)))
+    assert not any("dropped" in w for w in split.warnings)
+    assert len(split.splits["train"]) == 4 and len(split.splits["val"]) == 4

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from components.artifacts import ClassInfo, ClassMap, TileManifest, read_tile, tile_paths
-from components.raster import write_array
+from components.raster import DataError, write_array
 from components.tile import TileOptions, grid_offsets, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
 
@@ -102,3 +102,57 @@ def test_every_tile_maps_back_onto_the_scene_through_its_transform(tmp_path):
         assert (tile_mask[h:] == 255).all() and (tile_mask[:, w:] == 255).all()
     assert {t.window[:2] for t in manifest.tiles} == {(c, r) for r in (0, 12, 24, 36)
                                                       for c in (0, 12, 24, 36)}
+
+
+def test_edge_tiles_are_measured_against_their_in_scene_area(tmp_path):
+    # 80 px scene, 64 px tiles: the edge tiles hold 16 columns/rows of the scene. Measured
+    # against a whole tile they would be 25% valid and dropped at 0.5, losing those pixels.
+    mask = make_labels(80, (0, 1))
+    mask[:40, :40] = 255  # a quarter of the scene is unlabelled
+    root = ingested(tmp_path, make_image(80), mask)
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=64,
+                                                               min_valid_fraction=0.5))
+    fractions = {t.window[:2]: t.valid_fraction for t in manifest.tiles}
+    assert fractions == {(0, 0): pytest.approx(1 - 40 * 40 / 64 ** 2), (64, 0): 1.0,
+                         (0, 64): 1.0, (64, 64): 1.0}
+    labelled = sum(sum(t.class_counts.values()) for t in manifest.tiles)
+    assert labelled == 80 * 80 - 40 * 40  # every labelled pixel lands in a tile
+
+
+def test_tiles_without_a_labelled_pixel_are_never_kept(tmp_path):
+    mask = make_labels(64, (0, 1))
+    mask[:32, :32] = 255  # labels ignored, image valid
+    root = ingested(tmp_path, make_image(64), mask)
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32,
+                                                               min_valid_fraction=0.0))
+    assert sorted(t.window[:2] for t in manifest.tiles) == [(0, 32), (32, 0), (32, 32)]
+
+
+def test_target_gsd_resamples_each_scene_to_metres_per_pixel(tmp_path):
+    root = tmp_path / "ingested"
+    (root / "scenes").mkdir(parents=True)
+    for name, pixel in (("fine", 1.0), ("coarse", 4.0)):
+        size = int(64 / pixel)
+        transform = rasterio.transform.from_origin(600000.0, 3000000.0, pixel, pixel)
+        write_array(root / "scenes" / f"{name}_image.tif", make_image(size), UTM, transform)
+        write_array(root / "scenes" / f"{name}_mask.tif", make_labels(size, (0, 1)), UTM,
+                    transform, 255)
+    ClassMap(classes=[ClassInfo(id=i, name=f"c{i}", color="#000000") for i in range(2)]
+             ).save(root / "classes.json")
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=16, target_gsd=2.0))
+    assert manifest.target_gsd == 2.0
+    scenes = {s.name: s for s in manifest.scenes}
+    assert (scenes["fine"].width, scenes["fine"].scale) == (32, 0.5)
+    assert (scenes["coarse"].width, scenes["coarse"].scale) == (32, 2.0)
+    assert {t.transform[0] for t in manifest.tiles} == {2.0}
+    with pytest.raises(ValueError, match="scale or target_gsd, not both"):
+        TileOptions(scale=0.5, target_gsd=2.0)
+
+
+def test_target_gsd_on_a_scene_without_projected_crs_names_it(tmp_path):
+    root = ingested(tmp_path, make_image(32), make_labels(32, (0, 1)), name="plain")
+    write_array(root / "scenes" / "plain_image.tif", make_image(32), "EPSG:4326",
+                rasterio.transform.from_origin(100.0, 30.0, 0.001, 0.001))
+    with pytest.raises(DataError, match="scene plain: target_gsd needs a projected CRS "
+                       r"\(metres\), but the scene has EPSG:4326"):
+        tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=16, target_gsd=2.0))

@@ -1,0 +1,113 @@
+"""From what the survey saw and the options, one ``LabelSpec`` for the whole dataset; every
+check that can fail on the labels as a whole runs here, before any scene is written."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from components.labels import (
+    BACKGROUND_NAMES,
+    ClassEntry,
+    ClassesFile,
+    LabelSpec,
+    auto_palette,
+    color_code,
+    color_spec,
+    discover_colors,
+    labelme_spec,
+    parse_color,
+    read_classes_file,
+    value_spec,
+)
+from components.raster import DataError
+from components.survey import (
+    Survey,
+    check_known_colors,
+    check_known_values,
+    check_rare_colors,
+)
+from components.vectors import natural_order
+
+
+def find_classes_file(root: Path, options) -> ClassesFile | None:
+    if options.classes_file:
+        return read_classes_file(Path(options.classes_file))
+    found = sorted(root.rglob("classes.json"), key=lambda p: (len(p.parts), str(p)))
+    return read_classes_file(found[0]) if found else None
+
+
+def _given_palette(options) -> list[ClassEntry] | None:
+    if isinstance(options.palette, list):
+        return [ClassEntry(p.name, parse_color(p.color, "palette")) for p in options.palette]
+    if options.palette not in ("auto", "classes.json"):
+        return read_classes_file(Path(options.palette)).entries
+    return None
+
+
+def _shape_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
+                options) -> LabelSpec:
+    """LabelMe and vector polygons: their labels are class names; uncovered is background."""
+    entries = palette or (classes.entries if classes else None)
+    if entries:
+        known = {e.name for e in entries} | BACKGROUND_NAMES
+        unknown = sorted((lab for lab in survey.labels if lab not in known),
+                         key=lambda lab: -survey.labels[lab])
+        if unknown:
+            listed = ", ".join(f"{lab!r} ({survey.labels[lab]} polygons)" for lab in unknown)
+            raise DataError(f"{len(unknown)} polygon classes are not in the palette or "
+                            f"classes.json (known: {', '.join(e.name for e in entries)}): "
+                            f"{listed}")
+        return labelme_spec(set(survey.labels), classes, palette, options.ignore_index)
+    ordered = [ClassEntry(lab) for lab in natural_order(
+        lab for lab in survey.labels if lab.lower() not in BACKGROUND_NAMES)]
+    return labelme_spec(set(survey.labels), None, ordered or None, options.ignore_index)
+
+
+def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
+                options) -> LabelSpec:
+    ignore = set(options.ignore_values)
+    if classes is not None and classes.ignore_index is not None:
+        ignore.add(classes.ignore_index)
+    listed = {e.value for e in classes.entries if e.value is not None} if classes else set()
+    known = set(options.class_values or {}) or listed
+    if known:
+        check_known_values(survey, known, ignore)
+    bad = [v for v in survey.values if isinstance(v, float)]
+    if bad:
+        raise DataError(f"mask values {', '.join(map(str, bad[:5]))} (e.g. in "
+                        f"{survey.where(bad[0])}) are not whole numbers; class-id masks hold "
+                        "integers")
+    names = options.class_names or ([p.name for p in palette] if palette else None)
+    values = Counter({v: n for v, n in survey.values.items() if v not in ignore})
+    return value_spec(values, classes, options.class_values, names, ignore, options.ignore_index)
+
+
+def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
+                options) -> LabelSpec:
+    if palette is None and options.palette == "classes.json":
+        if classes is None:
+            raise DataError("palette 'classes.json' but no classes.json in the source and no "
+                            "classes_file given")
+        palette = classes.entries
+    if palette is not None:
+        if not survey.lossy:
+            check_known_colors(survey, {color_code(e.color) for e in palette if e.color},
+                               options.ignore_colors)
+    else:
+        codes = discover_colors(survey.values, survey.lossy, options.color_tolerance)
+        if not survey.lossy and options.min_color_share > 0:
+            check_rare_colors(survey, codes, options.ignore_colors, options.min_color_share)
+        tolerance = options.color_tolerance if survey.lossy else 0
+        palette = auto_palette(codes, classes, options.ignore_colors, tolerance)
+    return color_spec(palette, options.ignore_colors, options.color_tolerance,
+                      options.ignore_index)
+
+
+def resolve_spec(survey: Survey, classes: ClassesFile | None, options) -> LabelSpec:
+    palette = _given_palette(options)
+    if survey.kind in ("labelme", "vector"):
+        return _shape_spec(survey, classes, palette, options)
+    if survey.kind == "ids":
+        return _value_spec(survey, classes, palette, options)
+    return _color_spec(survey, classes, palette, options)

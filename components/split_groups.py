@@ -1,0 +1,112 @@
+"""Which scenes belong together: the groups of the ``group`` split strategy, the dataset's
+own splits for ``given``, and the warning for scenes that look like crops of one image.
+
+``group_by`` is ``"parent"`` (the folder a scene's image came from), a path to a CSV of
+scene,group rows (a scene named by its scene name, source path or file stem), or a regular
+expression whose first group, searched in the scene's source path, names its group."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path, PurePosixPath
+
+from components.artifacts import SceneInfo, TileManifest
+from components.raster import DataError
+
+MAX_CSV_BYTES = 64 << 20
+
+
+def is_csv(group_by: str) -> bool:
+    return group_by.lower().endswith(".csv")
+
+
+def check_group_by(group_by: str) -> str:
+    """Validate ``group_by`` when the options are made (a regex must compile, with a group)."""
+    if group_by == "parent" or is_csv(group_by):
+        return group_by
+    try:
+        pattern = re.compile(group_by)
+    except re.error as err:
+        raise ValueError(f"group_by {group_by!r} is not 'parent', a .csv path or a valid "
+                         f"regular expression ({err})") from None
+    if pattern.groups < 1:
+        raise ValueError(f"group_by {group_by!r}: the regular expression needs a capturing "
+                         "group, e.g. '^(site_[0-9]+)/'")
+    return group_by
+
+
+def _sources(manifest: TileManifest, why: str) -> dict[str, str]:
+    missing = [s.name for s in manifest.scenes if s.source is None]
+    if missing:
+        raise DataError(f"{why} needs each scene's source path, which this tiles.json does not "
+                        f"record (e.g. scene {missing[0]}); prepare the data again")
+    return {s.name: s.source for s in manifest.scenes}
+
+
+def _read_csv(path: Path) -> dict[str, str]:
+    try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise DataError(f"{path}: group CSV larger than {MAX_CSV_BYTES >> 20} MiB")
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the group CSV ({err})") from None
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["scene", "group"]:
+        rows = rows[1:]
+    groups = {}
+    for number, row in enumerate(rows, 1):
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise DataError(f"{path}: row {number} is not 'scene,group'")
+        groups[row[0].strip()] = row[1].strip()
+    return groups
+
+
+def scene_groups(manifest: TileManifest, group_by: str) -> dict[str, str]:
+    """Scene name -> group name; every scene must get one."""
+    sources = _sources(manifest, f"group_by {group_by!r}")
+    if group_by == "parent":
+        return {name: PurePosixPath(src).parent.as_posix() for name, src in sources.items()}
+    if is_csv(group_by):
+        table = _read_csv(Path(group_by))
+        groups = {}
+        for name, src in sources.items():
+            stem = PurePosixPath(src).stem
+            for key in (name, src, PurePosixPath(src).with_suffix("").as_posix(), stem):
+                if key in table:
+                    groups[name] = table[key]
+                    break
+        where = f"{group_by} lists"
+    else:
+        pattern = re.compile(group_by)
+        groups = {name: m.group(1) for name, src in sources.items()
+                  if (m := pattern.search(src)) and m.group(1) is not None}
+        where = f"group_by {group_by!r} matches"
+    missing = sorted(sources[n] for n in sources if n not in groups)
+    if missing:
+        raise DataError(f"{len(missing)} scenes have no group: {where} none of "
+                        f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    return groups
+
+
+def given_units(manifest: TileManifest) -> dict[str, str]:
+    """Scene name -> the split its dataset gives it; every scene must have one."""
+    missing = [s for s in manifest.scenes if s.given_split is None]
+    if missing:
+        shown = ", ".join(s.source or s.name for s in missing[:5])
+        raise DataError(f"strategy 'given': {len(missing)} of {len(manifest.scenes)} scenes have "
+                        f"no split from the dataset (no train/val/test folder or list names "
+                        f"them, or two lists do), e.g. {shown}")
+    return {s.name: s.given_split for s in manifest.scenes}
+
+
+def straddling_neighbours(scenes: list[SceneInfo], split_of_scene: dict[str, set[str]]
+                          ) -> list[tuple[str, str]]:
+    """Pairs of neighbouring scenes (edges that continue each other) in different splits."""
+    pairs = []
+    for s in scenes:
+        for other in s.neighbours:
+            if s.name < other and len(split_of_scene.get(s.name, set())
+                                      | split_of_scene.get(other, set())) > 1:
+                pairs.append((s.name, other))
+    return pairs

@@ -1,0 +1,223 @@
+"""Ingest's first pass: read every label once, before anything is written, and report every
+problem of the dataset in one go (every unknown colour or value with its pixels and files,
+colours too rare to be a class, options that do not apply to the labels found)."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from components.discover import LOSSY_SUFFIXES, ScenePair
+from components.labels import code_color, color_code, parse_color
+from components.masks import IGNORE_CODE, mask_format, read_mask
+from components.raster import DataError, check_png, check_size, open_raster, strip_windows
+
+# How many files a message names for one colour or value before it says "and N more".
+EXAMPLE_FILES = 3
+# How many unknown colours or values one message lists in full.
+MAX_LISTED = 100
+
+
+class IngestWarning(UserWarning):
+    """The labels were read, but not exactly as stored (alpha dropped, polygons skipped)."""
+
+
+KIND_WORDS = {"ids": "class-id masks", "colors": "colour masks (RGB, RGBA or colour-table)",
+              "labelme": "LabelMe polygons", "vector": "vector polygons"}
+
+
+@dataclass
+class Survey:
+    kinds: dict[str, Path] = field(default_factory=dict)  # label kind -> first label file
+    values: Counter = field(default_factory=Counter)  # class value or colour code -> pixels
+    files: dict = field(default_factory=lambda: defaultdict(list))  # value -> first files
+    file_counts: Counter = field(default_factory=Counter)  # value -> number of files
+    labels: Counter = field(default_factory=Counter)  # LabelMe / vector label -> shapes
+    lossy: bool = False
+    rgba: list[Path] = field(default_factory=list)
+    indexed: list[Path] = field(default_factory=list)
+    bands: int | None = None
+    first_image: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.kinds))
+
+    def add_values(self, path: Path, counts: Counter) -> None:
+        self.values.update(counts)
+        for value in counts:
+            self.file_counts[value] += 1
+            if len(self.files[value]) < EXAMPLE_FILES:
+                self.files[value].append(path)
+
+    def add_kind(self, kind: str, path: Path) -> None:
+        self.kinds.setdefault(kind, path)
+        if len(self.kinds) > 1:
+            (a, first), (b, second) = list(self.kinds.items())[:2]
+            raise DataError(f"{second}: {KIND_WORDS[b]}, but {first} has {KIND_WORDS[a]}; one "
+                            "dataset needs one label kind")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def where(self, value) -> str:
+        files = ", ".join(str(p) for p in self.files[value])
+        more = self.file_counts[value] - len(self.files[value])
+        return files + (f" and {more} more files" if more > 0 else "")
+
+
+def image_window(pair: ScenePair, src) -> Window:
+    if pair.kind == "side_by_side":
+        return Window(0, 0, src.width // 2, src.height)
+    return Window(0, 0, src.width, src.height)
+
+
+def label_window(pair: ScenePair, src) -> Window:
+    if pair.kind == "side_by_side":
+        half = src.width // 2
+        return Window(half, 0, half, src.height)
+    return Window(0, 0, src.width, src.height)
+
+
+def check_file(path: Path, src, max_pixels: int) -> None:
+    """Cheap checks before any pixel is decoded: the declared size and, for PNG, that the
+    file is whole (GDAL reads a truncated PNG as zeros without a word)."""
+    check_size(path, src.width, src.height, max_pixels)
+    if src.driver == "PNG":
+        check_png(path)
+
+
+def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int, int]:
+    with open_raster(pair.image) as src:
+        check_file(pair.image, src, max_pixels)
+        window = image_window(pair, src)
+        size, bands = (int(window.width), int(window.height)), src.count
+    if survey.bands is None:
+        survey.bands, survey.first_image = bands, pair.image
+    elif bands != survey.bands:
+        raise DataError(f"{pair.image}: {bands} bands, but {survey.first_image} has "
+                        f"{survey.bands}; every scene needs the same bands")
+    return size
+
+
+def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixels: int,
+                color_table: str) -> None:
+    with open_raster(pair.label) as src:
+        check_file(pair.label, src, max_pixels)
+        window = label_window(pair, src)
+        if (int(window.width), int(window.height)) != size:
+            raise DataError(f"{pair.label}: mask is {int(window.width)}x{int(window.height)} but "
+                            f"image {pair.image} is {size[0]}x{size[1]}")
+        fmt = mask_format(src, pair.label, color_table)
+        survey.add_kind(fmt.kind, pair.label)
+        if fmt.alpha:
+            survey.rgba.append(pair.label)
+        if fmt.indexed:
+            survey.indexed.append(pair.label)
+        survey.lossy |= pair.label.suffix.lower() in LOSSY_SUFFIXES or src.driver == "JPEG"
+        counts: Counter = Counter()
+        for strip in strip_windows(int(window.width), int(window.height)):
+            data = read_mask(src, pair.label, fmt, Window(window.col_off, strip.row_off,
+                                                          strip.width, strip.height))
+            if fmt.kind == "ids" and np.issubdtype(data.dtype, np.floating):
+                data = data[~np.isnan(data)]
+            values, pixels = np.unique(data, return_counts=True)
+            for value, n in zip(values.tolist(), pixels.tolist(), strict=True):
+                counts[int(value) if float(value).is_integer() else value] += n
+        counts.pop(IGNORE_CODE if fmt.kind == "colors" else None, None)
+        survey.add_values(pair.label, counts)
+
+
+def _colour(code: int) -> str:
+    return f"colour {code_color(code)}"
+
+
+def _value(value) -> str:
+    return f"value {value}"
+
+
+def _listing(survey: Survey, items: list, label) -> str:
+    shown = items[:MAX_LISTED]
+    lines = [f"{label(v)}: {survey.values[v]:,} pixels in {survey.where(v)}" for v in shown]
+    if len(items) > len(shown):
+        rest = sum(survey.values[v] for v in items[len(shown):])
+        lines.append(f"and {len(items) - len(shown)} more ({rest:,} pixels)")
+    return "; ".join(lines)
+
+
+def check_known_colors(survey: Survey, palette_codes: set[int], ignore_colors: list[str]) -> None:
+    """Lossless colour masks against a given palette: every colour outside it, at once."""
+    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    unknown = sorted((c for c in survey.values if c not in palette_codes | ignored),
+                     key=lambda c: -survey.values[c])
+    if unknown:
+        raise DataError(f"{len(unknown)} mask colours are not in the palette: "
+                        f"{_listing(survey, unknown, _colour)}. Add them to the palette or "
+                        "map them to the ignore class with ignore_colors")
+
+
+def check_rare_colors(survey: Survey, codes: list[int], ignore_colors: list[str],
+                      min_share: float) -> None:
+    """A colour on almost no pixel is an antialiased edge or a stray brush stroke, not a
+    class; as its own class it would silently spoil the model."""
+    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    kept = [c for c in codes if c not in ignored]
+    total = sum(survey.values[c] for c in kept)
+    rare = sorted((c for c in kept if survey.values[c] < min_share * total),
+                  key=lambda c: -survey.values[c])
+    if rare:
+        raise DataError(f"{len(rare)} mask colours cover less than {min_share:.4%} of the "
+                        f"labelled pixels each, too few to be a class: "
+                        f"{_listing(survey, rare, _colour)}. Map them to the ignore class "
+                        "with ignore_colors, fix the masks, or lower min_color_share")
+
+
+def check_known_values(survey: Survey, known: set[int], ignore_values: set[int]) -> None:
+    unknown = sorted((v for v in survey.values if v not in known | ignore_values),
+                     key=lambda v: -survey.values[v])
+    if unknown:
+        raise DataError(f"{len(unknown)} mask values are not known class values (known: "
+                        f"{', '.join(map(str, sorted(known)))}): "
+                        f"{_listing(survey, unknown, _value)}. Map them with class_values or "
+                        "ignore them with ignore_values")
+
+
+# Options that only mean something for some label kinds: giving one for another kind is an
+# error, never silently ignored.
+_APPLIES_TO = {
+    "class_values": ({"ids"}, "class-id masks"),
+    "class_names": ({"ids"}, "class-id masks; colour and polygon classes are named by a "
+                    "palette or classes.json"),
+    "ignore_values": ({"ids"}, "class-id masks; for colour masks use ignore_colors"),
+    "ignore_colors": ({"colors"}, "colour masks; for class-id masks use ignore_values"),
+    "color_tolerance": ({"colors"}, "colour masks"),
+    "min_color_share": ({"colors"}, "colour masks"),
+    "class_attribute": ({"vector"}, "vector polygons"),
+}
+
+
+def check_options_apply(survey: Survey, options) -> None:
+    kind = survey.kind
+    for name, (kinds, what) in _APPLIES_TO.items():
+        default = type(options).model_fields[name].get_default(call_default_factory=True)
+        if getattr(options, name) != default and kind not in kinds:
+            raise DataError(f"option {name} does not apply: the labels are "
+                            f"{KIND_WORDS[kind]} (e.g. {survey.kinds[kind]}), and {name} is "
+                            f"for {what}")
+
+
+def warn_collected(survey: Survey, relabel) -> list[str]:
+    """Turn what the survey noticed into warnings (issued, and returned for the index)."""
+    if survey.rgba:
+        survey.warn(f"{len(survey.rgba)} masks have an alpha band (e.g. {survey.rgba[0]}): "
+                    "alpha is dropped and fully transparent pixels are ignored")
+    messages = [relabel(m) for m in survey.warnings]
+    for message in messages:
+        warnings.warn(message, IngestWarning, stacklevel=3)
+    return messages

@@ -1,0 +1,107 @@
+"""Layouts of published datasets: folders of any name, odd names, suffixed stems, and the
+train/val/test split a dataset already gives (folders or list files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.artifacts import SceneIndex, SplitManifest, TileManifest
+from components.ingest import IngestOptions, ingest_source
+from components.prepare import PrepareOptions, prepare_dataset
+from components.raster import DataError
+from components.split import SplitOptions, split_tiles
+from components.tile import TileOptions, tile_scenes
+from tests.components.test_masks import class_ids, ingested_ids, save_photo
+
+
+def save_ids(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(class_ids(seed=seed) * 10).save(path)
+
+
+@pytest.mark.parametrize(("image_dir", "mask_dir", "image_name", "mask_name"), [
+    ("train", "label", "0001.jpg", "0001.png"),
+    ("img", "ann", "a b (1).png", "a b (1).png"),
+    ("images/2017", "masks/2017", "sub/x.tif", "sub/x.png"),
+    ("Tiles Ünïcode", "GT", "z_sat.jpg", "z_mask.png"),
+])
+def test_image_and_mask_folders_of_any_name(tmp_path, image_dir, mask_dir, image_name,
+                                            mask_name):
+    src = tmp_path / "src"
+    save_photo(src / image_dir / image_name, 0)
+    save_ids(src / mask_dir / mask_name, 0)
+    save_photo(src / "other" / "ignored.png", 9)  # not in image_dir: not a scene
+    out = tmp_path / "out"
+    classes = ingest_source(src, out, IngestOptions(image_dir=image_dir, mask_dir=mask_dir))
+    index = SceneIndex.load(out / "scenes.json")
+    assert [s.source for s in index.scenes] == [f"{image_dir}/{image_name}"]
+    assert index.scenes[0].label == f"{mask_dir}/{mask_name}"
+    assert classes.names == ["class_0", "class_10", "class_20", "class_30"]
+    np.testing.assert_array_equal(ingested_ids(out, index.scenes[0].name), class_ids(seed=0))
+
+
+def test_a_missing_named_folder_is_an_error_listing_what_is_there(tmp_path):
+    save_photo(tmp_path / "src" / "train" / "a.png", 0)
+    with pytest.raises(DataError, match=r"mask_dir 'labels': no such folder in the source "
+                       r"\(its folders: train\)"):
+        ingest_source(tmp_path / "src", tmp_path / "out",
+                      IngestOptions(image_dir="train", mask_dir="labels"))
+    with pytest.raises(ValueError, match="image_dir must be a path inside the source"):
+        IngestOptions(image_dir="../elsewhere")
+
+
+def _given_dataset(root, lists: bool):
+    """Six scenes: in train/val/test folders, or in one folder with list files."""
+    for i, split in enumerate(["train", "train", "train", "train", "val", "test"]):
+        folder = root / (split if not lists else "all")
+        save_photo(folder / "images" / f"s{i}.png", i)
+        save_ids(folder / "masks" / f"s{i}.png", i)
+        if lists:
+            with open(root / "all" / f"{split}.txt", "a") as f:
+                f.write(f"s{i}\n")
+    return root
+
+
+@pytest.mark.parametrize("lists", [False, True], ids=["folders", "list-files"])
+def test_given_split_is_used_as_is(tmp_path, lists):
+    src = _given_dataset(tmp_path / "src", lists)
+    summary = prepare_dataset(src, tmp_path / "ds", PrepareOptions(
+        tile=TileOptions(patch_size=16), split=SplitOptions(strategy="given")))
+    manifest = TileManifest.load(tmp_path / "ds" / "tiles.json")
+    by_scene = {s.name: s for s in manifest.scenes}
+    assert {s.given_split for s in manifest.scenes} == {"train", "val", "test"}
+    split = SplitManifest.load(tmp_path / "ds" / "split.json")
+    for name, ids in split.splits.items():
+        for tile_id in ids:
+            scene = next(t.scene for t in manifest.tiles if t.id == tile_id)
+            assert by_scene[scene].given_split == name
+    assert summary.splits["val"].scenes == 1 and summary.splits["test"].scenes == 1
+
+
+def test_given_split_without_a_split_for_every_scene_is_an_error(tmp_path):
+    src = tmp_path / "src"
+    for i in range(3):
+        save_photo(src / "images" / f"s{i}.png", i)
+        save_ids(src / "masks" / f"s{i}.png", i)
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match="strategy 'given': 3 of 3 scenes have no split from "
+                       "the dataset.*images/s0.png"):
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+
+
+def test_a_scene_listed_in_two_splits_gets_none_and_only_given_names_it(tmp_path):
+    src = _given_dataset(tmp_path / "src", lists=True)
+    with open(src / "all" / "val.txt", "a") as f:
+        f.write("s0\n")  # also in train.txt
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)  # the lists do not hold up an ingest that does not use them
+    given = {s.name: s.given_split for s in SceneIndex.load(ds / "scenes.json").scenes}
+    assert given["s0"] is None and given["s1"] == "train" and given["s4"] == "val"
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match="1 of 6 scenes have no split from the dataset .*two "
+                       "lists do.*all/images/s0.png"):
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))

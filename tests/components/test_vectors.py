@@ -1,0 +1,140 @@
+"""Vector labels: polygons in GeoJSON/GeoPackage/Shapefile, another CRS, and the quirks of
+real files (invalid rings, points, classless and stray polygons, unknown classes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from rasterio.features import rasterize
+from rasterio.transform import from_origin
+from rasterio.warp import transform_geom
+
+from components.ingest import IngestOptions, ingest_source
+from components.raster import DataError, write_array
+from components.survey import IngestWarning
+from tests.components.conftest import UTM, make_image
+
+ORIGINS = [(600000.0, 3000000.0), (600128.0, 3000000.0)]  # two 64 px scenes, 2 m pixels
+
+
+def _scenes(root):
+    for i, origin in enumerate(ORIGINS):
+        write_array(root / "images" / f"s{i}.tif", make_image(64, seed=i), UTM,
+                    from_origin(*origin, 2.0, 2.0))
+
+
+def _box(x0, y0, x1, y1):
+    return {"type": "Polygon", "coordinates": [[(x0, y0), (x1, y0), (x1, y1), (x0, y1),
+                                                (x0, y0)]]}
+
+
+# In UTM: a field over both scenes' seam, a pond inside scene 0, a road crossing scene 1.
+FEATURES_UTM = [
+    ("field", _box(600100.0, 2999960.0, 600160.0, 2999900.0)),
+    ("pond", _box(600010.0, 2999990.0, 600030.0, 2999970.0)),
+    ("road", _box(600130.0, 2999940.0, 600250.0, 2999930.0)),
+]
+
+
+def _expected(origin, classes):
+    shapes = [(g, classes.names.index(c)) for c, g in FEATURES_UTM]
+    return rasterize(shapes, out_shape=(64, 64), transform=from_origin(*origin, 2.0, 2.0),
+                     fill=0, dtype="uint8")
+
+
+def _write_layer(path, features, crs="EPSG:4326", driver=None):
+    geoms = shapely.from_geojson([json.dumps(g) for _, g in features])
+    labels = np.array([c for c, _ in features], dtype=object)
+    pyogrio.raw.write(path, shapely.to_wkb(geoms), field_data=[labels], fields=["class"],
+                      crs=crs, driver=driver, geometry_type="Unknown", promote_to_multi=False)
+
+
+def _in_wgs84(features):
+    return [(c, transform_geom(UTM, "EPSG:4326", g)) for c, g in features]
+
+
+def read_mask(out, scene):
+    with rasterio.open(out / "scenes" / f"{scene}_mask.tif") as src:
+        return src.read(1)
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".shp"])
+def test_polygons_in_another_crs_are_rasterized_onto_each_scene(tmp_path, suffix):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / f"labels{suffix}", _in_wgs84(FEATURES_UTM))
+    out = tmp_path / "out"
+    classes = ingest_source(src, out, IngestOptions(vector_labels=f"labels{suffix}",
+                                                    image_dir="images"))
+    assert classes.names == ["background", "field", "pond", "road"]
+    for i, origin in enumerate(ORIGINS):
+        agree = (read_mask(out, f"s{i}") == _expected(origin, classes)).mean()
+        assert agree > 0.995, (i, agree)  # reprojection moves an edge pixel at most
+    assert (read_mask(out, "s0") == 2).sum() == 100  # the 20 m pond: 10 x 10 px
+
+
+def test_vector_quirks_are_reported_and_never_silently_wrong(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    bowtie = {"type": "Polygon", "coordinates": [[(600000.0, 3000000.0), (600040.0, 2999960.0),
+                                                  (600040.0, 3000000.0),
+                                                  (600000.0, 2999960.0),
+                                                  (600000.0, 3000000.0)]]}
+    features = [*FEATURES_UTM, ("field", bowtie),
+                ("road", {"type": "Point", "coordinates": (600050.0, 2999950.0)}),
+                (None, _box(600200.0, 2999990.0, 600220.0, 2999970.0)),
+                ("field", _box(700000.0, 2000000.0, 700010.0, 1999990.0))]
+    _write_layer(src / "labels.geojson", _in_wgs84(features))
+    out = tmp_path / "out"
+    with pytest.warns(IngestWarning) as caught:
+        ingest_source(src, out, IngestOptions(vector_labels="labels.geojson"))
+    text = " | ".join(str(w.message) for w in caught)
+    assert "1 features are invalid and were repaired (make_valid), e.g. fid 3 " \
+           "(Self-intersection at " in text
+    assert "1 features are not polygons (no area: points or lines) and are skipped, e.g. " \
+           "fid 4 (Point)" in text
+    assert "1 features have no 'class' value; their area is ignored" in text
+    assert "1 features lie outside every scene and label nothing, e.g. fid 6" in text
+    assert "[" not in text
+    s1 = read_mask(out, "s1")
+    assert (s1[5:15, 36:46] == 255).all()  # the classless polygon: ignored, not background
+    s0 = read_mask(out, "s0")
+    assert (s0[7:13, 0:3] == 1).all()  # the repaired bowtie's left wing: field
+    assert (s0[0:2, 8:12] == 0).all()  # between its wings: background, as drawn
+
+
+def test_unknown_class_values_and_missing_attribute_are_errors(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.geojson", _in_wgs84(FEATURES_UTM))
+    (src / "classes.json").write_text(json.dumps({"classes": [
+        {"name": "background", "color": "#000000"}, {"name": "field", "color": "#00FF00"}]}))
+    with pytest.raises(DataError, match="2 polygon classes are not in the palette or "
+                       r"classes.json \(known: background, field\): 'pond' \(1 polygons\), "
+                       r"'road' \(1 polygons\)"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
+    with pytest.raises(DataError, match=r"labels.geojson: no class attribute 'landuse'; its "
+                       "fields are class"):
+        ingest_source(src, tmp_path / "out2", IngestOptions(vector_labels="labels.geojson",
+                                                            class_attribute="landuse"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_per_scene_geojson_sidecar_and_a_plain_image_is_refused(tmp_path):
+    src = tmp_path / "src"
+    write_array(src / "a_image.tif", make_image(64), UTM, from_origin(*ORIGINS[0], 2.0, 2.0))
+    _write_layer(src / "a_mask.geojson", _in_wgs84(FEATURES_UTM[1:2]))
+    classes = ingest_source(src, tmp_path / "out")
+    assert classes.names == ["background", "pond"]
+    assert (read_mask(tmp_path / "out", "a") == 1).sum() == 100
+    plain = tmp_path / "plain"
+    write_array(plain / "b_image.tif", make_image(64), None, rasterio.Affine.identity())
+    _write_layer(plain / "b_mask.geojson", _in_wgs84(FEATURES_UTM[1:2]))
+    with pytest.raises(DataError, match=r"b_image.tif: not georeferenced, so the polygons of "
+                       r".*b_mask.geojson cannot be placed on it"):
+        ingest_source(plain, tmp_path / "out2")
