@@ -7,7 +7,6 @@ Markdown + HTML report, logs them to MLflow and returns them for the Kubeflow wr
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,11 +17,10 @@ from pydantic import BaseModel, Field
 from components import tracking
 from components.artifacts import PreparedDataset, SplitName, read_tile
 from components.atomic import atomic_path, write_json, write_text
+from components.evaluation_report import SCALARS, html_report, markdown_report
 from components.figures import close, confusion_figure, overlay_figure
 from components.train import load_trained_model
 from segmodels import confusion_matrix, normalize_image, scores_from_confusion
-
-SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
 
 #: (N, H, W, C) raw tiles -> (N, H, W) class ids; ids >= K mark pixels the model refused.
 PredictTiles = Callable[[np.ndarray], np.ndarray]
@@ -40,6 +38,7 @@ class ClassScores(BaseModel):
 
 
 class EvaluationResult(BaseModel):
+    architecture: str
     split: str
     split_digest: str
     dataset_digest: str
@@ -144,7 +143,7 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
         close(fig)
 
     result = EvaluationResult(
-        split=split, split_digest=dataset.split_digest(split),
+        architecture=info.architecture, split=split, split_digest=dataset.split_digest(split),
         dataset_digest=dataset.digest(), tile_count=len(tile_ids),
         pixel_count=int(cm.sum()), class_names=classes.names,
         metrics=metrics,
@@ -152,12 +151,17 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
         metrics_path=str(out_dir / "metrics.json"), report_md=str(out_dir / "report.md"),
         report_html=str(out_dir / "report.html"), confusion_png=str(confusion_png),
         overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None)
-    write_text(result.report_md, markdown_report(result, info.architecture))
-    write_text(result.report_html, html_report(result, info.architecture))
+    write_text(result.report_md, markdown_report(result))
+    write_text(result.report_html, html_report(result))
     if log_to_mlflow:
+        from components.lineage import log_split_summary
+        from components.prepare import summarize
+
         with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
             tracking.log_dataset(dataset.root, result.dataset_digest, context=split)
+            log_split_summary({name: figures.model_dump()
+                               for name, figures in summarize(dataset).splits.items()})
             mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()})
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
             for path in (result.report_md, result.report_html, result.confusion_png,
@@ -167,54 +171,3 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
             mlflow.log_dict(result.model_dump(mode="json"), "evaluation/metrics.json")
     write_json(result.metrics_path, result.model_dump(mode="json"))
     return result
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _rows(result: EvaluationResult) -> list[list[str]]:
-    return [[c.name, _fmt(c.iou), _fmt(c.f1), _fmt(c.precision), _fmt(c.recall), str(c.support)]
-            for c in result.per_class]
-
-
-HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels"]
-
-
-def markdown_report(result: EvaluationResult, architecture: str) -> str:
-    m = result.metrics
-    lines = [f"# Evaluation on the {result.split} split", "",
-             f"Model `{architecture}`, {result.tile_count} tiles, {result.pixel_count} "
-             f"labelled pixels, split digest `{result.split_digest[:16]}`.", "",
-             "| mIoU | F1 (macro) | precision (macro) | recall (macro) | pixel accuracy |",
-             "| --- | --- | --- | --- | --- |",
-             "| " + " | ".join(_fmt(m.get(k)) for k in SCALARS) + " |", "",
-             "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
-    lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
-    if result.overlays_png:
-        lines += ["![test overlays](overlays.png)", ""]
-    return "\n".join(lines)
-
-
-def html_report(result: EvaluationResult, architecture: str) -> str:
-    m = result.metrics
-
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                       for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    summary = table(["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)",
-                     "pixel accuracy"], [[_fmt(m.get(k)) for k in SCALARS]])
-    images = '<img src="confusion_matrix.png" alt="confusion matrix">'
-    if result.overlays_png:
-        images += '<img src="overlays.png" alt="test overlays">'
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>segpipe evaluation</title>"
-            "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-            "padding:4px 8px}img{max-width:100%}</style></head><body>"
-            f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
-            f"<p>Model <code>{html.escape(architecture)}</code>, {result.tile_count} tiles, "
-            f"{result.pixel_count} labelled pixels.</p>{summary}"
-            f"{table(HEADER, _rows(result))}{images}</body></html>\n")

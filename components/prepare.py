@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.artifacts import SPLIT_NAMES, DatasetPaths, SplitManifest, TileManifest
+from components.artifacts import SPLIT_NAMES, DatasetPaths, PreparedDataset
 from components.atomic import atomic_dir, write_json
 from components.ingest import IngestOptions, ingest_source
 from components.normalize import fit_normalization
@@ -45,13 +45,9 @@ class PrepareSummary(BaseModel):
     warnings: list[str] = []
 
 
-def summarize(dataset_dir: Path) -> PrepareSummary:
-    from components.artifacts import ClassMap
-
-    paths = DatasetPaths(dataset_dir)
-    classes = ClassMap.load(paths.classes)
-    manifest = TileManifest.load(paths.tiles_manifest)
-    split = SplitManifest.load(paths.split)
+def summarize(dataset: PreparedDataset) -> PrepareSummary:
+    """Scenes, tiles and class pixel shares per split, with the split's warnings."""
+    classes, manifest, split = dataset.class_map, dataset.tile_manifest, dataset.split_manifest
     by_id = {t.id: t for t in manifest.tiles}
     summaries = {}
     for name in SPLIT_NAMES:
@@ -64,7 +60,7 @@ def summarize(dataset_dir: Path) -> PrepareSummary:
         summaries[name] = SplitSummary(
             scenes=len({t.scene for t in tiles}), tiles=len(tiles),
             class_shares={c.name: counts[c.id] / total for c in classes.classes})
-    return PrepareSummary(dataset_dir=str(dataset_dir), classes=classes.names,
+    return PrepareSummary(dataset_dir=str(dataset.root), classes=classes.names,
                           bands=manifest.bands, splits=summaries, warnings=split.warnings)
 
 
@@ -104,7 +100,7 @@ def prepare_dataset(source: str | Path, out_dir: Path, options: PrepareOptions |
         except DataError as err:
             # The temporary folder is removed on the way out: name the output instead.
             raise DataError(str(err).replace(str(tmp), str(out_dir))) from None
-        summary = summarize(tmp)
+        summary = summarize(PreparedDataset(tmp))
         write_json(tmp / "summary.json", summary.model_dump(mode="json") | {
             "dataset_dir": str(out_dir)})
     return summary.model_copy(update={"dataset_dir": str(out_dir)})

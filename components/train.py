@@ -29,6 +29,7 @@ from components.artifacts import (
 from components.atomic import atomic_path, write_json
 from components.train_callbacks import (
     CheckpointPaths,
+    ClassIoUCurves,
     EpochCheckpoint,
     MlflowCurves,
     OverlayFigures,
@@ -118,16 +119,18 @@ def _class_weights(params: TrainParams, manifest: TileManifest, train_ids: list[
 
 
 def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_index: int,
-             class_weights: list[float] | None, jit: bool) -> None:
+             class_weights: list[float] | None, jit: bool) -> MeanIoU:
+    """Compile for training; returns the mIoU metric (its confusion matrix feeds the
+    per-class curves)."""
     if params.weight_decay:
         optimizer = keras.optimizers.AdamW(params.learning_rate, weight_decay=params.weight_decay)
     else:
         optimizer = keras.optimizers.Adam(params.learning_rate)
     loss = build_loss(params.loss, num_classes, ignore_index=ignore_index,
                       class_weights=class_weights)
-    model.compile(optimizer=optimizer, loss=loss,
-                  metrics=[MeanIoU(num_classes, ignore_index=ignore_index, name="miou")],
-                  jit_compile=jit)
+    miou = MeanIoU(num_classes, ignore_index=ignore_index, name="miou")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[miou], jit_compile=jit)
+    return miou
 
 
 def _load_state(paths: CheckpointPaths, params: TrainParams) -> dict[str, Any]:
@@ -178,7 +181,7 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     weights = _class_weights(params, manifest, train_src.tile_ids, num_classes)
-    _compile(model, params, num_classes, classes.ignore_index, weights, jit=accelerated)
+    miou = _compile(model, params, num_classes, classes.ignore_index, weights, jit=accelerated)
     if resumed_from:
         model.optimizer.build(model.trainable_variables)
         model.load_weights(ckpt.last_weights)
@@ -209,6 +212,7 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
             keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate_at(e, params)),
             EpochCheckpoint(ckpt, state, params.early_stopping_patience),
             MlflowCurves(),
+            ClassIoUCurves(miou, classes.names),
             OverlayFigures(sample_images, sample_masks, classes.palette(), classes.ignore_index,
                            params.overlay_every, params.epochs),
             *(callbacks or []),

@@ -4,6 +4,7 @@ and prediction-overlay figures."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,28 @@ class MlflowCurves(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         metrics = {METRIC_NAMES.get(k, k): float(v) for k, v in (logs or {}).items()
                    if math.isfinite(float(v))}
+        if metrics:
+            mlflow.log_metrics(metrics, step=epoch)
+
+
+class ClassIoUCurves(keras.callbacks.Callback):
+    """Per-class validation IoU each epoch (``val_iou_<class>``), read from the confusion
+    matrix the mIoU metric holds after the epoch's validation pass: no extra pass, no
+    per-step cost."""
+
+    def __init__(self, metric, class_names: list[str]) -> None:
+        super().__init__()
+        self.metric = metric
+        self.names = [re.sub(r"[^A-Za-z0-9_\-. /]", "_", name) for name in class_names]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from segmodels import scores_from_confusion
+
+        confusion = keras.ops.convert_to_numpy(self.metric.confusion)
+        ious = scores_from_confusion(confusion)["iou"]
+        metrics = {f"val_iou_{name}": float(iou) for name, iou in zip(self.names, ious,
+                                                                       strict=True)
+                   if math.isfinite(iou)}
         if metrics:
             mlflow.log_metrics(metrics, step=epoch)
 

@@ -173,6 +173,9 @@ class Objective:
                                        self.options.epochs)
                 result = train_model(self.dataset, params, trial_dir,
                                      callbacks=[ReportToTrial(trial)])
+                # Any trial's model can then be fetched (and registered by hand) from MLflow.
+                for path in _model_files(trial_dir):
+                    mlflow.log_artifact(str(path), artifact_path="trained_model")
                 _keep_model(trial_dir, self.out_dir / TRIALS_DIR / str(trial.number))
                 mlflow.set_tag("segpipe.trial_state", "COMPLETE")
             except optuna.TrialPruned as err:
@@ -196,15 +199,19 @@ class Objective:
         return result.best_val_miou
 
 
+def _model_files(trial_dir: Path) -> list[Path]:
+    paths = ModelPaths(trial_dir)
+    return [paths.keras_model, paths.info, trial_dir / "train_params.json"]
+
+
 def _keep_model(trial_dir: Path, kept: Path) -> None:
     """The trial's model files into the worker's output (nothing to copy when it trained
     there)."""
     if trial_dir.resolve() == kept.resolve():
         return
     with atomic_dir(kept) as tmp:
-        for name in (ModelPaths(trial_dir).keras_model.name, ModelPaths(trial_dir).info.name,
-                     "train_params.json"):
-            shutil.copy2(trial_dir / name, tmp / name)
+        for path in _model_files(trial_dir):
+            shutil.copy2(path, tmp / path.name)
 
 
 def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str,

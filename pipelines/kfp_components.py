@@ -11,7 +11,17 @@ kfp SDK imports a task's runtime does not have.
 """
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from pipelines.images import COMPONENT_GPU_IMAGE, COMPONENT_IMAGE
 
@@ -68,21 +78,26 @@ def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifa
 
 
 @_cpu_component
-def start_run(tracking: dict, tuning: dict, registry: dict, kfp_run_id: str, kfp_run_name: str,
+def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, registry: dict,
+              tracking: dict, kfp_run_id: str, kfp_run_name: str,
               run_context: Output[Artifact]) -> list:
-    """Open (or resume) the MLflow parent run and the Optuna study of this pipeline run; the
-    output lists the tune workers to fan out to."""
+    """Open (or resume) the MLflow parent run, record the run's config on it, and open the
+    Optuna study; the output lists the tune workers to fan out to."""
+    from components.ingest import IngestOptions
+    from components.pipeline_run import open_pipeline_run
     from components.register import RegisterOptions
-    from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
-    from components.tune import TuneOptions, prepare_study
+    from components.split import SplitOptions
+    from components.tile import TileOptions
+    from components.tracking import TrackingOptions
+    from components.tune import TuneOptions
     from pipelines.step_options import step_options
 
     options = step_options(TuneOptions, tuning)
-    context = start_pipeline_run(step_options(TrackingOptions, tracking),
-                                 model_name=step_options(RegisterOptions, registry).model_name,
-                                 kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
-    with resume_parent_run(context):
-        prepare_study(options, context.optuna_storage, context.study_name)
+    context = open_pipeline_run(
+        source, step_options(IngestOptions, ingest), step_options(TileOptions, tile),
+        step_options(SplitOptions, split), options, step_options(RegisterOptions, registry),
+        step_options(TrackingOptions, tracking), kfp_run_id=kfp_run_id,
+        kfp_run_name=kfp_run_name)
     context.save(run_context.path)
     run_context.metadata.update(context.model_dump(exclude={"optuna_storage"}))
     return list(range(options.n_workers))
@@ -92,7 +107,8 @@ def start_run(tracking: dict, tuning: dict, registry: dict, kfp_run_id: str, kfp
 def finish_run(tracking: dict, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
     """After every other task, whatever happened: close the parent run as FINISHED, or as
     FAILED with the error, ending the trial runs a failure left open."""
-    from components.tracking import TrackingOptions, finish_pipeline_run
+    from components.pipeline_run import finish_pipeline_run
+    from components.tracking import TrackingOptions
     from pipelines.step_options import step_options
 
     succeeded = status.state == "SUCCEEDED"
@@ -144,19 +160,21 @@ def select_best(models: Input[list[Model]], run_context: Input[Artifact],
 def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
              stats: Input[Artifact], run_context: Input[Artifact], evaluation: Output[Artifact],
              metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
-             report: Output[HTML]) -> float:
+             report: Output[HTML], summary: Output[Markdown]) -> float:
     """Score the selected model on the untouched test split."""
     import shutil
     from pathlib import Path
 
     from components.artifacts import PreparedDataset
     from components.evaluate import evaluate_model
+    from components.evaluation_report import markdown_report
     from components.tracking import RunContext, resume_parent_run
 
     dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
     with resume_parent_run(RunContext.load(run_context.path)):
         result = evaluate_model(Path(model.path), dataset, Path(evaluation.path))
     shutil.copyfile(result.report_html, report.path)
+    Path(summary.path).write_text(markdown_report(result, images_inline=True))
     for key, value in result.metrics.items():
         metrics.log_metric(f"{result.split}_{key}", value)
     confusion.log_confusion_matrix(result.class_names, result.confusion_matrix)

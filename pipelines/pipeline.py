@@ -92,7 +92,8 @@ def _segmentation_pipeline(
                           LIGHT_RESOURCES, cache=False)
     with dsl.ExitHandler(finished, name="segmentation"):
         started = _configure(steps.start_run(
-            tracking=tracking, tuning=tuning, registry=registry,
+            source=source, ingest=ingest, tile=tile, split=split, tuning=tuning,
+            registry=registry, tracking=tracking,
             kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False,
             s3=True, db=True)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import mlflow
 import numpy as np
@@ -46,6 +47,9 @@ def test_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path):
     for name in ("report.md", "report.html", "confusion_matrix.png", "overlays.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     assert "| tea |" in (tmp_path / "eval/report.md").read_text()
+    # Self-contained: MLflow's and Kubeflow's viewers resolve no relative links.
+    sources = re.findall(r'src="([^"]*)"', (tmp_path / "eval/report.html").read_text())
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
     run = mlflow.MlflowClient().get_run(result.mlflow_run_id)
     assert run.data.metrics["test_miou"] == pytest.approx(result.metrics["miou"])
     assert run.data.tags["segpipe.test_split_digest"] == result.split_digest

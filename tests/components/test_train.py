@@ -52,6 +52,11 @@ def test_train_writes_model_and_logs_curves(tiny_dataset, tmp_path):
     assert run.data.params["model.filters"] == "4"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")]
     assert steps == [0, 1]
+    # Per-class validation IoU curves, one point per epoch for the classes present.
+    curves = {name for name in run.data.metrics if name.startswith("val_iou_")}
+    assert curves and curves <= {"val_iou_background", "val_iou_tea", "val_iou_water"}
+    name = sorted(curves)[0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1]
     assert len(run.inputs.dataset_inputs) == 1
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "overlays")]
     assert artifacts == ["overlays/val_epoch_001.png"]

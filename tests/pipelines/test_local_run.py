@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.sample_data import generate_sample_dataset
 
@@ -66,5 +67,23 @@ def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
                                 f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len([t for t in trials if t.info.run_name.startswith("trial-")]) == 2
     assert (tmp_path / "work" / "optuna.db").exists()
+
+    # Lineage: the whole resolved config, the original source, the code version, the data
+    # each split holds; every trial's model can be fetched.
+    assert parent.data.tags["segpipe.source"] == str(tmp_path / "data")
+    assert parent.data.tags["segpipe.version"]
+    assert parent.data.params["data.tile.patch_size"] == "32"
+    assert parent.data.params["tuning.n_trials"] == "2"
+    assert int(parent.data.params["data.test.tiles"]) > 0
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "search_space.json"} <= artifacts
+    config = yaml.safe_load(client.download_artifacts(parent.info.run_id, "config.yaml",
+                                                       str(tmp_path)) and
+                            (tmp_path / "config.yaml").read_text())
+    assert config["data"]["split"]["strategy"] == "scene" and config["source"] == \
+        str(tmp_path / "data")
+    trial = next(t for t in trials if t.info.run_name.startswith("trial-"))
+    assert {a.path for a in client.list_artifacts(trial.info.run_id, "trained_model")} >= {
+        "trained_model/model.keras", "trained_model/model.json"}
     assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(
         tmp_path / "work")
