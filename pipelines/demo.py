@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from components.atomic import write_text
@@ -40,19 +41,30 @@ def write_request(image_path: Path, out: Path, size: int = REQUEST_SIZE) -> Path
     return out
 
 
-def next_commands(result, workdir: Path) -> list[str]:
-    """Copy-paste commands after a demo run: MLflow UI, serve, curl, predict."""
-    tracking = result.tracking_uri
-    model_uri = f"models:/{result.model_name}@champion"
-    scene = next(iter(sorted((workdir / SAMPLE_DIR).glob("*_image.tif"))), Path("scene.tif"))
+def next_commands(tracking_uri: str, model_name: str, workdir: Path,
+                  scene: Path | None = None) -> list[tuple[str, str]]:
+    """(command, what it does) to copy-paste after a demo run: MLflow UI, serve, web app,
+    curl, predict. Absolute paths throughout and the tracking store on every command, so each
+    works in a new terminal, from any folder, without activating the virtualenv."""
+    bin_dir = Path(sys.executable).parent
     quoted = shlex.quote
+    store = quoted(tracking_uri)
+    model_uri = f"models:/{model_name}@champion"
+    scene = scene or next(iter(sorted((workdir / SAMPLE_DIR).glob("*_image.tif"))),
+                          Path("scene.tif"))
+    segpipe = quoted(str(bin_dir / "segpipe"))
     return [
-        f"export MLFLOW_TRACKING_URI={quoted(tracking)}",
-        f"mlflow ui --backend-store-uri {quoted(tracking)} --port 5000"
-        "    # http://127.0.0.1:5000",
-        f"segpipe serve --model-uri {model_uri} --port {SERVE_PORT}",
-        f"curl -s http://127.0.0.1:{SERVE_PORT}/invocations -H 'Content-Type: application/json'"
-        f" -d @{quoted(str(workdir / REQUEST_FILE))}",
-        f"segpipe predict {quoted(str(scene))} --model-uri {model_uri}"
-        f" --out {quoted(str(workdir / 'predicted_mask.tif'))}",
+        (f"{quoted(str(bin_dir / 'mlflow'))} ui --backend-store-uri {store} --port 5000",
+         "compare the runs at http://127.0.0.1:5000 (holds its terminal)"),
+        (f"{segpipe} serve --tracking-uri {store} --model-uri {model_uri} --port {SERVE_PORT}",
+         "the champion behind an HTTP endpoint (holds its terminal)"),
+        (f"curl -s http://127.0.0.1:{SERVE_PORT}/invocations -H 'Content-Type: "
+         f"application/json' -d @{quoted(str(workdir / REQUEST_FILE))}",
+         "a mask from the endpoint, once serve says it is up"),
+        (f"{segpipe} predict {quoted(str(scene))} --tracking-uri {store} --model-uri "
+         f"{model_uri} --out {quoted(str(workdir / 'predicted_mask.tif'))}",
+         "a georeferenced mask GeoTIFF for a whole scene"),
+        (f"{segpipe} ui --tracking-uri {store} --data-dir {quoted(str(scene.parent))}",
+         "the web app at http://127.0.0.1:8501: upload a scene, see its mask "
+         "(holds its terminal)"),
     ]

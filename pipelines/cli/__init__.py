@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from pipelines.cli import data, run, serve
 from pipelines.ui.command import ui
+
+# MLflow's artifact-download bars are noise on a console (and in a run's task log).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 app = typer.Typer(
     name="segpipe",

@@ -60,9 +60,9 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
     config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
     result = _run(config, verbose)
     _summary(result)
-    typer.echo("\nnext:")
-    for line in next_commands(result, workdir):
-        typer.echo(f"  {line}")
+    typer.echo("\nnext, each in a new terminal:")
+    for command, what in next_commands(result.tracking_uri, result.model_name, workdir):
+        typer.echo(f"\n  # {what}\n  {command}")
 
 
 def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),

@@ -13,13 +13,20 @@ from serving.config import MAX_OVERLAP
 DEFAULT_MODEL_URI = "models:/segpipe@champion"
 
 
-def _use_tracking_uri(tracking_uri: str | None) -> None:
-    """For this process and the children it starts."""
-    if tracking_uri:
-        import mlflow
+def _use_store(model_uri: str, tracking_uri: str | None) -> None:
+    """Check that the store holds the model, creating nothing (one line and exit 1 when it
+    does not), then use the store in this process and the children it starts."""
+    from pipelines.tracking_store import StoreError, check_model
 
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        tracking_uri = check_model(model_uri, tracking_uri)
+    except StoreError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    import mlflow
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
 
 
 def serve(
@@ -36,7 +43,7 @@ def serve(
                                             help="MLflow tracking URI (default: environment)"),
 ) -> None:
     """Start the MLflow scoring server on a model (POST /invocations, GET /ping)."""
-    _use_tracking_uri(tracking_uri)
+    _use_store(model_uri, tracking_uri)
     env = dict(os.environ)
     # mlflow starts uvicorn by name: this interpreter's bin folder must come first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -86,11 +93,14 @@ def predict(
                                             help="MLflow tracking URI (default: environment)"),
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, window by window."""
+    from pipelines.cli.quiet import import_tensorflow_quietly
+
+    _use_store(model_uri, tracking_uri)
+    import_tensorflow_quietly()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from serving.scene import SceneError, predict_scene
 
-    _use_tracking_uri(tracking_uri)
     if endpoint:
         predictor = _remote_predictor(endpoint, model_uri, tta)
         tta_local = False  # the server averages the flips of each window

@@ -75,7 +75,7 @@ def ui(
                                    help=_help("max_pixels")),
 ) -> None:
     """Web app: pick a registered model, upload a scene, see and download its mask."""
-    from pipelines.ui.store import check_registered_models, resolve_tracking_uri
+    from pipelines.tracking_store import StoreError, check_registered_models, resolve_tracking_uri
 
     try:
         settings = UiSettings(
@@ -88,7 +88,7 @@ def ui(
         field = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "option"
         typer.echo(f"segpipe ui: {field}: {error['msg']}", err=True)
         raise typer.Exit(2) from None
-    except UiError as exc:
+    except (UiError, StoreError) as exc:
         typer.echo(f"segpipe ui: {exc}", err=True)
         raise typer.Exit(1) from None
     work_dir = Path(tempfile.mkdtemp(prefix="segpipe-ui-"))

@@ -8,7 +8,6 @@ import numpy as np
 import rasterio
 
 from pipelines.demo import REQUEST_FILE, SAMPLE_DIR, next_commands, prepare_demo
-from pipelines.local_run import LocalRunResult
 
 
 def test_prepare_demo_generates_once_and_writes_a_request(tmp_path):
@@ -27,15 +26,18 @@ def test_prepare_demo_generates_once_and_writes_a_request(tmp_path):
         np.testing.assert_allclose(pixels[0], np.moveaxis(src.read(), 0, -1))
 
 
-def test_next_commands_point_at_this_run(tmp_path):
-    result = LocalRunResult(test_miou=0.5, model_version="3", champion_version="3",
-                            mlflow_run_id="abc", run_name="run-1", kfp_run_name="k-1",
-                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", model_name="segpipe",
-                            log_path=tmp_path / "log", seconds=1.0, resumed=False)
-    lines = next_commands(result, tmp_path)
-    text = "\n".join(lines)
-    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in text
-    assert "segpipe serve" in text and "models:/segpipe@champion" in text
+def test_next_commands_name_everything_they_need(tmp_path):
+    import sys
+    from pathlib import Path
+
+    store = f"sqlite:///{tmp_path}/mlflow.db?timeout=60"
+    commands = next_commands(store, "segpipe", tmp_path, scene=tmp_path / "s" / "a_image.tif")
+    text = "\n".join(command for command, _ in commands)
+    bin_dir = Path(sys.executable).parent
+    assert f"{bin_dir / 'mlflow'} ui --backend-store-uri '{store}'" in text
+    for verb in ("serve", "predict", "ui"):
+        line = next(c for c, _ in commands if f"segpipe {verb} " in c)
+        assert line.startswith(str(bin_dir / "segpipe")) and f"--tracking-uri '{store}'" in line
     assert f"-d @{tmp_path / REQUEST_FILE}" in text
-    assert "segpipe predict" in text and "curl" in text
-    assert all(isinstance(line, str) and line for line in lines)
+    holding = [what for _, what in commands if "holds its terminal" in what]
+    assert len(holding) == 3  # mlflow ui, serve and the web app

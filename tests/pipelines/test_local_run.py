@@ -87,3 +87,47 @@ def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
         "trained_model/model.keras", "trained_model/model.json"}
     assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(
         tmp_path / "work")
+
+
+    # The next commands a demo prints work in a new terminal: no exported variables, no
+    # virtualenv on PATH, another working folder.
+    from pipelines.demo import next_commands, write_request
+
+    workdir = tmp_path / "work"
+    scene = sorted((tmp_path / "data").glob("*_image.tif"))[0]
+    write_request(scene, workdir / "request.json")
+    commands = {verb: command for command, _ in
+                next_commands(f"sqlite:///{workdir / 'mlflow.db'}", "tiny-seg", workdir, scene)
+                for verb in ("serve", "predict", "curl") if f"{verb} " in command}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", commands["predict"]], cwd=elsewhere, env=clean,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (workdir / "predicted_mask.tif").is_file()
+    wrong = commands["predict"].replace("tiny-seg@champion", "nope@champion")
+    done = subprocess.run(["bash", "-c", wrong], cwd=elsewhere, env=clean,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "models:/nope@champion is not in the tracking store" in done.stderr
+    assert not list(elsewhere.iterdir())  # no stray store created
+
+    import requests
+
+    from tests.serving.server import Server, free_port
+
+    port = free_port()
+    serve = commands["serve"].replace("--port 5001", f"--port {port}")
+    server = Server(["bash", "-c", f"exec {serve}"], port, tmp_path / "serve.log",
+                    {**clean, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        server.wait_ready(timeout=240)
+        curl = commands["curl"].replace(":5001", f":{port}")
+        answer = subprocess.run(["bash", "-c", curl], cwd=elsewhere, env=clean,
+                                capture_output=True, text=True, timeout=120)
+        assert '"predictions"' in answer.stdout, answer.stdout[-500:] + answer.stderr[-500:]
+        assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
+    finally:
+        server.stop()

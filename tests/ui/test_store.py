@@ -8,8 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipelines.ui.settings import UiError
-from pipelines.ui.store import (
+from pipelines.tracking_store import (
+    StoreError,
     check_registered_models,
     count_registered_models,
     resolve_tracking_uri,
@@ -32,7 +32,7 @@ def test_relative_local_stores_become_absolute(tmp_path, monkeypatch):
 
 def test_missing_sqlite_store_is_an_error_and_stays_missing(tmp_path):
     path = tmp_path / "typo" / "mlflow.db"
-    with pytest.raises(UiError, match=f"no MLflow store at {path}"):
+    with pytest.raises(StoreError, match=f"no MLflow store at {path}"):
         check_registered_models(f"sqlite:///{path}")
     assert not path.exists() and not path.parent.exists()
 
@@ -48,20 +48,20 @@ def test_store_without_registered_models_is_an_error(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(tracking_uri=uri).create_experiment("only-runs")
     assert count_registered_models(uri) == 0
-    with pytest.raises(UiError, match="no registered model in the tracking store"):
+    with pytest.raises(StoreError, match="no registered model in the tracking store"):
         check_registered_models(uri)
 
 
 def test_file_that_is_not_a_database_is_named(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("not sqlite")
-    with pytest.raises(UiError, match=f"{path} is not an MLflow SQLite store"):
+    with pytest.raises(StoreError, match=f"{path} is not an MLflow SQLite store"):
         check_registered_models(f"sqlite:///{path}")
 
 
 def test_file_stores_are_counted_from_their_folders(tmp_path):
     root = tmp_path / "mlruns"
-    with pytest.raises(UiError, match="no MLflow store at"):
+    with pytest.raises(StoreError, match="no MLflow store at"):
         check_registered_models(root.as_uri())
     assert not root.exists()
     (root / "models" / "segpipe").mkdir(parents=True)
@@ -74,5 +74,5 @@ def test_file_stores_are_counted_from_their_folders(tmp_path):
 def test_unreachable_server_is_one_quick_error(tmp_path):
     from tests.ui.harness import free_port
 
-    with pytest.raises(UiError, match="cannot list registered models at http://127.0.0.1"):
+    with pytest.raises(StoreError, match="cannot list registered models at http://127.0.0.1"):
         check_registered_models(f"http://127.0.0.1:{free_port()}")

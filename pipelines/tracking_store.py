@@ -1,4 +1,5 @@
-"""Find the tracking store and make sure it has a registered model, creating nothing.
+"""Find the tracking store and make sure it has a registered model, creating nothing
+(used by `segpipe ui`, `serve` and `predict`).
 
 MLflow's own stores create their database or folder when opened, so a mistyped
 ``--tracking-uri`` would leave an empty store behind. Local stores are therefore looked at
@@ -12,7 +13,9 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
-from pipelines.ui.settings import UiError
+
+class StoreError(ValueError):
+    """The tracking store or the model is not there; the message names where it looked."""
 
 _SQLITE = "sqlite:///"
 _SERVER_SCHEMES = ("http", "https", "databricks")
@@ -31,12 +34,20 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
         uri = mlflow.get_tracking_uri()
     if uri.startswith(_SQLITE):
-        path = uri[len(_SQLITE):]
-        return _SQLITE + str(Path(path).expanduser().absolute()) if path != ":memory:" else uri
+        path, query = _sqlite_path(uri)
+        if path == ":memory:":
+            return uri
+        return _SQLITE + str(Path(path).expanduser().absolute()) + query
     scheme = urlparse(uri).scheme
     if scheme in ("", "file"):
         return Path(_file_path(uri)).expanduser().absolute().as_uri()
     return uri
+
+
+def _sqlite_path(uri: str) -> tuple[str, str]:
+    """The database path of a ``sqlite:///`` URI and its query (``?timeout=60``), if any."""
+    path, sep, query = uri[len(_SQLITE):].partition("?")
+    return path, sep + query
 
 
 def _file_path(uri: str) -> str:
@@ -45,29 +56,29 @@ def _file_path(uri: str) -> str:
 
 
 def count_registered_models(uri: str) -> int:
-    """How many registered models the store at ``uri`` holds; UiError when it cannot tell."""
+    """How many registered models the store at ``uri`` holds; StoreError when it cannot tell."""
     scheme = urlparse(uri).scheme.split("+")[0]
     if uri.startswith(_SQLITE):
-        return _count_sqlite(Path(uri[len(_SQLITE):]), uri)
+        return _count_sqlite(Path(_sqlite_path(uri)[0]), uri)
     if scheme in ("", "file"):
         return _count_file_store(Path(_file_path(uri)), uri)
     if scheme in _DATABASE_SCHEMES:
         return _count_database(uri)
     if scheme in _SERVER_SCHEMES:
         return _count_server(uri)
-    raise UiError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
+    raise StoreError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
 
 
 def check_registered_models(uri: str) -> int:
     count = count_registered_models(uri)
     if count == 0:
-        raise UiError(f"no registered model in the tracking store {uri}: {REGISTER_HINT}")
+        raise StoreError(f"no registered model in the tracking store {uri}: {REGISTER_HINT}")
     return count
 
 
 def _count_sqlite(path: Path, uri: str) -> int:
     if not path.is_file():
-        raise UiError(f"no MLflow store at {path} (tracking URI {uri}): pass --tracking-uri, "
+        raise StoreError(f"no MLflow store at {path} (tracking URI {uri}): pass --tracking-uri, "
                       f"or {REGISTER_HINT}")
     try:
         with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True) as db:
@@ -77,12 +88,12 @@ def _count_sqlite(path: Path, uri: str) -> int:
                 return 0
             return int(db.execute("SELECT COUNT(*) FROM registered_models").fetchone()[0])
     except sqlite3.DatabaseError as exc:
-        raise UiError(f"{path} is not an MLflow SQLite store: {exc}") from None
+        raise StoreError(f"{path} is not an MLflow SQLite store: {exc}") from None
 
 
 def _count_file_store(root: Path, uri: str) -> int:
     if not root.is_dir():
-        raise UiError(f"no MLflow store at {root} (tracking URI {uri}): pass --tracking-uri, "
+        raise StoreError(f"no MLflow store at {root} (tracking URI {uri}): pass --tracking-uri, "
                       f"or {REGISTER_HINT}")
     models = root / "models"
     if not models.is_dir():
@@ -101,7 +112,7 @@ def _count_database(uri: str) -> int:
             return int(connection.execute(
                 sqlalchemy.text("SELECT COUNT(*) FROM registered_models")).scalar_one())
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise UiError(f"cannot read the tracking database {_redacted(uri)}: "
+        raise StoreError(f"cannot read the tracking database {_redacted(uri)}: "
                       f"{str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()
@@ -117,7 +128,7 @@ def _count_server(uri: str) -> int:
     try:
         return len(MlflowClient(tracking_uri=uri).search_registered_models(max_results=1))
     except MlflowException as exc:
-        raise UiError(f"cannot list registered models at {uri}: "
+        raise StoreError(f"cannot list registered models at {uri}: "
                       f"{str(exc).splitlines()[0]}") from None
     finally:
         for key, value in saved.items():
@@ -132,4 +143,35 @@ def _redacted(uri: str) -> str:
     parsed = urlparse(uri)
     if parsed.password:
         return uri.replace(f":{parsed.password}@", ":***@")
+    return uri
+
+
+def check_model(model_uri: str, tracking_uri: str | None) -> str:
+    """The tracking URI to load ``model_uri`` with, after checking, without creating anything,
+    that the store is there and holds that registered model (``models:/name@alias`` or
+    ``models:/name/version``); StoreError naming the store otherwise. Other URIs (a local
+    folder, ``runs:/``) only get the store resolved."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if not model_uri.startswith("models:/"):
+        if "://" not in model_uri and not Path(model_uri).exists():
+            raise StoreError(f"model {model_uri}: no such folder")
+        return uri
+    count_registered_models(uri)  # the store is there (raises naming it otherwise)
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    reference = model_uri[len("models:/"):]
+    name, alias_sep, alias = reference.partition("@")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        if alias_sep:
+            client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, version = reference.partition("/")
+            client.get_model_version(name, version)
+    except MlflowException:
+        names = [m.name for m in client.search_registered_models(max_results=20)]
+        known = ", ".join(names) if names else "none"
+        raise StoreError(f"model {model_uri} is not in the tracking store {uri} "
+                         f"(registered models: {known})") from None
     return uri
