@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,27 @@ class MlflowCurves(keras.callbacks.Callback):
                    if math.isfinite(float(v))}
         if metrics:
             mlflow.log_metrics(metrics, step=epoch)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line per epoch on stdout (``trial 3 epoch 4/15: ...``), so a console following a
+    run sees training move instead of minutes of silence."""
+
+    def __init__(self, label: str, epochs: int) -> None:
+        super().__init__()
+        self.label, self.epochs = label, epochs
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        figures = ", ".join(f"{name} {float(logs[key]):.3f}" for key, name in (
+            ("loss", "loss"), ("val_loss", "val loss"), ("val_miou", "val mIoU"))
+            if key in logs)
+        print(f"{self.label} epoch {epoch + 1}/{self.epochs}: {figures} "
+              f"({time.monotonic() - self.started:.0f} s)", flush=True)
 
 
 class ClassIoUCurves(keras.callbacks.Callback):

@@ -28,6 +28,7 @@ from components import tracking
 from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
 from components.train import TrainParams, train_model
+from components.train_callbacks import EpochProgress
 from components.tune_space import SearchSpace, sample_params
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,9 @@ class Objective:
             try:
                 params = sample_params(trial, self.options.search_space, self.options.train,
                                        self.options.epochs)
+                progress = EpochProgress(f"trial {trial.number}", params.epochs)
                 result = train_model(self.dataset, params, trial_dir,
-                                     callbacks=[ReportToTrial(trial)])
+                                     callbacks=[progress, ReportToTrial(trial)])
                 # Any trial's model can then be fetched (and registered by hand) from MLflow.
                 for path in _model_files(trial_dir):
                     mlflow.log_artifact(str(path), artifact_path="trained_model")

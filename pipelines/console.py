@@ -13,14 +13,21 @@ import threading
 from collections.abc import Iterator
 from typing import TextIO
 
-# TensorFlow start-up lines on a machine without a GPU: kept in the log, not on the console.
+# Kept in the log, not on the console: TensorFlow's start-up lines on a machine without a
+# GPU, kfp's bookkeeping, MLflow's notices (the run's summary says what they say).
 _CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
                   "cuda_executor.cc", "cpu_feature_guard.cc", "computation_placer.cc",
-                  "This TensorFlow binary is optimized", "rebuild TensorFlow with")
-
-
+                  "port.cc:", "This TensorFlow binary is optimized", "rebuild TensorFlow with",
+                  "Streamed logs:", "has no outputs", "Cleaned up workspace",
+                  "Successfully registered model", "Created version '")
 # A third-party library's Python warning ("/site-packages/x.py:74: UserWarning: ...").
 _LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
+# MLflow's own log lines ("2026/11/29 18:22:38 INFO mlflow.store.db.utils: ...").
+_MLFLOW_LOG = re.compile(r"^\s*\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+ mlflow")
+# Optuna's INFO lines, but for the one that says a trial finished.
+_OPTUNA_INFO = re.compile(r"^\s*\[I \d{4}-")
+# A step's own warnings, which the executor logs as "[KFP Executor <time> WARNING]: ...".
+_EXECUTOR_WARNING = re.compile(r"\[KFP Executor [^\]]* (WARNING|ERROR)\]: ")
 
 
 class TaskOutputFilter(io.TextIOBase):
@@ -50,7 +57,9 @@ class TaskOutputFilter(io.TextIOBase):
 
     def _shown(self, line: str) -> bool:
         """Hide the executor's input/output JSON (from 'Got executor_input:' to the closing
-        brace at the indentation of its opening one) and its '[KFP Executor' lines."""
+        brace at the indentation of its opening one), its INFO lines, the outputs kfp lists
+        after each task (up to the dashed separator) and the noise above; a step's own
+        warnings stay."""
         state = self._state
         stripped = line.strip()
         closing = getattr(state, "json_closing", None)
@@ -64,14 +73,24 @@ class TaskOutputFilter(io.TextIOBase):
                 indent = line[: len(line) - len(line.lstrip())]
                 state.json_closing = indent + "}"
                 return False
+        if getattr(state, "in_outputs", False):
+            state.in_outputs = not stripped.startswith("-----")
+            return False
+        if stripped.endswith("outputs:") and " - INFO - Task " in line:
+            state.in_outputs = True
+            return False
         if "[KFP Executor" in line:
             state.expect_json = "Got executor_input:" in line
-            return False
+            return bool(_EXECUTOR_WARNING.search(line))
         if getattr(state, "skip_next", False):  # the source line a library warning quotes
             state.skip_next = False
             return False
         if _LIBRARY_WARNING.search(line):
             state.skip_next = True
+            return False
+        if _MLFLOW_LOG.match(line) or stripped.startswith("-----"):
+            return False
+        if _OPTUNA_INFO.match(line) and " finished with value" not in line:
             return False
         return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
 

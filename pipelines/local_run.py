@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import signal
@@ -95,6 +96,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
 
     console = console or sys.stdout
+    if not verbose:  # MLflow's notices (creating the store's tables...) are not news here
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     config = local_options(config, fresh=fresh)
     tracking = config.tracking
     workdir = config.workdir

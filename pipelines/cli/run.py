@@ -16,6 +16,9 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 
 
 def _load(config: Path, overrides: dict | None = None):
+    from pipelines.cli.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the config's tuning section imports it
     from pipelines.config import ConfigError, load_config
 
     try:

@@ -15,7 +15,19 @@ STREAM = """    [KFP Executor 2026 INFO]: Got executor_input:
             /v/site-packages/keras/src/epoch_iterator.py:74: UserWarning: `shuffle=True` ignored
               self.data_adapter = data_adapters.get_data_adapter(
     I0000 cudart_stub.cc:31] Could not find cuda drivers on your machine
-    [I 2026] Trial 0 finished with value: 0.5
+    I0000 00:00:17 port.cc:153] oneDNN custom operations are on.
+    [I 2026-11-29 18:22:54,158] A new study created in RDB with name: s
+    [I 2026-11-29 18:23:54,158] Trial 0 finished with value: 0.5
+    [KFP Executor 2026-11-29 17:45:03,327 WARNING]: trial 0 was interrupted; re-queued
+    2026/11/29 18:27:01 WARNING mlflow.pyfunc: Passing a Python object as `python_model`
+    Successfully registered model 'segpipe'.
+18:23:01.638 - INFO - Task 'tile' finished with status SUCCESS
+18:23:01.638 - INFO - Task 'tile' outputs:
+    tiles: Dataset( name='tiles',
+                    metadata={'tiles': 96.0} )
+--------------------------------------------------------------------------------
+18:23:01.640 - INFO - Executing task 'split'
+18:23:01.640 - INFO - Streamed logs:
 """
 
 
@@ -24,8 +36,12 @@ def test_console_shows_progress_and_the_log_keeps_everything():
     stream = TaskOutputFilter(log, console, verbose=False)
     for chunk in (STREAM[:50], STREAM[50:]):  # lines may arrive split across writes
         stream.write(chunk)
-    assert console.getvalue().splitlines() == ["    step says hello",
-                                               "    [I 2026] Trial 0 finished with value: 0.5"]
+    assert console.getvalue().splitlines() == [
+        "    step says hello",
+        "    [I 2026-11-29 18:23:54,158] Trial 0 finished with value: 0.5",
+        "    [KFP Executor 2026-11-29 17:45:03,327 WARNING]: trial 0 was interrupted; re-queued",
+        "18:23:01.638 - INFO - Task 'tile' finished with status SUCCESS",
+        "18:23:01.640 - INFO - Executing task 'split'"]
     assert log.getvalue() == STREAM
 
 
