@@ -171,6 +171,39 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
     return float(scores_from_confusion(cm)[metric])
 
 
+MODEL_DESCRIPTION = (
+    "Semantic segmentation model registered by segpipe. It takes raw pixels (normalization, "
+    "tiling and blending are inside) and answers class masks. Each version's description "
+    "names its data, architecture, test scores and champion-gate decision; the alias "
+    "'champion' is the version that serves, 'challenger' the newest.")
+
+
+def version_description(info: TrainedModelInfo, dataset: PreparedDataset,
+                        evaluation: EvaluationResult, decision: str,
+                        source: str | None) -> str:
+    """What a person reading the registry needs about one version, in a few lines."""
+    classes = dataset.class_map.names
+    manifest = dataset.tile_manifest
+    params = ", ".join(f"{k}={v}" for k, v in sorted(info.params.items())) or "defaults"
+    scores = ", ".join(f"{name} {evaluation.metrics[name]:.3f}"
+                       for name in ("miou", "pixel_accuracy") if name in evaluation.metrics)
+    return "\n".join([
+        f"Data: {source or dataset.root} (dataset digest {evaluation.dataset_digest[:12]}); "
+        f"{len(classes)} classes ({', '.join(classes)}); {info.in_channels} bands; "
+        f"{manifest.patch_size} px tiles at scale {manifest.scale}.",
+        f"Architecture: {info.architecture} ({params}); best val mIoU "
+        f"{info.best_val_miou if info.best_val_miou is None else round(info.best_val_miou, 4)}.",
+        f"Test ({evaluation.split} split, {evaluation.tile_count} tiles): {scores}.",
+        f"Gate: {decision}.",
+    ])
+
+
+def _describe(client: MlflowClient, name: str, version: str, description: str) -> None:
+    client.update_model_version(name, version, description=description)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=MODEL_DESCRIPTION)
+
+
 def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: EvaluationResult,
                    options: RegisterOptions) -> RegistrationResult:
     """Log the model as a pyfunc, register it as ``challenger`` and apply the champion gate.
@@ -212,6 +245,9 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         mlflow.set_tags({TAG_REGISTERED_VERSION: version.version,
                          TAG_DECISION: gate.decision})
         run_id = run.info.run_id
+        source = mlflow.get_run(run_id).data.tags.get("segpipe.source")
+    _describe(client, options.model_name, version.version,
+              version_description(info, dataset, evaluation, gate.decision, source))
     champion = champion_version(client, options.model_name, options.champion_alias)
     return RegistrationResult(
         model_name=options.model_name, version=str(version.version),

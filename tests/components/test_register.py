@@ -66,6 +66,11 @@ def test_gate_promotes_first_and_never_a_worse_model(tiny_dataset, evaluated_mod
     assert float(tags[TAG_CHALLENGER]) == pytest.approx(worse[1].metrics["miou"], abs=1e-6)
     assert float(tags[TAG_CHAMPION]) == pytest.approx(better[1].metrics["miou"], abs=1e-6)
     assert tags[TAG_SPLIT] == worse[1].split_digest
+    # The registry reads on its own: the model and each version say what they are.
+    described = client.get_model_version("gate-test", second.version).description
+    assert "Architecture: unet" in described and "3 classes (background, tea, water)" in described
+    assert f"miou {worse[1].metrics['miou']:.3f}" in described and "kept champion" in described
+    assert "champion" in client.get_registered_model("gate-test").description
 
     # A champion scored on another split is not compared on trust: refused without a way to
     # re-score it, and re-scored when one is given.
