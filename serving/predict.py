@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
-from segmodels.preprocessing import invalid_pixels, normalize_image
 from serving.blending import BlendOptions, Block, PredictFn, array_reader, blend
 from serving.config import ServingConfig
+from serving.pixels import invalid_pixels, normalize_image
 
 Output = Literal["mask", "probabilities"]
 

@@ -18,12 +18,9 @@ from rasterio.windows import Window
 from serving.atomic import atomic_path
 from serving.blending import Block
 from serving.decode import is_georeferenced
+from serving.pixels import GDAL_CACHE_MB
 from serving.predict import ScenePredictor
 
-#: GDAL's block cache would otherwise grow with the scene up to 5% of RAM. It must hold one
-#: row of input tiles across a panel (8192 px x 256 rows x 4 float32 bands = 32 MiB), or
-#: strips re-read and re-decompress tiles.
-GDAL_CACHE_MB = 64
 OUTPUT_BLOCK = 256
 #: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
 DEFLATE_LEVEL = 1
