@@ -174,14 +174,21 @@ class Block:
         return self.weighted / self.weight[:, :, None]
 
 
+#: Pixels of padded width one strip holds; wider scenes are cut into panels.
+MAX_PANEL_WIDTH = 8192
+
+
 @dataclass(frozen=True)
 class BlendOptions:
+    """How one prediction is blended; overlap and batch size come from the model's
+    ServingConfig (serving.config.ServingOptions holds their defaults) or the caller."""
+
     window: int
     num_classes: int
-    overlap: float = 0.5
-    batch_size: int = 8
+    overlap: float
+    batch_size: int
     tta: bool = False
-    max_panel_width: int = 8192  # pixels of padded width held per strip
+    max_panel_width: int = MAX_PANEL_WIDTH
 
     @property
     def step(self) -> int:
