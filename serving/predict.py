@@ -35,7 +35,12 @@ _RASTER_DTYPES = {"uint8", "uint16", "int16", "uint32", "int32", "float32"}
 
 class ReadError(ValueError):
     """Pixels of a raster could not be read (truncated or corrupt data); the caller names
-    the file or request."""
+    the file or request. ``detail`` is GDAL's own account, which names the dataset's path
+    (fine for a user's file, not for a server's answer)."""
+
+    def __init__(self, detail: str):
+        super().__init__("cannot read pixels (truncated or corrupt data?)")
+        self.detail = detail
 
 
 def keras_predict_fn(model) -> PredictFn:
@@ -182,7 +187,7 @@ def _read(dataset, window: Window, shape: tuple[int, int] | None = None) -> np.n
             data = dataset.read(window=window, out_shape=(dataset.count, *shape),
                                 resampling=IMAGE_RESAMPLING)
     except RasterioError as exc:
-        raise ReadError(f"cannot read pixels (truncated or corrupt data?): {exc}") from None
+        raise ReadError(str(exc.__cause__ or exc)) from None
     return np.moveaxis(data, 0, -1)
 
 

@@ -1,20 +1,19 @@
-"""The MLflow pyfunc model: raw pixels in, masks out, normalization and tiling inside.
+"""The MLflow pyfunc model: raw pixels in, masks out; normalization, resampling to the
+training resolution and tiling inside. Request formats are in serving/handler.py and
+docs/serving.md.
 
-Request formats (``/invocations``):
-- ``{"inputs": [...] , "params": {...}}``: raw pixels (N, H, W, C) or (H, W, C), any H, W;
-  answers ``{"predictions": ...}`` with (N, H, W) class ids, or (N, H, W, K) probabilities.
-- ``{"dataframe_split": {"columns": ["image"], "data": [[<base64>], ...]}}``: encoded
-  GeoTIFF/PNG/JPEG; answers one record per image with column ``mask`` (base64 PNG, or
-  GeoTIFF with the input's CRS and transform when it was georeferenced) or ``probabilities``
-  (base64 float32 GeoTIFF).
-- params: ``tta`` (bool), ``overlap`` (0 to 0.75), ``output`` ("mask" | "probabilities").
-
-Bad requests raise ``MlflowException(INVALID_PARAMETER_VALUE)``, which the scoring server
-answers with HTTP 400 and the message, and then goes on serving.
+Errors: MLflow's scoring server answers an MlflowException with its ``serialize_as_json()``
+and HTTP status, after prefixing the message with the whole request data ("Failed to predict
+data '...'"); any other exception becomes a 400 with a server-side ``stack_trace`` in the
+body. So every failure of this model leaves ``predict`` as a ServingError, which serializes
+only its own message: a bad request is a 400 that says what is wrong (quoting at most a short
+excerpt of the input), anything else a 500 that says only that it failed; the traceback goes
+to the server's log, never into a response.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from importlib import metadata
@@ -25,26 +24,33 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ParamSchema, ParamSpec
 
 from serving.config import ServingConfig
-from serving.decode import (
-    RequestError,
-    check_params,
-    check_tensor,
-    decode_base64,
-    encode_mask,
-    encode_probabilities,
-    open_image,
-)
+from serving.decode import PARAMS, RequestError
+from serving.handler import RequestHandler
 from serving.predict import ScenePredictor, keras_predict_fn
 
 KERAS_ARTIFACT = "keras_model"
 CONFIG_ARTIFACT = "serving_config"
-IMAGE_COLUMN = "image"
 _PACKAGED = ("serving", "segmodels")
 _REQUIREMENTS = ("mlflow", "keras", "tensorflow", "rasterio", "numpy", "pandas", "pydantic")
+_logger = logging.getLogger(__name__)
+
+
+class ServingError(MlflowException):
+    """An MlflowException whose HTTP body is only its own message and error code, whatever the
+    scoring server does to ``message`` afterwards."""
+
+    def __init__(self, message: str, error_code: int):
+        super().__init__(message, error_code=error_code)
+        self.client_message = message
+
+    def serialize_as_json(self) -> str:
+        import json
+
+        return json.dumps({"error_code": self.error_code, "message": self.client_message})
 
 
 class SegmentationModel(mlflow.pyfunc.PythonModel):
@@ -59,58 +65,23 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
         model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         self.predictor = ScenePredictor(keras_predict_fn(model), self.config)
         self.predictor.warm_up()  # trace now, not in the first requests
+        self.handler = RequestHandler(self.predictor)
 
     def predict(self, context, model_input, params=None):
         try:
-            return self._predict(model_input, params)
+            return self.handler(model_input, params)
         except RequestError as exc:
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
-
-    def _predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
-        tta, overlap, output = check_params(params, self.config)
-        import pandas as pd
-
-        if isinstance(model_input, pd.DataFrame):
-            if IMAGE_COLUMN not in model_input.columns:
-                raise RequestError(f"dataframe input needs a column {IMAGE_COLUMN!r} of base64 "
-                                   f"images, got columns {list(model_input.columns)}")
-            return self._predict_encoded(list(model_input[IMAGE_COLUMN]), tta, overlap, output)
-        images = check_tensor(model_input, self.config)
-        results = [self.predictor.predict_array(image, tta=tta, overlap=overlap, output=output)
-                   for image in images]
-        return np.stack(results)
-
-    def _predict_encoded(self, values: list[Any], tta: bool, overlap: float,
-                         output: str) -> Any:
-        import pandas as pd
-
-        raws = [decode_base64(value, i) for i, value in enumerate(values)]
-        total = 0
-        encoded = []
-        for i, raw in enumerate(raws):
-            with open_image(raw, i, self.config) as dataset:
-                total += dataset.width * dataset.height
-                if total > self.config.max_pixels:
-                    raise RequestError(f"too many pixels: the request's images have {total} or "
-                                       f"more, the limit per request is {self.config.max_pixels}")
-                encoded.append(self._predict_dataset(dataset, tta, overlap, output))
-        return pd.DataFrame({output: encoded})
-
-    def _predict_dataset(self, dataset, tta: bool, overlap: float, output: str) -> str:
-        """Base64 answer for one decoded image; only the result is held whole."""
-        blocks = self.predictor.iter_dataset(dataset, tta=tta, overlap=overlap)
-        result = self.predictor.assemble(blocks, dataset.height, dataset.width, output)
-        if output == "probabilities":
-            return encode_probabilities(result, dataset)
-        return encode_mask(result, self.config, dataset)
+            raise ServingError(str(exc), INVALID_PARAMETER_VALUE) from None
+        except Exception as exc:
+            _logger.exception("segmentation model failed on a request")
+            raise ServingError(f"the model failed on this request ({type(exc).__name__}); "
+                               f"the server log has the details", INTERNAL_ERROR) from None
 
 
 def params_schema(config: ServingConfig) -> ParamSchema:
-    return ParamSchema([
-        ParamSpec("tta", "boolean", False),
-        ParamSpec("overlap", "double", float(config.overlap)),
-        ParamSpec("output", "string", "mask"),
-    ])
+    defaults: dict[str, Any] = {"tta": False, "overlap": float(config.overlap),
+                                "output": "mask", "resample": True}
+    return ParamSchema([ParamSpec(name, kind, defaults[name]) for name, kind in PARAMS.items()])
 
 
 def _package_dir(name: str) -> str:

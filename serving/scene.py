@@ -17,7 +17,7 @@ from rasterio.windows import Window
 
 from serving.atomic import atomic_path
 from serving.blending import MAX_PANEL_WIDTH, Block
-from serving.decode import is_georeferenced
+from serving.encode import is_georeferenced
 from serving.pixels import GDAL_CACHE_MB
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid
@@ -54,8 +54,6 @@ def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
 #: Largest scene ``predict_scene`` takes by default (pixels of the scene or of its model
 #: grid): scenes are streamed, so this only stops a header that claims absurd dimensions.
 MAX_SCENE_PIXELS = 4_000_000_000
-#: GDAL options while reading a scene: a damaged JPEG is an error, not a half-grey image.
-READ_OPTIONS = {"GDAL_ERROR_ON_LIBJPEG_WARNING": "TRUE"}
 
 
 def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *,
@@ -76,7 +74,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     wrong with the scene (unreadable, truncated, too large, wrong bands) is a SceneError
     naming the file."""
     config = predictor.config
-    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb, **READ_OPTIONS):
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
             src = rasterio.open(input_path)
@@ -99,7 +97,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                 with atomic_path(Path(out_path)) as tmp:
                     counts = _write_mask(predictor, src, region, blocks, tmp, progress)
             except ReadError as exc:
-                raise SceneError(f"{input_path}: {exc}") from None
+                raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
             except RasterioError as exc:
                 raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
             polygon_count = None
