@@ -88,12 +88,13 @@ class ModelGrid:
                  invalid: Callable[[int, int, int, int], np.ndarray]) -> Block | None:
         """A model-grid block as the input pixels whose centres fall in it (None if none do);
         ``invalid(r0, r1, c0, c1)`` gives the input grid's invalid pixels there."""
-        h, w = block.weight.shape
+        h, w = block.invalid.shape
         rows, cols = self._row_of, self._col_of
         r0, r1 = np.searchsorted(rows, [block.row, block.row + h])
         c0, c1 = np.searchsorted(cols, [block.col, block.col + w])
         if r0 == r1 or c0 == c1:
             return None
-        pick = np.ix_(rows[r0:r1] - block.row, cols[c0:c1] - block.col)
-        return Block(int(r0), int(c0), block.weighted[pick], block.weight[pick],
+        pick_rows, pick_cols = rows[r0:r1] - block.row, cols[c0:c1] - block.col
+        return Block(int(r0), int(c0), block.weighted[np.ix_(pick_rows, pick_cols)],
+                     block.row_weight[pick_rows], block.col_weight[pick_cols],
                      invalid(int(r0), int(r1), int(c0), int(c1)))

@@ -141,8 +141,8 @@ def test_model_grid_blocks_cover_every_input_pixel_once(shape, factor):
         for c in range(0, grid.cols, step + 4):
             h, w = min(step, grid.rows - r), min(step + 4, grid.cols - c)
             ids = (np.arange(r, r + h)[:, None] * grid.cols + np.arange(c, c + w))[..., None]
-            block = Block(r, c, ids.astype(np.float32), np.ones((h, w), np.float32),
-                          np.zeros((h, w), bool))
+            block = Block(r, c, ids.astype(np.float32), np.ones(h, np.float32),
+                          np.ones(w, np.float32), np.zeros((h, w), bool))
             mapped = grid.to_input(block, lambda r0, r1, c0, c1: np.zeros((r1 - r0, c1 - c0)))
             if mapped is None:
                 continue
