@@ -14,6 +14,7 @@ Routes:
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,14 +36,23 @@ from serving.resolution import ModelGrid
 
 IMAGE_COLUMN, NPY_COLUMN = "image", "npy"
 COLUMNS = (IMAGE_COLUMN, NPY_COLUMN)
+#: Requests predicted at once by one server process: one blends while the other's forward
+#: pass runs (the model takes one batch at a time anyway). MLflow runs every request on its
+#: own thread; more at once only oversubscribe the cores, so the rest wait their turn.
+REQUESTS_AT_ONCE = 2
 
 
 class RequestHandler:
-    def __init__(self, predictor: ScenePredictor):
+    def __init__(self, predictor: ScenePredictor, at_once: int = REQUESTS_AT_ONCE):
         self.predictor = predictor
         self.config = predictor.config
+        self._turns = threading.BoundedSemaphore(at_once)
 
     def __call__(self, model_input: Any, params: dict[str, Any] | None) -> Any:
+        with self._turns:
+            return self._answer(model_input, params)
+
+    def _answer(self, model_input: Any, params: dict[str, Any] | None) -> Any:
         request = check_params(params, self.config)
         import pandas as pd
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -115,3 +118,22 @@ def test_every_route_answers_at_the_training_resolution(tmp_path):
         assert answer.shape == image.shape[:2]
         assert accuracy(answer) > 0.99
     assert accuracy(handler(image[None], {"resample": False})[0]) < 0.6
+
+
+def test_concurrent_requests_take_turns_two_at_a_time():
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow_model(batch):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return pointwise_model(batch)
+
+    handler = RequestHandler(ScenePredictor(slow_model, make_config()))
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda seed: handler(small(seed)[None], None), range(5)))
+    assert [a.shape for a in answers] == [(1, 16, 16)] * 5
+    assert peak[0] == 2
