@@ -20,8 +20,11 @@ from rasterio.io import MemoryFile
 from serving.config import MAX_OVERLAP, ServingConfig
 
 OUTPUTS = ("mask", "probabilities")
-#: Request params: name -> what it is (the model's signature declares the same names).
-PARAMS = {"tta": "boolean", "overlap": "double", "output": "string", "resample": "boolean"}
+#: Request params: name -> (MLflow type, default); the model's signature declares them.
+#: overlap's default is the model's own (ServingConfig.overlap).
+PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
+                                      "output": ("string", OUTPUTS[0]),
+                                      "resample": ("boolean", True)}
 #: Longest piece of a client's input quoted back in an error message.
 EXCERPT = 40
 
@@ -44,29 +47,34 @@ class RequestParams:
     resample: bool
 
 
+def param_defaults(config: ServingConfig) -> dict[str, Any]:
+    return {name: config.overlap if name == "overlap" else default
+            for name, (_, default) in PARAMS.items()}
+
+
 def check_params(params: dict[str, Any] | None, config: ServingConfig) -> RequestParams:
-    """Request params, defaults from the config; unknown names and bad values are errors."""
+    """Request params, defaults from PARAMS and the config; unknown names and bad values are
+    errors."""
     params = params or {}
     if unknown := sorted(set(params) - set(PARAMS)):
         raise RequestError(f"unknown params {', '.join(excerpt(n) for n in unknown[:5])}; the "
                            f"model takes {', '.join(sorted(PARAMS))}")
-    overlap = params.get("overlap")
+    values = {**param_defaults(config), **{k: v for k, v in params.items() if v is not None}}
     try:
-        overlap = config.overlap if overlap is None else float(overlap)
+        overlap = float(values["overlap"])
     except (TypeError, ValueError):
-        raise RequestError(f"param overlap must be a number, got {excerpt(overlap)}") from None
+        raise RequestError(f"param overlap must be a number, got "
+                           f"{excerpt(values['overlap'])}") from None
     if not 0.0 <= overlap <= MAX_OVERLAP:
         raise RequestError(f"param overlap must be between 0 and {MAX_OVERLAP}, got {overlap}")
-    output = params.get("output") or "mask"
-    if output not in OUTPUTS:
-        raise RequestError(f"param output must be one of {list(OUTPUTS)}, got {excerpt(output)}")
-    flags = {}
-    for name, default in (("tta", False), ("resample", True)):
-        value = params.get(name, default)
-        if not isinstance(value, bool | np.bool_):
-            raise RequestError(f"param {name} must be true or false, got {excerpt(value)}")
-        flags[name] = bool(value)
-    return RequestParams(overlap=overlap, output=output, **flags)
+    if values["output"] not in OUTPUTS:
+        raise RequestError(f"param output must be one of {list(OUTPUTS)}, got "
+                           f"{excerpt(values['output'])}")
+    for name in ("tta", "resample"):
+        if not isinstance(values[name], bool | np.bool_):
+            raise RequestError(f"param {name} must be true or false, got {excerpt(values[name])}")
+    return RequestParams(tta=bool(values["tta"]), overlap=overlap, output=values["output"],
+                         resample=bool(values["resample"]))
 
 
 class PixelBudget:
@@ -183,4 +191,4 @@ def decode_npy(raw: bytes, what: str, config: ServingConfig,
 
 __all__ = ["OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams", "check_bands",
            "check_params", "check_tensor", "decode_base64", "decode_npy", "excerpt",
-           "open_image"]
+           "open_image", "param_defaults"]

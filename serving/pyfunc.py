@@ -13,12 +13,12 @@ to the server's log, never into a response.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -28,7 +28,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ParamSchema, ParamSpec
 
 from serving.config import ServingConfig
-from serving.decode import PARAMS, RequestError
+from serving.decode import PARAMS, RequestError, param_defaults
 from serving.handler import RequestHandler
 from serving.predict import ScenePredictor, keras_predict_fn
 
@@ -48,8 +48,6 @@ class ServingError(MlflowException):
         self.client_message = message
 
     def serialize_as_json(self) -> str:
-        import json
-
         return json.dumps({"error_code": self.error_code, "message": self.client_message})
 
 
@@ -79,9 +77,9 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
 
 
 def params_schema(config: ServingConfig) -> ParamSchema:
-    defaults: dict[str, Any] = {"tta": False, "overlap": float(config.overlap),
-                                "output": "mask", "resample": True}
-    return ParamSchema([ParamSpec(name, kind, defaults[name]) for name, kind in PARAMS.items()])
+    defaults = param_defaults(config)
+    return ParamSchema([ParamSpec(name, kind, defaults[name])
+                        for name, (kind, _) in PARAMS.items()])
 
 
 def _package_dir(name: str) -> str:
