@@ -199,3 +199,19 @@ def test_header_claiming_billions_of_pixels_is_refused_before_reading(predictor,
     with pytest.raises(SceneError, match="bomb.png: too many pixels: 70000x70000, the limit is "
                                          "4000000000"):
         predict_scene(predictor, path, tmp_path / "never.tif")
+
+
+def test_non_finite_scene_pixels_are_ignored_not_class_0(predictor, tmp_path):
+    path = tmp_path / "float64.tif"
+    pixels = np.random.default_rng(3).uniform(1, 1000, (BANDS, 40, 50))
+    bad = [(3, 4, np.inf), (10, 20, -np.inf), (30, 7, np.nan), (25, 40, 1e39)]
+    for row, col, value in bad:
+        pixels[1, row, col] = value
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=BANDS,
+                       dtype="float64") as dst:
+        dst.write(pixels)
+    predict_scene(predictor, path, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as out:
+        mask = out.read(1)
+    assert [int(mask[row, col]) for row, col, _ in bad] == [255] * 4
+    assert (mask < 3).sum() == 40 * 50 - 4
