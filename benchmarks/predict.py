@@ -158,17 +158,13 @@ def _latencies(url: str, payload: str, concurrency: int, count: int) -> dict:
             "p99_s": round(latencies[p99_index], 3)}
 
 
-def in_process_predictor(model_path: Path):
-    """The same model's ScenePredictor in this process, traced."""
-    import keras
+def in_process_predictor(local_model: str):
+    """The logged model's own ScenePredictor in this process (the runtime the server runs,
+    serving/runtime.py), traced."""
+    import mlflow
 
-    import segmodels  # noqa: F401  (registers the custom layers the saved model uses)
-    from serving.predict import ScenePredictor, keras_predict_fn
-
-    model = keras.saving.load_model(model_path, compile=False)
-    predictor = ScenePredictor(keras_predict_fn(model), serving_config())
-    predictor.warm_up()
-    return predictor
+    model = mlflow.pyfunc.load_model(local_model).unwrap_python_model()
+    return model.predictor, model.runtime
 
 
 def paired_with_in_process(url: str, body: str, predictor, image: np.ndarray,
@@ -214,9 +210,10 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
         server.wait_ready(timeout=300)
         startup = time.perf_counter() - started
         url = f"{server.url}/invocations"
-        predictor = in_process_predictor(model_path)
+        predictor, runtime = in_process_predictor(local)
         predictor.predict_array(image)
-        results = {"startup_s": round(startup, 1), "request": "512x512x4 uint16, one image"}
+        results = {"startup_s": round(startup, 1), "request": "512x512x4 uint16, one image",
+                   "runtime": runtime}
         for name, payload in _request_payloads(image).items():
             body = json.dumps(payload)
             _latencies(url, body, 1, 1)  # warm-up

@@ -30,12 +30,15 @@ from mlflow.types.schema import ParamSchema, ParamSpec
 from serving.config import ServingConfig
 from serving.decode import PARAMS, RequestError, param_defaults
 from serving.handler import RequestHandler
-from serving.predict import ScenePredictor, keras_predict_fn
+from serving.predict import ScenePredictor
+from serving.runtime import export_openvino, load_predict_fn, openvino_available
 
 KERAS_ARTIFACT = "keras_model"
 CONFIG_ARTIFACT = "serving_config"
+OPENVINO_ARTIFACT = "openvino_model"
 _PACKAGED = ("serving", "segmodels")
-_REQUIREMENTS = ("mlflow", "keras", "tensorflow", "rasterio", "numpy", "pandas", "pydantic")
+_REQUIREMENTS = ("mlflow", "keras", "tensorflow", "rasterio", "numpy", "pandas", "pydantic",
+                 "openvino")
 _logger = logging.getLogger(__name__)
 
 
@@ -52,16 +55,15 @@ class ServingError(MlflowException):
 
 
 class SegmentationModel(mlflow.pyfunc.PythonModel):
-    """Keras segmentation network + ServingConfig behind the MLflow scoring server."""
+    """The segmentation network (on OpenVINO or Keras, serving/runtime.py) + ServingConfig
+    behind the MLflow scoring server."""
 
     def load_context(self, context) -> None:
-        import keras
-
-        import segmodels  # noqa: F401  registers the custom layers/losses before loading
-
         self.config = ServingConfig.load(Path(context.artifacts[CONFIG_ARTIFACT]))
-        model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.predictor = ScenePredictor(keras_predict_fn(model), self.config)
+        openvino_dir = context.artifacts.get(OPENVINO_ARTIFACT)
+        predict_fn, self.runtime = load_predict_fn(
+            Path(context.artifacts[KERAS_ARTIFACT]), openvino_dir and Path(openvino_dir))
+        self.predictor = ScenePredictor(predict_fn, self.config)
         self.predictor.warm_up()  # trace now, not in the first requests
         self.handler = RequestHandler(self.predictor)
 
@@ -88,7 +90,10 @@ def _package_dir(name: str) -> str:
 
 
 def pip_requirements() -> list[str]:
-    return [f"{name}=={metadata.version(name)}" for name in _REQUIREMENTS]
+    """The installed versions of what the served model imports (OpenVINO only if present:
+    the model falls back to Keras without it)."""
+    return [f"{name}=={metadata.version(name)}" for name in _REQUIREMENTS
+            if name != "openvino" or openvino_available()]
 
 
 def raw_pixel_example(config: ServingConfig, size: int = 32) -> np.ndarray:
@@ -103,7 +108,8 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
     """Log (and optionally register) the served model in the active MLflow run.
 
     Packages serving/ and segmodels/ with it, so it loads anywhere with only the pinned pip
-    requirements installed. Returns MLflow's ModelInfo."""
+    requirements installed, and the network exported to OpenVINO beside the Keras file when
+    OpenVINO is installed (serving/runtime.py). Returns MLflow's ModelInfo."""
     keras_model_path = Path(keras_model_path)
     if not keras_model_path.is_file():
         raise FileNotFoundError(f"keras model {keras_model_path} does not exist")
@@ -114,10 +120,14 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
         warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
         config_path = Path(tmp) / "serving_config.json"
         config.save(config_path)
+        artifacts = {KERAS_ARTIFACT: str(keras_model_path), CONFIG_ARTIFACT: str(config_path)}
+        openvino_dir = export_openvino(keras_model_path, config, Path(tmp) / "openvino")
+        if openvino_dir is not None:
+            artifacts[OPENVINO_ARTIFACT] = str(openvino_dir)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=SegmentationModel(),
-            artifacts={KERAS_ARTIFACT: str(keras_model_path), CONFIG_ARTIFACT: str(config_path)},
+            artifacts=artifacts,
             code_paths=[_package_dir(package) for package in _PACKAGED],
             signature=ModelSignature(params=params_schema(config)),
             input_example=raw_pixel_example(config),
