@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -52,16 +53,20 @@ class ModelGrid:
     factor: float
     rows: int = field(init=False)
     cols: int = field(init=False)
-    _row_of: np.ndarray = field(init=False, repr=False, compare=False)
-    _col_of: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        rows = max(1, round(self.height * self.factor))
-        cols = max(1, round(self.width * self.factor))
-        object.__setattr__(self, "rows", rows)
-        object.__setattr__(self, "cols", cols)
-        object.__setattr__(self, "_row_of", _nearest(self.height, rows))
-        object.__setattr__(self, "_col_of", _nearest(self.width, cols))
+        object.__setattr__(self, "rows", max(1, round(self.height * self.factor)))
+        object.__setattr__(self, "cols", max(1, round(self.width * self.factor)))
+
+    # Computed on first use: a header's claimed size is checked (``pixels``) before any
+    # array of that size exists.
+    @cached_property
+    def _row_of(self) -> np.ndarray:
+        return _nearest(self.height, self.rows)
+
+    @cached_property
+    def _col_of(self) -> np.ndarray:
+        return _nearest(self.width, self.cols)
 
     @property
     def pixels(self) -> int:
