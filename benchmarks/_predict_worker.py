@@ -129,7 +129,7 @@ def run_segpipe(args: argparse.Namespace, model) -> dict:
 def run_classic(args: argparse.Namespace, model) -> dict:
     import rasterio
 
-    from segmodels.preprocessing import invalid_pixels, normalize_image
+    from serving.pixels import invalid_pixels, normalize_image
     from serving.scene import DEFLATE_LEVEL  # the same output cost as segpipe's
     from tests.serving.chevalier import predict_img_with_smooth_windowing
 

@@ -12,9 +12,15 @@ Classic figures: the smooth-blending code people copy (Chevalier, 2017; D4 TTA, 
 whole scene in memory) against ``segpipe predict --tta`` on the same ``--classic-size``²
 scene, each in a fresh process: seconds and peak RSS.
 
-Server figures: ``segpipe serve`` on loopback, 512x512 requests as a tensor (JSON numbers)
-and as a base64 GeoTIFF, at concurrency 1 and 4: requests/s, p50 and p99 latency (with a
-handful of requests p99 is close to the maximum).
+Server figures: ``segpipe serve`` on loopback, one 512x512 four-band image per request as a
+tensor (JSON numbers), a base64 GeoTIFF and a base64 ``.npy`` array, at concurrency 1 and 4:
+requests/s, p50 and p99 latency (with a handful of requests p99 is close to the maximum), and
+each route's latency over the same model's in-process ``ScenePredictor.predict_array`` on the
+same image (alternating calls in this process with requests, paired).
+
+``--models`` picks the networks the scene figures run: ``unet`` (depth 4, 8 filters, the
+default) and ``light`` (depth 2, 4 filters: the cheapest forward pass for the same blending
+work, so the worst case for the time over the floor).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 BANDS, CLASSES, WINDOW, BATCH = 4, 3, 256, 8
-MODEL_PARAMS = {"depth": 4, "filters": 8}
+MODELS = {"unet": {"depth": 4, "filters": 8}, "light": {"depth": 2, "filters": 4}}
 
 
 def serving_config():
@@ -48,7 +54,7 @@ def serving_config():
         in_channels=BANDS, num_classes=CLASSES, class_names=["a", "b", "c"],
         class_colors=["#FF0000", "#00FF00", "#0000FF"], mean=[1000.0] * BANDS,
         std=[300.0] * BANDS, nodata=0, patch_size=WINDOW, batch_size=BATCH,
-        model_stride=2 ** (MODEL_PARAMS["depth"] - 1))
+        model_stride=max(2 ** (params["depth"] - 1) for params in MODELS.values()))
 
 
 def make_scene(path: Path, size: int, rows: int) -> None:
@@ -105,17 +111,26 @@ def compare_with_classic(tmp: Path, model: Path, size: int) -> dict:
     return comparison
 
 
-def _request_payloads() -> dict[str, dict]:
+def _image() -> np.ndarray:
+    return np.random.default_rng(0).integers(1, 3000, (512, 512, BANDS)).astype("uint16")
+
+
+def _request_payloads(image: np.ndarray) -> dict[str, dict]:
+    import io
+
     from rasterio.io import MemoryFile
 
-    image = np.random.default_rng(0).integers(1, 3000, (512, 512, BANDS)).astype("uint16")
     with MemoryFile() as mem:
         with mem.open(driver="GTiff", width=512, height=512, count=BANDS,
                       dtype="uint16") as dst:
             dst.write(np.moveaxis(image, -1, 0))
-        b64 = base64.b64encode(mem.read()).decode()
+        geotiff = base64.b64encode(mem.read()).decode()
+    buffer = io.BytesIO()
+    np.save(buffer, image, allow_pickle=False)
+    npy = base64.b64encode(buffer.getvalue()).decode()
     return {"tensor": {"inputs": [image.tolist()]},
-            "base64_geotiff": {"dataframe_split": {"columns": ["image"], "data": [[b64]]}}}
+            "base64_geotiff": {"dataframe_split": {"columns": ["image"], "data": [[geotiff]]}},
+            "npy": {"dataframe_split": {"columns": ["npy"], "data": [[npy]]}}}
 
 
 def _latencies(url: str, payload: str, concurrency: int, count: int) -> dict:
@@ -125,18 +140,53 @@ def _latencies(url: str, payload: str, concurrency: int, count: int) -> dict:
         t0 = time.perf_counter()
         response = requests.post(url, data=payload, timeout=600,
                                  headers={"Content-Type": "application/json"})
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
         return time.perf_counter() - t0
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = sorted(pool.map(one, range(count)))
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            latencies = sorted(pool.map(one, range(count)))
+    except RuntimeError as exc:
+        return {"concurrency": concurrency, "error": str(exc)}
     wall = time.perf_counter() - start
     p99_index = min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))
     return {"concurrency": concurrency, "requests": count,
             "requests_per_s": round(count / wall, 3),
             "p50_s": round(statistics.median(latencies), 3),
             "p99_s": round(latencies[p99_index], 3)}
+
+
+def in_process_predictor(local_model: str):
+    """The logged model's own ScenePredictor in this process (the runtime the server runs,
+    serving/runtime.py), traced."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(local_model).unwrap_python_model()
+    return model.predictor, model.runtime
+
+
+def paired_with_in_process(url: str, body: str, predictor, image: np.ndarray,
+                           count: int) -> dict:
+    """In-process predict_array and one request through the server, alternately (the two
+    processes never compete), so the machine's drift hits both alike: medians and the
+    median of the per-pair ratios."""
+    import requests
+
+    local, remote = [], []
+    for _ in range(count):
+        start = time.perf_counter()
+        predictor.predict_array(image)
+        local.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        requests.post(url, data=body, timeout=600,
+                      headers={"Content-Type": "application/json"}).raise_for_status()
+        remote.append(time.perf_counter() - start)
+    return {"pairs": count, "in_process_s": round(statistics.median(local), 3),
+            "server_s": round(statistics.median(remote), 3),
+            "server_over_in_process": round(statistics.median(
+                r / v for r, v in zip(remote, local, strict=True)), 3)}
 
 
 def run_server(tmp: Path, model_path: Path, count: int) -> dict:
@@ -151,6 +201,7 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
     with mlflow.start_run(experiment_id=experiment):
         info = log_segmentation_model(model_path, serving_config())
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
+    image = _image()
     started = time.perf_counter()
     # The server opens a tracking store at start: keep it in tmp, not in the working dir.
     server = segpipe_serve(local, free_port(), tmp / "server.log", timeout_s=600,
@@ -159,12 +210,20 @@ def run_server(tmp: Path, model_path: Path, count: int) -> dict:
         server.wait_ready(timeout=300)
         startup = time.perf_counter() - started
         url = f"{server.url}/invocations"
-        results = {"startup_s": round(startup, 1), "request": "512x512x4 uint16, one image"}
-        for name, payload in _request_payloads().items():
+        predictor, runtime = in_process_predictor(local)
+        predictor.predict_array(image)
+        results = {"startup_s": round(startup, 1), "request": "512x512x4 uint16, one image",
+                   "runtime": runtime}
+        for name, payload in _request_payloads(image).items():
             body = json.dumps(payload)
             _latencies(url, body, 1, 1)  # warm-up
-            results[name] = [_latencies(url, body, 1, count),
-                             _latencies(url, body, 4, 2 * count)]
+            runs = [_latencies(url, body, 1, count), _latencies(url, body, 4, 2 * count)]
+            if "error" not in runs[0]:
+                runs.append(paired_with_in_process(url, body, predictor, image, count))
+            if "requests_per_s" in runs[0] and "requests_per_s" in runs[1]:
+                runs[1]["requests_per_s_over_concurrency_1"] = round(
+                    runs[1]["requests_per_s"] / runs[0]["requests_per_s"], 3)
+            results[name] = runs
         return results
     finally:
         server.stop()
@@ -176,7 +235,8 @@ def machine() -> dict:
     import tensorflow as tf
 
     return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                / 2**30, 1),
             "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -192,6 +252,8 @@ def main() -> None:
     parser.add_argument("--tta-rows", type=int, default=128)
     parser.add_argument("--classic-size", type=int, default=2048,
                         help="square scene for the comparison with the classic code; 0: skip")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["unet"],
+                        help="networks for the scene figures (the server runs the first)")
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-scenes", action="store_true")
@@ -201,30 +263,37 @@ def main() -> None:
 
     from segmodels import build_model
 
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="segpipe-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        keras.utils.set_random_seed(0)
-        model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, **MODEL_PARAMS)
-        model_path = tmp / "model.keras"
-        model.save(model_path)
+        paths, params = {}, {}
+        for name in args.models:
+            keras.utils.set_random_seed(0)
+            model = build_model("unet", num_classes=CLASSES, in_channels=BANDS, **MODELS[name])
+            paths[name] = tmp / f"{name}.keras"
+            model.save(paths[name])
+            params[name] = {"name": "unet", **MODELS[name], "params": model.count_params()}
         scenes, classic = [], None
         if not args.skip_scenes:
-            scenes = [run_worker("segpipe", tmp, model_path, size, args.band_rows,
-                                 repeats=args.repeats) for size in args.sizes]
-            scenes.append(run_worker("segpipe", tmp, model_path, args.tta_size, args.tta_rows,
-                                     tta=True, repeats=args.repeats))
+            for name in args.models:
+                runs = [run_worker("segpipe", tmp, paths[name], size, args.band_rows,
+                                   repeats=args.repeats) for size in args.sizes]
+                runs.append(run_worker("segpipe", tmp, paths[name], args.tta_size,
+                                       args.tta_rows, tta=True, repeats=args.repeats))
+                scenes += [{"model": name, **run} for run in runs]
             if args.classic_size:
-                classic = compare_with_classic(tmp, model_path, args.classic_size)
-        server = None if args.skip_server else run_server(tmp, model_path, args.requests)
+                classic = compare_with_classic(tmp, paths[args.models[0]], args.classic_size)
+        server = None if args.skip_server else run_server(tmp, paths[args.models[0]],
+                                                          args.requests)
     print(json.dumps({
         "benchmark": "predict",
-        "inputs": {"model": {"name": "unet", **MODEL_PARAMS, "params": model.count_params()},
-                   "window": WINDOW, "overlap": 0.5, "batch_size": BATCH, "bands": BANDS,
-                   "classes": CLASSES, "band_rows": args.band_rows, "repeats": args.repeats,
-                   "tta_scene": f"{args.tta_size}x{args.tta_size}", "tta_rows": args.tta_rows},
+        "inputs": {"models": params, "window": WINDOW, "overlap": 0.5, "batch_size": BATCH,
+                   "bands": BANDS, "classes": CLASSES, "band_rows": args.band_rows,
+                   "repeats": args.repeats, "tta_scene": f"{args.tta_size}x{args.tta_size}",
+                   "tta_rows": args.tta_rows},
         "scenes": scenes, "classic_comparison": classic, "server": server,
-        "machine": machine(), "total_seconds": round(time.perf_counter() - started, 1)},
+        "machine": {**machine(), "load_average_at_start": load_at_start},
+        "total_seconds": round(time.perf_counter() - started, 1)},
         indent=2))
 
 

@@ -20,7 +20,8 @@ from components.atomic import atomic_path, write_json, write_text
 from components.evaluation_report import SCALARS, html_report, markdown_report
 from components.figures import close, confusion_figure, overlay_figure
 from components.train import load_trained_model
-from segmodels import confusion_matrix, normalize_image, scores_from_confusion
+from segmodels import confusion_matrix, scores_from_confusion
+from serving.pixels import normalize_image
 
 #: (N, H, W, C) raw tiles -> (N, H, W) class ids; ids >= K mark pixels the model refused.
 PredictTiles = Callable[[np.ndarray], np.ndarray]

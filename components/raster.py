@@ -15,14 +15,14 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
+from serving.pixels import GDAL_CACHE_MB  # noqa: F401  re-exported for the data-plane steps
+from serving.pixels import invalid_pixels as _invalid_pixels
+
 # (stage, done, total): steps report progress through this so the CLI can draw a bar.
 ProgressCallback = Callable[[str, int, int], None]
 
 # Rows per strip when a step streams a whole scene: bounded memory, few GDAL calls.
 STRIP_ROWS = 256
-# GDAL's block cache defaults to 5% of RAM and would grow with the scene being streamed;
-# the data-plane steps run under this cap (MB) so memory stays bounded by the window size.
-GDAL_CACHE_MB = 64
 
 
 class DataError(ValueError):
@@ -96,17 +96,9 @@ def strip_windows(width: int, height: int, rows: int = STRIP_ROWS) -> Iterator[W
 
 
 def invalid_pixels(bands: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(C, H, W) -> (H, W) bool: every band equals nodata, or any band is NaN.
-
-    The same rule as ``segmodels.preprocessing.invalid_pixels`` (H, W, C), which serving
-    applies; kept separate so the data plane never imports Keras/TensorFlow. A test holds
-    the two equal."""
-    invalid = np.zeros(bands.shape[1:], dtype=bool)
-    if np.issubdtype(bands.dtype, np.floating):
-        invalid |= np.isnan(bands).any(axis=0)
-    if nodata is not None and not np.isnan(nodata):
-        invalid |= (bands == nodata).all(axis=0)
-    return invalid
+    """(C, H, W) -> (H, W) bool: serving.pixels' rule (every band nodata, or any band not a
+    finite float32), which serving and training apply too."""
+    return _invalid_pixels(bands, nodata, band_axis=0)
 
 
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform,

@@ -1,7 +1,7 @@
 """tf.data input pipeline over a prepared dataset's tiles.
 
 Tiles are decoded in parallel (rasterio inside ``tf.numpy_function``), normalized with the
-train-split statistics through ``segmodels.normalize_image`` (the same function serving
+train-split statistics through ``serving.pixels.normalize_image`` (the same function serving
 uses), cached in memory when the split fits the budget, then shuffled, augmented with the
 8 dihedral transforms applied identically to image and mask, batched and prefetched.
 """
@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from components.artifacts import ArtifactError, NormStats, SplitManifest, tile_paths
 from components.raster import DataError
-from segmodels import normalize_image
+from serving.pixels import normalize_image
 
 Augment = Literal["none", "d4", "d4_color"]
 

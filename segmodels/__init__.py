@@ -29,7 +29,6 @@ from segmodels.metrics import (
     confusion_matrix,
     scores_from_confusion,
 )
-from segmodels.preprocessing import normalize_image
 from segmodels.registry import (
     StrideError,
     available_models,
@@ -61,6 +60,5 @@ __all__ = [
     "class_metrics",
     "confusion_matrix",
     "model_stride",
-    "normalize_image",
     "scores_from_confusion",
 ]

@@ -16,7 +16,7 @@ is still a proper weighted mean. Masks skip the division: it does not change the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from serving.forward import ForwardQueue
 from serving.panel import Panel, StripReader
 from serving.windows import (
     D4,
+    MAX_PANEL_WIDTH,
     BlendOptions,
     Block,
     Grid,
@@ -36,9 +37,9 @@ from serving.windows import (
     spline_window,
 )
 
-__all__ = ["D4", "BlendOptions", "Block", "Grid", "PredictFn", "PrepareFn", "ReadFn",
-           "array_reader", "blend", "blend_array", "grid_step", "panels", "reflect_indices",
-           "spline_window"]
+__all__ = ["D4", "MAX_PANEL_WIDTH", "BlendOptions", "Block", "Grid", "PredictFn", "PrepareFn",
+           "ReadFn", "array_reader", "assemble", "blend", "grid_step", "panels",
+           "reflect_indices", "spline_window"]
 
 
 def blend(read: ReadFn, height: int, width: int, predict_fn: PredictFn,
@@ -84,15 +85,20 @@ def array_reader(image: np.ndarray) -> ReadFn:
     return read
 
 
-def blend_array(image: np.ndarray, predict_fn: PredictFn, prepare: PrepareFn,
-                options: BlendOptions) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, C) in memory -> ((H, W, K) probabilities, (H, W) invalid)."""
-    height, width = image.shape[:2]
-    probs = np.zeros((height, width, options.num_classes), dtype=np.float32)
-    invalid = np.zeros((height, width), dtype=bool)
-    for block in blend(array_reader(image), height, width, predict_fn, prepare, options):
+def assemble(blocks: Iterator[Block], height: int, width: int, num_classes: int,
+             block_mask: Callable[[Block], np.ndarray] | None = None) -> np.ndarray:
+    """Finished blocks -> one (H, W, K) float32 array of probabilities (all 0 where the input
+    was invalid), or with ``block_mask`` the (H, W) uint8 mask it gives each block."""
+    if block_mask is None:
+        result = np.empty((height, width, num_classes), np.float32)
+    else:
+        result = np.empty((height, width), np.uint8)
+    for block in blocks:
         h, w = block.invalid.shape
-        np.divide(block.weighted, block.weight[:, :, None],
-                  out=probs[block.row:block.row + h, block.col:block.col + w])
-        invalid[block.row:block.row + h, block.col:block.col + w] = block.invalid
-    return probs, invalid
+        where = result[block.row:block.row + h, block.col:block.col + w]
+        if block_mask is not None:
+            where[...] = block_mask(block)
+            continue
+        np.divide(block.weighted, block.weight[:, :, None], out=where)
+        where[block.invalid] = 0.0
+    return result

@@ -16,10 +16,20 @@ _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_OVERLAP = 0.75
 
 
-class ServingConfig(BaseModel):
-    """Everything between raw pixels and a mask, except the network itself."""
+class ServingOptions(BaseModel):
+    """The serving knobs a user sets when registering a model; every default is here."""
 
     model_config = ConfigDict(extra="forbid")
+
+    overlap: float = Field(0.5, ge=0.0, le=MAX_OVERLAP,
+                           description="share of a window its neighbours overlap (blending)")
+    batch_size: int = Field(8, gt=0, description="windows per forward pass")
+    max_pixels: int = Field(64_000_000, gt=0,
+                            description="largest request the server takes, all images together")
+
+
+class ServingConfig(ServingOptions):
+    """Everything between raw pixels and a mask, except the network itself."""
 
     in_channels: int = Field(gt=0)
     num_classes: int = Field(gt=0)
@@ -30,10 +40,14 @@ class ServingConfig(BaseModel):
     nodata: float | None = None
     ignore_index: int = Field(255, ge=0, le=255)
     patch_size: int = Field(256, gt=0, description="window the network sees, in pixels")
-    overlap: float = Field(0.5, ge=0.0, le=MAX_OVERLAP)
-    batch_size: int = Field(8, gt=0)
-    max_pixels: int = Field(64_000_000, gt=0, description="per request, all images together")
     model_stride: int = Field(1, gt=0, description="patch_size must be a multiple of this")
+    scale: float = Field(1.0, gt=0, le=16,
+                         description="resampling factor of the training scenes (0.5 halved "
+                                     "them); inputs are resampled by it before prediction")
+    gsd: float | None = Field(None, gt=0,
+                              description="metres per pixel the model was trained at; for "
+                                          "inputs in a projected CRS it sets the resampling "
+                                          "factor instead of scale")
 
     @model_validator(mode="after")
     def _consistent(self) -> ServingConfig:

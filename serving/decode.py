@@ -1,13 +1,16 @@
-"""Request decoding and validation for the scoring server: tensors and base64 images in,
-clear ``RequestError`` messages out (the pyfunc turns them into HTTP 400)."""
+"""Request decoding and validation for the scoring server: params, tensors, base64 images and
+base64 .npy arrays in, clear ``RequestError`` messages out (the pyfunc answers them with HTTP
+400). Every size is checked from the header, before any pixel is decoded."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import contextlib
+import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,33 +20,80 @@ from rasterio.io import MemoryFile
 from serving.config import MAX_OVERLAP, ServingConfig
 
 OUTPUTS = ("mask", "probabilities")
+#: Request params: name -> (MLflow type, default); the model's signature declares them.
+#: overlap's default is the model's own (ServingConfig.overlap).
+PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
+                                      "output": ("string", OUTPUTS[0]),
+                                      "resample": ("boolean", True)}
+#: Longest piece of a client's input quoted back in an error message.
+EXCERPT = 40
 
 
 class RequestError(ValueError):
     """A request the model cannot answer; the message says what is wrong with it."""
 
 
-def check_params(params: dict[str, Any] | None, config: ServingConfig) -> tuple[bool, float, str]:
-    """(tta, overlap, output) from request params, defaults from the config."""
+def excerpt(value: Any) -> str:
+    """A short quote of client input for an error message, never the whole of it."""
+    text = repr(value)
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text)} characters)"
+
+
+@dataclass(frozen=True)
+class RequestParams:
+    tta: bool
+    overlap: float
+    output: str
+    resample: bool
+
+
+def param_defaults(config: ServingConfig) -> dict[str, Any]:
+    return {name: config.overlap if name == "overlap" else default
+            for name, (_, default) in PARAMS.items()}
+
+
+def check_params(params: dict[str, Any] | None, config: ServingConfig) -> RequestParams:
+    """Request params, defaults from PARAMS and the config; unknown names and bad values are
+    errors."""
     params = params or {}
-    tta = bool(params.get("tta", False))
-    overlap = params.get("overlap")
-    overlap = config.overlap if overlap is None else float(overlap)
+    if unknown := sorted(set(params) - set(PARAMS)):
+        raise RequestError(f"unknown params {', '.join(excerpt(n) for n in unknown[:5])}; the "
+                           f"model takes {', '.join(sorted(PARAMS))}")
+    values = {**param_defaults(config), **{k: v for k, v in params.items() if v is not None}}
+    try:
+        overlap = float(values["overlap"])
+    except (TypeError, ValueError):
+        raise RequestError(f"param overlap must be a number, got "
+                           f"{excerpt(values['overlap'])}") from None
     if not 0.0 <= overlap <= MAX_OVERLAP:
         raise RequestError(f"param overlap must be between 0 and {MAX_OVERLAP}, got {overlap}")
-    output = str(params.get("output") or "mask")
-    if output not in OUTPUTS:
-        raise RequestError(f"param output must be one of {list(OUTPUTS)}, got {output!r}")
-    return tta, overlap, output
+    if values["output"] not in OUTPUTS:
+        raise RequestError(f"param output must be one of {list(OUTPUTS)}, got "
+                           f"{excerpt(values['output'])}")
+    for name in ("tta", "resample"):
+        if not isinstance(values[name], bool | np.bool_):
+            raise RequestError(f"param {name} must be true or false, got {excerpt(values[name])}")
+    return RequestParams(tta=bool(values["tta"]), overlap=overlap, output=values["output"],
+                         resample=bool(values["resample"]))
 
 
-def _check_size(pixels: int, config: ServingConfig, what: str) -> None:
-    if pixels > config.max_pixels:
-        raise RequestError(f"too many pixels: {what} has {pixels}, the limit per request is "
-                           f"{config.max_pixels}")
+class PixelBudget:
+    """The request's pixel limit, spent image by image before any of them is predicted."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+    def spend(self, pixels: int, what: str) -> None:
+        if pixels > self.limit:
+            raise RequestError(f"too many pixels: {what} has {pixels}, the limit per request "
+                               f"is {self.limit}")
+        self.used += pixels
+        if self.used > self.limit:
+            raise RequestError(f"too many pixels: the request's images have {self.used} or "
+                               f"more, the limit per request is {self.limit}")
 
 
-def _check_bands(bands: int, config: ServingConfig, what: str) -> None:
+def check_bands(bands: int, config: ServingConfig, what: str) -> None:
     if bands != config.in_channels:
         raise RequestError(f"wrong band count: {what} has {bands} bands, the model expects "
                            f"{config.in_channels}")
@@ -53,112 +103,92 @@ def check_tensor(data: Any, config: ServingConfig) -> np.ndarray:
     """Tensor input -> (N, H, W, C) numeric array, or RequestError naming the problem."""
     if isinstance(data, dict):
         if len(data) != 1:
-            raise RequestError(f"tensor input must hold one array, got keys {sorted(data)}")
+            raise RequestError(f"tensor input must hold one array, got keys "
+                               f"{', '.join(excerpt(key) for key in list(data)[:5])}")
         data = next(iter(data.values()))
     try:
         array = np.asarray(data)
-    except ValueError as exc:  # ragged nested lists
-        raise RequestError(f"tensor input is not a rectangular array: {exc}") from None
+    except ValueError:  # ragged nested lists
+        raise RequestError("tensor input is not a rectangular array") from None
+    return check_images(array, config, "tensor input")
+
+
+def check_images(array: np.ndarray, config: ServingConfig, what: str) -> np.ndarray:
+    """(H, W, C) or (N, H, W, C) -> (N, H, W, C) numeric, non-empty, with the model's bands."""
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4:
-        raise RequestError(f"tensor input must have shape (N, H, W, C) or (H, W, C), "
+        raise RequestError(f"{what} must have shape (N, H, W, C) or (H, W, C), "
                            f"got {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise RequestError(f"tensor input must be numeric, got dtype {array.dtype}")
-    n, h, w, c = array.shape
-    if min(n, h, w) == 0:
-        raise RequestError(f"tensor input is empty: shape {array.shape}")
-    _check_bands(c, config, f"tensor of shape {array.shape}")
-    _check_size(n * h * w, config, f"tensor of shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) \
+            or np.issubdtype(array.dtype, np.complexfloating):
+        raise RequestError(f"{what} must be real numbers, got dtype {array.dtype}")
+    if min(array.shape[:3]) == 0:
+        raise RequestError(f"{what} is empty: shape {array.shape}")
+    check_bands(array.shape[3], config, f"{what} of shape {array.shape}")
     return array
 
 
-def decode_base64(value: Any, index: int) -> bytes:
+def decode_base64(value: Any, what: str) -> bytes:
     if isinstance(value, bytes | bytearray):
         text = bytes(value)
     elif isinstance(value, str):
         text = value.encode("ascii", errors="replace")
     else:
-        raise RequestError(f"image {index}: expected a base64 string, got {type(value).__name__}")
+        raise RequestError(f"{what}: expected a base64 string, got {type(value).__name__}")
     if text.startswith(b"data:") and b"," in text:  # data URL
         text = text.split(b",", 1)[1]
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise RequestError(f"image {index}: undecodable image, not valid base64") from None
+        raise RequestError(f"{what}: not valid base64 (starts {excerpt(text[:20])})") from None
 
 
 @contextlib.contextmanager
-def open_image(raw: bytes, index: int, config: ServingConfig) -> Iterator[Any]:
-    """Open encoded GeoTIFF/PNG/JPEG bytes lazily and check bands and size before reading."""
+def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
+    """Open encoded GeoTIFF/PNG/JPEG bytes lazily (the header only) and check the bands."""
     with MemoryFile(raw) as memfile:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 dataset = memfile.open()
         except RasterioIOError:
-            raise RequestError(f"image {index}: undecodable image, not a GeoTIFF, PNG or JPEG "
+            raise RequestError(f"{what}: undecodable image, not a GeoTIFF, PNG or JPEG "
                                f"({len(raw)} bytes)") from None
         with dataset:
-            what = f"image {index} ({dataset.width}x{dataset.height})"
-            _check_bands(dataset.count, config, what)
-            _check_size(dataset.width * dataset.height, config, what)
+            check_bands(dataset.count, config, f"{what} ({dataset.width}x{dataset.height})")
             yield dataset
 
 
-def is_georeferenced(dataset) -> bool:
-    return dataset.crs is not None or not dataset.transform.is_identity
+def decode_npy(raw: bytes, what: str, config: ServingConfig,
+               check_size: Callable[[int, int], None]) -> np.ndarray:
+    """.npy bytes -> (H, W, C) array. The header (version, dtype, shape) is read and checked,
+    ``check_size(height, width)`` included, before the data; no pickles."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, TypeError, SyntaxError, EOFError):
+        raise RequestError(f"{what}: not a .npy array (starts {excerpt(raw[:12])})") from None
+    if dtype.hasobject or dtype.fields is not None:
+        raise RequestError(f"{what}: .npy dtype {dtype} is not plain numbers")
+    if len(shape) != 3:
+        raise RequestError(f"{what}: .npy array must have shape (H, W, C), got {shape}")
+    check_bands(shape[2], config, f"{what} of shape {shape}")
+    if min(shape) == 0:
+        raise RequestError(f"{what}: .npy array is empty: shape {shape}")
+    check_size(shape[0], shape[1])
+    data = memoryview(raw)[stream.tell():]
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) != expected:
+        raise RequestError(f"{what}: .npy data has {len(data)} bytes, its header's shape "
+                           f"{shape} {dtype} needs {expected}")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return check_images(array, config, what)[0]
 
 
-def encode_mask(mask: np.ndarray, config: ServingConfig, georef=None) -> str:
-    """uint8 mask -> base64 PNG, or GeoTIFF with the source's CRS/transform if it had one."""
-    height, width = mask.shape
-    profile: dict[str, Any] = {"count": 1, "dtype": "uint8", "width": width, "height": height,
-                               "nodata": config.ignore_index}
-    if georef is not None and is_georeferenced(georef):
-        profile.update(driver="GTiff", crs=georef.crs, transform=georef.transform,
-                       compress="deflate")
-    else:
-        profile.update(driver="PNG")
-    with MemoryFile() as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with memfile.open(**profile) as dst:
-            dst.write(mask, 1)
-            dst.write_colormap(1, config.color_table())
-        return base64.b64encode(memfile.read()).decode("ascii")
-
-
-def encode_probabilities(probs: np.ndarray, georef=None) -> str:
-    """(H, W, K) float32 -> base64 float32 GeoTIFF, one band per class."""
-    return encode_geotiff(probs.astype(np.float32, copy=False), georef, compress="deflate")
-
-
-def encode_geotiff(image: np.ndarray, georef=None, compress: str | None = None) -> str:
-    """(H, W, C) array of any raster dtype -> base64 GeoTIFF with one band per channel, with
-    ``georef``'s CRS and transform when it has them."""
-    height, width, bands = image.shape
-    profile: dict[str, Any] = {"driver": "GTiff", "count": bands, "dtype": image.dtype.name,
-                               "width": width, "height": height}
-    if compress:
-        profile["compress"] = compress
-    if georef is not None and is_georeferenced(georef):
-        profile.update(crs=georef.crs, transform=georef.transform)
-    with MemoryFile() as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with memfile.open(**profile) as dst:
-            dst.write(np.moveaxis(image, -1, 0))
-        return base64.b64encode(memfile.read()).decode("ascii")
-
-
-def decode_geotiff(value: str) -> np.ndarray:
-    """base64 GeoTIFF (as encode_geotiff writes it) -> (H, W, C) array."""
-    with MemoryFile(base64.b64decode(value)) as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with memfile.open() as src:
-            return np.moveaxis(src.read(), 0, -1)
-
-
-__all__ = ["RequestError", "check_params", "check_tensor", "decode_base64", "decode_geotiff",
-           "encode_geotiff", "encode_mask", "encode_probabilities", "is_georeferenced",
-           "open_image"]
+__all__ = ["OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams", "check_bands",
+           "check_params", "check_tensor", "decode_base64", "decode_npy", "excerpt",
+           "open_image", "param_defaults"]

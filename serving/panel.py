@@ -33,24 +33,26 @@ class StripReader:
         self.data: np.ndarray | None = None
         self.invalid: np.ndarray | None = None
 
-    def _rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rows(self, start: int, stop: int,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = reflect_indices(np.arange(start, stop), self.height)
         lo, hi = int(rows.min()), int(rows.max()) + 1
         raw = self.read(lo, hi, self.col_lo, self.col_hi)
         raw = take_reflected(raw, lo, start, stop, self.height, axis=0)
         raw = take_reflected(raw, self.col_lo, *self.cols, self.width, axis=1)
-        return self.prepare(raw)
+        return self.prepare(raw, out)
 
     def advance(self, top: int, step: int) -> None:
-        if self.data is None or step >= self.window:
+        if self.data is None:
             self.data, self.invalid = self._rows(top, top + self.window)
             return
+        if step >= self.window:
+            self.invalid = self._rows(top, top + self.window, self.data)[1]
+            return
         keep = self.window - step
-        new_data, new_invalid = self._rows(top + keep, top + self.window)
         self.data[:keep] = self.data[step:]
-        self.data[keep:] = new_data
         self.invalid[:keep] = self.invalid[step:]
-        self.invalid[keep:] = new_invalid
+        self.invalid[keep:] = self._rows(top + keep, top + self.window, self.data[keep:])[1]
 
 
 @dataclass
@@ -76,18 +78,25 @@ class Panel:
         self.forward = forward
         self.out_c0, self.out_c1 = out_cols
         self.c0, self.c1 = out_cols[0] - panel_col, out_cols[1] - panel_col
-        self.row_sum, self.col_norm = row_sum, col_sum[None, out_cols[0]:out_cols[1]]
+        self.row_sum = row_sum.astype(np.float32)
+        self.col_sum = col_sum[out_cols[0]:out_cols[1]].astype(np.float32)
         self.emitted = 0
         self.open: dict[int, _OpenRow] = {}
+        # Accumulators of closed rows, reused: a fresh one costs page faults on every row.
+        self.spare: list[np.ndarray] = []
         self.carry: np.ndarray | None = None
         self.queue: list[tuple[int, int]] = []  # (window row, column offset) in the batch
 
     def add_row(self, index: int, strip: StripReader, offsets: list[int]) -> Iterator[int]:
         """Queue the windows of row ``index``; yields rows finished meanwhile."""
         win, keep = self.options.window, self.options.window - self.options.step
-        acc = np.zeros((win, strip.data.shape[1], self.options.num_classes), np.float32)
+        shape = (win, strip.data.shape[1], self.options.num_classes)
+        acc = self.spare.pop() if self.spare else np.empty(shape, np.float32)
         if self.carry is not None and keep > 0:
             acc[:keep] = self.carry
+            acc[keep:] = 0.0
+        else:
+            acc.fill(0.0)
         self.carry = None
         self.open[index] = _OpenRow(self.rows.origin(index), acc, strip.invalid.copy(),
                                     len(offsets))
@@ -140,10 +149,11 @@ class Panel:
         for index in done_rows:
             row = self._close_row(index)
             done = self.rows.final_before(index)
-            if done <= self.emitted:
-                continue
-            r0, r1 = self.emitted - row.top, done - row.top
-            weight = (self.row_sum[self.emitted:done, None] * self.col_norm).astype(np.float32)
-            yield Block(self.emitted, self.out_c0, row.acc[r0:r1, self.c0:self.c1], weight,
-                        row.invalid[r0:r1, self.c0:self.c1])
-            self.emitted = done
+            if done > self.emitted:
+                r0, r1 = self.emitted - row.top, done - row.top
+                yield Block(self.emitted, self.out_c0, row.acc[r0:r1, self.c0:self.c1],
+                            self.row_sum[self.emitted:done], self.col_sum,
+                            row.invalid[r0:r1, self.c0:self.c1])
+                self.emitted = done
+            # the consumer asked for the next block, so it is done with this row's view
+            self.spare.append(row.acc)

@@ -1,20 +1,46 @@
-"""Blended prediction with a model's own normalization and classes: arrays and rasterio
-datasets in, probabilities or class masks out. File output lives in serving/scene.py."""
+"""Blended prediction with a model's own normalization, classes and resolution: arrays and
+rasterio datasets in, probabilities or class masks on the input's grid out. File output
+lives in serving/scene.py."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from segmodels.preprocessing import invalid_pixels, normalize_image
-from serving.blending import BlendOptions, Block, PredictFn, array_reader, blend
+from serving.blending import (
+    MAX_PANEL_WIDTH,
+    BlendOptions,
+    Block,
+    PredictFn,
+    array_reader,
+    assemble,
+    blend,
+)
 from serving.config import ServingConfig
+from serving.pixels import invalid_pixels, normalize_image
+from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
 Output = Literal["mask", "probabilities"]
+#: Raster dtypes an in-memory array keeps when it is resampled; others become float32.
+_RASTER_DTYPES = {"uint8", "uint16", "int16", "uint32", "int32", "float32"}
+
+
+class ReadError(ValueError):
+    """Pixels of a raster could not be read (truncated or corrupt data); the caller names
+    the file or request. ``detail`` is GDAL's own account, which names the dataset's path
+    (fine for a user's file, not for a server's answer)."""
+
+    def __init__(self, detail: str):
+        super().__init__("cannot read pixels (truncated or corrupt data?)")
+        self.detail = detail
 
 
 def keras_predict_fn(model) -> PredictFn:
@@ -40,7 +66,8 @@ class ScenePredictor:
         self.normalize = normalize
 
     def options(self, tta: bool = False, overlap: float | None = None,
-                batch_size: int | None = None, max_panel_width: int = 8192) -> BlendOptions:
+                batch_size: int | None = None,
+                max_panel_width: int = MAX_PANEL_WIDTH) -> BlendOptions:
         return BlendOptions(
             window=self.config.patch_size, num_classes=self.config.num_classes,
             overlap=self.config.overlap if overlap is None else overlap,
@@ -57,11 +84,15 @@ class ScenePredictor:
     def _prepare(self, nodata: float | None):
         mean, std = self.config.mean, self.config.std
 
-        def prepare(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def prepare(raw: np.ndarray,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
             invalid = invalid_pixels(raw, nodata)
-            if not self.normalize:
+            if self.normalize:
+                return normalize_image(raw, mean, std, nodata, invalid, out), invalid
+            if out is None:
                 return np.array(raw), invalid
-            return normalize_image(raw, mean, std, nodata, invalid), invalid
+            out[...] = raw
+            return out, invalid
 
         return prepare
 
@@ -77,46 +108,111 @@ class ScenePredictor:
         here, so ties that the division would round away break the same way everywhere."""
         return self.to_mask(block.weighted, block.invalid)
 
-    def predict_array(self, image: np.ndarray, *, tta: bool = False,
-                      overlap: float | None = None, output: Output = "mask",
-                      nodata: float | None = None) -> np.ndarray:
-        """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities."""
-        nodata = self.config.nodata if nodata is None else nodata
-        height, width = image.shape[:2]
-        blocks = blend(array_reader(image), height, width, self.predict_fn,
-                       self._prepare(nodata), self.options(tta, overlap))
-        return self.assemble(blocks, height, width, output)
-
     def assemble(self, blocks: Iterator[Block], height: int, width: int,
                  output: Output = "mask") -> np.ndarray:
         """Finished blocks -> one (H, W) uint8 mask or (H, W, K) float32 probabilities."""
-        if output == "probabilities":
-            result = np.empty((height, width, self.config.num_classes), np.float32)
-        else:
-            result = np.empty((height, width), np.uint8)
-        for block in blocks:
-            h, w = block.invalid.shape
-            where = (slice(block.row, block.row + h), slice(block.col, block.col + w))
-            result[where] = (block.probabilities if output == "probabilities"
-                             else self.block_mask(block))
-        return result
+        return assemble(blocks, height, width, self.config.num_classes,
+                        self.block_mask if output == "mask" else None)
+
+    def resample_factor(self, dataset=None, resample: bool = True) -> float:
+        return resample_factor(self.config, dataset) if resample else 1.0
+
+    def predict_array(self, image: np.ndarray, *, tta: bool = False,
+                      overlap: float | None = None, output: Output = "mask",
+                      nodata: float | None = None, resample: bool = True) -> np.ndarray:
+        """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities.
+
+        With ``resample`` the image is taken to the model's resolution (``config.scale``)
+        and the answer brought back to the image's grid."""
+        nodata = self.config.nodata if nodata is None else nodata
+        height, width = image.shape[:2]
+        grid = ModelGrid(height, width, self.resample_factor(None, resample))
+        if grid.identity:
+            blocks = blend(array_reader(image), height, width, self.predict_fn,
+                           self._prepare(nodata), self.options(tta, overlap))
+            return self.assemble(blocks, height, width, output)
+        with array_dataset(image, nodata) as dataset:
+            blocks = self.iter_dataset(dataset, tta=tta, overlap=overlap, nodata=nodata,
+                                       factor=grid.factor)
+            return self.assemble(blocks, height, width, output)
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
-                     batch_size: int | None = None, max_panel_width: int = 8192,
-                     region: Window | None = None) -> Iterator[Block]:
-        """Finished blocks of a rasterio dataset, read window by window (all bands).
+                     batch_size: int | None = None, max_panel_width: int = MAX_PANEL_WIDTH,
+                     region: Window | None = None, nodata: float | None = None,
+                     factor: float | None = None) -> Iterator[Block]:
+        """Finished blocks of a rasterio dataset on its own grid, read window by window (all
+        bands) at the model's resolution.
 
         ``region`` restricts prediction to a window of the dataset; block rows and columns
-        are then relative to it and its edges are reflect-padded like the scene's."""
-        nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
+        are then relative to it and its edges are reflect-padded like the scene's.
+        ``factor`` overrides ``resample_factor(dataset)`` (1.0: predict the pixels as they
+        are). A failed read raises ReadError."""
+        if nodata is None:
+            nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
         if region is None:
             region = Window(0, 0, dataset.width, dataset.height)
         row_off, col_off = int(region.row_off), int(region.col_off)
+        height, width = int(region.height), int(region.width)
+        grid = ModelGrid(height, width,
+                         self.resample_factor(dataset) if factor is None else factor)
+        options = self.options(tta, overlap, batch_size, max_panel_width)
+        prepare = self._prepare(nodata)
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            data = dataset.read(window=Window(col_off + c0, row_off + r0, c1 - c0, r1 - r0))
-            return np.moveaxis(data, 0, -1)
+            window = Window(col_off + c0, row_off + r0, c1 - c0, r1 - r0)
+            return _read(dataset, window)
 
-        yield from blend(read, int(region.height), int(region.width), self.predict_fn,
-                         self._prepare(nodata),
-                         self.options(tta, overlap, batch_size, max_panel_width))
+        if grid.identity:
+            yield from blend(read, height, width, self.predict_fn, prepare, options)
+            return
+
+        def read_model_grid(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+            window = grid.source_window(r0, r1, c0, c1)
+            window = Window(col_off + window.col_off, row_off + window.row_off, window.width,
+                            window.height)
+            return _read(dataset, window, (r1 - r0, c1 - c0))
+
+        def invalid(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+            return invalid_pixels(read(r0, r1, c0, c1), nodata)
+
+        for block in blend(read_model_grid, grid.rows, grid.cols, self.predict_fn, prepare,
+                           options):
+            on_input = grid.to_input(block, invalid)
+            if on_input is not None:
+                yield on_input
+
+
+def _read(dataset, window: Window, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(rows, cols, bands) of ``window``; resampled with Lanczos to ``shape`` if given.
+
+    GDAL writes the pixels interleaved straight into the result (several times faster than
+    reading bands and interleaving them afterwards, and everything downstream then works on
+    contiguous pixels)."""
+    if shape is None:
+        shape = (int(round(window.height)), int(round(window.width)))
+    out = np.empty((*shape, dataset.count), dataset.dtypes[0])
+    try:
+        dataset.read(window=window, out=np.moveaxis(out, -1, 0), resampling=IMAGE_RESAMPLING)
+    except RasterioError as exc:
+        raise ReadError(str(exc.__cause__ or exc)) from None
+    return out
+
+
+@contextlib.contextmanager
+def array_dataset(image: np.ndarray, nodata: float | None) -> Iterator:
+    """An (H, W, C) array as an in-memory raster, so GDAL resamples it as it does files."""
+    if image.dtype.name not in _RASTER_DTYPES:
+        image = image.astype(np.float32)
+    height, width, bands = image.shape
+    if nodata is not None and np.issubdtype(image.dtype, np.integer):
+        limits = np.iinfo(image.dtype)
+        if not (float(nodata).is_integer() and limits.min <= nodata <= limits.max):
+            nodata = None  # a nodata the dtype cannot hold marks no pixel
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": bands,
+               "dtype": image.dtype.name, "nodata": nodata}
+    with MemoryFile() as memfile, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with memfile.open(**profile) as dst:
+            dst.write(np.moveaxis(image, -1, 0))
+        with memfile.open() as dataset:
+            yield dataset

@@ -1,7 +1,8 @@
 """Predict through a running scoring server instead of a local model.
 
-The client does the windowing and blending, exactly as locally; each batch of raw windows
-goes to the server as base64 GeoTIFFs (binary, not JSON numbers) with ``overlap=0`` and
+The client does the resampling to the model's resolution, the windowing and the blending,
+exactly as locally; each batch of raw windows goes to the server as base64 ``.npy`` arrays
+(binary, not JSON numbers) with ``overlap=0``, ``resample=false`` and
 ``output=probabilities``, so the server runs one forward pass (D4-averaged with ``tta``) per
 window and normalizes with the model's own statistics."""
 
@@ -14,7 +15,8 @@ import requests
 
 from serving.blending import PredictFn
 from serving.config import ServingConfig
-from serving.decode import decode_geotiff, encode_geotiff
+from serving.encode import decode_npy_answer, encode_npy
+from serving.handler import NPY_COLUMN
 
 
 class EndpointError(RuntimeError):
@@ -28,14 +30,15 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
         url = url.rstrip("/") + "/invocations"
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        payload = {"dataframe_split": {"columns": ["image"],
-                                       "data": [[encode_geotiff(w)] for w in batch]},
-                   "params": {"tta": tta, "overlap": 0.0, "output": "probabilities"}}
+        payload = {"dataframe_split": {"columns": [NPY_COLUMN],
+                                       "data": [[encode_npy(w)] for w in batch]},
+                   "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
+                              "resample": False}}
         response = session.post(url, json=payload, timeout=timeout)
         if response.status_code != 200:
             raise EndpointError(f"{url} answered {response.status_code}: {response.text[:500]}")
         records = response.json()["predictions"]
-        return np.stack([decode_geotiff(r["probabilities"]) for r in records])
+        return np.stack([decode_npy_answer(r["probabilities"]) for r in records])
 
     return predict
 

@@ -12,18 +12,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.features
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
-from serving.blending import Block
-from serving.decode import is_georeferenced
-from serving.predict import ScenePredictor
+from serving.blending import MAX_PANEL_WIDTH, Block
+from serving.encode import is_georeferenced
+from serving.pixels import GDAL_CACHE_MB
+from serving.predict import ReadError, ScenePredictor
+from serving.resolution import ModelGrid
 
-#: GDAL's block cache would otherwise grow with the scene up to 5% of RAM. It must hold one
-#: row of input tiles across a panel (8192 px x 256 rows x 4 float32 bands = 32 MiB), or
-#: strips re-read and re-decompress tiles.
-GDAL_CACHE_MB = 64
 OUTPUT_BLOCK = 256
 #: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
 DEFLATE_LEVEL = 1
@@ -53,19 +51,28 @@ def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
     return profile
 
 
+#: Largest scene ``predict_scene`` takes by default (pixels of the scene or of its model
+#: grid): scenes are streamed, so this only stops a header that claims absurd dimensions.
+MAX_SCENE_PIXELS = 4_000_000_000
+
+
 def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *,
                   tta: bool = False, overlap: float | None = None,
                   batch_size: int | None = None, polygons_path: Path | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  max_panel_width: int = 8192,
+                  max_panel_width: int = MAX_PANEL_WIDTH,
                   gdal_cache_mb: int = GDAL_CACHE_MB,
-                  region: Window | None = None) -> SceneResult:
-    """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``.
+                  region: Window | None = None,
+                  max_pixels: int = MAX_SCENE_PIXELS) -> SceneResult:
+    """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
+    model's resolution and on the scene's grid.
 
     ``region`` (a rasterio Window) predicts only that part of the scene, georeferenced.
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
-    are written to temp files and renamed, so a crash leaves no half-written mask."""
+    are written to temp files and renamed, so a crash leaves no half-written mask. Anything
+    wrong with the scene (unreadable, truncated, too large, wrong bands) is a SceneError
+    naming the file."""
     config = predictor.config
     with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -78,11 +85,21 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                 raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
                                  f"expects {config.in_channels}")
             region = _check_region(input_path, src, region)
+            grid = ModelGrid(int(region.height), int(region.width),
+                             predictor.resample_factor(src))
+            if grid.pixels > max_pixels:
+                raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "
+                                 f"is {max_pixels}")
             blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
-                                            batch_size=batch_size,
+                                            batch_size=batch_size, factor=grid.factor,
                                             max_panel_width=max_panel_width, region=region)
-            with atomic_path(Path(out_path)) as tmp:
-                counts = _write_mask(predictor, src, region, blocks, tmp, progress)
+            try:
+                with atomic_path(Path(out_path)) as tmp:
+                    counts = _write_mask(predictor, src, region, blocks, tmp, progress)
+            except ReadError as exc:
+                raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
+            except RasterioError as exc:
+                raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
             polygon_count = None
             if polygons_path is not None:
                 polygon_count = write_polygons(Path(out_path), Path(polygons_path),

@@ -15,8 +15,10 @@ import numpy as np
 PredictFn = Callable[[np.ndarray], np.ndarray]
 #: (row0, row1, col0, col1), always inside the scene -> (rows, cols, C) raw pixels
 ReadFn = Callable[[int, int, int, int], np.ndarray]
-#: raw (rows, cols, C) -> (float32 model input, bool invalid mask (rows, cols))
-PrepareFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: (raw (rows, cols, C), out) -> (model input, bool invalid mask (rows, cols)). With ``out``
+#: (an array of the model input's shape and dtype, from an earlier call) the input is written
+#: there and ``out`` returned, so a rolling strip fills in place.
+PrepareFn = Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
 
 
 def _triang(n: int) -> np.ndarray:
@@ -136,6 +138,21 @@ def _d4_inverse(y: np.ndarray, k: int, mirror: bool) -> np.ndarray:
     return y[:, :, ::-1] if mirror else y
 
 
+#: Item types that move one whole pixel (all its channels) in one go, by its size in bytes.
+_PIXEL_ITEMS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.complex128}
+
+
+def _transformed(x: np.ndarray, transform, k: int, mirror: bool) -> np.ndarray:
+    """A contiguous copy of ``transform(x, k, mirror)`` for (N, H, W, C) ``x``. Each pixel
+    is moved as one item (its bytes are copied, never reinterpreted as numbers): rotating
+    arrays of C small values is several times slower."""
+    x = np.ascontiguousarray(x)
+    size = x.shape[-1] * x.itemsize
+    pixels = x.view(_PIXEL_ITEMS.get(size, np.dtype((np.void, size))))[..., 0]
+    moved = np.ascontiguousarray(transform(pixels, k, mirror))
+    return moved.view(x.dtype).reshape(*moved.shape, x.shape[-1])
+
+
 def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
     """Probabilities for a batch; with ``tta`` the mean over its 8 D4 views. The sum is
     kept running, so only one view's output is held at a time."""
@@ -145,12 +162,12 @@ def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.nda
         return out if out.flags.writeable else out.copy()
     total = None
     for k, mirror in D4:
-        out = np.asarray(predict_fn(np.ascontiguousarray(_d4_forward(batch, k, mirror))),
-                         dtype=np.float32)
-        if total is None:  # D4[0] is the identity
-            total = out.copy()
+        view = batch if total is None else _transformed(batch, _d4_forward, k, mirror)
+        out = np.asarray(predict_fn(view), dtype=np.float32)
+        if total is None:  # D4[0] is the identity; predict_fn answers a fresh array
+            total = out if out.flags.writeable and out.flags.c_contiguous else out.copy()
         else:
-            total += _d4_inverse(out, k, mirror)
+            total += _transformed(out, _d4_inverse, k, mirror)
     total /= len(D4)
     return total
 
@@ -158,30 +175,44 @@ def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.nda
 @dataclass(frozen=True)
 class Block:
     """A finished piece of the output at rows/cols of the scene: class probabilities, kept
-    as their weighted sum and the sum of weights so a mask needs no division.
+    as their weighted sum and the sum of weights so a mask needs no division. The sum of
+    weights is separable (the grid is), so it is kept as its row and column factors.
 
-    ``weighted`` is a view of the predictor's row accumulator: copy what you keep, or a
-    held block keeps the whole row (window x panel width x K) alive."""
+    ``weighted`` is a view of the predictor's row accumulator, which is reused once the
+    consumer asks for the next block: copy what you keep."""
 
     row: int
     col: int
     weighted: np.ndarray  # (h, w, K) float32: window-weighted sum of probabilities
-    weight: np.ndarray  # (h, w) float32: sum of the window weights, > 0
+    row_weight: np.ndarray  # (h,) float32 } their outer product is the sum of the window
+    col_weight: np.ndarray  # (w,) float32 } weights at each pixel, > 0
     invalid: np.ndarray  # (h, w) bool: input nodata/NaN
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(h, w) float32 sum of the window weights."""
+        return np.outer(self.row_weight, self.col_weight)
 
     @property
     def probabilities(self) -> np.ndarray:
         return self.weighted / self.weight[:, :, None]
 
 
+#: Pixels of padded width one strip holds; wider scenes are cut into panels.
+MAX_PANEL_WIDTH = 8192
+
+
 @dataclass(frozen=True)
 class BlendOptions:
+    """How one prediction is blended; overlap and batch size come from the model's
+    ServingConfig (serving.config.ServingOptions holds their defaults) or the caller."""
+
     window: int
     num_classes: int
-    overlap: float = 0.5
-    batch_size: int = 8
+    overlap: float
+    batch_size: int
     tta: bool = False
-    max_panel_width: int = 8192  # pixels of padded width held per strip
+    max_panel_width: int = MAX_PANEL_WIDTH
 
     @property
     def step(self) -> int:

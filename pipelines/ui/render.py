@@ -13,7 +13,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
-from segmodels.preprocessing import invalid_pixels
+from serving.pixels import invalid_pixels
 
 PREVIEW_SIDE = 1024
 STRETCH_PERCENTILES = (2.0, 98.0)

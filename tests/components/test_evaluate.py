@@ -22,7 +22,7 @@ def test_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path):
     result = evaluate_model(trained, tiny_dataset, tmp_path / "eval")
     # Recount from the raw tiles with the same model, independently of the tf.data path.
     from components.artifacts import NormStats, SplitManifest
-    from segmodels import normalize_image
+    from serving.pixels import normalize_image
 
     stats = NormStats.load(tiny_dataset.stats)
     model, _ = load_trained_model(trained)

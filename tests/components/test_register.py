@@ -15,7 +15,7 @@ from components.register import (
     register_model,
 )
 from components.train import load_trained_model
-from segmodels import normalize_image
+from serving.pixels import normalize_image
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 

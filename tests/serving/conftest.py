@@ -1,5 +1,6 @@
 """Fixtures for serving tests: a tiny U-Net saved as .keras, its ServingConfig, the pyfunc
-model logged to a real SQLite MLflow store, and small GeoTIFF scenes."""
+model logged to a real SQLite MLflow store, one real scoring server on it for the whole
+session (starting it is the slow part), and small GeoTIFF scenes."""
 
 from __future__ import annotations
 
@@ -43,9 +44,15 @@ def keras_model_path(tmp_path_factory) -> Path:
     return path
 
 
+#: The logged model was trained at 1 m per pixel: georeferenced inputs in a projected CRS
+#: (write_scene's are 0.5 m) are resampled by 0.5; plain images and tensors are not.
+LOGGED_GSD = 1.0
+
+
 @pytest.fixture(scope="session")
 def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
-    """The pyfunc logged once; returns its models:/ URI, tracking URI and local copy."""
+    """The pyfunc logged once (with LOGGED_GSD); returns its models:/ URI, tracking URI and
+    local copy."""
     from serving.pyfunc import log_segmentation_model
 
     root = tmp_path_factory.mktemp("mlflow")
@@ -57,7 +64,8 @@ def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
             "serving-tests", artifact_location=(root / "artifacts").as_uri())
         mlflow.set_experiment(experiment_id=experiment)
         with mlflow.start_run():
-            info = log_segmentation_model(keras_model_path, serving_config,
+            info = log_segmentation_model(keras_model_path,
+                                          serving_config.model_copy(update={"gsd": LOGGED_GSD}),
                                           registered_model_name="segpipe-test")
         local = mlflow.artifacts.download_artifacts(info.model_uri,
                                                     dst_path=str(root / "local"))
@@ -65,6 +73,19 @@ def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
         mlflow.set_tracking_uri(previous)
     return {"model_uri": info.model_uri, "tracking_uri": tracking_uri, "local_path": local,
             "registered": "models:/segpipe-test/1"}
+
+
+@pytest.fixture(scope="session")
+def server(logged_model, tmp_path_factory):
+    """`segpipe serve` (= `mlflow models serve`) on the logged model, shared by every test
+    that needs a real scoring server."""
+    from tests.serving.server import free_port, segpipe_serve
+
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    srv = segpipe_serve(logged_model["registered"], free_port(), log,
+                        MLFLOW_TRACKING_URI=logged_model["tracking_uri"]).wait_ready()
+    yield srv
+    srv.stop()
 
 
 def write_scene(path: Path, height: int, width: int, seed: int = 0,

@@ -6,15 +6,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.blending import BlendOptions, Grid, blend, blend_array, reflect_indices
+from serving.blending import (
+    BlendOptions,
+    Grid,
+    array_reader,
+    assemble,
+    blend,
+    reflect_indices,
+)
 from serving.windows import take_reflected
 from tests.serving.chevalier import predict_img_with_smooth_windowing
 
 CLASSES = 3
 
 
-def identity_prepare(raw):
-    return raw.astype(np.float32), np.zeros(raw.shape[:2], bool)
+def identity_prepare(raw, out=None):
+    if out is None:
+        out = np.empty(raw.shape, np.float32)
+    out[...] = raw
+    return out, np.zeros(raw.shape[:2], bool)
+
+
+def blend_image(image: np.ndarray, predict_fn, options: BlendOptions) -> np.ndarray:
+    """(H, W, C) in memory -> (H, W, K) blended probabilities."""
+    height, width = image.shape[:2]
+    blocks = blend(array_reader(image), height, width, predict_fn, identity_prepare, options)
+    return assemble(blocks, height, width, options.num_classes)
 
 
 def pointwise_model(batch: np.ndarray) -> np.ndarray:
@@ -51,12 +68,12 @@ def test_equals_classic_smooth_blending_with_tta_at_half_overlap(unet, max_panel
                                                  nb_classes=CLASSES, pred_func=unet)
     options = BlendOptions(window=32, num_classes=CLASSES, overlap=0.5, tta=True,
                            batch_size=5, max_panel_width=max_panel_width)
-    probs, _ = blend_array(image, unet, identity_prepare, options)
+    probs = blend_image(image, unet, options)
     assert probs.shape == (96, 96, CLASSES)
     np.testing.assert_allclose(probs, expected, atol=1e-4)
     # TTA is not a no-op for this network, so the comparison above did test it
-    plain, _ = blend_array(image, unet, identity_prepare,
-                           BlendOptions(window=32, num_classes=CLASSES, tta=False))
+    plain = blend_image(image, unet, BlendOptions(window=32, num_classes=CLASSES, overlap=0.5,
+                                                  batch_size=8))
     assert np.abs(plain - expected).max() > 1e-3
 
 
@@ -66,7 +83,7 @@ def test_any_shape_and_overlap_gives_the_per_pixel_answer(shape, overlap):
     image = np.random.default_rng(2).normal(size=(*shape, 2)).astype(np.float32)
     options = BlendOptions(window=16, num_classes=CLASSES, overlap=overlap, batch_size=3,
                            tta=True, max_panel_width=40)
-    probs, _ = blend_array(image, pointwise_model, identity_prepare, options)
+    probs = blend_image(image, pointwise_model, options)
     np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)
 
 
@@ -79,7 +96,8 @@ def test_blocks_tile_the_scene_once_and_stay_strip_sized():
         reads.append((r1 - r0) * (c1 - c0))
         return np.zeros((r1 - r0, c1 - c0, 2), np.float32)
 
-    options = BlendOptions(window=window, num_classes=CLASSES, max_panel_width=96)
+    options = BlendOptions(window=window, num_classes=CLASSES, overlap=0.5, batch_size=8,
+                           max_panel_width=96)
     for block in blend(read, height, width, pointwise_model, identity_prepare, options):
         h, w = block.invalid.shape
         assert block.probabilities.shape == (h, w, CLASSES)
@@ -105,7 +123,7 @@ def test_forward_passes_are_full_batches_across_window_rows():
 
     image = np.random.default_rng(3).normal(size=(40, 100, 2)).astype(np.float32)
     options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=5)
-    probs, _ = blend_array(image, model, identity_prepare, options)
+    probs = blend_image(image, model, options)
     # 6 window rows x 14 window columns = 84 windows: 16 full batches and the rest
     assert sizes == [5] * 16 + [4]
     np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)

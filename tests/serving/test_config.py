@@ -28,3 +28,21 @@ def test_color_table_has_classes_and_transparent_ignore():
 def test_inconsistent_config_names_the_field(overrides, message):
     with pytest.raises(ValidationError, match=message):
         make_config(**overrides)
+
+
+def test_serving_options_are_the_configs_knobs_with_their_defaults():
+    from serving.config import ServingOptions
+
+    options = ServingOptions(overlap=0.25)
+    config = make_config(**options.model_dump())
+    assert (config.overlap, config.batch_size, config.max_pixels) == (
+        0.25, ServingOptions().batch_size, ServingOptions().max_pixels)
+    with pytest.raises(ValidationError, match="overlpa"):
+        ServingOptions(overlpa=0.3)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"scale": 0}, "scale"), ({"scale": 20}, "scale"), ({"gsd": -1.0}, "gsd")])
+def test_resolution_fields_are_checked(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        make_config(**overrides)

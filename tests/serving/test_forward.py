@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from serving.blending import BlendOptions, blend, blend_array
+from serving.blending import BlendOptions, blend
 from serving.forward import ForwardQueue
-from tests.serving.test_blending import CLASSES, identity_prepare, pointwise_model
+from tests.serving.test_blending import CLASSES, blend_image, identity_prepare, pointwise_model
 
 
 def forward_threads(timeout: float = 0.0) -> list[threading.Thread]:
@@ -57,7 +57,7 @@ def test_the_model_runs_while_the_caller_reads_the_next_strip():
         reads.append(time.perf_counter())
         return image[r0:r1, c0:c1]
 
-    options = BlendOptions(window=16, num_classes=CLASSES, batch_size=4)
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=4)
     blocks = list(blend(read, 64, 64, model, identity_prepare, options))
     assert blocks
     overlapped = [t for t in reads if any(a < t < b for a, b in forward_spans)]
@@ -78,17 +78,17 @@ def test_a_failing_model_raises_at_once_and_leaves_no_thread():
         return pointwise_model(batch)
 
     image = np.zeros((64, 64, 2), np.float32)
-    options = BlendOptions(window=16, num_classes=CLASSES, batch_size=2)
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=2)
     start = time.perf_counter()
     with pytest.raises(RuntimeError, match="device lost"):
-        blend_array(image, model, identity_prepare, options)
+        blend_image(image, model, options)
     assert time.perf_counter() - start < 2, "the error waited for the next forward pass"
     assert not forward_threads(timeout=10)
     assert len(calls) == 4  # the pass in progress ran to its end; nothing started after it
 
 
 def test_stopping_early_ends_the_thread():
-    options = BlendOptions(window=16, num_classes=CLASSES, batch_size=2)
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=2)
 
     def read(r0, r1, c0, c1):
         return np.zeros((r1 - r0, c1 - c0, 2), np.float32)
@@ -106,6 +106,6 @@ def test_a_model_answering_read_only_arrays_is_blended():
         return out
 
     image = np.random.default_rng(4).normal(size=(40, 50, 2)).astype(np.float32)
-    options = BlendOptions(window=16, num_classes=CLASSES, batch_size=3)
-    probs, _ = blend_array(image, model, identity_prepare, options)
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=3)
+    probs = blend_image(image, model, options)
     np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)

@@ -149,3 +149,69 @@ def test_png_scene_gives_a_mask_without_georeferencing(predictor, tmp_path):
         assert mask.crs is None and mask.shape == (40, 33)
         np.testing.assert_array_equal(
             mask.read(1), predictor.predict_array(np.moveaxis(pixels, 0, -1), nodata=0))
+
+
+def truncate(path, share: float = 0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * share)])
+    return path
+
+
+def test_truncated_scene_is_an_error_naming_the_file(predictor, tmp_path):
+    scene = truncate(write_scene(tmp_path / "half.tif", height=600, width=300))
+    with pytest.raises(SceneError, match=r"half.tif: cannot read pixels \(truncated or corrupt"):
+        predict_scene(predictor, scene, tmp_path / "never.tif")
+    assert list(tmp_path.iterdir()) == [scene]  # no mask, no temp file
+
+
+def test_cli_names_a_truncated_scene_without_a_traceback(logged_model, tmp_path):
+    scene = truncate(write_scene(tmp_path / "half.tif", height=600, width=300))
+    result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(tmp_path / "m.tif"),
+                                      "--model-uri", logged_model["local_path"]])
+    assert result.exit_code == 2, result.output
+    text = "".join(result.output.replace("│", "").split())  # rich wraps it in a box
+    assert "half.tif:cannotreadpixels(truncatedorcorruptdata?)" in text
+    assert "IReadBlockfailed" in text  # GDAL's account of where
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.parametrize("driver", ["JPEG", "PNG"])
+def test_truncated_photo_is_an_error_naming_the_file(tmp_path, driver):
+    predictor = ScenePredictor(pointwise_model, make_config(in_channels=3, mean=[500.0] * 3,
+                                                            std=[200.0] * 3))
+    path = tmp_path / f"photo.{driver.lower()}"
+    pixels = np.random.default_rng(1).integers(0, 255, (3, 300, 400)).astype("uint8")
+    with rasterio.open(path, "w", driver=driver, width=400, height=300, count=3,
+                       dtype="uint8") as dst:
+        dst.write(pixels)
+    truncate(path)
+    with pytest.raises(SceneError, match=f"photo.{driver.lower()}: cannot"):
+        predict_scene(predictor, path, tmp_path / "never.tif")
+    assert not (tmp_path / "never.tif").exists()
+
+
+def test_header_claiming_billions_of_pixels_is_refused_before_reading(predictor, tmp_path):
+    from tests.serving.test_server import png_claiming
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(70_000, 70_000))
+    with pytest.raises(SceneError, match="bomb.png: too many pixels: 70000x70000, the limit is "
+                                         "4000000000"):
+        predict_scene(predictor, path, tmp_path / "never.tif")
+
+
+def test_non_finite_scene_pixels_are_ignored_not_class_0(predictor, tmp_path):
+    path = tmp_path / "float64.tif"
+    pixels = np.random.default_rng(3).uniform(1, 1000, (BANDS, 40, 50))
+    bad = [(3, 4, np.inf), (10, 20, -np.inf), (30, 7, np.nan), (25, 40, 1e39)]
+    for row, col, value in bad:
+        pixels[1, row, col] = value
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=BANDS,
+                       dtype="float64") as dst:
+        dst.write(pixels)
+    predict_scene(predictor, path, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as out:
+        mask = out.read(1)
+    assert [int(mask[row, col]) for row, col, _ in bad] == [255] * 4
+    assert (mask < 3).sum() == 40 * 50 - 4

@@ -1,10 +1,13 @@
 """The logged pyfunc behind a real `mlflow models serve` process on loopback, started through
-`segpipe serve` (one server for the whole module: startup is the slow part)."""
+`segpipe serve` (the session's one server, from conftest: startup is the slow part)."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import struct
+import zlib
 
 import mlflow
 import numpy as np
@@ -15,16 +18,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from tests.serving.conftest import BANDS, CLASSES
-from tests.serving.server import free_port, segpipe_serve
-
-
-@pytest.fixture(scope="module")
-def server(logged_model, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    srv = segpipe_serve(logged_model["registered"], free_port(), log,
-                        MLFLOW_TRACKING_URI=logged_model["tracking_uri"]).wait_ready()
-    yield srv
-    srv.stop()
+from tests.serving.server import REPO_ROOT
 
 
 def invoke(server, payload: dict) -> requests.Response:
@@ -126,7 +120,7 @@ BAD_REQUESTS = {
     "output": (lambda: {"inputs": np.zeros((1, 8, 8, BANDS)).tolist(),
                         "params": {"output": "polygons"}}, "output"),
     "column": (lambda: {"dataframe_split": {"columns": ["img"], "data": [["x"]]}},
-               "column 'image'"),
+               "needs one column, 'image'"),
 }
 
 
@@ -174,3 +168,141 @@ def test_logged_model_carries_a_raw_pixel_input_example_it_can_predict(logged_mo
     np.testing.assert_allclose(example[0, 0, 0], serving_config.mean, rtol=1e-6)
     mask = mlflow.pyfunc.load_model(local).predict(example)
     assert mask.shape == (1, 32, 32) and int(mask.max()) < CLASSES
+
+
+def npy_b64(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def npy_frame(*arrays: np.ndarray) -> dict:
+    return {"dataframe_split": {"columns": ["npy"], "data": [[npy_b64(a)] for a in arrays]}}
+
+
+def from_npy(value: str) -> np.ndarray:
+    return np.load(io.BytesIO(base64.b64decode(value)), allow_pickle=False)
+
+
+def test_npy_route_answers_npy_equal_to_the_tensor_route(server):
+    images = [pixels(40, 30, seed=4).astype("uint16"), pixels(17, 52, seed=5).astype("uint16")]
+    tensor = invoke(server, {"inputs": [images[0].tolist()]})
+    masks = invoke(server, npy_frame(*images))
+    assert masks.status_code == 200, masks.text
+    records = masks.json()["predictions"]
+    assert [from_npy(r["mask"]).shape for r in records] == [(40, 30), (17, 52)]
+    np.testing.assert_array_equal(from_npy(records[0]["mask"]),
+                                  np.asarray(tensor.json()["predictions"][0]))
+    probs = invoke(server, {**npy_frame(images[1]), "params": {"output": "probabilities"}})
+    assert probs.status_code == 200, probs.text
+    values = from_npy(probs.json()["predictions"][0]["probabilities"])
+    assert values.dtype == np.float32 and values.shape == (17, 52, CLASSES)
+    np.testing.assert_array_equal(values.argmax(-1), from_npy(records[1]["mask"]))
+
+
+def strict_json(text: str):
+    """What a strict JSON parser (JavaScript's, Go's) accepts: no NaN or Infinity."""
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_pixels_are_ignored_and_answers_stay_strict_json(server):
+    image = pixels(20, 24).astype(np.float64)
+    image[3, 4, 0] = np.inf
+    image[5, 6, 2] = -np.inf
+    image[7, 8, 1] = np.nan
+    image[9, 10, 3] = 1e39  # a float64 that float32 cannot hold
+    body = json.dumps({"inputs": [image.tolist()]})  # Python writes Infinity/NaN tokens
+    assert "Infinity" in body
+    for output in ("mask", "probabilities"):
+        payload = body[:-1] + f', "params": {{"output": "{output}"}}}}'
+        response = requests.post(f"{server.url}/invocations", data=payload, timeout=120,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+        answer = np.asarray(strict_json(response.text)["predictions"][0])
+        bad = [(3, 4), (5, 6), (7, 8), (9, 10)]
+        if output == "mask":
+            assert [int(answer[r, c]) for r, c in bad] == [255] * 4
+            assert (answer < CLASSES).sum() == 20 * 24 - 4
+        else:
+            assert [answer[r, c].tolist() for r, c in bad] == [[0.0] * CLASSES] * 4
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A few hundred bytes whose PNG header claims width x height RGBA pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+
+
+def truncated_png(image: np.ndarray) -> str:
+    data = base64.b64decode(png_b64(image))
+    return base64.b64encode(data[:len(data) * 2 // 3]).decode()
+
+
+HOSTILE_REQUESTS = {
+    "truncated_png": (lambda: image_frame(truncated_png(pixels(64, 64))),
+                      "image 0: cannot read pixels (truncated or corrupt"),
+    "huge_header": (lambda: image_frame(base64.b64encode(png_claiming(50000, 50000)).decode()),
+                    "image 0 (50000x50000) has 2500000000"),
+    "second_image_too_big": (lambda: image_frame(png_b64(pixels(8, 8)),
+                                                 big_zero_geotiff_b64(400, 300)),
+                             "image 1 (300x400) has 120000"),
+    "big_blob_not_an_image": (lambda: image_frame(base64.b64encode(bytes(300_000)).decode()),
+                              "image 0: undecodable image"),
+    "npy_pickle": (lambda: {"dataframe_split": {"columns": ["npy"], "data": [[
+        base64.b64encode(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, "
+                         b"'shape': (2, 2, 4), }" + b" " * 60 + b"\n").decode()]]}},
+                   "is not plain numbers"),
+    "npy_too_big": (lambda: npy_frame(np.zeros((400, 300, BANDS), np.uint8)),
+                    "row 0 (npy) (300x400) has 120000"),
+    "npy_short_data": (lambda: {"dataframe_split": {"columns": ["npy"], "data": [[
+        base64.b64encode(base64.b64decode(npy_b64(np.zeros((8, 8, BANDS))))[:-10]).decode()]]}},
+                       "data has 2038 bytes, its header's shape (8, 8, 4) float64 needs 2048"),
+    "npy_bands": (lambda: npy_frame(np.zeros((8, 8, 2), np.uint8)), "wrong band count"),
+    "two_columns": (lambda: {"dataframe_split": {"columns": ["image", "npy"],
+                                                 "data": [["x", "y"]]}},
+                    "needs one column"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_REQUESTS) + sorted(BAD_REQUESTS))
+def test_error_bodies_are_short_messages_without_traces_or_paths(server, case):
+    make_payload, message = {**HOSTILE_REQUESTS, **BAD_REQUESTS}[case]
+    payload = make_payload()
+    response = invoke(server, payload)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert set(body) == {"error_code", "message"}, body
+    assert message in body["message"]
+    assert len(response.text) < 600, response.text  # never the request echoed back
+    for leak in ("Traceback", "stack_trace", "site-packages", str(REPO_ROOT), "/tmp"):
+        assert leak not in response.text
+
+
+def test_georeferenced_image_is_predicted_at_the_models_gsd(server, logged_model, tmp_path):
+    from serving.scene import predict_scene
+    from tests.serving.conftest import LOGGED_GSD
+
+    image = pixels(64, 48, seed=7)
+    encoded = geotiff_b64(image)  # 0.5 m pixels in UTM
+    answers = {}
+    for resample in (True, False):
+        response = invoke(server, {**image_frame(encoded), "params": {"resample": resample}})
+        assert response.status_code == 200, response.text
+        with MemoryFile(base64.b64decode(response.json()["predictions"][0]["mask"])) as mem, \
+                mem.open() as mask:
+            assert mask.shape == (64, 48)
+            answers[resample] = mask.read(1)
+    assert (answers[True] != answers[False]).any()
+    path = tmp_path / "chip.tif"
+    path.write_bytes(base64.b64decode(encoded))
+    model = mlflow.pyfunc.load_model(logged_model["local_path"]).unwrap_python_model()
+    assert model.config.gsd == LOGGED_GSD
+    predict_scene(model.predictor, path, tmp_path / "local.tif")
+    with rasterio.open(tmp_path / "local.tif") as local:
+        np.testing.assert_array_equal(local.read(1), answers[True])

@@ -1,0 +1,130 @@
+"""One scoring request, from MLflow's parsed input to the answer: every input is decoded as far
+as its header and checked (bands, pixel limits of each image and of the request) before any
+of them is predicted. Plain Python; serving/pyfunc.py maps its errors to HTTP.
+
+Routes:
+- tensor (``{"inputs": ...}``): raw pixels (N, H, W, C) or (H, W, C) -> (N, H, W) class ids
+  or (N, H, W, K) probabilities;
+- dataframe column ``image``: base64 GeoTIFF/PNG/JPEG -> column ``mask`` (PNG, or GeoTIFF
+  with the input's CRS and transform) or ``probabilities`` (float32 GeoTIFF);
+- dataframe column ``npy``: base64 ``.npy`` (H, W, C) raw pixels -> column ``mask`` or
+  ``probabilities`` as base64 ``.npy`` (binary both ways: no JSON numbers to parse).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import numpy as np
+
+from serving.decode import (
+    PixelBudget,
+    RequestError,
+    RequestParams,
+    check_params,
+    check_tensor,
+    decode_base64,
+    decode_npy,
+    excerpt,
+    open_image,
+)
+from serving.encode import encode_mask, encode_npy, encode_probabilities
+from serving.predict import ReadError, ScenePredictor
+from serving.resolution import ModelGrid
+
+IMAGE_COLUMN, NPY_COLUMN = "image", "npy"
+COLUMNS = (IMAGE_COLUMN, NPY_COLUMN)
+#: Requests predicted at once by one server process: one blends while the other's forward
+#: pass runs (the model takes one batch at a time anyway). MLflow runs every request on its
+#: own thread; more at once only oversubscribe the cores, so the rest wait their turn.
+REQUESTS_AT_ONCE = 2
+
+
+class RequestHandler:
+    def __init__(self, predictor: ScenePredictor, at_once: int = REQUESTS_AT_ONCE):
+        self.predictor = predictor
+        self.config = predictor.config
+        self._turns = threading.BoundedSemaphore(at_once)
+
+    def __call__(self, model_input: Any, params: dict[str, Any] | None) -> Any:
+        with self._turns:
+            return self._answer(model_input, params)
+
+    def _answer(self, model_input: Any, params: dict[str, Any] | None) -> Any:
+        request = check_params(params, self.config)
+        import pandas as pd
+
+        if not isinstance(model_input, pd.DataFrame):
+            return self._tensor(model_input, request)
+        columns = [str(c) for c in model_input.columns]
+        if len(columns) != 1 or columns[0] not in COLUMNS:
+            raise RequestError(f"dataframe input needs one column, {IMAGE_COLUMN!r} (base64 "
+                               f"images) or {NPY_COLUMN!r} (base64 .npy arrays); got "
+                               f"{', '.join(excerpt(c) for c in columns[:5])}")
+        values = list(model_input[columns[0]])
+        if columns[0] == NPY_COLUMN:
+            answers = self._npy(values, request)
+        else:
+            answers = self._images(values, request)
+        return pd.DataFrame({request.output: answers})
+
+    def _grid(self, height: int, width: int, request: RequestParams, dataset=None) -> ModelGrid:
+        return ModelGrid(height, width,
+                         self.predictor.resample_factor(dataset, request.resample))
+
+    def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
+        images = check_tensor(model_input, self.config)
+        budget = PixelBudget(self.config.max_pixels)
+        for i, image in enumerate(images):
+            grid = self._grid(*image.shape[:2], request)
+            budget.spend(grid.pixels, f"image {i} of the tensor ({grid.describe()})")
+        results = np.stack([self._array(image, request) for image in images])
+        # strict JSON has no NaN or Infinity: a model's non-finite answer becomes 0
+        return np.nan_to_num(results, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _array(self, image: np.ndarray, request: RequestParams) -> np.ndarray:
+        return self.predictor.predict_array(image, tta=request.tta, overlap=request.overlap,
+                                            output=request.output, resample=request.resample)
+
+    def _npy(self, values: list[Any], request: RequestParams) -> list[str]:
+        budget = PixelBudget(self.config.max_pixels)
+        images = []
+        for i, value in enumerate(values):
+            what = f"row {i} ({NPY_COLUMN})"
+
+            def check_size(height: int, width: int, what: str = what) -> None:
+                grid = self._grid(height, width, request)
+                budget.spend(grid.pixels, f"{what} ({grid.describe()})")
+
+            images.append(decode_npy(decode_base64(value, what), what, self.config,
+                                     check_size))
+        return [encode_npy(self._array(image, request)) for image in images]
+
+    def _images(self, values: list[Any], request: RequestParams) -> list[str]:
+        budget = PixelBudget(self.config.max_pixels)
+        with contextlib.ExitStack() as stack:
+            opened = []
+            for i, value in enumerate(values):
+                what = f"image {i}"
+                dataset = stack.enter_context(
+                    open_image(decode_base64(value, what), what, self.config))
+                grid = self._grid(dataset.height, dataset.width, request, dataset)
+                budget.spend(grid.pixels, f"{what} ({grid.describe()})")
+                opened.append((what, dataset, grid))
+            return [self._dataset(what, dataset, grid, request)
+                    for what, dataset, grid in opened]
+
+    def _dataset(self, what: str, dataset, grid: ModelGrid, request: RequestParams) -> str:
+        """Base64 answer for one opened image; only the result is held whole."""
+        blocks = self.predictor.iter_dataset(dataset, tta=request.tta,
+                                             overlap=request.overlap, factor=grid.factor)
+        try:
+            result = self.predictor.assemble(blocks, dataset.height, dataset.width,
+                                             request.output)
+        except ReadError as exc:
+            raise RequestError(f"{what}: {exc}") from None
+        if request.output == "probabilities":
+            return encode_probabilities(result, dataset)
+        return encode_mask(result, self.config, dataset)

@@ -1,0 +1,77 @@
+"""What raw pixels mean, for every step that reads them: which pixels are invalid, how bands
+are normalized, and how much block cache GDAL may hold while streaming a raster.
+
+The one definition: the data plane (components/) and training import it from here, so tiles,
+statistics, training inputs and served predictions agree. NumPy only, so it ships inside the
+MLflow model and loads without Keras."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: GDAL's block cache would otherwise grow with the raster being streamed up to 5% of RAM.
+#: Prediction needs it to hold one row of input tiles across a panel (8192 px x 256 rows x
+#: 4 float32 bands = 32 MiB), or strips re-read and re-decompress tiles.
+GDAL_CACHE_MB = 64
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _bands(pixels: np.ndarray, axis: int) -> list[np.ndarray]:
+    """One view per band: per-band passes are several times faster than reducing over a
+    short band axis (NumPy's inner loop would run over 3-4 values at a time)."""
+    lead = (slice(None),) * axis
+    return [pixels[(*lead, band)] for band in range(pixels.shape[axis])]
+
+
+def invalid_pixels(pixels: np.ndarray, nodata: float | None, band_axis: int = -1) -> np.ndarray:
+    """Bool mask without the band axis: pixels where every band equals ``nodata``, or any band
+    is not a finite float32 (NaN, +-inf, or a float64 beyond float32's range, which the model
+    would see as inf)."""
+    bands = _bands(pixels, band_axis % pixels.ndim)
+    invalid = np.zeros(bands[0].shape, dtype=bool)
+    if np.issubdtype(pixels.dtype, np.floating):
+        for band in bands:
+            if pixels.dtype.itemsize > 4:
+                # NaN compares False, so it is caught here too
+                invalid |= ~(np.abs(band) <= _FLOAT32_MAX)
+            else:
+                invalid |= ~np.isfinite(band)
+    if nodata is not None and np.isfinite(nodata):
+        all_nodata = bands[0] == nodata
+        for band in bands[1:]:
+            all_nodata &= band == nodata
+        invalid |= all_nodata
+    return invalid
+
+
+def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                    nodata: float | None = None, invalid: np.ndarray | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """(..., H, W, C) raw pixels -> float32 z-scores per band; invalid pixels -> 0.
+
+    ``invalid`` is ``invalid_pixels(image, nodata)`` when the caller already has it (the
+    predictor needs it for the output mask too), so it is not computed twice. ``out`` (a
+    C-contiguous float32 array of the image's shape) receives the result."""
+    mean_arr = np.asarray(mean, dtype=np.float32)
+    std_arr = np.maximum(np.asarray(std, dtype=np.float32), 1e-6)
+    bands = image.shape[-1]
+    if bands != mean_arr.shape[0]:
+        raise ValueError(f"image has {bands} bands, statistics have {mean_arr.shape[0]}")
+    if out is None:
+        out = np.empty(image.shape, np.float32)  # the caller's array is left as it was
+    # Statistics repeated along whole rows: the same arithmetic as broadcasting (x - mean) /
+    # std per band, in long inner loops instead of loops over the 3-4 bands of a pixel.
+    width = image.shape[-2] if image.ndim > 1 else 1
+    rows = out.reshape(-1, width * bands)
+    source = image.reshape(rows.shape) if image.flags.c_contiguous else None
+    with np.errstate(over="ignore", invalid="ignore"):  # those pixels are zeroed below
+        if source is None:
+            out[...] = image
+            source = rows
+        np.subtract(source, np.tile(mean_arr, width), out=rows)
+        rows /= np.tile(std_arr, width)
+    out[invalid_pixels(image, nodata) if invalid is None else invalid] = 0.0
+    return out

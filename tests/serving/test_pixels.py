@@ -1,0 +1,64 @@
+"""The one rule for invalid pixels and the band normalization every step shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.raster import invalid_pixels as data_plane_invalid
+from serving.pixels import invalid_pixels, normalize_image
+
+
+def test_nodata_needs_every_band_and_nan_any_band():
+    pixels = np.array([[[0, 0], [0, 5]], [[7, 7], [3, 0]]], np.float32)  # (2, 2, 2) H, W, C
+    pixels[1, 1, 0] = np.nan
+    np.testing.assert_array_equal(invalid_pixels(pixels, 0.0), [[True, False], [False, True]])
+    np.testing.assert_array_equal(invalid_pixels(pixels, None), [[False, False], [False, True]])
+    np.testing.assert_array_equal(invalid_pixels(pixels, float("nan")),
+                                  [[False, False], [False, True]])
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_values_are_invalid_like_nan(value):
+    pixels = np.ones((3, 4, 2), np.float32)
+    pixels[1, 2, 1] = value
+    expected = np.zeros((3, 4), bool)
+    expected[1, 2] = True
+    np.testing.assert_array_equal(invalid_pixels(pixels, None), expected)
+    normalized = normalize_image(pixels, [1.0, 1.0], [1.0, 1.0])
+    assert np.isfinite(normalized).all() and (normalized[1, 2] == 0).all()
+
+
+def test_float64_beyond_float32_range_is_invalid():
+    pixels = np.ones((2, 2, 1), np.float64)
+    pixels[0, 1] = 1e39  # inf once the model's float32 sees it
+    pixels[1, 0] = -1e300
+    pixels[1, 1] = 3e38  # still a float32
+    np.testing.assert_array_equal(invalid_pixels(pixels, None), [[False, True], [True, False]])
+    normalized = normalize_image(pixels, [0.0], [1.0])
+    assert np.isfinite(normalized).all()
+
+
+def test_integer_pixels_only_have_nodata():
+    pixels = np.array([[[0, 0], [65535, 1]]], np.uint16)
+    np.testing.assert_array_equal(invalid_pixels(pixels, 0), [[True, False]])
+
+
+def test_data_plane_band_first_arrays_follow_the_same_rule():
+    rng = np.random.default_rng(0)
+    bands = rng.integers(0, 3, (3, 16, 16)).astype("float32")  # many all-zero pixels
+    bands[1, 2, 3] = np.nan
+    bands[0, 5, 5] = np.inf
+    for nodata in (0.0, None, float("nan")):
+        np.testing.assert_array_equal(data_plane_invalid(bands, nodata),
+                                      invalid_pixels(np.moveaxis(bands, 0, -1), nodata))
+    assert invalid_pixels(bands, 0.0, band_axis=0).sum() > 2
+
+
+def test_normalize_uses_band_statistics_and_leaves_the_input_alone():
+    image = np.array([[[10.0, 20.0], [0.0, 0.0]]], np.float32)
+    out = normalize_image(image, mean=[8, 10], std=[2, 5], nodata=0)
+    np.testing.assert_allclose(out, [[[1.0, 2.0], [0.0, 0.0]]])
+    assert image[0, 0, 0] == 10.0
+    with pytest.raises(ValueError, match="3 bands, statistics have 2"):
+        normalize_image(np.zeros((1, 1, 3)), [0, 0], [1, 1])
