@@ -117,7 +117,9 @@ def submit(
     experiment: str | None = typer.Option(None, "--experiment",
                                           help="KFP experiment (default: the config's MLflow "
                                                "experiment)"),
-    run_name: str | None = typer.Option(None, "--run-name"),
+    run_name: str | None = typer.Option(None, "--run-name",
+                                        help="the run's name in the Kubeflow UI (default: "
+                                             "the pipeline's name and the time)"),
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="re-run the data steps too (as the config's "
                                        "`cache: false`)"),
