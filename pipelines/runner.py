@@ -15,7 +15,6 @@ from pipelines.images import ComponentImages, retarget
 if TYPE_CHECKING:  # pipelines.config imports TensorFlow (the options models), seconds
     from pipelines.config import PipelineConfig
 
-CODE_ROOT = Path(__file__).resolve().parents[1]
 KFP_TOKEN_ENV = "KFP_TOKEN"
 # A host that does not answer at all (firewalled, wrong address) is reported after the connect
 # timeout; one that accepts but says nothing after the read timeout. Both well under 10 s.
