@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,12 +105,15 @@ def check_api(host: str, token: str | None = None, connect_timeout_s: float = CO
     try:
         response = requests.get(url, headers=headers, allow_redirects=False,
                                 timeout=(connect_timeout_s, read_timeout_s))
+    except requests.ConnectTimeout:
+        raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: no connection "
+                          f"within {connect_timeout_s:g} s") from None
     except requests.Timeout:
-        raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: no answer within "
-                          f"{connect_timeout_s + read_timeout_s:.0f} s") from None
+        raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: it took the "
+                          f"connection but sent no answer within {read_timeout_s:g} s") from None
     except requests.RequestException as err:
         raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: "
-                          f"{_short(err)}") from None
+                          f"{_os_reason(err) or _short(err)}") from None
     if response.status_code in (401, 403):
         raise SubmitError(f"Kubeflow Pipelines API at {host} refused the request "
                           f"(HTTP {response.status_code}): set ${KFP_TOKEN_ENV} to a valid "
@@ -170,6 +174,13 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
             raise SubmitError(f"Kubeflow Pipelines API at {host} did not accept the run: "
                               f"{_short(err)}") from err
     return SubmittedRun(run_id=result.run_id, url=f"{host}/#/runs/details/{result.run_id}")
+
+
+def _os_reason(err: BaseException) -> str | None:
+    """The system's words under urllib3's wrapping: 'Connection refused', 'Name or service
+    not known'..."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+    return found.group(1).strip() if found else None
 
 
 def _short(err: BaseException) -> str:
