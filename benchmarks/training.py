@@ -6,8 +6,8 @@ components.train_data (GeoTIFF decode, normalization, cache, shuffle, D4 augment
 batch, prefetch) and (b) the very batches that pipeline produced, already materialized in
 memory. Both feed the same compiled model in alternating epochs (so load from other
 processes hits both alike), after one warm-up epoch each; figures are medians over
-``--rounds``. ``ratio`` = pipeline steps/s / in-memory steps/s; DESIGN target >= 0.9. The
-warm-up epoch of (a) decodes every tile (cold) and is reported separately.
+``--rounds``. ``ratio`` = pipeline steps/s / in-memory steps/s; docs/design.md's target is
+>= 0.9. The warm-up epoch of (a) decodes every tile (cold) and is reported separately.
 
     python benchmarks/training.py [--architectures unet attention_unet unet_aspp]
 """

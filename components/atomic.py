@@ -7,7 +7,10 @@ folders and JSON are the data plane's own.
 A folder's temporary sibling carries a marker file naming its target, host and process, so
 a run killed before it could clean up (SIGKILL, power loss) leaves a folder that the next
 run for the same target recognises as its own and removes once that process is gone.
-Nothing without the marker, or owned by a live process, is ever touched."""
+Nothing without the marker, or owned by a live process, is ever touched.
+
+Files and folders get the modes plain ``open()`` and ``mkdir()`` would give them (the user's
+umask), not the private 0600/0700 of ``mkstemp``/``mkdtemp``."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from serving.atomic import atomic_path, write_text
+from serving.atomic import atomic_path, default_mode, write_text
 
 __all__ = ["atomic_dir", "atomic_path", "remove_stale_siblings", "write_json", "write_text"]
 
@@ -80,6 +83,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     remove_stale_siblings(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        os.chmod(tmp, default_mode(directory=True))  # mkdtemp's 0700 would hide the output
         _mark(tmp, target)
         yield tmp
         (tmp / MARKER).unlink(missing_ok=True)

@@ -23,10 +23,14 @@ from kfp.dsl import (
     Output,
 )
 
-from pipelines.images import COMPONENT_GPU_IMAGE, COMPONENT_IMAGE
+from pipelines.images import IMAGE_REGISTRY, ComponentImages, package_version
 
-_cpu_component = dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-_gpu_component = dsl.component(base_image=COMPONENT_GPU_IMAGE, install_kfp_package=False)
+#: The images the components are decorated with; pipelines.runner retargets them to the
+#: registry and tag asked for when it writes the compiled spec (pipelines/images.py).
+DECORATED_IMAGES = ComponentImages(IMAGE_REGISTRY, package_version())
+_cpu_component = dsl.component(base_image=DECORATED_IMAGES.cpu, install_kfp_package=False)
+_gpu_component = dsl.component(base_image=DECORATED_IMAGES.gpu, install_kfp_package=False)
+
 
 @_cpu_component
 def ingest(source: str, options: dict, scenes: Output[Dataset]):

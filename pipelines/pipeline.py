@@ -60,9 +60,11 @@ SECTIONS: dict[str, type[BaseModel]] = {
 _WHERE = {"ingest": "data.ingest", "tile": "data.tile", "split": "data.split"}
 
 
-def _configure(task: dsl.PipelineTask, resources: tuple[str, str], *, cache: bool,
+def _configure(task: dsl.PipelineTask, name: str, resources: tuple[str, str], *, cache: bool,
                s3: bool = False, db: bool = False) -> dsl.PipelineTask:
+    """``name`` is what the Kubeflow UI shows for the task (its IR name stays the function's)."""
     cpu, memory = resources
+    task.set_display_name(name)
     task.set_cpu_request(cpu).set_memory_request(memory).set_caching_options(cache)
     kubernetes.use_config_map_as_env(task, ENDPOINTS_CONFIG_MAP, ENDPOINTS_KEYS, optional=True)
     if s3:
@@ -89,47 +91,48 @@ def _segmentation_pipeline(
     # in MLflow; the exit task closes it whatever happens.
     finished = _configure(steps.finish_run(tracking=tracking,
                                            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER),
-                          LIGHT_RESOURCES, cache=False)
-    with dsl.ExitHandler(finished, name="segmentation"):
+                          "Close MLflow run", LIGHT_RESOURCES, cache=False)
+    with dsl.ExitHandler(finished, name="Segmentation steps"):
         started = _configure(steps.start_run(
             source=source, ingest=ingest, tile=tile, split=split, tuning=tuning,
             registry=registry, tracking=tracking,
             kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), LIGHT_RESOURCES, cache=False,
-            s3=True, db=True)
+            kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), "Open MLflow run and Optuna study",
+            LIGHT_RESOURCES, cache=False, s3=True, db=True)
         context = started.outputs["run_context"]
-        ingested = _configure(steps.ingest(source=source, options=ingest),
+        ingested = _configure(steps.ingest(source=source, options=ingest), "Ingest scenes",
                               DATA_RESOURCES, cache=True, s3=True).after(started)
         tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile),
-                           DATA_RESOURCES, cache=True)
+                           "Tile scenes", DATA_RESOURCES, cache=True)
         tiles = tiled.outputs["tiles"]
-        splitted = _configure(steps.split(tiles=tiles, options=split), DATA_RESOURCES,
-                              cache=True)
+        splitted = _configure(steps.split(tiles=tiles, options=split), "Split train/val/test",
+                              DATA_RESOURCES, cache=True)
         split_manifest = splitted.outputs["split"]
         normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest),
-                                DATA_RESOURCES, cache=True)
+                                "Fit normalization", DATA_RESOURCES, cache=True)
         stats = normalized.outputs["stats"]
 
         # Inside the loop only pipeline parameters, the loop item and artifacts are passed:
         # the local runner replaces upstream *parameter* outputs with the loop item there.
-        with dsl.ParallelFor(items=started.outputs["Output"],
+        with dsl.ParallelFor(items=started.outputs["Output"], name="Tune workers",
                              parallelism=TUNE_PARALLELISM) as worker:
             tuned = steps.tune_worker(worker=worker, tiles=tiles, split=split_manifest,
                                       stats=stats, run_context=context, tuning=tuning)
-            _configure(tuned, TUNE_RESOURCES, cache=False, s3=True, db=True)
+            _configure(tuned, "Tune worker", TUNE_RESOURCES, cache=False, s3=True, db=True)
             tuned.set_accelerator_type(GPU).set_accelerator_limit(1).set_retry(2)
 
         selected = _configure(steps.select_best(models=dsl.Collected(tuned.outputs["model"]),
                                                 run_context=context),
-                              LIGHT_RESOURCES, cache=False, s3=True, db=True)
+                              "Select best trial", LIGHT_RESOURCES, cache=False, s3=True,
+                              db=True)
         best = selected.outputs["best_model"]
         evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split_manifest,
                                               stats=stats, run_context=context),
-                               EVAL_RESOURCES, cache=False, s3=True)
+                               "Evaluate on test split", EVAL_RESOURCES, cache=False, s3=True)
         _configure(steps.register(model=best, tiles=tiles, split=split_manifest, stats=stats,
                                   evaluation=evaluated.outputs["evaluation"],
                                   run_context=context, registry=registry),
-                   LIGHT_RESOURCES, cache=False, s3=True)
+                   "Register model", LIGHT_RESOURCES, cache=False, s3=True)
 
 
 def section_description(name: str, model: type[BaseModel]) -> str:

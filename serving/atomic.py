@@ -1,14 +1,41 @@
 """Atomic file writes: a temporary sibling renamed into place, so a crash never leaves a
 half-written file. The one implementation: serving/ ships alone inside the MLflow model (no
-components/), so components.atomic builds on this module rather than the other way round."""
+components/), so components.atomic builds on this module rather than the other way round.
+
+The renamed file gets the mode a plain ``open(path, "w")`` would give it (0666 less the
+umask), not ``mkstemp``'s private 0600: masks, reports and requests are meant to be shared."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``/proc``); else
+    set and restored under a lock (the umask is process-wide, so threads could race)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permission bits ``open()`` / ``mkdir()`` would give a new file / folder."""
+    return (0o777 if directory else 0o666) & ~current_umask()
 
 
 @contextmanager
@@ -22,7 +49,12 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
                                     dir=target.parent)
-    os.close(fd)
+    try:
+        # A writer that truncates the file keeps this mode; one that recreates it gets
+        # open()'s default, which is the same.
+        os.fchmod(fd, default_mode())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp

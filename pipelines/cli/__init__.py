@@ -8,6 +8,7 @@ import os
 import typer
 
 from pipelines.cli import data, run, serve
+from pipelines.cli.help_format import Command, Group
 from pipelines.ui.command import ui
 
 # MLflow's artifact-download bars are noise on a console (and in a run's task log).
@@ -19,14 +20,33 @@ app = typer.Typer(
          "evaluate, register, serve and predict.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
-app.command("sample-data")(data.sample_data)
-app.command("prepare")(data.prepare)
-app.command("demo")(run.demo)
-app.command("run")(run.run)
-app.command("compile")(run.compile_pipeline)
-app.command("submit")(run.submit)
-app.command("serve")(serve.serve)
-app.command("predict")(serve.predict)
-app.command("ui")(ui)
+
+def _show_version(value: bool) -> None:
+    if value:
+        from pipelines.version import version_text
+
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="show segpipe's version (and git commit) and exit"),
+) -> None:
+    """Semantic segmentation of aerial and satellite imagery: prepare data, tune, evaluate,
+    register, serve and predict."""
+
+
+app.command("sample-data", cls=Command)(data.sample_data)
+app.command("prepare", cls=Command)(data.prepare)
+app.command("demo", cls=Command)(run.demo)
+app.command("run", cls=Command)(run.run)
+app.command("compile", cls=Command)(run.compile_pipeline)
+app.command("submit", cls=Command)(run.submit)
+app.command("serve", cls=Command)(serve.serve)
+app.command("predict", cls=Command)(serve.predict)
+app.command("ui", cls=Command)(ui)

@@ -27,11 +27,16 @@ class Flag:
     section: str  # the options model's key, e.g. "tile"
     field: str  # e.g. "patch_size"
     name: str  # e.g. "--patch-size"
-    kind: str  # "value", "list" (repeatable) or "switch" (--x/--no-x)
+    kind: str  # "value", "list" (repeatable) or "switch" (--x and --no-x)
 
     @property
     def parameter(self) -> str:
         return f"{self.section}__{self.field}"
+
+    @property
+    def negative(self) -> str:
+        """A switch's ``--no-x``, a flag of its own (see ``with_model_flags``)."""
+        return f"--no-{self.name[2:]}"
 
 
 def _kind(annotation: Any) -> str:
@@ -109,10 +114,14 @@ def _metavar(annotation: Any) -> str:
     return "|".join(dict.fromkeys(names))
 
 
+_OFF = "__off"  # the parameter of a switch's --no-x
+
+
 def with_model_flags(sections: dict[str, type[BaseModel]]) -> Callable[[Callable], Callable]:
     """Give a Typer command one option per field of ``sections``' models (help grouped by
-    section). The command receives the given ones as ``overrides``: ``{section: {field:
-    value}}``, to merge over the config file before validating."""
+    section; a boolean field gets ``--x`` and ``--no-x``). The command receives the given
+    ones as ``overrides``: ``{section: {field: value}}``, to merge over the config file
+    before validating."""
     flags = model_flags(sections)
 
     def decorate(command: Callable) -> Callable:
@@ -124,24 +133,37 @@ def with_model_flags(sections: dict[str, type[BaseModel]]) -> Callable[[Callable
         generated, annotations = [], {k: v for k, v in hints.items() if k != "overrides"}
         for flag in flags:
             model = sections[flag.section]
-            names = ([f"{flag.name}/--no-{flag.name[2:]}"] if flag.kind == "switch"
-                     else [flag.name])
             annotation = {"switch": bool | None, "list": list[str] | None,
                           "value": str | None}[flag.kind]
             field = model.model_fields[flag.field]
-            option = typer.Option(None, *names, help=_help(model, flag.field),
+            panel = f"{flag.section} options"
+            option = typer.Option(None, flag.name, help=_help(model, flag.field),
                                   metavar=None if flag.kind == "switch"
                                   else _metavar(field.annotation),
-                                  rich_help_panel=f"{flag.section} options",
-                                  show_default=False)
+                                  rich_help_panel=panel, show_default=False)
             generated.append(inspect.Parameter(flag.parameter, inspect.Parameter.KEYWORD_ONLY,
                                                default=option, annotation=annotation))
             annotations[flag.parameter] = annotation
+            if flag.kind == "switch":
+                # --no-x on a row of its own: as a --x/--no-x pair, the rich help gives every
+                # option of the panel a column as wide as the longest --no-x, squeezing the
+                # help text of all of them into a sliver.
+                negative = typer.Option(None, flag.negative, help=f"{flag.name} off",
+                                        rich_help_panel=panel, show_default=False)
+                generated.append(inspect.Parameter(
+                    flag.parameter + _OFF, inspect.Parameter.KEYWORD_ONLY, default=negative,
+                    annotation=bool | None))
+                annotations[flag.parameter + _OFF] = bool | None
 
         def wrapper(**kwargs: Any) -> Any:
             overrides: dict[str, dict[str, Any]] = {}
             for flag in flags:
                 given = kwargs.pop(flag.parameter)
+                if flag.kind == "switch" and kwargs.pop(flag.parameter + _OFF):
+                    if given:
+                        raise typer.BadParameter(f"give {flag.name} or {flag.negative}, "
+                                                 "not both")
+                    given = False
                 if given is None or (flag.kind == "list" and not given):
                     continue
                 if flag.kind == "list":

@@ -84,27 +84,69 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML c
     _summary(result)
 
 
-def compile_pipeline(out: Path = typer.Option(Path("pipeline.yaml"), "--out", "-o",
-                                              help="IR YAML to write")) -> None:
-    """Compile the pipeline to Kubeflow Pipelines IR YAML."""
-    from pipelines.runner import compile_pipeline as compile_to
-
-    compile_to(out)
-    typer.echo(f"wrote {out}")
+_REGISTRY_HELP = ("registry (and path) of the component images, e.g. "
+                  "registry.example.org:5000/team (default: $SEGPIPE_IMAGE_REGISTRY, else "
+                  "ghcr.io/segpipe)")
+_TAG_HELP = "tag of the component images (default: $SEGPIPE_IMAGE_TAG, else segpipe's version)"
 
 
-def submit(host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL"),
-           config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),
-           experiment: str | None = typer.Option(None, "--experiment",
-                                                 help="KFP experiment (default: the config's "
-                                                      "MLflow experiment)"),
-           run_name: str | None = typer.Option(None, "--run-name")) -> None:
-    """Submit a run to a Kubeflow Pipelines API; the token comes from $KFP_TOKEN."""
-    from pipelines.runner import SubmitError
-    from pipelines.runner import submit as submit_run
+def _images(registry: str | None, tag: str | None):
+    from pipelines.images import ComponentImages, ImageError
 
     try:
-        submitted = submit_run(host, _load(config), experiment=experiment, run_name=run_name)
+        return ComponentImages.resolve(registry, tag)
+    except ImageError as err:
+        raise _fail(err) from None
+
+
+def compile_pipeline(
+    out: Path = typer.Option(Path("pipeline.yaml"), "--out", "-o", help="IR YAML to write"),
+    image_registry: str | None = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
+    image_tag: str | None = typer.Option(None, "--image-tag", help=_TAG_HELP),
+    no_cache: bool = typer.Option(False, "--no-cache",
+                                  help="no task reuses an earlier run's outputs"),
+) -> None:
+    """Compile the pipeline to Kubeflow Pipelines IR YAML (upload it in the KFP UI)."""
+    from pipelines.runner import compile_pipeline as compile_to
+
+    images = _images(image_registry, image_tag)
+    compile_to(out, images, cache=not no_cache)
+    typer.echo(f"wrote {out} (images {images.cpu}, {images.gpu})")
+
+
+def submit(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL"),
+    config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML config"),
+    experiment: str | None = typer.Option(None, "--experiment",
+                                          help="KFP experiment (default: the config's MLflow "
+                                               "experiment)"),
+    run_name: str | None = typer.Option(None, "--run-name",
+                                        help="the run's name in the Kubeflow UI (default: "
+                                             "the pipeline's name and the time)"),
+    no_cache: bool = typer.Option(False, "--no-cache",
+                                  help="re-run the data steps too (as the config's "
+                                       "`cache: false`)"),
+    image_registry: str | None = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
+    image_tag: str | None = typer.Option(None, "--image-tag", help=_TAG_HELP),
+) -> None:
+    """Submit a run to a Kubeflow Pipelines API; the token comes from $KFP_TOKEN."""
+    import os
+
+    from pipelines.runner import KFP_TOKEN_ENV, SubmitError, check_api, cluster_warnings
+    from pipelines.runner import submit as submit_run
+
+    images = _images(image_registry, image_tag)
+    try:
+        # Before loading the config, whose validation imports TensorFlow (seconds).
+        check_api(host, os.environ.get(KFP_TOKEN_ENV))
+    except SubmitError as err:
+        raise _fail(err, 1) from None
+    loaded = _load(config, {"cache": False} if no_cache else None)
+    for warning in cluster_warnings(loaded):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        submitted = submit_run(host, loaded, experiment=experiment, run_name=run_name,
+                               images=images)
     except SubmitError as err:
         raise _fail(err, 1) from None
     typer.echo(f"submitted run {submitted.run_id}\n{submitted.url}")

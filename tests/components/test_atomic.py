@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from components.atomic import atomic_dir, atomic_path, write_json
@@ -35,3 +38,19 @@ def test_failed_folder_write_keeps_the_old_folder(tmp_path):
         raise RuntimeError("killed")
     assert [p.name for p in target.iterdir()] == ["tiles.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
+
+
+@pytest.fixture
+def umask_027():
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+def test_files_and_folders_get_the_users_umask_not_private_modes(tmp_path, umask_027):
+    write_json(tmp_path / "stats.json", {})
+    with atomic_dir(tmp_path / "dataset") as tmp:
+        (tmp / "tiles.json").write_text("{}")
+    # what open() and mkdir() give under umask 027, not mkstemp's 0600 / mkdtemp's 0700
+    assert stat.S_IMODE((tmp_path / "stats.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o750

@@ -1,5 +1,6 @@
-"""The compiled IR: every step, cluster behaviour (GPU, requests, caching, fan-out, secrets)
-and the run form's parameters with defaults and descriptions."""
+"""The compiled IR: every step, cluster behaviour (GPU, requests, caching, fan-out, secrets,
+images), the names the Kubeflow UI shows, and the run form's parameters with defaults and
+descriptions."""
 
 from __future__ import annotations
 
@@ -11,21 +12,29 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.images import component_image
+from pipelines.images import ComponentImages, ImageError, component_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_STEPS = {"ingest", "tile", "split", "normalize"}
 OTHER_STEPS = {"start-run", "select-best", "evaluate", "register"}
 EXIT_STEP = "finish-run"
+# What a cluster pulls from: the registry from the environment, the tag from the option.
+REGISTRY = "registry.example.org:5000/team"
+TAG = "2024.06-rc1"
+
+
+def run_compile(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", *args],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def compiled_path(tmp_path_factory) -> Path:
     """`segpipe compile` run as a user would, in a subprocess importing this checkout."""
     out = tmp_path_factory.mktemp("compile") / "pipeline.yaml"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(out)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_compile("--out", str(out), "--image-tag", TAG,
+                       env={"SEGPIPE_IMAGE_REGISTRY": REGISTRY, "SEGPIPE_IMAGE_TAG": "other"})
     assert done.returncode == 0, done.stderr
     return out
 
@@ -74,7 +83,20 @@ def test_tuning_fans_out_over_the_workers_the_start_step_lists(compiled):
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("start-run-Output")
     assert loop["iteratorPolicy"]["parallelismLimit"] >= 2
     collected = body(spec)["select-best"]["inputs"]["artifacts"]["models"]
-    assert collected["taskOutputArtifact"]["producerTask"] == loop["taskInfo"]["name"]
+    (loop_name,) = [n for n in body(spec) if n.startswith("for-loop")]
+    assert collected["taskOutputArtifact"]["producerTask"] == loop_name
+
+
+def test_every_task_has_a_readable_name_in_the_kubeflow_ui(compiled):
+    spec, _ = compiled
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
+    shown = {key: task["taskInfo"]["name"] for dag in dags for key, task in dag["tasks"].items()}
+    assert len(shown) == len(DATA_STEPS | OTHER_STEPS) + 4  # + tune-worker, loop, exit handler
+    for key, name in shown.items():
+        assert name != key and " " in name and name[0].isupper(), (key, name)
+    assert len(set(shown.values())) == len(shown)
+    assert shown[EXIT_STEP] == "Close MLflow run"
+    assert shown["ingest"] == "Ingest scenes" and shown["tune-worker"] == "Tune worker"
 
 
 def test_tune_workers_request_a_gpu(compiled):
@@ -105,14 +127,43 @@ def test_only_data_steps_are_cached(compiled):
     assert not tune.get("cachingOptions", {}).get("enableCache")
 
 
-def test_components_run_in_the_versioned_component_images(compiled):
+def test_components_run_in_the_images_asked_for(compiled):
     spec, _ = compiled
     for name, ex in spec["deploymentSpec"]["executors"].items():
-        image = ex["container"]["image"]
-        expected = component_image(gpu=name == "exec-tune-worker")
-        assert image == expected, name
+        gpu = name == "exec-tune-worker"
+        image = f"{REGISTRY}/segpipe-component{'-gpu' if gpu else ''}:{TAG}"
+        assert ex["container"]["image"] == image, name
         # preinstalled image: nothing pip-installed when a task starts
         assert "pip install" not in " ".join(ex["container"]["command"]), name
+
+
+def test_by_default_components_run_in_the_published_versioned_images(tmp_path):
+    from pipelines.runner import compile_pipeline
+
+    out = compile_pipeline(tmp_path / "p.yaml", ComponentImages.resolve(environ={}))
+    spec, _ = yaml.safe_load_all(out.read_text())
+    images = {n: e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items()}
+    assert images.pop("exec-tune-worker") == component_image(gpu=True)
+    assert set(images.values()) == {component_image()}
+    assert component_image().startswith("ghcr.io/segpipe/segpipe-component:")
+
+
+def test_compiling_without_cache_turns_it_off_in_every_dag(tmp_path):
+    from pipelines.runner import compile_pipeline
+
+    out = compile_pipeline(tmp_path / "p.yaml", cache=False)
+    assert "enableCache" not in out.read_text()
+
+
+def test_bad_image_names_are_refused_naming_their_origin(tmp_path):
+    with pytest.raises(ImageError, match=r"\$SEGPIPE_IMAGE_TAG: '-dev' is not an image tag"):
+        ComponentImages.resolve(environ={"SEGPIPE_IMAGE_TAG": "-dev"})
+    done = run_compile("--out", str(tmp_path / "p.yaml"), "--image-registry", "My Registry")
+    assert done.returncode == 2
+    assert "error: --image-registry: 'My Registry' is not a registry path" in done.stderr
+    assert not (tmp_path / "p.yaml").exists()
+    assert ComponentImages.resolve("localhost:5000/", environ={}).cpu.startswith(
+        "localhost:5000/segpipe-component:")
 
 
 def test_run_form_shows_every_section_with_its_fields_and_defaults(compiled):

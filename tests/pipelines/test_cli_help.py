@@ -1,0 +1,82 @@
+"""Every command's --help: flags read as flags, nothing is cut off; and --version."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+import typer
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.cli.flags import with_model_flags
+from pipelines.cli.help_format import Command
+from pipelines.images import package_version
+from pipelines.version import CODE_ROOT
+
+COMMANDS = [info.name for info in app.registered_commands]
+
+
+def help_text(*args: str, columns: int = 100) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_flags_render_as_flags_and_option_names_are_whole(command):
+    text = help_text(*([command] if command else []))
+    assert "<bool>" not in text
+    # an option name cut short by a too narrow column ("--no-allow-empty-spli…")
+    assert not re.search(r"--[\w-]+…", text), text
+    assert re.search(r"--help +Show this message", text)
+
+
+def test_boolean_options_of_the_models_get_a_flag_each_way():
+    text = help_text("prepare")
+    assert re.search(r"--drop-overlaps +drop val/test tiles", text)
+    assert re.search(r"--no-drop-overlaps +--drop-overlaps off", text)
+    assert "--no-allow-empty-splits" in text
+
+
+class _Options(BaseModel):
+    fast: bool = True
+    name: str = "x"
+
+
+@with_model_flags({"opts": _Options})
+def _command(*, overrides: dict) -> None:
+    typer.echo(json.dumps(overrides))
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], {}), (["--fast"], {"opts": {"fast": True}}), (["--no-fast"], {"opts": {"fast": False}}),
+    (["--no-fast", "--name", "y"], {"opts": {"fast": False, "name": "y"}})])
+def test_a_switch_and_its_negation_set_the_field(args, expected):
+    single = typer.Typer()
+    single.command(cls=Command)(_command)
+    result = CliRunner().invoke(single, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == expected
+
+
+def test_a_switch_and_its_negation_together_are_refused():
+    single = typer.Typer()
+    single.command(cls=Command)(_command)
+    result = CliRunner().invoke(single, ["--fast", "--no-fast"])
+    assert result.exit_code == 2
+    assert "give --fast or --no-fast, not both" in result.output
+
+
+def test_version_names_the_package_and_the_checkout_commit():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    head = subprocess.run(["git", "-C", str(CODE_ROOT), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True)
+    expected = f"segpipe {package_version()}"
+    if head.returncode == 0:  # a checkout (not an installed wheel)
+        expected += f" (git {head.stdout.strip()}"
+    assert result.output.startswith(expected), result.output
