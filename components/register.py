@@ -25,13 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components import tracking
 from components.artifacts import (
-    ClassMap,
     ModelPaths,
-    NormStats,
     PreparedDataset,
     TrainedModelInfo,
 )
-from serving.config import MAX_OVERLAP
+from serving.config import ServingOptions
 
 if TYPE_CHECKING:
     from components.evaluate import EvaluationResult
@@ -63,11 +61,8 @@ class RegisterOptions(BaseModel):
                                    description="challenger must beat the champion by more")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
                                       "on another split instead of refusing to compare")
-    overlap: float = Field(default=0.5, ge=0, le=MAX_OVERLAP,
-                           description="served model's default window overlap")
-    batch_size: int = Field(default=8, gt=0, description="served model's windows per batch")
-    max_pixels: int = Field(default=64_000_000, gt=0,
-                            description="served model's pixel limit per request")
+    serving: ServingOptions = Field(default_factory=ServingOptions,
+                                    description="the served model's blending and limits")
 
 
 class GateDecision(BaseModel):
@@ -91,17 +86,21 @@ class RegistrationResult(BaseModel):
     test_split_digest: str
 
 
-def serving_config(info: TrainedModelInfo, classes: ClassMap, stats: NormStats,
+def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                    options: RegisterOptions):
+    """What the served model needs besides its weights, from the dataset it learnt: the
+    statistics and classes, and the resolution it was trained at (the tile step's scale,
+    or its target ground sample distance), so serving resamples input to it."""
     from segmodels import model_stride
     from serving.config import ServingConfig
 
-    return ServingConfig(in_channels=info.in_channels, num_classes=info.num_classes,
+    classes, stats, manifest = dataset.class_map, dataset.norm_stats, dataset.tile_manifest
+    return ServingConfig(**options.serving.model_dump(),
+                         in_channels=info.in_channels, num_classes=info.num_classes,
                          class_names=classes.names, class_colors=[c.color for c in classes.classes],
                          mean=stats.mean, std=stats.std, nodata=stats.nodata,
                          ignore_index=classes.ignore_index, patch_size=info.patch_size,
-                         overlap=options.overlap, batch_size=options.batch_size,
-                         max_pixels=options.max_pixels,
+                         scale=manifest.scale, gsd=manifest.target_gsd,
                          model_stride=model_stride(info.architecture, **info.params))
 
 
@@ -220,7 +219,7 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         raise ValueError(f"{dataset.split}: the {evaluation.split} split differs from the one "
                          f"{evaluation.metrics_path} was scored on")
     score = float(evaluation.metrics[options.metric])
-    config = serving_config(info, dataset.class_map, dataset.norm_stats, options)
+    config = serving_config(info, dataset, options)
 
     client = MlflowClient()
     with tracking.ensure_run("register") as run:

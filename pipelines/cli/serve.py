@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.config import MAX_OVERLAP
+from serving.scene import MAX_SCENE_PIXELS
 
 DEFAULT_MODEL_URI = "models:/segpipe@champion"
 
@@ -91,6 +92,9 @@ def predict(
                                          help="also write class polygons (GeoJSON)"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: environment)"),
+    max_pixels: int = typer.Option(
+        MAX_SCENE_PIXELS, "--max-pixels", min=1,
+        help="largest scene to predict, checked from its header before any pixel is read"),
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, window by window."""
     from pipelines.cli.quiet import import_tensorflow_quietly
@@ -118,7 +122,7 @@ def predict(
         try:
             result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
                                    batch_size=batch_size, polygons_path=polygons,
-                                   progress=progress)
+                                   progress=progress, max_pixels=max_pixels)
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
