@@ -13,7 +13,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from pipelines.ui.settings import UiError
-from serving.decode import is_georeferenced
+from serving.encode import is_georeferenced
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 #: Files listed from the data folder; a folder holding more is cut at this many.
