@@ -170,18 +170,28 @@ def finish_pipeline_run(options: TrackingOptions, *, kfp_run_id: str, succeeded:
         client.set_tag(parent_id, STATE_TAG, "finished")
         client.set_terminated(parent_id, "FINISHED")
         return parent_id
-    client.set_tag(parent_id, STATE_TAG, "failed")
+    close_unfinished_run(client, parents[0], state="failed", status="FAILED", error=error,
+                         failed_step=failed_step)
+    return parent_id
+
+
+def close_unfinished_run(client, parent, *, state: str, status: str, error: str = "",
+                         failed_step: str = "") -> None:
+    """End a parent run that did not finish (failed, interrupted) and the trial runs it left
+    open, with the state, error and failed step as tags: nothing stays RUNNING, and the
+    state (not "finished") lets the same run name resume it."""
+    parent_id = parent.info.run_id
+    client.set_tag(parent_id, STATE_TAG, state)
     if error:
         client.set_tag(parent_id, ERROR_TAG, error[:4000])
     if failed_step:
         client.set_tag(parent_id, FAILED_STEP_TAG, failed_step)
     open_children = client.search_runs(
-        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}' and "
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}' and "
         "attributes.status = 'RUNNING'")
     for child in open_children:
-        client.set_terminated(child.info.run_id, "FAILED")
-    client.set_terminated(parent_id, "FAILED")
-    return parent_id
+        client.set_terminated(child.info.run_id, status)
+    client.set_terminated(parent_id, status)
 
 
 def _initialize_optuna_storage(url: str) -> None:

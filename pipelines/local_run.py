@@ -119,7 +119,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
             _record_failure(tracking, cause)
             raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
         except _Interrupted as err:
-            _stop_tasks()
+            _stop_tasks()  # any a task started while the first stop was under way
+            _record_interruption(tracking, err.name)
             raise PipelineRunError(f"interrupted by {err.name}; the task processes were "
                                    f"stopped. Run the same config again to resume it "
                                    f"(full log: {log_path})") from None
@@ -227,6 +228,20 @@ def _record_failure(tracking: TrackingOptions, cause: FailureCause) -> None:
         warnings.warn(f"could not record the failure in MLflow: {err}", stacklevel=2)
 
 
+def _record_interruption(tracking: TrackingOptions, signal_name: str) -> None:
+    """The parent run and its open trial runs KILLED (the exit task that closes them never
+    ran), tagged so that the same config resumes the run."""
+    from components.tracking import close_unfinished_run
+
+    try:
+        client, parent = _parent_run(tracking)
+        if parent is not None and parent.info.status == "RUNNING":
+            close_unfinished_run(client, parent, state="interrupted", status="KILLED",
+                                 error=f"interrupted by {signal_name}")
+    except Exception as err:  # the interruption itself is what the user must see
+        warnings.warn(f"could not record the interruption in MLflow: {err}", stacklevel=2)
+
+
 @contextlib.contextmanager
 def _task_environment() -> Iterator[None]:
     """Task subprocesses inherit this environment: this very checkout first on the path,
@@ -263,6 +278,11 @@ def _stopped_by_signals() -> Iterator[None]:
         return
 
     def interrupt(signum, _frame):
+        # Stop the tasks first: kfp waits for a ParallelFor's running tasks before an
+        # exception gets out of it, so raising alone would wait for the whole tuning.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        _stop_tasks()
         raise _Interrupted(signum)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
