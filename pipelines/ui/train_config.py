@@ -1,0 +1,79 @@
+"""From the Train form (or a pasted YAML) to the config a run starts with: validated by
+``pipelines.config.parse_config`` like any config file, then placed in the run's folder and
+pointed at the app's tracking store, and its source checked before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.config import ConfigError, PipelineConfig, parse_config
+from pipelines.ui.settings import UiError, UiSettings
+
+_SQLITE = "sqlite:///"
+
+
+def parse_yaml_text(text: str, origin: str, base: Path) -> PipelineConfig:
+    """A pasted or uploaded config; ConfigError naming ``origin`` and the field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin}: not valid YAML: {err}") from None
+    return parse_config({} if data is None else data, origin=origin, base=base)
+
+
+def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> PipelineConfig:
+    """The config as the run uses it: its workdir is the run's folder, and a local run logs
+    to the app's tracking store (unless the config names another), with a new experiment's
+    artifacts beside a SQLite store rather than in the run's folder."""
+    update: dict[str, Any] = {"workdir": folder}
+    tracking = config.tracking
+    if not settings.kfp_host:
+        uri = tracking.mlflow_tracking_uri or settings.tracking_uri
+        changes: dict[str, Any] = {"mlflow_tracking_uri": uri}
+        if uri.startswith(_SQLITE) and not tracking.mlflow_artifact_location:
+            store = Path(uri[len(_SQLITE):].split("?")[0])
+            changes["mlflow_artifact_location"] = (store.parent / "mlartifacts").as_uri()
+        update["tracking"] = tracking.model_copy(update=changes)
+    return config.model_copy(update=update)
+
+
+def to_yaml(config: PipelineConfig) -> str:
+    """The config file a run reads: only what differs from the models' defaults."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True),
+                          sort_keys=False, allow_unicode=True)
+
+
+def _is_local(source: str) -> bool:
+    return "://" not in source
+
+
+def check_source(config: PipelineConfig, kubeflow: bool) -> str:
+    """Before a run starts: a local source must exist and (a folder) hold scene pairs, and
+    a Kubeflow run cannot read this machine's files. Returns what was found."""
+    from components.discover import discover_pairs
+    from components.raster import DataError
+    from components.sources import ARCHIVE_SUFFIXES
+
+    source = config.source
+    if not _is_local(source):
+        return f"{source} (read by the pipeline)"
+    if kubeflow:
+        raise UiError(f"source: {source} is a local path, which a Kubeflow run cannot read: "
+                      "give an s3:// URI")
+    path = Path(source)
+    if not path.exists():
+        raise UiError(f"source: {source} does not exist")
+    if path.is_file():
+        if not path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise UiError(f"source: {source} is a file but not an archive "
+                          f"({', '.join(ARCHIVE_SUFFIXES)})")
+        return f"archive {path.name}"
+    ingest = config.data.ingest
+    try:
+        pairs = discover_pairs(path, ingest.mask_dir_names, ingest.side_by_side)
+    except DataError as err:
+        raise UiError(f"source: {err}") from None
+    return f"{len(pairs)} scene(s) in {source}"
