@@ -44,11 +44,14 @@ class TaskStatus:
     def failed(self) -> bool:
         return any(status != SUCCESS for status in self.statuses)
 
-    def label(self) -> str:
+    def label(self, run_over: bool = False) -> str:
+        """``run_over``: the run's command has ended, so a task still running was cut
+        short."""
         if self.failed:
             return f"{self.name}: failed"
         times = f" ×{self.started}" if self.started > 1 else ""
-        return f"{self.name}{times}: {'running' if self.running else 'done'}"
+        state = ("interrupted" if run_over else "running") if self.running else "done"
+        return f"{self.name}{times}: {state}"
 
 
 @dataclass

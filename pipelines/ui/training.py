@@ -44,6 +44,8 @@ State = Literal["running", "stopping", "finished", "submitted", "failed", "stopp
 #: Processes this app process started, by run id: their exit status is read from them
 #: (and their zombies reaped) rather than guessed from /proc.
 _CHILDREN: dict[str, subprocess.Popen] = {}
+#: Runs whose stop this app process is carrying out (their leftovers being reaped).
+_REAPING: set[str] = set()
 _LOCK = threading.Lock()
 
 
@@ -214,7 +216,9 @@ def process_state(run: TrainRun) -> ProcessState:
     this app did not see it end: the app was restarted meanwhile)."""
     info = run.info()
     stopping = run.stop_path.exists()
-    if _leader_alive(run, info):
+    with _LOCK:
+        reaping = run.id in _REAPING
+    if _leader_alive(run, info) or reaping:
         return ProcessState("stopping" if stopping else "running")
     with _LOCK:
         process = _CHILDREN.get(run.id)
@@ -244,6 +248,8 @@ def stop(run: TrainRun, grace_s: float = STOP_GRACE_S) -> None:
     if _leader_alive(run, info):
         with contextlib.suppress(ProcessLookupError):
             os.kill(info.pid, signal.SIGTERM)
+    with _LOCK:
+        _REAPING.add(run.id)
     threading.Thread(target=_reap, args=(run, info, grace_s), daemon=True,
                      name=f"stop-{run.id}").start()
 
@@ -261,6 +267,14 @@ def _wait(condition, timeout_s: float) -> None:
 
 
 def _reap(run: TrainRun, info: RunInfo, grace_s: float) -> None:
+    try:
+        _reap_leftovers(run, info, grace_s)
+    finally:
+        with _LOCK:
+            _REAPING.discard(run.id)
+
+
+def _reap_leftovers(run: TrainRun, info: RunInfo, grace_s: float) -> None:
     _wait(lambda: _leader_alive(run, info), grace_s)
     killed: list[int] = []
     if _has_proc():

@@ -31,6 +31,7 @@ def test_tasks_are_followed_as_the_log_grows(tmp_path):
     tasks.update()
     assert [t.label() for t in tasks.tasks.values()] == [
         "ingest: done", "tile: done", "tune-worker ×2: running"]
+    assert tasks.tasks["tune-worker"].label(run_over=True) == "tune-worker ×2: interrupted"
     # The local runner reports a ParallelFor finished once; the next task settles it.
     with open(log, "a") as out:
         out.write("-worker' finished with status SUCCESS\n" + _started("select-best")

@@ -88,6 +88,7 @@ def test_children_a_killed_command_leaves_behind_are_killed_and_named(tmp_path):
     pids = _ready(run, 2)
     leader = run.info().pid
     training.stop(run, grace_s=30)
+    assert training.process_state(run).state == "stopping"  # until the leftovers are gone
     report = _stopped(run)
     assert report["killed"] == [pid for pid in pids if pid != leader]
     assert training.run_processes(run) == []
