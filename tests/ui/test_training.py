@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ui import training
+from pipelines.ui import progress, training
+from pipelines.ui.settings import UiError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLEEPER = "import time; time.sleep(120)"
@@ -127,7 +128,8 @@ def test_a_run_started_by_an_earlier_app_process_is_found_and_stopped(tmp_path):
     launcher = f"""
 import sys
 from pathlib import Path
-from pipelines.ui import training
+from pipelines.ui import progress, training
+from pipelines.ui.settings import UiError
 run = training.new_run(Path({str(tmp_path)!r}))
 training.launch(run, "source: x\\n", model_name="m", experiment="e",
                 tracking_uri="sqlite:///unused.db", command=[sys.executable, "-c", {TIDY!r}])
@@ -152,3 +154,23 @@ def test_kubeflow_runs_are_submitted_under_the_runs_name(tmp_path):
     assert training.run_command(run, None)[3:] == ["run", "--config", str(run.config_path)]
     json.dumps(training.run_env(run))  # plain strings only
     assert training.run_env(run)[training.RUN_ENV] == str(run.folder)
+
+
+@pytest.mark.slow
+def test_a_kubeflow_host_that_is_not_there_fails_the_run_with_its_message(tmp_path):
+    """The real `segpipe submit`, against a closed port: the run fails, and the console's
+    last lines are the command's one-line error naming the host."""
+    from tests.ui.harness import free_port
+
+    host = f"http://127.0.0.1:{free_port()}"
+    run = training.new_run(tmp_path)
+    training.launch(run, "source: s3://bucket/scenes\n", model_name="m", experiment="e",
+                    tracking_uri="http://127.0.0.1:1", kfp_host=host)
+    assert run.info().mode == "kubeflow"
+    _wait(lambda: run.exit_path.exists(), timeout=120, what="segpipe submit to end")
+    assert training.process_state(run).state == "failed"
+    errors = progress.error_lines(progress.console_tail(run.console_path))
+    assert errors and errors[0].startswith(f"error: Kubeflow Pipelines API at {host} is "
+                                           "unreachable")
+    with pytest.raises(UiError, match="stop it in the Kubeflow UI"):
+        training.stop(run)
