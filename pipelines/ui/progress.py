@@ -15,6 +15,8 @@ _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _PIPELINE = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
 _SUBMITTED = re.compile(r"^submitted run (\S+)\s*$")
+#: The last line of a Python traceback: ``package.module.DataError: message``.
+_EXCEPTION = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception)): (.+)$")
 _URL = re.compile(r"^(https?://\S+)\s*$")
 #: Bytes of the console read for its tail: enough for the last screenful of lines.
 TAIL_BYTES = 64 * 1024
@@ -35,6 +37,7 @@ class TaskStatus:
     started: int = 0
     statuses: list[str] = field(default_factory=list)
     followed: bool = False
+    error: str | None = None  # the exception a failed task ended with, from its output
 
     @property
     def running(self) -> bool:
@@ -62,6 +65,7 @@ class TaskLog:
     offset: int = 0
     tasks: dict[str, TaskStatus] = field(default_factory=dict)
     pipeline_status: str | None = None
+    last_exception: str | None = None
 
     def update(self) -> TaskLog:
         """Read what the log gained since the last call."""
@@ -83,7 +87,12 @@ class TaskLog:
                 earlier.followed = earlier.followed or earlier.name != match[1]
             self._task(match[1]).started += 1
         elif match := _FINISHED.search(line):
-            self._task(match[1]).statuses.append(match[2])
+            task = self._task(match[1])
+            task.statuses.append(match[2])
+            if match[2] != SUCCESS:
+                task.error, self.last_exception = self.last_exception, None
+        elif match := _EXCEPTION.match(line):
+            self.last_exception = f"{match[1]}: {match[2]}"
         elif match := _PIPELINE.search(line):
             self.pipeline_status = match[2]
 
@@ -91,8 +100,8 @@ class TaskLog:
         return self.tasks.setdefault(name, TaskStatus(name))
 
     @property
-    def failed_task(self) -> str | None:
-        return next((t.name for t in self.tasks.values() if t.failed), None)
+    def failed_task(self) -> TaskStatus | None:
+        return next((t for t in self.tasks.values() if t.failed), None)
 
 
 def newest_task_log(run_folder: Path) -> Path | None:

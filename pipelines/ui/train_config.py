@@ -51,12 +51,20 @@ def _is_local(source: str) -> bool:
 
 
 def check_source(config: PipelineConfig, kubeflow: bool) -> str:
-    """Before a run starts: a local source must exist and (a folder) hold scene pairs, and
-    a Kubeflow run cannot read this machine's files. Returns what was found."""
+    """Before a run starts: a local source must exist and (a folder) hold scene pairs, a
+    local palette or classes file must exist, and a Kubeflow run cannot read this
+    machine's files. Returns what was found."""
     from components.discover import discover_pairs
     from components.raster import DataError
     from components.sources import ARCHIVE_SUFFIXES
 
+    ingest = config.data.ingest
+    files = {"data.ingest.classes_file": ingest.classes_file}
+    if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
+        files["data.ingest.palette"] = ingest.palette
+    for field, path in files.items():
+        if path and _is_local(path) and not kubeflow and not Path(path).is_file():
+            raise UiError(f"{field}: {path} is not a file")
     source = config.source
     if not _is_local(source):
         return f"{source} (read by the pipeline)"
@@ -71,7 +79,6 @@ def check_source(config: PipelineConfig, kubeflow: bool) -> str:
             raise UiError(f"source: {source} is a file but not an archive "
                           f"({', '.join(ARCHIVE_SUFFIXES)})")
         return f"archive {path.name}"
-    ingest = config.data.ingest
     try:
         pairs = discover_pairs(path, ingest.mask_dir_names, ingest.side_by_side)
     except DataError as err:

@@ -28,12 +28,11 @@ _TASK_ICONS = {"done": ":material/check_circle:", "running": ":material/progress
 _TITLES = {"val_miou": "val mIoU", "train_loss": "train loss", "val_loss": "val loss"}
 
 
-def _alive(run: training.TrainRun, info: training.RunInfo,
-           parent: ParentRun | None) -> bool:
-    if training.process_state(run).state in LIVE:
+def _alive(process: training.ProcessState, parent: ParentRun | None) -> bool:
+    if process.state in LIVE:
         return True
     # A submitted run lives on the cluster: alive until its parent run says otherwise.
-    if info.mode == "kubeflow" and training.process_state(run).state == "submitted":
+    if process.state == "submitted":
         return parent is None or (parent.state or parent.status.lower()) == "running"
     return False
 
@@ -126,13 +125,16 @@ def _failure(run: training.TrainRun, parent: ParentRun | None,
         return
     if process.state != "failed" and not (parent and parent.state == "failed"):
         return
-    step = (parent.failed_step if parent else None) or (log.failed_task if log else None)
-    message = (parent.error if parent else None) or "\n".join(
-        progress.error_lines(progress.console_tail(run.console_path)))
+    failed_task = log.failed_task if log else None
+    step = (parent.failed_step if parent else None) or (failed_task.name if failed_task
+                                                        else None)
+    message = ((parent.error if parent else None) or (failed_task.error if failed_task
+                                                      else None)
+               or "\n".join(progress.error_lines(progress.console_tail(run.console_path))))
     st.error(f"Failed{f' in step {step}' if step else ''}"
              f"{f' (exit status {process.exit_code})' if process.exit_code else ''}.")
     if message:
-        st.code(message, language=None)
+        st.code(message, language=None, wrap_lines=True)
 
 
 def _chart(rows: list[dict], metric: str) -> alt.Chart:
@@ -218,7 +220,7 @@ def _body(run: training.TrainRun, was_alive: bool) -> None:
     client = MlflowClient(tracking_uri=info.tracking_uri)
     parent = _parent(client, run, info)
     process = training.process_state(run)
-    alive = _alive(run, info, parent)
+    alive = _alive(process, parent)
     if was_alive and not alive:
         # The run just ended: a full rerun stops the refresh, and the Models page lists the
         # new version at once.
@@ -240,8 +242,9 @@ def show(run: training.TrainRun) -> None:
     refreshed part: a click there reruns the page and is never lost to a refresh."""
     info = run.info()
     parent = _parent(MlflowClient(tracking_uri=info.tracking_uri), run, info)
-    alive = _alive(run, info, parent)
-    _stop_button(run, info, training.process_state(run))
+    process = training.process_state(run)
+    alive = _alive(process, parent)
+    _stop_button(run, info, process)
 
     @st.fragment(run_every=REFRESH_S if alive else None)
     def live() -> None:

@@ -169,3 +169,7 @@ def test_source_is_checked_before_a_run_starts(tmp_path):
     generate_sample_dataset(tmp_path / "scenes", scenes=3, size=32, seed=0)
     found = check_source(parse_config({"source": str(tmp_path / "scenes")}), kubeflow=False)
     assert found == f"3 scene(s) in {tmp_path / 'scenes'}"
+    typo = parse_config({"source": str(tmp_path / "scenes"),
+                         "data": {"ingest": {"palette": "palete.json"}}}, base=tmp_path)
+    with pytest.raises(UiError, match=f"data.ingest.palette: {tmp_path}/palete.json is not "):
+        check_source(typo, kubeflow=False)

@@ -36,11 +36,16 @@ def test_tasks_are_followed_as_the_log_grows(tmp_path):
     with open(log, "a") as out:
         out.write("-worker' finished with status SUCCESS\n" + _started("select-best")
                   + _finished("select-best") + _started("evaluate")
+                  + "    Traceback (most recent call last):\n"
+                  + '      File "/work/components/evaluate.py", line 9, in evaluate\n'
+                  + "    components.raster.DataError: tiles/t1.tif: cannot read (truncated)\n"
                   + _finished("evaluate", Status.FAILURE))
     tasks.update()
     assert tasks.tasks["tune-worker"].label() == "tune-worker ×2: done"
     assert tasks.tasks["evaluate"].label() == "evaluate: failed"
-    assert tasks.failed_task == "evaluate"
+    assert tasks.failed_task.name == "evaluate"
+    assert tasks.failed_task.error == "DataError: tiles/t1.tif: cannot read (truncated)"
+    assert tasks.tasks["select-best"].error is None
     assert tasks.offset == log.stat().st_size
 
 
