@@ -145,19 +145,19 @@ def render() -> dict[str, Any]:
     by_key = {field.key: field for field in fields}
     raw: dict[str, Any] = {}
     left, right = st.columns(2)
-    common = list(COMMON.items())
-    half = math.ceil(len(common) / 2) + 1
-    with left:
-        for key, label in common[:half]:
-            raw[key] = widget(by_key[key], label=label)
-    with right:
+    with left:  # the data
+        for key, label in COMMON.items():
+            if key == "source" or key.startswith("data."):
+                raw[key] = widget(by_key[key], label=label)
+    with right:  # the study and the model
         arch_key = KEY + ".".join((*search_form.SEARCH_PATH, "architecture"))
         st.session_state.setdefault(arch_key,
                                     list(search_form.default_space().architecture.choices))
         chosen = st.multiselect("Architectures", search_form.architectures(), key=arch_key,
                                 help="the study picks one per trial")
-        for key, label in common[half:]:
-            raw[key] = widget(by_key[key], label=label)
+        for key, label in COMMON.items():
+            if key not in raw:
+                raw[key] = widget(by_key[key], label=label)
     rest = [field for field in fields if field.key not in COMMON]
     search_space = None
     for prefix, title in SECTIONS:
