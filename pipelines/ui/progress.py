@@ -114,7 +114,8 @@ def kfp_run_name(run_folder: Path) -> str | None:
     """The local runner's name for the latest attempt: its folder under kfp-outputs/,
     made when the first task starts."""
     root = run_folder / "kfp-outputs"
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()
+                   and not p.name.startswith(".")) if root.is_dir() else []  # .kfp_cache
     return names[-1] if names else None
 
 

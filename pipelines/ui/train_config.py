@@ -25,11 +25,18 @@ def parse_yaml_text(text: str, origin: str, base: Path) -> PipelineConfig:
 
 
 def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> PipelineConfig:
-    """The config as the run uses it: its workdir is the run's folder, and a local run logs
-    to the app's tracking store (unless the config names another), with a new experiment's
+    """The config as the run uses it: its workdir is the run's folder, the pipeline run is
+    named after the app's run (unless the config names it), and a local run logs to the
+    app's tracking store (unless the config names another), with a new experiment's
     artifacts beside a SQLite store rather than in the run's folder."""
     update: dict[str, Any] = {"workdir": folder}
     tracking = config.tracking
+    # segpipe run resumes an unfinished run of the same name, and names a run after the
+    # settings that shape it: two app runs with the same settings must not become one.
+    # (TrackingOptions.run_name comes with issue #14's resumable runs.)
+    if "run_name" in type(tracking).model_fields and not tracking.run_name:
+        tracking = tracking.model_copy(update={"run_name": folder.name})
+        update["tracking"] = tracking
     if not settings.kfp_host:
         uri = tracking.mlflow_tracking_uri or settings.tracking_uri
         changes: dict[str, Any] = {"mlflow_tracking_uri": uri}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from pipelines.ui import progress
 from tests.ui.harness import REPO_ROOT
 
 RUN_TIMEOUT_MS = 480_000  # a tiny run takes 2-3 min on 2 busy cores
@@ -165,7 +166,7 @@ def test_training_from_the_form_shows_curves_and_registers_a_version(
     client = MlflowClient(tiny_store.tracking_uri)
     version = client.get_model_version_by_alias(MODEL, "champion")
     parent = client.get_run(version.run_id)
-    assert parent.data.tags["kfp.run_name"] == next((folder / "kfp-outputs").iterdir()).name
+    assert parent.data.tags["kfp.run_name"] == progress.kfp_run_name(folder)
     assert 0.0 <= parent.data.metrics["test_miou"] <= 1.0
     trials = client.search_runs([parent.info.experiment_id],
                                 f"tags.mlflow.parentRunId = '{parent.info.run_id}'")

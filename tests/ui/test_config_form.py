@@ -60,7 +60,8 @@ def test_untouched_form_gives_only_the_source(fields):
     assert config_mapping(fields, raw) == {"source": "scenes"}
 
 
-def test_changed_widgets_become_nested_sections(fields):
+def test_changed_widgets_become_nested_sections(fields, tmp_path):
+    (tmp_path / "scenes").mkdir()
     raw = _defaults(fields) | {"source": "scenes", "data.tile.patch_size": 32,
                                "data.split.ratios": "[0.5, 0.25, 0.25]",
                                "tuning.train.loss": "{ce: 0.5, dice: 0.5}",
@@ -69,9 +70,9 @@ def test_changed_widgets_become_nested_sections(fields):
     assert mapping == {"source": "scenes", "data": {"tile": {"patch_size": 32},
                                                     "split": {"ratios": [0.5, 0.25, 0.25]}},
                        "tuning": {"train": {"loss": {"ce": 0.5, "dice": 0.5}}}}
-    config = parse_config(mapping, origin="form", base=Path("/data"))
+    config = parse_config(mapping, origin="form", base=tmp_path)
     assert config.data.split.ratios == (0.5, 0.25, 0.25)
-    assert config.source == "/data/scenes"  # relative paths resolve against the base
+    assert config.source == str(tmp_path / "scenes")  # relative to the base
 
 
 def test_bad_yaml_names_every_field(fields):
@@ -119,6 +120,7 @@ def test_a_dimension_keeps_only_the_fields_its_type_uses():
 
 
 def test_tiny_search_space_validates_and_round_trips_through_the_written_file(tmp_path):
+    (tmp_path / "scenes").mkdir()
     unet = {"depth": {"type": "categorical", "choices": [2]},
             "filters": {"type": "categorical", "choices": [4]}}
     training = {"batch_size": {"type": "categorical", "choices": [8]}}
@@ -136,6 +138,8 @@ def test_tiny_search_space_validates_and_round_trips_through_the_written_file(tm
     assert load_config(written) == run_config  # what `segpipe run --config` reads back
     assert "search_space" in written.read_text() and "pruner" not in written.read_text()
     assert run_config.workdir == folder
+    # Named after the app's run where the config has run names (issue #14).
+    assert getattr(run_config.tracking, "run_name", folder.name) == folder.name
     assert run_config.tracking.mlflow_tracking_uri == settings.tracking_uri
     assert run_config.tracking.mlflow_artifact_location == (
         tmp_path / "store" / "mlartifacts").as_uri()
@@ -146,7 +150,8 @@ def test_kubeflow_runs_keep_the_clusters_stores(tmp_path):
     settings = UiSettings(tracking_uri="http://mlflow.example", workdir=tmp_path,
                           kfp_host="http://kfp.example")
     run_config = for_run(config, settings, tmp_path / "run")
-    assert run_config.tracking == config.tracking
+    stores = ("mlflow_tracking_uri", "mlflow_artifact_location", "optuna_storage")
+    assert all(getattr(run_config.tracking, name) is None for name in stores)
     with pytest.raises(UiError, match="a Kubeflow run cannot read"):
         check_source(parse_config({"source": str(tmp_path)}), kubeflow=True)
 
@@ -160,8 +165,9 @@ def test_pasted_yaml_errors_name_their_origin():
 
 def test_source_is_checked_before_a_run_starts(tmp_path):
     missing = tmp_path / "nowhere"
+    gone = parse_config({"source": str(tmp_path)}).model_copy(update={"source": str(missing)})
     with pytest.raises(UiError, match=f"source: {missing} does not exist"):
-        check_source(parse_config({"source": str(missing)}), kubeflow=False)
+        check_source(gone, kubeflow=False)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no scenes here")
     with pytest.raises(UiError, match="no image/label pairs found"):

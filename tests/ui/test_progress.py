@@ -61,7 +61,7 @@ def test_missing_log_is_no_progress_yet(tmp_path):
 
 def test_kfp_run_name_is_the_latest_outputs_folder(tmp_path):
     assert progress.kfp_run_name(tmp_path) is None
-    for name in ("segpipe-segmentation-2026-11-29-17-35-47-772760",
+    for name in (".kfp_cache", "segpipe-segmentation-2026-11-29-17-35-47-772760",
                  "segpipe-segmentation-2026-11-29-18-02-11-000001"):
         (tmp_path / "kfp-outputs" / name).mkdir(parents=True)
     assert progress.kfp_run_name(tmp_path) == "segpipe-segmentation-2026-11-29-18-02-11-000001"

@@ -33,8 +33,9 @@ def _from_form():
 
     mapping = train_form.render()
     if not mapping.get("source"):
-        # Check the rest first, so the only thing left to say is that a source is missing.
-        parse_config({**mapping, "source": "-"}, origin="form", base=_base())
+        # Check the rest first (with a folder that exists as a stand-in), so the only thing
+        # left to say is that a source is missing.
+        parse_config({**mapping, "source": str(_base())}, origin="form", base=_base())
         st.info("Give the source of the scenes to start a run.")
         return None
     return parse_config(mapping, origin="form", base=_base())
