@@ -79,11 +79,14 @@ def ui(
     kfp_host: str | None = typer.Option(None, "--kfp-host", help=_help("kfp_host")),
 ) -> None:
     """Web app: browse registered models, predict a scene, train a model."""
-    from pipelines.ui.store import REGISTER_HINT, count_registered_models, resolve_tracking_uri
+    from pipelines.ui.store import count_registered_models, resolve_tracking_uri
 
+    # A store named by the option or the environment must exist; without either, the app
+    # uses its workdir's own store, which the first training creates.
+    named = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     try:
         settings = UiSettings(
-            tracking_uri=resolve_tracking_uri(tracking_uri), host=host, port=port,
+            tracking_uri=resolve_tracking_uri(named) if named else None, host=host, port=port,
             endpoint=endpoint, data_dir=data_dir.resolve() if data_dir else None,
             mlflow_ui_url=mlflow_ui, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
             kfp_host=kfp_host, **({"workdir": workdir} if workdir else {}))
@@ -106,7 +109,7 @@ def ui(
     scratch_dir = Path(tempfile.mkdtemp(prefix="segpipe-ui-"))
     settings = settings.model_copy(update={"scratch_dir": scratch_dir})
     models = (f"{count} registered model(s)" if count
-              else f"no registered model yet ({REGISTER_HINT})")
+              else "no registered model yet (train one on the Train page)")
     typer.echo(f"segpipe ui on http://{settings.host}:{settings.port} ({models} in "
                f"{settings.tracking_uri}; runs in {settings.workdir}); Ctrl-C stops it",
                err=True)

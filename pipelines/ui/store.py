@@ -1,4 +1,4 @@
-"""Find the tracking store and count its registered models, creating nothing.
+"""Find the tracking store and make sure it has a registered model, creating nothing.
 
 MLflow's own stores create their database or folder when opened, so a mistyped
 ``--tracking-uri`` would leave an empty store behind. Local stores are therefore looked at
@@ -18,16 +18,18 @@ _SQLITE = "sqlite:///"
 _SERVER_SCHEMES = ("http", "https", "databricks")
 _DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 _QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-REGISTER_HINT = "train one on the Train page, or with `segpipe demo` or `segpipe run`"
+REGISTER_HINT = "register one first (`segpipe demo` or `segpipe run`)"
 
 
-def resolve_tracking_uri(uri: str | None) -> str | None:
-    """The URI to use (option, else $MLFLOW_TRACKING_URI, else None: the app's own store),
-    with a local path made absolute so the app does not depend on its working directory."""
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The URI to use (option, else $MLFLOW_TRACKING_URI, else MLflow's default), with a
+    local path made absolute so the app does not depend on its working directory."""
     if not uri:
         uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
-        return None
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
     if uri.startswith(_SQLITE):
         path = uri[len(_SQLITE):]
         return _SQLITE + str(Path(path).expanduser().absolute()) if path != ":memory:" else uri
@@ -56,10 +58,17 @@ def count_registered_models(uri: str) -> int:
     raise UiError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
 
 
+def check_registered_models(uri: str) -> int:
+    count = count_registered_models(uri)
+    if count == 0:
+        raise UiError(f"no registered model in the tracking store {uri}: {REGISTER_HINT}")
+    return count
+
+
 def _count_sqlite(path: Path, uri: str) -> int:
     if not path.is_file():
-        raise UiError(f"no MLflow store at {path} (tracking URI {uri}): check --tracking-uri,"
-                      " or leave it out to use the app's own store")
+        raise UiError(f"no MLflow store at {path} (tracking URI {uri}): pass --tracking-uri, "
+                      f"or {REGISTER_HINT}")
     try:
         with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True) as db:
             tables = {row[0] for row in db.execute(
@@ -73,8 +82,8 @@ def _count_sqlite(path: Path, uri: str) -> int:
 
 def _count_file_store(root: Path, uri: str) -> int:
     if not root.is_dir():
-        raise UiError(f"no MLflow store at {root} (tracking URI {uri}): check --tracking-uri,"
-                      " or leave it out to use the app's own store")
+        raise UiError(f"no MLflow store at {root} (tracking URI {uri}): pass --tracking-uri, "
+                      f"or {REGISTER_HINT}")
     models = root / "models"
     if not models.is_dir():
         return 0

@@ -9,7 +9,11 @@ import mlflow
 import pytest
 
 from pipelines.ui.settings import UiError
-from pipelines.ui.store import count_registered_models, resolve_tracking_uri
+from pipelines.ui.store import (
+    check_registered_models,
+    count_registered_models,
+    resolve_tracking_uri,
+)
 
 
 def _digest(path: Path) -> str:
@@ -22,8 +26,6 @@ def test_relative_local_stores_become_absolute(tmp_path, monkeypatch):
         f"sqlite:///{tmp_path}/stores/mlflow.db"
     assert resolve_tracking_uri("mlruns") == (tmp_path / "mlruns").as_uri()
     assert resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve_tracking_uri(None) is None  # the app's own store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
     assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path}/from-env.db"
 
@@ -31,34 +33,36 @@ def test_relative_local_stores_become_absolute(tmp_path, monkeypatch):
 def test_missing_sqlite_store_is_an_error_and_stays_missing(tmp_path):
     path = tmp_path / "typo" / "mlflow.db"
     with pytest.raises(UiError, match=f"no MLflow store at {path}"):
-        count_registered_models(f"sqlite:///{path}")
+        check_registered_models(f"sqlite:///{path}")
     assert not path.exists() and not path.parent.exists()
 
 
 def test_sqlite_store_is_read_without_being_changed(tiny_store):
     path = Path(tiny_store.tracking_uri.removeprefix("sqlite:///"))
     before = _digest(path)
-    assert count_registered_models(tiny_store.tracking_uri) == 1
+    assert check_registered_models(tiny_store.tracking_uri) == 1
     assert _digest(path) == before
 
 
-def test_store_without_registered_models_counts_none(tmp_path):
+def test_store_without_registered_models_is_an_error(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(tracking_uri=uri).create_experiment("only-runs")
     assert count_registered_models(uri) == 0
+    with pytest.raises(UiError, match="no registered model in the tracking store"):
+        check_registered_models(uri)
 
 
 def test_file_that_is_not_a_database_is_named(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("not sqlite")
     with pytest.raises(UiError, match=f"{path} is not an MLflow SQLite store"):
-        count_registered_models(f"sqlite:///{path}")
+        check_registered_models(f"sqlite:///{path}")
 
 
 def test_file_stores_are_counted_from_their_folders(tmp_path):
     root = tmp_path / "mlruns"
     with pytest.raises(UiError, match="no MLflow store at"):
-        count_registered_models(root.as_uri())
+        check_registered_models(root.as_uri())
     assert not root.exists()
     (root / "models" / "segpipe").mkdir(parents=True)
     (root / "models" / "half-written").mkdir()
@@ -71,4 +75,4 @@ def test_unreachable_server_is_one_quick_error(tmp_path):
     from tests.ui.harness import free_port
 
     with pytest.raises(UiError, match="cannot list registered models at http://127.0.0.1"):
-        count_registered_models(f"http://127.0.0.1:{free_port()}")
+        check_registered_models(f"http://127.0.0.1:{free_port()}")
