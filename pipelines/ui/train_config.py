@@ -57,37 +57,31 @@ def _is_local(source: str) -> bool:
     return "://" not in source
 
 
-def check_source(config: PipelineConfig, kubeflow: bool) -> str:
-    """Before a run starts: a local source must exist and (a folder) hold scene pairs, a
-    local palette or classes file must exist, and a Kubeflow run cannot read this
-    machine's files. Returns what was found."""
-    from components.discover import discover_pairs
-    from components.raster import DataError
+def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
+    """Before a run starts, what can be checked here in an instant: a local source, palette
+    or classes file must be there, and a Kubeflow run cannot read this machine's files.
+    Whether the source holds scene pairs is the ingest step's to say (its message shows on
+    the run's page within seconds)."""
     from components.sources import ARCHIVE_SUFFIXES
 
     ingest = config.data.ingest
     files = {"data.ingest.classes_file": ingest.classes_file}
     if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
         files["data.ingest.palette"] = ingest.palette
-    for field, path in files.items():
-        if path and _is_local(path) and not kubeflow and not Path(path).is_file():
-            raise UiError(f"{field}: {path} is not a file")
+    local = {field: path for field, path in files.items() if path and _is_local(path)}
     source = config.source
-    if not _is_local(source):
-        return f"{source} (read by the pipeline)"
-    if kubeflow:
-        raise UiError(f"source: {source} is a local path, which a Kubeflow run cannot read: "
+    if _is_local(source):
+        local = {"source": source, **local}
+    if kubeflow and local:
+        field, path = next(iter(local.items()))
+        raise UiError(f"{field}: {path} is a local path, which a Kubeflow run cannot read: "
                       "give an s3:// URI")
-    path = Path(source)
-    if not path.exists():
-        raise UiError(f"source: {source} does not exist")
-    if path.is_file():
-        if not path.name.lower().endswith(ARCHIVE_SUFFIXES):
-            raise UiError(f"source: {source} is a file but not an archive "
-                          f"({', '.join(ARCHIVE_SUFFIXES)})")
-        return f"archive {path.name}"
-    try:
-        pairs = discover_pairs(path, ingest.mask_dir_names, ingest.side_by_side)
-    except DataError as err:
-        raise UiError(f"source: {err}") from None
-    return f"{len(pairs)} scene(s) in {source}"
+    for field, path in local.items():
+        if not Path(path).exists():
+            raise UiError(f"{field}: {path} does not exist")
+        if field != "source" and not Path(path).is_file():
+            raise UiError(f"{field}: {path} is not a file")
+    if _is_local(source) and Path(source).is_file() and not source.lower().endswith(
+            ARCHIVE_SUFFIXES):
+        raise UiError(f"source: {source} is a file but not an archive "
+                      f"({', '.join(ARCHIVE_SUFFIXES)})")

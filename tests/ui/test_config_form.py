@@ -4,6 +4,7 @@ validated and written exactly like a YAML config file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -16,7 +17,7 @@ from pipelines.config import ConfigError, PipelineConfig, load_config, parse_con
 from pipelines.ui import search_form
 from pipelines.ui.config_form import FormError, config_mapping, form_fields
 from pipelines.ui.settings import UiError, UiSettings
-from pipelines.ui.train_config import check_source, for_run, parse_yaml_text, to_yaml
+from pipelines.ui.train_config import check_inputs, for_run, parse_yaml_text, to_yaml
 
 SKIP = frozenset({"workdir", "tuning.search_space"})
 
@@ -42,7 +43,7 @@ def test_widgets_take_kind_default_bounds_and_choices_from_the_models(fields):
     assert (patch.minimum, patch.maximum) == (bounds["Ge"].ge, bounds["Le"].le)
     strategy = by_key["data.split.strategy"]
     assert strategy.kind == "choice" and strategy.default == SplitOptions().strategy
-    assert set(strategy.choices) == {"random", "scene", "block"}
+    assert strategy.choices == get_args(SplitOptions.model_fields["strategy"].annotation)
     assert by_key["tuning.n_trials"].minimum == 1  # gt=0 on an int
     assert by_key["tuning.train.learning_rate"].minimum is None  # gt=0 on a float: validation
     assert by_key["tuning.pruner"].help == TuneOptions.model_fields["pruner"].description
@@ -152,8 +153,10 @@ def test_kubeflow_runs_keep_the_clusters_stores(tmp_path):
     run_config = for_run(config, settings, tmp_path / "run")
     stores = ("mlflow_tracking_uri", "mlflow_artifact_location", "optuna_storage")
     assert all(getattr(run_config.tracking, name) is None for name in stores)
-    with pytest.raises(UiError, match="a Kubeflow run cannot read"):
-        check_source(parse_config({"source": str(tmp_path)}), kubeflow=True)
+    with pytest.raises(UiError, match=f"^source: {tmp_path} is a local path, which a "
+                       "Kubeflow run cannot read"):
+        check_inputs(parse_config({"source": str(tmp_path)}), kubeflow=True)
+    check_inputs(config, kubeflow=True)
 
 
 def test_pasted_yaml_errors_name_their_origin():
@@ -163,19 +166,18 @@ def test_pasted_yaml_errors_name_their_origin():
         parse_yaml_text("source: x\ntuning: {n_trails: 3}\n", "my.yaml", Path("/"))
 
 
-def test_source_is_checked_before_a_run_starts(tmp_path):
-    missing = tmp_path / "nowhere"
-    gone = parse_config({"source": str(tmp_path)}).model_copy(update={"source": str(missing)})
-    with pytest.raises(UiError, match=f"source: {missing} does not exist"):
-        check_source(gone, kubeflow=False)
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "readme.txt").write_text("no scenes here")
-    with pytest.raises(UiError, match="no image/label pairs found"):
-        check_source(parse_config({"source": str(tmp_path / "notes")}), kubeflow=False)
+def test_local_inputs_are_checked_before_a_run_starts(tmp_path):
     generate_sample_dataset(tmp_path / "scenes", scenes=3, size=32, seed=0)
-    found = check_source(parse_config({"source": str(tmp_path / "scenes")}), kubeflow=False)
-    assert found == f"3 scene(s) in {tmp_path / 'scenes'}"
+    config = parse_config({"source": str(tmp_path / "scenes")})
+    check_inputs(config, kubeflow=False)
+    missing = tmp_path / "nowhere"
+    with pytest.raises(UiError, match=f"^source: {missing} does not exist"):
+        check_inputs(config.model_copy(update={"source": str(missing)}), kubeflow=False)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("no scenes here")
+    with pytest.raises(UiError, match=f"^source: {notes} is a file but not an archive"):
+        check_inputs(config.model_copy(update={"source": str(notes)}), kubeflow=False)
     typo = parse_config({"source": str(tmp_path / "scenes"),
                          "data": {"ingest": {"palette": "palete.json"}}}, base=tmp_path)
-    with pytest.raises(UiError, match=f"data.ingest.palette: {tmp_path}/palete.json is not "):
-        check_source(typo, kubeflow=False)
+    with pytest.raises(UiError, match=f"^data.ingest.palette: {tmp_path}/palete.json does "):
+        check_inputs(typo, kubeflow=False)

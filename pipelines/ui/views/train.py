@@ -64,11 +64,10 @@ def _from_yaml():
 
 
 def _start(config) -> None:
-    from pipelines.ui.train_config import check_source, for_run, to_yaml
+    from pipelines.ui.train_config import check_inputs, for_run, to_yaml
 
     settings = state.settings()
-    kubeflow = settings.kfp_host is not None
-    found = check_source(config, kubeflow)
+    check_inputs(config, kubeflow=settings.kfp_host is not None)
     run = training.new_run(settings.workdir)
     try:
         config = for_run(config, settings, run.folder)
@@ -80,7 +79,7 @@ def _start(config) -> None:
         shutil.rmtree(run.folder, ignore_errors=True)
         raise
     st.session_state[_NEXT_KEY] = {_VIEW_KEY: RUNS, _RUN_KEY: run.id}
-    st.toast(f"Started {run.id}: {found}")
+    st.toast(f"Started {run.id}")
     st.rerun()
 
 
