@@ -55,9 +55,18 @@ def _text(page, label: str, value: str) -> None:
     _settle(page)
 
 
-def _remove(page, chip: str) -> None:
-    page.get_by_role("button", name=f"Remove {chip}", exact=True).click()
-    _settle(page)
+def _keep_only(page, label: str, kept: set[str]) -> None:
+    """Remove every chosen option of the multiselect ``label`` but ``kept``."""
+    box = page.get_by_test_id("stMultiSelect").filter(
+        has=page.get_by_text(label, exact=True))
+    while True:
+        labels = box.locator("button[aria-label^='Remove ']").evaluate_all(
+            "buttons => buttons.map(b => b.getAttribute('aria-label'))")
+        chips = [name for name in labels if name.removeprefix("Remove ") not in kept]
+        if not chips:
+            return
+        box.get_by_role("button", name=chips[0], exact=True).click()
+        _settle(page)
 
 
 def _expand(page, title: str) -> None:
@@ -91,8 +100,7 @@ def _fill_tiny_training(page, scenes: Path) -> None:
     _number(page, "Trials", 2)
     _number(page, "Epochs per trial", 2)
     _text(page, "Model name", MODEL)
-    for architecture in ("attention_unet", "unet_aspp"):
-        _remove(page, architecture)
+    _keep_only(page, "Architectures", {"unet"})
     _expand(page, "Data: tiles")
     _number(page, "min valid fraction", 0.3)
     _expand(page, "Data: split")
@@ -101,8 +109,7 @@ def _fill_tiny_training(page, scenes: Path) -> None:
     _number(page, "n workers", 2)
     _expand(page, "Search space")
     _text(page, "batch_size choices", "[8]")
-    for dimension in ("kernel_size", "batch_norm", "dropout"):
-        _remove(page, dimension)
+    _keep_only(page, "Searched unet parameters", {"depth", "filters"})
     _number(page, "unet.depth low", 2)
     _number(page, "unet.depth high", 2)
     _text(page, "unet.filters choices", "[4]")
