@@ -83,7 +83,8 @@ def _browser(tracking_uri: str, scene: Path, work: Path, repeats: int) -> dict:
 
     from tests.ui.harness import UiApp, launch_chromium
 
-    app = UiApp(tracking_uri, work / "segpipe-ui.log")
+    # Its own workdir: the benchmark leaves nothing in the user's data folder.
+    app = UiApp(tracking_uri, work / "segpipe-ui.log", "--workdir", str(work / "ui-workdir"))
     try:
         app.wait_ready()
         with sync_playwright() as playwright:

@@ -1,6 +1,6 @@
 """Streamlit entry point (`segpipe ui` runs it): the sidebar model picker and the pages.
 
-A page is a zero-argument function in ``views/``; adding one (Train, in phase 2) is one
+A page is a zero-argument function in ``views/``; adding one is one
 more entry in ``PAGES``. Views are imported when their page runs, so the Models page does
 not wait for TensorFlow."""
 
@@ -16,6 +16,7 @@ from pipelines.ui import state
 PAGES = [
     ("models", "Models", "models", ":material/inventory_2:"),
     ("predict", "Predict", "predict", ":material/layers:"),
+    ("train", "Train", "train", ":material/model_training:"),
 ]
 
 

@@ -62,7 +62,8 @@ def child_env(settings: UiSettings) -> dict[str, str]:
 def ui(
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                                     "else MLflow's default)"),
+                                     "else the workdir's own store, created by the first "
+                                     "training)"),
     host: str = typer.Option(_default("host"), "--host", help=_help("host")),
     port: int = typer.Option(_default("port"), "--port"),
     endpoint: str | None = typer.Option(None, "--endpoint", help=_help("endpoint")),
@@ -73,16 +74,26 @@ def ui(
                                       help=_help("max_upload_mb")),
     max_pixels: int = typer.Option(_default("max_pixels"), "--max-pixels",
                                    help=_help("max_pixels")),
+    workdir: Path | None = typer.Option(None, "--workdir", file_okay=False,
+                                        help=_help("workdir")),
+    kfp_host: str | None = typer.Option(None, "--kfp-host", help=_help("kfp_host")),
 ) -> None:
-    """Web app: pick a registered model, upload a scene, see and download its mask."""
-    from pipelines.tracking_store import StoreError, check_registered_models, resolve_tracking_uri
+    """Web app: browse registered models, predict a scene, train a model."""
+    from pipelines.tracking_store import StoreError, count_registered_models, resolve_tracking_uri
 
+    # A store named by the option or the environment must exist; without either, the app
+    # uses its workdir's own store, which the first training creates.
+    named = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     try:
         settings = UiSettings(
-            tracking_uri=resolve_tracking_uri(tracking_uri), host=host, port=port,
+            tracking_uri=resolve_tracking_uri(named) if named else None, host=host, port=port,
             endpoint=endpoint, data_dir=data_dir.resolve() if data_dir else None,
-            mlflow_ui_url=mlflow_ui, max_upload_mb=max_upload_mb, max_pixels=max_pixels)
-        count = check_registered_models(settings.tracking_uri)
+            mlflow_ui_url=mlflow_ui, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
+            kfp_host=kfp_host, **({"workdir": workdir} if workdir else {}))
+        own_store_missing = (settings.tracking_uri == settings.own_store
+                             and not (settings.workdir / "mlflow.db").exists())
+        count = 0 if own_store_missing else count_registered_models(settings.tracking_uri)
+        settings.workdir.mkdir(parents=True, exist_ok=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "option"
@@ -91,12 +102,21 @@ def ui(
     except (UiError, StoreError) as exc:
         typer.echo(f"segpipe ui: {exc}", err=True)
         raise typer.Exit(1) from None
-    work_dir = Path(tempfile.mkdtemp(prefix="segpipe-ui-"))
-    settings = settings.model_copy(update={"work_dir": work_dir})
-    typer.echo(f"segpipe ui on http://{settings.host}:{settings.port} ({count} registered "
-               f"model(s) in {settings.tracking_uri}); Ctrl-C stops it", err=True)
+    except OSError as exc:
+        typer.echo(f"segpipe ui: --workdir: cannot create {exc.filename}: {exc.strerror}",
+                   err=True)
+        raise typer.Exit(2) from None
+    scratch_dir = Path(tempfile.mkdtemp(prefix="segpipe-ui-"))
+    settings = settings.model_copy(update={"scratch_dir": scratch_dir})
+    models = (f"{count} registered model(s)" if count
+              else "no registered model yet (train one on the Train page)")
+    typer.echo(f"segpipe ui on http://{settings.host}:{settings.port} ({models} in "
+               f"{settings.tracking_uri}; runs in {settings.workdir}); Ctrl-C stops it",
+               err=True)
     process = subprocess.Popen(streamlit_command(settings), env=child_env(settings))
-    # A supervisor's SIGTERM stops the app too, and the scratch folder still goes.
+    # A supervisor's SIGTERM stops the app too, and the scratch folder still goes. Training
+    # runs started from the app go on (each in its own session); the Train page finds them
+    # again in the workdir.
     previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
         code = process.wait()
@@ -105,5 +125,5 @@ def ui(
         code = process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(work_dir, ignore_errors=True)
+        shutil.rmtree(scratch_dir, ignore_errors=True)
     raise typer.Exit(0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code)

@@ -4,11 +4,25 @@ Streamlit process as JSON in one environment variable."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SETTINGS_ENV = "SEGPIPE_UI_SETTINGS"
+CODE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_workdir() -> Path:
+    """The user's data folder (XDG on Linux), never the checkout or the current folder."""
+    home = Path.home()
+    if sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "segpipe" / "ui"
 
 
 class UiError(ValueError):
@@ -19,7 +33,8 @@ class UiError(ValueError):
 class UiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tracking_uri: str = Field(description="MLflow tracking URI holding the registered models")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI holding the "
+                                     "registered models; unset: the workdir's own store")
     host: str = Field("127.0.0.1", description="interface to bind; 0.0.0.0 exposes the app")
     port: int = Field(8501, ge=1, le=65535)
     endpoint: str | None = Field(None, description="scoring server URL the Predict page may "
@@ -33,10 +48,32 @@ class UiSettings(BaseModel):
                                "through the data folder or `segpipe predict`")
     max_pixels: int = Field(100_000_000, gt=0, description="largest scene (width x height) "
                             "the app predicts, checked before decoding")
-    work_dir: Path | None = Field(None, description="where masks are written; the command "
-                                  "makes a temporary folder and removes it on exit")
+    scratch_dir: Path | None = Field(None, description="where masks are written; the "
+                                     "command makes a temporary folder and removes it on exit")
+    workdir: Path = Field(default_factory=default_workdir, validate_default=True,
+                          description="where the Train page's runs go, one folder each "
+                          "(config, logs, pipeline outputs, Optuna study); default: "
+                          "segpipe/ui in the user's data folder")
+    kfp_host: str | None = Field(None, description="Kubeflow Pipelines API URL: the Train "
+                                 "page submits runs there (token from $KFP_TOKEN) instead of "
+                                 "running them on this machine")
 
-    @field_validator("endpoint", "mlflow_ui_url")
+    @field_validator("workdir")
+    @classmethod
+    def _outside_checkout(cls, value: Path) -> Path:
+        value = value.expanduser().absolute()
+        if value.is_relative_to(CODE_ROOT):
+            raise ValueError(f"{value} lies inside the segpipe checkout {CODE_ROOT}; runs "
+                             "write datasets and models there: choose a folder outside it")
+        return value
+
+    @model_validator(mode="after")
+    def _own_store_by_default(self) -> UiSettings:
+        if not self.tracking_uri:
+            self.tracking_uri = self.own_store
+        return self
+
+    @field_validator("endpoint", "mlflow_ui_url", "kfp_host")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -50,6 +87,12 @@ class UiSettings(BaseModel):
         if self.tracking_uri.startswith(("http://", "https://")):
             return self.tracking_uri.rstrip("/")
         return None
+
+    @property
+    def own_store(self) -> str:
+        """The tracking URI when none is given: a SQLite store in the workdir, created by the
+        first training."""
+        return f"sqlite:///{self.workdir / 'mlflow.db'}"
 
     def to_env(self) -> dict[str, str]:
         return {SETTINGS_ENV: self.model_dump_json()}

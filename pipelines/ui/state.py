@@ -78,7 +78,8 @@ def pick_model() -> registry.VersionSummary | None:
     """Sidebar picker of a registered model and version (the champion preselected)."""
     names = model_names()
     if not names:
-        st.sidebar.error(f"No registered model in {settings().tracking_uri}.")
+        st.sidebar.info(f"No registered model yet in {settings().tracking_uri}: train one on "
+                        "the Train page.")
         return None
     default = names.index("segpipe") if "segpipe" in names else 0
     name = st.sidebar.selectbox("Registered model", names, index=default, key="segpipe.model")
@@ -103,7 +104,7 @@ def session_dir() -> Path:
     """This browser session's scratch folder under the app's work folder."""
     if _SESSION_KEY not in st.session_state:
         st.session_state[_SESSION_KEY] = uuid.uuid4().hex
-    root = settings().work_dir or Path(tempfile.gettempdir()) / "segpipe-ui"
+    root = settings().scratch_dir or Path(tempfile.gettempdir()) / "segpipe-ui"
     folder = root / st.session_state[_SESSION_KEY]
     folder.mkdir(parents=True, exist_ok=True)
     return folder

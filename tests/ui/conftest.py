@@ -1,6 +1,7 @@
-"""Session fixtures for the UI tests: one tiny registered model, one `segpipe ui` process,
-one Chromium. Each browser test saves a screenshot of its page under
-$SEGPIPE_UI_SCREENSHOTS (default: pytest's temporary folder)."""
+"""Session fixtures for the UI tests: one tiny registered model, one `segpipe ui` process
+(its training runs in a temporary workdir), one Chromium. Each browser test saves a
+screenshot of its page under $SEGPIPE_UI_SCREENSHOTS (default: pytest's temporary
+folder)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,16 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ui_app(tiny_store, data_dir, tmp_path_factory):
+def ui_workdir(tmp_path_factory) -> Path:
+    """Where the app's Train page puts its runs."""
+    return tmp_path_factory.mktemp("ui-workdir")
+
+
+@pytest.fixture(scope="session")
+def ui_app(tiny_store, data_dir, ui_workdir, tmp_path_factory):
     log = tmp_path_factory.mktemp("ui-app") / "segpipe-ui.log"
     app = UiApp(tiny_store.tracking_uri, log, "--data-dir", str(data_dir),
-                "--max-upload-mb", str(MAX_UPLOAD_MB))
+                "--max-upload-mb", str(MAX_UPLOAD_MB), "--workdir", str(ui_workdir))
     try:
         yield app.wait_ready()
     finally:

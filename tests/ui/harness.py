@@ -124,19 +124,24 @@ def free_port() -> int:
 
 
 class UiApp:
-    """`segpipe ui` in its own session (its Streamlit child goes with it on stop)."""
+    """`segpipe ui` in its own session (its Streamlit child goes with it on stop). Without
+    a tracking URI it uses its workdir's own store."""
 
-    def __init__(self, tracking_uri: str, log_path: Path, *extra: str):
+    def __init__(self, tracking_uri: str | None, log_path: Path, *extra: str,
+                 cwd: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("MLFLOW_TRACKING_URI", None)
+        store = ["--tracking-uri", tracking_uri] if tracking_uri else []
         self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "ui", "--tracking-uri", tracking_uri,
-             "--port", str(self.port), *extra],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [sys.executable, "-m", "pipelines.cli", "ui", *store, "--port", str(self.port),
+             *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            cwd=cwd)
 
     def wait_ready(self, timeout: float = 120.0) -> UiApp:
         deadline = time.monotonic() + timeout

@@ -12,6 +12,8 @@ from pipelines.cli import app
 from pipelines.ui.command import child_env, streamlit_command
 from pipelines.ui.settings import SETTINGS_ENV, UiSettings
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def _ui(*args: str):
     return CliRunner().invoke(app, ["ui", *args])
@@ -31,30 +33,47 @@ def test_missing_store_is_one_line_and_creates_nothing(tmp_path):
     assert not path.exists()
 
 
-def test_default_store_is_not_created_in_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    result = _ui()
-    assert result.exit_code == 1
-    assert "segpipe ui: no MLflow store at" in _one_line(result)
-    assert list(tmp_path.iterdir()) == []
+def test_default_workdir_and_store_are_in_the_users_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    settings = UiSettings()
+    assert settings.workdir == tmp_path / "data" / "segpipe" / "ui"
+    assert settings.tracking_uri == f"sqlite:///{settings.workdir}/mlflow.db"
 
 
-def test_store_without_registered_models_is_one_line(tmp_path):
-    import mlflow
+def test_workdir_inside_the_checkout_is_refused():
+    inside = REPO_ROOT / "ui-runs"
+    result = _ui("--workdir", str(inside))
+    assert result.exit_code == 2
+    assert _one_line(result).startswith(f"segpipe ui: --workdir: Value error, {inside} lies "
+                                        f"inside the segpipe checkout {REPO_ROOT}")
+    assert not inside.exists()
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.MlflowClient(tracking_uri=uri).create_experiment("runs-only")
-    result = _ui("--tracking-uri", uri)
-    assert result.exit_code == 1
-    assert _one_line(result) == (f"segpipe ui: no registered model in the tracking store {uri}:"
-                                 f" register one first (`segpipe demo` or `segpipe run`)")
+
+def test_empty_workdir_starts_with_its_own_store(tmp_path):
+    """A first start: no tracking URI, no store yet. The app starts on the workdir's own
+    store (for the Train page to fill), creates nothing in the current folder, and says
+    there is no model yet."""
+    from tests.ui.harness import UiApp
+
+    workdir, cwd = tmp_path / "work", tmp_path / "cwd"
+    cwd.mkdir()
+    app = UiApp(None, tmp_path / "ui.log", "--workdir", str(workdir), cwd=cwd)
+    try:
+        app.wait_ready()
+        first = app.log_text().splitlines()[0]
+    finally:
+        app.stop()
+    assert "no registered model yet (train one on the Train page" in first
+    assert f"in sqlite:///{workdir}/mlflow.db; runs in {workdir})" in first
+    assert list(cwd.iterdir()) == []
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--endpoint", "127.0.0.1:5000"], "--endpoint: Value error, '127.0.0.1:5000' is not an "
                                        "http:// or https:// URL"),
     (["--port", "0"], "--port: Input should be greater than or equal to 1"),
+    (["--kfp-host", "kfp.example:8888"], "--kfp-host: Value error, 'kfp.example:8888' is "
+                                         "not an http:// or https:// URL"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message):
     # Options are checked before the store is looked at.

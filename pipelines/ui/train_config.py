@@ -1,0 +1,87 @@
+"""From the Train form (or a pasted YAML) to the config a run starts with: validated by
+``pipelines.config.parse_config`` like any config file, then placed in the run's folder and
+pointed at the app's tracking store, and its source checked before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.config import ConfigError, PipelineConfig, parse_config
+from pipelines.ui.settings import UiError, UiSettings
+
+_SQLITE = "sqlite:///"
+
+
+def parse_yaml_text(text: str, origin: str, base: Path) -> PipelineConfig:
+    """A pasted or uploaded config; ConfigError naming ``origin`` and the field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin}: not valid YAML: {err}") from None
+    return parse_config({} if data is None else data, origin=origin, base=base)
+
+
+def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> PipelineConfig:
+    """The config as the run uses it: its workdir is the run's folder, the pipeline run is
+    named after the app's run (unless the config names it), and a local run logs to the
+    app's tracking store (unless the config names another), with a new experiment's
+    artifacts beside a SQLite store rather than in the run's folder."""
+    update: dict[str, Any] = {"workdir": folder}
+    tracking = config.tracking
+    # segpipe run resumes an unfinished run of the same name, and names a run after the
+    # settings that shape it: two app runs with the same settings must not become one.
+    # (TrackingOptions.run_name comes with issue #14's resumable runs.)
+    if "run_name" in type(tracking).model_fields and not tracking.run_name:
+        tracking = tracking.model_copy(update={"run_name": folder.name})
+        update["tracking"] = tracking
+    if not settings.kfp_host:
+        uri = tracking.mlflow_tracking_uri or settings.tracking_uri
+        changes: dict[str, Any] = {"mlflow_tracking_uri": uri}
+        if uri.startswith(_SQLITE) and not tracking.mlflow_artifact_location:
+            store = Path(uri[len(_SQLITE):].split("?")[0])
+            changes["mlflow_artifact_location"] = (store.parent / "mlartifacts").as_uri()
+        update["tracking"] = tracking.model_copy(update=changes)
+    return config.model_copy(update=update)
+
+
+def to_yaml(config: PipelineConfig) -> str:
+    """The config file a run reads: only what differs from the models' defaults."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True),
+                          sort_keys=False, allow_unicode=True)
+
+
+def _is_local(source: str) -> bool:
+    return "://" not in source
+
+
+def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
+    """Before a run starts, what can be checked here in an instant: a local source, palette
+    or classes file must be there, and a Kubeflow run cannot read this machine's files.
+    Whether the source holds scene pairs is the ingest step's to say (its message shows on
+    the run's page within seconds)."""
+    from components.sources import ARCHIVE_SUFFIXES
+
+    ingest = config.data.ingest
+    files = {"data.ingest.classes_file": ingest.classes_file}
+    if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
+        files["data.ingest.palette"] = ingest.palette
+    local = {field: path for field, path in files.items() if path and _is_local(path)}
+    source = config.source
+    if _is_local(source):
+        local = {"source": source, **local}
+    if kubeflow and local:
+        field, path = next(iter(local.items()))
+        raise UiError(f"{field}: {path} is a local path, which a Kubeflow run cannot read: "
+                      "give an s3:// URI")
+    for field, path in local.items():
+        if not Path(path).exists():
+            raise UiError(f"{field}: {path} does not exist")
+        if field != "source" and not Path(path).is_file():
+            raise UiError(f"{field}: {path} is not a file")
+    if _is_local(source) and Path(source).is_file() and not source.lower().endswith(
+            ARCHIVE_SUFFIXES):
+        raise UiError(f"source: {source} is a file but not an archive "
+                      f"({', '.join(ARCHIVE_SUFFIXES)})")
