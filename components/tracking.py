@@ -63,8 +63,9 @@ class TrackingOptions(BaseModel):
         environment name a store."""
         # SQLite's default 5 s lock wait is too short for parallel tune workers on a busy
         # machine; both stores get a minute.
-        tracking_uri = (self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                        or f"sqlite:///{workdir / 'mlflow.db'}?timeout=60")
+        tracking_uri = _patient_sqlite(self.mlflow_tracking_uri
+                                       or os.environ.get("MLFLOW_TRACKING_URI")
+                                       or f"sqlite:///{workdir / 'mlflow.db'}")
         artifacts = self.mlflow_artifact_location
         if artifacts is None and not (self.mlflow_tracking_uri
                                       or os.environ.get("MLFLOW_TRACKING_URI")):
@@ -74,6 +75,14 @@ class TrackingOptions(BaseModel):
         return self.model_copy(update={"mlflow_tracking_uri": tracking_uri,
                                        "mlflow_artifact_location": artifacts,
                                        "optuna_storage": storage})
+
+
+def _patient_sqlite(uri: str) -> str:
+    """A SQLite store URI that waits up to a minute for a lock (SQLite's default, 5 s, is too
+    short for parallel tune workers on a busy machine); other URIs as they are."""
+    if uri.startswith("sqlite:///") and "?" not in uri:
+        return f"{uri}?timeout=60"
+    return uri
 
 
 class RunContext(BaseModel):

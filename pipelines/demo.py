@@ -64,7 +64,8 @@ def next_commands(tracking_uri: str, model_name: str, workdir: Path,
         (f"{segpipe} predict {quoted(str(scene))} --tracking-uri {store} --model-uri "
          f"{model_uri} --out {quoted(str(workdir / 'predicted_mask.tif'))}",
          "a georeferenced mask GeoTIFF for a whole scene"),
-        (f"{segpipe} ui --tracking-uri {store} --data-dir {quoted(str(scene.parent))}",
-         "the web app at http://127.0.0.1:8501: upload a scene, see its mask "
-         "(holds its terminal)"),
+        (f"{segpipe} ui --tracking-uri {store} --data-dir {quoted(str(scene.parent))} "
+         f"--mlflow-ui http://127.0.0.1:5000 --endpoint http://127.0.0.1:{SERVE_PORT}",
+         "the web app at http://127.0.0.1:8501: the models, predictions on a scene, "
+         "training from a form (holds its terminal)"),
     ]

@@ -12,14 +12,17 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from components.tracking import KFP_RUN_ID_TAG, KFP_RUN_NAME_TAG
-from pipelines.ui.registry import TAG_DECISION
+from components.register import TAG_DECISION
+from components.register import TAG_REGISTERED_VERSION as REGISTERED_VERSION_TAG
+from components.tracking import (
+    ERROR_TAG,
+    FAILED_STEP_TAG,
+    KFP_RUN_ID_TAG,
+    KFP_RUN_NAME_TAG,
+    STATE_TAG,
+)
 
 PARENT_TAG = "mlflow.parentRunId"
-STATE_TAG = "segpipe.pipeline_state"  # running | finished | failed
-ERROR_TAG = "segpipe.error"
-FAILED_STEP_TAG = "segpipe.failed_step"
-REGISTERED_VERSION_TAG = "segpipe.registered_version"
 TRIAL_TAG = "optuna.trial"
 TRIAL_STATE_TAG = "segpipe.trial_state"
 TEST_MIOU = "test_miou"

@@ -11,17 +11,16 @@ from urllib.parse import quote
 
 from mlflow import MlflowClient
 
+from components.register import (  # the tags register_model sets
+    TAG_ARCHITECTURE,
+    TAG_DATASET,
+    TAG_DECISION,
+    TAG_TRAIN_RUN,
+)
+from components.register import TAG_TEST_PREFIX as TEST_PREFIX
 from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
 
-# Tags set by components.register.register_model (TAG_DECISION and TAG_DATASET are held
-# equal to its constants by tests/ui/test_registry.py; importing it here would load
-# TensorFlow for a page that only reads the registry).
-TAG_DECISION = "segpipe.decision"
-TAG_DATASET = "segpipe.dataset_digest"
-TAG_ARCHITECTURE = "segpipe.architecture"
-TAG_TRAIN_RUN = "segpipe.train_run_id"
-TEST_PREFIX = "segpipe.test_"
 CLASS_IOU_PREFIX = "iou_"
 CHAMPION, CHALLENGER = "champion", "challenger"
 #: Versions listed per model, newest first: a long-lived registry holds hundreds.

@@ -33,8 +33,7 @@ def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> Pipel
     tracking = config.tracking
     # segpipe run resumes an unfinished run of the same name, and names a run after the
     # settings that shape it: two app runs with the same settings must not become one.
-    # (TrackingOptions.run_name comes with issue #14's resumable runs.)
-    if "run_name" in type(tracking).model_fields and not tracking.run_name:
+    if not tracking.run_name:
         tracking = tracking.model_copy(update={"run_name": folder.name})
         update["tracking"] = tracking
     if not settings.kfp_host:

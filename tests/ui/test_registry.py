@@ -16,13 +16,6 @@ def client(tiny_store) -> MlflowClient:
     return MlflowClient(tracking_uri=tiny_store.tracking_uri)
 
 
-def test_tag_names_are_the_ones_register_sets():
-    from components import register
-
-    assert registry.TAG_DECISION == register.TAG_DECISION
-    assert registry.TAG_DATASET == register.TAG_DATASET
-
-
 def test_versions_carry_aliases_scores_and_the_gate_decision(client, tiny_store):
     assert registry.registered_model_names(client) == [tiny_store.name]
     versions = registry.model_versions(client, tiny_store.name)
