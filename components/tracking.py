@@ -227,9 +227,13 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
     afterwards (the pipeline's last task closes it), and the process's previous tracking URI
     and experiment come back."""
     import mlflow
+    from mlflow.tracking import fluent
 
     previous_uri = mlflow.get_tracking_uri()
     previous_experiment = os.environ.get(EXPERIMENT_ENV)
+    # set_experiment below also sets MLflow's process-wide active experiment, which would
+    # outlive this block and send later runs of another store to an experiment it lacks.
+    previous_active = fluent._active_experiment_id
     mlflow.set_tracking_uri(context.tracking_uri)
     os.environ[EXPERIMENT_ENV] = context.experiment_id
     try:
@@ -243,6 +247,7 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
         mlflow.MlflowClient().update_run(context.parent_run_id, status="RUNNING")
     finally:
         mlflow.set_tracking_uri(previous_uri)
+        fluent._active_experiment_id = previous_active
         if previous_experiment is None:
             os.environ.pop(EXPERIMENT_ENV, None)
         else:

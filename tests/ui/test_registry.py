@@ -69,6 +69,8 @@ def test_a_model_that_is_not_ours_is_named(tmp_path):
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
+        # Its own experiment: one set by an earlier test belongs to another store.
+        mlflow.set_experiment("not-ours")
         with mlflow.start_run():
             mlflow.pyfunc.log_model(name="echo", python_model=_Echo(),
                                     registered_model_name="echo")
