@@ -3,6 +3,7 @@ and prediction-overlay figures."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -92,8 +93,11 @@ class EpochProgress(keras.callbacks.Callback):
         figures = ", ".join(f"{name} {float(logs[key]):.3f}" for key, name in (
             ("loss", "loss"), ("val_loss", "val loss"), ("val_miou", "val mIoU"))
             if key in logs)
-        print(f"{self.label} epoch {epoch + 1}/{self.epochs}: {figures} "
-              f"({time.monotonic() - self.started:.0f} s)", flush=True)
+        # Whoever read our output may be gone (a killed runner): progress is not worth
+        # failing the trial, whose checkpoints a resumed run will want.
+        with contextlib.suppress(OSError):
+            print(f"{self.label} epoch {epoch + 1}/{self.epochs}: {figures} "
+                  f"({time.monotonic() - self.started:.0f} s)", flush=True)
 
 
 class ClassIoUCurves(keras.callbacks.Callback):
