@@ -107,17 +107,21 @@ def _prepare_options(config: Path | None, overrides: dict):
 
 
 def _print_summary(console, summary) -> None:
+    """Splits as columns, classes as rows: the table stays within 80 columns whatever the
+    number of classes (long class names are cut, the full names are in classes.json)."""
     from rich.table import Table
 
-    table = Table(title=f"dataset {summary.dataset_dir} ({summary.bands} bands)")
-    table.add_column("split")
-    table.add_column("scenes", justify="right")
-    table.add_column("tiles", justify="right")
+    console.print(f"dataset {summary.dataset_dir} ({summary.bands} bands)", markup=False,
+                  soft_wrap=True)
+    table = Table(show_edge=False)
+    table.add_column("", max_width=40, overflow="ellipsis", no_wrap=True)
+    for split_name in summary.splits:
+        table.add_column(split_name, justify="right")
+    splits = list(summary.splits.values())
+    table.add_row("scenes", *(str(s.scenes) for s in splits))
+    table.add_row("tiles", *(str(s.tiles) for s in splits), end_section=True)
     for name in summary.classes:
-        table.add_column(name, justify="right")
-    for split_name, s in summary.splits.items():
-        table.add_row(split_name, str(s.scenes), str(s.tiles),
-                      *(f"{100 * s.class_shares[c]:.1f}%" for c in summary.classes))
+        table.add_row(name, *(f"{100 * s.class_shares[name]:.1f}%" for s in splits))
     console.print(table)
     for message in summary.warnings:
         console.print("warning:", style="yellow", end=" ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from typer.testing import CliRunner
@@ -90,3 +91,50 @@ def test_bad_option_values_are_refused_before_any_work_naming_the_flag(tmp_path)
         in result.output
     assert "data.split.ratios" in result.output and "(--ratios)" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_summary_fits_80_columns_with_many_long_class_names(tmp_path):
+    from rich.console import Console
+
+    from components.prepare import PrepareSummary, SplitSummary
+    from pipelines.cli.data import _print_summary
+
+    classes = [f"a rather long class name number {i}" for i in range(12)]
+    splits = {name: SplitSummary(scenes=3, tiles=40, class_shares={c: 1 / 12 for c in classes})
+              for name in ("train", "val", "test")}
+    console = Console(width=80, record=True, file=io.StringIO())
+    _print_summary(console, PrepareSummary(dataset_dir=str(tmp_path), classes=classes,
+                                           bands=4, splits=splits))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert sum("8.3%" in line for line in lines) == 12
+
+
+def test_palette_auto_with_a_classes_file_means_the_same_in_a_config_and_on_the_cli(tmp_path):
+    """The same ingest options reach ingest_source the same way from `segpipe prepare`'s
+    flags and from a pipeline config (as the Kubeflow ingest task validates them)."""
+    from components.artifacts import ClassMap
+    from components.ingest import IngestOptions, ingest_source
+    from components.sample_data import generate_sample_dataset
+    from pipelines.config import load_config
+    from pipelines.step_options import step_options
+
+    source = generate_sample_dataset(tmp_path / "data", scenes=3, size=48, seed=4)
+    classes_file = tmp_path / "elsewhere" / "classes.json"
+    classes_file.parent.mkdir()
+    classes_file.write_bytes((source / "classes.json").read_bytes())
+    (source / "classes.json").unlink()  # only the named file can give the names
+
+    result = CliRunner().invoke(app, ["prepare", str(source), str(tmp_path / "cli"),
+                                      "--patch-size", "16", "--palette", "auto",
+                                      "--classes-file", str(classes_file)])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "run.yaml").write_text(
+        f"source: data\ndata:\n  ingest: {{palette: auto, classes_file: {classes_file}}}\n")
+    section = load_config(tmp_path / "run.yaml").data.ingest.model_dump(
+        mode="json", exclude_none=True)
+    ingest_source(str(source), tmp_path / "kfp", step_options(IngestOptions, section))
+    from_cli = ClassMap.load(tmp_path / "cli" / "classes.json")
+    from_config = ClassMap.load(tmp_path / "kfp" / "classes.json")
+    assert from_cli == from_config
+    assert "building" in from_config.names
