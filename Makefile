@@ -23,13 +23,12 @@ install-dev: $(DEV_STAMP)
 $(RUNTIME_STAMP): pyproject.toml requirements/runtime.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) -r requirements/runtime.lock
-	$(PIP) --no-deps -e .
+	$(PIP) -c requirements/runtime.lock -e .
 	rm -f $(VENV)/.runtime-* $(VENV)/.dev-*
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP) requirements/dev.lock
-	$(PIP) -r requirements/dev.lock
+	$(PIP) -c requirements/dev.lock -e ".[dev]"
 	rm -f $(VENV)/.dev-*
 	touch $@
 

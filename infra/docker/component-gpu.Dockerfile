@@ -16,13 +16,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/segpipe
 COPY pyproject.toml README.md ./
+# The versions pinned by `make lock` (resolved from pyproject.toml): reproducible images.
+COPY requirements/runtime.lock ./requirements/
 COPY segmodels ./segmodels
 COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
 # KFP's launcher stages artifacts under /gcs, /minio and /s3 at the filesystem root, which a
 # non-root user cannot create: they exist up front, owned by the user the steps run as.
-RUN pip install . \
+RUN pip install -c requirements/runtime.lock . \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin segpipe \
     && mkdir -p /gcs /minio /s3 \
     && chown 10001 /gcs /minio /s3

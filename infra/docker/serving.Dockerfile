@@ -18,11 +18,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/segpipe
 COPY pyproject.toml README.md ./
+# The versions pinned by `make lock` (resolved from pyproject.toml): reproducible images.
+COPY requirements/runtime.lock ./requirements/
 COPY segmodels ./segmodels
 COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
-RUN pip install . \
+RUN pip install -c requirements/runtime.lock . \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin segpipe
 
 USER 10001

@@ -98,20 +98,25 @@ def test_installs_the_project_from_pyproject(dockerfile: Path) -> None:
     assert len(installs) == 1, installs
     words = shlex.split(installs[0].split("&&")[0])
     assert words[:2] == ["pip", "install"]
-    targets = [word for word in words[2:] if not word.startswith("-")]
+    targets = [word for word in words[2:] if not word.startswith("-")
+               and not word.endswith(".lock")]
     assert targets == ["."], f"{dockerfile.name} installs {targets}, not the project"
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
-    # Logged MLflow models carry their own requirements.txt; only tracked files count.
-    assert not [f for f in tracked if Path(f).name.startswith("requirements")], \
-        "a second dependency list exists"
+    # Dependencies come from pyproject.toml, at the versions `make lock` pinned: the lock is
+    # a constraint, never a list of its own.
+    assert ["-c", "requirements/runtime.lock"] == words[2:4], words
+    assert "requirements/runtime.lock" in " ".join(value for kind, value in instructions
+                                                    if kind == "COPY")
+    for lock in ("runtime", "dev"):
+        header = (REPO_ROOT / "requirements" / f"{lock}.lock").read_text().splitlines()[:2]
+        assert "make lock" in " ".join(header), lock
 
     copy_pyproject = next(
         i for i, (kind, value) in enumerate(instructions) if kind == "COPY" and "pyproject" in value
     )
     assert copy_pyproject < [value for _, value in instructions].index(installs[0])
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert 'pip install -q --disable-pip-version-check -e ".[dev]"' in makefile
+    assert '-c requirements/runtime.lock -e .' in makefile
+    assert '-c requirements/dev.lock -e ".[dev]"' in makefile
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
