@@ -63,8 +63,14 @@ class TrainParams(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     loss: str | dict[str, float] = Field(default="ce", description='segmodels.build_loss '
                                          'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
-    augment: Augment = "d4"
+    augment: Augment = Field(default="d4_color", description="none | d4 (the 8 rotations/"
+                             "reflections) | d4_color (+ photometric jitter of the image)")
+    crop_size: int | None = Field(default=None, ge=16, description="train on random windows of "
+                                  "this size cut from each tile (validation sees whole tiles); "
+                                  "None or >= the tile size: whole tiles")
     class_weights: Literal["none", "balanced"] | list[float] = "none"
+    max_class_weight: float = Field(default=10.0, ge=1.0, description="cap on the 'balanced' "
+                                    "(median-frequency) class weights")
     early_stopping_patience: int | None = Field(default=8, ge=1)
     seed: int = 0
     overlay_every: int = Field(default=5, ge=1, description="epochs between overlay figures")
@@ -116,7 +122,8 @@ def _class_weights(params: TrainParams, manifest: TileManifest, train_ids: list[
         return params.class_weights
     wanted = set(train_ids)
     counts = [t.class_counts for t in manifest.tiles if t.id in wanted]
-    return balanced_class_weights(class_frequencies(counts, num_classes))
+    return balanced_class_weights(class_frequencies(counts, num_classes),
+                                  params.max_class_weight)
 
 
 def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_index: int,
@@ -185,7 +192,8 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
 
     budget = params.cache_budget_mb << 20
     train_ds = make_dataset(train_src, params.batch_size, training=True, augment=params.augment,
-                            seed=params.seed, cache_budget_bytes=budget)
+                            crop_size=params.crop_size, seed=params.seed,
+                            cache_budget_bytes=budget)
     val_ds = make_dataset(val_src, params.batch_size, training=False, cache_budget_bytes=budget)
     sample_images, sample_masks = load_split_arrays(val_src, limit=params.overlay_tiles)
 
