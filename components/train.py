@@ -44,7 +44,7 @@ from components.train_data import (
     make_dataset,
     make_source,
 )
-from segmodels import MeanIoU, build_loss, build_model
+from segmodels import EncoderWarmup, MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Defaults are the recipe for 10^2-10^3 tiles: Adam at 1e-3 with 2 epochs of linear
+    # warm-up (pretrained encoders meet a random decoder) then cosine decay; CE + Dice
+    # (nnU-Net's default: CE for calibrated pixels, Dice for small classes); D4 + photometric
+    # augmentation; early stopping on val mIoU. The tune step's search space
+    # (components/tune_space.py) explores around them, encoder U-Nets included.
     architecture: str = "unet"
     model_params: dict[str, Any] = Field(default_factory=dict,
                                          description="build_model keyword arguments")
@@ -59,9 +64,12 @@ class TrainParams(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = Field(default=0, ge=0)
+    warmup_epochs: int = Field(default=2, ge=0, description="epochs of linear LR warm-up")
+    encoder_warmup_epochs: int = Field(
+        default=0, ge=0, description="epochs a pretrained encoder's gradient stays cut while "
+        "the decoder learns (segmodels.EncoderWarmup; other models ignore it)")
     weight_decay: float = Field(default=0.0, ge=0)
-    loss: str | dict[str, float] = Field(default="ce", description='segmodels.build_loss '
+    loss: str | dict[str, float] = Field(default="ce+dice", description='segmodels.build_loss '
                                          'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
     augment: Augment = Field(default="d4_color", description="none | d4 (the 8 rotations/"
                              "reflections) | d4_color (+ photometric jitter of the image)")
@@ -207,7 +215,8 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
                                "batch_size": params.batch_size,
                                "learning_rate": params.learning_rate,
                                "lr_schedule": params.lr_schedule, "loss": str(params.loss),
-                               "augment": params.augment,
+                               "augment": params.augment, "crop_size": params.crop_size,
+                               "encoder_warmup_epochs": params.encoder_warmup_epochs,
                                "class_weights": str(params.class_weights),
                                "weight_decay": params.weight_decay, "seed": params.seed,
                                "accelerated": accelerated, "parameters": model.count_params(),
@@ -218,6 +227,8 @@ def train_model(dataset_dir: Path, split_path: Path, stats_path: Path, params: T
             keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate_at(e, params)),
             EpochCheckpoint(ckpt, state, params.early_stopping_patience),
             MlflowCurves(),
+            *([EncoderWarmup(params.encoder_warmup_epochs)] if params.encoder_warmup_epochs
+              else []),
             OverlayFigures(sample_images, sample_masks, classes.palette(), classes.ignore_index,
                            params.overlay_every, params.epochs),
             *(callbacks or []),

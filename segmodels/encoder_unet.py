@@ -41,6 +41,14 @@ class EncoderGate(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    # The switch is training state, not model state: it is not saved, and a loaded model
+    # (e.g. the best epoch's, saved during warm-up) always has its gate open.
+    def save_own_variables(self, store) -> None:
+        pass
+
+    def load_own_variables(self, store) -> None:
+        self.open.assign(1.0)
+
 
 class EncoderWarmup(keras.callbacks.Callback):
     """Keeps every ``EncoderGate`` of the model closed for the first ``epochs`` epochs, open

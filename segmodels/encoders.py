@@ -130,9 +130,11 @@ def encoder_application(name: str, in_channels: int, encoder_weights: str | None
                          f"'imagenet' or a weights file of the RGB {name} without top)")
     try:
         rgb = build(3, encoder_weights)
-    except (ValueError, OSError, KeyError) as err:
+    except Exception as err:  # keras raises a bare Exception when a download fails
+        hint = ("; without internet, save the weights on a machine with it and pass the file"
+                if encoder_weights == "imagenet" else "")
         raise ValueError(f"encoder_weights {encoder_weights!r} do not load into encoder "
-                         f"{name!r} (width {width}): {err}") from err
+                         f"{name!r} (width {width}): {err}{hint}") from err
     encoder = build(in_channels, None)
     # same architecture, so layers pair up in order (input layers are named per build)
     for layer, source in zip(encoder.layers, rgb.layers, strict=True):

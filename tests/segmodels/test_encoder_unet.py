@@ -118,6 +118,15 @@ def test_encoder_warmup_trains_the_decoder_first(tmp_path):
     assert not np.array_equal(bn0, bn1)  # and batch-norm statistics adapted
     assert any(not np.array_equal(a, b) for a, b in zip(enc1, enc2, strict=True))  # open
     assert float(model.get_layer("encoder_gate").open.numpy()) == 1.0
+    # a checkpoint taken during warm-up loads with the gate open
+    model.get_layer("encoder_gate").open.assign(0.0)
+    model.save_weights(tmp_path / "warmup.weights.h5")
+    restored = build_model("encoder_unet", 2, 3, **TINY, encoder_depth=3)
+    restored.get_layer("encoder_gate").open.assign(0.0)
+    restored.load_weights(tmp_path / "warmup.weights.h5")
+    assert float(restored.get_layer("encoder_gate").open.numpy()) == 1.0
+    np.testing.assert_array_equal(restored.predict(images, verbose=0),
+                                  model.predict(images, verbose=0))
 
 
 def test_frozen_encoder_has_no_trainable_weights():
