@@ -92,7 +92,7 @@ def photometric(images: tf.Tensor, draws: tf.Tensor, z_low: tf.Tensor, z_high: t
     span = z_high - z_low
     unit = tf.clip_by_value((images - z_low) / span, 0.0, 1.0)
     out = images + _symmetric(_column(draws, "tone"), TONE) * unit * (1.0 - unit) * span
-    contrast = tf.exp(_symmetric(_column(draws, "contrast"), np.log(CONTRAST)))
+    contrast = tf.exp(_symmetric(_column(draws, "contrast"), float(np.log(CONTRAST))))
     shift = (_symmetric(_column(draws, "brightness"), BRIGHTNESS)
              + _symmetric(draws[:, None, None, len(DRAWS):], BAND_SHIFT))
     field = tf.cast(draws[:, DRAWS.index("noise_field")] * NOISE_FIELDS, tf.int32)
@@ -123,6 +123,7 @@ class BatchAugmenter:
     def apply(self, images: tf.Tensor, masks: tf.Tensor, draws: tf.Tensor
               ) -> tuple[tf.Tensor, tf.Tensor]:
         """The augmentation chosen by ``draws`` (B, len(DRAWS) + bands) in [0, 1)."""
+        draws = tf.convert_to_tensor(draws, tf.float32)
         crop = int(round(self.maps.shape[1] ** 0.5))
         views = tf.cast(draws[:, DRAWS.index("view")] * 8, tf.int32) if self.dihedral else (
             tf.zeros_like(draws[:, 0], tf.int32))
