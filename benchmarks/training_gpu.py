@@ -104,7 +104,7 @@ class Augmenter:
         def column(name: str) -> np.ndarray:
             return draws[:, DRAWS.index(name), None, None, None]
 
-        unit = np.clip((x - self.z_low) / self.span, 0.0, 1.0)
+        unit = np.clip((x - self.z_low) * (1.0 / self.span), 0.0, 1.0)
         out = x + (2 * column("tone") - 1) * TONE * unit * (1 - unit) * self.span
         contrast = np.exp((2 * column("contrast") - 1) * np.log(CONTRAST))
         shift = ((2 * column("brightness") - 1) * BRIGHTNESS
@@ -113,7 +113,7 @@ class Augmenter:
         reps = -(-self.crop // NOISE_SIDE)
         noise = np.tile(self.noise_fields[field], (1, reps, reps, 1))[:, :self.crop, :self.crop]
         out = out * contrast + shift + noise * (column("noise_std") * NOISE)
-        out[~(x != 0).any(axis=-1)] = 0.0
+        out[x == 0] = 0.0
         return out.astype(np.float32)
 
     def __call__(self, images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
