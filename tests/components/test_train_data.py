@@ -134,6 +134,11 @@ def test_training_batches_are_cropped_and_validation_tiles_whole(tiny_dataset):
     assert images.dtype == tf.float32 and masks.dtype == tf.uint8
     images, _ = next(iter(make_dataset(source, 4, training=True, crop_size=64)))
     assert images.shape == (4, 32, 32, 4)  # crop not smaller than the tile: whole tiles
+    # augmented several batches at a time, then split: the same batches as without
+    for drop, sizes in ((False, [4, 2]), (True, [4])):
+        ds = make_dataset(source, 4, training=True, augment="d4", drop_remainder=drop)
+        assert int(ds.cardinality()) == len(sizes)
+        assert [int(x.shape[0]) for x, _ in ds] == sizes
     images, _ = next(iter(make_dataset(source, 4, training=False, crop_size=16)))
     assert images.shape == (4, 32, 32, 4)
 
