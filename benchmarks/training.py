@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--filters", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=9, help="timed epochs per input")
+    parser.add_argument("--rounds", type=int, default=15, help="timed epochs per input")
     defaults = TrainParams()
     parser.add_argument("--augment", default=defaults.augment, choices=get_args(Augment))
     parser.add_argument("--crop", type=int, default=defaults.crop_size,
