@@ -4,8 +4,12 @@ Prints one JSON document with the inputs, the figures and the machine. Never pas
 fails on time. FLOPs come from TensorFlow's graph profiler (2 FLOPs per multiply-add, the
 inference graph of one tile) and are only measured on the TensorFlow backend.
 
-    python benchmarks/models.py                       # every architecture, 256x256, CPU
+    python benchmarks/models.py                       # every configuration, 256x256, CPU
+    python benchmarks/models.py --architectures unet encoder_unet/mobilenetv2
     KERAS_BACKEND=jax python benchmarks/models.py --mixed-precision   # e.g. on a GPU
+
+Configurations are ``architecture`` or ``architecture/variant`` (the encoder U-Net per
+encoder, and its stride-16 variants "_d4" that drop the encoder's last stage).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ CONFIGS: dict[str, dict] = {
     "unet_aspp": {"depth": 5, "filters": 32},
     "deeplabv3plus": {},
     "pix2pix": {"depth": 5, "filters": 32},
+    **{f"encoder_unet/{encoder}{suffix}": {"encoder": encoder, "encoder_depth": depth}
+       for encoder in ("mobilenetv2", "efficientnetv2b0", "resnet50")
+       for suffix, depth in (("", 5), ("_d4", 4))},
 }
 
 
@@ -62,11 +69,12 @@ def images_per_second(step, batch_size: int, steps: int) -> float:
     return batch_size * steps / (time.perf_counter() - start)
 
 
-def measure(name: str, params: dict, args) -> dict:
+def measure(config: str, params: dict, args) -> dict:
     rng = np.random.default_rng(0)
     images = rng.normal(size=(args.batch_size, args.size, args.size, args.bands)).astype("float32")
     labels = rng.integers(0, args.classes, size=(args.batch_size, args.size, args.size))
     build_start = time.perf_counter()
+    name = config.split("/")[0]
     model = segmodels.build_model(name, args.classes, args.bands, **params)
     build_s = time.perf_counter() - build_start
     inference_model = getattr(model, "generator", model)
@@ -80,6 +88,7 @@ def measure(name: str, params: dict, args) -> dict:
     def predict():
         np.asarray(model.predict_on_batch(images))
 
+    train_rate = images_per_second(train, args.batch_size, args.steps)
     return {
         "params": int(model.count_params()),
         "inference_params": int(inference_model.count_params()),
@@ -87,7 +96,8 @@ def measure(name: str, params: dict, args) -> dict:
         "flops_per_tile": flops,
         "gflops_per_tile": None if flops is None else round(flops / 1e9, 2),
         "build_s": round(build_s, 2),
-        "train_images_per_s": round(images_per_second(train, args.batch_size, args.steps), 3),
+        "train_images_per_s": round(train_rate, 3),
+        "train_step_s": round(args.batch_size / train_rate, 3),
         "predict_images_per_s": round(images_per_second(predict, args.batch_size, args.steps),
                                       3),
     }

@@ -42,7 +42,7 @@ from components.train_data import (
     make_dataset,
     make_source,
 )
-from segmodels import MeanIoU, build_loss, build_model
+from segmodels import EncoderWarmup, MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Defaults are the recipe for 10^2-10^3 tiles: Adam at 1e-3 with 2 epochs of linear
+    # warm-up (pretrained encoders meet a random decoder) then cosine decay; CE + Dice
+    # (nnU-Net's default: CE for calibrated pixels, Dice for small classes); D4 + photometric
+    # augmentation; early stopping on val mIoU. The tune step's search space
+    # (components/tune_space.py) explores around them, encoder U-Nets included.
     architecture: str = "unet"
     model_params: dict[str, Any] = Field(default_factory=dict,
                                          description="build_model keyword arguments")
@@ -57,12 +62,21 @@ class TrainParams(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = Field(default=0, ge=0)
+    warmup_epochs: int = Field(default=2, ge=0, description="epochs of linear LR warm-up")
+    encoder_warmup_epochs: int = Field(
+        default=0, ge=0, description="epochs a pretrained encoder's gradient stays cut while "
+        "the decoder learns (segmodels.EncoderWarmup; other models ignore it)")
     weight_decay: float = Field(default=0.0, ge=0)
-    loss: str | dict[str, float] = Field(default="ce", description='segmodels.build_loss '
+    loss: str | dict[str, float] = Field(default="ce+dice", description='segmodels.build_loss '
                                          'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
-    augment: Augment = "d4"
+    augment: Augment = Field(default="d4_color", description="none | d4 (the 8 rotations/"
+                             "reflections) | d4_color (+ photometric jitter of the image)")
+    crop_size: int | None = Field(default=None, ge=16, description="train on random windows of "
+                                  "this size cut from each tile (validation sees whole tiles); "
+                                  "None or >= the tile size: whole tiles")
     class_weights: Literal["none", "balanced"] | list[float] = "none"
+    max_class_weight: float = Field(default=10.0, ge=1.0, description="cap on the 'balanced' "
+                                    "(median-frequency) class weights")
     early_stopping_patience: int = Field(default=8, ge=0, description="epochs without a "
                                          "better val mIoU before a trial stops; 0: never")
     seed: int = 0
@@ -117,7 +131,8 @@ def _class_weights(params: TrainParams, manifest: TileManifest, train_ids: list[
         return params.class_weights
     wanted = set(train_ids)
     counts = [t.class_counts for t in manifest.tiles if t.id in wanted]
-    return balanced_class_weights(class_frequencies(counts, num_classes))
+    return balanced_class_weights(class_frequencies(counts, num_classes),
+                                  params.max_class_weight)
 
 
 def _compile(model: keras.Model, params: TrainParams, num_classes: int, ignore_index: int,
@@ -193,7 +208,8 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
 
     budget = params.cache_budget_mb << 20
     train_ds = make_dataset(train_src, params.batch_size, training=True, augment=params.augment,
-                            seed=params.seed, cache_budget_bytes=budget)
+                            crop_size=params.crop_size, seed=params.seed,
+                            cache_budget_bytes=budget)
     val_ds = make_dataset(val_src, params.batch_size, training=False, cache_budget_bytes=budget)
     sample_images, sample_masks = load_split_arrays(val_src, limit=params.overlay_tiles)
 
@@ -205,7 +221,8 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
                                "batch_size": params.batch_size,
                                "learning_rate": params.learning_rate,
                                "lr_schedule": params.lr_schedule, "loss": str(params.loss),
-                               "augment": params.augment,
+                               "augment": params.augment, "crop_size": params.crop_size,
+                               "encoder_warmup_epochs": params.encoder_warmup_epochs,
                                "class_weights": str(params.class_weights),
                                "weight_decay": params.weight_decay, "seed": params.seed,
                                "accelerated": accelerated, "parameters": model.count_params(),
@@ -217,6 +234,8 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
             EpochCheckpoint(ckpt, state, params.early_stopping_patience),
             MlflowCurves(),
             ClassIoUCurves(miou, classes.names),
+            *([EncoderWarmup(params.encoder_warmup_epochs)] if params.encoder_warmup_epochs
+              else []),
             OverlayFigures(sample_images, sample_masks, classes.palette(), classes.ignore_index,
                            params.overlay_every, params.epochs),
             *(callbacks or []),

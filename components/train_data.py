@@ -2,8 +2,8 @@
 
 Tiles are decoded in parallel (rasterio inside ``tf.numpy_function``), normalized with the
 train-split statistics through ``serving.pixels.normalize_image`` (the same function serving
-uses), cached in memory when the split fits the budget, then shuffled, augmented with the
-8 dihedral transforms applied identically to image and mask, batched and prefetched.
+uses), cached in memory when the split fits the budget, then shuffled and batched; training
+batches are cropped and augmented per sample by ``components.train_augment`` and prefetched.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import rasterio
@@ -19,9 +18,12 @@ import tensorflow as tf
 
 from components.artifacts import ArtifactError, NormStats, SplitManifest, tile_paths
 from components.raster import DataError
+from components.train_augment import Augment, BatchAugmenter
 from serving.pixels import normalize_image
 
-Augment = Literal["none", "d4", "d4_color"]
+__all__ = ["Augment", "TileSource", "balanced_class_weights", "band_z_range",
+           "class_frequencies", "load_split_arrays", "make_dataset", "make_source",
+           "read_normalized", "split_tile_ids"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class TileSource:
     nodata: float | None
     patch_size: int
     in_channels: int
+    z_low: list[float]  # each band's 2nd / 98th train percentile as a z-score (gamma range)
+    z_high: list[float]
 
 
 def split_tile_ids(split_path: Path, split: str) -> list[str]:
@@ -52,8 +56,23 @@ def make_source(tiles_dir: Path, split_path: Path, split: str, stats: NormStats,
         for path in tile_paths(tiles_dir, tile_id):
             if not path.is_file():
                 raise ArtifactError(f"{path}: tile named in {split_path} is missing")
+    z_low, z_high = band_z_range(stats)
     return TileSource(tiles_dir=tiles_dir, tile_ids=ids, mean=stats.mean, std=stats.std,
-                      nodata=stats.nodata, patch_size=patch_size, in_channels=len(stats.bands))
+                      nodata=stats.nodata, patch_size=patch_size, in_channels=len(stats.bands),
+                      z_low=z_low, z_high=z_high)
+
+
+def band_z_range(stats: NormStats) -> tuple[list[float], list[float]]:
+    """Each band's 2nd and 98th percentile (min and max when absent) in z-score units, never
+    narrower than 0.1 so a constant band does not divide by zero."""
+    low, high = [], []
+    for band in stats.bands:
+        std = max(band.std, 1e-6)
+        lo = (band.percentiles.get("2", band.min) - band.mean) / std
+        hi = (band.percentiles.get("98", band.max) - band.mean) / std
+        low.append(float(lo))
+        high.append(float(max(hi, lo + 0.1)))
+    return low, high
 
 
 def read_normalized(source: TileSource, image_path: str, mask_path: str
@@ -80,42 +99,18 @@ def load_split_arrays(source: TileSource, limit: int | None = None
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def dihedral_index_maps(size: int) -> np.ndarray:
-    """(8, size*size) int32: for each of the 8 rotations/reflections of a square tile, the
-    flat source pixel of every flat output pixel."""
-    grid = np.arange(size * size, dtype=np.int32).reshape(size, size)
-    maps = []
-    for flip in (False, True):
-        base = grid[:, ::-1] if flip else grid
-        maps += [np.rot90(base, k).reshape(-1) for k in range(4)]
-    return np.stack(maps)
-
-
-def _augment_batch(images: tf.Tensor, masks: tf.Tensor, index_maps: tf.Tensor,
-                   photometric: bool) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample D4 transform (same for image and mask) as one gather over the batch,
-    which costs far less CPU than per-tile rot90/flip ops; then optional per-sample
-    brightness/contrast/noise on the image only (z-scored bands)."""
-    shape = tf.shape(images)
-    batch, size, channels = shape[0], shape[1], shape[3]
-    which = tf.random.uniform([batch], 0, 8, dtype=tf.int32)
-    source = tf.gather(index_maps, which)  # (B, H*W)
-    images = tf.gather(tf.reshape(images, [batch, -1, channels]), source, batch_dims=1)
-    masks = tf.gather(tf.reshape(masks, [batch, -1]), source, batch_dims=1)
-    images = tf.reshape(images, [batch, size, size, channels])
-    masks = tf.reshape(masks, [batch, size, size])
-    if photometric:
-        contrast = tf.random.uniform([batch, 1, 1, 1], 0.8, 1.2)
-        brightness = tf.random.uniform([batch, 1, 1, 1], -0.2, 0.2)
-        images = images * contrast + brightness + tf.random.normal(tf.shape(images),
-                                                                   stddev=0.03)
-    return images, masks
+_MAX_CHUNK = 8  # batches augmented per call
+_CHUNK_PIXELS = 1 << 23  # at most 8 Mpx (32 MiB per 4-band float32) per call
 
 
 def make_dataset(source: TileSource, batch_size: int, *, training: bool, augment: Augment = "none",
-                 seed: int = 0, cache_budget_bytes: int = 1 << 30,
+                 crop_size: int | None = None, seed: int = 0, cache_budget_bytes: int = 1 << 30,
                  drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches of (image float32 (B,H,W,C), mask uint8 (B,H,W)) for ``model.fit``."""
+    """Batches of (image float32 (B,H,W,C), mask uint8 (B,H,W)) for ``model.fit``.
+
+    Training batches are random ``crop_size`` windows of the tiles (whole tiles when
+    ``crop_size`` is None or not smaller than the tile), augmented per ``augment``;
+    evaluation batches are whole tiles, unaugmented."""
     images = [str(tile_paths(source.tiles_dir, i)[0]) for i in source.tile_ids]
     masks = [str(tile_paths(source.tiles_dir, i)[1]) for i in source.tile_ids]
     size, channels = source.patch_size, source.in_channels
@@ -135,12 +130,23 @@ def make_dataset(source: TileSource, batch_size: int, *, training: bool, augment
         ds = ds.cache()
     if training:
         ds = ds.shuffle(min(len(images), 2048), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                  num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment != "none":
-        index_maps = tf.constant(dihedral_index_maps(size))
-        ds = ds.map(lambda x, y: _augment_batch(x, y, index_maps, augment == "d4_color"),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    crop = size if crop_size is None else min(crop_size, size)
+    if not (training and (augment != "none" or crop < size)):
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                      num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+    # Augment several batches per call, then split them: the fixed cost of a call (an XLA
+    # launch, thread hand-offs that preempt the model's threads) is most of what
+    # augmentation costs a small model's step on CPU (benchmarks/training.py: CPU per step
+    # +1.7 ms with one batch per call, +0.2 ms with eight).
+    chunk = max(1, min(_MAX_CHUNK, _CHUNK_PIXELS // (batch_size * size * size)))
+    augmenter = BatchAugmenter(size, crop, channels, augment, source.z_low, source.z_high,
+                               seed=seed)
+    ds = ds.batch(batch_size * chunk, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    batches = len(images) // batch_size if drop_remainder else -(-len(images) // batch_size)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))  # for Keras' progress
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -153,12 +159,17 @@ def class_frequencies(class_counts: Sequence[dict[int, int]], num_classes: int) 
     return total
 
 
-def balanced_class_weights(frequencies: np.ndarray) -> list[float]:
-    """Median-frequency balancing; absent classes get weight 1."""
+def balanced_class_weights(frequencies: np.ndarray, max_weight: float) -> list[float]:
+    """Median-frequency balancing (Eigen & Fergus, 2015), capped at ``max_weight``; absent
+    classes get weight 1. Uncapped, a colour seen on a few hundred pixels of millions gets
+    a weight in the thousands, so a handful of (often mislabelled) pixels dominate the loss
+    and its gradient noise; the cap keeps rare classes up-weighted but bounded."""
+    if max_weight < 1:
+        raise ValueError(f"max_weight must be >= 1, got {max_weight}")
     present = frequencies > 0
     if not present.any():
         return [1.0] * len(frequencies)
     freq = frequencies / frequencies.sum()
     median = np.median(freq[present])
     weights = np.where(present, median / np.where(present, freq, 1.0), 1.0)
-    return [float(w) for w in weights]
+    return [float(w) for w in np.minimum(weights, max_weight)]

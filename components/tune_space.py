@@ -17,7 +17,8 @@ from segmodels import available_models
 
 Choice = str | int | float | bool | None
 TRAINING_DIMENSIONS = ("learning_rate", "batch_size", "loss", "augment", "weight_decay",
-                       "class_weights", "lr_schedule", "warmup_epochs")
+                       "class_weights", "max_class_weight", "lr_schedule", "warmup_epochs",
+                       "encoder_warmup_epochs", "crop_size")
 
 
 class ParamSpec(BaseModel):
@@ -63,6 +64,16 @@ def _unet_like() -> dict[str, ParamSpec]:
 def default_model_spaces() -> dict[str, dict[str, ParamSpec]]:
     """Ranges that suit each architecture on 128-512 px tiles."""
     return {
+        # ImageNet weights are what lifts a few hundred tiles from a from-scratch U-Net's
+        # mIoU to a published one (downloaded once per machine into ~/.keras; offline, give
+        # a weights file). EfficientNetV2-B0 is the cheapest encoder on CPU (6.6 GFLOPs per
+        # 256 px tile with its decoder, vs 21 for ResNet-50 and 24 for a 32-filter U-Net),
+        # ResNet-50 the classic, strongest on a GPU. Depth 4 drops the encoder's last stage
+        # (stride 16, 4x fewer parameters) for small datasets.
+        "encoder_unet": {"encoder": cat("efficientnetv2b0", "resnet50"),
+                         "encoder_weights": cat("imagenet"),
+                         "encoder_depth": cat(4, 5), "decoder_filters": cat(16, 32),
+                         "dropout": ParamSpec(type="float", low=0.0, high=0.3, step=0.1)},
         "unet": _unet_like(),
         "attention_unet": _unet_like(),
         "unet_aspp": {**_unet_like(), "dropout": ParamSpec(type="float", low=0.0, high=0.3,
@@ -77,15 +88,25 @@ def default_model_spaces() -> dict[str, dict[str, ParamSpec]]:
 
 
 def default_architectures() -> ParamSpec:
-    """The U-Net family (CPU-friendly); DeepLabV3+ and Pix2Pix are opt-in via the config."""
+    """The U-Net family, pretrained-encoder U-Nets first (the strongest on few images);
+    DeepLabV3+ and Pix2Pix are opt-in via the config."""
     available = set(available_models())
-    return cat(*[a for a in ("unet", "attention_unet", "unet_aspp") if a in available])
+    return cat(*[a for a in ("encoder_unet", "unet", "attention_unet", "unet_aspp")
+                 if a in available])
 
 
 def default_training_space() -> dict[str, ParamSpec]:
+    """Shared by every architecture. Learning rates: 1e-4..5e-4 is where pretrained encoders
+    fine-tune well with Adam, 1e-3..3e-3 where from-scratch U-Nets train fastest; one log
+    range covers both and TPE finds each architecture's end. Losses: CE + Dice or Focal +
+    Dice (mixes beat either alone on imbalanced classes); class weights capped at
+    TrainParams.max_class_weight. 256-px crops of larger tiles are translation augmentation
+    and cheaper steps; tiles of 256 px or less train whole either way. One epoch of encoder
+    warm-up or none (the LR warm-up already tames the first, large decoder gradients)."""
     return {"learning_rate": ParamSpec(type="float", low=1e-4, high=3e-3, log=True),
-            "batch_size": cat(4, 8, 16), "loss": cat("ce", "dice", "ce+dice"),
-            "augment": cat("d4", "d4_color")}
+            "batch_size": cat(4, 8, 16), "loss": cat("ce+dice", "focal+dice", "ce"),
+            "class_weights": cat("none", "balanced"), "augment": cat("d4", "d4_color"),
+            "crop_size": cat(None, 256), "encoder_warmup_epochs": cat(0, 1)}
 
 
 class SearchSpace(BaseModel):

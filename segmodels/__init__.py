@@ -7,6 +7,8 @@ as long as ``segmodels`` has been imported first.
 
 from __future__ import annotations
 
+from segmodels.encoder_unet import EncoderGate, EncoderWarmup
+from segmodels.encoders import available_encoders
 from segmodels.losses import (
     CombinedLoss,
     CrossEntropyLoss,
@@ -42,6 +44,8 @@ __all__ = [
     "ConfusionMatrixMetric",
     "CrossEntropyLoss",
     "DiceLoss",
+    "EncoderGate",
+    "EncoderWarmup",
     "FocalLoss",
     "FocalTverskyLoss",
     "JaccardLoss",
@@ -52,6 +56,7 @@ __all__ = [
     "PixelAccuracy",
     "SegmentationLoss",
     "StrideError",
+    "available_encoders",
     "available_losses",
     "available_models",
     "build_loss",

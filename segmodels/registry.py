@@ -11,6 +11,7 @@ from segmodels import unet
 from segmodels.aspp import build_unet_aspp
 from segmodels.attention_unet import build_attention_unet
 from segmodels.deeplab import build_deeplabv3plus, deeplab_stride
+from segmodels.encoder_unet import build_encoder_unet, encoder_unet_stride
 from segmodels.layers import StrideError
 from segmodels.pix2pix import build_pix2pix, pix2pix_stride
 
@@ -27,6 +28,7 @@ def _registry() -> dict[str, _Architecture]:
         "attention_unet": _Architecture(build_attention_unet, unet.unet_stride),
         "unet_aspp": _Architecture(build_unet_aspp, unet.unet_stride),
         "deeplabv3plus": _Architecture(build_deeplabv3plus, deeplab_stride),
+        "encoder_unet": _Architecture(build_encoder_unet, encoder_unet_stride),
         "pix2pix": _Architecture(build_pix2pix, _pix2pix_stride),
     }
 

@@ -7,7 +7,6 @@ import fnmatch
 import json
 import re
 import shlex
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def test_installs_the_project_from_pyproject(dockerfile: Path) -> None:
     assert targets == ["."], f"{dockerfile.name} installs {targets}, not the project"
     # Dependencies come from pyproject.toml, at the versions `make lock` pinned: the lock is
     # a constraint, never a list of its own.
-    assert ["-c", "requirements/runtime.lock"] == words[2:4], words
+    assert words[2:4] == ["-c", "requirements/runtime.lock"], words
     assert "requirements/runtime.lock" in " ".join(value for kind, value in instructions
                                                     if kind == "COPY")
     for lock in ("runtime", "dev"):

@@ -1,6 +1,7 @@
 """segmodels is backend-neutral: the same code builds, predicts, scores and round-trips a
-U-Net on JAX, and serving blends its predictions (in a subprocess, since Keras fixes its
-backend at import)."""
+U-Net on JAX, and serving blends its predictions; the encoder U-Net builds, round-trips and
+trains with its encoder warm-up on JAX (in subprocesses, since Keras fixes its backend at
+import)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,43 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
-def test_unet_on_jax_backend(tmp_path):
+ENCODER_UNET_SCRIPT = r"""
+import sys
+import keras
+import numpy as np
+import segmodels
+from segmodels.encoder_unet import EncoderWarmup
+
+assert keras.backend.backend() == "jax", keras.backend.backend()
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+images = rng.normal(size=(2, 32, 32, 4)).astype("float32")
+labels = (images[..., 0] > 0).astype("int32")
+model = segmodels.build_model("encoder_unet", 2, 4, encoder="mobilenetv2", encoder_width=0.35,
+                              encoder_depth=3, decoder_filters=2)
+probs = np.asarray(model(images))
+assert probs.shape == (2, 32, 32, 2) and probs.dtype == np.float32
+model.save(sys.argv[1])
+np.testing.assert_array_equal(np.asarray(keras.models.load_model(sys.argv[1])(images)), probs)
+
+encoder = model.get_layer("mobilenetv2")
+snapshots = []
+record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(
+    ([v.numpy().copy() for v in encoder.trainable_variables],
+     model.get_layer("dec0_conv1").kernel.numpy().copy())))
+record.on_epoch_end(-1, None)
+model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=segmodels.build_loss("ce+dice"))
+model.fit(images, labels, epochs=2, batch_size=2, verbose=0,
+          callbacks=[EncoderWarmup(1), record])
+(enc0, dec0), (enc1, dec1), (enc2, _) = snapshots
+assert all(np.array_equal(a, b) for a, b in zip(enc0, enc1)), "encoder moved while closed"
+assert not np.array_equal(dec0, dec1), "decoder did not learn"
+assert any(not np.array_equal(a, b) for a, b in zip(enc1, enc2)), "encoder never opened"
+print("ok")
+"""
+
+
+def _run_on_jax(script: str, tmp_path: Path) -> None:
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT),
            "JAX_PLATFORMS": "cpu",
            # JAX compiles one XLA kernel per weight shape to initialise a model (~30 s CPU
@@ -63,8 +99,19 @@ def test_unet_on_jax_backend(tmp_path):
            "JAX_COMPILATION_CACHE_DIR": str(REPO_ROOT / ".pytest_cache" / "jax"),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "unet.keras")],
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.keras")],
                             env=env, capture_output=True, text=True, timeout=300,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
+def test_unet_on_jax_backend(tmp_path):
+    _run_on_jax(SCRIPT, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
+def test_encoder_unet_and_its_warmup_on_jax_backend(tmp_path):
+    _run_on_jax(ENCODER_UNET_SCRIPT, tmp_path)

@@ -14,13 +14,15 @@ TINY = {
     "attention_unet": {"depth": 3, "filters": 4},
     "unet_aspp": {"depth": 3, "filters": 4, "aspp_rates": (1, 2)},
     "pix2pix": {"depth": 3, "filters": 4, "discriminator_filters": 4},
+    "encoder_unet": {"encoder": "mobilenetv2", "encoder_width": 0.35, "encoder_depth": 4,
+                     "decoder_filters": 2},
 }
 rng = np.random.default_rng(0)
 
 
 def test_registry_lists_every_architecture():
     assert segmodels.available_models() == sorted(
-        ["unet", "attention_unet", "unet_aspp", "deeplabv3plus", "pix2pix"])
+        ["unet", "attention_unet", "unet_aspp", "deeplabv3plus", "pix2pix", "encoder_unet"])
     with pytest.raises(ValueError, match="unknown model"):
         build_model("segformer", 2, 3)
 
@@ -54,6 +56,7 @@ def test_other_strides():
     assert model_stride("deeplabv3plus") == 16
     assert model_stride("pix2pix", depth=4) == 16
     assert model_stride("unet_aspp", depth=5) == 16
+    assert model_stride("encoder_unet", encoder_depth=4) == 16
 
 
 def test_bad_size_is_a_clear_error():
