@@ -71,9 +71,9 @@ class TrainParams(BaseModel):
                                          'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
     augment: Augment = Field(default="d4_color", description="none | d4 (the 8 rotations/"
                              "reflections) | d4_color (+ photometric jitter of the image)")
-    crop_size: int | None = Field(default=None, ge=16, description="train on random windows of "
-                                  "this size cut from each tile (validation sees whole tiles); "
-                                  "None or >= the tile size: whole tiles")
+    crop_size: int = Field(default=0, ge=0, description="train on random windows of this "
+                           "size cut from each tile (validation sees whole tiles); 0 or >= "
+                           "the tile size: whole tiles")
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     max_class_weight: float = Field(default=10.0, ge=1.0, description="cap on the 'balanced' "
                                     "(median-frequency) class weights")

@@ -104,12 +104,12 @@ _CHUNK_PIXELS = 1 << 23  # at most 8 Mpx (32 MiB per 4-band float32) per call
 
 
 def make_dataset(source: TileSource, batch_size: int, *, training: bool, augment: Augment = "none",
-                 crop_size: int | None = None, seed: int = 0, cache_budget_bytes: int = 1 << 30,
+                 crop_size: int = 0, seed: int = 0, cache_budget_bytes: int = 1 << 30,
                  drop_remainder: bool = False) -> tf.data.Dataset:
     """Batches of (image float32 (B,H,W,C), mask uint8 (B,H,W)) for ``model.fit``.
 
     Training batches are random ``crop_size`` windows of the tiles (whole tiles when
-    ``crop_size`` is None or not smaller than the tile), augmented per ``augment``;
+    ``crop_size`` is 0 or not smaller than the tile), augmented per ``augment``;
     evaluation batches are whole tiles, unaugmented."""
     images = [str(tile_paths(source.tiles_dir, i)[0]) for i in source.tile_ids]
     masks = [str(tile_paths(source.tiles_dir, i)[1]) for i in source.tile_ids]
@@ -130,7 +130,7 @@ def make_dataset(source: TileSource, batch_size: int, *, training: bool, augment
         ds = ds.cache()
     if training:
         ds = ds.shuffle(min(len(images), 2048), seed=seed, reshuffle_each_iteration=True)
-    crop = size if crop_size is None else min(crop_size, size)
+    crop = min(crop_size, size) if crop_size else size
     if not (training and (augment != "none" or crop < size)):
         ds = ds.batch(batch_size, drop_remainder=drop_remainder,
                       num_parallel_calls=tf.data.AUTOTUNE)

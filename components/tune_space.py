@@ -106,7 +106,7 @@ def default_training_space() -> dict[str, ParamSpec]:
     return {"learning_rate": ParamSpec(type="float", low=1e-4, high=3e-3, log=True),
             "batch_size": cat(4, 8, 16), "loss": cat("ce+dice", "focal+dice", "ce"),
             "class_weights": cat("none", "balanced"), "augment": cat("d4", "d4_color"),
-            "crop_size": cat(None, 256), "encoder_warmup_epochs": cat(0, 1)}
+            "crop_size": cat(0, 256), "encoder_warmup_epochs": cat(0, 1)}
 
 
 class SearchSpace(BaseModel):
