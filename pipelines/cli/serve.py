@@ -63,9 +63,19 @@ def serve(
 
 
 def _local_predictor(model_uri: str):
+    import warnings
+
     import mlflow
 
-    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    # Held back: MLflow's advice to model authors about type hints (with a site-packages
+    # path), which is no concern of the user. Recorded rather than filtered because loading
+    # the model puts filters of its own in front of ours.
+    with warnings.catch_warnings(record=True) as caught:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     return model.predictor
 
 
