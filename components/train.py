@@ -85,7 +85,9 @@ class TrainResult(BaseModel):
 
 
 def params_digest(params: TrainParams) -> str:
-    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
+    # Keys sorted: a re-queued trial gets its model_params back from Optuna in another order.
+    text = json.dumps(params.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def learning_rate_at(epoch: int, params: TrainParams) -> float:
