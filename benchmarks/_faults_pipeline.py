@@ -48,6 +48,23 @@ def _parent_runs(folder: Path) -> list:
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
+def _resumed_from_epoch(folder: Path, parent) -> int | None:
+    """The epoch the trial that took over the killed trial 0 started from (Optuna knows which
+    trial that is; its MLflow run carries the epoch)."""
+    import optuna
+
+    study = optuna.load_study(study_name=parent.data.tags["optuna.study_name"],
+                              storage=f"sqlite:///{folder / 'work' / 'optuna.db'}")
+    again = [t.number for t in study.trials if t.user_attrs.get("resumes_trial") == 0]
+    client, experiment = _client(folder)
+    trials = client.search_runs([experiment.experiment_id],
+                                f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    for run in trials:
+        if again and run.data.tags.get("optuna.trial") == str(again[0]):
+            return int(run.data.tags.get("segpipe.resumed_from_epoch", 0))
+    return None
+
+
 @case("pipeline", "rc 2, one line naming the field source: and the missing folder")
 def run_config_source_missing(ctx: Context) -> tuple[str, bool]:
     folder = ctx.folder("run_no_source")
@@ -114,19 +131,14 @@ def run_sigkill_then_resume(ctx: Context) -> tuple[str, bool]:
     before = [r.info.run_id for r in _parent_runs(folder)]
     again = segpipe("run", "--config", "run.yaml", cwd=folder, timeout=900)
     parents = _parent_runs(folder)
-    client, experiment = _client(folder)
-    trials = client.search_runs([experiment.experiment_id],
-                                f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
-                                ) if len(parents) == 1 else []
-    resumed = [int(r.data.tags["segpipe.resumed_from_epoch"]) for r in trials
-               if "segpipe.resumed_from_epoch" in r.data.tags]
-    lost = killed_at - resumed[0] if resumed else None
+    resumed = _resumed_from_epoch(folder, parents[0]) if len(parents) == 1 else None
+    lost = killed_at - resumed if resumed is not None else None
     same = len(parents) == 1 and before == [parents[0].info.run_id]
     status = parents[0].info.status if len(parents) == 1 else f"{len(parents)} parent runs"
     got = (f"killed after epoch {killed_at} of the first trial with {len(tasks)} task "
            f"process(es), task processes left: {'none' if left else 'some'}; rerun rc "
            f"{again.returncode} in {again.seconds} s, same parent run: {same} ({status}), "
-           f"resumed from epoch {resumed[0] if resumed else '-'}: epochs lost {lost}")
+           f"resumed from epoch {resumed}: epochs lost {lost}")
     return got, (bool(left) and again.returncode == 0 and "resumed" in again.output
                  and "cache hit" in again.output and same and status == "FINISHED"
                  and lost is not None and 0 <= lost <= 1)

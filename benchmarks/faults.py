@@ -1,6 +1,6 @@
 """Fault catalogue: segpipe run as a careless user or an attacker would, on data made here.
 
-    python benchmarks/faults.py [--quick] [--case NAME ...] [--list]
+    python benchmarks/faults.py [--quick] [--case NAME ...] [--list] [--keep DIR]
 
 Every case runs the real thing — `segpipe prepare`, `segpipe run`, `segpipe predict` in
 their own processes, and one real `segpipe serve` on a tiny registered model — and checks
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", default=[], metavar="NAME",
                         help="run only this case (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="make the cases' files in DIR (new) and keep them, to look into")
     args = parser.parse_args(argv)
     names = {item.name for item in CASES}
     if unknown := sorted(set(args.case) - names):
@@ -72,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     started, load_at_start = time.perf_counter(), _load()
     results = []
     with tempfile.TemporaryDirectory(prefix="segpipe-faults-") as tmp:
-        ctx = Context(Path(tmp))
+        root = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            root = args.keep.resolve()
+        ctx = Context(root)
         try:
             for item in chosen:
                 results.append(run_case(ctx, item))
