@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 
@@ -86,10 +87,18 @@ def _download(model_uri: str, folder: str) -> str:
         sys.exit(f"error: cannot fetch model {model_uri}: {message[:300]}")
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     import uvicorn
 
+    # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again with the handler it
+    # found: make that an exit that unwinds, so the model's temporary folder is removed.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="segpipe-serve-") as folder:
         os.environ[_MODEL_PATH_ENV] = _download(args.model_uri, folder)
         os.environ[_MAX_REQUEST_ENV] = str(args.max_request_mb * 10**6)
