@@ -85,7 +85,7 @@ class TrainResult(BaseModel):
 
 
 def params_digest(params: TrainParams) -> str:
-    # Keys sorted: a re-queued trial gets its model_params back from Optuna in another order.
+    """Names the params a checkpoint was made with; key order does not matter."""
     text = json.dumps(params.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -145,9 +145,11 @@ def _load_state(paths: CheckpointPaths, params: TrainParams) -> dict[str, Any]:
             why = "its weights are missing"
         else:
             earlier = state.get("params", {})
-            changed = sorted(k for k, v in params.model_dump(mode="json").items()
-                             if earlier.get(k) != v)
-            why = f"it was made with other params ({', '.join(changed) or 'unknown'})"
+            changed = [f"{k}: {json.dumps(earlier.get(k))} -> {json.dumps(v)}"
+                       for k, v in params.model_dump(mode="json").items()
+                       if json.dumps(earlier.get(k), sort_keys=True) !=
+                       json.dumps(v, sort_keys=True)]
+            why = f"it was made with other params ({'; '.join(changed) or 'same values'})"
         log.warning("%s: checkpoint not resumed, %s; starting over", paths.root, why)
         shutil.rmtree(paths.root)
     return {"params_digest": digest, "params": params.model_dump(mode="json"),
