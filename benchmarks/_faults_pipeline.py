@@ -95,21 +95,29 @@ def run_failing_step(ctx: Context) -> tuple[str, bool]:
                  and "scene00_image.tif" in tags.get("segpipe.error", ""))
 
 
-@case("pipeline", "SIGTERM to the runner while a task runs: rc 1, 'interrupted by SIGTERM', "
-                  "no task process left", slow=True)
+@case("pipeline", "SIGTERM to the runner during tuning (after a trial's first epoch): rc 1, "
+                  "'interrupted by SIGTERM', no task process left", slow=True)
 def run_sigterm(ctx: Context) -> tuple[str, bool]:
     folder = _run_folder(ctx, "run_sigterm")
     runner = _start(folder)
-    tasks = _wait(lambda: _started_by(runner.pid), 300, runner)
-    if not tasks:
+    if not _wait(lambda: _epochs_done(folder / "work") >= 1, 600, runner):
         runner.kill()
-        return f"no task process seen (runner rc {runner.wait()})", False
+        return f"no trial reached its first epoch (runner rc {runner.wait()})", False
+    tasks = _started_by(runner.pid)
     runner.send_signal(signal.SIGTERM)
-    output, _ = runner.communicate(timeout=120)
+    sent = time.monotonic()
+    output, _ = runner.communicate(timeout=600)
+    took = time.monotonic() - sent
     left = _started_by(runner.pid)
     last = output.strip().splitlines()[-1] if output.strip() else ""
-    got = (f"{len(tasks)} task process(es) at SIGTERM; rc {runner.returncode}: "
-           f"{ctx.short(last, 150)}; task processes left: {len(left)}")
+    parents = _parent_runs(folder)
+    client, experiment = _client(folder)
+    running = [r for r in client.search_runs([experiment.experiment_id])
+               if r.info.status == "RUNNING"]
+    got = (f"{len(tasks)} task process(es) at SIGTERM; rc {runner.returncode} after "
+           f"{took:.1f} s: {ctx.short(last, 150)}; task processes left: {len(left)}; parent "
+           f"run {parents[0].info.status if parents else '-'}, MLflow runs left RUNNING: "
+           f"{len(running)}")
     return got, runner.returncode == 1 and "interrupted by SIGTERM" in last and not left
 
 
