@@ -134,8 +134,9 @@ def run_sigkill_then_resume(ctx: Context) -> tuple[str, bool]:
     tasks = _started_by(runner.pid)
     runner.kill()
     runner.wait()
-    at_kill = _epochs_done(work)
-    left = _wait(lambda: not _started_by(runner.pid), 30)
+    at_kill, killed = _epochs_done(work), time.monotonic()
+    left = _wait(lambda: not _started_by(runner.pid), 120)
+    exited_after = time.monotonic() - killed
     # A task notices its runner's death between epochs: count what it checkpointed in all.
     killed_at = _epochs_done(work)
     before = [r.info.run_id for r in _parent_runs(folder)]
@@ -146,8 +147,8 @@ def run_sigkill_then_resume(ctx: Context) -> tuple[str, bool]:
     same = len(parents) == 1 and before == [parents[0].info.run_id]
     status = parents[0].info.status if len(parents) == 1 else f"{len(parents)} parent runs"
     got = (f"SIGKILL with {at_kill} epochs of the first trial done and {len(tasks)} task "
-           f"process(es); they exited with {killed_at} epochs checkpointed, task processes "
-           f"left: {'none' if left else 'some'}; rerun rc "
+           f"process(es); they exited {exited_after:.1f} s later with {killed_at} epochs "
+           f"checkpointed (task processes left: {'none' if left else 'some'}); rerun rc "
            f"{again.returncode} in {again.seconds} s, same parent run: {same} ({status}), "
            f"resumed from epoch {resumed}: epochs lost {lost}")
     return got, (bool(left) and again.returncode == 0 and "resumed" in again.output
