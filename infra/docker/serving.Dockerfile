@@ -1,4 +1,5 @@
-# Model server: MLflow's scoring server on a registered model, e.g. models:/segpipe@champion.
+# Model server: segpipe's serving/server.py (MLflow's scoring app behind segpipe's request
+# checks) on a registered model, e.g. models:/segpipe@champion.
 # MODEL_URI and MLFLOW_TRACKING_URI come from the environment (the Kubernetes Deployment sets
 # them); with the tracking server's --serve-artifacts the pod needs no object-store keys.
 # Build from the repository root:
@@ -14,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODEL_URI=models:/segpipe@champion \
     SERVING_PORT=8080 \
     SERVING_WORKERS=1 \
-    MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT=120
+    SERVING_TIMEOUT=120 \
+    SERVING_MAX_REQUEST_MB=1000
 
 WORKDIR /opt/segpipe
 COPY pyproject.toml README.md ./
@@ -33,6 +35,6 @@ EXPOSE 8080
 # /ping and /health are the scoring server's health routes (200 once the model is loaded).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['SERVING_PORT'] + '/ping', timeout=4)"]
-# --env-manager local: the image already holds the model's dependencies (segpipe's own).
+# The image already holds the model's dependencies (segpipe's own).
 # Shell form through `sh -c` so the environment is read at start; exec keeps signals working.
-ENTRYPOINT ["sh", "-c", "exec mlflow models serve --model-uri \"$MODEL_URI\" --env-manager local --host 0.0.0.0 --port \"$SERVING_PORT\" --workers \"$SERVING_WORKERS\" --timeout \"$MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT\""]
+ENTRYPOINT ["sh", "-c", "exec python -m serving.server --model-uri \"$MODEL_URI\" --host 0.0.0.0 --port \"$SERVING_PORT\" --workers \"$SERVING_WORKERS\" --timeout \"$SERVING_TIMEOUT\" --max-request-mb \"$SERVING_MAX_REQUEST_MB\""]

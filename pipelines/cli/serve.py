@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from serving import server
 from serving.config import MAX_OVERLAP
 from serving.scene import MAX_SCENE_PIXELS
 
@@ -33,37 +34,48 @@ def _use_store(model_uri: str, tracking_uri: str | None) -> None:
 def serve(
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
-    port: int = typer.Option(5000, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host",
+    port: int = typer.Option(server.DEFAULT_PORT, "--port"),
+    host: str = typer.Option(server.DEFAULT_HOST, "--host",
                              help="interface to bind; 0.0.0.0 exposes it to the network"),
-    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes"),
-    timeout: int = typer.Option(600, "--timeout", min=1,
+    workers: int = typer.Option(server.DEFAULT_WORKERS, "--workers", min=1,
+                                help="uvicorn worker processes"),
+    timeout: int = typer.Option(server.DEFAULT_TIMEOUT, "--timeout", min=1,
                                 help="seconds per request; large images need more than "
                                      "MLflow's default 60"),
+    max_request_mb: int = typer.Option(
+        server.DEFAULT_MAX_REQUEST_MB, "--max-request-mb", min=1,
+        help="largest request body in MB, refused (413) before it is read"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: environment)"),
 ) -> None:
-    """Start the MLflow scoring server on a model (POST /invocations, GET /ping)."""
+    """Start the model server on a model (POST /invocations, GET /ping): MLflow's scoring
+    server behind segpipe's request checks (serving/server.py)."""
     _use_store(model_uri, tracking_uri)
-    env = dict(os.environ)
-    # mlflow starts uvicorn by name: this interpreter's bin folder must come first.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(timeout)
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-               "--env-manager", "local", "-p", str(port), "-h", host, "-w", str(workers),
-               "-t", str(timeout)]
+    command = [sys.executable, "-m", "serving.server", "--model-uri", model_uri,
+               "--host", host, "--port", str(port), "--workers", str(workers),
+               "--timeout", str(timeout), "--max-request-mb", str(max_request_mb)]
     typer.echo(f"serving {model_uri} on http://{host}:{port}/invocations "
                f"(timeout {timeout} s, {workers} worker(s))", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     # Become the server so signals (Ctrl-C, SIGTERM from a supervisor) reach it directly.
-    os.execve(sys.executable, command, env)
+    os.execve(sys.executable, command, dict(os.environ))
 
 
 def _local_predictor(model_uri: str):
+    import warnings
+
     import mlflow
 
-    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    # Held back: MLflow's advice to model authors about type hints (with a site-packages
+    # path), which is no concern of the user. Recorded rather than filtered because loading
+    # the model puts filters of its own in front of ours.
+    with warnings.catch_warnings(record=True) as caught:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     return model.predictor
 
 

@@ -74,7 +74,10 @@ def test_killed_training_resumes_from_checkpoint(tiny_dataset, tmp_path):
 
     seen: list[int] = []
     spy = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
-    result = train_model(tiny_dataset, params, out, callbacks=[spy])
+    # The same params, model_params in another order (as Optuna gives a re-queued trial's).
+    again = _params(epochs=3, model_params=dict(reversed(TINY.items())))
+    assert list(again.model_params) != list(params.model_params)
+    result = train_model(tiny_dataset, again, out, callbacks=[spy])
     assert seen == [2]
     assert result.resumed_from_epoch == 2 and result.epochs_run == 3
     assert len(result.history["val_miou"]) == 3

@@ -136,10 +136,11 @@ def test_component_images_let_the_kfp_launcher_stage_artifacts(name: str) -> Non
         assert re.search(rf"chown {user}\S* [^&]*{folder}\b", script), folder
 
 
-def test_serving_entrypoint_is_a_valid_mlflow_serve_command() -> None:
-    """Expand the entrypoint with the image's own ENV and hand it to mlflow's CLI parser, so a
-    misspelt option or a missing value fails here rather than in a crash-looping pod."""
-    from mlflow.models.cli import commands
+def test_serving_entrypoint_is_a_valid_model_server_command() -> None:
+    """Expand the entrypoint with the image's own ENV and hand it to the model server's own
+    parser (serving/server.py), so a misspelt option or a missing value fails here rather
+    than in a crash-looping pod."""
+    from serving.server import build_parser
 
     path = DOCKER_DIR / "serving.Dockerfile"
     parser = DockerfileParser(path=str(path))
@@ -152,12 +153,11 @@ def test_serving_entrypoint_is_a_valid_mlflow_serve_command() -> None:
         script = script.replace(f'"${name}"', shlex.quote(value))
     assert "$" not in script, f"variable without an ENV default: {script}"
     words = shlex.split(script)
-    assert words[:4] == ["exec", "mlflow", "models", "serve"]
-    serve = commands.get_command(None, "serve")
-    context = serve.make_context("serve", words[4:])
-    assert context.params["model_uri"] == "models:/segpipe@champion"
-    assert context.params["env_manager"] == "local"
-    assert context.params["host"] == "0.0.0.0"
-    assert context.params["port"] == 8080
-    assert context.params["timeout"] == int(parser.envs["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"])
+    assert words[:4] == ["exec", "python", "-m", "serving.server"]
+    args = build_parser().parse_args(words[4:])
+    assert args.model_uri == "models:/segpipe@champion"
+    assert args.host == "0.0.0.0"
+    assert args.port == 8080
+    assert args.timeout == int(parser.envs["SERVING_TIMEOUT"])
+    assert args.max_request_mb == int(parser.envs["SERVING_MAX_REQUEST_MB"])
     assert "8080" in [value for kind, value in _instructions(path) if kind == "EXPOSE"]

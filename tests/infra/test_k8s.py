@@ -206,12 +206,33 @@ def test_model_server_probes_health_routes_and_scales(rendered) -> None:
     assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
 
 
+def test_model_server_runs_segpipes_server_with_a_valid_command(rendered) -> None:
+    """The container's command, with Kubernetes' $(VAR) expansion from its environment,
+    parsed by the model server's own parser (serving/server.py)."""
+    from serving.server import build_parser
+
+    _, objects = rendered
+    (container,) = _pod_spec(_named(objects, "Deployment")["segpipe-model-server"])["containers"]
+    assert container["command"] == ["python", "-m", "serving.server"]
+    environment = dict(_config(objects)["data"])
+    environment.update({item["name"]: item["value"] for item in container.get("env", [])})
+
+    def expand(arg: str) -> str:
+        return re.sub(r"\$\((\w+)\)", lambda match: environment[match.group(1)], arg)
+
+    args = build_parser().parse_args([expand(arg) for arg in container["args"]])
+    assert args.model_uri == "models:/segpipe@champion"
+    assert args.host == "0.0.0.0"
+    assert args.port in {port["containerPort"] for port in container["ports"]}
+
+
 class _Identity(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: list[str], params=None) -> list[str]:
         return model_input
 
 
 def test_model_server_probe_routes_exist_in_mlflow_scoring_server(tmp_path: Path) -> None:
+    """serving/server.py serves MLflow's scoring app (its guard only checks /invocations)."""
     from mlflow.pyfunc import scoring_server
 
     mlflow.pyfunc.save_model(tmp_path / "model", python_model=_Identity())

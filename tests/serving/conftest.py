@@ -44,6 +44,8 @@ def keras_model_path(tmp_path_factory) -> Path:
     return path
 
 
+#: The session server's body limit: above every request of the tests but one.
+SERVER_MAX_REQUEST_MB = 8
 #: The logged model was trained at 1 m per pixel: georeferenced inputs in a projected CRS
 #: (write_scene's are 0.5 m) are resampled by 0.5; plain images and tensors are not.
 LOGGED_GSD = 1.0
@@ -77,12 +79,13 @@ def logged_model(tmp_path_factory, keras_model_path, serving_config) -> dict:
 
 @pytest.fixture(scope="session")
 def server(logged_model, tmp_path_factory):
-    """`segpipe serve` (= `mlflow models serve`) on the logged model, shared by every test
-    that needs a real scoring server."""
+    """`segpipe serve` (MLflow's scoring app behind serving/guard.py) on the logged model,
+    shared by every test that needs a real scoring server; bodies up to SERVER_MAX_REQUEST_MB."""
     from tests.serving.server import free_port, segpipe_serve
 
     log = tmp_path_factory.mktemp("server") / "server.log"
     srv = segpipe_serve(logged_model["registered"], free_port(), log,
+                        max_request_mb=SERVER_MAX_REQUEST_MB,
                         MLFLOW_TRACKING_URI=logged_model["tracking_uri"]).wait_ready()
     yield srv
     srv.stop()

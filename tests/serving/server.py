@@ -57,7 +57,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            # Our own session: mlflow's uvicorn child goes with it.
+            # Our own session: any child (mlflow's uvicorn, uvicorn's workers) goes with it.
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
@@ -76,8 +76,11 @@ def mlflow_serve(model: str, port: int, log_path: Path, timeout_s: int = 120,
 
 
 def segpipe_serve(model: str, port: int, log_path: Path, timeout_s: int = 120,
-                  **env: str) -> Server:
-    """`segpipe serve`, which becomes `mlflow models serve` with our timeout and PATH."""
+                  max_request_mb: int | None = None, **env: str) -> Server:
+    """`segpipe serve`, which becomes `python -m serving.server`: MLflow's scoring app behind
+    serving/guard.py."""
     command = [sys.executable, "-m", "pipelines.cli", "serve", "--model-uri", model,
                "--port", str(port), "--timeout", str(timeout_s)]
+    if max_request_mb is not None:
+        command += ["--max-request-mb", str(max_request_mb)]
     return Server(command, port, log_path, child_env(**env))

@@ -1,0 +1,111 @@
+"""The model server: MLflow's scoring app (the one `mlflow models serve` runs: /invocations,
+/ping, /health, /version) behind serving/guard.py, on uvicorn.
+
+    python -m serving.server --model-uri models:/segpipe@champion [--host 127.0.0.1]
+        [--port 5000] [--workers 1] [--timeout 600] [--max-request-mb 1000]
+
+`segpipe serve`, the serving image and the Kubernetes Deployment all run this. The model is
+downloaded once, by this process, into a temporary folder removed at exit; each uvicorn
+worker loads it from there. The tracking store is MLflow's usual environment
+(MLFLOW_TRACKING_URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_WORKERS = 1
+#: Seconds per request (MLflow's default, 60, is too short for large images).
+DEFAULT_TIMEOUT = 600
+#: Largest request body in MB (10**6 bytes): room for a base64 .npy request at the default
+#: pixel limit (64 MP x 4 uint16 bands = 683 MB in base64).
+DEFAULT_MAX_REQUEST_MB = 1000
+
+_MODEL_PATH_ENV = "SEGPIPE_SERVING_MODEL_PATH"
+_MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
+_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__
+                                     .split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--model-uri", required=True,
+                        help="models:/NAME@ALIAS, runs:/ URI or local model folder")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help="interface to bind; 0.0.0.0 exposes it to the network")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS,
+                        help="uvicorn worker processes, each with its own copy of the model")
+    parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT,
+                        help="seconds per request, receiving the body included")
+    parser.add_argument("--max-request-mb", type=_positive, default=DEFAULT_MAX_REQUEST_MB,
+                        help="largest request body in MB, refused (413) before it is read")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def create_app():
+    """The app of one uvicorn worker (a factory: each worker process calls it)."""
+    from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+    from mlflow.pyfunc import scoring_server
+
+    from serving.guard import RequestGuard
+
+    # The model runs the serving/ and segmodels/ it was logged with (its code_paths, put
+    # first on sys.path when it loads), as under `mlflow models serve`, not the copy this
+    # server was started from: forget the latter's modules (the guard keeps its own).
+    for name in [name for name in sys.modules if name.split(".")[0] == "serving"]:
+        del sys.modules[name]
+    model = scoring_server.load_model_with_mlflow_config(os.environ[_MODEL_PATH_ENV])
+    app = scoring_server.init(model)
+    return RequestGuard(app, model.metadata.get_params_schema(),
+                        max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
+                        timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()))
+
+
+def _download(model_uri: str, folder: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        message = " ".join(line.strip("# ") for line in message.splitlines() if line.strip())
+        sys.exit(f"error: cannot fetch model {model_uri}: {message[:300]}")
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    import uvicorn
+
+    # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again with the handler it
+    # found: make that an exit that unwinds, so the model's temporary folder is removed.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_on_signal)
+    with tempfile.TemporaryDirectory(prefix="segpipe-serve-") as folder:
+        os.environ[_MODEL_PATH_ENV] = _download(args.model_uri, folder)
+        os.environ[_MAX_REQUEST_ENV] = str(args.max_request_mb * 10**6)
+        os.environ[_TIMEOUT_ENV] = str(args.timeout)
+        uvicorn.run("serving.server:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()
