@@ -25,18 +25,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.prepare import PrepareOptions
 from components.register import RegisterOptions
 from components.tracking import TrackingOptions
 from components.tune import TuneOptions
-
-
-class ConfigError(ValueError):
-    """The config file is missing, not YAML, or does not validate; the message names the file
-    and the field."""
+from pipelines.config_file import ConfigError, format_validation_error, read_yaml
 
 
 class PipelineConfig(BaseModel):
@@ -84,16 +79,6 @@ def _absolute(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def format_validation_error(origin: str, err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``origin: dotted.field.path: message``."""
-    lines = []
-    for problem in err.errors():
-        parts = [prefix] if prefix else []
-        where = ".".join(parts + [str(part) for part in problem["loc"]]) or "(top level)"
-        lines.append(f"{origin}: {where}: {problem['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(data: Any, origin: str = "config", base: Path | None = None) -> PipelineConfig:
     """Validate an already-loaded mapping; relative paths resolve against ``base``."""
     if not isinstance(data, dict):
@@ -107,23 +92,6 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
     if _is_local(config.source) and not Path(config.source).exists():
         raise ConfigError(f"{origin}: source: {config.source} does not exist")
     return config
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A config file's mapping, or ConfigError naming the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the config file: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
-    return data
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -111,8 +111,7 @@ def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, 
 def finish_run(tracking: dict, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
     """After every other task, whatever happened: close the parent run as FINISHED, or as
     FAILED with the error, ending the trial runs a failure left open."""
-    from components.pipeline_run import finish_pipeline_run
-    from components.tracking import TrackingOptions
+    from components.tracking import TrackingOptions, finish_pipeline_run
     from pipelines.step_options import step_options
 
     succeeded = status.state == "SUCCEEDED"

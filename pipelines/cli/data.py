@@ -46,7 +46,7 @@ def prepare(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from components.prepare import prepare_dataset
-    from pipelines.config import ConfigError
+    from pipelines.config_file import ConfigError
 
     console = Console(highlight=False)
     try:
@@ -80,7 +80,7 @@ def _prepare_options(config: Path | None, overrides: dict):
     from pydantic import ValidationError
 
     from components.prepare import PrepareOptions
-    from pipelines.config import ConfigError, format_validation_error, read_yaml
+    from pipelines.config_file import ConfigError, format_validation_error, read_yaml
 
     data: dict = {}
     origin = "options"
