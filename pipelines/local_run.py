@@ -19,8 +19,10 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -37,6 +39,7 @@ from pipelines.console import report_cache_hits, tee_task_output
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
 RUNNER_PID_ENV = "SEGPIPE_RUNNER_PID"
+STOP_FILE_ENV = "SEGPIPE_STOP_FILE"
 
 
 class PipelineRunError(RuntimeError):
@@ -247,11 +250,13 @@ def _task_environment() -> Iterator[None]:
     """Task subprocesses inherit this environment: this very checkout first on the path,
     the watchdog that ends them with the runner, TensorFlow's start-up chatter down."""
     previous = dict(os.environ)
+    stop_dir = Path(tempfile.mkdtemp(prefix="segpipe-run-"))
     paths = [str(TASK_SITE), str(CODE_ROOT)] + [
         p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if p and p not in (str(CODE_ROOT), str(TASK_SITE))]
     os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     os.environ[RUNNER_PID_ENV] = str(os.getpid())
+    os.environ[STOP_FILE_ENV] = str(stop_dir / "stop")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -260,6 +265,7 @@ def _task_environment() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(previous)
+        shutil.rmtree(stop_dir, ignore_errors=True)
 
 
 class _Interrupted(BaseException):
@@ -295,15 +301,26 @@ def _stopped_by_signals() -> Iterator[None]:
 
 def _stop_tasks(grace_s: float = 10.0) -> None:
     """SIGTERM to every process this runner started (and theirs), then SIGKILL to those
-    still there after ``grace_s``."""
-    targets = descendants(os.getpid())
-    for pid in targets:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    still there after ``grace_s``. The stop file goes first: kfp retries a killed task
+    (the tune workers have a retry policy for preempted nodes), and a task that starts
+    after it exits at once instead of training on."""
+    stop_file = os.environ.get(STOP_FILE_ENV)
+    if stop_file:
+        with contextlib.suppress(OSError):
+            Path(stop_file).touch()
+    signalled: set[int] = set()
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in targets):
+    while True:
+        alive = [pid for pid in descendants(os.getpid()) if _alive(pid)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        for pid in alive:
+            if pid not in signalled:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                signalled.add(pid)
         time.sleep(0.2)
-    for pid in targets:
+    for pid in alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -5,7 +5,11 @@ SIGINT/SIGTERM handling stops its tasks itself; this covers the signal nobody ca
 
 Kubeflow starts each task as ``sh -c '... python3 -m kfp.dsl.executor_main'``, so the task's
 parent is a shell that outlives the runner: the process watches the runner's pid (from
-SEGPIPE_RUNNER_PID), not its own parent."""
+SEGPIPE_RUNNER_PID), not its own parent.
+
+A runner that is stopping (SIGINT/SIGTERM) creates SEGPIPE_STOP_FILE: a task that kfp
+starts again after the stop (its retry policy) exits before doing any work, and a running
+one within a second."""
 
 import os
 import threading
@@ -21,16 +25,25 @@ def _runner_gone(pid: int) -> bool:
     return state == "Z"  # killed, not yet reaped by its own parent
 
 
-def _watch(pid: int, interval_s: float) -> None:
-    while not _runner_gone(pid):
+def _stop_requested(stop_file: str) -> bool:
+    return bool(stop_file) and os.path.exists(stop_file)
+
+
+def _watch(pid: int, stop_file: str, interval_s: float) -> None:
+    while not _runner_gone(pid) and not _stop_requested(stop_file):
         time.sleep(interval_s)
     os._exit(143)  # as if terminated: the runner that would read our result is gone
 
 
 def _start() -> None:
     pid = os.environ.get("SEGPIPE_RUNNER_PID", "")
-    if pid.isdigit() and int(pid) != os.getpid() and os.path.isdir("/proc"):
-        threading.Thread(target=_watch, args=(int(pid), 1.0), daemon=True,
+    stop_file = os.environ.get("SEGPIPE_STOP_FILE", "")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return
+    if _stop_requested(stop_file):
+        os._exit(143)
+    if os.path.isdir("/proc"):
+        threading.Thread(target=_watch, args=(int(pid), stop_file, 1.0), daemon=True,
                          name="segpipe-runner-watch").start()
 
 

@@ -148,12 +148,14 @@ def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_
 @pytest.mark.timeout(400)
 def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_folder):
     work = run_folder / "work"
+    # Long trials: the tune worker's retry policy must not start a worker that trains on.
+    (run_folder / "run.yaml").write_text(CONFIG.replace("epochs: 6", "epochs: 300"))
     runner = _start(run_folder)
     _wait_for(lambda: _epochs_done(work) >= 1, 300, "the first epoch of a trial", runner)
     runner.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     output, _ = runner.communicate(timeout=120)
-    # Not after the tuning ends: the tune worker is stopped, not waited for.
+    # Not after the tuning ends: the tune worker is stopped, not waited for or retried.
     assert time.monotonic() - sent < 45
     assert runner.returncode == 1
     assert "interrupted by SIGTERM" in output.strip().splitlines()[-1]
