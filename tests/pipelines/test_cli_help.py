@@ -80,3 +80,12 @@ def test_version_names_the_package_and_the_checkout_commit():
     if head.returncode == 0:  # a checkout (not an installed wheel)
         expected += f" (git {head.stdout.strip()}"
     assert result.output.startswith(expected), result.output
+
+
+def test_a_command_description_wraps_once_at_the_terminal_width():
+    # The docstring breaks "resumes that run: cached" / "data steps" at 96 columns; on an
+    # 80-column terminal that break must not leave a ragged half-line.
+    text = help_text("run", columns=80)
+    lines = [line.strip() for line in text.splitlines()]
+    paragraph = next(i for i, line in enumerate(lines) if line.startswith("Running a config"))
+    assert all(len(line) > 60 for line in lines[paragraph:paragraph + 2]), lines[paragraph:]
