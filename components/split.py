@@ -237,11 +237,22 @@ UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "gr
               "given": "given split"}
 
 
+def _overlap_advice(options: SplitOptions) -> str:
+    if options.strategy != "block":
+        return ("every tile it would hold shares ground with tiles of other splits (the "
+                "scenes overlap: strategy 'block' keeps overlapping ground together)")
+    return ("every tile it would hold shares ground with tiles of other blocks (the scenes "
+            "overlap and their tiles straddle block edges: a smaller patch_size, one that "
+            "divides the scenes' offset from each other, lines the tiles of neighbouring "
+            "scenes up)")
+
+
 def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
                           units: list[_Unit], options: SplitOptions) -> list[str]:
     """Val or test splits (with a ratio above 0) that hold no tile, or no labelled pixel."""
     by_id = {t.id: t for t in manifest.tiles}
-    problems = []
+    problems: list[str] = []
+    empty: dict[str, list[str]] = {}  # the same reason once, for all the splits it empties
     for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
         tiles = [t for u in units_ for t in u.tiles]
         if options.strategy != "given" and ratio == 0:
@@ -250,15 +261,16 @@ def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
             continue
         if not tiles:
             word = UNIT_WORDS[options.strategy] + ("s" if len(units) != 1 else "")
-            why = ("all its tiles share ground with tiles of other splits (the scenes "
-                   "overlap: strategy 'block' keeps overlapping ground together)" if units_
+            why = (_overlap_advice(options) if units_
                    else f"only {len(units)} {word} for ratios "
                    f"{', '.join(map(str, options.ratios))}" if options.strategy != "given"
                    else "the dataset gives no scene to it")
-            problems.append(f"split '{name}' is empty: {why}")
+            empty.setdefault(why, []).append(f"'{name}'")
         elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
             problems.append(f"split '{name}' has no labelled pixel in its {len(tiles)} tiles")
-    return problems
+    return [f"split {names[0]} is empty: {why}" if len(names) == 1
+            else f"splits {' and '.join(names)} are empty: {why}"
+            for why, names in empty.items()] + problems
 
 
 def split_tiles(dataset_dir: Path, out_path: Path,

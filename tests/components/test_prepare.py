@@ -91,6 +91,17 @@ def test_default_block_size_shrinks_until_every_split_gets_blocks(tea_plantation
     assert all(split.splits.values()), {k: len(v) for k, v in split.splits.items()}
 
 
+def test_whole_chip_tiles_of_overlapping_chips_are_refused_with_advice(tea_plantations,
+                                                                       tmp_path):
+    # One 256 px tile per chip, chips every 128 px: every tile shares ground with tiles of
+    # other blocks, whatever the blocks. The error says which setting lines them up.
+    options = PrepareOptions(split=SplitOptions(strategy="block", seed=0))
+    with pytest.raises(DataError, match="splits 'val' and 'test' are empty: every tile it "
+                       r"would hold .* other blocks .* a smaller patch_size"):
+        prepare_dataset(tea_plantations, tmp_path / "tea", options)
+    assert not (tmp_path / "tea").exists()
+
+
 def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):
     precious = tmp_path / "documents"
     precious.mkdir()

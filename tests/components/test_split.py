@@ -61,14 +61,15 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
                         SplitOptions(strategy="random", ratios=(0.5, 0.25, 0.25)))
     assert abs(len(split.splits["train"]) - n / 2) <= 2
     one_block = {"strategy": "block", "block_size": 10_000, "ratios": (0.8, 0.1, 0.1)}
-    with pytest.raises(DataError, match="split 'val' is empty: only 1 block for.*allow_empty"):
+    with pytest.raises(DataError,
+                       match="splits 'val' and 'test' are empty: only 1 block for.*allow_empty"):
         split_tiles(tiled, tmp_path / "s.json", SplitOptions(**one_block))
     assert not (tmp_path / "s.json").exists()
-    with pytest.warns(SplitWarning, match="split 'test' is empty"):
+    with pytest.warns(SplitWarning, match="'test' are empty"):
         lonely = split_tiles(tiled, tmp_path / "s.json",
                              SplitOptions(**one_block, allow_empty_splits=True))
     assert not lonely.splits["test"]
-    assert any("'test' is empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
+    assert any("'test' are empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
 
 
 def test_bad_ratios_are_rejected():
