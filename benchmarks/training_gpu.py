@@ -36,24 +36,19 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import segmodels  # noqa: E402
+from segmodels.views import (  # noqa: E402
+    BAND_SHIFT,
+    BRIGHTNESS,
+    CONTRAST,
+    DRAWS,
+    NOISE,
+    NOISE_FIELDS,
+    NOISE_SIDE,
+    TONE,
+    view_index_maps,
+)
 
-# components.train_augment's ranges and draw columns (checked equal by tests/benchmarks)
-BRIGHTNESS, BAND_SHIFT, CONTRAST, TONE, NOISE = 0.2, 0.05, 1.25, 0.3, 0.05
-NOISE_FIELDS, NOISE_SIDE = 8, 64
-DRAWS = ("view", "row", "col", "tone", "contrast", "brightness", "noise_field", "noise_std")
 IGNORE = 255
-
-
-def view_index_maps(tile: int, crop: int) -> np.ndarray:
-    """components.train_augment.view_index_maps in numpy: (8, crop*crop) flat tile pixels of
-    the 8 rotations/reflections of the crop window at the tile's corner."""
-    rows, cols = np.divmod(np.arange(crop * crop, dtype=np.int32).reshape(crop, crop), crop)
-    maps = []
-    for flip in (False, True):
-        for k in range(4):
-            r, c = (np.rot90(a[:, ::-1] if flip else a, k) for a in (rows, cols))
-            maps.append((r * tile + c).reshape(-1))
-    return np.stack(maps).astype(np.int32)
 
 
 def synthetic_tiles(count: int, size: int, bands: int, classes: int, seed: int = 0

@@ -34,7 +34,7 @@ def reflow(text: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-class Command(TyperCommand):
+class _ReadableHelp:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = reflow(self.help)
@@ -43,10 +43,9 @@ class Command(TyperCommand):
         return _show_flags_as_flags(super().get_params(ctx))
 
 
-class Group(TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = reflow(self.help)
+class Command(_ReadableHelp, TyperCommand):
+    pass
 
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _show_flags_as_flags(super().get_params(ctx))
+
+class Group(_ReadableHelp, TyperGroup):
+    pass

@@ -29,9 +29,6 @@ def _benchmark_module():
 
 def test_numpy_pipeline_is_the_twin_of_train_augment():
     bench = _benchmark_module()
-    for name in ("BRIGHTNESS", "BAND_SHIFT", "CONTRAST", "TONE", "NOISE", "NOISE_FIELDS",
-                 "NOISE_SIDE", "DRAWS"):
-        assert getattr(bench, name) == getattr(train_augment, name), name
     images, masks = bench.synthetic_tiles(6, 80, 3, 4)
     z_low, z_high = [-1.5, -2.0, -1.0], [2.0, 1.5, 2.5]
     draws = np.random.default_rng(0).random((6, len(bench.DRAWS) + 3), dtype=np.float32)
