@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,9 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TRIALS_DIR = "trials"
+#: Study user attr: the wall-clock deadline (Unix time) of ``budget_minutes``, set once when
+#: the study is prepared, so every worker (and a resumed run) stops at the same moment.
+DEADLINE_ATTR = "segpipe.deadline"
 
 
 class TuneError(RuntimeError):
@@ -53,6 +57,12 @@ class TuneOptions(BaseModel):
                            "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
     timeout_s: float | None = Field(None, gt=0, description="a worker starts no new trial "
                                     "after this many seconds; unset: no limit")
+    budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "
+                                  "all workers together, from when the run opens it (a "
+                                  "resumed run keeps the first deadline): no trial starts "
+                                  "after it, and a running trial stops at the end of the epoch "
+                                  "that crosses it, keeping its best epoch (a complete trial); "
+                                  "0: no budget")
     epochs: int = Field(20, ge=1, description="maximum epochs per trial (early stopping and "
                         "pruning may end a trial sooner)")
     seed: int = Field(0, description="sampler seed; worker i uses seed + i")
@@ -110,6 +120,8 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
     A re-queued trial keeps its params and its folder, so it resumes from its last epoch
     checkpoint; the interrupted one is marked FAIL and its MLflow run KILLED."""
     study = open_study(options, storage, study_name)
+    if options.budget_minutes and DEADLINE_ATTR not in study.user_attrs:
+        study.set_user_attr(DEADLINE_ATTR, time.time() + 60 * options.budget_minutes)
     for params in options.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -122,6 +134,30 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
         log.warning("trial %d was interrupted; re-queued to resume from its last checkpoint",
                     trial.number)
     return study
+
+
+def study_deadline(study: optuna.Study) -> float | None:
+    """The study's budget deadline (Unix time), if it has one."""
+    deadline = study.user_attrs.get(DEADLINE_ATTR)
+    return None if deadline is None else float(deadline)
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends training after the epoch that crosses ``deadline``: the trial keeps its best
+    epoch so far and completes, instead of being lost to the budget."""
+
+    def __init__(self, deadline: float, trial: optuna.Trial | None = None) -> None:
+        super().__init__()
+        self.deadline, self.trial = deadline, trial
+        self.stopped_after: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if time.time() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            if self.trial is not None:
+                self.trial.set_user_attr("stopped_by_budget_after_epoch", epoch + 1)
+            log.info("tuning budget spent: training stops after epoch %d", epoch + 1)
 
 
 def trial_shares(total: int, workers: int) -> list[int]:
@@ -152,8 +188,8 @@ class Objective:
     worker); its finished model is copied into the worker's output."""
 
     def __init__(self, dataset: PreparedDataset, options: TuneOptions, study_name: str,
-                 out_dir: Path) -> None:
-        self.dataset, self.options = dataset, options
+                 out_dir: Path, deadline: float | None = None) -> None:
+        self.dataset, self.options, self.deadline = dataset, options, deadline
         self.study_name, self.out_dir = study_name, out_dir
         root = Path(options.checkpoint_dir) / study_name if options.checkpoint_dir else out_dir
         self.trials_root = root / TRIALS_DIR
@@ -173,8 +209,12 @@ class Objective:
                 params = sample_params(trial, self.options.search_space, self.options.train,
                                        self.options.epochs)
                 progress = EpochProgress(f"trial {trial.number}", params.epochs)
-                result = train_model(self.dataset, params, trial_dir,
-                                     callbacks=[progress, ReportToTrial(trial)])
+                callbacks = [progress, ReportToTrial(trial)]
+                if self.deadline is not None:
+                    callbacks.append(budget := StopAtDeadline(self.deadline, trial))
+                result = train_model(self.dataset, params, trial_dir, callbacks=callbacks)
+                if self.deadline is not None and budget.stopped_after is not None:
+                    mlflow.set_tag("segpipe.stopped_by_budget", str(budget.stopped_after))
                 # Any trial's model can then be fetched (and registered by hand) from MLflow.
                 for path in _model_files(trial_dir):
                     mlflow.log_artifact(str(path), artifact_path="trained_model")
@@ -227,9 +267,17 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
+    deadline, timeout = study_deadline(study), options.timeout_s
+    if deadline is not None:
+        # Optuna checks its timeout before each trial: none starts once the budget is spent.
+        left = deadline - time.time()
+        if left <= 0:
+            log.info("worker %d: the tuning budget is spent; no trial starts", worker)
+            share = 0
+        timeout = left if timeout is None else min(timeout, left)
     if share:
-        study.optimize(Objective(dataset, options, study_name, out_dir), n_trials=share,
-                       timeout=options.timeout_s, catch=(Exception,),
+        study.optimize(Objective(dataset, options, study_name, out_dir, deadline),
+                       n_trials=share, timeout=timeout, catch=(Exception,),
                        callbacks=[_stop_at(options.n_trials)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)
