@@ -113,19 +113,23 @@ def known_evaluation(cloud_dataset, known_model, tmp_path_factory):
                           overlay_tiles=0, log_to_mlflow=False)
 
 
+def _known_counts(dataset: PreparedDataset, scene: int, cols: slice) -> np.ndarray:
+    stats = dataset.norm_stats
+    with rasterio.open(dataset.scenes_dir / f"scene{scene}_image.tif") as src:
+        band = src.read(1)[:, cols]
+    with rasterio.open(dataset.scenes_dir / f"scene{scene}_mask.tif") as src:
+        truth = src.read(1)[:, cols]
+    predicted = np.where((band - stats.mean[0]) / stats.std[0] > 0, 2, 0)
+    valid = truth != 255
+    cm = np.zeros((4, 4), np.int64)
+    np.add.at(cm, (truth[valid], predicted[valid]), 1)
+    return cm
+
+
 def test_scene_scores_match_a_pixel_count_by_hand(cloud_dataset, known_evaluation):
     """Test pixels are the last 32 columns of each 128-px scene (tiles 9-11 of the random
     split); the rest of each scene was trained or validated on and must not count."""
-    stats = cloud_dataset.norm_stats
-    cm = np.zeros((4, 4), np.int64)
-    for scene in range(3):
-        with rasterio.open(cloud_dataset.scenes_dir / f"scene{scene}_image.tif") as src:
-            band = src.read(1)[:, 96:]
-        with rasterio.open(cloud_dataset.scenes_dir / f"scene{scene}_mask.tif") as src:
-            truth = src.read(1)[:, 96:]
-        predicted = np.where((band - stats.mean[0]) / stats.std[0] > 0, 2, 0)
-        valid = truth != 255
-        np.add.at(cm, (truth[valid], predicted[valid]), 1)
+    cm = sum(_known_counts(cloud_dataset, scene, slice(96, None)) for scene in range(3))
     result = known_evaluation
     assert result.confusion_matrix == cm.tolist()
     assert result.scene_count == 3 and result.pixel_count == 3 * (32 * 32 - 16)
@@ -155,3 +159,19 @@ def test_missing_scenes_are_named_before_any_work(tiny_dataset, trained, tmp_pat
     dataset = PreparedDataset(tiny_dataset.root, scenes=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="nowhere.*scene0_image.tif"):
         evaluate_model(trained, dataset, tmp_path / "eval", log_to_mlflow=False)
+
+
+def test_a_whole_test_scene_counts_every_labelled_pixel(cloud_dataset, known_model, tmp_path):
+    """A scene split: scene2 is all test, so all of it is scored, edges included."""
+    root = tmp_path / "dataset"
+    shutil.copytree(cloud_dataset.root, root)
+    split = json.loads((root / "split.json").read_text())
+    ids = sorted(i for ids in split["splits"].values() for i in ids)
+    split["splits"] = {name: [i for i in ids if i.startswith(f"scene{s}")]
+                       for s, name in enumerate(("train", "val", "test"))}
+    split["strategy"] = "scene"
+    (root / "split.json").write_text(json.dumps(split))
+    result = evaluate_model(known_model, PreparedDataset(root), tmp_path / "eval",
+                            overlay_tiles=0, log_to_mlflow=False)
+    assert result.scene_count == 1 and result.pixel_count == 4 * (32 * 32 - 16)
+    assert result.confusion_matrix == _known_counts(cloud_dataset, 2, slice(None)).tolist()
