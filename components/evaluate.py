@@ -159,6 +159,9 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
     predictor = ScenePredictor(keras_predict_fn(model), config)
     cm, scene_count = scene_confusion(predictor, dataset, split,
                                       tta=param_defaults(config)["tta"])
+    if not cm.sum():
+        raise ValueError(f"{dataset.split}: the {split} split's scenes hold no labelled pixel "
+                         f"that the model answered (all ignored or nodata)")
     predict = keras_tile_predictor(model, dataset)
     tile_cm = split_confusion(dataset, split, predict, batch_size)
     names = classes.names

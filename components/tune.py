@@ -30,6 +30,7 @@ from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
 from components.train import TrainParams, train_model
 from components.train_callbacks import EpochProgress
+from components.tune_budget import StopAtDeadline, set_deadline, study_deadline
 from components.tune_space import SearchSpace, sample_params
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TRIALS_DIR = "trials"
-#: Study user attr: the wall-clock deadline (Unix time) of ``budget_minutes``, set once when
-#: the study is prepared, so every worker (and a resumed run) stops at the same moment.
-DEADLINE_ATTR = "segpipe.deadline"
-
 
 class TuneError(RuntimeError):
     """The study could not produce a model (e.g. every trial failed)."""
@@ -120,8 +117,8 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
     A re-queued trial keeps its params and its folder, so it resumes from its last epoch
     checkpoint; the interrupted one is marked FAIL and its MLflow run KILLED."""
     study = open_study(options, storage, study_name)
-    if options.budget_minutes and DEADLINE_ATTR not in study.user_attrs:
-        study.set_user_attr(DEADLINE_ATTR, time.time() + 60 * options.budget_minutes)
+    if options.budget_minutes:
+        set_deadline(study, options.budget_minutes)
     for params in options.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -134,30 +131,6 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
         log.warning("trial %d was interrupted; re-queued to resume from its last checkpoint",
                     trial.number)
     return study
-
-
-def study_deadline(study: optuna.Study) -> float | None:
-    """The study's budget deadline (Unix time), if it has one."""
-    deadline = study.user_attrs.get(DEADLINE_ATTR)
-    return None if deadline is None else float(deadline)
-
-
-class StopAtDeadline(keras.callbacks.Callback):
-    """Ends training after the epoch that crosses ``deadline``: the trial keeps its best
-    epoch so far and completes, instead of being lost to the budget."""
-
-    def __init__(self, deadline: float, trial: optuna.Trial | None = None) -> None:
-        super().__init__()
-        self.deadline, self.trial = deadline, trial
-        self.stopped_after: int | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if time.time() >= self.deadline:
-            self.model.stop_training = True
-            self.stopped_after = epoch + 1
-            if self.trial is not None:
-                self.trial.set_user_attr("stopped_by_budget_after_epoch", epoch + 1)
-            log.info("tuning budget spent: training stops after epoch %d", epoch + 1)
 
 
 def trial_shares(total: int, workers: int) -> list[int]:

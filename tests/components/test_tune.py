@@ -17,7 +17,6 @@ from optuna.trial import TrialState
 from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
 from components.train import TrainParams
 from components.tune import (
-    DEADLINE_ATTR,
     TuneError,
     TuneOptions,
     open_study,
@@ -26,6 +25,7 @@ from components.tune import (
     select_best_trial,
     trial_shares,
 )
+from components.tune_budget import DEADLINE_ATTR
 from components.tune_space import ParamSpec, SearchSpace, cat, sample_params
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
