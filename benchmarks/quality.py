@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="real dataset folder (case 'real')")
     parser.add_argument("--cases", nargs="+", choices=("real", "synthetic"),
-                        default=["real", "synthetic"])
+                        help="default: both with --data, else synthetic (as `make bench` runs)")
     parser.add_argument("--budget-minutes", type=float, default=3.0,
                         help="tuning.budget_minutes per case")
     parser.add_argument("--patch-size", type=int, default=128)
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the datasets, stores and models "
                         "here (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
+    args.cases = args.cases or (["real", "synthetic"] if args.data else ["synthetic"])
     if "real" in args.cases and (args.data is None or not args.data.is_dir()):
         parser.error("case 'real' needs --data DIR, an existing dataset folder")
     if args.budget_minutes <= 0:
@@ -131,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 source = generate_sample_dataset(work / "source", scenes=args.synthetic_scenes,
                                                  size=args.synthetic_size, seed=0)
-            print(json.dumps(run_case(case, source, work, args)), flush=True)
+            try:
+                figures = run_case(case, source, work, args)
+            except (ValueError, RuntimeError) as err:  # DataError, TuneError, ArtifactError
+                print(f"quality.py: case {case}: {err}", file=sys.stderr)
+                return 1
+            print(json.dumps(figures), flush=True)
     return 0
 
 
