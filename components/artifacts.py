@@ -213,18 +213,21 @@ class PreparedDataset(DatasetPaths):
     manifest and classes, the split and the normalization statistics.
 
     One folder from ``segpipe prepare``, or the tile step's folder with the split and stats
-    that Kubeflow keeps as separate artifacts (``split`` and ``stats`` name those files).
-    Manifests are loaded once, on first use."""
+    that Kubeflow keeps as separate artifacts (``split`` and ``stats`` name those files), and
+    the ingest step's ``scenes`` folder (the native-resolution scenes that scene-level
+    evaluation predicts). Manifests are loaded once, on first use."""
 
     def __init__(self, root: str | Path, split: str | Path | None = None,
-                 stats: str | Path | None = None) -> None:
+                 stats: str | Path | None = None, scenes: str | Path | None = None) -> None:
         super().__init__(root)
         self._split = Path(split) if split is not None else self.root / "split.json"
         self._stats = Path(stats) if stats is not None else self.root / "stats.json"
+        self._scenes = Path(scenes) if scenes is not None else self.root / "scenes"
         self._loaded: dict[str, BaseModel] = {}
 
     split = property(lambda self: self._split)
     stats = property(lambda self: self._stats)
+    scenes_dir = property(lambda self: self._scenes)
 
     def _load(self, model: type[_M], path: Path) -> _M:
         if path not in self._loaded:

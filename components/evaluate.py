@@ -1,8 +1,17 @@
 """Evaluate a trained model on the untouched test split.
 
-Exact dataset-level scores: one confusion matrix accumulated over every valid pixel of every
-test tile (ignore index honoured), then per-class IoU/F1/precision/recall, mIoU, macro
-averages and pixel accuracy. Writes metrics.json, a confusion-matrix figure, overlays and a
+Exact dataset-level scores from confusion matrices accumulated over every valid pixel
+(ignore index honoured), then per-class IoU/F1/precision/recall, mIoU, macro averages and
+pixel accuracy, twice:
+
+- scene level, the headline (``miou``, ``iou_<class>``...): each test scene predicted whole at
+  native resolution through serving's path (components/scene_evaluation.py), what a user
+  gets from ``segpipe predict``; the champion gate and the registry tags use these;
+- tile level, for comparison (``tile_miou``, ``tile_iou_<class>``...): each test tile on its
+  own, as training's validation sees them.
+
+A class with no pixels in truth or prediction has no score (None, "absent" in the report)
+and is left out of the means. Writes metrics.json, a confusion-matrix figure, overlays and a
 Markdown + HTML report, logs them to MLflow and returns them for the Kubeflow wrapper."""
 
 from __future__ import annotations
@@ -19,9 +28,15 @@ from components.artifacts import PreparedDataset, SplitName, read_tile
 from components.atomic import atomic_path, write_json, write_text
 from components.evaluation_report import SCALARS, html_report, markdown_report
 from components.figures import close, confusion_figure, overlay_figure
+from components.register import RegisterOptions, serving_config
+from components.scene_evaluation import check_scene_files, scene_confusion
 from components.train import load_trained_model
 from segmodels import confusion_matrix, scores_from_confusion
+from serving.decode import param_defaults
 from serving.pixels import normalize_image
+from serving.predict import ScenePredictor, keras_predict_fn
+
+TILE_PREFIX = "tile_"
 
 #: (N, H, W, C) raw tiles -> (N, H, W) class ids; ids >= K mark pixels the model refused.
 PredictTiles = Callable[[np.ndarray], np.ndarray]
@@ -43,13 +58,22 @@ class EvaluationResult(BaseModel):
     split: str
     split_digest: str
     dataset_digest: str
+    scene_count: int
     tile_count: int
-    pixel_count: int
+    pixel_count: int = Field(description="scored pixels of the scenes")
+    tile_pixel_count: int
     class_names: list[str]
-    metrics: dict[str, float] = Field(description="miou, f1_macro, precision_macro, "
-                                      "recall_macro, pixel_accuracy, iou_<class> (defined ones)")
+    metrics: dict[str, float] = Field(description="scene level: miou, f1_macro, "
+                                      "precision_macro, recall_macro, pixel_accuracy, "
+                                      "iou_<class>; tile level: the same prefixed tile_; "
+                                      "absent classes have no iou_ entry")
+    class_iou: dict[str, float | None] = Field(description="scene-level IoU per class; None: "
+                                               "absent (no truth, no prediction)")
+    tile_class_iou: dict[str, float | None]
     per_class: list[ClassScores]
+    tile_per_class: list[ClassScores]
     confusion_matrix: list[list[int]]
+    tile_confusion_matrix: list[list[int]]
     metrics_path: str
     report_md: str
     report_html: str
@@ -96,11 +120,30 @@ def keras_tile_predictor(model, dataset: PreparedDataset) -> PredictTiles:
     return predict
 
 
+def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
+    scores = scores_from_confusion(cm)
+    return [ClassScores(name=n, iou=_finite(scores["iou"][i]), f1=_finite(scores["f1"][i]),
+                        precision=_finite(scores["precision"][i]),
+                        recall=_finite(scores["recall"][i]), support=int(cm[i].sum()))
+            for i, n in enumerate(names)]
+
+
+def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "") -> dict[str, float]:
+    """The scalar scores and each present class's IoU, keys prefixed with ``prefix``."""
+    scores = scores_from_confusion(cm)
+    metrics = {f"{prefix}{k}": v for k in SCALARS if (v := _finite(scores[k])) is not None}
+    metrics.update({f"{prefix}iou_{c.name}": c.iou for c in class_scores(cm, names)
+                    if c.iou is not None})
+    return metrics
+
+
 def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
-                   split: SplitName = "test", batch_size: int = 8, overlay_tiles: int = 4,
+                   split: SplitName = "test", registry: RegisterOptions | None = None,
+                   batch_size: int = 8, overlay_tiles: int = 4,
                    log_to_mlflow: bool = True) -> EvaluationResult:
-    """Score ``model_dir`` on ``split``; logs into the caller's active MLflow run (a new run
-    "evaluate" when there is none)."""
+    """Score ``model_dir`` on ``split``, by scene and by tile; logs into the caller's active
+    MLflow run (a new run "evaluate" when there is none). ``registry`` gives the serving
+    options (overlap, batch size) the registered model will have."""
     out_dir = Path(out_dir)
     classes, stats = dataset.class_map, dataset.norm_stats
     model, info = load_trained_model(Path(model_dir))
@@ -111,17 +154,19 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
     tile_ids = dataset.tile_ids(split)
     if not tile_ids:
         raise ValueError(f"{dataset.split}: split {split!r} has no tiles to evaluate on")
+    check_scene_files(dataset, split)
+    config = serving_config(info, dataset, registry or RegisterOptions())
+    predictor = ScenePredictor(keras_predict_fn(model), config)
+    cm, scene_count = scene_confusion(predictor, dataset, split,
+                                      tta=param_defaults(config)["tta"])
+    if not cm.sum():
+        raise ValueError(f"{dataset.split}: the {split} split's scenes hold no labelled pixel "
+                         f"that the model answered (all ignored or nodata)")
     predict = keras_tile_predictor(model, dataset)
-    cm = split_confusion(dataset, split, predict, batch_size)
-    scores = scores_from_confusion(cm)
-    class_scores = [ClassScores(name=n, iou=_finite(scores["iou"][i]),
-                                f1=_finite(scores["f1"][i]),
-                                precision=_finite(scores["precision"][i]),
-                                recall=_finite(scores["recall"][i]),
-                                support=int(cm[i].sum()))
-                    for i, n in enumerate(classes.names)]
-    metrics = {k: v for k in SCALARS if (v := _finite(scores[k])) is not None}
-    metrics.update({f"iou_{c.name}": c.iou for c in class_scores if c.iou is not None})
+    tile_cm = split_confusion(dataset, split, predict, batch_size)
+    names = classes.names
+    per_class, tile_per_class = class_scores(cm, names), class_scores(tile_cm, names)
+    metrics = {**summary_metrics(cm, names), **summary_metrics(tile_cm, names, TILE_PREFIX)}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig = confusion_figure(cm, classes.names)
@@ -145,10 +190,12 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
 
     result = EvaluationResult(
         architecture=info.architecture, split=split, split_digest=dataset.split_digest(split),
-        dataset_digest=dataset.digest(), tile_count=len(tile_ids),
-        pixel_count=int(cm.sum()), class_names=classes.names,
-        metrics=metrics,
-        per_class=class_scores, confusion_matrix=cm.tolist(),
+        dataset_digest=dataset.digest(), scene_count=scene_count, tile_count=len(tile_ids),
+        pixel_count=int(cm.sum()), tile_pixel_count=int(tile_cm.sum()), class_names=names,
+        metrics=metrics, class_iou={c.name: c.iou for c in per_class},
+        tile_class_iou={c.name: c.iou for c in tile_per_class}, per_class=per_class,
+        tile_per_class=tile_per_class, confusion_matrix=cm.tolist(),
+        tile_confusion_matrix=tile_cm.tolist(),
         metrics_path=str(out_dir / "metrics.json"), report_md=str(out_dir / "report.md"),
         report_html=str(out_dir / "report.html"), confusion_png=str(confusion_png),
         overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None)

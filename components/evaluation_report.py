@@ -13,16 +13,32 @@ if TYPE_CHECKING:
     from components.evaluate import EvaluationResult
 
 SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
-HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels"]
+SUMMARY = ["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)", "pixel accuracy",
+           "tile mIoU"]
+HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels", "tile IoU"]
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def _fmt(value: float | None, missing: str = "n/a") -> str:
+    return missing if value is None else f"{value:.4f}"
+
+
+def _summary(result: EvaluationResult) -> list[str]:
+    m = result.metrics
+    return [_fmt(m.get(k)) for k in SCALARS] + [_fmt(m.get("tile_miou"))]
 
 
 def _rows(result: EvaluationResult) -> list[list[str]]:
-    return [[c.name, _fmt(c.iou), _fmt(c.f1), _fmt(c.precision), _fmt(c.recall), str(c.support)]
+    """Scene-level scores per class plus the tile-level IoU; a class in neither truth nor
+    prediction is "absent" (left out of the means), not 0."""
+    return [[c.name, _fmt(c.iou, "absent"), _fmt(c.f1), _fmt(c.precision), _fmt(c.recall),
+             str(c.support), _fmt(result.tile_class_iou.get(c.name), "absent")]
             for c in result.per_class]
+
+
+def _intro(result: EvaluationResult) -> str:
+    return (f"{result.scene_count} scenes predicted whole at native resolution, as served "
+            f"({result.pixel_count} scored pixels); tile-level figures over {result.tile_count} "
+            f"tiles ({result.tile_pixel_count} labelled pixels) for comparison")
 
 
 def data_uri(png: str | Path) -> str:
@@ -38,13 +54,11 @@ def _figures(result: EvaluationResult, inline: bool) -> list[tuple[str, str]]:
 
 
 def markdown_report(result: EvaluationResult, images_inline: bool = False) -> str:
-    m = result.metrics
     lines = [f"# Evaluation on the {result.split} split", "",
-             f"Model `{result.architecture}`, {result.tile_count} tiles, {result.pixel_count} "
-             f"labelled pixels, split digest `{result.split_digest[:16]}`.", "",
-             "| mIoU | F1 (macro) | precision (macro) | recall (macro) | pixel accuracy |",
-             "| --- | --- | --- | --- | --- |",
-             "| " + " | ".join(_fmt(m.get(k)) for k in SCALARS) + " |", "",
+             f"Model `{result.architecture}`: {_intro(result)}. Split digest "
+             f"`{result.split_digest[:16]}`.", "",
+             "| " + " | ".join(SUMMARY) + " |", "|" + " --- |" * len(SUMMARY),
+             "| " + " | ".join(_summary(result)) + " |", "",
              "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
     for alt, src in _figures(result, images_inline):
@@ -53,22 +67,19 @@ def markdown_report(result: EvaluationResult, images_inline: bool = False) -> st
 
 
 def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
-    m = result.metrics
-
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                        for r in rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    summary = table(["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)",
-                     "pixel accuracy"], [[_fmt(m.get(k)) for k in SCALARS]])
+    summary = table(SUMMARY, [_summary(result)])
     images = "".join(f'<img src="{src}" alt="{html.escape(alt)}">'
                      for alt, src in _figures(result, images_inline))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>segpipe evaluation</title>"
             "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
             "padding:4px 8px}img{max-width:100%}</style></head><body>"
             f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
-            f"<p>Model <code>{html.escape(result.architecture)}</code>, {result.tile_count} tiles, "
-            f"{result.pixel_count} labelled pixels.</p>{summary}"
+            f"<p>Model <code>{html.escape(result.architecture)}</code>: "
+            f"{html.escape(_intro(result))}.</p>{summary}"
             f"{table(HEADER, _rows(result))}{images}</body></html>\n")

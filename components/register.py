@@ -56,7 +56,9 @@ class RegisterOptions(BaseModel):
     challenger_alias: str = Field("challenger", description="alias of the newest version")
     champion_alias: str = Field("champion", description="alias of the version that serves; "
                                 "moved only when the challenger beats it on the same test split")
-    metric: str = Field(default="miou", description="test metric the gate compares")
+    metric: str = Field(default="miou", description="test metric the gate compares: scene "
+                        "level (test scenes predicted whole, as served); tile_miou etc. for "
+                        "the tile-level figures")
     min_improvement: float = Field(default=0.0, ge=0,
                                    description="challenger must beat the champion by more")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
@@ -160,14 +162,29 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
 
 def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
                            metric: str) -> float:
-    """``metric`` of a registered pyfunc model on ``split``, from raw tiles (the model
-    normalizes and tiles by itself)."""
-    from components.evaluate import split_confusion
-    from segmodels import scores_from_confusion
+    """``metric`` of a registered pyfunc model on ``split``, scored as ``evaluate`` scores:
+    whole scenes through the model's own predictor and serving config, or raw tiles for a
+    ``tile_`` metric (the model normalizes, resamples and tiles by itself)."""
+    from components.evaluate import TILE_PREFIX, split_confusion, summary_metrics
+    from components.scene_evaluation import scene_confusion
+    from serving.decode import param_defaults
 
     model = mlflow.pyfunc.load_model(model_uri)
-    cm = split_confusion(dataset, split, lambda images: model.predict(images.astype(np.float32)))
-    return float(scores_from_confusion(cm)[metric])
+    names = dataset.class_map.names
+    if metric.startswith(TILE_PREFIX):
+        cm = split_confusion(dataset, split,
+                             lambda images: model.predict(images.astype(np.float32)))
+    else:
+        predictor = model.unwrap_python_model().predictor
+        config = predictor.config
+        if config.class_names != names or config.in_channels != len(dataset.norm_stats.bands):
+            raise ValueError(f"{model_uri} predicts {config.class_names} from "
+                             f"{config.in_channels} bands; the dataset has {names}")
+        cm, _ = scene_confusion(predictor, dataset, split, tta=param_defaults(config)["tta"])
+    scores = summary_metrics(cm, names, TILE_PREFIX if metric.startswith(TILE_PREFIX) else "")
+    if metric not in scores:
+        raise ValueError(f"{model_uri}: no {metric!r} on the {split} split (absent class?)")
+    return float(scores[metric])
 
 
 MODEL_DESCRIPTION = (
@@ -185,14 +202,16 @@ def version_description(info: TrainedModelInfo, dataset: PreparedDataset,
     manifest = dataset.tile_manifest
     params = ", ".join(f"{k}={v}" for k, v in sorted(info.params.items())) or "defaults"
     scores = ", ".join(f"{name} {evaluation.metrics[name]:.3f}"
-                       for name in ("miou", "pixel_accuracy") if name in evaluation.metrics)
+                       for name in ("miou", "pixel_accuracy", "tile_miou")
+                       if name in evaluation.metrics)
     return "\n".join([
         f"Data: {source or dataset.root} (dataset digest {evaluation.dataset_digest[:12]}); "
         f"{len(classes)} classes ({', '.join(classes)}); {info.in_channels} bands; "
         f"{manifest.patch_size} px tiles at scale {manifest.scale}.",
         f"Architecture: {info.architecture} ({params}); best val mIoU "
         f"{info.best_val_miou if info.best_val_miou is None else round(info.best_val_miou, 4)}.",
-        f"Test ({evaluation.split} split, {evaluation.tile_count} tiles): {scores}.",
+        f"Test ({evaluation.split} split: {evaluation.scene_count} scenes predicted whole as "
+        f"served, scene-level scores; {evaluation.tile_count} tiles for tile_miou): {scores}.",
         f"Gate: {decision}.",
     ])
 

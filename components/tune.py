@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
 from components.train import TrainParams, train_model
 from components.train_callbacks import EpochProgress
+from components.tune_budget import StopAtDeadline, set_deadline, study_deadline
 from components.tune_space import SearchSpace, sample_params
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TRIALS_DIR = "trials"
-
 
 class TuneError(RuntimeError):
     """The study could not produce a model (e.g. every trial failed)."""
@@ -53,6 +54,12 @@ class TuneOptions(BaseModel):
                            "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
     timeout_s: float | None = Field(None, gt=0, description="a worker starts no new trial "
                                     "after this many seconds; unset: no limit")
+    budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "
+                                  "all workers together, from when the run opens it (a "
+                                  "resumed run keeps the first deadline): no trial starts "
+                                  "after it, and a running trial stops at the end of the epoch "
+                                  "that crosses it, keeping its best epoch (a complete trial); "
+                                  "0: no budget")
     epochs: int = Field(20, ge=1, description="maximum epochs per trial (early stopping and "
                         "pruning may end a trial sooner)")
     seed: int = Field(0, description="sampler seed; worker i uses seed + i")
@@ -110,6 +117,8 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
     A re-queued trial keeps its params and its folder, so it resumes from its last epoch
     checkpoint; the interrupted one is marked FAIL and its MLflow run KILLED."""
     study = open_study(options, storage, study_name)
+    if options.budget_minutes:
+        set_deadline(study, options.budget_minutes)
     for params in options.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -152,8 +161,8 @@ class Objective:
     worker); its finished model is copied into the worker's output."""
 
     def __init__(self, dataset: PreparedDataset, options: TuneOptions, study_name: str,
-                 out_dir: Path) -> None:
-        self.dataset, self.options = dataset, options
+                 out_dir: Path, deadline: float | None = None) -> None:
+        self.dataset, self.options, self.deadline = dataset, options, deadline
         self.study_name, self.out_dir = study_name, out_dir
         root = Path(options.checkpoint_dir) / study_name if options.checkpoint_dir else out_dir
         self.trials_root = root / TRIALS_DIR
@@ -173,8 +182,12 @@ class Objective:
                 params = sample_params(trial, self.options.search_space, self.options.train,
                                        self.options.epochs)
                 progress = EpochProgress(f"trial {trial.number}", params.epochs)
-                result = train_model(self.dataset, params, trial_dir,
-                                     callbacks=[progress, ReportToTrial(trial)])
+                callbacks = [progress, ReportToTrial(trial)]
+                if self.deadline is not None:
+                    callbacks.append(budget := StopAtDeadline(self.deadline, trial))
+                result = train_model(self.dataset, params, trial_dir, callbacks=callbacks)
+                if self.deadline is not None and budget.stopped_after is not None:
+                    mlflow.set_tag("segpipe.stopped_by_budget", str(budget.stopped_after))
                 # Any trial's model can then be fetched (and registered by hand) from MLflow.
                 for path in _model_files(trial_dir):
                     mlflow.log_artifact(str(path), artifact_path="trained_model")
@@ -227,9 +240,17 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
+    deadline, timeout = study_deadline(study), options.timeout_s
+    if deadline is not None:
+        # Optuna checks its timeout before each trial: none starts once the budget is spent.
+        left = deadline - time.time()
+        if left <= 0:
+            log.info("worker %d: the tuning budget is spent; no trial starts", worker)
+            share = 0
+        timeout = left if timeout is None else min(timeout, left)
     if share:
-        study.optimize(Objective(dataset, options, study_name, out_dir), n_trials=share,
-                       timeout=options.timeout_s, catch=(Exception,),
+        study.optimize(Objective(dataset, options, study_name, out_dir, deadline),
+                       n_trials=share, timeout=timeout, catch=(Exception,),
                        callbacks=[_stop_at(options.n_trials)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)

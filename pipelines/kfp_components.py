@@ -160,22 +160,29 @@ def select_best(models: Input[list[Model]], run_context: Input[Artifact],
 
 
 @_cpu_component
-def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
-             stats: Input[Artifact], run_context: Input[Artifact], evaluation: Output[Artifact],
-             metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
-             report: Output[HTML], summary: Output[Markdown]) -> float:
-    """Score the selected model on the untouched test split."""
+def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
+             split: Input[Dataset], stats: Input[Artifact], run_context: Input[Artifact],
+             registry: dict, evaluation: Output[Artifact], metrics: Output[Metrics],
+             confusion: Output[ClassificationMetrics], report: Output[HTML],
+             summary: Output[Markdown]) -> float:
+    """Score the selected model on the untouched test split: whole scenes as served (the
+    registry section's serving options), and tiles for comparison."""
     import shutil
     from pathlib import Path
 
-    from components.artifacts import PreparedDataset
+    from components.artifacts import DatasetPaths, PreparedDataset
     from components.evaluate import evaluate_model
     from components.evaluation_report import markdown_report
+    from components.register import RegisterOptions
     from components.tracking import RunContext, resume_parent_run
+    from pipelines.step_options import step_options
 
-    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
+    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path,
+                              scenes=DatasetPaths(scenes.path).scenes_dir)
+    options = step_options(RegisterOptions, registry)
     with resume_parent_run(RunContext.load(run_context.path)):
-        result = evaluate_model(Path(model.path), dataset, Path(evaluation.path))
+        result = evaluate_model(Path(model.path), dataset, Path(evaluation.path),
+                                registry=options)
     shutil.copyfile(result.report_html, report.path)
     Path(summary.path).write_text(markdown_report(result, images_inline=True))
     for key, value in result.metrics.items():
@@ -185,20 +192,22 @@ def evaluate(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
 
 
 @_cpu_component
-def register(model: Input[Model], tiles: Input[Dataset], split: Input[Dataset],
-             stats: Input[Artifact], evaluation: Input[Artifact], run_context: Input[Artifact],
-             registry: dict):
+def register(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
+             split: Input[Dataset], stats: Input[Artifact], evaluation: Input[Artifact],
+             run_context: Input[Artifact], registry: dict):
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
     from pathlib import Path
 
-    from components.artifacts import PreparedDataset
+    from components.artifacts import DatasetPaths, PreparedDataset
     from components.evaluate import EvaluationResult
     from components.register import RegisterOptions, register_model
     from components.tracking import RunContext, resume_parent_run
     from pipelines.step_options import step_options
 
     context = RunContext.load(run_context.path)
-    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path)
+    # The scenes: a champion scored on another split is re-scored on this one's scenes.
+    dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path,
+                              scenes=DatasetPaths(scenes.path).scenes_dir)
     scored = EvaluationResult.model_validate_json((Path(evaluation.path) / "metrics.json")
                                                   .read_bytes())
     with resume_parent_run(context):

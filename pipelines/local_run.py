@@ -60,6 +60,7 @@ class LocalRunResult:
     log_path: Path
     seconds: float
     resumed: bool
+    test_tile_miou: float = float("nan")
 
 
 def run_name_for(config: PipelineConfig) -> str:
@@ -179,7 +180,8 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
         mlflow_run_id=parent.info.run_id, run_name=str(tracking.run_name),
         kfp_run_name=parent.data.tags.get("kfp.run_name", ""),
         tracking_uri=str(tracking.mlflow_tracking_uri), model_name=name, log_path=log_path,
-        seconds=seconds, resumed=resumed)
+        seconds=seconds, resumed=resumed,
+        test_tile_miou=parent.data.metrics.get("test_tile_miou", float("nan")))
 
 
 @dataclass(frozen=True)

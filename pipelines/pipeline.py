@@ -126,10 +126,13 @@ def _segmentation_pipeline(
                               "Select best trial", LIGHT_RESOURCES, cache=False, s3=True,
                               db=True)
         best = selected.outputs["best_model"]
-        evaluated = _configure(steps.evaluate(model=best, tiles=tiles, split=split_manifest,
-                                              stats=stats, run_context=context),
+        scenes = ingested.outputs["scenes"]
+        evaluated = _configure(steps.evaluate(model=best, scenes=scenes, tiles=tiles,
+                                              split=split_manifest, stats=stats,
+                                              run_context=context, registry=registry),
                                "Evaluate on test split", EVAL_RESOURCES, cache=False, s3=True)
-        _configure(steps.register(model=best, tiles=tiles, split=split_manifest, stats=stats,
+        _configure(steps.register(model=best, scenes=scenes, tiles=tiles, split=split_manifest,
+                                  stats=stats,
                                   evaluation=evaluated.outputs["evaluation"],
                                   run_context=context, registry=registry),
                    "Register model", LIGHT_RESOURCES, cache=False, s3=True)

@@ -42,7 +42,8 @@ def _summary(result) -> None:
     resumed = ", resumed" if result.resumed else ""
     typer.echo(f"pipeline run      {result.run_name}  ({result.seconds:.0f} s{resumed})")
     typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag segpipe.run_name)")
-    typer.echo(f"test mIoU         {result.test_miou:.4f}")
+    typer.echo(f"test mIoU         {result.test_miou:.4f}  (whole test scenes, as served; "
+               f"tile by tile {result.test_tile_miou:.4f})")
     typer.echo(f"registered        {result.model_name} version {result.model_version}"
                f" ({'now champion' if promoted else 'challenger'}; "
                f"champion is version {result.champion_version})")

@@ -91,36 +91,61 @@ def _tile(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return image.astype(np.float32), mask
 
 
+SCENE_TILES = 4  # tiles side by side in one scene
+
+
+def _write_raster(path: Path, array: np.ndarray, transform: Affine,
+                  nodata: float | None) -> None:
+    """(H, W, C) array -> GeoTIFF."""
+    height, width, bands = array.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands,
+                       dtype=array.dtype.name, crs="EPSG:32633", transform=transform,
+                       nodata=nodata) as dst:
+        dst.write(np.moveaxis(array, -1, 0))
+
+
 def write_tiny_dataset(root: Path, n_tiles: int = 12, seed: int = 0,
                        split_counts: tuple[int, int, int] = (6, 3, 3)) -> DatasetPaths:
+    """Three scenes of 4 tiles in a row (tile i is tile i // 3 of scene i % 3), ingested
+    scenes included; the first split_counts[0] tile ids train, and so on."""
     paths = DatasetPaths(root)
     paths.tiles_dir.mkdir(parents=True, exist_ok=True)
+    paths.scenes_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     ClassMap(classes=[ClassInfo(id=i, name=n, color=c) for i, (n, c) in enumerate(CLASSES)]
              ).save(paths.classes)
+    scenes = 3
+    width = TILE * -(-n_tiles // scenes)
+    scene_images = np.zeros((scenes, TILE, width, BANDS), np.float32)
+    scene_masks = np.full((scenes, TILE, width, 1), 255, np.uint8)
+    scene_transforms = [Affine(10, 0, 500000 + 10 * (width + TILE) * s, 0, -10, 4000000)
+                        for s in range(scenes)]
     records, images = [], {}
     for i in range(n_tiles):
-        tile_id = f"scene{i % 3}_{i:03d}"
+        scene, col = i % scenes, TILE * (i // scenes)
+        tile_id = f"scene{scene}_{i:03d}"
         image, mask = _tile(rng)
-        transform = Affine(10, 0, 500000 + 320 * i, 0, -10, 4000000)
+        scene_images[scene, :, col:col + TILE] = image
+        scene_masks[scene, :, col:col + TILE, 0] = mask
+        transform = scene_transforms[scene] @ Affine.translation(col, 0)
         image_path, mask_path = tile_paths(paths.tiles_dir, tile_id)
-        profile = {"driver": "GTiff", "width": TILE, "height": TILE, "crs": "EPSG:32633",
-                   "transform": transform}
-        with rasterio.open(image_path, "w", count=BANDS, dtype="float32", nodata=NODATA,
-                           **profile) as dst:
-            dst.write(np.moveaxis(image, -1, 0))
-        with rasterio.open(mask_path, "w", count=1, dtype="uint8", **profile) as dst:
-            dst.write(mask[None])
+        _write_raster(image_path, image, transform, NODATA)
+        _write_raster(mask_path, mask[..., None], transform, None)
         counts = {int(c): int((mask == c).sum()) for c in range(len(CLASSES)) if (mask == c).any()}
-        records.append(TileRecord(id=tile_id, scene=f"scene{i % 3}", window=(0, 0, TILE, TILE),
-                                  transform=tuple(transform)[:6],
+        records.append(TileRecord(id=tile_id, scene=f"scene{scene}",
+                                  window=(col, 0, TILE, TILE), transform=tuple(transform)[:6],
                                   valid_fraction=float((mask != 255).mean()),
                                   class_counts=counts))
         images[tile_id] = image
+    for s in range(scenes):
+        _write_raster(paths.scenes_dir / f"scene{s}_image.tif", scene_images[s],
+                      scene_transforms[s], NODATA)
+        _write_raster(paths.scenes_dir / f"scene{s}_mask.tif", scene_masks[s],
+                      scene_transforms[s], None)
     TileManifest(patch_size=TILE, stride=TILE, bands=BANDS, dtype="float32", nodata=NODATA,
-                 scenes=[SceneInfo(name=f"scene{s}", width=TILE, height=TILE,
-                                   crs="EPSG:32633", transform=(10, 0, 500000, 0, -10, 4000000))
-                         for s in range(3)],
+                 scenes=[SceneInfo(name=f"scene{s}", width=width, height=TILE,
+                                   crs="EPSG:32633", transform=tuple(scene_transforms[s])[:6])
+                         for s in range(scenes)],
                  tiles=records).save(paths.tiles_manifest)
     ids = [r.id for r in records]
     n_train, n_val, _ = split_counts

@@ -13,6 +13,7 @@ from components.register import (
     RegisterOptions,
     apply_champion_gate,
     register_model,
+    score_registered_model,
 )
 from components.train import load_trained_model
 from serving.pixels import normalize_image
@@ -83,6 +84,22 @@ def test_gate_promotes_first_and_never_a_worse_model(tiny_dataset, evaluated_mod
     assert _alias("champion") == second.version
 
 
+def test_gate_and_tags_use_the_scene_level_miou(tiny_dataset, evaluated_models):
+    """The headline is the scene-level figure: a model that looks great tile by tile but not
+    on whole scenes is gated, tagged and described by its scene-level mIoU."""
+    model, evaluation = evaluated_models[1]
+    scored = evaluation.model_copy(update={"metrics": {**evaluation.metrics, "miou": 0.25,
+                                                       "tile_miou": 0.95}})
+    result = _register(tiny_dataset, (model, scored), RegisterOptions(model_name="scene-gate"))
+    assert result.challenger_score == 0.25
+    tags = MlflowClient().get_model_version("scene-gate", result.version).tags
+    assert float(tags[TAG_CHALLENGER]) == 0.25
+    assert float(tags["segpipe.test_miou"]) == 0.25
+    assert float(tags["segpipe.test_tile_miou"]) == 0.95
+    described = MlflowClient().get_model_version("scene-gate", result.version).description
+    assert "miou 0.250" in described and "tile_miou 0.950" in described
+
+
 def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     better, _ = evaluated_models
     result = _register(tiny_dataset, better, RegisterOptions(model_name="serve-test"))
@@ -98,3 +115,7 @@ def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     assert predicted.shape == mask.shape
     assert (predicted[valid] == expected[valid]).mean() > 0.99
     assert result.model_uri == "models:/serve-test/1"
+    # A champion re-scored on a new split is scored as evaluate scores, scenes and tiles.
+    for metric in ("miou", "tile_miou"):
+        rescored = score_registered_model(result.model_uri, tiny_dataset, "test", metric)
+        assert rescored == pytest.approx(better[1].metrics[metric], abs=0.02)

@@ -25,6 +25,7 @@ from components.tune import (
     select_best_trial,
     trial_shares,
 )
+from components.tune_budget import DEADLINE_ATTR
 from components.tune_space import ParamSpec, SearchSpace, cat, sample_params
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
@@ -95,6 +96,36 @@ def test_study_survives_a_failed_and_a_pruned_trial_and_resumes(tiny_dataset, tm
     again = run_tune_worker(tiny_dataset, options, storage, "tiny", 0, tmp_path / "again")
     assert again["completed_trials"] == 0
     assert len(open_study(options, storage, "tiny").trials) == 3
+
+
+def test_budget_cuts_the_study_and_still_selects_a_model(tiny_dataset, tmp_path):
+    """6 s for 3 trials of 300 epochs: the first trial stops at the end of the epoch that
+    crosses the deadline, keeps its best epoch and completes; no other trial starts, neither
+    in this worker nor in a worker of a resumed run (the deadline is the study's)."""
+    options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=3, epochs=300,
+                       pruner="none", budget_minutes=0.1)
+    storage, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "worker-0"
+    deadline = prepare_study(options, storage, "budget").user_attrs[DEADLINE_ATTR]
+    mlflow.set_experiment("tune-budget")
+    with mlflow.start_run(run_name="pipeline") as parent:
+        summary = run_tune_worker(tiny_dataset, options, storage, "budget", 0, out)
+        best = select_best_trial(storage, "budget", [(out, summary)], tmp_path / "best")
+    trials = open_study(options, storage, "budget").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+    epochs = trials[0].user_attrs["stopped_by_budget_after_epoch"]
+    assert 1 <= epochs < 300
+    assert best["trial_number"] == 0 and (tmp_path / "best/model.keras").is_file()
+    assert summary["best_value"] == pytest.approx(trials[0].value)
+    (child,) = _children(parent.info.run_id)
+    assert child.data.tags["segpipe.trial_state"] == "COMPLETE"
+    assert len(mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_miou")) \
+        == epochs
+
+    # A resumed run keeps the first deadline, so its workers start nothing.
+    assert prepare_study(options, storage, "budget").user_attrs[DEADLINE_ATTR] == deadline
+    again = run_tune_worker(tiny_dataset, options, storage, "budget", 0, tmp_path / "again")
+    assert again["completed_trials"] == 0
+    assert len(open_study(options, storage, "budget").trials) == 1
 
 
 @pytest.mark.slow

@@ -1,0 +1,176 @@
+"""Scene-level evaluation: what a user gets when they predict a whole scene.
+
+Each scene with test tiles is predicted whole, at its native (ingested) resolution, through
+serving's ``ScenePredictor`` with the ServingConfig that registration gives the model: the
+same resampling to the training resolution, window blending and TTA as ``segpipe predict``
+and the server. The blocks it streams are scored against the ingested mask as they finish,
+so memory is bounded by the predictor's window and panel, never by the scene.
+
+Which pixels count: every labelled pixel of a scene whose tiles are all in the split
+(``scene``, ``group`` and ``given`` splits); for a scene only partly in it (``block`` and
+``random`` splits), the pixels inside the split's tiles and inside no tile of another split,
+so no pixel the model trained or was selected on is scored. Tiles are on the tiled
+(possibly resampled) grid; a native pixel belongs to a tile when its centre falls inside."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
+
+from components.artifacts import PreparedDataset, SplitName
+from serving.predict import ReadError, ScenePredictor
+from serving.resolution import ModelGrid
+from serving.scene import MAX_SCENE_PIXELS
+
+#: (row0, row1, col0, col1) on the native grid, end-exclusive.
+Rect = tuple[int, int, int, int]
+
+
+class SceneEvaluationError(ValueError):
+    """A scene that cannot be scored; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ScenePart:
+    """One scene to score: all of it (``include`` None), or the pixels inside ``include``
+    and outside ``exclude`` (tile windows on the tiled grid)."""
+
+    name: str
+    include: list[tuple[int, int, int, int]] | None
+    exclude: list[tuple[int, int, int, int]]
+
+
+def split_scenes(dataset: PreparedDataset, split: SplitName) -> list[ScenePart]:
+    """The scenes with tiles in ``split``, in manifest order, and which of their pixels
+    belong to it (from the split manifest's tile ids, whatever the strategy)."""
+    split_of = {tile_id: name for name, ids in dataset.split_manifest.splits.items()
+                for tile_id in ids}
+    windows: dict[str, dict[str, list]] = {}
+    for tile in dataset.tile_manifest.tiles:
+        if (name := split_of.get(tile.id)) is not None:
+            windows.setdefault(tile.scene, {}).setdefault(name, []).append(tile.window)
+    parts = []
+    for scene in dataset.tile_manifest.scenes:
+        by_split = windows.get(scene.name, {})
+        if split not in by_split:
+            continue
+        if set(by_split) == {split}:
+            parts.append(ScenePart(scene.name, None, []))
+        else:
+            parts.append(ScenePart(scene.name, by_split[split],
+                                   [w for name, ws in by_split.items() if name != split
+                                    for w in ws]))
+    return parts
+
+
+def check_scene_files(dataset: PreparedDataset, split: SplitName) -> None:
+    """Every scene of ``split`` has its ingested image and mask: checked before any work."""
+    folder = Path(dataset.scenes_dir)
+    missing = [path.name for part in split_scenes(dataset, split)
+               for path in _scene_paths(folder, part.name) if not path.is_file()]
+    if missing:
+        raise SceneEvaluationError(
+            f"{folder}: scene-level evaluation needs the ingested scenes of the {split} split "
+            f"(the ingest step's scenes/ folder); missing {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+
+
+def _scene_paths(folder: Path, name: str) -> tuple[Path, Path]:
+    return folder / f"{name}_image.tif", folder / f"{name}_mask.tif"
+
+
+def _native_rects(windows: list[tuple[int, int, int, int]], tiled: tuple[int, int],
+                  native: tuple[int, int]) -> np.ndarray:
+    """Tile windows (col, row, w, h on the tiled grid) -> (N, 4) native Rects: the native
+    pixels whose centres fall inside, clipped to the scene."""
+    if not windows:
+        return np.zeros((0, 4), np.int64)
+    fy, fx = native[0] / tiled[0], native[1] / tiled[1]
+    w = np.asarray(windows, np.float64)
+    # Pixel j's centre (j + 0.5) / f lies in [a, b) for j in [ceil(a f - .5), ceil(b f - .5)).
+    rows = np.ceil(np.stack([w[:, 1], w[:, 1] + w[:, 3]], 1) * fy - 0.5)
+    cols = np.ceil(np.stack([w[:, 0], w[:, 0] + w[:, 2]], 1) * fx - 0.5)
+    rects = np.concatenate([np.clip(rows, 0, native[0]), np.clip(cols, 0, native[1])], 1)
+    return rects.astype(np.int64)
+
+
+def _region_mask(include: np.ndarray, exclude: np.ndarray, row: int, col: int, height: int,
+                 width: int) -> np.ndarray:
+    """Which pixels of a block (at row, col) are inside ``include`` and outside ``exclude``."""
+    keep = np.zeros((height, width), bool)
+    for rects, value in ((include, True), (exclude, False)):
+        hit = ((rects[:, 0] < row + height) & (rects[:, 1] > row)
+               & (rects[:, 2] < col + width) & (rects[:, 3] > col))
+        for r0, r1, c0, c1 in rects[hit] - (row, row, col, col):
+            keep[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = value
+    return keep
+
+
+def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: SplitName, *,
+                    tta: bool = False, max_pixels: int = MAX_SCENE_PIXELS
+                    ) -> tuple[np.ndarray, int]:
+    """(K, K) confusion matrix (rows truth, columns prediction) over ``split``'s pixels of
+    every scene it touches, and the number of scenes. Pixels the ingested mask ignores, and
+    pixels the model answers as nodata, are left out."""
+    k = predictor.config.num_classes
+    check_scene_files(dataset, split)
+    parts = split_scenes(dataset, split)
+    cm = np.zeros((k, k), np.int64)
+    for part in parts:
+        cm += _score_scene(predictor, dataset, part, tta, max_pixels)
+    return cm, len(parts)
+
+
+def _score_scene(predictor: ScenePredictor, dataset: PreparedDataset, part: ScenePart,
+                 tta: bool, max_pixels: int) -> np.ndarray:
+    config = predictor.config
+    k = config.num_classes  # labels >= k (the ignore value among them) never count
+    image_path, mask_path = _scene_paths(Path(dataset.scenes_dir), part.name)
+    info = dataset.tile_manifest.scene(part.name)
+    cm = np.zeros((k, k), np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            image, labels = rasterio.open(image_path), rasterio.open(mask_path)
+        except RasterioError as err:
+            raise SceneEvaluationError(f"{image_path.parent}: cannot read scene "
+                                       f"{part.name}: {err}") from None
+        with image, labels:
+            native = (image.height, image.width)
+            if (labels.height, labels.width) != native:
+                raise SceneEvaluationError(f"{mask_path}: {labels.width}x{labels.height}, "
+                                           f"its image is {image.width}x{image.height}")
+            if image.count != config.in_channels:
+                raise SceneEvaluationError(f"{image_path}: {image.count} bands, the model "
+                                           f"expects {config.in_channels}")
+            grid = ModelGrid(image.height, image.width, predictor.resample_factor(image))
+            if grid.pixels > max_pixels:
+                raise SceneEvaluationError(f"{image_path}: too many pixels: {grid.describe()}, "
+                                           f"the limit is {max_pixels}")
+            include = exclude = None
+            if part.include is not None:
+                tiled = (info.height, info.width)
+                include = _native_rects(part.include, tiled, native)
+                exclude = _native_rects(part.exclude, tiled, native)
+            try:
+                for block in predictor.iter_dataset(image, tta=tta, factor=grid.factor):
+                    predicted = predictor.block_mask(block)
+                    height, width = predicted.shape
+                    truth = labels.read(1, window=Window(block.col, block.row, width, height))
+                    keep = (truth < k) & (predicted < k)
+                    if include is not None:
+                        keep &= _region_mask(include, exclude, block.row, block.col, height,
+                                             width)
+                    cm += np.bincount(truth[keep].astype(np.int64) * k + predicted[keep],
+                                      minlength=k * k).reshape(k, k)
+            except ReadError as err:
+                raise SceneEvaluationError(f"{image_path}: {err}: {err.detail}") from None
+            except RasterioError as err:
+                raise SceneEvaluationError(f"{mask_path}: cannot read the mask: {err}") from None
+    return cm

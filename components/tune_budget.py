@@ -1,0 +1,51 @@
+"""The study's wall-clock budget (``tuning.budget_minutes``): one deadline for all workers.
+
+The deadline is stored in the Optuna study's user attrs when the run prepares the study, so
+every worker, on any machine, and a resumed run stop at the same moment. Workers start no
+trial after it; a trial running when it passes ends after that epoch with its best epoch
+kept (a complete trial, not a lost one)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import keras
+import optuna
+
+log = logging.getLogger(__name__)
+
+#: Study user attr: the deadline, Unix time.
+DEADLINE_ATTR = "segpipe.deadline"
+
+
+def set_deadline(study: optuna.Study, budget_minutes: float) -> float:
+    """The study's deadline: ``budget_minutes`` from now, unless it has one already (a
+    resumed run keeps the first)."""
+    if DEADLINE_ATTR not in study.user_attrs:
+        study.set_user_attr(DEADLINE_ATTR, time.time() + 60 * budget_minutes)
+    return float(study.user_attrs[DEADLINE_ATTR])
+
+
+def study_deadline(study: optuna.Study) -> float | None:
+    """The study's budget deadline (Unix time), if it has one."""
+    deadline = study.user_attrs.get(DEADLINE_ATTR)
+    return None if deadline is None else float(deadline)
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends training after the epoch that crosses ``deadline``: the trial keeps its best
+    epoch so far and completes, instead of being lost to the budget."""
+
+    def __init__(self, deadline: float, trial: optuna.Trial | None = None) -> None:
+        super().__init__()
+        self.deadline, self.trial = deadline, trial
+        self.stopped_after: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if time.time() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            if self.trial is not None:
+                self.trial.set_user_attr("stopped_by_budget_after_epoch", epoch + 1)
+            log.info("tuning budget spent: training stops after epoch %d", epoch + 1)
