@@ -23,7 +23,7 @@ import keras
 import mlflow
 import optuna
 from optuna.trial import TrialState
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components import tracking
 from components.artifacts import ModelPaths, PreparedDataset
@@ -52,8 +52,6 @@ class TuneOptions(BaseModel):
     n_trials: int = Field(20, gt=0, description="trials in the study, across all workers")
     n_workers: int = Field(1, ge=1, le=64, description="parallel Optuna workers sharing one "
                            "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
-    timeout_s: float | None = Field(None, gt=0, description="a worker starts no new trial "
-                                    "after this many seconds; unset: no limit")
     budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "
                                   "all workers together, from when the run opens it (a "
                                   "resumed run keeps the first deadline): no trial starts "
@@ -80,6 +78,23 @@ class TuneOptions(BaseModel):
         "that a trial interrupted by a kill resumes at its last epoch when the run is started "
         "again; unset: inside each worker's output (an interrupted trial starts over). "
         "`segpipe run` uses <workdir>/trials")
+
+    @model_validator(mode="after")
+    def _train_holds_only_what_no_trial_sets(self) -> TuneOptions:
+        # A value here that the study sets anyway would be silently ignored. Compared with
+        # the defaults, not by fields set: the run parameters carry every field.
+        def changed(name: str) -> bool:
+            return getattr(self.train, name) != TrainParams.model_fields[name].default
+
+        if changed("epochs"):
+            raise ValueError("train.epochs: every trial runs up to tuning.epochs; set that")
+        searched = [name for name in self.search_space.training if changed(name)]
+        if searched:
+            raise ValueError(
+                f"train.{searched[0]}: the search space searches it "
+                f"(search_space.training.{searched[0]}); to fix it, give that dimension one "
+                "choice, e.g. {type: categorical, choices: [...]}")
+        return self
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
@@ -240,14 +255,13 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
-    deadline, timeout = study_deadline(study), options.timeout_s
+    deadline, timeout = study_deadline(study), None
     if deadline is not None:
         # Optuna checks its timeout before each trial: none starts once the budget is spent.
-        left = deadline - time.time()
-        if left <= 0:
+        timeout = deadline - time.time()
+        if timeout <= 0:
             log.info("worker %d: the tuning budget is spent; no trial starts", worker)
             share = 0
-        timeout = left if timeout is None else min(timeout, left)
     if share:
         study.optimize(Objective(dataset, options, study_name, out_dir, deadline),
                        n_trials=share, timeout=timeout, catch=(Exception,),

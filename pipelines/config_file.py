@@ -21,7 +21,9 @@ def format_validation_error(origin: str, err: ValidationError, prefix: str = "")
     for problem in err.errors():
         parts = [prefix] if prefix else []
         where = ".".join(parts + [str(part) for part in problem["loc"]]) or "(top level)"
-        lines.append(f"{origin}: {where}: {problem['msg']}")
+        # pydantic words a validator's own message "Value error, ..."; the message is the news
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{origin}: {where}: {message}")
     return "\n".join(lines)
 
 
