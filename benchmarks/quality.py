@@ -6,7 +6,7 @@ recipe (``TuneOptions()``: its search space, trials and epochs) under
 test scenes at native resolution as served (``scene_miou``, the headline) and test tiles
 (``tile_miou``). Cases:
 
-- ``real``: the folder given with ``--data`` (e.g. the tea-plantations chips; its default
+- ``real``: the folder given with ``--source`` (e.g. the tea-plantations chips; its default
   scene split leaves too few scenes, so the split is ``block``);
 - ``synthetic``: a generated multi-class set (components/sample_data.py).
 
@@ -15,8 +15,13 @@ time, the epochs each trial ran and the load average at start and end; never pas
 fails on quality or time. The budget is a parameter, so a larger machine or a GPU runs the
 same script.
 
-    nice -n 5 python benchmarks/quality.py --data DIR --budget-minutes 20 --cases real
+    nice -n 5 python benchmarks/quality.py --source DIR --budget-minutes 20 --cases real
     nice -n 5 python benchmarks/quality.py --budget-minutes 5 --cases synthetic
+    python benchmarks/quality.py --source DIR --config my.yaml --budget-minutes 60
+
+``--config`` takes a pipeline config: its ``data`` section holds any prepare option (palette,
+layouts, ``split: {strategy: group, group_by: parent}``...) and its ``tuning`` section the
+recipe; ``--patch-size``, ``--split``, ``--n-trials``, ``--epochs`` and the budget go over it.
 """
 
 from __future__ import annotations
@@ -37,27 +42,51 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+PATCH_SIZE, SPLIT = 128, "block"  # the real set's scenes are too few for a 'scene' split
+
+
+def case_options(args: argparse.Namespace):
+    """PrepareOptions and TuneOptions: the config's data and tuning sections (when given),
+    the command line over them, validated before any work (ConfigError naming the field)."""
+    from pydantic import ValidationError
+
+    from components.prepare import PrepareOptions
+    from components.tune import TuneOptions
+    from pipelines.config_file import ConfigError, format_validation_error, read_yaml
+
+    sections = read_yaml(args.config) if args.config else {}
+    data, tuning = dict(sections.get("data") or {}), dict(sections.get("tuning") or {})
+    tile, split = dict(data.get("tile") or {}), dict(data.get("split") or {})
+    tile["patch_size"] = args.patch_size or tile.get("patch_size", PATCH_SIZE)
+    split["strategy"] = args.split or split.get("strategy", SPLIT)
+    tuning["budget_minutes"] = args.budget_minutes
+    tuning.update({k: v for k, v in (("n_trials", args.n_trials), ("epochs", args.epochs)) if v})
+    origin = f"{args.config} + options" if args.config else "options"
+    validated = []
+    for name, model, values in (("data", PrepareOptions, {**data, "tile": tile, "split": split}),
+                                ("tuning", TuneOptions, tuning)):
+        try:
+            validated.append(model.model_validate(values))
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(origin, err, prefix=name)) from None
+    return tuple(validated)
+
+
 def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> dict:
     import mlflow
     import optuna
 
     from components.artifacts import PreparedDataset
     from components.evaluate import evaluate_model
-    from components.prepare import PrepareOptions, prepare_dataset
-    from components.split import SplitOptions
-    from components.tile import TileOptions
-    from components.tune import TuneOptions, prepare_study, run_tune_worker, select_best_trial
+    from components.prepare import prepare_dataset
+    from components.tune import prepare_study, run_tune_worker, select_best_trial
 
     load_at_start, started = _load(), time.perf_counter()
-    prepare = PrepareOptions(tile=TileOptions(patch_size=args.patch_size),
-                             split=SplitOptions(strategy=args.split))
+    prepare, options = case_options(args)
     summary = prepare_dataset(source, work / "dataset", prepare)
     dataset = PreparedDataset(work / "dataset")
     prepared = time.perf_counter()
 
-    options = TuneOptions(budget_minutes=args.budget_minutes,
-                          **({"n_trials": args.n_trials} if args.n_trials else {}),
-                          **({"epochs": args.epochs} if args.epochs else {}))
     storage = f"sqlite:///{work / 'optuna.db'}"
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment(f"quality-{name}")
@@ -88,8 +117,9 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
                     "total": round((evaluated - started) / 60, 2)},
         "tiles": {split: figures.tiles for split, figures in summary.splits.items()},
         "test_scenes": result.scene_count,
-        "settings": {"budget_minutes": args.budget_minutes, "patch_size": args.patch_size,
-                     "split": args.split, "n_trials": options.n_trials,
+        "settings": {"budget_minutes": args.budget_minutes,
+                     "patch_size": prepare.tile.patch_size,
+                     "split": prepare.split.strategy, "n_trials": options.n_trials,
                      "epochs": options.epochs, "classes": result.class_names},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
@@ -99,14 +129,17 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="real dataset folder (case 'real')")
+    parser.add_argument("--source", "--data", dest="data", type=Path,
+                        help="real dataset folder (case 'real')")
+    parser.add_argument("--config", type=Path, help="pipeline config: its data and tuning "
+                        "sections (any prepare option; the recipe)")
     parser.add_argument("--cases", nargs="+", choices=("real", "synthetic"),
                         help="default: both with --data, else synthetic (as `make bench` runs)")
     parser.add_argument("--budget-minutes", type=float, default=3.0,
                         help="tuning.budget_minutes per case")
-    parser.add_argument("--patch-size", type=int, default=128)
-    parser.add_argument("--split", default="block",
-                        help="split strategy (the real set's scenes are too few for 'scene')")
+    parser.add_argument("--patch-size", type=int, help=f"default: the config's, else {PATCH_SIZE}")
+    parser.add_argument("--split", help=f"split strategy; default: the config's, else {SPLIT} "
+                        "(the real set's scenes are too few for 'scene')")
     parser.add_argument("--n-trials", type=int, default=0, help="0: the recipe's default")
     parser.add_argument("--epochs", type=int, default=0, help="0: the recipe's default")
     parser.add_argument("--synthetic-scenes", type=int, default=8)
@@ -116,9 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.cases = args.cases or (["real", "synthetic"] if args.data else ["synthetic"])
     if "real" in args.cases and (args.data is None or not args.data.is_dir()):
-        parser.error("case 'real' needs --data DIR, an existing dataset folder")
+        parser.error("case 'real' needs --source DIR, an existing dataset folder")
     if args.budget_minutes <= 0:
         parser.error("--budget-minutes must be > 0")
+    from pipelines.cli.quiet import import_tensorflow_quietly
+    from pipelines.config_file import ConfigError
+
+    import_tensorflow_quietly()  # the recipe's models import it; its chatter is not news
+    try:
+        case_options(args)  # bad settings are one message before any work
+    except ConfigError as err:
+        parser.error(str(err))
 
     from components.sample_data import generate_sample_dataset
 
