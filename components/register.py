@@ -41,6 +41,9 @@ TAG_CHALLENGER = "segpipe.challenger_miou"
 TAG_CHAMPION = "segpipe.champion_miou"
 TAG_SPLIT = "segpipe.test_split_digest"
 TAG_PREVIOUS = "segpipe.champion_version_before"
+# Which metric the gate's scores are (scene-level miou, tile_miou...): a recorded score of
+# another metric, or of a version from before the tag, is re-scored, never compared.
+TAG_GATE_METRIC = "segpipe.gate_metric"
 TAG_DATASET = "segpipe.dataset_digest"
 TAG_ARCHITECTURE = "segpipe.architecture"
 TAG_TRAIN_RUN = "segpipe.train_run_id"
@@ -126,9 +129,10 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
         promoted, decision = True, "already champion"
         champion_score = score
     else:
-        same_split = champion.tags.get(TAG_SPLIT) == test_split_digest
+        comparable = (champion.tags.get(TAG_SPLIT) == test_split_digest
+                      and champion.tags.get(TAG_GATE_METRIC) == options.metric)
         recorded = champion.tags.get(TAG_CHALLENGER)
-        if same_split and recorded is not None:
+        if comparable and recorded is not None:
             champion_score, how = float(recorded), "same test split"
         elif rescore is not None:
             try:
@@ -137,7 +141,7 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
                 log.warning("cannot re-score champion v%s: %s", champion.version, err)
                 champion_score, how = None, f"champion not comparable: {err}"[:400]
         else:
-            champion_score, how = None, "champion scored on another split"
+            champion_score, how = None, "champion scored on another split or metric"
         if champion_score is None:
             promoted, decision = False, f"kept champion v{champion.version}: {how}"
         elif score > champion_score + options.min_improvement:
@@ -151,7 +155,8 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
     previous = str(champion.version) if champion is not None else None
     tags = {TAG_DECISION: decision, TAG_CHALLENGER: f"{score:.6f}",
             TAG_CHAMPION: "none" if champion_score is None else f"{champion_score:.6f}",
-            TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none"}
+            TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none",
+            TAG_GATE_METRIC: options.metric}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     if promoted:

@@ -14,6 +14,7 @@ so no pixel the model trained or was selected on is scored. Tiles are on the til
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,25 +49,20 @@ class ScenePart:
 
 def split_scenes(dataset: PreparedDataset, split: SplitName) -> list[ScenePart]:
     """The scenes with tiles in ``split``, in manifest order, and which of their pixels
-    belong to it (from the split manifest's tile ids, whatever the strategy)."""
+    belong to it (from the split manifest's tile ids, whatever the strategy). A scene is
+    scored whole only when every one of its tiles is in ``split``: the tiles of other splits
+    and those the split step left out (``drop_overlaps``: ground shared with a train tile)
+    are excluded."""
     split_of = {tile_id: name for name, ids in dataset.split_manifest.splits.items()
                 for tile_id in ids}
-    windows: dict[str, dict[str, list]] = {}
+    inside: dict[str, list] = {}
+    outside: dict[str, list] = {}
     for tile in dataset.tile_manifest.tiles:
-        if (name := split_of.get(tile.id)) is not None:
-            windows.setdefault(tile.scene, {}).setdefault(name, []).append(tile.window)
-    parts = []
-    for scene in dataset.tile_manifest.scenes:
-        by_split = windows.get(scene.name, {})
-        if split not in by_split:
-            continue
-        if set(by_split) == {split}:
-            parts.append(ScenePart(scene.name, None, []))
-        else:
-            parts.append(ScenePart(scene.name, by_split[split],
-                                   [w for name, ws in by_split.items() if name != split
-                                    for w in ws]))
-    return parts
+        kept = split_of.get(tile.id) == split
+        (inside if kept else outside).setdefault(tile.scene, []).append(tile.window)
+    return [ScenePart(scene.name, inside[scene.name] if scene.name in outside else None,
+                      outside.get(scene.name, []))
+            for scene in dataset.tile_manifest.scenes if scene.name in inside]
 
 
 def check_scene_files(dataset: PreparedDataset, split: SplitName) -> None:
@@ -136,12 +132,15 @@ def _score_scene(predictor: ScenePredictor, dataset: PreparedDataset, part: Scen
     cm = np.zeros((k, k), np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        stack = contextlib.ExitStack()
         try:
-            image, labels = rasterio.open(image_path), rasterio.open(mask_path)
+            image = stack.enter_context(rasterio.open(image_path))
+            labels = stack.enter_context(rasterio.open(mask_path))
         except RasterioError as err:
+            stack.close()
             raise SceneEvaluationError(f"{image_path.parent}: cannot read scene "
                                        f"{part.name}: {err}") from None
-        with image, labels:
+        with stack:
             native = (image.height, image.width)
             if (labels.height, labels.width) != native:
                 raise SceneEvaluationError(f"{mask_path}: {labels.width}x{labels.height}, "

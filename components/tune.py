@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ class TuneOptions(BaseModel):
     n_workers: int = Field(1, ge=1, le=64, description="parallel Optuna workers sharing one "
                            "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
     budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "
-                                  "all workers together, from when the run opens it (a "
+                                  "all workers together, from when the first worker starts (a "
                                   "resumed run keeps the first deadline): no trial starts "
                                   "after it, and a running trial stops at the end of the epoch "
                                   "that crosses it, keeping its best epoch (a complete trial); "
@@ -79,6 +80,14 @@ class TuneOptions(BaseModel):
         "again; unset: inside each worker's output (an interrupted trial starts over). "
         "`segpipe run` uses <workdir>/trials")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timeout_s(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timeout_s" in data:
+            raise ValueError("timeout_s: replaced by budget_minutes, the wall-clock limit of "
+                             "the whole study")
+        return data
+
     @model_validator(mode="after")
     def _train_holds_only_what_no_trial_sets(self) -> TuneOptions:
         # A value here that the study sets anyway would be silently ignored. Compared with
@@ -93,7 +102,15 @@ class TuneOptions(BaseModel):
             raise ValueError(
                 f"train.{searched[0]}: the search space searches it "
                 f"(search_space.training.{searched[0]}); to fix it, give that dimension one "
-                "choice, e.g. {type: categorical, choices: [...]}")
+                "choice there, e.g. {type: categorical, choices: [...]} (a "
+                "search_space.training of your own replaces the built-in one: list every "
+                "dimension to keep searching)")
+        choices = self.search_space.architecture.choices or []
+        if changed("architecture") and self.train.architecture not in choices:
+            raise ValueError(
+                f"train.architecture: the search space picks the architecture "
+                f"(search_space.architecture: {', '.join(map(str, choices))}); "
+                "train.architecture only says which one train.model_params are for")
         return self
 
 
@@ -132,8 +149,6 @@ def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna
     A re-queued trial keeps its params and its folder, so it resumes from its last epoch
     checkpoint; the interrupted one is marked FAIL and its MLflow run KILLED."""
     study = open_study(options, storage, study_name)
-    if options.budget_minutes:
-        set_deadline(study, options.budget_minutes)
     for params in options.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -255,7 +270,10 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
-    deadline, timeout = study_deadline(study), None
+    # The clock starts when the first worker starts, not when the run opened the study: the
+    # data steps (and, on a cluster, scheduling the workers' pods) are not tuning time.
+    deadline = set_deadline(study, options.budget_minutes) if options.budget_minutes else None
+    timeout = None
     if deadline is not None:
         # Optuna checks its timeout before each trial: none starts once the budget is spent.
         timeout = deadline - time.time()
@@ -310,6 +328,13 @@ def select_best_trial(storage: str, study_name: str,
     ran = [(path, meta) for path, meta in candidates if meta.get("best_value") is not None]
     if not ran:
         states = _state_counts(study)
+        deadline = study_deadline(study)
+        if deadline is not None and time.time() >= deadline and not states.get("complete"):
+            spent = datetime.fromtimestamp(deadline).astimezone().isoformat(timespec="seconds")
+            raise TuneError(f"study {study_name}: the tuning budget (tuning.budget_minutes) "
+                            f"ran out at {spent} before any trial completed ({states}); a "
+                            "resumed run keeps its first deadline: raise the budget, or "
+                            "start over with --fresh")
         raise TuneError(f"study {study_name}: no worker completed a trial ({states}); the "
                         "trials' MLflow runs carry the errors (tag segpipe.error)")
     number = study.best_trial.number

@@ -1,7 +1,8 @@
 """The study's wall-clock budget (``tuning.budget_minutes``): one deadline for all workers.
 
-The deadline is stored in the Optuna study's user attrs when the run prepares the study, so
-every worker, on any machine, and a resumed run stop at the same moment. Workers start no
+The deadline is stored in the Optuna study's user attrs when the first worker starts (the
+data steps before it are not tuning time), so every worker, on any machine, and a resumed
+run stop at the same moment. Workers start no
 trial after it; a trial running when it passes ends after that epoch with its best epoch
 kept (a complete trial, not a lost one)."""
 

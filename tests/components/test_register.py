@@ -82,6 +82,12 @@ def test_gate_promotes_first_and_never_a_worse_model(tiny_dataset, evaluated_mod
                               options, rescore=lambda champion: 0.5)
     assert won.promoted and won.champion_score == 0.5
     assert _alias("champion") == second.version
+    # Nor is a score of another metric (a tile-level figure, or one from before the gate
+    # recorded its metric) compared with a scene-level one.
+    by_tiles = options.model_copy(update={"metric": "tile_miou"})
+    kept = apply_champion_gate(client, "gate-test", first.version, 0.99, "another-split",
+                               by_tiles)
+    assert not kept.promoted and "another split or metric" in kept.decision
 
 
 def test_gate_and_tags_use_the_scene_level_miou(tiny_dataset, evaluated_models):

@@ -1,8 +1,11 @@
 """Which native pixels scene-level evaluation scores: tile windows on a resampled grid back
 on the scene's own grid, and the split's pixels of a scene shared between splits."""
 
+import shutil
+
 import numpy as np
 
+from components.artifacts import PreparedDataset
 from components.scene_evaluation import _native_rects, _region_mask, split_scenes
 
 
@@ -32,3 +35,18 @@ def test_whole_test_scenes_and_shared_scenes(tiny_dataset):
     # The tiny dataset's random split: each scene's last tile is test, the rest is not.
     assert [p.name for p in parts] == ["scene0", "scene1", "scene2"]
     assert all(p.include == [(96, 0, 32, 32)] and len(p.exclude) == 3 for p in parts)
+
+
+def test_tiles_the_split_left_out_are_never_scored(tiny_dataset, tmp_path):
+    # drop_overlaps leaves val/test tiles that share ground with a train tile in no split:
+    # a scene whose remaining tiles are all test is still not scored whole.
+    root = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset.root, root)
+    dataset = PreparedDataset(root)
+    manifest = dataset.split_manifest
+    scene0 = {t.id for t in dataset.tile_manifest.tiles if t.scene == "scene0"}
+    dropped = {name: [t for t in ids if t not in scene0 or name == "test"]
+               for name, ids in manifest.splits.items()}
+    manifest.model_copy(update={"splits": dropped}).save(dataset.split)
+    part = next(p for p in split_scenes(PreparedDataset(root), "test") if p.name == "scene0")
+    assert part.include == [(96, 0, 32, 32)] and len(part.exclude) == 3

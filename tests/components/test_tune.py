@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -105,12 +106,14 @@ def test_budget_cuts_the_study_and_still_selects_a_model(tiny_dataset, tmp_path)
     options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=3, epochs=300,
                        pruner="none", budget_minutes=0.1)
     storage, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "worker-0"
-    deadline = prepare_study(options, storage, "budget").user_attrs[DEADLINE_ATTR]
+    # The clock starts with the first worker: the data steps before it are not tuning time.
+    assert DEADLINE_ATTR not in prepare_study(options, storage, "budget").user_attrs
     mlflow.set_experiment("tune-budget")
     with mlflow.start_run(run_name="pipeline") as parent:
         summary = run_tune_worker(tiny_dataset, options, storage, "budget", 0, out)
         best = select_best_trial(storage, "budget", [(out, summary)], tmp_path / "best")
     trials = open_study(options, storage, "budget").trials
+    deadline = open_study(options, storage, "budget").user_attrs[DEADLINE_ATTR]
     assert [t.state for t in trials] == [TrialState.COMPLETE]
     epochs = trials[0].user_attrs["stopped_by_budget_after_epoch"]
     assert 1 <= epochs < 300
@@ -122,10 +125,18 @@ def test_budget_cuts_the_study_and_still_selects_a_model(tiny_dataset, tmp_path)
         == epochs
 
     # A resumed run keeps the first deadline, so its workers start nothing.
-    assert prepare_study(options, storage, "budget").user_attrs[DEADLINE_ATTR] == deadline
+    prepare_study(options, storage, "budget")
     again = run_tune_worker(tiny_dataset, options, storage, "budget", 0, tmp_path / "again")
     assert again["completed_trials"] == 0
+    assert open_study(options, storage, "budget").user_attrs[DEADLINE_ATTR] == deadline
     assert len(open_study(options, storage, "budget").trials) == 1
+
+    # A run resumed after its deadline, before any trial completed, says the budget ran out.
+    spent = open_study(options, storage, "spent")
+    spent.set_user_attr(DEADLINE_ATTR, time.time() - 1)
+    idle = run_tune_worker(tiny_dataset, options, storage, "spent", 0, tmp_path / "idle")
+    with pytest.raises(TuneError, match=r"the tuning budget \(tuning.budget_minutes\) ran out"):
+        select_best_trial(storage, "spent", [(tmp_path / "idle", idle)], tmp_path / "none")
 
 
 @pytest.mark.slow

@@ -68,11 +68,18 @@ def test_training_settings_are_checked_against_the_train_step(tmp_path):
     ("{batch_size: 16}", "my.yaml: tuning: train.batch_size: the search space searches it "
                          "(search_space.training.batch_size)"),
     ("{epochs: 5}", "my.yaml: tuning: train.epochs: every trial runs up to tuning.epochs"),
+    ("{architecture: deeplabv3plus}", "my.yaml: tuning: train.architecture: the search space "
+                                      "picks the architecture"),
 ])
 def test_a_training_setting_the_study_overrides_is_refused(tmp_path, train, expected):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, f"source: x\ntuning: {{train: {train}}}\n"))
     assert expected in str(info.value)
+
+
+def test_the_removed_timeout_names_its_replacement(tmp_path):
+    with pytest.raises(ConfigError, match="tuning: timeout_s: replaced by budget_minutes"):
+        load_config(write(tmp_path, "source: x\ntuning: {timeout_s: 7200}\n"))
 
 
 def test_search_space_is_checked_against_the_tune_step(tmp_path):
