@@ -161,7 +161,8 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
                                       tta=param_defaults(config)["tta"])
     if not cm.sum():
         raise ValueError(f"{dataset.split}: the {split} split's scenes hold no labelled pixel "
-                         f"that the model answered (all ignored or nodata)")
+                         f"that the model answered: all ignored or nodata, or covered by "
+                         f"tiles of other splits (overlapping tiles with drop_overlaps off)")
     predict = keras_tile_predictor(model, dataset)
     tile_cm = split_confusion(dataset, split, predict, batch_size)
     names = classes.names
