@@ -11,27 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_run import tiny_run_config
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "benchmarks" / "quality.py"
 
-TINY = """
-data:
-  ingest: {palette: classes.json}
-  tile: {patch_size: 32, min_valid_fraction: 0.3}
-  split: {strategy: scene, ratios: [0.5, 0.25, 0.25]}
-tuning:
-  n_trials: 1
-  epochs: 1
-  search_space:
-    architecture: {type: categorical, choices: [unet]}
-    training:
-      batch_size: {type: categorical, choices: [8]}
-    models:
-      unet:
-        depth: {type: categorical, choices: [2]}
-        filters: {type: categorical, choices: [4]}
-  train: {overlay_tiles: 0}
-"""
+TINY = tiny_run_config(tuning={"n_trials": 1})
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

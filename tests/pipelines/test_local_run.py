@@ -12,33 +12,14 @@ import pytest
 import yaml
 
 from components.sample_data import generate_sample_dataset
+from tests.tiny_run import LEARNING_RATE, tiny_run_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CONFIG = """
-source: data
-workdir: work
-data:
-  ingest: {palette: classes.json}
-  tile: {patch_size: 32, min_valid_fraction: 0.3}
-  split: {strategy: scene, ratios: [0.5, 0.25, 0.25]}
-tuning:
-  n_trials: 2
-  n_workers: 2
-  epochs: 1
-  search_space:
-    architecture: {type: categorical, choices: [unet]}
-    training:
-      learning_rate: {type: float, low: 0.001, high: 0.01, log: true}
-      batch_size: {type: categorical, choices: [8]}
-    models:
-      unet:
-        depth: {type: categorical, choices: [2]}
-        filters: {type: categorical, choices: [4]}
-  train: {overlay_tiles: 0}
-registry: {model_name: tiny-seg}
-tracking: {mlflow_experiment: local-run-test}
-"""
+CONFIG = tiny_run_config(
+    source="data", workdir="work",
+    tuning={"n_workers": 2, "search_space": {"training": {"learning_rate": LEARNING_RATE}}},
+    registry={"model_name": "tiny-seg"}, tracking={"mlflow_experiment": "local-run-test"})
 
 
 @pytest.mark.slow

@@ -16,34 +16,22 @@ from pathlib import Path
 import pytest
 
 from components.sample_data import generate_sample_dataset
+from tests.tiny_run import LEARNING_RATE, tiny_run_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CONFIG = """
-source: data
-workdir: work
-data:
-  ingest: {palette: classes.json}
-  tile: {patch_size: 32, min_valid_fraction: 0.3}
-  split: {strategy: scene, ratios: [0.5, 0.25, 0.25]}
-tuning:
-  n_trials: 2
-  n_workers: 1
-  epochs: 6
-  pruner: none
-  search_space:
-    architecture: {type: categorical, choices: [unet]}
-    training:
-      learning_rate: {type: float, low: 0.001, high: 0.01, log: true}
-      batch_size: {type: categorical, choices: [4]}
-    models:
-      unet:
-        depth: {type: categorical, choices: [2]}
-        filters: {type: categorical, choices: [4]}
-  train: {overlay_tiles: 0, early_stopping_patience: 0}
-registry: {model_name: faults-seg}
-tracking: {mlflow_experiment: faults}
-"""
+def _config(epochs: int = 6) -> str:
+    return tiny_run_config(
+        source="data", workdir="work",
+        tuning={"epochs": epochs, "pruner": "none",
+                "search_space": {"training": {"learning_rate": LEARNING_RATE,
+                                              "batch_size": {"type": "categorical",
+                                                             "choices": [4]}}},
+                "train": {"early_stopping_patience": 0}},
+        registry={"model_name": "faults-seg"}, tracking={"mlflow_experiment": "faults"})
+
+
+CONFIG = _config()
 
 
 def _start(folder: Path) -> subprocess.Popen:
@@ -149,7 +137,7 @@ def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_
 def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_folder):
     work = run_folder / "work"
     # Long trials: the tune worker's retry policy must not start a worker that trains on.
-    (run_folder / "run.yaml").write_text(CONFIG.replace("epochs: 6", "epochs: 300"))
+    (run_folder / "run.yaml").write_text(_config(epochs=300))
     runner = _start(run_folder)
     _wait_for(lambda: _epochs_done(work) >= 1, 300, "the first epoch of a trial", runner)
     runner.send_signal(signal.SIGTERM)

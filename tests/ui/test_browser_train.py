@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from pipelines.ui import progress
+from tests.tiny_run import tiny_run_config
 from tests.ui.harness import REPO_ROOT
 
 RUN_TIMEOUT_MS = 480_000  # a tiny run takes 2-3 min on 2 busy cores
@@ -183,28 +184,13 @@ def test_training_from_the_form_shows_curves_and_registers_a_version(
     assert mentioning(folder) == []
 
 
-STOPPED_RUN = """\
-source: {source}
-data:
-  ingest: {{palette: classes.json}}
-  tile: {{patch_size: 32, min_valid_fraction: 0.3}}
-  split: {{ratios: [0.5, 0.25, 0.25]}}
-tuning:
-  n_trials: 2
-  n_workers: 2
-  epochs: 200
-  search_space:
-    architecture: {{type: categorical, choices: [unet]}}
-    training:
-      batch_size: {{type: categorical, choices: [8]}}
-    models:
-      unet:
-        depth: {{type: categorical, choices: [2]}}
-        filters: {{type: categorical, choices: [4]}}
-  train: {{overlay_tiles: 0, early_stopping_patience: 0}}
-registry: {{model_name: ui-stopped}}
-tracking: {{mlflow_experiment: {experiment}}}
-"""
+def _stopped_run(source: Path) -> str:
+    """A run that would train for long: two workers on trials of 200 epochs."""
+    return tiny_run_config(source=str(source),
+                           tuning={"n_workers": 2, "epochs": 200,
+                                   "train": {"early_stopping_patience": 0}},
+                           registry={"model_name": "ui-stopped"},
+                           tracking={"mlflow_experiment": EXPERIMENT})
 
 
 @pytest.mark.slow
@@ -213,7 +199,7 @@ def test_stop_leaves_no_process_of_the_run(page, ui_app, ui_workdir, scenes, scr
     page.get_by_text("YAML", exact=True).click()
     _settle(page)
     box = page.get_by_role("textbox", name="Config (YAML)", exact=True)
-    box.fill(STOPPED_RUN.format(source=scenes, experiment=EXPERIMENT))
+    box.fill(_stopped_run(scenes))
     box.press("Control+Enter")
     _settle(page)
     page.get_by_role("button", name="Start", exact=True).click()
