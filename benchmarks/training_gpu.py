@@ -36,17 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import segmodels  # noqa: E402
-from segmodels.views import (  # noqa: E402
-    BAND_SHIFT,
-    BRIGHTNESS,
-    CONTRAST,
-    DRAWS,
-    NOISE,
-    NOISE_FIELDS,
-    NOISE_SIDE,
-    TONE,
-    view_index_maps,
-)
+from segmodels import views  # noqa: E402
 
 IGNORE = 255
 
@@ -77,11 +67,11 @@ class Augmenter:
     def __init__(self, tile: int, crop: int, bands: int, z_low: np.ndarray,
                  z_high: np.ndarray, seed: int = 0) -> None:
         self.tile, self.crop, self.bands = tile, crop, bands
-        self.maps = view_index_maps(tile, crop)
+        self.maps = views.view_index_maps(tile, crop)
         self.z_low = np.asarray(z_low, np.float32)
         self.span = np.asarray(z_high, np.float32) - self.z_low
         self.noise_fields = np.random.default_rng(seed).normal(
-            size=(NOISE_FIELDS, NOISE_SIDE, NOISE_SIDE, bands)).astype(np.float32)
+            size=(views.NOISE_FIELDS, views.NOISE_SIDE, views.NOISE_SIDE, bands)).astype(np.float32)
 
     def apply(self, images: np.ndarray, masks: np.ndarray, draws: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,23 +87,23 @@ class Augmenter:
 
     def photometric(self, x: np.ndarray, draws: np.ndarray) -> np.ndarray:
         def column(name: str) -> np.ndarray:
-            return draws[:, DRAWS.index(name), None, None, None]
+            return draws[:, views.DRAWS.index(name), None, None, None]
 
         unit = np.clip((x - self.z_low) * (1.0 / self.span), 0.0, 1.0)
-        out = x + (2 * column("tone") - 1) * TONE * unit * (1 - unit) * self.span
-        contrast = np.exp((2 * column("contrast") - 1) * np.log(CONTRAST))
-        shift = ((2 * column("brightness") - 1) * BRIGHTNESS
-                 + (2 * draws[:, None, None, len(DRAWS):] - 1) * BAND_SHIFT)
-        field = (draws[:, DRAWS.index("noise_field")] * NOISE_FIELDS).astype(np.int32)
-        reps = -(-self.crop // NOISE_SIDE)
+        out = x + (2 * column("tone") - 1) * views.TONE * unit * (1 - unit) * self.span
+        contrast = np.exp((2 * column("contrast") - 1) * np.log(views.CONTRAST))
+        shift = ((2 * column("brightness") - 1) * views.BRIGHTNESS
+                 + (2 * draws[:, None, None, len(views.DRAWS):] - 1) * views.BAND_SHIFT)
+        field = (draws[:, views.DRAWS.index("noise_field")] * views.NOISE_FIELDS).astype(np.int32)
+        reps = -(-self.crop // views.NOISE_SIDE)
         noise = np.tile(self.noise_fields[field], (1, reps, reps, 1))[:, :self.crop, :self.crop]
-        out = out * contrast + shift + noise * (column("noise_std") * NOISE)
+        out = out * contrast + shift + noise * (column("noise_std") * views.NOISE)
         out[x == 0] = 0.0
         return out.astype(np.float32)
 
     def __call__(self, images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
-        draws = rng.random((images.shape[0], len(DRAWS) + self.bands), dtype=np.float32)
+        draws = rng.random((images.shape[0], len(views.DRAWS) + self.bands), dtype=np.float32)
         return self.apply(images, masks, draws)
 
 

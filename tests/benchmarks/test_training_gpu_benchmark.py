@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from components import train_augment
+from segmodels import views
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "benchmarks" / "training_gpu.py"
@@ -31,7 +32,7 @@ def test_numpy_pipeline_is_the_twin_of_train_augment():
     bench = _benchmark_module()
     images, masks = bench.synthetic_tiles(6, 80, 3, 4)
     z_low, z_high = [-1.5, -2.0, -1.0], [2.0, 1.5, 2.5]
-    draws = np.random.default_rng(0).random((6, len(bench.DRAWS) + 3), dtype=np.float32)
+    draws = np.random.default_rng(0).random((6, len(views.DRAWS) + 3), dtype=np.float32)
     twin = bench.Augmenter(80, 72, 3, np.array(z_low), np.array(z_high))
     reference = train_augment.BatchAugmenter(80, 72, 3, "d4_color", z_low, z_high)
     got_images, got_masks = twin.apply(images, masks, draws)
