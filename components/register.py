@@ -106,6 +106,7 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                          mean=stats.mean, std=stats.std, nodata=stats.nodata,
                          ignore_index=classes.ignore_index, patch_size=info.patch_size,
                          scale=manifest.scale, gsd=manifest.target_gsd,
+                         input_dtype=manifest.dtype,
                          model_stride=model_stride(info.architecture, **info.params))
 
 
@@ -177,8 +178,9 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
     model = mlflow.pyfunc.load_model(model_uri)
     names = dataset.class_map.names
     if metric.startswith(TILE_PREFIX):
-        cm = split_confusion(dataset, split,
-                             lambda images: model.predict(images.astype(np.float32)))
+        schema = model.metadata.get_input_schema()  # None: registered before the input schema
+        dtype = schema.inputs[0].type if schema else np.float32
+        cm = split_confusion(dataset, split, lambda images: model.predict(images.astype(dtype)))
     else:
         predictor = model.unwrap_python_model().predictor
         config = predictor.config

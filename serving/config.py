@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from serving.atomic import write_text
 
@@ -48,6 +49,19 @@ class ServingConfig(ServingOptions):
                               description="metres per pixel the model was trained at; for "
                                           "inputs in a projected CRS it sets the resampling "
                                           "factor instead of scale")
+    input_dtype: str = Field("float32", description="dtype of the training scenes' pixels: "
+                             "the tensor the model's MLflow signature declares")
+
+    @field_validator("input_dtype")
+    @classmethod
+    def _numeric_dtype(cls, value: str) -> str:
+        try:
+            dtype = np.dtype(value)
+        except TypeError:
+            raise ValueError(f"input_dtype {value!r} is not a numpy dtype") from None
+        if dtype.kind not in "biuf":
+            raise ValueError(f"input_dtype {value!r} is not a real number type")
+        return dtype.name
 
     @model_validator(mode="after")
     def _consistent(self) -> ServingConfig:

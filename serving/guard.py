@@ -10,6 +10,9 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body not received within the request timeout is a 408;
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
+- a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
+  routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
+  check its base64 column against the model's tensor signature and refuse it;
 - any other request goes on to MLflow unchanged (the body it reads is the same bytes);
 - every error answer of /invocations, MLflow's own included, is ``{"error_code", "message"}``
   with a message of at most MAX_MESSAGE characters: no stack trace, no input echoed whole.
@@ -40,8 +43,13 @@ EXCERPT = 40
 #: The error_code of an answer whose body had none (MLflow's plain-text 415 and 504).
 STATUS_CODES = {400: "BAD_REQUEST", 408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE",
                 415: "UNSUPPORTED_MEDIA_TYPE", 504: "DEADLINE_EXCEEDED"}
-#: MLflow puts the whole input data before the error of a model that failed on it.
-_MLFLOW_ECHO = ("Failed to predict data '", "\nError: ")
+#: MLflow puts the whole input data before the error of a model that failed on it, or of an
+#: input its signature refused.
+_MLFLOW_ECHOES = (("Failed to predict data '", "\nError: "),
+                  ("Failed to enforce schema of data '", "Error: "))
+DATAFRAME_KEYS = ("dataframe_split", "dataframe_records")
+#: What answers a dataframe request: the parsed JSON document -> (HTTP status, JSON body).
+DataframeAnswer = Callable[[dict[str, Any]], tuple[int, bytes]]
 
 
 class Refusal(Exception):
@@ -75,9 +83,9 @@ def short_error(status: int, body: bytes) -> bytes:
         code = parsed.get("error_code")
     else:
         message, code = body.decode("utf-8", errors="replace").strip(), None
-    start, marker = _MLFLOW_ECHO
-    if message.startswith(start) and marker in message:
-        message = message.split(marker, 1)[1]
+    for start, marker in _MLFLOW_ECHOES:
+        if message.startswith(start) and marker in message:
+            message = message.split(marker, 1)[1]
     return error_body(status, message, str(code) if code else None)
 
 
@@ -109,7 +117,7 @@ def check_params(params: Any, schema: Any) -> None:
             raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
 
 
-def check_body(body: bytes, schema: Any) -> None:
+def check_body(body: bytes, schema: Any) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except UnicodeDecodeError as exc:
@@ -123,14 +131,18 @@ def check_body(body: bytes, schema: Any) -> None:
         raise Refusal(400, f"the request body must be a JSON object, got "
                            f"{type(document).__name__}")
     check_params(document.get("params"), schema)
+    return document
 
 
 class RequestGuard:
-    """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout)``."""
+    """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout,
+    dataframes)``."""
 
-    def __init__(self, app: ASGIApp, params_schema: Any, max_body_bytes: int, timeout: float):
+    def __init__(self, app: ASGIApp, params_schema: Any, max_body_bytes: int, timeout: float,
+                 dataframes: DataframeAnswer | None = None):
         self.app, self.schema = app, params_schema
         self.max_body_bytes, self.timeout = max_body_bytes, timeout
+        self.dataframes = dataframes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != ROUTE:
@@ -147,12 +159,22 @@ class RequestGuard:
             body = await self._body(scope, receive)
             if body is None:
                 return  # the client went away
-            if mime_type == JSON_TYPE:
-                check_body(body, self.schema)
+            document = check_body(body, self.schema) if mime_type == JSON_TYPE else {}
         except Refusal as refusal:
             await _answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return
+        if self.dataframes is not None and any(key in document for key in DATAFRAME_KEYS):
+            await _answer(send, *await self._dataframe_answer(document))
+            return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _dataframe_answer(self, document: dict[str, Any]) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.dataframes, document),
+                                          self.timeout)
+        except TimeoutError:
+            return 504, error_body(504, f"the request took longer than {self.timeout:g} s "
+                                        f"(the server's request timeout)")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
         declared = _header(scope, b"content-length")

@@ -25,7 +25,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
-from mlflow.types.schema import ParamSchema, ParamSpec
+from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from serving.config import ServingConfig
 from serving.decode import PARAMS, RequestError, param_defaults
@@ -84,6 +84,15 @@ def params_schema(config: ServingConfig) -> ParamSchema:
                         for name, (kind, _) in PARAMS.items()])
 
 
+def model_signature(config: ServingConfig) -> ModelSignature:
+    """Input: a batch of (H, W, C) images of the training dtype, any H and W (MLflow checks
+    tensor requests and ``pyfunc.predict`` calls against it); params as PARAMS. The
+    dataframe routes (``npy``, ``image``) carry encoded data a tensor schema cannot describe:
+    segpipe's server answers them before MLflow's schema check (serving/server.py)."""
+    inputs = Schema([TensorSpec(np.dtype(config.input_dtype), (-1, -1, -1, config.in_channels))])
+    return ModelSignature(inputs=inputs, params=params_schema(config))
+
+
 def _package_dir(name: str) -> str:
     module = __import__(name)
     return str(Path(module.__file__).resolve().parent)
@@ -97,10 +106,15 @@ def pip_requirements() -> list[str]:
 
 
 def raw_pixel_example(config: ServingConfig, size: int = 32) -> np.ndarray:
-    """One (1, size, size, C) image of raw pixel values (each band at its training mean):
-    what a client sends, before the normalization the model applies itself."""
-    return np.broadcast_to(np.asarray(config.mean, dtype=np.float32),
-                           (1, size, size, config.in_channels)).copy()
+    """One (1, size, size, C) image of raw pixel values of the training dtype (each band at
+    its training mean): what a client sends, before the normalization the model applies
+    itself."""
+    dtype = np.dtype(config.input_dtype)
+    mean = np.asarray(config.mean, dtype=np.float64)
+    if dtype.kind != "f":
+        info = np.iinfo(dtype) if dtype.kind in "iu" else None
+        mean = np.round(mean) if info is None else np.clip(np.round(mean), info.min, info.max)
+    return np.broadcast_to(mean.astype(dtype), (1, size, size, config.in_channels)).copy()
 
 
 def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: str = "model",
@@ -114,8 +128,7 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
     if not keras_model_path.is_file():
         raise FileNotFoundError(f"keras model {keras_model_path} does not exist")
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # Type hints would make MLflow skip parsing request data. The input schema is left
-        # open because any H and W is served; the example shows one small raw-pixel image.
+        # Type hints would make MLflow skip parsing request data; the signature is explicit.
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
         config_path = Path(tmp) / "serving_config.json"
@@ -129,7 +142,7 @@ def log_segmentation_model(keras_model_path: Path, config: ServingConfig, name: 
             python_model=SegmentationModel(),
             artifacts=artifacts,
             code_paths=[_package_dir(package) for package in _PACKAGED],
-            signature=ModelSignature(params=params_schema(config)),
+            signature=model_signature(config),
             input_example=raw_pixel_example(config),
             pip_requirements=pip_requirements(),
             registered_model_name=registered_model_name,

@@ -18,6 +18,9 @@ from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
 
+#: How MLflow's own scoring server words its refusal of a dataframe the signature rejects.
+_SIGNATURE_REFUSAL = "not compatible with model signature"
+
 
 class EndpointError(RuntimeError):
     """The scoring server refused or failed a request."""
@@ -36,7 +39,11 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
                               "resample": False}}
         response = session.post(url, json=payload, timeout=timeout)
         if response.status_code != 200:
-            raise EndpointError(f"{url} answered {response.status_code}: {response.text[:500]}")
+            hint = (" (a plain MLflow scoring server checks the .npy route against the "
+                    "model's tensor signature and refuses it: serve with `segpipe serve`)"
+                    if _SIGNATURE_REFUSAL in response.text else "")
+            raise EndpointError(f"{url} answered {response.status_code}: "
+                                f"{response.text[:500]}{hint}")
         records = response.json()["predictions"]
         return np.stack([decode_npy_answer(r["probabilities"]) for r in records])
 

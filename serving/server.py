@@ -18,6 +18,9 @@ import signal
 import sys
 import tempfile
 
+# The guard's own copy, imported before create_app() lets the model's packaged serving/ in.
+from serving.guard import RequestGuard, error_body, excerpt
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 DEFAULT_WORKERS = 1
@@ -61,8 +64,6 @@ def create_app():
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
     from mlflow.pyfunc import scoring_server
 
-    from serving.guard import RequestGuard
-
     # The model runs the serving/ and segmodels/ it was logged with (its code_paths, put
     # first on sys.path when it loads), as under `mlflow models serve`, not the copy this
     # server was started from: forget the latter's modules (the guard keeps its own).
@@ -72,7 +73,47 @@ def create_app():
     app = scoring_server.init(model)
     return RequestGuard(app, model.metadata.get_params_schema(),
                         max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
-                        timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()))
+                        timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
+                        dataframes=dataframe_route(model.unwrap_python_model()))
+
+
+def dataframe_route(python_model):
+    """The answer to a dataframe request (the ``npy`` and ``image`` routes): parsed as
+    MLflow's scoring server parses it and answered by the model's own ``predict``, without
+    MLflow's check against the signature, whose (N, H, W, C) tensor cannot describe a column
+    of base64 files. Answers are MLflow's ``{"predictions": [...]}``; errors are the model's
+    own short ones."""
+    import io
+    import logging
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+    from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+
+    def answer(document: dict) -> tuple[int, bytes]:
+        keys = [key for key in document if key != "params"]
+        if len(keys) != 1:
+            return 400, error_body(400, f"the request must hold one input besides params, got "
+                                        f"{', '.join(excerpt(key) for key in keys[:5])}")
+        orient = keys[0].removeprefix("dataframe_")
+        try:
+            frame = dataframe_from_parsed_json(document[keys[0]], pandas_orient=orient)
+        except Exception as exc:  # pandas raises a variety of types for malformed frames
+            return 400, error_body(400, f"{keys[0]} is not a dataframe in {orient!r} "
+                                        f"orientation ({type(exc).__name__})")
+        try:
+            predictions = python_model.predict(None, frame, document.get("params"))
+        except MlflowException as exc:
+            return exc.get_http_status_code(), exc.serialize_as_json().encode()
+        except Exception:
+            logging.getLogger(__name__).exception("the model failed on a dataframe request")
+            return 500, error_body(500, "the model failed on this request; the server log "
+                                        "has the details")
+        buffer = io.StringIO()
+        predictions_to_json(predictions, buffer)
+        return 200, buffer.getvalue().encode()
+
+    return answer
 
 
 def _download(model_uri: str, folder: str) -> str:

@@ -2,6 +2,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from components.artifacts import NormStats, SplitManifest, read_tile
 from components.evaluate import evaluate_model
@@ -121,6 +122,15 @@ def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     assert predicted.shape == mask.shape
     assert (predicted[valid] == expected[valid]).mean() > 0.99
     assert result.model_uri == "models:/serve-test/1"
+    # The signature: a batch of H x W x C images of the training dtype, and the params.
+    (spec,) = served.metadata.signature.inputs.inputs
+    assert spec.type == np.dtype(tiny_dataset.tile_manifest.dtype) == image.dtype
+    assert spec.shape == (-1, -1, -1, image.shape[-1])
+    assert {p.name for p in served.metadata.signature.params.params} == {
+        "tta", "overlap", "output", "resample"}
+    other = np.float64 if image.dtype != np.float64 else np.float32
+    with pytest.raises(MlflowException, match=f"dtype of input {np.dtype(other)}"):
+        served.predict(image[None].astype(other))
     # A champion re-scored on a new split is scored as evaluate scores, scenes and tiles.
     for metric in ("miou", "tile_miou"):
         rescored = score_registered_model(result.model_uri, tiny_dataset, "test", metric)

@@ -46,3 +46,17 @@ def test_serving_options_are_the_configs_knobs_with_their_defaults():
 def test_resolution_fields_are_checked(overrides, message):
     with pytest.raises(ValidationError, match=message):
         make_config(**overrides)
+
+
+@pytest.mark.parametrize(("value", "kept"), [("int16", "int16"), ("<u2", "uint16"),
+                                             ("float32", "float32")])
+def test_input_dtype_is_a_canonical_numeric_dtype(value, kept):
+    assert make_config(input_dtype=value).input_dtype == kept
+
+
+@pytest.mark.parametrize(("value", "message"), [("object", "not a real number type"),
+                                                ("complex64", "not a real number type"),
+                                                ("pixels", "not a numpy dtype")])
+def test_input_dtype_that_is_no_pixel_type_is_refused(value, message):
+    with pytest.raises(ValidationError, match=message):
+        make_config(input_dtype=value)

@@ -93,9 +93,9 @@ def test_a_failing_model_is_a_500_without_trace_through_mlflows_server_code(logg
     pyfunc = mlflow.pyfunc.load_model(logged_model["local_path"])
     model = pyfunc.unwrap_python_model()
     model.handler = RequestHandler(ScenePredictor(broken, model.config))
-    body = json.dumps({"inputs": small().tolist()})
+    body = json.dumps({"inputs": [small().tolist()]})
     with pytest.raises(MlflowException) as error:
-        invocations(body, "application/json", pyfunc, None)
+        invocations(body, "application/json", pyfunc, pyfunc.metadata.get_input_schema())
     # what the scoring server's error wrapper sends: serialize_as_json() with this status
     assert error.value.get_http_status_code() == 500
     answer = json.loads(error.value.serialize_as_json())

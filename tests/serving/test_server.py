@@ -108,7 +108,9 @@ def image_frame(*values: str) -> dict:
 
 BAD_REQUESTS = {
     "bands": (lambda: {"inputs": np.zeros((1, 16, 16, BANDS - 1)).tolist()},
-              "wrong band count"),
+              f"(1, 16, 16, {BANDS - 1}) does not match expected shape (-1, -1, -1, {BANDS})"),
+    "tensor_one_image": (lambda: {"inputs": np.zeros((16, 16, BANDS)).tolist()},
+                         "does not match expected shape"),
     "base64": (lambda: image_frame("not base64!"), "not valid base64"),
     "bytes": (lambda: image_frame(base64.b64encode(b"GIF89a not an image").decode()),
               "undecodable image"),
@@ -156,6 +158,30 @@ def test_predict_through_endpoint_matches_local_predict(server, logged_model, tm
             outputs[mode] = mask.read(1)
     np.testing.assert_array_equal(outputs["local"], outputs["remote"])
     assert (outputs["remote"][:, :3] == 255).all()
+
+
+@pytest.mark.slow
+def test_plain_mlflow_server_enforces_the_tensor_signature(logged_model, serving_config,
+                                                           tmp_path):
+    """Under `mlflow models serve` alone the model's signature is MLflow's contract: the tensor
+    route answers, a tensor of other bands is refused by MLflow itself, and the .npy route,
+    which only segpipe's server takes, fails with a message saying so."""
+    from serving.remote import EndpointError, endpoint_predict_fn
+    from tests.serving.server import free_port, mlflow_serve
+
+    server = mlflow_serve(logged_model["registered"], free_port(), tmp_path / "server.log",
+                          MLFLOW_TRACKING_URI=logged_model["tracking_uri"]).wait_ready()
+    try:
+        good = invoke(server, {"inputs": [pixels(16, 16).tolist()]})
+        bad = invoke(server, {"inputs": np.zeros((1, 8, 8, BANDS + 1)).tolist()})
+        with pytest.raises(EndpointError, match="serve with `segpipe serve`"):
+            endpoint_predict_fn(server.url)(pixels(8, 8)[None].astype(np.float32))
+    finally:
+        server.stop()
+    assert good.status_code == 200
+    assert np.asarray(good.json()["predictions"]).shape == (1, 16, 16)
+    assert bad.status_code == 400
+    assert f"does not match expected shape (-1, -1, -1, {BANDS})" in bad.text
 
 
 def test_logged_model_carries_a_raw_pixel_input_example_it_can_predict(logged_model,

@@ -79,11 +79,11 @@ def test_a_session_keeps_one_result_on_disk(tmp_path):
 def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path):
     """Windows sent to a real scoring server (which does the flips) blend into the mask the
     model gives in the app, TTA included."""
-    from tests.serving.server import mlflow_serve
+    from tests.serving.server import segpipe_serve
 
     model_uri = f"models:/{tracking_store.name}/1"
-    server = mlflow_serve(model_uri, free_port(), tmp_path / "server.log",
-                          MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
+    server = segpipe_serve(model_uri, free_port(), tmp_path / "server.log",
+                           MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
     try:
         scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
         options = PredictOptions(tta=True, overlap=0.5)
