@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import re
-import shutil
+import secrets
 import signal
 import sys
 import tempfile
@@ -252,13 +252,14 @@ def _task_environment() -> Iterator[None]:
     """Task subprocesses inherit this environment: this very checkout first on the path,
     the watchdog that ends them with the runner, TensorFlow's start-up chatter down."""
     previous = dict(os.environ)
-    stop_dir = Path(tempfile.mkdtemp(prefix="segpipe-run-"))
+    # Named now, created only by a stop: a runner killed with SIGKILL leaves nothing behind.
+    stop_file = Path(tempfile.gettempdir()) / f"segpipe-stop-{os.getpid()}-{secrets.token_hex(6)}"
     paths = [str(TASK_SITE), str(CODE_ROOT)] + [
         p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if p and p not in (str(CODE_ROOT), str(TASK_SITE))]
     os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     os.environ[RUNNER_PID_ENV] = str(os.getpid())
-    os.environ[STOP_FILE_ENV] = str(stop_dir / "stop")
+    os.environ[STOP_FILE_ENV] = str(stop_file)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -267,7 +268,7 @@ def _task_environment() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(previous)
-        shutil.rmtree(stop_dir, ignore_errors=True)
+        stop_file.unlink(missing_ok=True)
 
 
 class _Interrupted(BaseException):

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,6 +92,10 @@ def run_folder(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def _stop_files(runner_pid: int) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"segpipe-stop-{runner_pid}-*"))
+
+
 def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_folder):
     work = run_folder / "work"
     runner = _start(run_folder)
@@ -101,6 +106,7 @@ def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_
     runner.wait()
     killed_at = _epochs_done(work)
     _wait_for(lambda: not _started_by(runner.pid), 20, "the task processes to exit")
+    assert not _stop_files(runner.pid)  # named for a stop, never created: nothing left in /tmp
 
     again = _start(run_folder)
     output, _ = again.communicate(timeout=600)
@@ -148,6 +154,7 @@ def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_fo
     assert runner.returncode == 1
     assert "interrupted by SIGTERM" in output.strip().splitlines()[-1]
     assert not _started_by(runner.pid)
+    assert not _stop_files(runner.pid)  # created to stop the tasks, removed on the way out
 
     from mlflow.tracking import MlflowClient
 
