@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -178,9 +177,10 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
     model = mlflow.pyfunc.load_model(model_uri)
     names = dataset.class_map.names
     if metric.startswith(TILE_PREFIX):
-        schema = model.metadata.get_input_schema()  # None: registered before the input schema
-        dtype = schema.inputs[0].type if schema else np.float32
-        cm = split_confusion(dataset, split, lambda images: model.predict(images.astype(dtype)))
+        # The model's own predict, past the signature's dtype: this dataset's tiles may be of
+        # another dtype than the champion's training scenes, and a cast would wrap values.
+        served = model.unwrap_python_model()
+        cm = split_confusion(dataset, split, lambda images: served.predict(None, images))
     else:
         predictor = model.unwrap_python_model().predictor
         config = predictor.config

@@ -37,7 +37,7 @@ def write_request(image_path: Path, out: Path, size: int = REQUEST_SIZE) -> Path
         row, col = max(0, (src.height - size) // 2), max(0, (src.width - size) // 2)
         window = Window(col, row, min(size, src.width), min(size, src.height))
         pixels = np.moveaxis(src.read(window=window), 0, -1)
-    write_text(out, json.dumps({"inputs": [pixels.astype(float).tolist()]}))
+    write_text(out, json.dumps({"inputs": [pixels.tolist()]}))  # the scene's own numbers
     return out
 
 

@@ -163,7 +163,8 @@ class RequestGuard:
         except Refusal as refusal:
             await _answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return
-        if self.dataframes is not None and any(key in document for key in DATAFRAME_KEYS):
+        if (self.dataframes is not None and _plain_json(scope)
+                and any(key in document for key in DATAFRAME_KEYS)):
             await _answer(send, *await self._dataframe_answer(document))
             return
         await self.app(scope, _replay(body, receive), send)
@@ -249,3 +250,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _mime_type(scope: Scope) -> str:
     return (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+
+
+def _plain_json(scope: Scope) -> bool:
+    """``application/json`` with no parameter but charset=utf-8: what MLflow takes (it
+    answers 415 to the rest, so those go on to it)."""
+    parameters = (_header(scope, b"content-type") or "").split(";")[1:]
+    return all(p.strip().lower().replace(" ", "") in ("charset=utf-8", "") for p in parameters)

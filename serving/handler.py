@@ -3,8 +3,9 @@ as its header and checked (bands, pixel limits of each image and of the request)
 of them is predicted. Plain Python; serving/pyfunc.py maps its errors to HTTP.
 
 Routes:
-- tensor (``{"inputs": ...}``): raw pixels (N, H, W, C) or (H, W, C) -> (N, H, W) class ids
-  or (N, H, W, K) probabilities;
+- tensor (``{"inputs": ...}``): raw pixels (N, H, W, C) -> (N, H, W) class ids or
+  (N, H, W, K) probabilities (MLflow checks it against the model's signature first; called
+  in-process, an (H, W, C) image is taken as a batch of one);
 - dataframe column ``image``: base64 GeoTIFF/PNG/JPEG -> column ``mask`` (PNG, or GeoTIFF
   with the input's CRS and transform) or ``probabilities`` (float32 GeoTIFF);
 - dataframe column ``npy``: base64 ``.npy`` (H, W, C) raw pixels -> column ``mask`` or

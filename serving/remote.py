@@ -39,8 +39,10 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
                               "resample": False}}
         response = session.post(url, json=payload, timeout=timeout)
         if response.status_code != 200:
-            hint = (" (a plain MLflow scoring server checks the .npy route against the "
-                    "model's tensor signature and refuses it: serve with `segpipe serve`)"
+            hint = (" (the server checked the .npy route against the model's tensor "
+                    "signature, as a plain MLflow scoring server or an older segpipe server "
+                    "does; serve it with the `segpipe serve` of the segpipe that registered "
+                    "it)"
                     if _SIGNATURE_REFUSAL in response.text else "")
             raise EndpointError(f"{url} answered {response.status_code}: "
                                 f"{response.text[:500]}{hint}")

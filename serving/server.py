@@ -33,6 +33,8 @@ DEFAULT_MAX_REQUEST_MB = 1000
 _MODEL_PATH_ENV = "SEGPIPE_SERVING_MODEL_PATH"
 _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
 _TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
+#: The input keys of MLflow's JSON request format.
+_INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,9 +93,9 @@ def dataframe_route(python_model):
     from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
     def answer(document: dict) -> tuple[int, bytes]:
-        keys = [key for key in document if key != "params"]
+        keys = [key for key in document if key in _INPUT_KEYS]  # others ignored, as MLflow does
         if len(keys) != 1:
-            return 400, error_body(400, f"the request must hold one input besides params, got "
+            return 400, error_body(400, f"the request must hold one input, got "
                                         f"{', '.join(excerpt(key) for key in keys[:5])}")
         orient = keys[0].removeprefix("dataframe_")
         try:
@@ -101,16 +103,16 @@ def dataframe_route(python_model):
         except Exception as exc:  # pandas raises a variety of types for malformed frames
             return 400, error_body(400, f"{keys[0]} is not a dataframe in {orient!r} "
                                         f"orientation ({type(exc).__name__})")
+        buffer = io.StringIO()
         try:
-            predictions = python_model.predict(None, frame, document.get("params"))
+            predictions_to_json(python_model.predict(None, frame, document.get("params")),
+                                buffer)
         except MlflowException as exc:
             return exc.get_http_status_code(), exc.serialize_as_json().encode()
         except Exception:
             logging.getLogger(__name__).exception("the model failed on a dataframe request")
             return 500, error_body(500, "the model failed on this request; the server log "
                                         "has the details")
-        buffer = io.StringIO()
-        predictions_to_json(predictions, buffer)
         return 200, buffer.getvalue().encode()
 
     return answer

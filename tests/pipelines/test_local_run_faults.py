@@ -90,12 +90,12 @@ def run_folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
 def _stop_files(runner_pid: int) -> list[Path]:
     return list(Path(tempfile.gettempdir()).glob(f"segpipe-stop-{runner_pid}-*"))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_folder):
     work = run_folder / "work"
     runner = _start(run_folder)

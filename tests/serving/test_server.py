@@ -160,6 +160,21 @@ def test_predict_through_endpoint_matches_local_predict(server, logged_model, tm
     assert (outputs["remote"][:, :3] == 255).all()
 
 
+def test_dataframe_routes_keep_mlflows_envelope_rules(server):
+    """What MLflow's own parsing would do with a dataframe request, the server does too: an
+    unknown top-level key is ignored, a content type MLflow does not take is a 415."""
+    image = pixels(16, 16)
+    plain = invoke(server, npy_frame(image))
+    extra = invoke(server, {**npy_frame(image), "client_request_id": "abc"})
+    assert plain.status_code == extra.status_code == 200
+    assert plain.json() == extra.json()
+    odd_type = requests.post(f"{server.url}/invocations", data=json.dumps(npy_frame(image)),
+                             headers={"Content-Type": "application/json; format=pandas-split"},
+                             timeout=60)
+    assert odd_type.status_code == 415, odd_type.text
+    assert set(odd_type.json()) == {"error_code", "message"}
+
+
 @pytest.mark.slow
 def test_plain_mlflow_server_enforces_the_tensor_signature(logged_model, serving_config,
                                                            tmp_path):
@@ -174,7 +189,7 @@ def test_plain_mlflow_server_enforces_the_tensor_signature(logged_model, serving
     try:
         good = invoke(server, {"inputs": [pixels(16, 16).tolist()]})
         bad = invoke(server, {"inputs": np.zeros((1, 8, 8, BANDS + 1)).tolist()})
-        with pytest.raises(EndpointError, match="serve with `segpipe serve`"):
+        with pytest.raises(EndpointError, match="serve it with the `segpipe serve` of the segpipe"):
             endpoint_predict_fn(server.url)(pixels(8, 8)[None].astype(np.float32))
     finally:
         server.stop()
@@ -293,6 +308,10 @@ HOSTILE_REQUESTS = {
     "two_columns": (lambda: {"dataframe_split": {"columns": ["image", "npy"],
                                                  "data": [["x", "y"]]}},
                     "needs one column"),
+    "two_inputs": (lambda: {**npy_frame(pixels(8, 8)), "inputs": [pixels(8, 8).tolist()]},
+                   "must hold one input, got 'dataframe_split', 'inputs'"),
+    "not_a_dataframe": (lambda: {"dataframe_split": {"rows": 3}},
+                        "dataframe_split is not a dataframe in 'split' orientation"),
 }
 
 
