@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from pipelines.cli.quiet import import_tensorflow_quietly  # noqa: E402
+from serving.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # the cases' helpers import it; its start-up chatter is noise
 

@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("case 'real' needs --source DIR, an existing dataset folder")
     if args.budget_minutes <= 0:
         parser.error("--budget-minutes must be > 0")
-    from pipelines.cli.quiet import import_tensorflow_quietly
     from pipelines.config_file import ConfigError
+    from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the recipe's models import it; its chatter is not news
     try:

@@ -2,7 +2,7 @@
 /ping, /health, /version) behind serving/guard.py, on uvicorn.
 
     python -m serving.server --model-uri models:/segpipe@champion [--host 127.0.0.1]
-        [--port 5000] [--workers 1] [--timeout 600] [--max-request-mb 1000]
+        [--port 5001] [--workers 1] [--timeout 600] [--max-request-mb 1000]
 
 `segpipe serve`, the serving image and the Kubernetes Deployment all run this. The model is
 downloaded once, by this process, into a temporary folder removed at exit; each uvicorn
@@ -22,7 +22,8 @@ import tempfile
 from serving.guard import RequestGuard, error_body, excerpt
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
+#: Beside MLflow's UI (5000 by default), not on it.
+DEFAULT_PORT = 5001
 DEFAULT_WORKERS = 1
 #: Seconds per request (MLflow's default, 60, is too short for large images).
 DEFAULT_TIMEOUT = 600
@@ -63,6 +64,11 @@ def _positive(text: str) -> int:
 
 def create_app():
     """The app of one uvicorn worker (a factory: each worker process calls it)."""
+    import warnings
+
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before MLflow and the model import it, chattering
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
     from mlflow.pyfunc import scoring_server
 
@@ -71,7 +77,14 @@ def create_app():
     # server was started from: forget the latter's modules (the guard keeps its own).
     for name in [name for name in sys.modules if name.split(".")[0] == "serving"]:
         del sys.modules[name]
-    model = scoring_server.load_model_with_mlflow_config(os.environ[_MODEL_PATH_ENV])
+    # Held back: MLflow's advice to model authors about type hints, no concern of whoever
+    # runs the server (recorded, since loading the model puts its own filters first).
+    with warnings.catch_warnings(record=True) as caught:
+        model = scoring_server.load_model_with_mlflow_config(os.environ[_MODEL_PATH_ENV])
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     app = scoring_server.init(model)
     return RequestGuard(app, model.metadata.get_params_schema(),
                         max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),

@@ -16,7 +16,7 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 
 
 def _load(config: Path, overrides: dict | None = None):
-    from pipelines.cli.quiet import import_tensorflow_quietly
+    from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the config's tuning section imports it
     from pipelines.config import ConfigError, load_config

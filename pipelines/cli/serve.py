@@ -109,7 +109,7 @@ def predict(
         help="largest scene to predict, checked from its header before any pixel is read"),
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, window by window."""
-    from pipelines.cli.quiet import import_tensorflow_quietly
+    from serving.quiet import import_tensorflow_quietly
 
     _use_store(model_uri, tracking_uri)
     import_tensorflow_quietly()

@@ -160,6 +160,16 @@ def test_predict_through_endpoint_matches_local_predict(server, logged_model, tm
     assert (outputs["remote"][:, :3] == 255).all()
 
 
+def test_server_log_holds_no_tensorflow_chatter_or_authoring_advice(server):
+    """TensorFlow's start-up lines and MLflow's type-hint advice to model authors are noise
+    to whoever runs the server; its own lines stay."""
+    assert invoke(server, {"inputs": [pixels(8, 8).tolist()]}).status_code == 200
+    log = server.log_path.read_text()
+    assert "Uvicorn running on" in log or "Application startup complete" in log, log[-2000:]
+    for noise in ("absl::InitializeLog", "cuInit", "oneDNN", "type hints"):
+        assert noise not in log, log[-2000:]
+
+
 def test_dataframe_routes_keep_mlflows_envelope_rules(server):
     """What MLflow's own parsing would do with a dataframe request, the server does too: an
     unknown top-level key is ignored, a content type MLflow does not take is a 415."""
