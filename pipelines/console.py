@@ -24,8 +24,9 @@ _CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
 _LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
 # MLflow's own log lines ("2026/11/29 18:22:38 INFO mlflow.store.db.utils: ...").
 _MLFLOW_LOG = re.compile(r"^\s*\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+ mlflow")
-# Optuna's INFO lines, but for the one that says a trial finished.
+# Optuna's INFO lines, but for those that say how a trial ended.
 _OPTUNA_INFO = re.compile(r"^\s*\[I \d{4}-")
+_TRIAL_ENDED = re.compile(r"\] Trial \d+ (finished with value|pruned)")
 # A step's own warnings, which the executor logs as "[KFP Executor <time> WARNING]: ...".
 _EXECUTOR_WARNING = re.compile(r"\[KFP Executor [^\]]* (WARNING|ERROR)\]: ")
 
@@ -90,7 +91,7 @@ class TaskOutputFilter(io.TextIOBase):
             return False
         if _MLFLOW_LOG.match(line) or stripped.startswith("-----"):
             return False
-        if _OPTUNA_INFO.match(line) and " finished with value" not in line:
+        if _OPTUNA_INFO.match(line) and not _TRIAL_ENDED.search(line):
             return False
         return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
 

@@ -18,6 +18,7 @@ STREAM = """    [KFP Executor 2026 INFO]: Got executor_input:
     I0000 00:00:17 port.cc:153] oneDNN custom operations are on.
     [I 2026-11-29 18:22:54,158] A new study created in RDB with name: s
     [I 2026-11-29 18:23:54,158] Trial 0 finished with value: 0.5
+    [I 2026-11-29 18:24:54,158] Trial 1 pruned. pruned after epoch 3 (val mIoU 0.4100)
     [KFP Executor 2026-11-29 17:45:03,327 WARNING]: trial 0 was interrupted; re-queued
     2026/11/29 18:27:01 WARNING mlflow.pyfunc: Passing a Python object as `python_model`
     Successfully registered model 'segpipe'.
@@ -39,6 +40,7 @@ def test_console_shows_progress_and_the_log_keeps_everything():
     assert console.getvalue().splitlines() == [
         "    step says hello",
         "    [I 2026-11-29 18:23:54,158] Trial 0 finished with value: 0.5",
+        "    [I 2026-11-29 18:24:54,158] Trial 1 pruned. pruned after epoch 3 (val mIoU 0.4100)",
         "    [KFP Executor 2026-11-29 17:45:03,327 WARNING]: trial 0 was interrupted; re-queued",
         "18:23:01.638 - INFO - Task 'tile' finished with status SUCCESS",
         "18:23:01.640 - INFO - Executing task 'split'"]
