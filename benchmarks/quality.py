@@ -90,10 +90,11 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
     storage = f"sqlite:///{work / 'optuna.db'}"
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment(f"quality-{name}")
-    with mlflow.start_run(run_name=name):
+    with mlflow.start_run(run_name=name) as run:
         prepare_study(options, storage, name)
         worker = run_tune_worker(dataset, options, storage, name, 0, work / "worker")
         best = select_best_trial(storage, name, [(work / "worker", worker)], work / "model")
+    searched = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search_space.json")
     tuned = time.perf_counter()
     result = evaluate_model(work / "model", dataset, work / "evaluation", overlay_tiles=0,
                             log_to_mlflow=False)
@@ -120,7 +121,10 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
         "settings": {"budget_minutes": args.budget_minutes,
                      "patch_size": prepare.tile.patch_size,
                      "split": prepare.split.strategy, "n_trials": options.n_trials,
-                     "epochs": options.epochs, "classes": result.class_names},
+                     "epochs": options.epochs, "classes": result.class_names,
+                     "architectures": searched["architecture"]["choices"],
+                     "encoder_weights": searched["models"].get("encoder_unet", {})
+                     .get("encoder_weights", {}).get("choices")},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "load_average_at_start": load_at_start, "load_average_at_end": _load(),
