@@ -80,9 +80,9 @@ class TuneOptions(BaseModel):
         "ImageNet-encoder U-Nets (EfficientNetV2-B0, ResNet-50) first, then U-Nets, "
         "attention U-Nets and U-Nets with ASPP; on CPU, U-Nets of depth 3-4 with 16-32 "
         "filters and MobileNetV2 U-Nets at width 0.35-0.5 (components/tune_space.py). "
-        "'imagenet' encoder weights are dropped from the built-in space when the machine can "
-        "neither find them in Keras' cache nor download them. The space searched is logged "
-        "as search_space.json on the run")
+        "The encoder U-Nets are left out of the built-in space when the machine can neither "
+        "find their ImageNet weights in Keras' cache nor download them. The space searched "
+        "is logged as search_space.json on the run")
     train: TrainParams = Field(default_factory=TrainParams, description="fixed training "
                                "settings for every trial: everything the study does not search")
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "

@@ -178,7 +178,8 @@ def resolve_search_space(space: SearchSpace | None, train: TrainParams, *,
     as configured, its parts left out (architecture, training, models) and the whole of it
     when unset taken from ``default_search_space`` for whether a GPU is visible here. When
     this machine can neither find ImageNet encoder weights in Keras' cache nor reach their
-    download host, "imagenet" is dropped from the default choices (one log line says so);
+    download host, the built-in space leaves its encoder U-Nets out (or, when the config
+    picks the architectures, their "imagenet" choice; one log line says so);
     a config that asks for it itself gets a ValueError naming the field instead of trials
     that all fail."""
     given = set(space.model_fields_set) if space is not None else set()
@@ -203,6 +204,14 @@ def resolve_search_space(space: SearchSpace | None, train: TrainParams, *,
                          "path (see segmodels/encoders.py), or null for random weights")
     weights = space.models["encoder_unet"]["encoder_weights"]
     kept = [c for c in weights.choices if c != "imagenet"] or [None]
+    others = [a for a in space.architecture.choices if a != "encoder_unet"]
+    if kept == [None] and others and "architecture" not in given:
+        # The built-in space holds encoder U-Nets for their pretrained features; from
+        # random weights they lose to plain U-Nets of the same cost on few tiles (on the
+        # tea chips every random-weight MobileNetV2 trial predicted background only).
+        log.warning("encoder_weights: 'imagenet' cannot be had here, %s; the built-in space "
+                    "leaves out its encoder U-Nets and searches %s", why, ", ".join(others))
+        return space.model_copy(update={"architecture": cat(*others)})
     log.warning("encoder_weights: 'imagenet' dropped from the search space, %s; the "
                 "encoder U-Nets start from %s", why,
                 " or ".join("random weights" if c is None else str(c) for c in kept))

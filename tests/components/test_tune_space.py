@@ -98,10 +98,21 @@ def test_gpu_default_space_keeps_imagenet_encoder_unets_first():
     assert space.architecture.choices[0] == "encoder_unet"
 
 
-def test_unset_space_is_the_machines_default_and_logged(caplog):
+@pytest.fixture
+def online(tmp_path, monkeypatch):
+    """No cached weights, but a download host that answers (a socket listening on
+    localhost)."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()
+
+
+def test_unset_space_is_the_machines_default_and_logged(online, caplog):
     with caplog.at_level(logging.INFO, logger="components.tune_space"):
-        space = resolve_search_space(None, TrainParams(), gpu=False)
-    assert space.architecture == default_search_space(gpu=False).architecture
+        space = resolve_search_space(None, TrainParams(), gpu=False, imagenet_host=online)
+    assert space == default_search_space(gpu=False)
     assert "built-in CPU space" in caplog.text
     assert TuneOptions.model_validate({"search_space": {}}).search_space is None
 
@@ -114,13 +125,22 @@ def test_parts_left_out_of_a_configured_space_come_from_the_machines_default(off
 
 
 @pytest.mark.parametrize("gpu", [False, True])
-def test_offline_default_space_drops_imagenet_with_one_log_line(offline, caplog, gpu):
+def test_offline_default_space_leaves_encoder_unets_out_with_one_log_line(offline, caplog,
+                                                                          gpu):
     with caplog.at_level(logging.INFO, logger="components.tune_space"):
         space = resolve_search_space(None, TrainParams(), gpu=gpu, imagenet_host=offline)
+    assert "encoder_unet" not in space.architecture.choices
+    assert "unet" in space.architecture.choices
+    said = [r for r in caplog.records if "encoder_weights: 'imagenet'" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "cannot be reached" in said[0].getMessage()
+
+
+def test_offline_drops_only_imagenet_when_the_config_picks_the_architectures(offline):
+    configured = SearchSpace(architecture=cat("unet", "encoder_unet"))
+    space = resolve_search_space(configured, TrainParams(), gpu=False, imagenet_host=offline)
+    assert space.architecture.choices == ["unet", "encoder_unet"]
     assert space.models["encoder_unet"]["encoder_weights"].choices == [None]
-    dropped = [r for r in caplog.records if "'imagenet' dropped" in r.getMessage()]
-    assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING
-    assert "cannot be reached" in dropped[0].getMessage()
 
 
 def test_cached_weights_keep_imagenet_in_the_default_space(offline, tmp_path):
