@@ -127,8 +127,10 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
                      "block_size": prepare.split.block_size, "n_trials": options.n_trials,
                      "epochs": options.epochs, "classes": result.class_names,
                      "architectures": searched["architecture"]["choices"],
-                     "encoder_weights": searched["models"].get("encoder_unet", {})
-                     .get("encoder_weights", {}).get("choices")},
+                     "encoder_weights": searched["models"]["encoder_unet"]["encoder_weights"]
+                     ["choices"] if "encoder_unet" in searched["architecture"]["choices"]
+                     and "encoder_weights" in searched["models"].get("encoder_unet", {})
+                     else None},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "load_average_at_start": load_at_start, "load_average_at_end": _load(),

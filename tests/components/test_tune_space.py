@@ -86,6 +86,7 @@ def test_cpu_default_space_holds_small_unets_and_light_encoders():
     assert unet["depth"].high <= 4 and max(unet["filters"].choices) <= 32
     assert encoder_unet["encoder"].choices == ["mobilenetv2"]
     assert max(encoder_unet["encoder_width"].choices) <= 0.5
+    assert space.training["class_weights"].choices == ["balanced"]  # not left to a small val
     # the largest CPU U-Net stays small enough for minutes-long trials on 2 cores
     model = build_model("unet", 2, 4, depth=int(unet["depth"].high),
                         filters=max(unet["filters"].choices))
