@@ -116,17 +116,17 @@ def default_training_space() -> dict[str, ParamSpec]:
 
 
 def cpu_search_space() -> SearchSpace:
-    """What trains well within minutes on a few CPU cores: U-Nets of depth 3-4 with 16-32
-    filters (0.5-2 M parameters; a trial of 20 epochs on a few hundred 128 px tiles takes
-    minutes, where an EfficientNetV2/ResNet-50 U-Net takes that per epoch) and MobileNetV2
-    U-Nets at width 0.35-0.5 (0.4-0.7 M parameters; ImageNet weights when this machine has
-    them). Learning rates where from-scratch and light models train fastest; the losses
-    that hold up on imbalanced classes (Focal or CE with Dice) with bounded 'balanced' class
-    weights, not searched: a few trials picked on a small val split otherwise favour an
-    unweighted model that found the rare class in val by luck and misses it elsewhere (on
-    the tea chips: test tea IoU 0.30-0.40 balanced over 3 seeds, 0.19-0.29 unweighted; the
-    study's pick, unweighted, 0.0). Batches of 4-8: on CPU a sample costs the same in any
-    batch, and a few hundred tiles still make enough steps per epoch."""
+    """What trains well within minutes on a few CPU cores. U-Nets of depth 3-4 with 16-32
+    filters (0.1-1.9 M parameters; a trial of up to 20 epochs on the tea chips' 122 tiles of
+    64 px took 15-90 s on 2 shared cores) and MobileNetV2 U-Nets at width 0.35-0.5 (0.8-2.9 M
+    parameters, mostly in cheap depthwise stages; only with ImageNet weights, see
+    resolve_search_space). Learning rates where from-scratch and light models train
+    fastest; the losses that hold up on imbalanced classes (Focal or CE with Dice), with
+    bounded 'balanced' class weights fixed, not searched: the best of a few trials on a small
+    val split otherwise tends to be an unweighted model that found the rare class in val by
+    luck and misses it elsewhere (tea chips: test tea IoU 0.30-0.40 balanced over 3 seeds,
+    0.19-0.29 unweighted; the study's unweighted pick 0.0). Batches of 4-8: on CPU a sample
+    costs the same in any batch, and a few hundred tiles still make enough steps per epoch."""
     training = default_training_space()
     training.update(learning_rate=ParamSpec(type="float", low=3e-4, high=3e-3, log=True),
                     batch_size=cat(4, 8), loss=cat("focal+dice", "ce+dice"),
