@@ -21,7 +21,8 @@ same script.
 
 ``--config`` takes a pipeline config: its ``data`` section holds any prepare option (palette,
 layouts, ``split: {strategy: group, group_by: parent}``...) and its ``tuning`` section the
-recipe; ``--patch-size``, ``--split``, ``--n-trials``, ``--epochs`` and the budget go over it.
+recipe; ``--patch-size``, ``--split``, ``--block-size``, ``--n-trials``, ``--epochs`` and the
+budget go over it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def case_options(args: argparse.Namespace):
     tile, split = dict(data.get("tile") or {}), dict(data.get("split") or {})
     tile["patch_size"] = args.patch_size or tile.get("patch_size", PATCH_SIZE)
     split["strategy"] = args.split or split.get("strategy", SPLIT)
+    if args.block_size:
+        split["block_size"] = args.block_size
     tuning["budget_minutes"] = args.budget_minutes
     tuning.update({k: v for k, v in (("n_trials", args.n_trials), ("epochs", args.epochs)) if v})
     origin = f"{args.config} + options" if args.config else "options"
@@ -90,10 +93,11 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
     storage = f"sqlite:///{work / 'optuna.db'}"
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment(f"quality-{name}")
-    with mlflow.start_run(run_name=name):
+    with mlflow.start_run(run_name=name) as run:
         prepare_study(options, storage, name)
         worker = run_tune_worker(dataset, options, storage, name, 0, work / "worker")
         best = select_best_trial(storage, name, [(work / "worker", worker)], work / "model")
+    searched = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search_space.json")
     tuned = time.perf_counter()
     result = evaluate_model(work / "model", dataset, work / "evaluation", overlay_tiles=0,
                             log_to_mlflow=False)
@@ -119,8 +123,14 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
         "test_scenes": result.scene_count,
         "settings": {"budget_minutes": args.budget_minutes,
                      "patch_size": prepare.tile.patch_size,
-                     "split": prepare.split.strategy, "n_trials": options.n_trials,
-                     "epochs": options.epochs, "classes": result.class_names},
+                     "split": prepare.split.strategy,
+                     "block_size": prepare.split.block_size, "n_trials": options.n_trials,
+                     "epochs": options.epochs, "classes": result.class_names,
+                     "architectures": searched["architecture"]["choices"],
+                     "encoder_weights": searched["models"]["encoder_unet"]["encoder_weights"]
+                     ["choices"] if "encoder_unet" in searched["architecture"]["choices"]
+                     and "encoder_weights" in searched["models"].get("encoder_unet", {})
+                     else None},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "load_average_at_start": load_at_start, "load_average_at_end": _load(),
@@ -140,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch-size", type=int, help=f"default: the config's, else {PATCH_SIZE}")
     parser.add_argument("--split", help=f"split strategy; default: the config's, else {SPLIT} "
                         "(the real set's scenes are too few for 'scene')")
+    parser.add_argument("--block-size", type=int, default=0, help="block split: block side "
+                        "in pixels; 0: the config's, else the split step's default")
     parser.add_argument("--n-trials", type=int, default=0, help="0: the recipe's default")
     parser.add_argument("--epochs", type=int, default=0, help="0: the recipe's default")
     parser.add_argument("--synthetic-scenes", type=int, default=8)

@@ -6,8 +6,9 @@ regex on the source path or a CSV), or the dataset's own splits (``given``). Blo
 world-coordinate squares when every scene shares one CRS, so adjacent chips of one grid
 (e.g. exported GIS chips) that touch share a block and land in the same split; otherwise
 blocks are per-scene pixel squares. Units are assigned greedily in a seeded order (rarest
-class first) to the split furthest below its ratio, preferring splits that still lack one
-of the unit's classes.
+class first) to the split furthest below its share of the unit's rarest class (iterative
+stratification: a rare class is spread by the ratios, not piled into train), then below its
+share of tiles, preferring splits that still lack one of the unit's classes.
 
 A val or test split left empty (or without a labelled pixel) is an error unless
 ``allow_empty_splits``; scenes whose edges continue each other (crops of one image, found
@@ -19,7 +20,7 @@ import math
 import random
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +86,7 @@ class _Unit:
     key: tuple
     tiles: list[str]
     classes: set[int]
+    pixels: Counter = field(default_factory=Counter)  # class -> labelled pixels
 
 
 def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
@@ -137,7 +139,8 @@ def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
     for t in manifest.tiles:
         grouped[keys[t.id]].append(t)
     return [_Unit(key, [t.id for t in tiles], {c for t in tiles for c, n in
-                                               t.class_counts.items() if n})
+                                               t.class_counts.items() if n},
+                  sum((Counter(t.class_counts) for t in tiles), Counter()))
             for key, tiles in sorted(grouped.items(), key=lambda kv: str(kv[0]))]
 
 
@@ -147,19 +150,34 @@ def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[li
     frequency = Counter(c for u in units for c in u.classes)
     units.sort(key=lambda u: min((frequency[c] for c in u.classes), default=len(units) + 1))
     total = sum(len(u.tiles) for u in units)
+    class_total = sum((u.pixels for u in units), Counter())
     active = [i for i, r in enumerate(ratios) if r > 0]
     splits: list[list[_Unit]] = [[] for _ in ratios]
     filled = [0] * len(ratios)
+    class_filled: list[Counter] = [Counter() for _ in ratios]
     present: list[set[int]] = [set() for _ in ratios]
     for unit in units:
-        def score(i: int, unit: _Unit = unit) -> tuple[float, float]:
+        rarest = min(unit.classes, key=lambda c: (frequency[c], c), default=None)
+
+        def score(i: int, unit: _Unit = unit, rarest: int | None = rarest
+                  ) -> tuple[float, float, float]:
             deficit = (ratios[i] * total - filled[i]) / total
             missing = len(unit.classes - present[i]) > 0
+            # Stratified on the unit's rarest class (iterative stratification): the split
+            # furthest below its share of that class's pixels gets it, so a rare class is
+            # spread by the ratios instead of filling train first, where the tile deficit
+            # is largest.
+            class_deficit = 0.0
+            if rarest is not None and class_total[rarest]:
+                class_deficit = (ratios[i] * class_total[rarest] -
+                                 class_filled[i][rarest]) / class_total[rarest]
             # A split that lacks one of this unit's classes gets it unless it is already full.
-            return (float(missing and deficit > -len(unit.tiles) / (2 * total)), deficit)
+            return (float(missing and deficit > -len(unit.tiles) / (2 * total)),
+                    class_deficit, deficit)
         best = max(active, key=score)
         splits[best].append(unit)
         filled[best] += len(unit.tiles)
+        class_filled[best] += unit.pixels
         present[best] |= unit.classes
     # With few units, make every active split non-empty by taking from the largest.
     for i in active:

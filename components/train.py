@@ -116,8 +116,13 @@ def learning_rate_at(epoch: int, params: TrainParams) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def gpu_visible() -> bool:
+    """TensorFlow sees a GPU here (what the recipe's GPU choices key on)."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def _accelerated(params: TrainParams) -> bool:
-    return params.accelerate == "auto" and bool(tf.config.list_physical_devices("GPU"))
+    return params.accelerate == "auto" and gpu_visible()
 
 
 def _class_weights(params: TrainParams, manifest: TileManifest, train_ids: list[str],

@@ -32,7 +32,12 @@ from components.atomic import atomic_dir
 from components.train import TrainParams, train_model
 from components.train_callbacks import EpochProgress
 from components.tune_budget import StopAtDeadline, set_deadline, study_deadline
-from components.tune_space import SearchSpace, sample_params
+from components.tune_space import (
+    SearchSpace,
+    default_search_space,
+    resolve_search_space,
+    sample_params,
+)
 
 log = logging.getLogger(__name__)
 # Heartbeats, stale-trial cleanup and the matplotlib plots are marked experimental.
@@ -40,6 +45,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TRIALS_DIR = "trials"
+SEARCH_SPACE_FILE = "search_space.json"  # on the parent run: the space the trials searched
 
 class TuneError(RuntimeError):
     """The study could not produce a model (e.g. every trial failed)."""
@@ -68,8 +74,15 @@ class TuneOptions(BaseModel):
                                        "finish before any is pruned")
     pruner_warmup_epochs: int = Field(2, ge=0, description="epochs of a trial before it can "
                                       "be pruned (hyperband: its minimum resource)")
-    search_space: SearchSpace = Field(default_factory=SearchSpace,
-                                      description="what the study searches; see SearchSpace")
+    search_space: SearchSpace | None = Field(
+        None, description="what the study searches (see SearchSpace); unset: the built-in "
+        "space for the machine the trials run on, decided when tuning starts: with a GPU, "
+        "ImageNet-encoder U-Nets (EfficientNetV2-B0, ResNet-50) first, then U-Nets, "
+        "attention U-Nets and U-Nets with ASPP; on CPU, U-Nets of depth 3-4 with 16-32 "
+        "filters and MobileNetV2 U-Nets at width 0.35-0.5 (components/tune_space.py). "
+        "The encoder U-Nets are left out of the built-in space when the machine can neither "
+        "find their ImageNet weights in Keras' cache nor download them. The space searched "
+        "is logged as search_space.json on the run")
     train: TrainParams = Field(default_factory=TrainParams, description="fixed training "
                                "settings for every trial: everything the study does not search")
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "
@@ -89,6 +102,12 @@ class TuneOptions(BaseModel):
         return data
 
     @model_validator(mode="after")
+    def _empty_space_is_the_built_in_one(self) -> TuneOptions:
+        if self.search_space is not None and not self.search_space.model_fields_set:
+            self.search_space = None  # `search_space: {}` says "the built-in space" too
+        return self
+
+    @model_validator(mode="after")
     def _train_holds_only_what_no_trial_sets(self) -> TuneOptions:
         # A value here that the study sets anyway would be silently ignored. Compared with
         # the defaults, not by fields set: the run parameters carry every field.
@@ -97,7 +116,10 @@ class TuneOptions(BaseModel):
 
         if changed("epochs"):
             raise ValueError("train.epochs: every trial runs up to tuning.epochs; set that")
-        searched = [name for name in self.search_space.training if changed(name)]
+        # Unset: the machine's default, CPU or GPU; both search the same training dimensions.
+        spaces = ([self.search_space] if self.search_space is not None else
+                  [default_search_space(gpu=True), default_search_space(gpu=False)])
+        searched = [name for name in spaces[0].training if changed(name)]
         if searched:
             raise ValueError(
                 f"train.{searched[0]}: the search space searches it "
@@ -105,7 +127,8 @@ class TuneOptions(BaseModel):
                 "choice there, e.g. {type: categorical, choices: [...]} (a "
                 "search_space.training of your own replaces the built-in one: list every "
                 "dimension to keep searching)")
-        choices = self.search_space.architecture.choices or []
+        choices = list(dict.fromkeys(c for space in spaces
+                                     for c in space.architecture.choices or []))
         if changed("architecture") and self.train.architecture not in choices:
             raise ValueError(
                 f"train.architecture: the search space picks the architecture "
@@ -191,8 +214,10 @@ class Objective:
     worker); its finished model is copied into the worker's output."""
 
     def __init__(self, dataset: PreparedDataset, options: TuneOptions, study_name: str,
-                 out_dir: Path, deadline: float | None = None) -> None:
+                 out_dir: Path, deadline: float | None = None,
+                 space: SearchSpace | None = None) -> None:
         self.dataset, self.options, self.deadline = dataset, options, deadline
+        self.space = space or resolve_search_space(options.search_space, options.train)
         self.study_name, self.out_dir = study_name, out_dir
         root = Path(options.checkpoint_dir) / study_name if options.checkpoint_dir else out_dir
         self.trials_root = root / TRIALS_DIR
@@ -209,7 +234,7 @@ class Objective:
         with tracking.child_run(f"trial-{trial.number}", tags=tags) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             try:
-                params = sample_params(trial, self.options.search_space, self.options.train,
+                params = sample_params(trial, self.space, self.options.train,
                                        self.options.epochs)
                 progress = EpochProgress(f"trial {trial.number}", params.epochs)
                 callbacks = [progress, ReportToTrial(trial)]
@@ -267,6 +292,12 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     cluster). Returns what the worker did, for the artifact's metadata."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Decided here, on the machine that trains (a cluster's GPU node, not the laptop that
+    # submitted the run), before any trial: a request for weights this machine cannot get
+    # is one error, not a failed trial each.
+    space = resolve_search_space(options.search_space, options.train)
+    if mlflow.active_run() is not None:
+        mlflow.log_dict(space.model_dump(mode="json"), SEARCH_SPACE_FILE)
     study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
@@ -281,7 +312,7 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
             log.info("worker %d: the tuning budget is spent; no trial starts", worker)
             share = 0
     if share:
-        study.optimize(Objective(dataset, options, study_name, out_dir, deadline),
+        study.optimize(Objective(dataset, options, study_name, out_dir, deadline, space),
                        n_trials=share, timeout=timeout, catch=(Exception,),
                        callbacks=[_stop_at(options.n_trials)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from components.tune_space import SearchSpace, built_in_spaces
 from pipelines.config import PipelineConfig
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
@@ -148,16 +149,28 @@ def _is_section(annotation: Any) -> bool:
                                              for f in annotation.model_fields.values())
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds, also when the field may be unset (``X | None``)."""
+    if _is_section(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(models) == 1 and _is_section(models[0]):
+            return models[0]
+    return None
+
+
 def sections() -> dict[str, type[BaseModel]]:
     """Every section of the config (nested options model), by dotted path, in file order."""
     found: dict[str, type[BaseModel]] = {}
 
     def walk(model: type[BaseModel], path: str) -> None:
         for name, field in model.model_fields.items():
-            if _is_section(field.annotation):
+            section = _section_model(field.annotation)
+            if section is not None:
                 dotted = f"{path}.{name}" if path else name
-                found[dotted] = field.annotation
-                walk(field.annotation, dotted)
+                found[dotted] = section
+                walk(section, dotted)
 
     walk(PipelineConfig, "")
     return found
@@ -187,6 +200,15 @@ def _doc(model: type[BaseModel]) -> str:
     return " ".join(doc.replace("``", "`").split())
 
 
+def _yaml_block(value: Any) -> str:
+    return ("```yaml\n" + yaml.safe_dump(value, sort_keys=False, default_flow_style=None,
+                                        width=96).rstrip() + "\n```")
+
+
+#: Sections whose defaults depend on the machine: where each applies -> its value.
+_BUILT_IN = {SearchSpace: built_in_spaces}
+
+
 def render() -> str:
     """docs/configuration.md."""
     found = sections()
@@ -211,11 +233,13 @@ def render() -> str:
         long = [name for name, field in model.model_fields.items()
                 if _default(field) in ("in full below", "see below")
                 and f"{dotted}.{name}" not in found]
-        if long:
+        if long and model in _BUILT_IN:
+            for where, value in _BUILT_IN[model]().items():
+                parts.append(f"\nThe built-in `{dotted}` {where}:\n\n"
+                             + _yaml_block(value.model_dump(mode="json", exclude_none=True)))
+        elif long:
             defaults = model().model_dump(mode="json", exclude_none=True, include=set(long))
-            parts.append(f"\nDefaults of `{dotted}` in full:\n\n```yaml\n"
-                         + yaml.safe_dump(defaults, sort_keys=False, default_flow_style=None,
-                                          width=96).rstrip() + "\n```")
+            parts.append(f"\nDefaults of `{dotted}` in full:\n\n" + _yaml_block(defaults))
     parts.append("\n## Examples\n")
     for path in sorted(CONFIGS_DIR.glob("*.yaml")):
         parts.append(f"`pipelines/configs/{path.name}`:\n\n```yaml\n"

@@ -20,6 +20,7 @@ N-band encoder with only the first convolution changed (``pretrained_first_conv`
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class EncoderSpec:
     bgr: bool = False  # pretrained first convolution expects blue, green, red
     options: dict = field(default_factory=dict)
     widths: tuple[float, ...] = (1.0,)  # width multipliers (alpha) the application takes
+    # the file keras.applications downloads for weights="imagenet", include_top=False
+    # ({width}: the alpha as Keras writes it, e.g. 0.35 or 1.0)
+    imagenet_file: str = ""
 
 
 ENCODERS: dict[str, EncoderSpec] = {
@@ -51,18 +55,22 @@ ENCODERS: dict[str, EncoderSpec] = {
         keras.applications.ResNet50,
         ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
          "conv5_block3_out"),
-        "conv1_conv", _IMAGENET_STD, bgr=True),
+        "conv1_conv", _IMAGENET_STD, bgr=True,
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "mobilenetv2": EncoderSpec(
         keras.applications.MobileNetV2,
         ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
          "block_13_expand_relu", "block_16_project"),
         "Conv1", tuple(s / 127.5 for s in _IMAGENET_STD),
-        widths=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4)),
+        widths=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+        # rows 224: what Keras picks for an undefined input size
+        imagenet_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{width}_224_no_top.h5"),
     "efficientnetv2b0": EncoderSpec(
         keras.applications.EfficientNetV2B0,
         ("block1a_project_activation", "block2b_add", "block3b_add", "block5e_add",
          "block6h_add"),
-        "stem_conv", (1.0, 1.0, 1.0), options={"include_preprocessing": False}),
+        "stem_conv", (1.0, 1.0, 1.0), options={"include_preprocessing": False},
+        imagenet_file="efficientnetv2-b0_notop.h5"),
 }
 
 
@@ -76,6 +84,19 @@ def encoder_spec(name: str) -> EncoderSpec:
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; choose one of {available_encoders()}"
                          ) from None
+
+
+def cached_imagenet_weights(name: str, width: float = 1.0) -> Path | None:
+    """The ImageNet weights file of encoder ``name`` in Keras' download cache
+    (``$KERAS_HOME`` or ~/.keras, else /tmp/.keras where Keras falls back), None when it has
+    not been downloaded on this machine."""
+    spec = encoder_spec(name)
+    file = spec.imagenet_file.format(width=float(width))
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    for root in (Path(home), Path("/tmp/.keras")):
+        if (root / "models" / file).is_file():
+            return root / "models" / file
+    return None
 
 
 def adapt_first_conv(rgb_kernel: np.ndarray, in_channels: int) -> np.ndarray:

@@ -36,6 +36,20 @@ def _run(config, verbose: bool, fresh: bool = False):
         raise _fail(err, 1) from None
 
 
+def _check_encoder_weights(config, path: Path) -> None:
+    """A local run trains here: a configured 'imagenet' encoder weights request this machine
+    cannot meet is a config error now, before the data steps (the tune step checks again
+    wherever it runs, e.g. on a cluster)."""
+    if config.tuning.search_space is None and not config.tuning.train.model_params:
+        return  # the built-in space: the tune step adapts it to the machine
+    from components.tune_space import resolve_search_space
+
+    try:
+        resolve_search_space(config.tuning.search_space, config.tuning.train)
+    except ValueError as err:
+        raise _fail(f"{path}: {err}") from None
+
+
 def _summary(result) -> None:
     promoted = result.champion_version == result.model_version
     typer.echo("")
@@ -81,7 +95,9 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML c
     data steps, the same MLflow parent run and Optuna study, interrupted trials from their
     last epoch."""
     overrides = {"cache": False} if no_cache else None
-    result = _run(_load(config, overrides), verbose, fresh)
+    loaded = _load(config, overrides)
+    _check_encoder_weights(loaded, config)
+    result = _run(loaded, verbose, fresh)
     _summary(result)
 
 

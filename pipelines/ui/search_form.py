@@ -7,8 +7,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from components.train import TrainParams
-from components.tune_space import TRAINING_DIMENSIONS, ParamSpec, SearchSpace
+from components.train import TrainParams, gpu_visible
+from components.tune_space import (
+    TRAINING_DIMENSIONS,
+    ParamSpec,
+    SearchSpace,
+    default_search_space,
+)
 from pipelines.ui.config_form import FormField, form_fields, widget_value
 from segmodels import available_models
 
@@ -23,7 +28,9 @@ def architectures() -> list[str]:
 
 
 def default_space() -> SearchSpace:
-    return SearchSpace()
+    """The built-in space for this machine (CPU or GPU): the one a run from this form
+    searches when the form is left as it is."""
+    return default_search_space(gpu_visible())
 
 
 def default_spec(dimension: str, space: SearchSpace | None = None) -> dict[str, Any]:

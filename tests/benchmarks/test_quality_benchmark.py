@@ -45,4 +45,5 @@ def test_a_tiny_synthetic_case_prints_scene_and_tile_figures(tmp_path):
     assert 0 <= figures["scene_miou"] <= 1 and 0 <= figures["tile_miou"] <= 1
     settings = figures["settings"]
     assert (settings["patch_size"], settings["split"], settings["n_trials"]) == (32, "scene", 1)
+    assert settings["architectures"] == ["unet"]  # the space the study searched, as logged
     assert figures["trials"]["COMPLETE"] == 1 and figures["test_scenes"] >= 1

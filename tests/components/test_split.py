@@ -121,6 +121,30 @@ def test_rare_class_reaches_every_split(tmp_path):
         assert not split.warnings
 
 
+def test_rare_class_is_spread_by_the_ratios_not_piled_into_train(tmp_path):
+    """10 of 40 scenes hold a rare class: val and test get their share of it (2 each at
+    0.6/0.2/0.2), not one scene each with the rest in train."""
+    from components.artifacts import SceneInfo, TileRecord
+
+    scenes, tiles, rare = [], [], {f"s{i}_t" for i in range(0, 40, 4)}
+    for i in range(40):
+        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
+                                transform=(1, 0, 0, 0, 1, 0)))
+        counts = {0: 236, 1: 20} if f"s{i}_t" in rare else {0: 256}
+        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
+                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=1.0,
+                                class_counts=counts))
+    TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
+                 tiles=tiles).save(tmp_path / "tiles.json")
+    for seed in range(3):
+        split = split_tiles(tmp_path, tmp_path / "split.json",
+                            SplitOptions(seed=seed, ratios=(0.6, 0.2, 0.2)))
+        held = {name: len(rare & set(ids)) for name, ids in split.splits.items()}
+        assert held == {"train": 6, "val": 2, "test": 2}
+        assert {name: len(ids) for name, ids in split.splits.items()} == \
+            {"train": 24, "val": 8, "test": 8}
+
+
 def _crops_of_one_image(root, folders: int = 8, grid: int = 3, size: int = 32):
     """Each folder: one photo cut into a grid x grid of touching crops, as published
     datasets ship them (no CRS, one PNG per crop). The photos have broad shapes, texture

@@ -84,6 +84,8 @@ def test_study_survives_a_failed_and_a_pruned_trial_and_resumes(tiny_dataset, tm
     assert client.get_run(parent.info.run_id).data.params["best.unet.depth"] == "2"
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id)]
     assert "optimization_history.png" in artifacts
+    searched = client.download_artifacts(parent.info.run_id, "search_space.json", str(tmp_path))
+    assert json.loads(Path(searched).read_text())["architecture"]["choices"] == ["unet"]
     children = _children(parent.info.run_id)
     assert sorted(r.data.tags["segpipe.trial_state"] for r in children) == \
         ["COMPLETE", "FAIL", "PRUNED"]

@@ -1,16 +1,28 @@
 """The default search space is the training recipe: it samples valid TrainParams for every
-default architecture, the encoder U-Net with pretrained weights first; the demo's own small
-space still validates."""
+default architecture, on a GPU the encoder U-Net with pretrained weights first, on CPU small
+U-Nets and light encoders; ImageNet weights the machine cannot get are dropped from the
+default and refused in a config; the demo's own small space still validates."""
 
 from __future__ import annotations
 
+import logging
+import socket
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from components.train import TrainParams
-from components.tune_space import TRAINING_DIMENSIONS, SearchSpace, cat, sample_params
+from components.tune import TuneOptions
+from components.tune_space import (
+    TRAINING_DIMENSIONS,
+    SearchSpace,
+    cat,
+    default_search_space,
+    resolve_search_space,
+    sample_params,
+)
 from segmodels import build_model, check_input_size
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,3 +63,103 @@ def test_demo_config_pins_its_own_small_space():
     space = SearchSpace.model_validate(config["tuning"]["search_space"])
     assert space.architecture.choices == ["unet"]
     assert TrainParams.model_validate(config["tuning"]["train"]).class_weights == "balanced"
+
+
+# The machine's default space and what it does with ImageNet weights it cannot get.
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No ImageNet weights in Keras' cache and a download host that does not answer (a
+    localhost port nothing listens on)."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()
+    return address
+
+
+def test_cpu_default_space_holds_small_unets_and_light_encoders():
+    space = default_search_space(gpu=False)
+    assert space.architecture.choices[0] == "unet"
+    assert set(space.architecture.choices) <= {"unet", "encoder_unet"}
+    unet, encoder_unet = space.models["unet"], space.models["encoder_unet"]
+    assert unet["depth"].high <= 4 and max(unet["filters"].choices) <= 32
+    assert encoder_unet["encoder"].choices == ["mobilenetv2"]
+    assert max(encoder_unet["encoder_width"].choices) <= 0.5
+    assert space.training["class_weights"].choices == ["balanced"]  # not left to a small val
+    # the largest CPU U-Net stays small enough for minutes-long trials on 2 cores
+    model = build_model("unet", 2, 4, depth=int(unet["depth"].high),
+                        filters=max(unet["filters"].choices))
+    assert model.count_params() < 2_500_000
+
+
+def test_gpu_default_space_keeps_imagenet_encoder_unets_first():
+    space = default_search_space(gpu=True)
+    assert space == SearchSpace()
+    assert space.architecture.choices[0] == "encoder_unet"
+
+
+@pytest.fixture
+def online(tmp_path, monkeypatch):
+    """No cached weights, but a download host that answers (a socket listening on
+    localhost)."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()
+
+
+def test_unset_space_is_the_machines_default_and_logged(online, caplog):
+    with caplog.at_level(logging.INFO, logger="components.tune_space"):
+        space = resolve_search_space(None, TrainParams(), gpu=False, imagenet_host=online)
+    assert space == default_search_space(gpu=False)
+    assert "built-in CPU space" in caplog.text
+    assert TuneOptions.model_validate({"search_space": {}}).search_space is None
+
+
+def test_parts_left_out_of_a_configured_space_come_from_the_machines_default(offline):
+    configured = SearchSpace(architecture=cat("unet"))
+    space = resolve_search_space(configured, TrainParams(), gpu=False, imagenet_host=offline)
+    assert space.architecture.choices == ["unet"]
+    assert space.models["unet"] == default_search_space(gpu=False).models["unet"]
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_offline_default_space_leaves_encoder_unets_out_with_one_log_line(offline, caplog,
+                                                                          gpu):
+    with caplog.at_level(logging.INFO, logger="components.tune_space"):
+        space = resolve_search_space(None, TrainParams(), gpu=gpu, imagenet_host=offline)
+    assert "encoder_unet" not in space.architecture.choices
+    assert "unet" in space.architecture.choices
+    said = [r for r in caplog.records if "encoder_weights: 'imagenet'" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "cannot be reached" in said[0].getMessage()
+
+
+def test_offline_drops_only_imagenet_when_the_config_picks_the_architectures(offline):
+    configured = SearchSpace(architecture=cat("unet", "encoder_unet"))
+    space = resolve_search_space(configured, TrainParams(), gpu=False, imagenet_host=offline)
+    assert space.architecture.choices == ["unet", "encoder_unet"]
+    assert space.models["encoder_unet"]["encoder_weights"].choices == [None]
+
+
+def test_cached_weights_keep_imagenet_in_the_default_space(offline, tmp_path):
+    (tmp_path / "models").mkdir()
+    for width in (0.35, 0.5):
+        (tmp_path / "models" / f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{width}"
+         "_224_no_top.h5").touch()
+    space = resolve_search_space(None, TrainParams(), gpu=False, imagenet_host=offline)
+    assert space.models["encoder_unet"]["encoder_weights"].choices == ["imagenet"]
+
+
+def test_configured_imagenet_offline_is_an_error_naming_the_field(offline):
+    space = SearchSpace(architecture=cat("encoder_unet"), models={
+        "encoder_unet": {"encoder": cat("resnet50"), "encoder_weights": cat("imagenet")}})
+    with pytest.raises(ValueError, match=r"^tuning\.search_space\.models\.encoder_unet\."
+                                         r"encoder_weights: 'imagenet' weights cannot be had"):
+        resolve_search_space(space, TrainParams(), gpu=False, imagenet_host=offline)
+    fixed = TrainParams(architecture="encoder_unet", model_params={"encoder_weights": "imagenet"})
+    with pytest.raises(ValueError, match=r"^tuning\.train\.model_params\.encoder_weights"):
+        resolve_search_space(SearchSpace(architecture=cat("encoder_unet"), models={}), fixed,
+                             gpu=False, imagenet_host=offline)

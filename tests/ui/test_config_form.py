@@ -12,7 +12,6 @@ from components.sample_data import generate_sample_dataset
 from components.split import SplitOptions
 from components.tile import TileOptions
 from components.tune import TuneOptions
-from components.tune_space import SearchSpace
 from pipelines.config import ConfigError, PipelineConfig, load_config, parse_config
 from pipelines.ui import search_form
 from pipelines.ui.config_form import FormError, config_mapping, form_fields
@@ -99,7 +98,7 @@ def test_validation_messages_are_the_config_files(fields, change, message):
 
 
 def test_search_space_parts_default_to_the_tune_steps_space():
-    space = SearchSpace()
+    space = search_form.default_space()  # this machine's: CPU or GPU
     training = {dim: search_form.default_spec(dim) for dim in space.training}
     models = {arch: {dim: spec.model_dump(mode="json", exclude_defaults=True)
                      for dim, spec in space.models[arch].items()}
