@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pipelines.demo import DEMO_SCENES, DEMO_SIZE
+
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
 
@@ -65,8 +67,8 @@ def _summary(result) -> None:
 
 
 def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everything goes"),
-         scenes: int = typer.Option(6, min=3, help="sample scenes to generate"),
-         size: int = typer.Option(256, min=64, help="sample scene edge in pixels"),
+         scenes: int = typer.Option(DEMO_SCENES, min=3, help="sample scenes to generate"),
+         size: int = typer.Option(DEMO_SIZE, min=64, help="sample scene edge in pixels"),
          verbose: bool = typer.Option(False, "--verbose", "-v", help="show all task output")
          ) -> None:
     """Sample data -> whole pipeline locally -> champion model, then the next commands."""
