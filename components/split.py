@@ -157,23 +157,28 @@ def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[li
     class_filled: list[Counter] = [Counter() for _ in ratios]
     present: list[set[int]] = [set() for _ in ratios]
     for unit in units:
-        rarest = min(unit.classes, key=lambda c: (frequency[c], c), default=None)
+        # The unit's rarest class, if some units lack it (a class every unit holds is spread
+        # by the tile ratios already, and stratifying on it would only skew them).
+        rarest = min(unit.classes, key=lambda c: (frequency[c], class_total[c], c),
+                     default=None)
+        if rarest is not None and (frequency[rarest] == len(units) or not class_total[rarest]):
+            rarest = None
 
         def score(i: int, unit: _Unit = unit, rarest: int | None = rarest
                   ) -> tuple[float, float, float]:
             deficit = (ratios[i] * total - filled[i]) / total
+            not_full = deficit > -len(unit.tiles) / (2 * total)
             missing = len(unit.classes - present[i]) > 0
-            # Stratified on the unit's rarest class (iterative stratification): the split
-            # furthest below its share of that class's pixels gets it, so a rare class is
-            # spread by the ratios instead of filling train first, where the tile deficit
-            # is largest.
+            # Stratified on that class (iterative stratification): the split furthest below
+            # its share of the class's pixels gets it, so a rare class is spread by the
+            # ratios instead of filling train first, where the tile deficit is largest; a
+            # split already over its share of tiles does not.
             class_deficit = 0.0
-            if rarest is not None and class_total[rarest]:
-                class_deficit = (ratios[i] * class_total[rarest] -
-                                 class_filled[i][rarest]) / class_total[rarest]
+            if rarest is not None:
+                class_deficit = ((ratios[i] * class_total[rarest] - class_filled[i][rarest])
+                                 / class_total[rarest]) if not_full else -math.inf
             # A split that lacks one of this unit's classes gets it unless it is already full.
-            return (float(missing and deficit > -len(unit.tiles) / (2 * total)),
-                    class_deficit, deficit)
+            return (float(missing and not_full), class_deficit, deficit)
         best = max(active, key=score)
         splits[best].append(unit)
         filled[best] += len(unit.tiles)

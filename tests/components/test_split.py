@@ -254,3 +254,29 @@ def test_overlap_drops_use_the_in_scene_part_of_edge_tiles(tmp_path):
                                                             ratios=(0.5, 0.5, 0.0)))
     assert not any("dropped" in w for w in split.warnings)
     assert len(split.splits["train"]) == 4 and len(split.splits["val"]) == 4
+
+
+def test_classes_every_unit_holds_leave_the_tile_ratios_alone(tmp_path):
+    """No class is missing from any scene: the split keeps to the tile ratios, whatever the
+    scenes' pixel shares (stratifying on a class every unit has would skew them)."""
+    import numpy as np
+
+    from components.artifacts import SceneInfo, TileRecord
+
+    rng = np.random.default_rng(0)
+    scenes, tiles = [], []
+    for i in range(20):
+        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
+                                transform=(1, 0, 0, 0, 1, 0)))
+        labelled = int(rng.integers(20, 256))
+        water = int(rng.integers(1, labelled))
+        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
+                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=labelled / 256,
+                                class_counts={0: labelled - water, 1: water}))
+    TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
+                 tiles=tiles).save(tmp_path / "tiles.json")
+    for seed in range(4):
+        split = split_tiles(tmp_path, tmp_path / "split.json",
+                            SplitOptions(seed=seed, ratios=(0.6, 0.2, 0.2)))
+        assert {name: len(ids) for name, ids in split.splits.items()} == \
+            {"train": 12, "val": 4, "test": 4}
