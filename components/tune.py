@@ -24,7 +24,14 @@ import keras
 import mlflow
 import optuna
 from optuna.trial import TrialState
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    field_serializer,
+    model_validator,
+)
 
 from components import tracking
 from components.artifacts import ModelPaths, PreparedDataset
@@ -46,6 +53,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TRIALS_DIR = "trials"
 SEARCH_SPACE_FILE = "search_space.json"  # on the parent run: the space the trials searched
+SPACE_ATTR = "segpipe.search_space"  # in the study: the same, for every worker
 
 class TuneError(RuntimeError):
     """The study could not produce a model (e.g. every trial failed)."""
@@ -76,13 +84,11 @@ class TuneOptions(BaseModel):
                                       "be pruned (hyperband: its minimum resource)")
     search_space: SearchSpace | None = Field(
         None, description="what the study searches (see SearchSpace); unset: the built-in "
-        "space for the machine the trials run on, decided when tuning starts: with a GPU, "
-        "ImageNet-encoder U-Nets (EfficientNetV2-B0, ResNet-50) first, then U-Nets, "
-        "attention U-Nets and U-Nets with ASPP; on CPU, U-Nets of depth 3-4 with 16-32 "
-        "filters and MobileNetV2 U-Nets at width 0.35-0.5 (components/tune_space.py). "
-        "The encoder U-Nets are left out of the built-in space when the machine can neither "
-        "find their ImageNet weights in Keras' cache nor download them. The space searched "
-        "is logged as search_space.json on the run")
+        "space, GPU or CPU, of the machine the first tune worker runs on (both below), kept "
+        "in the study for every worker; the parts a config leaves out (and models per "
+        "architecture) come from it. The encoder U-Nets are left out of the built-in space "
+        "when the machine can neither find their ImageNet weights in Keras' cache nor "
+        "download them. The space searched is logged as search_space.json on the run")
     train: TrainParams = Field(default_factory=TrainParams, description="fixed training "
                                "settings for every trial: everything the study does not search")
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "
@@ -100,6 +106,12 @@ class TuneOptions(BaseModel):
             raise ValueError("timeout_s: replaced by budget_minutes, the wall-clock limit of "
                              "the whole study")
         return data
+
+    @field_serializer("search_space")
+    def _only_the_parts_given(self, space: SearchSpace | None, info: SerializationInfo):
+        # Dumped as given: a part left out must stay out on its way to the tune workers,
+        # which fill it in from their own machine's built-in space.
+        return None if space is None else space.model_dump(mode=info.mode, exclude_unset=True)
 
     @model_validator(mode="after")
     def _empty_space_is_the_built_in_one(self) -> TuneOptions:
@@ -163,6 +175,16 @@ def open_study(options: TuneOptions, storage: str, study_name: str,
                                sampler=optuna.samplers.TPESampler(seed=options.seed + worker),
                                pruner=_pruner(options), direction="maximize",
                                load_if_exists=True)
+
+
+def study_search_space(study: optuna.Study, options: TuneOptions) -> SearchSpace:
+    """The space every worker of ``study`` searches: resolved by the first worker, on its
+    machine, and kept in the study, so later workers, a retried pod and a resumed run search
+    the same one (Optuna refuses a categorical whose choices change within a study)."""
+    if SPACE_ATTR not in study.user_attrs:
+        space = resolve_search_space(options.search_space, options.train)
+        study.set_user_attr(SPACE_ATTR, space.model_dump(mode="json"))
+    return SearchSpace.model_validate(study.user_attrs[SPACE_ATTR])
 
 
 def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna.Study:
@@ -295,10 +317,10 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     # Decided here, on the machine that trains (a cluster's GPU node, not the laptop that
     # submitted the run), before any trial: a request for weights this machine cannot get
     # is one error, not a failed trial each.
-    space = resolve_search_space(options.search_space, options.train)
+    study = open_study(options, storage, study_name, worker)
+    space = study_search_space(study, options)
     if mlflow.active_run() is not None:
         mlflow.log_dict(space.model_dump(mode="json"), SEARCH_SPACE_FILE)
-    study = open_study(options, storage, study_name, worker)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
     share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
     # The clock starts when the first worker starts, not when the run opened the study: the

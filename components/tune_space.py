@@ -188,10 +188,14 @@ def resolve_search_space(space: SearchSpace | None, train: TrainParams, *,
     a config that asks for it itself gets a ValueError naming the field instead of trials
     that all fail."""
     given = set(space.model_fields_set) if space is not None else set()
+    configured_models = set(space.models) if "models" in given else set()
     if given != set(SearchSpace.model_fields):
         gpu = gpu_visible() if gpu is None else gpu
         built_in = default_search_space(gpu)
-        space = built_in.model_copy(update={name: getattr(space, name) for name in given})
+        update = {name: getattr(space, name) for name in given}
+        if "models" in given:  # per architecture: the others keep their built-in ranges
+            update["models"] = {**built_in.models, **space.models}
+        space = built_in.model_copy(update=update)
         log.info("search space: %sthe built-in %s space; architectures %s",
                  "the config's, with the parts it leaves out from " if given else "",
                  "GPU" if gpu else "CPU", ", ".join(map(str, space.architecture.choices)))
@@ -202,7 +206,7 @@ def resolve_search_space(space: SearchSpace | None, train: TrainParams, *,
     why = imagenet_unavailable(encoders, imagenet_host)
     if why is None:
         return space
-    from_config = field.startswith("train.") or "models" in given
+    from_config = field.startswith("train.") or "encoder_unet" in configured_models
     if from_config:
         raise ValueError(f"tuning.{field}: 'imagenet' weights cannot be had on this machine: "
                          f"{why}; save them on a machine with internet and give the file's "

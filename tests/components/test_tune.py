@@ -24,6 +24,7 @@ from components.tune import (
     prepare_study,
     run_tune_worker,
     select_best_trial,
+    study_search_space,
     trial_shares,
 )
 from components.tune_budget import DEADLINE_ATTR
@@ -244,3 +245,15 @@ def test_search_space_rejects_unknown_names():
         SearchSpace(architecture=cat("segformer"))
     with pytest.raises(ValueError, match="momentum"):
         SearchSpace(training={"momentum": cat(0.9)})
+
+
+def test_every_worker_of_a_study_searches_the_space_the_first_one_resolved(tmp_path):
+    """Kept in the study: a later worker, a retried pod or a resumed run on a machine that
+    would resolve another space (no GPU, no network) still searches the first one."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = TuneOptions(search_space=SearchSpace(architecture=cat("unet")))
+    study = open_study(first, storage, "kept")
+    space = study_search_space(study, first)
+    other = TuneOptions(search_space=SearchSpace(architecture=cat("attention_unet")))
+    again = study_search_space(open_study(other, storage, "kept", worker=1), other)
+    assert again == space and again.architecture.choices == ["unet"]

@@ -125,6 +125,33 @@ def test_parts_left_out_of_a_configured_space_come_from_the_machines_default(off
     assert space.models["unet"] == default_search_space(gpu=False).models["unet"]
 
 
+def test_a_config_that_gives_only_some_models_keeps_the_others_built_in_ranges(offline):
+    configured = SearchSpace.model_validate(
+        {"models": {"unet": {"depth": {"type": "categorical", "choices": [2]}}}})
+    space = resolve_search_space(configured, TrainParams(), gpu=True, imagenet_host=offline)
+    built_in = default_search_space(gpu=True)
+    assert space.models["unet"]["depth"].choices == [2]
+    for architecture in set(built_in.models) - {"unet"}:
+        assert space.models[architecture] == built_in.models[architecture]
+
+
+def test_the_parts_a_config_leaves_out_stay_out_on_the_way_to_the_workers(offline):
+    """The pipeline passes the tuning section as JSON: a part the config left out must not
+    come back filled with SearchSpace's own defaults (the GPU space), or a CPU worker would
+    search the GPU's encoder U-Nets."""
+    import json
+
+    from pipelines.step_options import step_options  # the wrappers' own validation
+
+    options = TuneOptions.model_validate({"search_space": {"architecture": cat("unet")}})
+    sent = json.loads(json.dumps(options.model_dump(mode="json", exclude_none=True)))
+    received = step_options(TuneOptions, sent)
+    assert received.search_space.model_fields_set == {"architecture"}
+    space = resolve_search_space(received.search_space, received.train, gpu=False,
+                                 imagenet_host=offline)
+    assert space.models == default_search_space(gpu=False).models
+
+
 @pytest.mark.parametrize("gpu", [False, True])
 def test_offline_default_space_leaves_encoder_unets_out_with_one_log_line(offline, caplog,
                                                                           gpu):
@@ -161,5 +188,6 @@ def test_configured_imagenet_offline_is_an_error_naming_the_field(offline):
         resolve_search_space(space, TrainParams(), gpu=False, imagenet_host=offline)
     fixed = TrainParams(architecture="encoder_unet", model_params={"encoder_weights": "imagenet"})
     with pytest.raises(ValueError, match=r"^tuning\.train\.model_params\.encoder_weights"):
-        resolve_search_space(SearchSpace(architecture=cat("encoder_unet"), models={}), fixed,
+        resolve_search_space(SearchSpace(architecture=cat("encoder_unet"),
+                                         models={"encoder_unet": {}}), fixed,
                              gpu=False, imagenet_host=offline)
