@@ -101,19 +101,23 @@ def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
     assert not any("dropped" in w for w in block.warnings)  # 64 m blocks hold whole overlaps
 
 
-def test_rare_class_reaches_every_split(tmp_path):
+def _one_tile_scenes(folder, counts: list[dict[int, int]]) -> None:
+    """tiles.json of one 16 px tile per scene ``s<i>`` (tile ``s<i>_t``), with these class
+    pixel counts (the rest of the 256 pixels unlabelled)."""
     from components.artifacts import SceneInfo, TileRecord
 
-    scenes, tiles = [], []
-    for i in range(9):
-        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
-                                transform=(1, 0, 0, 0, 1, 0)))
-        counts = {0: 200, 1: 56} if i in (2, 5, 7) else {0: 256}
-        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
-                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=1.0,
-                                class_counts=counts))
+    scenes = [SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
+                        transform=(1, 0, 0, 0, 1, 0)) for i in range(len(counts))]
+    tiles = [TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
+                        transform=(1, 0, 0, 0, 1, 0), valid_fraction=sum(c.values()) / 256,
+                        class_counts=c) for i, c in enumerate(counts)]
     TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
-                 tiles=tiles).save(tmp_path / "tiles.json")
+                 tiles=tiles).save(folder / "tiles.json")
+
+
+def test_rare_class_reaches_every_split(tmp_path):
+    _one_tile_scenes(tmp_path, [{0: 200, 1: 56} if i in (2, 5, 7) else {0: 256}
+                                for i in range(9)])
     for seed in range(5):
         split = split_tiles(tmp_path, tmp_path / "split.json", SplitOptions(seed=seed))
         for ids in split.splits.values():
@@ -124,18 +128,9 @@ def test_rare_class_reaches_every_split(tmp_path):
 def test_rare_class_is_spread_by_the_ratios_not_piled_into_train(tmp_path):
     """10 of 40 scenes hold a rare class: val and test get their share of it (2 each at
     0.6/0.2/0.2), not one scene each with the rest in train."""
-    from components.artifacts import SceneInfo, TileRecord
-
-    scenes, tiles, rare = [], [], {f"s{i}_t" for i in range(0, 40, 4)}
-    for i in range(40):
-        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
-                                transform=(1, 0, 0, 0, 1, 0)))
-        counts = {0: 236, 1: 20} if f"s{i}_t" in rare else {0: 256}
-        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
-                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=1.0,
-                                class_counts=counts))
-    TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
-                 tiles=tiles).save(tmp_path / "tiles.json")
+    rare = {f"s{i}_t" for i in range(0, 40, 4)}
+    _one_tile_scenes(tmp_path, [{0: 236, 1: 20} if f"s{i}_t" in rare else {0: 256}
+                                for i in range(40)])
     for seed in range(3):
         split = split_tiles(tmp_path, tmp_path / "split.json",
                             SplitOptions(seed=seed, ratios=(0.6, 0.2, 0.2)))
@@ -261,20 +256,13 @@ def test_classes_every_unit_holds_leave_the_tile_ratios_alone(tmp_path):
     scenes' pixel shares (stratifying on a class every unit has would skew them)."""
     import numpy as np
 
-    from components.artifacts import SceneInfo, TileRecord
-
     rng = np.random.default_rng(0)
-    scenes, tiles = [], []
-    for i in range(20):
-        scenes.append(SceneInfo(name=f"s{i}", width=16, height=16, crs=None,
-                                transform=(1, 0, 0, 0, 1, 0)))
+    counts = []
+    for _ in range(20):
         labelled = int(rng.integers(20, 256))
         water = int(rng.integers(1, labelled))
-        tiles.append(TileRecord(id=f"s{i}_t", scene=f"s{i}", window=(0, 0, 16, 16),
-                                transform=(1, 0, 0, 0, 1, 0), valid_fraction=labelled / 256,
-                                class_counts={0: labelled - water, 1: water}))
-    TileManifest(patch_size=16, stride=16, bands=1, dtype="uint8", scenes=scenes,
-                 tiles=tiles).save(tmp_path / "tiles.json")
+        counts.append({0: labelled - water, 1: water})
+    _one_tile_scenes(tmp_path, counts)
     for seed in range(4):
         split = split_tiles(tmp_path, tmp_path / "split.json",
                             SplitOptions(seed=seed, ratios=(0.6, 0.2, 0.2)))
