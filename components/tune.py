@@ -41,7 +41,7 @@ from components.train_callbacks import EpochProgress
 from components.tune_budget import StopAtDeadline, set_deadline, study_deadline
 from components.tune_space import (
     SearchSpace,
-    default_search_space,
+    built_in_spaces,
     resolve_search_space,
     sample_params,
 )
@@ -128,9 +128,10 @@ class TuneOptions(BaseModel):
 
         if changed("epochs"):
             raise ValueError("train.epochs: every trial runs up to tuning.epochs; set that")
-        # Unset: the machine's default, CPU or GPU; both search the same training dimensions.
+        # Unset: the machine's built-in space, CPU or GPU; both search the same training
+        # dimensions (test_built_in_spaces_search_the_same_training_dimensions).
         spaces = ([self.search_space] if self.search_space is not None else
-                  [default_search_space(gpu=True), default_search_space(gpu=False)])
+                  list(built_in_spaces().values()))
         searched = [name for name in spaces[0].training if changed(name)]
         if searched:
             raise ValueError(

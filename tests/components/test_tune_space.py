@@ -18,6 +18,7 @@ from components.tune import TuneOptions
 from components.tune_space import (
     TRAINING_DIMENSIONS,
     SearchSpace,
+    built_in_spaces,
     cat,
     default_search_space,
     resolve_search_space,
@@ -191,3 +192,10 @@ def test_configured_imagenet_offline_is_an_error_naming_the_field(offline):
         resolve_search_space(SearchSpace(architecture=cat("encoder_unet"),
                                          models={"encoder_unet": {}}), fixed,
                              gpu=False, imagenet_host=offline)
+
+
+def test_built_in_spaces_search_the_same_training_dimensions():
+    """TuneOptions checks a fixed train.* value against the training dimensions before the
+    machine (CPU or GPU) is known: that holds only while both spaces search the same ones."""
+    gpu, cpu = built_in_spaces().values()
+    assert set(gpu.training) == set(cpu.training)
