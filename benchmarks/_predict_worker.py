@@ -4,8 +4,9 @@ underscore keeps `make bench` from running it).
 
 ``segpipe`` runs ``segpipe predict``'s code path (windowed reads, blending, tiled GeoTIFF
 output) over rows [0, --rows) of the scene, --repeats times. Each run is paired with its
-floor, timed just after it or just before it in turn: the same model's ``predict_on_batch``
-called alone on batches of exactly the sizes the run used (random data of the same shape).
+floor, timed just after it or just before it in turn: the same forward pass (``--runtime``:
+Keras, or the OpenVINO export serving runs on CPU) called alone on batches of exactly the
+sizes the run used (random data of the same shape).
 Reported are medians over the repeats, and how long the model itself was busy inside the run:
 ``model_idle_share = 1 - model_busy / seconds`` is the share of the run the model waited on
 everything else (blending, reading, writing, opening and closing files, D4 views), which
@@ -26,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +49,17 @@ def peak_rss_mb() -> float:
 
 
 class TimedForward:
-    """The model's forward pass, logging each call's batch size and seconds."""
+    """The model's forward pass on one runtime, logging each call's batch size and seconds."""
 
-    def __init__(self, model):
-        self.model, self.lock = model, threading.Lock()
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray]):
+        self.forward, self.lock = forward, threading.Lock()
         self.sizes: list[int] = []
         self.busy = 0.0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self.lock:
             start = time.perf_counter()
-            out = np.asarray(self.model.predict_on_batch(batch))
+            out = np.asarray(self.forward(batch))
             self.busy += time.perf_counter() - start
             self.sizes.append(len(batch))
             return out
@@ -71,8 +73,18 @@ class TimedForward:
             size=(max(self.sizes), WINDOW, WINDOW, bands)).astype(np.float32)
         start, cpu_start = time.perf_counter(), cpu_seconds()
         for size in self.sizes:
-            self.model.predict_on_batch(sample[:size])
+            self.forward(sample[:size])
         return time.perf_counter() - start, cpu_seconds() - cpu_start
+
+
+def runtime_forward(runtime: str, model, model_path: Path, tmp: Path):
+    """The forward pass serving runs on ``runtime`` (serving/runtime.py)."""
+    from serving.predict import keras_predict_fn
+    from serving.runtime import export_openvino, openvino_predict_fn
+
+    if runtime == "keras":
+        return keras_predict_fn(model)
+    return openvino_predict_fn(export_openvino(model_path, serving_config(), tmp))
 
 
 def run_segpipe(args: argparse.Namespace, model) -> dict:
@@ -82,7 +94,8 @@ def run_segpipe(args: argparse.Namespace, model) -> dict:
     from serving.scene import predict_scene
 
     config = serving_config()
-    forward = TimedForward(model)
+    ir_dir = Path(args.out).with_name(Path(args.out).stem + "_ir")  # in the caller's temp dir
+    forward = TimedForward(runtime_forward(args.runtime, model, Path(args.model), ir_dir))
     predictor = ScenePredictor(forward, config)
     predictor.warm_up()
     loaded_rss = peak_rss_mb()
@@ -110,7 +123,8 @@ def run_segpipe(args: argparse.Namespace, model) -> dict:
 
     megapixels = args.size * args.rows / 1e6
     return {
-        "scene": f"{args.size}x{args.size}", "predicted_rows": args.rows, "tta": args.tta,
+        "runtime": args.runtime, "scene": f"{args.size}x{args.size}",
+        "predicted_rows": args.rows, "tta": args.tta,
         "megapixels": round(megapixels, 3), "forward_windows": windows,
         "repeats": args.repeats, "seconds": round(median("seconds"), 2),
         "megapixels_per_s": round(megapixels / median("seconds"), 4),
@@ -169,6 +183,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runtime", choices=["keras", "openvino"], default="keras",
+                        help="the forward pass segpipe runs (and its floor), as serving does")
     args = parser.parse_args()
 
     import keras

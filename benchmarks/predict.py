@@ -79,7 +79,7 @@ def make_scene(path: Path, size: int, rows: int) -> None:
 
 
 def run_worker(mode: str, tmp: Path, model: Path, size: int, rows: int, tta: bool = False,
-               repeats: int = 1) -> dict:
+               repeats: int = 1, runtime: str = "keras") -> dict:
     """One benchmarks/_predict_worker.py process; its JSON line, or the error it ended with."""
     scene = tmp / f"scene_{size}_{rows}.tif"
     if not scene.exists():
@@ -87,7 +87,8 @@ def run_worker(mode: str, tmp: Path, model: Path, size: int, rows: int, tta: boo
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "_predict_worker.py"), mode,
                "--model", str(model), "--scene", str(scene),
                "--out", str(tmp / f"mask_{mode}_{size}_{rows}_{int(tta)}.tif"),
-               "--size", str(size), "--rows", str(rows), "--repeats", str(repeats)]
+               "--size", str(size), "--rows", str(rows), "--repeats", str(repeats),
+               "--runtime", runtime]
     if tta:
         command.append("--tta")
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
@@ -254,6 +255,10 @@ def main() -> None:
                         help="square scene for the comparison with the classic code; 0: skip")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["unet"],
                         help="networks for the scene figures (the server runs the first)")
+    parser.add_argument("--runtimes", nargs="+", choices=["keras", "openvino"],
+                        default=["keras"],
+                        help="forward passes for the scene figures; serving runs OpenVINO on CPU "
+                             "when it is installed")
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-scenes", action="store_true")
@@ -276,11 +281,14 @@ def main() -> None:
         scenes, classic = [], None
         if not args.skip_scenes:
             for name in args.models:
-                runs = [run_worker("segpipe", tmp, paths[name], size, args.band_rows,
-                                   repeats=args.repeats) for size in args.sizes]
-                runs.append(run_worker("segpipe", tmp, paths[name], args.tta_size,
-                                       args.tta_rows, tta=True, repeats=args.repeats))
-                scenes += [{"model": name, **run} for run in runs]
+                for runtime in args.runtimes:
+                    runs = [run_worker("segpipe", tmp, paths[name], size, args.band_rows,
+                                       repeats=args.repeats, runtime=runtime)
+                            for size in args.sizes]
+                    runs.append(run_worker("segpipe", tmp, paths[name], args.tta_size,
+                                           args.tta_rows, tta=True, repeats=args.repeats,
+                                           runtime=runtime))
+                    scenes += [{"model": name, **run} for run in runs]
             if args.classic_size:
                 classic = compare_with_classic(tmp, paths[args.models[0]], args.classic_size)
         server = None if args.skip_server else run_server(tmp, paths[args.models[0]],

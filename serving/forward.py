@@ -20,8 +20,8 @@ Tag = TypeVar("Tag")
 
 class ForwardQueue(Generic[Tag]):
     """Batches go in through ``batch()`` + ``submit()``, probabilities come out in order
-    (D4-averaged with ``tta``; the worker keeps a running sum, so one view's output is held
-    at a time).
+    (D4-averaged with ``tta``; the worker keeps running sums, so at most three views'
+    outputs are held at a time).
 
     Two input buffers alternate: one is being read by the model while the other is filled.
     ``submit`` therefore waits for every earlier batch, so at most one is in flight while the

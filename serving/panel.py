@@ -122,9 +122,10 @@ class Panel:
     def _blend(self, results: list[tuple[np.ndarray, list[tuple[int, int]]]]) -> Iterator[int]:
         win = self.options.window
         for probs, windows in results:
-            probs *= self.weights
             for (index, offset), p in zip(windows, probs, strict=True):
                 row = self.open[index]
+                # weighted window by window, so it is still in the core's cache when added
+                p *= self.weights
                 row.acc[:, offset:offset + win] += p
                 row.remaining -= 1
         while self.open:

@@ -123,51 +123,83 @@ def grid_step(window: int, overlap: float) -> int:
     return max(1, int(round(window * (1.0 - overlap))))
 
 
-# D4: (rotation quarter-turns, mirror first). Applied to (N, H, W, C) batches on axes 1, 2.
-D4 = [(k, mirror) for mirror in (False, True) for k in range(4)]
+#: D4, the 8 flips/rotations of a square window: the 4 flips (rows, columns) of the window
+#: and the 4 flips of its transpose. Each is its own inverse.
+FLIPS = [(False, False), (True, False), (False, True), (True, True)]
+D4 = [(transpose, *flip) for transpose in (False, True) for flip in FLIPS]
 
 
-def _d4_forward(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
-    if mirror:
-        x = x[:, :, ::-1]
-    return np.rot90(x, k, axes=(1, 2))
+def _flip(x: np.ndarray, rows: bool, cols: bool) -> np.ndarray:
+    return x[:, ::-1 if rows else 1, ::-1 if cols else 1]
 
 
-def _d4_inverse(y: np.ndarray, k: int, mirror: bool) -> np.ndarray:
-    y = np.rot90(y, -k, axes=(1, 2))
-    return y[:, :, ::-1] if mirror else y
+def _transpose(x: np.ndarray) -> np.ndarray:
+    return x.swapaxes(1, 2)
 
 
 #: Item types that move one whole pixel (all its channels) in one go, by its size in bytes.
 _PIXEL_ITEMS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.complex128}
 
 
-def _transformed(x: np.ndarray, transform, k: int, mirror: bool) -> np.ndarray:
-    """A contiguous copy of ``transform(x, k, mirror)`` for (N, H, W, C) ``x``. Each pixel
-    is moved as one item (its bytes are copied, never reinterpreted as numbers): rotating
-    arrays of C small values is several times slower."""
-    x = np.ascontiguousarray(x)
-    size = x.shape[-1] * x.itemsize
-    pixels = x.view(_PIXEL_ITEMS.get(size, np.dtype((np.void, size))))[..., 0]
-    moved = np.ascontiguousarray(transform(pixels, k, mirror))
-    return moved.view(x.dtype).reshape(*moved.shape, x.shape[-1])
+def _move(x: np.ndarray, out: np.ndarray, move, *args) -> np.ndarray:
+    """``move(x, *args)``, a reordering of the pixels of (N, H, W, C) ``x``, copied into
+    ``out``. A pixel of 1-16 bytes moves as one item (its bytes are copied, never
+    reinterpreted as numbers); moving arrays of C small values is several times slower."""
+    item = _PIXEL_ITEMS.get(x.shape[-1] * x.itemsize)
+    if item is None:
+        np.copyto(out, move(x, *args))
+    else:
+        np.copyto(out.view(item)[..., 0],
+                  move(np.ascontiguousarray(x).view(item)[..., 0], *args))
+    return out
+
+
+def _add_moved(total: np.ndarray, x: np.ndarray, move, *args) -> None:
+    """``total += move(x, *args)`` in one pass: whole rows at once where the move keeps the
+    pixels of a row in order, else channel by channel (an inner loop over the C values of
+    each pixel is several times slower than one over a row of a channel)."""
+    moved = move(x, *args)
+    if moved.strides[-2:] == x.strides[-2:]:
+        total += moved
+        return
+    for channel in range(x.shape[-1]):
+        np.add(total[..., channel], move(x[..., channel], *args), out=total[..., channel])
 
 
 def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
-    """Probabilities for a batch; with ``tta`` the mean over its 8 D4 views. The sum is
-    kept running, so only one view's output is held at a time."""
+    """Probabilities for a batch; with ``tta`` the mean over its 8 D4 views.
+
+    D4 is walked as the 4 flips of the batch and the 4 flips of its transpose, and the
+    outputs are summed in the order that undoes the fewest costly moves: the batch is
+    transposed once and the sum of the transposed views' outputs transposed back once, and
+    the two column-flipped outputs of each half are summed before their columns are flipped
+    back. A transpose or a column flip scatters pixels across cache lines; a row flip moves
+    whole rows. At most three outputs are held at a time."""
     if not tta:
         out = np.asarray(predict_fn(batch), dtype=np.float32)
         # weighted in place next; np.asarray of a raw JAX array is read-only
         return out if out.flags.writeable else out.copy()
+    view = np.empty(batch.shape, batch.dtype)
+    transposed = np.empty(batch.shape, batch.dtype)
+
+    def forward(source: np.ndarray, rows: bool, cols: bool) -> np.ndarray:
+        out = np.asarray(predict_fn(_move(source, view, _flip, rows, cols)
+                                    if rows or cols else source), dtype=np.float32)
+        # summed into in place; predict_fn answers a fresh array
+        return out if out.flags.writeable and out.flags.c_contiguous else out.copy()
+
     total = None
-    for k, mirror in D4:
-        view = batch if total is None else _transformed(batch, _d4_forward, k, mirror)
-        out = np.asarray(predict_fn(view), dtype=np.float32)
-        if total is None:  # D4[0] is the identity; predict_fn answers a fresh array
-            total = out if out.flags.writeable and out.flags.c_contiguous else out.copy()
+    for transpose in (False, True):
+        source = _move(batch, transposed, _transpose) if transpose else batch
+        half = forward(source, False, False)
+        _add_moved(half, forward(source, True, False), _flip, True, False)
+        flipped = forward(source, False, True)  # sum of the column-flipped views
+        _add_moved(flipped, forward(source, True, True), _flip, True, False)
+        _add_moved(half, flipped, _flip, False, True)
+        if total is None:
+            total = half
         else:
-            total += _transformed(out, _d4_inverse, k, mirror)
+            _add_moved(total, half, _transpose)
     total /= len(D4)
     return total
 

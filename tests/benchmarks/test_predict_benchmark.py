@@ -18,15 +18,17 @@ def test_predict_benchmark_prints_scene_and_classic_figures():
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "predict.py"), "--sizes", "512",
          "--band-rows", "256", "--repeats", "2", "--tta-size", "256", "--tta-rows", "256",
-         "--classic-size", "256", "--skip-server"],
+         "--classic-size", "256", "--skip-server", "--runtimes", "keras", "openvino"],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True, text=True, timeout=600, check=True)
     report = json.loads(proc.stdout)
-    plain, tta = report["scenes"]
-    assert "error" not in plain and "error" not in tta, report["scenes"]
+    assert [(scene["runtime"], scene["tta"]) for scene in report["scenes"]] == [
+        ("keras", False), ("keras", True), ("openvino", False), ("openvino", True)]
+    plain, tta = report["scenes"][:2]
+    assert all("error" not in scene for scene in report["scenes"]), report["scenes"]
     assert (plain["scene"], plain["predicted_rows"], plain["tta"]) == ("512x512", 256, False)
     assert tta["tta"] and tta["forward_windows"] == 8 * 9  # 3x3 windows, 8 D4 passes each
-    for scene in (plain, tta):
+    for scene in report["scenes"]:
         assert len(scene["time_over_floor_each"]) == 2
         assert scene["forward_floor_seconds"] > 0 and scene["time_over_floor"] > 0
         assert 0 <= scene["model_busy_seconds"] <= scene["seconds"]

@@ -14,7 +14,7 @@ from serving.blending import (
     blend,
     reflect_indices,
 )
-from serving.windows import take_reflected
+from serving.windows import predict_views, take_reflected
 from tests.serving.chevalier import predict_img_with_smooth_windowing
 
 CLASSES = 3
@@ -141,3 +141,28 @@ def test_take_reflected_equals_a_gather_of_reflected_indices(length):
                 np.testing.assert_array_equal(
                     take_reflected(values[first:last], first, start, stop, length, axis=0),
                     values[indices], err_msg=f"{start}:{stop} of {length} from {first}:{last}")
+
+
+@pytest.mark.parametrize("bands,classes", [(4, 3), (3, 4), (2, 5)])
+def test_tta_is_the_mean_over_the_eight_rotations_and_mirrors(bands, classes):
+    """Against the textbook enumeration (rot90 k times, mirrored or not), with a model that
+    depends on position, so a view undone the wrong way shows; for pixels that move as one
+    item (16 bytes in, 12 out) and for pixels that move value by value."""
+    rng = np.random.default_rng(bands)
+    batch = rng.random((3, 8, 8, bands)).astype(np.float32)
+    ramp = rng.random((8, 8, classes)).astype(np.float32)
+
+    def model(x):
+        return x[..., :1] * ramp + x.sum(-1, keepdims=True) ** 2
+
+    views = []
+    for mirror in (False, True):
+        for k in range(4):
+            x = batch[:, :, ::-1] if mirror else batch
+            y = np.rot90(model(np.ascontiguousarray(np.rot90(x, k, axes=(1, 2)))), -k,
+                         axes=(1, 2))
+            views.append(y[:, :, ::-1] if mirror else y)
+    before = batch.copy()
+    np.testing.assert_allclose(predict_views(batch, model, tta=True), np.mean(views, axis=0),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(batch, before)

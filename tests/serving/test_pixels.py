@@ -62,3 +62,24 @@ def test_normalize_uses_band_statistics_and_leaves_the_input_alone():
     assert image[0, 0, 0] == 10.0
     with pytest.raises(ValueError, match="3 bands, statistics have 2"):
         normalize_image(np.zeros((1, 1, 3)), [0, 0], [1, 1])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32"])
+@pytest.mark.parametrize("bands", [1, 2, 3, 4, 8])
+def test_every_band_at_nodata_is_the_same_rule_for_any_integer_pixel_width(dtype, bands):
+    """Integer pixels of 2-8 bytes are compared whole; the answer is the band-by-band one,
+    for negative nodata too, and a nodata the dtype cannot hold marks nothing."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(bands)
+    values = [0, 1, -1, int(info.max)]
+    pixels = rng.choice([v for v in values if info.min <= v <= info.max],
+                        (9, 7, bands)).astype(dtype)
+    for nodata in (0, 1, -1, int(info.max), 70000, 2.5):
+        expected = np.ones((9, 7), bool)
+        for band in range(bands):
+            expected &= pixels[..., band] == nodata
+        np.testing.assert_array_equal(invalid_pixels(pixels, nodata), expected)
+        # a strided view takes the band-by-band path and agrees
+        wide = np.zeros((9, 14, bands), dtype)
+        wide[:, ::2] = pixels
+        np.testing.assert_array_equal(invalid_pixels(wide[:, ::2], nodata), expected)
