@@ -25,6 +25,7 @@ import json
 import resource
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -94,8 +95,10 @@ def run_segpipe(args: argparse.Namespace, model) -> dict:
     from serving.scene import predict_scene
 
     config = serving_config()
-    ir_dir = Path(args.out).with_name(Path(args.out).stem + "_ir")  # in the caller's temp dir
-    forward = TimedForward(runtime_forward(args.runtime, model, Path(args.model), ir_dir))
+    with tempfile.TemporaryDirectory(prefix="segpipe-bench-ir-") as ir_dir:
+        # compiled into memory: the export's files are not read again
+        forward = TimedForward(runtime_forward(args.runtime, model, Path(args.model),
+                                               Path(ir_dir)))
     predictor = ScenePredictor(forward, config)
     predictor.warm_up()
     loaded_rss = peak_rss_mb()

@@ -4,9 +4,11 @@ Scene figures: 4k², 8k² and 16k² four-band uint16 GeoTIFFs (tiled, sparse: on
 predicted are written), each predicted in a fresh process (benchmarks/_predict_worker.py)
 over a full-width band of ``--band-rows`` rows with ``segpipe predict``'s code path. A
 full-width band has the memory profile of the whole scene (the predictor holds one strip of
-windows per panel), and its time per pixel is the scene's. Reported per scene: megapixels/s,
-peak RSS, and time over the floor, the same model's ``predict_on_batch`` alone on batches of
-exactly the sizes the run used; medians of ``--repeats`` runs, each paired with a floor.
+windows per panel), and its time per pixel is the scene's once the band is tall enough that
+opening and closing files weigh as little. Reported per scene and ``--runtimes`` entry:
+megapixels/s, peak RSS, and time over the floor, the same forward pass (Keras, or the
+OpenVINO export serving runs on CPU) alone on batches of exactly the sizes the run used;
+medians of ``--repeats`` runs, each paired with a floor.
 
 Classic figures: the smooth-blending code people copy (Chevalier, 2017; D4 TTA, overlap 0.5,
 whole scene in memory) against ``segpipe predict --tta`` on the same ``--classic-size``²

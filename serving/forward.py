@@ -20,7 +20,7 @@ Tag = TypeVar("Tag")
 
 class ForwardQueue(Generic[Tag]):
     """Batches go in through ``batch()`` + ``submit()``, probabilities come out in order
-    (D4-averaged with ``tta``; the worker keeps running sums, so at most three views'
+    (D4-averaged with ``tta``; the worker keeps running sums, so at most four views'
     outputs are held at a time).
 
     Two input buffers alternate: one is being read by the model while the other is filled.

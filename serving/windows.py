@@ -143,27 +143,25 @@ _PIXEL_ITEMS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.co
 
 def _move(x: np.ndarray, out: np.ndarray, move, *args) -> np.ndarray:
     """``move(x, *args)``, a reordering of the pixels of (N, H, W, C) ``x``, copied into
-    ``out``. A pixel of 1-16 bytes moves as one item (its bytes are copied, never
-    reinterpreted as numbers); moving arrays of C small values is several times slower."""
-    item = _PIXEL_ITEMS.get(x.shape[-1] * x.itemsize)
-    if item is None:
-        np.copyto(out, move(x, *args))
-    else:
-        np.copyto(out.view(item)[..., 0],
-                  move(np.ascontiguousarray(x).view(item)[..., 0], *args))
+    C-contiguous ``out``. Each pixel moves as one item (its bytes are copied, never
+    reinterpreted as numbers): moving arrays of C small values is several times slower."""
+    x = np.ascontiguousarray(x)
+    size = x.shape[-1] * x.itemsize
+    item = _PIXEL_ITEMS.get(size, np.dtype((np.void, size)))
+    np.copyto(out.view(item)[..., 0], move(x.view(item)[..., 0], *args))
     return out
 
 
-def _add_moved(total: np.ndarray, x: np.ndarray, move, *args) -> None:
-    """``total += move(x, *args)`` in one pass: whole rows at once where the move keeps the
-    pixels of a row in order, else channel by channel (an inner loop over the C values of
-    each pixel is several times slower than one over a row of a channel)."""
+def _add_moved(total: np.ndarray, x: np.ndarray, move, *args,
+               buffer: np.ndarray) -> None:
+    """``total += move(x, *args)``: in one pass where the move keeps the pixels of a row in
+    order (a row flip), else moved whole pixels at a time into ``buffer`` first (an add over
+    a moved view would run its inner loop over the C values of each pixel)."""
     moved = move(x, *args)
     if moved.strides[-2:] == x.strides[-2:]:
         total += moved
-        return
-    for channel in range(x.shape[-1]):
-        np.add(total[..., channel], move(x[..., channel], *args), out=total[..., channel])
+    else:
+        total += _move(x, buffer, move, *args)
 
 
 def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.ndarray:
@@ -174,7 +172,7 @@ def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.nda
     transposed once and the sum of the transposed views' outputs transposed back once, and
     the two column-flipped outputs of each half are summed before their columns are flipped
     back. A transpose or a column flip scatters pixels across cache lines; a row flip moves
-    whole rows. At most three outputs are held at a time."""
+    whole rows. At most four outputs and one buffer of an output's size are held at a time."""
     if not tta:
         out = np.asarray(predict_fn(batch), dtype=np.float32)
         # weighted in place next; np.asarray of a raw JAX array is read-only
@@ -188,18 +186,19 @@ def predict_views(batch: np.ndarray, predict_fn: PredictFn, tta: bool) -> np.nda
         # summed into in place; predict_fn answers a fresh array
         return out if out.flags.writeable and out.flags.c_contiguous else out.copy()
 
-    total = None
+    total = moved = None
     for transpose in (False, True):
         source = _move(batch, transposed, _transpose) if transpose else batch
         half = forward(source, False, False)
-        _add_moved(half, forward(source, True, False), _flip, True, False)
+        moved = np.empty_like(half) if moved is None else moved
+        _add_moved(half, forward(source, True, False), _flip, True, False, buffer=moved)
         flipped = forward(source, False, True)  # sum of the column-flipped views
-        _add_moved(flipped, forward(source, True, True), _flip, True, False)
-        _add_moved(half, flipped, _flip, False, True)
+        _add_moved(flipped, forward(source, True, True), _flip, True, False, buffer=moved)
+        _add_moved(half, flipped, _flip, False, True, buffer=moved)
         if total is None:
             total = half
         else:
-            _add_moved(total, half, _transpose)
+            _add_moved(total, half, _transpose, buffer=moved)
     total /= len(D4)
     return total
 
