@@ -52,18 +52,18 @@ def invalid_pixels(pixels: np.ndarray, nodata: float | None, band_axis: int = -1
     return invalid
 
 
-#: Unsigned types as wide as a whole pixel of 2-8 bytes.
-_PIXEL_ITEMS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+#: Unsigned integer types by size in bytes: a whole pixel of that many bytes seen as one item.
+PIXEL_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _whole_pixels(pixels: np.ndarray, nodata: float,
                   band_axis: int) -> tuple[np.ndarray, np.generic] | None:
-    """Integer pixels seen as one unsigned item each, and ``nodata`` in every band as such an
-    item: "every band equals nodata" is then one comparison per pixel, ten times faster than
-    one per band. None where that view does not exist (float bands, whose -0.0 equals 0.0
-    with other bytes; a band axis that is not last and contiguous; a nodata outside the
-    dtype, which marks no pixel)."""
-    item = _PIXEL_ITEMS.get(pixels.shape[band_axis] * pixels.itemsize)
+    """Integer pixels of 1-8 bytes seen as one unsigned item each, and ``nodata`` in every band
+    as such an item: "every band equals nodata" is then one comparison per pixel, ten times
+    faster than one per band. None where that view does not exist (float bands, whose -0.0
+    equals 0.0 with other bytes; a band axis that is not last and contiguous; a nodata
+    outside the dtype, which marks no pixel)."""
+    item = PIXEL_UINTS.get(pixels.shape[band_axis] * pixels.itemsize)
     if (item is None or not np.issubdtype(pixels.dtype, np.integer)
             or band_axis != pixels.ndim - 1 or not pixels.flags.c_contiguous):
         return None

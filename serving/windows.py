@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.pixels import PIXEL_UINTS
+
 #: (N, window, window, C) float32 -> (N, window, window, K) probabilities. Called on the
 #: prediction's own thread (serving/forward.py), so context set on the caller's thread (a
 #: device scope) does not reach it; it must return a fresh array each call.
@@ -137,8 +139,9 @@ def _transpose(x: np.ndarray) -> np.ndarray:
     return x.swapaxes(1, 2)
 
 
-#: Item types that move one whole pixel (all its channels) in one go, by its size in bytes.
-_PIXEL_ITEMS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.complex128}
+#: Item types that move one whole pixel (all its channels) in one go, by its size in bytes;
+#: other sizes move as raw bytes (np.void), slower. Moved, never compared or computed on.
+_PIXEL_ITEMS = {**PIXEL_UINTS, 16: np.complex128}
 
 
 def _move(x: np.ndarray, out: np.ndarray, move, *args) -> np.ndarray:
