@@ -60,7 +60,8 @@ def _started_by(runner_pid: int) -> list[int]:
     return found
 
 
-def _wait_for(predicate, timeout: float, what: str, runner: subprocess.Popen | None = None):
+def _wait_for(predicate, timeout: float, what: str, runner: subprocess.Popen | None = None,
+              poll: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -68,7 +69,7 @@ def _wait_for(predicate, timeout: float, what: str, runner: subprocess.Popen | N
             return value
         if runner is not None and runner.poll() is not None:
             pytest.fail(f"the run ended before {what}:\n{runner.stdout.read()[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(poll)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -98,13 +99,20 @@ def _stop_files(runner_pid: int) -> list[Path]:
 @pytest.mark.timeout(900)
 def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_folder):
     work = run_folder / "work"
+    # Epochs of the tiny model take a fraction of a second on a quiet machine: 10 epochs of
+    # margin and a fast poll make sure the kill lands inside the first trial (with 6 epochs
+    # and a 0.5 s poll it once landed after the trial had finished).
+    epochs = 12
+    (run_folder / "run.yaml").write_text(_config(epochs=epochs))
     runner = _start(run_folder)
-    _wait_for(lambda: _epochs_done(work) >= 2, 420, "two epochs of the first trial", runner)
+    _wait_for(lambda: _epochs_done(work) >= 2, 420, "two epochs of the first trial", runner,
+              poll=0.05)
     tasks = _started_by(runner.pid)
     assert tasks, "no task process found while a trial was training"
     runner.kill()  # SIGKILL: no handler of ours runs
     runner.wait()
     killed_at = _epochs_done(work)
+    assert killed_at < epochs, "the first trial finished before the kill: nothing to resume"
     _wait_for(lambda: not _started_by(runner.pid), 20, "the task processes to exit")
     assert not _stop_files(runner.pid)  # named for a stop, never created: nothing left in /tmp
 
