@@ -52,7 +52,7 @@ def case_options(args: argparse.Namespace):
     from pydantic import ValidationError
 
     from components.prepare import PrepareOptions
-    from components.tune import TuneOptions
+    from components.tune_options import TuneOptions
     from pipelines.config_file import ConfigError, format_validation_error, read_yaml
 
     sections = read_yaml(args.config) if args.config else {}

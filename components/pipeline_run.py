@@ -15,7 +15,8 @@ from components.tracking import (
     resume_parent_run,
     start_pipeline_run,
 )
-from components.tune import TuneOptions, prepare_study
+from components.tune import prepare_study
+from components.tune_options import TuneOptions
 
 
 def open_pipeline_run(source: str, ingest: IngestOptions, tile: TileOptions,

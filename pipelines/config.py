@@ -8,7 +8,7 @@ A run is described by one YAML file (examples in ``pipelines/configs/``)::
       ingest: {palette: classes.json, classes_file: my-data/classes.json}
       tile: {patch_size: 256, stride: 192}
       split: {strategy: scene, ratios: [0.7, 0.15, 0.15]}
-    tuning: {n_trials: 20, epochs: 20, n_workers: 1}   # components.tune.TuneOptions
+    tuning: {n_trials: 20, epochs: 20, n_workers: 1}   # components.tune_options.TuneOptions
     registry: {model_name: segpipe}                    # components.register.RegisterOptions
     tracking: {mlflow_tracking_uri: null}              # components.tracking.TrackingOptions
 
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from components.prepare import PrepareOptions
 from components.register import RegisterOptions
 from components.tracking import TrackingOptions
-from components.tune import TuneOptions
+from components.tune_options import TuneOptions
 from pipelines.config_file import ConfigError, format_validation_error, read_yaml
 
 

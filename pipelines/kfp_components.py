@@ -93,7 +93,7 @@ def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, 
     from components.split import SplitOptions
     from components.tile import TileOptions
     from components.tracking import TrackingOptions
-    from components.tune import TuneOptions
+    from components.tune_options import TuneOptions
     from pipelines.step_options import step_options
 
     options = step_options(TuneOptions, tuning)
@@ -128,7 +128,8 @@ def tune_worker(worker: int, tiles: Input[Dataset], split: Input[Dataset],
 
     from components.artifacts import PreparedDataset
     from components.tracking import RunContext, resume_parent_run
-    from components.tune import TuneOptions, run_tune_worker
+    from components.tune import run_tune_worker
+    from components.tune_options import TuneOptions
     from pipelines.step_options import step_options
 
     context = RunContext.load(run_context.path)

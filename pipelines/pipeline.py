@@ -26,7 +26,7 @@ from components.register import RegisterOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
 from components.tracking import TrackingOptions
-from components.tune import TuneOptions
+from components.tune_options import TuneOptions
 from pipelines import kfp_components as steps
 from pipelines.config import PipelineConfig
 

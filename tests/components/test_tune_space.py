@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from components.train import TrainParams
-from components.tune import TuneOptions
+from components.tune_options import TuneOptions
 from components.tune_space import (
     TRAINING_DIMENSIONS,
     SearchSpace,

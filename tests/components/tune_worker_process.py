@@ -12,7 +12,8 @@ from pathlib import Path
 
 from components.artifacts import PreparedDataset
 from components.tracking import RunContext, resume_parent_run
-from components.tune import TuneOptions, run_tune_worker
+from components.tune import run_tune_worker
+from components.tune_options import TuneOptions
 
 
 def main(context_path: str, dataset: str, options_path: str, worker: str, out: str) -> None:

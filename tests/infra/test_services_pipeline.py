@@ -42,7 +42,8 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
     from components.sample_data import generate_sample_dataset
     from components.tile import TileOptions
     from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
-    from components.tune import TuneOptions, prepare_study, select_best_trial
+    from components.tune import prepare_study, select_best_trial
+    from components.tune_options import TuneOptions
     from components.tune_space import ParamSpec, SearchSpace, cat
 
     tracking_uri = services["MLFLOW_TRACKING_URI"]

@@ -11,7 +11,7 @@ import pytest
 from components.sample_data import generate_sample_dataset
 from components.split import SplitOptions
 from components.tile import TileOptions
-from components.tune import TuneOptions
+from components.tune_options import TuneOptions
 from pipelines.config import ConfigError, PipelineConfig, load_config, parse_config
 from pipelines.ui import search_form
 from pipelines.ui.config_form import FormError, config_mapping, form_fields

@@ -1,0 +1,110 @@
+"""The tune step's options: the study's size, budget, pruning, search space and the fixed
+training settings of every trial, validated once when the config is read
+(components/tune.py runs the study)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    field_serializer,
+    model_validator,
+)
+
+from components.train import TrainParams
+from components.tune_space import SearchSpace, built_in_spaces
+
+
+class TuneOptions(BaseModel):
+    """The study: how many trials, how they are spread, searched, trained and pruned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_trials: int = Field(20, gt=0, description="trials in the study, across all workers")
+    n_workers: int = Field(1, ge=1, le=64, description="parallel Optuna workers sharing one "
+                           "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
+    budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "
+                                  "all workers together, from when the first worker starts (a "
+                                  "resumed run keeps the first deadline): no trial starts "
+                                  "after it, and a running trial stops at the end of the epoch "
+                                  "that crosses it, keeping its best epoch (a complete trial); "
+                                  "0: no budget")
+    epochs: int = Field(20, ge=1, description="maximum epochs per trial (early stopping and "
+                        "pruning may end a trial sooner)")
+    seed: int = Field(0, description="sampler seed; worker i uses seed + i")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Optuna pruner stopping unpromising trials after an epoch")
+    pruner_startup_trials: int = Field(5, ge=0, description="median pruner: trials that "
+                                       "finish before any is pruned")
+    pruner_warmup_epochs: int = Field(2, ge=0, description="epochs of a trial before it can "
+                                      "be pruned (hyperband: its minimum resource)")
+    search_space: SearchSpace | None = Field(
+        None, description="what the study searches (see SearchSpace); unset: the built-in "
+        "space, GPU or CPU, of the machine the first tune worker runs on (both below), kept "
+        "in the study for every worker; the parts a config leaves out (and models per "
+        "architecture) come from it. The encoder U-Nets are left out of the built-in space "
+        "when the machine can neither find their ImageNet weights in Keras' cache nor "
+        "download them. The space searched is logged as search_space.json on the run")
+    train: TrainParams = Field(default_factory=TrainParams, description="fixed training "
+                               "settings for every trial: everything the study does not search")
+    enqueue: list[dict[str, Any]] = Field(default_factory=list, description="configs tried "
+                                          "first, by Optuna parameter name (known-good ones)")
+    checkpoint_dir: str | None = Field(
+        None, description="folder where trials train and keep their epoch checkpoints, so "
+        "that a trial interrupted by a kill resumes at its last epoch when the run is started "
+        "again; unset: inside each worker's output (an interrupted trial starts over). "
+        "`segpipe run` uses <workdir>/trials")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timeout_s(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timeout_s" in data:
+            raise ValueError("timeout_s: replaced by budget_minutes, the wall-clock limit of "
+                             "the whole study")
+        return data
+
+    @field_serializer("search_space")
+    def _only_the_parts_given(self, space: SearchSpace | None, info: SerializationInfo):
+        # Dumped as given: a part left out must stay out on its way to the tune workers,
+        # which fill it in from their own machine's built-in space.
+        return None if space is None else space.model_dump(mode=info.mode, exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _empty_space_is_the_built_in_one(self) -> TuneOptions:
+        if self.search_space is not None and not self.search_space.model_fields_set:
+            self.search_space = None  # `search_space: {}` says "the built-in space" too
+        return self
+
+    @model_validator(mode="after")
+    def _train_holds_only_what_no_trial_sets(self) -> TuneOptions:
+        # A value here that the study sets anyway would be silently ignored. Compared with
+        # the defaults, not by fields set: the run parameters carry every field.
+        def changed(name: str) -> bool:
+            return getattr(self.train, name) != TrainParams.model_fields[name].default
+
+        if changed("epochs"):
+            raise ValueError("train.epochs: every trial runs up to tuning.epochs; set that")
+        # Unset: the machine's built-in space, CPU or GPU; both search the same training
+        # dimensions (test_built_in_spaces_search_the_same_training_dimensions).
+        spaces = ([self.search_space] if self.search_space is not None else
+                  list(built_in_spaces().values()))
+        searched = [name for name in spaces[0].training if changed(name)]
+        if searched:
+            raise ValueError(
+                f"train.{searched[0]}: the search space searches it "
+                f"(search_space.training.{searched[0]}); to fix it, give that dimension one "
+                "choice there, e.g. {type: categorical, choices: [...]} (a "
+                "search_space.training of your own replaces the built-in one: list every "
+                "dimension to keep searching)")
+        choices = list(dict.fromkeys(c for space in spaces
+                                     for c in space.architecture.choices or []))
+        if changed("architecture") and self.train.architecture not in choices:
+            raise ValueError(
+                f"train.architecture: the search space picks the architecture "
+                f"(search_space.architecture: {', '.join(map(str, choices))}); "
+                "train.architecture only says which one train.model_params are for")
+        return self
