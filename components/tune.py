@@ -184,8 +184,11 @@ class Objective:
             # A killed worker never gets here: its checkpoints stay for the resume.
             shutil.rmtree(trial_dir / "checkpoints", ignore_errors=True)
         if outcome is not None:
-            status = "KILLED" if isinstance(outcome, optuna.TrialPruned) else "FAILED"
-            mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+            # A pruned trial ended as planned: its run stays FINISHED, curves up to the
+            # pruning epoch comparable with the others (MLflow's KILLED would read as a
+            # crash); segpipe.trial_state says PRUNED.
+            if not isinstance(outcome, optuna.TrialPruned):
+                mlflow.MlflowClient().set_terminated(run.info.run_id, "FAILED")
             raise outcome
         return result.best_val_miou
 
