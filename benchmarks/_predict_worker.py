@@ -190,11 +190,9 @@ def main() -> None:
                         help="the forward pass segpipe runs (and its floor), as serving does")
     args = parser.parse_args()
 
-    import keras
+    import segmodels
 
-    import segmodels  # noqa: F401  (registers the custom layers the saved model uses)
-
-    model = keras.saving.load_model(args.model, compile=False)
+    model = segmodels.load_model(args.model)
     run = run_segpipe if args.mode == "segpipe" else run_classic
     print(json.dumps(run(args, model)))
 

@@ -60,11 +60,9 @@ def sample(size: int, batch: int) -> np.ndarray:
 def _forward(runtime: str, work: Path, model: str, size: int, threads: int):
     """A callable (N, size, size, C) float32 -> (N, size, size, K) probabilities."""
     if runtime in ("tensorflow", "tensorflow_xla", "jax"):
-        import keras
+        import segmodels
 
-        import segmodels  # noqa: F401  (registers the custom layers)
-
-        network = keras.saving.load_model(work / f"{model}.keras", compile=False)
+        network = segmodels.load_model(work / f"{model}.keras")
         if runtime == "tensorflow_xla":
             network.compile(jit_compile=True)
         return lambda x: np.asarray(network.predict_on_batch(x))

@@ -37,8 +37,8 @@ from components.artifacts import ClassMap, DatasetPaths, NormStats, TileManifest
 from components.prepare import PrepareOptions, prepare_dataset  # noqa: E402
 from components.sample_data import generate_sample_dataset  # noqa: E402
 from components.tile import TileOptions  # noqa: E402
-from components.train import TrainParams  # noqa: E402
 from components.train_data import Augment, make_dataset, make_source  # noqa: E402
+from components.train_options import TrainParams  # noqa: E402
 from segmodels import MeanIoU, available_models, build_loss, build_model  # noqa: E402
 
 

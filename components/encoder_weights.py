@@ -12,8 +12,6 @@ import socket
 import threading
 from collections.abc import Iterable
 
-from segmodels.encoders import cached_imagenet_weights
-
 #: Where keras.applications downloads its weights from (their BASE_WEIGHTS_PATH).
 IMAGENET_HOST = ("storage.googleapis.com", 443)
 CONNECT_TIMEOUT_S = 3.0
@@ -42,6 +40,8 @@ def imagenet_unavailable(encoders: Iterable[tuple[str, float]],
                          host: tuple[str, int] = IMAGENET_HOST) -> str | None:
     """Why ImageNet weights of some ``(encoder, width)`` cannot be had here, or None when
     every one is cached or the download host answers."""
+    from segmodels.encoders import cached_imagenet_weights  # Keras: only when asked
+
     missing = sorted({f"{name} (width {width})" if width != 1.0 else name
                       for name, width in encoders if cached_imagenet_weights(name, width) is None})
     if not missing or host_reachable(host):

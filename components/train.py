@@ -12,13 +12,14 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import mlflow
 import tensorflow as tf
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
+import segmodels
 from components import tracking
 from components.artifacts import (
     ModelPaths,
@@ -35,56 +36,16 @@ from components.train_callbacks import (
     OverlayFigures,
 )
 from components.train_data import (
-    Augment,
     balanced_class_weights,
     class_frequencies,
     load_split_arrays,
     make_dataset,
     make_source,
 )
+from components.train_options import TrainParams
 from segmodels import EncoderWarmup, MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
-
-
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Defaults are the recipe for 10^2-10^3 tiles: Adam at 1e-3 with 2 epochs of linear
-    # warm-up (pretrained encoders meet a random decoder) then cosine decay; CE + Dice
-    # (nnU-Net's default: CE for calibrated pixels, Dice for small classes); D4 + photometric
-    # augmentation; early stopping on val mIoU. The tune step's search space
-    # (components/tune_space.py) explores around them, encoder U-Nets included.
-    architecture: str = "unet"
-    model_params: dict[str, Any] = Field(default_factory=dict,
-                                         description="build_model keyword arguments")
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = Field(default=2, ge=0, description="epochs of linear LR warm-up")
-    encoder_warmup_epochs: int = Field(
-        default=0, ge=0, description="epochs a pretrained encoder's gradient stays cut while "
-        "the decoder learns (segmodels.EncoderWarmup; other models ignore it)")
-    weight_decay: float = Field(default=0.0, ge=0)
-    loss: str | dict[str, float] = Field(default="ce+dice", description='segmodels.build_loss '
-                                         'spec: "ce", "dice", "ce+dice", {"ce": 0.5, ...}')
-    augment: Augment = Field(default="d4_color", description="none | d4 (the 8 rotations/"
-                             "reflections) | d4_color (+ photometric jitter of the image)")
-    crop_size: int = Field(default=0, ge=0, description="train on random windows of this "
-                           "size cut from each tile (validation sees whole tiles); 0 or >= "
-                           "the tile size: whole tiles")
-    class_weights: Literal["none", "balanced"] | list[float] = "none"
-    max_class_weight: float = Field(default=10.0, ge=1.0, description="cap on the 'balanced' "
-                                    "(median-frequency) class weights")
-    early_stopping_patience: int = Field(default=8, ge=0, description="epochs without a "
-                                         "better val mIoU before a trial stops; 0: never")
-    seed: int = 0
-    overlay_every: int = Field(default=5, ge=1, description="epochs between overlay figures")
-    overlay_tiles: int = Field(default=4, ge=0)
-    cache_budget_mb: int = Field(default=2048, ge=0)
-    accelerate: Literal["auto", "off"] = Field(
-        default="auto", description="auto: mixed precision + XLA when a GPU is visible")
 
 
 class TrainResult(BaseModel):
@@ -294,6 +255,6 @@ def _finish(model_dir: Path, ckpt: CheckpointPaths, state: dict[str, Any], param
 def load_trained_model(model_dir: Path) -> tuple[keras.Model, TrainedModelInfo]:
     paths = ModelPaths(model_dir)
     info = TrainedModelInfo.load(paths.info)
-    model = keras.models.load_model(paths.keras_model, compile=False)
+    model = segmodels.load_model(paths.keras_model)
     return model, info
 

@@ -12,11 +12,10 @@ several batches at once, which matters more in situ (``benchmarks/training.py``)
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import tensorflow as tf
 
+from components.train_options import Augment
 from segmodels.views import (
     BAND_SHIFT,
     BRIGHTNESS,
@@ -28,8 +27,6 @@ from segmodels.views import (
     TONE,
     view_index_maps,
 )
-
-Augment = Literal["none", "d4", "d4_color"]
 
 
 def dihedral_index_maps(size: int) -> np.ndarray:

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from components.artifacts import ArtifactError, NormStats, SplitManifest, tile_paths
 from components.raster import DataError
-from components.train_augment import Augment, BatchAugmenter
+from components.train_augment import BatchAugmenter
+from components.train_options import Augment
 from serving.pixels import normalize_image
 
 __all__ = ["Augment", "TileSource", "balanced_class_weights", "band_z_range",

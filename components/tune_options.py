@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from components.train import TrainParams
+from components.train_options import TrainParams
 from components.tune_space import SearchSpace, built_in_spaces
 
 

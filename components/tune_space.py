@@ -14,10 +14,8 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.encoder_weights import IMAGENET_HOST, imagenet_unavailable
-from components.train import TrainParams, gpu_visible
+from components.train_options import TrainParams
 from segmodels import available_models
-from segmodels.encoder_unet import DEFAULT_ENCODER
-from segmodels.encoders import encoder_spec
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +188,10 @@ def resolve_search_space(space: SearchSpace | None, train: TrainParams, *,
     given = set(space.model_fields_set) if space is not None else set()
     configured_models = set(space.models) if "models" in given else set()
     if given != set(SearchSpace.model_fields):
-        gpu = gpu_visible() if gpu is None else gpu
+        if gpu is None:
+            from components.train import gpu_visible  # TensorFlow: not for config checks
+
+            gpu = gpu_visible()
         built_in = default_search_space(gpu)
         update = {name: getattr(space, name) for name in given}
         if "models" in given:  # per architecture: the others keep their built-in ranges
@@ -248,6 +249,9 @@ def _imagenet_request(space: SearchSpace, train: TrainParams
 
     if "imagenet" not in values("encoder_weights", None):
         return None
+    from segmodels.encoder_unet import DEFAULT_ENCODER  # Keras: not for config checks
+    from segmodels.encoders import encoder_spec
+
     field = ("search_space.models.encoder_unet.encoder_weights" if "encoder_weights" in
              dimensions else "train.model_params.encoder_weights")
     pairs = []

@@ -1,69 +1,67 @@
 """Keras 3 segmentation models, losses and metrics. Imports keras and numpy only.
 
-Every custom layer, loss, metric and model class is registered with Keras under the
-``segmodels`` package, so ``keras.models.load_model(path)`` needs no ``custom_objects`` --
-as long as ``segmodels`` has been imported first.
+Keras loads when a model, loss or metric is first asked for, not on ``import segmodels``:
+the architecture names (``available_models``) come without it, so a config naming one is
+checked before Keras and its backend load (seconds). Every custom layer, loss, metric and
+model class is registered with Keras under the ``segmodels`` package when its module is
+imported; ``load_model`` imports them all first, so a saved model loads without
+``custom_objects``.
 """
 
 from __future__ import annotations
 
-from segmodels.encoder_unet import EncoderGate, EncoderWarmup
-from segmodels.encoders import available_encoders
-from segmodels.losses import (
-    CombinedLoss,
-    CrossEntropyLoss,
-    DiceLoss,
-    FocalLoss,
-    FocalTverskyLoss,
-    JaccardLoss,
-    SegmentationLoss,
-    available_losses,
-    build_loss,
-)
-from segmodels.metrics import (
-    ConfusionMatrixMetric,
-    MacroF1,
-    MacroPrecision,
-    MacroRecall,
-    MeanIoU,
-    PixelAccuracy,
-    class_metrics,
-    confusion_matrix,
-    scores_from_confusion,
-)
-from segmodels.registry import (
-    StrideError,
-    available_models,
-    build_model,
-    check_input_size,
-    model_stride,
-)
+import importlib
+from pathlib import Path
+from typing import Any
 
-__all__ = [
-    "CombinedLoss",
-    "ConfusionMatrixMetric",
-    "CrossEntropyLoss",
-    "DiceLoss",
-    "EncoderGate",
-    "EncoderWarmup",
-    "FocalLoss",
-    "FocalTverskyLoss",
-    "JaccardLoss",
-    "MacroF1",
-    "MacroPrecision",
-    "MacroRecall",
-    "MeanIoU",
-    "PixelAccuracy",
-    "SegmentationLoss",
-    "StrideError",
-    "available_encoders",
-    "available_losses",
-    "available_models",
-    "build_loss",
-    "build_model",
-    "check_input_size",
-    "class_metrics",
-    "confusion_matrix",
-    "model_stride",
-    "scores_from_confusion",
-]
+#: Public name -> the module that defines it, imported on first access (PEP 562).
+_EXPORTS = {
+    **dict.fromkeys(("EncoderGate", "EncoderWarmup"), "segmodels.encoder_unet"),
+    "available_encoders": "segmodels.encoders",
+    **dict.fromkeys(("CombinedLoss", "CrossEntropyLoss", "DiceLoss", "FocalLoss",
+                     "FocalTverskyLoss", "JaccardLoss", "SegmentationLoss", "available_losses",
+                     "build_loss"), "segmodels.losses"),
+    **dict.fromkeys(("ConfusionMatrixMetric", "MacroF1", "MacroPrecision", "MacroRecall",
+                     "MeanIoU", "PixelAccuracy", "class_metrics", "confusion_matrix",
+                     "scores_from_confusion"), "segmodels.metrics"),
+    "StrideError": "segmodels.layers",
+    **dict.fromkeys(("available_models", "build_model", "check_input_size", "model_stride"),
+                    "segmodels.registry"),
+}
+
+#: The modules whose classes are registered with Keras (keras.saving).
+_REGISTERING = ("segmodels.layers", "segmodels.unet", "segmodels.attention_unet",
+                "segmodels.aspp", "segmodels.deeplab", "segmodels.encoder_unet",
+                "segmodels.pix2pix", "segmodels.losses", "segmodels.metrics")
+
+__all__ = sorted([*_EXPORTS, "load_model", "register_keras_objects"])
+
+
+def register_keras_objects() -> None:
+    """Register every segmodels class with Keras, for code that calls
+    ``keras.saving.load_model`` itself."""
+    for module in _REGISTERING:
+        importlib.import_module(module)
+
+
+def load_model(path: str | Path, compile: bool = False) -> Any:
+    """``keras.saving.load_model`` of a model saved with segmodels layers, losses or
+    metrics; without ``compile`` (the default) the optimizer, loss and metrics are not
+    restored (inference)."""
+    register_keras_objects()
+    import keras
+
+    return keras.saving.load_model(path, compile=compile)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segmodels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

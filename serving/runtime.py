@@ -43,9 +43,9 @@ def export_openvino(keras_model_path: Path, config: ServingConfig, out_dir: Path
         return None
     import keras
 
-    import segmodels  # noqa: F401  registers the custom layers before loading
+    import segmodels
 
-    model = keras.saving.load_model(keras_model_path, compile=False)
+    model = segmodels.load_model(keras_model_path)
     side, bands = config.patch_size, config.in_channels
     out_dir.mkdir(parents=True, exist_ok=True)
     xml = out_dir / OPENVINO_XML
@@ -104,8 +104,6 @@ def load_predict_fn(keras_model_path: Path, openvino_dir: Path | None) -> tuple[
     _logger.info("segmentation model runs on %s", runtime)
     if runtime == "openvino":
         return openvino_predict_fn(openvino_dir), runtime
-    import keras
+    import segmodels
 
-    import segmodels  # noqa: F401  registers the custom layers before loading
-
-    return keras_predict_fn(keras.saving.load_model(keras_model_path, compile=False)), runtime
+    return keras_predict_fn(segmodels.load_model(keras_model_path)), runtime

@@ -18,9 +18,7 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 
 
 def _load(config: Path, overrides: dict | None = None):
-    from serving.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # the config's tuning section imports it
+    # Neither Keras nor TensorFlow loads here: a config error shows in about a second.
     from pipelines.config import ConfigError, load_config
 
     try:
@@ -30,6 +28,9 @@ def _load(config: Path, overrides: dict | None = None):
 
 
 def _run(config, verbose: bool, fresh: bool = False):
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before the steps import it, chattering
     from pipelines.local_run import PipelineRunError, run_local
 
     try:
@@ -44,6 +45,9 @@ def _check_encoder_weights(config, path: Path) -> None:
     wherever it runs, e.g. on a cluster)."""
     if config.tuning.search_space is None and not config.tuning.train.model_params:
         return  # the built-in space: the tune step adapts it to the machine
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the check asks TensorFlow for a GPU
     from components.tune_space import resolve_search_space
 
     try:
@@ -156,7 +160,7 @@ def submit(
 
     images = _images(image_registry, image_tag)
     try:
-        # Before loading the config, whose validation imports TensorFlow (seconds).
+        # before the config: an unreachable API is the likelier mistake
         check_api(host, os.environ.get(KFP_TOKEN_ENV))
     except SubmitError as err:
         raise _fail(err, 1) from None

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from components.train import TrainParams, gpu_visible
+from components.train import gpu_visible
+from components.train_options import TrainParams
 from components.tune_space import (
     TRAINING_DIMENSIONS,
     ParamSpec,

@@ -194,7 +194,8 @@ def trained_models(tiny_dataset, tmp_path_factory, mlflow_uri) -> dict[str, Path
     lr 1e-6, close to its random init). Shared by the evaluate and register tests."""
     import mlflow
 
-    from components.train import TrainParams, train_model
+    from components.train import train_model
+    from components.train_options import TrainParams
 
     mlflow.set_tracking_uri(mlflow_uri)
     models = {}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from components.artifacts import ModelPaths, TrainedModelInfo
-from components.train import TrainParams, learning_rate_at, load_trained_model, train_model
+from components.train import learning_rate_at, load_trained_model, train_model
+from components.train_options import TrainParams
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from components.train import TrainParams
+from components.train_options import TrainParams
 from components.tune_options import TuneOptions
 from components.tune_space import (
     TRAINING_DIMENSIONS,

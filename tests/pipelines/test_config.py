@@ -232,3 +232,34 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "bad.yaml: tuning.n_trials: Input should be greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_configs_are_checked_without_keras_or_tensorflow(tmp_path):
+    """Loading a config (and failing on it) imports neither Keras nor a backend: a typo is
+    reported in about a second, not after TensorFlow's import (5-6 s)."""
+    import os
+    import subprocess
+    import sys
+
+    repo_root = Path(__file__).resolve().parents[2]
+    bad = write(tmp_path, "source: x\ntuning:\n  search_space:\n    architecture: "
+                "{type: categorical, choices: [unet, segformer]}\n", name="bad.yaml")
+    script = f"""
+import sys
+from pathlib import Path
+from pipelines.config import ConfigError, load_config
+for path in sorted(Path({str(CONFIGS)!r}).glob("*.yaml")):
+    load_config(path, {{"source": {str(tmp_path / "x")!r}}})
+try:
+    load_config({str(bad)!r})
+except ConfigError as err:
+    print(err)
+print(sorted(m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(repo_root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    error, modules = done.stdout.strip().splitlines()[-2:]
+    assert "bad.yaml: tuning.search_space" in error and "unknown ['segformer']" in error
+    assert modules == "[]"

@@ -114,3 +114,39 @@ def test_mixed_precision_output_is_float32():
         assert keras.backend.standardize_dtype(out.dtype) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_names_without_keras_and_load_model_registers_everything(tmp_path):
+    """``import segmodels`` and the architecture names load no Keras; ``load_model`` in a
+    fresh process restores a model whose layers no earlier import registered."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model = build_model("attention_unet", num_classes=2, in_channels=3, **TINY["attention_unet"])
+    images = rng.normal(size=(1, 16, 16, 3)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "probs.npy", model.predict(images, verbose=0))
+    script = f"""
+import sys
+import numpy as np
+import segmodels
+assert "attention_unet" in segmodels.available_models()
+assert "keras" not in sys.modules, "segmodels imported keras for its names"
+model = segmodels.load_model({str(tmp_path / "model.keras")!r})
+probs = model.predict(np.load({str(tmp_path / "images.npy")!r}), verbose=0)
+np.testing.assert_allclose(probs, np.load({str(tmp_path / "probs.npy")!r}), atol=1e-6)
+print("ok")
+"""
+    repo_root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(repo_root)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'build_modle'"):
+        segmodels.build_modle  # noqa: B018

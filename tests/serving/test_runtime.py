@@ -16,9 +16,9 @@ from tests.serving.conftest import BANDS
 
 @pytest.fixture(scope="module")
 def keras_predictor(keras_model_path, serving_config):
-    import keras
+    import segmodels
 
-    model = keras.saving.load_model(keras_model_path, compile=False)
+    model = segmodels.load_model(keras_model_path)
     return ScenePredictor(keras_predict_fn(model), serving_config)
 
 

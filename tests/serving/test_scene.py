@@ -18,9 +18,9 @@ from tests.serving.conftest import BANDS, make_config, write_scene
 
 @pytest.fixture(scope="module")
 def predictor(keras_model_path, serving_config):
-    import keras
+    import segmodels
 
-    model = keras.saving.load_model(keras_model_path, compile=False)
+    model = segmodels.load_model(keras_model_path)
     return ScenePredictor(keras_predict_fn(model), serving_config)
 
 
