@@ -39,6 +39,9 @@ def main(
 ) -> None:
     """Semantic segmentation of aerial and satellite imagery: prepare data, tune, evaluate,
     register, serve and predict."""
+    from pipelines import warning_lines
+
+    warning_lines.install()
 
 
 app.command("sample-data", cls=Command)(data.sample_data)

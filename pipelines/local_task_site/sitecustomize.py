@@ -9,7 +9,10 @@ SEGPIPE_RUNNER_PID), not its own parent.
 
 A runner that is stopping (SIGINT/SIGTERM) creates SEGPIPE_STOP_FILE: a task that kfp
 starts again after the stop (its retry policy) exits before doing any work, and a running
-one within a second."""
+one within a second.
+
+It also has segpipe's own warnings print as one ``warning: ...`` line
+(pipelines/warning_lines.py), as the ``segpipe`` commands do."""
 
 import os
 import threading
@@ -48,3 +51,9 @@ def _start() -> None:
 
 
 _start()
+try:
+    from pipelines import warning_lines
+except ImportError:  # a task started where segpipe is not importable
+    pass
+else:
+    warning_lines.install()

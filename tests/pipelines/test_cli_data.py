@@ -138,3 +138,45 @@ def test_palette_auto_with_a_classes_file_means_the_same_in_a_config_and_on_the_
     from_config = ClassMap.load(tmp_path / "kfp" / "classes.json")
     assert from_cli == from_config
     assert "building" in from_config.names
+
+
+def test_our_warnings_read_as_one_line_and_a_librarys_keep_their_source(tmp_path):
+    """A data quirk (RGBA masks) is one 'warning: ...' line, not Python's 'ingest.py:283:
+    IngestWarning: ...' plus a line of our source, in a real ``segpipe`` process (pytest
+    would record the warning instead of printing it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import rasterio
+
+    source = tmp_path / "src"
+    for folder in ("images", "labels"):
+        (source / folder).mkdir(parents=True)
+    mask = np.zeros((4, 32, 32), np.uint8)
+    mask[3] = 255  # opaque
+    mask[0, :, 16:] = 255  # red right half, black left
+    for i in range(3):
+        for folder, data in (("images", np.full((3, 32, 32), 40 * i, np.uint8)),
+                             ("labels", mask)):
+            with rasterio.open(source / folder / f"s{i}.png", "w", driver="PNG", width=32,
+                               height=32, count=len(data), dtype="uint8") as dst:
+                dst.write(data)
+    repo_root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "prepare", "src", "o", "--patch-size", "16",
+         "--strategy", "random"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo_root)}, capture_output=True,
+        text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "warning: 3 masks have an alpha band (e.g. src/labels/s0.png): alpha is dropped " \
+           "and fully transparent pixels are ignored" in lines
+    assert "IngestWarning" not in done.stderr and "warn_collected" not in done.stderr
+
+    from pipelines.warning_lines import format_warning
+
+    library = format_warning("old API", DeprecationWarning, "/x/lib.py", 7, "call()")
+    assert library.startswith("/x/lib.py:7: DeprecationWarning: old API")
