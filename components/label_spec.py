@@ -86,9 +86,6 @@ def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
 def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
                 options) -> LabelSpec:
     if palette is None and options.palette == "classes.json":
-        if classes is None:
-            raise DataError("palette 'classes.json' but no classes.json in the source and no "
-                            "classes_file given")
         palette = classes.entries
     if palette is not None:
         if not survey.lossy:
@@ -105,6 +102,10 @@ def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
 
 
 def resolve_spec(survey: Survey, classes: ClassesFile | None, options) -> LabelSpec:
+    if options.palette == "classes.json" and classes is None:
+        # for every kind of label: class-id masks would otherwise get auto names silently
+        raise DataError("palette 'classes.json' but no classes.json in the source and no "
+                        "classes_file given")
     palette = _given_palette(options)
     if survey.kind in ("labelme", "vector"):
         return _shape_spec(survey, classes, palette, options)

@@ -78,7 +78,7 @@ def check_registered_models(uri: str) -> int:
 
 def _count_sqlite(path: Path, uri: str) -> int:
     if not path.is_file():
-        raise StoreError(f"no MLflow store at {path} (tracking URI {uri}): pass --tracking-uri, "
+        raise StoreError(f"no MLflow store at {path} (tracking URI {uri}): check the URI "
                       f"or {REGISTER_HINT}")
     try:
         with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True) as db:
@@ -93,7 +93,7 @@ def _count_sqlite(path: Path, uri: str) -> int:
 
 def _count_file_store(root: Path, uri: str) -> int:
     if not root.is_dir():
-        raise StoreError(f"no MLflow store at {root} (tracking URI {uri}): pass --tracking-uri, "
+        raise StoreError(f"no MLflow store at {root} (tracking URI {uri}): check the URI "
                       f"or {REGISTER_HINT}")
     models = root / "models"
     if not models.is_dir():

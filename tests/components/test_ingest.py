@@ -215,6 +215,14 @@ def test_classes_json_without_values_names_id_masks_in_order(binary_source, tmp_
     assert classes.names == ["background", "tea"] and classes.classes[1].color == "#00FF00"
 
 
+def test_palette_classes_json_without_one_is_an_error_for_id_masks_too(binary_source, tmp_path):
+    """A config asking for names from classes.json must not get class_0, class_1 silently
+    when the source has none (colour masks already failed; class-id masks did not)."""
+    with pytest.raises(DataError, match="palette 'classes.json' but no classes.json"):
+        ingest_source(binary_source, tmp_path / "out", IngestOptions(palette="classes.json"))
+    assert not (tmp_path / "out" / "classes.json").exists()
+
+
 def test_palette_from_a_json_file_path(tmp_path):
     ids = make_labels(32, (0, 1))
     write_pair(tmp_path / "src", "a", make_image(), _rgb_mask(ids, [(0, 0, 0), (255, 255, 0)]))
