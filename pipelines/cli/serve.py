@@ -167,7 +167,11 @@ def predict(
 
     # The scene is checked against the model's serving config alone (two small files),
     # before the network loads or a window goes to the server.
-    config = load_serving_config(model_uri)
+    try:
+        config = load_serving_config(model_uri)
+    except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
+        _fail(f"model {model_uri}: cannot read its serving config "
+              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1)
     try:
         check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
