@@ -17,6 +17,10 @@ from urllib.parse import quote, urlparse
 class StoreError(ValueError):
     """The tracking store or the model is not there; the message names where it looked."""
 
+
+class NotAModelError(StoreError):
+    """A local ``--model-uri`` that is no MLflow model: a wrong command-line value."""
+
 _SQLITE = "sqlite:///"
 _SERVER_SCHEMES = ("http", "https", "databricks")
 _DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
@@ -153,25 +157,52 @@ def check_model(model_uri: str, tracking_uri: str | None) -> str:
     folder, ``runs:/``) only get the store resolved."""
     uri = resolve_tracking_uri(tracking_uri)
     if not model_uri.startswith("models:/"):
-        if "://" not in model_uri and not Path(model_uri).exists():
-            raise StoreError(f"model {model_uri}: no such folder")
+        from serving.server import local_model_problem
+
+        if problem := local_model_problem(model_uri):
+            raise NotAModelError(problem)
         return uri
     count_registered_models(uri)  # the store is there (raises naming it otherwise)
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     reference = model_uri[len("models:/"):]
-    name, alias_sep, alias = reference.partition("@")
+    if "@" in reference:
+        (name, alias), version = reference.split("@", 1), None
+    else:
+        (name, _, version), alias = reference.partition("/"), None
     client = MlflowClient(tracking_uri=uri)
     try:
-        if alias_sep:
+        if alias is not None:
             client.get_model_version_by_alias(name, alias)
         else:
-            name, _, version = reference.partition("/")
             client.get_model_version(name, version)
+    except MlflowException:
+        raise StoreError(_missing_model(client, model_uri, uri, name, alias,
+                                        version)) from None
+    return uri
+
+
+def _missing_model(client, model_uri: str, uri: str, name: str, alias: str | None,
+                   version: str | None) -> str:
+    """Why ``model_uri`` does not resolve: no such registered model, or it has no such
+    alias or version (naming the ones it has)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = client.get_registered_model(name)
     except MlflowException:
         names = [m.name for m in client.search_registered_models(max_results=20)]
         known = ", ".join(names) if names else "none"
-        raise StoreError(f"model {model_uri} is not in the tracking store {uri} "
-                         f"(registered models: {known})") from None
-    return uri
+        return (f"model {model_uri} is not in the tracking store {uri} "
+                f"(registered models: {known})")
+    if alias is not None:
+        aliases = ", ".join(sorted(registered.aliases)) or "none"
+        return f"model {name!r} has no alias {alias!r} in {uri} (aliases: {aliases})"
+    try:
+        found = client.search_model_versions(f"name = '{name}'", max_results=1000)
+        versions = ", ".join(str(v) for v in sorted(int(m.version) for m in found)) or "none"
+    except MlflowException:
+        versions = "unknown"
+    return f"model {name!r} has no version {version!r} in {uri} (versions: {versions})"
+

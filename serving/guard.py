@@ -14,8 +14,9 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
   routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
 - any other request goes on to MLflow unchanged (the body it reads is the same bytes);
-- every error answer of /invocations, MLflow's own included, is ``{"error_code", "message"}``
-  with a message of at most MAX_MESSAGE characters: no stack trace, no input echoed whole.
+- every error answer, MLflow's own and those of unknown routes or methods included, is
+  ``{"error_code", "message"}`` with a message of at most MAX_MESSAGE characters: no stack
+  trace, no input echoed whole.
 
 Only stdlib at import: serving/server.py imports this before it loads the model, whose own
 packaged copy of serving/ must be the one that runs the model.
@@ -40,9 +41,13 @@ JSON_TYPE = "application/json"
 MAX_MESSAGE = 300
 #: Longest piece of client input quoted in the guard's own messages.
 EXCERPT = 40
-#: The error_code of an answer whose body had none (MLflow's plain-text 415 and 504).
-STATUS_CODES = {400: "BAD_REQUEST", 408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE",
+#: The error_code of an answer whose body had none (MLflow's plain-text 415 and 504, the
+#: web framework's 404 and 405).
+STATUS_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE",
                 415: "UNSUPPORTED_MEDIA_TYPE", 504: "DEADLINE_EXCEEDED"}
+#: What a 404 lists: MLflow's scoring app's routes.
+ROUTES = "the routes are POST /invocations, GET /ping, /health and /version"
 #: MLflow puts the whole input data before the error of a model that failed on it, or of an
 #: input its signature refused.
 _MLFLOW_ECHOES = (("Failed to predict data '", "\nError: "),
@@ -145,11 +150,11 @@ class RequestGuard:
         self.dataframes = dataframes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != ROUTE:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _shorten_errors(send)
-        if scope["method"] != "POST":
+        send = _shorten_errors(send, scope)
+        if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         try:
@@ -214,9 +219,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _shorten_errors(send: Send) -> Send:
+def _shorten_errors(send: Send, scope: Scope) -> Send:
     """Pass answers below 400 through untouched; hold an error answer whole and send its
-    short JSON form instead."""
+    short JSON form instead (a 404 names the route asked for and the routes there are)."""
     held: dict[str, Any] = {}
 
     async def shortened(message: Message) -> None:
@@ -229,7 +234,11 @@ def _shorten_errors(send: Send) -> Send:
         held["body"].append(message.get("body", b""))
         if not message.get("more_body", False):
             status = held["start"]["status"]
-            await _answer(send, status, short_error(status, b"".join(held["body"])))
+            body = short_error(status, b"".join(held["body"]))
+            if status == 404 and json.loads(body)["message"] == "Not Found":  # no such route
+                body = error_body(404, f"no route {scope['method']} "
+                                       f"{excerpt(scope['path'])}; {ROUTES}")
+            await _answer(send, status, body)
 
     return shortened
 

@@ -9,6 +9,7 @@ window and normalizes with the model's own statistics."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -26,6 +27,40 @@ class EndpointError(RuntimeError):
     """The scoring server refused or failed a request."""
 
 
+def check_endpoint_url(url: str) -> None:
+    """Refuse an endpoint that is not ``http(s)://host[:port][/invocations]``, before any
+    work (requests would fail on it only at the first window, with a traceback)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise EndpointError(f"endpoint {url}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EndpointError(f"endpoint {url}: must be http(s)://host:port, e.g. "
+                            f"http://127.0.0.1:5001")
+
+
+def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:
+    reason = ("timed out" if isinstance(exc, requests.Timeout)
+              else "connection refused or host not found" if isinstance(
+                  exc, requests.ConnectionError) else type(exc).__name__)
+    return EndpointError(f"endpoint {url} is not reachable ({reason}); is the server "
+                         f"running (`segpipe serve`)?")
+
+
+def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
+    """One GET /ping before any work: a server that is not there or not ready is an
+    EndpointError naming it."""
+    base = url.rstrip("/").removesuffix("/invocations")
+    try:
+        response = requests.get(f"{base}/ping", timeout=timeout)
+    except requests.RequestException as exc:
+        raise _unreachable(url, exc) from None
+    if response.status_code != 200:
+        raise EndpointError(f"endpoint {url} is not ready: {base}/ping answered "
+                            f"{response.status_code}")
+
+
 def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> PredictFn:
     """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations)."""
     session = requests.Session()
@@ -37,7 +72,10 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
                                        "data": [[encode_npy(w)] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
                               "resample": False}}
-        response = session.post(url, json=payload, timeout=timeout)
+        try:
+            response = session.post(url, json=payload, timeout=timeout)
+        except requests.RequestException as exc:
+            raise _unreachable(url, exc) from None
         if response.status_code != 200:
             hint = (" (the server checked the .npy route against the model's tensor "
                     "signature, as a plain MLflow scoring server or an older segpipe server "

@@ -17,10 +17,11 @@ from rasterio.windows import Window
 
 from serving.atomic import atomic_path
 from serving.blending import MAX_PANEL_WIDTH, Block
+from serving.config import ServingConfig
 from serving.encode import is_georeferenced
 from serving.pixels import GDAL_CACHE_MB
 from serving.predict import ReadError, ScenePredictor
-from serving.resolution import ModelGrid
+from serving.resolution import ModelGrid, resample_factor
 
 OUTPUT_BLOCK = 256
 #: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
@@ -76,20 +77,8 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     config = predictor.config
     with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            src = rasterio.open(input_path)
-        except RasterioIOError as exc:
-            raise SceneError(f"{input_path}: cannot read the scene: {exc}") from None
-        with src:
-            if src.count != config.in_channels:
-                raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
-                                 f"expects {config.in_channels}")
-            region = _check_region(input_path, src, region)
-            grid = ModelGrid(int(region.height), int(region.width),
-                             predictor.resample_factor(src))
-            if grid.pixels > max_pixels:
-                raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "
-                                 f"is {max_pixels}")
+        with _open_scene(input_path) as src:
+            region, grid = _check_scene(input_path, src, config, region, max_pixels)
             blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                             batch_size=batch_size, factor=grid.factor,
                                             max_panel_width=max_panel_width, region=region)
@@ -108,6 +97,45 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     class_pixels["ignored"] = int(counts[config.ignore_index])
     return SceneResult(Path(out_path), polygons_path and Path(polygons_path),
                        int(region.width), int(region.height), class_pixels, polygon_count)
+
+
+def check_scene(input_path: Path, config: ServingConfig, *, region: Window | None = None,
+                max_pixels: int = MAX_SCENE_PIXELS) -> None:
+    """What ``predict_scene`` checks first, without a model (only its serving config): the
+    scene opens, has the model's band count and fits ``max_pixels``; and its last pixel
+    reads, so a file cut short is found before minutes of loading and predicting. A
+    SceneError naming the file otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with _open_scene(input_path) as src:
+            _check_scene(input_path, src, config, region, max_pixels)
+            last = Window(src.width - 1, src.height - 1, 1, 1)
+            try:
+                src.read(window=last)
+            except RasterioError as exc:
+                raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
+                                 f"data?): {exc.__cause__ or exc}") from None
+
+
+def _open_scene(input_path: Path):
+    try:
+        return rasterio.open(input_path)
+    except RasterioIOError as exc:
+        raise SceneError(f"{input_path}: cannot read the scene: {exc}") from None
+
+
+def _check_scene(input_path: Path, src, config: ServingConfig, region: Window | None,
+                 max_pixels: int) -> tuple[Window, ModelGrid]:
+    """The region to predict and its model grid, after the checks that need no pixels."""
+    if src.count != config.in_channels:
+        raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
+                         f"expects {config.in_channels}")
+    region = _check_region(input_path, src, region)
+    grid = ModelGrid(int(region.height), int(region.width), resample_factor(config, src))
+    if grid.pixels > max_pixels:
+        raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "
+                         f"is {max_pixels}")
+    return region, grid
 
 
 def _check_region(input_path: Path, src, region: Window | None) -> Window:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import tempfile
 
@@ -143,12 +144,50 @@ def _download(model_uri: str, folder: str) -> str:
         sys.exit(f"error: cannot fetch model {model_uri}: {message[:300]}")
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (in use, not allowed, no such
+    interface), found by binding it as uvicorn will, before the model is fetched; None when
+    it can."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind(address)
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return f"cannot listen on {host}:{port}: {reason}"
+    return None
+
+
+def local_model_problem(model_uri: str) -> str | None:
+    """Why a local model folder (a path or ``file://``) is no MLflow model; None otherwise
+    (other URIs, ``runs:/`` and ``models:/`` included, are MLflow's to resolve)."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(model_uri).scheme
+    if scheme not in ("", "file"):
+        return None
+    path = urlparse(model_uri).path if scheme == "file" else model_uri
+    if not os.path.exists(path):
+        return f"model {model_uri}: no such folder"
+    if not os.path.isfile(os.path.join(path, "MLmodel")):
+        return f"model {model_uri}: not an MLflow model: no MLmodel file in {path}"
+    return None
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # Wrong values on the command line: refused (exit 2, as the parser's own refusals)
+    # before the model is fetched and loaded.
+    for problem in (port_problem(args.host, args.port), local_model_problem(args.model_uri)):
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
     import uvicorn
 
     # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again with the handler it

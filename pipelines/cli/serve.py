@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -15,16 +17,23 @@ from serving.scene import MAX_SCENE_PIXELS
 DEFAULT_MODEL_URI = "models:/segpipe@champion"
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    """One line on stderr and exit ``code``: 2 for a command-line value that cannot be used
+    (refused before any work), 1 for a failure of the store, the model or the server."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
 def _use_store(model_uri: str, tracking_uri: str | None) -> None:
     """Check that the store holds the model, creating nothing (one line and exit 1 when it
-    does not), then use the store in this process and the children it starts."""
-    from pipelines.tracking_store import StoreError, check_model
+    does not, 2 when a local --model-uri is no MLflow model), then use the store in this
+    process and the children it starts."""
+    from pipelines.tracking_store import NotAModelError, StoreError, check_model
 
     try:
         tracking_uri = check_model(model_uri, tracking_uri)
     except StoreError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(err), 2 if isinstance(err, NotAModelError) else 1)
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -50,6 +59,8 @@ def serve(
 ) -> None:
     """Start the model server on a model (POST /invocations, GET /ping): MLflow's scoring
     server behind segpipe's request checks (serving/server.py)."""
+    if problem := server.port_problem(host, port):
+        _fail(problem, 2)
     _use_store(model_uri, tracking_uri)
     command = [sys.executable, "-m", "serving.server", "--model-uri", model_uri,
                "--host", host, "--port", str(port), "--workers", str(workers),
@@ -79,12 +90,45 @@ def _local_predictor(model_uri: str):
     return model.predictor
 
 
-def _remote_predictor(endpoint: str, model_uri: str, tta: bool):
-    from serving.predict import ScenePredictor
-    from serving.remote import endpoint_predict_fn, load_serving_config
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and symlinks too
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
-    config = load_serving_config(model_uri)
-    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config, normalize=False)
+
+def _check_writable(option: str, path: Path) -> None:
+    """Exit 2 unless ``path`` can be created: not a folder, and its nearest existing folder
+    takes a new file (missing folders below it are created when the file is written).
+    Tried with a real file, as permission bits say nothing to root or on /proc."""
+    if path.is_dir():
+        _fail(f"{option} {path} is a folder; give a file name", 2)
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        _fail(f"{option} {path}: {folder} is not a folder", 2)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        _fail(f"{option} {path}: cannot create files in {folder} ({exc.strerror or exc})", 2)
+
+
+def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
+    """Refuse outputs that would overwrite the scene or each other, or cannot be written."""
+    if _same_file(out, input):
+        _fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
+    if polygons is not None:
+        if _same_file(polygons, input):
+            _fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
+                  f"overwrite it", 2)
+        if _same_file(polygons, out):
+            _fail(f"--polygons {polygons} is the mask --out {out}: give them different "
+                  f"names", 2)
+    _check_writable("--out", out)
+    if polygons is not None:
+        _check_writable("--polygons", polygons)
 
 
 def predict(
@@ -109,16 +153,47 @@ def predict(
         help="largest scene to predict, checked from its header before any pixel is read"),
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, window by window."""
+    from serving.remote import EndpointError, check_endpoint_url
+
+    _check_outputs(input, out, polygons)
+    if endpoint:
+        try:
+            check_endpoint_url(endpoint)
+        except EndpointError as exc:
+            _fail(str(exc), 2)
+    _use_store(model_uri, tracking_uri)
+    from serving.remote import load_serving_config
+    from serving.scene import SceneError, check_scene, predict_scene
+
+    # The scene is checked against the model's serving config alone (two small files),
+    # before the network loads or a window goes to the server.
+    try:
+        config = load_serving_config(model_uri)
+    except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
+        _fail(f"model {model_uri}: cannot read its serving config "
+              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1)
+    try:
+        check_scene(input, config, max_pixels=max_pixels)
+    except SceneError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+    if endpoint:
+        from serving.remote import check_endpoint_reachable
+
+        try:
+            check_endpoint_reachable(endpoint)
+        except EndpointError as exc:
+            _fail(str(exc), 1)
     from serving.quiet import import_tensorflow_quietly
 
-    _use_store(model_uri, tracking_uri)
     import_tensorflow_quietly()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from serving.scene import SceneError, predict_scene
+    from serving.predict import ScenePredictor
+    from serving.remote import endpoint_predict_fn
 
     if endpoint:
-        predictor = _remote_predictor(endpoint, model_uri, tta)
+        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config,
+                                   normalize=False)
         tta_local = False  # the server averages the flips of each window
     else:
         predictor = _local_predictor(model_uri)
@@ -137,6 +212,10 @@ def predict(
                                    progress=progress, max_pixels=max_pixels)
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+        except EndpointError as exc:
+            _fail(str(exc), 1)
+        except OSError as exc:  # writing the mask or the polygons
+            _fail(f"cannot write the output: {exc}", 1)
     typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
     if result.polygons_path:
         typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons)")

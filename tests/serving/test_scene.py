@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tracemalloc
 
 import numpy as np
@@ -14,6 +15,7 @@ from pipelines.cli import app
 from serving.predict import ScenePredictor, keras_predict_fn
 from serving.scene import SceneError, predict_scene
 from tests.serving.conftest import BANDS, make_config, write_scene
+from tests.serving.server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +175,57 @@ def test_cli_names_a_truncated_scene_without_a_traceback(logged_model, tmp_path)
     assert "half.tif:cannotreadpixels(truncatedorcorruptdata?)" in text
     assert "IReadBlockfailed" in text  # GDAL's account of where
     assert "Traceback" not in result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.fixture(scope="module")
+def model_with_broken_network(logged_model, tmp_path_factory):
+    """A copy of the logged model whose network files (Keras and OpenVINO) are garbage: its
+    serving config reads, the network does not load."""
+    copy = tmp_path_factory.mktemp("broken") / "model"
+    shutil.copytree(logged_model["local_path"], copy)
+    network = [path for path in copy.rglob("*")
+               if path.suffix in (".keras", ".xml", ".bin") and path.is_file()]
+    assert network
+    for path in network:
+        path.write_bytes(b"not a network")
+    return copy
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("bands", "rgb.tif:wrongbandcount:3bands,themodelexpects4"),
+    ("truncated", "half.tif:cannotreadpixels(truncatedorcorruptdata?)"),
+    ("not an image", "notes.tif:cannotreadthescene"),
+])
+def test_cli_checks_the_scene_before_loading_the_network(model_with_broken_network, tmp_path,
+                                                         case, problem):
+    if case == "bands":
+        scene = tmp_path / "rgb.tif"
+        with rasterio.open(scene, "w", driver="GTiff", width=8, height=8, count=BANDS - 1,
+                           dtype="uint8") as dst:
+            dst.write(np.zeros((BANDS - 1, 8, 8), "uint8"))
+    elif case == "truncated":
+        scene = truncate(write_scene(tmp_path / "half.tif", height=600, width=300))
+    else:
+        scene = tmp_path / "notes.tif"
+        scene.write_text("meeting notes")
+    result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(tmp_path / "m.tif"),
+                                      "--model-uri", str(model_with_broken_network)])
+    assert result.exit_code == 2, result.output
+    assert problem in "".join(result.output.replace("│", "").split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_cli_endpoint_that_is_not_running_is_one_line(logged_model, scene, tmp_path):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(tmp_path / "m.tif"),
+                                      "--endpoint", endpoint, "--model-uri",
+                                      logged_model["local_path"]])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: endpoint {endpoint} is not reachable (connection refused or host not "
+        f"found); is the server running (`segpipe serve`)?"]
     assert not (tmp_path / "m.tif").exists()
 
 

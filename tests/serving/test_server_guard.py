@@ -146,3 +146,16 @@ def test_valid_requests_and_the_other_routes_answer_as_before(server):
     assert version.status_code == 200 and version.text[0].isdigit()
     assert_short_error(requests.get(f"{server.url}/invocations", timeout=10), 405,
                        "Method Not Allowed")
+
+
+@pytest.mark.parametrize("method, route, status, phrase", [
+    ("GET", "/foo", 404, "no route GET '/foo'; the routes are POST /invocations"),
+    ("POST", "/", 404, "no route POST '/'"),
+    ("POST", "/ping", 405, "Method Not Allowed"),
+    ("DELETE", "/invocations", 405, "Method Not Allowed"),
+])
+def test_unknown_routes_and_methods_answer_the_two_key_error_body(server, method, route,
+                                                                   status, phrase):
+    response = requests.request(method, f"{server.url}{route}", timeout=10)
+    body = assert_short_error(response, status, phrase)
+    assert body["error_code"] == {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[status]
