@@ -27,6 +27,9 @@ _MLFLOW_LOG = re.compile(r"^\s*\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+ mlflow")
 # Optuna's INFO lines, but for those that say how a trial ended.
 _OPTUNA_INFO = re.compile(r"^\s*\[I \d{4}-")
 _TRIAL_ENDED = re.compile(r"\] Trial \d+ (finished with value|pruned)")
+# What Python prints between two chained tracebacks.
+_CHAINED_TRACEBACK = ("During handling of the above exception",
+                      "The above exception was the direct cause")
 # A step's own warnings, which the executor logs as "[KFP Executor <time> WARNING]: ...".
 _EXECUTOR_WARNING = re.compile(r"\[KFP Executor [^\]]* (WARNING|ERROR)\]: ")
 
@@ -34,12 +37,18 @@ _EXECUTOR_WARNING = re.compile(r"\[KFP Executor [^\]]* (WARNING|ERROR)\]: ")
 class TaskOutputFilter(io.TextIOBase):
     """Stands in for stdout while kfp runs (its logger and the task output it streams both
     write there): every line to the log; to the console the task progress and the steps'
-    own lines, without the executor's JSON dumps and bookkeeping."""
+    own lines, without the executor's JSON dumps, Python tracebacks and bookkeeping."""
 
     def __init__(self, log: TextIO, console: TextIO, verbose: bool) -> None:
         self._log, self._console, self._verbose = log, console, verbose
         self._state = threading.local()
         self._lock = threading.Lock()
+        self._muted = False
+
+    def mute(self) -> None:
+        """The log only from now on: after an interruption, the tasks the runner still
+        reports (stopped, retried, failed) would bury the line that says what happened."""
+        self._muted = True
 
     def writable(self) -> bool:
         return True
@@ -51,7 +60,8 @@ class TaskOutputFilter(io.TextIOBase):
             pending = getattr(self._state, "pending", "") + text
             *lines, self._state.pending = pending.split("\n")
             for line in lines:
-                if self._verbose or self._shown(line):
+                shown = self._verbose or self._shown(line)
+                if shown and not self._muted:
                     self._console.write(line + "\n")
             self._console.flush()
         return len(text)
@@ -60,9 +70,21 @@ class TaskOutputFilter(io.TextIOBase):
         """Hide the executor's input/output JSON (from 'Got executor_input:' to the closing
         brace at the indentation of its opening one), its INFO lines, the outputs kfp lists
         after each task (up to the dashed separator) and the noise above; a step's own
-        warnings stay."""
+        warnings stay. A traceback is hidden from its first line to its exception line
+        (the first line back at its indentation): the run's last line names the failed
+        step and that exception, and the log keeps the frames."""
         state = self._state
         stripped = line.strip()
+        traceback_indent = getattr(state, "traceback_indent", None)
+        if traceback_indent is not None:
+            if _indent(line) <= traceback_indent and stripped:
+                state.traceback_indent = None  # the exception line, the traceback's last
+            return False
+        if stripped.startswith(_CHAINED_TRACEBACK):
+            return False
+        if stripped == "Traceback (most recent call last):":
+            state.traceback_indent = _indent(line)
+            return False
         closing = getattr(state, "json_closing", None)
         if closing is not None:
             if line.rstrip() == closing:
@@ -96,12 +118,17 @@ class TaskOutputFilter(io.TextIOBase):
         return bool(stripped) and not any(noise in line for noise in _CONSOLE_NOISE)
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 @contextlib.contextmanager
-def tee_task_output(log: TextIO, console: TextIO, verbose: bool) -> Iterator[None]:
+def tee_task_output(log: TextIO, console: TextIO,
+                    verbose: bool) -> Iterator[TaskOutputFilter]:
     original = sys.stdout
-    sys.stdout = TaskOutputFilter(log, console, verbose)  # type: ignore[assignment]
+    sys.stdout = shown = TaskOutputFilter(log, console, verbose)  # type: ignore[assignment]
     try:
-        yield
+        yield shown
     finally:
         sys.stdout = original
 

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,9 +112,10 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
                pipeline_root=str(workdir / "kfp-outputs"),
                enable_caching=config.cache, raise_on_error=True)
     started = time.monotonic()
-    with open(log_path, "w") as log, _task_environment(), _stopped_by_signals(), \
-            _quiet_local_runner_warnings(), tee_task_output(log, console, verbose), \
-            report_cache_hits():
+    with open(log_path, "w") as log, _task_environment(), \
+            tee_task_output(log, console, verbose) as task_output, \
+            _stopped_by_signals(on_signal=task_output.mute), \
+            _quiet_local_runner_warnings(), report_cache_hits():
         try:
             segmentation_pipeline(**pipeline_arguments(config, tracking))
         except RuntimeError:
@@ -281,7 +282,7 @@ class _Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def _stopped_by_signals() -> Iterator[None]:
+def _stopped_by_signals(on_signal: Callable[[], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread (the web app runs us elsewhere)
         return
@@ -291,6 +292,7 @@ def _stopped_by_signals() -> Iterator[None]:
         # exception gets out of it, so raising alone would wait for the whole tuning.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+        on_signal()
         _stop_tasks()
         raise _Interrupted(signum)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -37,6 +38,38 @@ def _run(config, verbose: bool, fresh: bool = False):
         return run_local(config, verbose=verbose, fresh=fresh)
     except PipelineRunError as err:
         raise _fail(err, 1) from None
+
+
+def _locked(workdir: Path, origin: str) -> contextlib.ExitStack:
+    """The workdir's run lock, held until the returned stack closes; a workdir that cannot
+    be created is a config error, one another run holds is refused."""
+    from pipelines.run_lock import WorkdirBusy, WorkdirError, workdir_lock
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(workdir_lock(workdir))
+    except WorkdirError as err:
+        raise _fail(f"{origin}: workdir: {err}") from None
+    except WorkdirBusy as err:
+        raise _fail(err, 1) from None
+    return stack
+
+
+def _check_source(config, path: Path) -> None:
+    """A local folder without scenes fails now, by the ingest step's own discovery rules,
+    not in the ingest task after the runner started (archives and S3 are read there)."""
+    source = Path(config.source)
+    if "://" in config.source or not source.is_dir():
+        return
+    from components.discover import discover_pairs
+    from components.raster import DataError
+
+    ingest = config.data.ingest
+    try:
+        discover_pairs(source, ingest.mask_dir_names, ingest.side_by_side, ingest.image_dir,
+                       ingest.mask_dir, ingest.vector_labels)
+    except DataError as err:
+        raise _fail(f"{path}: source: {err}") from None
 
 
 def _check_encoder_weights(config, path: Path) -> None:
@@ -82,7 +115,8 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
     typer.echo(f"generating {scenes} sample scenes of {size}x{size} px in {workdir}")
     source = prepare_demo(workdir, scenes=scenes, size=size)
     config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
-    result = _run(config, verbose)
+    with _locked(config.workdir, "--workdir"):
+        result = _run(config, verbose)
     _summary(result)
     typer.echo("\nnext, each in a new terminal:")
     for command, what in next_commands(result.tracking_uri, result.model_name, workdir):
@@ -102,8 +136,10 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML c
     last epoch."""
     overrides = {"cache": False} if no_cache else None
     loaded = _load(config, overrides)
-    _check_encoder_weights(loaded, config)
-    result = _run(loaded, verbose, fresh)
+    _check_source(loaded, config)
+    with _locked(loaded.workdir, str(config)):
+        _check_encoder_weights(loaded, config)
+        result = _run(loaded, verbose, fresh)
     _summary(result)
 
 

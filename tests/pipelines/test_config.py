@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -263,3 +266,35 @@ print(sorted(m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modu
     error, modules = done.stdout.strip().splitlines()[-2:]
     assert "bad.yaml: tuning.search_space" in error and "unknown ['segformer']" in error
     assert modules == "[]"
+
+
+def test_a_duplicate_key_is_refused_naming_file_line_and_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"my\.yaml: line 4: duplicate key 'n_trials'"):
+        load_config(write(tmp_path, "source: x\ntuning:\n  n_trials: 2\n  n_trials: 3\n"))
+
+
+def _segpipe_run(config: Path) -> subprocess.CompletedProcess:
+    repo_root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config",
+                           str(config)], cwd=config.parent,
+                          env={**os.environ, "PYTHONPATH": str(repo_root)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_workdir_that_cannot_be_created_is_a_config_error_before_any_work(tmp_path):
+    for name in ("a_image.tif", "a_mask.tif"):  # a scene, as far as discovery looks
+        (tmp_path / "x" / name).write_bytes(b"")
+    done = _segpipe_run(write(tmp_path, "source: x\nworkdir: /proc/nope\n"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'my.yaml'}: workdir: cannot use /proc/nope: No such file or "
+        "directory"], done.stderr
+
+
+def test_a_local_source_without_scenes_is_refused_before_the_runner_starts(tmp_path):
+    done = _segpipe_run(write(tmp_path, "source: x\nworkdir: work\n"))  # x/ is empty
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'my.yaml'}: source: {tmp_path / 'x'}: source is empty "
+        "(no files)"], done.stderr
+    assert not (tmp_path / "work").exists()  # refused before anything was made

@@ -51,3 +51,40 @@ def test_verbose_console_shows_everything():
     console = io.StringIO()
     TaskOutputFilter(io.StringIO(), console, verbose=True).write(STREAM)
     assert console.getvalue() == STREAM
+
+
+FAILED_STEP = """18:14:27.324 - INFO - Executing task 'ingest'
+    Traceback (most recent call last):
+      File "<frozen runpy>", line 198, in _run_module_as_main
+      File "/v/site-packages/kfp/dsl/executor.py", line 453, in execute
+        result = self.func(**func_kwargs)
+                 ^^^^^^^^^^^^^^^^^^^^^^^^
+    ValueError: first
+
+    During handling of the above exception, another exception occurred:
+
+    Traceback (most recent call last):
+      File "/r/components/ingest.py", line 285, in ingest_source
+        raise DataError(relabel(str(err))) from None
+    components.raster.DataError: /data/4.tif: cannot read pixels
+18:14:28.007 - ERROR - Task 'ingest' finished with status FAILURE
+"""
+
+
+def test_a_failed_steps_traceback_stays_in_the_log():
+    log, console = io.StringIO(), io.StringIO()
+    TaskOutputFilter(log, console, verbose=False).write(FAILED_STEP)
+    assert console.getvalue().splitlines() == [
+        "18:14:27.324 - INFO - Executing task 'ingest'",
+        "18:14:28.007 - ERROR - Task 'ingest' finished with status FAILURE"]
+    assert log.getvalue() == FAILED_STEP
+
+
+def test_a_muted_console_shows_nothing_more_and_the_log_goes_on():
+    log, console = io.StringIO(), io.StringIO()
+    stream = TaskOutputFilter(log, console, verbose=True)
+    stream.write("18:23:01.640 - INFO - Executing task 'tune-worker'\n")
+    stream.mute()
+    stream.write("18:23:09.001 - ERROR - Task 'tune-worker' finished with status FAILURE\n")
+    assert console.getvalue() == "18:23:01.640 - INFO - Executing task 'tune-worker'\n"
+    assert "FAILURE" in log.getvalue()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -161,6 +162,10 @@ def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_fo
     assert time.monotonic() - sent < 45
     assert runner.returncode == 1
     assert "interrupted by SIGTERM" in output.strip().splitlines()[-1]
+    # Nothing the runner reports about the stopped (and retried) tasks buries that line.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)  # kfp colours task names and states
+    assert plain.count("Executing task 'tune-worker'") == 1, plain[-3000:]
+    assert "status FAILURE" not in plain, plain[-3000:]
     assert not _started_by(runner.pid)
     assert not _stop_files(runner.pid)  # created to stop the tasks, removed on the way out
 
@@ -178,13 +183,28 @@ def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_fo
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_failing_step_is_named_with_its_error_on_the_console_and_in_mlflow(run_folder):
+    """...and, while it runs, a second run of the same workdir is refused at once."""
     (run_folder / "data" / "scene00_image.tif").write_bytes(b"II*\0 truncated")
     runner = _start(run_folder)
+    lock = run_folder / "work" / "run.lock"
+    _wait_for(lambda: lock.is_file() and lock.read_text().strip(), 120,
+              "the first run to lock its workdir", runner, poll=0.1)
+    second = _start(run_folder)
+    refused, _ = second.communicate(timeout=60)
+    assert runner.poll() is None, "the first run ended before the second was refused"
+    assert second.returncode == 1
+    assert refused.strip().splitlines() == [
+        f"error: another `segpipe run` is using the workdir {run_folder / 'work'} (pid "
+        f"{runner.pid}); wait for it to end or stop it, or give this config another "
+        "workdir"], refused
+
     output, _ = runner.communicate(timeout=240)
     assert runner.returncode == 1
     last = output.strip().splitlines()[-1]
     assert "step 'ingest' failed" in last and "scene00_image.tif" in last, last
-    assert "Traceback" not in last
+    assert "Traceback" not in output  # the frames stay in the log the last line names
+    log = Path(last.rsplit("(full log: ", 1)[1].rstrip(")"))
+    assert "Traceback" in log.read_text()
 
     from mlflow.tracking import MlflowClient
 
