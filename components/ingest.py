@@ -30,7 +30,7 @@ from rasterio.windows import Window
 
 from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
 from components.atomic import atomic_path
-from components.discover import ScenePair, discover_pairs
+from components.discover import Discovery, ScenePair, discover_pairs
 from components.given_split import given_splits
 from components.label_spec import find_classes_file, resolve_spec
 from components.labelme import labelme_shapes, survey_labelme
@@ -229,10 +229,16 @@ def _relabeller(source: str, root: Path):
     return relabel
 
 
+def find_pairs(root: Path, options: IngestOptions) -> Discovery:
+    """The scene pairs the ingest step reads under a local folder ``root``; a DataError when
+    there are none (callers check a local source with it before starting any work)."""
+    return discover_pairs(root, options.mask_dir_names, options.side_by_side,
+                          options.image_dir, options.mask_dir, options.vector_labels)
+
+
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel) -> ClassMap:
-    found = discover_pairs(root, options.mask_dir_names, options.side_by_side,
-                           options.image_dir, options.mask_dir, options.vector_labels)
+    found = find_pairs(root, options)
     pairs = found.pairs
     survey, layers = _survey(pairs, options, progress)
     if found.unmatched:

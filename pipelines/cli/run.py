@@ -61,13 +61,11 @@ def _check_source(config, path: Path) -> None:
     source = Path(config.source)
     if "://" in config.source or not source.is_dir():
         return
-    from components.discover import discover_pairs
+    from components.ingest import find_pairs
     from components.raster import DataError
 
-    ingest = config.data.ingest
     try:
-        discover_pairs(source, ingest.mask_dir_names, ingest.side_by_side, ingest.image_dir,
-                       ingest.mask_dir, ingest.vector_labels)
+        find_pairs(source, config.data.ingest)
     except DataError as err:
         raise _fail(f"{path}: source: {err}") from None
 
