@@ -91,7 +91,23 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
     # A local source that is not there fails now, not in the ingest task minutes later.
     if _is_local(config.source) and not Path(config.source).exists():
         raise ConfigError(f"{origin}: source: {config.source} does not exist")
+    if _is_local(config.source) and _read_as_data(config.workdir, Path(config.source)):
+        raise ConfigError(f"{origin}: workdir: {config.workdir} is inside the source "
+                          f"{config.source}, whose scenes are read from every folder in it: "
+                          "the run's outputs would be read as scenes next time (and written "
+                          "into your data); give a workdir outside it, or a hidden folder "
+                          "such as .segpipe")
     return config
+
+
+def _read_as_data(workdir: Path, source: Path) -> bool:
+    """``workdir`` lies in the local ``source`` where ingest looks for scenes (it skips
+    hidden folders, such as the default .segpipe beside a config kept in the data)."""
+    try:
+        inside = workdir.relative_to(source)
+    except ValueError:
+        return False
+    return not any(part.startswith(".") for part in inside.parts)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

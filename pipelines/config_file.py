@@ -49,19 +49,27 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def load_yaml(text: str, origin: str) -> Any:
+    """YAML text (a file's, or pasted in the web app) as data, a repeated key refused;
+    ConfigError naming ``origin`` otherwise."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as err:
+        raise ConfigError(f"{origin}: line {err.problem_mark.line + 1}: {err.problem}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin}: not valid YAML: {err}") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A config file's mapping, or ConfigError naming the file."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (safe)
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read the config file: {err}") from None
-    except _DuplicateKey as err:
-        raise ConfigError(f"{path}: line {err.problem_mark.line + 1}: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    data = load_yaml(text, str(path))
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
+from pipelines.config_file import ConfigError, load_yaml
+
 Kind = Literal["bool", "int", "float", "choice", "text", "yaml"]
 FORM_ORIGIN = "form"
 
@@ -146,10 +148,9 @@ def widget_value(field: FormField, raw: Any) -> Any:
         if not text:
             return None
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            problem = str(err).splitlines()[0]
-            raise FormError(f"{FORM_ORIGIN}: {field.key}: not valid YAML: {problem}") from None
+            return load_yaml(text, f"{FORM_ORIGIN}: {field.key}")
+        except ConfigError as err:
+            raise FormError(str(err).splitlines()[0]) from None
     if field.kind == "text":
         text = (raw or "").strip()
         return None if not text and field.optional else text

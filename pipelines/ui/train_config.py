@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.config import ConfigError, PipelineConfig, parse_config
+from pipelines.config import PipelineConfig, parse_config
+from pipelines.config_file import load_yaml
 from pipelines.ui.settings import UiError, UiSettings
 
 _SQLITE = "sqlite:///"
@@ -17,10 +18,7 @@ _SQLITE = "sqlite:///"
 
 def parse_yaml_text(text: str, origin: str, base: Path) -> PipelineConfig:
     """A pasted or uploaded config; ConfigError naming ``origin`` and the field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{origin}: not valid YAML: {err}") from None
+    data = load_yaml(text, origin)
     return parse_config({} if data is None else data, origin=origin, base=base)
 
 

@@ -298,3 +298,16 @@ def test_a_local_source_without_scenes_is_refused_before_the_runner_starts(tmp_p
         f"error: {tmp_path / 'my.yaml'}: source: {tmp_path / 'x'}: source is empty "
         "(no files)"], done.stderr
     assert not (tmp_path / "work").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("workdir, refused", [("scenes/wd", True), ("scenes", True),
+                                              ("scenes/.segpipe", False), ("wd", False)])
+def test_a_workdir_inside_the_source_is_refused_unless_hidden(tmp_path, workdir, refused):
+    """Outputs written where ingest looks for scenes would be read as data by the next run
+    (and written into the user's data folder); hidden folders are skipped by ingest."""
+    path = write(tmp_path, f"source: scenes\nworkdir: {workdir}\n")
+    if not refused:
+        assert load_config(path).workdir == tmp_path / workdir
+        return
+    with pytest.raises(ConfigError, match=r"my.yaml: workdir: .* is inside the source"):
+        load_config(path)

@@ -163,6 +163,9 @@ def test_pasted_yaml_errors_name_their_origin():
         parse_yaml_text("source: [unclosed", "pasted YAML", Path("/"))
     with pytest.raises(ConfigError, match="^my.yaml: tuning.n_trails: Extra inputs"):
         parse_yaml_text("source: x\ntuning: {n_trails: 3}\n", "my.yaml", Path("/"))
+    with pytest.raises(ConfigError, match="^pasted YAML: line 3: duplicate key 'n_trials'"):
+        parse_yaml_text("source: x\ntuning: {n_trials: 3,\n  n_trials: 5}\n", "pasted YAML",
+                        Path("/"))
 
 
 def test_local_inputs_are_checked_before_a_run_starts(tmp_path):
