@@ -40,7 +40,7 @@ def _run(config, verbose: bool, fresh: bool = False):
         raise _fail(err, 1) from None
 
 
-def _locked(workdir: Path, origin: str) -> contextlib.ExitStack:
+def _locked(workdir: Path, field: str) -> contextlib.ExitStack:
     """The workdir's run lock, held until the returned stack closes; a workdir that cannot
     be created is a config error, one another run holds is refused."""
     from pipelines.run_lock import WorkdirBusy, WorkdirError, workdir_lock
@@ -49,7 +49,7 @@ def _locked(workdir: Path, origin: str) -> contextlib.ExitStack:
     try:
         stack.enter_context(workdir_lock(workdir))
     except WorkdirError as err:
-        raise _fail(f"{origin}: workdir: {err}") from None
+        raise _fail(f"{field}: {err}") from None
     except WorkdirBusy as err:
         raise _fail(err, 1) from None
     return stack
@@ -110,10 +110,10 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
     from pipelines.demo import next_commands, prepare_demo
 
     workdir = workdir.resolve()
-    typer.echo(f"generating {scenes} sample scenes of {size}x{size} px in {workdir}")
-    source = prepare_demo(workdir, scenes=scenes, size=size)
-    config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
-    with _locked(config.workdir, "--workdir"):
+    with _locked(workdir, "--workdir"):  # before anything is written there
+        typer.echo(f"generating {scenes} sample scenes of {size}x{size} px in {workdir}")
+        source = prepare_demo(workdir, scenes=scenes, size=size)
+        config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
         result = _run(config, verbose)
     _summary(result)
     typer.echo("\nnext, each in a new terminal:")
@@ -135,7 +135,7 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML c
     overrides = {"cache": False} if no_cache else None
     loaded = _load(config, overrides)
     _check_source(loaded, config)
-    with _locked(loaded.workdir, str(config)):
+    with _locked(loaded.workdir, f"{config}: workdir"):
         _check_encoder_weights(loaded, config)
         result = _run(loaded, verbose, fresh)
     _summary(result)

@@ -41,3 +41,23 @@ def test_next_commands_name_everything_they_need(tmp_path):
     assert f"-d @{tmp_path / REQUEST_FILE}" in text
     holding = [what for _, what in commands if "holds its terminal" in what]
     assert len(holding) == 3  # mlflow ui, serve and the web app
+
+
+def test_demo_refuses_an_unusable_workdir_before_writing_anything(tmp_path):
+    """The workdir is locked (and so created) before the sample data is generated: a workdir
+    under a file is one line naming --workdir, exit 2, and nothing is written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    repo_root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--workdir",
+                           str(blocker / "work")], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo_root)}, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == \
+        f"error: --workdir: cannot use {blocker / 'work'}: Not a directory"
+    assert "generating" not in done.stdout and sorted(os.listdir(tmp_path)) == ["a-file"]
