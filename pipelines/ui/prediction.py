@@ -62,8 +62,6 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
                    progress: Callable[[int, int], None] | None = None):
     """predict_scene into ``out_dir/mask.tif``; returns serving's SceneResult. Errors that
     are the scene's or the server's become UiError naming ``name`` or the endpoint."""
-    import requests
-
     from serving.remote import EndpointError
     from serving.scene import SceneError, predict_scene
 
@@ -74,11 +72,8 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
                              overlap=options.overlap, progress=progress)
     except SceneError as exc:
         raise UiError(str(exc).replace(str(scene), name)) from None
-    except EndpointError as exc:
+    except EndpointError as exc:  # refused, failed or unreachable (serving/remote.py)
         raise UiError(f"model server: {exc}") from None
-    except requests.RequestException as exc:
-        raise UiError(f"model server {options.endpoint} unreachable: "
-                      f"{type(exc).__name__}") from None
 
 
 def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int) -> bytes:

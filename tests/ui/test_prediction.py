@@ -64,7 +64,8 @@ def test_unreachable_model_server_is_a_message(tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
     remote = remote_predictor(endpoint, serving_config(), tta=False)
     scene = write_scene(tmp_path / "scene.tif", 32)
-    with pytest.raises(UiError, match=f"model server {endpoint} unreachable: ConnectionError"):
+    with pytest.raises(UiError, match=f"^model server: endpoint {endpoint}/invocations is not "
+                       r"reachable \(connection refused or host not found\)"):
         run_prediction(remote, scene, "scene.tif", tmp_path, PredictOptions(endpoint=endpoint))
 
 
