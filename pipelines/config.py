@@ -22,6 +22,7 @@ section forbids unknown keys, so a typo is an error that names the field, e.g.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ def _is_local(source: str) -> bool:
 
 def _absolute(path: Path, base: Path) -> Path:
     path = path.expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+    # normalized, symlinks kept: messages then show the paths the user wrote
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 def parse_config(data: Any, origin: str = "config", base: Path | None = None) -> PipelineConfig:
@@ -91,7 +93,8 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
     # A local source that is not there fails now, not in the ingest task minutes later.
     if _is_local(config.source) and not Path(config.source).exists():
         raise ConfigError(f"{origin}: source: {config.source} does not exist")
-    if _is_local(config.source) and _read_as_data(config.workdir, Path(config.source)):
+    if _is_local(config.source) and _read_as_data(config.workdir.resolve(),
+                                                  Path(config.source).resolve()):
         raise ConfigError(f"{origin}: workdir: {config.workdir} is inside the source "
                           f"{config.source}, whose scenes are read from every folder in it: "
                           "the run's outputs would be read as scenes next time (and written "
@@ -114,4 +117,4 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Pi
     """Read and validate a YAML config; ``overrides`` (top-level keys) replace file values."""
     path = Path(path)
     data = {**read_yaml(path), **(overrides or {})}
-    return parse_config(data, origin=str(path), base=path.resolve().parent)
+    return parse_config(data, origin=str(path), base=Path(os.path.abspath(path)).parent)

@@ -311,3 +311,15 @@ def test_a_workdir_inside_the_source_is_refused_unless_hidden(tmp_path, workdir,
         return
     with pytest.raises(ConfigError, match=r"my.yaml: workdir: .* is inside the source"):
         load_config(path)
+
+
+def test_paths_keep_the_users_symlinks_and_the_inside_check_sees_through_them(tmp_path):
+    """Messages name the paths the user wrote (a symlinked data folder stays the link), while
+    a workdir reached through the link's target is still found inside the source."""
+    real = tmp_path / "disk" / "tea"
+    real.mkdir(parents=True)
+    (tmp_path / "tea").symlink_to(real)
+    config = load_config(write(tmp_path, "source: ./x/../tea\nworkdir: wd\n"))
+    assert config.source == str(tmp_path / "tea") and config.workdir == tmp_path / "wd"
+    with pytest.raises(ConfigError, match=r"workdir: .*/disk/tea/runs is inside the source"):
+        load_config(write(tmp_path, f"source: tea\nworkdir: {real / 'runs'}\n"))
