@@ -9,10 +9,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
 from serving.predict import ScenePredictor
+
+if TYPE_CHECKING:
+    from pipelines.ui.registry import VersionSummary
 
 MASK_NAME = "mask.tif"
 POLYGONS_NAME = "mask.geojson"
@@ -23,6 +27,28 @@ class PredictOptions:
     tta: bool = False
     overlap: float | None = None  # None: the model's
     endpoint: str | None = None  # None: the model runs in this process
+
+
+def model_caption(version: VersionSummary, config: ServingConfig, max_pixels: int,
+                  endpoint: str | None = None) -> str:
+    """The Predict page's line about the model. With ``endpoint`` the mask comes from the
+    model the server was started with, which the server does not name (its /version is
+    MLflow's), so the sidebar version's scores are not shown as the result's: the version
+    only lends its classes, colours and window."""
+    shape = (f"{config.in_channels} band(s), {config.num_classes} classes, "
+             f"{config.patch_size} px windows. Scenes up to {max_pixels / 1e6:g} megapixels.")
+    if endpoint is None:
+        return f"{version.label()}: {shape}"
+    return (f"Model server {endpoint}: it predicts with the model it was started with, "
+            f"whatever version the sidebar shows. Classes, colours and windows of "
+            f"v{version.version}: {shape}")
+
+
+def result_source(version: VersionSummary, endpoint: str | None) -> str:
+    """Who made a mask, for its caption: the version in this app, or the server."""
+    if endpoint is None:
+        return version.label()
+    return f"the model server {endpoint} (its own model)"
 
 
 def local_predictor(model_uri: str) -> ScenePredictor:

@@ -96,3 +96,22 @@ def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path)
         server.stop()
     with rasterio.open(here.mask_path) as a, rasterio.open(there.mask_path) as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_model_server_results_are_not_credited_to_the_sidebar_version():
+    """The server runs the model it was started with (it does not say which), so neither
+    the page's caption nor the result's names the sidebar version's scores."""
+    from pipelines.ui.prediction import model_caption, result_source
+    from pipelines.ui.registry import VersionSummary
+
+    version = VersionSummary(name="tea", version="1", aliases=("champion",), run_id=None,
+                             created_ms=0, test_metrics={"miou": 0.384})
+    endpoint = "http://127.0.0.1:5001"
+    here = model_caption(version, serving_config(), 100_000_000)
+    assert here.startswith("v1 · champion · mIoU 0.384: 4 band(s), 3 classes, 32 px windows")
+    there = model_caption(version, serving_config(), 100_000_000, endpoint)
+    assert "mIoU" not in there and "champion" not in there
+    assert there.startswith(f"Model server {endpoint}: it predicts with the model it was "
+                            "started with, whatever version the sidebar shows")
+    assert result_source(version, None) == "v1 · champion · mIoU 0.384"
+    assert result_source(version, endpoint) == f"the model server {endpoint} (its own model)"

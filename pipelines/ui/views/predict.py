@@ -14,9 +14,11 @@ from pipelines.ui import areas, scenes, state
 from pipelines.ui.legend import legend_html
 from pipelines.ui.prediction import (
     PredictOptions,
+    model_caption,
     new_result_dir,
     polygons_geojson,
     remote_predictor,
+    result_source,
     run_prediction,
 )
 from pipelines.ui.render import Preview, overlay, read_mask, read_preview
@@ -40,6 +42,7 @@ class Result:
     key: tuple
     mask_path: Path
     name: str
+    source: str  # the version or the model server that made the mask
     preview: Preview
     rows: list[areas.ClassArea]
     seconds: float
@@ -78,8 +81,10 @@ def _options(config, endpoint: str | None) -> PredictOptions:
                              key="segpipe.overlap")
     where = IN_APP
     if endpoint:
-        where = cols[2].radio("Run on", [IN_APP, ENDPOINT], horizontal=True,
-                              help=f"{ENDPOINT}: {endpoint}", key="segpipe.where")
+        where = cols[2].radio(
+            "Run on", [IN_APP, ENDPOINT], horizontal=True, key="segpipe.where",
+            help=f"{ENDPOINT}: {endpoint}, with the model it was started with (`segpipe "
+                 f"serve --model-uri`), whatever version the sidebar shows.")
     return PredictOptions(tta=tta, overlap=overlap,
                           endpoint=endpoint if where == ENDPOINT else None)
 
@@ -106,7 +111,8 @@ def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple)
     preview = read_preview(scene.path)
     rows = areas.class_areas(result.class_pixels, config.class_names, config.class_colors,
                              areas.mask_pixel_area(result.mask_path))
-    return Result(key=key, mask_path=result.mask_path, name=scene.name, preview=preview,
+    return Result(key=key, mask_path=result.mask_path, name=scene.name,
+                  source=result_source(version, options.endpoint), preview=preview,
                   rows=rows, seconds=seconds)
 
 
@@ -122,7 +128,7 @@ def _show(result: Result, config) -> None:
                    caption="mask over the image", width="stretch", output_format="JPEG")
     headers, rows = areas.area_table(result.rows)
     legend_col.markdown(legend_html(rows, headers), unsafe_allow_html=True)
-    legend_col.caption(f"Predicted in {result.seconds:.1f} s.")
+    legend_col.caption(f"Predicted by {result.source} in {result.seconds:.1f} s.")
     stem = Path(result.name).stem or "scene"
     mask_path = result.mask_path
     legend_col.download_button("Download mask (GeoTIFF)", data=mask_path.read_bytes,
@@ -143,9 +149,10 @@ def page() -> None:
         return
     settings = state.settings()
     config = state.serving_config(version.model_uri)
-    st.caption(f"{version.label()}: {config.in_channels} band(s), {config.num_classes} "
-               f"classes, {config.patch_size} px windows. Scenes up to "
-               f"{settings.max_pixels / 1e6:g} megapixels.")
+    # The radio's value of this rerun (set before the script runs), so the caption above it
+    # already says which model will predict.
+    on_server = settings.endpoint if st.session_state.get("segpipe.where") == ENDPOINT else None
+    st.caption(model_caption(version, config, settings.max_pixels, on_server))
     source = UPLOAD
     if settings.data_dir is not None:
         source = st.radio("Scene from", [UPLOAD, DATA_FOLDER], horizontal=True,
