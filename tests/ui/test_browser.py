@@ -103,7 +103,11 @@ def test_upload_size_limit_is_shown_and_enforced(page, ui_app, tmp_path):
     big = tmp_path / "big.tif"
     big.write_bytes(b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))
     _upload(page, ui_app, big)
-    expect(page.get_by_test_id("stMain")).to_contain_text(f"up to {MAX_UPLOAD_MB} MB")
+    main = page.get_by_test_id("stMain")
+    expect(main).to_contain_text(f"up to {MAX_UPLOAD_MB} MB")
+    # Streamlit's own refusal is a tooltip of a red chip; the page says it in plain text.
+    expect(main).to_contain_text(f"A file over {MAX_UPLOAD_MB} MB is refused: its chip turns "
+                                 "red (hover it for the reason)")
     page.get_by_text(f"File must be {MAX_UPLOAD_MB}.0MB or smaller").wait_for()
     assert page.get_by_role("button", name="Predict", exact=True).count() == 0
     _no_traceback(page)

@@ -52,6 +52,11 @@ def _uploaded_scene(max_upload_mb: int) -> Scene | None:
     uploaded = st.file_uploader(
         f"GeoTIFF, PNG or JPEG, up to {max_upload_mb} MB",
         type=[s.lstrip(".") for s in scenes.SCENE_SUFFIXES], key="segpipe.uploader")
+    # Streamlit refuses a larger file in the browser: the app never sees it (the uploader
+    # keeps returning the previous file), so the page can only say beforehand what happens.
+    st.caption(f"A file over {max_upload_mb} MB is refused: its chip turns red (hover it "
+               f"for the reason) and the previous file, if any, stays the scene. Larger "
+               f"scenes: `segpipe predict`, or the app's data folder (`--data-dir`).")
     if uploaded is None:
         return None
     saved = st.session_state.get(_UPLOAD_KEY)
