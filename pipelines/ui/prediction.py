@@ -4,6 +4,7 @@ mask GeoTIFF; polygons through serving's write_polygons."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -97,9 +98,17 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
         return predict_scene(predictor, scene, out_dir / MASK_NAME, tta=tta_here,
                              overlap=options.overlap, progress=progress)
     except SceneError as exc:
-        raise UiError(str(exc).replace(str(scene), name)) from None
+        raise UiError(users_name(str(exc), scene, name)) from None
     except EndpointError as exc:  # refused, failed or unreachable (serving/remote.py)
         raise UiError(f"model server: {exc}") from None
+
+
+def users_name(message: str, scene: Path, name: str) -> str:
+    """``message`` with the app's file (its path, and its bare name as GDAL's detail gives
+    it: 'upload.tif, band 1: IReadBlock failed') named as the user knows it. One pass, so a
+    user's name that contains the bare name is not replaced again."""
+    pattern = rf"{re.escape(str(scene))}|(?<![\w/.-]){re.escape(scene.name)}(?![\w.-])"
+    return re.sub(pattern, lambda _: name, message)
 
 
 def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int) -> bytes:

@@ -60,6 +60,18 @@ def test_scene_errors_name_the_users_file(predictor, tmp_path):
     assert "upload-123" not in str(error.value)
 
 
+def test_truncated_scene_error_names_the_users_file_in_gdals_detail_too(predictor, tmp_path):
+    scene = write_scene(tmp_path / "upload.tif", 96, seed=4)
+    data = scene.read_bytes()
+    scene.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UiError, match=r"^myupload\.tif: cannot read pixels") as error:
+        run_prediction(predictor, scene, "myupload.tif", tmp_path / "out", PredictOptions())
+    message = str(error.value)
+    assert "myupload.tif, band" in message  # GDAL's detail, with the user's name
+    assert "upload.tif" not in message.replace("myupload.tif", "")
+    assert str(tmp_path) not in message
+
+
 def test_unreachable_model_server_is_a_message(tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
     remote = remote_predictor(endpoint, serving_config(), tta=False)
