@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+import yaml
 
 from components.sample_data import generate_sample_dataset
 from components.split import SplitOptions
@@ -143,6 +144,25 @@ def test_tiny_search_space_validates_and_round_trips_through_the_written_file(tm
     assert run_config.tracking.mlflow_tracking_uri == settings.tracking_uri
     assert run_config.tracking.mlflow_artifact_location == (
         tmp_path / "store" / "mlartifacts").as_uri()
+
+
+def test_written_config_has_int_bounds_as_ints_and_no_unset_sections(tmp_path):
+    (tmp_path / "scenes").mkdir()
+    unset = parse_config({"source": str(tmp_path / "scenes"), "tuning": {"n_trials": 2}})
+    assert "null" not in to_yaml(unset)  # was `search_space: null`
+    space = {"models": {"unet": {"depth": {"type": "int", "low": 2, "high": 4, "step": 2},
+                                 "dropout": {"type": "float", "low": 0.0, "high": 0.5}}}}
+    config = parse_config({"source": str(tmp_path / "scenes"),
+                           "tuning": {"search_space": space}})
+    written = yaml.safe_load(to_yaml(config))
+    unet = written["tuning"]["search_space"]["models"]["unet"]
+    assert unet["depth"] == {"type": "int", "low": 2, "high": 4, "step": 2}
+    assert all(type(unet["depth"][k]) is int for k in ("low", "high", "step"))
+    assert unet["dropout"] == {"type": "float", "low": 0.0, "high": 0.5}
+    assert type(unet["dropout"]["low"]) is float
+    path = tmp_path / "run.yaml"
+    path.write_text(to_yaml(config))
+    assert load_config(path) == config
 
 
 def test_kubeflow_runs_keep_the_clusters_stores(tmp_path):
