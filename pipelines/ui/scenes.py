@@ -77,17 +77,34 @@ def save_upload(data: bytes, name: str, folder: Path) -> Path:
     return path
 
 
+def label_files(root: Path) -> set[Path]:
+    """The label masks of ``root``'s image/label pairs, as the ingest step would pair them
+    with its default options (``labels/x.tif`` beside ``images/x.tif``, ``x_mask.tif``
+    beside ``x.tif``, ...); none where the layout does not tell images from labels."""
+    from components.ingest import IngestOptions, find_pairs
+    from components.raster import DataError
+
+    try:
+        pairs = find_pairs(root, IngestOptions()).pairs
+    except (DataError, OSError):
+        return set()
+    return {pair.label for pair in pairs if pair.kind == "raster" and pair.label != pair.image}
+
+
 def list_scenes(data_dir: Path, limit: int = MAX_LISTED) -> list[str]:
     """Scene files under ``data_dir`` (relative POSIX paths, in walk order with sorted
-    names), at most ``limit``; linked folders are not followed, linked files leading outside
-    the folder are left out."""
+    names), at most ``limit``, without the label masks of a dataset laid out as image/label
+    pairs; linked folders are not followed, linked files leading outside the folder are
+    left out."""
     root = data_dir.resolve()
+    labels = label_files(root)
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for file in sorted(files):
             path = Path(folder) / file
-            if path.suffix.lower() not in SCENE_SUFFIXES or not path.is_file():
+            if (path.suffix.lower() not in SCENE_SUFFIXES or not path.is_file()
+                    or path in labels):
                 continue
             if not path.resolve().is_relative_to(root):
                 continue

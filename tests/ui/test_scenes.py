@@ -66,3 +66,16 @@ def test_data_folder_lists_scenes_and_nothing_outside(tmp_path):
     for bad in ("../secret.tif", "link.tif", "b"):
         with pytest.raises(UiError, match="not a scene in the data folder"):
             scene_path(root, bad)
+
+
+def test_label_masks_of_a_paired_dataset_are_not_listed(tmp_path):
+    root = tmp_path / "data"
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for name in ("a", "b"):
+        write_scene(root / "images" / f"{name}.tif", 32, seed=1)
+        write_scene(root / "labels" / f"{name}.tif", 32, bands=1, dtype="uint8")
+    write_scene(root / "loose.tif", 32)  # no partner: still a scene
+    assert list_scenes(root) == ["loose.tif", "images/a.tif", "images/b.tif"]
+    # Where nothing pairs up, every raster is a scene.
+    assert list_scenes(root / "labels") == ["a.tif", "b.tif"]
