@@ -14,7 +14,6 @@ from pipelines.ui import pipeline_runs, progress, registry, state, training
 from pipelines.ui.pipeline_runs import CURVES, ParentRun, Trial
 
 REFRESH_S = 4
-LIVE = ("running", "stopping")
 _CURVES_KEY = "segpipe.train.curves"
 _LOGS_KEY = "segpipe.train.logs"
 _STATE_LABELS = {
@@ -29,7 +28,7 @@ _TITLES = {"val_miou": "val mIoU", "train_loss": "train loss", "val_loss": "val 
 
 
 def _alive(process: training.ProcessState, parent: ParentRun | None) -> bool:
-    if process.state in LIVE:
+    if process.state in training.LIVE:
         return True
     # A submitted run lives on the cluster: alive until its parent run says otherwise.
     if process.state == "submitted":

@@ -39,6 +39,8 @@ KILL_GRACE_S = 5.0
 MAX_LISTED_RUNS = 50
 
 Mode = Literal["local", "kubeflow"]
+#: States of a run whose command is still at work here.
+LIVE = ("running", "stopping")
 State = Literal["running", "stopping", "finished", "submitted", "failed", "stopped", "ended"]
 
 #: Processes this app process started, by run id: their exit status is read from them
@@ -235,6 +237,13 @@ def process_state(run: TrainRun) -> ProcessState:
     if code == 0:
         return ProcessState("submitted" if info.mode == "kubeflow" else "finished", 0, seconds)
     return ProcessState("failed", code, seconds)
+
+
+def live_runs(runs: list[TrainRun]) -> list[TrainRun]:
+    """The runs whose command is still running (or stopping) on this machine: what a page
+    opened after a reload or in a new tab points to. A submitted Kubeflow run is not
+    counted: it lives on the cluster."""
+    return [run for run in runs if process_state(run).state in LIVE]
 
 
 def stop(run: TrainRun, grace_s: float = STOP_GRACE_S) -> None:

@@ -121,7 +121,7 @@ def _fill_tiny_training(page, scenes: Path) -> None:
 
 
 def _run_folder(workdir: Path, page) -> Path:
-    run_id = page.get_by_role("combobox", name="Run").input_value()
+    run_id = page.get_by_role("combobox", name="Run").input_value().split(" · ")[0]
     return workdir / "runs" / run_id
 
 
@@ -211,6 +211,16 @@ def test_stop_leaves_no_process_of_the_run(page, ui_app, ui_workdir, scenes, scr
     expect(main).to_contain_text(re.compile(r"Trials · 0 of \d finished"),
                                  timeout=RUN_TIMEOUT_MS)
     assert len(mentioning(folder)) >= 3  # segpipe run and its two tune workers at least
+    # A new tab (as after a reload) opens on "New run", and says the run is going.
+    other = page.context.new_page()
+    try:
+        _open_train(other, ui_app.url)
+        expect(other.get_by_test_id("stMain")).to_contain_text(f"Run {folder.name} is running")
+        other.get_by_role("button", name="View it").click()
+        expect(other.get_by_role("combobox", name="Run")).to_have_value(
+            f"{folder.name} · running")
+    finally:
+        other.close()
     page.get_by_role("button", name="Stop", exact=True).click()
 
     expect(main).to_contain_text("Stopped from this page", timeout=90_000)

@@ -174,3 +174,17 @@ def test_a_kubeflow_host_that_is_not_there_fails_the_run_with_its_message(tmp_pa
                                            "unreachable")
     with pytest.raises(UiError, match="stop it in the Kubeflow UI"):
         training.stop(run)
+
+
+def test_live_runs_are_the_running_ones(tmp_path):
+    """What the Train page points to after a reload: runs still at work, not ended ones."""
+    ended = _launch(tmp_path, "print('done')")
+    _wait(lambda: training.process_state(ended).state == "finished", what="finished")
+    running = _launch(tmp_path, f"print('ready', flush=True); {SLEEPER}")
+    _ready(running, 1)
+    try:
+        assert training.live_runs(training.list_runs(tmp_path)) == [running]
+    finally:
+        training.stop(running, grace_s=5)
+        _stopped(running)
+    assert training.live_runs(training.list_runs(tmp_path)) == []

@@ -125,8 +125,24 @@ def _runs() -> None:
     ids = [run.id for run in runs]
     if st.session_state.get(_RUN_KEY) not in ids:
         st.session_state[_RUN_KEY] = ids[0]
-    chosen = st.selectbox("Run", ids, key=_RUN_KEY)
+    states = {run.id: training.process_state(run).state for run in runs}
+    chosen = st.selectbox("Run", ids, key=_RUN_KEY,
+                          format_func=lambda run_id: f"{run_id} · {states[run_id]}")
     train_monitor.show(next(run for run in runs if run.id == chosen))
+
+
+def _live_notice() -> None:
+    """A page opened after a reload or in a new tab starts on "New run": say which runs
+    started from this app are still running, with a way to them."""
+    live = training.live_runs(training.list_runs(state.settings().workdir))
+    if not live:
+        return
+    text, button = st.columns([5, 1], vertical_alignment="center")
+    others = f" (and {len(live) - 1} more, under Runs)" if len(live) > 1 else ""
+    text.info(f"Run {live[0].id} is running{others}.")
+    if button.button("View it", key="segpipe.train.view_live"):
+        st.session_state[_NEXT_KEY] = {_VIEW_KEY: RUNS, _RUN_KEY: live[0].id}
+        st.rerun()
 
 
 def page() -> None:
@@ -135,6 +151,7 @@ def page() -> None:
     view = st.radio("View", [NEW_RUN, RUNS], horizontal=True, key=_VIEW_KEY,
                     label_visibility="collapsed")
     if view == NEW_RUN:
+        _live_notice()
         _new_run()
     else:
         _runs()
