@@ -71,7 +71,17 @@ def local_predictor(model_uri: str):
     """One loaded, warmed-up model per URI, shared by every session and rerun."""
     from pipelines.ui.prediction import local_predictor as load
 
+    quiet_tensorflow()
     return load(model_uri)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow (once per process) without its start-up chatter on the console
+    (serving/quiet.py). Call it where a page first needs TensorFlow. Whatever another
+    thread writes to stderr during that import is lost too."""
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 def pick_model() -> registry.VersionSummary | None:

@@ -129,3 +129,7 @@ def test_scene_from_the_data_folder(page, ui_app):
     _predict(page)
     assert "hectares" in page.locator("table.segpipe-legend").inner_text()
     _no_traceback(page)
+    # The model loaded in the app: TensorFlow's start-up chatter stays off its console.
+    console = ui_app.log_path.read_text(errors="replace")
+    for chatter in ("cuInit", "oneDNN", "absl::InitializeLog"):
+        assert chatter not in console, console[-2000:]

@@ -56,7 +56,7 @@ def _uploaded_scene(max_upload_mb: int) -> Scene | None:
     # keeps returning the previous file), so the page can only say beforehand what happens.
     st.caption(f"A file over {max_upload_mb} MB is refused: its chip turns red (hover it "
                f"for the reason) and the previous file, if any, stays the scene. Larger "
-               f"scenes: `segpipe predict`, or the app's data folder (`--data-dir`).")
+               f"scenes go through `--data-dir` or `segpipe predict`.")
     if uploaded is None:
         return None
     saved = st.session_state.get(_UPLOAD_KEY)

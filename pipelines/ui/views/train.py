@@ -147,6 +147,7 @@ def _live_notice() -> None:
 
 def page() -> None:
     st.title("Train")
+    state.quiet_tensorflow()  # the form's architectures and search space import it
     st.session_state.update(st.session_state.pop(_NEXT_KEY, {}))
     view = st.radio("View", [NEW_RUN, RUNS], horizontal=True, key=_VIEW_KEY,
                     label_visibility="collapsed")
