@@ -38,6 +38,7 @@ def _predict(page) -> None:
 
 
 def test_models_page_shows_the_champion(page, ui_app, tiny_store):
+    page.set_viewport_size({"width": 1400, "height": 900})  # its screenshot shows the table
     _open(page, ui_app.url)
     main = page.get_by_test_id("stMain")
     expect(main.get_by_role("heading", name=f"{tiny_store.name} v1 · champion")).to_be_visible()
@@ -123,11 +124,17 @@ def test_undecodable_upload_is_a_message(page, ui_app, tmp_path):
 
 
 def test_scene_from_the_data_folder(page, ui_app):
+    page.set_viewport_size({"width": 1400, "height": 900})  # a laptop's screen
     _open(page, f"{ui_app.url}/predict")
     page.get_by_text("Data folder").click()
     page.get_by_text("survey/field.tif: 64×64 px").wait_for()
     _predict(page)
-    assert "hectares" in page.locator("table.segpipe-legend").inner_text()
+    legend = page.locator("table.segpipe-legend")
+    assert "hectares" in legend.inner_text()
+    # The class/area table fits its column, hectares included.
+    column = page.get_by_test_id("stColumn").filter(has=legend).last.bounding_box()
+    table = legend.bounding_box()
+    assert table["x"] + table["width"] <= column["x"] + column["width"] + 1, (table, column)
     _no_traceback(page)
     # The model loaded in the app: TensorFlow's start-up chatter stays off its console.
     console = ui_app.log_path.read_text(errors="replace")

@@ -21,13 +21,21 @@ def _table(versions: list[registry.VersionSummary], base: str | None) -> None:
         "registered": datetime.fromtimestamp(v.created_ms / 1000, UTC),
         "MLflow": registry.version_url(base, v.name, v.version),
     } for v in versions]
-    columns = {"test mIoU": st.column_config.NumberColumn(format="%.3f"),
-               "registered": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")}
+    # Fixed widths: sized to their contents, a long gate decision pushed "registered" out
+    # of the main column at 1400 px; the decision is cut instead (hover shows it whole).
+    columns = {"version": st.column_config.TextColumn(width="small"),
+               "aliases": st.column_config.TextColumn(width="small"),
+               "test mIoU": st.column_config.NumberColumn(format="%.3f", width="small"),
+               "architecture": st.column_config.TextColumn(width="small"),
+               "dataset": st.column_config.TextColumn(width="small"),
+               "gate decision": st.column_config.TextColumn(width="medium"),
+               "registered": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm",
+                                                             width="small")}
     if base:
         columns["MLflow"] = st.column_config.LinkColumn(display_text="open")
     else:
         rows = [{k: val for k, val in row.items() if k != "MLflow"} for row in rows]
-    st.dataframe(rows, column_config=columns, hide_index=True)
+    st.dataframe(rows, column_config=columns, hide_index=True, width="stretch")
 
 
 def _links(version: registry.VersionSummary, base: str | None) -> None:

@@ -123,7 +123,7 @@ def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple)
 
 def _show(result: Result, config) -> None:
     mask = read_mask(result.mask_path, result.preview.rgb.shape[:2])
-    image_col, mask_col, legend_col = st.columns([5, 5, 4])
+    image_col, mask_col, legend_col = st.columns([4, 4, 4])
     opacity = legend_col.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="segpipe.opacity")
     # JPEG: for a 1024 px preview 10-25x faster to encode and a fraction of PNG's bytes, so
     # the opacity slider stays quick; the downloads are the exact files.
