@@ -41,10 +41,15 @@ class ScenePair:
     kind: PairKind
 
 
+def never_read(relative: Path) -> bool:
+    """A path below the source root that discovery skips: hidden files and folders (such as
+    a .segpipe workdir) and macOS archive leftovers."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
 def _visible_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") or part == "__MACOSX"
-                              for part in p.relative_to(root).parts))
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not never_read(p.relative_to(root)))
 
 
 def _is_raster(path: Path) -> bool:

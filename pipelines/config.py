@@ -57,11 +57,11 @@ class PipelineConfig(BaseModel):
     def resolve_paths(self, base: Path) -> PipelineConfig:
         """A copy with relative local paths made absolute against ``base``."""
         update: dict[str, Any] = {"workdir": _absolute(self.workdir, base)}
-        if _is_local(self.source):
+        if is_local(self.source):
             update["source"] = str(_absolute(Path(self.source), base))
         ingest = self.data.ingest
         files = {}
-        if ingest.classes_file and _is_local(ingest.classes_file):
+        if ingest.classes_file and is_local(ingest.classes_file):
             files["classes_file"] = str(_absolute(Path(ingest.classes_file), base))
         if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
             files["palette"] = str(_absolute(Path(ingest.palette), base))
@@ -71,7 +71,7 @@ class PipelineConfig(BaseModel):
         return self.model_copy(update=update)
 
 
-def _is_local(source: str) -> bool:
+def is_local(source: str) -> bool:
     return "://" not in source
 
 
@@ -91,26 +91,38 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
         raise ConfigError(format_validation_error(origin, err)) from None
     config = config.resolve_paths(base or Path.cwd())
     # A local source that is not there fails now, not in the ingest task minutes later.
-    if _is_local(config.source) and not Path(config.source).exists():
+    if is_local(config.source) and not Path(config.source).exists():
         raise ConfigError(f"{origin}: source: {config.source} does not exist")
-    if _is_local(config.source) and _read_as_data(config.workdir.resolve(),
-                                                  Path(config.source).resolve()):
+    if is_local(config.source) and _read_as_data(config.workdir.resolve(),
+                                                  Path(config.source).resolve(), config):
         raise ConfigError(f"{origin}: workdir: {config.workdir} is inside the source "
-                          f"{config.source}, whose scenes are read from every folder in it: "
-                          "the run's outputs would be read as scenes next time (and written "
+                          f"{config.source}, where the ingest step looks for scenes: the "
+                          "run's outputs would be read as scenes next time (and written "
                           "into your data); give a workdir outside it, or a hidden folder "
                           "such as .segpipe")
     return config
 
 
-def _read_as_data(workdir: Path, source: Path) -> bool:
-    """``workdir`` lies in the local ``source`` where ingest looks for scenes (it skips
-    hidden folders, such as the default .segpipe beside a config kept in the data)."""
-    try:
-        inside = workdir.relative_to(source)
-    except ValueError:
-        return False
-    return not any(part.startswith(".") for part in inside.parts)
+def _read_as_data(workdir: Path, source: Path, config: PipelineConfig) -> bool:
+    """``workdir`` lies where ingest looks for scenes in the local ``source``: the whole of
+    it, or with ``image_dir`` set that folder and its labels' (by discovery's own rule,
+    which skips hidden folders such as the default .segpipe beside a config in the data)."""
+    from components.discover import never_read
+
+    ingest = config.data.ingest
+    roots = [source]
+    if ingest.image_dir:
+        labels = [ingest.mask_dir] if ingest.mask_dir else [
+            str(Path(ingest.image_dir).parent / name) for name in ingest.mask_dir_names]
+        roots = [source / ingest.image_dir, *(source / label for label in labels)]
+    for root in roots:
+        try:
+            inside = workdir.relative_to(root.resolve())
+        except ValueError:
+            continue
+        if not never_read(inside):
+            return True
+    return False
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

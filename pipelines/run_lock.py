@@ -30,9 +30,7 @@ class WorkdirBusy(RuntimeError):
 def prepare_workdir(workdir: Path) -> None:
     """Create the workdir, or WorkdirError with the OS's reason."""
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        if not os.access(workdir, os.W_OK | os.X_OK):
-            raise PermissionError(f"[Errno 13] Permission denied: '{workdir}'")
+        workdir.mkdir(parents=True, exist_ok=True)  # an unwritable one fails opening the lock
     except OSError as err:
         reason = err.strerror or str(err)
         raise WorkdirError(f"cannot use {workdir}: {reason}") from None

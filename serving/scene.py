@@ -99,16 +99,26 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                        int(region.width), int(region.height), class_pixels, polygon_count)
 
 
+#: Largest block ``check_scene`` decodes to read a scene's last pixel.
+_PROBE_BLOCK_BYTES = 16 * 2**20
+
+
 def check_scene(input_path: Path, config: ServingConfig, *, region: Window | None = None,
                 max_pixels: int = MAX_SCENE_PIXELS) -> None:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
-    scene opens, has the model's band count and fits ``max_pixels``; and its last pixel
-    reads, so a file cut short is found before minutes of loading and predicting. A
-    SceneError naming the file otherwise."""
-    with warnings.catch_warnings():
+    scene opens, has the model's band count and fits ``max_pixels``; and the last pixel of a
+    GeoTIFF in blocks of at most _PROBE_BLOCK_BYTES reads, so a file cut short is found
+    before minutes of loading and predicting (a whole-image strip, a PNG or a JPEG would be
+    decoded whole for it: those are found when prediction reads them). A SceneError naming
+    the file otherwise."""
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with _open_scene(input_path) as src:
             _check_scene(input_path, src, config, region, max_pixels)
+            rows, cols = src.block_shapes[0]
+            block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
+            if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
+                return
             last = Window(src.width - 1, src.height - 1, 1, 1)
             try:
                 src.read(window=last)

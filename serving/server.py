@@ -13,6 +13,7 @@ worker loads it from there. The tracking store is MLflow's usual environment
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -149,11 +150,23 @@ def port_problem(host: str, port: int) -> str | None:
     interface), found by binding it as uvicorn will, before the model is fetched; None when
     it can."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            sock.bind(address)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        bound = 0
+        for family, kind, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+                try:
+                    sock.bind(address)
+                except OSError as exc:
+                    # a name's address on an interface this host lacks (::1 with IPv6 off)
+                    # is skipped, as asyncio's server does; any other failure counts
+                    if exc.errno != errno.EADDRNOTAVAIL or len(addresses) == 1:
+                        raise
+                    continue
+                bound += 1
+        if not bound:
+            raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
     except (OSError, OverflowError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return f"cannot listen on {host}:{port}: {reason}"

@@ -313,6 +313,17 @@ def test_a_workdir_inside_the_source_is_refused_unless_hidden(tmp_path, workdir,
         load_config(path)
 
 
+def test_with_image_dir_only_the_folders_ingest_reads_count_as_the_source(tmp_path):
+    """With image_dir (and mask_dir) ingest reads those folders only, so a workdir beside
+    them in the source folder is fine; one inside them is not."""
+    text = ("source: scenes\nworkdir: {}\ndata: {{ingest: {{image_dir: images, "
+            "mask_dir: masks}}}}\n")
+    assert load_config(write(tmp_path, text.format("scenes/runs"))).workdir == \
+        tmp_path / "scenes" / "runs"
+    with pytest.raises(ConfigError, match="workdir: .*/scenes/masks/runs is inside"):
+        load_config(write(tmp_path, text.format("scenes/masks/runs")))
+
+
 def test_paths_keep_the_users_symlinks_and_the_inside_check_sees_through_them(tmp_path):
     """Messages name the paths the user wrote (a symlinked data folder stays the link), while
     a workdir reached through the link's target is still found inside the source."""
