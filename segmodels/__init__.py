@@ -1,4 +1,4 @@
-"""Keras 3 segmentation models, losses and metrics. Imports keras and numpy only.
+"""Keras 3 segmentation models, losses and metrics, built on keras and numpy only.
 
 Keras loads when a model, loss or metric is first asked for, not on ``import segmodels``:
 the architecture names (``available_models``) come without it, so a config naming one is

@@ -58,8 +58,10 @@ def _locked(workdir: Path, field: str) -> contextlib.ExitStack:
 def _check_source(config, path: Path) -> None:
     """A local folder without scenes fails now, by the ingest step's own discovery rules,
     not in the ingest task after the runner started (archives and S3 are read there)."""
+    from pipelines.config import is_local
+
     source = Path(config.source)
-    if "://" in config.source or not source.is_dir():
+    if not is_local(config.source) or not source.is_dir():
         return
     from components.ingest import find_pairs
     from components.raster import DataError

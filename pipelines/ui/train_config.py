@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from pipelines.config import PipelineConfig, parse_config
+from pipelines.config import PipelineConfig, is_local, parse_config
 from pipelines.config_file import load_yaml
 from pipelines.ui.settings import UiError, UiSettings
 
@@ -85,8 +85,6 @@ def to_yaml(config: PipelineConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _is_local(source: str) -> bool:
-    return "://" not in source
 
 
 def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
@@ -100,9 +98,9 @@ def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
     files = {"data.ingest.classes_file": ingest.classes_file}
     if isinstance(ingest.palette, str) and ingest.palette not in ("auto", "classes.json"):
         files["data.ingest.palette"] = ingest.palette
-    local = {field: path for field, path in files.items() if path and _is_local(path)}
+    local = {field: path for field, path in files.items() if path and is_local(path)}
     source = config.source
-    if _is_local(source):
+    if is_local(source):
         local = {"source": source, **local}
     if kubeflow and local:
         field, path = next(iter(local.items()))
@@ -113,7 +111,7 @@ def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
             raise UiError(f"{field}: {path} does not exist")
         if field != "source" and not Path(path).is_file():
             raise UiError(f"{field}: {path} is not a file")
-    if _is_local(source) and Path(source).is_file() and not source.lower().endswith(
+    if is_local(source) and Path(source).is_file() and not source.lower().endswith(
             ARCHIVE_SUFFIXES):
         raise UiError(f"source: {source} is a file but not an archive "
                       f"({', '.join(ARCHIVE_SUFFIXES)})")

@@ -40,7 +40,7 @@ def test_shapes_save_and_load(name, tmp_path):
 
     path = tmp_path / "model.keras"
     model.save(path)
-    restored = keras.models.load_model(path)  # no custom_objects: segmodels is imported
+    restored = keras.models.load_model(path)  # no custom_objects: building registered them
     np.testing.assert_array_equal(restored.predict(images, verbose=0), probs)
 
 
