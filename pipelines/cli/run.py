@@ -7,15 +7,11 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.errors import fail
 from pipelines.demo import DEMO_SCENES, DEMO_SIZE
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
-
-
-def _fail(err: Exception, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(code)
 
 
 def _load(config: Path, overrides: dict | None = None):
@@ -25,7 +21,7 @@ def _load(config: Path, overrides: dict | None = None):
     try:
         return load_config(config, overrides)
     except ConfigError as err:
-        raise _fail(err) from None
+        raise fail(err) from None
 
 
 def _run(config, verbose: bool, fresh: bool = False):
@@ -37,7 +33,7 @@ def _run(config, verbose: bool, fresh: bool = False):
     try:
         return run_local(config, verbose=verbose, fresh=fresh)
     except PipelineRunError as err:
-        raise _fail(err, 1) from None
+        raise fail(err, 1) from None
 
 
 def _locked(workdir: Path, field: str) -> contextlib.ExitStack:
@@ -49,9 +45,9 @@ def _locked(workdir: Path, field: str) -> contextlib.ExitStack:
     try:
         stack.enter_context(workdir_lock(workdir))
     except WorkdirError as err:
-        raise _fail(f"{field}: {err}") from None
+        raise fail(f"{field}: {err}") from None
     except WorkdirBusy as err:
-        raise _fail(err, 1) from None
+        raise fail(err, 1) from None
     return stack
 
 
@@ -69,7 +65,7 @@ def _check_source(config, path: Path) -> None:
     try:
         find_pairs(source, config.data.ingest)
     except DataError as err:
-        raise _fail(f"{path}: source: {err}") from None
+        raise fail(f"{path}: source: {err}") from None
 
 
 def _check_encoder_weights(config, path: Path) -> None:
@@ -86,7 +82,7 @@ def _check_encoder_weights(config, path: Path) -> None:
     try:
         resolve_search_space(config.tuning.search_space, config.tuning.train)
     except ValueError as err:
-        raise _fail(f"{path}: {err}") from None
+        raise fail(f"{path}: {err}") from None
 
 
 def _summary(result) -> None:
@@ -155,7 +151,7 @@ def _images(registry: str | None, tag: str | None):
     try:
         return ComponentImages.resolve(registry, tag)
     except ImageError as err:
-        raise _fail(err) from None
+        raise fail(err) from None
 
 
 def compile_pipeline(
@@ -199,7 +195,7 @@ def submit(
         # before the config: an unreachable API is the likelier mistake
         check_api(host, os.environ.get(KFP_TOKEN_ENV))
     except SubmitError as err:
-        raise _fail(err, 1) from None
+        raise fail(err, 1) from None
     loaded = _load(config, {"cache": False} if no_cache else None)
     for warning in cluster_warnings(loaded):
         typer.echo(f"warning: {warning}", err=True)
@@ -207,5 +203,5 @@ def submit(
         submitted = submit_run(host, loaded, experiment=experiment, run_name=run_name,
                                images=images)
     except SubmitError as err:
-        raise _fail(err, 1) from None
+        raise fail(err, 1) from None
     typer.echo(f"submitted run {submitted.run_id}\n{submitted.url}")

@@ -6,22 +6,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
+from pipelines.cli.errors import fail
 from serving import server
 from serving.config import MAX_OVERLAP
 from serving.scene import MAX_SCENE_PIXELS
 
 DEFAULT_MODEL_URI = "models:/segpipe@champion"
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    """One line on stderr and exit ``code``: 2 for a command-line value that cannot be used
-    (refused before any work), 1 for a failure of the store, the model or the server."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _use_store(model_uri: str, tracking_uri: str | None) -> None:
@@ -33,7 +26,7 @@ def _use_store(model_uri: str, tracking_uri: str | None) -> None:
     try:
         tracking_uri = check_model(model_uri, tracking_uri)
     except StoreError as err:
-        _fail(str(err), 2 if isinstance(err, NotAModelError) else 1)
+        raise fail(str(err), 2 if isinstance(err, NotAModelError) else 1) from None
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -60,7 +53,7 @@ def serve(
     """Start the model server on a model (POST /invocations, GET /ping): MLflow's scoring
     server behind segpipe's request checks (serving/server.py)."""
     if problem := server.port_problem(host, port):
-        _fail(problem, 2)
+        raise fail(problem, 2)
     _use_store(model_uri, tracking_uri)
     command = [sys.executable, "-m", "serving.server", "--model-uri", model_uri,
                "--host", host, "--port", str(port), "--workers", str(workers),
@@ -102,29 +95,30 @@ def _check_writable(option: str, path: Path) -> None:
     takes a new file (missing folders below it are created when the file is written).
     Tried with a real file, as permission bits say nothing to root or on /proc."""
     if path.is_dir():
-        _fail(f"{option} {path} is a folder; give a file name", 2)
+        raise fail(f"{option} {path} is a folder; give a file name", 2)
     folder = path.absolute().parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
-        _fail(f"{option} {path}: {folder} is not a folder", 2)
+        raise fail(f"{option} {path}: {folder} is not a folder", 2)
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        _fail(f"{option} {path}: cannot create files in {folder} ({exc.strerror or exc})", 2)
+        raise fail(f"{option} {path}: cannot create files in {folder} "
+                   f"({exc.strerror or exc})", 2) from None
 
 
 def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
     """Refuse outputs that would overwrite the scene or each other, or cannot be written."""
     if _same_file(out, input):
-        _fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
+        raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
     if polygons is not None:
         if _same_file(polygons, input):
-            _fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
+            raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
                   f"overwrite it", 2)
         if _same_file(polygons, out):
-            _fail(f"--polygons {polygons} is the mask --out {out}: give them different "
+            raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
                   f"names", 2)
     _check_writable("--out", out)
     if polygons is not None:
@@ -160,7 +154,7 @@ def predict(
         try:
             check_endpoint_url(endpoint)
         except EndpointError as exc:
-            _fail(str(exc), 2)
+            raise fail(str(exc), 2) from None
     _use_store(model_uri, tracking_uri)
     from serving.remote import load_serving_config
     from serving.scene import SceneError, check_scene, predict_scene
@@ -170,8 +164,8 @@ def predict(
     try:
         config = load_serving_config(model_uri)
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
-        _fail(f"model {model_uri}: cannot read its serving config "
-              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1)
+        raise fail(f"model {model_uri}: cannot read its serving config "
+              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
     try:
         check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
@@ -182,7 +176,7 @@ def predict(
         try:
             check_endpoint_reachable(endpoint)
         except EndpointError as exc:
-            _fail(str(exc), 1)
+            raise fail(str(exc), 1) from None
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -213,9 +207,9 @@ def predict(
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
         except EndpointError as exc:
-            _fail(str(exc), 1)
+            raise fail(str(exc), 1) from None
         except OSError as exc:  # writing the mask or the polygons
-            _fail(f"cannot write the output: {exc}", 1)
+            raise fail(f"cannot write the output: {exc}", 1) from None
     typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
     if result.polygons_path:
         typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons)")
