@@ -29,10 +29,8 @@ _EXPORTS = {
                     "segmodels.registry"),
 }
 
-#: The modules whose classes are registered with Keras (keras.saving).
-_REGISTERING = ("segmodels.layers", "segmodels.unet", "segmodels.attention_unet",
-                "segmodels.aspp", "segmodels.deeplab", "segmodels.encoder_unet",
-                "segmodels.pix2pix", "segmodels.losses", "segmodels.metrics")
+#: Modules with classes registered with Keras (keras.saving) besides the architectures'.
+_REGISTERING = ("segmodels.layers", "segmodels.losses", "segmodels.metrics")
 
 __all__ = sorted([*_EXPORTS, "load_model", "register_keras_objects"])
 
@@ -40,7 +38,9 @@ __all__ = sorted([*_EXPORTS, "load_model", "register_keras_objects"])
 def register_keras_objects() -> None:
     """Register every segmodels class with Keras, for code that calls
     ``keras.saving.load_model`` itself."""
-    for module in _REGISTERING:
+    from segmodels.registry import architecture_modules
+
+    for module in (*_REGISTERING, *architecture_modules()):
         importlib.import_module(module)
 
 

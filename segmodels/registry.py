@@ -37,6 +37,12 @@ def available_models() -> list[str]:
     return sorted(_ARCHITECTURES)
 
 
+def architecture_modules() -> list[str]:
+    """The modules that define the architectures (importing them registers their layers)."""
+    return sorted({target.split(":")[0] for targets in _ARCHITECTURES.values()
+                   for target in targets})
+
+
 def _resolve(target: str) -> Callable[..., Any]:
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name)
