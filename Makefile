@@ -6,7 +6,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+# infra/local/pip-install retries a download the network dropped.
+PIP := infra/local/pip-install $(BIN)/python
 key = $(shell cat pyproject.toml $(1) | sha256sum | cut -c1-16)
 RUNTIME_STAMP := $(VENV)/.runtime-$(call key,requirements/runtime.lock)
 DEV_STAMP := $(VENV)/.dev-$(call key,requirements/dev.lock)

@@ -19,8 +19,8 @@ if [[ ! -x "$CHROMIUM" ]]; then
   [[ "$(id -u)" == 0 ]] || die "$CHROMIUM is missing: run 'sudo apt-get install -y chromium'"
   [[ "$CHROMIUM" == /usr/bin/chromium ]] || die "$CHROMIUM is missing (set by SEGPIPE_CHROMIUM)"
   log "installing Chromium from Debian's package"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt-get -o Acquire::Retries=5 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=5 install -y -qq --no-install-recommends chromium >/dev/null
   [[ -x "$CHROMIUM" ]] || die "apt-get installed chromium but $CHROMIUM is still missing"
 fi
 # The wrapper script reads /etc/chromium.d; --version needs no display.

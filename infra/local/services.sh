@@ -46,8 +46,8 @@ ensure_postgres_installed() {
   pg_bin >/dev/null && return 0
   [[ "$(id -u)" == 0 ]] || die "PostgreSQL is missing: run 'sudo apt-get install -y postgresql'"
   log "installing PostgreSQL from Debian's package"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  apt-get -o Acquire::Retries=5 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=5 install -y -qq --no-install-recommends postgresql >/dev/null
   pg_bin >/dev/null || die "apt-get installed postgresql but no initdb under /usr/lib/postgresql"
 }
 
