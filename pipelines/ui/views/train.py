@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipelines.ui import state, training
+from pipelines.ui import state, train_processes, train_runs
 from pipelines.ui.settings import UiError
 
 NEW_RUN, RUNS = "New run", "Runs"
@@ -68,13 +68,13 @@ def _start(config) -> None:
 
     settings = state.settings()
     check_inputs(config, kubeflow=settings.kfp_host is not None)
-    run = training.new_run(settings.workdir)
+    run = train_runs.new_run(settings.workdir)
     try:
         config = for_run(config, settings, run.folder)
-        training.launch(run, to_yaml(config), model_name=config.registry.model_name,
-                        experiment=config.tracking.mlflow_experiment,
-                        tracking_uri=config.tracking.mlflow_tracking_uri
-                        or settings.tracking_uri, kfp_host=settings.kfp_host)
+        train_processes.launch(run, to_yaml(config), model_name=config.registry.model_name,
+                               experiment=config.tracking.mlflow_experiment,
+                               tracking_uri=config.tracking.mlflow_tracking_uri
+                               or settings.tracking_uri, kfp_host=settings.kfp_host)
     except BaseException:
         shutil.rmtree(run.folder, ignore_errors=True)
         raise
@@ -91,7 +91,7 @@ def _new_run() -> None:
     settings = state.settings()
     where = (f"Runs are submitted to Kubeflow Pipelines at {settings.kfp_host}."
              if settings.kfp_host else
-             f"Runs go to `{settings.workdir / training.RUNS_DIR}` and log to "
+             f"Runs go to `{settings.workdir / train_runs.RUNS_DIR}` and log to "
              f"`{settings.tracking_uri}`.")
     st.caption(f"{where} Relative paths are read from `{_base()}`.")
     source = st.radio("Config from", [FORM, YAML], horizontal=True, key="segpipe.train.mode")
@@ -118,14 +118,14 @@ def _new_run() -> None:
 def _runs() -> None:
     from pipelines.ui import train_monitor
 
-    runs = training.list_runs(state.settings().workdir)
+    runs = train_runs.list_runs(state.settings().workdir)
     if not runs:
         st.info("No run yet: start one under “New run”.")
         return
     ids = [run.id for run in runs]
     if st.session_state.get(_RUN_KEY) not in ids:
         st.session_state[_RUN_KEY] = ids[0]
-    states = {run.id: training.process_state(run).state for run in runs}
+    states = {run.id: train_processes.process_state(run).state for run in runs}
     chosen = st.selectbox("Run", ids, key=_RUN_KEY,
                           format_func=lambda run_id: f"{run_id} · {states[run_id]}")
     train_monitor.show(next(run for run in runs if run.id == chosen))
@@ -134,7 +134,7 @@ def _runs() -> None:
 def _live_notice() -> None:
     """A page opened after a reload or in a new tab starts on "New run": say which runs
     started from this app are still running, with a way to them."""
-    live = training.live_runs(training.list_runs(state.settings().workdir))
+    live = train_processes.live_runs(train_runs.list_runs(state.settings().workdir))
     if not live:
         return
     text, button = st.columns([5, 1], vertical_alignment="center")
