@@ -64,14 +64,14 @@ def _from_yaml():
 
 
 def _start(config) -> None:
-    from pipelines.ui.train_config import check_inputs, for_run, to_yaml
+    from pipelines.ui.train_config import check_inputs, for_run
 
     settings = state.settings()
     check_inputs(config, kubeflow=settings.kfp_host is not None)
     run = train_runs.new_run(settings.workdir)
     try:
         config = for_run(config, settings, run.folder)
-        train_processes.launch(run, to_yaml(config), model_name=config.registry.model_name,
+        train_processes.launch(run, config.to_yaml(), model_name=config.registry.model_name,
                                experiment=config.tracking.mlflow_experiment,
                                tracking_uri=config.tracking.mlflow_tracking_uri
                                or settings.tracking_uri, kfp_host=settings.kfp_host)
@@ -86,7 +86,6 @@ def _start(config) -> None:
 def _new_run() -> None:
     from pipelines.config import ConfigError
     from pipelines.ui.config_form import FormError
-    from pipelines.ui.train_config import to_yaml
 
     settings = state.settings()
     where = (f"Runs are submitted to Kubeflow Pipelines at {settings.kfp_host}."
@@ -106,7 +105,7 @@ def _new_run() -> None:
         st.button("Start", type="primary", disabled=True, key="segpipe.train.start")
         return
     with st.expander("The config as YAML"):
-        st.code(to_yaml(config.model_copy(update={"workdir": Path("<run folder>")})),
+        st.code(config.model_copy(update={"workdir": Path("<run folder>")}).to_yaml(),
                 language="yaml")
     if st.button("Start", type="primary", key="segpipe.train.start"):
         try:
