@@ -11,7 +11,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializationInfo,
-    field_serializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 
@@ -67,11 +68,17 @@ class TuneOptions(BaseModel):
                              "the whole study")
         return data
 
-    @field_serializer("search_space")
-    def _only_the_parts_given(self, space: SearchSpace | None, info: SerializationInfo):
+    @model_serializer(mode="wrap")
+    def _search_space_as_given(self, handler: SerializerFunctionWrapHandler,
+                               info: SerializationInfo) -> dict[str, Any]:
         # Dumped as given: a part left out must stay out on its way to the tune workers,
-        # which fill it in from their own machine's built-in space.
-        return None if space is None else space.model_dump(mode=info.mode, exclude_unset=True)
+        # which fill it in from their own machine's built-in space. Not a field serializer:
+        # pydantic then keeps the field under exclude_defaults (``search_space: null``).
+        data = handler(self)
+        if data.get("search_space") is not None:
+            data["search_space"] = self.search_space.model_dump(mode=info.mode,
+                                                                exclude_unset=True)
+        return data
 
     @model_validator(mode="after")
     def _empty_space_is_the_built_in_one(self) -> TuneOptions:

@@ -11,7 +11,14 @@ import logging
 from typing import Any, Literal
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from components.encoder_weights import IMAGENET_HOST, imagenet_unavailable
 from components.train_options import TrainParams
@@ -45,6 +52,17 @@ class ParamSpec(BaseModel):
         elif self.low is None or self.high is None or self.low > self.high:
             raise ValueError(f"{self.type} dimension needs 'low' <= 'high'")
         return self
+
+    @model_serializer(mode="wrap")
+    def _int_bounds_as_ints(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Held as floats for both numeric types; dumped as a user writes an int dimension
+        # (``depth: {type: int, low: 2, high: 4}``), which validates back to the same spec.
+        data = handler(self)
+        if self.type == "int":
+            for key in ("low", "high", "step"):
+                if isinstance(data.get(key), float) and data[key].is_integer():
+                    data[key] = int(data[key])
+        return data
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
         if self.type == "categorical":

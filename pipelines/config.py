@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.prepare import PrepareOptions
@@ -69,6 +70,13 @@ class PipelineConfig(BaseModel):
             update["data"] = self.data.model_copy(
                 update={"ingest": ingest.model_copy(update=files)})
         return self.model_copy(update=update)
+
+    def to_yaml(self) -> str:
+        """The config as a file: only what differs from the models' defaults, as a user
+        writes it (the sections' own dumps see to that); ``load_config`` reads it back
+        equal. What the web app saves for a run, and anything else that writes a config."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def is_local(source: str) -> bool:

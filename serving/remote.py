@@ -9,7 +9,6 @@ window and normalizes with the model's own statistics."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -25,19 +24,6 @@ _SIGNATURE_REFUSAL = "not compatible with model signature"
 
 class EndpointError(RuntimeError):
     """The scoring server refused or failed a request."""
-
-
-def check_endpoint_url(url: str) -> None:
-    """Refuse an endpoint that is not ``http(s)://host[:port][/invocations]``, before any
-    work (requests would fail on it only at the first window, with a traceback)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise EndpointError(f"endpoint {url}: not a URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EndpointError(f"endpoint {url}: must be http(s)://host:port, e.g. "
-                            f"http://127.0.0.1:5001")
 
 
 def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:

@@ -147,13 +147,14 @@ def predict(
         help="largest scene to predict, checked from its header before any pixel is read"),
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, window by window."""
-    from serving.remote import EndpointError, check_endpoint_url
+    from serving.remote import EndpointError
+    from serving.urls import UrlError, check_http_url
 
     _check_outputs(input, out, polygons)
     if endpoint:
         try:
-            check_endpoint_url(endpoint)
-        except EndpointError as exc:
+            check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
+        except UrlError as exc:
             raise fail(str(exc), 2) from None
     _use_store(model_uri, tracking_uri)
     from serving.remote import load_serving_config

@@ -17,6 +17,8 @@ from pipelines.ui.settings import UiError, UiSettings
 
 APP = Path(__file__).resolve().parent / "app.py"
 _FIELDS = UiSettings.model_fields
+#: Settings whose option is not named after them.
+_FLAGS = {"mlflow_ui_url": "--mlflow-ui"}
 
 
 def _default(name: str):
@@ -96,8 +98,11 @@ def ui(
         settings.workdir.mkdir(parents=True, exist_ok=True)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "option"
-        typer.echo(f"segpipe ui: {field}: {error['msg']}", err=True)
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = _FLAGS.get(name, "--" + name.replace("_", "-")) if name else "option"
+        # pydantic words a validator's own message "Value error, ..."; the message is the news
+        message = error["msg"].removeprefix("Value error, ")
+        typer.echo(f"segpipe ui: {field}: {message}", err=True)
         raise typer.Exit(2) from None
     except (UiError, StoreError) as exc:
         typer.echo(f"segpipe ui: {exc}", err=True)

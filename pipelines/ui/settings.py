@@ -7,10 +7,23 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from serving.urls import check_http_url
 
 SETTINGS_ENV = "SEGPIPE_UI_SETTINGS"
 CODE_ROOT = Path(__file__).resolve().parents[2]
+#: The app's addresses, as its messages name them, with an example of each.
+_URL_FIELDS = {"endpoint": ("model server endpoint", "http://127.0.0.1:5001"),
+               "mlflow_ui_url": ("MLflow UI address", "http://127.0.0.1:5000"),
+               "kfp_host": ("Kubeflow Pipelines host", "http://localhost:8080")}
 
 
 def default_workdir() -> Path:
@@ -75,9 +88,9 @@ class UiSettings(BaseModel):
 
     @field_validator("endpoint", "mlflow_ui_url", "kfp_host")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            check_http_url(value, *_URL_FIELDS[info.field_name])
         return value.rstrip("/") if value else value
 
     def run_base_url(self) -> str | None:

@@ -7,9 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel
-
 from pipelines.config import PipelineConfig, is_local, parse_config
 from pipelines.config_file import load_yaml
 from pipelines.ui.settings import UiError, UiSettings
@@ -43,48 +40,6 @@ def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> Pipel
             changes["mlflow_artifact_location"] = (store.parent / "mlartifacts").as_uri()
         update["tracking"] = tracking.model_copy(update=changes)
     return config.model_copy(update=update)
-
-
-def _tidy(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` (``model`` dumped without defaults) without the unset sections a field
-    serializer still dumps (``search_space: null``: pydantic keeps a serialized field's
-    default), recursively."""
-    for name, field in type(model).model_fields.items():
-        if name not in data:
-            continue
-        value = getattr(model, name)
-        if data[name] is None and field.default is None:
-            del data[name]
-        elif isinstance(value, BaseModel) and isinstance(data[name], dict):
-            _tidy(value, data[name])
-    return data
-
-
-def _int_bounds(data: Any) -> Any:
-    """An ``int`` search dimension's bounds and step as ints (its model holds them as
-    floats): ``depth: {type: int, low: 2, high: 4}``, as a user writes it."""
-    if isinstance(data, dict):
-        if data.get("type") == "int":
-            for key in ("low", "high", "step"):
-                if isinstance(data.get(key), float) and data[key].is_integer():
-                    data[key] = int(data[key])
-        for value in data.values():
-            _int_bounds(value)
-    elif isinstance(data, list):
-        for value in data:
-            _int_bounds(value)
-    return data
-
-
-def to_yaml(config: PipelineConfig) -> str:
-    """The config file a run reads: only what differs from the models' defaults."""
-    data = _tidy(config, config.model_dump(mode="json", exclude_defaults=True))
-    tuning = data.get("tuning", {})
-    if "search_space" in tuning:
-        _int_bounds(tuning["search_space"])
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
 
 
 def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:

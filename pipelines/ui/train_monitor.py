@@ -10,7 +10,7 @@ import altair as alt
 import streamlit as st
 from mlflow import MlflowClient
 
-from pipelines.ui import pipeline_runs, progress, registry, state, training
+from pipelines.ui import pipeline_runs, progress, registry, state, train_processes, train_runs
 from pipelines.ui.pipeline_runs import CURVES, ParentRun, Trial
 
 REFRESH_S = 4
@@ -27,8 +27,8 @@ _TASK_ICONS = {"done": ":material/check_circle:", "running": ":material/progress
 _TITLES = {"val_miou": "val mIoU", "train_loss": "train loss", "val_loss": "val loss"}
 
 
-def _alive(process: training.ProcessState, parent: ParentRun | None) -> bool:
-    if process.state in training.LIVE:
+def _alive(process: train_processes.ProcessState, parent: ParentRun | None) -> bool:
+    if process.state in train_processes.LIVE:
         return True
     # A submitted run lives on the cluster: alive until its parent run says otherwise.
     if process.state == "submitted":
@@ -36,8 +36,8 @@ def _alive(process: training.ProcessState, parent: ParentRun | None) -> bool:
     return False
 
 
-def _parent(client: MlflowClient, run: training.TrainRun,
-            info: training.RunInfo) -> ParentRun | None:
+def _parent(client: MlflowClient, run: train_runs.TrainRun,
+            info: train_runs.RunInfo) -> ParentRun | None:
     if info.mode == "kubeflow":
         submitted = progress.submission(run.console_path)
         return pipeline_runs.find_parent(client, info.experiment,
@@ -46,7 +46,7 @@ def _parent(client: MlflowClient, run: training.TrainRun,
     return pipeline_runs.find_parent(client, info.experiment, kfp_run_name=name)
 
 
-def _task_log(run: training.TrainRun) -> progress.TaskLog | None:
+def _task_log(run: train_runs.TrainRun) -> progress.TaskLog | None:
     path = progress.newest_task_log(run.folder)
     if path is None:
         return None
@@ -68,8 +68,8 @@ def _steps(log: progress.TaskLog | None, run_over: bool) -> None:
     st.markdown(" &nbsp; ".join(labels))
 
 
-def _header(run: training.TrainRun, info: training.RunInfo, parent: ParentRun | None,
-            process: training.ProcessState) -> None:
+def _header(run: train_runs.TrainRun, info: train_runs.RunInfo, parent: ParentRun | None,
+            process: train_processes.ProcessState) -> None:
     started = datetime.fromtimestamp(info.started_at).strftime("%Y-%m-%d %H:%M:%S")
     where = f"Kubeflow at {info.kfp_host}" if info.mode == "kubeflow" else "this machine"
     label = _STATE_LABELS[process.state]
@@ -98,7 +98,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def _outcome(parent: ParentRun | None, info: training.RunInfo) -> None:
+def _outcome(parent: ParentRun | None, info: train_runs.RunInfo) -> None:
     if parent is None or (parent.test_miou is None and parent.registered_version is None):
         return
     columns = st.columns(3)
@@ -114,10 +114,10 @@ def _outcome(parent: ParentRun | None, info: training.RunInfo) -> None:
         st.markdown(f"[Version page]({registry.version_url(base, info.model_name, version)})")
 
 
-def _failure(run: training.TrainRun, parent: ParentRun | None,
-             log: progress.TaskLog | None, process: training.ProcessState) -> None:
+def _failure(run: train_runs.TrainRun, parent: ParentRun | None,
+             log: progress.TaskLog | None, process: train_processes.ProcessState) -> None:
     if process.state == "stopped":
-        killed = (training.stop_report(run) or {}).get("killed")
+        killed = (train_processes.stop_report(run) or {}).get("killed")
         st.warning("Stopped from this page." + (
             f" {len(killed)} of its processes outlived `segpipe run` and were killed."
             if killed else ""))
@@ -198,27 +198,27 @@ def _short(value: str) -> str:
     return value if number.is_integer() else f"{number:.4g}"
 
 
-def _console(run: training.TrainRun) -> None:
+def _console(run: train_runs.TrainRun) -> None:
     with st.expander("Console"):
         lines = progress.console_tail(run.console_path)
         st.code("\n".join(lines) or "(no output yet)", language=None)
 
 
-def _stop_button(run: training.TrainRun, info: training.RunInfo,
-                 process: training.ProcessState) -> None:
+def _stop_button(run: train_runs.TrainRun, info: train_runs.RunInfo,
+                 process: train_processes.ProcessState) -> None:
     if info.mode != "local" or process.state != "running":
         return
     if st.button("Stop", key=f"segpipe.train.stop.{run.id}",
                  help="SIGTERM to `segpipe run`: it ends its tasks and marks its MLflow run"):
-        training.stop(run)
+        train_processes.stop(run)
         st.rerun()
 
 
-def _body(run: training.TrainRun, was_alive: bool) -> None:
+def _body(run: train_runs.TrainRun, was_alive: bool) -> None:
     info = run.info()
     client = MlflowClient(tracking_uri=info.tracking_uri)
     parent = _parent(client, run, info)
-    process = training.process_state(run)
+    process = train_processes.process_state(run)
     alive = _alive(process, parent)
     if was_alive and not alive:
         # The run just ended: a full rerun stops the refresh, and the Models page lists the
@@ -236,12 +236,12 @@ def _body(run: training.TrainRun, was_alive: bool) -> None:
     _console(run)
 
 
-def show(run: training.TrainRun) -> None:
+def show(run: train_runs.TrainRun) -> None:
     """The run, refreshed every REFRESH_S seconds while it is alive. Stop sits outside the
     refreshed part: a click there reruns the page and is never lost to a refresh."""
     info = run.info()
     parent = _parent(MlflowClient(tracking_uri=info.tracking_uri), run, info)
-    process = training.process_state(run)
+    process = train_processes.process_state(run)
     alive = _alive(process, parent)
     _stop_button(run, info, process)
 

@@ -334,3 +334,32 @@ def test_paths_keep_the_users_symlinks_and_the_inside_check_sees_through_them(tm
     assert config.source == str(tmp_path / "tea") and config.workdir == tmp_path / "wd"
     with pytest.raises(ConfigError, match=r"workdir: .*/disk/tea/runs is inside the source"):
         load_config(write(tmp_path, f"source: tea\nworkdir: {real / 'runs'}\n"))
+
+
+def test_a_written_config_is_what_a_user_writes_and_reads_back_equal(tmp_path):
+    """The models' own dump, without defaults, is the config file: an int dimension's
+    bounds as ints (``low: 2``, not ``2.0``), no ``search_space: null`` for an unset
+    space, and ``load_config`` gives the very config back."""
+    import yaml
+
+    unset = load_config(write(tmp_path, "source: scenes\ntuning: {n_trials: 2}\n"))
+    assert unset.model_dump(mode="json", exclude_defaults=True)["tuning"] == {"n_trials": 2}
+    assert "null" not in unset.to_yaml()
+    text = """
+source: scenes
+tuning:
+  search_space:
+    models:
+      unet:
+        depth: {type: int, low: 2, high: 4, step: 2}
+        dropout: {type: float, low: 0.0, high: 0.5}
+"""
+    config = load_config(write(tmp_path, text))
+    written = config.to_yaml()
+    unet = yaml.safe_load(written)["tuning"]["search_space"]["models"]["unet"]
+    assert unet["depth"] == {"type": "int", "low": 2, "high": 4, "step": 2}
+    assert all(type(unet["depth"][key]) is int for key in ("low", "high", "step"))
+    assert unet["dropout"] == {"type": "float", "low": 0.0, "high": 0.5}
+    assert type(unet["dropout"]["low"]) is float
+    assert "search_space" in written and "pruner" not in written
+    assert load_config(write(tmp_path, written, "written.yaml")) == config

@@ -232,7 +232,7 @@ def test_stop_leaves_no_process_of_the_run(page, ui_app, ui_workdir, scenes, scr
     _no_traceback(page)
     # `segpipe run` ends its own tasks on SIGTERM (the runner's side of the contract): the
     # app had nothing left to kill.
-    from pipelines.ui import training
+    from pipelines.ui import train_processes, train_runs
 
-    report = training.stop_report(training.TrainRun(folder))
+    report = train_processes.stop_report(train_runs.TrainRun(folder))
     assert report["killed"] == [], f"processes outlived segpipe run: {report['killed']}"

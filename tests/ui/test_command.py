@@ -44,7 +44,7 @@ def test_workdir_inside_the_checkout_is_refused():
     inside = REPO_ROOT / "ui-runs"
     result = _ui("--workdir", str(inside))
     assert result.exit_code == 2
-    assert _one_line(result).startswith(f"segpipe ui: --workdir: Value error, {inside} lies "
+    assert _one_line(result).startswith(f"segpipe ui: --workdir: {inside} lies "
                                         f"inside the segpipe checkout {REPO_ROOT}")
     assert not inside.exists()
 
@@ -69,11 +69,18 @@ def test_empty_workdir_starts_with_its_own_store(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--endpoint", "127.0.0.1:5000"], "--endpoint: Value error, '127.0.0.1:5000' is not an "
-                                       "http:// or https:// URL"),
+    (["--endpoint", "127.0.0.1:5000"], "--endpoint: model server endpoint 127.0.0.1:5000: "
+                                       "must be http(s)://host:port, e.g. "
+                                       "http://127.0.0.1:5001"),
     (["--port", "0"], "--port: Input should be greater than or equal to 1"),
-    (["--kfp-host", "kfp.example:8888"], "--kfp-host: Value error, 'kfp.example:8888' is "
-                                         "not an http:// or https:// URL"),
+    (["--kfp-host", "kfp.example:8888"], "--kfp-host: Kubeflow Pipelines host "
+                                         "kfp.example:8888: must be http(s)://host:port, e.g. "
+                                         "http://localhost:8080"),
+    (["--mlflow-ui", "http://"], "--mlflow-ui: MLflow UI address http://: must be "
+                                 "http(s)://host:port, e.g. http://127.0.0.1:5000"),
+    (["--endpoint", "http://host:port"], "--endpoint: model server endpoint "
+                                         "http://host:port: not a URL (Port could not be "
+                                         "cast to integer value as 'port')"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message):
     # Options are checked before the store is looked at.

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-import yaml
 
 from components.sample_data import generate_sample_dataset
 from components.split import SplitOptions
@@ -17,7 +16,7 @@ from pipelines.config import ConfigError, PipelineConfig, load_config, parse_con
 from pipelines.ui import search_form
 from pipelines.ui.config_form import FormError, config_mapping, form_fields
 from pipelines.ui.settings import UiError, UiSettings
-from pipelines.ui.train_config import check_inputs, for_run, parse_yaml_text, to_yaml
+from pipelines.ui.train_config import check_inputs, for_run, parse_yaml_text
 
 SKIP = frozenset({"workdir", "tuning.search_space"})
 
@@ -135,7 +134,7 @@ def test_tiny_search_space_validates_and_round_trips_through_the_written_file(tm
     run_config = for_run(config, settings, folder)
     written = folder / "train-1.yaml"
     folder.mkdir(parents=True)
-    written.write_text(to_yaml(run_config))
+    written.write_text(run_config.to_yaml())
     assert load_config(written) == run_config  # what `segpipe run --config` reads back
     assert "search_space" in written.read_text() and "pruner" not in written.read_text()
     assert run_config.workdir == folder
@@ -144,25 +143,6 @@ def test_tiny_search_space_validates_and_round_trips_through_the_written_file(tm
     assert run_config.tracking.mlflow_tracking_uri == settings.tracking_uri
     assert run_config.tracking.mlflow_artifact_location == (
         tmp_path / "store" / "mlartifacts").as_uri()
-
-
-def test_written_config_has_int_bounds_as_ints_and_no_unset_sections(tmp_path):
-    (tmp_path / "scenes").mkdir()
-    unset = parse_config({"source": str(tmp_path / "scenes"), "tuning": {"n_trials": 2}})
-    assert "null" not in to_yaml(unset)  # was `search_space: null`
-    space = {"models": {"unet": {"depth": {"type": "int", "low": 2, "high": 4, "step": 2},
-                                 "dropout": {"type": "float", "low": 0.0, "high": 0.5}}}}
-    config = parse_config({"source": str(tmp_path / "scenes"),
-                           "tuning": {"search_space": space}})
-    written = yaml.safe_load(to_yaml(config))
-    unet = written["tuning"]["search_space"]["models"]["unet"]
-    assert unet["depth"] == {"type": "int", "low": 2, "high": 4, "step": 2}
-    assert all(type(unet["depth"][k]) is int for k in ("low", "high", "step"))
-    assert unet["dropout"] == {"type": "float", "low": 0.0, "high": 0.5}
-    assert type(unet["dropout"]["low"]) is float
-    path = tmp_path / "run.yaml"
-    path.write_text(to_yaml(config))
-    assert load_config(path) == config
 
 
 def test_kubeflow_runs_keep_the_clusters_stores(tmp_path):

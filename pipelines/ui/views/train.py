@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipelines.ui import state, training
+from pipelines.ui import state, train_processes, train_runs
 from pipelines.ui.settings import UiError
 
 NEW_RUN, RUNS = "New run", "Runs"
@@ -64,17 +64,17 @@ def _from_yaml():
 
 
 def _start(config) -> None:
-    from pipelines.ui.train_config import check_inputs, for_run, to_yaml
+    from pipelines.ui.train_config import check_inputs, for_run
 
     settings = state.settings()
     check_inputs(config, kubeflow=settings.kfp_host is not None)
-    run = training.new_run(settings.workdir)
+    run = train_runs.new_run(settings.workdir)
     try:
         config = for_run(config, settings, run.folder)
-        training.launch(run, to_yaml(config), model_name=config.registry.model_name,
-                        experiment=config.tracking.mlflow_experiment,
-                        tracking_uri=config.tracking.mlflow_tracking_uri
-                        or settings.tracking_uri, kfp_host=settings.kfp_host)
+        train_processes.launch(run, config.to_yaml(), model_name=config.registry.model_name,
+                               experiment=config.tracking.mlflow_experiment,
+                               tracking_uri=config.tracking.mlflow_tracking_uri
+                               or settings.tracking_uri, kfp_host=settings.kfp_host)
     except BaseException:
         shutil.rmtree(run.folder, ignore_errors=True)
         raise
@@ -86,12 +86,11 @@ def _start(config) -> None:
 def _new_run() -> None:
     from pipelines.config import ConfigError
     from pipelines.ui.config_form import FormError
-    from pipelines.ui.train_config import to_yaml
 
     settings = state.settings()
     where = (f"Runs are submitted to Kubeflow Pipelines at {settings.kfp_host}."
              if settings.kfp_host else
-             f"Runs go to `{settings.workdir / training.RUNS_DIR}` and log to "
+             f"Runs go to `{settings.workdir / train_runs.RUNS_DIR}` and log to "
              f"`{settings.tracking_uri}`.")
     st.caption(f"{where} Relative paths are read from `{_base()}`.")
     source = st.radio("Config from", [FORM, YAML], horizontal=True, key="segpipe.train.mode")
@@ -106,7 +105,7 @@ def _new_run() -> None:
         st.button("Start", type="primary", disabled=True, key="segpipe.train.start")
         return
     with st.expander("The config as YAML"):
-        st.code(to_yaml(config.model_copy(update={"workdir": Path("<run folder>")})),
+        st.code(config.model_copy(update={"workdir": Path("<run folder>")}).to_yaml(),
                 language="yaml")
     if st.button("Start", type="primary", key="segpipe.train.start"):
         try:
@@ -118,14 +117,14 @@ def _new_run() -> None:
 def _runs() -> None:
     from pipelines.ui import train_monitor
 
-    runs = training.list_runs(state.settings().workdir)
+    runs = train_runs.list_runs(state.settings().workdir)
     if not runs:
         st.info("No run yet: start one under “New run”.")
         return
     ids = [run.id for run in runs]
     if st.session_state.get(_RUN_KEY) not in ids:
         st.session_state[_RUN_KEY] = ids[0]
-    states = {run.id: training.process_state(run).state for run in runs}
+    states = {run.id: train_processes.process_state(run).state for run in runs}
     chosen = st.selectbox("Run", ids, key=_RUN_KEY,
                           format_func=lambda run_id: f"{run_id} · {states[run_id]}")
     train_monitor.show(next(run for run in runs if run.id == chosen))
@@ -134,7 +133,7 @@ def _runs() -> None:
 def _live_notice() -> None:
     """A page opened after a reload or in a new tab starts on "New run": say which runs
     started from this app are still running, with a way to them."""
-    live = training.live_runs(training.list_runs(state.settings().workdir))
+    live = train_processes.live_runs(train_runs.list_runs(state.settings().workdir))
     if not live:
         return
     text, button = st.columns([5, 1], vertical_alignment="center")

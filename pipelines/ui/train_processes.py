@@ -1,44 +1,33 @@
-"""Training runs started from the app: one folder per run under ``<workdir>/runs/``, the
-pipeline as a subprocess in its own session, its state, and a clean stop.
+"""The processes of the app's training runs (``train_runs``): the pipeline command
+started in its own session, where it stands, and a clean stop.
 
-A run folder holds the validated config (``<run id>.yaml``; its name is the run's, so a
-`segpipe run` that names runs after their config never mistakes two app runs for one),
-``run.json`` (what was started, and how), ``console.log`` (the command's output) and, for
-a local run, everything the pipeline writes (the folder is its ``workdir``). Every process
-of a run carries ``SEGPIPE_UI_RUN=<folder>`` in its environment, inherited down to the
-pipeline's task subprocesses, so the run's processes are found exactly, even after the app
-restarted."""
+A run's processes are found by the marker in their environment (``TrainRun.marker``), so
+they are found exactly, even after the app restarted; a process this app process started
+is also kept (``_CHILDREN``) so its exit status is read from it rather than guessed."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from pipelines.ui.settings import CODE_ROOT, SETTINGS_ENV, UiError
+from pipelines.ui.train_runs import RUN_ENV, RunInfo, TrainRun
 from serving.atomic import write_text
 
-RUNS_DIR = "runs"
-RUN_ENV = "SEGPIPE_UI_RUN"
 #: How long a stopped run gets to end its tasks and close its MLflow run before whatever is
 #: left of it is killed.
 STOP_GRACE_S = 30.0
 KILL_GRACE_S = 5.0
-MAX_LISTED_RUNS = 50
 
-Mode = Literal["local", "kubeflow"]
 #: States of a run whose command is still at work here.
 LIVE = ("running", "stopping")
 State = Literal["running", "stopping", "finished", "submitted", "failed", "stopped", "ended"]
@@ -49,72 +38,6 @@ _CHILDREN: dict[str, subprocess.Popen] = {}
 #: Runs whose stop this app process is carrying out (their leftovers being reaped).
 _REAPING: set[str] = set()
 _LOCK = threading.Lock()
-
-
-class RunInfo(BaseModel):
-    """``run.json``: what was started for this run."""
-
-    id: str
-    mode: Mode
-    pid: int
-    command: list[str]
-    started_at: float
-    model_name: str
-    experiment: str = Field(description="MLflow experiment of the pipeline's parent run")
-    tracking_uri: str = Field(description="where the app reads the run's progress")
-    kfp_host: str | None = None
-
-
-@dataclass(frozen=True)
-class TrainRun:
-    folder: Path
-
-    @property
-    def id(self) -> str:
-        return self.folder.name
-
-    @property
-    def config_path(self) -> Path:
-        return self.folder / f"{self.id}.yaml"
-
-    @property
-    def console_path(self) -> Path:
-        return self.folder / "console.log"
-
-    @property
-    def info_path(self) -> Path:
-        return self.folder / "run.json"
-
-    @property
-    def exit_path(self) -> Path:
-        return self.folder / "exit.json"
-
-    @property
-    def stop_path(self) -> Path:
-        return self.folder / "stop.json"
-
-    def info(self) -> RunInfo:
-        return RunInfo.model_validate_json(self.info_path.read_text())
-
-    def marker(self) -> bytes:
-        return f"{RUN_ENV}={self.folder}".encode()
-
-
-def new_run(workdir: Path) -> TrainRun:
-    """A new, empty run folder named after the time (sortable) and a random suffix."""
-    run_id = f"train-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-    folder = workdir / RUNS_DIR / run_id
-    folder.mkdir(parents=True)
-    return TrainRun(folder)
-
-
-def list_runs(workdir: Path, limit: int = MAX_LISTED_RUNS) -> list[TrainRun]:
-    """Started runs, newest first."""
-    root = workdir / RUNS_DIR
-    if not root.is_dir():
-        return []
-    runs = [TrainRun(p) for p in root.iterdir() if (p / "run.json").is_file()]
-    return sorted(runs, key=lambda r: r.id, reverse=True)[:limit]
 
 
 def run_command(run: TrainRun, kfp_host: str | None) -> list[str]:
