@@ -55,6 +55,8 @@ class ClassScores(BaseModel):
 
 class EvaluationResult(BaseModel):
     architecture: str
+    model_uri: str | None = Field(None, description="the logged model scored (segpipe "
+                                  "evaluate); None for the pipeline's freshly trained one")
     split: str
     split_digest: str
     dataset_digest: str
@@ -109,13 +111,19 @@ def split_confusion(dataset: PreparedDataset, split: SplitName, predict: Predict
     return cm
 
 
-def keras_tile_predictor(model, dataset: PreparedDataset) -> PredictTiles:
-    """Class ids from a trained Keras model, normalizing raw tiles with the train statistics."""
-    stats = dataset.norm_stats
+def tile_predictor(predictor: ScenePredictor) -> PredictTiles:
+    """Class ids of raw tiles of the model's window size, each on its own (no blending), from
+    the served forward pass with the model's own statistics: what training's validation
+    sees."""
+    config = predictor.config
 
     def predict(images: np.ndarray) -> np.ndarray:
-        x = normalize_image(images, stats.mean, stats.std, stats.nodata)
-        return np.argmax(np.asarray(model(x, training=False)), axis=-1)
+        if images.shape[1:3] != (config.patch_size, config.patch_size):
+            # An OpenVINO export takes its window size only; blending would hide the edges.
+            raise ValueError(f"tiles of {images.shape[2]}x{images.shape[1]} px, the model "
+                             f"takes {config.patch_size} px windows")
+        x = normalize_image(images, config.mean, config.std, config.nodata)
+        return np.argmax(np.asarray(predictor.predict_fn(x)), axis=-1)
 
     return predict
 
@@ -144,26 +152,46 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
     """Score ``model_dir`` on ``split``, by scene and by tile; logs into the caller's active
     MLflow run (a new run "evaluate" when there is none). ``registry`` gives the serving
     options (overlap, batch size) the registered model will have."""
-    out_dir = Path(out_dir)
     classes, stats = dataset.class_map, dataset.norm_stats
     model, info = load_trained_model(Path(model_dir))
     if info.num_classes != classes.num_classes or info.in_channels != len(stats.bands):
         raise ValueError(f"{model_dir}: model has {info.num_classes} classes and "
                          f"{info.in_channels} bands, dataset has {classes.num_classes} classes "
                          f"and {len(stats.bands)} bands")
-    tile_ids = dataset.tile_ids(split)
-    if not tile_ids:
-        raise ValueError(f"{dataset.split}: split {split!r} has no tiles to evaluate on")
-    check_scene_files(dataset, split)
     config = serving_config(info, dataset, registry or RegisterOptions())
     predictor = ScenePredictor(keras_predict_fn(model), config)
+    result = score_predictor(predictor, dataset, out_dir, split=split,
+                             architecture=info.architecture, batch_size=batch_size,
+                             overlay_tiles=overlay_tiles)
+    save_evaluation(result, dataset, log_to_mlflow=log_to_mlflow)
+    return result
+
+
+def check_split(dataset: PreparedDataset, split: SplitName) -> None:
+    """``split`` has tiles, and the ingested scenes to predict whole: before any work."""
+    if not dataset.tile_ids(split):
+        raise ValueError(f"{dataset.split}: split {split!r} has no tiles to evaluate on")
+    check_scene_files(dataset, split)
+
+
+def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir: Path, *,
+                    split: SplitName = "test", architecture: str, batch_size: int = 8,
+                    overlay_tiles: int = 4, model_uri: str | None = None) -> EvaluationResult:
+    """Score a served model (``predictor``: its forward pass, classes, statistics and
+    resolution) on ``split``, by scene and by tile; writes the figures and the reports into
+    ``out_dir``, not metrics.json (``save_evaluation``). The dataset's tiles must be of the
+    model's window size; its own statistics are not used."""
+    out_dir = Path(out_dir)
+    config, classes = predictor.config, dataset.class_map
+    check_split(dataset, split)
+    tile_ids = dataset.tile_ids(split)
     cm, scene_count = scene_confusion(predictor, dataset, split,
                                       tta=param_defaults(config)["tta"])
     if not cm.sum():
         raise ValueError(f"{dataset.split}: the {split} split's scenes hold no labelled pixel "
                          f"that the model answered: all ignored or nodata, or covered by "
                          f"tiles of other splits (overlapping tiles with drop_overlaps off)")
-    predict = keras_tile_predictor(model, dataset)
+    predict = tile_predictor(predictor)
     tile_cm = split_confusion(dataset, split, predict, batch_size)
     names = classes.names
     per_class, tile_per_class = class_scores(cm, names), class_scores(tile_cm, names)
@@ -180,7 +208,7 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
         shown = tile_ids[:overlay_tiles]
         tiles = [read_tile(dataset.tiles_dir, i) for i in shown]
         raw = np.stack([image for image, _ in tiles])
-        images = normalize_image(raw, stats.mean, stats.std, stats.nodata)
+        images = normalize_image(raw, config.mean, config.std, config.nodata)
         predicted = predict(raw).astype(np.uint8)
         fig = overlay_figure(images, np.stack([m for _, m in tiles]), predicted,
                              classes.palette(), classes.ignore_index, titles=shown)
@@ -190,7 +218,8 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
         close(fig)
 
     result = EvaluationResult(
-        architecture=info.architecture, split=split, split_digest=dataset.split_digest(split),
+        architecture=architecture, model_uri=model_uri, split=split,
+        split_digest=dataset.split_digest(split),
         dataset_digest=dataset.digest(), scene_count=scene_count, tile_count=len(tile_ids),
         pixel_count=int(cm.sum()), tile_pixel_count=int(tile_cm.sum()), class_names=names,
         metrics=metrics, class_iou={c.name: c.iou for c in per_class},
@@ -202,16 +231,30 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
         overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None)
     write_text(result.report_md, markdown_report(result))
     write_text(result.report_html, html_report(result))
+    return result
+
+
+def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
+                    log_to_mlflow: bool = True, dataset_source: str | None = None,
+                    model_id: str | None = None) -> None:
+    """Write metrics.json, after logging the evaluation into the caller's active MLflow run
+    (a new run "evaluate" when there is none) if ``log_to_mlflow``: the dataset as an input
+    (``dataset_source`` names it where the dataset folder is a temporary one), the split
+    summary, the ``<split>_`` metrics (linked to the logged model ``model_id`` if given), the
+    reports and figures."""
     if log_to_mlflow:
         from components.lineage import log_split_summary
         from components.prepare import summarize
 
+        split = result.split
         with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
-            tracking.log_dataset(dataset.root, result.dataset_digest, context=split)
+            tracking.log_dataset(dataset_source or dataset.root, result.dataset_digest,
+                                 context=split)
             log_split_summary({name: figures.model_dump()
                                for name, figures in summarize(dataset).splits.items()})
-            mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()})
+            mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()},
+                               model_id=model_id)
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
             for path in (result.report_md, result.report_html, result.confusion_png,
                          result.overlays_png):
@@ -219,4 +262,3 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
                     mlflow.log_artifact(path, artifact_path="evaluation")
             mlflow.log_dict(result.model_dump(mode="json"), "evaluation/metrics.json")
     write_json(result.metrics_path, result.model_dump(mode="json"))
-    return result

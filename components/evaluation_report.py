@@ -41,6 +41,11 @@ def _intro(result: EvaluationResult) -> str:
             f"tiles ({result.tile_pixel_count} labelled pixels) for comparison")
 
 
+def _model(result: EvaluationResult) -> str:
+    """The architecture, and the logged model's URI when one was scored."""
+    return result.architecture + (f" from {result.model_uri}" if result.model_uri else "")
+
+
 def data_uri(png: str | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
 
@@ -55,7 +60,7 @@ def _figures(result: EvaluationResult, inline: bool) -> list[tuple[str, str]]:
 
 def markdown_report(result: EvaluationResult, images_inline: bool = False) -> str:
     lines = [f"# Evaluation on the {result.split} split", "",
-             f"Model `{result.architecture}`: {_intro(result)}. Split digest "
+             f"Model `{_model(result)}`: {_intro(result)}. Split digest "
              f"`{result.split_digest[:16]}`.", "",
              "| " + " | ".join(SUMMARY) + " |", "|" + " --- |" * len(SUMMARY),
              "| " + " | ".join(_summary(result)) + " |", "",
@@ -80,6 +85,6 @@ def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
             "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
             "padding:4px 8px}img{max-width:100%}</style></head><body>"
             f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
-            f"<p>Model <code>{html.escape(result.architecture)}</code>: "
+            f"<p>Model <code>{html.escape(_model(result))}</code>: "
             f"{html.escape(_intro(result))}.</p>{summary}"
             f"{table(HEADER, _rows(result))}{images}</body></html>\n")

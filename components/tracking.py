@@ -280,18 +280,23 @@ def child_run(run_name: str, tags: dict[str, str] | None = None,
         yield run
 
 
-def log_dataset(dataset_dir: Path, digest: str, context: str, name: str | None = None) -> None:
-    """Record the prepared dataset as an input of the active run, so the run names the exact
-    data it saw."""
+def log_dataset(dataset_dir: Path | str, digest: str, context: str,
+                name: str | None = None) -> None:
+    """Record the prepared dataset (a local folder, or the s3:// prefix or archive it was
+    prepared from) as an input of the active run, so the run names the exact data it saw."""
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
+    where = str(dataset_dir)
+    if "://" not in where:
+        where = str(Path(where).resolve())
     with warnings.catch_warnings():  # a local path matches two equivalent source types
         warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(str(Path(dataset_dir).resolve()))
+        source = resolve_dataset_source(where)
     # The store's digest column is short; the full sha256 goes into a tag.
-    dataset = MetaDataset(source=source, name=name or Path(dataset_dir).name, digest=digest[:32])
+    dataset = MetaDataset(source=source, name=name or Path(where.rstrip("/")).name or where,
+                          digest=digest[:32])
     mlflow.set_tag(DATASET_DIGEST_TAG, digest)
     try:
         mlflow.log_input(dataset, context=context)

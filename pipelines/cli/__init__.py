@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from pipelines.cli import data, run, serve
+from pipelines.cli import data, evaluate, run, serve
 from pipelines.cli.help_format import Command, Group
 from pipelines.ui.command import ui
 
@@ -52,4 +52,5 @@ app.command("compile", cls=Command)(run.compile_pipeline)
 app.command("submit", cls=Command)(run.submit)
 app.command("serve", cls=Command)(serve.serve)
 app.command("predict", cls=Command)(serve.predict)
+app.command("evaluate", cls=Command)(evaluate.evaluate)
 app.command("ui", cls=Command)(ui)

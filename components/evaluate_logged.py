@@ -1,0 +1,231 @@
+"""Score a logged (registered) model on another labelled dataset: `segpipe evaluate`.
+
+The data is a prepared dataset folder (``segpipe prepare``), scored on one of its splits, or
+a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled into a
+temporary folder the model's way (its window size, scale or ground sample distance) and
+scored whole: every scene goes to one split, ``test``. Either way the model normalizes with
+its own statistics from its serving config; the dataset's own (stats.json) are never used,
+and a source gets none fitted. Scoring, reports and MLflow logging are the pipeline's
+evaluation (components/evaluate.py: ``score_predictor``, ``save_evaluation``).
+
+Before the model is loaded, its serving config (two small files) is checked against the
+data: the same class names in the same order, the same band count and, for a prepared
+dataset, the model's tiling; a mismatch or an empty split is an ``EvaluationInputError``."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+
+from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
+from components.evaluate import EvaluationResult, save_evaluation, score_predictor
+from components.evaluate_options import EvaluateOptions
+from components.ingest import IngestOptions, ingest_source
+from components.scene_evaluation import check_scene_files
+from components.tile import TileOptions, tile_scenes
+from serving.config import ServingConfig
+
+#: MLflow tags of an evaluation run: which model version it scored, on what.
+TAG_MODEL = "segpipe.evaluated_model"
+TAG_VERSION = "segpipe.evaluated_model_version"
+TAG_MODEL_URI = "segpipe.evaluated_model_uri"
+TAG_DATA = "segpipe.evaluation_data"
+TAG_SPLIT = "segpipe.evaluation_split"
+
+
+class EvaluationInputError(ValueError):
+    """The model and the data do not fit together (classes, bands, tiling), or the split to
+    score is empty: refused before any prediction."""
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """The registry version a ``models:/`` URI names (None fields for other URIs)."""
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    model_id: str | None = None
+    architecture: str | None = None
+    experiment_id: str | None = None
+
+
+def is_prepared_dataset(data: str | Path) -> bool:
+    """A folder with tiles.json is a prepared dataset; anything else is a source."""
+    return "://" not in str(data) and (Path(data) / "tiles.json").is_file()
+
+
+def resolve_model_version(model_uri: str) -> ModelVersionRef:
+    """The version behind ``models:/name@alias`` or ``models:/name/version``, with the
+    experiment of the run that logged it; other URIs name no version."""
+    if not model_uri.startswith("models:/"):
+        return ModelVersionRef(uri=model_uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    reference = model_uri[len("models:/"):].rstrip("/")
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        found = client.get_model_version_by_alias(name, alias)
+    else:
+        name, _, version = reference.partition("/")
+        found = client.get_model_version(name, version)
+    experiment = client.get_run(found.run_id).info.experiment_id if found.run_id else None
+    # The logged model behind the version (MLflow 3): its id, else the source that names it.
+    model_id = found.model_id or (found.source[len("models:/"):]
+                                  if (found.source or "").startswith("models:/m-") else None)
+    return ModelVersionRef(uri=f"models:/{name}/{found.version}", name=name,
+                           version=str(found.version), model_id=model_id,
+                           architecture=found.tags.get("segpipe.architecture"),
+                           experiment_id=experiment)
+
+
+def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: list[str],
+               bands: int, hint: str = "") -> None:
+    """The data's classes (names, in order) and band count are the model's."""
+    if class_names == config.class_names and bands == config.in_channels:
+        return
+    raise EvaluationInputError(
+        f"{data} does not fit the model {model_uri}: the model predicts "
+        f"{config.num_classes} classes ({', '.join(config.class_names)}) from "
+        f"{config.in_channels} bands, the data has {len(class_names)} classes "
+        f"({', '.join(class_names)}) and {bands} bands{hint}")
+
+
+def _model_tiling(config: ServingConfig) -> str:
+    where = f"{config.gsd} m per pixel" if config.gsd else f"scale {config.scale}"
+    return f"{config.patch_size} px at {where}"
+
+
+def check_tiling(config: ServingConfig, dataset: PreparedDataset, data: str) -> None:
+    """A prepared dataset's tiles are the model's windows at its resolution: tile-level
+    scores feed them to the network as they are."""
+    manifest = dataset.tile_manifest
+    if (manifest.patch_size, manifest.scale, manifest.target_gsd) == (
+            config.patch_size, config.scale, config.gsd):
+        return
+    theirs = (f"{manifest.patch_size} px at "
+              + (f"{manifest.target_gsd} m per pixel" if manifest.target_gsd
+                 else f"scale {manifest.scale}"))
+    raise EvaluationInputError(
+        f"{data} is tiled {theirs}, the model takes windows of {_model_tiling(config)}: "
+        f"evaluate the source it was prepared from (tiled the model's way), or prepare it "
+        f"again with the model's --patch-size and --scale/--target-gsd")
+
+
+def check_split_tiles(dataset: PreparedDataset, split: SplitName, data: str) -> None:
+    if dataset.tile_ids(split):
+        return
+    sizes = ", ".join(f"{name} {len(dataset.tile_ids(name))}" for name in SPLIT_NAMES)
+    raise EvaluationInputError(f"{data}: the {split} split has no tiles to score (tiles per "
+                               f"split: {sizes}); choose another with --split")
+
+
+def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
+                   ingest: IngestOptions) -> PreparedDataset:
+    """Ingest ``source`` into ``out_dir``, check it against the model, tile it the model's
+    way and put every tile in the test split. No statistics are fitted."""
+    class_map = ingest_source(source, out_dir, ingest)
+    first = next(iter(sorted((out_dir / "scenes").glob("*_image.tif"))), None)
+    bands = 0
+    if first is not None:
+        with rasterio.open(first) as image:
+            bands = image.count
+    check_fits(config, model_uri, source, class_map.names, bands,
+               hint=" (name or map the source's classes with --palette, --class-names or "
+                    "--class-values)")
+    tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size,
+                                              scale=config.scale, target_gsd=config.gsd))
+    dataset = PreparedDataset(out_dir)
+    ids = [tile.id for tile in dataset.tile_manifest.tiles]
+    SplitManifest(strategy="scene", seed=0, ratios=(0.0, 0.0, 1.0),
+                  splits={"train": [], "val": [], "test": ids}).save(dataset.split)
+    return dataset
+
+
+def load_predictor(model_uri: str):
+    """The logged model's ScenePredictor (its forward pass on OpenVINO or Keras, its config)."""
+    import mlflow
+
+    # Held back: MLflow's advice to model authors about type hints. Recorded, not filtered:
+    # loading the model puts filters of its own in front of ours.
+    with warnings.catch_warnings(record=True) as caught:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    return model.predictor
+
+
+def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
+                  model: ModelVersionRef, options: EvaluateOptions) -> None:
+    if not options.log_to_mlflow:
+        save_evaluation(result, dataset, log_to_mlflow=False)
+        return
+    import mlflow
+
+    from components.tracking import DATASET_DIGEST_TAG
+
+    experiment = mlflow.get_experiment_by_name(options.mlflow_experiment)
+    if experiment is None:
+        # Beside the model's own runs' artifacts, not in the working folder (MLflow's
+        # default for a local store).
+        home = model.experiment_id and mlflow.get_experiment(model.experiment_id)
+        experiment_id = mlflow.create_experiment(
+            options.mlflow_experiment,
+            artifact_location=home.artifact_location if home else None)
+    else:
+        experiment_id = experiment.experiment_id
+    label = f"{model.name} v{model.version}" if model.version else model.uri
+    tags = {TAG_MODEL_URI: model.uri, TAG_DATA: data, TAG_SPLIT: result.split,
+            DATASET_DIGEST_TAG: result.dataset_digest}
+    if model.version:
+        tags |= {TAG_MODEL: model.name, TAG_VERSION: model.version}
+    source = None if is_prepared_dataset(data) else data
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags,
+                          run_name=f"evaluate {label} on {Path(data.rstrip('/')).name}"):
+        save_evaluation(result, dataset, dataset_source=source, model_id=model.model_id)
+
+
+def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
+                          options: EvaluateOptions | None = None,
+                          ingest: IngestOptions | None = None) -> EvaluationResult:
+    """Score the logged model ``model_uri`` (in the active tracking store) on ``data``;
+    write metrics.json, the reports and figures into ``out_dir``; with
+    ``options.log_to_mlflow``, log it as a run of ``options.mlflow_experiment``."""
+    from serving.remote import load_serving_config
+
+    options = options or EvaluateOptions()
+    model = resolve_model_version(model_uri)
+    config = load_serving_config(model.uri)
+    prepared = is_prepared_dataset(data)
+    if prepared and ingest is not None:
+        raise EvaluationInputError(f"{data} is a prepared dataset: ingest options apply to a "
+                                   f"source of scenes and labels only")
+    if not prepared and options.split not in (None, "test"):
+        raise EvaluationInputError(f"{data} is a source, scored whole (all its scenes form "
+                                   f"the test split); --split applies to a prepared dataset")
+    split: SplitName = options.split or "test"
+    with tempfile.TemporaryDirectory(prefix="segpipe-evaluate-") as tmp:
+        if prepared:
+            dataset = PreparedDataset(data)
+            check_fits(config, model.uri, data, dataset.class_map.names,
+                       dataset.tile_manifest.bands)
+            check_tiling(config, dataset, data)
+        else:
+            dataset = prepare_source(data, Path(tmp), config, model.uri,
+                                     ingest or IngestOptions())
+        check_split_tiles(dataset, split, data)
+        check_scene_files(dataset, split)
+        predictor = load_predictor(model.uri)
+        result = score_predictor(predictor, dataset, out_dir, split=split,
+                                 architecture=model.architecture or "segmentation model",
+                                 batch_size=options.batch_size,
+                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+        _log_and_save(result, dataset, data, model, options)
+    return result

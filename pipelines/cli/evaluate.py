@@ -1,0 +1,115 @@
+"""`segpipe evaluate`: score a logged model on a labelled dataset
+(components/evaluate_logged.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.evaluate_options import EvaluateOptions
+from components.ingest import IngestOptions
+from pipelines.cli.errors import fail
+from pipelines.cli.flags import flag_names, with_model_flags
+from pipelines.cli.serve import DEFAULT_MODEL_URI
+
+_SECTIONS = {"evaluate": EvaluateOptions, "ingest": IngestOptions}
+
+
+@with_model_flags(_SECTIONS)
+def evaluate(
+    data: str = typer.Argument(..., help="prepared dataset folder (segpipe prepare), or a "
+                               "source of scenes and labels: folder, .zip/.tar archive or "
+                               "s3://bucket/prefix"),
+    out: Path = typer.Option(..., "--out", help="folder for metrics.json, report.md, "
+                             "report.html and the figures"),
+    model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
+                                  help="registered model, runs:/ URI or local model folder"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="MLflow tracking URI (default: environment)"),
+    *,
+    overrides: dict,
+) -> None:
+    """Score a logged model on a labelled dataset: per-class IoU and F1, mIoU.
+
+    A prepared dataset is scored on one split (--split, default test); a source is ingested
+    and tiled the model's way into a temporary folder and scored whole. The model normalizes
+    with its own statistics. Scenes are predicted whole as `segpipe predict` does (the
+    headline figures); tiles on their own for comparison."""
+    options, ingest = _options(overrides)
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out} is a file; give a folder", 2)
+    if "://" not in data and not Path(data).exists():
+        raise fail(f"DATA {data}: no such file or folder", 2)
+    from pipelines.cli.serve import _use_store
+
+    _use_store(model_uri, tracking_uri)
+    from mlflow.exceptions import MlflowException
+
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
+    from components.evaluate_logged import EvaluationInputError, evaluate_logged_model
+
+    typer.echo(f"evaluating {model_uri} on {data}", err=True)
+    try:
+        result = evaluate_logged_model(model_uri, data, out, options, ingest)
+    except EvaluationInputError as err:
+        raise fail(err, 2) from None
+    except (ValueError, OSError, MlflowException) as err:
+        raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__, 1) from None
+    _print_scores(result)
+
+
+def _options(overrides: dict) -> tuple[EvaluateOptions, IngestOptions | None]:
+    """The flags validated by their models (exit 2 naming each bad flag); ingest options
+    only when one was given."""
+    from pydantic import ValidationError
+
+    from pipelines.config_file import format_validation_error
+
+    names = flag_names(_SECTIONS)
+    validated = {}
+    for section, model in _SECTIONS.items():
+        try:
+            validated[section] = model.model_validate(overrides.get(section, {}))
+        except ValidationError as err:
+            lines = []
+            for line, problem in zip(format_validation_error("options", err).splitlines(),
+                                     err.errors(), strict=True):
+                flag = names.get((section, str(problem["loc"][0]))) if problem["loc"] else None
+                lines.append(f"{line} ({flag})" if flag else line)
+            raise fail("; ".join(lines), 2) from None
+    options = validated["evaluate"]
+    ingest = validated["ingest"] if "ingest" in overrides else None
+    return options, ingest
+
+
+def _print_scores(result) -> None:
+    """Scene-level scores per class (the headline), the tile-level IoU beside them, and
+    where the report went."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: float | None) -> str:
+        return "absent" if value is None else f"{value:.4f}"
+
+    console = Console(highlight=False)
+    table = Table(show_edge=False, title=f"{result.split} split: {result.scene_count} scenes "
+                  f"({result.pixel_count} px), {result.tile_count} tiles", title_justify="left")
+    for column in ("class", "IoU", "F1", "precision", "recall", "pixels", "tile IoU"):
+        table.add_column(column, justify="left" if column == "class" else "right",
+                         max_width=30 if column == "class" else None, overflow="ellipsis")
+    for scores in result.per_class:
+        table.add_row(scores.name, fmt(scores.iou), fmt(scores.f1), fmt(scores.precision),
+                      fmt(scores.recall), str(scores.support),
+                      fmt(result.tile_class_iou.get(scores.name)))
+    console.print(table)
+    metrics = result.metrics
+    console.print(f"mIoU {fmt(metrics.get('miou'))}  F1 (macro) {fmt(metrics.get('f1_macro'))}  "
+                  f"pixel accuracy {fmt(metrics.get('pixel_accuracy'))}  "
+                  f"tile mIoU {fmt(metrics.get('tile_miou'))}", markup=False)
+    console.print(f"report: {result.report_md} (metrics.json, report.html and figures beside "
+                  f"it)", markup=False, soft_wrap=True)
+    if result.mlflow_run_id:
+        console.print(f"MLflow run: {result.mlflow_run_id}", markup=False)

@@ -1,0 +1,170 @@
+"""Scoring a logged model on a labelled dataset (segpipe evaluate's component): the same
+figures as the pipeline's evaluation of the same network, the model's own statistics, and
+mismatches refused before the model loads."""
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+
+from components.artifacts import NormStats, PreparedDataset, SplitManifest
+from components.evaluate import evaluate_model
+from components.evaluate_logged import (
+    TAG_DATA,
+    TAG_MODEL,
+    TAG_VERSION,
+    EvaluationInputError,
+    evaluate_logged_model,
+)
+from components.evaluate_options import EvaluateOptions
+from components.ingest import IngestOptions
+from tests.logged_models import register_known_model, save_known_model
+
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
+
+@pytest.fixture(scope="module")
+def known(tiny_dataset, tmp_path_factory, mlflow_uri):
+    """The known model's folder and its registered URI (statistics of tiny_dataset)."""
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("evaluate-logged")
+    folder = save_known_model(tmp_path_factory.mktemp("known") / "model")
+    return folder, register_known_model(folder, tiny_dataset, "eval-known")
+
+
+@pytest.fixture(scope="module")
+def unloadable(tiny_dataset, tmp_path_factory, mlflow_uri):
+    """A registered model whose network files were removed from the store after logging: its
+    serving config reads, the model itself no longer loads, so a refusal of the data rather
+    than a load error shows the data was checked first."""
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("evaluate-logged")
+    folder = save_known_model(tmp_path_factory.mktemp("unloadable") / "model")
+    uri = register_known_model(folder, tiny_dataset, "eval-unloadable")
+    source = mlflow.MlflowClient().get_model_version("eval-unloadable", "1").source
+    location = Path(mlflow.get_logged_model(source.removeprefix("models:/")).artifact_location
+                    .removeprefix("file://"))
+    networks = [p for p in location.rglob("*") if p.suffix in (".keras", ".bin", ".xml")]
+    assert networks, f"no network files under {location}"
+    for path in networks:
+        path.unlink()
+    try:
+        mlflow.pyfunc.load_model(uri)
+    except Exception:  # whichever error the loader gives for a missing network file
+        return uri
+    pytest.fail("the model still loads without its network files")
+
+
+def _copy(dataset: PreparedDataset, folder) -> PreparedDataset:
+    shutil.copytree(dataset.root, folder)
+    return PreparedDataset(folder)
+
+
+def test_a_logged_model_scores_as_the_pipeline_scores_it(tiny_dataset, known, tmp_path,
+                                                         monkeypatch):
+    folder, uri = known
+    monkeypatch.setenv("SEGPIPE_RUNTIME", "keras")  # the pipeline's runtime: equal to the bit
+    pipeline = evaluate_model(folder, tiny_dataset, tmp_path / "pipeline", overlay_tiles=0,
+                              log_to_mlflow=False)
+    result = evaluate_logged_model(uri, str(tiny_dataset.root), tmp_path / "logged",
+                                   EvaluateOptions(log_to_mlflow=True, overlay_tiles=1))
+    assert result.confusion_matrix == pipeline.confusion_matrix
+    assert result.tile_confusion_matrix == pipeline.tile_confusion_matrix
+    assert result.split_digest == pipeline.split_digest and result.model_uri == uri
+    saved = json.loads((tmp_path / "logged/metrics.json").read_text())
+    assert saved["metrics"]["miou"] == pytest.approx(pipeline.metrics["miou"])
+    assert f"from {uri}" in (tmp_path / "logged/report.md").read_text()
+    # An evaluation run tagged with the version and data, its metrics on the logged model.
+    run = mlflow.get_run(result.mlflow_run_id)
+    assert run.data.tags[TAG_MODEL] == "eval-known" and run.data.tags[TAG_VERSION] == "1"
+    assert run.data.tags["segpipe.dataset_digest"] == tiny_dataset.digest()
+    assert run.data.tags[TAG_DATA] == str(tiny_dataset.root)
+    assert run.data.metrics["test_miou"] == pytest.approx(result.metrics["miou"])
+    version = mlflow.MlflowClient().get_model_version("eval-known", "1")
+    logged = mlflow.get_logged_model(version.model_id or version.source[len("models:/"):])
+    assert any(m.run_id == run.info.run_id and m.key == "test_miou" for m in logged.metrics)
+
+
+def test_the_models_statistics_not_the_datasets(tiny_dataset, known, tmp_path):
+    """A dataset whose stats.json would shift every prediction scores the same: the model
+    normalizes with its own statistics."""
+    _, uri = known
+    other = _copy(tiny_dataset, tmp_path / "other")
+    stats = NormStats.load(other.stats)
+    stats.bands[0].mean += 10 * stats.bands[0].std
+    stats.save(other.stats)
+    first = evaluate_logged_model(uri, str(tiny_dataset.root), tmp_path / "a",
+                                  EvaluateOptions(overlay_tiles=0))
+    second = evaluate_logged_model(uri, str(other.root), tmp_path / "b",
+                                   EvaluateOptions(overlay_tiles=0))
+    assert second.confusion_matrix == first.confusion_matrix
+
+
+def test_a_source_is_tiled_the_models_way_and_scored_whole(tiny_dataset, known, tmp_path):
+    _, uri = known
+    source = tmp_path / "source"
+    for kind, folder in (("image", "images"), ("mask", "masks")):
+        (source / folder).mkdir(parents=True)
+        for path in tiny_dataset.scenes_dir.glob(f"*_{kind}.tif"):
+            shutil.copy(path, source / folder / path.name.replace(f"_{kind}", ""))
+    shutil.copy(tiny_dataset.classes, source / "classes.json")
+    result = evaluate_logged_model(uri, str(source), tmp_path / "eval",
+                                   EvaluateOptions(overlay_tiles=0),
+                                   IngestOptions(palette="classes.json", ignore_values=[255]))
+    labelled = 0
+    for path in tiny_dataset.scenes_dir.glob("*_mask.tif"):
+        with rasterio.open(path) as mask:
+            labelled += int((mask.read(1) != 255).sum())
+    assert result.split == "test" and result.scene_count == 3
+    assert result.pixel_count == labelled  # every labelled pixel of every scene
+
+
+@pytest.mark.parametrize("change, message", [
+    ("classes", "the model predicts 3 classes (background, tea, water) from 4 bands, the "
+                "data has 4 classes (background, tea, water, cloud) and 4 bands"),
+    ("tiling", "is tiled 16 px at scale 1.0, the model takes windows of 32 px at scale 1.0"),
+    ("empty", "the test split has no tiles to score (tiles per split: train 6, val 6, "
+              "test 0)"),
+])
+def test_a_mismatch_or_an_empty_split_is_refused_before_the_model_loads(
+        tiny_dataset, unloadable, tmp_path, change, message):
+    uri = unloadable
+    data = _copy(tiny_dataset, tmp_path / "data")
+    if change == "classes":
+        classes = json.loads(data.classes.read_text())
+        classes["classes"].append({"id": 3, "name": "cloud", "color": "#FFFFFF"})
+        data.classes.write_text(json.dumps(classes))
+    elif change == "tiling":
+        manifest = json.loads(data.tiles_manifest.read_text())
+        data.tiles_manifest.write_text(json.dumps({**manifest, "patch_size": 16}))
+    else:
+        split = SplitManifest.load(data.split)
+        split.splits["val"] += split.splits["test"]
+        split.splits["test"] = []
+        split.save(data.split)
+    with pytest.raises(EvaluationInputError, match="^" + str(data.root)) as caught:
+        evaluate_logged_model(uri, str(data.root), tmp_path / "eval")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_tea_plantations_as_a_source(tea_plantations, tmp_path, mlflow_uri):
+    """Real int16 4-band chips with 0/1 labels, ingested and tiled for a model with the
+    classes auto-detection names them by; the scores cover every labelled pixel."""
+    from components.prepare import PrepareOptions, prepare_dataset
+
+    prepared = tmp_path / "prepared"
+    prepare_dataset(tea_plantations, prepared, PrepareOptions.model_validate(
+        {"tile": {"patch_size": 64}, "split": {"strategy": "block", "block_size": 128}}))
+    dataset = PreparedDataset(prepared)
+    folder = save_known_model(tmp_path / "model", classes=2, patch_size=64)
+    uri = register_known_model(folder, dataset, "eval-tea")
+    result = evaluate_logged_model(uri, str(tea_plantations), tmp_path / "eval",
+                                   EvaluateOptions(overlay_tiles=0))
+    assert result.scene_count == 11 and result.pixel_count == 11 * 256 * 256
+    assert result.tile_count == 11 * 16 and result.class_names == dataset.class_map.names
+    assert 0 <= result.metrics["miou"] <= 1 and np.isfinite(result.metrics["tile_miou"])

@@ -1,0 +1,93 @@
+"""`segpipe evaluate` end to end through typer: the table, the report, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from components.artifacts import PreparedDataset, SplitManifest
+from pipelines.cli import app
+from tests.components.conftest import write_tiny_dataset
+from tests.logged_models import register_known_model, save_known_model
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> dict:
+    """A tiny prepared dataset and the known model registered as 'tea' in a SQLite store."""
+    root = tmp_path_factory.mktemp("evaluate")
+    dataset = PreparedDataset(write_tiny_dataset(root / "dataset").root)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("models", (root / "artifacts").as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
+        register_known_model(save_known_model(root / "model"), dataset, "tea")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return {"uri": uri, "dataset": dataset}
+
+
+def _evaluate(monkeypatch, store, *args: str):
+    # The command points MLflow at the store for its process: keep that inside the test.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    return CliRunner().invoke(app, ["evaluate", *args, "--tracking-uri", store["uri"]])
+
+
+def _one_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_prints_the_scores_and_writes_the_report(store, tmp_path, monkeypatch):
+    result = _evaluate(monkeypatch, store, str(store["dataset"].root), "--out",
+                       str(tmp_path / "eval"), "--model-uri", "models:/tea@champion",
+                       "--log-to-mlflow", "--overlay-tiles", "0")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert saved["model_uri"] == "models:/tea/1" and saved["split"] == "test"
+    for name in ("background", "tea", "water"):
+        assert f" {name} " in result.output
+    assert f"mIoU {saved['metrics']['miou']:.4f}" in result.output
+    assert "report.md" in result.output and "MLflow run: " + saved["mlflow_run_id"] in \
+        result.output
+    client = mlflow.MlflowClient(tracking_uri=store["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("segpipe-evaluations")
+                               .experiment_id])
+    assert [r.data.tags["segpipe.evaluated_model_version"] for r in runs] == ["1"]
+
+
+def test_an_unknown_model_is_one_line(store, tmp_path, monkeypatch):
+    result = _evaluate(monkeypatch, store, str(store["dataset"].root), "--out",
+                       str(tmp_path / "eval"), "--model-uri", "models:/coffee@champion")
+    assert result.exit_code == 1
+    assert _one_line(result).startswith("error: model models:/coffee@champion is not in the "
+                                        "tracking store")
+
+
+def test_a_class_mismatch_and_an_empty_split_are_one_line(store, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(store["dataset"].root, data)
+    classes = json.loads((data / "classes.json").read_text())
+    classes["classes"][1]["name"] = "coffee"
+    (data / "classes.json").write_text(json.dumps(classes))
+    result = _evaluate(monkeypatch, store, str(data), "--out", str(tmp_path / "eval"),
+                       "--model-uri", "models:/tea/1")
+    assert result.exit_code == 2
+    assert "does not fit the model models:/tea/1" in _one_line(result)
+    assert "(background, coffee, water)" in _one_line(result)
+
+    split = SplitManifest.load(store["dataset"].split)
+    split.splits["test"] = []
+    split.save(data / "split.json")
+    shutil.copy(store["dataset"].classes, data / "classes.json")
+    result = _evaluate(monkeypatch, store, str(data), "--out", str(tmp_path / "eval"),
+                       "--model-uri", "models:/tea/1")
+    assert result.exit_code == 2
+    assert "the test split has no tiles to score" in _one_line(result)
+    assert not (tmp_path / "eval").exists()
