@@ -6,24 +6,30 @@ Published datasets often cut a large photo into crops with a stride smaller than
 without a CRS; a scene-level split then tests on pixels it trained on. ``neighbours.py``
 finds crops that only touch; this module finds the ones that overlap.
 
-Each scene is reduced to a band-mean thumbnail (long side ``THUMB``, block means, NaN where
-nodata). Every column of a thumbnail gets a descriptor (its ``BINS`` bin means); the
-descriptors of all interior columns go into a k-d tree, and each scene's first column is
-looked up in it (rows likewise, on the transposed thumbnails), so the cost grows with
-n log n, not n². A candidate (A, B, offset) is kept only if its descriptor is closer than
-B's own column two steps in (a cheap ratio test), and then verified on the thumbnails:
-the mean absolute difference over the overlap, at the best offset within one column (and
-two rows across) of the candidate's, must be under half the difference at offsets two or
-more columns/rows away (repetitive texture or a flat blank border match as well there, so
-they never pass), over at least half of the overlap's pixels being valid. Overlaps of
-fewer than two thumbnail columns are left to the edge test of ``neighbours.py``.
+Each scene is reduced to a band-mean thumbnail (long side ``THUMB``, block means, then a
+2x2 moving average so detail finer than a thumbnail pixel does not alias; NaN where
+nodata). Every interior column of a thumbnail, and every halfway point between two, gets a
+descriptor (its ``BINS`` bin means); these go into a k-d tree, and each scene's first column
+is looked up in it (rows likewise, on the transposed thumbnails), so the cost grows with
+n log n, not n². A hit on another scene (``CANDIDATES`` at most) is kept only if it is closer
+than the scene's own column two steps in, and then verified on the thumbnails: the mean
+absolute difference over the overlap at the best offset near the hit (one column, two rows,
+half-pixel steps) must be under ``RATIO`` of the difference at offsets three columns or four
+rows away, where repetitive texture or a flat blank border match as well (so they never
+pass), with at least half of the overlap valid. Overlaps under an eighth of the width are
+left to the edge test of ``neighbours.py``.
 
-Crops offset along both axes at once are not looked up directly (their first column is
-only part of one of A's columns); in a grid of crops they are joined through their row
-and column neighbours. On synthetic photos cut into half-overlapping crops this finds
-every overlap along one axis (also after JPEG recompression) with no false pair between
-unrelated photos; on the tea-plantations chips as JPEGs it joins all 11 chips into one
-group (figures in tests/components/test_crop_overlaps.py)."""
+Not found: crops offset along both axes at once (their first column is only part of one of
+A's columns; in a grid of crops they join through their row and column neighbours), and
+crops whose contrast was stretched one by one (the overlap's values differ).
+
+Measured (load average ~2.7) on synthetic textured photos with field rows, cut into 3x3
+crops, PNG or JPEG (quality 75): every overlap along one axis found for 32 px crops at a 16 px
+stride (96/96), 256 at 128 and 96 (96/96, 144/144), 200 at 150 (offsets between thumbnail
+pixels, 96/96), 64 at 32 in 4x4 (480/480); 256 at 128 with each crop moved up to 3 px: 49/58,
+every photo still one group; 0 false pairs in all, also among 150 photos cut 2x2 (600 scenes,
+600/600 found, 8 s). The tea-plantations chips as JPEGs: all 15 half overlaps (and the 8
+touching pairs by ``neighbours.py``), no false pair, one group of 11."""
 
 from __future__ import annotations
 

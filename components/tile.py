@@ -12,7 +12,11 @@ scenes of mixed resolution). A few threads each read, check and write whole tile
 releases the GIL while it reads and so does the file write, so reading one tile overlaps
 writing another. Tiles are uncompressed GeoTIFFs in one block (tiles are small and read whole
 once per epoch: written about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the
-disk), made from a per-scene template (``components.tile_writer``)."""
+disk), made from a per-scene template (``components.tile_writer``).
+
+Scenes without a CRS are also compared with each other, to record crops of one image as
+``SceneInfo.neighbours``: touching (``components.neighbours``, edge profiles) or overlapping
+(``components.crop_overlaps``, thumbnails), which the split keeps together."""
 
 from __future__ import annotations
 
