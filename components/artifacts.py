@@ -112,8 +112,8 @@ class SceneInfo(BaseModel):
     given_split: SplitName | None = Field(default=None, description="the dataset's own split")
     scale: float = Field(default=1.0, description="resampling factor applied to this scene")
     neighbours: list[str] = Field(
-        default=[], description="scenes (without CRS) whose edge continues this scene's: "
-        "likely crops of one original image")
+        default=[], description="scenes (without CRS) whose edge continues this scene's or "
+        "whose content overlaps it: likely crops of one original image")
 
 
 class TileRecord(BaseModel):

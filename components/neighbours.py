@@ -27,7 +27,7 @@ MAX_SCENES = 20_000  # beyond this many same-size scenes the pairwise check is s
 
 
 @contextmanager
-def _quiet():
+def quiet():
     """All-NaN bins (nodata edges) are expected; their means are NaN and skipped."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -51,7 +51,7 @@ def _profile(block: np.ndarray, nodata, axis: int) -> np.ndarray:
     out = []
     for line in lines:
         bins = np.array_split(line, min(SAMPLES, len(line)))
-        with _quiet():
+        with quiet():
             out.append(np.array([np.nanmean(b) for b in bins]))
     return np.stack(out)
 
@@ -83,7 +83,7 @@ def _seam(a_outer: np.ndarray, a_slope: np.ndarray, b_outer: np.ndarray,
         part = slice(start, start + 256)
         jump = b_outer[None, :, :] - a_outer[part, None, :]
         slope = (a_slope[part, None, :] + b_slope[None, :, :]) / 2
-        with _quiet():
+        with quiet():
             out[part] = np.nanmean(np.abs(jump - slope), axis=2)
     return out
 
@@ -99,7 +99,7 @@ def _match(scenes: list[Edges], first: str, second: str) -> list[tuple[str, str]
     seam = _seam(a_outer, a_outer - a_inner, b_outer, b_inner - b_outer)
     np.fill_diagonal(seam, np.inf)
     seam[np.isnan(seam)] = np.inf
-    with _quiet():
+    with quiet():
         within_a = np.nanmean(np.abs(a_outer - a_inner), axis=1)
         within_b = np.nanmean(np.abs(b_outer - b_inner), axis=1)
         flat_a = np.nanstd(a_outer, axis=1) == 0

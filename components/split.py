@@ -10,9 +10,11 @@ class first) to the split furthest below its share of the unit's rarest class (i
 stratification: a rare class is spread by the ratios, not piled into train), then below its
 share of tiles, preferring splits that still lack one of the unit's classes.
 
-A val or test split left empty (or without a labelled pixel) is an error unless
-``allow_empty_splits``; scenes whose edges continue each other (crops of one image, found
-by the tile step) in different splits get a warning that suggests ``group``."""
+Scenes that look like crops of one image (``SceneInfo.neighbours``: touching or overlapping,
+found by the tile step) are kept in one unit by ``scene`` and by per-scene ``block``, with a
+line saying how many groups of how many scenes; the other strategies warn when they put such
+scenes in two splits (``split_advice``). A val or test split left empty (or without a
+labelled pixel) is an error unless ``allow_empty_splits``, with advice for the strategy."""
 
 from __future__ import annotations
 
@@ -35,8 +37,16 @@ from components.artifacts import (
     TileRecord,
 )
 from components.raster import DataError
+from components.split_advice import (
+    empty_split_advice,
+    empty_split_problems,
+    kept_together,
+    straddling_warning,
+    too_few_units,
+)
 from components.split_groups import (
     check_group_by,
+    crop_groups,
     given_units,
     scene_groups,
     straddling_neighbours,
@@ -90,10 +100,9 @@ class _Unit:
 
 
 def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
-    crs = {s.crs for s in manifest.scenes}
     half = manifest.patch_size / 2
     keys = {}
-    if len(crs) == 1 and None not in crs:
+    if _world_grid(manifest):
         # One CRS: blocks on the world grid, sized in the first scene's pixels.
         # The grid is anchored at the scenes' top-left corner, so blocks of a chip's size
         # line up with chips exported side by side.
@@ -122,11 +131,26 @@ def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
     return manifest.patch_size
 
 
-def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
+def _world_grid(manifest: TileManifest) -> bool:
+    crs = {s.crs for s in manifest.scenes}
+    return len(crs) == 1 and None not in crs
+
+
+def keeps_crops_together(manifest: TileManifest, options: SplitOptions) -> bool:
+    """Whether the strategy keeps each crop group (crops of one image) in one split: scenes,
+    and blocks that are per-scene pixel squares (no shared CRS to place the scenes by)."""
+    return options.strategy == "scene" or (options.strategy == "block"
+                                           and not _world_grid(manifest))
+
+
+def _units(manifest: TileManifest, options: SplitOptions,
+           crops: dict[str, str]) -> list[_Unit]:
+    together = keeps_crops_together(manifest, options)
+    joined = Counter(crops.values())
     if options.strategy == "random":
         keys = {t.id: (t.id,) for t in manifest.tiles}
     elif options.strategy == "scene":
-        keys = {t.id: (t.scene,) for t in manifest.tiles}
+        keys = {t.id: (crops[t.scene],) for t in manifest.tiles}
     elif options.strategy == "group":
         groups = scene_groups(manifest, options.group_by)
         keys = {t.id: ("group", groups[t.scene]) for t in manifest.tiles}
@@ -135,6 +159,9 @@ def _units(manifest: TileManifest, options: SplitOptions) -> list[_Unit]:
         keys = {t.id: ("given", given[t.scene]) for t in manifest.tiles}
     else:
         keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
+        if together:
+            keys = {t.id: ("crops", crops[t.scene]) if joined[crops[t.scene]] > 1
+                    else keys[t.id] for t in manifest.tiles}
     grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
     for t in manifest.tiles:
         grouped[keys[t.id]].append(t)
@@ -210,8 +237,7 @@ def _footprint(tile: TileRecord, patch: int, size: tuple[int, int],
 def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
     """Pairs of tiles in different splits whose footprints share ground (positive area).
     Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
-    crs = {s.crs for s in manifest.scenes}
-    world = len(crs) == 1 and None not in crs
+    world = _world_grid(manifest)
     sizes = {s.name: (s.width, s.height) for s in manifest.scenes}
     boxes = {t.id: _footprint(t, manifest.patch_size, sizes[t.scene], world)
              for t in manifest.tiles}
@@ -256,46 +282,6 @@ def _assign_given(units: list[_Unit]) -> list[list[_Unit]]:
     return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
 
 
-UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "group",
-              "given": "given split"}
-
-
-def _overlap_advice(options: SplitOptions) -> str:
-    if options.strategy != "block":
-        return ("every tile it would hold shares ground with tiles of other splits (the "
-                "scenes overlap: strategy 'block' keeps overlapping ground together)")
-    return ("every tile it would hold shares ground with tiles of other blocks (the scenes "
-            "overlap and their tiles straddle block edges: a smaller patch_size, one that "
-            "divides the scenes' offset from each other, lines the tiles of neighbouring "
-            "scenes up)")
-
-
-def _empty_split_problems(manifest: TileManifest, assigned: list[list[_Unit]],
-                          units: list[_Unit], options: SplitOptions) -> list[str]:
-    """Val or test splits (with a ratio above 0) that hold no tile, or no labelled pixel."""
-    by_id = {t.id: t for t in manifest.tiles}
-    problems: list[str] = []
-    empty: dict[str, list[str]] = {}  # the same reason once, for all the splits it empties
-    for name, units_, ratio in zip(SPLIT_NAMES, assigned, options.ratios, strict=True):
-        tiles = [t for u in units_ for t in u.tiles]
-        if options.strategy != "given" and ratio == 0:
-            continue
-        if name == "train" and tiles:
-            continue
-        if not tiles:
-            word = UNIT_WORDS[options.strategy] + ("s" if len(units) != 1 else "")
-            why = (_overlap_advice(options) if units_
-                   else f"only {len(units)} {word} for ratios "
-                   f"{', '.join(map(str, options.ratios))}" if options.strategy != "given"
-                   else "the dataset gives no scene to it")
-            empty.setdefault(why, []).append(f"'{name}'")
-        elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
-            problems.append(f"split '{name}' has no labelled pixel in its {len(tiles)} tiles")
-    return [f"split {names[0]} is empty: {why}" if len(names) == 1
-            else f"splits {' and '.join(names)} are empty: {why}"
-            for why, names in empty.items()] + problems
-
-
 def split_tiles(dataset_dir: Path, out_path: Path,
                 options: SplitOptions | None = None) -> SplitManifest:
     """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
@@ -305,21 +291,24 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     if not manifest.tiles:
         raise DataError(f"{paths.tiles_manifest}: no tiles to split")
     class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
-    units = _units(manifest, options)
+    crops = crop_groups(manifest.scenes)
+    together = keeps_crops_together(manifest, options)
+    units = _units(manifest, options, crops)
     assigned = (_assign_given(units) if options.strategy == "given"
                 else _assign(units, options.ratios, options.seed))
-    messages = []
+    messages = [line] if together and (line := kept_together(manifest, crops)) else []
     if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
         messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
                         "another split (overlapping tiles or scenes); use strategy 'block', "
                         "no overlap, or a block size that is a multiple of the stride")
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
-    problems = _empty_split_problems(manifest, assigned, units, options)
+    problems = empty_split_problems(
+        manifest, list(splits.values()), [bool(u) for u in assigned], options,
+        too_few_units(manifest, options, crops, len(units), together))
     if problems and not options.allow_empty_splits:
-        raise DataError(f"strategy '{options.strategy}': {'; '.join(problems)}. Use other "
-                        "ratios, a smaller block_size, another strategy, more data, or "
-                        "allow_empty_splits to accept it")
+        raise DataError(f"strategy '{options.strategy}': {'; '.join(problems)}. "
+                        f"{empty_split_advice(manifest, options, crops, together)}")
     messages += [f"{p} (accepted: allow_empty_splits)" for p in problems]
     by_id = {t.id: t for t in manifest.tiles}
 
@@ -338,13 +327,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
         for t in ids:
             split_of_scene[by_id[t].scene].add(name)
     if straddling := straddling_neighbours(manifest.scenes, split_of_scene):
-        a, b = straddling[0]
-        messages.append(
-            f"{len(straddling)} pairs of scenes look like crops of one image (their edges "
-            f"continue each other, e.g. {manifest.scene(a).source or a} and "
-            f"{manifest.scene(b).source or b}) but lie in different splits, so the model is "
-            "tested on the neighbours of what it trained on; use strategy 'group' (group_by "
-            "'parent' or a regular expression on the file names) to keep them together")
+        messages.append(straddling_warning(manifest, options, crops, straddling))
     for message in messages:
         warnings.warn(message, SplitWarning, stacklevel=2)
     result = SplitManifest(strategy=options.strategy, seed=options.seed, ratios=options.ratios,

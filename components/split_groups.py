@@ -1,5 +1,7 @@
 """Which scenes belong together: the groups of the ``group`` split strategy, the dataset's
-own splits for ``given``, and the warning for scenes that look like crops of one image.
+own splits for ``given``, and the crop groups: scenes joined by ``SceneInfo.neighbours``
+(touching or overlapping crops of one image, found by the tile step), which the ``scene``
+and per-scene ``block`` strategies keep in one split and the others warn about.
 
 ``group_by`` is ``"parent"`` (the folder a scene's image came from), a path to a CSV of
 scene,group rows (a scene named by its scene name, source path or file stem), or a regular
@@ -100,9 +102,36 @@ def given_units(manifest: TileManifest) -> dict[str, str]:
     return {s.name: s.given_split for s in manifest.scenes}
 
 
+def crop_groups(scenes: list[SceneInfo]) -> dict[str, str]:
+    """Scene name -> its crop group: the first name (sorted) among the scenes joined to it by
+    ``neighbours`` (touching or overlapping crops of one image), or its own name."""
+    parent = {s.name: s.name for s in scenes}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+    for s in scenes:
+        for other in s.neighbours:
+            if other in parent:
+                a, b = sorted((root(s.name), root(other)))
+                parent[b] = a
+    return {name: root(name) for name in parent}
+
+
+def parent_folders_keep(scenes: list[SceneInfo], pairs: list[tuple[str, str]]) -> int:
+    """How many source folders the scenes come from, if every pair shares one (so group_by
+    'parent' keeps the pairs together); 0 otherwise or when a scene's source is unknown."""
+    folders = {s.name: PurePosixPath(s.source).parent.as_posix() for s in scenes if s.source}
+    if len(folders) < len(scenes) or any(folders[a] != folders[b] for a, b in pairs):
+        return 0
+    return len(set(folders.values()))
+
+
 def straddling_neighbours(scenes: list[SceneInfo], split_of_scene: dict[str, set[str]]
                           ) -> list[tuple[str, str]]:
-    """Pairs of neighbouring scenes (edges that continue each other) in different splits."""
+    """Pairs of neighbouring scenes (touching or overlapping crops) in different splits."""
     pairs = []
     for s in scenes:
         for other in s.neighbours:

@@ -12,7 +12,11 @@ scenes of mixed resolution). A few threads each read, check and write whole tile
 releases the GIL while it reads and so does the file write, so reading one tile overlaps
 writing another. Tiles are uncompressed GeoTIFFs in one block (tiles are small and read whole
 once per epoch: written about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the
-disk), made from a per-scene template (``components.tile_writer``)."""
+disk), made from a per-scene template (``components.tile_writer``).
+
+Scenes without a CRS are also compared with each other, to record crops of one image as
+``SceneInfo.neighbours``: touching (``components.neighbours``, edge profiles) or overlapping
+(``components.crop_overlaps``, thumbnails), which the split keeps together."""
 
 from __future__ import annotations
 
@@ -40,7 +44,9 @@ from components.artifacts import (
     tile_paths,
 )
 from components.atomic import write_text
-from components.neighbours import find_neighbours, read_edges
+from components.crop_overlaps import MAX_SCENES as MAX_OVERLAP_SCENES
+from components.crop_overlaps import Thumbnail, find_overlaps, read_thumbnail
+from components.neighbours import Edges, find_neighbours, read_edges
 from components.raster import (
     DataError,
     ProgressCallback,
@@ -206,7 +212,8 @@ def _display(index: SceneIndex | None, name: str) -> str:
 
 def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptions,
                 classes: ClassMap, dtype: np.dtype, index: SceneIndex | None,
-                pool: ThreadPoolExecutor) -> tuple[SceneInfo, list[TileRecord], object]:
+                pool: ThreadPoolExecutor, thumbnail: bool
+                ) -> tuple[SceneInfo, list[TileRecord], Edges | None, Thumbnail | None]:
     image_path = scenes_dir / f"{name}_image.tif"
     with open_raster(image_path) as img:
         sx, sy = _scale_of(img, _display(index, name), options)
@@ -225,14 +232,18 @@ def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptio
                                     img.nodata),
                        TileTemplate((1, patch, patch), np.uint8, img.crs, transform,
                                     classes.ignore_index))
+        # Scenes without a CRS may be crops of one image: touching (edges) or overlapping
+        # (thumbnails); georeferenced scenes are placed by their transforms instead.
         edges = read_edges(name, img, image_path) if img.crs is None else None
+        thumb = read_thumbnail(name, img, image_path) if img.crs is None and thumbnail \
+            else None
     jobs = [(row, col) for row in grid_offsets(height, options.patch_size, options.step)
             for col in grid_offsets(width, options.patch_size, options.step)]
     parts = [jobs[k::TILE_WORKERS] for k in range(TILE_WORKERS) if jobs[k::TILE_WORKERS]]
     futures = [pool.submit(_tile_windows, scene, part, tiles_dir) for part in parts]
     records = [r for f in futures for r in f.result()]
     records.sort(key=lambda r: (r.window[1], r.window[0]))
-    return info, records, edges
+    return info, records, edges, thumb
 
 
 def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None = None,
@@ -248,18 +259,21 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     if dst.tiles_dir.exists():
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
-    scenes, tiles, edges, bands = [], [], [], None
+    scenes, tiles, edges, thumbs, bands = [], [], [], [], None
     with gdal_env(), warnings.catch_warnings(), \
             ThreadPoolExecutor(TILE_WORKERS, thread_name_prefix="tile") as pool:
         # Plain JPEG/PNG scenes; set once here, since filters are process-global.
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         for i, name in enumerate(names):
-            info, records, scene_edges = _tile_scene(name, src.scenes_dir, dst.tiles_dir,
-                                                     options, classes, dtype, index, pool)
+            info, records, scene_edges, thumb = _tile_scene(
+                name, src.scenes_dir, dst.tiles_dir, options, classes, dtype, index, pool,
+                thumbnail=len(names) <= MAX_OVERLAP_SCENES)
             scenes.append(info)
             tiles.extend(records)
             if scene_edges is not None:
                 edges.append(scene_edges)
+            if thumb is not None:
+                thumbs.append(thumb)
             if bands is None:
                 with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
                     bands = img.count
@@ -271,6 +285,8 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
                         f"{options.min_valid_fraction:.0%} of its in-scene area; lower "
                         "min_valid_fraction or check that the masks label anything")
     neighbours = find_neighbours(edges)
+    for name, others in find_overlaps(thumbs).items():
+        neighbours[name] |= others
     scenes = [s.model_copy(update={"neighbours": sorted(neighbours.get(s.name, ()))})
               for s in scenes]
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,

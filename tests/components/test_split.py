@@ -190,7 +190,7 @@ def _folder_splits(ds, split):
     return folders
 
 
-def test_touching_crops_are_found_and_a_scene_split_that_separates_them_warns(crops):
+def test_touching_crops_are_found_and_the_scene_split_keeps_them_together(crops):
     manifest = TileManifest.load(crops / "tiles.json")
     found = missed = 0
     for scene in manifest.scenes:
@@ -202,10 +202,20 @@ def test_touching_crops_are_found_and_a_scene_split_that_separates_them_warns(cr
         found += len(expected & set(scene.neighbours))
         missed += len(expected - set(scene.neighbours))
     assert found / (found + missed) > 0.9, (found, missed)
-    with pytest.warns(SplitWarning, match=r"pairs of scenes look like crops of one image .* "
-                      "use strategy 'group'"):
+    with pytest.warns(SplitWarning, match=r"kept 8 groups of 9 scenes \(72 in all\) in one "
+                      "split each: each group's scenes look like crops of one image"):
         split = split_tiles(crops, crops / "scene.json", SplitOptions(strategy="scene"))
-    assert sum(len(s) > 1 for s in _folder_splits(crops, split).values()) >= 4
+    folders = _folder_splits(crops, split)
+    assert len(folders) == 8 and all(len(s) == 1 for s in folders.values())
+    assert all(split.splits.values())
+    assert not any("lie in different splits" in w for w in split.warnings)
+
+
+def test_a_strategy_that_separates_crops_warns_with_advice_that_works(crops, tmp_path):
+    with pytest.warns(SplitWarning, match=r"pairs of scenes look like crops of one image .* "
+                      r"lie in different splits.*use strategy 'scene' \(the default\).* or "
+                      r"strategy 'group' with group_by 'parent' \(8 folders\)"):
+        split_tiles(crops, tmp_path / "random.json", SplitOptions(strategy="random"))
 
 
 @pytest.mark.parametrize("group_by", ["parent", r"(site\d+)/", "groups.csv"])

@@ -1,0 +1,142 @@
+"""What the split step tells the user: why a split is empty and what would fill it, crops of
+one image kept together, and crops of one image that a strategy still puts in two splits.
+
+Advice names only what would work for this data: no ``block_size`` for a strategy that has
+no blocks, no ``group_by 'parent'`` when the folders do not keep the crops together, and no
+strategy that cannot fill the splits without a leak."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from components.artifacts import SPLIT_NAMES, TileManifest
+from components.split_groups import parent_folders_keep
+
+if TYPE_CHECKING:
+    from components.split import SplitOptions
+
+UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "group",
+              "given": "given split"}
+
+
+def _crops(images: int = 1, example: str = "") -> str:
+    what = "one image" if images == 1 else f"{images} images"
+    return (f"look like crops of {what} (edges that continue each other or content that "
+            f"overlaps{example})")
+
+
+def _active_splits(options: SplitOptions) -> int:
+    return sum(r > 0 for r in options.ratios)
+
+
+def _crop_images(manifest: TileManifest, crops: dict[str, str]) -> tuple[int, int]:
+    """(scenes with tiles, images they are crops of) counting a scene alone as an image."""
+    scenes = {t.scene for t in manifest.tiles}
+    return len(scenes), len({crops[s] for s in scenes})
+
+
+def kept_together(manifest: TileManifest, crops: dict[str, str]) -> str | None:
+    """The line saying which crop groups a strategy that keeps them together kept."""
+    scenes = {t.scene for t in manifest.tiles}
+    sizes = sorted(n for n in Counter(crops[s] for s in scenes).values() if n > 1)
+    if not sizes:
+        return None
+    if len(sizes) == 1:
+        return (f"kept 1 group of {sizes[0]} scenes in one split: they {_crops()}, so splitting "
+                "them would test on pixels seen in training")
+    sizes_text = (f"{sizes[0]}" if sizes[0] == sizes[-1] else f"{sizes[0]} to {sizes[-1]}")
+    return (f"kept {len(sizes)} groups of {sizes_text} scenes ({sum(sizes)} in all) in one "
+            f"split each: each group's scenes {_crops()}, so splitting them would test on "
+            "pixels seen in training")
+
+
+def overlap_advice(options: SplitOptions) -> str:
+    if options.strategy != "block":
+        return ("every tile it would hold shares ground with tiles of other splits (the "
+                "scenes overlap: strategy 'block' keeps overlapping ground together)")
+    return ("every tile it would hold shares ground with tiles of other blocks (the scenes "
+            "overlap and their tiles straddle block edges: a smaller patch_size, one that "
+            "divides the scenes' offset from each other, lines the tiles of neighbouring "
+            "scenes up)")
+
+
+def too_few_units(manifest: TileManifest, options: SplitOptions, crops: dict[str, str],
+                  units: int, together: bool) -> str:
+    """Why val/test got nothing when there were too few units to go round."""
+    word = UNIT_WORDS[options.strategy] + ("s" if units != 1 else "")
+    ratios = ", ".join(map(str, options.ratios))
+    scenes, images = _crop_images(manifest, crops)
+    if images < scenes and (together or images < _active_splits(options)):
+        kept = ", and each image's crops are kept in one split" if together else ""
+        return (f"only {units} {'unit' if units == 1 else 'units'} for ratios {ratios}: the "
+                f"{scenes} scenes {_crops(images)}{kept}")
+    return f"only {units} {word} for ratios {ratios}"
+
+
+def empty_split_advice(manifest: TileManifest, options: SplitOptions,
+                       crops: dict[str, str], together: bool) -> str:
+    """What would fill the empty splits, for this strategy and data."""
+    scenes, images = _crop_images(manifest, crops)
+    if images < _active_splits(options) <= scenes:
+        return ("A test that does not leak needs scenes from other images: add them (or "
+                "prepare georeferenced originals, which strategy 'block' splits by area), "
+                "or use allow_empty_splits to train on all of it and evaluate elsewhere")
+    tips = ["other ratios"]
+    if options.strategy == "block":
+        tips.append("a smaller block_size")
+    if options.strategy != "given":
+        tips.append("another strategy")
+    tips += ["more data", "allow_empty_splits to accept it"]
+    return "Use " + ", ".join(tips[:-1]) + ", or " + tips[-1]
+
+
+def straddling_warning(manifest: TileManifest, options: SplitOptions, crops: dict[str, str],
+                       straddling: list[tuple[str, str]]) -> str:
+    """Crops of one image in different splits, and the strategies that would keep them
+    together and still fill every split."""
+    a, b = straddling[0]
+    scenes, images = _crop_images(manifest, crops)
+    needed = _active_splits(options)
+    ways = []
+    if options.strategy != "scene" and images >= needed:
+        ways.append("strategy 'scene' (the default), which keeps the crops of one image in "
+                    "one split")
+    folders = parent_folders_keep(manifest.scenes, straddling)
+    if folders >= needed and not (options.strategy == "group" and options.group_by == "parent"):
+        ways.append(f"strategy 'group' with group_by 'parent' ({folders} folders)")
+    if ways:
+        advice = "use " + " or ".join(ways)
+    else:
+        advice = (f"all {scenes} scenes come from {images} image{'s' if images != 1 else ''}, "
+                  f"too few for {needed} splits without a leak: add scenes from other images, "
+                  "or prepare georeferenced originals and use strategy 'block'")
+    example = f"; e.g. {manifest.scene(a).source or a} and {manifest.scene(b).source or b}"
+    return (f"{len(straddling)} pairs of scenes {_crops(example=example)} but lie in "
+            f"different splits, so the model is tested on pixels it trained on; {advice}")
+
+
+def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
+                         has_units: list[bool], options: SplitOptions,
+                         why_too_few: str) -> list[str]:
+    """Val or test splits (with a ratio above 0) that hold no tile, or no labelled pixel;
+    ``assigned``: each split's tile ids, ``has_units``: whether units went to it."""
+    by_id = {t.id: t for t in manifest.tiles}
+    problems: list[str] = []
+    empty: dict[str, list[str]] = {}  # the same reason once, for all the splits it empties
+    for name, tiles, units, ratio in zip(SPLIT_NAMES, assigned, has_units, options.ratios,
+                                         strict=True):
+        if options.strategy != "given" and ratio == 0:
+            continue
+        if name == "train" and tiles:
+            continue
+        if not tiles:
+            why = (overlap_advice(options) if units
+                   else why_too_few if options.strategy != "given"
+                   else "the dataset gives no scene to it")
+            empty.setdefault(why, []).append(f"'{name}'")
+        elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
+            problems.append(f"split '{name}' has no labelled pixel in its {len(tiles)} tiles")
+    return [f"split {names[0]} is empty: {why}" if len(names) == 1
+            else f"splits {' and '.join(names)} are empty: {why}"
+            for why, names in empty.items()] + problems
