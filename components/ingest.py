@@ -56,7 +56,7 @@ from components.survey import (
     survey_mask,
     warn_collected,
 )
-from components.vectors import VectorLayer
+from components.vectors import VectorLayer, read_layer_info
 
 
 class PaletteEntry(BaseModel):
@@ -84,6 +84,9 @@ class IngestOptions(BaseModel):
     vector_labels: str | None = Field(
         default=None, description="one GeoJSON/GeoPackage/Shapefile, relative to the source "
         "root, whose polygons label every image (images: image_dir, default all rasters)")
+    vector_layer: str | None = Field(
+        default=None, description="vector labels: the layer to read, required when a file "
+        "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
     class_attribute: str = Field(default="class", min_length=1,
                                  description="vector labels: the attribute holding the class")
     palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
@@ -155,8 +158,9 @@ def _survey(pairs: list[ScenePair], options: IngestOptions,
         elif pair.kind == "vector":
             survey.add_kind("vector", pair.label)
             if pair.label not in layers:
-                layers[pair.label] = VectorLayer(pair.label, options.class_attribute,
-                                                 options.max_vector_features)
+                info = read_layer_info(pair.label, options.vector_layer,
+                                       options.class_attribute, options.max_vector_features)
+                layers[pair.label] = VectorLayer(info, options.class_attribute)
                 survey.labels.update(layers[pair.label].label_counts())
         else:
             survey_mask(pair, survey, size, options.max_pixels, options.color_table)

@@ -199,6 +199,7 @@ _APPLIES_TO = {
     "color_tolerance": ({"colors"}, "colour masks"),
     "min_color_share": ({"colors"}, "colour masks"),
     "class_attribute": ({"vector"}, "vector polygons"),
+    "vector_layer": ({"vector"}, "vector polygons"),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,36 +52,64 @@ def _plain(reason: str) -> str:
     return re.sub(r"\[([^\]]*)\]", r" at \1", reason)
 
 
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a vector file's header says about the layer the labels come from."""
+    path: Path
+    layer: str
+    crs: str | None
+    features: int
+
+
+def read_layer_info(path: Path, layer: str | None, attribute: str,
+                    max_features: int) -> LayerInfo:
+    """The labels' layer of one vector file, checked from its header alone (no feature is
+    read): the layer chosen (``layer``, required when the file has several), the feature
+    count and the class attribute."""
+    import pyogrio
+
+    try:
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError types
+        raise DataError(f"{path}: cannot read as a vector file ({err})") from None
+    if not layers:
+        raise DataError(f"{path}: holds no layer")
+    if layer is None and len(layers) > 1:
+        raise DataError(f"{path}: {len(layers)} layers ({', '.join(layers)}); set "
+                        "vector_layer to the one holding the labels")
+    if layer is not None and layer not in layers:
+        raise DataError(f"{path}: no layer {layer!r}; its layers are {', '.join(layers)} "
+                        "(set vector_layer)")
+    name = layer if layer is not None else layers[0]
+    try:
+        info = pyogrio.read_info(path, layer=name)
+    except Exception as err:
+        raise DataError(f"{path}: cannot read as a vector file ({err})") from None
+    if info["features"] > max_features:
+        raise DataError(f"{path}: {info['features']:,} features is more than "
+                        f"max_vector_features ({max_features:,})")
+    fields = [str(f) for f in info["fields"]]
+    if attribute not in fields:
+        raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
+                        f"{', '.join(fields) or 'none'} (set class_attribute)")
+    return LayerInfo(path, name, info["crs"], int(info["features"]))
+
+
 class VectorLayer:
     """One vector file's polygons and classes, read once and shared by every scene."""
 
-    def __init__(self, path: Path, attribute: str, max_features: int) -> None:
+    def __init__(self, info: LayerInfo, attribute: str) -> None:
         import pyogrio
         import shapely
 
-        self.path = path
+        path = self.path = info.path
         self.notes: list[str] = []
         try:
-            layers = pyogrio.list_layers(path)
-            info = pyogrio.read_info(path)
-        except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError types
-            raise DataError(f"{path}: cannot read as a vector file ({err})") from None
-        if len(layers) > 1:
-            self.notes.append(f"{path}: {len(layers)} layers; labels come from the first, "
-                              f"{info['layer_name']!r}")
-        if info["features"] > max_features:
-            raise DataError(f"{path}: {info['features']:,} features is more than "
-                            f"max_vector_features ({max_features:,})")
-        fields = [str(f) for f in info["fields"]]
-        if attribute not in fields:
-            raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
-                            f"{', '.join(fields) or 'none'} (set class_attribute)")
-        try:
-            _, fids, wkb, (values,) = pyogrio.raw.read(path, columns=[attribute],
-                                                       return_fids=True)
+            _, fids, wkb, (values,) = pyogrio.raw.read(path, layer=info.layer,
+                                                       columns=[attribute], return_fids=True)
         except Exception as err:
             raise DataError(f"{path}: cannot read its features ({err})") from None
-        self.crs = info["crs"]
+        self.crs = info.crs
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)
         self.labels = [label_text(v) for v in values]

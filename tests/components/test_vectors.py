@@ -17,7 +17,7 @@ from rasterio.warp import transform_geom
 from components.ingest import IngestOptions, ingest_source
 from components.raster import DataError, write_array
 from components.survey import IngestWarning
-from tests.components.conftest import UTM, make_image
+from tests.components.conftest import UTM, make_image, make_labels, write_pair
 
 ORIGINS = [(600000.0, 3000000.0), (600128.0, 3000000.0)]  # two 64 px scenes, 2 m pixels
 
@@ -47,11 +47,12 @@ def _expected(origin, classes):
                      fill=0, dtype="uint8")
 
 
-def _write_layer(path, features, crs="EPSG:4326", driver=None):
+def _write_layer(path, features, crs="EPSG:4326", driver=None, layer=None):
     geoms = shapely.from_geojson([json.dumps(g) for _, g in features])
     labels = np.array([c for c, _ in features], dtype=object)
     pyogrio.raw.write(path, shapely.to_wkb(geoms), field_data=[labels], fields=["class"],
-                      crs=crs, driver=driver, geometry_type="Unknown", promote_to_multi=False)
+                      crs=crs, driver=driver, geometry_type="Unknown", promote_to_multi=False,
+                      layer=layer)
 
 
 def _in_wgs84(features):
@@ -138,3 +139,32 @@ def test_per_scene_geojson_sidecar_and_a_plain_image_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"b_image.tif: not georeferenced, so the polygons of "
                        r".*b_mask.geojson cannot be placed on it"):
         ingest_source(plain, tmp_path / "out2")
+
+
+def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
+    """A GeoPackage that also holds the study area ('aoi', drawn first): its first layer is
+    not the labels, so reading it would label every pixel 'study area' without a word."""
+    src = tmp_path / "src"
+    _scenes(src)
+    gpkg = src / "labels.gpkg"
+    _write_layer(gpkg, [("study area", _box(599000.0, 3001000.0, 601000.0, 2999000.0))],
+                 crs=UTM, layer="aoi")
+    _write_layer(gpkg, FEATURES_UTM, crs=UTM, layer="tea")
+    with pytest.raises(DataError, match=r"labels.gpkg: 2 layers \(aoi, tea\); set vector_layer "
+                       "to the one holding the labels"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    with pytest.raises(DataError, match=r"labels.gpkg: no layer 'roads'; its layers are aoi, "
+                       r"tea \(set vector_layer\)"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg",
+                                                           vector_layer="roads"))
+    assert not (tmp_path / "out").exists()
+    classes = ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg",
+                                                                 vector_layer="tea"))
+    assert classes.names == ["background", "field", "pond", "road"]
+    assert (read_mask(tmp_path / "out", "s0") == 2).sum() == 100
+
+
+def test_vector_layer_is_refused_for_raster_masks(tmp_path):
+    write_pair(tmp_path / "src", "a", make_image(32), make_labels(32))
+    with pytest.raises(DataError, match="option vector_layer does not apply"):
+        ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions(vector_layer="tea"))
