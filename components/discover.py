@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from components.raster import DataError, open_raster
-from components.vectors import VECTOR_SUFFIXES
+from components.vectors import VECTOR_SUFFIXES, LayerInfo
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}
@@ -230,6 +230,8 @@ def _unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
 class Discovery:
     pairs: list[ScenePair]
     unmatched: list[Path]  # images without a label and raster labels without an image
+    # vector_labels' layer, checked from its header (components.ingest.find_pairs)
+    layers: dict[Path, LayerInfo] = field(default_factory=dict)
 
 
 def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,

@@ -148,9 +148,10 @@ class IngestOptions(BaseModel):
                              self.max_compression_ratio)
 
 
-def _survey(pairs: list[ScenePair], options: IngestOptions,
+def _survey(found: Discovery, options: IngestOptions,
             progress: ProgressCallback | None) -> tuple[Survey, dict[Path, VectorLayer]]:
     survey, layers = Survey(), {}
+    pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
         if pair.kind == "labelme":
@@ -158,8 +159,9 @@ def _survey(pairs: list[ScenePair], options: IngestOptions,
         elif pair.kind == "vector":
             survey.add_kind("vector", pair.label)
             if pair.label not in layers:
-                info = read_layer_info(pair.label, options.vector_layer,
-                                       options.class_attribute, options.max_vector_features)
+                info = found.layers.get(pair.label) or read_layer_info(
+                    pair.label, options.vector_layer, options.class_attribute,
+                    options.max_vector_features)
                 layers[pair.label] = VectorLayer(info, options.class_attribute)
                 survey.labels.update(layers[pair.label].label_counts())
         else:
@@ -234,17 +236,25 @@ def _relabeller(source: str, root: Path):
 
 
 def find_pairs(root: Path, options: IngestOptions) -> Discovery:
-    """The scene pairs the ingest step reads under a local folder ``root``; a DataError when
-    there are none (callers check a local source with it before starting any work)."""
-    return discover_pairs(root, options.mask_dir_names, options.side_by_side,
-                          options.image_dir, options.mask_dir, options.vector_labels)
+    """The scene pairs the ingest step reads under a local folder ``root``, with the
+    ``vector_labels`` file's layer checked from its header (layer choice, class attribute,
+    feature count); a DataError when there are none or the layer is unusable (callers check
+    a local source with it before starting any work)."""
+    found = discover_pairs(root, options.mask_dir_names, options.side_by_side,
+                           options.image_dir, options.mask_dir, options.vector_labels)
+    if options.vector_labels is not None:
+        path = found.pairs[0].label
+        found.layers[path] = read_layer_info(path, options.vector_layer,
+                                             options.class_attribute,
+                                             options.max_vector_features)
+    return found
 
 
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel) -> ClassMap:
     found = find_pairs(root, options)
     pairs = found.pairs
-    survey, layers = _survey(pairs, options, progress)
+    survey, layers = _survey(found, options, progress)
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
         survey.warn(f"{len(found.unmatched)} files without a partner were skipped (images "

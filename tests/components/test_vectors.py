@@ -14,7 +14,7 @@ from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import IngestOptions, find_pairs, ingest_source
 from components.raster import DataError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair
@@ -168,3 +168,21 @@ def test_vector_layer_is_refused_for_raster_masks(tmp_path):
     write_pair(tmp_path / "src", "a", make_image(32), make_labels(32))
     with pytest.raises(DataError, match="option vector_layer does not apply"):
         ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions(vector_layer="tea"))
+
+
+def test_the_layer_and_class_attribute_are_checked_when_the_pairs_are_found(tmp_path):
+    """find_pairs is what `segpipe run` and prepare check before any work: a wrong class
+    attribute or an unchosen layer must fail there, not in the ingest step minutes later."""
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM, crs=UTM, layer="tea")
+    _write_layer(src / "labels.gpkg", FEATURES_UTM[:1], crs=UTM, layer="aoi")
+    found = find_pairs(src, IngestOptions(vector_labels="labels.gpkg", vector_layer="tea"))
+    assert [p.name for p in found.pairs] == ["s0", "s1"]
+    assert found.layers[src / "labels.gpkg"].layer == "tea"
+    with pytest.raises(DataError, match="labels.gpkg: 2 layers"):
+        find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
+    with pytest.raises(DataError, match=r"labels.gpkg: no class attribute 'landuse'; its "
+                       "fields are class"):
+        find_pairs(src, IngestOptions(vector_labels="labels.gpkg", vector_layer="tea",
+                                      class_attribute="landuse"))
