@@ -56,7 +56,7 @@ from components.survey import (
     survey_mask,
     warn_collected,
 )
-from components.vectors import VectorLayer, read_layer_info
+from components.vectors import VectorLayer, crs_text, read_layer_info
 
 
 class PaletteEntry(BaseModel):
@@ -161,7 +161,7 @@ def _survey(found: Discovery, options: IngestOptions,
             if pair.label not in layers:
                 info = found.layers.get(pair.label) or read_layer_info(
                     pair.label, options.vector_layer, options.class_attribute,
-                    options.max_vector_features)
+                    options.max_vector_features, _crs_of(pair.image))
                 layers[pair.label] = VectorLayer(info, options.class_attribute)
                 survey.labels.update(layers[pair.label].label_counts())
         else:
@@ -235,6 +235,11 @@ def _relabeller(source: str, root: Path):
     return relabel
 
 
+def _crs_of(image: Path) -> str | None:
+    with open_raster(image) as src:
+        return crs_text(src.crs) if src.crs else None
+
+
 def find_pairs(root: Path, options: IngestOptions) -> Discovery:
     """The scene pairs the ingest step reads under a local folder ``root``, with the
     ``vector_labels`` file's layer checked from its header (layer choice, class attribute,
@@ -246,7 +251,8 @@ def find_pairs(root: Path, options: IngestOptions) -> Discovery:
         path = found.pairs[0].label
         found.layers[path] = read_layer_info(path, options.vector_layer,
                                              options.class_attribute,
-                                             options.max_vector_features)
+                                             options.max_vector_features,
+                                             _crs_of(found.pairs[0].image))
     return found
 
 

@@ -61,11 +61,54 @@ class LayerInfo:
     features: int
 
 
-def read_layer_info(path: Path, layer: str | None, attribute: str,
-                    max_features: int) -> LayerInfo:
+def crs_text(crs) -> str:
+    """A CRS as people name it: ``EPSG:32650``, else the name in its WKT."""
+    parsed = CRS.from_user_input(crs)
+    epsg = parsed.to_epsg()
+    if epsg:
+        return f"EPSG:{epsg}"
+    named = re.match(r'\s*\w+\[\s*"([^"]+)"', parsed.to_wkt())
+    return named.group(1) if named else parsed.to_string()
+
+
+def _extent(bounds) -> str:
+    x0, y0, x1, y1 = (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.6g}" for v in bounds)
+    return f"x {x0}..{x1}, y {y0}..{y1}"
+
+
+def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | None) -> None:
+    """Coordinates far outside longitude/latitude in a geographic CRS: projected coordinates
+    in a file whose CRS is missing or wrong. GDAL reads GeoJSON without a "crs" member as
+    EPSG:4326, as RFC 7946 says, so UTM metres there would fail deep in the reprojection."""
+    if crs is None or bounds is None or not np.all(np.isfinite(bounds)):
+        return
+    try:
+        geographic = CRS.from_user_input(crs).is_geographic
+    except CRSError as err:
+        raise DataError(f"{path}: unreadable CRS ({err})") from None
+    x0, y0, x1, y1 = bounds
+    if not geographic or (x0 >= -180.5 and x1 <= 360.5 and y0 >= -90.5 and y1 <= 90.5):
+        return
+    code = scenes_crs or "EPSG:<code>"
+    if_scenes = f" if they are in the scenes' {scenes_crs}" if scenes_crs else ""
+    if path.suffix.lower() in (".geojson", ".json"):
+        raise DataError(
+            f'{path}: GeoJSON without a "crs" member is longitude/latitude (RFC 7946), but '
+            f"its coordinates ({_extent(bounds)}) are not. Name their CRS in a \"crs\" member "
+            f'("crs": {{"type": "name", "properties": {{"name": "{code}"}}}}{if_scenes}), or '
+            f"convert the file to longitude/latitude (ogr2ogr -s_srs {code} -t_srs EPSG:4326 "
+            f"out.geojson {path.name})")
+    raise DataError(f"{path}: its CRS {crs_text(crs)} is longitude/latitude, but its "
+                    f"coordinates ({_extent(bounds)}) are not; set the CRS they are in "
+                    f"(ogr2ogr -a_srs {code} fixed{path.suffix} {path.name}{if_scenes})")
+
+
+def read_layer_info(path: Path, layer: str | None, attribute: str, max_features: int,
+                    scenes_crs: str | None = None) -> LayerInfo:
     """The labels' layer of one vector file, checked from its header alone (no feature is
     read): the layer chosen (``layer``, required when the file has several), the feature
-    count and the class attribute."""
+    count, the class attribute, and coordinates that cannot be in a geographic CRS the file
+    claims. ``scenes_crs`` only makes messages more helpful."""
     import pyogrio
 
     try:
@@ -82,7 +125,7 @@ def read_layer_info(path: Path, layer: str | None, attribute: str,
                         "(set vector_layer)")
     name = layer if layer is not None else layers[0]
     try:
-        info = pyogrio.read_info(path, layer=name)
+        info = pyogrio.read_info(path, layer=name, force_total_bounds=True)
     except Exception as err:
         raise DataError(f"{path}: cannot read as a vector file ({err})") from None
     if info["features"] > max_features:
@@ -92,6 +135,7 @@ def read_layer_info(path: Path, layer: str | None, attribute: str,
     if attribute not in fields:
         raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
                         f"{', '.join(fields) or 'none'} (set class_attribute)")
+    _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
     return LayerInfo(path, name, info["crs"], int(info["features"]))
 
 
@@ -173,7 +217,12 @@ class VectorLayer:
                 self._projected[key] = self.geoms
             else:
                 index = np.flatnonzero(self.area)
-                moved = transform_geom(self.crs, crs, [mapping(self.geoms[i]) for i in index])
+                try:
+                    moved = transform_geom(self.crs, crs,
+                                           [mapping(self.geoms[i]) for i in index])
+                except Exception as err:  # rasterio raises GDAL's CPLE_* error types
+                    raise DataError(f"{self.path}: cannot reproject its polygons from "
+                                    f"{crs_text(self.crs)} to {crs_text(crs)} ({err})") from None
                 out = np.full(len(self.geoms), None, dtype=object)
                 out[index] = [shapely.make_valid(shape(g)) for g in moved]
                 self._projected[key] = out

@@ -186,3 +186,38 @@ def test_the_layer_and_class_attribute_are_checked_when_the_pairs_are_found(tmp_
                        "fields are class"):
         find_pairs(src, IngestOptions(vector_labels="labels.gpkg", vector_layer="tea",
                                       class_attribute="landuse"))
+
+
+def test_geojson_without_crs_in_projected_coordinates_says_what_to_do(tmp_path):
+    """A GeoJSON saved without a "crs" member is longitude/latitude (RFC 7946; GDAL reads it
+    as EPSG:4326), but exporters often write the scenes' UTM metres into it."""
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.geojson", FEATURES_UTM, crs=None)
+    assert '"crs"' not in (src / "labels.geojson").read_text()
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
+    assert str(caught.value) == (
+        f"{src / 'labels.geojson'}: GeoJSON without a \"crs\" member is longitude/latitude "
+        "(RFC 7946), but its coordinates (x 600010..600250, y 2999900..2999990) are not. "
+        "Name their CRS in a \"crs\" member (\"crs\": {\"type\": \"name\", \"properties\": "
+        "{\"name\": \"EPSG:32650\"}} if they are in the scenes' EPSG:32650), or convert the "
+        "file to longitude/latitude (ogr2ogr -s_srs EPSG:32650 -t_srs EPSG:4326 out.geojson "
+        "labels.geojson)")
+    # The advice works: with the member named, the polygons land where they belong.
+    data = json.loads((src / "labels.geojson").read_text())
+    data["crs"] = {"type": "name", "properties": {"name": "EPSG:32650"}}
+    (src / "labels.geojson").write_text(json.dumps(data))
+    ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
+    assert (read_mask(tmp_path / "out", "s0") == 2).sum() == 100
+
+
+def test_a_layer_tagged_longitude_latitude_with_projected_coordinates_is_refused(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:4326")
+    with pytest.raises(DataError, match=r"labels.gpkg: its CRS EPSG:4326 is longitude/latitude, "
+                       r"but its coordinates \(x 600010..600250, y 2999900..2999990\) are not; "
+                       r"set the CRS they are in \(ogr2ogr -a_srs EPSG:32650 fixed.gpkg "
+                       r"labels.gpkg if they are in the scenes' EPSG:32650\)"):
+        find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
