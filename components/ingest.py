@@ -148,9 +148,11 @@ class IngestOptions(BaseModel):
                              self.max_compression_ratio)
 
 
-def _survey(found: Discovery, options: IngestOptions,
-            progress: ProgressCallback | None) -> tuple[Survey, dict[Path, VectorLayer]]:
-    survey, layers = Survey(), {}
+def _survey(found: Discovery, options: IngestOptions, progress: ProgressCallback | None
+            ) -> tuple[Survey, dict[Path, VectorLayer], list[Path]]:
+    """What every label holds, and for vector labels the polygons over each scene; the
+    scenes no polygon covers are returned (they will be all background)."""
+    survey, layers, bare = Survey(), {}, []
     pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
@@ -164,16 +166,21 @@ def _survey(found: Discovery, options: IngestOptions,
                     options.max_vector_features, _crs_of(pair.image))
                 layers[pair.label] = VectorLayer(info, options.class_attribute)
                 survey.labels.update(layers[pair.label].label_counts())
+            with open_raster(pair.image) as img:
+                if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
+                    bare.append(pair.image)
         else:
             survey_mask(pair, survey, size, options.max_pixels, options.color_table)
         if progress:
             progress("survey", i + 1, len(pairs))
-    return survey, layers
+    for layer in layers.values():
+        layer.check_overlap()
+    return survey, layers, bare
 
 
 def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                 options: IngestOptions, layer: VectorLayer | None) -> int | None:
-    """Write one scene pair; return the number of polygons over it (vector labels)."""
+                 options: IngestOptions, layer: VectorLayer | None) -> None:
+    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it)."""
     shapes, shape_transform = None, Affine.identity()
     if pair.kind == "labelme":
         shapes = labelme_shapes(pair.label, spec)
@@ -184,8 +191,7 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
         crs = img.crs if georeferenced else None
         transform = img.transform if georeferenced else Affine.identity()
         if layer is not None:
-            shapes = layer.shapes_for(pair.image, crs, transform, width, height,
-                                      spec.label_ids, spec.ignore)
+            shapes = layer.shapes_for(pair.image, spec.label_ids, spec.ignore)
             shape_transform = transform
         nodata = img.nodata
         image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
@@ -220,7 +226,6 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
                                 else map_colors(raw, spec, pair.label, lossy))
                     mask[invalid_pixels(block, nodata)] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
-    return len(shapes) if layer is not None else None
 
 
 def _relabeller(source: str, root: Path):
@@ -260,7 +265,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel) -> ClassMap:
     found = find_pairs(root, options)
     pairs = found.pairs
-    survey, layers = _survey(found, options, progress)
+    survey, layers, bare = _survey(found, options, progress)
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
         survey.warn(f"{len(found.unmatched)} files without a partner were skipped (images "
@@ -270,12 +275,9 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     splits = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    bare = []
     for i, pair in enumerate(pairs):
-        hits = _write_scene(pair, spec, scenes_dir, survey.lossy, options,
-                            layers.get(pair.label) if pair.kind == "vector" else None)
-        if hits == 0:
-            bare.append(pair.image)
+        _write_scene(pair, spec, scenes_dir, survey.lossy, options,
+                     layers.get(pair.label) if pair.kind == "vector" else None)
         if progress:
             progress("ingest", i + 1, len(pairs))
     if bare:

@@ -177,6 +177,9 @@ class VectorLayer:
                    "background)")
         self.used = np.zeros(len(geoms), bool)
         self._projected: dict[str, np.ndarray] = {}
+        self._placed: dict[Path, tuple[CRS, np.ndarray]] = {}
+        self._scenes: dict[str, tuple[float, float, float, float]] = {}  # CRS -> extent
+        self._scene_count = 0
 
     @staticmethod
     def _polygonal(geom):
@@ -228,13 +231,10 @@ class VectorLayer:
                 self._projected[key] = out
         return self._projected[key]
 
-    def shapes_for(self, image: Path, crs: CRS | None, transform: Affine, width: int,
-                   height: int, class_ids: dict[str, int],
-                   ignore: int) -> list[tuple[dict, int]]:
-        """(geometry in the scene's CRS, class id) for the polygons over one scene, in file
-        order (later polygons paint over earlier ones)."""
+    def place(self, image: Path, crs: CRS | None, transform: Affine, width: int,
+              height: int) -> int:
+        """Find the polygons over one scene (kept for ``shapes_for``); return how many."""
         import shapely
-        from shapely.geometry import mapping
 
         if crs is None:
             raise DataError(f"{image}: not georeferenced, so the polygons of {self.path} "
@@ -250,10 +250,59 @@ class VectorLayer:
         hits = index[shapely.intersects(np.array(list(geoms[index]), dtype=object),
                                         footprint)] if len(index) else index
         self.used[hits] = True
+        self._placed[image] = (crs, hits)
+        name = crs_text(crs)
+        x0, y0, x1, y1 = self._scenes.get(name, footprint.bounds)
+        self._scenes[name] = (min(x0, min(xs)), min(y0, min(ys)), max(x1, max(xs)),
+                              max(y1, max(ys)))
+        self._scene_count += 1
+        return len(hits)
+
+    def shapes_for(self, image: Path, class_ids: dict, ignore: int) -> list[tuple[dict, int]]:
+        """(geometry in the scene's CRS, class id) for the polygons ``place`` found over one
+        scene, in file order (later polygons paint over earlier ones)."""
+        from shapely.geometry import mapping
+
+        crs, hits = self._placed.pop(image)
+        geoms = self._in_crs(crs)
         return [(mapping(geoms[i]), ignore if self.labels[i] is None
                  else class_ids[self.labels[i]]) for i in hits]
 
+    def _crs_names(self) -> tuple[str, str]:
+        own = crs_text(self.crs) if self.crs else "none (read in each scene's CRS)"
+        return own, ", ".join(self._scenes)
+
+    def check_overlap(self) -> None:
+        """Polygons, none of them over a scene: the layer's CRS is wrong (another UTM zone,
+        swapped axes) or the file is for other ground. Every scene would be all background
+        and the model would train on nothing, so this stops before any scene is written."""
+        import shapely
+
+        polygons = int(self.area.sum())
+        if polygons == 0 or self.used.any() or not self._scenes:
+            return
+        own, theirs = self._crs_names()
+        scenes = ("its scene" if self._scene_count == 1
+                  else f"any of the {self._scene_count} scenes")
+        extents = "; ".join(f"scenes {_extent(b)} in {n}" for n, b in self._scenes.items())
+        mine = _extent(shapely.total_bounds(self.geoms[self.area]))
+        if self.crs is not None and crs_text(self.crs) not in self._scenes:
+            target = next(iter(self._scenes))
+            advice = (f"if its coordinates are in {target}, its CRS is wrong: set it "
+                      f"(ogr2ogr -a_srs {target} fixed{self.path.suffix} {self.path.name})")
+        else:
+            advice = "its polygons lie elsewhere: check that the file belongs to these scenes"
+        raise DataError(f"{self.path}: none of its {polygons} polygons overlaps {scenes}: its "
+                        f"CRS is {own}, the scenes' {theirs} (polygons {mine} in "
+                        f"{own.split(' ')[0]}; {extents}); {advice}")
+
     def report(self) -> list[str]:
         outside = self.area & ~self.used
-        self._note(outside, "lie outside every scene and label nothing")
+        polygons = int(self.area.sum())
+        what = "lie outside every scene and label nothing"
+        if outside.sum() * 2 > polygons:
+            own, theirs = self._crs_names()
+            what += (f" (most of its {polygons} polygons: if they should cover the scenes, "
+                     f"check its CRS, {own}; the scenes' is {theirs})")
+        self._note(outside, what)
         return self.notes

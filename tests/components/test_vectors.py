@@ -10,6 +10,8 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+import shapely.affinity
+import shapely.geometry
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
@@ -221,3 +223,47 @@ def test_a_layer_tagged_longitude_latitude_with_projected_coordinates_is_refused
                        r"set the CRS they are in \(ogr2ogr -a_srs EPSG:32650 fixed.gpkg "
                        r"labels.gpkg if they are in the scenes' EPSG:32650\)"):
         find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
+
+
+def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_written(tmp_path):
+    """The scenes' UTM metres tagged as the neighbouring zone: reprojected, every polygon
+    lands some 600 km away and the dataset would be all background."""
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:32649")
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    assert str(caught.value) == (
+        f"{src / 'labels.gpkg'}: none of its 3 polygons overlaps any of the 2 scenes: its CRS "
+        "is EPSG:32649, the scenes' EPSG:32650 (polygons x 600010..600250, y 2999900..2999990 "
+        "in EPSG:32649; scenes x 600000..600256, y 2999872..3000000 in EPSG:32650); if its "
+        "coordinates are in EPSG:32650, its CRS is wrong: set it (ogr2ogr -a_srs EPSG:32650 "
+        "fixed.gpkg labels.gpkg)")
+    assert not (tmp_path / "out").exists()
+    # In the right CRS but for other ground: no CRS advice.
+    far = [(c, shapely.geometry.mapping(shapely.affinity.translate(shapely.geometry.shape(g),
+                                                                    50000)))
+           for c, g in FEATURES_UTM]
+    _write_layer(src / "far.gpkg", far, crs=UTM)
+    with pytest.raises(DataError, match=r"far.gpkg: none of its 3 polygons overlaps any of the "
+                       r"2 scenes: its CRS is EPSG:32650, the scenes' EPSG:32650 .*; its "
+                       "polygons lie elsewhere: check that the file belongs to these scenes"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="far.gpkg"))
+
+
+def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
+    """Some polygons over the scenes, most elsewhere: a wider labelled area is normal, so it
+    is a warning, but one that points at the CRS."""
+    src = tmp_path / "src"
+    _scenes(src)
+    away = [(c, shapely.geometry.mapping(shapely.affinity.translate(shapely.geometry.shape(g),
+                                                                     0, 50000)))
+            for c, g in FEATURES_UTM]
+    _write_layer(src / "labels.gpkg", _in_wgs84([*FEATURES_UTM[1:2], *away]))
+    with pytest.warns(IngestWarning) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    text = " | ".join(str(w.message) for w in caught)
+    assert ("labels.gpkg: 3 features lie outside every scene and label nothing (most of its 4 "
+            "polygons: if they should cover the scenes, check its CRS, EPSG:4326; the scenes' "
+            "is EPSG:32650), e.g. fid 2, fid 3, fid 4") in text
+    assert "1 scenes have no polygon over them" in text
