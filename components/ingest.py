@@ -88,7 +88,8 @@ class IngestOptions(BaseModel):
         default=None, description="vector labels: the layer to read, required when a file "
         "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
     class_attribute: str = Field(default="class", min_length=1,
-                                 description="vector labels: the attribute holding the class")
+                                 description="vector labels: the attribute holding the class "
+                                 "(text: class names; numbers: class ids, 0 = background)")
     palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
         default="auto", description="class names and colours: 'auto' (colours discovered "
         "in colour masks, values in class-id masks, named from a classes.json where one "
@@ -97,10 +98,13 @@ class IngestOptions(BaseModel):
     classes_file: str | None = Field(default=None, description="a classes.json outside the "
                                      "source; default: the shallowest classes.json in it")
     class_values: dict[int, int] | None = Field(
-        default=None, description="class-id masks: raw value -> contiguous class id")
-    class_names: list[str] | None = Field(default=None,
-                                          description="class-id masks: names of ids 0..K-1")
-    ignore_values: list[int] = Field(default=[], description="class-id masks: values to ignore")
+        default=None, description="class-id masks and numeric vector classes: raw value "
+        "-> contiguous class id")
+    class_names: list[str] | None = Field(
+        default=None, description="class-id masks and numeric vector classes: names of ids "
+        "0..K-1")
+    ignore_values: list[int] = Field(default=[], description="class-id masks and numeric "
+                                     "vector classes: values to ignore")
     ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
                                      "to ignore")
     color_tolerance: int = Field(default=40, ge=0, le=255,
@@ -159,13 +163,17 @@ def _survey(found: Discovery, options: IngestOptions, progress: ProgressCallback
         if pair.kind == "labelme":
             survey_labelme(pair, survey, size)
         elif pair.kind == "vector":
-            survey.add_kind("vector", pair.label)
             if pair.label not in layers:
                 info = found.layers.get(pair.label) or read_layer_info(
                     pair.label, options.vector_layer, options.class_attribute,
                     options.max_vector_features, _crs_of(pair.image))
-                layers[pair.label] = VectorLayer(info, options.class_attribute)
-                survey.labels.update(layers[pair.label].label_counts())
+                layer = layers[pair.label] = VectorLayer(info, options.class_attribute)
+                if layer.numeric:
+                    survey.add_kind("vector_ids", pair.label)
+                    survey.add_values(pair.label, layer.label_counts())
+                else:
+                    survey.add_kind("vector", pair.label)
+                    survey.labels.update(layer.label_counts())
             with open_raster(pair.image) as img:
                 if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
                     bare.append(pair.image)
@@ -182,6 +190,9 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
                  options: IngestOptions, layer: VectorLayer | None) -> None:
     """Write one scene pair (vector labels: the polygons ``layer.place`` found over it)."""
     shapes, shape_transform = None, Affine.identity()
+    # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
+    fill = spec.value_ids.get(0, spec.ignore) if layer is not None and layer.numeric \
+        else spec.label_ids.get("background", 0)
     if pair.kind == "labelme":
         shapes = labelme_shapes(pair.label, spec)
     with open_raster(pair.image) as img:
@@ -191,7 +202,8 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
         crs = img.crs if georeferenced else None
         transform = img.transform if georeferenced else Affine.identity()
         if layer is not None:
-            shapes = layer.shapes_for(pair.image, spec.label_ids, spec.ignore)
+            shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
+                                      else spec.label_ids, spec.ignore)
             shape_transform = transform
         nodata = img.nodata
         image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
@@ -214,10 +226,10 @@ def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool
                     dst_image.write(block, window=strip)
                     if shapes is not None:
                         mask = rasterize(
-                            shapes, out_shape=(int(strip.height), width), fill=0,
+                            shapes, out_shape=(int(strip.height), width), fill=fill,
                             transform=shape_transform @ Affine.translation(0, strip.row_off),
                             dtype="uint8") if shapes else \
-                            np.zeros((int(strip.height), width), np.uint8)
+                            np.full((int(strip.height), width), fill, np.uint8)
                     else:
                         label_win = label_window(pair, label_src)
                         raw = read_mask(label_src, pair.label, fmt, Window(

@@ -59,6 +59,7 @@ class LayerInfo:
     layer: str
     crs: str | None
     features: int
+    numeric: bool  # the class attribute is a number field: class ids, not names
 
 
 def crs_text(crs) -> str:
@@ -136,7 +137,8 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
         raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
                         f"{', '.join(fields) or 'none'} (set class_attribute)")
     _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
-    return LayerInfo(path, name, info["crs"], int(info["features"]))
+    numeric = np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf"
+    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric)
 
 
 class VectorLayer:
@@ -156,7 +158,9 @@ class VectorLayer:
         self.crs = info.crs
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)
-        self.labels = [label_text(v) for v in values]
+        self.numeric = info.numeric
+        self.labels = (self._codes(values, attribute) if info.numeric
+                       else [label_text(v) for v in values])
         empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
         self._note(empty, "have no geometry and are skipped")
         kinds = np.array([g.geom_type if g is not None else "" for g in geoms])
@@ -180,6 +184,19 @@ class VectorLayer:
         self._placed: dict[Path, tuple[CRS, np.ndarray]] = {}
         self._scenes: dict[str, tuple[float, float, float, float]] = {}  # CRS -> extent
         self._scene_count = 0
+
+    def _codes(self, values: np.ndarray, attribute: str) -> list[int | None]:
+        """A number field's values as class ids (None where missing); a fraction is no id."""
+        numbers = np.asarray(values, dtype=np.float64)
+        missing = np.isnan(numbers)
+        fraction = ~missing & (numbers != np.round(numbers))
+        if fraction.any():
+            i = int(np.flatnonzero(fraction)[0])
+            raise DataError(f"{self.path}: {attribute!r} is {numbers[i]:g} in fid "
+                            f"{self.fids[i]} ({int(fraction.sum())} features hold fractions); "
+                            "a numeric class attribute holds class ids, whole numbers (class "
+                            "names belong in a text attribute)")
+        return [None if m else int(v) for v, m in zip(values, missing, strict=True)]
 
     @staticmethod
     def _polygonal(geom):

@@ -267,3 +267,83 @@ def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
             "polygons: if they should cover the scenes, check its CRS, EPSG:4326; the scenes' "
             "is EPSG:32650), e.g. fid 2, fid 3, fid 4") in text
     assert "1 scenes have no polygon over them" in text
+
+
+def _write_codes(path, codes, geoms, dtype="int64"):
+    """A layer whose class attribute is a number field, as GIS tools write class codes."""
+    pyogrio.raw.write(path, shapely.to_wkb(shapely.from_geojson([json.dumps(g) for g in geoms])),
+                      field_data=[np.array(codes, dtype=dtype)], fields=["class"], crs=UTM,
+                      geometry_type="Polygon")
+
+
+# A tea field over both scenes, a clearing (code 0) cut out of it in scene 0, a road in s1.
+CODED = [(1, _box(600100.0, 2999960.0, 600160.0, 2999900.0)),
+         (0, _box(600110.0, 2999950.0, 600120.0, 2999940.0)),
+         (7, _box(600130.0, 2999940.0, 600250.0, 2999930.0))]
+
+
+def test_integer_class_codes_are_class_ids_and_zero_is_background(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_codes(src / "labels.gpkg", [c for c, _ in CODED], [g for _, g in CODED])
+    out = tmp_path / "out"
+    classes = ingest_source(src, out, IngestOptions(vector_labels="labels.gpkg"))
+    assert classes.names == ["background", "class_1", "class_7"]
+    expected = {0: 0, 1: 1, 7: 2}
+    for i, origin in enumerate(ORIGINS):
+        want = rasterize([(g, expected[c]) for c, g in CODED], out_shape=(64, 64),
+                         transform=from_origin(*origin, 2.0, 2.0), fill=0, dtype="uint8")
+        assert (read_mask(out, f"s{i}") == want).all(), i
+    s0 = read_mask(out, "s0")
+    assert (s0[25:30, 55:60] == 0).all()  # the clearing: background, like uncovered ground
+    assert set(np.unique(s0)) == {0, 1}
+
+
+def test_integer_codes_take_names_from_classes_json_or_options(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_codes(src / "labels.gpkg", [c for c, _ in CODED], [g for _, g in CODED], "int32")
+    (src / "classes.json").write_text(json.dumps({"classes": [
+        {"id": 1, "name": "tea", "color": "#00FF00"}, {"id": 7, "name": "road"}]}))
+    classes = ingest_source(src, tmp_path / "a", IngestOptions(vector_labels="labels.gpkg"))
+    assert classes.names == ["background", "tea", "road"]
+    assert classes.classes[1].color == "#00FF00"
+    (src / "classes.json").unlink()
+    classes = ingest_source(src, tmp_path / "b", IngestOptions(
+        vector_labels="labels.gpkg", class_values={0: 0, 1: 1, 7: 1},
+        class_names=["ground", "tea or road"]))
+    assert classes.names == ["ground", "tea or road"]
+    assert set(np.unique(read_mask(tmp_path / "b", "s1"))) == {0, 1}
+    classes = ingest_source(src, tmp_path / "c", IngestOptions(vector_labels="labels.gpkg",
+                                                               ignore_values=[7]))
+    assert classes.names == ["background", "class_1"]
+    assert (read_mask(tmp_path / "c", "s1") == 255).sum() == 5 * 60  # the 10 x 120 m road
+
+
+def test_unknown_or_fractional_codes_are_errors(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_codes(src / "labels.gpkg", [c for c, _ in CODED], [g for _, g in CODED])
+    (src / "classes.json").write_text(json.dumps({"classes": [{"id": 1, "name": "tea"}]}))
+    with pytest.raises(DataError, match=r"1 polygon class codes are not known class values "
+                       r"\(known: 1\): 7 \(1 polygons in .*labels.gpkg\)"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    with pytest.raises(DataError, match="class_values gives no id to 0"):
+        ingest_source(src, tmp_path / "out", IngestOptions(
+            vector_labels="labels.gpkg", class_values={1: 0, 7: 1}))
+    _write_codes(src / "real.gpkg", [1.0, 0.0, 2.5], [g for _, g in CODED], "float64")
+    with pytest.raises(DataError, match=r"real.gpkg: 'class' is 2.5 in fid 3 \(1 features "
+                       "hold fractions\); a numeric class attribute holds class ids"):
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="real.gpkg"))
+
+
+def test_uncovered_ground_is_background_wherever_the_palette_lists_it(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM[1:2], crs=UTM)
+    classes = ingest_source(src, tmp_path / "out", IngestOptions(
+        vector_labels="labels.gpkg", palette=[{"name": "pond", "color": "#0000FF"},
+                                              {"name": "background", "color": "#000000"}]))
+    assert classes.names == ["pond", "background"]
+    s0 = read_mask(tmp_path / "out", "s0")
+    assert (s0 == 0).sum() == 100 and (s0 == 1).sum() == 64 * 64 - 100
