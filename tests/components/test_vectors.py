@@ -4,6 +4,7 @@ real files (invalid rings, points, classless and stray polygons, unknown classes
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pyogrio
@@ -333,7 +334,7 @@ def test_unknown_or_fractional_codes_are_errors(tmp_path):
             vector_labels="labels.gpkg", class_values={1: 0, 7: 1}))
     _write_codes(src / "real.gpkg", [1.0, 0.0, 2.5], [g for _, g in CODED], "float64")
     with pytest.raises(DataError, match=r"real.gpkg: 'class' is 2.5 in fid 3 \(1 features "
-                       "hold fractions\); a numeric class attribute holds class ids"):
+                       r"hold fractions\); a numeric class attribute holds class ids"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="real.gpkg"))
 
 
@@ -347,3 +348,34 @@ def test_uncovered_ground_is_background_wherever_the_palette_lists_it(tmp_path):
     assert classes.names == ["pond", "background"]
     s0 = read_mask(tmp_path / "out", "s0")
     assert (s0 == 0).sum() == 100 and (s0 == 1).sum() == 64 * 64 - 100
+
+
+def test_a_folder_with_vector_labels_but_no_option_says_to_set_it(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM, crs=UTM)
+    with pytest.raises(DataError, match=r"no image/label pairs found among 3 files "
+                       r"\(extensions .gpkg, .tif\); .*; the source holds vector labels "
+                       r"\(labels.gpkg\): set vector_labels: labels.gpkg$"):
+        ingest_source(src, tmp_path / "out")
+
+
+def test_vector_labels_in_an_archive_of_one_folder_resolve_like_its_scenes(tmp_path):
+    """A zip of a folder (gpkg/scenes/*.tif, gpkg/labels.gpkg): the scenes are found at any
+    depth, so 'labels.gpkg' is looked up in that folder too; a wrong name lists the vector
+    files there are."""
+    folder = tmp_path / "gpkg"
+    _scenes(folder)
+    _write_layer(folder / "labels.gpkg", FEATURES_UTM, crs=UTM)
+    archive = tmp_path / "poly.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(tmp_path).as_posix())
+    for given in ("labels.gpkg", "gpkg/labels.gpkg"):
+        out = tmp_path / given.replace("/", "_")
+        classes = ingest_source(archive, out, IngestOptions(vector_labels=given))
+        assert classes.names == ["background", "field", "pond", "road"]
+        assert (read_mask(out, "s0") == 2).sum() == 100
+    with pytest.raises(DataError, match=r"^vector_labels 'tea.gpkg': no such file in the "
+                       r"source \(its vector files: gpkg/labels.gpkg\)$"):
+        ingest_source(archive, tmp_path / "out", IngestOptions(vector_labels="tea.gpkg"))
