@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from components.raster import DataError, open_raster
-from components.vectors import VECTOR_SUFFIXES, LayerInfo
+from components.vector_info import VECTOR_SUFFIXES, LayerInfo
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}
