@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from components.raster import DataError, open_raster
-from components.vectors import VECTOR_SUFFIXES
+from components.vector_info import VECTOR_SUFFIXES, LayerInfo
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}
@@ -226,10 +226,37 @@ def _unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
     return unique
 
 
+def _vector_files(root: Path, files: list[Path]) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in files
+            if p.suffix.lower() in VECTOR_SUFFIXES]
+
+
+def _listed(paths: list[str], most: int = 5) -> str:
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(paths[:most]) + more
+
+
+def _vector_file(root: Path, files: list[Path], vector_labels: str) -> Path:
+    """``vector_labels`` relative to the source root, or, when the source is one folder (an
+    archive of a folder: scenes are found at any depth in it), relative to that folder."""
+    vector = root / vector_labels
+    if vector.is_file():
+        return vector
+    top = [p for p in root.iterdir() if not never_read(p.relative_to(root))]
+    if len(top) == 1 and top[0].is_dir() and (top[0] / vector_labels).is_file():
+        return top[0] / vector_labels
+    vectors = _vector_files(root, files)
+    found = (f"its vector files: {_listed(vectors)}" if vectors
+             else "it holds no .geojson, .gpkg or .shp file")
+    raise DataError(f"vector_labels {vector_labels!r}: no such file in the source ({found})")
+
+
 @dataclass
 class Discovery:
     pairs: list[ScenePair]
     unmatched: list[Path]  # images without a label and raster labels without an image
+    # vector_labels' layer, checked from its header (components.ingest.find_pairs)
+    layers: dict[Path, LayerInfo] = field(default_factory=dict)
 
 
 def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,
@@ -242,9 +269,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         raise DataError(f"{root}: source is empty (no files)")
     unlabeled: list[Path] = []
     if vector_labels is not None:
-        vector = root / vector_labels
-        if not vector.is_file():
-            raise DataError(f"vector_labels {vector_labels!r}: no such file in the source")
+        vector = _vector_file(root, files, vector_labels)
         base = _named_dir(root, image_dir, "image_dir") if image_dir else root
         found = [(p, vector, p.stem) for p in files if _is_raster(p) and p.is_relative_to(base)]
         kinds: list[PairKind] = ["vector"] * len(found)
@@ -271,11 +296,15 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
                 kinds = ["side_by_side"] * len(found)
     if not found:
         seen = sorted({p.suffix.lower() or p.name for p in files})
+        vectors = _vector_files(root, files)
+        hint = (f"; the source holds vector labels ({_listed(vectors)}): set vector_labels: "
+                f"{vectors[0]}" if vectors else "")
         raise DataError(
             f"{root}: unknown format: no image/label pairs found among {len(files)} files "
             f"(extensions {', '.join(seen)}); expected <name>_image/<name>_mask pairs, an "
             f"images/ folder with a sibling {'/'.join(mask_dir_names)} folder, LabelMe JSON "
-            "beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir")
+            f"beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir"
+            f"{hint}")
     names = _unique_names(found, root)
     pairs = [ScenePair(name, image, label, kind)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]

@@ -15,47 +15,32 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import rasterio
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import rasterize
-from rasterio.transform import Affine
-from rasterio.windows import Window
 
 from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
-from components.atomic import atomic_path
-from components.discover import Discovery, ScenePair, discover_pairs
+from components.discover import Discovery, discover_pairs
 from components.given_split import given_splits
 from components.label_spec import find_classes_file, resolve_spec
-from components.labelme import labelme_shapes, survey_labelme
-from components.labels import LabelSpec, map_colors, map_values
-from components.masks import mask_format, read_mask
+from components.labelme import survey_labelme
 from components.raster import (
     DataError,
     ProgressCallback,
     gdal_env,
-    geotiff_profile,
-    invalid_pixels,
     open_raster,
-    read_window,
-    strip_windows,
 )
+from components.scene_writer import write_scene
 from components.sources import ExtractLimits, materialize_source
 from components.survey import (
     Survey,
     check_options_apply,
-    image_window,
-    label_window,
     survey_image,
     survey_mask,
     warn_collected,
 )
+from components.vector_info import crs_text, read_layer_info
 from components.vectors import VectorLayer
 
 
@@ -84,8 +69,12 @@ class IngestOptions(BaseModel):
     vector_labels: str | None = Field(
         default=None, description="one GeoJSON/GeoPackage/Shapefile, relative to the source "
         "root, whose polygons label every image (images: image_dir, default all rasters)")
+    vector_layer: str | None = Field(
+        default=None, description="vector labels: the layer to read, required when a file "
+        "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
     class_attribute: str = Field(default="class", min_length=1,
-                                 description="vector labels: the attribute holding the class")
+                                 description="vector labels: the attribute holding the class "
+                                 "(text: class names; numbers: class ids, 0 = background)")
     palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
         default="auto", description="class names and colours: 'auto' (colours discovered "
         "in colour masks, values in class-id masks, named from a classes.json where one "
@@ -94,10 +83,13 @@ class IngestOptions(BaseModel):
     classes_file: str | None = Field(default=None, description="a classes.json outside the "
                                      "source; default: the shallowest classes.json in it")
     class_values: dict[int, int] | None = Field(
-        default=None, description="class-id masks: raw value -> contiguous class id")
-    class_names: list[str] | None = Field(default=None,
-                                          description="class-id masks: names of ids 0..K-1")
-    ignore_values: list[int] = Field(default=[], description="class-id masks: values to ignore")
+        default=None, description="class-id masks and numeric vector classes: raw value "
+        "-> contiguous class id")
+    class_names: list[str] | None = Field(
+        default=None, description="class-id masks and numeric vector classes: names of ids "
+        "0..K-1")
+    ignore_values: list[int] = Field(default=[], description="class-id masks and numeric "
+                                     "vector classes: values to ignore")
     ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
                                      "to ignore")
     color_tolerance: int = Field(default=40, ge=0, le=255,
@@ -145,76 +137,38 @@ class IngestOptions(BaseModel):
                              self.max_compression_ratio)
 
 
-def _survey(pairs: list[ScenePair], options: IngestOptions,
-            progress: ProgressCallback | None) -> tuple[Survey, dict[Path, VectorLayer]]:
-    survey, layers = Survey(), {}
+def _survey(found: Discovery, options: IngestOptions, progress: ProgressCallback | None
+            ) -> tuple[Survey, dict[Path, VectorLayer], list[Path]]:
+    """What every label holds, and for vector labels the polygons over each scene; the
+    scenes no polygon covers are returned (they will be all background)."""
+    survey, layers, bare = Survey(), {}, []
+    pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
         if pair.kind == "labelme":
             survey_labelme(pair, survey, size)
         elif pair.kind == "vector":
-            survey.add_kind("vector", pair.label)
             if pair.label not in layers:
-                layers[pair.label] = VectorLayer(pair.label, options.class_attribute,
-                                                 options.max_vector_features)
-                survey.labels.update(layers[pair.label].label_counts())
+                info = found.layers.get(pair.label) or read_layer_info(
+                    pair.label, options.vector_layer, options.class_attribute,
+                    options.max_vector_features, _crs_of(pair.image))
+                layer = layers[pair.label] = VectorLayer(info, options.class_attribute)
+                if layer.numeric:
+                    survey.add_kind("vector_ids", pair.label)
+                    survey.add_values(pair.label, layer.label_counts())
+                else:
+                    survey.add_kind("vector", pair.label)
+                    survey.labels.update(layer.label_counts())
+            with open_raster(pair.image) as img:
+                if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
+                    bare.append(pair.image)
         else:
             survey_mask(pair, survey, size, options.max_pixels, options.color_table)
         if progress:
             progress("survey", i + 1, len(pairs))
-    return survey, layers
-
-
-def _write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                 options: IngestOptions, layer: VectorLayer | None) -> int | None:
-    """Write one scene pair; return the number of polygons over it (vector labels)."""
-    shapes, shape_transform = None, Affine.identity()
-    if pair.kind == "labelme":
-        shapes = labelme_shapes(pair.label, spec)
-    with open_raster(pair.image) as img:
-        window = image_window(pair, img)
-        width, height = int(window.width), int(window.height)
-        georeferenced = img.crs is not None
-        crs = img.crs if georeferenced else None
-        transform = img.transform if georeferenced else Affine.identity()
-        if layer is not None:
-            shapes = layer.shapes_for(pair.image, crs, transform, width, height,
-                                      spec.label_ids, spec.ignore)
-            shape_transform = transform
-        nodata = img.nodata
-        image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
-                                        transform, nodata)
-        mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
-        image_path = scenes_dir / f"{pair.name}_image.tif"
-        mask_path = scenes_dir / f"{pair.name}_mask.tif"
-        with ExitStack() as stack:
-            label_src = (None if shapes is not None
-                         else stack.enter_context(open_raster(pair.label)))
-            fmt = mask_format(label_src, pair.label, options.color_table) if label_src else None
-            # Plain JPEG/PNG scenes are written with the identity transform on purpose.
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
-                    rasterio.open(tmp_image, "w", **image_profile) as dst_image, \
-                    rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:
-                for strip in strip_windows(width, height):
-                    block = read_window(img, pair.image, window=strip)
-                    dst_image.write(block, window=strip)
-                    if shapes is not None:
-                        mask = rasterize(
-                            shapes, out_shape=(int(strip.height), width), fill=0,
-                            transform=shape_transform @ Affine.translation(0, strip.row_off),
-                            dtype="uint8") if shapes else \
-                            np.zeros((int(strip.height), width), np.uint8)
-                    else:
-                        label_win = label_window(pair, label_src)
-                        raw = read_mask(label_src, pair.label, fmt, Window(
-                            label_win.col_off, strip.row_off, strip.width, strip.height))
-                        mask = (map_values(raw, spec, pair.label) if fmt.kind == "ids"
-                                else map_colors(raw, spec, pair.label, lossy))
-                    mask[invalid_pixels(block, nodata)] = spec.ignore
-                    dst_mask.write(mask[None], window=strip)
-    return len(shapes) if layer is not None else None
+    for layer in layers.values():
+        layer.check_overlap()
+    return survey, layers, bare
 
 
 def _relabeller(source: str, root: Path):
@@ -229,18 +183,32 @@ def _relabeller(source: str, root: Path):
     return relabel
 
 
+def _crs_of(image: Path) -> str | None:
+    with open_raster(image) as src:
+        return crs_text(src.crs) if src.crs else None
+
+
 def find_pairs(root: Path, options: IngestOptions) -> Discovery:
-    """The scene pairs the ingest step reads under a local folder ``root``; a DataError when
-    there are none (callers check a local source with it before starting any work)."""
-    return discover_pairs(root, options.mask_dir_names, options.side_by_side,
-                          options.image_dir, options.mask_dir, options.vector_labels)
+    """The scene pairs the ingest step reads under a local folder ``root``, with the
+    ``vector_labels`` file's layer checked from its header (layer choice, class attribute,
+    feature count); a DataError when there are none or the layer is unusable (callers check
+    a local source with it before starting any work)."""
+    found = discover_pairs(root, options.mask_dir_names, options.side_by_side,
+                           options.image_dir, options.mask_dir, options.vector_labels)
+    if options.vector_labels is not None:
+        path = found.pairs[0].label
+        found.layers[path] = read_layer_info(path, options.vector_layer,
+                                             options.class_attribute,
+                                             options.max_vector_features,
+                                             _crs_of(found.pairs[0].image))
+    return found
 
 
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel) -> ClassMap:
     found = find_pairs(root, options)
     pairs = found.pairs
-    survey, layers = _survey(pairs, options, progress)
+    survey, layers, bare = _survey(found, options, progress)
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
         survey.warn(f"{len(found.unmatched)} files without a partner were skipped (images "
@@ -250,12 +218,9 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     splits = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    bare = []
     for i, pair in enumerate(pairs):
-        hits = _write_scene(pair, spec, scenes_dir, survey.lossy, options,
-                            layers.get(pair.label) if pair.kind == "vector" else None)
-        if hits == 0:
-            bare.append(pair.image)
+        write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
+                    layers.get(pair.label) if pair.kind == "vector" else None)
         if progress:
             progress("ingest", i + 1, len(pairs))
     if bare:

@@ -22,6 +22,7 @@ from components.labels import (
 )
 from components.raster import DataError
 from components.survey import (
+    MAX_LISTED,
     Survey,
     check_known_colors,
     check_known_values,
@@ -83,6 +84,37 @@ def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
     return value_spec(values, classes, options.class_values, names, ignore, options.ignore_index)
 
 
+def _code_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
+               options) -> LabelSpec:
+    """Vector polygons with numeric class codes: class ids as in a class-id mask, where the
+    ground no polygon covers has value 0 (a polygon coded 0 is background too)."""
+    ignore = set(options.ignore_values)
+    if classes is not None and classes.ignore_index is not None:
+        ignore.add(classes.ignore_index)
+    listed = {e.value for e in classes.entries if e.value is not None} if classes else set()
+    known = set(options.class_values or {}) or listed
+    unknown = sorted(v for v in survey.values if known and v not in known | ignore | {0})
+    if unknown:
+        shown = "; ".join(f"{v} ({survey.values[v]} polygons in {survey.where(v)})"
+                          for v in unknown[:MAX_LISTED])
+        raise DataError(f"{len(unknown)} polygon class codes are not known class values "
+                        f"(known: {', '.join(map(str, sorted(known)))}): {shown}. Map them "
+                        "with class_values or ignore them with ignore_values")
+    values = Counter({v: n for v, n in survey.values.items() if v not in ignore})
+    if 0 not in ignore:
+        values[0] += 0  # uncovered ground is value 0 whether or not a polygon says so
+    mapping = options.class_values
+    if mapping is None:
+        mapping = {v: i for i, v in enumerate(sorted((listed | {0}) - ignore if listed
+                                                     else set(values)))}
+    elif 0 not in mapping and 0 not in ignore:
+        raise DataError("class_values gives no id to 0, the value of ground no polygon "
+                        "covers; add 0 (e.g. {0: 0, ...}) or list 0 in ignore_values")
+    names = options.class_names or ([p.name for p in palette] if palette else None)
+    return value_spec(values, classes, mapping, names, ignore, options.ignore_index,
+                      zero_name="background")
+
+
 def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
                 options) -> LabelSpec:
     if palette is None and options.palette == "classes.json":
@@ -109,6 +141,8 @@ def resolve_spec(survey: Survey, classes: ClassesFile | None, options) -> LabelS
     palette = _given_palette(options)
     if survey.kind in ("labelme", "vector"):
         return _shape_spec(survey, classes, palette, options)
+    if survey.kind == "vector_ids":
+        return _code_spec(survey, classes, palette, options)
     if survey.kind == "ids":
         return _value_spec(survey, classes, palette, options)
     return _color_spec(survey, classes, palette, options)

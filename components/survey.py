@@ -28,7 +28,8 @@ class IngestWarning(UserWarning):
 
 
 KIND_WORDS = {"ids": "class-id masks", "colors": "colour masks (RGB, RGBA or colour-table)",
-              "labelme": "LabelMe polygons", "vector": "vector polygons"}
+              "labelme": "LabelMe polygons", "vector": "vector polygons",
+              "vector_ids": "vector polygons with numeric class ids"}
 
 
 @dataclass
@@ -191,14 +192,16 @@ def check_known_values(survey: Survey, known: set[int], ignore_values: set[int])
 # Options that only mean something for some label kinds: giving one for another kind is an
 # error, never silently ignored.
 _APPLIES_TO = {
-    "class_values": ({"ids"}, "class-id masks"),
-    "class_names": ({"ids"}, "class-id masks; colour and polygon classes are named by a "
-                    "palette or classes.json"),
-    "ignore_values": ({"ids"}, "class-id masks; for colour masks use ignore_colors"),
+    "class_values": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes"),
+    "class_names": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes; "
+                    "colour and named polygon classes are named by a palette or classes.json"),
+    "ignore_values": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes; "
+                      "for colour masks use ignore_colors"),
     "ignore_colors": ({"colors"}, "colour masks; for class-id masks use ignore_values"),
     "color_tolerance": ({"colors"}, "colour masks"),
     "min_color_share": ({"colors"}, "colour masks"),
-    "class_attribute": ({"vector"}, "vector polygons"),
+    "class_attribute": ({"vector", "vector_ids"}, "vector polygons"),
+    "vector_layer": ({"vector", "vector_ids"}, "vector polygons"),
 }
 
 

@@ -1,8 +1,10 @@
 """Vector labels: GeoJSON, GeoPackage or Shapefile polygons with a class attribute,
 rasterized onto each scene's grid in the scene's CRS (reprojected when the layer's CRS
-differs). Read with pyogrio (a whole layer in one call, as arrays) and checked with shapely:
-invalid polygons are repaired (make_valid) and reported, points and lines (no area),
-empty geometries, polygons without a class and polygons outside every scene are reported."""
+differs). The layer is chosen and checked from its header first (``components.vector_info``),
+then read with pyogrio (a whole layer in one call, as arrays) and checked with shapely:
+invalid polygons are repaired (make_valid) and reported, points and lines (no area), empty
+geometries and polygons without a class are reported; polygons outside every scene are
+reported, and a layer none of whose polygons overlaps any scene is an error."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_geom
 
 from components.raster import DataError
+from components.vector_info import LayerInfo, crs_text, extent_text
 
-VECTOR_SUFFIXES = {".geojson", ".gpkg", ".shp"}
 EXAMPLES = 5
 _POLYGONAL = {"Polygon", "MultiPolygon"}
 
@@ -54,36 +56,23 @@ def _plain(reason: str) -> str:
 class VectorLayer:
     """One vector file's polygons and classes, read once and shared by every scene."""
 
-    def __init__(self, path: Path, attribute: str, max_features: int) -> None:
+    def __init__(self, info: LayerInfo, attribute: str) -> None:
         import pyogrio
         import shapely
 
-        self.path = path
+        path = self.path = info.path
         self.notes: list[str] = []
         try:
-            layers = pyogrio.list_layers(path)
-            info = pyogrio.read_info(path)
-        except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError types
-            raise DataError(f"{path}: cannot read as a vector file ({err})") from None
-        if len(layers) > 1:
-            self.notes.append(f"{path}: {len(layers)} layers; labels come from the first, "
-                              f"{info['layer_name']!r}")
-        if info["features"] > max_features:
-            raise DataError(f"{path}: {info['features']:,} features is more than "
-                            f"max_vector_features ({max_features:,})")
-        fields = [str(f) for f in info["fields"]]
-        if attribute not in fields:
-            raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
-                            f"{', '.join(fields) or 'none'} (set class_attribute)")
-        try:
-            _, fids, wkb, (values,) = pyogrio.raw.read(path, columns=[attribute],
-                                                       return_fids=True)
+            _, fids, wkb, (values,) = pyogrio.raw.read(path, layer=info.layer,
+                                                       columns=[attribute], return_fids=True)
         except Exception as err:
             raise DataError(f"{path}: cannot read its features ({err})") from None
-        self.crs = info["crs"]
+        self.crs = info.crs
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)
-        self.labels = [label_text(v) for v in values]
+        self.numeric = info.numeric
+        self.labels = (self._codes(values, attribute) if info.numeric
+                       else [label_text(v) for v in values])
         empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
         self._note(empty, "have no geometry and are skipped")
         kinds = np.array([g.geom_type if g is not None else "" for g in geoms])
@@ -104,6 +93,22 @@ class VectorLayer:
                    "background)")
         self.used = np.zeros(len(geoms), bool)
         self._projected: dict[str, np.ndarray] = {}
+        self._placed: dict[Path, tuple[CRS, np.ndarray]] = {}
+        self._scenes: dict[str, tuple[float, float, float, float]] = {}  # CRS -> extent
+        self._scene_count = 0
+
+    def _codes(self, values: np.ndarray, attribute: str) -> list[int | None]:
+        """A number field's values as class ids (None where missing); a fraction is no id."""
+        numbers = np.asarray(values, dtype=np.float64)
+        missing = np.isnan(numbers)
+        fraction = ~missing & (numbers != np.round(numbers))
+        if fraction.any():
+            i = int(np.flatnonzero(fraction)[0])
+            raise DataError(f"{self.path}: {attribute!r} is {numbers[i]:g} in fid "
+                            f"{self.fids[i]} ({int(fraction.sum())} features hold fractions); "
+                            "a numeric class attribute holds class ids, whole numbers (class "
+                            "names belong in a text attribute)")
+        return [None if m else int(v) for v, m in zip(values, missing, strict=True)]
 
     @staticmethod
     def _polygonal(geom):
@@ -144,19 +149,21 @@ class VectorLayer:
                 self._projected[key] = self.geoms
             else:
                 index = np.flatnonzero(self.area)
-                moved = transform_geom(self.crs, crs, [mapping(self.geoms[i]) for i in index])
+                try:
+                    moved = transform_geom(self.crs, crs,
+                                           [mapping(self.geoms[i]) for i in index])
+                except Exception as err:  # rasterio raises GDAL's CPLE_* error types
+                    raise DataError(f"{self.path}: cannot reproject its polygons from "
+                                    f"{crs_text(self.crs)} to {crs_text(crs)} ({err})") from None
                 out = np.full(len(self.geoms), None, dtype=object)
                 out[index] = [shapely.make_valid(shape(g)) for g in moved]
                 self._projected[key] = out
         return self._projected[key]
 
-    def shapes_for(self, image: Path, crs: CRS | None, transform: Affine, width: int,
-                   height: int, class_ids: dict[str, int],
-                   ignore: int) -> list[tuple[dict, int]]:
-        """(geometry in the scene's CRS, class id) for the polygons over one scene, in file
-        order (later polygons paint over earlier ones)."""
+    def place(self, image: Path, crs: CRS | None, transform: Affine, width: int,
+              height: int) -> int:
+        """Find the polygons over one scene (kept for ``shapes_for``); return how many."""
         import shapely
-        from shapely.geometry import mapping
 
         if crs is None:
             raise DataError(f"{image}: not georeferenced, so the polygons of {self.path} "
@@ -172,10 +179,59 @@ class VectorLayer:
         hits = index[shapely.intersects(np.array(list(geoms[index]), dtype=object),
                                         footprint)] if len(index) else index
         self.used[hits] = True
+        self._placed[image] = (crs, hits)
+        name = crs_text(crs)
+        x0, y0, x1, y1 = self._scenes.get(name, footprint.bounds)
+        self._scenes[name] = (min(x0, min(xs)), min(y0, min(ys)), max(x1, max(xs)),
+                              max(y1, max(ys)))
+        self._scene_count += 1
+        return len(hits)
+
+    def shapes_for(self, image: Path, class_ids: dict, ignore: int) -> list[tuple[dict, int]]:
+        """(geometry in the scene's CRS, class id) for the polygons ``place`` found over one
+        scene, in file order (later polygons paint over earlier ones)."""
+        from shapely.geometry import mapping
+
+        crs, hits = self._placed.pop(image)
+        geoms = self._in_crs(crs)
         return [(mapping(geoms[i]), ignore if self.labels[i] is None
                  else class_ids[self.labels[i]]) for i in hits]
 
+    def _crs_names(self) -> tuple[str, str]:
+        own = crs_text(self.crs) if self.crs else "none (read in each scene's CRS)"
+        return own, ", ".join(self._scenes)
+
+    def check_overlap(self) -> None:
+        """Polygons, none of them over a scene: the layer's CRS is wrong (another UTM zone,
+        swapped axes) or the file is for other ground. Every scene would be all background
+        and the model would train on nothing, so this stops before any scene is written."""
+        import shapely
+
+        polygons = int(self.area.sum())
+        if polygons == 0 or self.used.any() or not self._scenes:
+            return
+        own, theirs = self._crs_names()
+        scenes = ("its scene" if self._scene_count == 1
+                  else f"any of the {self._scene_count} scenes")
+        extents = "; ".join(f"scenes {extent_text(b)} in {n}" for n, b in self._scenes.items())
+        mine = extent_text(shapely.total_bounds(self.geoms[self.area]))
+        if self.crs is not None and crs_text(self.crs) not in self._scenes:
+            target = next(iter(self._scenes))
+            advice = (f"if its coordinates are in {target}, its CRS is wrong: set it "
+                      f"(ogr2ogr -a_srs {target} fixed{self.path.suffix} {self.path.name})")
+        else:
+            advice = "its polygons lie elsewhere: check that the file belongs to these scenes"
+        raise DataError(f"{self.path}: none of its {polygons} polygons overlaps {scenes}: its "
+                        f"CRS is {own}, the scenes' {theirs} (polygons {mine} in "
+                        f"{own.split(' ')[0]}; {extents}); {advice}")
+
     def report(self) -> list[str]:
         outside = self.area & ~self.used
-        self._note(outside, "lie outside every scene and label nothing")
+        polygons = int(self.area.sum())
+        what = "lie outside every scene and label nothing"
+        if outside.sum() * 2 > polygons:
+            own, theirs = self._crs_names()
+            what += (f" (most of its {polygons} polygons: if they should cover the scenes, "
+                     f"check its CRS, {own}; the scenes' is {theirs})")
+        self._note(outside, what)
         return self.notes

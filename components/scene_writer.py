@@ -1,0 +1,86 @@
+"""Ingest's second pass: one scene pair written as ``<scene>_image.tif`` (the source's
+pixels, dtype, nodata, CRS and transform) and ``<scene>_mask.tif`` (uint8 class ids), strip
+by strip so memory does not grow with the scene; labels were surveyed and the
+``LabelSpec`` fixed before (``components.ingest``)."""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from components.atomic import atomic_path
+from components.discover import ScenePair
+from components.labelme import labelme_shapes
+from components.labels import LabelSpec, map_colors, map_values
+from components.masks import mask_format, read_mask
+from components.raster import (
+    geotiff_profile,
+    invalid_pixels,
+    open_raster,
+    read_window,
+    strip_windows,
+)
+from components.survey import image_window, label_window
+from components.vectors import VectorLayer
+
+
+def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
+                color_table: str, layer: VectorLayer | None) -> None:
+    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it)."""
+    shapes, shape_transform = None, Affine.identity()
+    # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
+    fill = spec.value_ids.get(0, spec.ignore) if layer is not None and layer.numeric \
+        else spec.label_ids.get("background", 0)
+    if pair.kind == "labelme":
+        shapes = labelme_shapes(pair.label, spec)
+    with open_raster(pair.image) as img:
+        window = image_window(pair, img)
+        width, height = int(window.width), int(window.height)
+        georeferenced = img.crs is not None
+        crs = img.crs if georeferenced else None
+        transform = img.transform if georeferenced else Affine.identity()
+        if layer is not None:
+            shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
+                                      else spec.label_ids, spec.ignore)
+            shape_transform = transform
+        nodata = img.nodata
+        image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
+                                        transform, nodata)
+        mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
+        image_path = scenes_dir / f"{pair.name}_image.tif"
+        mask_path = scenes_dir / f"{pair.name}_mask.tif"
+        with ExitStack() as stack:
+            label_src = (None if shapes is not None
+                         else stack.enter_context(open_raster(pair.label)))
+            fmt = mask_format(label_src, pair.label, color_table) if label_src else None
+            # Plain JPEG/PNG scenes are written with the identity transform on purpose.
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
+                    rasterio.open(tmp_image, "w", **image_profile) as dst_image, \
+                    rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:
+                for strip in strip_windows(width, height):
+                    block = read_window(img, pair.image, window=strip)
+                    dst_image.write(block, window=strip)
+                    if shapes is not None:
+                        mask = rasterize(
+                            shapes, out_shape=(int(strip.height), width), fill=fill,
+                            transform=shape_transform @ Affine.translation(0, strip.row_off),
+                            dtype="uint8") if shapes else \
+                            np.full((int(strip.height), width), fill, np.uint8)
+                    else:
+                        label_win = label_window(pair, label_src)
+                        raw = read_mask(label_src, pair.label, fmt, Window(
+                            label_win.col_off, strip.row_off, strip.width, strip.height))
+                        mask = (map_values(raw, spec, pair.label) if fmt.kind == "ids"
+                                else map_colors(raw, spec, pair.label, lossy))
+                    mask[invalid_pixels(block, nodata)] = spec.ignore
+                    dst_mask.write(mask[None], window=strip)

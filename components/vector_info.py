@@ -1,0 +1,106 @@
+"""What a vector file's header says, checked before any feature is read (so before any
+work, also in ``segpipe run``'s checks): which layer holds the labels, its CRS, feature
+count and class attribute, and coordinates that cannot be in the CRS the file claims."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+
+from components.raster import DataError
+
+VECTOR_SUFFIXES = {".geojson", ".gpkg", ".shp"}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a vector file's header says about the layer the labels come from."""
+    path: Path
+    layer: str
+    crs: str | None
+    features: int
+    numeric: bool  # the class attribute is a number field: class ids, not names
+
+
+def crs_text(crs) -> str:
+    """A CRS as people name it: ``EPSG:32650``, else the name in its WKT."""
+    parsed = CRS.from_user_input(crs)
+    epsg = parsed.to_epsg()
+    if epsg:
+        return f"EPSG:{epsg}"
+    named = re.match(r'\s*\w+\[\s*"([^"]+)"', parsed.to_wkt())
+    return named.group(1) if named else parsed.to_string()
+
+
+def extent_text(bounds) -> str:
+    x0, y0, x1, y1 = (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.6g}" for v in bounds)
+    return f"x {x0}..{x1}, y {y0}..{y1}"
+
+
+def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | None) -> None:
+    """Coordinates far outside longitude/latitude in a geographic CRS: projected coordinates
+    in a file whose CRS is missing or wrong. GDAL reads GeoJSON without a "crs" member as
+    EPSG:4326, as RFC 7946 says, so UTM metres there would fail deep in the reprojection."""
+    if crs is None or bounds is None or not np.all(np.isfinite(bounds)):
+        return
+    try:
+        geographic = CRS.from_user_input(crs).is_geographic
+    except CRSError as err:
+        raise DataError(f"{path}: unreadable CRS ({err})") from None
+    x0, y0, x1, y1 = bounds
+    if not geographic or (x0 >= -180.5 and x1 <= 360.5 and y0 >= -90.5 and y1 <= 90.5):
+        return
+    code = scenes_crs or "EPSG:<code>"
+    if_scenes = f" if they are in the scenes' {scenes_crs}" if scenes_crs else ""
+    if path.suffix.lower() in (".geojson", ".json"):
+        raise DataError(
+            f'{path}: GeoJSON without a "crs" member is longitude/latitude (RFC 7946), but '
+            f"its coordinates ({extent_text(bounds)}) are not. Name their CRS in a \"crs\" member "
+            f'("crs": {{"type": "name", "properties": {{"name": "{code}"}}}}{if_scenes}), or '
+            f"convert the file to longitude/latitude (ogr2ogr -s_srs {code} -t_srs EPSG:4326 "
+            f"out.geojson {path.name})")
+    raise DataError(f"{path}: its CRS {crs_text(crs)} is longitude/latitude, but its "
+                    f"coordinates ({extent_text(bounds)}) are not; set the CRS they are in "
+                    f"(ogr2ogr -a_srs {code} fixed{path.suffix} {path.name}{if_scenes})")
+
+
+def read_layer_info(path: Path, layer: str | None, attribute: str, max_features: int,
+                    scenes_crs: str | None = None) -> LayerInfo:
+    """The labels' layer of one vector file, checked from its header alone (no feature is
+    read): the layer chosen (``layer``, required when the file has several), the feature
+    count, the class attribute, and coordinates that cannot be in a geographic CRS the file
+    claims. ``scenes_crs`` only makes messages more helpful."""
+    import pyogrio
+
+    try:
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError types
+        raise DataError(f"{path}: cannot read as a vector file ({err})") from None
+    if not layers:
+        raise DataError(f"{path}: holds no layer")
+    if layer is None and len(layers) > 1:
+        raise DataError(f"{path}: {len(layers)} layers ({', '.join(layers)}); set "
+                        "vector_layer to the one holding the labels")
+    if layer is not None and layer not in layers:
+        raise DataError(f"{path}: no layer {layer!r}; its layers are {', '.join(layers)} "
+                        "(set vector_layer)")
+    name = layer if layer is not None else layers[0]
+    try:
+        info = pyogrio.read_info(path, layer=name, force_total_bounds=True)
+    except Exception as err:
+        raise DataError(f"{path}: cannot read as a vector file ({err})") from None
+    if info["features"] > max_features:
+        raise DataError(f"{path}: {info['features']:,} features is more than "
+                        f"max_vector_features ({max_features:,})")
+    fields = [str(f) for f in info["fields"]]
+    if attribute not in fields:
+        raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
+                        f"{', '.join(fields) or 'none'} (set class_attribute)")
+    _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
+    numeric = np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf"
+    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric)
