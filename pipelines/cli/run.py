@@ -162,8 +162,10 @@ def compile_pipeline(
                                   help="no task reuses an earlier run's outputs"),
 ) -> None:
     """Compile the pipeline to Kubeflow Pipelines IR YAML (upload it in the KFP UI)."""
+    from pipelines.cli.paths import check_writable
     from pipelines.runner import compile_pipeline as compile_to
 
+    check_writable("--out", out)  # before the compile's ten seconds
     images = _images(image_registry, image_tag)
     compile_to(out, images, cache=not no_cache)
     typer.echo(f"wrote {out} (images {images.cpu}, {images.gpu})")

@@ -200,3 +200,16 @@ def test_credentials_come_from_kubernetes_secrets(compiled):
     endpoints = executors["exec-tune-worker"]["configMapAsEnv"][0]
     assert {k["envVar"] for k in endpoints["keyToEnv"]} >= {"MLFLOW_TRACKING_URI",
                                                           "OPTUNA_STORAGE"}
+
+
+@pytest.mark.parametrize("where, problem", [
+    ("folder", "is a folder; give a file name"),
+    ("/proc/nope.yaml", "cannot create files in /proc"),
+])
+def test_an_unwritable_out_is_refused_in_one_line_before_compiling(tmp_path, where, problem):
+    out = tmp_path if where == "folder" else Path(where)
+    done = run_compile("--out", str(out))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"error: --out {out}") and problem in line
+    assert list(tmp_path.iterdir()) == []  # no temporary sibling left beside it
