@@ -33,3 +33,12 @@ def check_writable(option: str, path: Path) -> None:
     except OSError as exc:
         raise fail(f"{option} {path}: cannot create files in {folder} "
                    f"({exc.strerror or exc})", 2) from None
+
+
+def check_suffix(option: str, path: Path, what: str, suffixes: tuple[str, ...]) -> None:
+    """Exit 2 unless ``path`` ends in one of ``suffixes`` (any case): a mask named .png
+    would be a GeoTIFF all the same, which other programs then misread."""
+    if path.suffix.lower() not in suffixes:
+        named = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise fail(f"{option} {path}: {named}, but {what} is written; name it "
+                   f"{' or '.join(suffixes)}", 2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.errors import fail
-from pipelines.cli.paths import check_writable, same_file
+from pipelines.cli.paths import check_suffix, check_writable, same_file
 from serving import server
 from serving.config import MAX_OVERLAP
 from serving.scene import MAX_SCENE_PIXELS
@@ -83,8 +83,14 @@ def _local_predictor(model_uri: str):
     return model.predictor
 
 
+# What predict writes, by the names the files may have.
+MASK_SUFFIXES = (".tif", ".tiff")
+POLYGON_SUFFIXES = (".geojson", ".json")
+
+
 def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
-    """Refuse outputs that would overwrite the scene or each other, or cannot be written."""
+    """Refuse outputs that would overwrite the scene or each other, are named for another
+    format than the one written, or cannot be written."""
     if same_file(out, input):
         raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
     if polygons is not None:
@@ -95,14 +101,17 @@ def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
             raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
                   f"names", 2)
     check_writable("--out", out)
+    check_suffix("--out", out, "a GeoTIFF mask", MASK_SUFFIXES)
     if polygons is not None:
         check_writable("--polygons", polygons)
+        check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
 
 
 def predict(
     input: Path = typer.Argument(..., exists=True, dir_okay=False,
                                  help="scene: GeoTIFF (any size), PNG or JPEG"),
-    out: Path = typer.Option(..., "--out", help="mask GeoTIFF to write"),
+    out: Path = typer.Option(..., "--out",
+                             help="mask to write: a GeoTIFF, named .tif or .tiff"),
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
     endpoint: str | None = typer.Option(
@@ -113,7 +122,8 @@ def predict(
                                          help="window overlap (default: the model's)"),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     polygons: Path | None = typer.Option(None, "--polygons",
-                                         help="also write class polygons (GeoJSON)"),
+                                         help="also write class polygons: GeoJSON, named "
+                                              ".geojson or .json"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: environment)"),
     max_pixels: int = typer.Option(
