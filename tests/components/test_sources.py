@@ -1,14 +1,11 @@
-"""Sources: archives (safe extraction) and S3 through moto's standalone server over HTTP."""
+"""Sources: archives (safe extraction) and S3 through moto's standalone server over HTTP
+(the moto_endpoint fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import shutil
-import socket
-import subprocess
-import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -67,36 +64,6 @@ def test_corrupt_archive_names_the_file(tmp_path):
     archive.write_bytes(b"PK not really")
     with pytest.raises(DataError, match=r"broken\.zip: cannot read archive"):
         ingest_source(archive, tmp_path / "out")
-
-
-@pytest.fixture
-def moto_endpoint(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = Path(sys.executable).parent / "moto_server"
-    command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("moto_server did not start")
-                time.sleep(0.2)
-        url = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_s3_prefix_is_downloaded_and_ingested(binary_source, tmp_path, moto_endpoint):
