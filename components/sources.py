@@ -17,7 +17,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,15 +38,18 @@ class ExtractLimits:
 
 
 class _Budget:
-    """Counts bytes as they are written and stops the extraction at the first limit."""
+    """Counts bytes as they are written and stops the extraction at the first limit.
+    ``member`` names a member as the user knows it (an S3 object by its URL)."""
 
-    def __init__(self, archive: str | Path, limits: ExtractLimits, packed: int) -> None:
+    def __init__(self, archive: str | Path, limits: ExtractLimits, packed: int,
+                 member: Callable[[str], str] | None = None) -> None:
         self.archive, self.limits, self.packed, self.total = archive, limits, packed, 0
+        self.member = member or (lambda name: f"{archive}: member {name!r}")
 
     def declared(self, name: str, size: int) -> None:
         if size > self.limits.member_bytes:
-            raise DataError(f"{self.archive}: member {name!r} declares {size:,} bytes, more "
-                            f"than the {self.limits.member_bytes:,} allowed per member")
+            raise DataError(f"{self.member(name)} declares {size:,} bytes, more than the "
+                            f"{self.limits.member_bytes:,} allowed per member")
 
     def declared_total(self, total: int) -> None:
         if total > self.limits.total_bytes:
@@ -62,7 +65,7 @@ class _Budget:
     def wrote(self, name: str, member_total: int, declared: int, count: int) -> None:
         self.total += count
         if member_total > min(declared, self.limits.member_bytes):
-            raise DataError(f"{self.archive}: member {name!r} inflates past "
+            raise DataError(f"{self.member(name)} inflates past "
                             f"{min(declared, self.limits.member_bytes):,} bytes (its declared "
                             "size or the per-member limit)")
         if self.total > self.limits.total_bytes:
@@ -112,18 +115,27 @@ def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) 
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with zf.open(info) as src, open(target, "wb") as dst:
-                while block := src.read(1 << 20):
-                    written += len(block)
-                    budget.wrote(info.filename, written, info.file_size, len(block))
-                    dst.write(block)
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        budget.wrote(info.filename, written, info.file_size, len(block))
+                        dst.write(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # reading, not writing
+                raise DataError(f"{archive}: member {info.filename!r} is damaged "
+                                f"({_reason(err)})") from None
 
 
 def _tar_members(archive: Path, tf: tarfile.TarFile, dest: Path,
                  budget: _Budget) -> list[tarfile.TarInfo]:
     """The members, once their names, kinds and sizes pass (their headers: an uncompressed
     tar is listed by seeking, a compressed one only by decompressing all of it)."""
-    members = tf.getmembers()
+    members: list[tarfile.TarInfo] = []
+    try:
+        members.extend(tf)
+    except _UNREADABLE as err:  # a compressed tar cut short fails only here, at its end
+        after = f" beyond member {members[-1].name!r}" if members else ""
+        raise DataError(f"{archive}: cannot read archive{after} ({_reason(err)})") from None
     for member in members:
         _safe_member_path(archive, member.name, dest)
         if member.issym() or member.islnk():
@@ -170,7 +182,7 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
     bucket, prefix = _s3_location(uri)
     client = _s3_client()
     limits = limits or ExtractLimits()
-    budget = _Budget(uri, limits, 0)
+    budget = _Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     try:
         objects = [(obj["Key"], int(obj.get("Size", 0)))
                    for page in client.get_paginator("list_objects_v2").paginate(
@@ -254,7 +266,7 @@ def _check_s3(uri: str, limits: ExtractLimits) -> None:
                                             MaxKeys=S3_CHECK_KEYS)
     except Exception as err:  # botocore raises many unrelated types; name the source
         raise DataError(f"{uri}: cannot list objects ({err})") from err
-    budget = _Budget(uri, limits, 0)
+    budget = _Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     objects = [obj for obj in page.get("Contents", []) if not obj["Key"].endswith("/")]
     for obj in objects:
         budget.declared(obj["Key"], int(obj.get("Size", 0)))
