@@ -211,8 +211,10 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     survey, layers, bare = _survey(found, options, progress)
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
-        survey.warn(f"{len(found.unmatched)} files without a partner were skipped (images "
-                    f"without a label, or labels without an image), e.g. {shown}")
+        files = "1 file without a partner was" if len(found.unmatched) == 1 else \
+            f"{len(found.unmatched)} files without a partner were"
+        survey.warn(f"{files} skipped (images without a label, or labels without an "
+                    f"image), e.g. {shown}")
     check_options_apply(survey, options)
     spec = resolve_spec(survey, find_classes_file(root, options), options)
     splits = given_splits(root, pairs, options.split_lists)

@@ -17,7 +17,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,15 +38,18 @@ class ExtractLimits:
 
 
 class _Budget:
-    """Counts bytes as they are written and stops the extraction at the first limit."""
+    """Counts bytes as they are written and stops the extraction at the first limit.
+    ``member`` names a member as the user knows it (an S3 object by its URL)."""
 
-    def __init__(self, archive: str | Path, limits: ExtractLimits, packed: int) -> None:
+    def __init__(self, archive: str | Path, limits: ExtractLimits, packed: int,
+                 member: Callable[[str], str] | None = None) -> None:
         self.archive, self.limits, self.packed, self.total = archive, limits, packed, 0
+        self.member = member or (lambda name: f"{archive}: member {name!r}")
 
     def declared(self, name: str, size: int) -> None:
         if size > self.limits.member_bytes:
-            raise DataError(f"{self.archive}: member {name!r} declares {size:,} bytes, more "
-                            f"than the {self.limits.member_bytes:,} allowed per member")
+            raise DataError(f"{self.member(name)} declares {size:,} bytes, more than the "
+                            f"{self.limits.member_bytes:,} allowed per member")
 
     def declared_total(self, total: int) -> None:
         if total > self.limits.total_bytes:
@@ -62,7 +65,7 @@ class _Budget:
     def wrote(self, name: str, member_total: int, declared: int, count: int) -> None:
         self.total += count
         if member_total > min(declared, self.limits.member_bytes):
-            raise DataError(f"{self.archive}: member {name!r} inflates past "
+            raise DataError(f"{self.member(name)} inflates past "
                             f"{min(declared, self.limits.member_bytes):,} bytes (its declared "
                             "size or the per-member limit)")
         if self.total > self.limits.total_bytes:
@@ -86,17 +89,25 @@ def _safe_member_path(archive: str | Path, name: str, dest: Path) -> Path:
     return target
 
 
+def _zip_members(archive: Path, zf: zipfile.ZipFile, dest: Path,
+                 budget: _Budget) -> list[zipfile.ZipInfo]:
+    """The members, once their names, kinds and declared sizes pass (the central directory
+    alone: nothing is inflated)."""
+    infos = zf.infolist()
+    for info in infos:
+        _safe_member_path(archive, info.filename, dest)
+        budget.declared(info.filename, info.file_size)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(f"{archive}: member {info.filename!r} is a symbolic link; "
+                            "links are not extracted")
+    budget.declared_total(sum(i.file_size for i in infos))
+    return infos
+
+
 def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
     budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        for info in infos:
-            _safe_member_path(archive, info.filename, dest)
-            budget.declared(info.filename, info.file_size)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DataError(f"{archive}: member {info.filename!r} is a symbolic link; "
-                                "links are not extracted")
-        budget.declared_total(sum(i.file_size for i in infos))
+        infos = _zip_members(archive, zf, dest, budget)
         for info in infos:
             target = _safe_member_path(archive, info.filename, dest)
             if info.is_dir():
@@ -104,27 +115,44 @@ def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) 
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with zf.open(info) as src, open(target, "wb") as dst:
-                while block := src.read(1 << 20):
-                    written += len(block)
-                    budget.wrote(info.filename, written, info.file_size, len(block))
-                    dst.write(block)
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        budget.wrote(info.filename, written, info.file_size, len(block))
+                        dst.write(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # reading, not writing
+                raise DataError(f"{archive}: member {info.filename!r} is damaged "
+                                f"({_reason(err)})") from None
+
+
+def _tar_members(archive: Path, tf: tarfile.TarFile, dest: Path,
+                 budget: _Budget) -> list[tarfile.TarInfo]:
+    """The members, once their names, kinds and sizes pass (their headers: an uncompressed
+    tar is listed by seeking, a compressed one only by decompressing all of it)."""
+    members: list[tarfile.TarInfo] = []
+    try:
+        members.extend(tf)
+    except _UNREADABLE as err:  # a compressed tar cut short fails only here, at its end
+        after = f" beyond member {members[-1].name!r}" if members else ""
+        raise DataError(f"{archive}: cannot read archive{after} ({_reason(err)})") from None
+    for member in members:
+        _safe_member_path(archive, member.name, dest)
+        if member.issym() or member.islnk():
+            raise DataError(f"{archive}: member {member.name!r} is a link; "
+                            "links are not extracted")
+        if not (member.isfile() or member.isdir()):
+            raise DataError(f"{archive}: member {member.name!r} is not a regular file")
+        budget.declared(member.name, member.size)
+    # A tar member's data is exactly its declared size, so the headers are the truth.
+    budget.declared_total(sum(m.size for m in members))
+    return members
 
 
 def extract_tar(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
     budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        for member in members:
-            _safe_member_path(archive, member.name, dest)
-            if member.issym() or member.islnk():
-                raise DataError(f"{archive}: member {member.name!r} is a link; "
-                                "links are not extracted")
-            if not (member.isfile() or member.isdir()):
-                raise DataError(f"{archive}: member {member.name!r} is not a regular file")
-            budget.declared(member.name, member.size)
-        # A tar member's data is exactly its declared size, so the headers are the truth.
-        budget.declared_total(sum(m.size for m in members))
+        members = _tar_members(archive, tf, dest, budget)
         # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
         if hasattr(tarfile, "data_filter"):
             tf.extractall(dest, members=members, filter="data")
@@ -132,20 +160,29 @@ def extract_tar(archive: Path, dest: Path, limits: ExtractLimits | None = None) 
             tf.extractall(dest, members=members)
 
 
+def _s3_location(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, "prefix/"): a prefix names a folder."""
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise DataError(f"{uri}: no bucket in S3 URI")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
 def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None) -> int:
     """Download every object under ``s3://bucket/prefix`` into ``dest``; return the count.
     Every object is listed first, so the byte limits hold before anything is downloaded."""
-    import boto3
-
-    without_scheme = uri[len("s3://"):]
-    bucket, _, prefix = without_scheme.partition("/")
-    if not bucket:
-        raise DataError(f"{uri}: no bucket in S3 URI")
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
+    bucket, prefix = _s3_location(uri)
+    client = _s3_client()
     limits = limits or ExtractLimits()
-    budget = _Budget(uri, limits, 0)
+    budget = _Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     try:
         objects = [(obj["Key"], int(obj.get("Size", 0)))
                    for page in client.get_paginator("list_objects_v2").paginate(
@@ -168,6 +205,73 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
     except Exception as err:  # botocore raises many unrelated types; name the source
         raise DataError(f"{uri}: cannot list or download objects ({err})") from err
     return count
+
+
+# What reading a damaged or foreign archive raises.
+_UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError,
+               OSError)
+
+
+def _reason(err: BaseException) -> str:
+    """An archive error in one line (tarfile lists every compression it tried, a line each)."""
+    if isinstance(err, tarfile.ReadError) and "\n" in str(err):
+        return "not a tar archive, plain or compressed (gz, bz2, xz)"
+    return " ".join(str(err).split())
+
+
+#: The most keys ``check_source`` lists under an S3 prefix: one listing request.
+S3_CHECK_KEYS = 1000
+
+
+def check_source(source: str, limits: ExtractLimits | None = None) -> None:
+    """What a cheap listing shows wrong with an ``s3://`` or archive source, before a run
+    starts rather than in its ingest step: an S3 prefix without objects (among its first
+    ``S3_CHECK_KEYS`` keys) or one it cannot list; an archive that does not open, holds no
+    files, or whose zip directory or plain tar headers break the extraction's rules. A
+    compressed tar is only opened: listing it means decompressing it. Local folders are
+    checked by discovery (``components.ingest.find_pairs``)."""
+    limits = limits or ExtractLimits()
+    if source.startswith("s3://"):
+        _check_s3(source, limits)
+        return
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"{source}: no such file or folder")
+    if path.is_dir():
+        return
+    if not _is_archive(path):
+        raise DataError(f"{source}: not a folder, a .zip/.tar archive or an s3:// prefix")
+    budget, nowhere = _Budget(path, limits, path.stat().st_size), path.parent / ".check"
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                files = [i for i in _zip_members(path, zf, nowhere, budget) if not i.is_dir()]
+        elif path.name.lower().endswith(".tar"):
+            with tarfile.open(path) as tf:
+                files = [m for m in _tar_members(path, tf, nowhere, budget) if m.isfile()]
+        else:
+            with tarfile.open(path) as tf:
+                first = tf.next()
+                files = [first] if first is not None else []
+    except _UNREADABLE as err:
+        raise DataError(f"{path}: cannot read archive ({_reason(err)})") from None
+    if not files:
+        raise DataError(f"{path}: the archive holds no files")
+
+
+def _check_s3(uri: str, limits: ExtractLimits) -> None:
+    bucket, prefix = _s3_location(uri)
+    try:
+        page = _s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix,
+                                            MaxKeys=S3_CHECK_KEYS)
+    except Exception as err:  # botocore raises many unrelated types; name the source
+        raise DataError(f"{uri}: cannot list objects ({err})") from err
+    budget = _Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
+    objects = [obj for obj in page.get("Contents", []) if not obj["Key"].endswith("/")]
+    for obj in objects:
+        budget.declared(obj["Key"], int(obj.get("Size", 0)))
+    if not objects and not page.get("IsTruncated"):
+        raise DataError(f"{uri}: no objects under this S3 prefix")
 
 
 @contextmanager
@@ -195,9 +299,8 @@ def materialize_source(source: str, scratch: Path,
                 extract_zip(path, dest, limits)
             else:
                 extract_tar(path, dest, limits)
-        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError,
-                OSError) as err:
-            raise DataError(f"{path}: cannot read archive ({err})") from None
+        except _UNREADABLE as err:
+            raise DataError(f"{path}: cannot read archive ({_reason(err)})") from None
         yield dest
     else:
         raise DataError(f"{source}: not a folder, a .zip/.tar archive or an s3:// prefix")

@@ -112,6 +112,26 @@ def _study_name(model_name: str, run_name: str, parent_run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", name)[:200]
 
 
+#: Earlier runs of a name looked at to number the next one.
+_MAX_NAMESAKES = 1000
+
+
+def _new_run_name(client, experiment_id: str, run_name: str) -> str:
+    """The MLflow name of a new run of ``run_name``: that name for the first, then
+    ``<run_name>-2``, ``-3``... (after a finished one, the same config runs anew), so the
+    MLflow UI tells them apart. The ``segpipe.run_name`` tag stays ``run_name`` on all of
+    them: it is what a re-run of the config resumes by."""
+    earlier = client.search_runs([experiment_id], f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+                                 max_results=_MAX_NAMESAKES)
+    taken = {run.info.run_name for run in earlier}
+    if run_name not in taken:
+        return run_name
+    number = 2
+    while f"{run_name}-{number}" in taken:
+        number += 1
+    return f"{run_name}-{number}"
+
+
 def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id: str,
                        kfp_run_name: str) -> RunContext:
     """The parent run of this pipeline run and the name of its Optuna study. An unfinished
@@ -148,7 +168,8 @@ def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id:
                 client.delete_tag(run.info.run_id, key)
         study_name = run.data.tags[STUDY_TAG]
     else:
-        run, resumed = client.create_run(experiment_id, run_name=run_name, tags={
+        shown = _new_run_name(client, experiment_id, run_name)
+        run, resumed = client.create_run(experiment_id, run_name=shown, tags={
             **tags, RUN_NAME_TAG: run_name, "mlflow.source.type": "PIPELINE"}), False
         study_name = _study_name(model_name, run_name, run.info.run_id)
         client.set_tag(run.info.run_id, STUDY_TAG, study_name)

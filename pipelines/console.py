@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -32,15 +33,35 @@ _CHAINED_TRACEBACK = ("During handling of the above exception",
                       "The above exception was the direct cause")
 # A step's own warnings, which the executor logs as "[KFP Executor <time> WARNING]: ...".
 _EXECUTOR_WARNING = re.compile(r"\[KFP Executor [^\]]* (WARNING|ERROR)\]: ")
+# Terminal colour and cursor sequences: kfp's local runner colours task names and states
+# whatever its output is.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colour sequences."""
+    return _ANSI.sub("", text)
 
 
 class TaskOutputFilter(io.TextIOBase):
     """Stands in for stdout while kfp runs (its logger and the task output it streams both
     write there): every line to the log; to the console the task progress and the steps'
-    own lines, without the executor's JSON dumps, Python tracebacks and bookkeeping."""
+    own lines, without the executor's JSON dumps, Python tracebacks and bookkeeping. The
+    log is plain text, and so is the console unless it is a terminal (``wants_colour``)."""
 
     def __init__(self, log: TextIO, console: TextIO, verbose: bool) -> None:
         self._log, self._console, self._verbose = log, console, verbose
+        self._colour = wants_colour(console)
         self._state = threading.local()
         self._lock = threading.Lock()
         self._muted = False
@@ -55,14 +76,15 @@ class TaskOutputFilter(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with self._lock:
-            self._log.write(text)
+            # kfp writes a log record or a task's line at once, escape sequences whole
+            self._log.write(plain(text))
             self._log.flush()
             pending = getattr(self._state, "pending", "") + text
             *lines, self._state.pending = pending.split("\n")
             for line in lines:
-                shown = self._verbose or self._shown(line)
+                shown = self._verbose or self._shown(plain(line))
                 if shown and not self._muted:
-                    self._console.write(line + "\n")
+                    self._console.write((line if self._colour else plain(line)) + "\n")
             self._console.flush()
         return len(text)
 

@@ -35,6 +35,7 @@ from typing import TextIO
 from components.tracking import TrackingOptions
 from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
+from pipelines.run_temp import run_temp_folder
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -108,14 +109,17 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     resumed = _has_unfinished_run(tracking)
-    local.init(runner=local.SubprocessRunner(use_venv=False),
-               pipeline_root=str(workdir / "kfp-outputs"),
-               enable_caching=config.cache, raise_on_error=True)
     started = time.monotonic()
-    with open(log_path, "w") as log, _task_environment(), \
+    with run_temp_folder(workdir) as temp, open(log_path, "w") as log, \
+            _task_environment(temp), \
             tee_task_output(log, console, verbose) as task_output, \
             _stopped_by_signals(on_signal=task_output.mute), \
             _quiet_local_runner_warnings(), report_cache_hits():
+        (temp / "kfp-workspace").mkdir()
+        local.init(runner=local.SubprocessRunner(use_venv=False),
+                   pipeline_root=str(workdir / "kfp-outputs"),
+                   workspace_root=str(temp / "kfp-workspace"),
+                   enable_caching=config.cache, raise_on_error=True)
         try:
             segmentation_pipeline(**pipeline_arguments(config, tracking))
         except RuntimeError:
@@ -178,7 +182,7 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
         test_miou=parent.data.metrics.get("test_miou", float("nan")),
         model_version=parent.data.tags[TAG_REGISTERED_VERSION],
         champion_version=str(champion.version) if champion else "none",
-        mlflow_run_id=parent.info.run_id, run_name=str(tracking.run_name),
+        mlflow_run_id=parent.info.run_id, run_name=parent.info.run_name,
         kfp_run_name=parent.data.tags.get("kfp.run_name", ""),
         tracking_uri=str(tracking.mlflow_tracking_uri), model_name=name, log_path=log_path,
         seconds=seconds, resumed=resumed,
@@ -249,10 +253,13 @@ def _record_interruption(tracking: TrackingOptions, signal_name: str) -> None:
 
 
 @contextlib.contextmanager
-def _task_environment() -> Iterator[None]:
+def _task_environment(temp: Path) -> Iterator[None]:
     """Task subprocesses inherit this environment: this very checkout first on the path,
-    the watchdog that ends them with the runner, TensorFlow's start-up chatter down."""
+    the watchdog that ends them with the runner, TensorFlow's start-up chatter down, and
+    the run's own ``temp`` folder as their TMPDIR."""
     previous = dict(os.environ)
+    tempfile.gettempdir()  # settled now: this process's own temp files stay where they were
+    os.environ["TMPDIR"] = str(temp)
     # Named now, created only by a stop: a runner killed with SIGKILL leaves nothing behind.
     stop_file = Path(tempfile.gettempdir()) / f"segpipe-stop-{os.getpid()}-{secrets.token_hex(6)}"
     paths = [str(TASK_SITE), str(CODE_ROOT)] + [

@@ -74,18 +74,19 @@ def _configure(task: dsl.PipelineTask, name: str, resources: tuple[str, str], *,
     return task
 
 
-def _defaults(model: type[BaseModel]) -> dict:
+def section_defaults(model: type[BaseModel]) -> dict:
+    """A section parameter's default: its options model's defaults, as JSON."""
     return model().model_dump(mode="json", exclude_none=True)
 
 
 def _segmentation_pipeline(
     source: str,
-    ingest: dict = _defaults(IngestOptions),
-    tile: dict = _defaults(TileOptions),
-    split: dict = _defaults(SplitOptions),
-    tuning: dict = _defaults(TuneOptions),
-    registry: dict = _defaults(RegisterOptions),
-    tracking: dict = _defaults(TrackingOptions),
+    ingest: dict = section_defaults(IngestOptions),
+    tile: dict = section_defaults(TileOptions),
+    split: dict = section_defaults(SplitOptions),
+    tuning: dict = section_defaults(TuneOptions),
+    registry: dict = section_defaults(RegisterOptions),
+    tracking: dict = section_defaults(TrackingOptions),
 ) -> None:
     # The parent run opens first, so that any failure, even in the data steps, is recorded
     # in MLflow; the exit task closes it whatever happens.

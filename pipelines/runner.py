@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from components.atomic import atomic_path
 from pipelines.images import ComponentImages, retarget
 
@@ -46,7 +48,7 @@ def _write_spec(path: Path, images: ComponentImages, cache: bool) -> None:
     from kfp.compiler import pipeline_spec_builder as builder
 
     from pipelines.kfp_components import DECORATED_IMAGES
-    from pipelines.pipeline import segmentation_pipeline
+    from pipelines.pipeline import SECTIONS, section_defaults, segmentation_pipeline
 
     spec = builder.modify_pipeline_spec_with_override(
         segmentation_pipeline.pipeline_spec, pipeline_name=None, pipeline_parameters=None)
@@ -60,9 +62,19 @@ def _write_spec(path: Path, images: ComponentImages, cache: bool) -> None:
         for dag in [spec.root.dag, *(c.dag for c in spec.components.values())]:
             for task in dag.tasks.values():
                 task.caching_options.enable_cache = False
-    builder.write_pipeline_spec_to_file(
-        pipeline_spec=spec, pipeline_description=segmentation_pipeline.description,
-        platform_spec=segmentation_pipeline.platform_spec, package_path=str(path))
+    # Written as kfp's write_pipeline_spec_to_file writes YAML, but for the sections'
+    # defaults: a dict parameter's default is a protobuf Struct, whose numbers are all
+    # doubles, so kfp would show every int as a float (patch_size: 256.0). The models' own
+    # JSON says which numbers are ints; a cluster reads the two alike.
+    data = json_format.MessageToDict(spec)
+    parameters = data["root"]["inputDefinitions"]["parameters"]
+    for name, model in SECTIONS.items():
+        parameters[name]["defaultValue"] = section_defaults(model)
+    documents = [data, json_format.MessageToDict(segmentation_pipeline.platform_spec)]
+    with open(path, "w") as file:
+        file.write(builder.extract_comments_from_pipeline_spec(
+            data, segmentation_pipeline.description))
+        yaml.dump_all(documents, file, sort_keys=True)
 
 
 @dataclass(frozen=True)

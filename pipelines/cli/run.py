@@ -52,18 +52,20 @@ def _locked(workdir: Path, field: str) -> contextlib.ExitStack:
 
 
 def _check_source(config, path: Path) -> None:
-    """A local folder without scenes fails now, by the ingest step's own discovery rules,
-    not in the ingest task after the runner started (archives and S3 are read there)."""
+    """A source without scenes fails now, not in the ingest task after the runner started:
+    a local folder by the ingest step's own discovery rules, an S3 prefix or an archive as
+    far as a cheap listing shows (the ingest step reads their scenes)."""
+    from components.raster import DataError
+    from components.sources import check_source
     from pipelines.config import is_local
 
-    source = Path(config.source)
-    if not is_local(config.source) or not source.is_dir():
-        return
-    from components.ingest import find_pairs
-    from components.raster import DataError
-
     try:
-        find_pairs(source, config.data.ingest)
+        if is_local(config.source) and Path(config.source).is_dir():
+            from components.ingest import find_pairs
+
+            find_pairs(Path(config.source), config.data.ingest)
+        else:
+            check_source(config.source, config.data.ingest.extract_limits())
     except DataError as err:
         raise fail(f"{path}: source: {err}") from None
 
@@ -162,8 +164,10 @@ def compile_pipeline(
                                   help="no task reuses an earlier run's outputs"),
 ) -> None:
     """Compile the pipeline to Kubeflow Pipelines IR YAML (upload it in the KFP UI)."""
+    from pipelines.cli.paths import check_writable
     from pipelines.runner import compile_pipeline as compile_to
 
+    check_writable("--out", out)  # before the compile's ten seconds
     images = _images(image_registry, image_tag)
     compile_to(out, images, cache=not no_cache)
     typer.echo(f"wrote {out} (images {images.cpu}, {images.gpu})")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
 from pipelines.cli.errors import fail
+from pipelines.cli.paths import check_suffix, check_writable, same_file
 from serving import server
 from serving.config import MAX_OVERLAP
 from serving.scene import MAX_SCENE_PIXELS
@@ -83,52 +83,35 @@ def _local_predictor(model_uri: str):
     return model.predictor
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)  # hard links and symlinks too
-    except OSError:  # one of them does not exist (yet)
-        return a.resolve() == b.resolve()
-
-
-def _check_writable(option: str, path: Path) -> None:
-    """Exit 2 unless ``path`` can be created: not a folder, and its nearest existing folder
-    takes a new file (missing folders below it are created when the file is written).
-    Tried with a real file, as permission bits say nothing to root or on /proc."""
-    if path.is_dir():
-        raise fail(f"{option} {path} is a folder; give a file name", 2)
-    folder = path.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise fail(f"{option} {path}: {folder} is not a folder", 2)
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise fail(f"{option} {path}: cannot create files in {folder} "
-                   f"({exc.strerror or exc})", 2) from None
+# What predict writes, by the names the files may have.
+MASK_SUFFIXES = (".tif", ".tiff")
+POLYGON_SUFFIXES = (".geojson", ".json")
 
 
 def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
-    """Refuse outputs that would overwrite the scene or each other, or cannot be written."""
-    if _same_file(out, input):
+    """Refuse outputs that would overwrite the scene or each other, are named for another
+    format than the one written, or cannot be written."""
+    if same_file(out, input):
         raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
     if polygons is not None:
-        if _same_file(polygons, input):
+        if same_file(polygons, input):
             raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
                   f"overwrite it", 2)
-        if _same_file(polygons, out):
+        if same_file(polygons, out):
             raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
                   f"names", 2)
-    _check_writable("--out", out)
+    check_writable("--out", out)
+    check_suffix("--out", out, "a GeoTIFF mask", MASK_SUFFIXES)
     if polygons is not None:
-        _check_writable("--polygons", polygons)
+        check_writable("--polygons", polygons)
+        check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
 
 
 def predict(
     input: Path = typer.Argument(..., exists=True, dir_okay=False,
                                  help="scene: GeoTIFF (any size), PNG or JPEG"),
-    out: Path = typer.Option(..., "--out", help="mask GeoTIFF to write"),
+    out: Path = typer.Option(..., "--out",
+                             help="mask to write: a GeoTIFF, named .tif or .tiff"),
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
     endpoint: str | None = typer.Option(
@@ -139,7 +122,8 @@ def predict(
                                          help="window overlap (default: the model's)"),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     polygons: Path | None = typer.Option(None, "--polygons",
-                                         help="also write class polygons (GeoJSON)"),
+                                         help="also write class polygons: GeoJSON, named "
+                                              ".geojson or .json"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: environment)"),
     max_pixels: int = typer.Option(

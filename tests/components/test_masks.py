@@ -103,7 +103,7 @@ def test_voc_border_index_and_transparent_table_entries_are_ignored(tmp_path):
     (src / "SegmentationClass").mkdir(parents=True)
     image.save(src / "SegmentationClass" / "2007_000032.png")
     save_photo(src / "JPEGImages" / "2007_000033.jpg", 1)  # no mask: detection-only image
-    with pytest.warns(IngestWarning, match="1 files without a partner were skipped"):
+    with pytest.warns(IngestWarning, match="1 file without a partner was skipped"):
         classes = ingest_source(src, tmp_path / "out", IngestOptions(
             image_dir="JPEGImages", mask_dir="SegmentationClass"))
     assert classes.num_classes == 4 and "#E0E0C0" not in {c.color for c in classes.classes}

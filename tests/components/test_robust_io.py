@@ -64,8 +64,9 @@ def test_a_member_that_lies_about_its_size_is_stopped_while_extracting(tmp_path)
     archive.write_bytes(bytes(data))
     assert zipfile.ZipFile(archive).infolist()[0].file_size == 1000
     out = tmp_path / "out"
-    with pytest.raises(DataError, match="liar.zip: (member 'scenes/a_image.tif' inflates past "
-                       "1,000 bytes|cannot read archive)"):
+    # zipfile stops reading at the declared size, so its CRC check may catch the lie first
+    with pytest.raises(DataError, match="liar.zip: member 'scenes/a_image.tif' (inflates past "
+                       "1,000 bytes|is damaged)"):
         ingest_source(archive, out)
     assert not out.exists()
 

@@ -1,14 +1,11 @@
-"""Sources: archives (safe extraction) and S3 through moto's standalone server over HTTP."""
+"""Sources: archives (safe extraction) and S3 through moto's standalone server over HTTP
+(the moto_endpoint fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import shutil
-import socket
-import subprocess
-import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -69,36 +66,6 @@ def test_corrupt_archive_names_the_file(tmp_path):
         ingest_source(archive, tmp_path / "out")
 
 
-@pytest.fixture
-def moto_endpoint(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = Path(sys.executable).parent / "moto_server"
-    command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("moto_server did not start")
-                time.sleep(0.2)
-        url = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def test_s3_prefix_is_downloaded_and_ingested(binary_source, tmp_path, moto_endpoint):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="scenes")
@@ -123,3 +90,50 @@ def test_errors_inside_an_archive_name_the_member_not_the_temp_folder(binary_sou
     message = str(err.value)
     assert f"{archive}:binary/labels/chip0.tif" in message and "value 255" in message
     assert ".ingest-" not in message and not (tmp_path / "out").exists()
+
+
+def test_a_damaged_zip_member_is_named_with_its_archive(tmp_path):
+    archive = tmp_path / "survey.zip"
+    payload = bytes(range(256)) * 4096  # compressible: deflate data worth damaging
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("scenes/a_image.tif", payload)
+        zf.writestr("scenes/b_image.tif", payload[::-1])
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("scenes/b_image.tif")
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    middle = start + info.compress_size // 2
+    data[middle:middle + 16] = bytes(16)  # the directory still lists it whole
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=rf"^{archive}: member 'scenes/b_image\.tif' is "
+                                        r"damaged \("):
+        ingest_source(archive, tmp_path / "out")
+
+
+def test_a_tar_cut_short_names_the_last_member_it_reached(tmp_path):
+    archive = tmp_path / "survey.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for name in ("scenes/a_image.tif", "scenes/b_image.tif"):
+            payload = np.random.default_rng(len(name)).bytes(200_000)  # incompressible
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    archive.write_bytes(archive.read_bytes()[:300_000])  # in the second member's data
+    with pytest.raises(DataError, match=rf"^{archive}: cannot read archive beyond member "
+                                        r"'scenes/b_image\.tif' \("):
+        ingest_source(archive, tmp_path / "out")
+
+
+def test_s3_limits_name_the_object_by_its_url(tmp_path, moto_endpoint):
+    from components.sources import check_source
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="scenes")
+    s3.put_object(Bucket="scenes", Key="survey/2024/images/a.tif", Body=b"x" * 64)
+    options = IngestOptions(max_member_bytes=10)
+    expected = (r"^s3://scenes/survey/2024/images/a\.tif declares 64 bytes, more than the 10 "
+                r"allowed per member$")
+    with pytest.raises(DataError, match=expected):
+        ingest_source("s3://scenes/survey/2024", tmp_path / "out", options)
+    with pytest.raises(DataError, match=expected):
+        check_source("s3://scenes/survey/2024", options.extract_limits())

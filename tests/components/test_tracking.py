@@ -77,3 +77,29 @@ def test_passwords_are_redacted_from_store_urls():
     assert redact_url("postgresql://segpipe:s3cret@db:5432/optuna") == \
         "postgresql://segpipe:***@db:5432/optuna"
     assert redact_url("sqlite:///work/optuna.db") == "sqlite:///work/optuna.db"
+
+
+def test_a_config_run_again_after_it_finished_gets_a_numbered_name(tmp_path):
+    """The same run name (a config's digest) finished twice: three runs the MLflow UI tells
+    apart, all tagged with the config's run name, which a re-run resumes by."""
+    from mlflow.tracking import MlflowClient
+
+    from components.tracking import RUN_NAME_TAG, finish_pipeline_run
+
+    options = TrackingOptions(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                              mlflow_experiment="again", run_name="run-0123456789",
+                              optuna_storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    client = MlflowClient(options.mlflow_tracking_uri)
+    names = []
+    for attempt in ("1", "2", "3"):
+        context = start_pipeline_run(options, model_name="segpipe", kfp_run_id=attempt,
+                                     kfp_run_name=f"kfp-{attempt}")
+        parent = client.get_run(context.parent_run_id)
+        assert parent.data.tags[RUN_NAME_TAG] == "run-0123456789"
+        names.append(parent.info.run_name)
+        if attempt != "3":
+            finish_pipeline_run(options, kfp_run_id=attempt, succeeded=True)
+    assert names == ["run-0123456789", "run-0123456789-2", "run-0123456789-3"]
+    again = start_pipeline_run(options, model_name="segpipe", kfp_run_id="4",
+                               kfp_run_name="kfp-4")  # the third is unfinished: resumed
+    assert again.resumed and again.parent_run_id == context.parent_run_id

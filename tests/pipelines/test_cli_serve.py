@@ -95,6 +95,28 @@ def test_predict_refuses_outputs_it_cannot_create(scene, tmp_path, option, path,
     assert problem in line
 
 
+@pytest.mark.parametrize("option, name, problem", [
+    ("--out", "j9.png", "'.png', but a GeoTIFF mask is written; name it .tif or .tiff"),
+    ("--out", "mask", "no extension, but a GeoTIFF mask is written; name it .tif or .tiff"),
+    ("--polygons", "p1.gpkg", "'.gpkg', but GeoJSON is written; name it .geojson or .json"),
+])
+def test_predict_refuses_an_output_named_for_another_format(scene, tmp_path, option, name,
+                                                           problem):
+    args = {"--out": str(tmp_path / "m.tif"), option: str(tmp_path / name)}
+    result = _predict(str(scene), *[x for item in args.items() for x in item],
+                      "--model-uri", str(tmp_path / "no-model"))  # refused before the model
+    assert result.exit_code == 2, result.output
+    assert _one_line(result) == f"error: {option} {tmp_path / name}: {problem}"
+    assert not (tmp_path / name).exists()
+
+
+def test_predict_takes_the_format_extensions_in_any_case(scene, tmp_path):
+    result = _predict(str(scene), "--out", str(tmp_path / "M.TIFF"), "--polygons",
+                      str(tmp_path / "p.GeoJSON"), "--model-uri", str(tmp_path / "no-model"))
+    assert result.exit_code == 2, result.output  # the missing model, past the names
+    assert "no-model" in _one_line(result)
+
+
 @pytest.mark.parametrize("endpoint", ["127.0.0.1:5999", "localhost:5999", "ftp://host:21",
                                       "http://:5999", "http://host:port"])
 def test_predict_refuses_an_endpoint_that_is_not_an_http_url(scene, tmp_path, endpoint):

@@ -200,3 +200,30 @@ def test_credentials_come_from_kubernetes_secrets(compiled):
     endpoints = executors["exec-tune-worker"]["configMapAsEnv"][0]
     assert {k["envVar"] for k in endpoints["keyToEnv"]} >= {"MLFLOW_TRACKING_URI",
                                                           "OPTUNA_STORAGE"}
+
+
+@pytest.mark.parametrize("where, problem", [
+    ("folder", "is a folder; give a file name"),
+    ("/proc/nope.yaml", "cannot create files in /proc"),
+])
+def test_an_unwritable_out_is_refused_in_one_line_before_compiling(tmp_path, where, problem):
+    out = tmp_path if where == "folder" else Path(where)
+    done = run_compile("--out", str(out))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"error: --out {out}") and problem in line
+    assert list(tmp_path.iterdir()) == []  # no temporary sibling left beside it
+
+
+def test_run_form_shows_int_defaults_as_ints(compiled, compiled_path):
+    """A dict parameter's default is a protobuf Struct, whose numbers are doubles: without
+    the models' own JSON the form would read patch_size: 256.0."""
+    spec, _ = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    tile, tuning = params["tile"]["defaultValue"], params["tuning"]["defaultValue"]
+    assert type(tile["patch_size"]) is int and type(tuning["n_trials"]) is int
+    assert type(tuning["train"]["batch_size"]) is int
+    assert type(params["ingest"]["defaultValue"]["max_member_bytes"]) is int
+    assert type(tile["scale"]) is float  # a float field stays one
+    header = compiled_path.read_text().split("\n# Inputs:", 1)[1].split("\n\n", 1)[0]
+    assert "'patch_size': 256," in header and "256.0" not in header

@@ -6,6 +6,8 @@ import inspect
 import os
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -249,6 +251,8 @@ def test_configs_are_checked_without_keras_or_tensorflow(tmp_path):
                 "{type: categorical, choices: [unet, segformer]}\n", name="bad.yaml")
     script = f"""
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from pipelines.config import ConfigError, load_config
 for path in sorted(Path({str(CONFIGS)!r}).glob("*.yaml")):
@@ -298,6 +302,60 @@ def test_a_local_source_without_scenes_is_refused_before_the_runner_starts(tmp_p
         f"error: {tmp_path / 'my.yaml'}: source: {tmp_path / 'x'}: source is empty "
         "(no files)"], done.stderr
     assert not (tmp_path / "work").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("s3://tea/nothing-here", "s3://tea/nothing-here: no objects under this S3 prefix"),
+    ("s3://no-bucket/tea", "s3://no-bucket/tea: cannot list objects (An error occurred "
+                           "(NoSuchBucket)"),
+])
+def test_an_s3_prefix_without_objects_is_refused_before_the_runner_starts(
+        tmp_path, moto_endpoint, source, problem):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="tea")
+    s3.put_object(Bucket="tea", Key="nothing-here-either/a_image.tif", Body=b"x")
+    done = _segpipe_run(write(tmp_path, f"source: {source}\nworkdir: work\n"))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'my.yaml'}: source: {problem}"), line
+    assert not (tmp_path / "work").exists()  # refused before anything was made
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("archive, problem", [
+    ("empty.zip", "empty.zip: the archive holds no files"),
+    ("folders.zip", "folders.zip: the archive holds no files"),
+    ("text.zip", "text.zip: cannot read archive (File is not a zip file)"),
+    ("evil.zip", "evil.zip: member '../a_image.tif' would extract outside the target folder"),
+    ("empty.tar.gz", "empty.tar.gz: the archive holds no files"),
+    ("text.tar.gz", "text.tar.gz: cannot read archive (not a tar archive"),
+])
+def test_an_archive_that_a_listing_shows_unusable_is_refused_before_the_runner_starts(
+        tmp_path, archive, problem):
+    path = tmp_path / archive
+    if archive == "empty.zip":
+        _zip(path, {})
+    elif archive == "folders.zip":
+        _zip(path, {"images/": b"", "masks/": b""})
+    elif archive == "evil.zip":
+        _zip(path, {"../a_image.tif": b"x", "a_mask.tif": b"x"})
+    elif archive == "empty.tar.gz":
+        tarfile.open(path, "w:gz").close()
+    else:
+        path.write_text("not an archive\n")
+    done = _segpipe_run(write(tmp_path, f"source: {archive}\nworkdir: work\n"))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'my.yaml'}: source: {tmp_path / problem}"), line
+    assert not (tmp_path / "work").exists()
 
 
 @pytest.mark.parametrize("workdir, refused", [("scenes/wd", True), ("scenes", True),

@@ -88,3 +88,33 @@ def test_a_muted_console_shows_nothing_more_and_the_log_goes_on():
     stream.write("18:23:09.001 - ERROR - Task 'tune-worker' finished with status FAILURE\n")
     assert console.getvalue() == "18:23:01.640 - INFO - Executing task 'tune-worker'\n"
     assert "FAILURE" in log.getvalue()
+
+
+COLOURED = ("18:23:01.640 - INFO - Executing task \x1b[96m'split'\x1b[0m\n"
+            "18:23:02.105 - INFO - Task \x1b[96m'split'\x1b[0m finished with status "
+            "\x1b[92mSUCCESS\x1b[0m\n")
+PLAIN = ("18:23:01.640 - INFO - Executing task 'split'\n"
+         "18:23:02.105 - INFO - Task 'split' finished with status SUCCESS\n")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_goes_only_to_a_terminal_and_never_to_the_log(monkeypatch):
+    """kfp colours task names and states whatever its output is; `segpipe run > out.txt`
+    must read as plain text."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    log, file, terminal = io.StringIO(), io.StringIO(), _Terminal()
+    TaskOutputFilter(log, file, verbose=False).write(COLOURED)
+    TaskOutputFilter(io.StringIO(), terminal, verbose=False).write(COLOURED)
+    assert file.getvalue() == PLAIN and log.getvalue() == PLAIN
+    assert terminal.getvalue() == COLOURED
+
+
+def test_no_color_turns_colour_off_on_a_terminal_too(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = _Terminal()
+    TaskOutputFilter(io.StringIO(), terminal, verbose=True).write(COLOURED)
+    assert terminal.getvalue() == PLAIN

@@ -26,11 +26,16 @@ CONFIG = tiny_run_config(
 def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
     generate_sample_dataset(tmp_path / "data", scenes=4, size=64, seed=1)
     (tmp_path / "run.yaml").write_text(CONFIG)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    system_tmp = tmp_path / "system-tmp"  # kfp's task programs, autograph's modules...
+    system_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "TMPDIR": str(system_tmp)}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", "run.yaml"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(system_tmp.rglob("*")) == []  # ...went to the run's own temp folder
+    assert not (tmp_path / "work" / "tmp").exists()  # which is gone
     assert "test mIoU" in done.stdout and "Executing task" in done.stdout
     assert "Got executor_input" not in done.stdout  # the executor's JSON stays in the log
 

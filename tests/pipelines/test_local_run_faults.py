@@ -36,9 +36,11 @@ def _config(epochs: int = 6) -> str:
 CONFIG = _config()
 
 
-def _start(folder: Path) -> subprocess.Popen:
+def _start(folder: Path, tmpdir: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", "run.yaml"],
                             cwd=folder, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -183,9 +185,13 @@ def test_sigterm_during_tuning_stops_the_tasks_at_once_and_closes_the_run(run_fo
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_failing_step_is_named_with_its_error_on_the_console_and_in_mlflow(run_folder):
-    """...and, while it runs, a second run of the same workdir is refused at once."""
+    """...and, while it runs, a second run of the same workdir is refused at once; the run
+    leaves nothing in the system's temporary folder (kfp's task programs, TensorFlow's
+    autograph modules), however it ends."""
     (run_folder / "data" / "scene00_image.tif").write_bytes(b"II*\0 truncated")
-    runner = _start(run_folder)
+    system_tmp = run_folder / "system-tmp"
+    system_tmp.mkdir()
+    runner = _start(run_folder, tmpdir=system_tmp)
     lock = run_folder / "work" / "run.lock"
     _wait_for(lambda: lock.is_file() and lock.read_text().strip(), 120,
               "the first run to lock its workdir", runner, poll=0.1)
@@ -205,6 +211,8 @@ def test_a_failing_step_is_named_with_its_error_on_the_console_and_in_mlflow(run
     assert "Traceback" not in output  # the frames stay in the log the last line names
     log = Path(last.rsplit("(full log: ", 1)[1].rstrip(")"))
     assert "Traceback" in log.read_text()
+    assert sorted(system_tmp.rglob("*")) == []
+    assert not (run_folder / "work" / "tmp").exists()
 
     from mlflow.tracking import MlflowClient
 

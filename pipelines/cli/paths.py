@@ -1,0 +1,44 @@
+"""Checks of the files a command will write, made before the work that produces them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipelines.cli.errors import fail
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and symlinks too
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def check_writable(option: str, path: Path) -> None:
+    """Exit 2 unless ``path`` can be created: not a folder, and its nearest existing folder
+    takes a new file (missing folders below it are created when the file is written).
+    Tried with a real file, as permission bits say nothing to root or on /proc."""
+    if path.is_dir():
+        raise fail(f"{option} {path} is a folder; give a file name", 2)
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise fail(f"{option} {path}: {folder} is not a folder", 2)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise fail(f"{option} {path}: cannot create files in {folder} "
+                   f"({exc.strerror or exc})", 2) from None
+
+
+def check_suffix(option: str, path: Path, what: str, suffixes: tuple[str, ...]) -> None:
+    """Exit 2 unless ``path`` ends in one of ``suffixes`` (any case): a mask named .png
+    would be a GeoTIFF all the same, which other programs then misread."""
+    if path.suffix.lower() not in suffixes:
+        named = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise fail(f"{option} {path}: {named}, but {what} is written; name it "
+                   f"{' or '.join(suffixes)}", 2)
