@@ -1,9 +1,10 @@
 """Score a logged (registered) model on another labelled dataset: `segpipe evaluate`.
 
 The data is a prepared dataset folder (``segpipe prepare``), scored on one of its splits, or
-a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled into a
-temporary folder the model's way (its window size, scale or ground sample distance) and
-scored whole: every scene goes to one split, ``test``. Either way the model normalizes with
+a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled the
+model's way (its window size, scale or ground sample distance) into a hidden scratch folder
+beside the output (on its disk, not /tmp; removed afterwards) and scored whole: every scene
+goes to one split, ``test``. Either way the model normalizes with
 its own statistics from its serving config; the dataset's own (stats.json) are never used,
 and a source gets none fitted. Scoring, reports and MLflow logging are the pipeline's
 evaluation (components/evaluate.py: ``score_predictor``, ``save_evaluation``).
@@ -14,7 +15,6 @@ dataset, the model's tiling; a mismatch or an empty split is an ``EvaluationInpu
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import rasterio
 
 from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
+from components.atomic import scratch_beside
 from components.evaluate import EvaluationResult, save_evaluation, score_predictor
 from components.evaluate_options import EvaluateOptions
 from components.ingest import IngestOptions, ingest_source
@@ -211,21 +212,27 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
         raise EvaluationInputError(f"{data} is a source, scored whole (all its scenes form "
                                    f"the test split); --split applies to a prepared dataset")
     split: SplitName = options.split or "test"
-    with tempfile.TemporaryDirectory(prefix="segpipe-evaluate-") as tmp:
-        if prepared:
-            dataset = PreparedDataset(data)
-            check_fits(config, model.uri, data, dataset.class_map.names,
-                       dataset.tile_manifest.bands)
-            check_tiling(config, dataset, data)
-        else:
-            dataset = prepare_source(data, Path(tmp), config, model.uri,
-                                     ingest or IngestOptions())
-        check_split_tiles(dataset, split, data)
-        check_scene_files(dataset, split)
-        predictor = load_predictor(model.uri)
-        result = score_predictor(predictor, dataset, out_dir, split=split,
-                                 architecture=model.architecture or "segmentation model",
-                                 batch_size=options.batch_size,
-                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
-        _log_and_save(result, dataset, data, model, options)
+    if prepared:
+        dataset = PreparedDataset(data)
+        check_fits(config, model.uri, data, dataset.class_map.names,
+                   dataset.tile_manifest.bands)
+        check_tiling(config, dataset, data)
+        return _score(dataset, split, data, model, out_dir, options)
+    # A source may download or extract to tens of GiB: on the output's disk, not in /tmp.
+    with scratch_beside(out_dir) as scratch:
+        dataset = prepare_source(data, scratch / "dataset", config, model.uri,
+                                 ingest or IngestOptions())
+        return _score(dataset, split, data, model, out_dir, options)
+
+
+def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVersionRef,
+           out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
+    check_split_tiles(dataset, split, data)
+    check_scene_files(dataset, split)
+    predictor = load_predictor(model.uri)
+    result = score_predictor(predictor, dataset, out_dir, split=split,
+                             architecture=model.architecture or "segmentation model",
+                             batch_size=options.batch_size,
+                             overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+    _log_and_save(result, dataset, data, model, options)
     return result

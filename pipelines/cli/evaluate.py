@@ -9,7 +9,7 @@ import typer
 
 from components.evaluate_options import EvaluateOptions
 from components.ingest import IngestOptions
-from pipelines.cli.errors import fail
+from pipelines.cli.errors import cleanup_on_sigterm, fail
 from pipelines.cli.flags import flag_names, with_model_flags
 from pipelines.cli.serve import DEFAULT_MODEL_URI
 
@@ -33,9 +33,9 @@ def evaluate(
     """Score a logged model on a labelled dataset: per-class IoU and F1, mIoU.
 
     A prepared dataset is scored on one split (--split, default test); a source is ingested
-    and tiled the model's way into a temporary folder and scored whole. The model normalizes
-    with its own statistics. Scenes are predicted whole as `segpipe predict` does (the
-    headline figures); tiles on their own for comparison."""
+    and tiled the model's way into a hidden folder beside --out (removed afterwards) and
+    scored whole. The model normalizes with its own statistics. Scenes are predicted whole
+    as `segpipe predict` does (the headline figures); tiles on their own for comparison."""
     options, ingest = _options(overrides)
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out} is a file; give a folder", 2)
@@ -53,7 +53,8 @@ def evaluate(
 
     typer.echo(f"evaluating {model_uri} on {data}", err=True)
     try:
-        result = evaluate_logged_model(model_uri, data, out, options, ingest)
+        with cleanup_on_sigterm():
+            result = evaluate_logged_model(model_uri, data, out, options, ingest)
     except EvaluationInputError as err:
         raise fail(err, 2) from None
     except (ValueError, OSError, MlflowException) as err:
