@@ -24,7 +24,12 @@ import rasterio
 from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
 from components.atomic import scratch_beside
 from components.evaluate import EvaluationResult, save_evaluation, score_predictor
-from components.evaluate_options import EvaluateOptions
+from components.evaluate_options import (
+    EvaluateOptions,
+    EvaluationInputError,
+    check_options_apply,
+    is_prepared_dataset,
+)
 from components.ingest import IngestOptions, ingest_source
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
@@ -38,11 +43,6 @@ TAG_DATA = "segpipe.evaluation_data"
 TAG_SPLIT = "segpipe.evaluation_split"
 
 
-class EvaluationInputError(ValueError):
-    """The model and the data do not fit together (classes, bands, tiling), or the split to
-    score is empty: refused before any prediction."""
-
-
 @dataclass(frozen=True)
 class ModelVersionRef:
     """The registry version a ``models:/`` URI names (None fields for other URIs)."""
@@ -53,11 +53,6 @@ class ModelVersionRef:
     model_id: str | None = None
     architecture: str | None = None
     experiment_id: str | None = None
-
-
-def is_prepared_dataset(data: str | Path) -> bool:
-    """A folder with tiles.json is a prepared dataset; anything else is a source."""
-    return "://" not in str(data) and (Path(data) / "tiles.json").is_file()
 
 
 def resolve_model_version(model_uri: str) -> ModelVersionRef:
@@ -202,15 +197,10 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
     from serving.remote import load_serving_config
 
     options = options or EvaluateOptions()
+    check_options_apply(data, options, ingest)
     model = resolve_model_version(model_uri)
     config = load_serving_config(model.uri)
     prepared = is_prepared_dataset(data)
-    if prepared and ingest is not None:
-        raise EvaluationInputError(f"{data} is a prepared dataset: ingest options apply to a "
-                                   f"source of scenes and labels only")
-    if not prepared and options.split not in (None, "test"):
-        raise EvaluationInputError(f"{data} is a source, scored whole (all its scenes form "
-                                   f"the test split); --split applies to a prepared dataset")
     split: SplitName = options.split or "test"
     if prepared:
         dataset = PreparedDataset(data)

@@ -1,11 +1,23 @@
-"""The options of ``segpipe evaluate`` (components/evaluate_logged.py), in a module of their
-own so the CLI builds its flags without importing MLflow or TensorFlow."""
+"""The options of ``segpipe evaluate`` (components/evaluate_logged.py) and the checks that
+need nothing but them and the data's kind, in a module of their own so the CLI builds its
+flags and refuses a bad combination without importing MLflow or TensorFlow."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.artifacts import SplitName
+
+if TYPE_CHECKING:
+    from components.ingest import IngestOptions
+
+
+class EvaluationInputError(ValueError):
+    """The model and the data do not fit together (classes, bands, tiling), the split to
+    score is empty, or an option does not apply to the data: refused before any prediction."""
 
 
 class EvaluateOptions(BaseModel):
@@ -24,3 +36,21 @@ class EvaluateOptions(BaseModel):
     overlay_tiles: int = Field(4, ge=0, description="tiles drawn with their labels and "
                                "prediction in overlays.png")
     batch_size: int = Field(8, gt=0, description="tiles per forward pass (tile-level scores)")
+
+
+def is_prepared_dataset(data: str | Path) -> bool:
+    """A folder with tiles.json is a prepared dataset; anything else is a source."""
+    return "://" not in str(data) and (Path(data) / "tiles.json").is_file()
+
+
+def check_options_apply(data: str, options: EvaluateOptions,
+                        ingest: IngestOptions | None) -> None:
+    """Ingest options only for a source, ``split`` (other than test) only for a prepared
+    dataset: the rule the component applies, called by the CLI before any store or model."""
+    prepared = is_prepared_dataset(data)
+    if prepared and ingest is not None:
+        raise EvaluationInputError(f"{data} is a prepared dataset: ingest options apply to a "
+                                   f"source of scenes and labels only")
+    if not prepared and options.split not in (None, "test"):
+        raise EvaluationInputError(f"{data} is a source, scored whole (all its scenes form "
+                                   f"the test split); --split applies to a prepared dataset")

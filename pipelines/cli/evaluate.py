@@ -7,10 +7,15 @@ from pathlib import Path
 
 import typer
 
-from components.evaluate_options import EvaluateOptions
+from components.evaluate_options import (
+    EvaluateOptions,
+    EvaluationInputError,
+    check_options_apply,
+)
 from components.ingest import IngestOptions
 from pipelines.cli.errors import cleanup_on_sigterm, fail
 from pipelines.cli.flags import flag_names, with_model_flags
+from pipelines.cli.paths import check_writable_folder
 from pipelines.cli.serve import DEFAULT_MODEL_URI
 
 _SECTIONS = {"evaluate": EvaluateOptions, "ingest": IngestOptions}
@@ -37,10 +42,13 @@ def evaluate(
     scored whole. The model normalizes with its own statistics. Scenes are predicted whole
     as `segpipe predict` does (the headline figures); tiles on their own for comparison."""
     options, ingest = _options(overrides)
-    if out.exists() and not out.is_dir():
-        raise fail(f"--out {out} is a file; give a folder", 2)
+    check_writable_folder("--out", out)
     if "://" not in data and not Path(data).exists():
         raise fail(f"DATA {data}: no such file or folder", 2)
+    try:
+        check_options_apply(data, options, ingest)
+    except EvaluationInputError as err:
+        raise fail(err, 2) from None
     from pipelines.cli.serve import _use_store
 
     _use_store(model_uri, tracking_uri)
@@ -49,7 +57,7 @@ def evaluate(
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
-    from components.evaluate_logged import EvaluationInputError, evaluate_logged_model
+    from components.evaluate_logged import evaluate_logged_model
 
     typer.echo(f"evaluating {model_uri} on {data}", err=True)
     try:

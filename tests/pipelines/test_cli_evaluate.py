@@ -101,6 +101,30 @@ def test_a_class_mismatch_and_an_empty_split_are_one_line(store, tmp_path, monke
     assert not (tmp_path / "eval").exists()
 
 
+@pytest.mark.parametrize("case", ["out under a file", "out on /proc", "split of a source",
+                                  "ingest flag on a dataset"])
+def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, monkeypatch,
+                                                              case):
+    """An --out that cannot be written, --split on a source or an ingest flag on a prepared
+    dataset: exit 2 naming it, before the store is read (the unknown model would be exit 1)
+    and before any scoring."""
+    dataset, out, extra = str(store["dataset"].root), tmp_path / "eval", []
+    (tmp_path / "file").write_text("")
+    if case == "out under a file":
+        out, expected = tmp_path / "file" / "eval", f"--out {tmp_path}/file/eval: "
+    elif case == "out on /proc":
+        out, expected = Path("/proc/segpipe-eval"), "cannot create files and folders in /proc"
+    elif case == "split of a source":
+        dataset = _source(store["dataset"], tmp_path / "source")
+        extra, expected = ["--split", "val"], "--split applies to a prepared dataset"
+    else:
+        extra, expected = ["--palette", "auto"], "ingest options apply to a source"
+    result = _evaluate(monkeypatch, store, dataset, "--out", str(out), "--model-uri",
+                       "models:/coffee@champion", *extra)
+    assert result.exit_code == 2 and expected in _one_line(result), result.output
+    assert not out.exists()
+
+
 def _source(dataset: PreparedDataset, folder) -> str:
     for kind, sub in (("image", "images"), ("mask", "masks")):
         (folder / sub).mkdir(parents=True)
