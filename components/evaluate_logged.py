@@ -15,7 +15,6 @@ dataset, the model's tiling; a mismatch or an empty split is an ``EvaluationInpu
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,21 +142,6 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
     return dataset
 
 
-def load_predictor(model_uri: str):
-    """The logged model's ScenePredictor (its forward pass on OpenVINO or Keras, its config)."""
-    import mlflow
-
-    # Held back: MLflow's advice to model authors about type hints. Recorded, not filtered:
-    # loading the model puts filters of its own in front of ours.
-    with warnings.catch_warnings(record=True) as caught:
-        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    for warning in caught:
-        if "type hints" not in str(warning.message):
-            warnings.showwarning(warning.message, warning.category, warning.filename,
-                                 warning.lineno)
-    return model.predictor
-
-
 def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
                   model: ModelVersionRef, options: EvaluateOptions) -> None:
     if not options.log_to_mlflow:
@@ -217,6 +201,8 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
 
 def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVersionRef,
            out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
+    from serving.pyfunc import load_predictor
+
     check_split_tiles(dataset, split, data)
     check_scene_files(dataset, split)
     predictor = load_predictor(model.uri)

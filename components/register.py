@@ -175,9 +175,10 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: Spli
     resolution are not resampled again). The data is checked against the model's serving
     config first (classes, bands and, for tiles, the tiling): ``EvaluationInputError``."""
     from components.evaluate import TILE_PREFIX, split_confusion, summary_metrics, tile_predictor
-    from components.evaluate_logged import check_fits, check_tiling, load_predictor
+    from components.evaluate_logged import check_fits, check_tiling
     from components.scene_evaluation import scene_confusion
     from serving.decode import param_defaults
+    from serving.pyfunc import load_predictor
     from serving.remote import load_serving_config
 
     names, by_tiles = dataset.class_map.names, metric.startswith(TILE_PREFIX)

@@ -14,9 +14,9 @@ from components.evaluate_options import (
 )
 from components.ingest import IngestOptions
 from pipelines.cli.errors import cleanup_on_sigterm, fail
-from pipelines.cli.flags import flag_names, with_model_flags
+from pipelines.cli.flags import flagged_problems, with_model_flags
 from pipelines.cli.paths import check_writable_folder
-from pipelines.cli.serve import DEFAULT_MODEL_URI
+from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 
 _SECTIONS = {"evaluate": EvaluateOptions, "ingest": IngestOptions}
 
@@ -49,9 +49,7 @@ def evaluate(
         check_options_apply(data, options, ingest)
     except EvaluationInputError as err:
         raise fail(err, 2) from None
-    from pipelines.cli.serve import _use_store
-
-    _use_store(model_uri, tracking_uri)
+    use_store(model_uri, tracking_uri)
     from mlflow.exceptions import MlflowException
 
     from serving.quiet import import_tensorflow_quietly
@@ -75,19 +73,12 @@ def _options(overrides: dict) -> tuple[EvaluateOptions, IngestOptions | None]:
     only when one was given."""
     from pydantic import ValidationError
 
-    from pipelines.config_file import format_validation_error
-
-    names = flag_names(_SECTIONS)
     validated = {}
     for section, model in _SECTIONS.items():
         try:
             validated[section] = model.model_validate(overrides.get(section, {}))
         except ValidationError as err:
-            lines = []
-            for line, problem in zip(format_validation_error("options", err).splitlines(),
-                                     err.errors(), strict=True):
-                flag = names.get((section, str(problem["loc"][0]))) if problem["loc"] else None
-                lines.append(f"{line} ({flag})" if flag else line)
+            lines = flagged_problems(err, _SECTIONS, "options", section=section)
             raise fail("; ".join(lines), 2) from None
     options = validated["evaluate"]
     ingest = validated["ingest"] if "ingest" in overrides else None
