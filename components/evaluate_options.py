@@ -20,6 +20,11 @@ class EvaluationInputError(ValueError):
     score is empty, or an option does not apply to the data: refused before any prediction."""
 
 
+#: Upper bounds of the sizes a user gives, checked before any work (reasons in the fields).
+MAX_OVERLAY_TILES = 32
+MAX_BATCH_SIZE = 1024
+
+
 class EvaluateOptions(BaseModel):
     """How ``segpipe evaluate`` scores a logged model; the source's reading is IngestOptions."""
 
@@ -33,9 +38,14 @@ class EvaluateOptions(BaseModel):
         "tagged with the model version and the dataset digest, its metrics linked to the model")
     mlflow_experiment: str = Field("segpipe-evaluations", min_length=1,
                                    description="MLflow experiment of evaluation runs")
-    overlay_tiles: int = Field(4, ge=0, description="tiles drawn with their labels and "
-                               "prediction in overlays.png")
-    batch_size: int = Field(8, gt=0, description="tiles per forward pass (tile-level scores)")
+    overlay_tiles: int = Field(4, ge=0, le=MAX_OVERLAY_TILES, description="tiles drawn with "
+                               "their labels and prediction in overlays.png (at most "
+                               f"{MAX_OVERLAY_TILES}: one figure, a row per tile, each read "
+                               "from disk; more rows are no longer readable)")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH_SIZE, description="tiles per forward pass "
+                            f"(tile-level scores; at most {MAX_BATCH_SIZE}: a batch is read and "
+                            f"held in memory whole, {MAX_BATCH_SIZE} tiles of 512 px x 4 bands "
+                            "are 4 GiB as float32, and larger batches score no faster)")
 
 
 def is_prepared_dataset(data: str | Path) -> bool:

@@ -69,8 +69,8 @@ def test_a_logged_model_scores_as_the_pipeline_scores_it(tiny_dataset, known, tm
                                                          monkeypatch):
     folder, uri = known
     monkeypatch.setenv("SEGPIPE_RUNTIME", "keras")  # the pipeline's runtime: equal to the bit
-    pipeline = evaluate_model(folder, tiny_dataset, tmp_path / "pipeline", overlay_tiles=0,
-                              log_to_mlflow=False)
+    pipeline = evaluate_model(folder, tiny_dataset, tmp_path / "pipeline", batch_size=8,
+                              overlay_tiles=0, log_to_mlflow=False)
     result = evaluate_logged_model(uri, str(tiny_dataset.root), tmp_path / "logged",
                                    EvaluateOptions(log_to_mlflow=True, overlay_tiles=1))
     assert result.confusion_matrix == pipeline.confusion_matrix

@@ -32,7 +32,8 @@ def evaluated_models(tiny_dataset, trained_models, tmp_path_factory, mlflow_uri)
         out = tmp_path_factory.mktemp(f"registered-{name}")
         (out / "model").symlink_to(model_dir, target_is_directory=True)
         mlflow.set_experiment("register")
-        result = evaluate_model(model_dir, tiny_dataset, out / "eval", overlay_tiles=0)
+        result = evaluate_model(model_dir, tiny_dataset, out / "eval", batch_size=8,
+                                overlay_tiles=0)
         models.append((out, result))
     models.sort(key=lambda m: -m[1].metrics["miou"])
     assert models[0][1].metrics["miou"] > models[1][1].metrics["miou"]

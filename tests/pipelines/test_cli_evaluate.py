@@ -125,6 +125,18 @@ def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, m
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flag, value, limit", [("--overlay-tiles", "100000", "32"),
+                                                ("--batch-size", "4096", "1024")])
+def test_sizes_past_their_limit_are_refused_naming_the_flag(store, tmp_path, monkeypatch,
+                                                             flag, value, limit):
+    """--overlay-tiles 100000 would read that many tiles into one figure: refused first."""
+    result = _evaluate(monkeypatch, store, str(store["dataset"].root), "--out",
+                       str(tmp_path / "eval"), "--model-uri", "models:/tea/1", flag, value)
+    line = _one_line(result)
+    assert result.exit_code == 2 and f"less than or equal to {limit} ({flag})" in line, line
+    assert not (tmp_path / "eval").exists()
+
+
 def _source(dataset: PreparedDataset, folder) -> str:
     for kind, sub in (("image", "images"), ("mask", "masks")):
         (folder / sub).mkdir(parents=True)
