@@ -81,6 +81,7 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
 
     from components.artifacts import PreparedDataset
     from components.evaluate import evaluate_model
+    from components.evaluate_options import EvaluateOptions
     from components.prepare import prepare_dataset
     from components.tune import prepare_study, run_tune_worker, select_best_trial
 
@@ -100,7 +101,7 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
     searched = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search_space.json")
     tuned = time.perf_counter()
     result = evaluate_model(work / "model", dataset, work / "evaluation", overlay_tiles=0,
-                            log_to_mlflow=False)
+                            batch_size=EvaluateOptions().batch_size, log_to_mlflow=False)
     evaluated = time.perf_counter()
 
     trials = optuna.load_study(study_name=name, storage=storage).trials

@@ -27,7 +27,8 @@ from typing import Any
 
 from serving.atomic import atomic_path, default_mode, write_text
 
-__all__ = ["atomic_dir", "atomic_path", "remove_stale_siblings", "write_json", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "remove_stale_siblings", "scratch_beside", "write_json",
+           "write_text"]
 
 MARKER = ".segpipe-atomic-dir.json"
 
@@ -98,6 +99,24 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def scratch_beside(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden, marked scratch folder beside ``path`` (``.<name>.scratch-*``),
+    removed on leaving however the block ends; those of earlier, killed runs for ``path`` are
+    removed first. For working data as large as the output's own (a source downloaded,
+    extracted and tiled): it lands on the output's disk, not in the system's temp folder,
+    which is often small and held in memory."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.scratch-", dir=target.parent))
+    try:
+        _mark(tmp, target)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

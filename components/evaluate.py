@@ -90,7 +90,7 @@ def _finite(value: float) -> float | None:
 
 
 def split_confusion(dataset: PreparedDataset, split: SplitName, predict: PredictTiles,
-                    batch_size: int = 8) -> np.ndarray:
+                    batch_size: int) -> np.ndarray:
     """(K, K) confusion matrix over every labelled pixel of ``split``'s tiles, read raw and
     predicted ``batch_size`` at a time. Pixels the model refuses (ids >= K, its own nodata)
     are left out of the count, as are ignored labels."""
@@ -146,12 +146,13 @@ def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "") -> dict[
 
 
 def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
-                   split: SplitName = "test", registry: RegisterOptions | None = None,
-                   batch_size: int = 8, overlay_tiles: int = 4,
+                   batch_size: int, overlay_tiles: int, split: SplitName = "test",
+                   registry: RegisterOptions | None = None,
                    log_to_mlflow: bool = True) -> EvaluationResult:
     """Score ``model_dir`` on ``split``, by scene and by tile; logs into the caller's active
     MLflow run (a new run "evaluate" when there is none). ``registry`` gives the serving
-    options (overlap, batch size) the registered model will have."""
+    options (overlap, batch size) the registered model will have; ``batch_size`` and
+    ``overlay_tiles`` are EvaluateOptions' (components/evaluate_options.py)."""
     classes, stats = dataset.class_map, dataset.norm_stats
     model, info = load_trained_model(Path(model_dir))
     if info.num_classes != classes.num_classes or info.in_channels != len(stats.bands):
@@ -175,8 +176,9 @@ def check_split(dataset: PreparedDataset, split: SplitName) -> None:
 
 
 def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir: Path, *,
-                    split: SplitName = "test", architecture: str, batch_size: int = 8,
-                    overlay_tiles: int = 4, model_uri: str | None = None) -> EvaluationResult:
+                    architecture: str, batch_size: int, overlay_tiles: int,
+                    split: SplitName = "test", model_uri: str | None = None
+                    ) -> EvaluationResult:
     """Score a served model (``predictor``: its forward pass, classes, statistics and
     resolution) on ``split``, by scene and by tile; writes the figures and the reports into
     ``out_dir``, not metrics.json (``save_evaluation``). The dataset's tiles must be of the

@@ -1,9 +1,10 @@
 """Score a logged (registered) model on another labelled dataset: `segpipe evaluate`.
 
 The data is a prepared dataset folder (``segpipe prepare``), scored on one of its splits, or
-a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled into a
-temporary folder the model's way (its window size, scale or ground sample distance) and
-scored whole: every scene goes to one split, ``test``. Either way the model normalizes with
+a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled the
+model's way (its window size, scale or ground sample distance) into a hidden scratch folder
+beside the output (on its disk, not /tmp; removed afterwards) and scored whole: every scene
+goes to one split, ``test``. Either way the model normalizes with
 its own statistics from its serving config; the dataset's own (stats.json) are never used,
 and a source gets none fitted. Scoring, reports and MLflow logging are the pipeline's
 evaluation (components/evaluate.py: ``score_predictor``, ``save_evaluation``).
@@ -14,16 +15,20 @@ dataset, the model's tiling; a mismatch or an empty split is an ``EvaluationInpu
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
 
 from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
+from components.atomic import scratch_beside
 from components.evaluate import EvaluationResult, save_evaluation, score_predictor
-from components.evaluate_options import EvaluateOptions
+from components.evaluate_options import (
+    EvaluateOptions,
+    EvaluationInputError,
+    check_options_apply,
+    is_prepared_dataset,
+)
 from components.ingest import IngestOptions, ingest_source
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
@@ -37,11 +42,6 @@ TAG_DATA = "segpipe.evaluation_data"
 TAG_SPLIT = "segpipe.evaluation_split"
 
 
-class EvaluationInputError(ValueError):
-    """The model and the data do not fit together (classes, bands, tiling), or the split to
-    score is empty: refused before any prediction."""
-
-
 @dataclass(frozen=True)
 class ModelVersionRef:
     """The registry version a ``models:/`` URI names (None fields for other URIs)."""
@@ -52,11 +52,6 @@ class ModelVersionRef:
     model_id: str | None = None
     architecture: str | None = None
     experiment_id: str | None = None
-
-
-def is_prepared_dataset(data: str | Path) -> bool:
-    """A folder with tiles.json is a prepared dataset; anything else is a source."""
-    return "://" not in str(data) and (Path(data) / "tiles.json").is_file()
 
 
 def resolve_model_version(model_uri: str) -> ModelVersionRef:
@@ -147,21 +142,6 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
     return dataset
 
 
-def load_predictor(model_uri: str):
-    """The logged model's ScenePredictor (its forward pass on OpenVINO or Keras, its config)."""
-    import mlflow
-
-    # Held back: MLflow's advice to model authors about type hints. Recorded, not filtered:
-    # loading the model puts filters of its own in front of ours.
-    with warnings.catch_warnings(record=True) as caught:
-        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    for warning in caught:
-        if "type hints" not in str(warning.message):
-            warnings.showwarning(warning.message, warning.category, warning.filename,
-                                 warning.lineno)
-    return model.predictor
-
-
 def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
                   model: ModelVersionRef, options: EvaluateOptions) -> None:
     if not options.log_to_mlflow:
@@ -201,31 +181,34 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
     from serving.remote import load_serving_config
 
     options = options or EvaluateOptions()
+    check_options_apply(data, options, ingest)
     model = resolve_model_version(model_uri)
     config = load_serving_config(model.uri)
     prepared = is_prepared_dataset(data)
-    if prepared and ingest is not None:
-        raise EvaluationInputError(f"{data} is a prepared dataset: ingest options apply to a "
-                                   f"source of scenes and labels only")
-    if not prepared and options.split not in (None, "test"):
-        raise EvaluationInputError(f"{data} is a source, scored whole (all its scenes form "
-                                   f"the test split); --split applies to a prepared dataset")
     split: SplitName = options.split or "test"
-    with tempfile.TemporaryDirectory(prefix="segpipe-evaluate-") as tmp:
-        if prepared:
-            dataset = PreparedDataset(data)
-            check_fits(config, model.uri, data, dataset.class_map.names,
-                       dataset.tile_manifest.bands)
-            check_tiling(config, dataset, data)
-        else:
-            dataset = prepare_source(data, Path(tmp), config, model.uri,
-                                     ingest or IngestOptions())
-        check_split_tiles(dataset, split, data)
-        check_scene_files(dataset, split)
-        predictor = load_predictor(model.uri)
-        result = score_predictor(predictor, dataset, out_dir, split=split,
-                                 architecture=model.architecture or "segmentation model",
-                                 batch_size=options.batch_size,
-                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
-        _log_and_save(result, dataset, data, model, options)
+    if prepared:
+        dataset = PreparedDataset(data)
+        check_fits(config, model.uri, data, dataset.class_map.names,
+                   dataset.tile_manifest.bands)
+        check_tiling(config, dataset, data)
+        return _score(dataset, split, data, model, out_dir, options)
+    # A source may download or extract to tens of GiB: on the output's disk, not in /tmp.
+    with scratch_beside(out_dir) as scratch:
+        dataset = prepare_source(data, scratch / "dataset", config, model.uri,
+                                 ingest or IngestOptions())
+        return _score(dataset, split, data, model, out_dir, options)
+
+
+def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVersionRef,
+           out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
+    from serving.pyfunc import load_predictor
+
+    check_split_tiles(dataset, split, data)
+    check_scene_files(dataset, split)
+    predictor = load_predictor(model.uri)
+    result = score_predictor(predictor, dataset, out_dir, split=split,
+                             architecture=model.architecture or "segmentation model",
+                             batch_size=options.batch_size,
+                             overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+    _log_and_save(result, dataset, data, model, options)
     return result

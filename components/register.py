@@ -26,6 +26,7 @@ from components import tracking
 from components.artifacts import (
     ModelPaths,
     PreparedDataset,
+    SplitName,
     TrainedModelInfo,
 )
 from serving.config import ServingOptions
@@ -165,30 +166,32 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
                         previous_champion_version=previous)
 
 
-def score_registered_model(model_uri: str, dataset: PreparedDataset, split: str,
+def score_registered_model(model_uri: str, dataset: PreparedDataset, split: SplitName,
                            metric: str) -> float:
-    """``metric`` of a registered pyfunc model on ``split``, scored as ``evaluate`` scores:
-    whole scenes through the model's own predictor and serving config, or raw tiles for a
-    ``tile_`` metric (the model normalizes, resamples and tiles by itself)."""
-    from components.evaluate import TILE_PREFIX, split_confusion, summary_metrics
+    """``metric`` of a registered model on ``split``, scored as ``evaluate`` and ``segpipe
+    evaluate`` score it, by the same code: whole scenes through the model's own predictor and
+    serving config, or for a ``tile_`` metric the tiles on their own through its forward pass
+    with its own statistics (tiles the tile step already resampled to the model's
+    resolution are not resampled again). The data is checked against the model's serving
+    config first (classes, bands and, for tiles, the tiling): ``EvaluationInputError``."""
+    from components.evaluate import TILE_PREFIX, split_confusion, summary_metrics, tile_predictor
+    from components.evaluate_logged import check_fits, check_tiling
     from components.scene_evaluation import scene_confusion
     from serving.decode import param_defaults
+    from serving.pyfunc import load_predictor
+    from serving.remote import load_serving_config
 
-    model = mlflow.pyfunc.load_model(model_uri)
-    names = dataset.class_map.names
-    if metric.startswith(TILE_PREFIX):
-        # The model's own predict, past the signature's dtype: this dataset's tiles may be of
-        # another dtype than the champion's training scenes, and a cast would wrap values.
-        served = model.unwrap_python_model()
-        cm = split_confusion(dataset, split, lambda images: served.predict(None, images))
+    names, by_tiles = dataset.class_map.names, metric.startswith(TILE_PREFIX)
+    config = load_serving_config(model_uri)
+    check_fits(config, model_uri, str(dataset.root), names, dataset.tile_manifest.bands)
+    if by_tiles:
+        check_tiling(config, dataset, str(dataset.root))
+    predictor = load_predictor(model_uri)
+    if by_tiles:
+        cm = split_confusion(dataset, split, tile_predictor(predictor), config.batch_size)
     else:
-        predictor = model.unwrap_python_model().predictor
-        config = predictor.config
-        if config.class_names != names or config.in_channels != len(dataset.norm_stats.bands):
-            raise ValueError(f"{model_uri} predicts {config.class_names} from "
-                             f"{config.in_channels} bands; the dataset has {names}")
         cm, _ = scene_confusion(predictor, dataset, split, tta=param_defaults(config)["tta"])
-    scores = summary_metrics(cm, names, TILE_PREFIX if metric.startswith(TILE_PREFIX) else "")
+    scores = summary_metrics(cm, names, TILE_PREFIX if by_tiles else "")
     if metric not in scores:
         raise ValueError(f"{model_uri}: no {metric!r} on the {split} split (absent class?)")
     return float(scores[metric])

@@ -11,6 +11,7 @@ download."""
 
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import stat
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from components.raster import DataError
 
@@ -104,6 +106,55 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, dest: Path,
     return infos
 
 
+class SourceWriteError(DataError):
+    """Writing a source's files to our own disk failed (full disk, quota, permissions): not
+    the source's fault, so the message names the destination, not the archive as damaged. A
+    DataError all the same, so every caller's one-line error path reports it."""
+
+
+def _write_failure(source: str | Path, name: str, target: Path, err: OSError,
+                   doing: str = "extracting") -> DataError:
+    what = f"member {name!r} of {source}" if name else str(source)
+    return SourceWriteError(f"{target}: write failure {doing} {what} ({err.strerror or err}); "
+                            f"the source was read, the destination disk refused the data")
+
+
+def _make_dirs(archive: str | Path, name: str, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_failure(archive, name, folder, err) from None
+
+
+def _write_member(archive: Path, name: str, src: BinaryIO, target: Path, budget: _Budget,
+                  declared: int) -> None:
+    """Copy one member out, counted against the budget. Errors of reading ``src`` (the
+    archive) propagate as they are; those of writing ``target`` are a SourceWriteError."""
+    _make_dirs(archive, name, target.parent)
+    try:
+        dst = open(target, "wb")  # noqa: SIM115 (closed below, its own errors told apart)
+    except OSError as err:
+        raise _write_failure(archive, name, target, err) from None
+    failure: OSError | None = None
+    try:
+        written = 0
+        while block := src.read(1 << 20):
+            written += len(block)
+            budget.wrote(name, written, declared, len(block))
+            try:
+                dst.write(block)
+            except OSError as err:
+                failure = err
+                break
+    finally:
+        try:
+            dst.close()  # flushes the last block: a full disk may only show here
+        except OSError as err:
+            failure = failure or err
+    if failure is not None:
+        raise _write_failure(archive, name, target, failure) from None
+
+
 def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
     budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with zipfile.ZipFile(archive) as zf:
@@ -111,16 +162,11 @@ def extract_zip(archive: Path, dest: Path, limits: ExtractLimits | None = None) 
         for info in infos:
             target = _safe_member_path(archive, info.filename, dest)
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                _make_dirs(archive, info.filename, target)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
             try:
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    while block := src.read(1 << 20):
-                        written += len(block)
-                        budget.wrote(info.filename, written, info.file_size, len(block))
-                        dst.write(block)
+                with zf.open(info) as src:
+                    _write_member(archive, info.filename, src, target, budget, info.file_size)
             except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # reading, not writing
                 raise DataError(f"{archive}: member {info.filename!r} is damaged "
                                 f"({_reason(err)})") from None
@@ -152,12 +198,19 @@ def _tar_members(archive: Path, tf: tarfile.TarFile, dest: Path,
 def extract_tar(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> None:
     budget = _Budget(archive, limits or ExtractLimits(), archive.stat().st_size)
     with tarfile.open(archive) as tf:
-        members = _tar_members(archive, tf, dest, budget)
-        # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
-        if hasattr(tarfile, "data_filter"):
-            tf.extractall(dest, members=members, filter="data")
-        else:
-            tf.extractall(dest, members=members)
+        for member in _tar_members(archive, tf, dest, budget):
+            # The "data" filter (Python >= 3.11.4) re-checks every member as a second defence.
+            if hasattr(tarfile, "data_filter"):
+                member = tarfile.data_filter(member, str(dest))
+            target = _safe_member_path(archive, member.name, dest)
+            if member.isdir():
+                _make_dirs(archive, member.name, target)
+                continue
+            src = tf.extractfile(member)
+            if src is None:  # not a regular file: refused by _tar_members already
+                raise DataError(f"{archive}: member {member.name!r} is not a regular file")
+            with src:
+                _write_member(archive, member.name, src, target, budget, member.size)
 
 
 def _s3_location(uri: str) -> tuple[str, str]:
@@ -197,8 +250,13 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
                             f"{limits.total_bytes:,} allowed")
         for key, _ in objects:
             target = _safe_member_path(uri, key[len(prefix):], dest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, key, str(target))
+            _make_dirs(uri, key, target.parent)
+            try:
+                client.download_file(bucket, key, str(target))
+            except OSError as err:
+                if err.errno not in _WRITE_ERRNOS:
+                    raise
+                raise _write_failure(f"s3://{bucket}", key, target, err, "downloading") from None
         count = len(objects)
     except DataError:
         raise
@@ -206,6 +264,10 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
         raise DataError(f"{uri}: cannot list or download objects ({err})") from err
     return count
 
+
+# A download's errors that are our disk's, not the bucket's: full, over quota, file too
+# large for it, read-only.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 # What reading a damaged or foreign archive raises.
 _UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError,
@@ -281,7 +343,7 @@ def materialize_source(source: str, scratch: Path,
     under ``scratch`` (the caller removes it)."""
     if source.startswith("s3://"):
         dest = scratch / "s3"
-        dest.mkdir(parents=True)
+        _make_dirs(source, "", dest)
         if download_s3_prefix(source, dest, limits) == 0:
             raise DataError(f"{source}: no objects under this S3 prefix")
         yield dest
@@ -293,7 +355,7 @@ def materialize_source(source: str, scratch: Path,
         yield path
     elif _is_archive(path):
         dest = scratch / "archive"
-        dest.mkdir(parents=True)
+        _make_dirs(path, "", dest)
         try:
             if path.name.lower().endswith(".zip"):
                 extract_zip(path, dest, limits)

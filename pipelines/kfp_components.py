@@ -173,6 +173,7 @@ def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
 
     from components.artifacts import DatasetPaths, PreparedDataset
     from components.evaluate import evaluate_model
+    from components.evaluate_options import EvaluateOptions
     from components.evaluation_report import markdown_report
     from components.register import RegisterOptions
     from components.tracking import RunContext, resume_parent_run
@@ -181,9 +182,11 @@ def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path,
                               scenes=DatasetPaths(scenes.path).scenes_dir)
     options = step_options(RegisterOptions, registry)
+    scoring = EvaluateOptions()  # the sizes segpipe evaluate uses by default
     with resume_parent_run(RunContext.load(run_context.path)):
         result = evaluate_model(Path(model.path), dataset, Path(evaluation.path),
-                                registry=options)
+                                registry=options, batch_size=scoring.batch_size,
+                                overlay_tiles=scoring.overlay_tiles)
     shutil.copyfile(result.report_html, report.path)
     Path(summary.path).write_text(markdown_report(result, images_inline=True))
     for key, value in result.metrics.items():

@@ -78,6 +78,21 @@ class SegmentationModel(mlflow.pyfunc.PythonModel):
                                f"the server log has the details", INTERNAL_ERROR) from None
 
 
+def load_predictor(model_uri: str) -> ScenePredictor:
+    """The logged model's ScenePredictor (its forward pass on OpenVINO or Keras, its config):
+    what ``segpipe predict`` runs locally and evaluation scores."""
+    # Held back: MLflow's advice to model authors about type hints (with a site-packages
+    # path), which is no concern of the user. Recorded rather than filtered because loading
+    # the model puts filters of its own in front of ours.
+    with warnings.catch_warnings(record=True) as caught:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    return model.predictor
+
+
 def params_schema(config: ServingConfig) -> ParamSchema:
     defaults = param_defaults(config)
     return ParamSchema([ParamSpec(name, kind, defaults[name])

@@ -9,7 +9,7 @@ import typer
 from components.ingest import IngestOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
-from pipelines.cli.flags import flag_names, with_model_flags
+from pipelines.cli.flags import flagged_problems, with_model_flags
 
 
 def sample_data(
@@ -80,7 +80,7 @@ def _prepare_options(config: Path | None, overrides: dict):
     from pydantic import ValidationError
 
     from components.prepare import PrepareOptions
-    from pipelines.config_file import ConfigError, format_validation_error, read_yaml
+    from pipelines.config_file import ConfigError, read_yaml
 
     data: dict = {}
     origin = "options"
@@ -97,12 +97,7 @@ def _prepare_options(config: Path | None, overrides: dict):
     try:
         return PrepareOptions.model_validate(data)
     except ValidationError as err:
-        names = flag_names(_SECTIONS)
-        lines = []
-        for line, problem in zip(format_validation_error(origin, err, "data").splitlines(),
-                                 err.errors(), strict=True):
-            flag = names.get(tuple(str(p) for p in problem["loc"][:2]))
-            lines.append(f"{line} ({flag})" if flag else line)
+        lines = flagged_problems(err, _SECTIONS, origin, prefix="data")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
 import typer
 
 
@@ -11,3 +16,23 @@ def fail(problem: object, code: int = 2) -> typer.Exit:
     store, the model, the server or the run."""
     typer.echo(f"error: {problem}", err=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def cleanup_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a supervisor, a job's timeout) ends the command as an exception,
+    exit code 143, so its ``finally`` blocks run (a scratch folder beside the output is
+    removed) as they do for Ctrl-C; Python's default would end the process without them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

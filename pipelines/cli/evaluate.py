@@ -7,11 +7,16 @@ from pathlib import Path
 
 import typer
 
-from components.evaluate_options import EvaluateOptions
+from components.evaluate_options import (
+    EvaluateOptions,
+    EvaluationInputError,
+    check_options_apply,
+)
 from components.ingest import IngestOptions
-from pipelines.cli.errors import fail
-from pipelines.cli.flags import flag_names, with_model_flags
-from pipelines.cli.serve import DEFAULT_MODEL_URI
+from pipelines.cli.errors import cleanup_on_sigterm, fail
+from pipelines.cli.flags import flagged_problems, with_model_flags
+from pipelines.cli.paths import check_writable_folder
+from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 
 _SECTIONS = {"evaluate": EvaluateOptions, "ingest": IngestOptions}
 
@@ -33,27 +38,29 @@ def evaluate(
     """Score a logged model on a labelled dataset: per-class IoU and F1, mIoU.
 
     A prepared dataset is scored on one split (--split, default test); a source is ingested
-    and tiled the model's way into a temporary folder and scored whole. The model normalizes
-    with its own statistics. Scenes are predicted whole as `segpipe predict` does (the
-    headline figures); tiles on their own for comparison."""
+    and tiled the model's way into a hidden folder beside --out (removed afterwards) and
+    scored whole. The model normalizes with its own statistics. Scenes are predicted whole
+    as `segpipe predict` does (the headline figures); tiles on their own for comparison."""
     options, ingest = _options(overrides)
-    if out.exists() and not out.is_dir():
-        raise fail(f"--out {out} is a file; give a folder", 2)
+    check_writable_folder("--out", out)
     if "://" not in data and not Path(data).exists():
         raise fail(f"DATA {data}: no such file or folder", 2)
-    from pipelines.cli.serve import _use_store
-
-    _use_store(model_uri, tracking_uri)
+    try:
+        check_options_apply(data, options, ingest)
+    except EvaluationInputError as err:
+        raise fail(err, 2) from None
+    use_store(model_uri, tracking_uri)
     from mlflow.exceptions import MlflowException
 
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
-    from components.evaluate_logged import EvaluationInputError, evaluate_logged_model
+    from components.evaluate_logged import evaluate_logged_model
 
     typer.echo(f"evaluating {model_uri} on {data}", err=True)
     try:
-        result = evaluate_logged_model(model_uri, data, out, options, ingest)
+        with cleanup_on_sigterm():
+            result = evaluate_logged_model(model_uri, data, out, options, ingest)
     except EvaluationInputError as err:
         raise fail(err, 2) from None
     except (ValueError, OSError, MlflowException) as err:
@@ -66,19 +73,12 @@ def _options(overrides: dict) -> tuple[EvaluateOptions, IngestOptions | None]:
     only when one was given."""
     from pydantic import ValidationError
 
-    from pipelines.config_file import format_validation_error
-
-    names = flag_names(_SECTIONS)
     validated = {}
     for section, model in _SECTIONS.items():
         try:
             validated[section] = model.model_validate(overrides.get(section, {}))
         except ValidationError as err:
-            lines = []
-            for line, problem in zip(format_validation_error("options", err).splitlines(),
-                                     err.errors(), strict=True):
-                flag = names.get((section, str(problem["loc"][0]))) if problem["loc"] else None
-                lines.append(f"{line} ({flag})" if flag else line)
+            lines = flagged_problems(err, _SECTIONS, "options", section=section)
             raise fail("; ".join(lines), 2) from None
     options = validated["evaluate"]
     ingest = validated["ingest"] if "ingest" in overrides else None

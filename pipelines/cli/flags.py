@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True)
@@ -189,3 +189,21 @@ def with_model_flags(sections: dict[str, type[BaseModel]]) -> Callable[[Callable
 def flag_names(sections: dict[str, type[BaseModel]]) -> dict[tuple[str, str], str]:
     """(section, field) -> its flag, to name the flag in a validation error."""
     return {(f.section, f.field): f.name for f in model_flags(sections)}
+
+
+def flagged_problems(err: ValidationError, sections: dict[str, type[BaseModel]], origin: str,
+                     *, section: str | None = None, prefix: str = "") -> list[str]:
+    """One line per problem of ``err`` (as ``format_validation_error`` words it, from
+    ``origin``), each followed by the flag that set the field: ``(--patch-size)``. ``err``
+    is of ``section``'s model alone, or, without ``section``, of a model whose fields are
+    the sections (the config's data section)."""
+    from pipelines.config_file import format_validation_error
+
+    names = flag_names(sections)
+    lines = []
+    for line, problem in zip(format_validation_error(origin, err, prefix).splitlines(),
+                             err.errors(), strict=True):
+        loc = tuple(str(part) for part in problem["loc"])
+        flag = names.get((section, loc[0]) if section and loc else loc[:2])
+        lines.append(f"{line} ({flag})" if flag else line)
+    return lines

@@ -35,6 +35,25 @@ def check_writable(option: str, path: Path) -> None:
                    f"({exc.strerror or exc})", 2) from None
 
 
+def check_writable_folder(option: str, path: Path) -> None:
+    """Exit 2 unless ``path`` is a folder that takes new files, or can be created as one (its
+    nearest existing folder takes a new folder). Tried for real, as ``check_writable``
+    does, leaving nothing behind."""
+    if path.exists() and not path.is_dir():
+        raise fail(f"{option} {path} is a file; give a folder", 2)
+    folder = path.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise fail(f"{option} {path}: {folder} is not a folder", 2)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder), tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise fail(f"{option} {path}: cannot create files and folders in {folder} "
+                   f"({exc.strerror or exc})", 2) from None
+
+
 def check_suffix(option: str, path: Path, what: str, suffixes: tuple[str, ...]) -> None:
     """Exit 2 unless ``path`` ends in one of ``suffixes`` (any case): a mask named .png
     would be a GeoTIFF all the same, which other programs then misread."""

@@ -10,27 +10,10 @@ import typer
 
 from pipelines.cli.errors import fail
 from pipelines.cli.paths import check_suffix, check_writable, same_file
+from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import server
 from serving.config import MAX_OVERLAP
 from serving.scene import MAX_SCENE_PIXELS
-
-DEFAULT_MODEL_URI = "models:/segpipe@champion"
-
-
-def _use_store(model_uri: str, tracking_uri: str | None) -> None:
-    """Check that the store holds the model, creating nothing (one line and exit 1 when it
-    does not, 2 when a local --model-uri is no MLflow model), then use the store in this
-    process and the children it starts."""
-    from pipelines.tracking_store import NotAModelError, StoreError, check_model
-
-    try:
-        tracking_uri = check_model(model_uri, tracking_uri)
-    except StoreError as err:
-        raise fail(str(err), 2 if isinstance(err, NotAModelError) else 1) from None
-    import mlflow
-
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
 
 
 def serve(
@@ -54,7 +37,7 @@ def serve(
     server behind segpipe's request checks (serving/server.py)."""
     if problem := server.port_problem(host, port):
         raise fail(problem, 2)
-    _use_store(model_uri, tracking_uri)
+    use_store(model_uri, tracking_uri)
     command = [sys.executable, "-m", "serving.server", "--model-uri", model_uri,
                "--host", host, "--port", str(port), "--workers", str(workers),
                "--timeout", str(timeout), "--max-request-mb", str(max_request_mb)]
@@ -64,23 +47,6 @@ def serve(
     sys.stderr.flush()
     # Become the server so signals (Ctrl-C, SIGTERM from a supervisor) reach it directly.
     os.execve(sys.executable, command, dict(os.environ))
-
-
-def _local_predictor(model_uri: str):
-    import warnings
-
-    import mlflow
-
-    # Held back: MLflow's advice to model authors about type hints (with a site-packages
-    # path), which is no concern of the user. Recorded rather than filtered because loading
-    # the model puts filters of its own in front of ours.
-    with warnings.catch_warnings(record=True) as caught:
-        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    for warning in caught:
-        if "type hints" not in str(warning.message):
-            warnings.showwarning(warning.message, warning.category, warning.filename,
-                                 warning.lineno)
-    return model.predictor
 
 
 # What predict writes, by the names the files may have.
@@ -140,7 +106,7 @@ def predict(
             check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
         except UrlError as exc:
             raise fail(str(exc), 2) from None
-    _use_store(model_uri, tracking_uri)
+    use_store(model_uri, tracking_uri)
     from serving.remote import load_serving_config
     from serving.scene import SceneError, check_scene, predict_scene
 
@@ -168,6 +134,7 @@ def predict(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from serving.predict import ScenePredictor
+    from serving.pyfunc import load_predictor
     from serving.remote import endpoint_predict_fn
 
     if endpoint:
@@ -175,7 +142,7 @@ def predict(
                                    normalize=False)
         tta_local = False  # the server averages the flips of each window
     else:
-        predictor = _local_predictor(model_uri)
+        predictor = load_predictor(model_uri)
         tta_local = tta
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())

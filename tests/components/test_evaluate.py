@@ -22,7 +22,8 @@ def trained(trained_models):
 
 def test_tile_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path):
     mlflow.set_experiment("evaluate")
-    result = evaluate_model(trained, tiny_dataset, tmp_path / "eval")
+    result = evaluate_model(trained, tiny_dataset, tmp_path / "eval", batch_size=8,
+                            overlay_tiles=4)
     # Recount from the raw tiles with the same model, independently of the tf.data path.
     from components.artifacts import NormStats, SplitManifest
     from serving.pixels import normalize_image
@@ -70,7 +71,8 @@ def test_model_for_other_bands_is_rejected(tiny_dataset, trained, tmp_path):
     (bad / "model.keras").write_bytes((trained / "model.keras").read_bytes())
     (bad / "model.json").write_text(json.dumps({**info, "in_channels": 3}))
     with pytest.raises(ValueError, match="3 bands"):
-        evaluate_model(bad, tiny_dataset, tmp_path / "eval", log_to_mlflow=False)
+        evaluate_model(bad, tiny_dataset, tmp_path / "eval", batch_size=8, overlay_tiles=0,
+                       log_to_mlflow=False)
 
 
 # A model whose answer is known pixel by pixel: a 1x1 convolution on the first normalized
@@ -110,7 +112,7 @@ def known_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def known_evaluation(cloud_dataset, known_model, tmp_path_factory):
     return evaluate_model(known_model, cloud_dataset, tmp_path_factory.mktemp("known-eval"),
-                          overlay_tiles=0, log_to_mlflow=False)
+                          batch_size=8, overlay_tiles=0, log_to_mlflow=False)
 
 
 def _known_counts(dataset: PreparedDataset, scene: int, cols: slice) -> np.ndarray:
@@ -158,7 +160,8 @@ def test_a_class_with_no_pixels_is_absent_not_zero(known_evaluation, tmp_path):
 def test_missing_scenes_are_named_before_any_work(tiny_dataset, trained, tmp_path):
     dataset = PreparedDataset(tiny_dataset.root, scenes=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="nowhere.*scene0_image.tif"):
-        evaluate_model(trained, dataset, tmp_path / "eval", log_to_mlflow=False)
+        evaluate_model(trained, dataset, tmp_path / "eval", batch_size=8, overlay_tiles=0,
+                       log_to_mlflow=False)
 
 
 def test_a_whole_test_scene_counts_every_labelled_pixel(cloud_dataset, known_model, tmp_path):
@@ -172,6 +175,6 @@ def test_a_whole_test_scene_counts_every_labelled_pixel(cloud_dataset, known_mod
     split["strategy"] = "scene"
     (root / "split.json").write_text(json.dumps(split))
     result = evaluate_model(known_model, PreparedDataset(root), tmp_path / "eval",
-                            overlay_tiles=0, log_to_mlflow=False)
+                            batch_size=8, overlay_tiles=0, log_to_mlflow=False)
     assert result.scene_count == 1 and result.pixel_count == 4 * (32 * 32 - 16)
     assert result.confusion_matrix == _known_counts(cloud_dataset, 2, slice(None)).tolist()

@@ -4,6 +4,7 @@ mismatches refused before the model loads."""
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -68,8 +69,8 @@ def test_a_logged_model_scores_as_the_pipeline_scores_it(tiny_dataset, known, tm
                                                          monkeypatch):
     folder, uri = known
     monkeypatch.setenv("SEGPIPE_RUNTIME", "keras")  # the pipeline's runtime: equal to the bit
-    pipeline = evaluate_model(folder, tiny_dataset, tmp_path / "pipeline", overlay_tiles=0,
-                              log_to_mlflow=False)
+    pipeline = evaluate_model(folder, tiny_dataset, tmp_path / "pipeline", batch_size=8,
+                              overlay_tiles=0, log_to_mlflow=False)
     result = evaluate_logged_model(uri, str(tiny_dataset.root), tmp_path / "logged",
                                    EvaluateOptions(log_to_mlflow=True, overlay_tiles=1))
     assert result.confusion_matrix == pipeline.confusion_matrix
@@ -168,3 +169,42 @@ def test_tea_plantations_as_a_source(tea_plantations, tmp_path, mlflow_uri):
     assert result.scene_count == 11 and result.pixel_count == 11 * 256 * 256
     assert result.tile_count == 11 * 16 and result.class_names == dataset.class_map.names
     assert 0 <= result.metrics["miou"] <= 1 and np.isfinite(result.metrics["tile_miou"])
+
+
+def _source_of(dataset: PreparedDataset, source: Path) -> Path:
+    """The dataset's ingested scenes as a source folder (images/, masks/, classes.json)."""
+    for kind, folder in (("image", "images"), ("mask", "masks")):
+        (source / folder).mkdir(parents=True)
+        for path in dataset.scenes_dir.glob(f"*_{kind}.tif"):
+            shutil.copy(path, source / folder / path.name.replace(f"_{kind}", ""))
+    shutil.copy(dataset.classes, source / "classes.json")
+    return source
+
+
+def test_a_source_is_worked_on_beside_the_output_not_in_the_system_temp(
+        tiny_dataset, known, tmp_path, monkeypatch):
+    """The system's temp folder is often small and held in memory, and a source may extract
+    to tens of GiB: its scratch folder is a hidden one beside --out, gone afterwards however
+    the run ends. Proven with the system temp folder unusable (a file where it should be)."""
+    _, uri = known
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp"))
+    (tmp_path / "no-temp").write_text("not a folder")
+    source = _source_of(tiny_dataset, tmp_path / "source")
+    archive = shutil.make_archive(str(tmp_path / "scenes"), "zip", source)
+    results = tmp_path / "results"
+    result = evaluate_logged_model(uri, archive, results / "eval",
+                                   EvaluateOptions(overlay_tiles=0),
+                                   IngestOptions(palette="classes.json", ignore_values=[255]))
+    assert result.scene_count == 3
+    assert sorted(p.name for p in results.iterdir()) == ["eval"]  # the scratch folder went
+    prepared = evaluate_logged_model(uri, str(tiny_dataset.root), results / "prepared",
+                                     EvaluateOptions(overlay_tiles=0))
+    assert prepared.split == "test" and prepared.tile_count > 0
+    # A failure inside the source's work (classes that are not the model's) leaves nothing.
+    classes = json.loads((source / "classes.json").read_text())
+    classes["classes"].append({"id": 3, "name": "cloud", "color": "#FFFFFF"})
+    (source / "classes.json").write_text(json.dumps(classes))
+    with pytest.raises(EvaluationInputError, match="does not fit the model"):
+        evaluate_logged_model(uri, str(source), results / "failed", EvaluateOptions(),
+                              IngestOptions(palette="classes.json", ignore_values=[255]))
+    assert sorted(p.name for p in results.iterdir()) == ["eval", "prepared"]

@@ -4,7 +4,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.artifacts import NormStats, SplitManifest, read_tile
+from components.artifacts import NormStats, PreparedDataset, SplitManifest, read_tile
 from components.evaluate import evaluate_model
 from components.register import (
     TAG_CHALLENGER,
@@ -16,6 +16,7 @@ from components.register import (
     register_model,
     score_registered_model,
 )
+from components.tile import TileOptions
 from components.train import load_trained_model
 from serving.pixels import normalize_image
 
@@ -31,7 +32,8 @@ def evaluated_models(tiny_dataset, trained_models, tmp_path_factory, mlflow_uri)
         out = tmp_path_factory.mktemp(f"registered-{name}")
         (out / "model").symlink_to(model_dir, target_is_directory=True)
         mlflow.set_experiment("register")
-        result = evaluate_model(model_dir, tiny_dataset, out / "eval", overlay_tiles=0)
+        result = evaluate_model(model_dir, tiny_dataset, out / "eval", batch_size=8,
+                                overlay_tiles=0)
         models.append((out, result))
     models.sort(key=lambda m: -m[1].metrics["miou"])
     assert models[0][1].metrics["miou"] > models[1][1].metrics["miou"]
@@ -135,3 +137,29 @@ def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     for metric in ("miou", "tile_miou"):
         rescored = score_registered_model(result.model_uri, tiny_dataset, "test", metric)
         assert rescored == pytest.approx(better[1].metrics[metric], abs=0.02)
+
+
+def test_the_gates_tile_scores_are_segpipe_evaluates(tmp_path):
+    """The champion gate re-scores a model by the code `segpipe evaluate` scores it with: for
+    a model trained at scale 2, the test tiles (already resampled by tiling) go to its
+    forward pass as they are, not through serving's resampling a second time; the tile
+    mIoU is the same to the bit, and so is the scene mIoU."""
+    from components.evaluate_logged import evaluate_logged_model
+    from components.evaluate_options import EvaluateOptions
+    from components.prepare import PrepareOptions, prepare_dataset
+    from components.sample_data import generate_sample_dataset
+    from tests.logged_models import register_known_model, save_known_model
+
+    source = generate_sample_dataset(tmp_path / "sample", scenes=3, size=48, seed=2)
+    dataset = PreparedDataset(prepare_dataset(source, tmp_path / "dataset", PrepareOptions(
+        tile=TileOptions(patch_size=32, scale=2.0))).dataset_dir)
+    assert dataset.tile_manifest.scale == 2.0 and dataset.tile_ids("test")
+    mlflow.set_experiment("register")
+    folder = save_known_model(tmp_path / "model", classes=dataset.class_map.num_classes,
+                              bands=dataset.tile_manifest.bands)
+    uri = register_known_model(folder, dataset, "scale-two")
+    evaluated = evaluate_logged_model(uri, str(dataset.root), tmp_path / "eval",
+                                      EvaluateOptions(overlay_tiles=0))
+    for metric in ("tile_miou", "miou"):
+        assert score_registered_model(uri, dataset, "test", metric) == \
+            evaluated.metrics[metric], metric

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -16,6 +19,8 @@ import rasterio
 
 from components.ingest import IngestOptions, ingest_source
 from components.raster import DataError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _scene_names(out: Path) -> list[str]:
@@ -137,3 +142,43 @@ def test_s3_limits_name_the_object_by_its_url(tmp_path, moto_endpoint):
         ingest_source("s3://scenes/survey/2024", tmp_path / "out", options)
     with pytest.raises(DataError, match=expected):
         check_source("s3://scenes/survey/2024", options.extract_limits())
+
+
+_EXTRACT_ON_A_SMALL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from components.ingest import ingest_source
+from components.raster import DataError
+# Files past 100 kB fail to write with EFBIG, as they would with ENOSPC on a full disk.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+try:
+    ingest_source(sys.argv[1], Path(sys.argv[2]))
+except DataError as err:
+    print(err)
+"""
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_a_write_failure_is_told_from_a_damaged_archive(tmp_path, kind):
+    """Our disk refusing a member's data is a write failure naming where it was going, not
+    "cannot read archive": the archive is fine and the fix is disk space."""
+    archive = tmp_path / f"survey.{kind}"
+    payload = np.random.default_rng(0).bytes(300_000)  # past the limit, incompressible
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("scenes/a_image.tif", payload)
+    else:
+        with tarfile.open(archive, "w:gz") as tf:
+            info = tarfile.TarInfo("scenes/a_image.tif")
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-c", _EXTRACT_ON_A_SMALL_DISK, str(archive),
+                          str(out)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    message = run.stdout.strip()
+    assert run.returncode == 0 and message, run.stderr
+    assert "cannot read archive" not in message and "damaged" not in message
+    assert message.startswith(str(out)) and "a_image.tif: write failure extracting member " \
+        f"'scenes/a_image.tif' of {archive} (File too large)" in message

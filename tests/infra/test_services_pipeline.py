@@ -94,7 +94,7 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
                           [(tmp_path / f"worker-{s['worker']}", s) for s in summaries],
                           tmp_path / "model")
         evaluation = evaluate_model(tmp_path / "model", dataset, tmp_path / "evaluation",
-                                    overlay_tiles=0)
+                                    batch_size=8, overlay_tiles=0)
         assert 0.0 <= evaluation.metrics["miou"] <= 1.0
         registered = register_model(tmp_path / "model", dataset, evaluation,
                                     RegisterOptions(model_name=model_name))

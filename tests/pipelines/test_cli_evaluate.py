@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -13,6 +19,8 @@ from components.artifacts import PreparedDataset, SplitManifest
 from pipelines.cli import app
 from tests.components.conftest import write_tiny_dataset
 from tests.logged_models import register_known_model, save_known_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +99,71 @@ def test_a_class_mismatch_and_an_empty_split_are_one_line(store, tmp_path, monke
     assert result.exit_code == 2
     assert "the test split has no tiles to score" in _one_line(result)
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("case", ["out under a file", "out on /proc", "split of a source",
+                                  "ingest flag on a dataset"])
+def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, monkeypatch,
+                                                              case):
+    """An --out that cannot be written, --split on a source or an ingest flag on a prepared
+    dataset: exit 2 naming it, before the store is read (the unknown model would be exit 1)
+    and before any scoring."""
+    dataset, out, extra = str(store["dataset"].root), tmp_path / "eval", []
+    (tmp_path / "file").write_text("")
+    if case == "out under a file":
+        out, expected = tmp_path / "file" / "eval", f"--out {tmp_path}/file/eval: "
+    elif case == "out on /proc":
+        out, expected = Path("/proc/segpipe-eval"), "cannot create files and folders in /proc"
+    elif case == "split of a source":
+        dataset = _source(store["dataset"], tmp_path / "source")
+        extra, expected = ["--split", "val"], "--split applies to a prepared dataset"
+    else:
+        extra, expected = ["--palette", "auto"], "ingest options apply to a source"
+    result = _evaluate(monkeypatch, store, dataset, "--out", str(out), "--model-uri",
+                       "models:/coffee@champion", *extra)
+    assert result.exit_code == 2 and expected in _one_line(result), result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value, limit", [("--overlay-tiles", "100000", "32"),
+                                                ("--batch-size", "4096", "1024")])
+def test_sizes_past_their_limit_are_refused_naming_the_flag(store, tmp_path, monkeypatch,
+                                                             flag, value, limit):
+    """--overlay-tiles 100000 would read that many tiles into one figure: refused first."""
+    result = _evaluate(monkeypatch, store, str(store["dataset"].root), "--out",
+                       str(tmp_path / "eval"), "--model-uri", "models:/tea/1", flag, value)
+    line = _one_line(result)
+    assert result.exit_code == 2 and f"less than or equal to {limit} ({flag})" in line, line
+    assert not (tmp_path / "eval").exists()
+
+
+def _source(dataset: PreparedDataset, folder) -> str:
+    for kind, sub in (("image", "images"), ("mask", "masks")):
+        (folder / sub).mkdir(parents=True)
+        for path in dataset.scenes_dir.glob(f"*_{kind}.tif"):
+            shutil.copy(path, folder / sub / path.name.replace(f"_{kind}", ""))
+    shutil.copy(dataset.classes, folder / "classes.json")
+    return str(folder)
+
+
+@pytest.mark.slow  # a process of its own: TensorFlow's import
+def test_sigterm_removes_the_scratch_folder_beside_out(store, tmp_path):
+    """A source is worked on in a hidden folder beside --out; `kill` (SIGTERM) while it is
+    there ends the command with 143 and the folder gone, as Ctrl-C would."""
+    source = _source(store["dataset"], tmp_path / "source")
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"],
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "evaluate", source, "--out",
+         str(results / "eval"), "--model-uri", "models:/tea/1", "--palette", "classes.json",
+         "--ignore-values", "255", "--overlay-tiles", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (results.is_dir() and any(results.glob(".eval.scratch-*"))):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no scratch folder appeared"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 143, process.stderr.read().decode()
+    assert not list(results.glob(".eval.scratch-*"))
