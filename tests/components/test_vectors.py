@@ -13,6 +13,7 @@ import rasterio
 import shapely
 import shapely.affinity
 import shapely.geometry
+from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
@@ -250,6 +251,60 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
                        r"2 scenes: its CRS is EPSG:32650, the scenes' EPSG:32650 .*; its "
                        "polygons lie elsewhere: check that the file belongs to these scenes"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="far.gpkg"))
+
+
+# An Albers projection without an EPSG code, under two WKT names (as two GIS tools save it).
+_ALBERS = CRS.from_proj4("+proj=aea +lat_0=20 +lon_0=117 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 "
+                         "+datum=NAD83 +units=m +no_defs").to_wkt()
+ALBERS = _ALBERS.replace('PROJCS["unknown"', 'PROJCS["NAD83 / Custom Albers"', 1)
+ALBERS_RENAMED = _ALBERS.replace('PROJCS["unknown"', 'PROJCS["NAD83 / Survey Albers"', 1)
+
+
+def _moved(features, dx=50000.0):
+    return [(c, shapely.geometry.mapping(shapely.affinity.translate(shapely.geometry.shape(g),
+                                                                     dx)))
+            for c, g in features]
+
+
+def test_no_overlap_names_a_crs_without_code_whole_and_compares_crs_not_names(tmp_path):
+    """Scenes and layer in one Albers CRS saved under two names, the polygons for other
+    ground: the CRS is right (so no advice to change it), and both names are shown whole."""
+    src = tmp_path / "src"
+    for i, origin in enumerate(ORIGINS):
+        write_array(src / "images" / f"s{i}.tif", make_image(64, seed=i), ALBERS,
+                    from_origin(*origin, 2.0, 2.0))
+    _write_layer(src / "labels.gpkg", _moved(FEATURES_UTM), crs=ALBERS_RENAMED)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert ("its CRS is NAD83 / Survey Albers, the scenes' NAD83 / Custom Albers (polygons x "
+            "650010..650250, y 2999900..2999990 in NAD83 / Survey Albers; scenes x "
+            "600000..600256, y 2999872..3000000 in NAD83 / Custom Albers); its polygons lie "
+            "elsewhere: check that the file belongs to these scenes") in message, message
+    # In UTM metres tagged EPSG:32650 over these Albers scenes: a CRS without a code is set
+    # from a scene's WKT.
+    _write_layer(src / "utm.gpkg", FEATURES_UTM, crs=UTM)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="utm.gpkg"))
+    assert str(caught.value).endswith(
+        "; if its coordinates are in NAD83 / Custom Albers, its CRS is wrong: set it "
+        f"(gdalsrsinfo -o wkt {src / 'images' / 's0.tif'} > scenes.wkt; ogr2ogr -a_srs "
+        "scenes.wkt fixed.gpkg utm.gpkg)"), str(caught.value)
+
+
+def test_no_overlap_of_a_layer_without_crs_says_its_coordinates_are_the_scenes(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", _moved(FEATURES_UTM), crs=None)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert " in none" not in message
+    assert ("(polygons x 650010..650250, y 2999900..2999990 in the scenes' CRS; scenes x "
+            "600000..600256, y 2999872..3000000 in EPSG:32650); if its coordinates are in "
+            "another CRS, set it (ogr2ogr -a_srs <CRS> fixed.gpkg labels.gpkg); else its "
+            "polygons lie elsewhere: check that the file belongs to these scenes") in message, \
+        message
 
 
 def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
