@@ -251,8 +251,6 @@ def test_configs_are_checked_without_keras_or_tensorflow(tmp_path):
                 "{type: categorical, choices: [unet, segformer]}\n", name="bad.yaml")
     script = f"""
 import sys
-import tarfile
-import zipfile
 from pathlib import Path
 from pipelines.config import ConfigError, load_config
 for path in sorted(Path({str(CONFIGS)!r}).glob("*.yaml")):
