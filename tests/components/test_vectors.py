@@ -120,8 +120,8 @@ def test_unknown_class_values_and_missing_attribute_are_errors(tmp_path):
     (src / "classes.json").write_text(json.dumps({"classes": [
         {"name": "background", "color": "#000000"}, {"name": "field", "color": "#00FF00"}]}))
     with pytest.raises(DataError, match="2 polygon classes are not in the palette or "
-                       r"classes.json \(known: background, field\): 'pond' \(1 polygons\), "
-                       r"'road' \(1 polygons\)"):
+                       r"classes.json \(known: background, field\): 'pond' \(1 polygon\), "
+                       r"'road' \(1 polygon\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
     with pytest.raises(DataError, match=r"labels.geojson: no class attribute 'landuse'; its "
                        "fields are class"):
@@ -322,7 +322,7 @@ def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
     assert ("labels.gpkg: 3 features lie outside every scene and label nothing (most of its 4 "
             "polygons: if they should cover the scenes, check its CRS, EPSG:4326; the scenes' "
             "is EPSG:32650), e.g. fid 2, fid 3, fid 4") in text
-    assert "1 scenes have no polygon over them" in text
+    assert "1 scene has no polygon over it and is all background" in text
 
 
 def _write_codes(path, codes, geoms, dtype="int64"):
@@ -381,8 +381,8 @@ def test_unknown_or_fractional_codes_are_errors(tmp_path):
     _scenes(src)
     _write_codes(src / "labels.gpkg", [c for c, _ in CODED], [g for _, g in CODED])
     (src / "classes.json").write_text(json.dumps({"classes": [{"id": 1, "name": "tea"}]}))
-    with pytest.raises(DataError, match=r"1 polygon class codes are not known class values "
-                       r"\(known: 1\): 7 \(1 polygons in .*labels.gpkg\)"):
+    with pytest.raises(DataError, match=r"1 polygon class code is not a known class value "
+                       r"\(known: 1\): 7 \(1 polygon in .*labels.gpkg\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
     with pytest.raises(DataError, match="class_values gives no id to 0"):
         ingest_source(src, tmp_path / "out", IngestOptions(
