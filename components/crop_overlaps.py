@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import Resampling
-from scipy.spatial import cKDTree
 
 from components.neighbours import MAX_SCENES as MAX_TOUCHING_SCENES
 from components.neighbours import quiet
@@ -137,6 +136,10 @@ def _match_ratio(shifted: list[np.ndarray], b: np.ndarray, column: int, last: in
 
 def _column_pairs(thumbs: list[Thumbnail], transpose: bool) -> list[tuple[str, str]]:
     """(A, B) where B's first column (row when ``transpose``) repeats inside A."""
+    # Here, not at module import: every segpipe command (--help included) imports the tile
+    # step's module, and scipy.spatial takes 0.2-0.4 s.
+    from scipy.spatial import cKDTree
+
     images = [t.pixels.T if transpose else t.pixels for t in thumbs]
     width = images[0].shape[1]
     if width < 8:
