@@ -39,16 +39,24 @@ from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import Resampling
-from scipy.spatial import cKDTree
 
+from components.neighbours import MAX_SCENES as MAX_TOUCHING_SCENES
 from components.neighbours import quiet
 from components.raster import invalid_pixels, read_window
 
 THUMB = 64  # long side of the thumbnail the search works on
 BINS = 8  # descriptor length: bin means along a column (row)
 CANDIDATES = 6  # other scenes' columns (rows) verified at most per first column (row)
-MAX_SCENES = 5_000  # thumbnails kept at most (16 KiB each); beyond, the search is skipped
+#: Scenes without a CRS searched at most (thumbnails of 16 KiB each are made only then);
+#: beyond, the tile step warns. The search's time grows linearly, about 20 ms a scene on a
+#: busy 2-core machine (benchmarks/crop_search.py: 5,000 in 72 s at load 2, 20,000 in 390 s
+#: and 460 MB at load 4.5 to 2.2), within the data steps' 2 GiB.
+MAX_SCENES = 20_000
 RATIO = 0.4  # best overlap error / error at a clearly wrong offset, at most
+
+
+class CropSearchWarning(UserWarning):
+    """Too many scenes without a CRS to look for crops of one image among them."""
 
 
 @dataclass
@@ -128,6 +136,10 @@ def _match_ratio(shifted: list[np.ndarray], b: np.ndarray, column: int, last: in
 
 def _column_pairs(thumbs: list[Thumbnail], transpose: bool) -> list[tuple[str, str]]:
     """(A, B) where B's first column (row when ``transpose``) repeats inside A."""
+    # Here, not at module import: every segpipe command (--help included) imports the tile
+    # step's module, and scipy.spatial takes 0.2-0.4 s.
+    from scipy.spatial import cKDTree
+
     images = [t.pixels.T if transpose else t.pixels for t in thumbs]
     width = images[0].shape[1]
     if width < 8:
@@ -149,11 +161,13 @@ def _column_pairs(thumbs: list[Thumbnail], transpose: bool) -> list[tuple[str, s
     seconds = _descriptors(np.stack([img[:, 2] for img in images]))
     # The scene's own columns next to its first one can be the nearest (smooth imagery).
     k = min(len(owners), 2 * CANDIDATES + 8)
-    shifted: dict[int, list[np.ndarray]] = {}
     pairs = []
     for b, (first, second) in enumerate(zip(firsts, seconds, strict=True)):
         if not np.isfinite(first).all() or np.nanstd(images[b][:, 0]) == 0:
             continue  # a nodata or blank edge: nothing to recognise
+        # Per query, not for the whole search: kept for every scene they would take 64 KiB
+        # each (320 MB for 5,000 scenes), and making them costs little beside the checks.
+        shifted: dict[int, list[np.ndarray]] = {}
         own = float(np.abs(first - second).mean()) if np.isfinite(second).all() else math.inf
         distances, hits = tree.query(first, k=k, p=1)
         seen, tried = set(), 0
@@ -178,8 +192,6 @@ def _column_pairs(thumbs: list[Thumbnail], transpose: bool) -> list[tuple[str, s
 def find_overlaps(thumbs: list[Thumbnail]) -> dict[str, set[str]]:
     """Scene name -> names of scenes whose content overlaps it (same size and band count)."""
     out: dict[str, set[str]] = defaultdict(set)
-    if len(thumbs) > MAX_SCENES:
-        return out
     groups: dict[tuple, list[Thumbnail]] = defaultdict(list)
     for t in thumbs:
         groups[(t.width, t.height, t.bands, t.pixels.shape)].append(t)
@@ -191,3 +203,23 @@ def find_overlaps(thumbs: list[Thumbnail]) -> dict[str, set[str]]:
                 out[a].add(b)
                 out[b].add(a)
     return out
+
+
+def crop_search_warning(crs_less: int, overlaps_searched: bool,
+                        touching_unsearched: int) -> str | None:
+    """One line saying which searches for crops of one image were skipped, what that risks
+    and what to do instead; None when neither was."""
+    skipped = []
+    if not overlaps_searched:
+        skipped.append(f"overlapping crops of one image were not searched for (at most "
+                       f"{MAX_SCENES:,} scenes)")
+    if touching_unsearched:
+        skipped.append(f"touching crops were not searched for among "
+                       f"{touching_unsearched:,} scenes of one size (at most "
+                       f"{MAX_TOUCHING_SCENES:,})")
+    if not skipped:
+        return None
+    return (f"{crs_less:,} scenes without a CRS: {'; '.join(skipped)}, so crops of one image "
+            "may land in different splits (testing on pixels seen in training); use "
+            "split.strategy 'group' with a group_by that keeps the crops of one image "
+            "together, or georeferenced scenes with strategy 'block'")

@@ -42,6 +42,7 @@ from components.survey import (
 )
 from components.vector_info import crs_text, read_layer_info
 from components.vectors import VectorLayer
+from components.wording import counted
 
 
 class PaletteEntry(BaseModel):
@@ -211,8 +212,8 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     survey, layers, bare = _survey(found, options, progress)
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
-        files = "1 file without a partner was" if len(found.unmatched) == 1 else \
-            f"{len(found.unmatched)} files without a partner were"
+        files = counted(len(found.unmatched), "file without a partner was",
+                        "files without a partner were")
         survey.warn(f"{files} skipped (images without a label, or labels without an "
                     f"image), e.g. {shown}")
     check_options_apply(survey, options)
@@ -226,8 +227,9 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         if progress:
             progress("ingest", i + 1, len(pairs))
     if bare:
-        survey.warn(f"{len(bare)} scenes have no polygon over them and are all background, "
-                    f"e.g. {bare[0]}")
+        what = counted(len(bare), "scene has no polygon over it and is",
+                       "scenes have no polygon over them and are")
+        survey.warn(f"{what} all background, e.g. {bare[0]}")
     for layer in layers.values():
         survey.warnings += layer.report()
     index = SceneIndex(source=source, warnings=warn_collected(survey, relabel), scenes=[

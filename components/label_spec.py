@@ -29,6 +29,7 @@ from components.survey import (
     check_rare_colors,
 )
 from components.vectors import natural_order
+from components.wording import counted
 
 
 def find_classes_file(root: Path, options) -> ClassesFile | None:
@@ -55,8 +56,10 @@ def _shape_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
         unknown = sorted((lab for lab in survey.labels if lab not in known),
                          key=lambda lab: -survey.labels[lab])
         if unknown:
-            listed = ", ".join(f"{lab!r} ({survey.labels[lab]} polygons)" for lab in unknown)
-            raise DataError(f"{len(unknown)} polygon classes are not in the palette or "
+            listed = ", ".join(f"{lab!r} ({counted(survey.labels[lab], 'polygon')})"
+                               for lab in unknown)
+            what = counted(len(unknown), "polygon class is", "polygon classes are")
+            raise DataError(f"{what} not in the palette or "
                             f"classes.json (known: {', '.join(e.name for e in entries)}): "
                             f"{listed}")
         return labelme_spec(set(survey.labels), classes, palette, options.ignore_index)
@@ -95,10 +98,11 @@ def _code_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassE
     known = set(options.class_values or {}) or listed
     unknown = sorted(v for v in survey.values if known and v not in known | ignore | {0})
     if unknown:
-        shown = "; ".join(f"{v} ({survey.values[v]} polygons in {survey.where(v)})"
+        shown = "; ".join(f"{v} ({counted(survey.values[v], 'polygon')} in {survey.where(v)})"
                           for v in unknown[:MAX_LISTED])
-        raise DataError(f"{len(unknown)} polygon class codes are not known class values "
-                        f"(known: {', '.join(map(str, sorted(known)))}): {shown}. Map them "
+        what = counted(len(unknown), "polygon class code is not a known class value",
+                       "polygon class codes are not known class values")
+        raise DataError(f"{what} (known: {', '.join(map(str, sorted(known)))}): {shown}. Map them "
                         "with class_values or ignore them with ignore_values")
     values = Counter({v: n for v, n in survey.values.items() if v not in ignore})
     if 0 not in ignore:

@@ -23,7 +23,12 @@ from rasterio.windows import Window
 from components.raster import invalid_pixels, read_window
 
 SAMPLES = 64
-MAX_SCENES = 20_000  # beyond this many same-size scenes the pairwise check is skipped
+#: Same-size scenes compared at most: the check is pairwise, n² seams (benchmarks/
+#: crop_search.py, load ~1.9 on 2 cores: 5,000 in 19 s and 480 MB peak, 10,000 in 87 s and
+#: 1.2 GB; 20,000 would take ~4 GB, past the data steps' 2 GiB). Beyond it the scenes are not
+#: compared, and the tile step warns.
+MAX_SCENES = 10_000
+CHUNK_VALUES = 1 << 21
 
 
 @contextmanager
@@ -79,8 +84,11 @@ def _seam(a_outer: np.ndarray, a_slope: np.ndarray, b_outer: np.ndarray,
     """(n, m) mean absolute difference between the step across each seam (a's edge to b's)
     and the mean slope just inside the two edges: near the noise for a real continuation."""
     out = np.empty((len(a_outer), len(b_outer)))
-    for start in range(0, len(a_outer), 256):
-        part = slice(start, start + 256)
+    # Rows at a time such that each temporary holds about 2M values (16 MB): a fixed 256
+    # rows took 2.6 GB per temporary, 3 GB in all, for 5,000 scenes.
+    rows = max(1, CHUNK_VALUES // max(1, len(b_outer) * a_outer.shape[1]))
+    for start in range(0, len(a_outer), rows):
+        part = slice(start, start + rows)
         jump = b_outer[None, :, :] - a_outer[part, None, :]
         slope = (a_slope[part, None, :] + b_slope[None, :, :]) / 2
         with quiet():
@@ -117,9 +125,11 @@ def _match(scenes: list[Edges], first: str, second: str) -> list[tuple[str, str]
     return pairs
 
 
-def find_neighbours(edges: list[Edges]) -> dict[str, set[str]]:
-    """Scene name -> names of scenes whose edge continues one of its edges."""
+def find_neighbours(edges: list[Edges]) -> tuple[dict[str, set[str]], int]:
+    """Scene name -> names of scenes whose edge continues one of its edges; and how many
+    scenes were not compared (in a group of over MAX_SCENES of one height or width)."""
     out: dict[str, set[str]] = defaultdict(set)
+    unsearched: set[str] = set()
     by_height: dict[int, list[Edges]] = defaultdict(list)
     by_width: dict[int, list[Edges]] = defaultdict(list)
     for e in edges:
@@ -127,8 +137,10 @@ def find_neighbours(edges: list[Edges]) -> dict[str, set[str]]:
         by_width[e.width].append(e)
     for groups, first, second in ((by_height, "right", "left"), (by_width, "bottom", "top")):
         for group in groups.values():
-            if 2 <= len(group) <= MAX_SCENES:
+            if len(group) > MAX_SCENES:
+                unsearched.update(e.name for e in group)
+            elif len(group) >= 2:
                 for a, b in _match(group, first, second):
                     out[a].add(b)
                     out[b].add(a)
-    return out
+    return dict(out), len(unsearched)

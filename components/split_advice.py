@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from components.artifacts import SPLIT_NAMES, TileManifest
 from components.split_groups import parent_folders_keep
+from components.wording import counted
 
 if TYPE_CHECKING:
     from components.split import SplitOptions
@@ -20,9 +21,9 @@ UNIT_WORDS = {"random": "tile", "scene": "scene", "block": "block", "group": "gr
               "given": "given split"}
 
 
-def _crops(images: int = 1, example: str = "") -> str:
+def _crops(images: int = 1, example: str = "", verb: str = "look") -> str:
     what = "one image" if images == 1 else f"{images} images"
-    return (f"look like crops of {what} (edges that continue each other or content that "
+    return (f"{verb} like crops of {what} (edges that continue each other or content that "
             f"overlaps{example})")
 
 
@@ -104,16 +105,19 @@ def straddling_warning(manifest: TileManifest, options: SplitOptions, crops: dic
                     "one split")
     folders = parent_folders_keep(manifest.scenes, straddling)
     if folders >= needed and not (options.strategy == "group" and options.group_by == "parent"):
-        ways.append(f"strategy 'group' with group_by 'parent' ({folders} folders)")
+        ways.append(f"strategy 'group' with group_by 'parent' ({counted(folders, 'folder')})")
     if ways:
         advice = "use " + " or ".join(ways)
     else:
-        advice = (f"all {scenes} scenes come from {images} image{'s' if images != 1 else ''}, "
+        advice = (f"all {scenes} scenes come from {counted(images, 'image')}, "
                   f"too few for {needed} splits without a leak: add scenes from other images, "
                   "or prepare georeferenced originals and use strategy 'block'")
     example = f"; e.g. {manifest.scene(a).source or a} and {manifest.scene(b).source or b}"
-    return (f"{len(straddling)} pairs of scenes {_crops(example=example)} but lie in "
-            f"different splits, so the model is tested on pixels it trained on; {advice}")
+    one = len(straddling) == 1
+    pairs = counted(len(straddling), "pair of scenes", "pairs of scenes")
+    return (f"{pairs} {_crops(example=example, verb='looks' if one else 'look')} but "
+            f"{'lies' if one else 'lie'} in different splits, so the model is tested on "
+            f"pixels it trained on; {advice}")
 
 
 def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
@@ -136,7 +140,8 @@ def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
                    else "the dataset gives no scene to it")
             empty.setdefault(why, []).append(f"'{name}'")
         elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
-            problems.append(f"split '{name}' has no labelled pixel in its {len(tiles)} tiles")
+            problems.append(f"split '{name}' has no labelled pixel in its "
+                            f"{counted(len(tiles), 'tile')}")
     return [f"split {names[0]} is empty: {why}" if len(names) == 1
             else f"splits {' and '.join(names)} are empty: {why}"
             for why, names in empty.items()] + problems

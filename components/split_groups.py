@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from components.artifacts import SceneInfo, TileManifest
 from components.raster import DataError
+from components.wording import counted
 
 MAX_CSV_BYTES = 64 << 20
 
@@ -86,7 +87,8 @@ def scene_groups(manifest: TileManifest, group_by: str) -> dict[str, str]:
         where = f"group_by {group_by!r} matches"
     missing = sorted(sources[n] for n in sources if n not in groups)
     if missing:
-        raise DataError(f"{len(missing)} scenes have no group: {where} none of "
+        raise DataError(f"{counted(len(missing), 'scene has', 'scenes have')} no group: "
+                        f"{where} none of "
                         f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
     return groups
 
@@ -96,9 +98,11 @@ def given_units(manifest: TileManifest) -> dict[str, str]:
     missing = [s for s in manifest.scenes if s.given_split is None]
     if missing:
         shown = ", ".join(s.source or s.name for s in missing[:5])
-        raise DataError(f"strategy 'given': {len(missing)} of {len(manifest.scenes)} scenes have "
-                        f"no split from the dataset (no train/val/test folder or list names "
-                        f"them, or two lists do), e.g. {shown}")
+        have, them = ("has", "it") if len(missing) == 1 else ("have", "them")
+        raise DataError(f"strategy 'given': {len(missing)} of "
+                        f"{counted(len(manifest.scenes), 'scene')} {have} no split from the "
+                        f"dataset (no train/val/test folder or list names {them}, or two "
+                        f"lists do), e.g. {shown}")
     return {s.name: s.given_split for s in manifest.scenes}
 
 

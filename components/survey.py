@@ -16,6 +16,7 @@ from components.discover import LOSSY_SUFFIXES, ScenePair
 from components.labels import code_color, color_code, parse_color
 from components.masks import IGNORE_CODE, mask_format, read_mask
 from components.raster import DataError, check_png, check_size, open_raster, strip_windows
+from components.wording import counted
 
 # How many files a message names for one colour or value before it says "and N more".
 EXAMPLE_FILES = 3
@@ -70,7 +71,7 @@ class Survey:
     def where(self, value) -> str:
         files = ", ".join(str(p) for p in self.files[value])
         more = self.file_counts[value] - len(self.files[value])
-        return files + (f" and {more} more files" if more > 0 else "")
+        return files + (f" and {counted(more, 'more file')}" if more > 0 else "")
 
 
 def image_window(pair: ScenePair, src) -> Window:
@@ -145,10 +146,11 @@ def _value(value) -> str:
 
 def _listing(survey: Survey, items: list, label) -> str:
     shown = items[:MAX_LISTED]
-    lines = [f"{label(v)}: {survey.values[v]:,} pixels in {survey.where(v)}" for v in shown]
+    lines = [f"{label(v)}: {counted(survey.values[v], 'pixel')} in {survey.where(v)}"
+             for v in shown]
     if len(items) > len(shown):
         rest = sum(survey.values[v] for v in items[len(shown):])
-        lines.append(f"and {len(items) - len(shown)} more ({rest:,} pixels)")
+        lines.append(f"and {len(items) - len(shown)} more ({counted(rest, 'pixel')})")
     return "; ".join(lines)
 
 
@@ -158,7 +160,8 @@ def check_known_colors(survey: Survey, palette_codes: set[int], ignore_colors: l
     unknown = sorted((c for c in survey.values if c not in palette_codes | ignored),
                      key=lambda c: -survey.values[c])
     if unknown:
-        raise DataError(f"{len(unknown)} mask colours are not in the palette: "
+        raise DataError(f"{counted(len(unknown), 'mask colour is', 'mask colours are')} not "
+                        "in the palette: "
                         f"{_listing(survey, unknown, _colour)}. Add them to the palette or "
                         "map them to the ignore class with ignore_colors")
 
@@ -173,8 +176,10 @@ def check_rare_colors(survey: Survey, codes: list[int], ignore_colors: list[str]
     rare = sorted((c for c in kept if survey.values[c] < min_share * total),
                   key=lambda c: -survey.values[c])
     if rare:
-        raise DataError(f"{len(rare)} mask colours cover less than {min_share:.4%} of the "
-                        f"labelled pixels each, too few to be a class: "
+        each = "" if len(rare) == 1 else " each"
+        raise DataError(f"{counted(len(rare), 'mask colour covers', 'mask colours cover')} "
+                        f"less than {min_share:.4%} of the labelled pixels{each}, too few to "
+                        "be a class: "
                         f"{_listing(survey, rare, _colour)}. Map them to the ignore class "
                         "with ignore_colors, fix the masks, or lower min_color_share")
 
@@ -183,7 +188,9 @@ def check_known_values(survey: Survey, known: set[int], ignore_values: set[int])
     unknown = sorted((v for v in survey.values if v not in known | ignore_values),
                      key=lambda v: -survey.values[v])
     if unknown:
-        raise DataError(f"{len(unknown)} mask values are not known class values (known: "
+        what = counted(len(unknown), "mask value is not a known class value",
+                       "mask values are not known class values")
+        raise DataError(f"{what} (known: "
                         f"{', '.join(map(str, sorted(known)))}): "
                         f"{_listing(survey, unknown, _value)}. Map them with class_values or "
                         "ignore them with ignore_values")
@@ -218,7 +225,8 @@ def check_options_apply(survey: Survey, options) -> None:
 def warn_collected(survey: Survey, relabel) -> list[str]:
     """Turn what the survey noticed into warnings (issued, and returned for the index)."""
     if survey.rgba:
-        survey.warn(f"{len(survey.rgba)} masks have an alpha band (e.g. {survey.rgba[0]}): "
+        survey.warn(f"{counted(len(survey.rgba), 'mask has', 'masks have')} an alpha band "
+                    f"(e.g. {survey.rgba[0]}): "
                     "alpha is dropped and fully transparent pixels are ignored")
     messages = [relabel(m) for m in survey.warnings]
     for message in messages:

@@ -45,7 +45,13 @@ from components.artifacts import (
 )
 from components.atomic import write_text
 from components.crop_overlaps import MAX_SCENES as MAX_OVERLAP_SCENES
-from components.crop_overlaps import Thumbnail, find_overlaps, read_thumbnail
+from components.crop_overlaps import (
+    CropSearchWarning,
+    Thumbnail,
+    crop_search_warning,
+    find_overlaps,
+    read_thumbnail,
+)
 from components.neighbours import Edges, find_neighbours, read_edges
 from components.raster import (
     DataError,
@@ -105,14 +111,17 @@ def scene_names(scenes_dir: Path) -> list[str]:
     return names
 
 
-def _common_dtype_and_nodata(scenes_dir: Path, names: list[str]) -> tuple[np.dtype, float | None]:
-    dtypes, nodata = [], None
+def _scan_scenes(scenes_dir: Path, names: list[str]) -> tuple[np.dtype, float | None, int]:
+    """The scenes' common dtype, the first nodata value, and how many have no CRS (only
+    those are searched for crops of one image)."""
+    dtypes, nodata, crs_less = [], None, 0
     for name in names:
         with open_raster(scenes_dir / f"{name}_image.tif") as src:
             dtypes.append(np.dtype(src.dtypes[0]))
+            crs_less += src.crs is None
             if nodata is None:
                 nodata = src.nodata
-    return np.result_type(*dtypes), nodata
+    return np.result_type(*dtypes), nodata, crs_less
 
 
 def _fill_value(dtype: np.dtype, nodata: float | None) -> float:
@@ -255,7 +264,9 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     classes = ClassMap.load(src.classes)
     index = SceneIndex.load(src.scene_index) if src.scene_index.exists() else None
     names = scene_names(src.scenes_dir)
-    dtype, nodata = _common_dtype_and_nodata(src.scenes_dir, names)
+    dtype, nodata, crs_less = _scan_scenes(src.scenes_dir, names)
+    # Thumbnails (16 KiB each) are made only when they will be searched.
+    search_overlaps = crs_less <= MAX_OVERLAP_SCENES
     if dst.tiles_dir.exists():
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
@@ -267,7 +278,7 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         for i, name in enumerate(names):
             info, records, scene_edges, thumb = _tile_scene(
                 name, src.scenes_dir, dst.tiles_dir, options, classes, dtype, index, pool,
-                thumbnail=len(names) <= MAX_OVERLAP_SCENES)
+                thumbnail=search_overlaps)
             scenes.append(info)
             tiles.extend(records)
             if scene_edges is not None:
@@ -284,9 +295,11 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         raise DataError(f"{where}: no tile has labelled pixels on at least "
                         f"{options.min_valid_fraction:.0%} of its in-scene area; lower "
                         "min_valid_fraction or check that the masks label anything")
-    neighbours = find_neighbours(edges)
+    neighbours, touching_unsearched = find_neighbours(edges)
     for name, others in find_overlaps(thumbs).items():
-        neighbours[name] |= others
+        neighbours.setdefault(name, set()).update(others)
+    if message := crop_search_warning(crs_less, search_overlaps, touching_unsearched):
+        warnings.warn(message, CropSearchWarning, stacklevel=2)
     scenes = [s.model_copy(update={"neighbours": sorted(neighbours.get(s.name, ()))})
               for s in scenes]
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,

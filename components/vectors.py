@@ -9,7 +9,9 @@ reported, and a layer none of whose polygons overlaps any scene is an error."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,14 @@ def _plain(reason: str) -> str:
     return re.sub(r"\[([^\]]*)\]", r" at \1", reason)
 
 
+@dataclass
+class _SceneCrs:
+    """One CRS among the scenes a layer was placed on."""
+    crs: CRS
+    image: Path  # the first scene in it
+    extent: tuple[float, float, float, float]  # of all its scenes
+
+
 class VectorLayer:
     """One vector file's polygons and classes, read once and shared by every scene."""
 
@@ -94,7 +104,8 @@ class VectorLayer:
         self.used = np.zeros(len(geoms), bool)
         self._projected: dict[str, np.ndarray] = {}
         self._placed: dict[Path, tuple[CRS, np.ndarray]] = {}
-        self._scenes: dict[str, tuple[float, float, float, float]] = {}  # CRS -> extent
+        # The scenes' CRS (WKT) -> the CRS, its first scene and the scenes' joint extent.
+        self._scenes: dict[str, _SceneCrs] = {}
         self._scene_count = 0
 
     def _codes(self, values: np.ndarray, attribute: str) -> list[int | None]:
@@ -180,10 +191,9 @@ class VectorLayer:
                                         footprint)] if len(index) else index
         self.used[hits] = True
         self._placed[image] = (crs, hits)
-        name = crs_text(crs)
-        x0, y0, x1, y1 = self._scenes.get(name, footprint.bounds)
-        self._scenes[name] = (min(x0, min(xs)), min(y0, min(ys)), max(x1, max(xs)),
-                              max(y1, max(ys)))
+        seen = self._scenes.setdefault(crs.to_wkt(), _SceneCrs(crs, image, footprint.bounds))
+        x0, y0, x1, y1 = seen.extent
+        seen.extent = (min(x0, min(xs)), min(y0, min(ys)), max(x1, max(xs)), max(y1, max(ys)))
         self._scene_count += 1
         return len(hits)
 
@@ -199,7 +209,25 @@ class VectorLayer:
 
     def _crs_names(self) -> tuple[str, str]:
         own = crs_text(self.crs) if self.crs else "none (read in each scene's CRS)"
-        return own, ", ".join(self._scenes)
+        return own, ", ".join(crs_text(s.crs) for s in self._scenes.values())
+
+    def _scene_crs_differs(self) -> bool:
+        """The layer has a CRS and it is none of the scenes' (rasterio's CRS equality: one
+        CRS under two WKT names is the same CRS, two CRSs of one name are not)."""
+        if self.crs is None:
+            return False
+        own = CRS.from_user_input(self.crs)
+        return not any(own == s.crs for s in self._scenes.values())
+
+    def _set_crs_advice(self) -> str:
+        """How to tag the layer with the scenes' CRS: by code, else by the WKT of a scene."""
+        target = next(iter(self._scenes.values()))
+        fix = f"fixed{self.path.suffix} {self.path.name}"
+        code = crs_text(target.crs)
+        if target.crs.to_epsg():
+            return f"ogr2ogr -a_srs {code} {fix}"
+        return (f"gdalsrsinfo -o wkt {shlex.quote(str(target.image))} > scenes.wkt; ogr2ogr "
+                f"-a_srs scenes.wkt {fix}")
 
     def check_overlap(self) -> None:
         """Polygons, none of them over a scene: the layer's CRS is wrong (another UTM zone,
@@ -213,17 +241,23 @@ class VectorLayer:
         own, theirs = self._crs_names()
         scenes = ("its scene" if self._scene_count == 1
                   else f"any of the {self._scene_count} scenes")
-        extents = "; ".join(f"scenes {extent_text(b)} in {n}" for n, b in self._scenes.items())
+        extents = "; ".join(f"scenes {extent_text(s.extent)} in {crs_text(s.crs)}"
+                            for s in self._scenes.values())
         mine = extent_text(shapely.total_bounds(self.geoms[self.area]))
-        if self.crs is not None and crs_text(self.crs) not in self._scenes:
-            target = next(iter(self._scenes))
-            advice = (f"if its coordinates are in {target}, its CRS is wrong: set it "
-                      f"(ogr2ogr -a_srs {target} fixed{self.path.suffix} {self.path.name})")
+        if self.crs is None:
+            where = "in the scenes' CRS"
+            advice = ("if its coordinates are in another CRS, set it (ogr2ogr -a_srs <CRS> "
+                      f"fixed{self.path.suffix} {self.path.name}); else its polygons lie "
+                      "elsewhere: check that the file belongs to these scenes")
         else:
-            advice = "its polygons lie elsewhere: check that the file belongs to these scenes"
+            where = f"in {own}"
+            target = crs_text(next(iter(self._scenes.values())).crs)
+            advice = (f"if its coordinates are in {target}, its CRS is wrong: set it "
+                      f"({self._set_crs_advice()})" if self._scene_crs_differs() else
+                      "its polygons lie elsewhere: check that the file belongs to these scenes")
         raise DataError(f"{self.path}: none of its {polygons} polygons overlaps {scenes}: its "
-                        f"CRS is {own}, the scenes' {theirs} (polygons {mine} in "
-                        f"{own.split(' ')[0]}; {extents}); {advice}")
+                        f"CRS is {own}, the scenes' {theirs} (polygons {mine} {where}; "
+                        f"{extents}); {advice}")
 
     def report(self) -> list[str]:
         outside = self.area & ~self.used

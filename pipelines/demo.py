@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from components.atomic import write_text
+from serving.server import DEFAULT_PORT as SERVE_PORT
+from serving.server import MLFLOW_UI_PORT
 
 SAMPLE_DIR = "sample-data"
 REQUEST_FILE = "request.json"
 REQUEST_SIZE = 64
-SERVE_PORT = 5001
 #: Ten scenes of 192 px: with demo.yaml's 0.6/0.2/0.2 scene split, two whole scenes each for
 #: validation and test, so neither the selected trial nor the reported mIoU rests on one
 #: scene (six of 256 px gave 0.78-0.94 over five runs; ten of 192 px, with demo.yaml's
@@ -60,8 +61,9 @@ def next_commands(tracking_uri: str, model_name: str, workdir: Path,
                           Path("scene.tif"))
     segpipe = quoted(str(bin_dir / "segpipe"))
     return [
-        (f"{quoted(str(bin_dir / 'mlflow'))} ui --backend-store-uri {store} --port 5000",
-         "compare the runs at http://127.0.0.1:5000 (holds its terminal)"),
+        (f"{quoted(str(bin_dir / 'mlflow'))} ui --backend-store-uri {store} "
+         f"--port {MLFLOW_UI_PORT}",
+         f"compare the runs at http://127.0.0.1:{MLFLOW_UI_PORT} (holds its terminal)"),
         (f"{segpipe} serve --tracking-uri {store} --model-uri {model_uri} --port {SERVE_PORT}",
          "the champion behind an HTTP endpoint (holds its terminal)"),
         (f"curl -s http://127.0.0.1:{SERVE_PORT}/invocations -H 'Content-Type: "
@@ -71,7 +73,7 @@ def next_commands(tracking_uri: str, model_name: str, workdir: Path,
          f"{model_uri} --out {quoted(str(workdir / 'predicted_mask.tif'))}",
          "a georeferenced mask GeoTIFF for a whole scene"),
         (f"{segpipe} ui --tracking-uri {store} --data-dir {quoted(str(scene.parent))} "
-         f"--mlflow-ui http://127.0.0.1:5000 --endpoint http://127.0.0.1:{SERVE_PORT}",
+         f"--mlflow-ui http://127.0.0.1:{MLFLOW_UI_PORT} --endpoint http://127.0.0.1:{SERVE_PORT}",
          "the web app at http://127.0.0.1:8501: the models, predictions on a scene, "
          "training from a form (holds its terminal)"),
     ]

@@ -54,7 +54,7 @@ class LocalRunResult:
     model_version: str
     champion_version: str
     mlflow_run_id: str
-    run_name: str
+    run_name: str  # the MLflow parent run's (numbered for a repeat run: cfg-2)
     kfp_run_name: str
     tracking_uri: str
     model_name: str
@@ -62,6 +62,7 @@ class LocalRunResult:
     seconds: float
     resumed: bool
     test_tile_miou: float = float("nan")
+    config_run_name: str = ""  # the name resuming goes by (tracking.run_name)
 
 
 def run_name_for(config: PipelineConfig) -> str:
@@ -186,7 +187,8 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
         kfp_run_name=parent.data.tags.get("kfp.run_name", ""),
         tracking_uri=str(tracking.mlflow_tracking_uri), model_name=name, log_path=log_path,
         seconds=seconds, resumed=resumed,
-        test_tile_miou=parent.data.metrics.get("test_tile_miou", float("nan")))
+        test_tile_miou=parent.data.metrics.get("test_tile_miou", float("nan")),
+        config_run_name=tracking.run_name or "")
 
 
 @dataclass(frozen=True)

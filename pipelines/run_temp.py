@@ -6,7 +6,9 @@ writes the task's code to ``$program_path/ephemeral_component.py``, never removi
 writes ``__autograph_generated_file*.py`` modules it keeps. All of them honour ``TMPDIR``, so
 the tasks get ``<workdir>/tmp/run-<pid>-*`` as theirs, and the folder goes when the run ends,
 however it ends; one left by a run killed with SIGKILL is removed by the next run in that
-workdir, once its process is gone."""
+workdir, once its process is gone, or when its pid is the new run's own (in a container,
+``segpipe run`` may get the same pid every time; the workdir's lock, ``run_lock``, means no
+live run but this one has a folder of that pid)."""
 
 from __future__ import annotations
 
@@ -40,14 +42,15 @@ def _gone(pid: int) -> bool:
 @contextlib.contextmanager
 def run_temp_folder(workdir: Path) -> Iterator[Path]:
     """A fresh ``<workdir>/tmp/run-<pid>-*`` folder, removed on leaving (with ``tmp`` when
-    that is then empty); those of earlier runs whose process is gone are removed first."""
+    that is then empty); every other run's whose process is gone, or whose pid is ours (an
+    earlier process of the same pid), is removed once it exists."""
     root = workdir / TEMP_DIR_NAME
     root.mkdir(parents=True, exist_ok=True)
-    for folder in root.iterdir():
-        pid = _owner(folder)
-        if pid is not None and pid != os.getpid() and _gone(pid):
-            shutil.rmtree(folder, ignore_errors=True)
     folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root))
+    for other in root.iterdir():
+        pid = _owner(other)
+        if other != folder and pid is not None and (pid == os.getpid() or _gone(pid)):
+            shutil.rmtree(other, ignore_errors=True)
     try:
         yield folder
     finally:

@@ -62,18 +62,44 @@ def _write_spec(path: Path, images: ComponentImages, cache: bool) -> None:
         for dag in [spec.root.dag, *(c.dag for c in spec.components.values())]:
             for task in dag.tasks.values():
                 task.caching_options.enable_cache = False
-    # Written as kfp's write_pipeline_spec_to_file writes YAML, but for the sections'
-    # defaults: a dict parameter's default is a protobuf Struct, whose numbers are all
-    # doubles, so kfp would show every int as a float (patch_size: 256.0). The models' own
-    # JSON says which numbers are ints; a cluster reads the two alike.
+    # Written as kfp writes it, but for the sections' defaults: a dict parameter's default is
+    # a protobuf Struct, whose numbers are all doubles, so kfp would show every int as a
+    # float (patch_size: 256.0). The models' own JSON says which numbers are ints; a cluster
+    # reads the two alike.
     data = json_format.MessageToDict(spec)
     parameters = data["root"]["inputDefinitions"]["parameters"]
     for name, model in SECTIONS.items():
         parameters[name]["defaultValue"] = section_defaults(model)
-    documents = [data, json_format.MessageToDict(segmentation_pipeline.platform_spec)]
+    write_spec_yaml(path, data, segmentation_pipeline.description,
+                    segmentation_pipeline.platform_spec)
+
+
+def _downloads_to_workspace(data: dict) -> bool:
+    executors = data.get("deploymentSpec", {}).get("executors", {})
+    return any(isinstance(e, dict) and e.get("importer", {}).get("downloadToWorkspace")
+               for e in executors.values())
+
+
+def _has_workspace(platforms: dict) -> bool:
+    return any(isinstance(p, dict) and (p.get("pipelineConfig") or {}).get("workspace")
+               is not None for p in platforms.get("platforms", {}).values())
+
+
+def write_spec_yaml(path: Path, data: dict, description: str | None, platform_spec) -> None:
+    """Write a pipeline spec (``data``, as a dict) as kfp 2.17's write_pipeline_spec_to_file
+    writes YAML (kfp/compiler/pipeline_spec_builder.py): its check that an importer
+    downloading to the workspace has a workspace configured, its comments, and the
+    platform spec as a second document only when the pipeline has platform features."""
+    from google.protobuf import json_format
+    from kfp.compiler import pipeline_spec_builder as builder
+
+    platforms = json_format.MessageToDict(platform_spec)
+    if _downloads_to_workspace(data) and not _has_workspace(platforms):
+        raise ValueError("dsl.importer(download_to_workspace=True) requires "
+                         "PipelineConfig(workspace=...) on the pipeline")
+    documents = [data, platforms] if len(platform_spec.platforms) > 0 else [data]
     with open(path, "w") as file:
-        file.write(builder.extract_comments_from_pipeline_spec(
-            data, segmentation_pipeline.description))
+        file.write(builder.extract_comments_from_pipeline_spec(data, description))
         yaml.dump_all(documents, file, sort_keys=True)
 
 

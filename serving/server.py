@@ -24,8 +24,10 @@ import tempfile
 from serving.guard import RequestGuard, error_body, excerpt
 
 DEFAULT_HOST = "127.0.0.1"
-#: Beside MLflow's UI (5000 by default), not on it.
-DEFAULT_PORT = 5001
+#: MLflow's own default for `mlflow ui` / `mlflow server`.
+MLFLOW_UI_PORT = 5000
+#: Beside MLflow's UI, not on it.
+DEFAULT_PORT = MLFLOW_UI_PORT + 1
 DEFAULT_WORKERS = 1
 #: Seconds per request (MLflow's default, 60, is too short for large images).
 DEFAULT_TIMEOUT = 600

@@ -91,7 +91,10 @@ def _summary(result) -> None:
     promoted = result.champion_version == result.model_version
     typer.echo("")
     resumed = ", resumed" if result.resumed else ""
-    typer.echo(f"pipeline run      {result.run_name}  ({result.seconds:.0f} s{resumed})")
+    # A repeat run's MLflow name is numbered (cfg-2); resuming goes by the config's.
+    named = (f" (config run name {result.config_run_name})"
+             if result.config_run_name and result.config_run_name != result.run_name else "")
+    typer.echo(f"pipeline run      {result.run_name}{named}  ({result.seconds:.0f} s{resumed})")
     typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag segpipe.run_name)")
     typer.echo(f"test mIoU         {result.test_miou:.4f}  (whole test scenes, as served; "
                f"tile by tile {result.test_tile_miou:.4f})")

@@ -16,13 +16,14 @@ from pydantic import (
     model_validator,
 )
 
+from serving.server import DEFAULT_HOST, DEFAULT_PORT, MLFLOW_UI_PORT
 from serving.urls import check_http_url
 
 SETTINGS_ENV = "SEGPIPE_UI_SETTINGS"
 CODE_ROOT = Path(__file__).resolve().parents[2]
 #: The app's addresses, as its messages name them, with an example of each.
-_URL_FIELDS = {"endpoint": ("model server endpoint", "http://127.0.0.1:5001"),
-               "mlflow_ui_url": ("MLflow UI address", "http://127.0.0.1:5000"),
+_URL_FIELDS = {"endpoint": ("model server endpoint", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"),
+               "mlflow_ui_url": ("MLflow UI address", f"http://{DEFAULT_HOST}:{MLFLOW_UI_PORT}"),
                "kfp_host": ("Kubeflow Pipelines host", "http://localhost:8080")}
 
 

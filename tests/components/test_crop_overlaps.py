@@ -15,8 +15,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from components.artifacts import TileManifest
-from components.crop_overlaps import find_overlaps, read_thumbnail
+from components.crop_overlaps import MAX_SCENES, crop_search_warning, find_overlaps, read_thumbnail
 from components.ingest import ingest_source
+from components.neighbours import MAX_SCENES as MAX_TOUCHING
+from components.neighbours import Edges, find_neighbours
 from components.raster import DataError
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.split_groups import crop_groups
@@ -111,6 +113,39 @@ def test_unrelated_scenes_blank_borders_and_nodata_make_no_pair():
     thumbs = [_thumbnail(n, a, nodata=255 if n.startswith("nodata") else None)
               for n, a in scenes.items()]
     assert _pairs(find_overlaps(thumbs)) == set()
+
+
+def test_too_many_scenes_of_one_size_are_not_compared_and_the_count_is_returned():
+    """Beyond the cap the pairwise edge check is skipped, and the caller learns of it (it
+    was skipped silently); a small group of another size is still compared."""
+    def edges(name, crop):
+        """Edges as ``read_edges`` makes them: (outer, inner) lines of each side."""
+        return Edges(name, crop.shape[1], crop.shape[0], {
+            "left": (crop[:, 0], crop[:, 1]), "right": (crop[:, -1], crop[:, -2]),
+            "top": (crop[0], crop[1]), "bottom": (crop[-1], crop[-2])})
+
+    yy, xx = np.mgrid[0:16, 0:32] / 8.0
+    photo = np.sin(xx + 0.3 * yy) + 0.5 * np.cos(0.7 * yy)  # smooth: a seam continues it
+    touching = [edges("a", photo[:, :16]), edges("b", photo[:, 16:])]
+    flat = np.full((64, 64), 5.0)  # constant edges never match anyway
+    many = [edges(f"s{k}", flat) for k in range(MAX_TOUCHING + 1)]
+    found, unsearched = find_neighbours(many + touching)
+    assert unsearched == MAX_TOUCHING + 1
+    assert found == {"a": {"b"}, "b": {"a"}}
+
+
+def test_a_skipped_crop_search_is_one_line_with_the_count_and_what_to_do():
+    assert crop_search_warning(40_000, True, 0) is None
+    message = crop_search_warning(MAX_SCENES + 1, False, 0)
+    assert message.startswith(f"{MAX_SCENES + 1:,} scenes without a CRS: overlapping crops "
+                              f"of one image were not searched for (at most {MAX_SCENES:,} "
+                              "scenes), so crops of one image may land in different splits")
+    assert message.endswith("use split.strategy 'group' with a group_by that keeps the crops "
+                            "of one image together, or georeferenced scenes with strategy "
+                            "'block'") and "\n" not in message
+    both = crop_search_warning(30_000, False, 30_000)
+    assert (f"not searched for (at most {MAX_SCENES:,} scenes); touching crops were not "
+            f"searched for among 30,000 scenes of one size (at most {MAX_TOUCHING:,})") in both
 
 
 @pytest.fixture(scope="module")

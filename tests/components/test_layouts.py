@@ -102,6 +102,6 @@ def test_a_scene_listed_in_two_splits_gets_none_and_only_given_names_it(tmp_path
     given = {s.name: s.given_split for s in SceneIndex.load(ds / "scenes.json").scenes}
     assert given["s0"] is None and given["s1"] == "train" and given["s4"] == "val"
     tile_scenes(ds, ds, TileOptions(patch_size=16))
-    with pytest.raises(DataError, match="1 of 6 scenes have no split from the dataset .*two "
+    with pytest.raises(DataError, match="1 of 6 scenes has no split from the dataset .*two "
                        "lists do.*all/images/s0.png"):
         split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))

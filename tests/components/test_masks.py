@@ -173,8 +173,8 @@ def test_a_colour_on_a_negligible_share_of_pixels_is_an_error_naming_files(tmp_p
     with pytest.raises(DataError) as err:
         ingest_source(src, tmp_path / "out")
     message = str(err.value)
-    assert "1 mask colours cover less than 0.0100% of the labelled pixels" in message
-    assert "colour #018101: 1 pixels in " in message and "p1.png" in message
+    assert "1 mask colour covers less than 0.0100% of the labelled pixels, too few" in message
+    assert "colour #018101: 1 pixel in " in message and "p1.png" in message
     assert "ignore_colors" in message and "[" not in message
     classes = ingest_source(src, tmp_path / "out", IngestOptions(ignore_colors=["#018101"]))
     assert classes.num_classes == 4

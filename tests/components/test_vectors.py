@@ -13,6 +13,7 @@ import rasterio
 import shapely
 import shapely.affinity
 import shapely.geometry
+from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
@@ -119,8 +120,8 @@ def test_unknown_class_values_and_missing_attribute_are_errors(tmp_path):
     (src / "classes.json").write_text(json.dumps({"classes": [
         {"name": "background", "color": "#000000"}, {"name": "field", "color": "#00FF00"}]}))
     with pytest.raises(DataError, match="2 polygon classes are not in the palette or "
-                       r"classes.json \(known: background, field\): 'pond' \(1 polygons\), "
-                       r"'road' \(1 polygons\)"):
+                       r"classes.json \(known: background, field\): 'pond' \(1 polygon\), "
+                       r"'road' \(1 polygon\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
     with pytest.raises(DataError, match=r"labels.geojson: no class attribute 'landuse'; its "
                        "fields are class"):
@@ -252,6 +253,60 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="far.gpkg"))
 
 
+# An Albers projection without an EPSG code, under two WKT names (as two GIS tools save it).
+_ALBERS = CRS.from_proj4("+proj=aea +lat_0=20 +lon_0=117 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 "
+                         "+datum=NAD83 +units=m +no_defs").to_wkt()
+ALBERS = _ALBERS.replace('PROJCS["unknown"', 'PROJCS["NAD83 / Custom Albers"', 1)
+ALBERS_RENAMED = _ALBERS.replace('PROJCS["unknown"', 'PROJCS["NAD83 / Survey Albers"', 1)
+
+
+def _moved(features, dx=50000.0):
+    return [(c, shapely.geometry.mapping(shapely.affinity.translate(shapely.geometry.shape(g),
+                                                                     dx)))
+            for c, g in features]
+
+
+def test_no_overlap_names_a_crs_without_code_whole_and_compares_crs_not_names(tmp_path):
+    """Scenes and layer in one Albers CRS saved under two names, the polygons for other
+    ground: the CRS is right (so no advice to change it), and both names are shown whole."""
+    src = tmp_path / "src"
+    for i, origin in enumerate(ORIGINS):
+        write_array(src / "images" / f"s{i}.tif", make_image(64, seed=i), ALBERS,
+                    from_origin(*origin, 2.0, 2.0))
+    _write_layer(src / "labels.gpkg", _moved(FEATURES_UTM), crs=ALBERS_RENAMED)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert ("its CRS is NAD83 / Survey Albers, the scenes' NAD83 / Custom Albers (polygons x "
+            "650010..650250, y 2999900..2999990 in NAD83 / Survey Albers; scenes x "
+            "600000..600256, y 2999872..3000000 in NAD83 / Custom Albers); its polygons lie "
+            "elsewhere: check that the file belongs to these scenes") in message, message
+    # In UTM metres tagged EPSG:32650 over these Albers scenes: a CRS without a code is set
+    # from a scene's WKT.
+    _write_layer(src / "utm.gpkg", FEATURES_UTM, crs=UTM)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="utm.gpkg"))
+    assert str(caught.value).endswith(
+        "; if its coordinates are in NAD83 / Custom Albers, its CRS is wrong: set it "
+        f"(gdalsrsinfo -o wkt {src / 'images' / 's0.tif'} > scenes.wkt; ogr2ogr -a_srs "
+        "scenes.wkt fixed.gpkg utm.gpkg)"), str(caught.value)
+
+
+def test_no_overlap_of_a_layer_without_crs_says_its_coordinates_are_the_scenes(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", _moved(FEATURES_UTM), crs=None)
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert " in none" not in message
+    assert ("(polygons x 650010..650250, y 2999900..2999990 in the scenes' CRS; scenes x "
+            "600000..600256, y 2999872..3000000 in EPSG:32650); if its coordinates are in "
+            "another CRS, set it (ogr2ogr -a_srs <CRS> fixed.gpkg labels.gpkg); else its "
+            "polygons lie elsewhere: check that the file belongs to these scenes") in message, \
+        message
+
+
 def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
     """Some polygons over the scenes, most elsewhere: a wider labelled area is normal, so it
     is a warning, but one that points at the CRS."""
@@ -267,7 +322,7 @@ def test_most_polygons_outside_every_scene_warns_naming_both_crs(tmp_path):
     assert ("labels.gpkg: 3 features lie outside every scene and label nothing (most of its 4 "
             "polygons: if they should cover the scenes, check its CRS, EPSG:4326; the scenes' "
             "is EPSG:32650), e.g. fid 2, fid 3, fid 4") in text
-    assert "1 scenes have no polygon over them" in text
+    assert "1 scene has no polygon over it and is all background" in text
 
 
 def _write_codes(path, codes, geoms, dtype="int64"):
@@ -326,8 +381,8 @@ def test_unknown_or_fractional_codes_are_errors(tmp_path):
     _scenes(src)
     _write_codes(src / "labels.gpkg", [c for c, _ in CODED], [g for _, g in CODED])
     (src / "classes.json").write_text(json.dumps({"classes": [{"id": 1, "name": "tea"}]}))
-    with pytest.raises(DataError, match=r"1 polygon class codes are not known class values "
-                       r"\(known: 1\): 7 \(1 polygons in .*labels.gpkg\)"):
+    with pytest.raises(DataError, match=r"1 polygon class code is not a known class value "
+                       r"\(known: 1\): 7 \(1 polygon in .*labels.gpkg\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
     with pytest.raises(DataError, match="class_values gives no id to 0"):
         ingest_source(src, tmp_path / "out", IngestOptions(

@@ -227,3 +227,46 @@ def test_run_form_shows_int_defaults_as_ints(compiled, compiled_path):
     assert type(tile["scale"]) is float  # a float field stays one
     header = compiled_path.read_text().split("\n# Inputs:", 1)[1].split("\n\n", 1)[0]
     assert "'patch_size': 256," in header and "256.0" not in header
+
+
+def _write_small(path: Path, pipeline) -> list[dict]:
+    from google.protobuf import json_format
+
+    from pipelines.runner import write_spec_yaml
+
+    write_spec_yaml(path, json_format.MessageToDict(pipeline.pipeline_spec),
+                    pipeline.description, pipeline.platform_spec)
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def test_the_spec_is_written_as_kfp_writes_it_for_any_pipeline(tmp_path):
+    """A platform spec document only with platform features, and kfp's workspace check."""
+    from kfp import compiler, dsl
+
+    # No components of their own: this module's annotations are strings, which kfp's
+    # decorator cannot read.
+    @dsl.pipeline(name="plain")
+    def plain():
+        dsl.importer(artifact_uri="s3://bucket/key", artifact_class=dsl.Dataset)
+
+    @dsl.pipeline(name="download")
+    def download():
+        dsl.importer(artifact_uri="s3://bucket/key", artifact_class=dsl.Dataset,
+                     download_to_workspace=True)
+
+    @dsl.pipeline(name="workspace", pipeline_config=dsl.PipelineConfig(
+        workspace=dsl.WorkspaceConfig(size="1Gi")))
+    def workspace():
+        dsl.importer(artifact_uri="s3://bucket/key", artifact_class=dsl.Dataset,
+                     download_to_workspace=True)
+
+    for pipeline in (plain, workspace):
+        ours = _write_small(tmp_path / f"{pipeline.name}.yaml", pipeline)
+        compiler.Compiler().compile(pipeline, str(tmp_path / f"{pipeline.name}-kfp.yaml"))
+        assert ours == list(yaml.safe_load_all((tmp_path / f"{pipeline.name}-kfp.yaml")
+                                               .read_text()))
+    assert len(_write_small(tmp_path / "p.yaml", plain)) == 1
+    assert len(_write_small(tmp_path / "w.yaml", workspace)) == 2
+    with pytest.raises(ValueError, match=r"download_to_workspace=True\) requires "
+                       r"PipelineConfig\(workspace=\.\.\.\)"):
+        _write_small(tmp_path / "d.yaml", download)

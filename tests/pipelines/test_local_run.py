@@ -22,6 +22,23 @@ CONFIG = tiny_run_config(
     registry={"model_name": "tiny-seg"}, tracking={"mlflow_experiment": "local-run-test"})
 
 
+def test_the_summary_shows_the_config_run_name_beside_a_numbered_mlflow_name(tmp_path,
+                                                                              capsys):
+    """A repeat run's MLflow parent is named cfg-2, but resuming goes by the config's name."""
+    from pipelines.cli.run import _summary
+    from pipelines.local_run import LocalRunResult
+
+    result = LocalRunResult(test_miou=0.5, model_version="2", champion_version="2",
+                            mlflow_run_id="abc", run_name="cfg-2", kfp_run_name="k",
+                            tracking_uri="sqlite:///x.db", model_name="m",
+                            log_path=tmp_path / "run.log", seconds=3.0, resumed=False,
+                            config_run_name="cfg")
+    _summary(result)
+    assert "pipeline run      cfg-2 (config run name cfg)  (3 s)\n" in capsys.readouterr().out
+    _summary(LocalRunResult(**{**result.__dict__, "run_name": "cfg"}))
+    assert "pipeline run      cfg  (3 s)\n" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
     generate_sample_dataset(tmp_path / "data", scenes=4, size=64, seed=1)

@@ -1,5 +1,5 @@
 """A run's own temporary folder: gone when the run ends, and a killed run's removed by the
-next one, while a live run's is left alone."""
+next one (also one of the same pid), while a live run's is left alone."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ def test_a_killed_runs_folder_is_removed_and_a_live_ones_kept(tmp_path):
         assert temp.parent == tmp_path / "tmp" and temp.name.startswith(f"run-{os.getpid()}-")
         assert not killed.exists() and live.exists() and other.exists()
     assert live.exists() and not temp.exists()
+
+
+def test_an_earlier_runs_folder_of_our_own_pid_is_removed(tmp_path):
+    """In a container ``segpipe run`` can be pid 1 every time: a SIGKILLed run's folder
+    has the next run's pid, and the workdir's lock says it is no live run's."""
+    stale = tmp_path / "tmp" / f"run-{os.getpid()}-old"
+    (stale / "kfp-workspace").mkdir(parents=True)
+    with run_temp_folder(tmp_path) as temp:
+        assert temp.exists() and temp != stale and not stale.exists()
+    assert not (tmp_path / "tmp").exists()
