@@ -25,6 +25,7 @@ class LayerInfo:
     crs: str | None
     features: int
     numeric: bool  # the class attribute is a number field: class ids, not names
+    bounds: tuple[float, float, float, float] | None = None  # of all features, in ``crs``
 
 
 def crs_text(crs) -> str:
@@ -103,4 +104,7 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
                         f"{', '.join(fields) or 'none'} (set class_attribute)")
     _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
     numeric = np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf"
-    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric)
+    bounds = info.get("total_bounds")
+    finite = bounds is not None and bool(np.all(np.isfinite(bounds)))
+    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric,
+                     tuple(float(v) for v in bounds) if finite else None)

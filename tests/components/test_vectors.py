@@ -233,10 +233,15 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
     src = tmp_path / "src"
     _scenes(src)
     _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:32649")
+    # Found from the headers alone (the vector file's extent, the scenes' footprints), in
+    # the checks `segpipe run` and `prepare` make before any work, by the ingest's own rule.
+    with pytest.raises(DataError) as early:
+        find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
     with pytest.raises(DataError) as caught:
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    assert str(early.value) == str(caught.value)
     assert str(caught.value) == (
-        f"{src / 'labels.gpkg'}: none of its 3 polygons overlaps any of the 2 scenes: its CRS "
+        f"{src / 'labels.gpkg'}: none of its 3 features overlaps any of the 2 scenes: its CRS "
         "is EPSG:32649, the scenes' EPSG:32650 (polygons x 600010..600250, y 2999900..2999990 "
         "in EPSG:32649; scenes x 600000..600256, y 2999872..3000000 in EPSG:32650); if its "
         "coordinates are in EPSG:32650, its CRS is wrong: set it (ogr2ogr -a_srs EPSG:32650 "
@@ -247,7 +252,7 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
                                                                     50000)))
            for c, g in FEATURES_UTM]
     _write_layer(src / "far.gpkg", far, crs=UTM)
-    with pytest.raises(DataError, match=r"far.gpkg: none of its 3 polygons overlaps any of the "
+    with pytest.raises(DataError, match=r"far.gpkg: none of its 3 features overlaps any of the "
                        r"2 scenes: its CRS is EPSG:32650, the scenes' EPSG:32650 .*; its "
                        "polygons lie elsewhere: check that the file belongs to these scenes"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="far.gpkg"))
