@@ -30,6 +30,7 @@ from components.raster import (
     ProgressCallback,
     gdal_env,
     open_raster,
+    reworded,
 )
 from components.scene_writer import write_scene
 from components.sources import ExtractLimits, materialize_source
@@ -280,7 +281,7 @@ def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | No
             try:
                 return _ingest(root, str(source), out_dir, options, progress, relabel)
             except DataError as err:
-                raise DataError(relabel(str(err))) from None
+                raise reworded(err, relabel) from None
     except BaseException:
         scenes_dir = DatasetPaths(out_dir).scenes_dir
         if scenes_dir.is_dir() and not any(scenes_dir.iterdir()):

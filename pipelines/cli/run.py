@@ -67,7 +67,12 @@ def _check_source(config, path: Path) -> None:
         else:
             check_source(config.source, config.data.ingest.extract_limits())
     except DataError as err:
-        raise fail(f"{path}: source: {err}") from None
+        from components.prepare import PrepareOptions
+        from pipelines.cli.flags import setting_named
+
+        sections = {name: field.annotation for name, field in PrepareOptions.model_fields.items()}
+        named = setting_named(err, sections, as_flag=False, prefix="data")
+        raise fail(f"{path}: source: {named}") from None
 
 
 def _check_encoder_weights(config, path: Path) -> None:

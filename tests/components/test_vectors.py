@@ -19,7 +19,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 
 from components.ingest import IngestOptions, find_pairs, ingest_source
-from components.raster import DataError, write_array
+from components.raster import DataError, SettingError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair
 
@@ -154,10 +154,14 @@ def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
     _write_layer(gpkg, [("study area", _box(599000.0, 3001000.0, 601000.0, 2999000.0))],
                  crs=UTM, layer="aoi")
     _write_layer(gpkg, FEATURES_UTM, crs=UTM, layer="tea")
-    with pytest.raises(DataError, match=r"labels.gpkg: 2 layers \(aoi, tea\); set vector_layer "
-                       "to the one holding the labels"):
+    with pytest.raises(SettingError, match=r"labels.gpkg: 2 layers \(aoi, tea\); set "
+                       "vector_layer to the one holding the labels") as caught:
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
-    with pytest.raises(DataError, match=r"labels.gpkg: no layer 'roads'; its layers are aoi, "
+    # The setting is the error's, for each front end to name its own way.
+    assert caught.value.field == "vector_layer"
+    assert caught.value.named("--vector-layer").endswith("set --vector-layer to the one "
+                                                         "holding the labels")
+    with pytest.raises(SettingError, match=r"labels.gpkg: no layer 'roads'; its layers are aoi, "
                        r"tea \(set vector_layer\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg",
                                                            vector_layer="roads"))
