@@ -30,6 +30,7 @@ from components.raster import (
     ProgressCallback,
     gdal_env,
     open_raster,
+    reworded,
 )
 from components.scene_writer import write_scene
 from components.sources import ExtractLimits, materialize_source
@@ -202,7 +203,30 @@ def find_pairs(root: Path, options: IngestOptions) -> Discovery:
                                              options.class_attribute,
                                              options.max_vector_features,
                                              _crs_of(found.pairs[0].image))
+        _check_extent_overlaps(found)
     return found
+
+
+#: Scene headers the vector extent check reads at most (about a millisecond each); with
+#: more scenes the ingest's survey alone checks the overlap.
+EXTENT_CHECK_SCENES = 2_000
+
+
+def _check_extent_overlaps(found: Discovery) -> None:
+    """The vector file's extent (its header's) overlaps no scene footprint (the scenes'
+    headers): its CRS is wrong, or it is for other ground. Found now, by the ingest's own
+    overlap rule and message, instead of after the survey read every polygon."""
+    if len(found.pairs) > EXTENT_CHECK_SCENES:
+        return
+    layer = VectorLayer.extent_only(found.layers[found.pairs[0].label])
+    if layer is None:
+        return
+    for pair in found.pairs:
+        with open_raster(pair.image) as img:
+            if img.crs is None:
+                return  # the survey says it, naming the scene
+            layer.place(pair.image, img.crs, img.transform, img.width, img.height)
+    layer.check_overlap()
 
 
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
@@ -257,7 +281,7 @@ def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | No
             try:
                 return _ingest(root, str(source), out_dir, options, progress, relabel)
             except DataError as err:
-                raise DataError(relabel(str(err))) from None
+                raise reworded(err, relabel) from None
     except BaseException:
         scenes_dir = DatasetPaths(out_dir).scenes_dir
         if scenes_dir.is_dir() and not any(scenes_dir.iterdir()):

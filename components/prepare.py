@@ -15,7 +15,7 @@ from components.artifacts import SPLIT_NAMES, DatasetPaths, PreparedDataset
 from components.atomic import atomic_dir, write_json
 from components.ingest import IngestOptions, ingest_source
 from components.normalize import fit_normalization
-from components.raster import DataError, ProgressCallback
+from components.raster import DataError, ProgressCallback, reworded
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.tile import TileOptions, tile_scenes
 
@@ -99,7 +99,7 @@ def prepare_dataset(source: str | Path, out_dir: Path, options: PrepareOptions |
             fit_normalization(tmp, paths.split, paths.stats, progress=progress)
         except DataError as err:
             # The temporary folder is removed on the way out: name the output instead.
-            raise DataError(str(err).replace(str(tmp), str(out_dir))) from None
+            raise reworded(err, lambda text: text.replace(str(tmp), str(out_dir))) from None
         summary = summarize(PreparedDataset(tmp))
         write_json(tmp / "summary.json", summary.model_dump(mode="json") | {
             "dataset_dir": str(out_dir)})

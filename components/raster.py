@@ -29,6 +29,28 @@ class DataError(ValueError):
     """Bad input data; the message names the file and the problem."""
 
 
+class SettingError(DataError):
+    """Bad input data that a setting of the step's options would fix. ``template`` words it
+    with ``{setting}`` where the setting goes; ``str()`` names it by its field (``field``),
+    and a front end names it its own way (``data.ingest.vector_layer``, ``--vector-layer``)
+    with ``named``."""
+
+    def __init__(self, template: str, field: str) -> None:
+        self.template, self.field = template, field
+        super().__init__(self.named(field))
+
+    def named(self, setting: str) -> str:
+        return self.template.replace("{setting}", setting)
+
+
+def reworded(err: DataError, reword: Callable[[str], str]) -> DataError:
+    """``err`` with its paths reworded (``reword``: a temporary folder -> the names the user
+    knows), a ``SettingError`` still one."""
+    if isinstance(err, SettingError):
+        return SettingError(reword(err.template), err.field)
+    return DataError(reword(str(err)))
+
+
 def gdal_env() -> rasterio.Env:
     """The GDAL settings every data-plane step runs under (the block-cache cap)."""
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)

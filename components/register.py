@@ -117,6 +117,21 @@ def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersio
         return None
 
 
+def _decimals(recorded: str) -> int:
+    """How many decimals a recorded score was written with (17 for exponent forms)."""
+    if "e" in recorded.lower() or "." not in recorded:
+        return 17
+    return len(recorded.split(".", 1)[1])
+
+
+def _told_apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with 4 decimals, or as many more as it takes to show they differ."""
+    for digits in range(4, 17):
+        if f"{a:.{digits}f}" != f"{b:.{digits}f}":
+            return f"{a:.{digits}f}", f"{b:.{digits}f}"
+    return f"{a:.4f}", f"{b:.4f}"
+
+
 def apply_champion_gate(client: MlflowClient, name: str, version: str, score: float,
                         test_split_digest: str, options: RegisterOptions,
                         rescore: Callable[[ModelVersion], float] | None = None) -> GateDecision:
@@ -124,6 +139,7 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
     alias when the challenger wins."""
     champion = champion_version(client, name, options.champion_alias)
     champion_score: float | None = None
+    compared = score
     if champion is None:
         promoted, decision = True, "promoted: no champion yet"
     elif str(champion.version) == str(version):
@@ -134,7 +150,11 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
                       and champion.tags.get(TAG_GATE_METRIC) == options.metric)
         recorded = champion.tags.get(TAG_CHALLENGER)
         if comparable and recorded is not None:
+            # Like with like: a champion recorded with fewer digits (tags from before
+            # they held the full score) is compared with the challenger rounded the same way,
+            # so an exact tie stays a tie.
             champion_score, how = float(recorded), "same test split"
+            compared = round(score, _decimals(recorded))
         elif rescore is not None:
             try:
                 champion_score, how = rescore(champion), "champion re-scored on this split"
@@ -145,17 +165,20 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
             champion_score, how = None, "champion scored on another split or metric"
         if champion_score is None:
             promoted, decision = False, f"kept champion v{champion.version}: {how}"
-        elif score > champion_score + options.min_improvement:
+        elif compared > champion_score + options.min_improvement:
             promoted = True
-            decision = (f"promoted: {options.metric} {score:.4f} > champion "
-                        f"v{champion.version} {champion_score:.4f} ({how})")
+            ours, theirs = _told_apart(compared, champion_score)
+            decision = (f"promoted: {options.metric} {ours} > champion "
+                        f"v{champion.version} {theirs} ({how})")
         else:
             promoted = False
-            decision = (f"kept champion v{champion.version}: {options.metric} {score:.4f} <= "
-                        f"{champion_score:.4f} + {options.min_improvement} ({how})")
+            ours, theirs = _told_apart(compared, champion_score)
+            decision = (f"kept champion v{champion.version}: {options.metric} {ours} <= "
+                        f"{theirs} + {options.min_improvement} ({how})")
     previous = str(champion.version) if champion is not None else None
-    tags = {TAG_DECISION: decision, TAG_CHALLENGER: f"{score:.6f}",
-            TAG_CHAMPION: "none" if champion_score is None else f"{champion_score:.6f}",
+    # Full precision (repr round-trips a float), so the next gate compares exact scores.
+    tags = {TAG_DECISION: decision, TAG_CHALLENGER: repr(float(score)),
+            TAG_CHAMPION: "none" if champion_score is None else repr(float(champion_score)),
             TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none",
             TAG_GATE_METRIC: options.metric}
     for key, value in tags.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from components.artifacts import SPLIT_NAMES, TileManifest
+from components.artifacts import SPLIT_NAMES, SplitManifest, TileManifest
 from components.split_groups import parent_folders_keep
 from components.wording import counted
 
@@ -82,13 +82,15 @@ def empty_split_advice(manifest: TileManifest, options: SplitOptions,
     if images < _active_splits(options) <= scenes:
         return ("A test that does not leak needs scenes from other images: add them (or "
                 "prepare georeferenced originals, which strategy 'block' splits by area), "
-                "or use allow_empty_splits to train on all of it and evaluate elsewhere")
+                "or, with `segpipe prepare` (not `segpipe run`, which tunes on val and "
+                "scores on test), allow_empty_splits to train on all of it elsewhere")
     tips = ["other ratios"]
     if options.strategy == "block":
         tips.append("a smaller block_size")
     if options.strategy != "given":
         tips.append("another strategy")
-    tips += ["more data", "allow_empty_splits to accept it"]
+    tips += ["more data", "allow_empty_splits to accept it (`segpipe prepare` only: "
+             "`segpipe run` tunes on val and scores on test)"]
     return "Use " + ", ".join(tips[:-1]) + ", or " + tips[-1]
 
 
@@ -145,3 +147,23 @@ def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
     return [f"split {names[0]} is empty: {why}" if len(names) == 1
             else f"splits {' and '.join(names)} are empty: {why}"
             for why, names in empty.items()] + problems
+
+
+# The pipeline's steps after the split, and the split each one cannot do without.
+PIPELINE_NEEDS = {"val": "tunes on the val split", "test": "scores the model for the "
+                  "champion gate on the test split"}
+WHERE_EMPTY_SPLITS_WORK = ("allow_empty_splits is for `segpipe prepare`, whose dataset is "
+                           "trained or scored elsewhere")
+
+
+def pipeline_split_problem(split: SplitManifest) -> str | None:
+    """Why the pipeline (tuning on val, scoring on test) cannot go on with ``split``, in
+    one line with the split step's own reason; None when it can."""
+    for name, needs in PIPELINE_NEEDS.items():
+        if not split.splits.get(name):
+            # the split step's warning "split(s) 'val' ... empty: why (accepted: ...)"
+            why = next((w.split(": ", 1)[-1].removesuffix(" (accepted: allow_empty_splits)")
+                        for w in split.warnings if f"'{name}'" in w and " empty: " in w),
+                       "no tile went to it")
+            return (f"segpipe run {needs}, which is empty: {why}; {WHERE_EMPTY_SPLITS_WORK}")
+    return None

@@ -12,7 +12,7 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from components.raster import DataError
+from components.raster import DataError, SettingError
 
 VECTOR_SUFFIXES = {".geojson", ".gpkg", ".shp"}
 
@@ -25,6 +25,7 @@ class LayerInfo:
     crs: str | None
     features: int
     numeric: bool  # the class attribute is a number field: class ids, not names
+    bounds: tuple[float, float, float, float] | None = None  # of all features, in ``crs``
 
 
 def crs_text(crs) -> str:
@@ -84,23 +85,26 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
     if not layers:
         raise DataError(f"{path}: holds no layer")
     if layer is None and len(layers) > 1:
-        raise DataError(f"{path}: {len(layers)} layers ({', '.join(layers)}); set "
-                        "vector_layer to the one holding the labels")
+        raise SettingError(f"{path}: {len(layers)} layers ({', '.join(layers)}); set "
+                           "{setting} to the one holding the labels", "vector_layer")
     if layer is not None and layer not in layers:
-        raise DataError(f"{path}: no layer {layer!r}; its layers are {', '.join(layers)} "
-                        "(set vector_layer)")
+        raise SettingError(f"{path}: no layer {layer!r}; its layers are {', '.join(layers)} "
+                           "(set {setting})", "vector_layer")
     name = layer if layer is not None else layers[0]
     try:
         info = pyogrio.read_info(path, layer=name, force_total_bounds=True)
     except Exception as err:
         raise DataError(f"{path}: cannot read as a vector file ({err})") from None
     if info["features"] > max_features:
-        raise DataError(f"{path}: {info['features']:,} features is more than "
-                        f"max_vector_features ({max_features:,})")
+        raise SettingError(f"{path}: {info['features']:,} features is more than "
+                           f"{{setting}} ({max_features:,})", "max_vector_features")
     fields = [str(f) for f in info["fields"]]
     if attribute not in fields:
-        raise DataError(f"{path}: no class attribute {attribute!r}; its fields are "
-                        f"{', '.join(fields) or 'none'} (set class_attribute)")
+        raise SettingError(f"{path}: no class attribute {attribute!r}; its fields are "
+                           f"{', '.join(fields) or 'none'} (set {{setting}})", "class_attribute")
     _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
     numeric = np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf"
-    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric)
+    bounds = info.get("total_bounds")
+    finite = bounds is not None and bool(np.all(np.isfinite(bounds)))
+    return LayerInfo(path, name, info["crs"], int(info["features"]), numeric,
+                     tuple(float(v) for v in bounds) if finite else None)

@@ -107,6 +107,29 @@ class VectorLayer:
         # The scenes' CRS (WKT) -> the CRS, its first scene and the scenes' joint extent.
         self._scenes: dict[str, _SceneCrs] = {}
         self._scene_count = 0
+        self._polygons: int | None = None  # the header's count, for an extent_only layer
+
+    @classmethod
+    def extent_only(cls, info: LayerInfo) -> VectorLayer | None:
+        """A stand-in for the layer made of its header's extent alone (no feature read), for
+        checks before any work: when the extent overlaps no scene (``place`` then
+        ``check_overlap``, the ingest's own rule), no polygon does. None without an extent."""
+        import shapely
+
+        if info.bounds is None or info.features == 0:
+            return None
+        layer = cls.__new__(cls)
+        layer.path, layer.crs, layer.numeric, layer.notes = info.path, info.crs, info.numeric, []
+        x0, y0, x1, y1 = info.bounds
+        # Densified edges, so the reprojected outline keeps the extent's curved sides.
+        box = shapely.segmentize(shapely.box(x0, y0, x1, y1),
+                                 max(x1 - x0, y1 - y0, 1e-9) / 32)
+        layer.fids, layer.labels = np.array([0]), [None]
+        layer.geoms, layer.area = np.array([box], dtype=object), np.array([True])
+        layer.used = np.zeros(1, bool)
+        layer._projected, layer._placed, layer._scenes, layer._scene_count = {}, {}, {}, 0
+        layer._polygons = info.features
+        return layer
 
     def _codes(self, values: np.ndarray, attribute: str) -> list[int | None]:
         """A number field's values as class ids (None where missing); a fraction is no id."""
@@ -238,6 +261,9 @@ class VectorLayer:
         polygons = int(self.area.sum())
         if polygons == 0 or self.used.any() or not self._scenes:
             return
+        what = "polygons"
+        if self._polygons is not None:  # the header's extent stood for them
+            polygons, what = self._polygons, "features"
         own, theirs = self._crs_names()
         scenes = ("its scene" if self._scene_count == 1
                   else f"any of the {self._scene_count} scenes")
@@ -255,7 +281,7 @@ class VectorLayer:
             advice = (f"if its coordinates are in {target}, its CRS is wrong: set it "
                       f"({self._set_crs_advice()})" if self._scene_crs_differs() else
                       "its polygons lie elsewhere: check that the file belongs to these scenes")
-        raise DataError(f"{self.path}: none of its {polygons} polygons overlaps {scenes}: its "
+        raise DataError(f"{self.path}: none of its {polygons} {what} overlaps {scenes}: its "
                         f"CRS is {own}, the scenes' {theirs} (polygons {mine} {where}; "
                         f"{extents}); {advice}")
 

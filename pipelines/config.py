@@ -98,6 +98,8 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
     except ValidationError as err:
         raise ConfigError(format_validation_error(origin, err)) from None
     config = config.resolve_paths(base or Path.cwd())
+    if problem := _empty_split_problem(config):
+        raise ConfigError(f"{origin}: data.split.ratios: {problem}")
     # A local source that is not there fails now, not in the ingest task minutes later.
     if is_local(config.source) and not Path(config.source).exists():
         raise ConfigError(f"{origin}: source: {config.source} does not exist")
@@ -109,6 +111,22 @@ def parse_config(data: Any, origin: str = "config", base: Path | None = None) ->
                           "into your data); give a workdir outside it, or a hidden folder "
                           "such as .segpipe")
     return config
+
+
+def _empty_split_problem(config: PipelineConfig) -> str | None:
+    """A split the pipeline needs that the config leaves empty whatever the data: a ratio of
+    0 (the split step skips such a split, allow_empty_splits or not)."""
+    from components.artifacts import SPLIT_NAMES
+    from components.split_advice import PIPELINE_NEEDS, WHERE_EMPTY_SPLITS_WORK
+
+    split = config.data.split
+    if split.strategy == "given":
+        return None  # the dataset's own lists: the split step checks them
+    for name, ratio in zip(SPLIT_NAMES, split.ratios, strict=True):
+        if name in PIPELINE_NEEDS and ratio == 0:
+            return (f"the {name} ratio is 0, but segpipe run {PIPELINE_NEEDS[name]}; "
+                    f"{WHERE_EMPTY_SPLITS_WORK}")
+    return None
 
 
 def _read_as_data(workdir: Path, source: Path, config: PipelineConfig) -> bool:

@@ -27,6 +27,11 @@ READ_TIMEOUT_S = 5.0
 _HEALTHZ_FIELDS = {"multi_user", "pipeline_store", "commit_sha", "tag_name"}
 
 
+#: What a compiled spec may be named: kfp 2.17's compiler writes YAML only for these
+#: (JSON for .json, deprecated; anything else refused).
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
 class SubmitError(ValueError):
     """The Kubeflow Pipelines API could not be reached or refused the run; names the host."""
 
@@ -36,6 +41,9 @@ def compile_pipeline(out: Path, images: ComponentImages | None = None,
     """Write the pipeline's IR YAML to ``out`` atomically, its tasks running in ``images``
     (default: ``ComponentImages.resolve()``); ``cache=False`` turns caching off for every task,
     data steps included."""
+    if out.suffix.lower() not in SPEC_SUFFIXES:
+        raise ValueError(f"{out}: a compiled pipeline is YAML; name it "
+                         f"{' or '.join(SPEC_SUFFIXES)}")
     with atomic_path(out, suffix=".yaml") as tmp:
         _write_spec(tmp, images or ComponentImages.resolve(), cache)
     return out

@@ -9,7 +9,7 @@ import typer
 from components.ingest import IngestOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
-from pipelines.cli.flags import flagged_problems, with_model_flags
+from pipelines.cli.flags import flagged_problems, setting_named, with_model_flags
 
 
 def sample_data(
@@ -70,7 +70,8 @@ def prepare(
         except ValueError as err:
             bar.stop()
             console.print("prepare failed:", style="red", end=" ")
-            console.print(str(err), markup=False, soft_wrap=True)
+            console.print(setting_named(err, _SECTIONS, as_flag=True), markup=False,
+                          soft_wrap=True)
             raise typer.Exit(1) from None
     _print_summary(console, summary)
 

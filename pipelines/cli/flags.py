@@ -207,3 +207,20 @@ def flagged_problems(err: ValidationError, sections: dict[str, type[BaseModel]],
         flag = names.get((section, loc[0]) if section and loc else loc[:2])
         lines.append(f"{line} ({flag})" if flag else line)
     return lines
+
+
+def setting_named(err: Exception, sections: dict[str, type[BaseModel]], *, as_flag: bool,
+                  prefix: str = "") -> str:
+    """A data error's message with the setting that would fix it (``SettingError``) named
+    as this front end names it: its flag (``--vector-layer``), or its place in the config
+    file (``data.ingest.vector_layer`` with ``prefix`` "data"); other errors as they are."""
+    from components.raster import SettingError
+
+    if not isinstance(err, SettingError):
+        return str(err)
+    owners = [s for s, model in sections.items() if err.field in model.model_fields]
+    if len(owners) != 1:
+        return str(err)
+    if as_flag:
+        return err.named(flag_names(sections)[(owners[0], err.field)])
+    return err.named(".".join(p for p in (prefix, owners[0], err.field) if p))

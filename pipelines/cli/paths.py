@@ -61,3 +61,11 @@ def check_suffix(option: str, path: Path, what: str, suffixes: tuple[str, ...]) 
         named = f"'{path.suffix}'" if path.suffix else "no extension"
         raise fail(f"{option} {path}: {named}, but {what} is written; name it "
                    f"{' or '.join(suffixes)}", 2)
+
+
+def file_path(option: str, raw: str) -> Path:
+    """``raw`` (the option's text, before it becomes a Path, which drops a trailing slash)
+    as the path of a file to write: exit 2 when a trailing slash names a folder."""
+    if raw.endswith(("/", os.sep)) or (os.altsep and raw.endswith(os.altsep)):
+        raise fail(f"{option} {raw} ends in a slash, so it names a folder; give a file name", 2)
+    return Path(raw)

@@ -67,7 +67,12 @@ def _check_source(config, path: Path) -> None:
         else:
             check_source(config.source, config.data.ingest.extract_limits())
     except DataError as err:
-        raise fail(f"{path}: source: {err}") from None
+        from components.prepare import PrepareOptions
+        from pipelines.cli.flags import setting_named
+
+        sections = {name: field.annotation for name, field in PrepareOptions.model_fields.items()}
+        named = setting_named(err, sections, as_flag=False, prefix="data")
+        raise fail(f"{path}: source: {named}") from None
 
 
 def _check_encoder_weights(config, path: Path) -> None:
@@ -160,19 +165,25 @@ def _images(registry: str | None, tag: str | None):
 
 
 def compile_pipeline(
-    out: Path = typer.Option(Path("pipeline.yaml"), "--out", "-o", help="IR YAML to write"),
+    out: str = typer.Option("pipeline.yaml", "--out", "-o",
+                            help="IR YAML to write (.yaml or .yml)"),
     image_registry: str | None = typer.Option(None, "--image-registry", help=_REGISTRY_HELP),
     image_tag: str | None = typer.Option(None, "--image-tag", help=_TAG_HELP),
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="no task reuses an earlier run's outputs"),
 ) -> None:
     """Compile the pipeline to Kubeflow Pipelines IR YAML (upload it in the KFP UI)."""
-    from pipelines.cli.paths import check_writable
+    from pipelines.cli.paths import check_suffix, check_writable, file_path
+    from pipelines.runner import SPEC_SUFFIXES
     from pipelines.runner import compile_pipeline as compile_to
 
-    check_writable("--out", out)  # before the compile's ten seconds
+    # before the compile's ten seconds; kfp 2.17 writes JSON for .json, deprecated and to be
+    # removed, and refuses other names: segpipe writes the YAML the KFP UI uploads
+    path = file_path("--out", out)
+    check_writable("--out", path)
+    check_suffix("--out", path, "Kubeflow Pipelines IR YAML", SPEC_SUFFIXES)
     images = _images(image_registry, image_tag)
-    compile_to(out, images, cache=not no_cache)
+    compile_to(path, images, cache=not no_cache)
     typer.echo(f"wrote {out} (images {images.cpu}, {images.gpu})")
 
 

@@ -12,6 +12,7 @@ from components.artifacts import TileManifest
 from components.ingest import ingest_source
 from components.raster import DataError, write_array
 from components.split import SplitOptions, SplitWarning, split_tiles
+from components.split_advice import pipeline_split_problem
 from components.tile import TileOptions, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
 
@@ -70,6 +71,11 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
                              SplitOptions(**one_block, allow_empty_splits=True))
     assert not lonely.splits["test"]
     assert any("'test' are empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
+    # ... which `segpipe run` cannot tune or score on: it says so in one line, with the why.
+    problem = pipeline_split_problem(lonely)
+    assert problem.startswith("segpipe run tunes on the val split, which is empty: only 1 block")
+    assert "segpipe prepare" in problem and "(accepted" not in problem
+    assert pipeline_split_problem(split) is None
 
 
 def test_bad_ratios_are_rejected():

@@ -19,7 +19,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 
 from components.ingest import IngestOptions, find_pairs, ingest_source
-from components.raster import DataError, write_array
+from components.raster import DataError, SettingError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair
 
@@ -154,10 +154,14 @@ def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
     _write_layer(gpkg, [("study area", _box(599000.0, 3001000.0, 601000.0, 2999000.0))],
                  crs=UTM, layer="aoi")
     _write_layer(gpkg, FEATURES_UTM, crs=UTM, layer="tea")
-    with pytest.raises(DataError, match=r"labels.gpkg: 2 layers \(aoi, tea\); set vector_layer "
-                       "to the one holding the labels"):
+    with pytest.raises(SettingError, match=r"labels.gpkg: 2 layers \(aoi, tea\); set "
+                       "vector_layer to the one holding the labels") as caught:
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
-    with pytest.raises(DataError, match=r"labels.gpkg: no layer 'roads'; its layers are aoi, "
+    # The setting is the error's, for each front end to name its own way.
+    assert caught.value.field == "vector_layer"
+    assert caught.value.named("--vector-layer").endswith("set --vector-layer to the one "
+                                                         "holding the labels")
+    with pytest.raises(SettingError, match=r"labels.gpkg: no layer 'roads'; its layers are aoi, "
                        r"tea \(set vector_layer\)"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg",
                                                            vector_layer="roads"))
@@ -233,10 +237,15 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
     src = tmp_path / "src"
     _scenes(src)
     _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:32649")
+    # Found from the headers alone (the vector file's extent, the scenes' footprints), in
+    # the checks `segpipe run` and `prepare` make before any work, by the ingest's own rule.
+    with pytest.raises(DataError) as early:
+        find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
     with pytest.raises(DataError) as caught:
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"))
+    assert str(early.value) == str(caught.value)
     assert str(caught.value) == (
-        f"{src / 'labels.gpkg'}: none of its 3 polygons overlaps any of the 2 scenes: its CRS "
+        f"{src / 'labels.gpkg'}: none of its 3 features overlaps any of the 2 scenes: its CRS "
         "is EPSG:32649, the scenes' EPSG:32650 (polygons x 600010..600250, y 2999900..2999990 "
         "in EPSG:32649; scenes x 600000..600256, y 2999872..3000000 in EPSG:32650); if its "
         "coordinates are in EPSG:32650, its CRS is wrong: set it (ogr2ogr -a_srs EPSG:32650 "
@@ -247,7 +256,7 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
                                                                     50000)))
            for c, g in FEATURES_UTM]
     _write_layer(src / "far.gpkg", far, crs=UTM)
-    with pytest.raises(DataError, match=r"far.gpkg: none of its 3 polygons overlaps any of the "
+    with pytest.raises(DataError, match=r"far.gpkg: none of its 3 features overlaps any of the "
                        r"2 scenes: its CRS is EPSG:32650, the scenes' EPSG:32650 .*; its "
                        "polygons lie elsewhere: check that the file belongs to these scenes"):
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="far.gpkg"))

@@ -180,3 +180,30 @@ def test_our_warnings_read_as_one_line_and_a_librarys_keep_their_source(tmp_path
 
     library = format_warning("old API", DeprecationWarning, "/x/lib.py", 7, "call()")
     assert library.startswith("/x/lib.py:7: DeprecationWarning: old API")
+
+
+def test_prepare_names_the_option_that_fixes_the_data(tmp_path):
+    """A data error a setting would fix names it as prepare spells it: the flag."""
+    import numpy as np
+    import pyogrio
+    import shapely
+    from rasterio.transform import from_origin
+
+    from components.raster import write_array
+    from tests.components.conftest import UTM, make_image
+
+    data = tmp_path / "data"
+    write_array(data / "scenes" / "s0.tif", make_image(32), UTM,
+                from_origin(600000.0, 3000000.0, 2.0, 2.0))
+    for layer in ("aoi", "tea"):
+        pyogrio.raw.write(data / "labels.gpkg",
+                          shapely.to_wkb(np.array([shapely.box(600010, 2999950, 600050,
+                                                               2999990)])),
+                          field_data=[np.array(["tea"], dtype=object)], fields=["class"],
+                          crs=UTM, geometry_type="Polygon", layer=layer,
+                          append=layer == "tea")
+    result = CliRunner().invoke(app, ["prepare", str(data), str(tmp_path / "o"),
+                                      "--vector-labels", "labels.gpkg"])
+    assert result.exit_code == 1, result.output
+    assert ("labels.gpkg: 2 layers (aoi, tea); set --vector-layer to the one holding the "
+            "labels") in " ".join(result.output.split())

@@ -38,5 +38,16 @@ def test_run_refuses_a_missing_class_attribute_before_the_pipeline(tmp_path):
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stderr.strip() == (
         f"error: run.yaml: source: {data / 'labels.gpkg'}: no class attribute 'class'; its "
-        "fields are landuse (set class_attribute)")
+        "fields are landuse (set data.ingest.class_attribute)")
     assert not (tmp_path / "work" / "mlflow.db").exists()
+    # A second layer: the field to set is named as the config file spells it.
+    pyogrio.raw.write(data / "labels.gpkg",
+                      shapely.to_wkb(np.array([shapely.box(600010, 2999950, 600150, 2999990)])),
+                      field_data=[np.array(["tea"], dtype=object)], fields=["class"],
+                      crs=UTM, geometry_type="Polygon", layer="tea", append=True)
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", "run.yaml"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.strip().endswith(
+        "labels.gpkg: 2 layers (labels, tea); set data.ingest.vector_layer to the one holding "
+        "the labels")

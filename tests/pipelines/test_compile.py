@@ -205,10 +205,15 @@ def test_credentials_come_from_kubernetes_secrets(compiled):
 @pytest.mark.parametrize("where, problem", [
     ("folder", "is a folder; give a file name"),
     ("/proc/nope.yaml", "cannot create files in /proc"),
+    # kfp 2.17 writes (deprecated) JSON for .json and refuses other names: never YAML in them
+    ("c.json", "'.json', but Kubeflow Pipelines IR YAML is written; name it .yaml or .yml"),
+    ("c.txt", "'.txt', but Kubeflow Pipelines IR YAML is written"),
+    ("newdir/", "ends in a slash, so it names a folder; give a file name"),
 ])
 def test_an_unwritable_out_is_refused_in_one_line_before_compiling(tmp_path, where, problem):
-    out = tmp_path if where == "folder" else Path(where)
-    done = run_compile("--out", str(out))
+    out = (str(tmp_path) if where == "folder" else where if where.startswith("/")
+           else f"{tmp_path}/{where}")
+    done = run_compile("--out", out)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()  # one line, no traceback
     assert line.startswith(f"error: --out {out}") and problem in line

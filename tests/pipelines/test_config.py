@@ -49,6 +49,8 @@ def test_remote_source_is_kept_verbatim(tmp_path):
     ("source: x\ndata: {tile: {patch_size: -1}}\n", "my.yaml: data.tile.patch_size: Input should be greater than or equal to 8"),  # noqa: E501
     ("source: x\ndata: {split: {strategy: diagonal}}\n", "my.yaml: data.split.strategy:"),  # noqa: E501
     ("source: x\ndata: {split: {ratios: [0.5, 0.5, 0.5]}}\n", "my.yaml: data.split.ratios: ratios"),
+    ("source: x\ndata: {split: {ratios: [0.8, 0.2, 0]}}\n", "my.yaml: data.split.ratios: the test ratio is 0, but segpipe run scores the model"),  # noqa: E501
+    ("source: x\ndata: {split: {ratios: [1, 0, 0], allow_empty_splits: true}}\n", "my.yaml: data.split.ratios: the val ratio is 0, but segpipe run tunes on the val split; allow_empty_splits is for `segpipe prepare`"),  # noqa: E501
     ("source: x\nregistry: {model_name: 'bad name!'}\n", "my.yaml: registry.model_name:"),
     ("workdir: w\n", "my.yaml: source: Field required"),
     ("- a\n- b\n", "my.yaml: expected a mapping"),
