@@ -21,12 +21,13 @@ from pathlib import Path
 import rasterio
 
 from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
-from components.atomic import scratch_beside
+from components.atomic import atomic_dir, scratch_beside
 from components.evaluate import EvaluationResult, save_evaluation, score_predictor
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
     check_options_apply,
+    check_out_folder,
     is_prepared_dataset,
 )
 from components.ingest import IngestOptions, ingest_source
@@ -143,9 +144,9 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
 
 
 def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
-                  model: ModelVersionRef, options: EvaluateOptions) -> None:
+                  model: ModelVersionRef, options: EvaluateOptions, out_dir: Path) -> None:
     if not options.log_to_mlflow:
-        save_evaluation(result, dataset, log_to_mlflow=False)
+        save_evaluation(result, dataset, log_to_mlflow=False, final_dir=out_dir)
         return
     import mlflow
 
@@ -169,7 +170,8 @@ def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
     source = None if is_prepared_dataset(data) else data
     with mlflow.start_run(experiment_id=experiment_id, tags=tags,
                           run_name=f"evaluate {label} on {Path(data.rstrip('/')).name}"):
-        save_evaluation(result, dataset, dataset_source=source, model_id=model.model_id)
+        save_evaluation(result, dataset, dataset_source=source, model_id=model.model_id,
+                        final_dir=out_dir)
 
 
 def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
@@ -177,11 +179,17 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
                           ingest: IngestOptions | None = None) -> EvaluationResult:
     """Score the logged model ``model_uri`` (in the active tracking store) on ``data``;
     write metrics.json, the reports and figures into ``out_dir``; with
-    ``options.log_to_mlflow``, log it as a run of ``options.mlflow_experiment``."""
+    ``options.log_to_mlflow``, log it as a run of ``options.mlflow_experiment``.
+
+    The files are written into a staging folder beside ``out_dir`` that then replaces it
+    whole (components/atomic.py ``atomic_dir``): an interrupted evaluation leaves the
+    previous results as they were, never two models' files mixed. ``out_dir`` must be new,
+    empty or a previous evaluation's (``check_out_folder``)."""
     from serving.remote import load_serving_config
 
     options = options or EvaluateOptions()
     check_options_apply(data, options, ingest)
+    check_out_folder(out_dir, data)
     model = resolve_model_version(model_uri)
     config = load_serving_config(model.uri)
     prepared = is_prepared_dataset(data)
@@ -206,9 +214,10 @@ def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVe
     check_split_tiles(dataset, split, data)
     check_scene_files(dataset, split)
     predictor = load_predictor(model.uri)
-    result = score_predictor(predictor, dataset, out_dir, split=split,
-                             architecture=model.architecture or "segmentation model",
-                             batch_size=options.batch_size,
-                             overlay_tiles=options.overlay_tiles, model_uri=model.uri)
-    _log_and_save(result, dataset, data, model, options)
+    with atomic_dir(out_dir) as staging:
+        result = score_predictor(predictor, dataset, staging, split=split,
+                                 architecture=model.architecture or "segmentation model",
+                                 batch_size=options.batch_size,
+                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+        _log_and_save(result, dataset, data, model, options, out_dir)
     return result
