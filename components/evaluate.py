@@ -242,7 +242,8 @@ def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
     """Write metrics.json, after logging the evaluation into the caller's active MLflow run
     (a new run "evaluate" when there is none) if ``log_to_mlflow``: the dataset as an input
     (``dataset_source`` names it where the dataset folder is a temporary one), the split
-    summary, the ``<split>_`` metrics (linked to the logged model ``model_id`` if given), the
+    summary, the ``<split>_`` metrics (linked to the dataset, and to the logged model
+    ``model_id`` if given), the
     reports and figures. ``final_dir``: the folder the files will be moved to from the staging
     folder they were written into; ``result`` and metrics.json name them there."""
     if log_to_mlflow:
@@ -252,12 +253,14 @@ def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
         split = result.split
         with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
-            tracking.log_dataset(dataset_source or dataset.root, result.dataset_digest,
-                                 context=split)
+            logged = tracking.log_dataset(dataset_source or dataset.root,
+                                          result.dataset_digest, context=split)
             log_split_summary({name: figures.model_dump()
                                for name, figures in summarize(dataset).splits.items()})
+            # Linked to the data too: a logged model's metrics then tell the pipeline's own
+            # test figures from evaluations on other data.
             mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()},
-                               model_id=model_id)
+                               model_id=model_id, dataset=logged)
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
             for path in (result.report_md, result.report_html, result.confusion_png,
                          result.overlays_png):

@@ -87,7 +87,10 @@ def test_a_logged_model_scores_as_the_pipeline_scores_it(tiny_dataset, known, tm
     assert run.data.metrics["test_miou"] == pytest.approx(result.metrics["miou"])
     version = mlflow.MlflowClient().get_model_version("eval-known", "1")
     logged = mlflow.get_logged_model(version.model_id or version.source[len("models:/"):])
-    assert any(m.run_id == run.info.run_id and m.key == "test_miou" for m in logged.metrics)
+    linked = [m for m in logged.metrics if m.run_id == run.info.run_id and m.key == "test_miou"]
+    # Linked to the data scored, not only to the model: other data's figures stay apart.
+    assert [(m.dataset_name, m.dataset_digest) for m in linked] == [
+        (tiny_dataset.root.name, tiny_dataset.digest()[:32])]
 
 
 def test_the_models_statistics_not_the_datasets(tiny_dataset, known, tmp_path):
