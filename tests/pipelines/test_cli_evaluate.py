@@ -102,7 +102,7 @@ def test_a_class_mismatch_and_an_empty_split_are_one_line(store, tmp_path, monke
 
 
 @pytest.mark.parametrize("case", ["out under a file", "out on /proc", "split of a source",
-                                  "ingest flag on a dataset"])
+                                  "ingest flag on a dataset", "out inside the data"])
 def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, monkeypatch,
                                                               case):
     """An --out that cannot be written, --split on a source or an ingest flag on a prepared
@@ -117,6 +117,8 @@ def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, m
     elif case == "split of a source":
         dataset = _source(store["dataset"], tmp_path / "source")
         extra, expected = ["--split", "val"], "--split applies to a prepared dataset"
+    elif case == "out inside the data":
+        out, expected = store["dataset"].root / "eval", "is inside the data"
     else:
         extra, expected = ["--palette", "auto"], "ingest options apply to a source"
     result = _evaluate(monkeypatch, store, dataset, "--out", str(out), "--model-uri",
@@ -167,3 +169,33 @@ def test_sigterm_removes_the_scratch_folder_beside_out(store, tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 143, process.stderr.read().decode()
     assert not list(results.glob(".eval.scratch-*"))
+
+
+@pytest.mark.slow  # a process of its own: TensorFlow's import
+def test_ctrl_c_keeps_the_previous_results_whole_and_says_so(store, tmp_path):
+    """Ctrl-C while the new results are being written into their staging folder leaves
+    --out as the previous evaluation left it, and says so in one line (exit 130)."""
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"previous": true}')
+    (out / "report.md").write_text("previous")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"],
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "evaluate", str(store["dataset"].root),
+         "--out", str(out), "--model-uri", "models:/tea/1", "--overlay-tiles", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not [p for p in tmp_path.glob(".eval.*") if "scratch" not in p.name]:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no staging folder appeared"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 130
+    errors = [line for line in process.stderr.read().decode().splitlines()
+              if line.startswith("error:")]
+    assert errors == [f"error: interrupted: {out} keeps the previous evaluation's results, "
+                      f"unchanged"]
+    assert (out / "metrics.json").read_text() == '{"previous": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
