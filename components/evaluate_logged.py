@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rasterio
 
 from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
 from components.atomic import atomic_dir, scratch_beside
-from components.evaluate import EvaluationResult, save_evaluation, score_predictor
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
@@ -34,6 +34,9 @@ from components.ingest import IngestOptions, ingest_source
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
 from serving.config import ServingConfig
+
+if TYPE_CHECKING:  # scoring imports TensorFlow: not before the data is checked
+    from components.evaluate import EvaluationResult
 
 #: MLflow tags of an evaluation run: which model version it scored, on what.
 TAG_MODEL = "segpipe.evaluated_model"
@@ -145,6 +148,8 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
 
 def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
                   model: ModelVersionRef, options: EvaluateOptions, out_dir: Path) -> None:
+    from components.evaluate import save_evaluation
+
     if not options.log_to_mlflow:
         save_evaluation(result, dataset, log_to_mlflow=False, final_dir=out_dir)
         return
@@ -209,10 +214,15 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
 
 def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVersionRef,
            out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
-    from serving.pyfunc import load_predictor
-
     check_split_tiles(dataset, split, data)
     check_scene_files(dataset, split)
+    # TensorFlow (seconds to import) only now: a mismatch above is told at once.
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
+    from components.evaluate import score_predictor
+    from serving.pyfunc import load_predictor
+
     predictor = load_predictor(model.uri)
     with atomic_dir(out_dir) as staging:
         result = score_predictor(predictor, dataset, staging, split=split,

@@ -54,9 +54,7 @@ def evaluate(
     use_store(model_uri, tracking_uri)
     from mlflow.exceptions import MlflowException
 
-    from serving.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
+    # TensorFlow is imported (quietly) once the data has been checked against the model.
     from components.evaluate_logged import evaluate_logged_model
 
     typer.echo(f"evaluating {model_uri} on {data}", err=True)

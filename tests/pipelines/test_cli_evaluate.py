@@ -199,3 +199,20 @@ def test_ctrl_c_keeps_the_previous_results_whole_and_says_so(store, tmp_path):
     assert (out / "metrics.json").read_text() == '{"previous": true}'
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
+
+
+def test_a_tiling_mismatch_is_told_before_tensorflow_is_imported(store, tmp_path):
+    """Importing TensorFlow takes seconds: a prepared dataset the model cannot take is
+    refused from the model's serving config alone, without it."""
+    data = tmp_path / "data"
+    shutil.copytree(store["dataset"].root, data)
+    manifest = json.loads((data / "tiles.json").read_text())
+    (data / "tiles.json").write_text(json.dumps({**manifest, "patch_size": 16}))
+    script = ("import sys\nfrom typer.testing import CliRunner\nfrom pipelines.cli import app\n"
+              f"r = CliRunner().invoke(app, ['evaluate', {str(data)!r}, '--out', "
+              f"{str(tmp_path / 'eval')!r}, '--model-uri', 'models:/tea/1'])\n"
+              "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"]}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "2 False False", done.stdout + done.stderr
