@@ -101,6 +101,9 @@ class SceneIndex(_Artifact):
                            "paths are relative to: the source's one folder when it holds "
                            "nothing else (an archive of a folder), else '.'")
     scenes: list[SceneSource]
+    label_kind: str | None = Field(None, description="the labels' kind (components/survey.py "
+                                   "KIND_WORDS: ids, colors, labelme, vector, vector_ids), "
+                                   "for advice on the options that apply to them")
     warnings: list[str] = []
 
 

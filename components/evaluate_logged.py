@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 
 import rasterio
 
-from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
+from components.artifacts import (
+    SPLIT_NAMES,
+    DatasetPaths,
+    PreparedDataset,
+    SceneIndex,
+    SplitManifest,
+    SplitName,
+)
 from components.atomic import atomic_dir, scratch_beside
 from components.evaluate_options import (
     EvaluateOptions,
@@ -124,6 +131,19 @@ def check_split_tiles(dataset: PreparedDataset, split: SplitName, data: str) -> 
                                f"split: {sizes}); choose another with --split")
 
 
+#: How to make a source's classes the model's, by the kind of its labels: only options that
+#: apply to that kind (components/survey.py refuses the others).
+_CLASS_ADVICE = {
+    "ids": "name or map the mask values with --class-names, --class-values or --palette",
+    "colors": "name the colours with --palette (or a classes.json in the source)",
+    "labelme": "name and order the polygon labels with --palette (or a classes.json)",
+    "vector": "the polygons' class names are the values of --class-attribute; --palette (or "
+              "a classes.json) orders them and adds missing classes, but cannot rename them",
+    "vector_ids": "name or map the polygons' numeric classes with --class-names or "
+                  "--class-values",
+}
+
+
 def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
                    ingest: IngestOptions) -> PreparedDataset:
     """Ingest ``source`` into ``out_dir``, check it against the model, tile it the model's
@@ -134,9 +154,10 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
     if first is not None:
         with rasterio.open(first) as image:
             bands = image.count
-    check_fits(config, model_uri, source, class_map.names, bands,
-               hint=" (name or map the source's classes with --palette, --class-names or "
-                    "--class-values)")
+    kind = SceneIndex.load(DatasetPaths(out_dir).scene_index).label_kind
+    advice = _CLASS_ADVICE.get(kind or "", "name or map the source's classes with --palette, "
+                               "--class-names or --class-values")
+    check_fits(config, model_uri, source, class_map.names, bands, hint=f" ({advice})")
     tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size,
                                               scale=config.scale, target_gsd=config.gsd))
     dataset = PreparedDataset(out_dir)

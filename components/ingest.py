@@ -234,6 +234,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         survey.warnings += layer.report()
     base = data_root(root)  # recorded paths (tiles.json, the digest) are the data's own
     index = SceneIndex(source=source, data_root=base.relative_to(root).as_posix(),
+                       label_kind=survey.kind,
                        warnings=warn_collected(survey, relabel), scenes=[
         SceneSource(name=p.name, source=p.image.relative_to(base).as_posix(),
                     label=p.label.relative_to(base).as_posix(), given_split=splits[p.name])

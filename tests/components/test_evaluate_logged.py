@@ -248,3 +248,21 @@ def test_an_output_in_the_data_or_holding_other_files_is_refused(tiny_dataset, u
     assert message in str(caught.value)
     assert sorted(p.name for p in data.root.rglob("*")) == before
     assert (tmp_path / "other/notes.txt").read_text() == "mine"
+
+
+def test_the_advice_on_named_polygon_classes_names_only_options_for_polygons(unloadable,
+                                                                            tmp_path):
+    """Polygons whose classes are text: --class-names and --class-values are refused for
+    them, so the mismatch advice names --class-attribute and --palette only."""
+    from tests.components.test_vectors import FEATURES_UTM, UTM, _scenes, _write_layer
+
+    source = tmp_path / "polygons"
+    _scenes(source)
+    _write_layer(source / "labels.gpkg", FEATURES_UTM, crs=UTM)
+    with pytest.raises(EvaluationInputError) as caught:
+        evaluate_logged_model(unloadable, str(source), tmp_path / "eval", EvaluateOptions(),
+                              IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert "the data has 4 classes (background, field, pond, road)" in message
+    assert "--class-attribute" in message and "--palette" in message
+    assert "--class-names" not in message and "--class-values" not in message
