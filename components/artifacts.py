@@ -86,7 +86,8 @@ class ClassMap(_Artifact):
 
 class SceneSource(BaseModel):
     name: str
-    source: str = Field(description="the image's path relative to the source root")
+    source: str = Field(description="the image's path relative to the data root "
+                        "(SceneIndex.data_root)")
     label: str | None = Field(default=None, description="the label's path, likewise")
     given_split: SplitName | None = Field(
         default=None, description="the split the dataset itself gives this scene (list "
@@ -96,7 +97,13 @@ class SceneSource(BaseModel):
 class SceneIndex(_Artifact):
     """Written by ingest beside scenes/: the tile step carries it into tiles.json."""
     source: str = Field(description="the source as given (folder, archive or s3:// prefix)")
+    data_root: str = Field(".", description="the folder inside the source that scenes' "
+                           "paths are relative to: the source's one folder when it holds "
+                           "nothing else (an archive of a folder), else '.'")
     scenes: list[SceneSource]
+    label_kind: str | None = Field(None, description="the labels' kind (components/survey.py "
+                                   "KIND_WORDS: ids, colors, labelme, vector, vector_ids), "
+                                   "for advice on the options that apply to them")
     warnings: list[str] = []
 
 
@@ -108,7 +115,7 @@ class SceneInfo(BaseModel):
     transform: tuple[float, float, float, float, float, float] = Field(
         description="affine a, b, c, d, e, f (rasterio order)")
     source: str | None = Field(default=None, description="the image's path relative to the "
-                               "source root (for group and given splits)")
+                               "data root (for group and given splits)")
     given_split: SplitName | None = Field(default=None, description="the dataset's own split")
     scale: float = Field(default=1.0, description="resampling factor applied to this scene")
     neighbours: list[str] = Field(

@@ -18,8 +18,10 @@ import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,27 @@ def remove_stale_siblings(path: str | os.PathLike[str]) -> list[Path]:
 
 
 @contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM arriving inside the block take effect when it ends: for a few
+    renames that must happen together. Python handlers run in the main thread only, so
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda signum, _frame: caught.append(signum))
+                for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+@contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole.
     Stale temporary siblings of earlier, killed runs for ``path`` are removed first."""
@@ -88,14 +111,17 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         _mark(tmp, target)
         yield tmp
         (tmp / MARKER).unlink(missing_ok=True)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            _mark(old, target)
-            os.replace(tmp, target)
+        with signals_deferred():  # Ctrl-C between the two renames would leave no target
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+                _mark(old, target)
+                os.replace(tmp, target)
+            else:
+                old = None
+                os.replace(tmp, target)
+        if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

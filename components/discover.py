@@ -236,6 +236,14 @@ def _listed(paths: list[str], most: int = 5) -> str:
     return ", ".join(paths[:most]) + more
 
 
+def data_root(root: Path) -> Path:
+    """The folder scenes are found under: the source root, or its one folder when it holds
+    nothing else visible (an archive of a folder). Scene paths are recorded relative to it,
+    so the same data from a folder, an archive of it or S3 gets the same dataset digest."""
+    top = [p for p in root.iterdir() if not never_read(p.relative_to(root))]
+    return top[0] if len(top) == 1 and top[0].is_dir() else root
+
+
 def _vector_file(root: Path, files: list[Path], vector_labels: str) -> Path:
     """``vector_labels`` relative to the source root, or, when the source is one folder (an
     archive of a folder: scenes are found at any depth in it), relative to that folder."""

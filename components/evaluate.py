@@ -238,12 +238,14 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
 
 def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
                     log_to_mlflow: bool = True, dataset_source: str | None = None,
-                    model_id: str | None = None) -> None:
+                    model_id: str | None = None, final_dir: Path | None = None) -> None:
     """Write metrics.json, after logging the evaluation into the caller's active MLflow run
     (a new run "evaluate" when there is none) if ``log_to_mlflow``: the dataset as an input
     (``dataset_source`` names it where the dataset folder is a temporary one), the split
-    summary, the ``<split>_`` metrics (linked to the logged model ``model_id`` if given), the
-    reports and figures."""
+    summary, the ``<split>_`` metrics (linked to the dataset, and to the logged model
+    ``model_id`` if given), the
+    reports and figures. ``final_dir``: the folder the files will be moved to from the staging
+    folder they were written into; ``result`` and metrics.json name them there."""
     if log_to_mlflow:
         from components.lineage import log_split_summary
         from components.prepare import summarize
@@ -251,16 +253,24 @@ def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
         split = result.split
         with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
-            tracking.log_dataset(dataset_source or dataset.root, result.dataset_digest,
-                                 context=split)
+            logged = tracking.log_dataset(dataset_source or dataset.root,
+                                          result.dataset_digest, context=split)
             log_split_summary({name: figures.model_dump()
                                for name, figures in summarize(dataset).splits.items()})
+            # Linked to the data too: a logged model's metrics then tell the pipeline's own
+            # test figures from evaluations on other data.
             mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()},
-                               model_id=model_id)
+                               model_id=model_id, dataset=logged)
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
             for path in (result.report_md, result.report_html, result.confusion_png,
                          result.overlays_png):
                 if path:
                     mlflow.log_artifact(path, artifact_path="evaluation")
             mlflow.log_dict(result.model_dump(mode="json"), "evaluation/metrics.json")
-    write_json(result.metrics_path, result.model_dump(mode="json"))
+    staged = result.metrics_path
+    if final_dir is not None:
+        for field in ("metrics_path", "report_md", "report_html", "confusion_png",
+                      "overlays_png"):
+            if (path := getattr(result, field)) is not None:
+                setattr(result, field, str(Path(final_dir) / Path(path).name))
+    write_json(staged, result.model_dump(mode="json"))

@@ -17,22 +17,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rasterio
 
-from components.artifacts import SPLIT_NAMES, PreparedDataset, SplitManifest, SplitName
-from components.atomic import scratch_beside
-from components.evaluate import EvaluationResult, save_evaluation, score_predictor
+from components.artifacts import (
+    SPLIT_NAMES,
+    DatasetPaths,
+    PreparedDataset,
+    SceneIndex,
+    SplitManifest,
+    SplitName,
+)
+from components.atomic import atomic_dir, scratch_beside
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
     check_options_apply,
+    check_out_folder,
     is_prepared_dataset,
 )
 from components.ingest import IngestOptions, ingest_source
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
 from serving.config import ServingConfig
+
+if TYPE_CHECKING:  # scoring imports TensorFlow: not before the data is checked
+    from components.evaluate import EvaluationResult
 
 #: MLflow tags of an evaluation run: which model version it scored, on what.
 TAG_MODEL = "segpipe.evaluated_model"
@@ -120,6 +131,19 @@ def check_split_tiles(dataset: PreparedDataset, split: SplitName, data: str) -> 
                                f"split: {sizes}); choose another with --split")
 
 
+#: How to make a source's classes the model's, by the kind of its labels: only options that
+#: apply to that kind (components/survey.py refuses the others).
+_CLASS_ADVICE = {
+    "ids": "name or map the mask values with --class-names, --class-values or --palette",
+    "colors": "name the colours with --palette (or a classes.json in the source)",
+    "labelme": "name and order the polygon labels with --palette (or a classes.json)",
+    "vector": "the polygons' class names are the values of --class-attribute; --palette (or "
+              "a classes.json) orders them and adds missing classes, but cannot rename them",
+    "vector_ids": "name or map the polygons' numeric classes with --class-names or "
+                  "--class-values",
+}
+
+
 def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
                    ingest: IngestOptions) -> PreparedDataset:
     """Ingest ``source`` into ``out_dir``, check it against the model, tile it the model's
@@ -130,9 +154,10 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
     if first is not None:
         with rasterio.open(first) as image:
             bands = image.count
-    check_fits(config, model_uri, source, class_map.names, bands,
-               hint=" (name or map the source's classes with --palette, --class-names or "
-                    "--class-values)")
+    kind = SceneIndex.load(DatasetPaths(out_dir).scene_index).label_kind
+    advice = _CLASS_ADVICE.get(kind or "", "name or map the source's classes with --palette, "
+                               "--class-names or --class-values")
+    check_fits(config, model_uri, source, class_map.names, bands, hint=f" ({advice})")
     tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size,
                                               scale=config.scale, target_gsd=config.gsd))
     dataset = PreparedDataset(out_dir)
@@ -143,9 +168,11 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
 
 
 def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
-                  model: ModelVersionRef, options: EvaluateOptions) -> None:
+                  model: ModelVersionRef, options: EvaluateOptions, out_dir: Path) -> None:
+    from components.evaluate import save_evaluation
+
     if not options.log_to_mlflow:
-        save_evaluation(result, dataset, log_to_mlflow=False)
+        save_evaluation(result, dataset, log_to_mlflow=False, final_dir=out_dir)
         return
     import mlflow
 
@@ -169,7 +196,8 @@ def _log_and_save(result: EvaluationResult, dataset: PreparedDataset, data: str,
     source = None if is_prepared_dataset(data) else data
     with mlflow.start_run(experiment_id=experiment_id, tags=tags,
                           run_name=f"evaluate {label} on {Path(data.rstrip('/')).name}"):
-        save_evaluation(result, dataset, dataset_source=source, model_id=model.model_id)
+        save_evaluation(result, dataset, dataset_source=source, model_id=model.model_id,
+                        final_dir=out_dir)
 
 
 def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
@@ -177,11 +205,17 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
                           ingest: IngestOptions | None = None) -> EvaluationResult:
     """Score the logged model ``model_uri`` (in the active tracking store) on ``data``;
     write metrics.json, the reports and figures into ``out_dir``; with
-    ``options.log_to_mlflow``, log it as a run of ``options.mlflow_experiment``."""
+    ``options.log_to_mlflow``, log it as a run of ``options.mlflow_experiment``.
+
+    The files are written into a staging folder beside ``out_dir`` that then replaces it
+    whole (components/atomic.py ``atomic_dir``): an interrupted evaluation leaves the
+    previous results as they were, never two models' files mixed. ``out_dir`` must be new,
+    empty or a previous evaluation's (``check_out_folder``)."""
     from serving.remote import load_serving_config
 
     options = options or EvaluateOptions()
     check_options_apply(data, options, ingest)
+    check_out_folder(out_dir, data)
     model = resolve_model_version(model_uri)
     config = load_serving_config(model.uri)
     prepared = is_prepared_dataset(data)
@@ -201,14 +235,20 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
 
 def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVersionRef,
            out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
-    from serving.pyfunc import load_predictor
-
     check_split_tiles(dataset, split, data)
     check_scene_files(dataset, split)
+    # TensorFlow (seconds to import) only now: a mismatch above is told at once.
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
+    from components.evaluate import score_predictor
+    from serving.pyfunc import load_predictor
+
     predictor = load_predictor(model.uri)
-    result = score_predictor(predictor, dataset, out_dir, split=split,
-                             architecture=model.architecture or "segmentation model",
-                             batch_size=options.batch_size,
-                             overlay_tiles=options.overlay_tiles, model_uri=model.uri)
-    _log_and_save(result, dataset, data, model, options)
+    with atomic_dir(out_dir) as staging:
+        result = score_predictor(predictor, dataset, staging, split=split,
+                                 architecture=model.architecture or "segmentation model",
+                                 batch_size=options.batch_size,
+                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+        _log_and_save(result, dataset, data, model, options, out_dir)
     return result

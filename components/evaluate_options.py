@@ -48,6 +48,32 @@ class EvaluateOptions(BaseModel):
                             "are 4 GiB as float32, and larger batches score no faster)")
 
 
+#: What an evaluation writes into its output folder: the one set of files replaced whole.
+RESULT_FILES = frozenset({"metrics.json", "report.md", "report.html", "confusion_matrix.png",
+                          "overlays.png"})
+
+
+def check_out_folder(out_dir: str | Path, data: str) -> None:
+    """``out_dir`` is new, empty or holds a previous evaluation's results only (they are
+    replaced as one set), and is neither the data folder nor inside it: refused before any
+    work rather than writing reports into the user's data or deleting other files."""
+    out = Path(out_dir).absolute().resolve()
+    if "://" not in data:
+        source = Path(data).absolute().resolve()
+        if out == source or source in out.parents:
+            raise EvaluationInputError(f"--out {out_dir} is inside the data {data}: give a "
+                                       f"folder outside it")
+    if not out.is_dir():
+        return
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in RESULT_FILES)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3
+                                          else "")
+        raise EvaluationInputError(
+            f"--out {out_dir} holds files that are not an evaluation's ({shown}); its "
+            f"results replace the folder whole: give a new or empty folder")
+
+
 def is_prepared_dataset(data: str | Path) -> bool:
     """A folder with tiles.json is a prepared dataset; anything else is a source."""
     return "://" not in str(data) and (Path(data) / "tiles.json").is_file()

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
-from components.discover import Discovery, discover_pairs
+from components.discover import Discovery, data_root, discover_pairs
 from components.given_split import given_splits
 from components.label_spec import find_classes_file, resolve_spec
 from components.labelme import survey_labelme
@@ -256,9 +256,12 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         survey.warn(f"{what} all background, e.g. {bare[0]}")
     for layer in layers.values():
         survey.warnings += layer.report()
-    index = SceneIndex(source=source, warnings=warn_collected(survey, relabel), scenes=[
-        SceneSource(name=p.name, source=p.image.relative_to(root).as_posix(),
-                    label=p.label.relative_to(root).as_posix(), given_split=splits[p.name])
+    base = data_root(root)  # recorded paths (tiles.json, the digest) are the data's own
+    index = SceneIndex(source=source, data_root=base.relative_to(root).as_posix(),
+                       label_kind=survey.kind,
+                       warnings=warn_collected(survey, relabel), scenes=[
+        SceneSource(name=p.name, source=p.image.relative_to(base).as_posix(),
+                    label=p.label.relative_to(base).as_posix(), given_split=splits[p.name])
         for p in pairs])
     index.save(DatasetPaths(out_dir).scene_index)
     spec.class_map.save(out_dir / "classes.json")

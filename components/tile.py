@@ -216,7 +216,8 @@ def _display(index: SceneIndex | None, name: str) -> str:
     if entry is None:
         return f"scene {name}"
     sep = "/" if index.source.startswith("s3://") or Path(index.source).is_dir() else ":"
-    return f"{index.source.rstrip('/')}{sep}{entry.source}"
+    inside = entry.source if index.data_root == "." else f"{index.data_root}/{entry.source}"
+    return f"{index.source.rstrip('/')}{sep}{inside}"
 
 
 def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptions,

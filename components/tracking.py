@@ -19,10 +19,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.atomic import write_json
+
+if TYPE_CHECKING:
+    from mlflow.data.meta_dataset import MetaDataset
 
 KFP_RUN_ID_TAG = "kfp.run_id"
 KFP_RUN_NAME_TAG = "kfp.run_name"
@@ -302,9 +306,10 @@ def child_run(run_name: str, tags: dict[str, str] | None = None,
 
 
 def log_dataset(dataset_dir: Path | str, digest: str, context: str,
-                name: str | None = None) -> None:
+                name: str | None = None) -> MetaDataset:
     """Record the prepared dataset (a local folder, or the s3:// prefix or archive it was
-    prepared from) as an input of the active run, so the run names the exact data it saw."""
+    prepared from) as an input of the active run, so the run names the exact data it saw;
+    returned for ``mlflow.log_metrics(dataset=...)``, which links metrics to it."""
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
@@ -325,6 +330,7 @@ def log_dataset(dataset_dir: Path | str, digest: str, context: str,
         # Parallel workers logging the same new dataset race on its row; the loser finds it
         # there on a second try.
         mlflow.log_input(dataset, context=context)
+    return dataset
 
 
 def redact_url(url: str) -> str:

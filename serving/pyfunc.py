@@ -54,28 +54,44 @@ class ServingError(MlflowException):
         return json.dumps({"error_code": self.error_code, "message": self.client_message})
 
 
-class SegmentationModel(mlflow.pyfunc.PythonModel):
-    """The segmentation network (on OpenVINO or Keras, serving/runtime.py) + ServingConfig
-    behind the MLflow scoring server."""
+def _show_other_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        if "type hints" not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
 
-    def load_context(self, context) -> None:
-        self.config = ServingConfig.load(Path(context.artifacts[CONFIG_ARTIFACT]))
-        openvino_dir = context.artifacts.get(OPENVINO_ARTIFACT)
-        predict_fn, self.runtime = load_predict_fn(
-            Path(context.artifacts[KERAS_ARTIFACT]), openvino_dir and Path(openvino_dir))
-        self.predictor = ScenePredictor(predict_fn, self.config)
-        self.predictor.warm_up()  # trace now, not in the first requests
-        self.handler = RequestHandler(self.predictor)
 
-    def predict(self, context, model_input, params=None):
-        try:
-            return self.handler(model_input, params)
-        except RequestError as exc:
-            raise ServingError(str(exc), INVALID_PARAMETER_VALUE) from None
-        except Exception as exc:
-            _logger.exception("segmentation model failed on a request")
-            raise ServingError(f"the model failed on this request ({type(exc).__name__}); "
-                               f"the server log has the details", INTERNAL_ERROR) from None
+# MLflow's advice to model authors about type hints is printed (with raw colour codes and a
+# site-packages path) when the class is defined, i.e. whenever this module is imported: on
+# every `segpipe predict` and `evaluate`. No concern of the user, so held back here: recorded
+# rather than filtered, as MLflow puts a filter of its own in front of ours.
+with warnings.catch_warnings(record=True) as _defining:
+
+    class SegmentationModel(mlflow.pyfunc.PythonModel):
+        """The segmentation network (on OpenVINO or Keras, serving/runtime.py) + ServingConfig
+        behind the MLflow scoring server."""
+
+        def load_context(self, context) -> None:
+            self.config = ServingConfig.load(Path(context.artifacts[CONFIG_ARTIFACT]))
+            openvino_dir = context.artifacts.get(OPENVINO_ARTIFACT)
+            predict_fn, self.runtime = load_predict_fn(
+                Path(context.artifacts[KERAS_ARTIFACT]), openvino_dir and Path(openvino_dir))
+            self.predictor = ScenePredictor(predict_fn, self.config)
+            self.predictor.warm_up()  # trace now, not in the first requests
+            self.handler = RequestHandler(self.predictor)
+
+        def predict(self, context, model_input, params=None):
+            try:
+                return self.handler(model_input, params)
+            except RequestError as exc:
+                raise ServingError(str(exc), INVALID_PARAMETER_VALUE) from None
+            except Exception as exc:
+                _logger.exception("segmentation model failed on a request")
+                raise ServingError(f"the model failed on this request ({type(exc).__name__}); "
+                                   f"the server log has the details", INTERNAL_ERROR) from None
+
+
+_show_other_warnings(_defining)
 
 
 def load_predictor(model_uri: str) -> ScenePredictor:
@@ -86,10 +102,7 @@ def load_predictor(model_uri: str) -> ScenePredictor:
     # the model puts filters of its own in front of ours.
     with warnings.catch_warnings(record=True) as caught:
         model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    for warning in caught:
-        if "type hints" not in str(warning.message):
-            warnings.showwarning(warning.message, warning.category, warning.filename,
-                                 warning.lineno)
+    _show_other_warnings(caught)
     return model.predictor
 
 

@@ -11,6 +11,7 @@ from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
     check_options_apply,
+    check_out_folder,
 )
 from components.ingest import IngestOptions
 from pipelines.cli.errors import cleanup_on_sigterm, fail
@@ -47,25 +48,49 @@ def evaluate(
         raise fail(f"DATA {data}: no such file or folder", 2)
     try:
         check_options_apply(data, options, ingest)
+        check_out_folder(out, data)
     except EvaluationInputError as err:
         raise fail(err, 2) from None
     use_store(model_uri, tracking_uri)
     from mlflow.exceptions import MlflowException
 
-    from serving.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # before anything imports it: no CUDA probe noise
+    # TensorFlow is imported (quietly) once the data has been checked against the model.
     from components.evaluate_logged import evaluate_logged_model
 
     typer.echo(f"evaluating {model_uri} on {data}", err=True)
+    before = _results_stamp(out)
     try:
         with cleanup_on_sigterm():
             result = evaluate_logged_model(model_uri, data, out, options, ingest)
+    except KeyboardInterrupt:
+        raise fail(_interrupted(out, before), 130) from None
+    except SystemExit as stop:
+        if stop.code == 143:  # SIGTERM, see cleanup_on_sigterm
+            raise fail(_interrupted(out, before), 143) from None
+        raise
     except EvaluationInputError as err:
         raise fail(err, 2) from None
     except (ValueError, OSError, MlflowException) as err:
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__, 1) from None
     _print_scores(result)
+
+
+def _results_stamp(out: Path) -> bytes | None:
+    """The results' metrics.json as it is, to tell after an interrupt which set --out holds
+    (the set is replaced whole: components/evaluate_logged.py)."""
+    try:
+        return (out / "metrics.json").read_bytes()
+    except OSError:
+        return None
+
+
+def _interrupted(out: Path, before: bytes | None) -> str:
+    now = _results_stamp(out)
+    if now is not None and now != before:
+        return f"interrupted after the results were written: {out} holds this evaluation's"
+    if before is not None:
+        return f"interrupted: {out} keeps the previous evaluation's results, unchanged"
+    return f"interrupted: no results written to {out}"
 
 
 def _options(overrides: dict) -> tuple[EvaluateOptions, IngestOptions | None]:

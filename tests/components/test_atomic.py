@@ -54,3 +54,35 @@ def test_files_and_folders_get_the_users_umask_not_private_modes(tmp_path, umask
     # what open() and mkdir() give under umask 027, not mkstemp's 0600 / mkdtemp's 0700
     assert stat.S_IMODE((tmp_path / "stats.json").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o750
+
+
+def test_an_interrupted_folder_write_keeps_the_old_folder_whole(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "metrics.json").write_text("old")
+    with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+        (tmp / "report.md").write_text("new")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in target.iterdir()) == ["metrics.json"]
+
+
+def test_a_signal_during_the_swap_takes_effect_after_it(tmp_path):
+    """A real SIGINT raised inside the renames is held until both are done: the folder holds
+    the new set whole, then Ctrl-C ends the program as it would have."""
+    import signal
+
+    from components.atomic import signals_deferred
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "metrics.json").write_text("old")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "metrics.json").write_text("new")
+    with pytest.raises(KeyboardInterrupt), signals_deferred():
+        os.replace(target, tmp_path / "old")
+        os.kill(os.getpid(), signal.SIGINT)
+        os.replace(new, target)
+    assert (target / "metrics.json").read_text() == "new"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -87,7 +87,10 @@ def test_a_logged_model_scores_as_the_pipeline_scores_it(tiny_dataset, known, tm
     assert run.data.metrics["test_miou"] == pytest.approx(result.metrics["miou"])
     version = mlflow.MlflowClient().get_model_version("eval-known", "1")
     logged = mlflow.get_logged_model(version.model_id or version.source[len("models:/"):])
-    assert any(m.run_id == run.info.run_id and m.key == "test_miou" for m in logged.metrics)
+    linked = [m for m in logged.metrics if m.run_id == run.info.run_id and m.key == "test_miou"]
+    # Linked to the data scored, not only to the model: other data's figures stay apart.
+    assert [(m.dataset_name, m.dataset_digest) for m in linked] == [
+        (tiny_dataset.root.name, tiny_dataset.digest()[:32])]
 
 
 def test_the_models_statistics_not_the_datasets(tiny_dataset, known, tmp_path):
@@ -208,3 +211,58 @@ def test_a_source_is_worked_on_beside_the_output_not_in_the_system_temp(
         evaluate_logged_model(uri, str(source), results / "failed", EvaluateOptions(),
                               IngestOptions(palette="classes.json", ignore_values=[255]))
     assert sorted(p.name for p in results.iterdir()) == ["eval", "prepared"]
+
+
+def test_a_new_evaluation_replaces_the_previous_results_as_one_set(tiny_dataset, known,
+                                                                    tmp_path):
+    """The second evaluation draws no overlays: its results replace the first's whole (no
+    overlays.png of the other run left beside them), metrics.json names the files where they
+    are, and no staging folder is left."""
+    _, uri = known
+    out = tmp_path / "eval"
+    evaluate_logged_model(uri, str(tiny_dataset.root), out, EvaluateOptions(overlay_tiles=1))
+    assert (out / "overlays.png").is_file()
+    result = evaluate_logged_model(uri, str(tiny_dataset.root), out,
+                                   EvaluateOptions(overlay_tiles=0))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_matrix.png", "metrics.json", "report.html", "report.md"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["report_md"] == str(out / "report.md") == result.report_md
+    assert saved["overlays_png"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("data", "is inside the data"),
+    ("data/sub", "is inside the data"),
+    ("other", "holds files that are not an evaluation's (notes.txt)"),
+])
+def test_an_output_in_the_data_or_holding_other_files_is_refused(tiny_dataset, unloadable,
+                                                                   tmp_path, where, message):
+    data = _copy(tiny_dataset, tmp_path / "data")
+    before = sorted(p.name for p in data.root.rglob("*"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(EvaluationInputError) as caught:
+        evaluate_logged_model(unloadable, str(data.root), tmp_path / where)
+    assert message in str(caught.value)
+    assert sorted(p.name for p in data.root.rglob("*")) == before
+    assert (tmp_path / "other/notes.txt").read_text() == "mine"
+
+
+def test_the_advice_on_named_polygon_classes_names_only_options_for_polygons(unloadable,
+                                                                            tmp_path):
+    """Polygons whose classes are text: --class-names and --class-values are refused for
+    them, so the mismatch advice names --class-attribute and --palette only."""
+    from tests.components.test_vectors import FEATURES_UTM, UTM, _scenes, _write_layer
+
+    source = tmp_path / "polygons"
+    _scenes(source)
+    _write_layer(source / "labels.gpkg", FEATURES_UTM, crs=UTM)
+    with pytest.raises(EvaluationInputError) as caught:
+        evaluate_logged_model(unloadable, str(source), tmp_path / "eval", EvaluateOptions(),
+                              IngestOptions(vector_labels="labels.gpkg"))
+    message = str(caught.value)
+    assert "the data has 4 classes (background, field, pond, road)" in message
+    assert "--class-attribute" in message and "--palette" in message
+    assert "--class-names" not in message and "--class-values" not in message

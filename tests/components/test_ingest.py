@@ -233,3 +233,25 @@ def test_palette_from_a_json_file_path(tmp_path):
                             IngestOptions(palette=str(palette_file)))
     assert classes.names == ["ground", "crop"] and classes.classes[1].color == "#FFFF00"
     assert read_mask(tmp_path / "out", "a")[0, 31] == 1
+
+
+def test_a_folder_and_an_archive_of_it_give_the_same_dataset_digest(binary_source, tmp_path):
+    """An archive of the folder holds it as its one top-level folder: scenes' paths are
+    recorded relative to that folder, so the same data tiled the same way has the same
+    digest (and the messages still name the archive's member)."""
+    import shutil
+
+    from components.artifacts import PreparedDataset, SceneIndex
+    from components.tile import TileOptions, tile_scenes
+
+    archive = shutil.make_archive(str(tmp_path / "binary"), "zip", tmp_path, "binary")
+    digests = []
+    for name, source in (("folder", binary_source), ("zip", archive)):
+        out = tmp_path / name
+        ingest_source(str(source), out, IngestOptions())
+        tile_scenes(out, out, TileOptions(patch_size=32))
+        digests.append(PreparedDataset(out).digest())
+    assert digests[0] == digests[1]
+    folder, zipped = (SceneIndex.load(tmp_path / n / "scenes.json") for n in ("folder", "zip"))
+    assert folder.data_root == "." and zipped.data_root == "binary"
+    assert {s.source for s in zipped.scenes} == {f"images/chip{i}.tif" for i in range(4)}

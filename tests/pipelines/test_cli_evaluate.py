@@ -102,7 +102,7 @@ def test_a_class_mismatch_and_an_empty_split_are_one_line(store, tmp_path, monke
 
 
 @pytest.mark.parametrize("case", ["out under a file", "out on /proc", "split of a source",
-                                  "ingest flag on a dataset"])
+                                  "ingest flag on a dataset", "out inside the data"])
 def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, monkeypatch,
                                                               case):
     """An --out that cannot be written, --split on a source or an ingest flag on a prepared
@@ -117,6 +117,8 @@ def test_arguments_are_checked_before_the_store_and_the_model(store, tmp_path, m
     elif case == "split of a source":
         dataset = _source(store["dataset"], tmp_path / "source")
         extra, expected = ["--split", "val"], "--split applies to a prepared dataset"
+    elif case == "out inside the data":
+        out, expected = store["dataset"].root / "eval", "is inside the data"
     else:
         extra, expected = ["--palette", "auto"], "ingest options apply to a source"
     result = _evaluate(monkeypatch, store, dataset, "--out", str(out), "--model-uri",
@@ -167,3 +169,60 @@ def test_sigterm_removes_the_scratch_folder_beside_out(store, tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 143, process.stderr.read().decode()
     assert not list(results.glob(".eval.scratch-*"))
+
+
+@pytest.mark.slow  # a process of its own: TensorFlow's import
+def test_ctrl_c_keeps_the_previous_results_whole_and_says_so(store, tmp_path):
+    """Ctrl-C while the new results are being written into their staging folder leaves
+    --out as the previous evaluation left it, and says so in one line (exit 130)."""
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"previous": true}')
+    (out / "report.md").write_text("previous")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"],
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "evaluate", str(store["dataset"].root),
+         "--out", str(out), "--model-uri", "models:/tea/1", "--overlay-tiles", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not [p for p in tmp_path.glob(".eval.*") if "scratch" not in p.name]:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no staging folder appeared"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    code = process.wait(60)
+    errors = [line for line in process.stderr.read().decode().splitlines()
+              if line.startswith("error:")]
+    if errors == [f"error: interrupted: {out} keeps the previous evaluation's results, "
+                  f"unchanged"]:
+        assert code == 130
+        assert (out / "metrics.json").read_text() == '{"previous": true}'
+        assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
+    else:
+        # The signal came after the swap (the poll above was not scheduled in time): the new
+        # set, whole, and said so; never a mix of the two.
+        assert code in (0, 130), errors
+        if code == 130:
+            assert errors == [f"error: interrupted after the results were written: {out} "
+                              f"holds this evaluation's"]
+        assert json.loads((out / "metrics.json").read_text())["model_uri"] == "models:/tea/1"
+        assert "previous" not in (out / "report.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
+
+
+def test_a_tiling_mismatch_is_told_before_tensorflow_is_imported(store, tmp_path):
+    """Importing TensorFlow takes seconds: a prepared dataset the model cannot take is
+    refused from the model's serving config alone, without it."""
+    data = tmp_path / "data"
+    shutil.copytree(store["dataset"].root, data)
+    manifest = json.loads((data / "tiles.json").read_text())
+    (data / "tiles.json").write_text(json.dumps({**manifest, "patch_size": 16}))
+    script = ("import sys\nfrom typer.testing import CliRunner\nfrom pipelines.cli import app\n"
+              f"r = CliRunner().invoke(app, ['evaluate', {str(data)!r}, '--out', "
+              f"{str(tmp_path / 'eval')!r}, '--model-uri', 'models:/tea/1'])\n"
+              "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"]}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "2 False False", done.stdout + done.stderr
