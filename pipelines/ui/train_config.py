@@ -47,7 +47,7 @@ def check_inputs(config: PipelineConfig, kubeflow: bool) -> None:
     or classes file must be there, and a Kubeflow run cannot read this machine's files.
     Whether the source holds scene pairs is the ingest step's to say (its message shows on
     the run's page within seconds)."""
-    from components.sources import ARCHIVE_SUFFIXES
+    from components.extract import ARCHIVE_SUFFIXES
 
     ingest = config.data.ingest
     files = {"data.ingest.classes_file": ingest.classes_file}
