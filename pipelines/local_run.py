@@ -20,13 +20,11 @@ import logging
 import os
 import re
 import secrets
-import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +33,12 @@ from typing import TextIO
 from components.tracking import TrackingOptions
 from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
+from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
 RUNNER_PID_ENV = "SEGPIPE_RUNNER_PID"
-STOP_FILE_ENV = "SEGPIPE_STOP_FILE"
 
 
 class PipelineRunError(RuntimeError):
@@ -114,7 +112,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     with run_temp_folder(workdir) as temp, open(log_path, "w") as log, \
             _task_environment(temp), \
             tee_task_output(log, console, verbose) as task_output, \
-            _stopped_by_signals(on_signal=task_output.mute), \
+            stopped_by_signals(on_signal=task_output.mute), \
             _quiet_local_runner_warnings(), report_cache_hits():
         (temp / "kfp-workspace").mkdir()
         local.init(runner=local.SubprocessRunner(use_venv=False),
@@ -128,8 +126,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
             cause = failure_cause(log_path.read_text(errors="replace"))
             _record_failure(tracking, cause)
             raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
-        except _Interrupted as err:
-            _stop_tasks()  # any a task started while the first stop was under way
+        except Interrupted as err:
+            stop_tasks()  # any a task started while the first stop was under way
             _record_interruption(tracking, err.name)
             raise PipelineRunError(f"interrupted by {err.name}; the task processes were "
                                    f"stopped. Run the same config again to resume it "
@@ -279,93 +277,6 @@ def _task_environment(temp: Path) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(previous)
         stop_file.unlink(missing_ok=True)
-
-
-class _Interrupted(BaseException):
-    """SIGINT or SIGTERM reached the runner (a BaseException, so kfp's own handlers do not
-    swallow it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.name = signal.Signals(signum).name
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(on_signal: Callable[[], None]) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread (the web app runs us elsewhere)
-        return
-
-    def interrupt(signum, _frame):
-        # Stop the tasks first: kfp waits for a ParallelFor's running tasks before an
-        # exception gets out of it, so raising alone would wait for the whole tuning.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
-        on_signal()
-        _stop_tasks()
-        raise _Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _stop_tasks(grace_s: float = 10.0) -> None:
-    """SIGTERM to every process this runner started (and theirs), then SIGKILL to those
-    still there after ``grace_s``. The stop file goes first: kfp retries a killed task
-    (the tune workers have a retry policy for preempted nodes), and a task that starts
-    after it exits at once instead of training on."""
-    stop_file = os.environ.get(STOP_FILE_ENV)
-    if stop_file:
-        with contextlib.suppress(OSError):
-            Path(stop_file).touch()
-    signalled: set[int] = set()
-    deadline = time.monotonic() + grace_s
-    while True:
-        alive = [pid for pid in descendants(os.getpid()) if _alive(pid)]
-        if not alive or time.monotonic() >= deadline:
-            break
-        for pid in alive:
-            if pid not in signalled:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                signalled.add(pid)
-        time.sleep(0.2)
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (children first found, grandchildren after)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses; the ppid follows the last ")".
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @contextlib.contextmanager
