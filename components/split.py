@@ -41,6 +41,7 @@ from components.split_advice import (
     empty_split_advice,
     empty_split_problems,
     kept_together,
+    pipeline_split_problem,
     straddling_warning,
     too_few_units,
 )
@@ -337,3 +338,15 @@ def split_tiles(dataset_dir: Path, out_path: Path,
                            splits=splits, warnings=messages)
     result.save(out_path)
     return result
+
+
+def split_for_training(dataset_dir: Path, out_path: Path,
+                       options: SplitOptions | None = None) -> SplitManifest:
+    """``split_tiles`` for the pipeline, which tunes on val and scores on test: a split that
+    ``allow_empty_splits`` let through with either of them empty fails here, in one line,
+    not as failed trials later."""
+    manifest = split_tiles(dataset_dir, out_path, options)
+    if problem := pipeline_split_problem(manifest):
+        raise DataError(problem)
+    return manifest
+

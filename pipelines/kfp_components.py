@@ -61,14 +61,11 @@ def split(tiles: Input[Dataset], options: dict, split: Output[Dataset]):
     """Assign tiles to train/val/test without leakage across scenes or blocks."""
     from pathlib import Path
 
-    from components.raster import DataError
-    from components.split import SplitOptions, split_tiles
-    from components.split_advice import pipeline_split_problem
+    from components.split import SplitOptions, split_for_training
     from pipelines.step_options import step_options
 
-    manifest = split_tiles(Path(tiles.path), Path(split.path), step_options(SplitOptions, options))
-    if problem := pipeline_split_problem(manifest):  # allow_empty_splits let it through
-        raise DataError(problem)
+    manifest = split_for_training(Path(tiles.path), Path(split.path),
+                                  step_options(SplitOptions, options))
     for name, ids in manifest.splits.items():
         split.metadata[name] = len(ids)
 

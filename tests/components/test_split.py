@@ -11,7 +11,7 @@ import rasterio
 from components.artifacts import TileManifest
 from components.ingest import ingest_source
 from components.raster import DataError, write_array
-from components.split import SplitOptions, SplitWarning, split_tiles
+from components.split import SplitOptions, SplitWarning, split_for_training, split_tiles
 from components.split_advice import pipeline_split_problem
 from components.tile import TileOptions, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
@@ -76,6 +76,10 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
     assert problem.startswith("segpipe run tunes on the val split, which is empty: only 1 block")
     assert "segpipe prepare" in problem and "(accepted" not in problem
     assert pipeline_split_problem(split) is None
+    with pytest.warns(SplitWarning), pytest.raises(DataError) as refused:
+        split_for_training(tiled, tmp_path / "t.json",
+                           SplitOptions(**one_block, allow_empty_splits=True))
+    assert str(refused.value) == problem
 
 
 def test_bad_ratios_are_rejected():
