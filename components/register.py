@@ -1,25 +1,18 @@
 """Register the evaluated model in the MLflow Model Registry behind a champion gate.
 
 The model is logged as serving's pyfunc (normalization and tiling inside, our code
-packaged), registered under the configured name and given the alias ``challenger``.
-``champion`` moves to it only when it beats the current champion on the same test split,
-or when there is no champion. "Same split" is checked through the split digest (dataset
-content + test tile ids) recorded on each version: when the champion was scored on another
-split, it is re-scored on this one by loading it from the registry; when that is not
-possible (other classes or bands, unloadable), the champion stays and the tags say why.
-The decision and both scores are tags on the new version."""
+packaged), registered under the configured name and given the alias ``challenger``;
+``components.champion_gate`` decides whether ``champion`` moves to it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field
 
 from components import tracking
@@ -29,6 +22,7 @@ from components.artifacts import (
     SplitName,
     TrainedModelInfo,
 )
+from components.champion_gate import TAG_DECISION, apply_champion_gate, champion_version
 from serving.config import ServingOptions
 
 if TYPE_CHECKING:
@@ -36,14 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TAG_DECISION = "segpipe.decision"
-TAG_CHALLENGER = "segpipe.challenger_miou"
-TAG_CHAMPION = "segpipe.champion_miou"
-TAG_SPLIT = "segpipe.test_split_digest"
-TAG_PREVIOUS = "segpipe.champion_version_before"
-# Which metric the gate's scores are (scene-level miou, tile_miou...): a recorded score of
-# another metric, or of a version from before the tag, is re-scored, never compared.
-TAG_GATE_METRIC = "segpipe.gate_metric"
 TAG_DATASET = "segpipe.dataset_digest"
 TAG_ARCHITECTURE = "segpipe.architecture"
 TAG_TRAIN_RUN = "segpipe.train_run_id"
@@ -68,13 +54,6 @@ class RegisterOptions(BaseModel):
                                       "on another split instead of refusing to compare")
     serving: ServingOptions = Field(default_factory=ServingOptions,
                                     description="the served model's blending and limits")
-
-
-class GateDecision(BaseModel):
-    promoted: bool
-    decision: str
-    champion_score: float | None
-    previous_champion_version: str | None
 
 
 class RegistrationResult(BaseModel):
@@ -108,85 +87,6 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                          scale=manifest.scale, gsd=manifest.target_gsd,
                          input_dtype=manifest.dtype,
                          model_stride=model_stride(info.architecture, **info.params))
-
-
-def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def _decimals(recorded: str) -> int:
-    """How many decimals a recorded score was written with (17 for exponent forms)."""
-    if "e" in recorded.lower() or "." not in recorded:
-        return 17
-    return len(recorded.split(".", 1)[1])
-
-
-def _told_apart(a: float, b: float) -> tuple[str, str]:
-    """``a`` and ``b`` with 4 decimals, or as many more as it takes to show they differ."""
-    for digits in range(4, 17):
-        if f"{a:.{digits}f}" != f"{b:.{digits}f}":
-            return f"{a:.{digits}f}", f"{b:.{digits}f}"
-    return f"{a:.4f}", f"{b:.4f}"
-
-
-def apply_champion_gate(client: MlflowClient, name: str, version: str, score: float,
-                        test_split_digest: str, options: RegisterOptions,
-                        rescore: Callable[[ModelVersion], float] | None = None) -> GateDecision:
-    """Decide, tag ``version`` with the decision and both scores, and move the champion
-    alias when the challenger wins."""
-    champion = champion_version(client, name, options.champion_alias)
-    champion_score: float | None = None
-    compared = score
-    if champion is None:
-        promoted, decision = True, "promoted: no champion yet"
-    elif str(champion.version) == str(version):
-        promoted, decision = True, "already champion"
-        champion_score = score
-    else:
-        comparable = (champion.tags.get(TAG_SPLIT) == test_split_digest
-                      and champion.tags.get(TAG_GATE_METRIC) == options.metric)
-        recorded = champion.tags.get(TAG_CHALLENGER)
-        if comparable and recorded is not None:
-            # Like with like: a champion recorded with fewer digits (tags from before
-            # they held the full score) is compared with the challenger rounded the same way,
-            # so an exact tie stays a tie.
-            champion_score, how = float(recorded), "same test split"
-            compared = round(score, _decimals(recorded))
-        elif rescore is not None:
-            try:
-                champion_score, how = rescore(champion), "champion re-scored on this split"
-            except Exception as err:  # other classes/bands, unloadable model...
-                log.warning("cannot re-score champion v%s: %s", champion.version, err)
-                champion_score, how = None, f"champion not comparable: {err}"[:400]
-        else:
-            champion_score, how = None, "champion scored on another split or metric"
-        if champion_score is None:
-            promoted, decision = False, f"kept champion v{champion.version}: {how}"
-        elif compared > champion_score + options.min_improvement:
-            promoted = True
-            ours, theirs = _told_apart(compared, champion_score)
-            decision = (f"promoted: {options.metric} {ours} > champion "
-                        f"v{champion.version} {theirs} ({how})")
-        else:
-            promoted = False
-            ours, theirs = _told_apart(compared, champion_score)
-            decision = (f"kept champion v{champion.version}: {options.metric} {ours} <= "
-                        f"{theirs} + {options.min_improvement} ({how})")
-    previous = str(champion.version) if champion is not None else None
-    # Full precision (repr round-trips a float), so the next gate compares exact scores.
-    tags = {TAG_DECISION: decision, TAG_CHALLENGER: repr(float(score)),
-            TAG_CHAMPION: "none" if champion_score is None else repr(float(champion_score)),
-            TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none",
-            TAG_GATE_METRIC: options.metric}
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    if promoted:
-        client.set_registered_model_alias(name, options.champion_alias, version)
-    return GateDecision(promoted=promoted, decision=decision, champion_score=champion_score,
-                        previous_champion_version=previous)
 
 
 def score_registered_model(model_uri: str, dataset: PreparedDataset, split: SplitName,

@@ -169,7 +169,8 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
             resumed: bool) -> LocalRunResult:
     """What the run left in MLflow: its test score, the version it registered, the
     champion."""
-    from components.register import TAG_REGISTERED_VERSION, champion_version
+    from components.champion_gate import champion_version
+    from components.register import TAG_REGISTERED_VERSION
 
     tracking, name = config.tracking, config.registry.model_name
     client, parent = _parent_run(tracking)

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from components.register import TAG_DECISION
+from components.champion_gate import TAG_DECISION
 from components.register import TAG_REGISTERED_VERSION as REGISTERED_VERSION_TAG
 from components.tracking import (
     ERROR_TAG,

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 from mlflow import MlflowClient
 
+from components.champion_gate import TAG_DECISION
 from components.register import (  # the tags register_model sets
     TAG_ARCHITECTURE,
     TAG_DATASET,
-    TAG_DECISION,
     TAG_TRAIN_RUN,
 )
 from components.register import TAG_TEST_PREFIX as TEST_PREFIX

@@ -5,17 +5,15 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.artifacts import NormStats, PreparedDataset, SplitManifest, read_tile
-from components.evaluate import evaluate_model
-from components.register import (
+from components.champion_gate import (
     TAG_CHALLENGER,
     TAG_CHAMPION,
     TAG_DECISION,
     TAG_SPLIT,
-    RegisterOptions,
     apply_champion_gate,
-    register_model,
-    score_registered_model,
 )
+from components.evaluate import evaluate_model
+from components.register import RegisterOptions, register_model, score_registered_model
 from components.tile import TileOptions
 from components.train import load_trained_model
 from serving.pixels import normalize_image
@@ -163,35 +161,3 @@ def test_the_gates_tile_scores_are_segpipe_evaluates(tmp_path):
     for metric in ("tile_miou", "miou"):
         assert score_registered_model(uri, dataset, "test", metric) == \
             evaluated.metrics[metric], metric
-
-
-def _bare_version(client, name: str, source: str) -> str:
-    version = client.create_model_version(name, source)
-    return str(version.version)
-
-
-def test_an_exact_tie_keeps_the_champion(tmp_path):
-    """Equal scores keep the champion, also against a champion recorded with 6 decimals
-    (0.4267584 was tagged "0.426758" and lost to itself), and the decision never prints
-    equal numbers on either side of '>'."""
-    client, score = MlflowClient(), 0.4267584
-    options = RegisterOptions(model_name="tie-test")
-    client.create_registered_model("tie-test")
-    first = _bare_version(client, "tie-test", tmp_path.as_uri())
-    assert apply_champion_gate(client, "tie-test", first, score, "split", options).promoted
-    assert float(client.get_model_version("tie-test", first).tags[TAG_CHALLENGER]) == score
-    second = _bare_version(client, "tie-test", tmp_path.as_uri())
-    tie = apply_champion_gate(client, "tie-test", second, score, "split", options)
-    assert not tie.promoted and tie.decision.startswith("kept champion v1")
-    assert _alias("champion", "tie-test") == first
-
-    # A champion tagged before the tags held full precision: compared at its 6 decimals.
-    client.set_model_version_tag("tie-test", first, TAG_CHALLENGER, f"{score:.6f}")
-    third = _bare_version(client, "tie-test", tmp_path.as_uri())
-    old_tie = apply_champion_gate(client, "tie-test", third, score, "split", options)
-    assert not old_tie.promoted and _alias("champion", "tie-test") == first
-
-    # A real win by less than the 4 printed decimals shows the digits that tell them apart.
-    won = apply_champion_gate(client, "tie-test", third, 0.4267591, "split", options)
-    assert won.promoted
-    assert "0.426759 > champion v1 0.426758" in won.decision

@@ -64,7 +64,8 @@ def build_store(root: Path, *, window: int = WINDOW, depth: int = 2,
     import mlflow
     from mlflow import MlflowClient
 
-    from components.register import RegisterOptions, apply_champion_gate
+    from components.champion_gate import apply_champion_gate
+    from components.register import RegisterOptions
     from segmodels import build_model
     from serving.pyfunc import log_segmentation_model
 

@@ -1,0 +1,74 @@
+import pytest
+from mlflow import MlflowClient
+
+from components.champion_gate import TAG_CHALLENGER, TAG_PREVIOUS, apply_champion_gate
+from components.register import RegisterOptions
+
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
+
+def _alias(alias: str, name: str) -> str:
+    return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+
+
+def _bare_version(client, name: str, source: str) -> str:
+    version = client.create_model_version(name, source)
+    return str(version.version)
+
+
+def test_an_exact_tie_keeps_the_champion(tmp_path):
+    """Equal scores keep the champion, also against a champion recorded with 6 decimals
+    (0.4267584 was tagged "0.426758" and lost to itself), and the decision never prints
+    equal numbers on either side of '>'."""
+    client, score = MlflowClient(), 0.4267584
+    options = RegisterOptions(model_name="tie-test")
+    client.create_registered_model("tie-test")
+    first = _bare_version(client, "tie-test", tmp_path.as_uri())
+    assert apply_champion_gate(client, "tie-test", first, score, "split", options).promoted
+    assert float(client.get_model_version("tie-test", first).tags[TAG_CHALLENGER]) == score
+    second = _bare_version(client, "tie-test", tmp_path.as_uri())
+    tie = apply_champion_gate(client, "tie-test", second, score, "split", options)
+    assert not tie.promoted and tie.decision.startswith("kept champion v1")
+    assert _alias("champion", "tie-test") == first
+
+    # A champion tagged before the tags held full precision: compared at its 6 decimals.
+    client.set_model_version_tag("tie-test", first, TAG_CHALLENGER, f"{score:.6f}")
+    third = _bare_version(client, "tie-test", tmp_path.as_uri())
+    old_tie = apply_champion_gate(client, "tie-test", third, score, "split", options)
+    assert not old_tie.promoted and _alias("champion", "tie-test") == first
+
+    # A real win by less than the 4 printed decimals shows the digits that tell them apart.
+    won = apply_champion_gate(client, "tie-test", third, 0.4267591, "split", options)
+    assert won.promoted
+    assert "0.426759 > champion v1 0.426758" in won.decision
+
+
+@pytest.mark.parametrize(("theirs", "ours_wins"), [(0.7, False), (0.55, True)])
+def test_a_champion_moved_by_another_run_meanwhile_is_the_one_compared(tmp_path, theirs,
+                                                                       ours_wins):
+    """Two runs registering one model at once (two web-app trainings): while this gate
+    re-scores the old champion, the other run's gate promotes its own version. This gate
+    then decides against that version, instead of overwriting a better champion with a
+    version that only beat the old one (or keeping a champion it beats)."""
+    name = f"race-{ours_wins}"
+    client, options = MlflowClient(), RegisterOptions(model_name=name)
+    client.create_registered_model(name)
+    old = _bare_version(client, name, tmp_path.as_uri())
+    apply_champion_gate(client, name, old, 0.4, "an-older-split", options)
+    ours = _bare_version(client, name, tmp_path.as_uri())
+    other = _bare_version(client, name, tmp_path.as_uri())
+
+    def rescore_while_the_other_run_promotes(champion):
+        assert str(champion.version) == old
+        other_gate = apply_champion_gate(client, name, other, theirs, "split", options,
+                                         rescore=lambda _: 0.5)
+        assert other_gate.promoted
+        return 0.5
+
+    gate = apply_champion_gate(client, name, ours, 0.6, "split", options,
+                               rescore=rescore_while_the_other_run_promotes)
+    assert gate.promoted == ours_wins
+    assert _alias("champion", name) == (ours if ours_wins else other)
+    assert f"champion v{other}" in gate.decision and "same test split" in gate.decision
+    assert gate.previous_champion_version == other
+    assert client.get_model_version(name, ours).tags[TAG_PREVIOUS] == other
