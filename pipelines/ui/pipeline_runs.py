@@ -1,7 +1,7 @@
 """A pipeline run as MLflow records it: the parent run (found by the Kubeflow run's name or
 id), its trials (runs nested under it) and their per-epoch curves.
 
-Tag names are the ones components.tracking, components.tune and components.register set;
+Tag names are the ones components.tracking, components.tune_trial and components.register set;
 the pipeline-state tags are written by the runner's failure reporting (issue #14) and are
 read only when present."""
 
