@@ -15,7 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
+from components.parent_run import resume_parent_run, start_pipeline_run
+from components.tracking import TrackingOptions
 from components.train_options import TrainParams
 from components.tune import (
     TuneError,
