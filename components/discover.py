@@ -11,22 +11,30 @@
 
 Folder layouts match by relative path without extension (``a.jpg`` <-> ``a.png``), then by
 stem without a usual suffix (``a_sat.jpg`` <-> ``a_mask.png``). Images without a label and
-labels without an image are skipped and reported.
+labels without an image are skipped and reported. The rules discovery reads by (which files
+it sees, what kind of file each is, where a source's scenes start, scene names) are in
+components/discover_rules.py.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from components.raster import DataError, open_raster
+from components.discover_rules import (
+    data_root,
+    is_geojson,
+    is_label_file,
+    is_labelme,
+    is_raster,
+    looks_side_by_side,
+    unique_names,
+    visible_files,
+)
+from components.raster import DataError
 from components.vector_info import VECTOR_SUFFIXES, LayerInfo
 
-RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
-LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}
 PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
 # Suffixes that published datasets put on one side of a pair only.
 IMAGE_STEM_SUFFIXES = ("_image", "_img", "_sat", "_rgb", "_leftimg8bit")
@@ -39,48 +47,6 @@ class ScenePair:
     image: Path
     label: Path  # mask raster, LabelMe JSON, or the image itself for side-by-side pairs
     kind: PairKind
-
-
-def never_read(relative: Path) -> bool:
-    """A path below the source root that discovery skips: hidden files and folders (such as
-    a .segpipe workdir) and macOS archive leftovers."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
-
-
-def _visible_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*")
-                  if p.is_file() and not never_read(p.relative_to(root)))
-
-
-def _is_raster(path: Path) -> bool:
-    return path.suffix.lower() in RASTER_SUFFIXES
-
-
-def is_labelme(path: Path) -> bool:
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("shapes"), list)
-
-
-def is_geojson(path: Path) -> bool:
-    """A ``.json`` GeoJSON FeatureCollection (GeoJSON files are often saved as .json)."""
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return '"FeatureCollection"' in head and '"shapes"' not in head
-
-
-def _is_label_file(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    return _is_raster(path) or suffix == ".json" or suffix in VECTOR_SUFFIXES
 
 
 def _label_kind(path: Path) -> PairKind:
@@ -97,10 +63,10 @@ def _strip(stem: str, suffixes: tuple[str, ...]) -> str:
 
 
 def _suffix_pairs(files: list[Path]) -> list[tuple[Path, Path, str]]:
-    by_stem = {(p.parent, p.stem.lower()): p for p in files if _is_label_file(p)}
+    by_stem = {(p.parent, p.stem.lower()): p for p in files if is_label_file(p)}
     pairs = []
     for path in files:
-        if not (_is_raster(path) and path.stem.lower().endswith("_image")):
+        if not (is_raster(path) and path.stem.lower().endswith("_image")):
             continue
         base = path.stem[: -len("_image")]
         label = by_stem.get((path.parent, f"{base}_mask".lower()))
@@ -113,10 +79,10 @@ def _suffix_pairs(files: list[Path]) -> list[tuple[Path, Path, str]]:
 def _label_index(mask_dir: Path) -> dict[str, Path]:
     labels: dict[str, Path] = {}
     for p in sorted(mask_dir.rglob("*")):
-        if p.is_file() and _is_label_file(p) and not p.name.startswith("."):
+        if p.is_file() and is_label_file(p) and not p.name.startswith("."):
             key = p.relative_to(mask_dir).with_suffix("").as_posix().lower()
             # A raster mask wins over a JSON sidecar of the same stem.
-            if key not in labels or _is_raster(p):
+            if key not in labels or is_raster(p):
                 labels[key] = p
     return labels
 
@@ -139,7 +105,7 @@ def _match_folder(image_dir: Path, mask_dir: Path, images: list[Path],
             continue
         used.add(label)
         pairs.append((image, label, image.stem))
-    unlabeled += [p for p in labels.values() if p not in used and _is_raster(p)]
+    unlabeled += [p for p in labels.values() if p not in used and is_raster(p)]
     return pairs
 
 
@@ -155,7 +121,7 @@ def _folder_pairs(root: Path, files: list[Path], mask_dir_names: list[str],
         mask_dir = next((siblings[n] for n in wanted if n in siblings), None)
         if mask_dir is None:
             continue
-        images = [p for p in files if _is_raster(p) and p.is_relative_to(image_dir)]
+        images = [p for p in files if is_raster(p) and p.is_relative_to(image_dir)]
         pairs += _match_folder(image_dir, mask_dir, images, unlabeled)
     return pairs
 
@@ -182,13 +148,13 @@ def _explicit_pairs(root: Path, files: list[Path], image_dir: str, mask_dir: str
         if masks_path is None:
             raise DataError(f"image_dir {image_dir!r}: no sibling label folder named "
                             f"{', '.join(mask_dir_names)}; set mask_dir")
-    images = [p for p in files if _is_raster(p) and p.is_relative_to(images_path)
+    images = [p for p in files if is_raster(p) and p.is_relative_to(images_path)
               and not p.is_relative_to(masks_path)]
     return _match_folder(images_path, masks_path, images, unlabeled)
 
 
 def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path, str]]:
-    rasters = {(p.parent, p.stem.lower()): p for p in files if _is_raster(p) and p not in used}
+    rasters = {(p.parent, p.stem.lower()): p for p in files if is_raster(p) and p not in used}
     pairs = []
     for path in files:
         if path in used or path.suffix.lower() != ".json":
@@ -197,33 +163,6 @@ def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path,
         if image is not None and (is_labelme(path) or is_geojson(path)):
             pairs.append((image, path, image.stem))
     return pairs
-
-
-def _looks_side_by_side(path: Path) -> bool:
-    with open_raster(path) as src:
-        return src.width == 2 * src.height and src.count >= 3
-
-
-def _unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
-    """Stems when unique, else names from the relative path; always filesystem-safe."""
-    def safe(text: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "scene"
-
-    stems = [safe(base) for _, _, base in pairs]
-    names = []
-    for (image, _, base), stem in zip(pairs, stems, strict=True):
-        if stems.count(stem) == 1:
-            names.append(stem)
-            continue
-        rel = image.relative_to(root).with_suffix("")
-        parts = [p for p in rel.parts[:-1] if p.lower() != "images"] + [base]
-        names.append(safe("__".join(parts)))
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}__{seen[name]}")
-    return unique
 
 
 def _vector_files(root: Path, files: list[Path]) -> list[str]:
@@ -236,23 +175,12 @@ def _listed(paths: list[str], most: int = 5) -> str:
     return ", ".join(paths[:most]) + more
 
 
-def data_root(root: Path) -> Path:
-    """The folder scenes are found under: the source root, or its one folder when it holds
-    nothing else visible (an archive of a folder). Scene paths are recorded relative to it,
-    so the same data from a folder, an archive of it or S3 gets the same dataset digest."""
-    top = [p for p in root.iterdir() if not never_read(p.relative_to(root))]
-    return top[0] if len(top) == 1 and top[0].is_dir() else root
-
-
 def _vector_file(root: Path, files: list[Path], vector_labels: str) -> Path:
     """``vector_labels`` relative to the source root, or, when the source is one folder (an
     archive of a folder: scenes are found at any depth in it), relative to that folder."""
-    vector = root / vector_labels
-    if vector.is_file():
-        return vector
-    top = [p for p in root.iterdir() if not never_read(p.relative_to(root))]
-    if len(top) == 1 and top[0].is_dir() and (top[0] / vector_labels).is_file():
-        return top[0] / vector_labels
+    for vector in (root / vector_labels, data_root(root) / vector_labels):
+        if vector.is_file():
+            return vector
     vectors = _vector_files(root, files)
     found = (f"its vector files: {_listed(vectors)}" if vectors
              else "it holds no .geojson, .gpkg or .shp file")
@@ -272,14 +200,14 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
                    vector_labels: str | None = None) -> Discovery:
     """All scene pairs under ``root``. ``side_by_side=None`` detects side-by-side JPEG/PNG
     pairs when no other layout matches; ``True`` forces that layout."""
-    files = _visible_files(root)
+    files = visible_files(root)
     if not files:
         raise DataError(f"{root}: source is empty (no files)")
     unlabeled: list[Path] = []
     if vector_labels is not None:
         vector = _vector_file(root, files, vector_labels)
         base = _named_dir(root, image_dir, "image_dir") if image_dir else root
-        found = [(p, vector, p.stem) for p in files if _is_raster(p) and p.is_relative_to(base)]
+        found = [(p, vector, p.stem) for p in files if is_raster(p) and p.is_relative_to(base)]
         kinds: list[PairKind] = ["vector"] * len(found)
     elif image_dir is not None:
         found = _explicit_pairs(root, files, image_dir, mask_dir, mask_dir_names, unlabeled)
@@ -287,7 +215,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
     elif mask_dir is not None:
         raise DataError("mask_dir is set without image_dir; set both (relative to the source)")
     elif side_by_side:
-        found = [(p, p, p.stem) for p in files if _is_raster(p)]
+        found = [(p, p, p.stem) for p in files if is_raster(p)]
         kinds = ["side_by_side"] * len(found)
     else:
         found = _suffix_pairs(files)
@@ -298,8 +226,8 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         found += _labelme_pairs(files, used)
         kinds = [_label_kind(label) for _, label, _ in found]
         if not found and side_by_side is None:
-            rasters = [p for p in files if _is_raster(p)]
-            if rasters and all(_looks_side_by_side(p) for p in rasters):
+            rasters = [p for p in files if is_raster(p)]
+            if rasters and all(looks_side_by_side(p) for p in rasters):
                 found = [(p, p, p.stem) for p in rasters]
                 kinds = ["side_by_side"] * len(found)
     if not found:
@@ -313,7 +241,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
             f"images/ folder with a sibling {'/'.join(mask_dir_names)} folder, LabelMe JSON "
             f"beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir"
             f"{hint}")
-    names = _unique_names(found, root)
+    names = unique_names(found, root)
     pairs = [ScenePair(name, image, label, kind)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
     return Discovery(pairs, [p for p in unlabeled if p not in {q.image for q in pairs}])

@@ -21,7 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
-from components.discover import Discovery, data_root, discover_pairs
+from components.discover import Discovery, discover_pairs
+from components.discover_rules import data_root
 from components.given_split import given_splits
 from components.label_spec import find_classes_file, resolve_spec
 from components.labelme import survey_labelme

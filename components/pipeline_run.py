@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from components.ingest import IngestOptions
 from components.lineage import log_pipeline_config
-from components.register import RegisterOptions
-from components.split import SplitOptions
-from components.tile import TileOptions
-from components.tracking import (
+from components.parent_run import (
     RunContext,
-    TrackingOptions,
     finish_pipeline_run,
     resume_parent_run,
     start_pipeline_run,
 )
+from components.register import RegisterOptions
+from components.split import SplitOptions
+from components.tile import TileOptions
+from components.tracking import TrackingOptions
 from components.tune import prepare_study
 from components.tune_options import TuneOptions
 

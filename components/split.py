@@ -1,14 +1,9 @@
 """Split: tiles -> train/val/test without leakage.
 
-Tiles are grouped into units that never straddle splits: single tiles (``random``), scenes
-(``scene``), spatial blocks (``block``), groups of scenes (``group``: by source folder, a
-regex on the source path or a CSV), or the dataset's own splits (``given``). Blocks are
-world-coordinate squares when every scene shares one CRS, so adjacent chips of one grid
-(e.g. exported GIS chips) that touch share a block and land in the same split; otherwise
-blocks are per-scene pixel squares. Units are assigned greedily in a seeded order (rarest
-class first) to the split furthest below its share of the unit's rarest class (iterative
-stratification: a rare class is spread by the ratios, not piled into train), then below its
-share of tiles, preferring splits that still lack one of the unit's classes.
+The strategies (components/split_units.py) group tiles into units that never straddle
+splits and assign the units; this module holds the step's options and what it checks and
+writes: val/test tiles that share ground with another split's tile are dropped
+(``drop_overlaps``), a split that lacks a class is a warning, and the manifest is written.
 
 Scenes that look like crops of one image (``SceneInfo.neighbours``: touching or overlapping,
 found by the tile step) are kept in one unit by ``scene`` and by per-scene ``block``, with a
@@ -19,10 +14,8 @@ labelled pixel) is an error unless ``allow_empty_splits``, with advice for the s
 from __future__ import annotations
 
 import math
-import random
 import warnings
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
@@ -45,12 +38,15 @@ from components.split_advice import (
     straddling_warning,
     too_few_units,
 )
-from components.split_groups import (
-    check_group_by,
-    crop_groups,
-    given_units,
-    scene_groups,
-    straddling_neighbours,
+from components.split_groups import check_group_by, crop_groups, straddling_neighbours
+from components.split_units import (
+    Unit,
+    assign_given,
+    assign_units,
+    default_block_size,
+    keeps_crops_together,
+    tile_units,
+    world_grid,
 )
 
 
@@ -92,137 +88,6 @@ class SplitOptions(BaseModel):
         return ratios
 
 
-@dataclass
-class _Unit:
-    key: tuple
-    tiles: list[str]
-    classes: set[int]
-    pixels: Counter = field(default_factory=Counter)  # class -> labelled pixels
-
-
-def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
-    half = manifest.patch_size / 2
-    keys = {}
-    if _world_grid(manifest):
-        # One CRS: blocks on the world grid, sized in the first scene's pixels.
-        # The grid is anchored at the scenes' top-left corner, so blocks of a chip's size
-        # line up with chips exported side by side.
-        a, _, _, _, e, _ = manifest.scenes[0].transform
-        size_x, size_y = abs(a) * block_size, abs(e) * block_size
-        x0 = min(s.transform[2] for s in manifest.scenes)
-        y0 = max(s.transform[5] for s in manifest.scenes)
-        for t in manifest.tiles:
-            ta, tb, tc, td, te, tf = t.transform
-            x, y = tc + ta * half + tb * half, tf + td * half + te * half
-            keys[t.id] = ("world", math.floor((x - x0) / size_x), math.floor((y0 - y) / size_y))
-    else:
-        for t in manifest.tiles:
-            col, row = t.window[0] + half, t.window[1] + half
-            keys[t.id] = (t.scene, int(col // block_size), int(row // block_size))
-    return keys
-
-
-def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
-    """The largest of 4, 2 or 1 patches that cuts the area into ``min_blocks`` blocks or more:
-    large blocks keep neighbours together, but too few of them cannot fill three splits."""
-    for patches in (4, 2):
-        size = patches * manifest.patch_size
-        if len(set(_block_keys(manifest, size).values())) >= min_blocks:
-            return size
-    return manifest.patch_size
-
-
-def _world_grid(manifest: TileManifest) -> bool:
-    crs = {s.crs for s in manifest.scenes}
-    return len(crs) == 1 and None not in crs
-
-
-def keeps_crops_together(manifest: TileManifest, options: SplitOptions) -> bool:
-    """Whether the strategy keeps each crop group (crops of one image) in one split: scenes,
-    and blocks that are per-scene pixel squares (no shared CRS to place the scenes by)."""
-    return options.strategy == "scene" or (options.strategy == "block"
-                                           and not _world_grid(manifest))
-
-
-def _units(manifest: TileManifest, options: SplitOptions,
-           crops: dict[str, str]) -> list[_Unit]:
-    together = keeps_crops_together(manifest, options)
-    joined = Counter(crops.values())
-    if options.strategy == "random":
-        keys = {t.id: (t.id,) for t in manifest.tiles}
-    elif options.strategy == "scene":
-        keys = {t.id: (crops[t.scene],) for t in manifest.tiles}
-    elif options.strategy == "group":
-        groups = scene_groups(manifest, options.group_by)
-        keys = {t.id: ("group", groups[t.scene]) for t in manifest.tiles}
-    elif options.strategy == "given":
-        given = given_units(manifest)
-        keys = {t.id: ("given", given[t.scene]) for t in manifest.tiles}
-    else:
-        keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
-        if together:
-            keys = {t.id: ("crops", crops[t.scene]) if joined[crops[t.scene]] > 1
-                    else keys[t.id] for t in manifest.tiles}
-    grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
-    for t in manifest.tiles:
-        grouped[keys[t.id]].append(t)
-    return [_Unit(key, [t.id for t in tiles], {c for t in tiles for c, n in
-                                               t.class_counts.items() if n},
-                  sum((Counter(t.class_counts) for t in tiles), Counter()))
-            for key, tiles in sorted(grouped.items(), key=lambda kv: str(kv[0]))]
-
-
-def _assign(units: list[_Unit], ratios: tuple[float, ...], seed: int) -> list[list[_Unit]]:
-    rng = random.Random(seed)
-    rng.shuffle(units)
-    frequency = Counter(c for u in units for c in u.classes)
-    units.sort(key=lambda u: min((frequency[c] for c in u.classes), default=len(units) + 1))
-    total = sum(len(u.tiles) for u in units)
-    class_total = sum((u.pixels for u in units), Counter())
-    active = [i for i, r in enumerate(ratios) if r > 0]
-    splits: list[list[_Unit]] = [[] for _ in ratios]
-    filled = [0] * len(ratios)
-    class_filled: list[Counter] = [Counter() for _ in ratios]
-    present: list[set[int]] = [set() for _ in ratios]
-    for unit in units:
-        # The unit's rarest class, if some units lack it (a class every unit holds is spread
-        # by the tile ratios already, and stratifying on it would only skew them).
-        rarest = min(unit.classes, key=lambda c: (frequency[c], class_total[c], c),
-                     default=None)
-        if rarest is not None and (frequency[rarest] == len(units) or not class_total[rarest]):
-            rarest = None
-
-        def score(i: int, unit: _Unit = unit, rarest: int | None = rarest
-                  ) -> tuple[float, float, float]:
-            deficit = (ratios[i] * total - filled[i]) / total
-            not_full = deficit > -len(unit.tiles) / (2 * total)
-            missing = len(unit.classes - present[i]) > 0
-            # Stratified on that class (iterative stratification): the split furthest below
-            # its share of the class's pixels gets it, so a rare class is spread by the
-            # ratios instead of filling train first, where the tile deficit is largest; a
-            # split already over its share of tiles does not.
-            class_deficit = 0.0
-            if rarest is not None:
-                class_deficit = ((ratios[i] * class_total[rarest] - class_filled[i][rarest])
-                                 / class_total[rarest]) if not_full else -math.inf
-            # A split that lacks one of this unit's classes gets it unless it is already full.
-            return (float(missing and not_full), class_deficit, deficit)
-        best = max(active, key=score)
-        splits[best].append(unit)
-        filled[best] += len(unit.tiles)
-        class_filled[best] += unit.pixels
-        present[best] |= unit.classes
-    # With few units, make every active split non-empty by taking from the largest.
-    for i in active:
-        if not splits[i]:
-            donor = max(active, key=lambda j: len(splits[j]))
-            if len(splits[donor]) > 1:
-                moved = min(splits[donor], key=lambda u: len(u.tiles))
-                splits[donor].remove(moved)
-                splits[i].append(moved)
-    return splits
-
-
 def _footprint(tile: TileRecord, patch: int, size: tuple[int, int],
                world: bool) -> tuple[str, float, float, float, float]:
     """The ground a tile really covers: its in-scene part, not the padding past the edge."""
@@ -238,7 +103,7 @@ def _footprint(tile: TileRecord, patch: int, size: tuple[int, int],
 def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
     """Pairs of tiles in different splits whose footprints share ground (positive area).
     Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
-    world = _world_grid(manifest)
+    world = world_grid(manifest)
     sizes = {s.name: (s.width, s.height) for s in manifest.scenes}
     boxes = {t.id: _footprint(t, manifest.patch_size, sizes[t.scene], world)
              for t in manifest.tiles}
@@ -262,7 +127,7 @@ def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list
     return sorted(pairs)
 
 
-def _drop_overlaps(manifest: TileManifest, assigned: list[list[_Unit]]) -> int:
+def _drop_overlaps(manifest: TileManifest, assigned: list[list[Unit]]) -> int:
     """Remove val/test tiles that share ground with another split's tile; return the count.
     Val gives way before test, test before train: training data and the final test are
     the most precious."""
@@ -279,10 +144,6 @@ def _drop_overlaps(manifest: TileManifest, assigned: list[list[_Unit]]) -> int:
     return len(dropped)
 
 
-def _assign_given(units: list[_Unit]) -> list[list[_Unit]]:
-    return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
-
-
 def split_tiles(dataset_dir: Path, out_path: Path,
                 options: SplitOptions | None = None) -> SplitManifest:
     """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
@@ -294,9 +155,9 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
     crops = crop_groups(manifest.scenes)
     together = keeps_crops_together(manifest, options)
-    units = _units(manifest, options, crops)
-    assigned = (_assign_given(units) if options.strategy == "given"
-                else _assign(units, options.ratios, options.seed))
+    units = tile_units(manifest, options, crops)
+    assigned = (assign_given(units) if options.strategy == "given"
+                else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []
     if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
         messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
@@ -313,7 +174,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     messages += [f"{p} (accepted: allow_empty_splits)" for p in problems]
     by_id = {t.id: t for t in manifest.tiles}
 
-    def classes_of(units_: list[_Unit]) -> set[int]:
+    def classes_of(units_: list[Unit]) -> set[int]:
         return {c for u in units_ for t in u.tiles for c, n in by_id[t].class_counts.items() if n}
 
     all_classes = classes_of(units)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from components.discover import LOSSY_SUFFIXES, ScenePair
+from components.discover import ScenePair
+from components.discover_rules import LOSSY_SUFFIXES
 from components.labels import code_color, color_code, parse_color
 from components.masks import IGNORE_CODE, mask_format, read_mask
 from components.raster import DataError, check_png, check_size, open_raster, strip_windows

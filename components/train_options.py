@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 #: none | d4 (the 8 rotations/reflections) | d4_color (+ photometric jitter of the image)
 Augment = Literal["none", "d4", "d4_color"]
 
+#: Upper bound of batch_size, checked when the config is read (reason in the field).
+MAX_BATCH_SIZE = 1024
+
 
 class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -24,7 +27,10 @@ class TrainParams(BaseModel):
     model_params: dict[str, Any] = Field(default_factory=dict,
                                          description="build_model keyword arguments")
     epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE, description="tiles per "
+                            f"training step (at most {MAX_BATCH_SIZE}: a batch is held in "
+                            f"memory whole with its activations; {MAX_BATCH_SIZE} tiles of "
+                            "512 px x 4 bands are 4 GiB as float32 before any activation)")
     learning_rate: float = Field(default=1e-3, gt=0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: int = Field(default=2, ge=0, description="epochs of linear LR warm-up")

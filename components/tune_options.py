@@ -12,12 +12,13 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationError,
     model_serializer,
     model_validator,
 )
 
 from components.train_options import TrainParams
-from components.tune_space import SearchSpace, built_in_spaces
+from components.tune_space import ParamSpec, SearchSpace, built_in_spaces
 
 
 class TuneOptions(BaseModel):
@@ -107,6 +108,8 @@ class TuneOptions(BaseModel):
                 "choice there, e.g. {type: categorical, choices: [...]} (a "
                 "search_space.training of your own replaces the built-in one: list every "
                 "dimension to keep searching)")
+        for name, spec in (self.search_space.training.items() if self.search_space else ()):
+            _check_drawable(name, spec)
         choices = list(dict.fromkeys(c for space in spaces
                                      for c in space.architecture.choices or []))
         if changed("architecture") and self.train.architecture not in choices:
@@ -115,3 +118,22 @@ class TuneOptions(BaseModel):
                 f"(search_space.architecture: {', '.join(map(str, choices))}); "
                 "train.architecture only says which one train.model_params are for")
         return self
+
+
+def _check_drawable(name: str, spec: ParamSpec) -> None:
+    """Each value a trial can draw from a training dimension of the config's space (a
+    choice, an int range's ends) is one TrainParams takes (e.g. batch_size <= 1024): refused
+    with the config rather than as a failed trial each. A float range's ends are almost never
+    drawn, so they are left to the trial."""
+    values: list = []
+    if spec.type == "categorical":
+        values = list(spec.choices or [])
+    elif spec.type == "int":
+        step, low = int(spec.step or 1), int(spec.low)
+        values = [low, low + (int(spec.high) - low) // step * step]
+    for value in values:
+        try:
+            TrainParams.model_validate({name: value})
+        except ValidationError as err:
+            raise ValueError(f"search_space.training.{name}: {value!r}: "
+                             f"{err.errors()[0]['msg']}") from None

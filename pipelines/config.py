@@ -133,7 +133,7 @@ def _read_as_data(workdir: Path, source: Path, config: PipelineConfig) -> bool:
     """``workdir`` lies where ingest looks for scenes in the local ``source``: the whole of
     it, or with ``image_dir`` set that folder and its labels' (by discovery's own rule,
     which skips hidden folders such as the default .segpipe beside a config in the data)."""
-    from components.discover import never_read
+    from components.discover_rules import never_read
 
     ingest = config.data.ingest
     roots = [source]

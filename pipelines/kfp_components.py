@@ -112,7 +112,8 @@ def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, 
 def finish_run(tracking: dict, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
     """After every other task, whatever happened: close the parent run as FINISHED, or as
     FAILED with the error, ending the trial runs a failure left open."""
-    from components.tracking import TrackingOptions, finish_pipeline_run
+    from components.parent_run import finish_pipeline_run
+    from components.tracking import TrackingOptions
     from pipelines.step_options import step_options
 
     succeeded = status.state == "SUCCEEDED"
@@ -128,7 +129,7 @@ def tune_worker(worker: int, tiles: Input[Dataset], split: Input[Dataset],
     from pathlib import Path
 
     from components.artifacts import PreparedDataset
-    from components.tracking import RunContext, resume_parent_run
+    from components.parent_run import RunContext, resume_parent_run
     from components.tune import run_tune_worker
     from components.tune_options import TuneOptions
     from pipelines.step_options import step_options
@@ -148,7 +149,7 @@ def select_best(models: Input[list[Model]], run_context: Input[Artifact],
     """Pick the study's best trial among the workers' models."""
     from pathlib import Path
 
-    from components.tracking import RunContext, resume_parent_run
+    from components.parent_run import RunContext, resume_parent_run
     from components.tune import select_best_trial
 
     context = RunContext.load(run_context.path)
@@ -176,8 +177,8 @@ def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     from components.evaluate import evaluate_model
     from components.evaluate_options import EvaluateOptions
     from components.evaluation_report import markdown_report
+    from components.parent_run import RunContext, resume_parent_run
     from components.register import RegisterOptions
-    from components.tracking import RunContext, resume_parent_run
     from pipelines.step_options import step_options
 
     dataset = PreparedDataset(tiles.path, split=split.path, stats=stats.path,
@@ -205,8 +206,8 @@ def register(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
 
     from components.artifacts import DatasetPaths, PreparedDataset
     from components.evaluate import EvaluationResult
+    from components.parent_run import RunContext, resume_parent_run
     from components.register import RegisterOptions, register_model
-    from components.tracking import RunContext, resume_parent_run
     from pipelines.step_options import step_options
 
     context = RunContext.load(run_context.path)

@@ -138,7 +138,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
 def _has_unfinished_run(tracking: TrackingOptions) -> bool:
     from mlflow.tracking import MlflowClient
 
-    from components.tracking import RUN_NAME_TAG, STATE_TAG
+    from components.parent_run import RUN_NAME_TAG, STATE_TAG
 
     client = MlflowClient(tracking.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
@@ -153,7 +153,7 @@ def _parent_run(tracking: TrackingOptions):
     """The newest MLflow parent run of this run name."""
     from mlflow.tracking import MlflowClient
 
-    from components.tracking import RUN_NAME_TAG
+    from components.parent_run import RUN_NAME_TAG
 
     client = MlflowClient(tracking.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
@@ -226,7 +226,7 @@ def failure_cause(log: str) -> FailureCause:
 
 def _record_failure(tracking: TrackingOptions, cause: FailureCause) -> None:
     """The step and error on the parent run (the exit task only knew that it failed)."""
-    from components.tracking import ERROR_TAG, FAILED_STEP_TAG
+    from components.parent_run import ERROR_TAG, FAILED_STEP_TAG
 
     try:
         client, parent = _parent_run(tracking)
@@ -242,7 +242,7 @@ def _record_failure(tracking: TrackingOptions, cause: FailureCause) -> None:
 def _record_interruption(tracking: TrackingOptions, signal_name: str) -> None:
     """The parent run and its open trial runs KILLED (the exit task that closes them never
     ran), tagged so that the same config resumes the run."""
-    from components.tracking import close_unfinished_run
+    from components.parent_run import close_unfinished_run
 
     try:
         client, parent = _parent_run(tracking)

@@ -1,9 +1,9 @@
 """A pipeline run as MLflow records it: the parent run (found by the Kubeflow run's name or
 id), its trials (runs nested under it) and their per-epoch curves.
 
-Tag names are the ones components.tracking, components.tune and components.register set;
-the pipeline-state tags are written by the runner's failure reporting (issue #14) and are
-read only when present."""
+Tag names are the ones components.parent_run, components.tune_trial, components.register and
+components.champion_gate set; the pipeline-state tags are written by the runner's failure
+reporting (issue #14) and are read only when present."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from typing import Any
 from mlflow import MlflowClient
 
 from components.champion_gate import TAG_DECISION
-from components.register import TAG_REGISTERED_VERSION as REGISTERED_VERSION_TAG
-from components.tracking import (
+from components.parent_run import (
     ERROR_TAG,
     FAILED_STEP_TAG,
     KFP_RUN_ID_TAG,
     KFP_RUN_NAME_TAG,
     STATE_TAG,
 )
+from components.register import TAG_REGISTERED_VERSION as REGISTERED_VERSION_TAG
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "optuna.trial"

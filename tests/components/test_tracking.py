@@ -1,21 +1,19 @@
-"""The MLflow side of a pipeline run on a real store: the parent run tagged with the
-Kubeflow run, runs nesting under it when resumed in another process, steps logging into the
-run their caller made active."""
+"""The MLflow side of a pipeline run on a real store (components/parent_run.py and
+components/tracking.py): the parent run tagged with the Kubeflow run, runs nesting under it
+when resumed in another process, steps logging into the run their caller made active."""
 
 from __future__ import annotations
 
 import pytest
 
-from components.tracking import (
+from components.parent_run import (
     KFP_RUN_ID_TAG,
     KFP_RUN_NAME_TAG,
     RunContext,
-    TrackingOptions,
-    ensure_run,
-    redact_url,
     resume_parent_run,
     start_pipeline_run,
 )
+from components.tracking import TrackingOptions, ensure_run, redact_url
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +82,7 @@ def test_a_config_run_again_after_it_finished_gets_a_numbered_name(tmp_path):
     apart, all tagged with the config's run name, which a re-run resumes by."""
     from mlflow.tracking import MlflowClient
 
-    from components.tracking import RUN_NAME_TAG, finish_pipeline_run
+    from components.parent_run import RUN_NAME_TAG, finish_pipeline_run
 
     options = TrackingOptions(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                               mlflow_experiment="again", run_name="run-0123456789",

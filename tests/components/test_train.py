@@ -107,3 +107,10 @@ def test_learning_rate_schedule_warms_up_then_decays():
 def test_bad_params_are_rejected():
     with pytest.raises(ValueError, match="batch_size"):
         TrainParams(batch_size=0)
+
+
+def test_a_batch_over_1024_tiles_is_refused_naming_the_field():
+    assert TrainParams(batch_size=1024).batch_size == 1024
+    with pytest.raises(ValueError) as info:
+        TrainParams(batch_size=1025)
+    assert "batch_size\n  Input should be less than or equal to 1024" in str(info.value)

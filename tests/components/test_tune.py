@@ -15,11 +15,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
+from components.parent_run import resume_parent_run, start_pipeline_run
+from components.tracking import TrackingOptions
 from components.train_options import TrainParams
 from components.tune import (
     TuneError,
-    TuneOptions,
     open_study,
     prepare_study,
     run_tune_worker,
@@ -28,6 +28,7 @@ from components.tune import (
     trial_shares,
 )
 from components.tune_budget import DEADLINE_ATTR
+from components.tune_options import TuneOptions
 from components.tune_space import ParamSpec, SearchSpace, cat, sample_params
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")

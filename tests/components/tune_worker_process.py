@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from components.artifacts import PreparedDataset
-from components.tracking import RunContext, resume_parent_run
+from components.parent_run import RunContext, resume_parent_run
 from components.tune import run_tune_worker
 from components.tune_options import TuneOptions
 

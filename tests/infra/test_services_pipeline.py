@@ -37,11 +37,12 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
 
     from components.artifacts import PreparedDataset
     from components.evaluate import evaluate_model
+    from components.parent_run import resume_parent_run, start_pipeline_run
     from components.prepare import PrepareOptions, prepare_dataset
     from components.register import RegisterOptions, register_model
     from components.sample_data import generate_sample_dataset
     from components.tile import TileOptions
-    from components.tracking import TrackingOptions, resume_parent_run, start_pipeline_run
+    from components.tracking import TrackingOptions
     from components.tune import prepare_study, select_best_trial
     from components.tune_options import TuneOptions
     from components.tune_space import ParamSpec, SearchSpace, cat

@@ -89,6 +89,23 @@ def test_the_removed_timeout_names_its_replacement(tmp_path):
         load_config(write(tmp_path, "source: x\ntuning: {timeout_s: 7200}\n"))
 
 
+@pytest.mark.parametrize(("dimension", "expected"), [
+    ("{type: categorical, choices: [8, 2048]}", "2048"),
+    ("{type: int, low: 1000, high: 1040, step: 25}", "1025"),  # 1040 is never drawn
+    ("{type: categorical, choices: [8, 0]}", "0: Input should be greater than or equal to 1"),
+])
+def test_search_space_batch_sizes_are_checked_against_the_train_step(tmp_path, dimension,
+                                                                      expected):
+    text = ("source: x\ntuning:\n  search_space:\n    training:\n"
+            f"      batch_size: {dimension}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert (f"my.yaml: tuning: search_space.training.batch_size: {expected}"
+            in str(info.value)), str(info.value)
+    if expected != "0: Input should be greater than or equal to 1":
+        assert "Input should be less than or equal to 1024" in str(info.value)
+
+
 def test_search_space_is_checked_against_the_tune_step(tmp_path):
     text = ("source: x\ntuning:\n  search_space:\n    models:\n      unet:\n"
             "        depth: {type: int, low: 5, high: 2}\n")

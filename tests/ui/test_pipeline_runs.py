@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from components.tracking import KFP_RUN_ID_TAG, KFP_RUN_NAME_TAG
+from components.parent_run import KFP_RUN_ID_TAG, KFP_RUN_NAME_TAG
 from pipelines.ui import pipeline_runs
 
 RUN_NAME = "segpipe-segmentation-2026-11-29-17-35-47-772760"

@@ -1,0 +1,99 @@
+"""The rules scene discovery (components/discover.py) reads by: which files of a source it
+sees (hidden files and folders and macOS archive leftovers are skipped), what kind of file
+each is (raster, LabelMe JSON, GeoJSON, a label of any kind, a side-by-side image|mask),
+the folder scenes are found under, and the names scenes get (unique, filesystem-safe)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from components.raster import open_raster
+from components.vector_info import VECTOR_SUFFIXES
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
+LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}  # a mask saved so holds colours no class has
+
+
+def never_read(relative: Path) -> bool:
+    """A path below the source root that discovery skips: hidden files and folders (such as
+    a .segpipe workdir) and macOS archive leftovers."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
+def visible_files(root: Path) -> list[Path]:
+    """Every file under ``root`` that discovery reads (``never_read`` ones left out), sorted."""
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not never_read(p.relative_to(root)))
+
+
+def is_raster(path: Path) -> bool:
+    """An image or raster mask, by its extension."""
+    return path.suffix.lower() in RASTER_SUFFIXES
+
+
+def is_labelme(path: Path) -> bool:
+    """A LabelMe annotation: a JSON object with a ``shapes`` list."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("shapes"), list)
+
+
+def is_geojson(path: Path) -> bool:
+    """A ``.json`` GeoJSON FeatureCollection (GeoJSON files are often saved as .json)."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return '"FeatureCollection"' in head and '"shapes"' not in head
+
+
+def is_label_file(path: Path) -> bool:
+    """A file that may label an image: a raster mask, a JSON (LabelMe or GeoJSON) or a
+    vector file."""
+    suffix = path.suffix.lower()
+    return is_raster(path) or suffix == ".json" or suffix in VECTOR_SUFFIXES
+
+
+def looks_side_by_side(path: Path) -> bool:
+    """Twice as wide as high with colour bands: an image and its colour mask side by side."""
+    with open_raster(path) as src:
+        return src.width == 2 * src.height and src.count >= 3
+
+
+def unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
+    """Stems when unique, else names from the relative path; always filesystem-safe."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "scene"
+
+    stems = [safe(base) for _, _, base in pairs]
+    names = []
+    for (image, _, base), stem in zip(pairs, stems, strict=True):
+        if stems.count(stem) == 1:
+            names.append(stem)
+            continue
+        rel = image.relative_to(root).with_suffix("")
+        parts = [p for p in rel.parts[:-1] if p.lower() != "images"] + [base]
+        names.append(safe("__".join(parts)))
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}__{seen[name]}")
+    return unique
+
+
+def data_root(root: Path) -> Path:
+    """The folder scenes are found under: the source root, or its one folder when it holds
+    nothing else visible (an archive of a folder). Scene paths are recorded relative to it,
+    so the same data from a folder, an archive of it or S3 gets the same dataset digest."""
+    top = [p for p in root.iterdir() if not never_read(p.relative_to(root))]
+    return top[0] if len(top) == 1 and top[0].is_dir() else root

@@ -1,0 +1,173 @@
+"""The split strategies: how tiles are grouped into units that never straddle splits, and
+how units are assigned to train/val/test (components/split.py checks the result for leaks
+and writes the manifest).
+
+Units are single tiles (``random``), scenes (``scene``), spatial blocks (``block``), groups of
+scenes (``group``: by source folder, a regex on the source path or a CSV), or the dataset's
+own splits (``given``). Blocks are world-coordinate squares when every scene shares one CRS,
+so adjacent chips of one grid (e.g. exported GIS chips) that touch share a block and land in
+the same split; otherwise blocks are per-scene pixel squares. Scenes that look like crops of
+one image are one unit under ``scene`` and per-scene ``block``. Units are assigned greedily
+in a seeded order (rarest class first) to the split furthest below its share of the unit's
+rarest class (iterative stratification: a rare class is spread by the ratios, not piled into
+train), then below its share of tiles, preferring splits that still lack one of the unit's
+classes."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from components.artifacts import SPLIT_NAMES, TileManifest, TileRecord
+from components.split_groups import given_units, scene_groups
+
+if TYPE_CHECKING:
+    from components.split import SplitOptions
+
+
+@dataclass
+class Unit:
+    """Tiles that go to one split together, with the classes they hold."""
+
+    key: tuple
+    tiles: list[str]
+    classes: set[int]
+    pixels: Counter = field(default_factory=Counter)  # class -> labelled pixels
+
+
+def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
+    half = manifest.patch_size / 2
+    keys = {}
+    if world_grid(manifest):
+        # One CRS: blocks on the world grid, sized in the first scene's pixels.
+        # The grid is anchored at the scenes' top-left corner, so blocks of a chip's size
+        # line up with chips exported side by side.
+        a, _, _, _, e, _ = manifest.scenes[0].transform
+        size_x, size_y = abs(a) * block_size, abs(e) * block_size
+        x0 = min(s.transform[2] for s in manifest.scenes)
+        y0 = max(s.transform[5] for s in manifest.scenes)
+        for t in manifest.tiles:
+            ta, tb, tc, td, te, tf = t.transform
+            x, y = tc + ta * half + tb * half, tf + td * half + te * half
+            keys[t.id] = ("world", math.floor((x - x0) / size_x), math.floor((y0 - y) / size_y))
+    else:
+        for t in manifest.tiles:
+            col, row = t.window[0] + half, t.window[1] + half
+            keys[t.id] = (t.scene, int(col // block_size), int(row // block_size))
+    return keys
+
+
+def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
+    """The largest of 4, 2 or 1 patches that cuts the area into ``min_blocks`` blocks or more:
+    large blocks keep neighbours together, but too few of them cannot fill three splits."""
+    for patches in (4, 2):
+        size = patches * manifest.patch_size
+        if len(set(_block_keys(manifest, size).values())) >= min_blocks:
+            return size
+    return manifest.patch_size
+
+
+def world_grid(manifest: TileManifest) -> bool:
+    """Whether every scene shares one CRS, so tiles are placed on one world grid (blocks and
+    footprints in map units) rather than each in its scene's pixels."""
+    crs = {s.crs for s in manifest.scenes}
+    return len(crs) == 1 and None not in crs
+
+
+def keeps_crops_together(manifest: TileManifest, options: SplitOptions) -> bool:
+    """Whether the strategy keeps each crop group (crops of one image) in one split: scenes,
+    and blocks that are per-scene pixel squares (no shared CRS to place the scenes by)."""
+    return options.strategy == "scene" or (options.strategy == "block"
+                                           and not world_grid(manifest))
+
+
+def tile_units(manifest: TileManifest, options: SplitOptions,
+               crops: dict[str, str]) -> list[Unit]:
+    """The tiles grouped by ``options.strategy``; ``crops`` maps each scene to its crop
+    group (components.split_groups.crop_groups)."""
+    together = keeps_crops_together(manifest, options)
+    joined = Counter(crops.values())
+    if options.strategy == "random":
+        keys = {t.id: (t.id,) for t in manifest.tiles}
+    elif options.strategy == "scene":
+        keys = {t.id: (crops[t.scene],) for t in manifest.tiles}
+    elif options.strategy == "group":
+        groups = scene_groups(manifest, options.group_by)
+        keys = {t.id: ("group", groups[t.scene]) for t in manifest.tiles}
+    elif options.strategy == "given":
+        given = given_units(manifest)
+        keys = {t.id: ("given", given[t.scene]) for t in manifest.tiles}
+    else:
+        keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
+        if together:
+            keys = {t.id: ("crops", crops[t.scene]) if joined[crops[t.scene]] > 1
+                    else keys[t.id] for t in manifest.tiles}
+    grouped: dict[tuple, list[TileRecord]] = defaultdict(list)
+    for t in manifest.tiles:
+        grouped[keys[t.id]].append(t)
+    return [Unit(key, [t.id for t in tiles], {c for t in tiles for c, n in
+                                              t.class_counts.items() if n},
+                 sum((Counter(t.class_counts) for t in tiles), Counter()))
+            for key, tiles in sorted(grouped.items(), key=lambda kv: str(kv[0]))]
+
+
+def assign_units(units: list[Unit], ratios: tuple[float, ...],
+                 seed: int) -> list[list[Unit]]:
+    """The units of each split, in SPLIT_NAMES order, by seeded iterative stratification
+    (module docstring); every split with a ratio gets a unit when there are enough."""
+    rng = random.Random(seed)
+    rng.shuffle(units)
+    frequency = Counter(c for u in units for c in u.classes)
+    units.sort(key=lambda u: min((frequency[c] for c in u.classes), default=len(units) + 1))
+    total = sum(len(u.tiles) for u in units)
+    class_total = sum((u.pixels for u in units), Counter())
+    active = [i for i, r in enumerate(ratios) if r > 0]
+    splits: list[list[Unit]] = [[] for _ in ratios]
+    filled = [0] * len(ratios)
+    class_filled: list[Counter] = [Counter() for _ in ratios]
+    present: list[set[int]] = [set() for _ in ratios]
+    for unit in units:
+        # The unit's rarest class, if some units lack it (a class every unit holds is spread
+        # by the tile ratios already, and stratifying on it would only skew them).
+        rarest = min(unit.classes, key=lambda c: (frequency[c], class_total[c], c),
+                     default=None)
+        if rarest is not None and (frequency[rarest] == len(units) or not class_total[rarest]):
+            rarest = None
+
+        def score(i: int, unit: Unit = unit, rarest: int | None = rarest
+                  ) -> tuple[float, float, float]:
+            deficit = (ratios[i] * total - filled[i]) / total
+            not_full = deficit > -len(unit.tiles) / (2 * total)
+            missing = len(unit.classes - present[i]) > 0
+            # Stratified on that class (iterative stratification): the split furthest below
+            # its share of the class's pixels gets it, so a rare class is spread by the
+            # ratios instead of filling train first, where the tile deficit is largest; a
+            # split already over its share of tiles does not.
+            class_deficit = 0.0
+            if rarest is not None:
+                class_deficit = ((ratios[i] * class_total[rarest] - class_filled[i][rarest])
+                                 / class_total[rarest]) if not_full else -math.inf
+            # A split that lacks one of this unit's classes gets it unless it is already full.
+            return (float(missing and not_full), class_deficit, deficit)
+        best = max(active, key=score)
+        splits[best].append(unit)
+        filled[best] += len(unit.tiles)
+        class_filled[best] += unit.pixels
+        present[best] |= unit.classes
+    # With few units, make every active split non-empty by taking from the largest.
+    for i in active:
+        if not splits[i]:
+            donor = max(active, key=lambda j: len(splits[j]))
+            if len(splits[donor]) > 1:
+                moved = min(splits[donor], key=lambda u: len(u.tiles))
+                splits[donor].remove(moved)
+                splits[i].append(moved)
+    return splits
+
+
+def assign_given(units: list[Unit]) -> list[list[Unit]]:
+    """The units of each split as the dataset itself split them (strategy ``given``)."""
+    return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
