@@ -10,8 +10,10 @@ and a source gets none fitted. Scoring, reports and MLflow logging are the pipel
 evaluation (components/evaluate.py: ``score_predictor``, ``save_evaluation``).
 
 Before the model is loaded, its serving config (two small files) is checked against the
-data: the same class names in the same order, the same band count and, for a prepared
-dataset, the model's tiling; a mismatch or an empty split is an ``EvaluationInputError``."""
+data: a source's label classes are read onto the model's by name, after the ingest's
+``class_aliases`` (an alias naming no class of the model is refused before the source is
+read); a prepared dataset must have the model's class names in its order and its tiling;
+both, its band count. A mismatch or an empty split is an ``EvaluationInputError``."""
 
 from __future__ import annotations
 
@@ -23,13 +25,14 @@ import rasterio
 
 from components.artifacts import (
     SPLIT_NAMES,
-    DatasetPaths,
+    ClassInfo,
+    ClassMap,
     PreparedDataset,
-    SceneIndex,
     SplitManifest,
     SplitName,
 )
 from components.atomic import atomic_dir, scratch_beside
+from components.class_aliases import check_targets
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
@@ -38,6 +41,7 @@ from components.evaluate_options import (
     is_prepared_dataset,
 )
 from components.ingest import IngestOptions, ingest_source
+from components.raster import SettingError
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
 from serving.config import ServingConfig
@@ -91,15 +95,18 @@ def resolve_model_version(model_uri: str) -> ModelVersionRef:
 
 
 def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: list[str],
-               bands: int, hint: str = "") -> None:
+               bands: int) -> None:
     """The data's classes (names, in order) and band count are the model's."""
     if class_names == config.class_names and bands == config.in_channels:
         return
+    advice = "" if class_names == config.class_names else (
+        "; evaluate the source it was prepared from instead: a source's label classes map "
+        "onto the model's by name, with --class-alias for names that differ")
     raise EvaluationInputError(
         f"{data} does not fit the model {model_uri}: the model predicts "
         f"{config.num_classes} classes ({', '.join(config.class_names)}) from "
         f"{config.in_channels} bands, the data has {len(class_names)} classes "
-        f"({', '.join(class_names)}) and {bands} bands{hint}")
+        f"({', '.join(class_names)}) and {bands} bands{advice}")
 
 
 def _model_tiling(config: ServingConfig) -> str:
@@ -131,33 +138,47 @@ def check_split_tiles(dataset: PreparedDataset, split: SplitName, data: str) -> 
                                f"split: {sizes}); choose another with --split")
 
 
-#: How to make a source's classes the model's, by the kind of its labels: only options that
-#: apply to that kind (components/survey.py refuses the others).
-_CLASS_ADVICE = {
-    "ids": "name or map the mask values with --class-names, --class-values or --palette",
-    "colors": "name the colours with --palette (or a classes.json in the source)",
-    "labelme": "name and order the polygon labels with --palette (or a classes.json)",
-    "vector": "the polygons' class names are the values of --class-attribute; --palette (or "
-              "a classes.json) orders them and adds missing classes, but cannot rename them",
-    "vector_ids": "name or map the polygons' numeric classes with --class-names or "
-                  "--class-values",
-}
+def _model_classes(config: ServingConfig) -> ClassMap:
+    return ClassMap(classes=[ClassInfo(id=i, name=name, color=color) for i, (name, color)
+                             in enumerate(zip(config.class_names, config.class_colors,
+                                              strict=True))],
+                    ignore_index=config.ignore_index)
+
+
+def _alias_problem(err: SettingError, source: str, model_uri: str) -> Exception:
+    """A problem of the class aliases is the user's input (exit 2), told with its flag."""
+    if err.field != "class_aliases":
+        return err
+    return EvaluationInputError(f"{source} does not fit the model {model_uri}: "
+                                f"{err.named('--class-alias')}")
+
+
+def check_alias_targets(config: ServingConfig, model_uri: str, data: str,
+                        ingest: IngestOptions) -> None:
+    """Every alias names a class of the model: told from its serving config alone, before
+    the source is read."""
+    try:
+        check_targets(ingest.class_aliases, config.class_names, "the model's classes")
+    except SettingError as err:
+        raise _alias_problem(err, data, model_uri) from None
 
 
 def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
                    ingest: IngestOptions) -> PreparedDataset:
-    """Ingest ``source`` into ``out_dir``, check it against the model, tile it the model's
-    way and put every tile in the test split. No statistics are fitted."""
-    class_map = ingest_source(source, out_dir, ingest)
+    """Ingest ``source`` into ``out_dir`` onto the model's classes (by name, after
+    ``ingest.class_aliases``), check its bands, tile it the model's way and put every tile
+    in the test split. No statistics are fitted."""
+    try:
+        class_map = ingest_source(source, out_dir, ingest,
+                                  model_classes=_model_classes(config))
+    except SettingError as err:
+        raise _alias_problem(err, source, model_uri) from None
     first = next(iter(sorted((out_dir / "scenes").glob("*_image.tif"))), None)
     bands = 0
     if first is not None:
         with rasterio.open(first) as image:
             bands = image.count
-    kind = SceneIndex.load(DatasetPaths(out_dir).scene_index).label_kind
-    advice = _CLASS_ADVICE.get(kind or "", "name or map the source's classes with --palette, "
-                               "--class-names or --class-values")
-    check_fits(config, model_uri, source, class_map.names, bands, hint=f" ({advice})")
+    check_fits(config, model_uri, source, class_map.names, bands)
     tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size,
                                               scale=config.scale, target_gsd=config.gsd))
     dataset = PreparedDataset(out_dir)
@@ -226,10 +247,11 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
                    dataset.tile_manifest.bands)
         check_tiling(config, dataset, data)
         return _score(dataset, split, data, model, out_dir, options)
+    ingest = ingest or IngestOptions()
+    check_alias_targets(config, model.uri, data, ingest)
     # A source may download or extract to tens of GiB: on the output's disk, not in /tmp.
     with scratch_beside(out_dir) as scratch:
-        dataset = prepare_source(data, scratch / "dataset", config, model.uri,
-                                 ingest or IngestOptions())
+        dataset = prepare_source(data, scratch / "dataset", config, model.uri, ingest)
         return _score(dataset, split, data, model, out_dir, options)
 
 

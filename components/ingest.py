@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
+from components.class_aliases import ClassAliases
 from components.discover import Discovery, discover_pairs
 from components.discover_rules import data_root
 from components.given_split import given_splits
@@ -93,6 +94,12 @@ class IngestOptions(BaseModel):
         "0..K-1")
     ignore_values: list[int] = Field(default=[], description="class-id masks and numeric "
                                      "vector classes: values to ignore")
+    class_aliases: ClassAliases = Field(
+        default={}, json_schema_extra={"flag": "--class-alias"},
+        description="every label kind: label class name -> the class it is (e.g. {tea: "
+        "class_1, Tea: class_1}), by the names the ingest gives (polygon classes, palette "
+        "names, class_<value>, class_<RRGGBB>); names aliased to one class merge; a target "
+        "is a class of the labels or palette (segpipe evaluate: of the model)")
     ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
                                      "to ignore")
     color_tolerance: int = Field(default=40, ge=0, le=255,
@@ -231,7 +238,7 @@ def _check_extent_overlaps(found: Discovery) -> None:
 
 
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
-            progress: ProgressCallback | None, relabel) -> ClassMap:
+            progress: ProgressCallback | None, relabel, model: ClassMap | None) -> ClassMap:
     found = find_pairs(root, options)
     pairs = found.pairs
     survey, layers, bare = _survey(found, options, progress)
@@ -242,7 +249,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         survey.warn(f"{files} skipped (images without a label, or labels without an "
                     f"image), e.g. {shown}")
     check_options_apply(survey, options)
-    spec = resolve_spec(survey, find_classes_file(root, options), options)
+    spec = resolve_spec(survey, find_classes_file(root, options), options, model)
     splits = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
@@ -270,10 +277,13 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
 
 
 def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | None = None,
-                  progress: ProgressCallback | None = None) -> ClassMap:
+                  progress: ProgressCallback | None = None,
+                  model_classes: ClassMap | None = None) -> ClassMap:
     """Read scenes from a folder, archive or ``s3://`` prefix into ``out_dir/scenes`` and
     write ``out_dir/scenes.json`` and ``out_dir/classes.json``. Bad input raises
-    ``DataError`` naming file and problem, and leaves nothing behind in ``out_dir``."""
+    ``DataError`` naming file and problem, and leaves nothing behind in ``out_dir``. With
+    ``model_classes`` (a model's: ``segpipe evaluate``) the label classes, once aliased,
+    map onto them by name; one the model lacks is a ``SettingError`` of class_aliases."""
     options = options or IngestOptions()
     out_dir = Path(out_dir)
     created = not out_dir.exists()
@@ -283,7 +293,8 @@ def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | No
                 materialize_source(str(source), Path(scratch), options.extract_limits()) as root:
             relabel = _relabeller(str(source), root)
             try:
-                return _ingest(root, str(source), out_dir, options, progress, relabel)
+                return _ingest(root, str(source), out_dir, options, progress, relabel,
+                               model_classes)
             except DataError as err:
                 raise reworded(err, relabel) from None
     except BaseException:

@@ -6,6 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from components.artifacts import ClassMap
+from components.class_aliases import (
+    alias_classes,
+    alias_polygon_labels,
+    check_targets,
+    unused_aliases,
+    unused_warning,
+)
 from components.labels import (
     BACKGROUND_NAMES,
     ClassEntry,
@@ -49,23 +57,30 @@ def _given_palette(options) -> list[ClassEntry] | None:
 
 def _shape_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
                 options) -> LabelSpec:
-    """LabelMe and vector polygons: their labels are class names; uncovered is background."""
+    """LabelMe and vector polygons: their labels are class names (under their aliases);
+    uncovered is background."""
+    labels = alias_polygon_labels(survey.labels, options.class_aliases)
     entries = palette or (classes.entries if classes else None)
     if entries:
         known = {e.name for e in entries} | BACKGROUND_NAMES
-        unknown = sorted((lab for lab in survey.labels if lab not in known),
-                         key=lambda lab: -survey.labels[lab])
+        unknown = sorted((lab for lab in labels if lab not in known),
+                         key=lambda lab: -labels[lab])
         if unknown:
-            listed = ", ".join(f"{lab!r} ({counted(survey.labels[lab], 'polygon')})"
+            listed = ", ".join(f"{lab!r} ({counted(labels[lab], 'polygon')})"
                                for lab in unknown)
             what = counted(len(unknown), "polygon class is", "polygon classes are")
             raise DataError(f"{what} not in the palette or "
                             f"classes.json (known: {', '.join(e.name for e in entries)}): "
                             f"{listed}")
-        return labelme_spec(set(survey.labels), classes, palette, options.ignore_index)
-    ordered = [ClassEntry(lab) for lab in natural_order(
-        lab for lab in survey.labels if lab.lower() not in BACKGROUND_NAMES)]
-    return labelme_spec(set(survey.labels), None, ordered or None, options.ignore_index)
+        spec = labelme_spec(set(labels), classes, palette, options.ignore_index)
+    else:
+        ordered = [ClassEntry(lab) for lab in natural_order(
+            lab for lab in labels if lab.lower() not in BACKGROUND_NAMES)]
+        spec = labelme_spec(set(labels), None, ordered or None, options.ignore_index)
+    for source, target in options.class_aliases.items():
+        if source in survey.labels:  # the polygons still hold the source's name
+            spec.label_ids[source] = spec.label_ids[target]
+    return spec
 
 
 def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
@@ -137,16 +152,51 @@ def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
                       options.ignore_index)
 
 
-def resolve_spec(survey: Survey, classes: ClassesFile | None, options) -> LabelSpec:
+def _check_alias_targets(aliases: dict[str, str], names: list[str],
+                         model: ClassMap | None) -> None:
+    """Every alias names one of ``names`` (the labels' and their palette's classes), or with
+    ``model``, one of the model's classes."""
+    if model is not None:
+        check_targets(aliases, model.names, "the model's classes")
+    else:
+        check_targets(aliases, names, "the classes of the labels and their palette",
+                      "; a class of a new name needs its own entry in the palette or "
+                      "classes.json")
+
+
+def resolve_spec(survey: Survey, classes: ClassesFile | None, options,
+                 model: ClassMap | None = None) -> LabelSpec:
+    """The labels' spec, their classes renamed and merged by ``options.class_aliases``; with
+    ``model`` (the classes of the model the labels are read for), the model's classes in its
+    order, a label class it lacks an error."""
     if options.palette == "classes.json" and classes is None:
         # for every kind of label: class-id masks would otherwise get auto names silently
         raise DataError("palette 'classes.json' but no classes.json in the source and no "
                         "classes_file given")
     palette = _given_palette(options)
-    if survey.kind in ("labelme", "vector"):
-        return _shape_spec(survey, classes, palette, options)
-    if survey.kind == "vector_ids":
-        return _code_spec(survey, classes, palette, options)
-    if survey.kind == "ids":
-        return _value_spec(survey, classes, palette, options)
-    return _color_spec(survey, classes, palette, options)
+    aliases = options.class_aliases
+    polygons = survey.kind in ("labelme", "vector")
+    if polygons:
+        # targets first: an unknown one would otherwise read as a polygon class missing
+        # from the palette
+        listed = [e.name for e in palette or (classes.entries if classes else [])]
+        _check_alias_targets(aliases, ["background", *listed, *survey.labels], model)
+        spec = _shape_spec(survey, classes, palette, options)
+    elif survey.kind == "vector_ids":
+        spec = _code_spec(survey, classes, palette, options)
+    elif survey.kind == "ids":
+        spec = _value_spec(survey, classes, palette, options)
+    else:
+        spec = _color_spec(survey, classes, palette, options)
+    if not polygons:
+        _check_alias_targets(aliases, spec.class_map.names, model)
+    # What the labels call their classes: for polygons, their own labels and the ground
+    # no polygon covers.
+    names = ([n for n in spec.class_map.names if n.lower() in BACKGROUND_NAMES]
+             + list(survey.labels)) if polygons else spec.class_map.names
+    unused = unused_aliases(aliases, names)
+    if unused:
+        survey.warn(unused_warning(unused, names))
+    return alias_classes(spec, aliases, model.names if model else None,
+                         [c.color for c in model.classes] if model else None,
+                         polygons=polygons, unused=unused)

@@ -104,7 +104,7 @@ class LabelSpec:
         return self.class_map.ignore_index
 
 
-def _class_map(names: list[str], colors: list[str | None], ignore_index: int) -> ClassMap:
+def class_map_of(names: list[str], colors: list[str | None], ignore_index: int) -> ClassMap:
     if len(names) > 254 or ignore_index < len(names):
         raise DataError(f"{len(names)} classes do not fit below ignore index {ignore_index}")
     return ClassMap(classes=[ClassInfo(id=i, name=n,
@@ -143,7 +143,7 @@ def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[
     colors = [by_value[raw_of[i]].color if raw_of[i] in by_value else None for i in range(num)]
     ids = dict(mapping)
     ids.update({v: ignore_index for v in ignore_values})
-    return LabelSpec(_class_map(names, colors, ignore_index), value_ids=ids)
+    return LabelSpec(class_map_of(names, colors, ignore_index), value_ids=ids)
 
 
 def discover_colors(counts: Counter, lossy: bool, tolerance: int,
@@ -205,7 +205,7 @@ def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: i
     ids = {color_code(c): i for i, c in enumerate(colors)}
     ids.update({color_code(parse_color(c, "ignore_colors")): ignore_index for c in ignore_colors})
     ids[IGNORE_CODE] = ignore_index
-    return LabelSpec(_class_map(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
+    return LabelSpec(class_map_of(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
 
 
 def auto_palette(codes: list[int], classes: ClassesFile | None, ignore_colors: list[str],
@@ -241,7 +241,7 @@ def labelme_spec(labels: set[str], classes: ClassesFile | None,
     ids = {n: i for i, n in enumerate(names)}
     ids.update({alias: ids[n] for n in names if n.lower() in BACKGROUND_NAMES
                 for alias in BACKGROUND_NAMES})
-    return LabelSpec(_class_map(names, colors, ignore_index), label_ids=ids)
+    return LabelSpec(class_map_of(names, colors, ignore_index), label_ids=ids)
 
 
 def map_values(block: np.ndarray, spec: LabelSpec, path: Path) -> np.ndarray:

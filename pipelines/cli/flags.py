@@ -6,7 +6,8 @@ field), its help is the field's description and default, and its value is valida
 model together with the config file's, so the CLI restates nothing. Values are read as
 numbers, booleans, ``none``, JSON/YAML flow lists and mappings (``"[0.7, 0.15, 0.15]"``,
 ``"{255: 1}"``), or left as text; list fields take the flag once per item, or a comma-separated
-list."""
+list; mapping fields take it once per ``KEY=VALUE`` pair (``--class-alias tea=class_1``), or a
+flow mapping."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class Flag:
     section: str  # the options model's key, e.g. "tile"
     field: str  # e.g. "patch_size"
     name: str  # e.g. "--patch-size"
-    kind: str  # "value", "list" (repeatable) or "switch" (--x and --no-x)
+    kind: str  # "value", "list" or "mapping" (repeatable), or "switch" (--x and --no-x)
 
     @property
     def parameter(self) -> str:
@@ -50,6 +51,8 @@ def _kind(annotation: Any) -> str:
     # ("auto") takes one value.
     if len(members) == 1 and typing.get_origin(members[0]) is list:
         return "list"
+    if len(members) == 1 and typing.get_origin(members[0]) is dict:
+        return "mapping"
     return "value"
 
 
@@ -85,6 +88,36 @@ def parse_value(text: str) -> Any:
     if "," in stripped:
         return [parse_value(part) for part in stripped.split(",")]
     return text
+
+
+def parse_mapping(flag: str, items: list[str]) -> dict | None:
+    """A mapping flag's items (``KEY=VALUE`` pairs or flow mappings ``{key: value}``) as one
+    mapping; ``none`` alone unsets the field. Keys and values of pairs stay text: the model
+    reads them as its field's types. A key given twice with two values is refused."""
+    if [item.strip().lower() for item in items] in (["none"], ["null"]):
+        return None
+    merged: dict = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("{"):
+            try:
+                pairs = yaml.safe_load(text)
+            except yaml.YAMLError:
+                pairs = None
+            if not isinstance(pairs, dict):
+                raise typer.BadParameter(f"{flag} {item!r}: not a mapping ({{key: value}})")
+        else:
+            key, equals, value = text.partition("=")
+            if not equals or not key.strip() or not value.strip():
+                raise typer.BadParameter(f"{flag} {item!r}: expected KEY=VALUE (or a "
+                                         f"mapping, {{key: value}})")
+            pairs = {key.strip(): value.strip()}
+        for key, value in pairs.items():
+            if key in merged and merged[key] != value:
+                raise typer.BadParameter(f"{flag}: {key} is given twice ({key}={merged[key]}, "
+                                         f"{key}={value})")
+            merged[key] = value
+    return merged
 
 
 def _help(model: type[BaseModel], field_name: str) -> str:
@@ -134,11 +167,12 @@ def with_model_flags(sections: dict[str, type[BaseModel]]) -> Callable[[Callable
         for flag in flags:
             model = sections[flag.section]
             annotation = {"switch": bool | None, "list": list[str] | None,
-                          "value": str | None}[flag.kind]
+                          "mapping": list[str] | None, "value": str | None}[flag.kind]
             field = model.model_fields[flag.field]
             panel = f"{flag.section} options"
             option = typer.Option(None, flag.name, help=_help(model, flag.field),
                                   metavar=None if flag.kind == "switch"
+                                  else "KEY=VALUE" if flag.kind == "mapping"
                                   else _metavar(field.annotation),
                                   rich_help_panel=panel, show_default=False)
             generated.append(inspect.Parameter(flag.parameter, inspect.Parameter.KEYWORD_ONLY,
@@ -164,13 +198,15 @@ def with_model_flags(sections: dict[str, type[BaseModel]]) -> Callable[[Callable
                         raise typer.BadParameter(f"give {flag.name} or {flag.negative}, "
                                                  "not both")
                     given = False
-                if given is None or (flag.kind == "list" and not given):
+                if given is None or (flag.kind in ("list", "mapping") and not given):
                     continue
                 if flag.kind == "list":
                     value: Any = []
                     for item in given:
                         parsed = parse_value(item)
                         value.extend(parsed if isinstance(parsed, list) else [parsed])
+                elif flag.kind == "mapping":
+                    value = parse_mapping(flag.name, given)
                 elif flag.kind == "switch":
                     value = given
                 else:

@@ -156,22 +156,100 @@ def test_a_mismatch_or_an_empty_split_is_refused_before_the_model_loads(
     assert not (tmp_path / "eval").exists()
 
 
-def test_tea_plantations_as_a_source(tea_plantations, tmp_path, mlflow_uri):
-    """Real int16 4-band chips with 0/1 labels, ingested and tiled for a model with the
-    classes auto-detection names them by; the scores cover every labelled pixel."""
+@pytest.fixture(scope="module")
+def tea_model(tea_plantations, tmp_path_factory, mlflow_uri):
+    """The known model registered with the classes and statistics of the real tea chips
+    prepared as they come: the id masks' 0/1 are named class_0, class_1, as a `segpipe run`
+    on them names its model's classes. Its prepared dataset and URI."""
     from components.prepare import PrepareOptions, prepare_dataset
 
-    prepared = tmp_path / "prepared"
-    prepare_dataset(tea_plantations, prepared, PrepareOptions.model_validate(
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("evaluate-logged")
+    root = tmp_path_factory.mktemp("tea")
+    prepare_dataset(tea_plantations, root / "prepared", PrepareOptions.model_validate(
         {"tile": {"patch_size": 64}, "split": {"strategy": "block", "block_size": 128}}))
-    dataset = PreparedDataset(prepared)
-    folder = save_known_model(tmp_path / "model", classes=2, patch_size=64)
-    uri = register_known_model(folder, dataset, "eval-tea")
+    dataset = PreparedDataset(root / "prepared")
+    folder = save_known_model(root / "model", classes=2, patch_size=64)
+    return dataset, register_known_model(folder, dataset, "eval-tea")
+
+
+def test_tea_plantations_as_a_source(tea_plantations, tea_model, tmp_path):
+    """Real int16 4-band chips with 0/1 labels, ingested and tiled for a model with the
+    classes auto-detection names them by; the scores cover every labelled pixel."""
+    dataset, uri = tea_model
+    assert dataset.class_map.names == ["class_0", "class_1"]
     result = evaluate_logged_model(uri, str(tea_plantations), tmp_path / "eval",
                                    EvaluateOptions(overlay_tiles=0))
     assert result.scene_count == 11 and result.pixel_count == 11 * 256 * 256
     assert result.tile_count == 11 * 16 and result.class_names == dataset.class_map.names
     assert 0 <= result.metrics["miou"] <= 1 and np.isfinite(result.metrics["tile_miou"])
+
+
+#: Tea chips that do not overlap: the chips are 256 px (512 m) wide but lie 256 m apart, so
+#: each overlaps its neighbours by half, and their masks disagree there (one says tea where
+#: the next says background), which one layer of polygons cannot say.
+TEA_APART = ("000000000000", "000000000002", "000000000009")
+
+
+def _tea_sources(tea_plantations: Path, root: Path) -> tuple[Path, Path]:
+    """Chips that do not overlap, as they come (id masks: 0 background, 1 tea) and with their
+    labels digitised as polygons: one GeoPackage in the chips' CRS whose 'class' is 'tea'
+    where the masks say 1 (the ground no polygon covers is background). The outlines run an
+    eighth of a pixel inside the pixel edges, clear of the rasterizer's ties."""
+    import pyogrio
+    import shapely
+    from rasterio.features import shapes
+
+    masks, polygons = root / "masks", root / "polygons"
+    for folder in (masks / "images", masks / "labels", polygons / "images"):
+        folder.mkdir(parents=True)
+    geometries, crs = [], None
+    for stem in TEA_APART:
+        image = tea_plantations / "images" / f"{stem}.tif"
+        shutil.copy(image, masks / "images" / image.name)
+        shutil.copy(image, polygons / "images" / image.name)
+        shutil.copy(tea_plantations / "labels" / image.name, masks / "labels" / image.name)
+        with rasterio.open(tea_plantations / "labels" / image.name) as labels:
+            crs, inset = labels.crs, -labels.res[0] / 8
+            geometries += [shapely.buffer(shapely.geometry.shape(outline), inset,
+                                          join_style="mitre")
+                           for outline, value in shapes(labels.read(1),
+                                                        transform=labels.transform)
+                           if value == 1]
+    pyogrio.raw.write(polygons / "labels.gpkg", shapely.to_wkb(geometries),
+                      field_data=[np.array(["tea"] * len(geometries), dtype=object)],
+                      fields=["class"], crs=crs.to_string(), geometry_type="Unknown",
+                      promote_to_multi=False)
+    return masks, polygons
+
+
+def test_tea_polygons_aliased_onto_the_models_classes_score_as_the_id_masks(
+        tea_plantations, tea_model, tmp_path):
+    """A colleague's polygons of class 'tea' against the model whose classes are class_0 and
+    class_1: refused without aliases (naming both label classes and the flag), and under
+    --class-alias tea=class_1 background=class_0, the same pixels and scores as the id
+    masks they were drawn from."""
+    _, uri = tea_model
+    masks, polygons = _tea_sources(tea_plantations, tmp_path / "sources")
+    expected = evaluate_logged_model(uri, str(masks), tmp_path / "masks",
+                                     EvaluateOptions(overlay_tiles=0))
+    with pytest.raises(EvaluationInputError) as caught:
+        evaluate_logged_model(uri, str(polygons), tmp_path / "refused", EvaluateOptions(),
+                              IngestOptions(vector_labels="labels.gpkg"))
+    assert str(caught.value).endswith(
+        "label classes 'background' (the ground no polygon covers), 'tea' are not among the "
+        "model's classes (class_0, class_1); map each onto one: --class-alias "
+        "background=<class> --class-alias tea=<class>")
+    result = evaluate_logged_model(uri, str(polygons), tmp_path / "polygons",
+                                   EvaluateOptions(overlay_tiles=0),
+                                   IngestOptions(vector_labels="labels.gpkg", class_aliases={
+                                       "tea": "class_1", "background": "class_0"}))
+    assert result.class_names == expected.class_names == ["class_0", "class_1"]
+    assert result.pixel_count == expected.pixel_count == 3 * 256 * 256
+    assert sum(result.confusion_matrix[1]) > 1000  # tea in the truth
+    assert result.confusion_matrix == expected.confusion_matrix
+    assert result.tile_confusion_matrix == expected.tile_confusion_matrix
+    assert result.metrics == expected.metrics
 
 
 def _source_of(dataset: PreparedDataset, source: Path) -> Path:
@@ -250,10 +328,10 @@ def test_an_output_in_the_data_or_holding_other_files_is_refused(tiny_dataset, u
     assert (tmp_path / "other/notes.txt").read_text() == "mine"
 
 
-def test_the_advice_on_named_polygon_classes_names_only_options_for_polygons(unloadable,
-                                                                            tmp_path):
-    """Polygons whose classes are text: --class-names and --class-values are refused for
-    them, so the mismatch advice names --class-attribute and --palette only."""
+def test_polygon_classes_the_model_lacks_are_refused_naming_the_alias_flag(unloadable,
+                                                                           tmp_path):
+    """Polygons whose classes are not the model's: each named, with the --class-alias that
+    maps it (the model's classes listed), an exit-2 input error, before the model loads."""
     from tests.components.test_vectors import FEATURES_UTM, UTM, _scenes, _write_layer
 
     source = tmp_path / "polygons"
@@ -261,8 +339,10 @@ def test_the_advice_on_named_polygon_classes_names_only_options_for_polygons(unl
     _write_layer(source / "labels.gpkg", FEATURES_UTM, crs=UTM)
     with pytest.raises(EvaluationInputError) as caught:
         evaluate_logged_model(unloadable, str(source), tmp_path / "eval", EvaluateOptions(),
-                              IngestOptions(vector_labels="labels.gpkg"))
-    message = str(caught.value)
-    assert "the data has 4 classes (background, field, pond, road)" in message
-    assert "--class-attribute" in message and "--palette" in message
-    assert "--class-names" not in message and "--class-values" not in message
+                              IngestOptions(vector_labels="labels.gpkg",
+                                            class_aliases={"field": "tea"}))
+    assert str(caught.value) == (
+        f"{source} does not fit the model {unloadable}: label classes 'pond', 'road' are not "
+        "among the model's classes (background, tea, water); map each onto one: "
+        "--class-alias pond=<class> --class-alias road=<class>")
+    assert not (tmp_path / "eval").exists()

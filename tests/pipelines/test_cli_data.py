@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from components.artifacts import SplitManifest
@@ -207,3 +208,68 @@ def test_prepare_names_the_option_that_fixes_the_data(tmp_path):
     assert result.exit_code == 1, result.output
     assert ("labels.gpkg: 2 layers (aoi, tea); set --vector-layer to the one holding the "
             "labels") in " ".join(result.output.split())
+
+
+def _polygon_source(root):
+    """Two scenes and polygons of classes 'field', 'road' and, as a colleague named the
+    pond's class, 'Field'."""
+    from tests.components.test_vectors import FEATURES_UTM, UTM, _scenes, _write_layer
+
+    _scenes(root)
+    renamed = {"pond": "Field"}
+    _write_layer(root / "labels.gpkg", [(renamed.get(c, c), g) for c, g in FEATURES_UTM],
+                 crs=UTM)
+    return root
+
+
+def test_class_aliases_from_the_flag_and_from_a_config_make_the_same_dataset(tmp_path):
+    """--class-alias, repeated (a pair and a mapping), on `segpipe prepare`, and the config's
+    data.ingest.class_aliases as the Kubeflow ingest task validates it: the same classes and
+    the same masks, the aliased classes merged; an alias no polygon uses is a warning."""
+    import numpy as np
+    import rasterio
+
+    from components.artifacts import ClassMap
+    from components.ingest import IngestOptions, ingest_source
+    from pipelines.config import load_config
+    from pipelines.step_options import step_options
+
+    source = _polygon_source(tmp_path / "data")
+    result = CliRunner().invoke(app, [
+        "prepare", str(source), str(tmp_path / "cli"), "--vector-labels", "labels.gpkg",
+        "--class-alias", "Field=field", "--class-alias", "{meadow: field}", "--patch-size",
+        "32", "--allow-empty-splits"])
+    assert result.exit_code == 0, result.output
+    assert "warning: class alias meadow -> field matched no label class" in " ".join(
+        result.output.split())
+    (tmp_path / "run.yaml").write_text(
+        "source: data\ndata:\n  ingest:\n    vector_labels: labels.gpkg\n"
+        "    class_aliases: {Field: field, meadow: field}\n")
+    section = load_config(tmp_path / "run.yaml").data.ingest.model_dump(mode="json",
+                                                                          exclude_none=True)
+    ingest_source(str(source), tmp_path / "kfp", step_options(IngestOptions, section))
+    from_cli = ClassMap.load(tmp_path / "cli" / "classes.json")
+    assert from_cli == ClassMap.load(tmp_path / "kfp" / "classes.json")
+    assert from_cli.names == ["background", "field", "road"]
+    for scene in ("s0", "s1"):
+        with rasterio.open(tmp_path / "cli/scenes" / f"{scene}_mask.tif") as cli, \
+                rasterio.open(tmp_path / "kfp/scenes" / f"{scene}_mask.tif") as kfp:
+            assert np.array_equal(cli.read(1), kfp.read(1))
+    with rasterio.open(tmp_path / "cli/scenes/s0_mask.tif") as mask:
+        assert (mask.read(1) == 1).sum() > 100  # the field and the pond ('Field'), as field
+
+
+@pytest.mark.parametrize("value, code, message", [
+    ("Field", 2, "--class-alias 'Field': expected KEY=VALUE (or a mapping, {key: value})"),
+    ("Field=Feld", 1, "prepare failed: --class-alias Field -> Feld: 'Feld' is not among the "
+                      "classes of the labels and their palette (background, field, Field, "
+                      "road)"),
+])
+def test_a_class_alias_that_cannot_apply_is_refused_naming_the_flag(tmp_path, value, code,
+                                                                    message):
+    source = _polygon_source(tmp_path / "data")
+    result = CliRunner().invoke(app, ["prepare", str(source), str(tmp_path / "out"),
+                                      "--vector-labels", "labels.gpkg", "--class-alias", value])
+    assert result.exit_code == code, result.output
+    assert message in " ".join(result.output.replace("│", " ").split()), result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

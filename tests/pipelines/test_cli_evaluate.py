@@ -226,3 +226,60 @@ def test_a_tiling_mismatch_is_told_before_tensorflow_is_imported(store, tmp_path
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.stdout.splitlines()[-1] == "2 False False", done.stdout + done.stderr
+
+
+def _polygons(folder: Path) -> str:
+    """Two scenes and polygons of classes field, pond and road (the model's are background,
+    tea and water)."""
+    from tests.components.test_vectors import FEATURES_UTM, UTM, _scenes, _write_layer
+
+    _scenes(folder)
+    _write_layer(folder / "labels.gpkg", FEATURES_UTM, crs=UTM)
+    return str(folder)
+
+
+def test_polygons_named_otherwise_are_scored_under_class_aliases(store, tmp_path,
+                                                                 monkeypatch):
+    """Refused in one line naming each class the model lacks and the flag that maps it;
+    scored with --class-alias given as pairs and as a mapping, the classes the model's."""
+    source = _polygons(tmp_path / "polygons")
+    refused = _evaluate(monkeypatch, store, source, "--out", str(tmp_path / "refused"),
+                        "--model-uri", "models:/tea/1", "--vector-labels", "labels.gpkg",
+                        "--class-alias", "field=tea")
+    assert refused.exit_code == 2
+    assert _one_line(refused).endswith(
+        "label classes 'pond', 'road' are not among the model's classes (background, tea, "
+        "water); map each onto one: --class-alias pond=<class> --class-alias road=<class>")
+    result = _evaluate(monkeypatch, store, source, "--out", str(tmp_path / "eval"),
+                       "--model-uri", "models:/tea/1", "--vector-labels", "labels.gpkg",
+                       "--class-alias", "field=tea", "--class-alias", "{pond: water, road: tea}",
+                       "--overlay-tiles", "0")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert saved["class_names"] == ["background", "tea", "water"]
+    assert saved["pixel_count"] == 2 * 64 * 64
+    assert sum(saved["confusion_matrix"][2]) == 100  # the 20 m pond, as water
+
+
+def test_an_alias_onto_a_class_the_model_lacks_is_refused_before_any_work(store, tmp_path):
+    """From the model's serving config alone: exit 2 naming the alias and the model's
+    classes, before the source is read (its label file is unreadable, which would be exit
+    1) and before TensorFlow is imported."""
+    source = _polygons(tmp_path / "polygons")
+    (tmp_path / "polygons" / "labels.gpkg").write_bytes(b"not a GeoPackage")
+    out = tmp_path / "results" / "eval"
+    out.parent.mkdir()
+    script = ("import sys\nfrom typer.testing import CliRunner\nfrom pipelines.cli import app\n"
+              f"r = CliRunner().invoke(app, ['evaluate', {source!r}, '--out', {str(out)!r}, "
+              "'--model-uri', 'models:/tea/1', '--vector-labels', 'labels.gpkg', "
+              "'--class-alias', 'field=Tea', '--class-alias', 'pond=water'])\n"
+              "print(r.output)\n"
+              "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": store["uri"]}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "2 False False", done.stdout + done.stderr
+    assert (f"error: {source} does not fit the model models:/tea/1: --class-alias field -> "
+            "Tea: 'Tea' is not among the model's classes (background, tea, water)") in lines
+    assert list(out.parent.iterdir()) == []

@@ -71,6 +71,48 @@ def test_a_switch_and_its_negation_together_are_refused():
     assert "give --fast or --no-fast, not both" in result.output
 
 
+class _Mappings(BaseModel):
+    aliases: dict[str, str] = {}
+    values: dict[int, int] | None = None
+
+
+@with_model_flags({"maps": _Mappings})
+def _mapping_command(*, overrides: dict) -> None:
+    typer.echo(json.dumps(_Mappings.model_validate(overrides.get("maps", {})).model_dump()))
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--aliases", "tea=class_1", "--aliases", "{Tea: class_1, bg: class_0}"],
+     {"aliases": {"tea": "class_1", "Tea": "class_1", "bg": "class_0"}, "values": None}),
+    (["--values", "0=0", "--values", "255=1", "--aliases", " a = b "],
+     {"aliases": {"a": "b"}, "values": {"0": 0, "255": 1}}),
+    (["--values", "{0: 0, 255: 1}", "--values", "255=1"],
+     {"aliases": {}, "values": {"0": 0, "255": 1}}),
+])
+def test_a_mapping_field_takes_its_flag_once_per_pair_or_as_a_mapping(args, expected):
+    single = typer.Typer()
+    single.command(cls=Command)(_mapping_command)
+    result = CliRunner().invoke(single, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == expected
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (["--aliases", "tea"], "--aliases 'tea': expected KEY=VALUE"),
+    (["--aliases", "=tea"], "--aliases '=tea': expected KEY=VALUE"),
+    (["--aliases", "[a, b]"], "--aliases '[a, b]': expected KEY=VALUE"),
+    (["--aliases", "{a: [b}"], "--aliases '{a: [b}': not a mapping"),
+    (["--aliases", "tea=a", "--aliases", "tea=b"], "--aliases: tea is given twice (tea=a, "
+                                                   "tea=b)"),
+])
+def test_a_mapping_flag_that_is_no_mapping_is_refused_naming_it(args, problem):
+    single = typer.Typer()
+    single.command(cls=Command)(_mapping_command)
+    result = CliRunner().invoke(single, args)
+    assert result.exit_code == 2
+    assert problem in " ".join(result.output.replace("│", " ").split()), result.output
+
+
 def test_version_names_the_package_and_the_checkout_commit():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0

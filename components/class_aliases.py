@@ -1,0 +1,157 @@
+"""Class aliases (``ingest.class_aliases``): label class names -> the classes they are.
+
+Labels from different hands name one class differently: 'tea' and 'Tea', a palette's 'bg',
+a GIS raster's unnamed value 1 (``class_1``). An alias renames a label class, as the ingest
+names it, to a known class: one the labels or their palette already have, or, when the
+labels are read for a model (``segpipe evaluate``), one of the model's. Sources aliased to
+one class merge into it. Raster Vision's vector ``class_name_mapping`` does the renaming
+for polygon classes; here it applies to every label kind, on the names the ingest gives.
+
+An alias whose source is no label class is a warning, not an error: alias lists are written
+to cover the variants several surveys use (``{tea: class_1, Tea: class_1}``), and any one
+source holds only some of them. A typo still shows: the class it meant to rename stays, and
+is refused by ``segpipe evaluate`` as unknown to the model (naming the unused alias)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
+
+from components.labels import BACKGROUND_NAMES, LabelSpec, class_map_of
+from components.raster import SettingError
+
+FIELD = "class_aliases"
+
+
+def aliases_as_text(value: object) -> object:
+    """YAML reads a class named ``2`` as a number: such keys and values are the names'
+    text. Anything else is left to pydantic (a boolean, YAML's ``yes``, is refused)."""
+    if not isinstance(value, dict):
+        return value
+
+    def text(item: object) -> object:
+        return str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+
+    return {text(k): text(v) for k, v in value.items()}
+
+
+def check_alias_chains(aliases: dict[str, str]) -> dict[str, str]:
+    """Names are not empty, and no target is itself aliased: aliases apply in one step, so
+    ``{Tea: tea, tea: class_1}`` would leave 'Tea' as 'tea' (say ``Tea: class_1``)."""
+    for source, target in aliases.items():
+        if not source.strip() or not target.strip():
+            raise ValueError(f"{source!r} -> {target!r}: class names must not be empty")
+        if aliases.get(target, target) != target:
+            raise ValueError(f"{target!r} is both a target ({source} -> {target}) and an "
+                             f"alias ({target} -> {aliases[target]}); map every name straight "
+                             f"to its final class ({source}: {aliases[target]})")
+    return aliases
+
+
+#: The options' field: names as text, checked to apply in one step.
+ClassAliases = Annotated[dict[str, str], BeforeValidator(aliases_as_text),
+                         AfterValidator(check_alias_chains)]
+
+
+def _arrows(pairs: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{s} -> {t}" for s, t in pairs)
+
+
+def check_targets(aliases: dict[str, str], known: Iterable[str], whose: str,
+                  hint: str = "") -> None:
+    """Every alias names a known class (``known``, described as ``whose``: "the model's
+    classes", say): a ``SettingError`` naming the aliases and listing the known names
+    otherwise, with ``hint`` after them."""
+    known = list(dict.fromkeys(known))
+    bad = [(s, t) for s, t in aliases.items() if s != t and t not in known]
+    if not bad:
+        return
+    targets = list(dict.fromkeys(t for _, t in bad))
+    said = f"{', '.join(map(repr, targets))} {'is' if len(targets) == 1 else 'are'} not"
+    raise SettingError(f"{{setting}} {_arrows(bad)}: {said} among {whose} "
+                       f"({', '.join(known)}){hint}", FIELD)
+
+
+def unused_aliases(aliases: dict[str, str], names: Iterable[str]) -> list[tuple[str, str]]:
+    """The aliases whose source is none of ``names`` (the labels' classes)."""
+    present = set(names)
+    return [(s, t) for s, t in aliases.items() if s != t and s not in present]
+
+
+def _unmatched(unused: list[tuple[str, str]]) -> str:
+    return f"class alias{'es' if len(unused) > 1 else ''} {_arrows(unused)} matched no label class"
+
+
+def unused_warning(unused: list[tuple[str, str]], names: Iterable[str]) -> str:
+    return (f"{_unmatched(unused)} (the labels' classes: {', '.join(dict.fromkeys(names))}; "
+            "names are compared exactly, case included)")
+
+
+def alias_polygon_labels(labels: Counter, aliases: dict[str, str]) -> Counter:
+    """Polygon label counts under the names their aliases give (merged where two meet)."""
+    renamed: Counter = Counter()
+    for label, count in labels.items():
+        renamed[aliases.get(label, label)] += count
+    return renamed
+
+
+def _example(name: str, model_names: list[str]) -> str:
+    same = [m for m in model_names if m.lower() == name.lower()]
+    return f"{name}={same[0] if same else '<class>'}"
+
+
+def not_in_model_error(unknown: list[str], model_names: list[str], polygons: bool,
+                       unused: list[tuple[str, str]]) -> SettingError:
+    """Label classes the model does not have: each named, with the alias that would map it
+    (a class of the model whose name differs only by case is offered), and the aliases that
+    matched nothing (a typo there is the usual cause)."""
+    def shown(name: str) -> str:
+        ground = polygons and name.lower() in BACKGROUND_NAMES
+        return repr(name) + (" (the ground no polygon covers)" if ground else "")
+
+    if len(unknown) == 1:
+        what = f"label class {shown(unknown[0])} is not one of"
+    else:
+        what = f"label classes {', '.join(shown(n) for n in unknown)} are not among"
+    fix = " ".join(f"{{setting}} {_example(n, model_names)}" for n in unknown)
+    text = (f"{what} the model's classes ({', '.join(model_names)}); map "
+            f"{'it' if len(unknown) == 1 else 'each'} onto one: {fix}")
+    if unused:
+        text += f" (the {_unmatched(unused)}; names are compared exactly, case included)"
+    return SettingError(text, FIELD)
+
+
+def alias_classes(spec: LabelSpec, aliases: dict[str, str], model_names: list[str] | None,
+                  model_colors: list[str] | None = None, *, polygons: bool = False,
+                  unused: list[tuple[str, str]] | None = None) -> LabelSpec:
+    """``spec`` with its classes renamed by ``aliases`` and those of one name merged; with
+    ``model_names``, the classes are the model's, in its order (a class of the model the
+    labels lack has no pixels), and a label class the model lacks is an error."""
+    names = spec.class_map.names
+    renamed = [aliases.get(n, n) for n in names]
+    if model_names is not None:
+        unknown = [n for n in dict.fromkeys(renamed) if n not in model_names]
+        if unknown:
+            raise not_in_model_error(unknown, model_names, polygons, unused or [])
+        final = list(model_names)
+        colors: list[str | None] = list(model_colors or [None] * len(final))
+    else:
+        final = list(dict.fromkeys(renamed))
+        first = {}
+        for name, info in zip(renamed, spec.class_map.classes, strict=True):
+            first.setdefault(name, info.color)
+        colors = [first[n] for n in final]
+    if final == names and model_colors is None:
+        return spec
+    index = {name: i for i, name in enumerate(final)}
+    new_id = {old: index[name] for old, name in enumerate(renamed)}
+
+    def remap(ids: dict) -> dict:
+        return {key: i if i == spec.ignore else new_id[i] for key, i in ids.items()}
+
+    return LabelSpec(class_map_of(final, colors, spec.ignore), value_ids=remap(spec.value_ids),
+                     color_ids=remap(spec.color_ids), label_ids=remap(spec.label_ids),
+                     tolerance=spec.tolerance)
