@@ -298,7 +298,7 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
                                 index, pool, search_overlaps, factor)
             scenes.append(tiled.info)
             tiles.extend(tiled.records)
-            pixels[name] = tiled.pixel
+            pixels[_display(index, name)] = tiled.pixel  # as the user knows the scene
             if tiled.edges is not None:
                 edges.append(tiled.edges)
             if tiled.thumbnail is not None:

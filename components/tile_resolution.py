@@ -89,8 +89,8 @@ def _spread(values: list[float]) -> bool:
 def tiles_gsd(sizes: dict[str, PixelSize | None],
               target_gsd: float | None) -> tuple[float | None, str | None]:
     """The tiles' metres per pixel (``sizes``: each scene's tile pixel, None without a
-    projected CRS), and a line saying why there is none when the scenes are georeferenced
-    but have no one resolution."""
+    projected CRS, by the name the user knows the scene by), and a line saying why there is
+    none when the scenes are georeferenced but have no one resolution."""
     if target_gsd is not None:
         return target_gsd, None
     known = [size for size in sizes.values() if size is not None]
@@ -100,15 +100,13 @@ def tiles_gsd(sizes: dict[str, PixelSize | None],
         lacking = sorted(name for name, size in sizes.items() if size is None)
         named = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
         return None, (f"{len(lacking)} of {len(sizes)} scenes ({named}) have no projected "
-                      "CRS, so the tiles have no one resolution in metres: the model records "
-                      "none and serving resamples every input by tile.scale alone, whatever "
-                      "its pixel size")
+                      "CRS: the model records no training resolution, so serving resamples "
+                      "every input by tile.scale alone, whatever its pixel size")
     if _spread([s.x for s in known]) or _spread([s.y for s in known]):
         sides = [s.side for s in known]
         return None, (f"the scenes' pixel sizes differ ({min(sides):.4g} to "
-                      f"{max(sides):.4g} m per tile pixel), so the tiles have no one "
-                      "resolution: the model records none and serving predicts every input "
-                      "at its own pixel size (times tile.scale); set tile.target_gsd (metres "
-                      "per pixel) to resample every scene to one, which serving then "
-                      "resamples inputs to")
+                      f"{max(sides):.4g} m per tile pixel): the model records no training "
+                      "resolution, so serving predicts every input at its own pixel size "
+                      "(times tile.scale); set tile.target_gsd (metres per pixel) to resample "
+                      "every scene, and every input, to one")
     return statistics.median_low(s.side for s in known), None

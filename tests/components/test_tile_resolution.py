@@ -81,7 +81,7 @@ def test_scenes_of_different_pixel_sizes_record_none_and_say_so_once(tmp_path):
 @pytest.mark.parametrize(("scenes", "message"), [
     ({"a": (0.00002, "EPSG:4326"), "b": (0.00002, "EPSG:4326")}, None),  # degrees
     ({"a": (1.0, None), "b": (1.0, None)}, None),  # plain images: no size in metres
-    ({"a": (2.0, UTM), "b": (1.0, None)}, "1 of 2 scenes (b) have no projected CRS"),
+    ({"a": (2.0, UTM), "b": (1.0, None)}, "1 of 2 scenes (scene b) have no projected CRS"),
 ])
 def test_scenes_without_metres_record_none(tmp_path, scenes, message):
     root = _ingested(tmp_path, scenes)
