@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.atomic import write_json
 
@@ -142,11 +142,25 @@ class TileManifest(_Artifact):
                          "each scene's own factor is in its SceneInfo)")
     target_gsd: float | None = Field(default=None, description="metres per pixel every "
                                      "scene was resampled to, when set")
+    gsd: float | None = Field(
+        default=None, gt=0, description="metres per pixel of the tiles, the resolution the "
+        "served model resamples inputs in a projected CRS to: target_gsd when set, else the "
+        "scenes' pixel size divided by their resampling factor when every scene is "
+        "georeferenced in a projected CRS and those sizes agree (components/tile.py "
+        "tiles_gsd); None otherwise (scenes of different pixel sizes, plain images, degrees)")
     bands: int
     dtype: str
     nodata: float | None = None
     scenes: list[SceneInfo]
     tiles: list[TileRecord]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gsd_of_older_manifests(cls, data: Any) -> Any:
+        # Written before gsd was recorded: target_gsd was the only resolution it knew.
+        if isinstance(data, dict) and "gsd" not in data and data.get("target_gsd"):
+            data = {**data, "gsd": data["target_gsd"]}
+        return data
 
     def scene(self, name: str) -> SceneInfo:
         for s in self.scenes:

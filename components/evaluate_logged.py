@@ -2,9 +2,9 @@
 
 The data is a prepared dataset folder (``segpipe prepare``), scored on one of its splits, or
 a source of scenes and labels (folder, archive, ``s3://`` prefix), ingested and tiled the
-model's way (its window size, scale or ground sample distance) into a hidden scratch folder
-beside the output (on its disk, not /tmp; removed afterwards) and scored whole: every scene
-goes to one split, ``test``. Either way the model normalizes with
+model's way (its window size, each scene resampled as its serving code resamples it) into
+a hidden scratch folder beside the output (on its disk, not /tmp; removed afterwards) and
+scored whole: every scene goes to one split, ``test``. Either way the model normalizes with
 its own statistics from its serving config; the dataset's own (stats.json) are never used,
 and a source gets none fitted. Scoring, reports and MLflow logging are the pipeline's
 evaluation (components/evaluate.py: ``score_predictor``, ``save_evaluation``).
@@ -17,6 +17,7 @@ both, its band count. A mismatch or an empty split is an ``EvaluationInputError`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from components.artifacts import (
     PreparedDataset,
     SplitManifest,
     SplitName,
+    TileManifest,
 )
 from components.atomic import atomic_dir, scratch_beside
 from components.class_aliases import check_targets
@@ -45,6 +47,7 @@ from components.raster import SettingError
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes
 from serving.config import ServingConfig
+from serving.resolution import resample_factor
 
 if TYPE_CHECKING:  # scoring imports TensorFlow: not before the data is checked
     from components.evaluate import EvaluationResult
@@ -110,20 +113,28 @@ def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: li
 
 
 def _model_tiling(config: ServingConfig) -> str:
-    where = f"{config.gsd} m per pixel" if config.gsd else f"scale {config.scale}"
+    where = f"{config.gsd:g} m per pixel" if config.gsd else f"scale {config.scale}"
     return f"{config.patch_size} px at {where}"
+
+
+def _same_resolution(config: ServingConfig, manifest: TileManifest) -> bool:
+    """The tiles are at the model's resolution: its metres per pixel when it has one (a
+    model of older segpipe has none unless trained with target_gsd), else its scale, of
+    tiles resampled by scale alone."""
+    if config.gsd is not None:
+        return manifest.gsd is not None and math.isclose(manifest.gsd, config.gsd,
+                                                         rel_tol=1e-9)
+    return manifest.target_gsd is None and manifest.scale == config.scale
 
 
 def check_tiling(config: ServingConfig, dataset: PreparedDataset, data: str) -> None:
     """A prepared dataset's tiles are the model's windows at its resolution: tile-level
     scores feed them to the network as they are."""
     manifest = dataset.tile_manifest
-    if (manifest.patch_size, manifest.scale, manifest.target_gsd) == (
-            config.patch_size, config.scale, config.gsd):
+    if manifest.patch_size == config.patch_size and _same_resolution(config, manifest):
         return
-    theirs = (f"{manifest.patch_size} px at "
-              + (f"{manifest.target_gsd} m per pixel" if manifest.target_gsd
-                 else f"scale {manifest.scale}"))
+    where = f"{manifest.gsd:g} m per pixel" if manifest.gsd else f"scale {manifest.scale}"
+    theirs = f"{manifest.patch_size} px at {where}"
     raise EvaluationInputError(
         f"{data} is tiled {theirs}, the model takes windows of {_model_tiling(config)}: "
         f"evaluate the source it was prepared from (tiled the model's way), or prepare it "
@@ -179,8 +190,10 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
         with rasterio.open(first) as image:
             bands = image.count
     check_fits(config, model_uri, source, class_map.names, bands)
-    tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size,
-                                              scale=config.scale, target_gsd=config.gsd))
+    # Each scene at the resolution the model's serving code reads it at: its gsd for a
+    # scene in a projected CRS, else its scale.
+    tile_scenes(out_dir, out_dir, TileOptions(patch_size=config.patch_size, scale=config.scale),
+                factor=lambda scene: resample_factor(config, scene))
     dataset = PreparedDataset(out_dir)
     ids = [tile.id for tile in dataset.tile_manifest.tiles]
     SplitManifest(strategy="scene", seed=0, ratios=(0.0, 0.0, 1.0),

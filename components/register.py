@@ -74,7 +74,8 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                    options: RegisterOptions):
     """What the served model needs besides its weights, from the dataset it learnt: the
     statistics and classes, and the resolution it was trained at (the tile step's scale,
-    or its target ground sample distance), so serving resamples input to it."""
+    and the tiles' metres per pixel when they have one: ``TileManifest.gsd``), so serving
+    resamples input to it."""
     from segmodels import model_stride
     from serving.config import ServingConfig
 
@@ -84,7 +85,7 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                          class_names=classes.names, class_colors=[c.color for c in classes.classes],
                          mean=stats.mean, std=stats.std, nodata=stats.nodata,
                          ignore_index=classes.ignore_index, patch_size=info.patch_size,
-                         scale=manifest.scale, gsd=manifest.target_gsd,
+                         scale=manifest.scale, gsd=manifest.gsd,
                          input_dtype=manifest.dtype,
                          model_stride=model_stride(info.architecture, **info.params))
 
@@ -140,7 +141,8 @@ def version_description(info: TrainedModelInfo, dataset: PreparedDataset,
     return "\n".join([
         f"Data: {source or dataset.root} (dataset digest {evaluation.dataset_digest[:12]}); "
         f"{len(classes)} classes ({', '.join(classes)}); {info.in_channels} bands; "
-        f"{manifest.patch_size} px tiles at scale {manifest.scale}.",
+        f"{manifest.patch_size} px tiles at scale {manifest.scale}"
+        + (f" ({manifest.gsd:g} m per pixel)." if manifest.gsd else "."),
         f"Architecture: {info.architecture} ({params}); best val mIoU "
         f"{info.best_val_miou if info.best_val_miou is None else round(info.best_val_miou, 4)}.",
         f"Test ({evaluation.split} split: {evaluation.scene_count} scenes predicted whole as "

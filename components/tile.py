@@ -8,11 +8,14 @@ are at least ``min_valid_fraction`` of its in-scene area (so edge tiles are meas
 the part of them that lies in the scene), and never when it has no labelled pixel at all.
 
 Scenes are resampled by ``scale``, or to ``target_gsd`` metres per pixel (georeferenced
-scenes of mixed resolution). A few threads each read, check and write whole tiles: GDAL
-releases the GIL while it reads and so does the file write, so reading one tile overlaps
-writing another. Tiles are uncompressed GeoTIFFs in one block (tiles are small and read whole
-once per epoch: written about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the
-disk), made from a per-scene template (``components.tile_writer``).
+scenes of mixed resolution); the manifest records the tiles' metres per pixel when they have
+one, for serving to resample inputs to (``components.tile_resolution``).
+
+A few threads each read, check and write whole tiles: GDAL releases the GIL while it reads
+and so does the file write, so reading one tile overlaps writing another. Tiles are
+uncompressed GeoTIFFs in one block (tiles are small and read whole once per epoch: written
+about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the disk), made from a
+per-scene template (``components.tile_writer``).
 
 Scenes without a CRS are also compared with each other, to record crops of one image as
 ``SceneInfo.neighbours``: touching (``components.neighbours``, edge profiles) or overlapping
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rasterio.enums import Resampling
-from rasterio.errors import CRSError, NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -61,6 +64,14 @@ from components.raster import (
     invalid_pixels,
     open_raster,
     read_window,
+)
+from components.tile_resolution import (
+    PixelSize,
+    ResolutionWarning,
+    SceneFactor,
+    pixel_size,
+    scene_factors,
+    tiles_gsd,
 )
 from components.tile_writer import TileTemplate
 
@@ -154,20 +165,6 @@ class _Scene:
         return (self.width, self.height) != self.source_size
 
 
-def _scale_of(img, where: str, options: TileOptions) -> tuple[float, float]:
-    if options.target_gsd is None:
-        return options.scale, options.scale
-    if img.crs is None or not img.crs.is_projected:
-        raise DataError(f"{where}: target_gsd needs a projected CRS (metres), but the scene "
-                        f"has {crs_string(img.crs) or 'no CRS'}; use scale instead")
-    try:
-        metres = img.crs.linear_units_factor[1]
-    except CRSError as err:
-        raise DataError(f"{where}: target_gsd needs a CRS with linear units ({err})") from None
-    return (abs(img.res[0]) * metres / options.target_gsd,
-            abs(img.res[1]) * metres / options.target_gsd)
-
-
 def _tile_windows(scene: _Scene, jobs: list[tuple[int, int]],
                   tiles_dir: Path) -> list[TileRecord]:
     """Read, check and write the tiles at ``jobs`` (row, col) with this thread's handles."""
@@ -220,13 +217,25 @@ def _display(index: SceneIndex | None, name: str) -> str:
     return f"{index.source.rstrip('/')}{sep}{inside}"
 
 
+@dataclass(frozen=True)
+class _Tiled:
+    """One scene, tiled: what the manifest and the searches for crops need of it."""
+    info: SceneInfo
+    records: list[TileRecord]
+    edges: Edges | None
+    thumbnail: Thumbnail | None
+    pixel: PixelSize | None  # of its tiles, in metres; None without a projected CRS
+
+
 def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptions,
                 classes: ClassMap, dtype: np.dtype, index: SceneIndex | None,
-                pool: ThreadPoolExecutor, thumbnail: bool
-                ) -> tuple[SceneInfo, list[TileRecord], Edges | None, Thumbnail | None]:
+                pool: ThreadPoolExecutor, thumbnail: bool,
+                factor: SceneFactor | None) -> _Tiled:
     image_path = scenes_dir / f"{name}_image.tif"
     with open_raster(image_path) as img:
-        sx, sy = _scale_of(img, _display(index, name), options)
+        sx, sy = scene_factors(img, _display(index, name), options.scale, options.target_gsd,
+                               factor)
+        native = pixel_size(img)
         width, height = max(1, round(img.width * sx)), max(1, round(img.height * sy))
         transform = img.transform @ Affine.scale(img.width / width, img.height / height)
         entry = next((s for s in index.scenes if s.name == name), None) if index else None
@@ -253,13 +262,21 @@ def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptio
     futures = [pool.submit(_tile_windows, scene, part, tiles_dir) for part in parts]
     records = [r for f in futures for r in f.result()]
     records.sort(key=lambda r: (r.window[1], r.window[0]))
-    return info, records, edges, thumb
+    # The nominal factors, not the rounded grid's: 2 m scenes at scale 0.5 give 4 m tiles.
+    return _Tiled(info, records, edges, thumb, native.resampled(sx, sy) if native else None)
 
 
 def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None = None,
-                progress: ProgressCallback | None = None) -> TileManifest:
+                progress: ProgressCallback | None = None,
+                factor: SceneFactor | None = None) -> TileManifest:
     """Tile ``ingested_dir/scenes`` into ``out_dir/tiles`` and write ``out_dir/tiles.json``
-    (last, so its presence marks finished tiles) and ``out_dir/classes.json``."""
+    (last, so its presence marks finished tiles) and ``out_dir/classes.json``.
+
+    The manifest records the tiles' resolution (``TileManifest.gsd``) when it is one
+    (components/tile_resolution.py); when the scenes are georeferenced but have none, a
+    ``ResolutionWarning`` says so. ``factor`` resamples each scene as a model's serving code
+    would (model pixels per scene pixel), instead of ``options``' scale or target_gsd, and
+    warns of nothing: the tiles are for scoring that model, not for training one."""
     options = options or TileOptions()
     src, dst = DatasetPaths(ingested_dir), DatasetPaths(out_dir)
     classes = ClassMap.load(src.classes)
@@ -271,21 +288,21 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     if dst.tiles_dir.exists():
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
-    scenes, tiles, edges, thumbs, bands = [], [], [], [], None
+    scenes, tiles, edges, thumbs, pixels, bands = [], [], [], [], {}, None
     with gdal_env(), warnings.catch_warnings(), \
             ThreadPoolExecutor(TILE_WORKERS, thread_name_prefix="tile") as pool:
         # Plain JPEG/PNG scenes; set once here, since filters are process-global.
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         for i, name in enumerate(names):
-            info, records, scene_edges, thumb = _tile_scene(
-                name, src.scenes_dir, dst.tiles_dir, options, classes, dtype, index, pool,
-                thumbnail=search_overlaps)
-            scenes.append(info)
-            tiles.extend(records)
-            if scene_edges is not None:
-                edges.append(scene_edges)
-            if thumb is not None:
-                thumbs.append(thumb)
+            tiled = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options, classes, dtype,
+                                index, pool, search_overlaps, factor)
+            scenes.append(tiled.info)
+            tiles.extend(tiled.records)
+            pixels[_display(index, name)] = tiled.pixel  # as the user knows the scene
+            if tiled.edges is not None:
+                edges.append(tiled.edges)
+            if tiled.thumbnail is not None:
+                thumbs.append(tiled.thumbnail)
             if bands is None:
                 with open_raster(src.scenes_dir / f"{name}_image.tif") as img:
                     bands = img.count
@@ -301,11 +318,15 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         neighbours.setdefault(name, set()).update(others)
     if message := crop_search_warning(crs_less, search_overlaps, touching_unsearched):
         warnings.warn(message, CropSearchWarning, stacklevel=2)
+    gsd, no_gsd = tiles_gsd(pixels, options.target_gsd)
+    if no_gsd and factor is None:
+        warnings.warn(no_gsd, ResolutionWarning, stacklevel=2)
     scenes = [s.model_copy(update={"neighbours": sorted(neighbours.get(s.name, ()))})
               for s in scenes]
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,
-                            scale=options.scale, target_gsd=options.target_gsd, bands=bands,
-                            dtype=str(dtype), nodata=nodata, scenes=scenes, tiles=tiles)
+                            scale=options.scale, target_gsd=options.target_gsd, gsd=gsd,
+                            bands=bands, dtype=str(dtype), nodata=nodata, scenes=scenes,
+                            tiles=tiles)
     if dst.classes != src.classes:
         classes.save(dst.classes)
     # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold

@@ -5,6 +5,8 @@ The pipeline prepares one study per run (``prepare_study``), then runs ``n_worke
 workers side by side (``run_tune_worker``: Kubeflow ParallelFor tasks, on a cluster pods), all
 sharing the study through its storage (SQLite on a laptop, PostgreSQL on a cluster), and
 finally ``select_best_trial`` copies the study's best model out of the worker that trained it.
+A search space with no more points than ``n_trials`` is searched point by point, each once
+(``study_trials``, components/tune_grid.py), since Optuna's sampler may draw a point twice.
 A trial that raises is recorded as failed and the study goes on; a diverging or unpromising
 trial is pruned per epoch. Every trial is an MLflow run nested under the run the caller made
 active (the pipeline's parent run), and keeps its model, so the best one is copied out
@@ -28,6 +30,7 @@ from components import tracking
 from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
 from components.tune_budget import set_deadline, study_deadline
+from components.tune_grid import describe_point, space_points
 from components.tune_options import TuneOptions
 from components.tune_space import SearchSpace, resolve_search_space
 from components.tune_trial import TRIALS_DIR, Objective
@@ -39,6 +42,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SEARCH_SPACE_FILE = "search_space.json"  # on the parent run: the space the trials searched
 SPACE_ATTR = "segpipe.search_space"  # in the study: the same, for every worker
+GRID_ATTR = "segpipe.grid_points"  # in the study: its space's points, each enqueued once
 
 
 class TuneError(RuntimeError):
@@ -83,6 +87,32 @@ def study_search_space(study: optuna.Study, options: TuneOptions) -> SearchSpace
     return SearchSpace.model_validate(study.user_attrs[SPACE_ATTR])
 
 
+def study_trials(study: optuna.Study, space: SearchSpace, options: TuneOptions) -> int:
+    """How many trials the study runs: ``n_trials``, or the number of points of a space that
+    has no more (components/tune_grid.py). Those points are enqueued once, by the first
+    worker (a resumed study has them), each but those already tried or queued (a config's
+    ``enqueue``), and one line says so when there are fewer than ``n_trials``."""
+    points = space_points(space, options.n_trials)
+    if points is None:
+        return options.n_trials
+    if GRID_ATTR not in study.user_attrs:
+        queued = [t.system_attrs.get("fixed_params", t.params)
+                  for t in study.get_trials(deepcopy=False)]
+        for params in points:
+            if params not in queued:
+                study.enqueue_trial(params)
+        study.set_user_attr(GRID_ATTR, len(points))
+        if len(points) == 1:
+            log.warning("the search space has one point (%s): one trial, not "
+                        "tuning.n_trials=%d, which would train the same model again",
+                        describe_point(points[0]), options.n_trials)
+        elif len(points) < options.n_trials:
+            log.warning("the search space has %d points, fewer than tuning.n_trials=%d: "
+                        "each is tried once (%d trials), since more would train some model "
+                        "again", len(points), options.n_trials, len(points))
+    return len(points)
+
+
 def prepare_study(options: TuneOptions, storage: str, study_name: str) -> optuna.Study:
     """Once per pipeline run, before the workers start: create the study, enqueue the
     known-good configs (once, not per worker), and re-queue the trials an earlier attempt
@@ -124,8 +154,9 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     space = study_search_space(study, options)
     if mlflow.active_run() is not None:
         mlflow.log_dict(space.model_dump(mode="json"), SEARCH_SPACE_FILE)
+    total = study_trials(study, space, options)
     # A resumed study (a re-run after a kill) only runs the trials it still lacks.
-    share = trial_shares(max(options.n_trials - _counted(study), 0), options.n_workers)[worker]
+    share = trial_shares(max(total - _counted(study), 0), options.n_workers)[worker]
     # The clock starts when the first worker starts, not when the run opened the study: the
     # data steps (and, on a cluster, scheduling the workers' pods) are not tuning time.
     deadline = set_deadline(study, options.budget_minutes) if options.budget_minutes else None
@@ -139,7 +170,7 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     if share:
         study.optimize(Objective(dataset, options, study_name, out_dir, deadline, space),
                        n_trials=share, timeout=timeout, catch=(Exception,),
-                       callbacks=[_stop_at(options.n_trials)], gc_after_trial=True)
+                       callbacks=[_stop_at(total)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE

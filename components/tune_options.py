@@ -26,7 +26,8 @@ class TuneOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_trials: int = Field(20, gt=0, description="trials in the study, across all workers")
+    n_trials: int = Field(20, gt=0, description="trials in the study, across all workers; "
+                          "a search space of fewer points runs one trial per point")
     n_workers: int = Field(1, ge=1, le=64, description="parallel Optuna workers sharing one "
                            "study (Kubeflow ParallelFor tasks; one GPU each on a cluster)")
     budget_minutes: float = Field(0, ge=0, description="wall-clock budget of the whole study, "

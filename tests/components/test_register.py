@@ -146,16 +146,20 @@ def test_the_gates_tile_scores_are_segpipe_evaluates(tmp_path):
     from components.evaluate_options import EvaluateOptions
     from components.prepare import PrepareOptions, prepare_dataset
     from components.sample_data import generate_sample_dataset
+    from serving.remote import load_serving_config
     from tests.logged_models import register_known_model, save_known_model
 
     source = generate_sample_dataset(tmp_path / "sample", scenes=3, size=48, seed=2)
     dataset = PreparedDataset(prepare_dataset(source, tmp_path / "dataset", PrepareOptions(
         tile=TileOptions(patch_size=32, scale=2.0))).dataset_dir)
-    assert dataset.tile_manifest.scale == 2.0 and dataset.tile_ids("test")
+    # 0.5 m scenes at twice their pixels: 0.25 m tiles, the model's gsd.
+    assert (dataset.tile_manifest.scale, dataset.tile_manifest.gsd) == (2.0, 0.25)
+    assert dataset.tile_ids("test")
     mlflow.set_experiment("register")
     folder = save_known_model(tmp_path / "model", classes=dataset.class_map.num_classes,
                               bands=dataset.tile_manifest.bands)
     uri = register_known_model(folder, dataset, "scale-two")
+    assert load_serving_config(uri).gsd == 0.25
     evaluated = evaluate_logged_model(uri, str(dataset.root), tmp_path / "eval",
                                       EvaluateOptions(overlay_tiles=0))
     for metric in ("tile_miou", "miou"):

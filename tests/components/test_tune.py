@@ -259,3 +259,37 @@ def test_every_worker_of_a_study_searches_the_space_the_first_one_resolved(tmp_p
     other = TuneOptions(search_space=SearchSpace(architecture=cat("attention_unet")))
     again = study_search_space(open_study(other, storage, "kept", worker=1), other)
     assert again == space and again.architecture.choices == ["unet"]
+
+
+@pytest.mark.parametrize(("filters", "message"), [
+    ([4], "the search space has one point (architecture=unet, learning_rate=0.01, "
+          "unet.depth=2, unet.filters=4): one trial, not tuning.n_trials=3, which would train "
+          "the same model again"),
+    ([4, 8], "the search space has 2 points, fewer than tuning.n_trials=3: each is tried "
+             "once (2 trials), since more would train some model again"),
+])
+def test_a_space_of_fewer_points_than_trials_tries_each_once(tiny_dataset, tmp_path, caplog,
+                                                              filters, message):
+    """Three trials asked for: a space of one point trains one model (Optuna would draw the
+    point three times), a space of two points each of them once."""
+    space = SearchSpace(architecture=cat("unet"), training={"learning_rate": cat(1e-2)},
+                        models={"unet": {"depth": ParamSpec(type="int", low=2, high=2),
+                                         "filters": cat(*filters)}})
+    options = _options(space, n_trials=3, epochs=1, pruner="none")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    prepare_study(options, storage, "grid")
+    mlflow.set_experiment("tune-grid")
+    with caplog.at_level("WARNING", logger="components.tune"), mlflow.start_run():
+        summary = run_tune_worker(tiny_dataset, options, storage, "grid", 0, tmp_path / "w")
+    trials = open_study(options, storage, "grid").trials
+    assert sorted(t.params["unet.filters"] for t in trials) == filters
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert summary["completed_trials"] == len(filters)
+    assert [r.getMessage() for r in caplog.records if "search space" in r.getMessage()] == [
+        message]
+    # Resumed, the study has tried every point: no worker trains again, nothing is said.
+    caplog.clear()
+    again = run_tune_worker(tiny_dataset, options, storage, "grid", 0, tmp_path / "again")
+    assert again["completed_trials"] == 0
+    assert not [r for r in caplog.records if "search space" in r.getMessage()]
+    assert len(open_study(options, storage, "grid").trials) == len(filters)
