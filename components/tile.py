@@ -15,7 +15,8 @@ A few threads each read, check and write whole tiles: GDAL releases the GIL whil
 and so does the file write, so reading one tile overlaps writing another. Tiles are
 uncompressed GeoTIFFs in one block (tiles are small and read whole once per epoch: written
 about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the disk), made from a
-per-scene template (``components.tile_writer``).
+per-scene template (``components.tile_writer``); one scene's tiles are read, checked and
+written by ``components.scene_tiles``.
 
 Scenes without a CRS are also compared with each other, to record crops of one image as
 ``SceneInfo.neighbours``: touching (``components.neighbours``, edge profiles) or overlapping
@@ -32,10 +33,8 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
-from rasterio.windows import Window
 
 from components.artifacts import (
     ClassMap,
@@ -44,7 +43,6 @@ from components.artifacts import (
     SceneInfo,
     TileManifest,
     TileRecord,
-    tile_paths,
 )
 from components.atomic import write_text
 from components.crop_overlaps import MAX_SCENES as MAX_OVERLAP_SCENES
@@ -61,10 +59,9 @@ from components.raster import (
     ProgressCallback,
     crs_string,
     gdal_env,
-    invalid_pixels,
     open_raster,
-    read_window,
 )
+from components.scene_tiles import SceneGrid, grid_offsets, tile_windows
 from components.tile_resolution import (
     PixelSize,
     ResolutionWarning,
@@ -105,16 +102,6 @@ class TileOptions(BaseModel):
         return self.stride or self.patch_size
 
 
-def grid_offsets(size: int, patch: int, stride: int) -> list[int]:
-    """Patch offsets along one axis covering ``size`` pixels; the last may run past the edge."""
-    if size <= patch:
-        return [0]
-    offsets = list(range(0, size - patch + 1, stride))
-    if offsets[-1] + patch < size:
-        offsets.append(offsets[-1] + stride)
-    return offsets
-
-
 def scene_names(scenes_dir: Path) -> list[str]:
     names = sorted(p.name[: -len("_image.tif")] for p in scenes_dir.glob("*_image.tif"))
     if not names:
@@ -133,78 +120,6 @@ def _scan_scenes(scenes_dir: Path, names: list[str]) -> tuple[np.dtype, float | 
             if nodata is None:
                 nodata = src.nodata
     return np.result_type(*dtypes), nodata, crs_less
-
-
-def _fill_value(dtype: np.dtype, nodata: float | None) -> float:
-    if nodata is not None:
-        return nodata
-    return float("nan") if np.issubdtype(dtype, np.floating) else 0
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """One scene's tiling grid (after resampling) and what every tile of it shares."""
-    name: str
-    image: Path
-    mask: Path
-    source_size: tuple[int, int]
-    width: int
-    height: int
-    transform: Affine
-    crs: object
-    nodata: float | None
-    bands: int
-    dtype: np.dtype
-    classes: ClassMap
-    options: TileOptions
-    image_template: TileTemplate
-    mask_template: TileTemplate
-
-    @property
-    def resampled(self) -> bool:
-        return (self.width, self.height) != self.source_size
-
-
-def _tile_windows(scene: _Scene, jobs: list[tuple[int, int]],
-                  tiles_dir: Path) -> list[TileRecord]:
-    """Read, check and write the tiles at ``jobs`` (row, col) with this thread's handles."""
-    patch, ignore = scene.options.patch_size, scene.classes.ignore_index
-    fx = scene.source_size[0] / scene.width
-    fy = scene.source_size[1] / scene.height
-    resampling = Resampling.lanczos if scene.resampled else Resampling.nearest
-    records = []
-    with open_raster(scene.image) as img, open_raster(scene.mask) as msk:
-        for row, col in jobs:
-            w, h = min(patch, scene.width - col), min(patch, scene.height - row)
-            window = Window(col * fx, row * fy, w * fx, h * fy)
-            block = read_window(img, scene.image, window=window, out_shape=(scene.bands, h, w),
-                                resampling=resampling)
-            labels = read_window(msk, scene.mask, indexes=1, window=window, out_shape=(h, w),
-                                 resampling=Resampling.nearest)
-            labels[invalid_pixels(block, scene.nodata)] = ignore
-            counts = np.bincount(labels.ravel(), minlength=256)
-            labelled = int(counts.sum() - counts[ignore])
-            if labelled == 0 or labelled < scene.options.min_valid_fraction * w * h:
-                continue
-            if (w, h) != (patch, patch) or block.dtype != scene.dtype:
-                image = np.full((scene.bands, patch, patch),
-                                _fill_value(scene.dtype, scene.nodata), scene.dtype)
-                image[:, :h, :w] = block
-                mask = np.full((patch, patch), ignore, np.uint8)
-                mask[:h, :w] = labels
-            else:
-                image, mask = block, labels
-            tile_id = f"{scene.name}__r{row:06d}_c{col:06d}"
-            tile_transform = scene.transform @ Affine.translation(col, row)
-            image_path, mask_path = tile_paths(tiles_dir, tile_id)
-            scene.image_template.write(image_path, image, tile_transform)
-            scene.mask_template.write(mask_path, mask, tile_transform)
-            records.append(TileRecord(
-                id=tile_id, scene=scene.name, window=(col, row, patch, patch),
-                transform=tuple(tile_transform)[:6], valid_fraction=labelled / (w * h),
-                class_counts={i: int(n) for i, n in
-                              enumerate(counts[: scene.classes.num_classes].tolist()) if n}))
-    return records
 
 
 def _display(index: SceneIndex | None, name: str) -> str:
@@ -244,7 +159,7 @@ def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptio
                          source=entry.source if entry else None,
                          given_split=entry.given_split if entry else None)
         patch = options.patch_size
-        scene = _Scene(name, image_path, scenes_dir / f"{name}_mask.tif",
+        scene = SceneGrid(name, image_path, scenes_dir / f"{name}_mask.tif",
                        (img.width, img.height), width, height, transform, img.crs, img.nodata,
                        img.count, dtype, classes, options,
                        TileTemplate((img.count, patch, patch), dtype, img.crs, transform,
@@ -259,7 +174,7 @@ def _tile_scene(name: str, scenes_dir: Path, tiles_dir: Path, options: TileOptio
     jobs = [(row, col) for row in grid_offsets(height, options.patch_size, options.step)
             for col in grid_offsets(width, options.patch_size, options.step)]
     parts = [jobs[k::TILE_WORKERS] for k in range(TILE_WORKERS) if jobs[k::TILE_WORKERS]]
-    futures = [pool.submit(_tile_windows, scene, part, tiles_dir) for part in parts]
+    futures = [pool.submit(tile_windows, scene, part, tiles_dir) for part in parts]
     records = [r for f in futures for r in f.result()]
     records.sort(key=lambda r: (r.window[1], r.window[0]))
     # The nominal factors, not the rounded grid's: 2 m scenes at scale 0.5 give 4 m tiles.

@@ -8,7 +8,8 @@ import rasterio
 
 from components.artifacts import ClassInfo, ClassMap, TileManifest, read_tile, tile_paths
 from components.raster import DataError, write_array
-from components.tile import TileOptions, grid_offsets, tile_scenes
+from components.scene_tiles import grid_offsets
+from components.tile import TileOptions, tile_scenes
 from tests.components.conftest import UTM, make_image, make_labels
 
 
