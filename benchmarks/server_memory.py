@@ -3,7 +3,8 @@
 Server figures: ``segpipe serve`` (one worker) on a small U-Net (256-px windows, 3 classes),
 one request at a time of ``--megapixels`` four-band int16 images: base64 ``.npy`` answered
 as a mask and as probabilities, and a base64 GeoTIFF answered as a mask; then two ``.npy``
-requests at once (the server predicts two at a time). For each: the body's size, the
+requests at once (the server predicts two at a time); and one ``--tensor-megapixels`` image
+as JSON numbers (``{"inputs": ...}``), per JSON value. For each: the body's size, the
 server process's RSS before the request and its peak during it (the kernel's high-water
 mark, VmHWM, reset before each request through /proc/PID/clear_refs), and the peak over the
 RSS before per megapixel of the request and per MB of body.
@@ -62,6 +63,10 @@ def npy_body(pixels: np.ndarray, output: str) -> bytes:
             + b'"]]}, "params": {"output": "' + output.encode() + b'"}}')
 
 
+def tensor_body(pixels: np.ndarray) -> bytes:
+    return json.dumps({"inputs": [pixels.tolist()]}).encode()
+
+
 def geotiff_body(pixels: np.ndarray) -> bytes:
     from rasterio.io import MemoryFile
 
@@ -110,12 +115,14 @@ def measured_requests(url: str, pid: int, bodies: list[bytes]) -> dict:
             "peak_rss_mb": round(peak / 1e6), "peak_over_before_mb": round((peak - before) / 1e6)}
 
 
-def run_server(tmp: Path, local_model: str, megapixels: list[float], tracking_uri: str) -> list:
+def run_server(tmp: Path, local_model: str, megapixels: list[float], tensor_megapixels: float,
+               tracking_uri: str) -> list:
     from tests.serving.server import free_port, segpipe_serve
 
     body_mb = int(max(megapixels) * 12) + 10
     server = segpipe_serve(local_model, free_port(), tmp / "server.log", timeout_s=3600,
-                           max_request_mb=body_mb, MLFLOW_TRACKING_URI=tracking_uri)
+                           max_request_mb=body_mb, MLFLOW_TRACKING_URI=tracking_uri,
+                           SERVING_MAX_JSON_VALUES=str(int(tensor_megapixels * 5e6) + 10))
     results = []
     try:
         server.wait_ready(timeout=300)
@@ -123,6 +130,15 @@ def run_server(tmp: Path, local_model: str, megapixels: list[float], tracking_ur
         pid = server.process.pid
         small = npy_body(image(0.06), "mask")
         measured_requests(url, pid, [small])  # warm-up
+        tensor = image(tensor_megapixels)
+        body = tensor_body(tensor)
+        figures = measured_requests(url, pid, [body])
+        results.append({"case": "tensor_json_numbers_mask",
+                        "megapixels": round(tensor.shape[0] * tensor.shape[1] / 1e6, 2),
+                        "body_mb": round(len(body) / 1e6, 1),
+                        "json_values": body.count(b",") + 1, **figures,
+                        "peak_over_before_bytes_per_json_value": round(
+                            figures["peak_over_before_mb"] * 1e6 / (body.count(b",") + 1))})
         for mp in megapixels:
             pixels = image(mp)
             cases = {"npy_mask": [npy_body(pixels, "mask")],
@@ -170,11 +186,11 @@ def run_phases(local_model: str, megapixels: float) -> dict:
     import mlflow
     import pandas as pd
     from mlflow.pyfunc.scoring_server import predictions_to_json
-    from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
     from serving.decode import PixelBudget, check_params, decode_base64, decode_npy
     from serving.encode import encode_npy
     from serving.guard import check_body
+    from serving.server import request_frame
 
     model = mlflow.pyfunc.load_model(local_model)
     python_model = model.unwrap_python_model()
@@ -185,8 +201,8 @@ def run_phases(local_model: str, megapixels: float) -> dict:
     held["body"] = phases("body", lambda: npy_body(held.pop("pixels"), "mask"))
     held["document"] = phases("guard: json parse",
                               lambda: check_body(held.pop("body"), schema))
-    frame = phases("dataframe", lambda: dataframe_from_parsed_json(
-        held["document"]["dataframe_split"], pandas_orient="split"))
+    frame = phases("dataframe", lambda: request_frame(held["document"]["dataframe_split"],
+                                                      "split"))
     config = python_model.config
     request = check_params(held["document"].get("params"), config)
     budget = PixelBudget(config.max_pixels)
@@ -206,6 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, nargs="+", default=[4.0, 16.0])
     parser.add_argument("--phase-megapixels", type=float, default=4.0)
+    parser.add_argument("--tensor-megapixels", type=float, default=0.25,
+                        help="one image as JSON numbers ({'inputs': ...})")
     parser.add_argument("--skip-phases", action="store_true")
     args = parser.parse_args()
 
@@ -225,11 +243,12 @@ def main() -> None:
         tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
         mlflow.set_tracking_uri(tracking_uri)
         experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "art").as_uri())
-        max_pixels = int(2 * max(args.megapixels) * 1e6) + 1
+        # probabilities count once per class against it
+        max_pixels = int(CLASSES * max(args.megapixels) * 1e6) + 1
         with mlflow.start_run(experiment_id=experiment):
             info = log_segmentation_model(tmp / "model.keras", serving_config(max_pixels))
         local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "m"))
-        server = run_server(tmp, local, args.megapixels, tracking_uri)
+        server = run_server(tmp, local, args.megapixels, args.tensor_megapixels, tracking_uri)
         phases = None if args.skip_phases else run_phases(local, args.phase_megapixels)
     print(json.dumps({
         "benchmark": "server_memory",
