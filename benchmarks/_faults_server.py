@@ -50,10 +50,10 @@ def _error(ctx: Context, body: str | bytes, status: int, *needles: str) -> tuple
     return got, ok
 
 
-@case("server", "400 naming image 0 (cannot read pixels: truncated), no stack trace")
+@case("server", "400 naming image 1 of 1 (cannot read pixels: truncated), no stack trace")
 def serve_truncated_png(ctx: Context) -> tuple[str, bool]:
     return _error(ctx, json.dumps(image_frame(truncated_png(pixels(64, 64)))), 400,
-                  "image 0: cannot read pixels")
+                  "image 1 of 1: cannot read pixels")
 
 
 @case("server", "200; inf, -inf and NaN pixels are 255; strict JSON (no NaN/Infinity tokens)")
@@ -74,11 +74,12 @@ def serve_inf_pixels(ctx: Context) -> tuple[str, bool]:
     return got, response.status_code == 200 and at_bad == [255] * 3 and others == 20 * 24 - 3
 
 
-@case("server", "400 'image 0 (50000x50000) has 2500000000' pixels, answered before decoding "
+@case("server", "400 'image 1 of 1 (50000x50000) has 2500000000' pixels, answered before "
+                "decoding "
                 "(within a second or so)")
 def serve_png_claiming_50000x50000(ctx: Context) -> tuple[str, bool]:
     body = json.dumps(image_frame(base64.b64encode(png_claiming(50_000, 50_000)).decode()))
-    return _error(ctx, body, 400, "image 0 (50000x50000) has 2500000000")
+    return _error(ctx, body, 400, "image 1 of 1 (50000x50000) has 2500000000")
 
 
 @case("server", "two images, each within max_pixels, together over it: 400 before any is "

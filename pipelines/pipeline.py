@@ -39,9 +39,12 @@ S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
 DB_SECRET = "segpipe-db"
 DB_SECRET_KEYS = {"PGPASSWORD": "PGPASSWORD"}  # libpq (Optuna's PostgreSQL storage) reads it
 ENDPOINTS_CONFIG_MAP = "segpipe-endpoints"
+# AWS_DEFAULT_REGION: boto3's region for the steps' S3 clients (components/sources.py,
+# MLflow's artifact uploads), which sign for it.
 ENDPOINTS_KEYS = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI",
                   "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
                   "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
+                  "AWS_DEFAULT_REGION": "AWS_DEFAULT_REGION",
                   "OPTUNA_STORAGE": "OPTUNA_STORAGE"}
 
 # Requests sized for the tiny demo up to a few thousand tiles; limits are left to the cluster.

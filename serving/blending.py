@@ -27,6 +27,7 @@ from serving.windows import (
     MAX_PANEL_WIDTH,
     BlendOptions,
     Block,
+    DeadlinePassed,
     Grid,
     PredictFn,
     PrepareFn,
@@ -37,9 +38,9 @@ from serving.windows import (
     spline_window,
 )
 
-__all__ = ["D4", "MAX_PANEL_WIDTH", "BlendOptions", "Block", "Grid", "PredictFn", "PrepareFn",
-           "ReadFn", "array_reader", "assemble", "blend", "grid_step", "panels",
-           "reflect_indices", "spline_window"]
+__all__ = ["D4", "MAX_PANEL_WIDTH", "BlendOptions", "Block", "DeadlinePassed", "Grid",
+           "PredictFn", "PrepareFn", "ReadFn", "array_reader", "assemble", "blend", "grid_step",
+           "panels", "reflect_indices", "spline_window"]
 
 
 def blend(read: ReadFn, height: int, width: int, predict_fn: PredictFn,
@@ -59,11 +60,14 @@ def blend(read: ReadFn, height: int, width: int, predict_fn: PredictFn,
                         axis=2).astype(np.float32)
     row_sum = rows.weight_sum(weights_1d)
     col_sum = cols.weight_sum(weights_1d)
+    parts = [part for part in panels(cols, options.max_panel_width) if part[3] > part[2]]
+    # each panel's windows go in full batches, and its last batch holds the rest
+    batches = sum(-(-rows.count * (end - first) // options.batch_size)
+                  for first, end, _, _ in parts)
 
-    with ForwardQueue(predict_fn, options.tta, options.batch_size) as forward:
-        for first, end, out_c0, out_c1 in panels(cols, options.max_panel_width):
-            if out_c1 <= out_c0:
-                continue
+    with ForwardQueue(predict_fn, options.tta, options.batch_size, options.deadline,
+                      batches) as forward:
+        for first, end, out_c0, out_c1 in parts:
             p0 = cols.origin(first)
             strip = StripReader(read, prepare, height, width, p0, cols.origin(end - 1) + win,
                                 win)

@@ -4,7 +4,6 @@ base64 .npy arrays in, clear ``RequestError`` messages out (the pyfunc answers t
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import io
@@ -78,19 +77,27 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
 
 
 class PixelBudget:
-    """The request's pixel limit, spent image by image before any of them is predicted."""
+    """The request's pixel limit, spent image by image before any of them is predicted.
 
-    def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
+    An answer of probabilities holds a float32 per class where a mask holds one byte, so with
+    ``per_pixel`` (the class count) each pixel counts once per class: the answer, and the
+    server's memory, stay bounded by the same limit (serving/sizing.py)."""
+
+    def __init__(self, limit: int, per_pixel: int = 1):
+        self.limit, self.per_pixel, self.used = limit, per_pixel, 0
 
     def spend(self, pixels: int, what: str) -> None:
-        if pixels > self.limit:
-            raise RequestError(f"too many pixels: {what} has {pixels}, the limit per request "
-                               f"is {self.limit}")
-        self.used += pixels
+        cost = pixels * self.per_pixel
+        counted = "" if self.per_pixel == 1 else \
+            f" x {self.per_pixel} classes = {cost} (probabilities count once per class)"
+        if cost > self.limit:
+            raise RequestError(f"too many pixels: {what} has {pixels}{counted}, the limit per "
+                               f"request is {self.limit}")
+        self.used += cost
         if self.used > self.limit:
+            per_class = "" if self.per_pixel == 1 else " (probabilities count once per class)"
             raise RequestError(f"too many pixels: the request's images have {self.used} or "
-                               f"more, the limit per request is {self.limit}")
+                               f"more{per_class}, the limit per request is {self.limit}")
 
 
 def check_bands(bands: int, config: ServingConfig, what: str) -> None:
@@ -130,17 +137,20 @@ def check_images(array: np.ndarray, config: ServingConfig, what: str) -> np.ndar
 
 
 def decode_base64(value: Any, what: str) -> bytes:
+    """Base64 text (a ``data:`` URL prefix allowed) -> bytes, decoded straight from the
+    request's string: no ASCII copy of it first (it may be most of a 1 GB request)."""
     if isinstance(value, bytes | bytearray):
-        text = bytes(value)
+        text, comma = value, b","
     elif isinstance(value, str):
-        text = value.encode("ascii", errors="replace")
+        text, comma = value, ","
     else:
         raise RequestError(f"{what}: expected a base64 string, got {type(value).__name__}")
-    if text.startswith(b"data:") and b"," in text:  # data URL
-        text = text.split(b",", 1)[1]
+    if text[:5] in ("data:", b"data:") and comma in text:  # data URL
+        text = text.split(comma, 1)[1]
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        # what base64.b64decode(validate=True) runs, after copying a str to bytes
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):  # ValueError: a str that is not ASCII
         raise RequestError(f"{what}: not valid base64 (starts {excerpt(text[:20])})") from None
 
 

@@ -4,6 +4,7 @@ PNG, GeoTIFF (with the input's CRS and transform when it had them) or .npy."""
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import warnings
 from typing import Any
@@ -59,11 +60,30 @@ def encode_geotiff(image: np.ndarray, georef=None, compress: str | None = None) 
         return base64.b64encode(memfile.read()).decode("ascii")
 
 
+#: Bytes base64-encoded at a time (a multiple of 3, so the pieces join into one encoding).
+_BASE64_CHUNK = 3 * 2**20
+
+
 def encode_npy(array: np.ndarray) -> str:
-    """Any array -> base64 .npy (what the npy request column answers)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return base64.b64encode(buffer.getbuffer()).decode("ascii")
+    """Any array -> base64 .npy (what the npy request column answers), encoded piece by piece
+    from the array's own memory: no whole .npy copy of it first."""
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    head = header.getvalue()
+    data = memoryview(array.reshape(-1).view(np.uint8))
+    lead = min(len(data), -len(head) % 3)  # data bytes that complete the header's last triple
+    out = bytearray(4 * -(-(len(head) + len(data)) // 3))
+    written = _put_base64(out, 0, head + bytes(data[:lead]))
+    for start in range(lead, len(data), _BASE64_CHUNK):
+        written = _put_base64(out, written, data[start:start + _BASE64_CHUNK])
+    return out.decode("ascii")
+
+
+def _put_base64(out: bytearray, at: int, piece) -> int:
+    encoded = binascii.b2a_base64(piece, newline=False)
+    out[at:at + len(encoded)] = encoded
+    return at + len(encoded)
 
 
 def decode_npy_answer(value: str) -> np.ndarray:

@@ -7,13 +7,14 @@ the model; on a CPU it takes what the model leaves of the cores."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from serving.windows import PredictFn, predict_views
+from serving.windows import DeadlinePassed, PredictFn, predict_views
 
 Tag = TypeVar("Tag")
 
@@ -25,10 +26,16 @@ class ForwardQueue(Generic[Tag]):
 
     Two input buffers alternate: one is being read by the model while the other is filled.
     ``submit`` therefore waits for every earlier batch, so at most one is in flight while the
-    caller works; use as a context manager so the thread ends with the prediction."""
+    caller works; use as a context manager so the thread ends with the prediction.
 
-    def __init__(self, predict_fn: PredictFn, tta: bool, batch_size: int):
+    Past ``deadline`` (``time.monotonic()``) ``submit`` raises DeadlinePassed instead of
+    starting another batch; ``expected`` (the batches the whole prediction takes) is only for
+    its message."""
+
+    def __init__(self, predict_fn: PredictFn, tta: bool, batch_size: int,
+                 deadline: float | None = None, expected: int | None = None):
         self.predict_fn, self.tta, self.batch_size = predict_fn, tta, batch_size
+        self.deadline, self.expected, self.submitted = deadline, expected, 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="segpipe-forward")
         self._buffers: list[np.ndarray] = []
         self._pending: deque[tuple[Future, Tag]] = deque()
@@ -46,7 +53,12 @@ class ForwardQueue(Generic[Tag]):
     def submit(self, count: int, tag: Tag) -> list[tuple[np.ndarray, Tag]]:
         """Start the model on the first ``count`` windows of ``batch()``; returns the
         (probabilities, tag) of every earlier batch, which frees the other buffer."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            of = f" of {self.expected}" if self.expected is not None else ""
+            raise DeadlinePassed(f"the request's deadline passed: stopped after "
+                                 f"{self.submitted}{of} batches")
         inputs = self._buffers[0][:count]
+        self.submitted += 1
         future = self._pool.submit(predict_views, inputs, self.predict_fn, self.tta)
         self._pending.append((future, tag))
         self._buffers.reverse()

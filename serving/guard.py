@@ -5,8 +5,16 @@ MLflow 3.17's scoring server reads any body whole, echoes a body that is not JSO
 error, drops params the model signature does not declare (with only a log warning) and
 prefixes the whole input data to the message of a param of the wrong type. Here:
 
+- at most ``at_once`` requests (the model's own concurrency) are past their headers at a time;
+  the others wait their turn with their bodies unread, so what requests hold in memory is
+  bounded by ``at_once`` times the limits below (serving/sizing.py); a request that gets no
+  turn within the request timeout is a 503;
 - a body larger than the limit is refused with 413 from its Content-Length header, before a
-  byte of it is read, or as soon as a body without one grows past the limit;
+  byte of it is read, or as soon as a body without one grows past the limit; a body with a
+  Content-Encoding (gzip, deflate, ...) is a 415 naming it;
+- a body holding more JSON values (numbers, strings, lists, ...) than ``max_json_values`` is a
+  413 before it is parsed: a value costs up to ~120 bytes parsed, so the body limit alone
+  would let JSON numbers take 20 times the body's size;
 - a body not received within the request timeout is a 408;
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
@@ -14,9 +22,14 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
   routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
 - any other request goes on to MLflow unchanged (the body it reads is the same bytes);
+- the prediction's deadline (now + the request timeout, as ``time.monotonic()``) is put in
+  ``deadline``, a ContextVar of the model's serving code, which stops predicting between two
+  batches once it has passed: a request answered 504 stops taking the cores;
 - every error answer, MLflow's own and those of unknown routes or methods included, is
-  ``{"error_code", "message"}`` with a message of at most MAX_MESSAGE characters: no stack
-  trace, no input echoed whole.
+  ``{"error_code", "message"}`` (serving/replies.py).
+
+The body is held once: read into one buffer, decoded to text and freed, and the text freed once
+parsed, so a dataframe request's peak is about twice its body (benchmarks/server_memory.py).
 
 Only stdlib at import: serving/server.py imports this before it loads the model, whose own
 packaged copy of serving/ must be the one that runs the model.
@@ -25,73 +38,44 @@ packaged copy of serving/ must be the one that runs the model.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from serving.asgi import (
+    JSON_TYPE,
+    MAX_MESSAGE,
+    Receive,
+    Refusal,
+    Scope,
+    Send,
+    answer,
+    error_body,
+    excerpt,
+    header,
+    mime_type,
+    plain_json,
+    read_body,
+    replay,
+    short_error,
+    shorten_errors,
+)
+
+__all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
+           "check_body", "check_params", "error_body", "excerpt", "short_error"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 ROUTE = "/invocations"
-JSON_TYPE = "application/json"
-#: Longest message of an error answer; a quote of client input inside it is shorter still.
-MAX_MESSAGE = 300
-#: Longest piece of client input quoted in the guard's own messages.
-EXCERPT = 40
-#: The error_code of an answer whose body had none (MLflow's plain-text 415 and 504, the
-#: web framework's 404 and 405).
-STATUS_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-                408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE",
-                415: "UNSUPPORTED_MEDIA_TYPE", 504: "DEADLINE_EXCEEDED"}
-#: What a 404 lists: MLflow's scoring app's routes.
-ROUTES = "the routes are POST /invocations, GET /ping, /health and /version"
-#: MLflow puts the whole input data before the error of a model that failed on it, or of an
-#: input its signature refused.
-_MLFLOW_ECHOES = (("Failed to predict data '", "\nError: "),
-                  ("Failed to enforce schema of data '", "Error: "))
 DATAFRAME_KEYS = ("dataframe_split", "dataframe_records")
-#: What answers a dataframe request: the parsed JSON document -> (HTTP status, JSON body).
-DataframeAnswer = Callable[[dict[str, Any]], tuple[int, bytes]]
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def excerpt(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text)} characters)"
-
-
-def error_body(status: int, message: str, error_code: str | None = None) -> bytes:
-    if len(message) > MAX_MESSAGE:
-        message = f"{message[:MAX_MESSAGE - 30]}... ({len(message)} characters)"
-    code = error_code or STATUS_CODES.get(status, "INTERNAL_ERROR" if status >= 500
-                                          else "BAD_REQUEST")
-    return json.dumps({"error_code": code, "message": message}).encode()
-
-
-def short_error(status: int, body: bytes) -> bytes:
-    """Any error body -> ``{"error_code", "message"}``: MLflow's extra keys (stack_trace)
-    dropped, its echo of the input data cut off, the message capped."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
-    if isinstance(parsed, dict) and ("message" in parsed or "detail" in parsed):
-        message = str(parsed.get("message", parsed.get("detail")))
-        code = parsed.get("error_code")
-    else:
-        message, code = body.decode("utf-8", errors="replace").strip(), None
-    for start, marker in _MLFLOW_ECHOES:
-        if message.startswith(start) and marker in message:
-            message = message.split(marker, 1)[1]
-    return error_body(status, message, str(code) if code else None)
+#: What answers a dataframe request: the parsed JSON document -> (HTTP status, JSON body as
+#: bytes or as chunks of bytes).
+DataframeAnswer = Callable[[dict[str, Any]], tuple[int, bytes | Iterable[bytes]]]
+#: JSON values nested deeper than this are refused by the parser (RecursionError), so a body
+#: holds at most its commas plus this many plus one values.
+_MAX_NESTING = 1000
 
 
 def check_params(params: Any, schema: Any) -> None:
@@ -122,11 +106,19 @@ def check_params(params: Any, schema: Any) -> None:
             raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
 
 
-def check_body(body: bytes, schema: Any) -> dict[str, Any]:
+def decode_body(body: bytes | bytearray) -> str:
+    """The body as text, in the encoding ``json.loads`` would detect (UTF-8 but for a BOM or
+    UTF-16/32 zero bytes), with the same error handling."""
     try:
-        document = json.loads(body)
+        return body.decode(json.detect_encoding(body), "surrogatepass")
     except UnicodeDecodeError as exc:
         raise Refusal(400, f"the request body is not UTF-8 text (byte {exc.start})") from None
+
+
+def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
+    text = body if isinstance(body, str) else decode_body(body)
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Refusal(400, f"the request body is not valid JSON: {exc.msg} at line "
                            f"{exc.lineno} column {exc.colno} ({len(body)} bytes)") from None
@@ -141,128 +133,137 @@ def check_body(body: bytes, schema: Any) -> dict[str, Any]:
 
 class RequestGuard:
     """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout,
-    dataframes)``."""
+    dataframes, max_json_values=..., at_once=..., deadline=...)``; ``at_once`` and
+    ``deadline`` None (a model whose serving code predates them): no turns, no deadline."""
 
     def __init__(self, app: ASGIApp, params_schema: Any, max_body_bytes: int, timeout: float,
-                 dataframes: DataframeAnswer | None = None):
+                 dataframes: DataframeAnswer | None = None, *,
+                 max_json_values: int | None = None, at_once: int | None = None,
+                 deadline: contextvars.ContextVar | None = None):
         self.app, self.schema = app, params_schema
         self.max_body_bytes, self.timeout = max_body_bytes, timeout
         self.dataframes = dataframes
+        self.max_json_values, self.at_once, self.deadline = max_json_values, at_once, deadline
+        self._turns = asyncio.Semaphore(at_once) if at_once else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _shorten_errors(send, scope)
+        send = shorten_errors(send, scope)
         if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         try:
-            mime_type = _mime_type(scope)
-            if not mime_type:
+            content_type = mime_type(scope)
+            if not content_type:
                 raise Refusal(415, f"the request has no Content-Type; send {JSON_TYPE}")
+            encoding = (header(scope, b"content-encoding") or "identity").lower()
+            if encoding != "identity":
+                raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
+                                   f"(Content-Encoding); send it uncompressed")
+            await self._take_turn()
+        except Refusal as refusal:
+            await answer(send, refusal.status, error_body(refusal.status, refusal.message))
+            return
+        running = None
+        try:
+            running = await self._invoke(scope, receive, send, content_type)
+        finally:
+            if self._turns is not None:
+                if running is None:
+                    self._turns.release()
+                else:  # answered 504: the turn ends with the prediction (its next batch)
+                    running.add_done_callback(lambda _: self._turns.release())
+
+    async def _take_turn(self) -> None:
+        if self._turns is None:
+            return
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self.timeout)
+        except TimeoutError:
+            raise Refusal(503, f"the server is busy: its {self.at_once} requests at a time "
+                               f"took longer than {self.timeout:g} s (the server's request "
+                               f"timeout); try again later") from None
+
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send,
+                      content_type: str) -> asyncio.Future | None:
+        """Answer one request; returns a dataframe prediction still running after its 504."""
+        try:
             body = await self._body(scope, receive)
             if body is None:
-                return  # the client went away
-            document = check_body(body, self.schema) if mime_type == JSON_TYPE else {}
+                return None  # the client went away
+            if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
+                body = bytes(body)
+                await self._forward(scope, receive, send, body)
+                return None
+            self._check_values(body)
+            encoding = json.detect_encoding(body)
+            text = decode_body(body)
+            del body  # the text holds the request now
+            document = check_body(text, self.schema)
+            if (self.dataframes is not None and plain_json(scope)
+                    and any(key in document for key in DATAFRAME_KEYS)):
+                del text
+                running = self._start_dataframe(document)
+                del document  # the prediction holds it, and frees it when done
+                return await self._finish_dataframe(running, send)
+            del document
+            body = text.encode(encoding, "surrogatepass")  # the bytes as they came
+            del text
         except Refusal as refusal:
-            await _answer(send, refusal.status, error_body(refusal.status, refusal.message))
-            return
-        if (self.dataframes is not None and _plain_json(scope)
-                and any(key in document for key in DATAFRAME_KEYS)):
-            await _answer(send, *await self._dataframe_answer(document))
-            return
-        await self.app(scope, _replay(body, receive), send)
+            await answer(send, refusal.status, error_body(refusal.status, refusal.message))
+            return None
+        await self._forward(scope, receive, send, body)
+        return None
 
-    async def _dataframe_answer(self, document: dict[str, Any]) -> tuple[int, bytes]:
+    def _check_values(self, body: bytes | bytearray) -> None:
+        """Every JSON value but the first of its container follows a comma, and containers
+        nest at most _MAX_NESTING deep: the commas bound what parsing the body costs."""
+        if self.max_json_values is None:
+            return
+        values = body.count(b",") + 1
+        if values > self.max_json_values + _MAX_NESTING:
+            raise Refusal(413, f"the request body holds {values} or more JSON values, the "
+                               f"limit is {self.max_json_values}: send large images as base64 "
+                               f".npy arrays or image files (dataframe columns 'npy' or "
+                               f"'image'), not as JSON numbers")
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        """To MLflow's app, under the deadline."""
+        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.dataframes, document),
-                                          self.timeout)
-        except TimeoutError:
-            return 504, error_body(504, f"the request took longer than {self.timeout:g} s "
-                                        f"(the server's request timeout)")
+            await self.app(scope, replay(body, receive), send)
+        finally:
+            if token is not None:
+                self.deadline.reset(token)
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
-        declared = _header(scope, b"content-length")
+    def _start_dataframe(self, document: dict[str, Any]) -> asyncio.Future:
+        # The task copies this context, the deadline included, and its thread the task's.
+        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
+        try:
+            return asyncio.ensure_future(asyncio.to_thread(self.dataframes, document))
+        finally:
+            if token is not None:
+                self.deadline.reset(token)
+
+    async def _finish_dataframe(self, running: asyncio.Future,
+                                send: Send) -> asyncio.Future | None:
+        done, _ = await asyncio.wait({running}, timeout=self.timeout)
+        status, body = running.result() if done else (504, b"")
+        if status == 504:  # the prediction may stop at its deadline a moment before the wait
+            body = error_body(504, f"the request took longer than {self.timeout:g} s (the "
+                                   f"server's request timeout)")
+        await answer(send, status, body)
+        return None if done else running
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytearray | None:
+        declared = header(scope, b"content-length")
         limit = self.max_body_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
         try:
-            return await asyncio.wait_for(_read_body(receive, limit), self.timeout)
+            return await asyncio.wait_for(read_body(receive, limit), self.timeout)
         except TimeoutError:
             raise Refusal(408, f"the request body did not arrive within {self.timeout:g} s "
                                f"(the server's request timeout)") from None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, f"the request body is larger than the limit, {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body already read, as one message; then the client's own (its disconnect)."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replayed() -> Message:
-        return pending.pop() if pending else await receive()
-
-    return replayed
-
-
-def _shorten_errors(send: Send, scope: Scope) -> Send:
-    """Pass answers below 400 through untouched; hold an error answer whole and send its
-    short JSON form instead (a 404 names the route asked for and the routes there are)."""
-    held: dict[str, Any] = {}
-
-    async def shortened(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] >= 400:
-            held["start"], held["body"] = message, []
-            return
-        if "start" not in held or message["type"] != "http.response.body":
-            await send(message)
-            return
-        held["body"].append(message.get("body", b""))
-        if not message.get("more_body", False):
-            status = held["start"]["status"]
-            body = short_error(status, b"".join(held["body"]))
-            if status == 404 and json.loads(body)["message"] == "Not Found":  # no such route
-                body = error_body(404, f"no route {scope['method']} "
-                                       f"{excerpt(scope['path'])}; {ROUTES}")
-            await _answer(send, status, body)
-
-    return shortened
-
-
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", JSON_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1").strip()
-    return None
-
-
-def _mime_type(scope: Scope) -> str:
-    return (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-
-
-def _plain_json(scope: Scope) -> bool:
-    """``application/json`` with no parameter but charset=utf-8: what MLflow takes (it
-    answers 415 to the rest, so those go on to it)."""
-    parameters = (_header(scope, b"content-type") or "").split(";")[1:]
-    return all(p.strip().lower().replace(" ", "") in ("charset=utf-8", "") for p in parameters)

@@ -15,7 +15,9 @@ Routes:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from serving.decode import (
 from serving.encode import encode_mask, encode_npy, encode_probabilities
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid
+from serving.windows import DeadlinePassed
 
 IMAGE_COLUMN, NPY_COLUMN = "image", "npy"
 COLUMNS = (IMAGE_COLUMN, NPY_COLUMN)
@@ -41,16 +44,27 @@ COLUMNS = (IMAGE_COLUMN, NPY_COLUMN)
 #: pass runs (the model takes one batch at a time anyway). MLflow runs every request on its
 #: own thread; more at once only oversubscribe the cores, so the rest wait their turn.
 REQUESTS_AT_ONCE = 2
+#: The ``time.monotonic()`` after which the request being answered is abandoned: its client
+#: was answered 504, so no further batch of it starts (DeadlinePassed). Set by the model
+#: server (serving/guard.py), which finds it as ``RequestHandler.deadline``; None: no deadline.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "segpipe_request_deadline", default=None)
 
 
 class RequestHandler:
+    deadline = DEADLINE
+
     def __init__(self, predictor: ScenePredictor, at_once: int = REQUESTS_AT_ONCE):
         self.predictor = predictor
         self.config = predictor.config
+        self.at_once = at_once
         self._turns = threading.BoundedSemaphore(at_once)
 
     def __call__(self, model_input: Any, params: dict[str, Any] | None) -> Any:
         with self._turns:
+            deadline = DEADLINE.get()
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlinePassed("the request's deadline passed while it waited its turn")
             return self._answer(model_input, params)
 
     def _answer(self, model_input: Any, params: dict[str, Any] | None) -> Any:
@@ -69,7 +83,12 @@ class RequestHandler:
             answers = self._npy(values, request)
         else:
             answers = self._images(values, request)
-        return pd.DataFrame({request.output: answers})
+        # object dtype: pandas 3 would copy the strings into Arrow memory
+        return pd.DataFrame({request.output: answers}, dtype=object)
+
+    def _budget(self, request: RequestParams) -> PixelBudget:
+        classes = self.config.num_classes if request.output == "probabilities" else 1
+        return PixelBudget(self.config.max_pixels, per_pixel=classes)
 
     def _grid(self, height: int, width: int, request: RequestParams, dataset=None) -> ModelGrid:
         return ModelGrid(height, width,
@@ -77,23 +96,25 @@ class RequestHandler:
 
     def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
         images = check_tensor(model_input, self.config)
-        budget = PixelBudget(self.config.max_pixels)
+        budget = self._budget(request)
         for i, image in enumerate(images):
             grid = self._grid(*image.shape[:2], request)
-            budget.spend(grid.pixels, f"image {i} of the tensor ({grid.describe()})")
+            budget.spend(grid.pixels, f"{_named('tensor image', i, len(images))} "
+                                      f"({grid.describe()})")
         results = np.stack([self._array(image, request) for image in images])
         # strict JSON has no NaN or Infinity: a model's non-finite answer becomes 0
         return np.nan_to_num(results, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _array(self, image: np.ndarray, request: RequestParams) -> np.ndarray:
         return self.predictor.predict_array(image, tta=request.tta, overlap=request.overlap,
-                                            output=request.output, resample=request.resample)
+                                            output=request.output, resample=request.resample,
+                                            deadline=DEADLINE.get())
 
     def _npy(self, values: list[Any], request: RequestParams) -> list[str]:
-        budget = PixelBudget(self.config.max_pixels)
+        budget = self._budget(request)
         images = []
         for i, value in enumerate(values):
-            what = f"row {i} ({NPY_COLUMN})"
+            what = _named(f"{NPY_COLUMN} array", i, len(values))
 
             def check_size(height: int, width: int, what: str = what) -> None:
                 grid = self._grid(height, width, request)
@@ -101,14 +122,20 @@ class RequestHandler:
 
             images.append(decode_npy(decode_base64(value, what), what, self.config,
                                      check_size))
-        return [encode_npy(self._array(image, request)) for image in images]
+        answers = []
+        for i in range(len(images)):
+            result = self._array(images[i], request)
+            images[i] = None  # frees the decoded pixels before the answer is encoded
+            answers.append(encode_npy(result))
+            del result
+        return answers
 
     def _images(self, values: list[Any], request: RequestParams) -> list[str]:
-        budget = PixelBudget(self.config.max_pixels)
+        budget = self._budget(request)
         with contextlib.ExitStack() as stack:
             opened = []
             for i, value in enumerate(values):
-                what = f"image {i}"
+                what = _named("image", i, len(values))
                 dataset = stack.enter_context(
                     open_image(decode_base64(value, what), what, self.config))
                 grid = self._grid(dataset.height, dataset.width, request, dataset)
@@ -120,7 +147,8 @@ class RequestHandler:
     def _dataset(self, what: str, dataset, grid: ModelGrid, request: RequestParams) -> str:
         """Base64 answer for one opened image; only the result is held whole."""
         blocks = self.predictor.iter_dataset(dataset, tta=request.tta,
-                                             overlap=request.overlap, factor=grid.factor)
+                                             overlap=request.overlap, factor=grid.factor,
+                                             deadline=DEADLINE.get())
         try:
             result = self.predictor.assemble(blocks, dataset.height, dataset.width,
                                              request.output)
@@ -129,3 +157,8 @@ class RequestHandler:
         if request.output == "probabilities":
             return encode_probabilities(result, dataset)
         return encode_mask(result, self.config, dataset)
+
+
+def _named(kind: str, index: int, count: int) -> str:
+    """How messages name a request's images: from 1, as people count ("image 2 of 3")."""
+    return f"{kind} {index + 1} of {count}"

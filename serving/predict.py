@@ -98,13 +98,13 @@ class ScenePredictor:
         self.normalize = normalize
 
     def options(self, tta: bool = False, overlap: float | None = None,
-                batch_size: int | None = None,
-                max_panel_width: int = MAX_PANEL_WIDTH) -> BlendOptions:
+                batch_size: int | None = None, max_panel_width: int = MAX_PANEL_WIDTH,
+                deadline: float | None = None) -> BlendOptions:
         return BlendOptions(
             window=self.config.patch_size, num_classes=self.config.num_classes,
             overlap=self.config.overlap if overlap is None else overlap,
             batch_size=batch_size or self.config.batch_size, tta=tta,
-            max_panel_width=max_panel_width)
+            max_panel_width=max_panel_width, deadline=deadline)
 
     def warm_up(self) -> None:
         """Trace the forward pass for a full and a partial batch before real work: Keras then
@@ -151,34 +151,37 @@ class ScenePredictor:
 
     def predict_array(self, image: np.ndarray, *, tta: bool = False,
                       overlap: float | None = None, output: Output = "mask",
-                      nodata: float | None = None, resample: bool = True) -> np.ndarray:
+                      nodata: float | None = None, resample: bool = True,
+                      deadline: float | None = None) -> np.ndarray:
         """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities.
 
         With ``resample`` the image is taken to the model's resolution (``config.scale``)
-        and the answer brought back to the image's grid."""
+        and the answer brought back to the image's grid. Past ``deadline``
+        (``time.monotonic()``) no further batch starts: DeadlinePassed."""
         nodata = self.config.nodata if nodata is None else nodata
         height, width = image.shape[:2]
         grid = ModelGrid(height, width, self.resample_factor(None, resample))
         if grid.identity:
             blocks = blend(array_reader(image), height, width, self.predict_fn,
-                           self._prepare(nodata), self.options(tta, overlap))
+                           self._prepare(nodata), self.options(tta, overlap, deadline=deadline))
             return self.assemble(blocks, height, width, output)
         with array_dataset(image, nodata) as dataset:
             blocks = self.iter_dataset(dataset, tta=tta, overlap=overlap, nodata=nodata,
-                                       factor=grid.factor)
+                                       factor=grid.factor, deadline=deadline)
             return self.assemble(blocks, height, width, output)
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
                      batch_size: int | None = None, max_panel_width: int = MAX_PANEL_WIDTH,
                      region: Window | None = None, nodata: float | None = None,
-                     factor: float | None = None) -> Iterator[Block]:
+                     factor: float | None = None,
+                     deadline: float | None = None) -> Iterator[Block]:
         """Finished blocks of a rasterio dataset on its own grid, read window by window (all
         bands) at the model's resolution.
 
         ``region`` restricts prediction to a window of the dataset; block rows and columns
         are then relative to it and its edges are reflect-padded like the scene's.
         ``factor`` overrides ``resample_factor(dataset)`` (1.0: predict the pixels as they
-        are). A failed read raises ReadError."""
+        are). A failed read raises ReadError; a passed ``deadline``, DeadlinePassed."""
         if nodata is None:
             nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
         if region is None:
@@ -187,7 +190,7 @@ class ScenePredictor:
         height, width = int(region.height), int(region.width)
         grid = ModelGrid(height, width,
                          self.resample_factor(dataset) if factor is None else factor)
-        options = self.options(tta, overlap, batch_size, max_panel_width)
+        options = self.options(tta, overlap, batch_size, max_panel_width, deadline)
         prepare = self._prepare(nodata)
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

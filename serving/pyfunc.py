@@ -24,7 +24,7 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from serving.config import ServingConfig
@@ -32,6 +32,7 @@ from serving.decode import PARAMS, RequestError, param_defaults
 from serving.handler import RequestHandler
 from serving.predict import ScenePredictor
 from serving.runtime import export_openvino, load_predict_fn, openvino_available
+from serving.windows import DeadlinePassed
 
 KERAS_ARTIFACT = "keras_model"
 CONFIG_ARTIFACT = "serving_config"
@@ -85,6 +86,9 @@ with warnings.catch_warnings(record=True) as _defining:
                 return self.handler(model_input, params)
             except RequestError as exc:
                 raise ServingError(str(exc), INVALID_PARAMETER_VALUE) from None
+            except DeadlinePassed as exc:  # its client was answered 504 already
+                _logger.warning("stopped a request past its deadline: %s", exc)
+                raise ServingError(str(exc), DEADLINE_EXCEEDED) from None
             except Exception as exc:
                 _logger.exception("segmentation model failed on a request")
                 raise ServingError(f"the model failed on this request ({type(exc).__name__}); "

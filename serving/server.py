@@ -2,9 +2,10 @@
 /ping, /health, /version) behind serving/guard.py, on uvicorn.
 
     python -m serving.server --model-uri models:/segpipe@champion [--host 127.0.0.1]
-        [--port 5001] [--workers 1] [--timeout 600] [--max-request-mb 1000]
+        [--port 5001] [--workers 1] [--timeout 600] [--max-request-mb 1000] ...
 
-`segpipe serve`, the serving image and the Kubernetes Deployment all run this. The model is
+(the options, their defaults and environment variables: serving/options.py). `segpipe
+serve`, the serving image and the Kubernetes Deployment all run this. The model is
 downloaded once, by this process, into a temporary folder removed at exit; each uvicorn
 worker loads it from there. The tracking store is MLflow's usual environment
 (MLFLOW_TRACKING_URI).
@@ -12,58 +13,40 @@ worker loads it from there. The tracking store is MLflow's usual environment
 
 from __future__ import annotations
 
-import argparse
 import errno
+import json
 import os
 import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import Any
 
-# The guard's own copy, imported before create_app() lets the model's packaged serving/ in.
+# The server's own copies, imported before create_app() lets the model's packaged serving/
+# in (which may predate them).
+from serving import sizing
 from serving.guard import RequestGuard, error_body, excerpt
-
-DEFAULT_HOST = "127.0.0.1"
-#: MLflow's own default for `mlflow ui` / `mlflow server`.
-MLFLOW_UI_PORT = 5000
-#: Beside MLflow's UI, not on it.
-DEFAULT_PORT = MLFLOW_UI_PORT + 1
-DEFAULT_WORKERS = 1
-#: Seconds per request (MLflow's default, 60, is too short for large images).
-DEFAULT_TIMEOUT = 600
-#: Largest request body in MB (10**6 bytes): room for a base64 .npy request at the default
-#: pixel limit (64 MP x 4 uint16 bands = 683 MB in base64).
-DEFAULT_MAX_REQUEST_MB = 1000
+from serving.options import (  # noqa: F401  the defaults others name the server by
+    DEFAULT_HOST,
+    DEFAULT_MAX_REQUEST_MB,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    MLFLOW_UI_PORT,
+    parse_args,
+)
 
 _MODEL_PATH_ENV = "SEGPIPE_SERVING_MODEL_PATH"
 _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
+_MAX_JSON_VALUES_ENV = "SEGPIPE_SERVING_MAX_JSON_VALUES"
+_WORKERS_ENV = "SEGPIPE_SERVING_WORKERS"
+_MEMORY_LIMIT_ENV = "SEGPIPE_SERVING_MEMORY_LIMIT_BYTES"
 _TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
 #: The input keys of MLflow's JSON request format.
 _INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__
-                                     .split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("--model-uri", required=True,
-                        help="models:/NAME@ALIAS, runs:/ URI or local model folder")
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="interface to bind; 0.0.0.0 exposes it to the network")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS,
-                        help="uvicorn worker processes, each with its own copy of the model")
-    parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT,
-                        help="seconds per request, receiving the body included")
-    parser.add_argument("--max-request-mb", type=_positive, default=DEFAULT_MAX_REQUEST_MB,
-                        help="largest request body in MB, refused (413) before it is read")
-    return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+#: Characters of an answer's string sent at a time.
+_ANSWER_CHUNK = 4 * 2**20
 
 
 def create_app():
@@ -90,10 +73,47 @@ def create_app():
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
     app = scoring_server.init(model)
-    return RequestGuard(app, model.metadata.get_params_schema(),
-                        max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
-                        timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
-                        dataframes=dataframe_route(model.unwrap_python_model()))
+    python_model = model.unwrap_python_model()
+    # A model logged before the server took turns and deadlines from its handler has
+    # neither: its requests then go in at once and run to their end, as they did.
+    handler = getattr(python_model, "handler", None)
+    guard = RequestGuard(app, model.metadata.get_params_schema(),
+                         max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
+                         timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
+                         dataframes=dataframe_route(python_model),
+                         max_json_values=int(os.environ[_MAX_JSON_VALUES_ENV]),
+                         at_once=getattr(handler, "at_once", None),
+                         deadline=getattr(handler, "deadline", None))
+    _check_memory(guard, python_model.config.max_pixels)
+    return guard
+
+
+def _check_memory(guard: RequestGuard, max_pixels: int) -> None:
+    """Log what this worker may take at most, and warn when the workers may need more than
+    the memory limit (--memory-limit-mb, else the container's)."""
+    import logging
+
+    logger = logging.getLogger("uvicorn.error")
+    if guard.at_once is None:
+        logger.warning("memory: the model's serving code predates turns, so requests go in "
+                       "all at once and their memory is not bounded; register it again")
+        return
+    at_once = guard.at_once
+    loaded = sizing.resident_bytes()
+    peak = sizing.worker_peak_bytes(loaded, at_once, guard.max_body_bytes,
+                                    guard.max_json_values, max_pixels)
+    detail = (f"{loaded / sizing.MB:,.0f} MB with the model loaded + {at_once} request(s) "
+              f"at once of up to {guard.max_body_bytes / sizing.MB:,.0f} MB, "
+              f"{guard.max_json_values} JSON values and {max_pixels} pixels")
+    logger.info("memory: up to %s MB per worker (%s)", f"{peak / sizing.MB:,.0f}", detail)
+    if os.environ.get(_MEMORY_LIMIT_ENV):
+        limit, source = int(os.environ[_MEMORY_LIMIT_ENV]), "--memory-limit-mb"
+    else:
+        limit, source = sizing.container_memory_limit(), "the container's"
+    if limit is not None:
+        workers = int(os.environ.get(_WORKERS_ENV, "1"))
+        if warning := sizing.memory_warning(peak, workers, limit, source, detail):
+            logger.warning(warning)
 
 
 def dataframe_route(python_model):
@@ -105,34 +125,71 @@ def dataframe_route(python_model):
     import io
     import logging
 
+    import pandas as pd
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc.scoring_server import predictions_to_json
-    from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
     def answer(document: dict) -> tuple[int, bytes]:
         keys = [key for key in document if key in _INPUT_KEYS]  # others ignored, as MLflow does
         if len(keys) != 1:
             return 400, error_body(400, f"the request must hold one input, got "
                                         f"{', '.join(excerpt(key) for key in keys[:5])}")
-        orient = keys[0].removeprefix("dataframe_")
+        orient, params = keys[0].removeprefix("dataframe_"), document.get("params")
         try:
-            frame = dataframe_from_parsed_json(document[keys[0]], pandas_orient=orient)
+            frame = request_frame(document[keys[0]], orient)
         except Exception as exc:  # pandas raises a variety of types for malformed frames
             return 400, error_body(400, f"{keys[0]} is not a dataframe in {orient!r} "
                                         f"orientation ({type(exc).__name__})")
-        buffer = io.StringIO()
+        del document  # the frame holds the request's strings now
         try:
-            predictions_to_json(python_model.predict(None, frame, document.get("params")),
-                                buffer)
+            predictions = python_model.predict(None, frame, params)
         except MlflowException as exc:
             return exc.get_http_status_code(), exc.serialize_as_json().encode()
         except Exception:
             logging.getLogger(__name__).exception("the model failed on a dataframe request")
             return 500, error_body(500, "the model failed on this request; the server log "
                                         "has the details")
+        if isinstance(predictions, pd.DataFrame) and all(
+                isinstance(value, str) for value in predictions.to_numpy().ravel()):
+            return 200, _records_json(predictions)
+        buffer = io.StringIO()
+        predictions_to_json(predictions, buffer)
         return 200, buffer.getvalue().encode()
 
     return answer
+
+
+def request_frame(value: Any, orient: str):
+    """A request's dataframe, as MLflow's ``dataframe_from_parsed_json`` makes it (the same
+    envelope checks), but holding the request's own strings: pandas 3 would copy each into
+    Arrow memory, and again on every access (a 600 MB base64 string three times over)."""
+    import pandas as pd
+
+    if orient == "records":
+        if not isinstance(value, list):
+            raise TypeError(f"records must be a list, got {type(value).__name__}")
+        return pd.DataFrame(data=value, dtype=object)
+    if not isinstance(value, dict) or "data" not in value \
+            or set(value) - {"columns", "data", "index"}:
+        raise ValueError("split needs 'data', and 'columns' and 'index' at most besides")
+    return pd.DataFrame(index=value.get("index"), columns=value.get("columns"),
+                        data=value["data"], dtype=object)
+
+
+def _records_json(frame) -> Iterator[bytes]:
+    """``predictions_to_json(frame)`` for a frame of strings (base64 masks, probabilities),
+    as chunks: a long string goes out piece by piece instead of being copied whole into the
+    JSON text, then into its bytes."""
+    yield b'{"predictions": ['
+    for row, record in enumerate(frame.to_dict(orient="records")):
+        yield b", {" if row else b"{"
+        for key, (name, value) in enumerate(record.items()):
+            yield f'{", " if key else ""}{json.dumps(name)}: "'.encode()
+            for start in range(0, len(value), _ANSWER_CHUNK):
+                yield json.dumps(value[start:start + _ANSWER_CHUNK])[1:-1].encode()
+            yield b'"'
+        yield b"}"
+    yield b"]}"
 
 
 def _download(model_uri: str, folder: str) -> str:
@@ -196,7 +253,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     # Wrong values on the command line: refused (exit 2, as the parser's own refusals)
     # before the model is fetched and loaded.
     for problem in (port_problem(args.host, args.port), local_model_problem(args.model_uri)):
@@ -212,6 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="segpipe-serve-") as folder:
         os.environ[_MODEL_PATH_ENV] = _download(args.model_uri, folder)
         os.environ[_MAX_REQUEST_ENV] = str(args.max_request_mb * 10**6)
+        os.environ[_MAX_JSON_VALUES_ENV] = str(args.max_json_values)
+        os.environ[_WORKERS_ENV] = str(args.workers)
+        if args.memory_limit_mb is not None:
+            os.environ[_MEMORY_LIMIT_ENV] = str(args.memory_limit_mb * 10**6)
         os.environ[_TIMEOUT_ENV] = str(args.timeout)
         uvicorn.run("serving.server:create_app", factory=True, host=args.host, port=args.port,
                     workers=args.workers)

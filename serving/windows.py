@@ -232,6 +232,11 @@ class Block:
         return self.weighted / self.weight[:, :, None]
 
 
+class DeadlinePassed(RuntimeError):
+    """A prediction stopped between two batches because its deadline had passed (its client
+    was already answered 504); the message says how far it got."""
+
+
 #: Pixels of padded width one strip holds; wider scenes are cut into panels.
 MAX_PANEL_WIDTH = 8192
 
@@ -247,6 +252,8 @@ class BlendOptions:
     batch_size: int
     tta: bool = False
     max_panel_width: int = MAX_PANEL_WIDTH
+    #: ``time.monotonic()`` after which no further batch starts (DeadlinePassed); None: none
+    deadline: float | None = None
 
     @property
     def step(self) -> int:

@@ -1,7 +1,10 @@
 # Model server: segpipe's serving/server.py (MLflow's scoring app behind segpipe's request
 # checks) on a registered model, e.g. models:/segpipe@champion.
-# MODEL_URI and MLFLOW_TRACKING_URI come from the environment (the Kubernetes Deployment sets
-# them); with the tracking server's --serve-artifacts the pod needs no object-store keys.
+# The server takes its options from the environment (serving/options.py, where their defaults
+# are, the same as `segpipe serve`'s): MODEL_URI, SERVING_PORT, SERVING_TIMEOUT,
+# SERVING_MAX_REQUEST_MB, SERVING_MAX_JSON_VALUES, SERVING_WORKERS; and MLFLOW_TRACKING_URI.
+# The Kubernetes Deployment sets them; with the tracking server's --serve-artifacts the pod
+# needs no object-store keys.
 # Build from the repository root:
 #   docker build -f infra/docker/serving.Dockerfile -t ghcr.io/segpipe/segpipe-serving:0.1.0 .
 FROM python:3.11-slim-bookworm
@@ -13,10 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     KERAS_BACKEND=tensorflow \
     MODEL_URI=models:/segpipe@champion \
-    SERVING_PORT=8080 \
-    SERVING_WORKERS=1 \
-    SERVING_TIMEOUT=120 \
-    SERVING_MAX_REQUEST_MB=1000
+    SERVING_PORT=8080
 
 WORKDIR /opt/segpipe
 COPY pyproject.toml README.md ./
@@ -35,6 +35,6 @@ EXPOSE 8080
 # /ping and /health are the scoring server's health routes (200 once the model is loaded).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['SERVING_PORT'] + '/ping', timeout=4)"]
-# The image already holds the model's dependencies (segpipe's own).
-# Shell form through `sh -c` so the environment is read at start; exec keeps signals working.
-ENTRYPOINT ["sh", "-c", "exec python -m serving.server --model-uri \"$MODEL_URI\" --host 0.0.0.0 --port \"$SERVING_PORT\" --workers \"$SERVING_WORKERS\" --timeout \"$SERVING_TIMEOUT\" --max-request-mb \"$SERVING_MAX_REQUEST_MB\""]
+# The image already holds the model's dependencies (segpipe's own). Every other option comes
+# from the environment, read by the server itself.
+ENTRYPOINT ["python", "-m", "serving.server", "--host", "0.0.0.0"]

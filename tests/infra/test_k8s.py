@@ -40,17 +40,22 @@ def _kubectl() -> str:
     return found
 
 
-@functools.cache
-def _kustomize(overlay: str) -> str:
+def render(folder: Path) -> list[dict]:
+    """``kubectl kustomize FOLDER``'s objects."""
     result = subprocess.run(
-        [_kubectl(), "kustomize", str(K8S_DIR / "overlays" / overlay)],
+        [_kubectl(), "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@functools.cache
+def _kustomize(overlay: str) -> str:
+    return yaml.safe_dump_all(render(K8S_DIR / "overlays" / overlay))
 
 
 def build(overlay: str) -> list[dict]:
@@ -206,24 +211,114 @@ def test_model_server_probes_health_routes_and_scales(rendered) -> None:
     assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
 
 
-def test_model_server_runs_segpipes_server_with_a_valid_command(rendered) -> None:
-    """The container's command, with Kubernetes' $(VAR) expansion from its environment,
-    parsed by the model server's own parser (serving/server.py)."""
-    from serving.server import build_parser
+def server_options(objects: list[dict]):
+    """The model server's options as its pod runs it: the image's entrypoint (the Deployment
+    sets no command or args) read by the server's own parser (serving/options.py) with the
+    pod's environment: the image's ENV, then segpipe-config, then the container's env."""
+    from serving import options
+    from tests.infra.test_docker import serving_entrypoint
+
+    (container,) = _pod_spec(_named(objects, "Deployment")["segpipe-model-server"])["containers"]
+    assert "command" not in container and "args" not in container, (
+        "the Deployment's command or args would replace the image's entrypoint")
+    entrypoint, environment = serving_entrypoint()
+    environment.update(_config(objects)["data"])
+    environment.update({item["name"]: item["value"] for item in container.get("env", [])})
+    return options.parse_args(entrypoint[3:], environ=environment), container
+
+
+def test_model_server_runs_segpipes_server_with_its_defaults(rendered) -> None:
+    from serving import options
 
     _, objects = rendered
-    (container,) = _pod_spec(_named(objects, "Deployment")["segpipe-model-server"])["containers"]
-    assert container["command"] == ["python", "-m", "serving.server"]
-    environment = dict(_config(objects)["data"])
-    environment.update({item["name"]: item["value"] for item in container.get("env", [])})
-
-    def expand(arg: str) -> str:
-        return re.sub(r"\$\((\w+)\)", lambda match: environment[match.group(1)], arg)
-
-    args = build_parser().parse_args([expand(arg) for arg in container["args"]])
+    args, container = server_options(objects)
     assert args.model_uri == "models:/segpipe@champion"
     assert args.host == "0.0.0.0"
     assert args.port in {port["containerPort"] for port in container["ports"]}
+    # the defaults of `segpipe serve`, defined once
+    assert (args.timeout, args.max_request_mb, args.workers) == (
+        options.DEFAULT_TIMEOUT, options.DEFAULT_MAX_REQUEST_MB, options.DEFAULT_WORKERS)
+
+
+def _overlay_of(tmp_path: Path, overlay: str, kustomization: str) -> Path:
+    """A copy of infra/k8s with one more overlay over ``overlay``."""
+    root = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, root)
+    folder = root / "overlays" / "mine"
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text(
+        f"resources:\n  - ../{overlay}\n{kustomization}")
+    return folder
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_model_uri_and_serving_variables_set_in_an_overlay_reach_the_server(
+        tmp_path: Path, overlay: str) -> None:
+    """What docs/kubernetes.md tells a user to write: a configMapGenerator merge."""
+    docs = (REPO_ROOT / "docs" / "kubernetes.md").read_text()
+    example = re.search(r"```yaml\n(configMapGenerator:\n  - name: segpipe-config\n.*?)```",
+                        docs, re.S)
+    assert example, "docs/kubernetes.md shows no segpipe-config merge"
+    args, _ = server_options(render(_overlay_of(tmp_path, overlay, example.group(1))))
+    assert args.model_uri == "models:/my-segmenter@champion"
+    assert args.timeout == 1200
+    assert args.max_request_mb == 700
+
+
+def test_the_model_servers_memory_limit_fits_what_its_limits_allow(rendered) -> None:
+    """A request the server takes must not get the pod OOM-killed: the container's limit
+    holds the server's own bound (serving/sizing.py, the check it runs at start) for a small
+    model at the model's default max_pixels and the handler's requests at once."""
+    from serving import sizing
+    from serving.config import ServingOptions
+    from serving.handler import REQUESTS_AT_ONCE
+
+    overlay, objects = rendered
+    args, container = server_options(objects)
+    limit = _quantity(container["resources"]["limits"]["memory"])
+    needed = args.workers * sizing.worker_peak_bytes(
+        sizing.TYPICAL_LOADED_BYTES, REQUESTS_AT_ONCE, args.max_request_mb * 10**6,
+        args.max_json_values, ServingOptions().max_pixels)
+    assert needed <= limit, f"{overlay}: {needed / 2**30:.1f} GiB needed, limit {limit / 2**30} GiB"
+    assert _quantity(container["resources"]["requests"]["memory"]) <= limit
+
+
+def _quantity(text: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(text[: -len(unit)]) * factor
+    return int(text)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pipeline_steps_namespace_is_set_in_one_place(tmp_path: Path, overlay: str) -> None:
+    """A full Kubeflow platform runs steps in a profile namespace: changing kubeflow-env's
+    `namespace:` alone moves everything the steps read there, in both overlays."""
+    root = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, root)
+    kustomization = root / "kubeflow-env" / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert text.count("namespace: kubeflow") == 1
+    kustomization.write_text(text.replace("namespace: kubeflow", "namespace: team-a"))
+    before = [(obj["kind"], obj["metadata"]["name"]) for obj in build(overlay)
+              if obj["metadata"].get("namespace") == "kubeflow"]
+    assert ("ConfigMap", pipeline.ENDPOINTS_CONFIG_MAP) in before
+    objects = render(root / "overlays" / overlay)
+    moved = [(obj["kind"], obj["metadata"]["name"]) for obj in objects
+             if obj["metadata"].get("namespace") == "team-a"]
+    assert sorted(moved) == sorted(before)
+    assert not [obj for obj in objects if obj["metadata"].get("namespace") == "kubeflow"]
+
+
+def test_the_steps_s3_region_and_endpoint_are_the_services(rendered) -> None:
+    """boto3 signs for AWS_DEFAULT_REGION: the steps get the region the services use (the
+    cloud overlay's one setting), beside the endpoint."""
+    _, objects = rendered
+    endpoints = _named(objects, "ConfigMap", "kubeflow")[pipeline.ENDPOINTS_CONFIG_MAP]["data"]
+    config = _config(objects)["data"]
+    assert endpoints["AWS_DEFAULT_REGION"] == config["AWS_DEFAULT_REGION"]
+    assert "AWS_DEFAULT_REGION" in pipeline.ENDPOINTS_KEYS
 
 
 class _Identity(mlflow.pyfunc.PythonModel):

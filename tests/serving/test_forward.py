@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from serving.blending import BlendOptions, blend
+from serving.blending import BlendOptions, DeadlinePassed, blend
 from serving.forward import ForwardQueue
 from tests.serving.test_blending import CLASSES, blend_image, identity_prepare, pointwise_model
 
@@ -109,3 +109,48 @@ def test_a_model_answering_read_only_arrays_is_blended():
     options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=3)
     probs = blend_image(image, model, options)
     np.testing.assert_allclose(probs, pointwise_model(image), atol=1e-5)
+
+
+def test_a_passed_deadline_stops_the_prediction_between_batches_and_says_how_far():
+    """The server's abandoned requests (answered 504) must stop taking the cores: no batch
+    starts once the deadline has passed, and the thread ends."""
+    calls = []
+
+    def model(batch):
+        calls.append(len(batch))
+        time.sleep(0.02)
+        return pointwise_model(batch)
+
+    image = np.zeros((160, 160, 2), np.float32)  # 21 x 21 windows: 221 batches of 2
+    options = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=2,
+                           deadline=time.monotonic() + 0.3)
+    with pytest.raises(DeadlinePassed, match=r"stopped after (\d+) of 221 batches") as error:
+        blend_image(image, model, options)
+    done = int(error.value.args[0].split("after ")[1].split(" of")[0])
+    assert done < 221 and len(calls) <= done  # no batch after the check that stopped it
+    assert not forward_threads(timeout=10)
+    gone = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=2,
+                        deadline=time.monotonic() - 1)
+    with pytest.raises(DeadlinePassed, match="stopped after 0 of 221 batches"):
+        blend_image(image, model, gone)
+
+
+def test_batches_are_counted_per_panel():
+    """The count in the message is the batches the model is called with (without TTA, one
+    call each), for a scene cut into panels that each end on a partial batch."""
+    image = np.zeros((40, 100, 2), np.float32)
+    late = BlendOptions(window=16, num_classes=CLASSES, overlap=0.5, batch_size=4,
+                        max_panel_width=48, deadline=time.monotonic() - 1)
+    with pytest.raises(DeadlinePassed) as error:
+        blend_image(image, pointwise_model, late)
+    announced = int(str(error.value).rsplit("of ", 1)[1].split()[0])
+    calls = []
+
+    def model(batch):
+        calls.append(len(batch))
+        return pointwise_model(batch)
+
+    blend_image(image, model, BlendOptions(window=16, num_classes=CLASSES, overlap=0.5,
+                                           batch_size=4, max_panel_width=48))
+    assert announced == len(calls)
+    assert 4 in calls and min(calls) < 4  # full batches, and partial ones at panel ends

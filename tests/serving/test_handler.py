@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,9 @@ import pytest
 from rasterio.io import MemoryFile
 
 from serving.decode import RequestError, check_params
-from serving.handler import RequestHandler
+from serving.handler import DEADLINE, RequestHandler
 from serving.predict import ScenePredictor
+from serving.windows import DeadlinePassed
 from tests.serving.conftest import BANDS, make_config
 from tests.serving.test_blending import pointwise_model
 from tests.serving.test_resolution import accuracy, slope_model, slope_scene, write_geotiff
@@ -137,3 +139,86 @@ def test_concurrent_requests_take_turns_two_at_a_time():
         answers = list(pool.map(lambda seed: handler(small(seed)[None], None), range(5)))
     assert [a.shape for a in answers] == [(1, 16, 16)] * 5
     assert peak[0] == 2
+
+
+def test_images_are_named_from_one_in_errors():
+    """"image 2 of 2", as people count, on every route."""
+    handler = RequestHandler(ScenePredictor(CountingModel(), make_config(max_pixels=100_000)))
+    cases = [(pd.DataFrame({"image": [png_b64(small()), big_zero_geotiff_b64(400, 300)]}),
+              "image 2 of 2 (300x400) has 120000"),
+             (pd.DataFrame({"npy": [npy_b64(small()), "not base64!"]}),
+              "npy array 2 of 2: not valid base64"),
+             (np.zeros((2, 400, 300, BANDS), np.uint8), "tensor image 1 of 2 (300x400)")]
+    for request, message in cases:
+        with pytest.raises(RequestError, match=re.escape(message)):
+            handler(request, None)
+
+
+def test_probabilities_count_once_per_class_against_the_pixel_limit():
+    """A probabilities answer holds a float32 per class where a mask holds a byte: the
+    limit that bounds the server's memory counts each class."""
+    model = CountingModel()
+    config = make_config(max_pixels=100_000)  # 3 classes
+    handler = RequestHandler(ScenePredictor(model, config))
+    image = npy_b64(np.ones((200, 200, BANDS), np.uint16))  # 40000 pixels, 120000 counted
+    with pytest.raises(RequestError, match=r"has 40000 x 3 classes = 120000 \(probabilities "
+                                           r"count once per class\), the limit per request "
+                                           r"is 100000"):
+        handler(pd.DataFrame({"npy": [image]}), {"output": "probabilities"})
+    assert model.calls == 0
+    assert from_npy(handler(pd.DataFrame({"npy": [image]}), None)["mask"][0]).shape == (200, 200)
+    small_image = npy_b64(np.ones((100, 100, BANDS), np.uint16))
+    answer = handler(pd.DataFrame({"npy": [small_image]}), {"output": "probabilities"})
+    assert from_npy(answer["probabilities"][0]).shape == (100, 100, 3)
+
+
+def test_a_request_whose_deadline_passed_while_it_waited_is_not_started():
+    """The server sets the deadline (serving/guard.py); a request that waited its turn past
+    it was answered 504 already, so none of its batches runs."""
+    model = CountingModel()
+    handler = RequestHandler(ScenePredictor(model, make_config()))
+    assert RequestHandler.deadline is DEADLINE
+    token = DEADLINE.set(time.monotonic() - 1)
+    try:
+        with pytest.raises(DeadlinePassed, match="deadline passed while it waited its turn"):
+            handler(small()[None], None)
+    finally:
+        DEADLINE.reset(token)
+    assert model.calls == 0
+    token = DEADLINE.set(time.monotonic() + 600)
+    try:
+        assert handler(small()[None], None).shape == (1, 16, 16)
+    finally:
+        DEADLINE.reset(token)
+
+
+def test_a_deadline_passing_during_a_request_stops_it_and_answers_504(logged_model):
+    """Through MLflow's own scoring code: the stop is an MlflowException with HTTP 504 (the
+    client had that answer already), never a 500 with a stack trace."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import invocations
+
+    calls = []
+
+    def slow(batch):
+        calls.append(len(batch))
+        time.sleep(0.05)
+        return pointwise_model(batch)
+
+    pyfunc = mlflow.pyfunc.load_model(logged_model["local_path"])
+    model = pyfunc.unwrap_python_model()
+    model.handler = RequestHandler(ScenePredictor(slow, model.config))
+    body = json.dumps({"inputs": [small(1).repeat(8, 0).repeat(8, 1).tolist()]})  # 128x128
+    token = model.handler.deadline.set(time.monotonic() + 0.3)
+    try:
+        with pytest.raises(MlflowException) as error:
+            invocations(body, "application/json", pyfunc, pyfunc.metadata.get_input_schema())
+    finally:
+        model.handler.deadline.reset(token)
+    assert error.value.get_http_status_code() == 504
+    message = json.loads(error.value.serialize_as_json())["message"]
+    assert re.fullmatch(r"the request's deadline passed: stopped after \d+ of \d+ batches",
+                        message), message
+    done, total = map(int, re.findall(r"\d+", message))
+    assert done < total and len(calls) <= done

@@ -297,20 +297,20 @@ def truncated_png(image: np.ndarray) -> str:
 
 HOSTILE_REQUESTS = {
     "truncated_png": (lambda: image_frame(truncated_png(pixels(64, 64))),
-                      "image 0: cannot read pixels (truncated or corrupt"),
+                      "image 1 of 1: cannot read pixels (truncated or corrupt"),
     "huge_header": (lambda: image_frame(base64.b64encode(png_claiming(50000, 50000)).decode()),
-                    "image 0 (50000x50000) has 2500000000"),
+                    "image 1 of 1 (50000x50000) has 2500000000"),
     "second_image_too_big": (lambda: image_frame(png_b64(pixels(8, 8)),
                                                  big_zero_geotiff_b64(400, 300)),
-                             "image 1 (300x400) has 120000"),
+                             "image 2 of 2 (300x400) has 120000"),
     "big_blob_not_an_image": (lambda: image_frame(base64.b64encode(bytes(300_000)).decode()),
-                              "image 0: undecodable image"),
+                              "image 1 of 1: undecodable image"),
     "npy_pickle": (lambda: {"dataframe_split": {"columns": ["npy"], "data": [[
         base64.b64encode(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, "
                          b"'shape': (2, 2, 4), }" + b" " * 60 + b"\n").decode()]]}},
                    "is not plain numbers"),
     "npy_too_big": (lambda: npy_frame(np.zeros((400, 300, BANDS), np.uint8)),
-                    "row 0 (npy) (300x400) has 120000"),
+                    "npy array 1 of 1 (300x400) has 120000"),
     "npy_short_data": (lambda: {"dataframe_split": {"columns": ["npy"], "data": [[
         base64.b64encode(base64.b64decode(npy_b64(np.zeros((8, 8, BANDS))))[:-10]).decode()]]}},
                        "data has 2038 bytes, its header's shape (8, 8, 4) float64 needs 2048"),

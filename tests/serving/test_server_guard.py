@@ -5,14 +5,19 @@ without the input echoed, and everything else answered by MLflow as before."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import re
 import socket
 from urllib.parse import urlsplit
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 
+from serving.options import DEFAULT_MAX_JSON_VALUES
 from tests.serving.conftest import BANDS, CLASSES, SERVER_MAX_REQUEST_MB
 from tests.serving.server import REPO_ROOT
 
@@ -159,3 +164,56 @@ def test_unknown_routes_and_methods_answer_the_two_key_error_body(server, method
     response = requests.request(method, f"{server.url}{route}", timeout=10)
     body = assert_short_error(response, status, phrase)
     assert body["error_code"] == {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[status]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_a_415_naming_its_encoding(server, encoding):
+    body = gzip.compress(json.dumps({"inputs": tensor()}).encode())
+    response = requests.post(f"{server.url}/invocations", data=body, timeout=60,
+                             headers={"Content-Type": "application/json",
+                                      "Content-Encoding": encoding})
+    body = assert_short_error(response, 415, f"the request body is '{encoding}'-encoded "
+                                             f"(Content-Encoding); send it uncompressed")
+    assert body["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+    plain = requests.post(f"{server.url}/invocations", json={"inputs": tensor()}, timeout=60,
+                          headers={"Content-Encoding": "identity"})
+    assert plain.status_code == 200, plain.text
+
+
+def test_a_body_of_too_many_json_values_is_413_before_it_is_parsed(server):
+    """JSON numbers cost ~160 bytes each parsed: the body limit alone would let a request
+    take 20 times its size in memory."""
+    values = DEFAULT_MAX_JSON_VALUES + 2000
+    body = '{"inputs": [' + ",".join(["0"] * values) + "]}"
+    assert len(body) < SERVER_MAX_REQUEST_MB * 10**6
+    response = post(server, body)
+    assert_short_error(response, 413, f"the request body holds {values} or more JSON values, "
+                                      f"the limit is {DEFAULT_MAX_JSON_VALUES}: send large "
+                                      f"images as base64 .npy arrays")
+
+
+def test_the_server_logs_what_memory_its_limits_allow(server):
+    log = server.log_path.read_text()
+    assert re.search(r"memory: up to [\d,]+ MB per worker \([\d,]+ MB with the model loaded "
+                     r"\+ 2 request\(s\) at once of up to 8 MB, 2000000 JSON values and "
+                     r"100000 pixels\)", log), log[-3000:]
+
+
+def test_large_string_answers_are_sent_in_pieces_as_mlflow_would_write_them():
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    from serving.server import _records_json, request_frame
+
+    long = "QUJD" * 3_000_000  # 12 MB: three pieces
+    frame = pd.DataFrame({"mask": [long, "Zm9v"], "note": ['say "hi"\n', "é"]}, dtype=object)
+    expected = io.StringIO()
+    predictions_to_json(frame, expected)
+    pieces = list(_records_json(frame))
+    assert len(pieces) > 6
+    assert b"".join(pieces) == expected.getvalue().encode()
+    split = request_frame({"columns": ["npy"], "data": [[long]]}, "split")
+    assert split["npy"][0] is long  # the request's own string, not a copy
+    assert request_frame([{"npy": long}], "records")["npy"][0] is long
+    for value, orient in (([1], "split"), ({"data": [], "rows": 1}, "split"), ({}, "records")):
+        with pytest.raises((TypeError, ValueError)):
+            request_frame(value, orient)
