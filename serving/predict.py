@@ -25,7 +25,7 @@ from serving.blending import (
     blend,
 )
 from serving.config import ServingConfig
-from serving.pixels import invalid_pixels, normalize_image
+from serving.pixels import invalid_as_nan, invalid_pixels, normalize_image
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
 Output = Literal["mask", "probabilities"]
@@ -90,7 +90,9 @@ def class_ids(scores: np.ndarray) -> np.ndarray:
 class ScenePredictor:
     """A forward pass plus the ServingConfig that turns raw pixels into its input.
 
-    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes)."""
+    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes),
+    as floats with the invalid pixels NaN: the server knows neither the scene's nodata nor
+    which pixels were invalid before resampling, and NaN is invalid to any reader."""
 
     def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
         self.predict_fn = predict_fn
@@ -121,10 +123,7 @@ class ScenePredictor:
             invalid = invalid_pixels(raw, nodata)
             if self.normalize:
                 return normalize_image(raw, mean, std, nodata, invalid, out), invalid
-            if out is None:
-                return np.array(raw), invalid
-            out[...] = raw
-            return out, invalid
+            return invalid_as_nan(raw, invalid, out), invalid
 
         return prepare
 

@@ -4,7 +4,10 @@ The client does the resampling to the model's resolution, the windowing and the 
 exactly as locally; each batch of raw windows goes to the server as base64 ``.npy`` arrays
 (binary, not JSON numbers) with ``overlap=0``, ``resample=false`` and
 ``output=probabilities``, so the server runs one forward pass (D4-averaged with ``tta``) per
-window and normalizes with the model's own statistics."""
+window and normalizes with the model's own statistics. Invalid pixels (the scene's nodata,
+which the server does not know) travel as NaN in float windows; windows without any travel
+in the smallest integer type that holds them, so the payload grows only where a window
+touches nodata."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from serving.blending import PredictFn
 from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
+from serving.pixels import compact
 
 #: How MLflow's own scoring server words its refusal of a dataframe the signature rejects.
 _SIGNATURE_REFUSAL = "not compatible with model signature"
@@ -55,7 +59,7 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
 
     def predict(batch: np.ndarray) -> np.ndarray:
         payload = {"dataframe_split": {"columns": [NPY_COLUMN],
-                                       "data": [[encode_npy(w)] for w in batch]},
+                                       "data": [[encode_npy(compact(w))] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
                               "resample": False}}
         try:
