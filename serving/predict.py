@@ -145,19 +145,23 @@ class ScenePredictor:
         return assemble(blocks, height, width, self.config.num_classes,
                         self.block_mask if output == "mask" else None)
 
-    def resample_factor(self, dataset=None, resample: bool = True) -> float:
-        return resample_factor(self.config, dataset) if resample else 1.0
+    def resample_factor(self, dataset=None, resample: bool = True,
+                        pixel_size: float | None = None) -> float:
+        """serving.resolution.resample_factor; 1.0 without ``resample``."""
+        return resample_factor(self.config, dataset, pixel_size) if resample else 1.0
 
     def predict_array(self, image: np.ndarray, *, tta: bool = False,
                       overlap: float | None = None, output: Output = "mask",
-                      nodata: float | None = None, resample: bool = True) -> np.ndarray:
+                      nodata: float | None = None, resample: bool = True,
+                      pixel_size: float | None = None) -> np.ndarray:
         """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities.
 
-        With ``resample`` the image is taken to the model's resolution (``config.scale``)
-        and the answer brought back to the image's grid."""
+        With ``resample`` the image is taken to the model's resolution (``config.gsd``
+        given its ``pixel_size`` in metres, else ``config.scale``) and the answer brought
+        back to the image's grid."""
         nodata = self.config.nodata if nodata is None else nodata
         height, width = image.shape[:2]
-        grid = ModelGrid(height, width, self.resample_factor(None, resample))
+        grid = ModelGrid(height, width, self.resample_factor(None, resample, pixel_size))
         if grid.identity:
             blocks = blend(array_reader(image), height, width, self.predict_fn,
                            self._prepare(nodata), self.options(tta, overlap))

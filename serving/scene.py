@@ -19,9 +19,15 @@ from serving.atomic import atomic_path
 from serving.blending import MAX_PANEL_WIDTH, Block
 from serving.config import ServingConfig
 from serving.encode import is_georeferenced
+from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.predict import ReadError, ScenePredictor
-from serving.resolution import ModelGrid, resample_factor
+from serving.resolution import (
+    ModelGrid,
+    resample_factor,
+    resampling_note,
+    resolution_warning,
+)
 
 OUTPUT_BLOCK = 256
 #: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
@@ -103,28 +109,50 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
 _PROBE_BLOCK_BYTES = 16 * 2**20
 
 
+@dataclass(frozen=True)
+class SceneNotes:
+    """What to tell the user about a scene before predicting it: how it is resampled (one
+    line, or None when it is predicted as it is) and warnings about its resolution, pixel
+    type and values, each one line naming the file."""
+
+    resampling: str | None
+    warnings: list[str]
+
+
 def check_scene(input_path: Path, config: ServingConfig, *, region: Window | None = None,
-                max_pixels: int = MAX_SCENE_PIXELS) -> None:
+                max_pixels: int = MAX_SCENE_PIXELS) -> SceneNotes:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
     scene opens, has the model's band count and fits ``max_pixels``; and the last pixel of a
     GeoTIFF in blocks of at most _PROBE_BLOCK_BYTES reads, so a file cut short is found
     before minutes of loading and predicting (a whole-image strip, a PNG or a JPEG would be
     decoded whole for it: those are found when prediction reads them). A SceneError naming
-    the file otherwise."""
+    the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
+    sample of its pixels."""
     with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with _open_scene(input_path) as src:
-            _check_scene(input_path, src, config, region, max_pixels)
-            rows, cols = src.block_shapes[0]
-            block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
-            if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
-                return
-            last = Window(src.width - 1, src.height - 1, 1, 1)
-            try:
-                src.read(window=last)
-            except RasterioError as exc:
-                raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
-                                 f"data?): {exc.__cause__ or exc}") from None
+            region, grid = _check_scene(input_path, src, config, region, max_pixels)
+            _probe_last_pixel(input_path, src)
+            what = str(input_path)
+            nodata = src.nodata if src.nodata is not None else config.nodata
+            notes = pixel_warnings(config, src.dtypes[0], sample_dataset(src, region),
+                                   nodata, what)
+            if warning := resolution_warning(config, src, what=what):
+                notes.insert(0, warning)
+            return SceneNotes(resampling_note(config, grid, src), notes)
+
+
+def _probe_last_pixel(input_path: Path, src) -> None:
+    rows, cols = src.block_shapes[0]
+    block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
+    if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
+        return
+    last = Window(src.width - 1, src.height - 1, 1, 1)
+    try:
+        src.read(window=last)
+    except RasterioError as exc:
+        raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
+                         f"data?): {exc.__cause__ or exc}") from None
 
 
 def _open_scene(input_path: Path):

@@ -82,7 +82,7 @@ def predict(
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
     try:
-        check_scene(input, config, max_pixels=max_pixels)
+        notes = check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     if endpoint:
@@ -92,6 +92,10 @@ def predict(
             check_endpoint_reachable(endpoint)
         except EndpointError as exc:
             raise fail(str(exc), 1) from None
+    for warning in notes.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if notes.resampling:
+        typer.echo(f"{input}: {notes.resampling}", err=True)
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
