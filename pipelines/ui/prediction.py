@@ -103,6 +103,19 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
         raise UiError(f"model server: {exc}") from None
 
 
+def scene_notes(scene: Path, name: str, config: ServingConfig, max_pixels: int):
+    """serving's notes about a scene before it is predicted (how it is resampled, warnings
+    about its resolution, pixel type and values: serving.scene.SceneNotes), naming the
+    user's file; a scene it cannot predict is a UiError naming it."""
+    from serving.scene import SceneError, SceneNotes, check_scene
+
+    try:
+        notes = check_scene(scene, config, max_pixels=max_pixels)
+    except SceneError as exc:
+        raise UiError(users_name(str(exc), scene, name)) from None
+    return SceneNotes(notes.resampling, [users_name(w, scene, name) for w in notes.warnings])
+
+
 def users_name(message: str, scene: Path, name: str) -> str:
     """``message`` with the app's file (its path, and its bare name as GDAL's detail gives
     it: 'upload.tif, band 1: IReadBlock failed') named as the user knows it. One pass, so a

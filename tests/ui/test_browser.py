@@ -100,6 +100,15 @@ def test_wrong_band_count_is_a_message(page, ui_app, tmp_path):
     _no_traceback(page)
 
 
+def test_an_8_bit_export_is_warned_about_before_predicting(page, ui_app, tmp_path):
+    export = write_scene(tmp_path / "export8.tif", 64, dtype="uint8")
+    _upload(page, ui_app, export)
+    page.get_by_text("export8.tif is uint8, but the model was trained on float32 pixels "
+                     "(band means 500)").wait_for()
+    page.get_by_role("button", name="Predict", exact=True).wait_for()  # a warning, no refusal
+    _no_traceback(page)
+
+
 def test_upload_size_limit_is_shown_and_enforced(page, ui_app, tmp_path):
     big = tmp_path / "big.tif"
     big.write_bytes(b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))

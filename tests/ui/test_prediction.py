@@ -15,6 +15,7 @@ from pipelines.ui.prediction import (
     polygons_geojson,
     remote_predictor,
     run_prediction,
+    scene_notes,
 )
 from pipelines.ui.settings import UiError
 from serving.scene import predict_scene
@@ -127,3 +128,22 @@ def test_model_server_results_are_not_credited_to_the_sidebar_version():
                             "started with, whatever version the sidebar shows")
     assert result_source(version, None) == "v1 · champion · mIoU 0.384"
     assert result_source(version, endpoint) == f"the model server {endpoint} (its own model)"
+
+
+def test_scene_notes_name_the_users_file(tmp_path):
+    """The resampling and the warnings the page shows above the options, from the upload's
+    temporary file but naming the user's."""
+    eight_bit = write_scene(tmp_path / "upload.tif", 64, dtype="uint8")
+    notes = scene_notes(eight_bit, "export.tif", serving_config(), 1_000_000)
+    assert notes.resampling is None
+    assert notes.warnings == [
+        "export.tif is uint8, but the model was trained on float32 pixels (band means 500): "
+        "values of another range than training's give a wrong mask; predict the original "
+        "float32 data if you have it"]
+    trained_at_1m = serving_config().model_copy(update={"gsd": 1.0})
+    scene = write_scene(tmp_path / "upload2.tif", 64)  # 0.5 m
+    notes = scene_notes(scene, "field.tif", trained_at_1m, 1_000_000)
+    assert notes.resampling == "resampled 0.5 m -> 1 m (model grid 32x32) and back"
+    assert notes.warnings == []
+    with pytest.raises(UiError, match=r"^field\.tif: too many pixels"):
+        scene_notes(scene, "field.tif", trained_at_1m, 1000)

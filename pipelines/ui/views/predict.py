@@ -20,12 +20,14 @@ from pipelines.ui.prediction import (
     remote_predictor,
     result_source,
     run_prediction,
+    scene_notes,
 )
 from pipelines.ui.render import Preview, overlay, read_mask, read_preview
 from serving.config import MAX_OVERLAP
 
 _UPLOAD_KEY = "segpipe.upload"
 _RESULT_KEY = "segpipe.result"
+_NOTES_KEY = "segpipe.scene_notes"
 UPLOAD, DATA_FOLDER = "Upload", "Data folder"
 IN_APP, ENDPOINT = "In this app", "Model server"
 
@@ -146,6 +148,21 @@ def _show(result: Result, config) -> None:
         key="segpipe.download_polygons")
 
 
+def _show_notes(scene: Scene, model_uri: str, config, max_pixels: int) -> None:
+    """How the scene is resampled and what about it is not what the model learnt from,
+    above the options (read once per scene and model: every widget change reruns this)."""
+    key = (scene.key, model_uri)
+    held = st.session_state.get(_NOTES_KEY)
+    if held is None or held[0] != key:
+        held = (key, scene_notes(scene.path, scene.name, config, max_pixels))
+        st.session_state[_NOTES_KEY] = held
+    notes = held[1]
+    for warning in notes.warnings:
+        st.warning(warning)
+    if notes.resampling:
+        st.caption(f"At the model's resolution: {notes.resampling}.")
+
+
 def page() -> None:
     st.title("Predict")
     version = state.picked_version()
@@ -169,6 +186,7 @@ def page() -> None:
     info = scenes.inspect_scene(scene.path, scene.name, config.in_channels,
                                 settings.max_pixels)
     st.caption(f"{scene.name}: {info.describe()}")
+    _show_notes(scene, version.model_uri, config, settings.max_pixels)
     options = _options(config, settings.endpoint)
     key = (scene.key, version.model_uri, options)
     if st.button("Predict", type="primary", key="segpipe.predict"):
