@@ -1,5 +1,6 @@
 """The model server: MLflow's scoring app (the one `mlflow models serve` runs: /invocations,
-/ping, /health, /version) behind serving/guard.py, on uvicorn.
+/ping, /health, /version) plus GET /model (which model it runs), behind serving/guard.py, on
+uvicorn.
 
     python -m serving.server --model-uri models:/segpipe@champion [--host 127.0.0.1]
         [--port 5001] [--workers 1] [--timeout 600] [--max-request-mb 1000]
@@ -36,6 +37,7 @@ DEFAULT_TIMEOUT = 600
 DEFAULT_MAX_REQUEST_MB = 1000
 
 _MODEL_PATH_ENV = "SEGPIPE_SERVING_MODEL_PATH"
+_MODEL_URI_ENV = "SEGPIPE_SERVING_MODEL_URI"
 _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
 _TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
 #: The input keys of MLflow's JSON request format.
@@ -90,10 +92,30 @@ def create_app():
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
     app = scoring_server.init(model)
+    app.get("/model")(model_route(model, os.environ.get(_MODEL_URI_ENV)))
     return RequestGuard(app, model.metadata.get_params_schema(),
                         max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
                         timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
                         dataframes=dataframe_route(model.unwrap_python_model()))
+
+
+def model_route(model, model_uri: str | None):
+    """GET /model: which model this server runs, so a client can check it is the one it
+    means (`segpipe predict --endpoint`): the URI the server was started with, the logged
+    model's id and run, its serving config and the params it takes."""
+    from fastapi.responses import JSONResponse
+
+    config = getattr(model.unwrap_python_model(), "config", None)
+    schema = model.metadata.get_params_schema()
+    body = {"model_uri": model_uri, "model_uuid": model.metadata.model_uuid,
+            "run_id": model.metadata.run_id,
+            "serving_config": None if config is None else config.model_dump(mode="json"),
+            "params": sorted(spec.name for spec in schema.params) if schema else []}
+
+    async def describe() -> JSONResponse:
+        return JSONResponse(body)
+
+    return describe
 
 
 def dataframe_route(python_model):
@@ -211,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="segpipe-serve-") as folder:
         os.environ[_MODEL_PATH_ENV] = _download(args.model_uri, folder)
+        os.environ[_MODEL_URI_ENV] = args.model_uri
         os.environ[_MAX_REQUEST_ENV] = str(args.max_request_mb * 10**6)
         os.environ[_TIMEOUT_ENV] = str(args.timeout)
         uvicorn.run("serving.server:create_app", factory=True, host=args.host, port=args.port,

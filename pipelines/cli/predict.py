@@ -37,6 +37,28 @@ def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
         check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
 
 
+def _check_endpoint(endpoint: str, card) -> None:
+    """The server answers (exit code 1 otherwise) and runs ``card``'s model (exit code 2
+    otherwise: the options name two models); a warning when it does not say which."""
+    from serving.remote import (
+        EndpointError,
+        OtherModel,
+        check_endpoint_model,
+        check_endpoint_reachable,
+    )
+
+    try:
+        check_endpoint_reachable(endpoint)
+        warning = check_endpoint_model(endpoint, card)
+    except OtherModel as exc:
+        raise fail(f"{exc}; start the server on {card.uri}, or predict with --model-uri "
+                   f"{exc.served}", 2) from None
+    except EndpointError as exc:
+        raise fail(str(exc), 1) from None
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def predict(
     input: Path = typer.Argument(..., exists=True, dir_okay=False,
                                  help="scene: GeoTIFF (any size), PNG or JPEG"),
@@ -45,8 +67,11 @@ def predict(
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
     endpoint: str | None = typer.Option(
-        None, "--endpoint", help="scoring server URL; windows are sent there (the model URI "
-                                 "is then read only for its classes and window size)"),
+        None, "--endpoint",
+        help="model server URL (`segpipe serve`); windows are sent there and blended here. "
+             "The server must run the --model-uri model (asked with GET /model before any "
+             "window; another model is refused), which lends its classes, window size and "
+             "resolution"),
     tta: bool = typer.Option(False, "--tta", help="average the 8 flips/rotations"),
     overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=MAX_OVERLAP,
                                          help="window overlap (default: the model's)"),
@@ -71,13 +96,14 @@ def predict(
         except UrlError as exc:
             raise fail(str(exc), 2) from None
     use_store(model_uri, tracking_uri)
-    from serving.remote import load_serving_config
+    from serving.remote import load_model_card
     from serving.scene import SceneError, check_scene, predict_scene
 
     # The scene is checked against the model's serving config alone (two small files),
     # before the network loads or a window goes to the server.
     try:
-        config = load_serving_config(model_uri)
+        card = load_model_card(model_uri)
+        config = card.config
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
@@ -86,12 +112,7 @@ def predict(
     except SceneError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     if endpoint:
-        from serving.remote import check_endpoint_reachable
-
-        try:
-            check_endpoint_reachable(endpoint)
-        except EndpointError as exc:
-            raise fail(str(exc), 1) from None
+        _check_endpoint(endpoint, card)
     for warning in notes.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if notes.resampling:

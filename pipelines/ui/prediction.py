@@ -33,16 +33,38 @@ class PredictOptions:
 def model_caption(version: VersionSummary, config: ServingConfig, max_pixels: int,
                   endpoint: str | None = None) -> str:
     """The Predict page's line about the model. With ``endpoint`` the mask comes from the
-    model the server was started with, which the server does not name (its /version is
-    MLflow's), so the sidebar version's scores are not shown as the result's: the version
-    only lends its classes, colours and window."""
+    model the server was started with; Predict refuses a server that says it runs another
+    (check_model_server), but an older server does not say, so the sidebar version's
+    scores are not shown as the result's: the version lends its classes, colours and
+    window."""
     shape = (f"{config.in_channels} band(s), {config.num_classes} classes, "
              f"{config.patch_size} px windows. Scenes up to {max_pixels / 1e6:g} megapixels.")
     if endpoint is None:
         return f"{version.label()}: {shape}"
     return (f"Model server {endpoint}: it predicts with the model it was started with, "
-            f"whatever version the sidebar shows. Classes, colours and windows of "
-            f"v{version.version}: {shape}")
+            f"which must be v{version.version} (checked before predicting). Classes, "
+            f"colours and windows of v{version.version}: {shape}")
+
+
+def check_model_server(endpoint: str, model_uri: str) -> str | None:
+    """The server answers and runs ``model_uri``'s model: a UiError naming both models
+    otherwise; a warning line when the server does not say which it runs."""
+    from serving.remote import (
+        EndpointError,
+        OtherModel,
+        check_endpoint_model,
+        check_endpoint_reachable,
+        load_model_card,
+    )
+
+    try:
+        check_endpoint_reachable(endpoint)
+        return check_endpoint_model(endpoint, load_model_card(model_uri))
+    except OtherModel as exc:
+        raise UiError(f"model server: {exc}; pick the server's model in the sidebar, run "
+                      f"in this app, or restart the server on this version") from None
+    except EndpointError as exc:
+        raise UiError(f"model server: {exc}") from None
 
 
 def result_source(version: VersionSummary, endpoint: str | None) -> str:

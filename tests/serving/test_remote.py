@@ -1,11 +1,14 @@
 """`segpipe predict --endpoint` against the session's real `segpipe serve` process: the
-windows it sends carry the scene's invalid pixels, so the mask equals local prediction."""
+windows it sends carry the scene's invalid pixels, so the mask equals local prediction, and
+a server that runs another model than --model-uri is refused before any window."""
 
 from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pytest
 import rasterio
+import requests
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
@@ -60,3 +63,48 @@ def test_endpoint_equals_local_next_to_a_nodata_the_model_does_not_know(server, 
         masks[mode] = read_mask(tmp_path / f"{mode}.tif")
     assert (masks["local"] == 255).sum() == 30 * 25 + 12 * 11
     np.testing.assert_array_equal(masks["remote"], masks["local"])
+
+
+@pytest.fixture(scope="module")
+def other_model(logged_model, keras_model_path, serving_config) -> str:
+    """A second registered model in the session's store, with other class names."""
+    from serving.pyfunc import log_segmentation_model
+
+    config = serving_config.model_copy(update={"class_names": ["bare", "crop", "river"],
+                                               "gsd": None})
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(logged_model["tracking_uri"])
+    try:
+        mlflow.set_experiment("serving-tests")
+        with mlflow.start_run():
+            log_segmentation_model(keras_model_path, config, registered_model_name="other")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return "models:/other/1"
+
+
+def test_the_server_says_which_model_it_runs(server, logged_model):
+    from mlflow.models import Model
+
+    described = requests.get(f"{server.url}/model", timeout=30).json()
+    assert described["model_uri"] == logged_model["registered"]
+    assert described["model_uuid"] == Model.load(logged_model["local_path"]).model_uuid
+    assert described["serving_config"]["class_names"] == ["soil", "tea", "water"]
+    assert "pixel_size" in described["params"]
+
+
+def test_endpoint_running_another_model_is_refused_in_one_line(server, logged_model,
+                                                              other_model, tmp_path):
+    scene = scene_with_hole(tmp_path / "scene.tif")
+    result = predict(scene, tmp_path / "mask.tif",
+                     {**logged_model, "registered": other_model}, "--endpoint", server.url)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: endpoint {server.url} serves "
+                               f"{logged_model['registered']} (logged model m-")
+    assert (f"not {other_model} (logged model m-" in lines[0]
+            and "classes ['soil', 'tea', 'water'] there, ['bare', 'crop', 'river'] here; "
+                f"gsd 1.0 there, none here; start the server on {other_model}, or predict "
+                f"with --model-uri {logged_model['registered']}" in lines[0]), lines[0]
+    assert not (tmp_path / "mask.tif").exists()

@@ -10,6 +10,7 @@ import rasterio
 
 from pipelines.ui.prediction import (
     PredictOptions,
+    check_model_server,
     local_predictor,
     new_result_dir,
     polygons_geojson,
@@ -90,15 +91,38 @@ def test_a_session_keeps_one_result_on_disk(tmp_path):
     assert not first.exists() and second.is_dir() and (tmp_path / "upload").is_dir()
 
 
+def log_other_model(tmp_path) -> str:
+    """Another logged model (other class names) in the active store, not registered."""
+    import mlflow
+
+    from segmodels import build_model
+    from serving.pyfunc import log_segmentation_model
+
+    path = tmp_path / "other.keras"
+    build_model("unet", num_classes=3, in_channels=4, depth=2, filters=2).save(path)
+    config = serving_config().model_copy(update={"class_names": ["a", "b", "c"]})
+    with mlflow.start_run(run_name="other"):
+        return f"runs:/{log_segmentation_model(path, config).run_id}/model"
+
+
 def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path):
     """Windows sent to a real scoring server (which does the flips) blend into the mask the
-    model gives in the app, TTA included."""
+    model gives in the app, TTA included; the server must run the sidebar's version."""
     from tests.serving.server import segpipe_serve
 
     model_uri = f"models:/{tracking_store.name}/1"
     server = segpipe_serve(model_uri, free_port(), tmp_path / "server.log",
                            MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
     try:
+        assert check_model_server(server.url, model_uri) is None
+        # v2 is the same logged model as v1 (the harness registers it twice)
+        assert check_model_server(server.url, f"models:/{tracking_store.name}/2") is None
+        other = log_other_model(tmp_path)
+        with pytest.raises(UiError, match=rf"^model server: endpoint {server.url} serves "
+                           rf"{model_uri} \(logged model m-\w+, run \w+\), not "
+                           rf"{other} .*: classes \['soil', 'tea', 'water'\] there, "
+                           r"\['a', 'b', 'c'\] here; pick the server's model in the sidebar"):
+            check_model_server(server.url, other)
         scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
         options = PredictOptions(tta=True, overlap=0.5)
         here = run_prediction(predictor, scene, "scene.tif", tmp_path / "here", options)
@@ -112,8 +136,8 @@ def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path)
 
 
 def test_model_server_results_are_not_credited_to_the_sidebar_version():
-    """The server runs the model it was started with (it does not say which), so neither
-    the page's caption nor the result's names the sidebar version's scores."""
+    """The server runs the model it was started with (an older one does not say which), so
+    neither the page's caption nor the result's names the sidebar version's scores."""
     from pipelines.ui.prediction import model_caption, result_source
     from pipelines.ui.registry import VersionSummary
 
@@ -125,7 +149,7 @@ def test_model_server_results_are_not_credited_to_the_sidebar_version():
     there = model_caption(version, serving_config(), 100_000_000, endpoint)
     assert "mIoU" not in there and "champion" not in there
     assert there.startswith(f"Model server {endpoint}: it predicts with the model it was "
-                            "started with, whatever version the sidebar shows")
+                            "started with, which must be v1 (checked before predicting)")
     assert result_source(version, None) == "v1 · champion · mIoU 0.384"
     assert result_source(version, endpoint) == f"the model server {endpoint} (its own model)"
 

@@ -14,6 +14,7 @@ from pipelines.ui import areas, scenes, state
 from pipelines.ui.legend import legend_html
 from pipelines.ui.prediction import (
     PredictOptions,
+    check_model_server,
     model_caption,
     new_result_dir,
     polygons_geojson,
@@ -98,6 +99,8 @@ def _options(config, endpoint: str | None) -> PredictOptions:
 
 def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple) -> Result:
     if options.endpoint:
+        if warning := check_model_server(options.endpoint, version.model_uri):
+            st.warning(warning)
         predictor = remote_predictor(options.endpoint, config, options.tta)
     else:
         predictor = state.local_predictor(version.model_uri)
