@@ -37,6 +37,41 @@ def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
         check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
 
 
+def _polygon_options(polygons: Path | None, classes: list[str] | None, min_area: float,
+                     simplify: float, crs: str | None):
+    """The polygon options; any of them without --polygons is refused (exit code 2)."""
+    from serving.polygons import PolygonOptions
+
+    given = [flag for flag, value in (("--polygon-classes", classes), ("--min-area", min_area),
+                                      ("--simplify", simplify), ("--polygons-crs", crs))
+             if value]
+    if given and polygons is None:
+        verb = "shapes" if len(given) == 1 else "shape"
+        raise fail(f"{', '.join(given)} {verb} the polygons: add --polygons FILE.geojson", 2)
+    names = tuple(n.strip() for item in classes or () for n in item.split(",") if n.strip())
+    return PolygonOptions(classes=names or None, min_area=min_area, simplify=simplify,
+                          crs=crs)
+
+
+def _check_polygon_options(options, class_names: list[str], scene: Path) -> None:
+    """Classes the model has, a CRS that exists and a scene CRS to transform from (exit
+    code 2 otherwise), before any work."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from serving.polygons import PolygonError, check_options
+
+    with warnings.catch_warnings(), rasterio.open(scene) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        crs = src.crs
+    try:
+        check_options(options, class_names, crs)
+    except PolygonError as exc:
+        raise fail(str(exc), 2) from None
+
+
 def _check_endpoint(endpoint: str, card) -> None:
     """The server answers (exit code 1 otherwise) and runs ``card``'s model (exit code 2
     otherwise: the options name two models); a warning when it does not say which."""
@@ -76,9 +111,24 @@ def predict(
     overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=MAX_OVERLAP,
                                          help="window overlap (default: the model's)"),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-    polygons: Path | None = typer.Option(None, "--polygons",
-                                         help="also write class polygons: GeoJSON, named "
-                                              ".geojson or .json"),
+    polygons: Path | None = typer.Option(
+        None, "--polygons", help="also write class polygons: GeoJSON, named .geojson or "
+                                 ".json, in the scene's CRS unless --polygons-crs"),
+    polygon_classes: list[str] | None = typer.Option(
+        None, "--polygon-classes",
+        help="classes to polygonize, by name (repeat it or separate by commas; default: "
+             "every class not named background)"),
+    min_area: float = typer.Option(
+        0.0, "--min-area", min=0.0,
+        help="leave out polygons of a smaller area, in the scene CRS's units squared (m² "
+             "in UTM; pixels without georeferencing)"),
+    simplify: float = typer.Option(
+        0.0, "--simplify", min=0.0,
+        help="simplify polygon outlines within this tolerance, in the scene CRS's units "
+             "(m in UTM); 0 keeps the pixel outlines"),
+    polygons_crs: str | None = typer.Option(
+        None, "--polygons-crs",
+        help="write the polygons in this CRS, e.g. EPSG:4326 (RFC 7946 GeoJSON for web maps)"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: environment)"),
     max_pixels: int = typer.Option(
@@ -90,6 +140,8 @@ def predict(
     from serving.urls import UrlError, check_http_url
 
     _check_outputs(input, out, polygons)
+    polygon_options = _polygon_options(polygons, polygon_classes, min_area, simplify,
+                                       polygons_crs)
     if endpoint:
         try:
             check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
@@ -111,6 +163,8 @@ def predict(
         notes = check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+    if polygons is not None:
+        _check_polygon_options(polygon_options, config.class_names, input)
     if endpoint:
         _check_endpoint(endpoint, card)
     for warning in notes.warnings:
@@ -144,7 +198,8 @@ def predict(
         try:
             result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
                                    batch_size=batch_size, polygons_path=polygons,
-                                   progress=progress, max_pixels=max_pixels)
+                                   progress=progress, max_pixels=max_pixels,
+                                   polygon_options=polygon_options)
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
         except EndpointError as exc:
@@ -153,6 +208,9 @@ def predict(
             raise fail(f"cannot write the output: {exc}", 1) from None
     typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
     if result.polygons_path:
-        typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons)")
+        per_class = ", ".join(f"{name} {count}" for name, count in
+                              result.polygon_counts.items())
+        typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons: "
+                   f"{per_class or 'no class asked for'})")
     for name, count in result.class_pixels.items():
         typer.echo(f"  {name}: {count} px")

@@ -4,6 +4,7 @@ mask GeoTIFF; polygons through serving's write_polygons."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import uuid
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
+from serving.polygons import PolygonOptions
 from serving.predict import ScenePredictor
 
 if TYPE_CHECKING:
@@ -146,11 +148,30 @@ def users_name(message: str, scene: Path, name: str) -> str:
     return re.sub(pattern, lambda _: name, message)
 
 
-def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int) -> bytes:
-    """Class polygons of a mask as GeoJSON bytes (written beside the mask once)."""
-    from serving.scene import write_polygons
+def map_unit(mask_path: Path) -> tuple[str, bool]:
+    """The unit of a mask's coordinates for the polygon options ("m", "°", "px" without
+    georeferencing) and whether it has a CRS to transform from."""
+    import rasterio
 
-    out = mask_path.with_name(POLYGONS_NAME)
+    with rasterio.open(mask_path) as src:
+        crs = src.crs
+    if crs is None:
+        return "px", False
+    if crs.is_geographic:
+        return "°", True
+    factor = crs.linear_units_factor
+    return ("m" if factor[1] == 1 else factor[0]), True
+
+
+def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int,
+                     options: PolygonOptions | None = None) -> bytes:
+    """Class polygons of a mask as GeoJSON bytes (serving/polygons.py), written beside the
+    mask once per set of options."""
+    from serving.polygons import write_polygons
+
+    options = options or PolygonOptions()
+    digest = hashlib.sha256(repr(options).encode()).hexdigest()[:12]
+    out = mask_path.with_name(f"{Path(POLYGONS_NAME).stem}-{digest}.geojson")
     if not out.is_file():
-        write_polygons(mask_path, out, class_names, ignore_index)
+        write_polygons(mask_path, out, class_names, ignore_index, options)
     return out.read_bytes()

@@ -89,6 +89,16 @@ def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scen
     assert polygons["crs"]["properties"]["name"].endswith("EPSG::32644")
     assert polygons["features"]
     assert {f["properties"]["class_name"] for f in polygons["features"]} <= set(CLASS_NAMES)
+
+    page.get_by_text("Polygon options").click()
+    page.get_by_text("Longitude/latitude (EPSG:4326), for web maps").click()
+    page.get_by_text("Polygons in longitude/latitude (EPSG:4326).").wait_for()  # rerun done
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download polygons (GeoJSON)").click()
+    web = json.loads(Path(download.value.path()).read_text())
+    assert "crs" not in web  # RFC 7946
+    lon, lat = web["features"][0]["geometry"]["coordinates"][0][0]
+    assert 81 < lon < 83 and 24 < lat < 25
     _no_traceback(page)
 
 

@@ -12,6 +12,7 @@ from pipelines.ui.prediction import (
     PredictOptions,
     check_model_server,
     local_predictor,
+    map_unit,
     new_result_dir,
     polygons_geojson,
     remote_predictor,
@@ -19,6 +20,7 @@ from pipelines.ui.prediction import (
     scene_notes,
 )
 from pipelines.ui.settings import UiError
+from serving.polygons import PolygonOptions
 from serving.scene import predict_scene
 from tests.ui.harness import CLASS_NAMES, free_port, serving_config, write_scene
 
@@ -53,6 +55,15 @@ def test_mask_equals_segpipe_predicts_and_keeps_the_georeference(predictor, tmp_
     geojson = json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255))
     assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32644"
     assert {f["properties"]["class_name"] for f in geojson["features"]} <= set(CLASS_NAMES)
+    assert map_unit(result.mask_path) == ("m", True)
+    options = PolygonOptions(classes=("tea",), min_area=1.0, crs="EPSG:4326")
+    web = json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255, options))
+    assert "crs" not in web and web["features"]
+    assert {f["properties"]["class_name"] for f in web["features"]} == {"tea"}
+    lon, lat = web["features"][0]["geometry"]["coordinates"][0][0]
+    assert 81 < lon < 83 and 24 < lat < 25
+    # the default file is still the one asked for first
+    assert json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255)) == geojson
 
 
 def test_scene_errors_name_the_users_file(predictor, tmp_path):

@@ -15,6 +15,7 @@ from pipelines.ui.legend import legend_html
 from pipelines.ui.prediction import (
     PredictOptions,
     check_model_server,
+    map_unit,
     model_caption,
     new_result_dir,
     polygons_geojson,
@@ -25,6 +26,7 @@ from pipelines.ui.prediction import (
 )
 from pipelines.ui.render import Preview, overlay, read_mask, read_preview
 from serving.config import MAX_OVERLAP
+from serving.polygons import BACKGROUND_NAMES, WGS84, PolygonOptions
 
 _UPLOAD_KEY = "segpipe.upload"
 _RESULT_KEY = "segpipe.result"
@@ -144,11 +146,36 @@ def _show(result: Result, config) -> None:
     legend_col.download_button("Download mask (GeoTIFF)", data=mask_path.read_bytes,
                                file_name=f"{stem}_mask.tif", mime="image/tiff",
                                on_click="ignore", key="segpipe.download_mask")
+    options = _polygon_options(legend_col, config, mask_path)
     legend_col.download_button(
         "Download polygons (GeoJSON)",
-        data=lambda: polygons_geojson(mask_path, config.class_names, config.ignore_index),
+        data=lambda: polygons_geojson(mask_path, config.class_names, config.ignore_index,
+                                      options),
         file_name=f"{stem}_mask.geojson", mime="application/geo+json", on_click="ignore",
         key="segpipe.download_polygons")
+    legend_col.caption("Polygons in longitude/latitude (EPSG:4326)." if options.crs
+                       else "Polygons in the scene's CRS.")
+
+
+def _polygon_options(column, config, mask_path: Path) -> PolygonOptions:
+    """The polygon download's options, as `segpipe predict`'s --polygon-classes,
+    --min-area, --simplify and --polygons-crs."""
+    unit, georeferenced = map_unit(mask_path)
+    with column.expander("Polygon options", key="segpipe.polygon_options", on_change="rerun"):
+        classes = st.multiselect(
+            "Classes", config.class_names, key="segpipe.polygon_classes",
+            default=[n for n in config.class_names if n.lower() not in BACKGROUND_NAMES])
+        min_area = st.number_input(f"Minimum area ({unit}²)", min_value=0.0, value=0.0,
+                                   key="segpipe.min_area",
+                                   help="smaller regions are left out")
+        simplify = st.number_input(f"Simplify within ({unit})", min_value=0.0, value=0.0,
+                                   key="segpipe.simplify",
+                                   help="0 keeps the pixel outlines")
+        wgs84 = st.checkbox("Longitude/latitude (EPSG:4326), for web maps",
+                            key="segpipe.wgs84", disabled=not georeferenced,
+                            help="otherwise in the scene's CRS")
+    return PolygonOptions(classes=tuple(classes), min_area=min_area, simplify=simplify,
+                          crs=WGS84 if wgs84 else None)
 
 
 def _show_notes(scene: Scene, model_uri: str, config, max_pixels: int) -> None:
