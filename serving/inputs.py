@@ -6,8 +6,9 @@ each a one-line warning (never a refusal: the pixels may be right after all):
   training statistics, sees nothing it knows. Types of the same range (int16 and int32,
   uint16 and int16, any of them and floats) stay silent: their values are the same numbers;
 - its values, sampled, against the training statistics: most valid pixels beyond the
-  training mean +- FAR_STD std in some band (a 16-bit copy stretched to the full range, data
-  scaled by 10000) mean another radiometry than training's.
+  training mean +- FAR_STD std in some band (a 16-bit copy stretched to the full range), or
+  a spread NARROW times below training's in every band (reflectance 0-1 for a model trained
+  on digital numbers), mean another radiometry than training's.
 
 The sample is a few small windows spread over the input (SAMPLE_WINDOWS of SAMPLE_SIDE px),
 read before prediction reads the whole: a few blocks of a tiled GeoTIFF, whatever its size.
@@ -28,6 +29,11 @@ from serving.pixels import invalid_pixels
 FAR_STD = 10.0
 #: Share of far pixels of the sample above which the values are reported.
 FAR_SHARE = 0.5
+#: The values are reported too when their spread is NARROW times below training's in every
+#: band: data divided by a large factor (reflectance for a model trained on digital
+#: numbers), which stays within a few std of the mean when the training mean is a few std
+#: above zero.
+NARROW = 100.0
 #: Fewest valid sampled pixels the value check judges from.
 MIN_SAMPLE = 16
 SAMPLE_SIDE, SAMPLE_WINDOWS = 64, 3  # 3 x 3 windows of 64 x 64 px
@@ -65,13 +71,20 @@ def value_warning(config: ServingConfig, sample: np.ndarray, nodata: float | Non
     mean = np.asarray(config.mean, np.float64)
     std = np.maximum(np.asarray(config.std, np.float64), 1e-6)
     far = float((np.abs(valid - mean) > FAR_STD * std).any(axis=1).mean())
-    if far <= FAR_SHARE:
-        return None
-    medians = np.median(valid, axis=0)
-    return (f"{what}: {far:.0%} of the sampled pixels lie beyond the training mean ± "
-            f"{FAR_STD:g} std in some band (training band means {_means(config)}, these "
-            f"pixels' medians {medians.min():.4g}–{medians.max():.4g}): a stretched or "
-            f"rescaled copy? its mask is likely wrong")
+    if far > FAR_SHARE:
+        medians = np.median(valid, axis=0)
+        return (f"{what}: {far:.0%} of the sampled pixels lie beyond the training mean ± "
+                f"{FAR_STD:g} std in some band (training band means {_means(config)}, these "
+                f"pixels' medians {medians.min():.4g}–{medians.max():.4g}): a stretched or "
+                f"rescaled copy? its mask is likely wrong")
+    spread = valid.std(axis=0)
+    if (spread * NARROW < std).all():
+        return (f"{what}: the sampled pixels vary over {NARROW:g} times less than the "
+                f"training pixels in every band (std {spread.min():.3g}–{spread.max():.3g}, "
+                f"training {min(config.std):.4g}–{max(config.std):.4g}): rescaled values "
+                f"(reflectance 0–1 for a model trained on digital numbers?) or a constant "
+                f"image? its mask is likely wrong")
+    return None
 
 
 def pixel_warnings(config: ServingConfig, dtype: np.dtype | str, sample: np.ndarray,

@@ -71,11 +71,27 @@ def test_value_warning_catches_a_stretched_copy_of_the_right_dtype():
     assert value_warning(INT16, np.full((10, BANDS), 30000, np.int16), None) is None  # few
 
 
+def test_value_warning_catches_reflectance_for_a_model_of_digital_numbers():
+    """DN / 10000 stays within 7 std of the training mean (0 is 3-7 std below it), but
+    hardly varies at that scale."""
+    pixels = np.moveaxis(tea_like(), 0, -1).reshape(-1, BANDS)
+    reflectance = (pixels / 10000).astype(np.float32)
+    warning = value_warning(INT16, reflectance, None, "l2a.tif")
+    assert warning.startswith("l2a.tif: the sampled pixels vary over 100 times less than the "
+                              "training pixels in every band")
+    water = pixels.copy()
+    water[:, 3] = 150 + pixels[:, 3] % 7  # a flat band (NIR over water) is no reason
+    assert value_warning(INT16, water, None) is None
+
+
 def test_one_line_about_the_pixels_the_dtype_first():
     eight_bit = np.full((100, BANDS), 250, np.uint8)
     assert [w.split(" is ")[0] for w in pixel_warnings(INT16, "uint8", eight_bit, None,
                                                        "a.png")] == ["a.png"]
-    assert pixel_warnings(INT16, "int16", eight_bit, None) == []
+    assert pixel_warnings(INT16, "int16", np.moveaxis(tea_like(), 0, -1).reshape(-1, BANDS),
+                          None) == []
+    constant = pixel_warnings(INT16, "int16", eight_bit, None, "flat.tif")
+    assert constant[0].startswith("flat.tif: the sampled pixels vary over 100 times less")
 
 
 def test_samples_are_small_spread_windows_of_the_scene(tmp_path):
