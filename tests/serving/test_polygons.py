@@ -138,3 +138,17 @@ def test_cli_polygon_options(logged_model, tmp_path):
         assert refused.exit_code == 2, refused.output
         assert refused.output.strip() == message
         assert not (tmp_path / "n.tif").exists()
+
+
+def test_beyond_the_widest_margin_small_regions_may_stay_big_ones_always_do(tmp_path):
+    """min area 1500 px reads 1024 px around a 2048-px block: a 1-px-high line of 1200 px
+    that runs past that margin cannot be measured whole from the first block, so its piece
+    there is kept (never drop what may be big); the second block sees it whole and drops
+    its piece, and a 50-px speck is dropped."""
+    mask = np.zeros((8, 3300), np.uint8)
+    mask[2, 1900:3100] = 1  # 1200 px, through the grid line at 2048 and past 3072
+    mask[5, 100:150] = 1  # 50 px
+    path = write_mask(tmp_path / "line.tif", mask)
+    out = tmp_path / "p.geojson"
+    write_polygons(path, out, NAMES, 255, PolygonOptions(min_area=1500 * PIXEL**2))
+    assert [pixels_of(f) for f in features(out)] == [148]
