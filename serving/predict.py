@@ -239,6 +239,8 @@ def array_dataset(image: np.ndarray, nodata: float | None) -> Iterator:
     if image.dtype.name not in _RASTER_DTYPES:
         image = image.astype(np.float32)
     height, width, bands = image.shape
+    if nodata is None and image.dtype.kind == "f":
+        nodata = np.nan  # resampled as GDAL resamples a file's nodata: left out of kernels
     if nodata is not None and np.issubdtype(image.dtype, np.integer):
         limits = np.iinfo(image.dtype)
         if not (float(nodata).is_integer() and limits.min <= nodata <= limits.max):
