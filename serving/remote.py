@@ -48,16 +48,22 @@ def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:
                          f"running (`segpipe serve`)?")
 
 
+def _get(url: str, route: str, timeout: float) -> requests.Response:
+    """GET ``route`` of the server ``url`` (…/invocations or its root) names; an EndpointError
+    when it does not answer."""
+    base = url.rstrip("/").removesuffix("/invocations")
+    try:
+        return requests.get(f"{base}{route}", timeout=timeout)
+    except requests.RequestException as exc:
+        raise _unreachable(url, exc) from None
+
+
 def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
     """One GET /ping before any work: a server that is not there or not ready is an
     EndpointError naming it."""
-    base = url.rstrip("/").removesuffix("/invocations")
-    try:
-        response = requests.get(f"{base}/ping", timeout=timeout)
-    except requests.RequestException as exc:
-        raise _unreachable(url, exc) from None
+    response = _get(url, "/ping", timeout)
     if response.status_code != 200:
-        raise EndpointError(f"endpoint {url} is not ready: {base}/ping answered "
+        raise EndpointError(f"endpoint {url} is not ready: {response.url} answered "
                             f"{response.status_code}")
 
 
@@ -139,11 +145,7 @@ def check_endpoint_model(url: str, card: ModelCard, timeout: float = 10.0) -> st
     ``card``'s model (another logged model, or a serving config that differs where the
     client relies on it), naming both and what differs; a warning line when the server
     does not say (no /model: an older segpipe server or MLflow's own); None when it is."""
-    base = url.rstrip("/").removesuffix("/invocations")
-    try:
-        response = requests.get(f"{base}/model", timeout=timeout)
-    except requests.RequestException as exc:
-        raise _unreachable(url, exc) from None
+    response = _get(url, "/model", timeout)
     if response.status_code != 200:
         return (f"endpoint {url} does not say which model it serves (GET /model answered "
                 f"{response.status_code}: an older segpipe server, or MLflow's own); the mask "
