@@ -115,7 +115,7 @@ def predict(
         None, "--polygons", help="also write class polygons: GeoJSON, named .geojson or "
                                  ".json, in the scene's CRS unless --polygons-crs"),
     polygon_classes: list[str] | None = typer.Option(
-        None, "--polygon-classes",
+        None, "--polygon-classes", metavar="<name>",
         help="classes to polygonize, by name (repeat it or separate by commas; default: "
              "every class not named background)"),
     min_area: float = typer.Option(
