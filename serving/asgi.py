@@ -26,7 +26,7 @@ STATUS_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_
                 415: "UNSUPPORTED_MEDIA_TYPE", 503: "TEMPORARILY_UNAVAILABLE",
                 504: "DEADLINE_EXCEEDED"}
 #: What a 404 lists: MLflow's scoring app's routes.
-ROUTES = "the routes are POST /invocations, GET /ping, /health and /version"
+ROUTES = "the routes are POST /invocations, GET /ping, /health, /version and /model"
 #: MLflow puts the whole input data before the error of a model that failed on it, or of an
 #: input its signature refused.
 _MLFLOW_ECHOES = (("Failed to predict data '", "\nError: "),

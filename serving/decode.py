@@ -21,9 +21,12 @@ from serving.config import MAX_OVERLAP, ServingConfig
 OUTPUTS = ("mask", "probabilities")
 #: Request params: name -> (MLflow type, default); the model's signature declares them.
 #: overlap's default is the model's own (ServingConfig.overlap).
+#: pixel_size (metres per pixel of an input that carries none: arrays, plain images) has no
+#: default: such inputs are resampled by the model's scale.
 PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
                                       "output": ("string", OUTPUTS[0]),
-                                      "resample": ("boolean", True)}
+                                      "resample": ("boolean", True),
+                                      "pixel_size": ("double", None)}
 #: Longest piece of a client's input quoted back in an error message.
 EXCERPT = 40
 
@@ -44,6 +47,7 @@ class RequestParams:
     overlap: float
     output: str
     resample: bool
+    pixel_size: float | None = None
 
 
 def param_defaults(config: ServingConfig) -> dict[str, Any]:
@@ -73,7 +77,23 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
         if not isinstance(values[name], bool | np.bool_):
             raise RequestError(f"param {name} must be true or false, got {excerpt(values[name])}")
     return RequestParams(tta=bool(values["tta"]), overlap=overlap, output=values["output"],
-                         resample=bool(values["resample"]))
+                         resample=bool(values["resample"]),
+                         pixel_size=_pixel_size(values.get("pixel_size"), values["resample"]))
+
+
+def _pixel_size(value: Any, resample: bool) -> float | None:
+    if value is None:
+        return None
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"param pixel_size must be a number, got {excerpt(value)}") from None
+    if not (size > 0 and np.isfinite(size)) or isinstance(value, bool):
+        raise RequestError(f"param pixel_size must be a positive number of metres, got "
+                           f"{excerpt(value)}")
+    if not resample:
+        raise RequestError("param pixel_size asks for resampling, param resample is false")
+    return size
 
 
 class PixelBudget:

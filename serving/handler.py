@@ -34,11 +34,15 @@ from serving.decode import (
     open_image,
 )
 from serving.encode import encode_mask, encode_npy, encode_probabilities
+from serving.inputs import pixel_warnings, sample_array, sample_dataset
 from serving.predict import ReadError, ScenePredictor
-from serving.resolution import ModelGrid
+from serving.resolution import ModelGrid, resolution_warning
 from serving.windows import DeadlinePassed
 
 IMAGE_COLUMN, NPY_COLUMN = "image", "npy"
+#: Answer column of the dataframe routes with each input's warnings (serving/inputs.py), a
+#: list of lines per row; there only when some input has one.
+WARNINGS_COLUMN = "warnings"
 COLUMNS = (IMAGE_COLUMN, NPY_COLUMN)
 #: Requests predicted at once by one server process: one blends while the other's forward
 #: pass runs (the model takes one batch at a time anyway). MLflow runs every request on its
@@ -79,11 +83,15 @@ class RequestHandler:
                                f"images) or {NPY_COLUMN!r} (base64 .npy arrays); got "
                                f"{', '.join(excerpt(c) for c in columns[:5])}")
         values = list(model_input[columns[0]])
+        notes: list[list[str]] = []
         if columns[0] == NPY_COLUMN:
-            answers = self._npy(values, request)
+            answers = self._npy(values, request, notes)
         else:
-            answers = self._images(values, request)
+            answers = self._images(values, request, notes)
         # object dtype: pandas 3 would copy the strings into Arrow memory
+        if any(notes):  # a column only when there is something to say
+            return pd.DataFrame({request.output: answers, WARNINGS_COLUMN: notes},
+                                dtype=object)
         return pd.DataFrame({request.output: answers}, dtype=object)
 
     def _budget(self, request: RequestParams) -> PixelBudget:
@@ -91,8 +99,18 @@ class RequestHandler:
         return PixelBudget(self.config.max_pixels, per_pixel=classes)
 
     def _grid(self, height: int, width: int, request: RequestParams, dataset=None) -> ModelGrid:
-        return ModelGrid(height, width,
-                         self.predictor.resample_factor(dataset, request.resample))
+        return ModelGrid(height, width, self.predictor.resample_factor(
+            dataset, request.resample, request.pixel_size))
+
+    def _warnings(self, what: str, dtype, sample: np.ndarray, nodata: float | None,
+                  request: RequestParams, dataset=None) -> list[str]:
+        """serving/inputs.py's warnings about one input, and why it is not resampled to the
+        model's gsd when it is not."""
+        notes = pixel_warnings(self.config, dtype, sample, nodata, what)
+        if request.resample and (warning := resolution_warning(
+                self.config, dataset, request.pixel_size, what)):
+            notes.insert(0, warning)
+        return notes
 
     def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
         images = check_tensor(model_input, self.config)
@@ -108,9 +126,11 @@ class RequestHandler:
     def _array(self, image: np.ndarray, request: RequestParams) -> np.ndarray:
         return self.predictor.predict_array(image, tta=request.tta, overlap=request.overlap,
                                             output=request.output, resample=request.resample,
+                                            pixel_size=request.pixel_size,
                                             deadline=DEADLINE.get())
 
-    def _npy(self, values: list[Any], request: RequestParams) -> list[str]:
+    def _npy(self, values: list[Any], request: RequestParams,
+             notes: list[list[str]]) -> list[str]:
         budget = self._budget(request)
         images = []
         for i, value in enumerate(values):
@@ -122,6 +142,8 @@ class RequestHandler:
 
             images.append(decode_npy(decode_base64(value, what), what, self.config,
                                      check_size))
+            notes.append(self._warnings(what, images[-1].dtype, sample_array(images[-1]),
+                                        self.config.nodata, request))
         answers = []
         for i in range(len(images)):
             result = self._array(images[i], request)
@@ -130,7 +152,8 @@ class RequestHandler:
             del result
         return answers
 
-    def _images(self, values: list[Any], request: RequestParams) -> list[str]:
+    def _images(self, values: list[Any], request: RequestParams,
+                notes: list[list[str]]) -> list[str]:
         budget = self._budget(request)
         with contextlib.ExitStack() as stack:
             opened = []
@@ -141,6 +164,9 @@ class RequestHandler:
                 grid = self._grid(dataset.height, dataset.width, request, dataset)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
                 opened.append((what, dataset, grid))
+                nodata = self.config.nodata if dataset.nodata is None else dataset.nodata
+                notes.append(self._warnings(what, dataset.dtypes[0], sample_dataset(dataset),
+                                            nodata, request, dataset))
             return [self._dataset(what, dataset, grid, request)
                     for what, dataset, grid in opened]
 

@@ -74,6 +74,47 @@ def _whole_pixels(pixels: np.ndarray, nodata: float,
     return pixels.view(item)[..., 0], nodata_pixel
 
 
+def float_dtype(dtype: np.dtype) -> np.dtype:
+    """The float type that holds every value of ``dtype`` exactly and NaN: float32 for
+    float32 and smaller and for integers of up to 16 bits, float64 for the rest."""
+    dtype = np.dtype(dtype)
+    if dtype.itemsize <= 2 or dtype == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def invalid_as_nan(raw: np.ndarray, invalid: np.ndarray,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """(..., C) raw pixels as ``float_dtype`` with every band of each ``invalid`` pixel NaN:
+    an array whose invalid pixels any reader (``invalid_pixels`` with any nodata) sees as
+    such, and whose valid pixels normalize exactly as the raw ones (the arithmetic runs in
+    the float type either way)."""
+    if out is None:
+        out = np.empty(raw.shape, float_dtype(raw.dtype))
+    out[...] = raw
+    out[invalid] = np.nan
+    return out
+
+
+#: Integer types a float window without NaN may travel as, smallest first.
+_COMPACT_TYPES = (np.uint8, np.int16, np.uint16)
+
+
+def compact(window: np.ndarray) -> np.ndarray:
+    """A float32 window without NaN as the smallest integer type that holds its values
+    exactly (so a 16-bit scene travels in 16 bits); anything else as it is. Normalizing
+    either gives the same float32 values."""
+    if window.dtype != np.float32 or not window.size or np.isnan(window).any():
+        return window
+    low, high = float(window.min()), float(window.max())
+    for dtype in _COMPACT_TYPES:
+        limits = np.iinfo(dtype)
+        if limits.min <= low and high <= limits.max:
+            cast = window.astype(dtype)
+            return cast if np.array_equal(cast, window) else window
+    return window
+
+
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
                     nodata: float | None = None, invalid: np.ndarray | None = None,
                     out: np.ndarray | None = None) -> np.ndarray:

@@ -25,7 +25,7 @@ from serving.blending import (
     blend,
 )
 from serving.config import ServingConfig
-from serving.pixels import invalid_pixels, normalize_image
+from serving.pixels import invalid_as_nan, invalid_pixels, normalize_image
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
 Output = Literal["mask", "probabilities"]
@@ -90,7 +90,9 @@ def class_ids(scores: np.ndarray) -> np.ndarray:
 class ScenePredictor:
     """A forward pass plus the ServingConfig that turns raw pixels into its input.
 
-    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes)."""
+    ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes),
+    as floats with the invalid pixels NaN: the server knows neither the scene's nodata nor
+    which pixels were invalid before resampling, and NaN is invalid to any reader."""
 
     def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
         self.predict_fn = predict_fn
@@ -121,10 +123,7 @@ class ScenePredictor:
             invalid = invalid_pixels(raw, nodata)
             if self.normalize:
                 return normalize_image(raw, mean, std, nodata, invalid, out), invalid
-            if out is None:
-                return np.array(raw), invalid
-            out[...] = raw
-            return out, invalid
+            return invalid_as_nan(raw, invalid, out), invalid
 
         return prepare
 
@@ -146,21 +145,25 @@ class ScenePredictor:
         return assemble(blocks, height, width, self.config.num_classes,
                         self.block_mask if output == "mask" else None)
 
-    def resample_factor(self, dataset=None, resample: bool = True) -> float:
-        return resample_factor(self.config, dataset) if resample else 1.0
+    def resample_factor(self, dataset=None, resample: bool = True,
+                        pixel_size: float | None = None) -> float:
+        """serving.resolution.resample_factor; 1.0 without ``resample``."""
+        return resample_factor(self.config, dataset, pixel_size) if resample else 1.0
 
     def predict_array(self, image: np.ndarray, *, tta: bool = False,
                       overlap: float | None = None, output: Output = "mask",
                       nodata: float | None = None, resample: bool = True,
+                      pixel_size: float | None = None,
                       deadline: float | None = None) -> np.ndarray:
         """(H, W, C) raw pixels -> (H, W) uint8 mask or (H, W, K) float32 probabilities.
 
-        With ``resample`` the image is taken to the model's resolution (``config.scale``)
-        and the answer brought back to the image's grid. Past ``deadline``
-        (``time.monotonic()``) no further batch starts: DeadlinePassed."""
+        With ``resample`` the image is taken to the model's resolution (``config.gsd``
+        given its ``pixel_size`` in metres, else ``config.scale``) and the answer brought
+        back to the image's grid. Past ``deadline`` (``time.monotonic()``) no further batch
+        starts: DeadlinePassed."""
         nodata = self.config.nodata if nodata is None else nodata
         height, width = image.shape[:2]
-        grid = ModelGrid(height, width, self.resample_factor(None, resample))
+        grid = ModelGrid(height, width, self.resample_factor(None, resample, pixel_size))
         if grid.identity:
             blocks = blend(array_reader(image), height, width, self.predict_fn,
                            self._prepare(nodata), self.options(tta, overlap, deadline=deadline))
@@ -239,6 +242,8 @@ def array_dataset(image: np.ndarray, nodata: float | None) -> Iterator:
     if image.dtype.name not in _RASTER_DTYPES:
         image = image.astype(np.float32)
     height, width, bands = image.shape
+    if nodata is None and image.dtype.kind == "f":
+        nodata = np.nan  # resampled as GDAL resamples a file's nodata: left out of kernels
     if nodata is not None and np.issubdtype(image.dtype, np.integer):
         limits = np.iinfo(image.dtype)
         if not (float(nodata).is_integer() and limits.min <= nodata <= limits.max):

@@ -4,10 +4,14 @@ The client does the resampling to the model's resolution, the windowing and the 
 exactly as locally; each batch of raw windows goes to the server as base64 ``.npy`` arrays
 (binary, not JSON numbers) with ``overlap=0``, ``resample=false`` and
 ``output=probabilities``, so the server runs one forward pass (D4-averaged with ``tta``) per
-window and normalizes with the model's own statistics."""
+window and normalizes with the model's own statistics. Invalid pixels (the scene's nodata,
+which the server does not know) travel as NaN in float windows; windows without any travel
+in the smallest integer type that holds them, so the payload grows only where a window
+touches nodata."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ from serving.blending import PredictFn
 from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
+from serving.pixels import compact
 
 #: How MLflow's own scoring server words its refusal of a dataframe the signature rejects.
 _SIGNATURE_REFUSAL = "not compatible with model signature"
@@ -24,6 +29,15 @@ _SIGNATURE_REFUSAL = "not compatible with model signature"
 
 class EndpointError(RuntimeError):
     """The scoring server refused or failed a request."""
+
+
+class OtherModel(EndpointError):
+    """The server runs another model than the client's (``served``: the URI it was started
+    with); the message names both and what differs."""
+
+    def __init__(self, message: str, served: str):
+        super().__init__(message)
+        self.served = served
 
 
 def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:
@@ -34,16 +48,22 @@ def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:
                          f"running (`segpipe serve`)?")
 
 
+def _get(url: str, route: str, timeout: float) -> requests.Response:
+    """GET ``route`` of the server ``url`` (…/invocations or its root) names; an EndpointError
+    when it does not answer."""
+    base = url.rstrip("/").removesuffix("/invocations")
+    try:
+        return requests.get(f"{base}{route}", timeout=timeout)
+    except requests.RequestException as exc:
+        raise _unreachable(url, exc) from None
+
+
 def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
     """One GET /ping before any work: a server that is not there or not ready is an
     EndpointError naming it."""
-    base = url.rstrip("/").removesuffix("/invocations")
-    try:
-        response = requests.get(f"{base}/ping", timeout=timeout)
-    except requests.RequestException as exc:
-        raise _unreachable(url, exc) from None
+    response = _get(url, "/ping", timeout)
     if response.status_code != 200:
-        raise EndpointError(f"endpoint {url} is not ready: {base}/ping answered "
+        raise EndpointError(f"endpoint {url} is not ready: {response.url} answered "
                             f"{response.status_code}")
 
 
@@ -55,7 +75,7 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
 
     def predict(batch: np.ndarray) -> np.ndarray:
         payload = {"dataframe_split": {"columns": [NPY_COLUMN],
-                                       "data": [[encode_npy(w)] for w in batch]},
+                                       "data": [[encode_npy(compact(w))] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
                               "resample": False}}
         try:
@@ -76,12 +96,75 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
     return predict
 
 
-def load_serving_config(model_uri: str) -> ServingConfig:
-    """The ServingConfig stored in a logged segmentation model, without loading Keras."""
+@dataclass(frozen=True)
+class ModelCard:
+    """What tells a logged model apart, read without loading Keras: the URI it was asked by,
+    its id (MLmodel's ``model_uuid``), its run and its ServingConfig."""
+
+    uri: str
+    model_uuid: str | None
+    run_id: str | None
+    config: ServingConfig
+
+    def describe(self) -> str:
+        ids = [f"logged model {self.model_uuid}" if self.model_uuid else None,
+               f"run {self.run_id[:8]}" if self.run_id else None]
+        known = ", ".join(i for i in ids if i)
+        return f"{self.uri} ({known})" if known else self.uri
+
+
+def load_model_card(model_uri: str) -> ModelCard:
+    """The ModelCard of a logged segmentation model (two small files)."""
     import mlflow
 
     local = Path(mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/MLmodel"))
-    flavor = mlflow.models.Model.load(local).flavors["python_function"]
-    relative = flavor["artifacts"]["serving_config"]["path"]
+    mlmodel = mlflow.models.Model.load(local)
+    relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"]["path"]
     config_path = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{relative}")
-    return ServingConfig.load(Path(config_path))
+    return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id,
+                     ServingConfig.load(Path(config_path)))
+
+
+def load_serving_config(model_uri: str) -> ServingConfig:
+    """The ServingConfig stored in a logged segmentation model, without loading Keras."""
+    return load_model_card(model_uri).config
+
+
+#: Serving config fields whose difference makes a server's masks wrong for the client's
+#: model (the client blends with its window, names its classes, resamples to its grid).
+_COMPARED = {"class_names": "classes", "in_channels": "bands", "patch_size": "window",
+             "scale": "scale", "gsd": "gsd", "nodata": "nodata"}
+
+
+def _shown(value) -> str:
+    return "none" if value is None else str(value)
+
+
+def check_endpoint_model(url: str, card: ModelCard, timeout: float = 10.0) -> str | None:
+    """Ask the server which model it runs (GET /model): OtherModel when it is not
+    ``card``'s model (another logged model, or a serving config that differs where the
+    client relies on it), naming both and what differs; a warning line when the server
+    does not say (no /model: an older segpipe server or MLflow's own); None when it is."""
+    response = _get(url, "/model", timeout)
+    if response.status_code != 200:
+        return (f"endpoint {url} does not say which model it serves (GET /model answered "
+                f"{response.status_code}: an older segpipe server, or MLflow's own); the mask "
+                f"is right only if it runs {card.uri}")
+    try:
+        served = response.json()
+        theirs = dict(served.get("serving_config") or {})
+    except (ValueError, AttributeError, TypeError):
+        raise EndpointError(f"endpoint {url}: GET /model did not answer a model "
+                            f"description ({response.text[:80]!r})") from None
+    ours = card.config.model_dump(mode="json")
+    differs = [f"{label} {_shown(theirs[field])} there, {_shown(ours[field])} here"
+               for field, label in _COMPARED.items()
+               if field in theirs and theirs[field] != ours[field]]
+    other = served.get("model_uuid") not in (None, card.model_uuid) and card.model_uuid
+    if not differs and not other:
+        return None
+    theirs_card = ModelCard(str(served.get("model_uri")), served.get("model_uuid"),
+                            served.get("run_id"), card.config)
+    why = "; ".join(differs) if differs else "another logged model"
+    raise OtherModel(f"endpoint {url} serves {theirs_card.describe()}, not "
+                     f"{card.describe()}: {why}", theirs_card.uri)

@@ -26,17 +26,73 @@ from serving.windows import Block
 IMAGE_RESAMPLING = Resampling.lanczos
 
 
-def resample_factor(config: ServingConfig, dataset=None) -> float:
-    """Model pixels per input pixel along each axis (0.5: the model sees half the pixels).
-
-    ``config.gsd`` decides for inputs in a projected CRS (input pixel size / gsd, in metres);
-    anything else (plain images, tensors, geographic CRSs) is resampled by ``config.scale``."""
+def pixel_size(dataset) -> float | None:
+    """Metres per pixel of a raster in a projected CRS (the square root of a pixel's area,
+    in the CRS's units converted to metres); None without one (plain images, arrays,
+    geographic CRSs, whose degrees are no fixed length)."""
     crs = getattr(dataset, "crs", None)
-    if config.gsd is None or crs is None or not crs.is_projected:
-        return config.scale
+    if crs is None or not crs.is_projected:
+        return None
     transform = dataset.transform
     pixel = math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
-    return pixel * crs.linear_units_factor[1] / config.gsd
+    return pixel * crs.linear_units_factor[1]
+
+
+def resample_factor(config: ServingConfig, dataset=None, size: float | None = None) -> float:
+    """Model pixels per input pixel along each axis (0.5: the model sees half the pixels).
+
+    ``config.gsd`` decides for inputs of a known pixel size in metres (input pixel size /
+    gsd): a raster in a projected CRS, or ``size`` for one without (an array, a plain
+    image; a client's ``pixel_size`` param). Anything else is resampled by
+    ``config.scale``."""
+    if config.gsd is None:
+        return config.scale
+    metres = pixel_size(dataset)
+    if metres is None:
+        metres = size
+    return config.scale if metres is None else metres / config.gsd
+
+
+def _metres(value: float) -> str:
+    return f"{value:.4g} m"
+
+
+def resampling_note(config: ServingConfig, grid: ModelGrid, dataset=None,
+                    size: float | None = None) -> str | None:
+    """One line saying how an input is resampled to the model's grid and back (None when it
+    is predicted as it is), e.g. ``resampled 1 m -> 2 m (model grid 640x512) and back``."""
+    if grid.identity:
+        return None
+    metres = pixel_size(dataset) if size is None else size
+    if config.gsd is not None and metres is not None:
+        how = f"{_metres(metres)} -> {_metres(config.gsd)}"
+    else:
+        how = f"by the model's scale {config.scale:g}"
+    return f"resampled {how} (model grid {grid.cols}x{grid.rows}) and back"
+
+
+def resolution_warning(config: ServingConfig, dataset=None, size: float | None = None,
+                       what: str = "the input") -> str | None:
+    """Why an input of a model that knows its training resolution (``gsd``) is not resampled
+    to it: no pixel size in metres (no georeferencing, a geographic CRS, an array without
+    ``size``); None when it is, or when the model knows none."""
+    if config.gsd is None or size is not None or pixel_size(dataset) is not None:
+        return None
+    crs = getattr(dataset, "crs", None)
+    if crs is not None:
+        name = crs.to_string() if crs.to_epsg() else "its CRS"
+        why = f"is in a geographic CRS ({name}), whose pixels have no fixed size in metres"
+        fix = "reproject it to a projected CRS (its UTM zone, say)"
+    elif dataset is not None:
+        why = "has no georeferencing, so its pixel size is unknown"
+        fix = "georeference it in a projected CRS"
+    else:
+        why = "carries no pixel size"
+        fix = "pass its metres per pixel (param pixel_size)"
+    done = ("predicted at its own pixel size" if config.scale == 1
+            else f"resampled by the model's scale {config.scale:g}")
+    return (f"{what} {why}: it is {done}, not at the {_metres(config.gsd)} per pixel the "
+            f"model was trained at; {fix} to have it resampled")
 
 
 def _nearest(length: int, model_length: int) -> np.ndarray:

@@ -3,7 +3,6 @@ block as the predictor finishes them, and optional polygons in the scene's CRS."
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.features
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
@@ -19,9 +17,16 @@ from serving.atomic import atomic_path
 from serving.blending import MAX_PANEL_WIDTH, Block
 from serving.config import ServingConfig
 from serving.encode import is_georeferenced
+from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
+from serving.polygons import PolygonOptions, write_polygons
 from serving.predict import ReadError, ScenePredictor
-from serving.resolution import ModelGrid, resample_factor
+from serving.resolution import (
+    ModelGrid,
+    resample_factor,
+    resampling_note,
+    resolution_warning,
+)
 
 OUTPUT_BLOCK = 256
 #: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
@@ -40,6 +45,7 @@ class SceneResult:
     height: int
     class_pixels: dict[str, int]
     polygon_count: int | None
+    polygon_counts: dict[str, int] | None = None  # per class name
 
 
 def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
@@ -64,11 +70,13 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                   max_panel_width: int = MAX_PANEL_WIDTH,
                   gdal_cache_mb: int = GDAL_CACHE_MB,
                   region: Window | None = None,
-                  max_pixels: int = MAX_SCENE_PIXELS) -> SceneResult:
+                  max_pixels: int = MAX_SCENE_PIXELS,
+                  polygon_options: PolygonOptions | None = None) -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
     model's resolution and on the scene's grid.
 
     ``region`` (a rasterio Window) predicts only that part of the scene, georeferenced.
+    ``polygons_path`` also writes class polygons (serving/polygons.py, ``polygon_options``).
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask. Anything
@@ -89,42 +97,67 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                 raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
             except RasterioError as exc:
                 raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
-            polygon_count = None
+            polygon_counts = None
             if polygons_path is not None:
-                polygon_count = write_polygons(Path(out_path), Path(polygons_path),
-                                               config.class_names, config.ignore_index)
+                polygon_counts = write_polygons(Path(out_path), Path(polygons_path),
+                                                config.class_names, config.ignore_index,
+                                                polygon_options or PolygonOptions())
     class_pixels = {name: int(counts[i]) for i, name in enumerate(config.class_names)}
     class_pixels["ignored"] = int(counts[config.ignore_index])
     return SceneResult(Path(out_path), polygons_path and Path(polygons_path),
-                       int(region.width), int(region.height), class_pixels, polygon_count)
+                       int(region.width), int(region.height), class_pixels,
+                       None if polygon_counts is None else sum(polygon_counts.values()),
+                       polygon_counts)
 
 
 #: Largest block ``check_scene`` decodes to read a scene's last pixel.
 _PROBE_BLOCK_BYTES = 16 * 2**20
 
 
+@dataclass(frozen=True)
+class SceneNotes:
+    """What to tell the user about a scene before predicting it: how it is resampled (one
+    line, or None when it is predicted as it is) and warnings about its resolution, pixel
+    type and values, each one line naming the file."""
+
+    resampling: str | None
+    warnings: list[str]
+
+
 def check_scene(input_path: Path, config: ServingConfig, *, region: Window | None = None,
-                max_pixels: int = MAX_SCENE_PIXELS) -> None:
+                max_pixels: int = MAX_SCENE_PIXELS) -> SceneNotes:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
     scene opens, has the model's band count and fits ``max_pixels``; and the last pixel of a
     GeoTIFF in blocks of at most _PROBE_BLOCK_BYTES reads, so a file cut short is found
     before minutes of loading and predicting (a whole-image strip, a PNG or a JPEG would be
     decoded whole for it: those are found when prediction reads them). A SceneError naming
-    the file otherwise."""
+    the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
+    sample of its pixels."""
     with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with _open_scene(input_path) as src:
-            _check_scene(input_path, src, config, region, max_pixels)
-            rows, cols = src.block_shapes[0]
-            block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
-            if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
-                return
-            last = Window(src.width - 1, src.height - 1, 1, 1)
-            try:
-                src.read(window=last)
-            except RasterioError as exc:
-                raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
-                                 f"data?): {exc.__cause__ or exc}") from None
+            region, grid = _check_scene(input_path, src, config, region, max_pixels)
+            _probe_last_pixel(input_path, src)
+            what = str(input_path)
+            nodata = src.nodata if src.nodata is not None else config.nodata
+            notes = pixel_warnings(config, src.dtypes[0], sample_dataset(src, region),
+                                   nodata, what)
+            if warning := resolution_warning(config, src, what=what):
+                notes.insert(0, warning)
+            return SceneNotes(resampling_note(config, grid, src), notes)
+
+
+def _probe_last_pixel(input_path: Path, src) -> None:
+    rows, cols = src.block_shapes[0]
+    block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
+    if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
+        return
+    last = Window(src.width - 1, src.height - 1, 1, 1)
+    try:
+        src.read(window=last)
+    except RasterioError as exc:
+        raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
+                         f"data?): {exc.__cause__ or exc}") from None
 
 
 def _open_scene(input_path: Path):
@@ -212,43 +245,3 @@ def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator
                 progress(done, total)
         writer.flush()
     return counts
-
-
-def _crs_member(crs) -> dict | None:
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
-    return {"type": "name", "properties": {"name": name}}
-
-
-def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
-                   ignore_index: int, block: int = 2048) -> int:
-    """Vectorize a mask GeoTIFF block by block into GeoJSON in the mask's CRS.
-
-    Polygons are cut at the block grid (``block`` pixels) so memory stays bounded; each
-    feature carries ``class_id`` and ``class_name``. Returns the number of features."""
-    count = 0
-    with rasterio.open(mask_path) as src, atomic_path(out_path) as tmp, \
-            open(tmp, "w") as out:
-        header = {"type": "FeatureCollection"}
-        crs = _crs_member(src.crs)
-        if crs:
-            header["crs"] = crs
-        out.write(json.dumps(header)[:-1] + ', "features": [\n')
-        for row in range(0, src.height, block):
-            for col in range(0, src.width, block):
-                window = Window(col, row, min(block, src.width - col),
-                                min(block, src.height - row))
-                data = src.read(1, window=window)
-                shapes = rasterio.features.shapes(
-                    data, mask=data != ignore_index, transform=src.window_transform(window))
-                for geometry, value in shapes:
-                    class_id = int(value)
-                    feature = {"type": "Feature", "geometry": geometry,
-                               "properties": {"class_id": class_id,
-                                              "class_name": class_names[class_id]}}
-                    out.write((",\n" if count else "") + json.dumps(feature))
-                    count += 1
-        out.write("\n]}\n")
-    return count

@@ -1,5 +1,6 @@
 """The model server: MLflow's scoring app (the one `mlflow models serve` runs: /invocations,
-/ping, /health, /version) behind serving/guard.py, on uvicorn.
+/ping, /health, /version) plus GET /model (which model it runs), behind serving/guard.py, on
+uvicorn.
 
     python -m serving.server --model-uri models:/segpipe@champion [--host 127.0.0.1]
         [--port 5001] [--workers 1] [--timeout 600] [--max-request-mb 1000] ...
@@ -38,6 +39,7 @@ from serving.options import (  # noqa: F401  the defaults others name the server
 )
 
 _MODEL_PATH_ENV = "SEGPIPE_SERVING_MODEL_PATH"
+_MODEL_URI_ENV = "SEGPIPE_SERVING_MODEL_URI"
 _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
 _MAX_JSON_VALUES_ENV = "SEGPIPE_SERVING_MAX_JSON_VALUES"
 _WORKERS_ENV = "SEGPIPE_SERVING_WORKERS"
@@ -73,6 +75,7 @@ def create_app():
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
     app = scoring_server.init(model)
+    app.get("/model")(model_route(model, os.environ.get(_MODEL_URI_ENV)))
     python_model = model.unwrap_python_model()
     # A model logged before the server took turns and deadlines from its handler has
     # neither: its requests then go in at once and run to their end, as they did.
@@ -114,6 +117,25 @@ def _check_memory(guard: RequestGuard, max_pixels: int) -> None:
         workers = int(os.environ.get(_WORKERS_ENV, "1"))
         if warning := sizing.memory_warning(peak, workers, limit, source, detail):
             logger.warning(warning)
+
+
+def model_route(model, model_uri: str | None):
+    """GET /model: which model this server runs, so a client can check it is the one it
+    means (`segpipe predict --endpoint`): the URI the server was started with, the logged
+    model's id and run, its serving config and the params it takes."""
+    from fastapi.responses import JSONResponse
+
+    config = getattr(model.unwrap_python_model(), "config", None)
+    schema = model.metadata.get_params_schema()
+    body = {"model_uri": model_uri, "model_uuid": model.metadata.model_uuid,
+            "run_id": model.metadata.run_id,
+            "serving_config": None if config is None else config.model_dump(mode="json"),
+            "params": sorted(spec.name for spec in schema.params) if schema else []}
+
+    async def describe() -> JSONResponse:
+        return JSONResponse(body)
+
+    return describe
 
 
 def dataframe_route(python_model):
@@ -268,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="segpipe-serve-") as folder:
         os.environ[_MODEL_PATH_ENV] = _download(args.model_uri, folder)
+        os.environ[_MODEL_URI_ENV] = args.model_uri
         os.environ[_MAX_REQUEST_ENV] = str(args.max_request_mb * 10**6)
         os.environ[_MAX_JSON_VALUES_ENV] = str(args.max_json_values)
         os.environ[_WORKERS_ENV] = str(args.workers)

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from pipelines.cli import data, evaluate, run, serve
+from pipelines.cli import data, evaluate, predict, run, serve
 from pipelines.cli.help_format import Command, Group
 from pipelines.ui.command import ui
 
@@ -51,6 +51,6 @@ app.command("run", cls=Command)(run.run)
 app.command("compile", cls=Command)(run.compile_pipeline)
 app.command("submit", cls=Command)(run.submit)
 app.command("serve", cls=Command)(serve.serve)
-app.command("predict", cls=Command)(serve.predict)
+app.command("predict", cls=Command)(predict.predict)
 app.command("evaluate", cls=Command)(evaluate.evaluate)
 app.command("ui", cls=Command)(ui)

@@ -1,19 +1,15 @@
-"""`segpipe serve` and `segpipe predict`."""
+"""`segpipe serve`."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import typer
 
 from pipelines.cli.errors import fail
-from pipelines.cli.paths import check_suffix, check_writable, same_file
 from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import options, server
-from serving.config import MAX_OVERLAP
-from serving.scene import MAX_SCENE_PIXELS
 
 
 def _server_default(dest: str) -> str:
@@ -71,123 +67,3 @@ def serve(
     # Become the server so signals (Ctrl-C, SIGTERM from a supervisor) reach it directly.
     os.execve(sys.executable, [sys.executable, "-m", "serving.server", *flags],
               dict(os.environ))
-
-
-# What predict writes, by the names the files may have.
-MASK_SUFFIXES = (".tif", ".tiff")
-POLYGON_SUFFIXES = (".geojson", ".json")
-
-
-def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
-    """Refuse outputs that would overwrite the scene or each other, are named for another
-    format than the one written, or cannot be written."""
-    if same_file(out, input):
-        raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
-    if polygons is not None:
-        if same_file(polygons, input):
-            raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
-                  f"overwrite it", 2)
-        if same_file(polygons, out):
-            raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
-                  f"names", 2)
-    check_writable("--out", out)
-    check_suffix("--out", out, "a GeoTIFF mask", MASK_SUFFIXES)
-    if polygons is not None:
-        check_writable("--polygons", polygons)
-        check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
-
-
-def predict(
-    input: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                 help="scene: GeoTIFF (any size), PNG or JPEG"),
-    out: Path = typer.Option(..., "--out",
-                             help="mask to write: a GeoTIFF, named .tif or .tiff"),
-    model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
-                                  help="registered model, runs:/ URI or local model folder"),
-    endpoint: str | None = typer.Option(
-        None, "--endpoint", help="scoring server URL; windows are sent there (the model URI "
-                                 "is then read only for its classes and window size)"),
-    tta: bool = typer.Option(False, "--tta", help="average the 8 flips/rotations"),
-    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=MAX_OVERLAP,
-                                         help="window overlap (default: the model's)"),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-    polygons: Path | None = typer.Option(None, "--polygons",
-                                         help="also write class polygons: GeoJSON, named "
-                                              ".geojson or .json"),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
-                                            help="MLflow tracking URI (default: environment)"),
-    max_pixels: int = typer.Option(
-        MAX_SCENE_PIXELS, "--max-pixels", min=1,
-        help="largest scene to predict, checked from its header before any pixel is read"),
-) -> None:
-    """Predict a georeferenced mask for a scene of any size, window by window."""
-    from serving.remote import EndpointError
-    from serving.urls import UrlError, check_http_url
-
-    _check_outputs(input, out, polygons)
-    if endpoint:
-        try:
-            check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
-        except UrlError as exc:
-            raise fail(str(exc), 2) from None
-    use_store(model_uri, tracking_uri)
-    from serving.remote import load_serving_config
-    from serving.scene import SceneError, check_scene, predict_scene
-
-    # The scene is checked against the model's serving config alone (two small files),
-    # before the network loads or a window goes to the server.
-    try:
-        config = load_serving_config(model_uri)
-    except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
-        raise fail(f"model {model_uri}: cannot read its serving config "
-              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
-    try:
-        check_scene(input, config, max_pixels=max_pixels)
-    except SceneError as exc:
-        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
-    if endpoint:
-        from serving.remote import check_endpoint_reachable
-
-        try:
-            check_endpoint_reachable(endpoint)
-        except EndpointError as exc:
-            raise fail(str(exc), 1) from None
-    from serving.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from serving.predict import ScenePredictor
-    from serving.pyfunc import load_predictor
-    from serving.remote import endpoint_predict_fn
-
-    if endpoint:
-        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config,
-                                   normalize=False)
-        tta_local = False  # the server averages the flips of each window
-    else:
-        predictor = load_predictor(model_uri)
-        tta_local = tta
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"predicting {input.name}", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        try:
-            result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
-                                   batch_size=batch_size, polygons_path=polygons,
-                                   progress=progress, max_pixels=max_pixels)
-        except SceneError as exc:
-            raise typer.BadParameter(str(exc), param_hint="INPUT") from None
-        except EndpointError as exc:
-            raise fail(str(exc), 1) from None
-        except OSError as exc:  # writing the mask or the polygons
-            raise fail(f"cannot write the output: {exc}", 1) from None
-    typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
-    if result.polygons_path:
-        typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons)")
-    for name, count in result.class_pixels.items():
-        typer.echo(f"  {name}: {count} px")

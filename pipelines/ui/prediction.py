@@ -4,6 +4,7 @@ mask GeoTIFF; polygons through serving's write_polygons."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import uuid
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
+from serving.polygons import PolygonOptions
 from serving.predict import ScenePredictor
 
 if TYPE_CHECKING:
@@ -33,16 +35,38 @@ class PredictOptions:
 def model_caption(version: VersionSummary, config: ServingConfig, max_pixels: int,
                   endpoint: str | None = None) -> str:
     """The Predict page's line about the model. With ``endpoint`` the mask comes from the
-    model the server was started with, which the server does not name (its /version is
-    MLflow's), so the sidebar version's scores are not shown as the result's: the version
-    only lends its classes, colours and window."""
+    model the server was started with; Predict refuses a server that says it runs another
+    (check_model_server), but an older server does not say, so the sidebar version's
+    scores are not shown as the result's: the version lends its classes, colours and
+    window."""
     shape = (f"{config.in_channels} band(s), {config.num_classes} classes, "
              f"{config.patch_size} px windows. Scenes up to {max_pixels / 1e6:g} megapixels.")
     if endpoint is None:
         return f"{version.label()}: {shape}"
     return (f"Model server {endpoint}: it predicts with the model it was started with, "
-            f"whatever version the sidebar shows. Classes, colours and windows of "
-            f"v{version.version}: {shape}")
+            f"which must be v{version.version} (checked before predicting). Classes, "
+            f"colours and windows of v{version.version}: {shape}")
+
+
+def check_model_server(endpoint: str, model_uri: str) -> str | None:
+    """The server answers and runs ``model_uri``'s model: a UiError naming both models
+    otherwise; a warning line when the server does not say which it runs."""
+    from serving.remote import (
+        EndpointError,
+        OtherModel,
+        check_endpoint_model,
+        check_endpoint_reachable,
+        load_model_card,
+    )
+
+    try:
+        check_endpoint_reachable(endpoint)
+        return check_endpoint_model(endpoint, load_model_card(model_uri))
+    except OtherModel as exc:
+        raise UiError(f"model server: {exc}; pick the server's model in the sidebar, run "
+                      f"in this app, or restart the server on this version") from None
+    except EndpointError as exc:
+        raise UiError(f"model server: {exc}") from None
 
 
 def result_source(version: VersionSummary, endpoint: str | None) -> str:
@@ -103,6 +127,19 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
         raise UiError(f"model server: {exc}") from None
 
 
+def scene_notes(scene: Path, name: str, config: ServingConfig, max_pixels: int):
+    """serving's notes about a scene before it is predicted (how it is resampled, warnings
+    about its resolution, pixel type and values: serving.scene.SceneNotes), naming the
+    user's file; a scene it cannot predict is a UiError naming it."""
+    from serving.scene import SceneError, SceneNotes, check_scene
+
+    try:
+        notes = check_scene(scene, config, max_pixels=max_pixels)
+    except SceneError as exc:
+        raise UiError(users_name(str(exc), scene, name)) from None
+    return SceneNotes(notes.resampling, [users_name(w, scene, name) for w in notes.warnings])
+
+
 def users_name(message: str, scene: Path, name: str) -> str:
     """``message`` with the app's file (its path, and its bare name as GDAL's detail gives
     it: 'upload.tif, band 1: IReadBlock failed') named as the user knows it. One pass, so a
@@ -111,11 +148,30 @@ def users_name(message: str, scene: Path, name: str) -> str:
     return re.sub(pattern, lambda _: name, message)
 
 
-def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int) -> bytes:
-    """Class polygons of a mask as GeoJSON bytes (written beside the mask once)."""
-    from serving.scene import write_polygons
+def map_unit(mask_path: Path) -> tuple[str, bool]:
+    """The unit of a mask's coordinates for the polygon options ("m", "°", "px" without
+    georeferencing) and whether it has a CRS to transform from."""
+    import rasterio
 
-    out = mask_path.with_name(POLYGONS_NAME)
+    with rasterio.open(mask_path) as src:
+        crs = src.crs
+    if crs is None:
+        return "px", False
+    if crs.is_geographic:
+        return "°", True
+    factor = crs.linear_units_factor
+    return ("m" if factor[1] == 1 else factor[0]), True
+
+
+def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int,
+                     options: PolygonOptions | None = None) -> bytes:
+    """Class polygons of a mask as GeoJSON bytes (serving/polygons.py), written beside the
+    mask once per set of options."""
+    from serving.polygons import write_polygons
+
+    options = options or PolygonOptions()
+    digest = hashlib.sha256(repr(options).encode()).hexdigest()[:12]
+    out = mask_path.with_name(f"{Path(POLYGONS_NAME).stem}-{digest}.geojson")
     if not out.is_file():
-        write_polygons(mask_path, out, class_names, ignore_index)
+        write_polygons(mask_path, out, class_names, ignore_index, options)
     return out.read_bytes()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.raster import invalid_pixels as data_plane_invalid
-from serving.pixels import invalid_pixels, normalize_image
+from serving.pixels import compact, invalid_as_nan, invalid_pixels, normalize_image
 
 
 def test_nodata_needs_every_band_and_nan_any_band():
@@ -83,3 +83,35 @@ def test_every_band_at_nodata_is_the_same_rule_for_any_integer_pixel_width(dtype
         wide = np.zeros((9, 14, bands), dtype)
         wide[:, ::2] = pixels
         np.testing.assert_array_equal(invalid_pixels(wide[:, ::2], nodata), expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "int32", "float32", "float64"])
+def test_invalid_as_nan_normalizes_as_the_raw_pixels_with_their_nodata(dtype):
+    """What an --endpoint client sends: a reader that knows no nodata finds the same invalid
+    pixels and the same z-scores as one that reads the raw pixels with the scene's nodata."""
+    rng = np.random.default_rng(0)
+    high = 200 if dtype == "uint8" else 30000
+    raw = rng.integers(0, high, (6, 7, 3)).astype(dtype)
+    raw[2, 3] = 99  # the scene's nodata in every band
+    raw[4, 1, 0] = 99  # in one band only: valid
+    invalid = invalid_pixels(raw, 99)
+    sent = invalid_as_nan(raw, invalid)
+    assert sent.dtype == (np.float64 if dtype in ("int32", "float64") else np.float32)
+    np.testing.assert_array_equal(invalid_pixels(sent, None), invalid)
+    mean, std = [12.5, 80.0, 1000.25], [3.0, 40.5, 700.0]
+    np.testing.assert_array_equal(normalize_image(sent, mean, std),
+                                  normalize_image(raw, mean, std, 99))
+
+
+def test_compact_windows_travel_in_the_smallest_exact_type():
+    window = np.array([[[0.0, 255.0]]], np.float32)
+    assert compact(window).dtype == np.uint8
+    assert compact(window - 1).dtype == np.int16
+    assert compact(window * 200).dtype == np.uint16
+    for kept in (window + 0.5, window * 1000, np.where(window > 0, np.nan, window),
+                 window.astype(np.float64)):
+        assert compact(kept) is kept
+    mean, std = [10.0, 2000.0], [3.0, 7.0]
+    for sent in (window, window - 1, window * 200):
+        np.testing.assert_array_equal(normalize_image(compact(sent), mean, std),
+                                      normalize_image(sent, mean, std))

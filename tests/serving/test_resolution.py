@@ -39,9 +39,10 @@ def slope_scene() -> np.ndarray:
     return image
 
 
-def write_geotiff(path, image: np.ndarray, pixel: float = 0.5, crs: str = "EPSG:32644"):
+def write_geotiff(path, image: np.ndarray, pixel: float = 0.5, crs: str = "EPSG:32644",
+                  nodata: float = 0):
     profile = dict(driver="GTiff", width=image.shape[1], height=image.shape[0], count=BANDS,
-                   dtype=image.dtype.name, crs=crs, nodata=0,
+                   dtype=image.dtype.name, crs=crs, nodata=nodata,
                    transform=from_origin(600000.0, 2700000.0, pixel, pixel))
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.moveaxis(image, -1, 0))
@@ -97,6 +98,20 @@ def test_array_route_resamples_like_the_scene_route(tmp_path):
     np.testing.assert_array_equal(np.argmax(probs[:, BORDER:], -1), mask[:, BORDER:])
     assert accuracy(mask) > 0.99
     assert accuracy(predictor.predict_array(image, nodata=0, resample=False)) < 0.6
+
+
+def test_nan_in_an_array_is_resampled_as_a_files_nodata(tmp_path):
+    """Invalid pixels sent as NaN (an array from a scene with nodata) stay out of their
+    neighbours' resampled values, as a GeoTIFF's nodata does; NaN inside Lanczos' kernel
+    would blank the model pixels around a hole."""
+    image = slope_scene()
+    image[:, :BORDER] = np.nan
+    image[40:52, 20:30] = np.nan  # a hole in the ramp
+    predictor = ScenePredictor(slope_model, make_config(scale=0.5, nodata=None))
+    scene = write_geotiff(tmp_path / "scene.tif", image, nodata=float("nan"))
+    predict_scene(predictor, scene, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as out:
+        np.testing.assert_array_equal(predictor.predict_array(image), out.read(1))
 
 
 def test_region_is_resampled_and_georeferenced(tmp_path):

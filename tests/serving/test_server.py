@@ -191,7 +191,12 @@ def test_plain_mlflow_server_enforces_the_tensor_signature(logged_model, serving
     """Under `mlflow models serve` alone the model's signature is MLflow's contract: the tensor
     route answers, a tensor of other bands is refused by MLflow itself, and the .npy route,
     which only segpipe's server takes, fails with a message saying so."""
-    from serving.remote import EndpointError, endpoint_predict_fn
+    from serving.remote import (
+        EndpointError,
+        check_endpoint_model,
+        endpoint_predict_fn,
+        load_model_card,
+    )
     from tests.serving.server import free_port, mlflow_serve
 
     server = mlflow_serve(logged_model["registered"], free_port(), tmp_path / "server.log",
@@ -201,12 +206,16 @@ def test_plain_mlflow_server_enforces_the_tensor_signature(logged_model, serving
         bad = invoke(server, {"inputs": np.zeros((1, 8, 8, BANDS + 1)).tolist()})
         with pytest.raises(EndpointError, match="serve it with the `segpipe serve` of the segpipe"):
             endpoint_predict_fn(server.url)(pixels(8, 8)[None].astype(np.float32))
+        unsaid = check_endpoint_model(server.url, load_model_card(logged_model["local_path"]))
     finally:
         server.stop()
     assert good.status_code == 200
     assert np.asarray(good.json()["predictions"]).shape == (1, 16, 16)
     assert bad.status_code == 400
     assert f"does not match expected shape (-1, -1, -1, {BANDS})" in bad.text
+    assert unsaid == (f"endpoint {server.url} does not say which model it serves (GET /model "
+                      f"answered 404: an older segpipe server, or MLflow's own); the mask is "
+                      f"right only if it runs {logged_model['local_path']}")
 
 
 def test_logged_model_carries_a_raw_pixel_input_example_it_can_predict(logged_model,

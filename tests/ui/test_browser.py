@@ -89,6 +89,16 @@ def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scen
     assert polygons["crs"]["properties"]["name"].endswith("EPSG::32644")
     assert polygons["features"]
     assert {f["properties"]["class_name"] for f in polygons["features"]} <= set(CLASS_NAMES)
+
+    page.get_by_text("Polygon options").click()
+    page.get_by_text("Longitude/latitude (EPSG:4326), for web maps").click()
+    page.get_by_text("Polygons in longitude/latitude (EPSG:4326).").wait_for()  # rerun done
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download polygons (GeoJSON)").click()
+    web = json.loads(Path(download.value.path()).read_text())
+    assert "crs" not in web  # RFC 7946
+    lon, lat = web["features"][0]["geometry"]["coordinates"][0][0]
+    assert 81 < lon < 83 and 24 < lat < 25
     _no_traceback(page)
 
 
@@ -97,6 +107,15 @@ def test_wrong_band_count_is_a_message(page, ui_app, tmp_path):
     _upload(page, ui_app, three_bands)
     page.get_by_text("rgb.tif: wrong band count: 3 band(s), the model expects 4").wait_for()
     assert page.get_by_role("button", name="Predict", exact=True).count() == 0
+    _no_traceback(page)
+
+
+def test_an_8_bit_export_is_warned_about_before_predicting(page, ui_app, tmp_path):
+    export = write_scene(tmp_path / "export8.tif", 64, dtype="uint8")
+    _upload(page, ui_app, export)
+    page.get_by_text("export8.tif is uint8, but the model was trained on float32 pixels "
+                     "(band means 500)").wait_for()
+    page.get_by_role("button", name="Predict", exact=True).wait_for()  # a warning, no refusal
     _no_traceback(page)
 
 

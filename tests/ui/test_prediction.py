@@ -10,13 +10,17 @@ import rasterio
 
 from pipelines.ui.prediction import (
     PredictOptions,
+    check_model_server,
     local_predictor,
+    map_unit,
     new_result_dir,
     polygons_geojson,
     remote_predictor,
     run_prediction,
+    scene_notes,
 )
 from pipelines.ui.settings import UiError
+from serving.polygons import PolygonOptions
 from serving.scene import predict_scene
 from tests.ui.harness import CLASS_NAMES, free_port, serving_config, write_scene
 
@@ -51,6 +55,15 @@ def test_mask_equals_segpipe_predicts_and_keeps_the_georeference(predictor, tmp_
     geojson = json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255))
     assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32644"
     assert {f["properties"]["class_name"] for f in geojson["features"]} <= set(CLASS_NAMES)
+    assert map_unit(result.mask_path) == ("m", True)
+    options = PolygonOptions(classes=("tea",), min_area=1.0, crs="EPSG:4326")
+    web = json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255, options))
+    assert "crs" not in web and web["features"]
+    assert {f["properties"]["class_name"] for f in web["features"]} == {"tea"}
+    lon, lat = web["features"][0]["geometry"]["coordinates"][0][0]
+    assert 81 < lon < 83 and 24 < lat < 25
+    # the default file is still the one asked for first
+    assert json.loads(polygons_geojson(result.mask_path, CLASS_NAMES, 255)) == geojson
 
 
 def test_scene_errors_name_the_users_file(predictor, tmp_path):
@@ -89,15 +102,38 @@ def test_a_session_keeps_one_result_on_disk(tmp_path):
     assert not first.exists() and second.is_dir() and (tmp_path / "upload").is_dir()
 
 
+def log_other_model(tmp_path) -> str:
+    """Another logged model (other class names) in the active store, not registered."""
+    import mlflow
+
+    from segmodels import build_model
+    from serving.pyfunc import log_segmentation_model
+
+    path = tmp_path / "other.keras"
+    build_model("unet", num_classes=3, in_channels=4, depth=2, filters=2).save(path)
+    config = serving_config().model_copy(update={"class_names": ["a", "b", "c"]})
+    with mlflow.start_run(run_name="other"):
+        return f"runs:/{log_segmentation_model(path, config).run_id}/model"
+
+
 def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path):
     """Windows sent to a real scoring server (which does the flips) blend into the mask the
-    model gives in the app, TTA included."""
+    model gives in the app, TTA included; the server must run the sidebar's version."""
     from tests.serving.server import segpipe_serve
 
     model_uri = f"models:/{tracking_store.name}/1"
     server = segpipe_serve(model_uri, free_port(), tmp_path / "server.log",
                            MLFLOW_TRACKING_URI=tracking_store.tracking_uri).wait_ready()
     try:
+        assert check_model_server(server.url, model_uri) is None
+        # v2 is the same logged model as v1 (the harness registers it twice)
+        assert check_model_server(server.url, f"models:/{tracking_store.name}/2") is None
+        other = log_other_model(tmp_path)
+        with pytest.raises(UiError, match=rf"^model server: endpoint {server.url} serves "
+                           rf"{model_uri} \(logged model m-\w+, run \w+\), not "
+                           rf"{other} .*: classes \['soil', 'tea', 'water'\] there, "
+                           r"\['a', 'b', 'c'\] here; pick the server's model in the sidebar"):
+            check_model_server(server.url, other)
         scene = write_scene(tmp_path / "scene.tif", 64, seed=2)
         options = PredictOptions(tta=True, overlap=0.5)
         here = run_prediction(predictor, scene, "scene.tif", tmp_path / "here", options)
@@ -111,8 +147,8 @@ def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path)
 
 
 def test_model_server_results_are_not_credited_to_the_sidebar_version():
-    """The server runs the model it was started with (it does not say which), so neither
-    the page's caption nor the result's names the sidebar version's scores."""
+    """The server runs the model it was started with (an older one does not say which), so
+    neither the page's caption nor the result's names the sidebar version's scores."""
     from pipelines.ui.prediction import model_caption, result_source
     from pipelines.ui.registry import VersionSummary
 
@@ -124,6 +160,25 @@ def test_model_server_results_are_not_credited_to_the_sidebar_version():
     there = model_caption(version, serving_config(), 100_000_000, endpoint)
     assert "mIoU" not in there and "champion" not in there
     assert there.startswith(f"Model server {endpoint}: it predicts with the model it was "
-                            "started with, whatever version the sidebar shows")
+                            "started with, which must be v1 (checked before predicting)")
     assert result_source(version, None) == "v1 · champion · mIoU 0.384"
     assert result_source(version, endpoint) == f"the model server {endpoint} (its own model)"
+
+
+def test_scene_notes_name_the_users_file(tmp_path):
+    """The resampling and the warnings the page shows above the options, from the upload's
+    temporary file but naming the user's."""
+    eight_bit = write_scene(tmp_path / "upload.tif", 64, dtype="uint8")
+    notes = scene_notes(eight_bit, "export.tif", serving_config(), 1_000_000)
+    assert notes.resampling is None
+    assert notes.warnings == [
+        "export.tif is uint8, but the model was trained on float32 pixels (band means 500): "
+        "values of another range than training's give a wrong mask; predict the original "
+        "float32 data if you have it"]
+    trained_at_1m = serving_config().model_copy(update={"gsd": 1.0})
+    scene = write_scene(tmp_path / "upload2.tif", 64)  # 0.5 m
+    notes = scene_notes(scene, "field.tif", trained_at_1m, 1_000_000)
+    assert notes.resampling == "resampled 0.5 m -> 1 m (model grid 32x32) and back"
+    assert notes.warnings == []
+    with pytest.raises(UiError, match=r"^field\.tif: too many pixels"):
+        scene_notes(scene, "field.tif", trained_at_1m, 1000)

@@ -14,18 +14,23 @@ from pipelines.ui import areas, scenes, state
 from pipelines.ui.legend import legend_html
 from pipelines.ui.prediction import (
     PredictOptions,
+    check_model_server,
+    map_unit,
     model_caption,
     new_result_dir,
     polygons_geojson,
     remote_predictor,
     result_source,
     run_prediction,
+    scene_notes,
 )
 from pipelines.ui.render import Preview, overlay, read_mask, read_preview
 from serving.config import MAX_OVERLAP
+from serving.polygons import BACKGROUND_NAMES, WGS84, PolygonOptions
 
 _UPLOAD_KEY = "segpipe.upload"
 _RESULT_KEY = "segpipe.result"
+_NOTES_KEY = "segpipe.scene_notes"
 UPLOAD, DATA_FOLDER = "Upload", "Data folder"
 IN_APP, ENDPOINT = "In this app", "Model server"
 
@@ -96,6 +101,8 @@ def _options(config, endpoint: str | None) -> PredictOptions:
 
 def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple) -> Result:
     if options.endpoint:
+        if warning := check_model_server(options.endpoint, version.model_uri):
+            st.warning(warning)
         predictor = remote_predictor(options.endpoint, config, options.tta)
     else:
         predictor = state.local_predictor(version.model_uri)
@@ -139,11 +146,51 @@ def _show(result: Result, config) -> None:
     legend_col.download_button("Download mask (GeoTIFF)", data=mask_path.read_bytes,
                                file_name=f"{stem}_mask.tif", mime="image/tiff",
                                on_click="ignore", key="segpipe.download_mask")
+    options = _polygon_options(legend_col, config, mask_path)
     legend_col.download_button(
         "Download polygons (GeoJSON)",
-        data=lambda: polygons_geojson(mask_path, config.class_names, config.ignore_index),
+        data=lambda: polygons_geojson(mask_path, config.class_names, config.ignore_index,
+                                      options),
         file_name=f"{stem}_mask.geojson", mime="application/geo+json", on_click="ignore",
         key="segpipe.download_polygons")
+    legend_col.caption("Polygons in longitude/latitude (EPSG:4326)." if options.crs
+                       else "Polygons in the scene's CRS.")
+
+
+def _polygon_options(column, config, mask_path: Path) -> PolygonOptions:
+    """The polygon download's options, as `segpipe predict`'s --polygon-classes,
+    --min-area, --simplify and --polygons-crs."""
+    unit, georeferenced = map_unit(mask_path)
+    with column.expander("Polygon options", key="segpipe.polygon_options", on_change="rerun"):
+        classes = st.multiselect(
+            "Classes", config.class_names, key="segpipe.polygon_classes",
+            default=[n for n in config.class_names if n.lower() not in BACKGROUND_NAMES])
+        min_area = st.number_input(f"Minimum area ({unit}²)", min_value=0.0, value=0.0,
+                                   key="segpipe.min_area",
+                                   help="smaller regions are left out")
+        simplify = st.number_input(f"Simplify within ({unit})", min_value=0.0, value=0.0,
+                                   key="segpipe.simplify",
+                                   help="0 keeps the pixel outlines")
+        wgs84 = st.checkbox("Longitude/latitude (EPSG:4326), for web maps",
+                            key="segpipe.wgs84", disabled=not georeferenced,
+                            help="otherwise in the scene's CRS")
+    return PolygonOptions(classes=tuple(classes), min_area=min_area, simplify=simplify,
+                          crs=WGS84 if wgs84 else None)
+
+
+def _show_notes(scene: Scene, model_uri: str, config, max_pixels: int) -> None:
+    """How the scene is resampled and what about it is not what the model learnt from,
+    above the options (read once per scene and model: every widget change reruns this)."""
+    key = (scene.key, model_uri)
+    held = st.session_state.get(_NOTES_KEY)
+    if held is None or held[0] != key:
+        held = (key, scene_notes(scene.path, scene.name, config, max_pixels))
+        st.session_state[_NOTES_KEY] = held
+    notes = held[1]
+    for warning in notes.warnings:
+        st.warning(warning)
+    if notes.resampling:
+        st.caption(f"At the model's resolution: {notes.resampling}.")
 
 
 def page() -> None:
@@ -169,6 +216,7 @@ def page() -> None:
     info = scenes.inspect_scene(scene.path, scene.name, config.in_channels,
                                 settings.max_pixels)
     st.caption(f"{scene.name}: {info.describe()}")
+    _show_notes(scene, version.model_uri, config, settings.max_pixels)
     options = _options(config, settings.endpoint)
     key = (scene.key, version.model_uri, options)
     if st.button("Predict", type="primary", key="segpipe.predict"):

@@ -1,0 +1,216 @@
+"""`segpipe predict`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.errors import fail
+from pipelines.cli.paths import check_suffix, check_writable, same_file
+from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
+from serving import server
+from serving.config import MAX_OVERLAP
+from serving.scene import MAX_SCENE_PIXELS
+
+# What predict writes, by the names the files may have.
+MASK_SUFFIXES = (".tif", ".tiff")
+POLYGON_SUFFIXES = (".geojson", ".json")
+
+
+def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
+    """Refuse outputs that would overwrite the scene or each other, are named for another
+    format than the one written, or cannot be written."""
+    if same_file(out, input):
+        raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
+    if polygons is not None:
+        if same_file(polygons, input):
+            raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
+                  f"overwrite it", 2)
+        if same_file(polygons, out):
+            raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
+                  f"names", 2)
+    check_writable("--out", out)
+    check_suffix("--out", out, "a GeoTIFF mask", MASK_SUFFIXES)
+    if polygons is not None:
+        check_writable("--polygons", polygons)
+        check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
+
+
+def _polygon_options(polygons: Path | None, classes: list[str] | None, min_area: float,
+                     simplify: float, crs: str | None):
+    """The polygon options; any of them without --polygons is refused (exit code 2)."""
+    from serving.polygons import PolygonOptions
+
+    given = [flag for flag, value in (("--polygon-classes", classes), ("--min-area", min_area),
+                                      ("--simplify", simplify), ("--polygons-crs", crs))
+             if value]
+    if given and polygons is None:
+        verb = "shapes" if len(given) == 1 else "shape"
+        raise fail(f"{', '.join(given)} {verb} the polygons: add --polygons FILE.geojson", 2)
+    names = tuple(n.strip() for item in classes or () for n in item.split(",") if n.strip())
+    return PolygonOptions(classes=names or None, min_area=min_area, simplify=simplify,
+                          crs=crs)
+
+
+def _check_polygon_options(options, class_names: list[str], scene: Path) -> None:
+    """Classes the model has, a CRS that exists and a scene CRS to transform from (exit
+    code 2 otherwise), before any work."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from serving.polygons import PolygonError, check_options
+
+    with warnings.catch_warnings(), rasterio.open(scene) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        crs = src.crs
+    try:
+        check_options(options, class_names, crs)
+    except PolygonError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _check_endpoint(endpoint: str, card) -> None:
+    """The server answers (exit code 1 otherwise) and runs ``card``'s model (exit code 2
+    otherwise: the options name two models); a warning when it does not say which."""
+    from serving.remote import (
+        EndpointError,
+        OtherModel,
+        check_endpoint_model,
+        check_endpoint_reachable,
+    )
+
+    try:
+        check_endpoint_reachable(endpoint)
+        warning = check_endpoint_model(endpoint, card)
+    except OtherModel as exc:
+        raise fail(f"{exc}; start the server on {card.uri}, or predict with --model-uri "
+                   f"{exc.served}", 2) from None
+    except EndpointError as exc:
+        raise fail(str(exc), 1) from None
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def predict(
+    input: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                 help="scene: GeoTIFF (any size), PNG or JPEG"),
+    out: Path = typer.Option(..., "--out",
+                             help="mask to write: a GeoTIFF, named .tif or .tiff"),
+    model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
+                                  help="registered model, runs:/ URI or local model folder"),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint",
+        help="model server URL (`segpipe serve`); windows are sent there and blended here. "
+             "The server must run the --model-uri model (asked with GET /model before any "
+             "window; another model is refused), which lends its classes, window size and "
+             "resolution"),
+    tta: bool = typer.Option(False, "--tta", help="average the 8 flips/rotations"),
+    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=MAX_OVERLAP,
+                                         help="window overlap (default: the model's)"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+    polygons: Path | None = typer.Option(
+        None, "--polygons", help="also write class polygons: GeoJSON, named .geojson or "
+                                 ".json, in the scene's CRS unless --polygons-crs"),
+    polygon_classes: list[str] | None = typer.Option(
+        None, "--polygon-classes", metavar="<name>",
+        help="classes to polygonize, by name (repeat it or separate by commas; default: "
+             "every class not named background)"),
+    min_area: float = typer.Option(
+        0.0, "--min-area", min=0.0,
+        help="leave out polygons of a smaller area, in the scene CRS's units squared (m² "
+             "in UTM; pixels without georeferencing)"),
+    simplify: float = typer.Option(
+        0.0, "--simplify", min=0.0,
+        help="simplify polygon outlines within this tolerance, in the scene CRS's units "
+             "(m in UTM); 0 keeps the pixel outlines"),
+    polygons_crs: str | None = typer.Option(
+        None, "--polygons-crs",
+        help="write the polygons in this CRS, e.g. EPSG:4326 (RFC 7946 GeoJSON for web maps)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="MLflow tracking URI (default: environment)"),
+    max_pixels: int = typer.Option(
+        MAX_SCENE_PIXELS, "--max-pixels", min=1,
+        help="largest scene to predict, checked from its header before any pixel is read"),
+) -> None:
+    """Predict a georeferenced mask for a scene of any size, window by window."""
+    from serving.remote import EndpointError
+    from serving.urls import UrlError, check_http_url
+
+    _check_outputs(input, out, polygons)
+    polygon_options = _polygon_options(polygons, polygon_classes, min_area, simplify,
+                                       polygons_crs)
+    if endpoint:
+        try:
+            check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
+        except UrlError as exc:
+            raise fail(str(exc), 2) from None
+    use_store(model_uri, tracking_uri)
+    from serving.remote import load_model_card
+    from serving.scene import SceneError, check_scene, predict_scene
+
+    # The scene is checked against the model's serving config alone (two small files),
+    # before the network loads or a window goes to the server.
+    try:
+        card = load_model_card(model_uri)
+        config = card.config
+    except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
+        raise fail(f"model {model_uri}: cannot read its serving config "
+              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
+    try:
+        notes = check_scene(input, config, max_pixels=max_pixels)
+    except SceneError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+    if polygons is not None:
+        _check_polygon_options(polygon_options, config.class_names, input)
+    if endpoint:
+        _check_endpoint(endpoint, card)
+    for warning in notes.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if notes.resampling:
+        typer.echo(f"{input}: {notes.resampling}", err=True)
+    from serving.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from serving.predict import ScenePredictor
+    from serving.pyfunc import load_predictor
+    from serving.remote import endpoint_predict_fn
+
+    if endpoint:
+        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config,
+                                   normalize=False)
+        tta_local = False  # the server averages the flips of each window
+    else:
+        predictor = load_predictor(model_uri)
+        tta_local = tta
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"predicting {input.name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
+                                   batch_size=batch_size, polygons_path=polygons,
+                                   progress=progress, max_pixels=max_pixels,
+                                   polygon_options=polygon_options)
+        except SceneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+        except EndpointError as exc:
+            raise fail(str(exc), 1) from None
+        except OSError as exc:  # writing the mask or the polygons
+            raise fail(f"cannot write the output: {exc}", 1) from None
+    typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
+    if result.polygons_path:
+        per_class = ", ".join(f"{name} {count}" for name, count in
+                              result.polygon_counts.items())
+        typer.echo(f"wrote {result.polygons_path} ({result.polygon_count} polygons: "
+                   f"{per_class or 'no class asked for'})")
+    for name, count in result.class_pixels.items():
+        typer.echo(f"  {name}: {count} px")

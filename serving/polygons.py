@@ -1,0 +1,287 @@
+"""Class polygons of a mask GeoTIFF as GeoJSON, block by block (memory stays bounded for
+masks of any size): which classes, a minimum area, simplification and the output CRS.
+
+Polygons are cut at the BLOCK grid. A minimum area applies to whole regions, not to the
+pieces the grid cuts: each block is polygonized with a margin around it of as many pixels as
+the area holds (at most MAX_MARGIN), so a region smaller than the area lies whole inside the
+margin wherever it touches the block, and is left out; a larger one is kept, and clipped to
+the block. Areas and tolerances are in the mask CRS's units (m² and m for UTM), in pixels
+for a mask without georeferencing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.crs
+import rasterio.errors
+import rasterio.features
+import rasterio.warp
+from rasterio.windows import Window
+
+from serving.atomic import atomic_path
+
+#: Class names polygonized only when asked for by name (the ingest step names the ground no
+#: label covers "background").
+BACKGROUND_NAMES = frozenset({"background", "_background_"})
+BLOCK = 2048
+#: Widest margin (pixels) a block is read with for the minimum area; regions of more pixels
+#: that reach beyond it are kept whatever their area.
+MAX_MARGIN = 1024
+WGS84 = "EPSG:4326"
+
+
+class PolygonError(ValueError):
+    """Polygon options that do not fit the model or the mask; the message says which."""
+
+
+@dataclass(frozen=True)
+class PolygonOptions:
+    classes: tuple[str, ...] | None = None  # None: every class but the background
+    min_area: float = 0.0  # in the mask CRS's units squared (pixels without georeferencing)
+    simplify: float = 0.0  # tolerance in the mask CRS's units (0: the pixel outlines)
+    crs: str | None = None  # output CRS ("EPSG:4326"); None: the mask's
+
+
+def polygon_classes(class_names: list[str], wanted: tuple[str, ...] | None) -> list[int]:
+    """Class ids to polygonize: ``wanted`` by name, or every class not named background."""
+    if wanted is None:
+        return [i for i, name in enumerate(class_names)
+                if name.lower() not in BACKGROUND_NAMES]
+    if unknown := [name for name in wanted if name not in class_names]:
+        raise PolygonError(f"polygon classes {', '.join(unknown)} are not the model's "
+                           f"(its classes: {', '.join(class_names)})")
+    return sorted({class_names.index(name) for name in wanted})
+
+
+def check_options(options: PolygonOptions, class_names: list[str], mask_crs) -> None:
+    """PolygonError for what cannot be done, before any work."""
+    polygon_classes(class_names, options.classes)
+    if options.min_area < 0 or options.simplify < 0:
+        raise PolygonError("the minimum area and the simplification tolerance cannot be "
+                           "negative")
+    if options.crs is not None:
+        try:
+            rasterio.crs.CRS.from_user_input(options.crs)
+        except rasterio.errors.CRSError:
+            raise PolygonError(f"polygons CRS {options.crs!r} is not a CRS (try "
+                               f"{WGS84})") from None
+        if mask_crs is None:
+            raise PolygonError(f"polygons CRS {options.crs}: the scene has no CRS to "
+                               f"transform from")
+
+
+def _crs_member(crs) -> dict | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
+    return {"type": "name", "properties": {"name": name}}
+
+
+def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
+                   ignore_index: int, options: PolygonOptions = PolygonOptions(),
+                   block: int = BLOCK) -> dict[str, int]:
+    """Vectorize a mask GeoTIFF into GeoJSON features with ``class_id`` and ``class_name``,
+    in the mask's CRS or ``options.crs`` (EPSG:4326 is written as RFC 7946 GeoJSON: no
+    ``crs`` member, longitude first). Returns the feature count per class name."""
+    wanted = polygon_classes(class_names, options.classes)
+    counts = dict.fromkeys((class_names[i] for i in wanted), 0)
+    with rasterio.open(mask_path) as src, atomic_path(out_path) as tmp, \
+            open(tmp, "w") as out:
+        check_options(options, class_names, src.crs)
+        target = options.crs and rasterio.crs.CRS.from_user_input(options.crs)
+        header = {"type": "FeatureCollection"}
+        crs = _crs_member(target or src.crs)
+        if crs and not (target and target.to_epsg() == 4326):
+            header["crs"] = crs
+        out.write(json.dumps(header)[:-1] + ', "features": [\n')
+        written = 0
+        for polygons in _chunks(_polygons(src, wanted, ignore_index, options, block),
+                                options.simplify, src.crs, target):
+            for geometry, class_id in polygons:
+                feature = {"type": "Feature", "geometry": geometry,
+                           "properties": {"class_id": class_id,
+                                          "class_name": class_names[class_id]}}
+                out.write((",\n" if written else "") + json.dumps(feature))
+                written += 1
+                counts[class_names[class_id]] += 1
+        out.write("\n]}\n")
+    return counts
+
+
+def _to_crs(polygons: list[tuple[dict, int]], src_crs, target) -> list[tuple[dict, int]]:
+    """GeoJSON polygons in ``target``: one call for a block's vertices (a call per polygon,
+    as rasterio.warp.transform_geom makes, took as long as polygonizing)."""
+    xs, ys = [], []
+    for geometry, _ in polygons:
+        for ring in geometry["coordinates"]:
+            xs.extend(x for x, _ in ring)
+            ys.extend(y for _, y in ring)
+    if not xs:
+        return polygons
+    tx, ty = rasterio.warp.transform(src_crs, target, xs, ys)
+    moved, start = [], 0
+    for geometry, class_id in polygons:
+        rings = []
+        for ring in geometry["coordinates"]:
+            end = start + len(ring)
+            rings.append(list(zip(tx[start:end], ty[start:end], strict=True)))
+            start = end
+        moved.append(({"type": "Polygon", "coordinates": rings}, class_id))
+    return moved
+
+
+#: Polygons simplified or transformed in one call: a call per polygon cost as much as
+#: polygonizing, and a whole block's (up to a million polygons) would all be held at once.
+CHUNK = 4096
+
+
+def _chunks(polygons: Iterator[tuple], tolerance: float, src_crs,
+            target) -> Iterator[list[tuple[dict, int]] | Iterator[tuple[dict, int]]]:
+    """The kept polygons as GeoJSON, simplified and in ``target``, CHUNK at a time; as they
+    come when there is neither to do."""
+    if tolerance <= 0 and not target:
+        yield (_geojson(part, class_id) for part, class_id in polygons)
+        return
+    chunk: list = []
+    for item in polygons:
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield _finished(chunk, tolerance, src_crs, target)
+            chunk = []
+    if chunk:
+        yield _finished(chunk, tolerance, src_crs, target)
+
+
+def _finished(parts: list, tolerance: float, src_crs, target) -> list[tuple[dict, int]]:
+    polygons = _simplified(parts, tolerance) if tolerance > 0 else \
+        [_geojson(part, class_id) for part, class_id in parts]
+    return _to_crs(polygons, src_crs, target) if target else polygons
+
+
+def _geojson(part, class_id: int) -> tuple[dict, int]:
+    from shapely.geometry import mapping
+
+    return (part if isinstance(part, dict) else mapping(part)), class_id
+
+
+def _polygons(src, wanted: list[int], ignore_index: int, options: PolygonOptions,
+              block: int) -> Iterator[tuple[object, int]]:
+    """(GeoJSON geometry, or a shapely polygon where cut at a block, and class id) of the
+    kept polygons, block by block."""
+    pixel_area = abs(src.transform.determinant) or 1.0
+    min_pixels = options.min_area / pixel_area
+    margin = min(MAX_MARGIN, math.ceil(min_pixels)) if min_pixels > 0 else 0
+    shaped = margin > 0
+    selected = np.zeros(256, bool)
+    selected[wanted] = True
+    selected[ignore_index] = False
+    for row in range(0, src.height, block):
+        for col in range(0, src.width, block):
+            inner = Window(col, row, min(block, src.width - col), min(block, src.height - row))
+            r0, c0 = max(0, row - margin), max(0, col - margin)
+            outer = Window(c0, r0, min(src.width, col + inner.width + margin) - c0,
+                           min(src.height, row + inner.height + margin) - r0)
+            data = src.read(1, window=outer)
+            transform = src.window_transform(outer)
+            found = rasterio.features.shapes(data, mask=selected[data], transform=transform)
+            if not shaped:
+                for geometry, value in found:
+                    yield geometry, int(value)
+                continue
+            cut = _Cut(inner, outer, transform, src)
+            for geometry, value in found:
+                for part in cut.kept(geometry, options.min_area, pixel_area):
+                    yield part, int(value)
+
+
+def _simplified(parts: list, tolerance: float) -> list[tuple[dict, int]]:
+    """Polygons (GeoJSON or shapely) as GeoJSON simplified within ``tolerance``, in one
+    call, each polygon on its own (so each stays valid)."""
+    import shapely
+    from shapely.geometry import mapping, shape
+
+    geometries = np.array([shape(part) if isinstance(part, dict) else part
+                           for part, _ in parts], dtype=object)
+    geometries = shapely.simplify(geometries, tolerance, preserve_topology=True)
+    return [(mapping(g), class_id) for g, (_, class_id) in zip(geometries, parts, strict=True)
+            if not g.is_empty]
+
+
+def _area_bounds(rings: list) -> tuple[float, tuple[float, float, float, float]]:
+    """Area and (min x, min y, max x, max y) of a GeoJSON polygon's closed rings, in plain
+    Python: most regions have a few vertices, and building a shapely polygon for each of
+    several hundred thousand took longer than polygonizing them."""
+    area = 0.0
+    ox, oy = rings[0][0]  # products of map coordinates (1e12 in UTM) would lose the area
+    for index, ring in enumerate(rings):
+        shifted = [(x - ox, y - oy) for x, y in ring]
+        twice = sum(x0 * y1 - x1 * y0
+                    for (x0, y0), (x1, y1) in zip(shifted, shifted[1:], strict=False))
+        area += abs(twice) / 2 if index == 0 else -abs(twice) / 2
+    xs = [x for x, _ in rings[0]]
+    ys = [y for _, y in rings[0]]
+    return area, (min(xs), min(ys), max(xs), max(ys))
+
+
+class _Cut:
+    """One block (``inner``) polygonized with its margin (``outer``): which regions pass the
+    minimum area, and their parts inside the block."""
+
+    def __init__(self, inner: Window, outer: Window, transform, src):
+        from shapely.geometry import box
+
+        def corners(window: Window, origin: Window) -> tuple[float, float, float, float]:
+            rows = window.row_off - origin.row_off, window.row_off - origin.row_off + window.height
+            cols = window.col_off - origin.col_off, window.col_off - origin.col_off + window.width
+            points = [transform * (c, r) for c in cols for r in rows]
+            xs, ys = [x for x, _ in points], [y for _, y in points]
+            return min(xs), min(ys), max(xs), max(ys)
+
+        self.inner = corners(inner, outer)
+        self.area = box(*self.inner)
+        self.bounds = corners(outer, outer)
+        # sides of ``outer`` inside the mask (a region touching one may go on beyond it):
+        # min x, min y, max x, max y, as bounds are; which of them are the mask's own edge
+        north_up = transform.e < 0
+        top, bottom = outer.row_off > 0, outer.row_off + outer.height < src.height
+        self.open_sides = (outer.col_off > 0, bottom if north_up else top,
+                           outer.col_off + outer.width < src.width, top if north_up else bottom)
+        self.tolerance = 1e-6 * max(abs(transform.a), abs(transform.e), 1e-12)
+
+    def _reaches_edge(self, bounds: tuple[float, ...]) -> bool:
+        return any(is_open and abs(b - edge) <= self.tolerance
+                   for is_open, b, edge in zip(self.open_sides, bounds, self.bounds,
+                                               strict=True))
+
+    def kept(self, geometry: dict, min_area: float, pixel_area: float) -> Iterator:
+        """The parts inside the block of one region that passes the minimum area (a region
+        reaching a side of the margin that is inside the mask goes on beyond it, so it is
+        kept): the GeoJSON itself when the region lies in the block, else shapely
+        polygons."""
+        from shapely.geometry import shape
+
+        area, bounds = _area_bounds(geometry["coordinates"])
+        # regions are whole pixels: an area equal to min_area but for rounding passes
+        if area < min_area - 1e-6 * pixel_area and not self._reaches_edge(bounds):
+            return
+        low_x, low_y, high_x, high_y = self.inner
+        tol = self.tolerance
+        if (bounds[2] <= low_x + tol or bounds[0] >= high_x - tol
+                or bounds[3] <= low_y + tol or bounds[1] >= high_y - tol):
+            return  # outside the block, or touching it along an edge only
+        if (bounds[0] >= low_x - tol and bounds[2] <= high_x + tol
+                and bounds[1] >= low_y - tol and bounds[3] <= high_y + tol):
+            yield geometry
+            return
+        polygon = shape(geometry).intersection(self.area)
+        for part in getattr(polygon, "geoms", [polygon]):
+            if part.geom_type == "Polygon" and part.area >= 0.5 * pixel_area:
+                yield part  # not the block's edge touched, nor a float sliver of the cut

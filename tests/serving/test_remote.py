@@ -1,0 +1,110 @@
+"""`segpipe predict --endpoint` against the session's real `segpipe serve` process: the
+windows it sends carry the scene's invalid pixels, so the mask equals local prediction, and
+a server that runs another model than --model-uri is refused before any window."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+import requests
+from rasterio.transform import from_origin
+from typer.testing import CliRunner
+
+from tests.serving.conftest import BANDS, NODATA
+
+#: A nodata value of the scene's own, not the model's (NODATA): the server cannot know it.
+SCENE_NODATA = 65535
+
+
+def scene_with_hole(path, height: int = 90, width: int = 70, nodata: int = SCENE_NODATA):
+    """uint16 in UTM at 0.5 m with an uncovered corner and a hole, tagged ``nodata``."""
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(1, 1000, (BANDS, height, width)).astype("uint16")
+    pixels[:, height - 30:, :25] = nodata  # an uncovered corner, as a mosaic's
+    pixels[:, 20:32, 30:41] = nodata  # a hole inside
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=BANDS,
+                       dtype="uint16", crs="EPSG:32644", nodata=nodata,
+                       transform=from_origin(600000.0, 2700000.0, 0.5, 0.5)) as dst:
+        dst.write(pixels)
+    return path
+
+
+def predict(scene, out, logged_model, *extra: str):
+    from pipelines.cli import app
+
+    previous = mlflow.get_tracking_uri()
+    try:
+        result = CliRunner().invoke(app, [
+            "predict", str(scene), "--out", str(out), "--model-uri",
+            logged_model["registered"], "--tracking-uri", logged_model["tracking_uri"],
+            *extra])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return result
+
+
+def read_mask(path) -> np.ndarray:
+    with rasterio.open(path) as mask:
+        return mask.read(1)
+
+
+def test_endpoint_equals_local_next_to_a_nodata_the_model_does_not_know(server, logged_model,
+                                                                        tmp_path):
+    """The scene's nodata (65535) is not the model's (0): sent as a pixel value, the server
+    would normalize it to a huge number that changes its neighbours' classes."""
+    assert SCENE_NODATA != NODATA
+    scene = scene_with_hole(tmp_path / "mosaic.tif")
+    masks = {}
+    for mode, extra in {"local": (), "remote": ("--endpoint", server.url)}.items():
+        result = predict(scene, tmp_path / f"{mode}.tif", logged_model, *extra)
+        assert result.exit_code == 0, result.output
+        masks[mode] = read_mask(tmp_path / f"{mode}.tif")
+    assert (masks["local"] == 255).sum() == 30 * 25 + 12 * 11
+    np.testing.assert_array_equal(masks["remote"], masks["local"])
+
+
+@pytest.fixture(scope="module")
+def other_model(logged_model, keras_model_path, serving_config) -> str:
+    """A second registered model in the session's store, with other class names."""
+    from serving.pyfunc import log_segmentation_model
+
+    config = serving_config.model_copy(update={"class_names": ["bare", "crop", "river"],
+                                               "gsd": None})
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(logged_model["tracking_uri"])
+    try:
+        mlflow.set_experiment("serving-tests")
+        with mlflow.start_run():
+            log_segmentation_model(keras_model_path, config, registered_model_name="other")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return "models:/other/1"
+
+
+def test_the_server_says_which_model_it_runs(server, logged_model):
+    from mlflow.models import Model
+
+    described = requests.get(f"{server.url}/model", timeout=30).json()
+    assert described["model_uri"] == logged_model["registered"]
+    assert described["model_uuid"] == Model.load(logged_model["local_path"]).model_uuid
+    assert described["serving_config"]["class_names"] == ["soil", "tea", "water"]
+    assert "pixel_size" in described["params"]
+
+
+def test_endpoint_running_another_model_is_refused_in_one_line(server, logged_model,
+                                                              other_model, tmp_path):
+    scene = scene_with_hole(tmp_path / "scene.tif")
+    result = predict(scene, tmp_path / "mask.tif",
+                     {**logged_model, "registered": other_model}, "--endpoint", server.url)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: endpoint {server.url} serves "
+                               f"{logged_model['registered']} (logged model m-")
+    assert (f"not {other_model} (logged model m-" in lines[0]
+            and "classes ['soil', 'tea', 'water'] there, ['bare', 'crop', 'river'] here; "
+                f"gsd 1.0 there, none here; start the server on {other_model}, or predict "
+                f"with --model-uri {logged_model['registered']}" in lines[0]), lines[0]
+    assert not (tmp_path / "mask.tif").exists()
