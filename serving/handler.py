@@ -105,10 +105,13 @@ class RequestHandler:
     def _warnings(self, what: str, dtype, sample: np.ndarray, nodata: float | None,
                   request: RequestParams, dataset=None) -> list[str]:
         """serving/inputs.py's warnings about one input, and why it is not resampled to the
-        model's gsd when it is not."""
+        model's gsd when it is not. None for ``resample=false``: those are windows a client
+        cut from a scene it has checked whole (``segpipe predict --endpoint``), sent in the
+        smallest type that holds them (a dark window of an int16 scene travels as uint8)."""
+        if not request.resample:
+            return []
         notes = pixel_warnings(self.config, dtype, sample, nodata, what)
-        if request.resample and (warning := resolution_warning(
-                self.config, dataset, request.pixel_size, what)):
+        if warning := resolution_warning(self.config, dataset, request.pixel_size, what):
             notes.insert(0, warning)
         return notes
 

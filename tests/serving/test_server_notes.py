@@ -86,3 +86,14 @@ def test_answers_warn_about_an_8_bit_input_and_an_image_without_metres(server):
         "image 1 of 1 has no georeferencing, so its pixel size is unknown: it is predicted at its "
         f"own pixel size, not at the {LOGGED_GSD:g} m per pixel the model was trained at; "
         "georeference it in a projected CRS to have it resampled"]
+
+
+def test_windows_a_client_cut_from_a_scene_are_not_warned_about(server):
+    """``resample=false`` windows come from a client that checked the whole scene (``segpipe
+    predict --endpoint``) and sends each window in the smallest type that holds it: a dark
+    window of a float32 scene travels as uint8 and is no 8-bit export."""
+    eight_bit = pixels(16, 16).clip(0, 255).astype(np.uint8)
+    response = invoke(server, {**npy_frame(eight_bit),
+                               "params": {"resample": False, "overlap": 0}})
+    assert response.status_code == 200, response.text
+    assert set(response.json()["predictions"][0]) == {"mask"}
