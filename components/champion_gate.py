@@ -9,7 +9,7 @@ Two runs may register versions of one model at once (two web-app trainings, two 
 one MLflow server). MLflow has no compare-and-set for aliases, so before moving the alias the
 gate reads it again: when another run moved it meanwhile (during a champion re-score, which
 takes seconds to minutes), the decision is taken again against the new champion instead of
-overwriting it. What remains is the few milliseconds between that read and the move."""
+overwriting it. What remains is one round trip to the store between that read and the move."""
 
 from __future__ import annotations
 
@@ -112,6 +112,19 @@ def _same(a: ModelVersion | None, b: ModelVersion | None) -> bool:
     return (a is None) == (b is None) and (a is None or str(a.version) == str(b.version))
 
 
+def _tag(client: MlflowClient, name: str, version: str, score: float,
+         test_split_digest: str, options: RegisterOptions, decision: str,
+         champion_score: float | None, champion: ModelVersion | None) -> None:
+    # Full precision (repr round-trips a float), so the next gate compares exact scores.
+    tags = {TAG_DECISION: decision, TAG_CHALLENGER: repr(float(score)),
+            TAG_CHAMPION: "none" if champion_score is None else repr(float(champion_score)),
+            TAG_SPLIT: test_split_digest,
+            TAG_PREVIOUS: str(champion.version) if champion is not None else "none",
+            TAG_GATE_METRIC: options.metric}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def apply_champion_gate(client: MlflowClient, name: str, version: str, score: float,
                         test_split_digest: str, options: RegisterOptions,
                         rescore: Callable[[ModelVersion], float] | None = None) -> GateDecision:
@@ -121,6 +134,9 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
     for _ in range(MAX_DECISIONS):
         promoted, decision, champion_score = _decide(champion, version, score,
                                                      test_split_digest, options, rescore)
+        _tag(client, name, version, score, test_split_digest, options, decision,
+             champion_score, champion)
+        # Read again right before the move (the tags above are round trips of their own).
         now = champion_version(client, name, options.champion_alias)
         if _same(now, champion):
             break
@@ -128,17 +144,13 @@ def apply_champion_gate(client: MlflowClient, name: str, version: str, score: fl
                  "again", name, now.version if now else "none")
         champion = now
     else:
-        promoted, decision = False, (f"kept champion v{champion.version if champion else '?'}"
-                                     f": it moved {MAX_DECISIONS} times during this gate")
-    previous = str(champion.version) if champion is not None else None
-    # Full precision (repr round-trips a float), so the next gate compares exact scores.
-    tags = {TAG_DECISION: decision, TAG_CHALLENGER: repr(float(score)),
-            TAG_CHAMPION: "none" if champion_score is None else repr(float(champion_score)),
-            TAG_SPLIT: test_split_digest, TAG_PREVIOUS: previous or "none",
-            TAG_GATE_METRIC: options.metric}
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+        promoted, champion_score = False, None
+        decision = (f"kept champion v{champion.version}" if champion else "no champion") + \
+            f": the alias moved {MAX_DECISIONS} times during this gate; run it again"
+        _tag(client, name, version, score, test_split_digest, options, decision,
+             champion_score, champion)
     if promoted:
         client.set_registered_model_alias(name, options.champion_alias, version)
+    previous = str(champion.version) if champion is not None else None
     return GateDecision(promoted=promoted, decision=decision, champion_score=champion_score,
                         previous_champion_version=previous)

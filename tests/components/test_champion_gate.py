@@ -72,3 +72,32 @@ def test_a_champion_moved_by_another_run_meanwhile_is_the_one_compared(tmp_path,
     assert f"champion v{other}" in gate.decision and "same test split" in gate.decision
     assert gate.previous_champion_version == other
     assert client.get_model_version(name, ours).tags[TAG_PREVIOUS] == other
+
+
+def test_a_gate_whose_champion_keeps_moving_gives_up_without_mixing_champions(tmp_path):
+    """Another run moving the alias during every decision: after MAX_DECISIONS the gate keeps
+    what is there, and its tags name no score of a champion it did not compare with."""
+    from components.champion_gate import MAX_DECISIONS, TAG_CHAMPION
+
+    name = "restless"
+    client, options = MlflowClient(), RegisterOptions(model_name=name)
+    client.create_registered_model(name)
+    ours = _bare_version(client, name, tmp_path.as_uri())
+    client.set_registered_model_alias(name, "champion", _bare_version(client, name,
+                                                                      tmp_path.as_uri()))
+    moves = []
+
+    def rescore_while_another_run_moves_the_alias(champion):
+        moved = _bare_version(client, name, tmp_path.as_uri())
+        client.set_registered_model_alias(name, "champion", moved)
+        moves.append(moved)
+        return 0.1
+
+    gate = apply_champion_gate(client, name, ours, 0.9, "split", options,
+                               rescore=rescore_while_another_run_moves_the_alias)
+    assert len(moves) == MAX_DECISIONS and not gate.promoted
+    assert gate.decision.startswith(f"kept champion v{moves[-1]}: the alias moved")
+    assert gate.champion_score is None and gate.previous_champion_version == moves[-1]
+    tags = client.get_model_version(name, ours).tags
+    assert tags[TAG_CHAMPION] == "none" and tags[TAG_PREVIOUS] == moves[-1]
+    assert _alias("champion", name) == moves[-1]

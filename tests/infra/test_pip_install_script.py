@@ -30,6 +30,9 @@ def _run(*args: str, target: Path) -> tuple[subprocess.CompletedProcess, float]:
 
 @pytest.mark.parametrize(("requirement", "pip_says"), [
     ("segpipe-no-such-package", "No matching distribution found for segpipe-no-such-package"),
+    # A name holding one of the network's marks is still a package that does not exist.
+    ("segpipe-connection-timeout", "No matching distribution found for "
+                                   "segpipe-connection-timeout"),
     ("segpipe-bad>=>1", "Invalid requirement: 'segpipe-bad>=>1'"),
 ])
 def test_a_failure_the_network_did_not_cause_fails_at_once_with_pips_message(
