@@ -66,6 +66,15 @@ def check_options(options: PolygonOptions, class_names: list[str], mask_crs) -> 
     if options.min_area < 0 or options.simplify < 0:
         raise PolygonError("the minimum area and the simplification tolerance cannot be "
                            "negative")
+    if mask_crs is not None and mask_crs.is_geographic and (options.min_area >= 1
+                                                            or options.simplify >= 1):
+        # In degrees, 1 is ~100 km: such a value was meant in metres, and would silently
+        # drop (or flatten) every polygon.
+        raise PolygonError(f"the scene's CRS ({mask_crs.to_string()}) is in degrees, and so are "
+                           f"the minimum area ({options.min_area:g}, degrees squared) and the "
+                           f"simplification tolerance ({options.simplify:g}, degrees): give "
+                           "them in degrees (1e-9 square degrees is ~10 m² near the "
+                           "equator), or reproject the scene to a projected CRS")
     if options.crs is not None:
         try:
             rasterio.crs.CRS.from_user_input(options.crs)

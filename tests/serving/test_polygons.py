@@ -106,10 +106,18 @@ def test_wgs84_output_is_rfc_7946(mask_path, tmp_path):
     (PolygonOptions(min_area=-1), "EPSG:32644", "cannot be negative"),
     (PolygonOptions(crs="EPSG:99999999"), "EPSG:32644", "'EPSG:99999999' is not a CRS"),
     (PolygonOptions(crs="EPSG:4326"), None, "the scene has no CRS to transform from"),
+    # Metres meant, degrees given: every polygon would be dropped (or flattened).
+    (PolygonOptions(min_area=100), "EPSG:4326", r"is in degrees.*minimum area \(100, degrees"),
+    (PolygonOptions(simplify=2), "EPSG:4326", r"simplification tolerance \(2, degrees\)"),
 ])
 def test_options_that_cannot_work_are_refused(options, crs, message):
     with pytest.raises(PolygonError, match=message):
         check_options(options, NAMES, crs and rasterio.crs.CRS.from_string(crs))
+
+
+def test_areas_in_degrees_are_taken_when_they_are_degrees():
+    check_options(PolygonOptions(min_area=1e-9, simplify=1e-5), NAMES,
+                  rasterio.crs.CRS.from_string("EPSG:4326"))
 
 
 def test_cli_polygon_options(logged_model, tmp_path):
