@@ -47,6 +47,13 @@ class _Options(BaseModel):
     name: str = "x"
 
 
+def _invoke(command, args: list[str]):
+    """``command`` alone as a typer app with segpipe's Command class, run with ``args``."""
+    single = typer.Typer()
+    single.command(cls=Command)(command)
+    return CliRunner().invoke(single, args)
+
+
 @with_model_flags({"opts": _Options})
 def _command(*, overrides: dict) -> None:
     typer.echo(json.dumps(overrides))
@@ -56,17 +63,13 @@ def _command(*, overrides: dict) -> None:
     ([], {}), (["--fast"], {"opts": {"fast": True}}), (["--no-fast"], {"opts": {"fast": False}}),
     (["--no-fast", "--name", "y"], {"opts": {"fast": False, "name": "y"}})])
 def test_a_switch_and_its_negation_set_the_field(args, expected):
-    single = typer.Typer()
-    single.command(cls=Command)(_command)
-    result = CliRunner().invoke(single, args)
+    result = _invoke(_command, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == expected
 
 
 def test_a_switch_and_its_negation_together_are_refused():
-    single = typer.Typer()
-    single.command(cls=Command)(_command)
-    result = CliRunner().invoke(single, ["--fast", "--no-fast"])
+    result = _invoke(_command, ["--fast", "--no-fast"])
     assert result.exit_code == 2
     assert "give --fast or --no-fast, not both" in result.output
 
@@ -90,9 +93,7 @@ def _mapping_command(*, overrides: dict) -> None:
      {"aliases": {}, "values": {"0": 0, "255": 1}}),
 ])
 def test_a_mapping_field_takes_its_flag_once_per_pair_or_as_a_mapping(args, expected):
-    single = typer.Typer()
-    single.command(cls=Command)(_mapping_command)
-    result = CliRunner().invoke(single, args)
+    result = _invoke(_mapping_command, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == expected
 
@@ -106,9 +107,7 @@ def test_a_mapping_field_takes_its_flag_once_per_pair_or_as_a_mapping(args, expe
                                                    "tea=b)"),
 ])
 def test_a_mapping_flag_that_is_no_mapping_is_refused_naming_it(args, problem):
-    single = typer.Typer()
-    single.command(cls=Command)(_mapping_command)
-    result = CliRunner().invoke(single, args)
+    result = _invoke(_mapping_command, args)
     assert result.exit_code == 2
     assert problem in " ".join(result.output.replace("│", " ").split()), result.output
 
