@@ -37,20 +37,23 @@ def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
         check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
 
 
-def _polygon_options(polygons: Path | None, classes: list[str] | None, min_area: float,
-                     simplify: float, crs: str | None):
+def _polygon_options(polygons: Path | None, classes: list[str] | None,
+                     min_area: float | None, simplify: float | None, crs: str | None):
     """The polygon options; any of them without --polygons is refused (exit code 2)."""
     from serving.polygons import PolygonOptions
 
     given = [flag for flag, value in (("--polygon-classes", classes), ("--min-area", min_area),
                                       ("--simplify", simplify), ("--polygons-crs", crs))
-             if value]
+             if value is not None]
     if given and polygons is None:
         verb = "shapes" if len(given) == 1 else "shape"
         raise fail(f"{', '.join(given)} {verb} the polygons: add --polygons FILE.geojson", 2)
     names = tuple(n.strip() for item in classes or () for n in item.split(",") if n.strip())
-    return PolygonOptions(classes=names or None, min_area=min_area, simplify=simplify,
-                          crs=crs)
+    # Only what was given: the defaults and their checks are PolygonOptions' and
+    # check_options' (a negative value is refused there, exit code 2).
+    chosen = {"classes": names or None, "min_area": min_area, "simplify": simplify,
+              "crs": crs}
+    return PolygonOptions(**{k: v for k, v in chosen.items() if v is not None})
 
 
 def _check_polygon_options(options, class_names: list[str], scene: Path) -> None:
@@ -118,14 +121,14 @@ def predict(
         None, "--polygon-classes", metavar="<name>",
         help="classes to polygonize, by name (repeat it or separate by commas; default: "
              "every class not named background)"),
-    min_area: float = typer.Option(
-        0.0, "--min-area", min=0.0,
+    min_area: float | None = typer.Option(
+        None, "--min-area",
         help="leave out polygons of a smaller area, in the scene CRS's units squared (m² "
-             "in UTM; pixels without georeferencing)"),
-    simplify: float = typer.Option(
-        0.0, "--simplify", min=0.0,
+             "in UTM; pixels without georeferencing); default: none left out"),
+    simplify: float | None = typer.Option(
+        None, "--simplify",
         help="simplify polygon outlines within this tolerance, in the scene CRS's units "
-             "(m in UTM); 0 keeps the pixel outlines"),
+             "(m in UTM); default: the pixel outlines"),
     polygons_crs: str | None = typer.Option(
         None, "--polygons-crs",
         help="write the polygons in this CRS, e.g. EPSG:4326 (RFC 7946 GeoJSON for web maps)"),

@@ -141,7 +141,10 @@ def test_cli_polygon_options(logged_model, tmp_path):
                             "error: polygon classes Tea are not the model's (its classes: "
                             "soil, tea, water)"),
                            (["--min-area", "5"], "error: --min-area shapes the polygons: add "
-                                                 "--polygons FILE.geojson")):
+                                                 "--polygons FILE.geojson"),
+                           (["--polygons", str(out), "--simplify", "-1"],
+                            "error: the minimum area and the simplification tolerance cannot "
+                            "be negative")):
         refused = predict(scene, tmp_path / "n.tif", logged_model, *flags)
         assert refused.exit_code == 2, refused.output
         assert refused.output.strip() == message
