@@ -30,7 +30,7 @@ def test_suffix_pairs_keep_georeference_dtype_and_nodata(tmp_path):
                             nodata=-9999.0)
     out = tmp_path / "out"
     classes = ingest_source(str(tmp_path / "src"), out, IngestOptions())
-    assert classes.names == ["class_0", "class_255"]
+    assert classes.names == ["background", "class_255"]
     with rasterio.open(src_img) as a, rasterio.open(out / "scenes" / "a_image.tif") as b:
         assert b.crs == a.crs and b.transform == a.transform
         assert b.dtypes == a.dtypes and b.nodata == -9999.0 and b.count == 4
