@@ -64,11 +64,15 @@ class LocalRunResult:
 
 
 def run_name_for(config: PipelineConfig) -> str:
-    """The config's own run name, else one derived from everything that shapes the run, so
-    the same config names the same run."""
+    """The config's own run name, else a digest of the values that shape the run (source,
+    data, tuning, registry) where they differ from the defaults: the same config names the
+    same run, a default spelled out does not change it, and neither does an option the code
+    gains later with a default (an unfinished run from before resumes rather than starting
+    afresh). A changed default, in turn, keeps the name of a config that leaves it out."""
     if config.tracking.run_name:
         return config.tracking.run_name
-    shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"})
+    shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"},
+                                     exclude_defaults=True)
     return f"run-{hashlib.sha256(shaping.encode()).hexdigest()[:10]}"
 
 
