@@ -35,6 +35,7 @@ from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
+from pipelines.step_cache import check_cached_formats
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -112,6 +113,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     resumed = _has_unfinished_run(tracking)
+    if config.cache and (stale := check_cached_formats(workdir / "kfp-outputs")):
+        print(stale, file=console)
     started = time.monotonic()
     with run_temp_folder(workdir) as temp, open(log_path, "w") as log, \
             _task_environment(temp), \
