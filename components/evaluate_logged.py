@@ -28,13 +28,13 @@ from components.artifacts import (
     SPLIT_NAMES,
     ClassInfo,
     ClassMap,
-    PreparedDataset,
     SplitManifest,
     SplitName,
     TileManifest,
 )
 from components.atomic import atomic_dir, scratch_beside
 from components.class_aliases import check_targets, same_classes
+from components.dataset_paths import PreparedDataset
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,

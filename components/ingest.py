@@ -20,8 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
+from components.artifacts import ClassMap, SceneIndex, SceneSource
 from components.class_aliases import ClassAliases
+from components.dataset_paths import DatasetPaths
 from components.discover import Discovery, discover_pairs
 from components.discover_rules import data_root
 from components.given_split import given_splits

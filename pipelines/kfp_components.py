@@ -134,7 +134,7 @@ def tune_worker(worker: int, tiles: Input[Dataset], split: Input[Dataset],
     """One Optuna worker: runs its share of the shared study, keeps its best trial's model."""
     from pathlib import Path
 
-    from components.artifacts import PreparedDataset
+    from components.dataset_paths import PreparedDataset
     from components.parent_run import RunContext, resume_parent_run
     from components.tune import run_tune_worker
     from components.tune_options import TuneOptions
@@ -179,7 +179,7 @@ def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     import shutil
     from pathlib import Path
 
-    from components.artifacts import DatasetPaths, PreparedDataset
+    from components.dataset_paths import DatasetPaths, PreparedDataset
     from components.evaluate import evaluate_model
     from components.evaluate_options import EvaluateOptions
     from components.evaluation_report import markdown_report
@@ -210,7 +210,7 @@ def register(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
     from pathlib import Path
 
-    from components.artifacts import DatasetPaths, PreparedDataset
+    from components.dataset_paths import DatasetPaths, PreparedDataset
     from components.evaluate import EvaluationResult
     from components.parent_run import RunContext, resume_parent_run
     from components.register import RegisterOptions, register_model

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.artifacts import ClassMap, NormStats, PreparedDataset, SplitManifest
+from components.artifacts import ClassMap, NormStats, SplitManifest
+from components.dataset_paths import PreparedDataset
 from components.evaluate import evaluate_model
 from components.evaluate_logged import (
     TAG_DATA,

@@ -241,7 +241,8 @@ def test_a_folder_and_an_archive_of_it_give_the_same_dataset_digest(binary_sourc
     digest (and the messages still name the archive's member)."""
     import shutil
 
-    from components.artifacts import PreparedDataset, SceneIndex
+    from components.artifacts import SceneIndex
+    from components.dataset_paths import PreparedDataset
     from components.tile import TileOptions, tile_scenes
 
     archive = shutil.make_archive(str(tmp_path / "binary"), "zip", tmp_path, "binary")
