@@ -79,7 +79,7 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
     import mlflow
     import optuna
 
-    from components.artifacts import PreparedDataset
+    from components.dataset_paths import PreparedDataset
     from components.evaluate import evaluate_model
     from components.evaluate_options import EvaluateOptions
     from components.prepare import prepare_dataset

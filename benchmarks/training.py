@@ -33,7 +33,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components.artifacts import ClassMap, DatasetPaths, NormStats, TileManifest  # noqa: E402
+from components.artifacts import ClassMap, NormStats, TileManifest  # noqa: E402
+from components.dataset_paths import DatasetPaths
 from components.prepare import PrepareOptions, prepare_dataset  # noqa: E402
 from components.sample_data import generate_sample_dataset  # noqa: E402
 from components.tile import TileOptions  # noqa: E402

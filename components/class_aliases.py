@@ -25,6 +25,11 @@ from components.raster import SettingError
 
 FIELD = "class_aliases"
 
+#: What the ingest named raw value 0 of class-id masks when nothing named it, before it was
+#: named ``background`` (as polygons name the ground they leave uncovered). Models
+#: registered then keep it: their serving config carries their class names.
+LEGACY_BACKGROUND = "class_0"
+
 
 def aliases_as_text(value: object) -> object:
     """YAML reads a class named ``2`` as a number: such keys and values are the names'
@@ -88,6 +93,44 @@ def _unmatched(unused: list[tuple[str, str]]) -> str:
 def unused_warning(unused: list[tuple[str, str]], names: Iterable[str]) -> str:
     return (f"{_unmatched(unused)} (the labels' classes: {', '.join(dict.fromkeys(names))}; "
             "names are compared exactly, case included)")
+
+
+def legacy_alias_names(aliases: dict[str, str], names: list[str],
+                       targets_too: bool) -> dict[str, str]:
+    """Aliases written for the old name of an unnamed value 0 (``class_0``) apply to its
+    new one, ``background``, when the labels have that and no ``class_0``: as sources, and
+    with ``targets_too`` (targets among the labels' classes, not a model's), as targets."""
+    if LEGACY_BACKGROUND in names or "background" not in names:
+        return aliases
+
+    def new(name: str) -> str:
+        return "background" if name == LEGACY_BACKGROUND else name
+
+    return {new(s): new(t) if targets_too else t for s, t in aliases.items()}
+
+
+def _is_background(name: str) -> bool:
+    return name.lower() in BACKGROUND_NAMES
+
+
+def background_onto_legacy(aliases: dict[str, str], names: list[str],
+                           model_names: list[str]) -> dict[str, str]:
+    """For a model of older segpipe, whose unnamed value 0 is ``class_0`` and which has no
+    class named background: the labels' background class (value 0 of unnamed id masks, or
+    the ground no polygon covers) is that class, unless an alias says otherwise."""
+    if LEGACY_BACKGROUND not in model_names or any(map(_is_background, model_names)):
+        return aliases
+    found = {n: LEGACY_BACKGROUND for n in names if _is_background(n) and n not in aliases}
+    return {**aliases, **found}
+
+
+def same_classes(data_names: list[str], model_names: list[str]) -> bool:
+    """The data's classes are the model's, in order, ``class_0`` and ``background`` one
+    class: a dataset and a model of segpipe before and after value 0 was named background."""
+    def key(name: str) -> str:
+        return "background" if name == LEGACY_BACKGROUND else name
+
+    return [key(n) for n in data_names] == [key(n) for n in model_names]
 
 
 def alias_polygon_labels(labels: Counter, aliases: dict[str, str]) -> Counter:

@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from components import tracking
-from components.artifacts import PreparedDataset, SplitName, read_tile
+from components.artifacts import SplitName
 from components.atomic import atomic_path, write_json, write_text
+from components.dataset_paths import PreparedDataset, read_tile
 from components.evaluation_report import SCALARS, html_report, markdown_report
 from components.figures import close, confusion_figure, overlay_figure
 from components.register import RegisterOptions, serving_config

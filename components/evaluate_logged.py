@@ -28,13 +28,13 @@ from components.artifacts import (
     SPLIT_NAMES,
     ClassInfo,
     ClassMap,
-    PreparedDataset,
     SplitManifest,
     SplitName,
     TileManifest,
 )
 from components.atomic import atomic_dir, scratch_beside
-from components.class_aliases import check_targets
+from components.class_aliases import check_targets, same_classes
+from components.dataset_paths import PreparedDataset
 from components.evaluate_options import (
     EvaluateOptions,
     EvaluationInputError,
@@ -99,10 +99,12 @@ def resolve_model_version(model_uri: str) -> ModelVersionRef:
 
 def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: list[str],
                bands: int) -> None:
-    """The data's classes (names, in order) and band count are the model's."""
-    if class_names == config.class_names and bands == config.in_channels:
+    """The data's classes (names, in order; ``class_0`` of older segpipe is
+    ``background``) and band count are the model's."""
+    fits = same_classes(class_names, config.class_names)
+    if fits and bands == config.in_channels:
         return
-    advice = "" if class_names == config.class_names else (
+    advice = "" if fits else (
         "; evaluate the source it was prepared from instead: a source's label classes map "
         "onto the model's by name, with --class-alias for names that differ")
     raise EvaluationInputError(

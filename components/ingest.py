@@ -20,8 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.artifacts import ClassMap, DatasetPaths, SceneIndex, SceneSource
+from components.artifacts import ClassMap, SceneIndex, SceneSource
 from components.class_aliases import ClassAliases
+from components.dataset_paths import DatasetPaths
 from components.discover import Discovery, discover_pairs
 from components.discover_rules import data_root
 from components.given_split import given_splits
@@ -98,8 +99,9 @@ class IngestOptions(BaseModel):
         default={}, json_schema_extra={"flag": "--class-alias"},
         description="every label kind: label class name -> the class it is (e.g. {tea: "
         "class_1, Tea: class_1}), by the names the ingest gives (polygon classes, palette "
-        "names, class_<value>, class_<RRGGBB>); names aliased to one class merge; a target "
-        "is a class of the labels or palette (segpipe evaluate: of the model)")
+        "names, class_<value> (value 0: background), class_<RRGGBB>); names aliased to "
+        "one class merge; a target is a class of the labels or palette (segpipe evaluate: "
+        "of the model)")
     ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
                                      "to ignore")
     color_tolerance: int = Field(default=40, ge=0, le=255,

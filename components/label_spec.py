@@ -10,7 +10,9 @@ from components.artifacts import ClassMap
 from components.class_aliases import (
     alias_classes,
     alias_polygon_labels,
+    background_onto_legacy,
     check_targets,
+    legacy_alias_names,
     unused_aliases,
     unused_warning,
 )
@@ -130,8 +132,7 @@ def _code_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassE
         raise DataError("class_values gives no id to 0, the value of ground no polygon "
                         "covers; add 0 (e.g. {0: 0, ...}) or list 0 in ignore_values")
     names = options.class_names or ([p.name for p in palette] if palette else None)
-    return value_spec(values, classes, mapping, names, ignore, options.ignore_index,
-                      zero_name="background")
+    return value_spec(values, classes, mapping, names, ignore, options.ignore_index)
 
 
 def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
@@ -189,6 +190,7 @@ def resolve_spec(survey: Survey, classes: ClassesFile | None, options,
     else:
         spec = _color_spec(survey, classes, palette, options)
     if not polygons:
+        aliases = legacy_alias_names(aliases, spec.class_map.names, targets_too=model is None)
         _check_alias_targets(aliases, spec.class_map.names, model)
     # What the labels call their classes: for polygons, their own labels and the ground
     # no polygon covers.
@@ -197,6 +199,8 @@ def resolve_spec(survey: Survey, classes: ClassesFile | None, options,
     unused = unused_aliases(aliases, names)
     if unused:
         survey.warn(unused_warning(unused, names))
+    if model is not None:
+        aliases = background_onto_legacy(aliases, spec.class_map.names, model.names)
     return alias_classes(spec, aliases, model.names if model else None,
                          [c.color for c in model.classes] if model else None,
                          polygons=polygons, unused=unused)

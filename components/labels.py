@@ -115,9 +115,11 @@ def class_map_of(names: list[str], colors: list[str | None], ignore_index: int) 
 
 def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[int, int] | None,
                class_names: list[str] | None, ignore_values: set[int],
-               ignore_index: int, zero_name: str | None = None) -> LabelSpec:
-    """Spec for single-band class-id masks whose non-ignored raw values are ``values``
-    (``zero_name``: the name of value 0 when nothing names it, else ``class_0``)."""
+               ignore_index: int) -> LabelSpec:
+    """Spec for single-band class-id masks whose non-ignored raw values are ``values``.
+    A value nothing names is ``class_<value>``, but 0, the common value of the ground no
+    class covers, is ``background``, as polygons name the ground they leave uncovered
+    (before, ``class_0``: ``components.class_aliases.LEGACY_BACKGROUND``)."""
     by_value = {e.value: e for e in classes.entries if e.value is not None} if classes else {}
     if class_values:
         mapping = dict(class_values)
@@ -137,8 +139,10 @@ def value_spec(values: Counter, classes: ClassesFile | None, class_values: dict[
             raise DataError(f"class_names has {len(class_names)} names for {num} classes")
         names = list(class_names)
     else:
+        named = {e.name.lower() for e in by_value.values()}
+        zero = "class_0" if named & BACKGROUND_NAMES else "background"  # not two backgrounds
         names = [by_value[raw_of[i]].name if raw_of[i] in by_value
-                 else zero_name if raw_of[i] == 0 and zero_name else f"class_{raw_of[i]}"
+                 else zero if raw_of[i] == 0 else f"class_{raw_of[i]}"
                  for i in range(num)]
     colors = [by_value[raw_of[i]].color if raw_of[i] in by_value else None for i in range(num)]
     ids = dict(mapping)

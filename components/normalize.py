@@ -12,15 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.artifacts import (
-    BandStats,
-    ClassMap,
-    DatasetPaths,
-    NormStats,
-    SplitManifest,
-    TileManifest,
-    read_tile,
-)
+from components.artifacts import BandStats, ClassMap, NormStats, SplitManifest, TileManifest
+from components.dataset_paths import DatasetPaths, read_tile
 from components.raster import DataError, ProgressCallback, gdal_env
 
 PERCENTILES = (1, 2, 5, 50, 95, 98, 99)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.artifacts import SPLIT_NAMES, DatasetPaths, PreparedDataset
+from components.artifacts import SPLIT_NAMES
 from components.atomic import atomic_dir, write_json
+from components.dataset_paths import DatasetPaths, PreparedDataset
 from components.ingest import IngestOptions, ingest_source
 from components.normalize import fit_normalization
 from components.raster import DataError, ProgressCallback, reworded

@@ -16,13 +16,9 @@ from mlflow.entities.model_registry import ModelVersion
 from pydantic import BaseModel, ConfigDict, Field
 
 from components import tracking
-from components.artifacts import (
-    ModelPaths,
-    PreparedDataset,
-    SplitName,
-    TrainedModelInfo,
-)
+from components.artifacts import SplitName, TrainedModelInfo
 from components.champion_gate import TAG_DECISION, apply_champion_gate, champion_version
+from components.dataset_paths import ModelPaths, PreparedDataset
 from serving.config import ServingOptions
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from components.artifacts import PreparedDataset, SplitName
+from components.artifacts import SplitName
+from components.dataset_paths import PreparedDataset
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid
 from serving.scene import MAX_SCENE_PIXELS

@@ -13,7 +13,8 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from components.artifacts import ClassMap, TileRecord, tile_paths
+from components.artifacts import ClassMap, TileRecord
+from components.dataset_paths import tile_paths
 from components.raster import invalid_pixels, open_raster, read_window
 from components.tile_writer import TileTemplate
 

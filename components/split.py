@@ -21,14 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.artifacts import (
-    SPLIT_NAMES,
-    ClassMap,
-    DatasetPaths,
-    SplitManifest,
-    TileManifest,
-    TileRecord,
-)
+from components.artifacts import SPLIT_NAMES, ClassMap, SplitManifest, TileManifest, TileRecord
+from components.dataset_paths import DatasetPaths
 from components.raster import DataError
 from components.split_advice import (
     empty_split_advice,

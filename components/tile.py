@@ -36,14 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from components.artifacts import (
-    ClassMap,
-    DatasetPaths,
-    SceneIndex,
-    SceneInfo,
-    TileManifest,
-    TileRecord,
-)
+from components.artifacts import ClassMap, SceneIndex, SceneInfo, TileManifest, TileRecord
 from components.atomic import write_text
 from components.crop_overlaps import MAX_SCENES as MAX_OVERLAP_SCENES
 from components.crop_overlaps import (
@@ -53,6 +46,7 @@ from components.crop_overlaps import (
     find_overlaps,
     read_thumbnail,
 )
+from components.dataset_paths import DatasetPaths
 from components.neighbours import Edges, find_neighbours, read_edges
 from components.raster import (
     DataError,

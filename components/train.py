@@ -21,13 +21,9 @@ from pydantic import BaseModel
 
 import segmodels
 from components import tracking
-from components.artifacts import (
-    ModelPaths,
-    PreparedDataset,
-    TileManifest,
-    TrainedModelInfo,
-)
+from components.artifacts import TileManifest, TrainedModelInfo
 from components.atomic import atomic_path, write_json
+from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train_callbacks import (
     CheckpointPaths,
     ClassIoUCurves,

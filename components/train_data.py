@@ -16,7 +16,8 @@ import numpy as np
 import rasterio
 import tensorflow as tf
 
-from components.artifacts import ArtifactError, NormStats, SplitManifest, tile_paths
+from components.artifacts import ArtifactError, NormStats, SplitManifest
+from components.dataset_paths import tile_paths
 from components.raster import DataError
 from components.train_augment import BatchAugmenter
 from components.train_options import Augment

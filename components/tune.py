@@ -27,8 +27,8 @@ import optuna
 from optuna.trial import TrialState
 
 from components import tracking
-from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
+from components.dataset_paths import ModelPaths, PreparedDataset
 from components.tune_budget import set_deadline, study_deadline
 from components.tune_grid import describe_point, space_points
 from components.tune_options import TuneOptions

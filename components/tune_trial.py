@@ -19,8 +19,8 @@ import mlflow
 import optuna
 
 from components import tracking
-from components.artifacts import ModelPaths, PreparedDataset
 from components.atomic import atomic_dir
+from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train import train_model
 from components.train_callbacks import EpochProgress
 from components.tune_budget import StopAtDeadline

@@ -33,8 +33,9 @@ _gpu_component = dsl.component(base_image=DECORATED_IMAGES.gpu, install_kfp_pack
 
 
 @_cpu_component
-def ingest(source: str, options: dict, scenes: Output[Dataset]):
-    """Read the source's image/mask scenes into class-id GeoTIFFs plus classes.json."""
+def ingest(source: str, options: dict, output_format: int, scenes: Output[Dataset]):
+    """Read the source's image/mask scenes into class-id GeoTIFFs plus classes.json
+    (``output_format``: components/output_formats.py, a part of the cache key)."""
     from pathlib import Path
 
     from components.ingest import IngestOptions, ingest_source
@@ -42,10 +43,11 @@ def ingest(source: str, options: dict, scenes: Output[Dataset]):
 
     class_map = ingest_source(source, Path(scenes.path), step_options(IngestOptions, options))
     scenes.metadata["classes"] = class_map.names
+    scenes.metadata["output_format"] = output_format
 
 
 @_cpu_component
-def tile(scenes: Input[Dataset], options: dict, tiles: Output[Dataset]):
+def tile(scenes: Input[Dataset], options: dict, output_format: int, tiles: Output[Dataset]):
     """Cut scenes into georeferenced patches with a manifest."""
     from pathlib import Path
 
@@ -54,10 +56,11 @@ def tile(scenes: Input[Dataset], options: dict, tiles: Output[Dataset]):
 
     manifest = tile_scenes(Path(scenes.path), Path(tiles.path), step_options(TileOptions, options))
     tiles.metadata["tiles"] = len(manifest.tiles)
+    tiles.metadata["output_format"] = output_format
 
 
 @_cpu_component
-def split(tiles: Input[Dataset], options: dict, split: Output[Dataset]):
+def split(tiles: Input[Dataset], options: dict, output_format: int, split: Output[Dataset]):
     """Assign tiles to train/val/test without leakage across scenes or blocks."""
     from pathlib import Path
 
@@ -68,10 +71,12 @@ def split(tiles: Input[Dataset], options: dict, split: Output[Dataset]):
                                   step_options(SplitOptions, options))
     for name, ids in manifest.splits.items():
         split.metadata[name] = len(ids)
+    split.metadata["output_format"] = output_format
 
 
 @_cpu_component
-def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifact]):
+def normalize(tiles: Input[Dataset], split: Input[Dataset], output_format: int,
+              stats: Output[Artifact]):
     """Fit per-band statistics on the training tiles only."""
     from pathlib import Path
 
@@ -80,6 +85,7 @@ def normalize(tiles: Input[Dataset], split: Input[Dataset], stats: Output[Artifa
     norm = fit_normalization(Path(tiles.path), Path(split.path), Path(stats.path))
     stats.metadata["mean"] = norm.mean
     stats.metadata["std"] = norm.std
+    stats.metadata["output_format"] = output_format
 
 
 @_cpu_component
@@ -128,7 +134,7 @@ def tune_worker(worker: int, tiles: Input[Dataset], split: Input[Dataset],
     """One Optuna worker: runs its share of the shared study, keeps its best trial's model."""
     from pathlib import Path
 
-    from components.artifacts import PreparedDataset
+    from components.dataset_paths import PreparedDataset
     from components.parent_run import RunContext, resume_parent_run
     from components.tune import run_tune_worker
     from components.tune_options import TuneOptions
@@ -173,7 +179,7 @@ def evaluate(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     import shutil
     from pathlib import Path
 
-    from components.artifacts import DatasetPaths, PreparedDataset
+    from components.dataset_paths import DatasetPaths, PreparedDataset
     from components.evaluate import evaluate_model
     from components.evaluate_options import EvaluateOptions
     from components.evaluation_report import markdown_report
@@ -204,7 +210,7 @@ def register(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     """Log the pyfunc model, register it as challenger, promote to champion if it wins."""
     from pathlib import Path
 
-    from components.artifacts import DatasetPaths, PreparedDataset
+    from components.dataset_paths import DatasetPaths, PreparedDataset
     from components.evaluate import EvaluationResult
     from components.parent_run import RunContext, resume_parent_run
     from components.register import RegisterOptions, register_model

@@ -35,6 +35,7 @@ from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
+from pipelines.step_cache import check_cached_formats
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -64,11 +65,15 @@ class LocalRunResult:
 
 
 def run_name_for(config: PipelineConfig) -> str:
-    """The config's own run name, else one derived from everything that shapes the run, so
-    the same config names the same run."""
+    """The config's own run name, else a digest of the values that shape the run (source,
+    data, tuning, registry) where they differ from the defaults: the same config names the
+    same run, a default spelled out does not change it, and neither does an option the code
+    gains later with a default (an unfinished run from before resumes rather than starting
+    afresh). A changed default, in turn, keeps the name of a config that leaves it out."""
     if config.tracking.run_name:
         return config.tracking.run_name
-    shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"})
+    shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"},
+                                     exclude_defaults=True)
     return f"run-{hashlib.sha256(shaping.encode()).hexdigest()[:10]}"
 
 
@@ -108,6 +113,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     resumed = _has_unfinished_run(tracking)
+    if config.cache and (stale := check_cached_formats(workdir / "kfp-outputs")):
+        print(stale, file=console)
     started = time.monotonic()
     with run_temp_folder(workdir) as temp, open(log_path, "w") as log, \
             _task_environment(temp), \

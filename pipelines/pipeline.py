@@ -22,6 +22,7 @@ from kfp import dsl, kubernetes
 from pydantic import BaseModel
 
 from components.ingest import IngestOptions
+from components.output_formats import OUTPUT_FORMATS
 from components.register import RegisterOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
@@ -104,15 +105,22 @@ def _segmentation_pipeline(
             kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), "Open MLflow run and Optuna study",
             LIGHT_RESOURCES, cache=False, s3=True, db=True)
         context = started.outputs["run_context"]
-        ingested = _configure(steps.ingest(source=source, options=ingest), "Ingest scenes",
-                              DATA_RESOURCES, cache=True, s3=True).after(started)
-        tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile),
+        # Each data step gets its output format (components/output_formats.py): a part of
+        # its cache key, so an entry cached by code that wrote another format is not reused.
+        ingested = _configure(steps.ingest(source=source, options=ingest,
+                                           output_format=OUTPUT_FORMATS["ingest"]),
+                              "Ingest scenes", DATA_RESOURCES, cache=True,
+                              s3=True).after(started)
+        tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile,
+                                      output_format=OUTPUT_FORMATS["tile"]),
                            "Tile scenes", DATA_RESOURCES, cache=True)
         tiles = tiled.outputs["tiles"]
-        splitted = _configure(steps.split(tiles=tiles, options=split), "Split train/val/test",
-                              DATA_RESOURCES, cache=True)
+        splitted = _configure(steps.split(tiles=tiles, options=split,
+                                          output_format=OUTPUT_FORMATS["split"]),
+                              "Split train/val/test", DATA_RESOURCES, cache=True)
         split_manifest = splitted.outputs["split"]
-        normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest),
+        normalized = _configure(steps.normalize(tiles=tiles, split=split_manifest,
+                                                output_format=OUTPUT_FORMATS["normalize"]),
                                 "Fit normalization", DATA_RESOURCES, cache=True)
         stats = normalized.outputs["stats"]
 

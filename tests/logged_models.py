@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.artifacts import PreparedDataset, TrainedModelInfo
+from components.artifacts import TrainedModelInfo
+from components.dataset_paths import PreparedDataset
 
 
 def save_known_model(folder: Path, classes: int = 3, bands: int = 4,
@@ -36,7 +37,7 @@ def register_known_model(model_dir: Path, dataset: PreparedDataset, name: str) -
     models:/name/version URI."""
     import mlflow
 
-    from components.artifacts import ModelPaths
+    from components.dataset_paths import ModelPaths
     from components.register import RegisterOptions, serving_config
     from serving.pyfunc import log_segmentation_model
 

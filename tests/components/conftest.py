@@ -15,15 +15,13 @@ from components.artifacts import (
     BandStats,
     ClassInfo,
     ClassMap,
-    DatasetPaths,
     NormStats,
-    PreparedDataset,
     SceneInfo,
     SplitManifest,
     TileManifest,
     TileRecord,
-    tile_paths,
 )
+from components.dataset_paths import DatasetPaths, PreparedDataset, tile_paths
 from components.raster import write_array
 from components.sample_data import generate_sample_dataset
 

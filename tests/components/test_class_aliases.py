@@ -91,12 +91,12 @@ def _id_masks(root, values=(0, 1, 2), size=32):
 
 
 def test_id_mask_classes_are_renamed_by_their_names_and_merged(tmp_path):
-    """Unnamed values are class_<value>: class_2 aliased to class_1 merges the two values;
-    names from class_names are aliased the same way."""
+    """Unnamed values are class_<value>, 0 background: class_2 aliased to class_1 merges the
+    two values; names from class_names are aliased the same way."""
     src = _id_masks(tmp_path / "src")
     classes = ingest_source(src, tmp_path / "out", IngestOptions(
         class_aliases={"class_2": "class_1"}))
-    assert classes.names == ["class_0", "class_1"]
+    assert classes.names == ["background", "class_1"]
     mask = read_mask(tmp_path / "out", "c0")
     assert (mask[:, :11] == 0).all() and (mask[:, 11:] == 1).all()
     named = ingest_source(src, tmp_path / "named", IngestOptions(
@@ -111,13 +111,13 @@ def test_an_alias_to_an_unknown_class_is_refused_before_any_scene_is_written(tmp
            else _id_masks(tmp_path / "src"))
     options = {"vector_labels": "labels.gpkg"} if kind == "polygons" else {}
     known = ("background, field, pond, road" if kind == "polygons"
-             else "class_0, class_1, class_2")
+             else "background, class_1, class_2")
     with pytest.raises(SettingError) as caught:
         ingest_source(src, tmp_path / "out", IngestOptions(
-            **options, class_aliases={"road": "Road", "class_0": "Road"}))
+            **options, class_aliases={"road": "Road", "class_1": "Road"}))
     assert caught.value.field == "class_aliases"
     message = caught.value.named("--class-alias")
-    assert message.startswith("--class-alias road -> Road, class_0 -> Road: 'Road' is not "
+    assert message.startswith("--class-alias road -> Road, class_1 -> Road: 'Road' is not "
                               f"among the classes of the labels and their palette ({known})")
     assert "palette" in message.split("; ")[-1]
     assert not (tmp_path / "out").exists()
@@ -189,10 +189,65 @@ def test_a_label_class_the_model_lacks_is_named_with_the_alias_that_would_map_it
             vector_labels="labels.gpkg", class_aliases={"Pond": "class_1", "field": "class_1"}),
             model_classes=MODEL)
     message = caught.value.named("--class-alias")
+    # The uncovered ground is the model's class_0 (see the next test), so not named here.
     assert message == (
-        "label classes 'background' (the ground no polygon covers), 'Water', 'pond' are not "
-        "among the model's classes (class_0, class_1, water); map each onto one: "
-        "--class-alias background=<class> --class-alias Water=water --class-alias "
-        "pond=<class> (the class alias Pond -> class_1 matched no label class; names are "
-        "compared exactly, case included)")
+        "label classes 'Water', 'pond' are not among the model's classes (class_0, class_1, "
+        "water); map each onto one: --class-alias Water=water --class-alias pond=<class> "
+        "(the class alias Pond -> class_1 matched no label class; names are compared "
+        "exactly, case included)")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(SettingError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg"),
+                      model_classes=ClassMap(classes=[ClassInfo(id=0, name="water",
+                                                                color="#0000FF")]))
+    assert caught.value.named("--class-alias").startswith(
+        "label classes 'background' (the ground no polygon covers), 'Water', ")
+
+
+def test_unnamed_value_0_is_background_unless_something_names_it(tmp_path):
+    """Value 0 of class-id masks that nothing names is background, as the ground polygons
+    leave uncovered; ignored, it is no class; a classes.json naming another value background
+    leaves it class_0 (one background); class_names name it."""
+    src = _id_masks(tmp_path / "src")
+    assert ingest_source(src, tmp_path / "a", IngestOptions()).names == [
+        "background", "class_1", "class_2"]
+    assert ingest_source(src, tmp_path / "b", IngestOptions(ignore_values=[0])).names == [
+        "class_1", "class_2"]
+    (src / "classes.json").write_text(json.dumps([{"name": "background", "value": 2},
+                                                  {"name": "tea", "value": 1}]))
+    assert ingest_source(src, tmp_path / "c", IngestOptions(
+        class_values={0: 0, 1: 1, 2: 2})).names == ["class_0", "tea", "background"]
+    (src / "classes.json").unlink()
+    assert ingest_source(src, tmp_path / "d", IngestOptions(
+        class_names=["ground", "a", "b"])).names == ["ground", "a", "b"]
+
+
+def test_aliases_written_for_class_0_apply_to_its_new_name(tmp_path):
+    """A config of older segpipe naming unnamed value 0 class_0, as a source or a target,
+    means background: the same classes and masks as the config saying background."""
+    src = _id_masks(tmp_path / "src")
+    old = ingest_source(src, tmp_path / "old", IngestOptions(
+        class_aliases={"class_0": "class_1"}))
+    assert old.names == ["class_1", "class_2"]
+    merged = ingest_source(src, tmp_path / "merged", IngestOptions(
+        class_aliases={"class_2": "class_0"}))
+    assert merged.names == ["background", "class_1"]
+    assert set(np.unique(read_mask(tmp_path / "merged", "c0"))) == {0, 1}
+    assert (read_mask(tmp_path / "merged", "c0")[:, 22:] == 0).all()  # value 2 is now 0
+
+
+OLD_MODEL = ClassMap(classes=[ClassInfo(id=0, name="class_0", color="#000000"),
+                              ClassInfo(id=1, name="class_1", color="#E6194B"),
+                              ClassInfo(id=2, name="class_2", color="#3CB44B")])
+
+
+def test_id_masks_read_onto_a_model_of_older_segpipe_whose_background_is_class_0(tmp_path):
+    """A model registered when unnamed value 0 was class_0: the labels' background is its
+    class_0, with no alias, and the masks are those read without a model."""
+    src = _id_masks(tmp_path / "src")
+    plain = ingest_source(src, tmp_path / "plain", IngestOptions())
+    classes = ingest_source(src, tmp_path / "out", IngestOptions(), model_classes=OLD_MODEL)
+    assert classes.names == ["class_0", "class_1", "class_2"]
+    assert plain.names == ["background", "class_1", "class_2"]
+    for scene in ("c0", "c1"):
+        assert (read_mask(tmp_path / "out", scene) == read_mask(tmp_path / "plain", scene)).all()

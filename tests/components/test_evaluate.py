@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.artifacts import PreparedDataset, TrainedModelInfo, read_tile
+from components.artifacts import TrainedModelInfo
+from components.dataset_paths import PreparedDataset, read_tile
 from components.evaluate import EvaluationResult, evaluate_model
 from components.train import load_trained_model
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.artifacts import NormStats, PreparedDataset, SplitManifest
+from components.artifacts import ClassMap, NormStats, SplitManifest
+from components.dataset_paths import PreparedDataset
 from components.evaluate import evaluate_model
 from components.evaluate_logged import (
     TAG_DATA,
@@ -159,8 +160,8 @@ def test_a_mismatch_or_an_empty_split_is_refused_before_the_model_loads(
 @pytest.fixture(scope="module")
 def tea_model(tea_plantations, tmp_path_factory, mlflow_uri):
     """The known model registered with the classes and statistics of the real tea chips
-    prepared as they come: the id masks' 0/1 are named class_0, class_1, as a `segpipe run`
-    on them names its model's classes. Its prepared dataset and URI."""
+    prepared as they come: the id masks' 0/1 are named background, class_1, as a `segpipe
+    run` on them names its model's classes. Its prepared dataset and URI."""
     from components.prepare import PrepareOptions, prepare_dataset
 
     mlflow.set_tracking_uri(mlflow_uri)
@@ -173,11 +174,28 @@ def tea_model(tea_plantations, tmp_path_factory, mlflow_uri):
     return dataset, register_known_model(folder, dataset, "eval-tea")
 
 
+@pytest.fixture(scope="module")
+def tea_old_model(tea_model, tmp_path_factory, mlflow_uri):
+    """The same network registered as older segpipe registered it, its classes class_0 and
+    class_1 (value 0 was class_0 then): its URI."""
+    dataset, _ = tea_model
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("evaluate-logged")
+    root = tmp_path_factory.mktemp("tea-old")
+    old = _copy(dataset, root / "prepared")
+    classes = ClassMap.load(old.classes)
+    classes.classes[0].name = "class_0"
+    classes.save(old.classes)
+    folder = save_known_model(root / "model", classes=2, patch_size=64)
+    return register_known_model(folder, PreparedDataset(old.root), "eval-tea-old")
+
+
 def test_tea_plantations_as_a_source(tea_plantations, tea_model, tmp_path):
     """Real int16 4-band chips with 0/1 labels, ingested and tiled for a model with the
-    classes auto-detection names them by; the scores cover every labelled pixel."""
+    classes auto-detection names them by (value 0 background, as polygons name the ground
+    they leave uncovered); the scores cover every labelled pixel."""
     dataset, uri = tea_model
-    assert dataset.class_map.names == ["class_0", "class_1"]
+    assert dataset.class_map.names == ["background", "class_1"]
     result = evaluate_logged_model(uri, str(tea_plantations), tmp_path / "eval",
                                    EvaluateOptions(overlay_tiles=0))
     assert result.scene_count == 11 and result.pixel_count == 11 * 256 * 256
@@ -224,11 +242,12 @@ def _tea_sources(tea_plantations: Path, root: Path) -> tuple[Path, Path]:
 
 
 def test_tea_polygons_aliased_onto_the_models_classes_score_as_the_id_masks(
-        tea_plantations, tea_model, tmp_path):
-    """A colleague's polygons of class 'tea' against the model whose classes are class_0 and
-    class_1: refused without aliases (naming both label classes and the flag), and under
-    --class-alias tea=class_1 background=class_0, the same pixels and scores as the id
-    masks they were drawn from."""
+        tea_plantations, tea_model, tea_old_model, tmp_path):
+    """A colleague's polygons of class 'tea' against the model whose classes are background
+    and class_1: refused without an alias (naming the label class and the flag), and under
+    --class-alias tea=class_1, the same pixels and scores as the id masks they were drawn
+    from; the same against the model of older segpipe whose background is class_0 (the
+    uncovered ground is that class without an alias)."""
     _, uri = tea_model
     masks, polygons = _tea_sources(tea_plantations, tmp_path / "sources")
     expected = evaluate_logged_model(uri, str(masks), tmp_path / "masks",
@@ -237,19 +256,42 @@ def test_tea_polygons_aliased_onto_the_models_classes_score_as_the_id_masks(
         evaluate_logged_model(uri, str(polygons), tmp_path / "refused", EvaluateOptions(),
                               IngestOptions(vector_labels="labels.gpkg"))
     assert str(caught.value).endswith(
-        "label classes 'background' (the ground no polygon covers), 'tea' are not among the "
-        "model's classes (class_0, class_1); map each onto one: --class-alias "
-        "background=<class> --class-alias tea=<class>")
+        "label class 'tea' is not one of the model's classes (background, class_1); map it "
+        "onto one: --class-alias tea=<class>")
+    aliased = IngestOptions(vector_labels="labels.gpkg", class_aliases={"tea": "class_1"})
     result = evaluate_logged_model(uri, str(polygons), tmp_path / "polygons",
-                                   EvaluateOptions(overlay_tiles=0),
-                                   IngestOptions(vector_labels="labels.gpkg", class_aliases={
-                                       "tea": "class_1", "background": "class_0"}))
-    assert result.class_names == expected.class_names == ["class_0", "class_1"]
+                                   EvaluateOptions(overlay_tiles=0), aliased)
+    assert result.class_names == expected.class_names == ["background", "class_1"]
     assert result.pixel_count == expected.pixel_count == 3 * 256 * 256
     assert sum(result.confusion_matrix[1]) > 1000  # tea in the truth
     assert result.confusion_matrix == expected.confusion_matrix
     assert result.tile_confusion_matrix == expected.tile_confusion_matrix
     assert result.metrics == expected.metrics
+    old = evaluate_logged_model(tea_old_model, str(polygons), tmp_path / "old",
+                                EvaluateOptions(overlay_tiles=0), aliased)
+    assert old.class_names == ["class_0", "class_1"]
+    assert old.confusion_matrix == expected.confusion_matrix
+
+
+def test_a_model_of_older_segpipe_scores_data_of_this_one_by_its_class_0(
+        tea_plantations, tea_model, tea_old_model, tmp_path):
+    """The model registered when value 0 was class_0, against id masks this segpipe names
+    background and class_1: a source is read onto its classes, a prepared dataset fits it;
+    the scores are the current model's, not a refusal nor a background scored 0."""
+    dataset, uri = tea_model
+    masks, _ = _tea_sources(tea_plantations, tmp_path / "sources")
+    new = evaluate_logged_model(uri, str(masks), tmp_path / "new",
+                                EvaluateOptions(overlay_tiles=0))
+    old = evaluate_logged_model(tea_old_model, str(masks), tmp_path / "old",
+                                EvaluateOptions(overlay_tiles=0))
+    assert old.class_names == ["class_0", "class_1"]
+    assert old.confusion_matrix == new.confusion_matrix and sum(old.confusion_matrix[0]) > 0
+    assert old.metrics["iou_class_0"] == new.metrics["iou_background"] > 0
+    prepared = evaluate_logged_model(tea_old_model, str(dataset.root), tmp_path / "prepared",
+                                     EvaluateOptions(overlay_tiles=0))
+    same = evaluate_logged_model(uri, str(dataset.root), tmp_path / "same",
+                                 EvaluateOptions(overlay_tiles=0))
+    assert prepared.confusion_matrix == same.confusion_matrix
 
 
 def _source_of(dataset: PreparedDataset, source: Path) -> Path:

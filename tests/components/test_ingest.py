@@ -30,7 +30,7 @@ def test_suffix_pairs_keep_georeference_dtype_and_nodata(tmp_path):
                             nodata=-9999.0)
     out = tmp_path / "out"
     classes = ingest_source(str(tmp_path / "src"), out, IngestOptions())
-    assert classes.names == ["class_0", "class_255"]
+    assert classes.names == ["background", "class_255"]
     with rasterio.open(src_img) as a, rasterio.open(out / "scenes" / "a_image.tif") as b:
         assert b.crs == a.crs and b.transform == a.transform
         assert b.dtypes == a.dtypes and b.nodata == -9999.0 and b.count == 4
@@ -241,7 +241,8 @@ def test_a_folder_and_an_archive_of_it_give_the_same_dataset_digest(binary_sourc
     digest (and the messages still name the archive's member)."""
     import shutil
 
-    from components.artifacts import PreparedDataset, SceneIndex
+    from components.artifacts import SceneIndex
+    from components.dataset_paths import PreparedDataset
     from components.tile import TileOptions, tile_scenes
 
     archive = shutil.make_archive(str(tmp_path / "binary"), "zip", tmp_path, "binary")

@@ -38,7 +38,7 @@ def test_image_and_mask_folders_of_any_name(tmp_path, image_dir, mask_dir, image
     index = SceneIndex.load(out / "scenes.json")
     assert [s.source for s in index.scenes] == [f"{image_dir}/{image_name}"]
     assert index.scenes[0].label == f"{mask_dir}/{mask_name}"
-    assert classes.names == ["class_0", "class_10", "class_20", "class_30"]
+    assert classes.names == ["background", "class_10", "class_20", "class_30"]
     np.testing.assert_array_equal(ingested_ids(out, index.scenes[0].name), class_ids(seed=0))
 
 

@@ -135,7 +135,7 @@ def test_color_table_ids_reads_indexes_as_class_ids(tmp_path):
     save_indexed(src / "masks" / "a.png", class_ids(seed=0), [0, 1, 2, 3])
     classes = ingest_source(src, tmp_path / "out", IngestOptions(color_table="ids",
                                                                    ignore_values=[3]))
-    assert classes.names == ["class_0", "class_1", "class_2"]
+    assert classes.names == ["background", "class_1", "class_2"]
     np.testing.assert_array_equal(ingested_ids(tmp_path / "out", "a"),
                                   np.where(class_ids(seed=0) == 3, 255, class_ids(seed=0)))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.artifacts import NormStats, SplitManifest, read_tile
+from components.artifacts import NormStats, SplitManifest
+from components.dataset_paths import read_tile
 from components.ingest import ingest_source
 from components.normalize import fit_normalization
 from components.split import SplitOptions, split_tiles

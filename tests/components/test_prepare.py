@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import rasterio
 
-from components.artifacts import DatasetPaths, NormStats, SplitManifest, TileManifest, tile_paths
+from components.artifacts import NormStats, SplitManifest, TileManifest
+from components.dataset_paths import DatasetPaths, tile_paths
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError
 from components.split import SplitOptions

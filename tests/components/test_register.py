@@ -4,7 +4,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.artifacts import NormStats, PreparedDataset, SplitManifest, read_tile
+from components.artifacts import NormStats, SplitManifest
 from components.champion_gate import (
     TAG_CHALLENGER,
     TAG_CHAMPION,
@@ -12,6 +12,7 @@ from components.champion_gate import (
     TAG_SPLIT,
     apply_champion_gate,
 )
+from components.dataset_paths import PreparedDataset, read_tile
 from components.evaluate import evaluate_model
 from components.register import RegisterOptions, register_model, score_registered_model
 from components.tile import TileOptions

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 
-from components.artifacts import PreparedDataset
+from components.dataset_paths import PreparedDataset
 from components.scene_evaluation import _native_rects, _region_mask, split_scenes
 
 

@@ -79,7 +79,7 @@ def test_s3_prefix_is_downloaded_and_ingested(binary_source, tmp_path, moto_endp
     s3.put_object(Bucket="scenes", Key="other/ignored.tif", Body=b"not under the prefix")
     out = tmp_path / "out"
     classes = ingest_source("s3://scenes/survey/2024", out)
-    assert classes.names == ["class_0", "class_255"]
+    assert classes.names == ["background", "class_255"]
     assert _scene_names(out) == [f"chip{i}_image.tif" for i in range(4)]
     with rasterio.open(out / "scenes" / "chip1_mask.tif") as src:
         assert set(np.unique(src.read(1))) == {0, 1}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.artifacts import ClassInfo, ClassMap, TileManifest, read_tile, tile_paths
+from components.artifacts import ClassInfo, ClassMap, TileManifest
+from components.dataset_paths import read_tile, tile_paths
 from components.raster import DataError, write_array
 from components.scene_tiles import grid_offsets
 from components.tile import TileOptions, tile_scenes

@@ -11,13 +11,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from components.artifacts import (
-    ClassInfo,
-    ClassMap,
-    PreparedDataset,
-    TileManifest,
-    TrainedModelInfo,
-)
+from components.artifacts import ClassInfo, ClassMap, TileManifest, TrainedModelInfo
+from components.dataset_paths import PreparedDataset
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import write_array
 from components.register import RegisterOptions, serving_config

@@ -5,7 +5,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from components.artifacts import ModelPaths, TrainedModelInfo
+from components.artifacts import TrainedModelInfo
+from components.dataset_paths import ModelPaths
 from components.train import learning_rate_at, load_trained_model, train_model
 from components.train_options import TrainParams
 

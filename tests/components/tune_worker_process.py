@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from components.artifacts import PreparedDataset
+from components.dataset_paths import PreparedDataset
 from components.parent_run import RunContext, resume_parent_run
 from components.tune import run_tune_worker
 from components.tune_options import TuneOptions

@@ -35,7 +35,7 @@ def test_pipeline_tracks_on_the_server_and_the_champion_serves_from_its_registry
 ):
     from mlflow import MlflowClient
 
-    from components.artifacts import PreparedDataset
+    from components.dataset_paths import PreparedDataset
     from components.evaluate import evaluate_model
     from components.parent_run import resume_parent_run, start_pipeline_run
     from components.prepare import PrepareOptions, prepare_dataset

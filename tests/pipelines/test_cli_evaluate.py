@@ -15,7 +15,8 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from components.artifacts import PreparedDataset, SplitManifest
+from components.artifacts import SplitManifest
+from components.dataset_paths import PreparedDataset
 from pipelines.cli import app
 from tests.components.conftest import write_tiny_dataset
 from tests.logged_models import register_known_model, save_known_model

@@ -130,6 +130,19 @@ def test_only_data_steps_are_cached(compiled):
     assert not tune.get("cachingOptions", {}).get("enableCache")
 
 
+def test_each_data_step_gets_its_output_format_as_an_input(compiled):
+    """An input, so a part of the cache key: a step's entry cached by code that wrote another
+    format (components/output_formats.py) is not reused, on a cluster as locally."""
+    from components.output_formats import OUTPUT_FORMATS
+
+    spec, _ = compiled
+    tasks = body(spec)
+    assert set(OUTPUT_FORMATS) == DATA_STEPS
+    for name in DATA_STEPS:
+        given = tasks[name]["inputs"]["parameters"]["output_format"]
+        assert given["runtimeValue"]["constant"] == OUTPUT_FORMATS[name], name
+
+
 def test_components_run_in_the_images_asked_for(compiled):
     spec, _ = compiled
     for name, ex in spec["deploymentSpec"]["executors"].items():

@@ -1,0 +1,19 @@
+"""The output format of each cached pipeline step: a number that is part of the step's
+inputs, so of its cache key (``kfp.local``'s and a cluster's alike). Kubeflow reuses a data
+step when the same component gets the same inputs; it does not know what the code inside
+``components/`` writes, so an entry cached by older code would be reused after the step's
+artifact changed shape (a tile step cached before ``TileManifest.gsd`` existed left the run
+without a recorded training resolution until ``--no-cache``).
+
+The rule (docs/design.md, "Step output formats"): when a change makes a step write something
+a reader of its artifact would miss or misread if it got the old one (a new or renamed
+field, file or metadata key, another meaning or name of a value), bump that step's number
+here in the same commit. A later step whose input changes is recomputed by itself; bump it
+only when its own output changes."""
+
+from __future__ import annotations
+
+#: step (the pipeline's component name) -> its output format. History:
+#: ingest 2: unnamed value 0 of class-id masks is named background (was class_0);
+#: tile 2: tiles.json records gsd, the tiles' metres per pixel.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 2, "tile": 2, "split": 1, "normalize": 1}
