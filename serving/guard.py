@@ -21,10 +21,13 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
   routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
-- any other request goes on to MLflow unchanged (the body it reads is the same bytes);
+- any other request goes to ``invocations``, MLflow's own answer to /invocations (the same
+  bytes), on a thread of the guard's: MLflow's route runs it on a thread it forgets when its
+  timeout answers 504, so the turn would end while the prediction still holds its memory;
 - the prediction's deadline (now + the request timeout, as ``time.monotonic()``) is put in
   ``deadline``, a ContextVar of the model's serving code, which stops predicting between two
-  batches once it has passed: a request answered 504 stops taking the cores;
+  batches once it has passed: a request answered 504 stops taking the cores, and its turn
+  ends when its thread does, not with the 504;
 - every error answer, MLflow's own and those of unknown routes or methods included, is
   ``{"error_code", "message"}`` (serving/replies.py).
 
@@ -40,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -73,6 +77,11 @@ DATAFRAME_KEYS = ("dataframe_split", "dataframe_records")
 #: What answers a dataframe request: the parsed JSON document -> (HTTP status, JSON body as
 #: bytes or as chunks of bytes).
 DataframeAnswer = Callable[[dict[str, Any]], tuple[int, bytes | Iterable[bytes]]]
+#: What answers any other request, as MLflow's /invocations route: (body, Content-Type) ->
+#: (HTTP status, body).
+InvocationsAnswer = Callable[[bytes, str], tuple[int, bytes]]
+#: uvicorn's own logger: its lines go where uvicorn's do.
+_logger = logging.getLogger("uvicorn.error")
 #: JSON values nested deeper than this are refused by the parser (RecursionError), so a body
 #: holds at most its commas plus this many plus one values.
 _MAX_NESTING = 1000
@@ -133,16 +142,18 @@ def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
 
 class RequestGuard:
     """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout,
-    dataframes, max_json_values=..., at_once=..., deadline=...)``; ``at_once`` and
-    ``deadline`` None (a model whose serving code predates them): no turns, no deadline."""
+    dataframes, invocations=..., max_json_values=..., at_once=..., deadline=...)``;
+    ``at_once`` and ``deadline`` None (a model whose serving code predates them): no turns,
+    no deadline; ``invocations`` None: those requests go on to ``mlflow_app``."""
 
     def __init__(self, app: ASGIApp, params_schema: Any, max_body_bytes: int, timeout: float,
                  dataframes: DataframeAnswer | None = None, *,
+                 invocations: InvocationsAnswer | None = None,
                  max_json_values: int | None = None, at_once: int | None = None,
                  deadline: contextvars.ContextVar | None = None):
         self.app, self.schema = app, params_schema
         self.max_body_bytes, self.timeout = max_body_bytes, timeout
-        self.dataframes = dataframes
+        self.dataframes, self.invocations = dataframes, invocations
         self.max_json_values, self.at_once, self.deadline = max_json_values, at_once, deadline
         self._turns = asyncio.Semaphore(at_once) if at_once else None
 
@@ -173,8 +184,17 @@ class RequestGuard:
             if self._turns is not None:
                 if running is None:
                     self._turns.release()
-                else:  # answered 504: the turn ends with the prediction (its next batch)
-                    running.add_done_callback(lambda _: self._turns.release())
+                else:  # answered 504: the turn ends with the prediction's thread
+                    running.add_done_callback(self._overrun_done(time.monotonic()))
+
+    def _overrun_done(self, answered: float) -> Callable[[asyncio.Future], None]:
+        """What frees the turn of a request answered 504 once its thread has stopped."""
+        def done(_: asyncio.Future) -> None:
+            self._turns.release()
+            _logger.info("a request answered 504 stopped computing %.1f s after its answer; "
+                         "its turn is free", time.monotonic() - answered)
+
+        return done
 
     async def _take_turn(self) -> None:
         if self._turns is None:
@@ -188,15 +208,14 @@ class RequestGuard:
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send,
                       content_type: str) -> asyncio.Future | None:
-        """Answer one request; returns a dataframe prediction still running after its 504."""
+        """Answer one request; returns a prediction still running after its 504."""
         try:
             body = await self._body(scope, receive)
             if body is None:
                 return None  # the client went away
             if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
                 body = bytes(body)
-                await self._forward(scope, receive, send, body)
-                return None
+                return await self._mlflow(scope, receive, send, body)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
@@ -205,17 +224,26 @@ class RequestGuard:
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
-                running = self._start_dataframe(document)
+                running = self._start(self.dataframes, document)
                 del document  # the prediction holds it, and frees it when done
-                return await self._finish_dataframe(running, send)
+                return await self._finish(running, send)
             del document
             body = text.encode(encoding, "surrogatepass")  # the bytes as they came
             del text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
-        await self._forward(scope, receive, send, body)
-        return None
+        return await self._mlflow(scope, receive, send, body)
+
+    async def _mlflow(self, scope: Scope, receive: Receive, send: Send,
+                      body: bytes) -> asyncio.Future | None:
+        """MLflow's answer, on the guard's thread (or MLflow's app, without ``invocations``)."""
+        if self.invocations is None:
+            await self._forward(scope, receive, send, body)
+            return None
+        running = self._start(self.invocations, body, header(scope, b"content-type") or "")
+        del body
+        return await self._finish(running, send)
 
     def _check_values(self, body: bytes | bytearray) -> None:
         """Every JSON value but the first of its container follows a comma, and containers
@@ -238,17 +266,16 @@ class RequestGuard:
             if token is not None:
                 self.deadline.reset(token)
 
-    def _start_dataframe(self, document: dict[str, Any]) -> asyncio.Future:
+    def _start(self, work: Callable[..., tuple[int, Any]], *args: Any) -> asyncio.Future:
         # The task copies this context, the deadline included, and its thread the task's.
         token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
         try:
-            return asyncio.ensure_future(asyncio.to_thread(self.dataframes, document))
+            return asyncio.ensure_future(asyncio.to_thread(work, *args))
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    async def _finish_dataframe(self, running: asyncio.Future,
-                                send: Send) -> asyncio.Future | None:
+    async def _finish(self, running: asyncio.Future, send: Send) -> asyncio.Future | None:
         done, _ = await asyncio.wait({running}, timeout=self.timeout)
         status, body = running.result() if done else (504, b"")
         if status == 504:  # the prediction may stop at its deadline a moment before the wait

@@ -84,6 +84,7 @@ def create_app():
                          max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
                          timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
                          dataframes=dataframe_route(python_model),
+                         invocations=invocations_route(model),
                          max_json_values=int(os.environ[_MAX_JSON_VALUES_ENV]),
                          at_once=getattr(handler, "at_once", None),
                          deadline=getattr(handler, "deadline", None))
@@ -136,6 +137,34 @@ def model_route(model, model_uri: str | None):
         return JSONResponse(body)
 
     return describe
+
+
+def invocations_route(model):
+    """MLflow's own answer to POST /invocations (its ``invocations``, what its route runs on a
+    thread), for the guard to run on a thread it keeps: MLflow's route answers 504 at its
+    timeout and forgets the thread, whose prediction still holds its memory until it stops.
+    MLflow's errors are its own (the guard shortens them); any other failure is a 500 whose
+    traceback goes to the log only."""
+    import logging
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import invocations
+
+    input_schema = model.metadata.get_input_schema()
+
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        try:
+            result = invocations(body, content_type, model, input_schema)
+        except MlflowException as exc:
+            return exc.get_http_status_code(), exc.serialize_as_json().encode()
+        except Exception:
+            logging.getLogger(__name__).exception("the model failed on a request")
+            return 500, error_body(500, "the model failed on this request; the server log "
+                                        "has the details")
+        response = result.response
+        return result.status, response.encode() if isinstance(response, str) else response
+
+    return answer
 
 
 def dataframe_route(python_model):
