@@ -44,6 +44,7 @@ _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
 _MAX_JSON_VALUES_ENV = "SEGPIPE_SERVING_MAX_JSON_VALUES"
 _WORKERS_ENV = "SEGPIPE_SERVING_WORKERS"
 _MEMORY_LIMIT_ENV = "SEGPIPE_SERVING_MEMORY_LIMIT_BYTES"
+_BODY_TIMEOUT_ENV = "SEGPIPE_SERVING_BODY_TIMEOUT"
 _TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
 #: The input keys of MLflow's JSON request format.
 _INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -87,7 +88,8 @@ def create_app():
                          invocations=invocations_route(model),
                          max_json_values=int(os.environ[_MAX_JSON_VALUES_ENV]),
                          at_once=getattr(handler, "at_once", None),
-                         deadline=getattr(handler, "deadline", None))
+                         deadline=getattr(handler, "deadline", None),
+                         body_timeout=float(os.environ[_BODY_TIMEOUT_ENV]))
     _check_memory(guard, python_model.config.max_pixels)
     return guard
 
@@ -109,7 +111,9 @@ def _check_memory(guard: RequestGuard, max_pixels: int) -> None:
     detail = (f"{loaded / sizing.MB:,.0f} MB with the model loaded + {at_once} request(s) "
               f"at once of up to {guard.max_body_bytes / sizing.MB:,.0f} MB, "
               f"{guard.max_json_values} JSON values and {max_pixels} pixels")
-    logger.info("memory: up to %s MB per worker (%s)", f"{peak / sizing.MB:,.0f}", detail)
+    logger.info("memory: up to %s MB per worker (%s); request bodies in flight, read or "
+                "waiting their turn: up to %s MB, within that figure",
+                f"{peak / sizing.MB:,.0f}", detail, f"{guard.body_budget / sizing.MB:,.0f}")
     if os.environ.get(_MEMORY_LIMIT_ENV):
         limit, source = int(os.environ[_MEMORY_LIMIT_ENV]), "--memory-limit-mb"
     else:
@@ -326,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.memory_limit_mb is not None:
             os.environ[_MEMORY_LIMIT_ENV] = str(args.memory_limit_mb * 10**6)
         os.environ[_TIMEOUT_ENV] = str(args.timeout)
+        os.environ[_BODY_TIMEOUT_ENV] = str(args.body_timeout)
         uvicorn.run("serving.server:create_app", factory=True, host=args.host, port=args.port,
                     workers=args.workers)
 
