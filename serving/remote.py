@@ -113,16 +113,49 @@ class ModelCard:
         return f"{self.uri} ({known})" if known else self.uri
 
 
-def load_model_card(model_uri: str) -> ModelCard:
-    """The ModelCard of a logged segmentation model (two small files)."""
-    import mlflow
+def logged_model_id(model_uri: str) -> str | None:
+    """The id of a ``models:/<id>`` URI (MLflow 3's logged models, ``m-...``): one part and
+    no alias, as MLflow parses it (mlflow.store.artifact.utils.models); None for any other
+    URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/``, a path)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    reference = model_uri[len("models:/"):].strip("/")
+    return reference if reference and "/" not in reference and "@" not in reference else None
 
-    local = Path(mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/MLmodel"))
-    mlmodel = mlflow.models.Model.load(local)
-    relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"]["path"]
-    config_path = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{relative}")
-    return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id,
-                     ServingConfig.load(Path(config_path)))
+
+class ModelCardError(RuntimeError):
+    """A model URI that names no model, or no segpipe model; one line naming the URI."""
+
+
+def load_model_card(model_uri: str) -> ModelCard:
+    """The ModelCard of a logged segmentation model (two small files), by any URI MLflow
+    takes for a model: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/m-<id>``
+    (MLflow 3's logged-model id), ``runs:/RUN/PATH`` or a local folder. The files are read
+    through the model's own artifact repository: ``<uri>/MLmodel`` is no URI MLflow parses
+    for ``models:/`` (it would take ``MLmodel`` for a stage of a model named by the id)."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        repository = get_artifact_repository(model_uri.rstrip("/"))
+        with tempfile.TemporaryDirectory(prefix="segpipe-card-") as folder:
+            mlmodel = mlflow.models.Model.load(
+                Path(repository.download_artifacts("MLmodel", dst_path=folder)))
+            relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"][
+                "path"]
+            config = ServingConfig.load(
+                Path(repository.download_artifacts(relative, dst_path=folder)))
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        line = " ".join(message.split())[:200]
+        raise ModelCardError(f"model {model_uri}: no such model ({line})") from None
+    except KeyError as exc:
+        raise ModelCardError(f"model {model_uri}: not a segpipe segmentation model (its "
+                             f"MLmodel has no {exc} entry)") from None
+    return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id, config)
 
 
 def load_serving_config(model_uri: str) -> ServingConfig:

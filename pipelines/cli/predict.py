@@ -151,7 +151,7 @@ def predict(
         except UrlError as exc:
             raise fail(str(exc), 2) from None
     use_store(model_uri, tracking_uri)
-    from serving.remote import load_model_card
+    from serving.remote import ModelCardError, load_model_card
     from serving.scene import SceneError, check_scene, predict_scene
 
     # The scene is checked against the model's serving config alone (two small files),
@@ -159,6 +159,8 @@ def predict(
     try:
         card = load_model_card(model_uri)
         config = card.config
+    except ModelCardError as exc:
+        raise fail(str(exc), 1) from None
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
