@@ -7,7 +7,9 @@ exactly as locally; each batch of raw windows goes to the server as base64 ``.np
 window and normalizes with the model's own statistics. Invalid pixels (the scene's nodata,
 which the server does not know) travel as NaN in float windows; windows without any travel
 in the smallest integer type that holds them, so the payload grows only where a window
-touches nodata."""
+touches nodata. A scene whose nodata is not the model's sends it as param ``nodata``, so the
+server does not take the model's value for invalid where the scene's pixels of it are
+valid."""
 
 from __future__ import annotations
 
@@ -67,8 +69,24 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
                             f"{response.status_code}")
 
 
-def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> PredictFn:
-    """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations)."""
+def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
+    """The nodata a scene declares when it is not the model's: the server must then be told
+    (param ``nodata``), or it would take the model's value for invalid in windows where the
+    scene's pixels of that value are valid. None when the model's own applies."""
+    import rasterio
+
+    with rasterio.open(scene) as dataset:
+        nodata = dataset.nodata
+    if nodata is None or nodata == config.nodata:
+        return None
+    return float(nodata)
+
+
+def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0,
+                        nodata: float | None = None) -> PredictFn:
+    """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations); ``nodata``:
+    the scene's, when it is not the model's (scene_nodata). Sent only then, so a server whose
+    model predates the param still answers every other scene."""
     session = requests.Session()
     if not url.rstrip("/").endswith("/invocations"):
         url = url.rstrip("/") + "/invocations"
@@ -77,7 +95,8 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
         payload = {"dataframe_split": {"columns": [NPY_COLUMN],
                                        "data": [[encode_npy(compact(w))] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
-                              "resample": False}}
+                              "resample": False,
+                              **({} if nodata is None else {"nodata": nodata})}}
         try:
             response = session.post(url, json=payload, timeout=timeout)
         except requests.RequestException as exc:

@@ -183,11 +183,12 @@ def predict(
 
     from serving.predict import ScenePredictor
     from serving.pyfunc import load_predictor
-    from serving.remote import endpoint_predict_fn
+    from serving.remote import endpoint_predict_fn, scene_nodata
 
     if endpoint:
-        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config,
-                                   normalize=False)
+        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta,
+                                                       nodata=scene_nodata(input, config)),
+                                   config, normalize=False)
         tta_local = False  # the server averages the flips of each window
     else:
         predictor = load_predictor(model_uri)

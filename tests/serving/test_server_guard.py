@@ -51,7 +51,7 @@ def test_unknown_params_are_400_naming_them_and_the_declared_ones(server):
     response = post(server, json.dumps({"inputs": tensor(), "params": {"ttta": True,
                                                                        "overlap": 0.25}}))
     body = assert_short_error(response, 400, "unknown params 'ttta'",
-                              "the model takes output, overlap, pixel_size, resample, tta")
+                              "the model takes nodata, output, overlap, pixel_size, resample, tta")
     assert body["error_code"] == "BAD_REQUEST"
 
 
