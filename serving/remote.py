@@ -152,27 +152,23 @@ def load_model_card(model_uri: str) -> ModelCard:
     (MLflow 3's logged-model id), ``runs:/RUN/PATH`` or a local folder. The files are read
     through the model's own artifact repository: ``<uri>/MLmodel`` is no URI MLflow parses
     for ``models:/`` (it would take ``MLmodel`` for a stage of a model named by the id)."""
-    import tempfile
-
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     try:
+        # as mlflow.artifacts.download_artifacts does: a local store's files are read where
+        # they are, a remote one's fetched into a temporary folder of MLflow's
         repository = get_artifact_repository(model_uri.rstrip("/"))
-        with tempfile.TemporaryDirectory(prefix="segpipe-card-") as folder:
-            mlmodel = mlflow.models.Model.load(
-                Path(repository.download_artifacts("MLmodel", dst_path=folder)))
-            relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"][
-                "path"]
-            config = ServingConfig.load(
-                Path(repository.download_artifacts(relative, dst_path=folder)))
+        mlmodel = mlflow.models.Model.load(Path(repository.download_artifacts("MLmodel")))
+        relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"]["path"]
+        config = ServingConfig.load(Path(repository.download_artifacts(relative)))
     except (MlflowException, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         line = " ".join(message.split())[:200]
         raise ModelCardError(f"model {model_uri}: no such model ({line})") from None
     except KeyError as exc:
-        raise ModelCardError(f"model {model_uri}: not a segpipe segmentation model (its "
+        raise ModelCardError(f"model {model_uri} is not a segpipe segmentation model (its "
                              f"MLmodel has no {exc} entry)") from None
     return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id, config)
 
