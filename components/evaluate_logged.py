@@ -74,12 +74,20 @@ class ModelVersionRef:
 
 def resolve_model_version(model_uri: str) -> ModelVersionRef:
     """The version behind ``models:/name@alias`` or ``models:/name/version``, with the
-    experiment of the run that logged it; other URIs name no version."""
+    experiment of the run that logged it; a logged model's id (``models:/m-<id>``) names
+    that model and its experiment, no version; other URIs name neither."""
     if not model_uri.startswith("models:/"):
         return ModelVersionRef(uri=model_uri)
     from mlflow import MlflowClient
 
+    from serving.remote import logged_model_id
+
     client = MlflowClient()
+    if model_id := logged_model_id(model_uri):
+        logged = client.get_logged_model(model_id)
+        return ModelVersionRef(uri=model_uri, model_id=model_id,
+                               architecture=logged.tags.get("segpipe.architecture"),
+                               experiment_id=logged.experiment_id)
     reference = model_uri[len("models:/"):].rstrip("/")
     if "@" in reference:
         name, alias = reference.split("@", 1)

@@ -153,8 +153,8 @@ def _redacted(uri: str) -> str:
 def check_model(model_uri: str, tracking_uri: str | None) -> str:
     """The tracking URI to load ``model_uri`` with, after checking, without creating anything,
     that the store is there and holds that registered model (``models:/name@alias`` or
-    ``models:/name/version``); StoreError naming the store otherwise. Other URIs (a local
-    folder, ``runs:/``) only get the store resolved."""
+    ``models:/name/version``) or logged model (``models:/m-<id>``); StoreError naming the
+    store otherwise. Other URIs (a local folder, ``runs:/``) only get the store resolved."""
     uri = resolve_tracking_uri(tracking_uri)
     if not model_uri.startswith("models:/"):
         from serving.server import local_model_problem
@@ -166,12 +166,21 @@ def check_model(model_uri: str, tracking_uri: str | None) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from serving.remote import logged_model_id
+
+    client = MlflowClient(tracking_uri=uri)
+    if model_id := logged_model_id(model_uri):
+        try:
+            client.get_logged_model(model_id)
+        except MlflowException:
+            raise StoreError(f"model {model_uri}: no logged model {model_id!r} in the "
+                             f"tracking store {_redacted(uri)}") from None
+        return uri
     reference = model_uri[len("models:/"):]
     if "@" in reference:
         (name, alias), version = reference.split("@", 1), None
     else:
         (name, _, version), alias = reference.partition("/"), None
-    client = MlflowClient(tracking_uri=uri)
     try:
         if alias is not None:
             client.get_model_version_by_alias(name, alias)

@@ -5,6 +5,7 @@ chunks. Stdlib only, as the guard."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -112,11 +113,18 @@ async def answer(send: Send, status: int, body: bytes | Iterable[bytes]) -> None
     await send({"type": "http.response.body", "body": b""})
 
 
-async def read_body(receive: Receive, limit: int) -> bytearray | None:
-    """The body in one buffer, grown in place (no list of chunks joined into a second copy)."""
+async def read_body(receive: Receive, limit: int,
+                    stall_timeout: float | None = None) -> bytearray | None:
+    """The body in one buffer, grown in place (no list of chunks joined into a second copy);
+    a 408 when none of it arrives for ``stall_timeout`` seconds."""
     body = bytearray()
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), stall_timeout)
+        except TimeoutError:
+            raise Refusal(408, f"no part of the request body arrived for {stall_timeout:g} s "
+                               f"(the server's body timeout, --body-timeout or "
+                               f"$SERVING_BODY_TIMEOUT); the client is dropped") from None
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")

@@ -23,10 +23,13 @@ OUTPUTS = ("mask", "probabilities")
 #: overlap's default is the model's own (ServingConfig.overlap).
 #: pixel_size (metres per pixel of an input that carries none: arrays, plain images) has no
 #: default: such inputs are resampled by the model's scale.
+#: nodata (the nodata value of an input that declares none: arrays, plain images, a GeoTIFF
+#: without one) has none either: such inputs take the model's.
 PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
                                       "output": ("string", OUTPUTS[0]),
                                       "resample": ("boolean", True),
-                                      "pixel_size": ("double", None)}
+                                      "pixel_size": ("double", None),
+                                      "nodata": ("double", None)}
 #: Longest piece of a client's input quoted back in an error message.
 EXCERPT = 40
 
@@ -48,6 +51,7 @@ class RequestParams:
     output: str
     resample: bool
     pixel_size: float | None = None
+    nodata: float | None = None
 
 
 def param_defaults(config: ServingConfig) -> dict[str, Any]:
@@ -78,7 +82,16 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
             raise RequestError(f"param {name} must be true or false, got {excerpt(values[name])}")
     return RequestParams(tta=bool(values["tta"]), overlap=overlap, output=values["output"],
                          resample=bool(values["resample"]),
-                         pixel_size=_pixel_size(values.get("pixel_size"), values["resample"]))
+                         pixel_size=_pixel_size(values.get("pixel_size"), values["resample"]),
+                         nodata=_nodata(values.get("nodata")))
+
+
+def _nodata(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise RequestError(f"param nodata must be a number, got {excerpt(value)}")
+    return float(value)
 
 
 def _pixel_size(value: Any, resample: bool) -> float | None:

@@ -5,10 +5,16 @@ MLflow 3.17's scoring server reads any body whole, echoes a body that is not JSO
 error, drops params the model signature does not declare (with only a log warning) and
 prefixes the whole input data to the message of a param of the wrong type. Here:
 
-- at most ``at_once`` requests (the model's own concurrency) are past their headers at a time;
-  the others wait their turn with their bodies unread, so what requests hold in memory is
-  bounded by ``at_once`` times the limits below (serving/sizing.py); a request that gets no
-  turn within the request timeout is a 503;
+- a request's body is read before it takes a turn, within a budget for bodies in flight
+  (``at_once`` bodies of the largest size, serving/sizing.py body_budget_bytes; a body
+  reserves its Content-Length, or the limit when it has none, before a byte is read): a slow
+  upload holds bytes, not a turn. A body that would pass the budget waits for others to free
+  theirs, and is a 503 saying so after the request timeout; a client that sends none of its
+  body for ``body_timeout`` seconds is a 408 and dropped;
+- then at most ``at_once`` requests (the model's own concurrency) are computed at a time
+  (parsed, predicted, answered), the others wait their turn with their body, so what
+  requests hold in memory is bounded by ``at_once`` times the limits below
+  (serving/sizing.py); a request that gets no turn within the request timeout is a 503;
 - a body larger than the limit is refused with 413 from its Content-Length header, before a
   byte of it is read, or as soon as a body without one grows past the limit; a body with a
   Content-Encoding (gzip, deflate, ...) is a 415 naming it;
@@ -21,10 +27,13 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
   routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
-- any other request goes on to MLflow unchanged (the body it reads is the same bytes);
+- any other request goes to ``invocations``, MLflow's own answer to /invocations (the same
+  bytes), on a thread of the guard's: MLflow's route runs it on a thread it forgets when its
+  timeout answers 504, so the turn would end while the prediction still holds its memory;
 - the prediction's deadline (now + the request timeout, as ``time.monotonic()``) is put in
   ``deadline``, a ContextVar of the model's serving code, which stops predicting between two
-  batches once it has passed: a request answered 504 stops taking the cores;
+  batches once it has passed: a request answered 504 stops taking the cores, and its turn
+  ends when its thread does, not with the 504;
 - every error answer, MLflow's own and those of unknown routes or methods included, is
   ``{"error_code", "message"}`` (serving/replies.py).
 
@@ -40,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -62,6 +72,7 @@ from serving.asgi import (
     short_error,
     shorten_errors,
 )
+from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
            "check_body", "check_params", "error_body", "excerpt", "short_error"]
@@ -73,6 +84,11 @@ DATAFRAME_KEYS = ("dataframe_split", "dataframe_records")
 #: What answers a dataframe request: the parsed JSON document -> (HTTP status, JSON body as
 #: bytes or as chunks of bytes).
 DataframeAnswer = Callable[[dict[str, Any]], tuple[int, bytes | Iterable[bytes]]]
+#: What answers any other request, as MLflow's /invocations route: (body, Content-Type) ->
+#: (HTTP status, body).
+InvocationsAnswer = Callable[[bytes, str], tuple[int, bytes]]
+#: uvicorn's own logger: its lines go where uvicorn's do.
+_logger = logging.getLogger("uvicorn.error")
 #: JSON values nested deeper than this are refused by the parser (RecursionError), so a body
 #: holds at most its commas plus this many plus one values.
 _MAX_NESTING = 1000
@@ -133,18 +149,25 @@ def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
 
 class RequestGuard:
     """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout,
-    dataframes, max_json_values=..., at_once=..., deadline=...)``; ``at_once`` and
-    ``deadline`` None (a model whose serving code predates them): no turns, no deadline."""
+    dataframes, invocations=..., max_json_values=..., at_once=..., deadline=...)``;
+    ``at_once`` and ``deadline`` None (a model whose serving code predates them): no turns,
+    no deadline; ``invocations`` None: those requests go on to ``mlflow_app``."""
 
     def __init__(self, app: ASGIApp, params_schema: Any, max_body_bytes: int, timeout: float,
                  dataframes: DataframeAnswer | None = None, *,
+                 invocations: InvocationsAnswer | None = None,
                  max_json_values: int | None = None, at_once: int | None = None,
-                 deadline: contextvars.ContextVar | None = None):
+                 deadline: contextvars.ContextVar | None = None,
+                 body_timeout: float | None = None):
         self.app, self.schema = app, params_schema
         self.max_body_bytes, self.timeout = max_body_bytes, timeout
-        self.dataframes = dataframes
+        self.dataframes, self.invocations = dataframes, invocations
         self.max_json_values, self.at_once, self.deadline = max_json_values, at_once, deadline
         self._turns = asyncio.Semaphore(at_once) if at_once else None
+        #: Bytes of request bodies held or being read (serving/sizing.py body_budget_bytes).
+        self.body_budget = body_budget_bytes(at_once, max_body_bytes) if at_once else None
+        self.body_timeout = body_timeout
+        self._bodies, self._freed = 0, asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,27 +177,88 @@ class RequestGuard:
         if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        reserved, turn, running = 0, False, None
         try:
-            content_type = mime_type(scope)
-            if not content_type:
-                raise Refusal(415, f"the request has no Content-Type; send {JSON_TYPE}")
-            encoding = (header(scope, b"content-encoding") or "identity").lower()
-            if encoding != "identity":
-                raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
-                                   f"(Content-Encoding); send it uncompressed")
-            await self._take_turn()
-        except Refusal as refusal:
-            await answer(send, refusal.status, error_body(refusal.status, refusal.message))
-            return
-        running = None
-        try:
-            running = await self._invoke(scope, receive, send, content_type)
+            try:
+                content_type = mime_type(scope)
+                if not content_type:
+                    raise Refusal(415, f"the request has no Content-Type; send {JSON_TYPE}")
+                encoding = (header(scope, b"content-encoding") or "identity").lower()
+                if encoding != "identity":
+                    raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
+                                       f"(Content-Encoding); send it uncompressed")
+                declared = self._declared_size(scope)
+                # read outside the turns, within the budget: a slow upload holds bytes, not
+                # one of the turns the requests being computed need
+                reserved = await self._reserve(self.max_body_bytes if declared is None
+                                               else declared)
+                body = await self._body(receive)
+                if body is None:
+                    return  # the client went away
+                self._unreserve(reserved - len(body))  # a chunked body: what it took
+                reserved = len(body)
+                await self._take_turn()
+                turn = True
+            except Refusal as refusal:
+                await answer(send, refusal.status, error_body(refusal.status, refusal.message))
+                return
+            held = [body]
+            del body  # _invoke frees it as it goes
+            running = await self._invoke(scope, receive, send, content_type, held)
         finally:
-            if self._turns is not None:
-                if running is None:
-                    self._turns.release()
-                else:  # answered 504: the turn ends with the prediction (its next batch)
-                    running.add_done_callback(lambda _: self._turns.release())
+            if running is None:
+                self._end(reserved, turn)
+            else:  # answered 504: the turn ends with the prediction's thread
+                running.add_done_callback(self._overrun_done(time.monotonic(), reserved))
+
+    def _end(self, reserved: int, turn: bool) -> None:
+        """A request's work is over: its turn and its body's share of the budget are free."""
+        if turn and self._turns is not None:
+            self._turns.release()
+        self._unreserve(reserved)
+
+    def _overrun_done(self, answered: float,
+                      reserved: int) -> Callable[[asyncio.Future], None]:
+        """What frees the turn of a request answered 504 once its thread has stopped."""
+        def done(_: asyncio.Future) -> None:
+            self._end(reserved, True)
+            _logger.info("a request answered 504 stopped computing %.1f s after its answer; "
+                         "its turn is free", time.monotonic() - answered)
+
+        return done
+
+    def _declared_size(self, scope: Scope) -> int | None:
+        """The body's Content-Length; a 413 before a byte is read when it is over the limit."""
+        declared = header(scope, b"content-length")
+        limit = self.max_body_bytes
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
+        return None if declared is None else int(declared)
+
+    async def _reserve(self, size: int) -> int:
+        """Take ``size`` bytes of the budget for bodies in flight, waiting up to the request
+        timeout for others to free them; a 503 saying so when they do not."""
+        if self.body_budget is None:
+            return 0
+        deadline = time.monotonic() + self.timeout
+        while self._bodies + size > self.body_budget:
+            try:
+                await asyncio.wait_for(self._freed.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                raise Refusal(503, f"the server is busy: its request bodies in flight hold "
+                                   f"{self._bodies} bytes of its budget of {self.body_budget} "
+                                   f"({self.at_once} x the body limit), too much for this "
+                                   f"one's {size} for {self.timeout:g} s (the server's "
+                                   f"request timeout); try again later") from None
+        self._bodies += size
+        return size
+
+    def _unreserve(self, size: int) -> None:
+        if self.body_budget is None or not size:
+            return
+        self._bodies -= size
+        self._freed.set()  # wakes every waiter, each checks again
+        self._freed = asyncio.Event()
 
     async def _take_turn(self) -> None:
         if self._turns is None:
@@ -186,17 +270,15 @@ class RequestGuard:
                                f"took longer than {self.timeout:g} s (the server's request "
                                f"timeout); try again later") from None
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send,
-                      content_type: str) -> asyncio.Future | None:
-        """Answer one request; returns a dataframe prediction still running after its 504."""
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send, content_type: str,
+                      held: list[bytearray]) -> asyncio.Future | None:
+        """Answer one request, its body ``held`` alone; returns a prediction still running
+        after its 504."""
+        body = held.pop()
         try:
-            body = await self._body(scope, receive)
-            if body is None:
-                return None  # the client went away
             if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
                 body = bytes(body)
-                await self._forward(scope, receive, send, body)
-                return None
+                return await self._mlflow(scope, receive, send, body)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
@@ -205,17 +287,26 @@ class RequestGuard:
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
-                running = self._start_dataframe(document)
+                running = self._start(self.dataframes, document)
                 del document  # the prediction holds it, and frees it when done
-                return await self._finish_dataframe(running, send)
+                return await self._finish(running, send)
             del document
             body = text.encode(encoding, "surrogatepass")  # the bytes as they came
             del text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
-        await self._forward(scope, receive, send, body)
-        return None
+        return await self._mlflow(scope, receive, send, body)
+
+    async def _mlflow(self, scope: Scope, receive: Receive, send: Send,
+                      body: bytes) -> asyncio.Future | None:
+        """MLflow's answer, on the guard's thread (or MLflow's app, without ``invocations``)."""
+        if self.invocations is None:
+            await self._forward(scope, receive, send, body)
+            return None
+        running = self._start(self.invocations, body, header(scope, b"content-type") or "")
+        del body
+        return await self._finish(running, send)
 
     def _check_values(self, body: bytes | bytearray) -> None:
         """Every JSON value but the first of its container follows a comma, and containers
@@ -238,17 +329,16 @@ class RequestGuard:
             if token is not None:
                 self.deadline.reset(token)
 
-    def _start_dataframe(self, document: dict[str, Any]) -> asyncio.Future:
+    def _start(self, work: Callable[..., tuple[int, Any]], *args: Any) -> asyncio.Future:
         # The task copies this context, the deadline included, and its thread the task's.
         token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
         try:
-            return asyncio.ensure_future(asyncio.to_thread(self.dataframes, document))
+            return asyncio.ensure_future(asyncio.to_thread(work, *args))
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    async def _finish_dataframe(self, running: asyncio.Future,
-                                send: Send) -> asyncio.Future | None:
+    async def _finish(self, running: asyncio.Future, send: Send) -> asyncio.Future | None:
         done, _ = await asyncio.wait({running}, timeout=self.timeout)
         status, body = running.result() if done else (504, b"")
         if status == 504:  # the prediction may stop at its deadline a moment before the wait
@@ -257,13 +347,10 @@ class RequestGuard:
         await answer(send, status, body)
         return None if done else running
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytearray | None:
-        declared = header(scope, b"content-length")
-        limit = self.max_body_bytes
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
+    async def _body(self, receive: Receive) -> bytearray | None:
         try:
-            return await asyncio.wait_for(read_body(receive, limit), self.timeout)
+            return await asyncio.wait_for(
+                read_body(receive, self.max_body_bytes, self.body_timeout), self.timeout)
         except TimeoutError:
             raise Refusal(408, f"the request body did not arrive within {self.timeout:g} s "
                                f"(the server's request timeout)") from None

@@ -130,7 +130,16 @@ class RequestHandler:
         return self.predictor.predict_array(image, tta=request.tta, overlap=request.overlap,
                                             output=request.output, resample=request.resample,
                                             pixel_size=request.pixel_size,
+                                            nodata=self._nodata(request),
                                             deadline=DEADLINE.get())
+
+    def _nodata(self, request: RequestParams, dataset=None) -> float | None:
+        """What marks an input's invalid pixels (every band equal to it): the input's own
+        declared nodata, else the request's ``nodata``, else the model's (docs/serving.md,
+        Pixels, nodata and the answer)."""
+        if dataset is not None and dataset.nodata is not None:
+            return dataset.nodata
+        return self.config.nodata if request.nodata is None else request.nodata
 
     def _npy(self, values: list[Any], request: RequestParams,
              notes: list[list[str]]) -> list[str]:
@@ -146,7 +155,7 @@ class RequestHandler:
             images.append(decode_npy(decode_base64(value, what), what, self.config,
                                      check_size))
             notes.append(self._warnings(what, images[-1].dtype, sample_array(images[-1]),
-                                        self.config.nodata, request))
+                                        self._nodata(request), request))
         answers = []
         for i in range(len(images)):
             result = self._array(images[i], request)
@@ -167,9 +176,8 @@ class RequestHandler:
                 grid = self._grid(dataset.height, dataset.width, request, dataset)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
                 opened.append((what, dataset, grid))
-                nodata = self.config.nodata if dataset.nodata is None else dataset.nodata
                 notes.append(self._warnings(what, dataset.dtypes[0], sample_dataset(dataset),
-                                            nodata, request, dataset))
+                                            self._nodata(request, dataset), request, dataset))
             return [self._dataset(what, dataset, grid, request)
                     for what, dataset, grid in opened]
 
@@ -177,6 +185,7 @@ class RequestHandler:
         """Base64 answer for one opened image; only the result is held whole."""
         blocks = self.predictor.iter_dataset(dataset, tta=request.tta,
                                              overlap=request.overlap, factor=grid.factor,
+                                             nodata=self._nodata(request, dataset),
                                              deadline=DEADLINE.get())
         try:
             result = self.predictor.assemble(blocks, dataset.height, dataset.width,

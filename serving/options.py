@@ -29,15 +29,22 @@ DEFAULT_MAX_REQUEST_MB = 1000
 #: body limit in memory.
 DEFAULT_MAX_JSON_VALUES = 2_000_000
 
+#: Seconds the server waits for the next piece of a request body before it drops the client
+#: (408): a stalled upload holds its share of the budget for bodies in flight that long, at
+#: most, and never a compute turn. The whole body must still arrive within the timeout.
+DEFAULT_BODY_TIMEOUT = 30
+
 #: Option (argparse dest) -> its environment variable.
 ENVIRONMENT = {"model_uri": "MODEL_URI", "port": "SERVING_PORT",
                "workers": "SERVING_WORKERS", "timeout": "SERVING_TIMEOUT",
+               "body_timeout": "SERVING_BODY_TIMEOUT",
                "max_request_mb": "SERVING_MAX_REQUEST_MB",
                "max_json_values": "SERVING_MAX_JSON_VALUES",
                "memory_limit_mb": "SERVING_MEMORY_LIMIT_MB"}
 #: Option -> its default (None: required, or none).
 DEFAULTS = {"model_uri": None, "port": DEFAULT_PORT, "workers": DEFAULT_WORKERS,
-            "timeout": DEFAULT_TIMEOUT, "max_request_mb": DEFAULT_MAX_REQUEST_MB,
+            "timeout": DEFAULT_TIMEOUT, "body_timeout": DEFAULT_BODY_TIMEOUT,
+            "max_request_mb": DEFAULT_MAX_REQUEST_MB,
             "max_json_values": DEFAULT_MAX_JSON_VALUES, "memory_limit_mb": None}
 
 
@@ -59,7 +66,8 @@ def port(text: str) -> int:
 
 
 #: Option -> how its text becomes its value (strings stay as they are).
-_TYPES = {"port": port, "workers": positive, "timeout": positive, "max_request_mb": positive,
+_TYPES = {"port": port, "workers": positive, "timeout": positive, "body_timeout": positive,
+          "max_request_mb": positive,
           "max_json_values": positive, "memory_limit_mb": positive}
 
 
@@ -84,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     option("--port", "port to listen on")
     option("--workers", "uvicorn worker processes, each with its own copy of the model")
     option("--timeout", "seconds per request: receiving the body, and predicting")
+    option("--body-timeout", "seconds without any of a request body arriving before the "
+                             "client is dropped (408)")
     option("--max-request-mb", "largest request body in MB, refused (413) before it is read")
     option("--max-json-values", "most JSON values in a request body, refused (413) before "
                                 "it is parsed")

@@ -7,7 +7,9 @@ exactly as locally; each batch of raw windows goes to the server as base64 ``.np
 window and normalizes with the model's own statistics. Invalid pixels (the scene's nodata,
 which the server does not know) travel as NaN in float windows; windows without any travel
 in the smallest integer type that holds them, so the payload grows only where a window
-touches nodata."""
+touches nodata. A scene whose nodata is not the model's sends it as param ``nodata``, so the
+server does not take the model's value for invalid where the scene's pixels of it are
+valid."""
 
 from __future__ import annotations
 
@@ -67,8 +69,24 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
                             f"{response.status_code}")
 
 
-def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> PredictFn:
-    """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations)."""
+def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
+    """The nodata a scene declares when it is not the model's: the server must then be told
+    (param ``nodata``), or it would take the model's value for invalid in windows where the
+    scene's pixels of that value are valid. None when the model's own applies."""
+    import rasterio
+
+    with rasterio.open(scene) as dataset:
+        nodata = dataset.nodata
+    if nodata is None or nodata == config.nodata:
+        return None
+    return float(nodata)
+
+
+def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0,
+                        nodata: float | None = None) -> PredictFn:
+    """A PredictFn over raw-pixel windows, answered by ``url`` (…/invocations); ``nodata``:
+    the scene's, when it is not the model's (scene_nodata). Sent only then, so a server whose
+    model predates the param still answers every other scene."""
     session = requests.Session()
     if not url.rstrip("/").endswith("/invocations"):
         url = url.rstrip("/") + "/invocations"
@@ -77,7 +95,8 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0) -> 
         payload = {"dataframe_split": {"columns": [NPY_COLUMN],
                                        "data": [[encode_npy(compact(w))] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
-                              "resample": False}}
+                              "resample": False,
+                              **({} if nodata is None else {"nodata": nodata})}}
         try:
             response = session.post(url, json=payload, timeout=timeout)
         except requests.RequestException as exc:
@@ -113,16 +132,45 @@ class ModelCard:
         return f"{self.uri} ({known})" if known else self.uri
 
 
-def load_model_card(model_uri: str) -> ModelCard:
-    """The ModelCard of a logged segmentation model (two small files)."""
-    import mlflow
+def logged_model_id(model_uri: str) -> str | None:
+    """The id of a ``models:/<id>`` URI (MLflow 3's logged models, ``m-...``): one part and
+    no alias, as MLflow parses it (mlflow.store.artifact.utils.models); None for any other
+    URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/``, a path)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    reference = model_uri[len("models:/"):].strip("/")
+    return reference if reference and "/" not in reference and "@" not in reference else None
 
-    local = Path(mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/MLmodel"))
-    mlmodel = mlflow.models.Model.load(local)
-    relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"]["path"]
-    config_path = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{relative}")
-    return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id,
-                     ServingConfig.load(Path(config_path)))
+
+class ModelCardError(RuntimeError):
+    """A model URI that names no model, or no segpipe model; one line naming the URI."""
+
+
+def load_model_card(model_uri: str) -> ModelCard:
+    """The ModelCard of a logged segmentation model (two small files), by any URI MLflow
+    takes for a model: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/m-<id>``
+    (MLflow 3's logged-model id), ``runs:/RUN/PATH`` or a local folder. The files are read
+    through the model's own artifact repository: ``<uri>/MLmodel`` is no URI MLflow parses
+    for ``models:/`` (it would take ``MLmodel`` for a stage of a model named by the id)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        # as mlflow.artifacts.download_artifacts does: a local store's files are read where
+        # they are, a remote one's fetched into a temporary folder of MLflow's
+        repository = get_artifact_repository(model_uri.rstrip("/"))
+        mlmodel = mlflow.models.Model.load(Path(repository.download_artifacts("MLmodel")))
+        relative = mlmodel.flavors["python_function"]["artifacts"]["serving_config"]["path"]
+        config = ServingConfig.load(Path(repository.download_artifacts(relative)))
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        line = " ".join(message.split())[:200]
+        raise ModelCardError(f"model {model_uri}: no such model ({line})") from None
+    except KeyError as exc:
+        raise ModelCardError(f"model {model_uri} is not a segpipe segmentation model (its "
+                             f"MLmodel has no {exc} entry)") from None
+    return ModelCard(model_uri, mlmodel.model_uuid, mlmodel.run_id, config)
 
 
 def load_serving_config(model_uri: str) -> ServingConfig:

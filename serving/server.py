@@ -44,6 +44,7 @@ _MAX_REQUEST_ENV = "SEGPIPE_SERVING_MAX_REQUEST_BYTES"
 _MAX_JSON_VALUES_ENV = "SEGPIPE_SERVING_MAX_JSON_VALUES"
 _WORKERS_ENV = "SEGPIPE_SERVING_WORKERS"
 _MEMORY_LIMIT_ENV = "SEGPIPE_SERVING_MEMORY_LIMIT_BYTES"
+_BODY_TIMEOUT_ENV = "SEGPIPE_SERVING_BODY_TIMEOUT"
 _TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # read by MLflow's app too
 #: The input keys of MLflow's JSON request format.
 _INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -84,9 +85,11 @@ def create_app():
                          max_body_bytes=int(os.environ[_MAX_REQUEST_ENV]),
                          timeout=float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()),
                          dataframes=dataframe_route(python_model),
+                         invocations=invocations_route(model),
                          max_json_values=int(os.environ[_MAX_JSON_VALUES_ENV]),
                          at_once=getattr(handler, "at_once", None),
-                         deadline=getattr(handler, "deadline", None))
+                         deadline=getattr(handler, "deadline", None),
+                         body_timeout=float(os.environ[_BODY_TIMEOUT_ENV]))
     _check_memory(guard, python_model.config.max_pixels)
     return guard
 
@@ -108,7 +111,9 @@ def _check_memory(guard: RequestGuard, max_pixels: int) -> None:
     detail = (f"{loaded / sizing.MB:,.0f} MB with the model loaded + {at_once} request(s) "
               f"at once of up to {guard.max_body_bytes / sizing.MB:,.0f} MB, "
               f"{guard.max_json_values} JSON values and {max_pixels} pixels")
-    logger.info("memory: up to %s MB per worker (%s)", f"{peak / sizing.MB:,.0f}", detail)
+    logger.info("memory: up to %s MB per worker (%s); request bodies in flight, read or "
+                "waiting their turn: up to %s MB, within that figure",
+                f"{peak / sizing.MB:,.0f}", detail, f"{guard.body_budget / sizing.MB:,.0f}")
     if os.environ.get(_MEMORY_LIMIT_ENV):
         limit, source = int(os.environ[_MEMORY_LIMIT_ENV]), "--memory-limit-mb"
     else:
@@ -136,6 +141,34 @@ def model_route(model, model_uri: str | None):
         return JSONResponse(body)
 
     return describe
+
+
+def invocations_route(model):
+    """MLflow's own answer to POST /invocations (its ``invocations``, what its route runs on a
+    thread), for the guard to run on a thread it keeps: MLflow's route answers 504 at its
+    timeout and forgets the thread, whose prediction still holds its memory until it stops.
+    MLflow's errors are its own (the guard shortens them); any other failure is a 500 whose
+    traceback goes to the log only."""
+    import logging
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import invocations
+
+    input_schema = model.metadata.get_input_schema()
+
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        try:
+            result = invocations(body, content_type, model, input_schema)
+        except MlflowException as exc:
+            return exc.get_http_status_code(), exc.serialize_as_json().encode()
+        except Exception:
+            logging.getLogger(__name__).exception("the model failed on a request")
+            return 500, error_body(500, "the model failed on this request; the server log "
+                                        "has the details")
+        response = result.response
+        return result.status, response.encode() if isinstance(response, str) else response
+
+    return answer
 
 
 def dataframe_route(python_model):
@@ -297,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.memory_limit_mb is not None:
             os.environ[_MEMORY_LIMIT_ENV] = str(args.memory_limit_mb * 10**6)
         os.environ[_TIMEOUT_ENV] = str(args.timeout)
+        os.environ[_BODY_TIMEOUT_ENV] = str(args.body_timeout)
         uvicorn.run("serving.server:create_app", factory=True, host=args.host, port=args.port,
                     workers=args.workers)
 

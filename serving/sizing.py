@@ -17,7 +17,11 @@ measured each; benchmarks/README.md has the figures):
   text).
 
 A worker holds what it holds with the model loaded (measured at start) plus that many
-requests at once as the guard lets in (the model's own concurrency). Stdlib only.
+requests at once as the guard lets in (the model's own concurrency). Bodies are read before a
+request gets its turn, within a budget for bodies in flight (body_budget_bytes): every phase
+above holds the body once, so a request holds its body plus at most the rest of its peak, and
+a budget of ``at_once`` bodies keeps the same bound however many requests are receiving
+theirs. Stdlib only.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ def request_peak_bytes(max_body_bytes: int, max_json_values: int, max_pixels: in
     predicting = body + 3 * body // 4 + BLENDING_BYTES + result
     answering = body + int(ANSWER_COPIES * result)
     return max(parsing, predicting, answering)
+
+
+def body_budget_bytes(at_once: int, max_body_bytes: int) -> int:
+    """The request bodies a worker may hold at once, read or being read, in progress or
+    waiting their turn: ``at_once`` of the largest. With ``at_once`` requests in progress,
+    each holding at most its body plus ``request_peak_bytes - max_body_bytes``, the worker
+    stays within ``worker_peak_bytes``."""
+    return at_once * max_body_bytes
 
 
 def worker_peak_bytes(loaded_bytes: int, at_once: int, max_body_bytes: int,

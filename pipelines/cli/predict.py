@@ -151,7 +151,7 @@ def predict(
         except UrlError as exc:
             raise fail(str(exc), 2) from None
     use_store(model_uri, tracking_uri)
-    from serving.remote import load_model_card
+    from serving.remote import ModelCardError, load_model_card
     from serving.scene import SceneError, check_scene, predict_scene
 
     # The scene is checked against the model's serving config alone (two small files),
@@ -159,6 +159,8 @@ def predict(
     try:
         card = load_model_card(model_uri)
         config = card.config
+    except ModelCardError as exc:
+        raise fail(str(exc), 1) from None
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
@@ -181,11 +183,12 @@ def predict(
 
     from serving.predict import ScenePredictor
     from serving.pyfunc import load_predictor
-    from serving.remote import endpoint_predict_fn
+    from serving.remote import endpoint_predict_fn, scene_nodata
 
     if endpoint:
-        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config,
-                                   normalize=False)
+        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta,
+                                                       nodata=scene_nodata(input, config)),
+                                   config, normalize=False)
         tta_local = False  # the server averages the flips of each window
     else:
         predictor = load_predictor(model_uri)

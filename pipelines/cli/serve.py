@@ -28,6 +28,10 @@ def serve(
     timeout: int | None = typer.Option(None, "--timeout", min=1,
                                        help=f"seconds per request: receiving the body, and "
                                             f"predicting ({_server_default('timeout')})"),
+    body_timeout: int | None = typer.Option(
+        None, "--body-timeout", min=1,
+        help=f"seconds without any of a request body arriving before the client is dropped "
+             f"(408) ({_server_default('body_timeout')})"),
     max_request_mb: int | None = typer.Option(
         None, "--max-request-mb", min=1,
         help=f"largest request body in MB, refused (413) before it is read "
@@ -48,6 +52,7 @@ def serve(
     their environment variables (SERVING_TIMEOUT, ...), else from the server's defaults."""
     flags = ["--model-uri", model_uri, "--host", host]
     for flag, value in (("--port", port), ("--workers", workers), ("--timeout", timeout),
+                        ("--body-timeout", body_timeout),
                         ("--max-request-mb", max_request_mb),
                         ("--max-json-values", max_json_values),
                         ("--memory-limit-mb", memory_limit_mb)):

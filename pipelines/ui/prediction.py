@@ -88,12 +88,16 @@ def local_predictor(model_uri: str) -> ScenePredictor:
     return predictor
 
 
-def remote_predictor(endpoint: str, config: ServingConfig, tta: bool) -> ScenePredictor:
-    """Windows go to ``endpoint`` (which normalizes, and flips them with ``tta``); ``config``
-    is the registered version's, for its classes and window."""
-    from serving.remote import endpoint_predict_fn
+def remote_predictor(endpoint: str, config: ServingConfig, tta: bool,
+                     scene: Path | None = None) -> ScenePredictor:
+    """Windows of ``scene`` go to ``endpoint`` (which normalizes, and flips them with
+    ``tta``, told the scene's nodata when it is not the model's); ``config`` is the
+    registered version's, for its classes and window."""
+    from serving.remote import endpoint_predict_fn, scene_nodata
 
-    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta), config, normalize=False)
+    nodata = scene_nodata(scene, config) if scene is not None else None
+    return ScenePredictor(endpoint_predict_fn(endpoint, tta=tta, nodata=nodata), config,
+                          normalize=False)
 
 
 def new_result_dir(session_dir: Path) -> Path:

@@ -136,10 +136,9 @@ def experiment_of(client: MlflowClient, run_id: str | None) -> str | None:
 
 def serving_config(model_uri: str) -> ServingConfig:
     """The version's ServingConfig artifact, without loading Keras."""
-    from serving.remote import load_serving_config
+    from serving.remote import ModelCardError, load_serving_config
 
     try:
         return load_serving_config(model_uri)
-    except KeyError:  # an MLmodel without our artifacts
-        raise UiError(f"{model_uri} is not a segpipe segmentation model (no serving "
-                      f"config artifact)") from None
+    except ModelCardError as exc:  # no such model, or an MLmodel without our artifacts
+        raise UiError(str(exc)) from None

@@ -24,8 +24,8 @@ def test_params_mlflow_accepts_pass(params):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"ttta": True, "ovrlap": 1}, "unknown params 'ovrlap', 'ttta'; the model takes output, "
-                                  "overlap, pixel_size, resample, tta"),
+    ({"ttta": True, "ovrlap": 1}, "unknown params 'ovrlap', 'ttta'; the model takes nodata, "
+                                  "output, overlap, pixel_size, resample, tta"),
     ({"tta": 1}, "param tta must be a boolean, got 1"),
     ({"overlap": "0.5"}, "param overlap must be a double, got '0.5'"),
     ({"output": ["mask"]}, "param output must be a string, got ['mask']"),

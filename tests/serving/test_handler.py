@@ -66,8 +66,10 @@ def test_resampling_counts_against_the_limit():
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"ovrlap": 0.3}, "unknown params 'ovrlap'; the model takes output, overlap, pixel_size, "
-                      "resample, tta"),
+    ({"ovrlap": 0.3}, "unknown params 'ovrlap'; the model takes nodata, output, overlap, "
+                      "pixel_size, resample, tta"),
+    ({"nodata": "none"}, "param nodata must be a number, got 'none'"),
+    ({"nodata": True}, "param nodata must be a number, got True"),
     ({"overlap": "lots"}, "overlap must be a number, got 'lots'"),
     ({"overlap": 0.8}, "overlap must be between 0 and 0.75"),
     ({"output": "x" * 500}, r"output must be one of \['mask', 'probabilities'\], got 'xxx"),

@@ -108,3 +108,50 @@ def test_endpoint_running_another_model_is_refused_in_one_line(server, logged_mo
                 f"gsd 1.0 there, none here; start the server on {other_model}, or predict "
                 f"with --model-uri {logged_model['registered']}" in lines[0]), lines[0]
     assert not (tmp_path / "mask.tif").exists()
+
+
+def test_a_scene_nodata_not_the_models_defines_the_invalid_pixels_everywhere(server,
+                                                                              logged_model,
+                                                                              tmp_path):
+    """The scene declares 65535; the model was trained with 0. Pixels that are 0 in every
+    band are valid in this scene: local prediction, --endpoint and the server's own routes
+    (the GeoTIFF itself, and its pixels as an array with param nodata) all predict them,
+    and all ignore the scene's 65535 pixels."""
+    from tests.serving.test_server import from_npy, invoke, npy_frame
+
+    path = scene_with_hole(tmp_path / "zeros.tif")
+    with rasterio.open(path, "r+") as dst:
+        pixels = dst.read()
+        pixels[:, 40:60, 45:65] = NODATA  # the model's nodata, valid here
+        dst.write(pixels)
+    invalid = 30 * 25 + 12 * 11
+    masks = {}
+    for mode, extra in {"local": (), "endpoint": ("--endpoint", server.url)}.items():
+        result = predict(path, tmp_path / f"{mode}.tif", logged_model, *extra)
+        assert result.exit_code == 0, result.output
+        masks[mode] = read_mask(tmp_path / f"{mode}.tif")
+    assert (masks["local"] == 255).sum() == invalid
+    assert (masks["local"][40:60, 45:65] != 255).all()
+    np.testing.assert_array_equal(masks["endpoint"], masks["local"])
+    # the server itself: the scene's GeoTIFF (its own nodata), and its pixels as .npy
+    import base64
+
+    from rasterio.io import MemoryFile
+
+    geotiff = base64.b64encode(path.read_bytes()).decode()
+    answer = invoke(server, {"dataframe_split": {"columns": ["image"], "data": [[geotiff]]}})
+    assert answer.status_code == 200, answer.text
+    with MemoryFile(base64.b64decode(answer.json()["predictions"][0]["mask"])) as mem, \
+            mem.open() as served:
+        np.testing.assert_array_equal(served.read(1), masks["local"])
+    array = np.moveaxis(pixels, 0, -1)
+    at_its_size = {"pixel_size": 0.5}  # the scene's, as the GeoTIFF says
+    told = invoke(server, {**npy_frame(array),
+                           "params": {**at_its_size, "nodata": SCENE_NODATA}})
+    assert told.status_code == 200, told.text
+    told_mask = from_npy(told.json()["predictions"][0]["mask"])
+    np.testing.assert_array_equal(told_mask, masks["local"])
+    # an array that declares nothing: the model's nodata, as documented
+    untold = invoke(server, {**npy_frame(array), "params": at_its_size})
+    untold = from_npy(untold.json()["predictions"][0]["mask"])
+    assert (untold[40:60, 45:65] == 255).all()

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import socket
+import time
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_unknown_params_are_400_naming_them_and_the_declared_ones(server):
     response = post(server, json.dumps({"inputs": tensor(), "params": {"ttta": True,
                                                                        "overlap": 0.25}}))
     body = assert_short_error(response, 400, "unknown params 'ttta'",
-                              "the model takes output, overlap, pixel_size, resample, tta")
+                              "the model takes nodata, output, overlap, pixel_size, resample, tta")
     assert body["error_code"] == "BAD_REQUEST"
 
 
@@ -196,7 +197,8 @@ def test_the_server_logs_what_memory_its_limits_allow(server):
     log = server.log_path.read_text()
     assert re.search(r"memory: up to [\d,]+ MB per worker \([\d,]+ MB with the model loaded "
                      r"\+ 2 request\(s\) at once of up to 8 MB, 2000000 JSON values and "
-                     r"100000 pixels\)", log), log[-3000:]
+                     r"100000 pixels\); request bodies in flight, read or waiting their turn: "
+                     r"up to 16 MB, within that figure", log), log[-3000:]
 
 
 def test_large_string_answers_are_sent_in_pieces_as_mlflow_would_write_them():
@@ -217,3 +219,36 @@ def test_large_string_answers_are_sent_in_pieces_as_mlflow_would_write_them():
     for value, orient in (([1], "split"), ({"data": [], "rows": 1}, "split"), ({}, "records")):
         with pytest.raises((TypeError, ValueError)):
             request_frame(value, orient)
+
+
+def test_slow_uploads_hold_no_turn_a_fast_request_is_answered_meanwhile(server):
+    """Two clients that send their bodies slowly (a phone on a bad link) hold bytes of the
+    budget for bodies in flight, not the server's two turns: a fast request is answered at
+    once, and the slow ones are when their bodies have come."""
+    address = urlsplit(server.url)
+    body = json.dumps({"inputs": tensor()}).encode()
+    head = ("POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    slow = [socket.create_connection((address.hostname, address.port), timeout=60)
+            for _ in range(2)]
+    try:
+        for sock in slow:
+            sock.sendall(head + body[:10])  # and then nothing for a while
+        time.sleep(0.5)  # both are in: past their headers, reading their bodies
+        started = time.monotonic()
+        fast = requests.post(f"{server.url}/invocations", json={"inputs": tensor()},
+                             timeout=30)
+        assert fast.status_code == 200, fast.text
+        assert time.monotonic() - started < 15
+        for sock in slow:
+            sock.sendall(body[10:])
+            answer = b""
+            while not _complete(answer):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    finally:
+        for sock in slow:
+            sock.close()

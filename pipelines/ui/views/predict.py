@@ -103,7 +103,7 @@ def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple)
     if options.endpoint:
         if warning := check_model_server(options.endpoint, version.model_uri):
             st.warning(warning)
-        predictor = remote_predictor(options.endpoint, config, options.tta)
+        predictor = remote_predictor(options.endpoint, config, options.tta, scene.path)
     else:
         predictor = state.local_predictor(version.model_uri)
     bar = st.progress(0.0, text=f"Predicting {scene.name}…")

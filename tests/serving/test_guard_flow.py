@@ -1,0 +1,146 @@
+"""serving/guard.py's RequestGuard as the ASGI app uvicorn calls, in process, answering with
+a plain function in place of MLflow's /invocations: bodies are read outside the compute
+turns within a budget for bodies in flight, a stalled client is dropped after the body
+timeout without holding a turn, and a body over the limit is refused before it is read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+from serving.guard import RequestGuard
+from serving.sizing import body_budget_bytes
+
+LIMIT = 1000
+BODY = b'{"inputs": [[1, 2], [3, 4]]}'
+
+
+class Client:
+    """One request as uvicorn hands it to the app: its head, its body as the test sends it,
+    and the answer collected."""
+
+    def __init__(self, declared: int | None):
+        headers = [(b"content-type", b"application/json")]
+        if declared is not None:
+            headers.append((b"content-length", str(declared).encode()))
+        self.scope = {"type": "http", "method": "POST", "path": "/invocations",
+                      "headers": headers}
+        self.pieces: asyncio.Queue = asyncio.Queue()
+        self.receives = 0
+        self.messages: list[dict] = []
+        self.answered = asyncio.Event()
+
+    def send_body(self, data: bytes, more: bool = False) -> None:
+        self.pieces.put_nowait({"type": "http.request", "body": data, "more_body": more})
+
+    async def receive(self) -> dict:
+        self.receives += 1
+        return await self.pieces.get()
+
+    async def send(self, message: dict) -> None:
+        self.messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            self.answered.set()
+
+    @property
+    def status(self) -> int:
+        return self.messages[0]["status"]
+
+    @property
+    def message(self) -> str:
+        return json.loads(b"".join(m.get("body", b"") for m in self.messages[1:]))["message"]
+
+
+def guard(answer, *, at_once: int, timeout: float, body_timeout: float) -> RequestGuard:
+    async def no_app(scope, receive, send):
+        raise AssertionError("only /invocations is asked")
+
+    return RequestGuard(no_app, None, max_body_bytes=LIMIT, timeout=timeout,
+                        invocations=answer, max_json_values=1000, at_once=at_once,
+                        body_timeout=body_timeout)
+
+
+def test_a_stalled_upload_is_dropped_after_the_body_timeout_holding_no_turn():
+    """One turn only: the stalled client is reading, not computing, so another request is
+    answered while it stalls, and the stalled one gets a 408 naming the setting."""
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        return 200, b'{"predictions": []}'
+
+    async def scenario() -> tuple[Client, Client, float]:
+        app = guard(answer, at_once=1, timeout=30, body_timeout=0.5)
+        stalled, fast = Client(len(BODY)), Client(len(BODY))
+        stalled.send_body(BODY[:5], more=True)  # then nothing
+        fast.send_body(BODY)
+        started = time.monotonic()
+        stalling = asyncio.create_task(app(stalled.scope, stalled.receive, stalled.send))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(app(fast.scope, fast.receive, fast.send), 5)
+        assert not stalled.answered.is_set()  # the fast one did not wait for it
+        await asyncio.wait_for(stalling, 5)
+        return stalled, fast, time.monotonic() - started
+
+    stalled, fast, took = asyncio.run(scenario())
+    assert fast.status == 200
+    assert stalled.status == 408
+    assert stalled.message == ("no part of the request body arrived for 0.5 s (the server's "
+                               "body timeout, --body-timeout or $SERVING_BODY_TIMEOUT); the "
+                               "client is dropped")
+    assert 0.5 <= took < 5
+
+
+def test_a_body_that_would_pass_the_budget_waits_then_is_a_503_naming_it():
+    """Two requests computing hold the whole budget (2 x the body limit) with their bodies:
+    a third waits for it, unread, and is a 503 after the timeout. The two are answered 504
+    at the same timeout, but hold their bodies' share until their work stops; then the
+    budget is free again."""
+    release = threading.Event()
+
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        release.wait(10)
+        return 200, b'{"predictions": []}'
+
+    async def scenario() -> tuple[list[Client], Client, Client]:
+        app = guard(answer, at_once=2, timeout=1.0, body_timeout=10)
+        assert app.body_budget == body_budget_bytes(2, LIMIT) == 2 * LIMIT
+        big = b'{"inputs": "' + b"x" * (LIMIT - 14) + b'"}'
+        computing = [Client(len(big)) for _ in range(2)]
+        tasks = []
+        for client in computing:
+            client.send_body(big)
+            tasks.append(asyncio.create_task(app(client.scope, client.receive, client.send)))
+        await asyncio.sleep(0.1)
+        late = Client(len(BODY))
+        late.send_body(BODY)
+        await asyncio.wait_for(app(late.scope, late.receive, late.send), 5)
+        assert late.receives == 0  # refused with its body unread
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        after = Client(len(BODY))
+        after.send_body(BODY)
+        await asyncio.wait_for(app(after.scope, after.receive, after.send), 5)
+        assert app._bodies == 0
+        return computing, late, after
+
+    computing, late, after = asyncio.run(scenario())
+    assert late.status == 503
+    assert late.message.startswith("the server is busy: its request bodies in flight hold "
+                                   "2000 bytes of its budget of 2000 (2 x the body limit), "
+                                   "too much for this one's 28 for 1 s")
+    assert [c.status for c in computing] == [504, 504] and after.status == 200
+
+
+def test_a_body_declared_over_the_limit_is_413_before_any_of_it_is_read():
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        raise AssertionError("never asked")
+
+    async def scenario() -> Client:
+        app = guard(answer, at_once=2, timeout=5, body_timeout=5)
+        client = Client(LIMIT + 1)
+        await asyncio.wait_for(app(client.scope, client.receive, client.send), 5)
+        return client
+
+    client = asyncio.run(scenario())
+    assert client.status == 413 and client.receives == 0
+    assert client.message == f"the request body has {LIMIT + 1} bytes, the limit is {LIMIT}"
