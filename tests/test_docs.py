@@ -113,4 +113,4 @@ def test_the_serving_limits_table_states_the_serve_commands_defaults():
             dest = flag.removeprefix("--").replace("-", "_")
             assert figure.group().replace(",", "") == str(DEFAULTS[dest]), flag
             checked.add(flag)
-    assert checked == {"--max-request-mb", "--timeout", "--max-json-values"}
+    assert checked == {"--max-request-mb", "--timeout", "--max-json-values", "--body-timeout"}

@@ -1,8 +1,8 @@
 # Model server: segpipe's serving/server.py (MLflow's scoring app behind segpipe's request
 # checks) on a registered model, e.g. models:/segpipe@champion.
 # The server takes its options from the environment (serving/options.py, where their defaults
-# are, the same as `segpipe serve`'s): MODEL_URI, SERVING_PORT, SERVING_TIMEOUT,
-# SERVING_MAX_REQUEST_MB, SERVING_MAX_JSON_VALUES, SERVING_WORKERS; and MLFLOW_TRACKING_URI.
+# are, the same as `segpipe serve`'s): MODEL_URI and the SERVING_* variables docs/serving.md
+# lists (SERVING_PORT, SERVING_TIMEOUT, SERVING_BODY_TIMEOUT, ...); and MLFLOW_TRACKING_URI.
 # The Kubernetes Deployment sets them; with the tracking server's --serve-artifacts the pod
 # needs no object-store keys.
 # Build from the repository root:
