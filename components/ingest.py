@@ -131,6 +131,9 @@ class IngestOptions(BaseModel):
         "which extraction stops (zip bombs)")
     max_vector_features: int = Field(default=2_000_000, ge=1,
                                      description="vector labels: most features in one file")
+    max_source_files: int = Field(
+        default=200_000, ge=1, description="folders and S3: most files the source may hold "
+        "(a run lists them all to tell whether the source changed since its cached ingest)")
 
     @field_validator("image_dir", "mask_dir", "vector_labels", "split_lists")
     @classmethod

@@ -205,7 +205,13 @@ def submit(
     """Submit a run to a Kubeflow Pipelines API; the token comes from $KFP_TOKEN."""
     import os
 
-    from pipelines.runner import KFP_TOKEN_ENV, SubmitError, check_api, cluster_warnings
+    from pipelines.runner import (
+        KFP_TOKEN_ENV,
+        SubmitError,
+        check_api,
+        cluster_warnings,
+        source_fingerprint_for,
+    )
     from pipelines.runner import submit as submit_run
 
     images = _images(image_registry, image_tag)
@@ -215,11 +221,16 @@ def submit(
     except SubmitError as err:
         raise fail(err, 1) from None
     loaded = _load(config, {"cache": False} if no_cache else None)
-    for warning in cluster_warnings(loaded):
+    warnings = cluster_warnings(loaded)
+    fingerprint = ""
+    if loaded.cache:  # the fingerprint only matters to a cached ingest
+        fingerprint, unlisted = source_fingerprint_for(loaded)
+        warnings += [unlisted] if unlisted else []
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     try:
         submitted = submit_run(host, loaded, experiment=experiment, run_name=run_name,
-                               images=images)
+                               images=images, source_fingerprint=fingerprint)
     except SubmitError as err:
         raise fail(err, 1) from None
     typer.echo(f"submitted run {submitted.run_id}\n{submitted.url}")
