@@ -117,6 +117,8 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
         if (int(window.width), int(window.height)) != size:
             raise DataError(f"{pair.label}: mask is {int(window.width)}x{int(window.height)} but "
                             f"image {pair.image} is {size[0]}x{size[1]}")
+        if pair.kind != "side_by_side":
+            check_label_place(pair, src)
         fmt = mask_format(src, pair.label, color_table)
         survey.add_kind(fmt.kind, pair.label)
         if fmt.alpha:
@@ -135,6 +137,43 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
                 counts[int(value) if float(value).is_integer() else value] += n
         counts.pop(IGNORE_CODE if fmt.kind == "colors" else None, None)
         survey.add_values(pair.label, counts)
+
+
+def _georeferenced(src) -> bool:
+    return src.crs is not None or not src.transform.is_identity
+
+
+def check_label_place(pair: ScenePair, label) -> None:
+    """A georeferenced raster label lies on its image's ground: the same CRS, and bounds
+    within half a pixel of the image's. Pixels alone would burn a label of another place or
+    projection into the image without a word. A label without georeferencing (a PNG mask
+    beside a GeoTIFF) is matched by its shape alone."""
+    with open_raster(pair.image) as image:
+        if not (_georeferenced(image) and _georeferenced(label)):
+            return
+        if image.crs is not None and label.crs is not None and image.crs != label.crs:
+            raise DataError(f"{pair.label}: CRS {_crs_name(label.crs)} differs from its image "
+                            f"{pair.image}'s {_crs_name(image.crs)}; reproject the label onto "
+                            "the image's grid")
+        if label.transform.is_identity or image.transform.is_identity:
+            return
+        tolerance = (abs(image.transform.a) / 2, abs(image.transform.e) / 2)
+        ours, theirs = image.bounds, label.bounds
+        offsets = [theirs.left - ours.left, theirs.top - ours.top,
+                   theirs.right - ours.right, theirs.bottom - ours.bottom]
+        if any(abs(d) > tolerance[i % 2] for i, d in enumerate(offsets)):
+            units = getattr((image.crs or label.crs), "linear_units", "") or ""
+            units = "" if units in ("", "unknown") else f" {units}"
+            raise DataError(
+                f"{pair.label}: lies elsewhere than its image {pair.image}: its bounds are "
+                f"offset by x {offsets[0]:+g}, y {offsets[1]:+g}{units} (top left) and x "
+                f"{offsets[2]:+g}, y {offsets[3]:+g}{units} (bottom right), more than half a "
+                "pixel; a label must cover its image's ground")
+
+
+def _crs_name(crs) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()[:80]
 
 
 def _colour(code: int) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from rasterio.transform import Affine
 
 from components.artifacts import ClassMap
 from components.ingest import IngestOptions, PaletteEntry, ingest_source
@@ -256,3 +257,35 @@ def test_a_folder_and_an_archive_of_it_give_the_same_dataset_digest(binary_sourc
     folder, zipped = (SceneIndex.load(tmp_path / n / "scenes.json") for n in ("folder", "zip"))
     assert folder.data_root == "." and zipped.data_root == "binary"
     assert {s.source for s in zipped.scenes} == {f"images/chip{i}.tif" for i in range(4)}
+
+
+@pytest.mark.parametrize("place", ["crs", "shift", "subpixel", "plain_png_label"])
+def test_a_label_on_another_grid_than_its_image_is_refused_before_tiling(tmp_path, place):
+    """A raster label of another projection or place would be burnt in pixel for pixel;
+    within half a pixel, or without georeferencing (a PNG mask), it is matched by shape."""
+    src = tmp_path / "src"
+    write_pair(src, "a", make_image(), make_labels())
+    image, mask = write_pair(src, "b", make_image(seed=1), make_labels())
+    grid = rasterio.transform.from_origin(600000.0, 3000000.0, 2.0, 2.0)
+    if place == "crs":
+        write_array(mask, make_labels(), "EPSG:32651", grid)
+    elif place == "shift":
+        write_array(mask, make_labels(), UTM, grid * Affine.translation(2500, 0))
+    elif place == "subpixel":
+        write_array(mask, make_labels(), UTM, grid * Affine.translation(0.4, -0.4))
+    else:
+        mask.unlink()
+        Image.fromarray(make_labels()).save(src / "b_mask.png")
+    out = tmp_path / "out"
+    if place in ("subpixel", "plain_png_label"):
+        assert ingest_source(src, out, IngestOptions()).names == ["background", "class_255"]
+        return
+    expected = {
+        "crs": rf"^{re.escape(str(mask))}: CRS EPSG:32651 differs from its image "
+               rf"{re.escape(str(image))}'s EPSG:32650; reproject",
+        "shift": rf"^{re.escape(str(mask))}: lies elsewhere than its image "
+                 rf"{re.escape(str(image))}: its bounds are offset by x \+5000, y \+0 metre",
+    }[place]
+    with pytest.raises(DataError, match=expected):
+        ingest_source(src, out, IngestOptions())
+    assert not (out / "classes.json").exists()
