@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -46,6 +47,14 @@ RUNNER_PID_ENV = "SEGPIPE_RUNNER_PID"
 class PipelineRunError(RuntimeError):
     """A local run failed or was interrupted; the message says where, why, and names the
     full log."""
+
+
+class PipelineInterrupted(PipelineRunError):
+    """SIGINT/SIGTERM stopped a local run: ``kept`` says what it left."""
+
+    def __init__(self, signum: int, kept: str) -> None:
+        self.signum, self.kept = signum, kept
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; {kept}")
 
 
 @dataclass(frozen=True)
@@ -140,9 +149,9 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
         except Interrupted as err:
             stop_tasks()  # any a task started while the first stop was under way
             _record_interruption(tracking, err.name)
-            raise PipelineRunError(f"interrupted by {err.name}; the task processes were "
-                                   f"stopped. Run the same config again to resume it "
-                                   f"(full log: {log_path})") from None
+            raise PipelineInterrupted(err.signum, f"the task processes were stopped. Run "
+                                      f"the same config again to resume it (full log: "
+                                      f"{log_path})") from None
     return _result(config, log_path, time.monotonic() - started, resumed)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.errors import fail
+from pipelines.cli.errors import fail, interrupted
 from pipelines.demo import DEMO_SCENES, DEMO_SIZE
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -28,10 +28,12 @@ def _run(config, verbose: bool, fresh: bool = False):
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before the steps import it, chattering
-    from pipelines.local_run import PipelineRunError, run_local
+    from pipelines.local_run import PipelineInterrupted, PipelineRunError, run_local
 
     try:
         return run_local(config, verbose=verbose, fresh=fresh)
+    except PipelineInterrupted as err:
+        raise interrupted(err.kept, err.signum) from None
     except PipelineRunError as err:
         raise fail(err, 1) from None
 
