@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipelines.config import PipelineConfig
-
 from components.atomic import write_json
 from components.output_formats import OUTPUT_FORMATS
 from components.source_fingerprint import Listing, describe_changes, fingerprint, list_source
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
 
 #: kfp.local's cache folder under the pipeline root (kfp/local/cache.py get_local_cache).
 CACHE_FOLDER = ".kfp_cache"
