@@ -38,6 +38,8 @@ from components.raster import (
 from components.scene_writer import write_scene
 from components.sources import ExtractLimits, materialize_source
 from components.survey import (
+    EXAMPLE_FILES,
+    MIN_SCENE_EDGE,
     Survey,
     check_options_apply,
     survey_image,
@@ -131,6 +133,9 @@ class IngestOptions(BaseModel):
         "which extraction stops (zip bombs)")
     max_vector_features: int = Field(default=2_000_000, ge=1,
                                      description="vector labels: most features in one file")
+    max_source_files: int = Field(
+        default=200_000, ge=1, description="folders and S3: most files the source may hold "
+        "(a run lists them all to tell whether the source changed since its cached ingest)")
 
     @field_validator("image_dir", "mask_dir", "vector_labels", "split_lists")
     @classmethod
@@ -157,6 +162,9 @@ def _survey(found: Discovery, options: IngestOptions, progress: ProgressCallback
     pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
+        if min(size) < MIN_SCENE_EDGE:
+            survey.too_small.append(pair.image)
+            continue
         if pair.kind == "labelme":
             survey_labelme(pair, survey, size)
         elif pair.kind == "vector":
@@ -242,8 +250,16 @@ def _check_extent_overlaps(found: Discovery) -> None:
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel, model: ClassMap | None) -> ClassMap:
     found = find_pairs(root, options)
-    pairs = found.pairs
     survey, layers, bare = _survey(found, options, progress)
+    pairs = [p for p in found.pairs if p.image not in survey.too_small]
+    if survey.too_small:
+        shown = ", ".join(str(p) for p in survey.too_small[:3])
+        if not pairs:
+            raise DataError(f"every scene is smaller than {MIN_SCENE_EDGE} px on a side, "
+                            f"e.g. {shown}")
+        what = counted(len(survey.too_small), "scene is", "scenes are")
+        survey.warn(f"{what} smaller than {MIN_SCENE_EDGE} px on a side and skipped (an "
+                    f"export error?): {shown}")
     if found.unmatched:
         shown = ", ".join(str(p) for p in found.unmatched[:3])
         files = counted(len(found.unmatched), "file without a partner was",
@@ -255,11 +271,19 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     splits = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
+    no_valid = []
     for i, pair in enumerate(pairs):
-        write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
-                    layers.get(pair.label) if pair.kind == "vector" else None)
+        if not write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
+                           layers.get(pair.label) if pair.kind == "vector" else None):
+            no_valid.append(pair.image)
         if progress:
             progress("ingest", i + 1, len(pairs))
+    if no_valid:
+        what = counted(len(no_valid), "image has", "images have")
+        survey.warn(f"{what} no valid pixel (all nodata), so no tile: "
+                    f"{', '.join(str(p) for p in no_valid[:EXAMPLE_FILES])}"
+                    + (f" and {len(no_valid) - EXAMPLE_FILES} more"
+                       if len(no_valid) > EXAMPLE_FILES else ""))
     if bare:
         what = counted(len(bare), "scene has no polygon over it and is",
                        "scenes have no polygon over them and are")

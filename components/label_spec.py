@@ -37,6 +37,7 @@ from components.survey import (
     check_known_colors,
     check_known_values,
     check_rare_colors,
+    warn_rare_values,
 )
 from components.vectors import natural_order
 from components.wording import counted
@@ -101,6 +102,8 @@ def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
                         "integers")
     names = options.class_names or ([p.name for p in palette] if palette else None)
     values = Counter({v: n for v, n in survey.values.items() if v not in ignore})
+    if not known:  # every value found is a class: say which look like strays
+        warn_rare_values(survey, values)
     return value_spec(values, classes, options.class_values, names, ignore, options.ignore_index)
 
 

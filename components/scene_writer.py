@@ -33,8 +33,9 @@ from components.vectors import VectorLayer
 
 
 def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                color_table: str, layer: VectorLayer | None) -> None:
-    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it)."""
+                color_table: str, layer: VectorLayer | None) -> bool:
+    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it);
+    whether its image has a valid pixel (one not nodata or NaN)."""
     shapes, shape_transform = None, Affine.identity()
     # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
     fill = spec.value_ids.get(0, spec.ignore) if layer is not None and layer.numeric \
@@ -67,6 +68,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
                     rasterio.open(tmp_image, "w", **image_profile) as dst_image, \
                     rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:
+                valid = False
                 for strip in strip_windows(width, height):
                     block = read_window(img, pair.image, window=strip)
                     dst_image.write(block, window=strip)
@@ -82,5 +84,8 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                             label_win.col_off, strip.row_off, strip.width, strip.height))
                         mask = (map_values(raw, spec, pair.label) if fmt.kind == "ids"
                                 else map_colors(raw, spec, pair.label, lossy))
-                    mask[invalid_pixels(block, nodata)] = spec.ignore
+                    invalid = invalid_pixels(block, nodata)
+                    valid = valid or not invalid.all()
+                    mask[invalid] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
+    return valid

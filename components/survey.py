@@ -23,6 +23,16 @@ from components.wording import counted
 EXAMPLE_FILES = 3
 # How many unknown colours or values one message lists in full.
 MAX_LISTED = 100
+# A scene with an edge shorter than this (the smallest patch_size) is an export error (a 1x1
+# chip), not a scene: skipped with a warning rather than padded into a tile of one pixel.
+MIN_SCENE_EDGE = 8
+# A class-id mask value found without a classes.json or class_values is a class of its own;
+# one this rare is more likely a stray value (a brush slip, a nodata value the export
+# changed) and is warned about: under RARE_VALUE_SHARE of the labelled pixels, or under
+# RARE_SINGLE_FILE_SHARE and in one label file of at least RARE_SINGLE_FILE_OF.
+RARE_VALUE_SHARE = 1e-4
+RARE_SINGLE_FILE_SHARE = 1e-3
+RARE_SINGLE_FILE_OF = 3
 
 
 class IngestWarning(UserWarning):
@@ -47,12 +57,15 @@ class Survey:
     bands: int | None = None
     first_image: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    label_files: int = 0  # raster label files whose values were counted
+    too_small: list[Path] = field(default_factory=list)  # images skipped: MIN_SCENE_EDGE
 
     @property
     def kind(self) -> str:
         return next(iter(self.kinds))
 
     def add_values(self, path: Path, counts: Counter) -> None:
+        self.label_files += 1
         self.values.update(counts)
         for value in counts:
             self.file_counts[value] += 1
@@ -117,6 +130,8 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
         if (int(window.width), int(window.height)) != size:
             raise DataError(f"{pair.label}: mask is {int(window.width)}x{int(window.height)} but "
                             f"image {pair.image} is {size[0]}x{size[1]}")
+        if pair.kind != "side_by_side":
+            check_label_place(pair, src)
         fmt = mask_format(src, pair.label, color_table)
         survey.add_kind(fmt.kind, pair.label)
         if fmt.alpha:
@@ -135,6 +150,43 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
                 counts[int(value) if float(value).is_integer() else value] += n
         counts.pop(IGNORE_CODE if fmt.kind == "colors" else None, None)
         survey.add_values(pair.label, counts)
+
+
+def _georeferenced(src) -> bool:
+    return src.crs is not None or not src.transform.is_identity
+
+
+def check_label_place(pair: ScenePair, label) -> None:
+    """A georeferenced raster label lies on its image's ground: the same CRS, and bounds
+    within half a pixel of the image's. Pixels alone would burn a label of another place or
+    projection into the image without a word. A label without georeferencing (a PNG mask
+    beside a GeoTIFF) is matched by its shape alone."""
+    with open_raster(pair.image) as image:
+        if not (_georeferenced(image) and _georeferenced(label)):
+            return
+        if image.crs is not None and label.crs is not None and image.crs != label.crs:
+            raise DataError(f"{pair.label}: CRS {_crs_name(label.crs)} differs from its image "
+                            f"{pair.image}'s {_crs_name(image.crs)}; reproject the label onto "
+                            "the image's grid")
+        if label.transform.is_identity or image.transform.is_identity:
+            return
+        tolerance = (abs(image.transform.a) / 2, abs(image.transform.e) / 2)
+        ours, theirs = image.bounds, label.bounds
+        offsets = [theirs.left - ours.left, theirs.top - ours.top,
+                   theirs.right - ours.right, theirs.bottom - ours.bottom]
+        if any(abs(d) > tolerance[i % 2] for i, d in enumerate(offsets)):
+            units = getattr((image.crs or label.crs), "linear_units", "") or ""
+            units = "" if units in ("", "unknown") else f" {units}"
+            raise DataError(
+                f"{pair.label}: lies elsewhere than its image {pair.image}: its bounds are "
+                f"offset by x {offsets[0]:+g}, y {offsets[1]:+g}{units} (top left) and x "
+                f"{offsets[2]:+g}, y {offsets[3]:+g}{units} (bottom right), more than half a "
+                "pixel; a label must cover its image's ground")
+
+
+def _crs_name(crs) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()[:80]
 
 
 def _colour(code: int) -> str:
@@ -183,6 +235,30 @@ def check_rare_colors(survey: Survey, codes: list[int], ignore_colors: list[str]
                         "be a class: "
                         f"{_listing(survey, rare, _colour)}. Map them to the ignore class "
                         "with ignore_colors, fix the masks, or lower min_color_share")
+
+
+def warn_rare_values(survey: Survey, values: Counter) -> None:
+    """One warning naming the class-id mask values (found, not declared) rare enough to be
+    stray values rather than classes, with their pixels and files."""
+    total = sum(values.values())
+    if not total:
+        return
+    rare = sorted((v for v, n in values.items()
+                   if n < RARE_VALUE_SHARE * total or (
+                       n < RARE_SINGLE_FILE_SHARE * total and survey.file_counts[v] == 1
+                       and survey.label_files >= RARE_SINGLE_FILE_OF)),
+                  key=lambda v: values[v])
+    if not rare:
+        return
+    shown = "; ".join(f"value {v}: {counted(values[v], 'pixel')} "
+                      f"({values[v] / total:.3%} of the labelled pixels) in {survey.where(v)}"
+                      for v in rare[:MAX_LISTED])
+    listed = ", ".join(map(str, rare[:MAX_LISTED]))
+    survey.warn(f"{counted(len(rare), 'mask value is', 'mask values are')} so rare that "
+                f"{'it' if len(rare) == 1 else 'each'} may be a stray value rather than a "
+                f"class, yet becomes a class of {'its' if len(rare) == 1 else 'their'} own: "
+                f"{shown}. If stray, ignore with ingest.ignore_values: [{listed}] (or list the "
+                "classes with ingest.class_values)")
 
 
 def check_known_values(survey: Survey, known: set[int], ignore_values: set[int]) -> None:

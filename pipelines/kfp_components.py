@@ -33,9 +33,12 @@ _gpu_component = dsl.component(base_image=DECORATED_IMAGES.gpu, install_kfp_pack
 
 
 @_cpu_component
-def ingest(source: str, options: dict, output_format: int, scenes: Output[Dataset]):
+def ingest(source: str, options: dict, output_format: int, source_fingerprint: str,
+           scenes: Output[Dataset]):
     """Read the source's image/mask scenes into class-id GeoTIFFs plus classes.json
-    (``output_format``: components/output_formats.py, a part of the cache key)."""
+    (``output_format``: components/output_formats.py, and ``source_fingerprint``: what the
+    source held when the run was submitted, components/source_fingerprint.py; both parts of
+    the cache key)."""
     from pathlib import Path
 
     from components.ingest import IngestOptions, ingest_source
@@ -44,6 +47,7 @@ def ingest(source: str, options: dict, output_format: int, scenes: Output[Datase
     class_map = ingest_source(source, Path(scenes.path), step_options(IngestOptions, options))
     scenes.metadata["classes"] = class_map.names
     scenes.metadata["output_format"] = output_format
+    scenes.metadata["source_fingerprint"] = source_fingerprint
 
 
 @_cpu_component

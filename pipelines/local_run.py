@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -30,12 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from components.raster import DataError
 from components.tracking import TrackingOptions
 from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
-from pipelines.step_cache import check_cached_formats
+from pipelines.step_cache import prepare_step_cache
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -45,6 +47,14 @@ RUNNER_PID_ENV = "SEGPIPE_RUNNER_PID"
 class PipelineRunError(RuntimeError):
     """A local run failed or was interrupted; the message says where, why, and names the
     full log."""
+
+
+class PipelineInterrupted(PipelineRunError):
+    """SIGINT/SIGTERM stopped a local run: ``kept`` says what it left."""
+
+    def __init__(self, signum: int, kept: str) -> None:
+        self.signum, self.kept = signum, kept
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; {kept}")
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,10 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
 
     Task output streams to ``<workdir>/logs/<time>.log``; ``console`` shows the task
     progress (everything when ``verbose``). Data steps are cached across runs when
-    ``config.cache`` is on.
+    ``config.cache`` is on; with it off they run again and their outputs replace the cache's
+    entries (``step_cache.prepare_step_cache``). The source is listed first: it fails when
+    it cannot be, or holds more than ``ingest.max_source_files`` files.
     """
-    from kfp import local
-
     from pipelines.pipeline import pipeline_arguments, segmentation_pipeline
 
     console = console or sys.stdout
@@ -113,8 +123,13 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     log_path = workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     resumed = _has_unfinished_run(tracking)
-    if config.cache and (stale := check_cached_formats(workdir / "kfp-outputs")):
-        print(stale, file=console)
+    pipeline_root = workdir / "kfp-outputs"
+    try:
+        source_fingerprint, news = prepare_step_cache(pipeline_root, config)
+    except DataError as err:
+        raise PipelineRunError(f"source: {err}") from None
+    for line in news:
+        print(line, file=console)
     started = time.monotonic()
     with run_temp_folder(workdir) as temp, open(log_path, "w") as log, \
             _task_environment(temp), \
@@ -122,12 +137,10 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
             stopped_by_signals(on_signal=task_output.mute), \
             _quiet_local_runner_warnings(), report_cache_hits():
         (temp / "kfp-workspace").mkdir()
-        local.init(runner=local.SubprocessRunner(use_venv=False),
-                   pipeline_root=str(workdir / "kfp-outputs"),
-                   workspace_root=str(temp / "kfp-workspace"),
-                   enable_caching=config.cache, raise_on_error=True)
+        init_local_runner(pipeline_root, temp / "kfp-workspace")
         try:
-            segmentation_pipeline(**pipeline_arguments(config, tracking))
+            segmentation_pipeline(**pipeline_arguments(config, tracking,
+                                                        source_fingerprint))
         except RuntimeError:
             log.flush()
             cause = failure_cause(log_path.read_text(errors="replace"))
@@ -136,10 +149,23 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
         except Interrupted as err:
             stop_tasks()  # any a task started while the first stop was under way
             _record_interruption(tracking, err.name)
-            raise PipelineRunError(f"interrupted by {err.name}; the task processes were "
-                                   f"stopped. Run the same config again to resume it "
-                                   f"(full log: {log_path})") from None
+            raise PipelineInterrupted(err.signum, f"the task processes were stopped. Run "
+                                      f"the same config again to resume it (full log: "
+                                      f"{log_path})") from None
     return _result(config, log_path, time.monotonic() - started, resumed)
+
+
+def init_local_runner(pipeline_root: Path, workspace_root: Path | None = None) -> None:
+    """``kfp.local`` set up for a run: tasks as subprocesses of this interpreter, outputs
+    and cache under ``pipeline_root``. Caching stays on with --no-cache too: kfp would then
+    neither read nor write entries, leaving the next cached run the entries from before;
+    ``prepare_step_cache`` drops them instead, and this run's become the ones reused."""
+    from kfp import local
+
+    local.init(runner=local.SubprocessRunner(use_venv=False),
+               pipeline_root=str(pipeline_root),
+               workspace_root=str(workspace_root) if workspace_root else None,
+               enable_caching=True, raise_on_error=True)
 
 
 def _has_unfinished_run(tracking: TrackingOptions) -> bool:

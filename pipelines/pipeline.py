@@ -91,6 +91,7 @@ def _segmentation_pipeline(
     tuning: dict = section_defaults(TuneOptions),
     registry: dict = section_defaults(RegisterOptions),
     tracking: dict = section_defaults(TrackingOptions),
+    source_fingerprint: str = "",
 ) -> None:
     # The parent run opens first, so that any failure, even in the data steps, is recorded
     # in MLflow; the exit task closes it whatever happens.
@@ -106,9 +107,12 @@ def _segmentation_pipeline(
             LIGHT_RESOURCES, cache=False, s3=True, db=True)
         context = started.outputs["run_context"]
         # Each data step gets its output format (components/output_formats.py): a part of
-        # its cache key, so an entry cached by code that wrote another format is not reused.
+        # its cache key, so an entry cached by code that wrote another format is not reused;
+        # ingest also what the source held (components/source_fingerprint.py), so an entry
+        # cached before a file in it changed is not either.
         ingested = _configure(steps.ingest(source=source, options=ingest,
-                                           output_format=OUTPUT_FORMATS["ingest"]),
+                                           output_format=OUTPUT_FORMATS["ingest"],
+                                           source_fingerprint=source_fingerprint),
                               "Ingest scenes", DATA_RESOURCES, cache=True,
                               s3=True).after(started)
         tiled = _configure(steps.tile(scenes=ingested.outputs["scenes"], options=tile,
@@ -169,6 +173,10 @@ def _docstring() -> str:
     args = ["source: Scenes to learn from: a folder, an s3://bucket/prefix, or a .zip/.tar "
             "archive of image + mask pairs."]
     args += [f"{name}: {section_description(name, model)}" for name, model in SECTIONS.items()]
+    args.append("source_fingerprint: What the source holds, as a part of the ingest step's "
+                "cache key (segpipe run/submit fill it from a listing of the source); from "
+                "this form, any text that changes when files in the source change (e.g. the "
+                "date of the last upload), else a cached ingest of the same source is reused.")
     return ("Tune, evaluate and register a segmentation model for a set of image/mask scenes."
             "\n\nArgs:\n" + "\n".join(f"    {line}" for line in args) + "\n")
 
@@ -181,13 +189,16 @@ segmentation_pipeline = dsl.pipeline(
                 "register in MLflow.")(_segmentation_pipeline)
 
 
-def pipeline_arguments(config: PipelineConfig, tracking: TrackingOptions) -> dict:
+def pipeline_arguments(config: PipelineConfig, tracking: TrackingOptions,
+                       source_fingerprint: str = "") -> dict:
     """The pipeline's arguments for ``config``: its source and each section as JSON, with
-    ``tracking`` (the config's, or with a local run's embedded stores filled in)."""
+    ``tracking`` (the config's, or with a local run's embedded stores filled in), and the
+    fingerprint of what the source holds (components/source_fingerprint.py)."""
     data = config.data
     sections: dict[str, BaseModel] = {"ingest": data.ingest, "tile": data.tile,
                                       "split": data.split, "tuning": config.tuning,
                                       "registry": config.registry, "tracking": tracking}
     return {"source": config.source,
             **{name: section.model_dump(mode="json", exclude_none=True)
-                for name, section in sections.items()}}
+                for name, section in sections.items()},
+            "source_fingerprint": source_fingerprint}

@@ -23,6 +23,7 @@ class Interrupted(BaseException):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
+        self.signum = signum
         self.name = signal.Signals(signum).name
 
 

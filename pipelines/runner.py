@@ -117,6 +117,23 @@ class SubmittedRun:
     url: str
 
 
+def source_fingerprint_for(config: PipelineConfig) -> tuple[str, str | None]:
+    """The fingerprint of what ``config``'s source holds, listed from this machine at
+    submission (the ingest's cache key on the cluster), and a warning when it cannot be
+    listed from here (e.g. no S3 credentials outside the cluster): the run then goes without
+    one, and a cached ingest of the same source is reused even if files in it changed."""
+    from components.raster import DataError
+    from components.source_fingerprint import fingerprint, list_source
+
+    try:
+        return fingerprint(list_source(config.source,
+                                       config.data.ingest.max_source_files)), None
+    except DataError as err:
+        return "", (f"source: {err}; the run goes without a fingerprint of the source, so "
+                    f"a cached ingest of it is reused even if its files changed "
+                    f"(--no-cache re-reads it)")
+
+
 def cluster_warnings(config: PipelineConfig) -> list[str]:
     """What in ``config`` names this machine's files, which a cluster's tasks cannot read."""
     local = [("source", config.source)]
@@ -186,10 +203,11 @@ def check_api(host: str, token: str | None = None, connect_timeout_s: float = CO
 
 def submit(host: str, config: PipelineConfig, experiment: str | None = None,
            run_name: str | None = None, images: ComponentImages | None = None,
-           cache: bool | None = None) -> SubmittedRun:
+           cache: bool | None = None, source_fingerprint: str = "") -> SubmittedRun:
     """Submit a run of the pipeline with ``config``'s parameters to the KFP API at ``host``,
     its tasks in ``images`` (default ``ComponentImages.resolve()``), caching data steps
-    unless ``cache`` (default: the config's ``cache``) is off.
+    unless ``cache`` (default: the config's ``cache``) is off; ``source_fingerprint``
+    (``source_fingerprint_for``) is a part of the ingest's cache key.
 
     The API token comes from ``$KFP_TOKEN`` (never from the config). Stores left unset in the
     config are taken by the tasks from the cluster's ``segpipe-endpoints`` ConfigMap.
@@ -213,7 +231,8 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
                 warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
                 client = kfp.Client(host=host, existing_token=token)
             result = client.create_run_from_pipeline_package(
-                str(package), arguments=pipeline_arguments(config, config.tracking),
+                str(package),
+                arguments=pipeline_arguments(config, config.tracking, source_fingerprint),
                 run_name=run_name or f"{PIPELINE_NAME} {datetime.now():%Y-%m-%d %H-%M-%S}",
                 experiment_name=experiment or config.tracking.mlflow_experiment)
         except Exception as err:  # the client raises urllib3, ApiException, ValueError...

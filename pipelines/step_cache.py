@@ -1,21 +1,30 @@
-"""The local run's step cache and the steps' output formats (components/output_formats.py).
+"""The local run's step cache: the steps' output formats (components/output_formats.py),
+the source's listing (components/source_fingerprint.py), and what ``--no-cache`` does.
 
 A step's output format is one of its inputs, so an entry cached by code that wrote another
-format is never reused: kfp misses it and the step runs again. Beside kfp's cache the
-formats of the last run that used it are recorded, so that the run can say in one line why
-steps it might have expected to be cache hits run again."""
+format is never reused: kfp misses it and the step runs again. The same holds for the
+ingest's source fingerprint. Beside kfp's cache the formats and the source listing of the
+last run that used it are recorded, so that the run can say in one line why steps it might
+have expected to be cache hits run again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.atomic import write_json
 from components.output_formats import OUTPUT_FORMATS
+from components.source_fingerprint import Listing, describe_changes, fingerprint, list_source
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
 
 #: kfp.local's cache folder under the pipeline root (kfp/local/cache.py get_local_cache).
 CACHE_FOLDER = ".kfp_cache"
 RECORD = "step-output-formats.json"
+SOURCE_LISTINGS = "source-listings"  # one JSON per source: its listing at the last run
 
 
 def _recorded(pipeline_root: Path) -> dict[str, int]:
@@ -47,3 +56,48 @@ def check_cached_formats(pipeline_root: Path) -> str | None:
         return None
     return (f"cached outputs of {', '.join(stale)} are from code that wrote another format: "
             f"{'it runs' if len(stale) == 1 else 'they run'} again")
+
+
+def check_source_listing(pipeline_root: Path, source: str, listing: Listing) -> str | None:
+    """One line saying how the source changed since the last run of it that used this cache
+    (its ingest runs again), or None; and records ``listing`` for the next run."""
+    record = (pipeline_root / SOURCE_LISTINGS /
+              f"{hashlib.sha256(source.encode()).hexdigest()[:16]}.json")
+    try:
+        before = json.loads(record.read_text())
+    except (OSError, ValueError):
+        before = None
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"source": source, "files": listing})
+    if not isinstance(before, dict) or not isinstance(before.get("files"), dict) or \
+            not (pipeline_root / CACHE_FOLDER).is_dir():
+        return None
+    changes = describe_changes(before["files"], listing)
+    return (f"source changed since the cached ingest: {changes} - ingest runs again"
+            if changes else None)
+
+
+def drop_cache_entries(pipeline_root: Path) -> int:
+    """Remove every entry of the cache under ``pipeline_root`` (the outputs they point to
+    stay); the count. A ``--no-cache`` run does this and then runs with the cache on: kfp's
+    local runner neither reads nor writes entries when caching is off, so the next cached
+    run would reuse the entries from before it; this way it reuses this run's outputs."""
+    removed = 0
+    for entry in (pipeline_root / CACHE_FOLDER).glob("*.json"):
+        entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def prepare_step_cache(pipeline_root: Path, config: PipelineConfig) -> tuple[str, list[str]]:
+    """Before a local run: the fingerprint of what ``config.source`` holds (the ingest's
+    cache key; a DataError when it cannot be listed or holds too many files), and the lines
+    to show about the cache (steps that run again, and why). With ``config.cache`` off the
+    cache's entries are dropped (the run keeps kfp's cache on, writing fresh ones)."""
+    listing = list_source(config.source, config.data.ingest.max_source_files)
+    changed = check_source_listing(pipeline_root, config.source, listing)
+    stale = check_cached_formats(pipeline_root)
+    if not config.cache:
+        drop_cache_entries(pipeline_root)
+        return fingerprint(listing), []
+    return fingerprint(listing), [line for line in (changed, stale) if line]

@@ -9,6 +9,7 @@ import typer
 from components.ingest import IngestOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
+from pipelines.cli.errors import interrupted
 from pipelines.cli.flags import flagged_problems, setting_named, with_model_flags
 
 
@@ -65,8 +66,13 @@ def prepare(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
+        existed = out.exists()
         try:
             summary = prepare_dataset(source, out, options, progress=report)
+        except KeyboardInterrupt:
+            bar.stop()  # the dataset is replaced whole when complete (components/prepare.py)
+            raise interrupted(f"{out} unchanged" if existed
+                              else f"nothing written to {out}") from None
         except ValueError as err:
             bar.stop()
             console.print("prepare failed:", style="red", end=" ")

@@ -10,6 +10,14 @@ from collections.abc import Iterator
 import typer
 
 
+def interrupted(kept: str, signum: int = signal.SIGINT) -> typer.Exit:
+    """How every command stopped by Ctrl-C (exit 130) or SIGTERM (143) ends: one line
+    ``error: interrupted by SIGINT; <kept>``, where ``kept`` says what it left (nothing
+    written to X; X unchanged; run again to resume)."""
+    name = signal.Signals(signum).name
+    return fail(f"interrupted by {name}; {kept}", 128 + signum)
+
+
 def fail(problem: object, code: int = 2) -> typer.Exit:
     """Print ``error: <problem>`` and return the Exit to raise: code 2 for a command-line or
     config value that cannot be used (refused before any work), 1 for a failure of the

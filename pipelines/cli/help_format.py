@@ -48,4 +48,12 @@ class Command(_ReadableHelp, TyperCommand):
 
 
 class Group(_ReadableHelp, TyperGroup):
-    pass
+    def invoke(self, ctx: Any) -> Any:
+        """A command that does not say itself what Ctrl-C left still ends with the one
+        'interrupted' line and exit code 130 (Typer's own: 130, silently)."""
+        from pipelines.cli.errors import interrupted
+
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted("stopped before it finished") from None

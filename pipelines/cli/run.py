@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.errors import fail
+from pipelines.cli.errors import fail, interrupted
 from pipelines.demo import DEMO_SCENES, DEMO_SIZE
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -28,10 +28,12 @@ def _run(config, verbose: bool, fresh: bool = False):
     from serving.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before the steps import it, chattering
-    from pipelines.local_run import PipelineRunError, run_local
+    from pipelines.local_run import PipelineInterrupted, PipelineRunError, run_local
 
     try:
         return run_local(config, verbose=verbose, fresh=fresh)
+    except PipelineInterrupted as err:
+        raise interrupted(err.kept, err.signum) from None
     except PipelineRunError as err:
         raise fail(err, 1) from None
 
@@ -205,7 +207,13 @@ def submit(
     """Submit a run to a Kubeflow Pipelines API; the token comes from $KFP_TOKEN."""
     import os
 
-    from pipelines.runner import KFP_TOKEN_ENV, SubmitError, check_api, cluster_warnings
+    from pipelines.runner import (
+        KFP_TOKEN_ENV,
+        SubmitError,
+        check_api,
+        cluster_warnings,
+        source_fingerprint_for,
+    )
     from pipelines.runner import submit as submit_run
 
     images = _images(image_registry, image_tag)
@@ -215,11 +223,16 @@ def submit(
     except SubmitError as err:
         raise fail(err, 1) from None
     loaded = _load(config, {"cache": False} if no_cache else None)
-    for warning in cluster_warnings(loaded):
+    warnings = cluster_warnings(loaded)
+    fingerprint = ""
+    if loaded.cache:  # the fingerprint only matters to a cached ingest
+        fingerprint, unlisted = source_fingerprint_for(loaded)
+        warnings += [unlisted] if unlisted else []
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     try:
         submitted = submit_run(host, loaded, experiment=experiment, run_name=run_name,
-                               images=images)
+                               images=images, source_fingerprint=fingerprint)
     except SubmitError as err:
         raise fail(err, 1) from None
     typer.echo(f"submitted run {submitted.run_id}\n{submitted.url}")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from rasterio.transform import Affine
 
 from components.artifacts import ClassMap
 from components.ingest import IngestOptions, PaletteEntry, ingest_source
 from components.raster import DataError, write_array
+from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair
 
 
@@ -256,3 +259,81 @@ def test_a_folder_and_an_archive_of_it_give_the_same_dataset_digest(binary_sourc
     folder, zipped = (SceneIndex.load(tmp_path / n / "scenes.json") for n in ("folder", "zip"))
     assert folder.data_root == "." and zipped.data_root == "binary"
     assert {s.source for s in zipped.scenes} == {f"images/chip{i}.tif" for i in range(4)}
+
+
+@pytest.mark.parametrize("place", ["crs", "shift", "subpixel", "plain_png_label"])
+def test_a_label_on_another_grid_than_its_image_is_refused_before_tiling(tmp_path, place):
+    """A raster label of another projection or place would be burnt in pixel for pixel;
+    within half a pixel, or without georeferencing (a PNG mask), it is matched by shape."""
+    src = tmp_path / "src"
+    write_pair(src, "a", make_image(), make_labels())
+    image, mask = write_pair(src, "b", make_image(seed=1), make_labels())
+    grid = rasterio.transform.from_origin(600000.0, 3000000.0, 2.0, 2.0)
+    if place == "crs":
+        write_array(mask, make_labels(), "EPSG:32651", grid)
+    elif place == "shift":
+        write_array(mask, make_labels(), UTM, grid * Affine.translation(2500, 0))
+    elif place == "subpixel":
+        write_array(mask, make_labels(), UTM, grid * Affine.translation(0.4, -0.4))
+    else:
+        mask.unlink()
+        Image.fromarray(make_labels()).save(src / "b_mask.png")
+    out = tmp_path / "out"
+    if place in ("subpixel", "plain_png_label"):
+        assert ingest_source(src, out, IngestOptions()).names == ["background", "class_255"]
+        return
+    expected = {
+        "crs": rf"^{re.escape(str(mask))}: CRS EPSG:32651 differs from its image "
+               rf"{re.escape(str(image))}'s EPSG:32650; reproject",
+        "shift": rf"^{re.escape(str(mask))}: lies elsewhere than its image "
+                 rf"{re.escape(str(image))}: its bounds are offset by x \+5000, y \+0 metre",
+    }[place]
+    with pytest.raises(DataError, match=expected):
+        ingest_source(src, out, IngestOptions())
+    assert not (out / "classes.json").exists()
+
+
+def test_a_stray_mask_value_is_warned_about_with_its_pixels_and_file(tmp_path):
+    src = tmp_path / "src"
+    for name in "abcd":
+        write_pair(src, name, make_image(), make_labels(values=(0, 1)))
+    stray = make_labels(values=(0, 1))
+    stray[:2, :2] = 7  # 4 of 5,120 labelled pixels (0.08%), in one file of five
+    write_pair(src, "e", make_image(), stray)
+    with pytest.warns(IngestWarning) as caught:
+        classes = ingest_source(src, tmp_path / "out", IngestOptions())
+    assert classes.names == ["background", "class_1", "class_7"]  # still a class, but said
+    (message,) = [str(w.message) for w in caught if "stray" in str(w.message)]
+    assert re.search(r"^1 mask value is so rare .*: value 7: 4 pixels \(0\.078% of the "
+                     r"labelled pixels\) in .*e_mask\.tif\. If stray, ignore with "
+                     r"ingest\.ignore_values: \[7\]", message), message
+    # ignored, or a value spread over the files, is no stray
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IngestWarning)
+        ingest_source(src, tmp_path / "ignored", IngestOptions(ignore_values=[7]))
+        for name in "abcd":
+            write_pair(src, name, make_image(), stray)
+        ingest_source(src, tmp_path / "spread", IngestOptions())
+
+
+def test_an_all_nodata_image_and_a_1x1_chip_are_named_not_dropped_silently(tmp_path):
+    src = tmp_path / "src"
+    write_pair(src, "a", make_image(), make_labels())
+    empty = np.full((4, 32, 32), 0, "uint16")
+    write_pair(src, "b", empty, make_labels(), nodata=0)
+    write_pair(src, "c", make_image(1), make_labels(1))
+    out = tmp_path / "out"
+    with pytest.warns(IngestWarning) as caught:
+        ingest_source(src, out, IngestOptions())
+    messages = [str(w.message) for w in caught]
+    assert any(re.search(r"^1 image has no valid pixel \(all nodata\), so no tile: "
+                         r".*b_image\.tif$", m) for m in messages), messages
+    assert any(re.search(r"^1 scene is smaller than 8 px on a side and skipped .*: "
+                         r".*c_image\.tif$", m) for m in messages), messages
+    assert sorted(p.name for p in (out / "scenes").glob("*_image.tif")) == [
+        "a_image.tif", "b_image.tif"]
+    (src / "a_image.tif").unlink()
+    (src / "b_image.tif").unlink()
+    with pytest.raises(DataError, match=r"every scene is smaller than 8 px on a side, e\.g\. "
+                                        r".*c_image\.tif"):
+        ingest_source(src, tmp_path / "tiny", IngestOptions())

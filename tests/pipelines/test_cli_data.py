@@ -275,3 +275,53 @@ def test_a_class_alias_that_cannot_apply_is_refused_naming_the_flag(tmp_path, va
     assert result.exit_code == code, result.output
     assert message in " ".join(result.output.replace("│", " ").split()), result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_interrupted_line():
+    """The fallback for commands that do not say themselves what Ctrl-C left (Typer's own
+    ends them silently with 130)."""
+    import typer
+
+    from pipelines.cli.help_format import Group
+
+    tiny = typer.Typer(cls=Group)
+
+    @tiny.command()
+    def slow() -> None:
+        raise KeyboardInterrupt
+
+    @tiny.command()
+    def other() -> None:
+        pass
+
+    result = CliRunner().invoke(tiny, ["slow"])
+    assert result.exit_code == 130
+    assert result.output == "error: interrupted by SIGINT; stopped before it finished\n"
+
+
+@pytest.mark.slow  # a process of its own, stopped mid-way: ~10 s
+def test_ctrl_c_in_prepare_exits_130_saying_nothing_was_written(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from components.sample_data import generate_sample_dataset
+
+    generate_sample_dataset(tmp_path / "src", scenes=6, size=1024, seed=0)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "prepare", "src", "ds", "--patch-size", "32"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".ds.*")):  # the dataset's staging folder: work under way
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "prepare never started writing"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 130
+    errors = [line for line in process.stderr.read().splitlines() if line.startswith("error")]
+    assert errors == ["error: interrupted by SIGINT; nothing written to ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

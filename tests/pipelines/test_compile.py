@@ -53,8 +53,8 @@ def test_compiled_yaml_loads_back_as_a_kubeflow_pipeline(compiled_path):
 
     loaded = components.load_component_from_file(str(compiled_path))
     assert loaded.name == "segpipe-segmentation"
-    assert {"source", "ingest", "tile", "split", "tuning", "registry", "tracking"} == set(
-        loaded.component_spec.inputs)
+    assert {"source", "ingest", "tile", "split", "tuning", "registry", "tracking",
+            "source_fingerprint"} == set(loaded.component_spec.inputs)
 
 
 def executor(spec: dict, task: str) -> dict:
@@ -143,6 +143,16 @@ def test_each_data_step_gets_its_output_format_as_an_input(compiled):
         assert given["runtimeValue"]["constant"] == OUTPUT_FORMATS[name], name
 
 
+def test_ingest_gets_the_source_fingerprint_as_an_input(compiled):
+    """A part of its cache key: a cached ingest of a source whose files changed since is not
+    reused (segpipe run/submit fill the parameter from a listing of the source)."""
+    spec, _ = compiled
+    given = body(spec)["ingest"]["inputs"]["parameters"]["source_fingerprint"]
+    assert given["componentInputParameter"] == "pipelinechannel--source_fingerprint"
+    assert spec["root"]["inputDefinitions"]["parameters"]["source_fingerprint"][
+        "defaultValue"] == ""
+
+
 def test_components_run_in_the_images_asked_for(compiled):
     spec, _ = compiled
     for name, ex in spec["deploymentSpec"]["executors"].items():
@@ -187,7 +197,8 @@ def test_run_form_shows_every_section_with_its_fields_and_defaults(compiled):
 
     spec, _ = compiled
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(params) == {"source", *SECTIONS}
+    assert set(params) == {"source", *SECTIONS, "source_fingerprint"}
+    assert "cache key" in params["source_fingerprint"]["description"]
     for name, model in SECTIONS.items():
         description = params[name]["description"]
         for field in model.model_fields:
