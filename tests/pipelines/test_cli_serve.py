@@ -127,9 +127,11 @@ def test_predict_refuses_an_endpoint_that_is_not_an_http_url(scene, tmp_path, en
     assert not (tmp_path / "m.tif").exists()
 
 
-@pytest.fixture
-def registered_store(tmp_path):
-    """A SQLite store with model 'tea', versions 1 and 2, aliases champion and challenger."""
+@pytest.fixture(scope="module")
+def registered_store(tmp_path_factory):
+    """A SQLite store with model 'tea', versions 1 and 2, aliases champion and challenger.
+    One for the module (creating MLflow's schema takes seconds): the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("registered-store")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
     client.create_registered_model("tea")

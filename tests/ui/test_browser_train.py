@@ -98,7 +98,7 @@ def _fill_tiny_training(page, scenes: Path) -> None:
     _text(page, "Source", str(scenes))
     _text(page, "Palette", "classes.json")
     _number(page, "Patch size (px)", 32)
-    _number(page, "Trials", 2)
+    _number(page, "Trials", 1)  # one trial: a second one in its own TensorFlow worker cost ~30 s
     _number(page, "Epochs per trial", 2)
     _text(page, "Model name", MODEL)
     _keep_only(page, "Architectures", {"unet"})
@@ -107,7 +107,7 @@ def _fill_tiny_training(page, scenes: Path) -> None:
     _expand(page, "Data: split")
     _text(page, "ratios", "[0.5, 0.25, 0.25]")
     _expand(page, "Tuning: the Optuna study")
-    _number(page, "n workers", 2)
+    _number(page, "n workers", 1)
     _expand(page, "Search space")
     _text(page, "batch_size choices", "[8]")
     _keep_only(page, "Searched unet parameters", {"depth", "filters"})
@@ -163,7 +163,7 @@ def test_training_from_the_form_shows_curves_and_registers_a_version(
 
     expect(main).to_contain_text("finished after", timeout=RUN_TIMEOUT_MS)
     expect(main).to_contain_text(f"{MODEL} v1", timeout=60_000)
-    expect(main).to_contain_text("Trials · 2 of 2 finished")
+    expect(main).to_contain_text("Trials · 1 of 1 finished")
     expect(main).to_contain_text("promoted: no champion yet")
     expect(main).to_contain_text("register: done")
     _shot(page, screenshot_dir, "train_finished")
@@ -179,7 +179,7 @@ def test_training_from_the_form_shows_curves_and_registers_a_version(
     trials = client.search_runs([parent.info.experiment_id],
                                 f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(t.data.tags.get("optuna.trial") for t in trials
-                  if "optuna.trial" in t.data.tags) == ["0", "1"]
+                  if "optuna.trial" in t.data.tags) == ["0"]
     assert (folder / f"{folder.name}.yaml").is_file()
     assert mentioning(folder) == []
 
