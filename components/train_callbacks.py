@@ -4,6 +4,7 @@ and prediction-overlay figures."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import time
@@ -13,9 +14,12 @@ from typing import Any
 import keras
 import mlflow
 import numpy as np
+import optuna
 
 from components.atomic import atomic_path, write_json
 from components.figures import close, overlay_figure
+
+log = logging.getLogger(__name__)
 
 # Keras log key -> MLflow metric name, so the UI groups train/val curves side by side.
 METRIC_NAMES = {"loss": "train_loss", "miou": "train_miou", "val_loss": "val_loss",
@@ -141,3 +145,21 @@ class OverlayFigures(keras.callbacks.Callback):
                              self.palette, self.ignore_index)
         mlflow.log_figure(fig, f"overlays/val_epoch_{epoch:03d}.png")
         close(fig)
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends training after the epoch that crosses ``deadline``: the trial keeps its best
+    epoch so far and completes, instead of being lost to the budget."""
+
+    def __init__(self, deadline: float, trial: optuna.Trial | None = None) -> None:
+        super().__init__()
+        self.deadline, self.trial = deadline, trial
+        self.stopped_after: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if time.time() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            if self.trial is not None:
+                self.trial.set_user_attr("stopped_by_budget_after_epoch", epoch + 1)
+            log.info("tuning budget spent: training stops after epoch %d", epoch + 1)

@@ -31,9 +31,8 @@ from components.atomic import atomic_dir
 from components.dataset_paths import ModelPaths, PreparedDataset
 from components.tune_budget import set_deadline, study_deadline
 from components.tune_grid import describe_point, space_points
-from components.tune_options import TuneOptions
+from components.tune_options import TRIALS_DIR, TuneOptions
 from components.tune_space import SearchSpace, resolve_search_space
-from components.tune_trial import TRIALS_DIR, Objective
 
 log = logging.getLogger(__name__)
 # Heartbeats, stale-trial cleanup and the matplotlib plots are marked experimental.
@@ -168,6 +167,10 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
             log.info("worker %d: the tuning budget is spent; no trial starts", worker)
             share = 0
     if share:
+        # Imported here: it trains (TensorFlow), and the steps that only open the study or
+        # pick its best trial import this module too.
+        from components.tune_trial import Objective
+
         study.optimize(Objective(dataset, options, study_name, out_dir, deadline, space),
                        n_trials=share, timeout=timeout, catch=(Exception,),
                        callbacks=[_stop_at(total)], gc_after_trial=True)

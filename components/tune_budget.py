@@ -4,14 +4,14 @@ The deadline is stored in the Optuna study's user attrs when the first worker st
 data steps before it are not tuning time), so every worker, on any machine, and a resumed
 run stop at the same moment. Workers start no
 trial after it; a trial running when it passes ends after that epoch with its best epoch
-kept (a complete trial, not a lost one)."""
+kept (a complete trial, not a lost one: components/train_callbacks.py StopAtDeadline). Keras-free,
+so the steps that only open or close a study load no TensorFlow."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-import keras
 import optuna
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,3 @@ def study_deadline(study: optuna.Study) -> float | None:
     """The study's budget deadline (Unix time), if it has one."""
     deadline = study.user_attrs.get(DEADLINE_ATTR)
     return None if deadline is None else float(deadline)
-
-
-class StopAtDeadline(keras.callbacks.Callback):
-    """Ends training after the epoch that crosses ``deadline``: the trial keeps its best
-    epoch so far and completes, instead of being lost to the budget."""
-
-    def __init__(self, deadline: float, trial: optuna.Trial | None = None) -> None:
-        super().__init__()
-        self.deadline, self.trial = deadline, trial
-        self.stopped_after: int | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if time.time() >= self.deadline:
-            self.model.stop_training = True
-            self.stopped_after = epoch + 1
-            if self.trial is not None:
-                self.trial.set_user_attr("stopped_by_budget_after_epoch", epoch + 1)
-            log.info("tuning budget spent: training stops after epoch %d", epoch + 1)

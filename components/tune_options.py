@@ -20,6 +20,8 @@ from pydantic import (
 from components.train_options import TrainParams
 from components.tune_space import ParamSpec, SearchSpace, built_in_spaces
 
+TRIALS_DIR = "trials"  # under a worker's output (and checkpoint_dir): one folder per trial
+
 
 class TuneOptions(BaseModel):
     """The study: how many trials, how they are spread, searched, trained and pruned."""

@@ -22,14 +22,12 @@ from components import tracking
 from components.atomic import atomic_dir
 from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train import train_model
-from components.train_callbacks import EpochProgress
-from components.tune_budget import StopAtDeadline
-from components.tune_options import TuneOptions
+from components.train_callbacks import EpochProgress, StopAtDeadline
+from components.tune_options import TRIALS_DIR, TuneOptions
 from components.tune_space import SearchSpace, resolve_search_space, sample_params
 
 log = logging.getLogger(__name__)
 
-TRIALS_DIR = "trials"  # under a worker's output (and checkpoint_dir): one folder per trial
 
 
 class ReportToTrial(keras.callbacks.Callback):
