@@ -97,7 +97,8 @@ def _run_record(result) -> tuple[dict[str, float], dict[str, str]]:
     which the run result does not carry; empty where the store cannot be read (a summary
     never fails on them)."""
     uri = str(result.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    database = uri.removeprefix("sqlite:///").partition("?")[0]  # ?timeout=60 and the like
+    if uri.startswith("sqlite:///") and not Path(database).is_file():
         return {}, {}  # nothing to read, and opening it would create an empty store
     try:
         from mlflow import MlflowClient

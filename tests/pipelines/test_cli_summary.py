@@ -10,7 +10,7 @@ def test_the_summary_shows_the_trivial_baseline_and_why_a_version_is_not_champio
     from pipelines.cli.run import _summary
     from pipelines.local_run import LocalRunResult
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}?timeout=60"  # as a local run's store
     client = MlflowClient(uri)
     run = client.create_run(client.create_experiment("summary"))
     client.log_metric(run.info.run_id, "test_trivial_miou", 0.461)
