@@ -151,6 +151,10 @@ class TileManifest(_Artifact):
     nodata: float | None = None
     scenes: list[SceneInfo]
     tiles: list[TileRecord]
+    duplicates_dropped: int = Field(default=0, ge=0, description="tiles of overlapping "
+                                    "georeferenced scenes dropped as identical to a kept one "
+                                    "(same footprint, pixels and labels; "
+                                    "components/tile_duplicates.py)")
 
     @model_validator(mode="before")
     @classmethod

@@ -70,16 +70,33 @@ def _told_apart(a: float, b: float) -> tuple[str, str]:
     return f"{a:.4f}", f"{b:.4f}"
 
 
+def _below_trivial(champion: ModelVersion | None, score: float, trivial: float | None,
+                   options: RegisterOptions) -> str | None:
+    """The decision for a challenger that does not beat the trivial baseline and may not be
+    promoted (``options.promote_below_trivial`` off); None otherwise."""
+    if trivial is None or options.promote_below_trivial or score > trivial:
+        return None
+    kept = f"kept champion v{champion.version}" if champion is not None else "no champion"
+    ours, theirs = _told_apart(score, trivial)
+    return (f"{kept}: {options.metric} {ours} does not beat the trivial baseline {theirs} "
+            f"(the train split's majority class everywhere; registry.promote_below_trivial "
+            f"lets such a version become champion)")
+
+
 def _decide(champion: ModelVersion | None, version: str, score: float,
             test_split_digest: str, options: RegisterOptions,
-            rescore: Callable[[ModelVersion], float] | None
+            rescore: Callable[[ModelVersion], float] | None, trivial: float | None = None
             ) -> tuple[bool, str, float | None]:
     """(promoted, decision, champion's score) of ``version`` scoring ``score`` against
-    ``champion``."""
+    ``champion``, and against ``trivial``, the trivial baseline's score on the same pixels
+    when known."""
+    if champion is not None and str(champion.version) == str(version):
+        return True, "already champion", score
+    refused = _below_trivial(champion, score, trivial, options)
+    if refused is not None:
+        return False, refused, None
     if champion is None:
         return True, "promoted: no champion yet", None
-    if str(champion.version) == str(version):
-        return True, "already champion", score
     compared = score
     comparable = (champion.tags.get(TAG_SPLIT) == test_split_digest
                   and champion.tags.get(TAG_GATE_METRIC) == options.metric)
@@ -127,13 +144,17 @@ def _tag(client: MlflowClient, name: str, version: str, score: float,
 
 def apply_champion_gate(client: MlflowClient, name: str, version: str, score: float,
                         test_split_digest: str, options: RegisterOptions,
-                        rescore: Callable[[ModelVersion], float] | None = None) -> GateDecision:
+                        rescore: Callable[[ModelVersion], float] | None = None, *,
+                        trivial_score: float | None = None) -> GateDecision:
     """Decide, tag ``version`` with the decision and both scores, and move the champion
-    alias when the challenger wins."""
+    alias when the challenger wins: beats the champion and, unless
+    ``options.promote_below_trivial``, ``trivial_score`` (the trivial baseline's score on the
+    same test pixels; None: not checked)."""
     champion = champion_version(client, name, options.champion_alias)
     for _ in range(MAX_DECISIONS):
         promoted, decision, champion_score = _decide(champion, version, score,
-                                                     test_split_digest, options, rescore)
+                                                     test_split_digest, options, rescore,
+                                                     trivial_score)
         _tag(client, name, version, score, test_split_digest, options, decision,
              champion_score, champion)
         # Read again right before the move (the tags above are round trips of their own).

@@ -32,6 +32,7 @@ from components.figures import close, confusion_figure, overlay_figure
 from components.register import RegisterOptions, serving_config
 from components.scene_evaluation import check_scene_files, scene_confusion
 from components.train import load_trained_model
+from components.trivial_baseline import majority_class, quality_warnings, trivial_miou
 from segmodels import confusion_matrix, scores_from_confusion
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
@@ -66,10 +67,13 @@ class EvaluationResult(BaseModel):
     pixel_count: int = Field(description="scored pixels of the scenes")
     tile_pixel_count: int
     class_names: list[str]
+    majority_class: str | None = Field(None, description="the train split's majority class, "
+                                       "the trivial baseline's answer everywhere")
     metrics: dict[str, float] = Field(description="scene level: miou, f1_macro, "
                                       "precision_macro, recall_macro, pixel_accuracy, "
-                                      "iou_<class>; tile level: the same prefixed tile_; "
-                                      "absent classes have no iou_ entry")
+                                      "iou_<class>, trivial_miou (the train split's majority "
+                                      "class everywhere, on the same pixels); tile level: the "
+                                      "same prefixed tile_; absent classes have no iou_ entry")
     class_iou: dict[str, float | None] = Field(description="scene-level IoU per class; None: "
                                                "absent (no truth, no prediction)")
     tile_class_iou: dict[str, float | None]
@@ -127,6 +131,17 @@ def tile_predictor(predictor: ScenePredictor) -> PredictTiles:
         return np.argmax(np.asarray(predictor.predict_fn(x)), axis=-1)
 
     return predict
+
+
+def train_majority(dataset: PreparedDataset) -> int | None:
+    """The train split's majority class, the trivial baseline's answer; None when the train
+    split holds no labelled pixel (a dataset made for evaluation only)."""
+    train = set(dataset.tile_ids("train"))
+    counts = [t.class_counts for t in dataset.tile_manifest.tiles if t.id in train]
+    try:
+        return majority_class(counts, dataset.class_map.num_classes)
+    except ValueError:
+        return None
 
 
 def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
@@ -199,6 +214,13 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
     names = classes.names
     per_class, tile_per_class = class_scores(cm, names), class_scores(tile_cm, names)
     metrics = {**summary_metrics(cm, names), **summary_metrics(tile_cm, names, TILE_PREFIX)}
+    majority = train_majority(dataset)
+    if majority is not None:
+        metrics.update(trivial_miou=trivial_miou(cm, majority),
+                       tile_trivial_miou=trivial_miou(tile_cm, majority))
+        quality_warnings(metrics.get("miou", float("nan")), metrics["trivial_miou"],
+                         names[majority], {c.name: c.iou for c in per_class},
+                         {c.name: c.support for c in per_class}, f"{split} split")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig = confusion_figure(cm, classes.names)
@@ -225,6 +247,7 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
         split_digest=dataset.split_digest(split),
         dataset_digest=dataset.digest(), scene_count=scene_count, tile_count=len(tile_ids),
         pixel_count=int(cm.sum()), tile_pixel_count=int(tile_cm.sum()), class_names=names,
+        majority_class=None if majority is None else names[majority],
         metrics=metrics, class_iou={c.name: c.iou for c in per_class},
         tile_class_iou={c.name: c.iou for c in tile_per_class}, per_class=per_class,
         tile_per_class=tile_per_class, confusion_matrix=cm.tolist(),

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
 SUMMARY = ["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)", "pixel accuracy",
-           "tile mIoU"]
+           "tile mIoU", "trivial mIoU"]
 HEADER = ["class", "IoU", "F1", "precision", "recall", "pixels", "tile IoU"]
 
 
@@ -24,7 +24,9 @@ def _fmt(value: float | None, missing: str = "n/a") -> str:
 
 def _summary(result: EvaluationResult) -> list[str]:
     m = result.metrics
-    return [_fmt(m.get(k)) for k in SCALARS] + [_fmt(m.get("tile_miou"))]
+    # The trivial baseline: the train split's majority class answered everywhere.
+    return [_fmt(m.get(k)) for k in SCALARS] + [_fmt(m.get("tile_miou")),
+                                                _fmt(m.get("trivial_miou"))]
 
 
 def _rows(result: EvaluationResult) -> list[list[str]]:

@@ -42,6 +42,8 @@ class PrepareSummary(BaseModel):
     dataset_dir: str
     classes: list[str]
     bands: int
+    layout: str = Field("", description="tile size and stride, the split and its block size "
+                        "(chosen from the survey's extent when block_size is not set)")
     splits: dict[str, SplitSummary]
     warnings: list[str] = []
 
@@ -61,8 +63,12 @@ def summarize(dataset: PreparedDataset) -> PrepareSummary:
         summaries[name] = SplitSummary(
             scenes=len({t.scene for t in tiles}), tiles=len(tiles),
             class_shares={c.name: counts[c.id] / total for c in classes.classes})
+    layout = f"{manifest.patch_size} px tiles, stride {manifest.stride}; {split.strategy} split"
+    if split.block_size:
+        layout += f", {split.block_size} px blocks"
     return PrepareSummary(dataset_dir=str(dataset.root), classes=classes.names,
-                          bands=manifest.bands, splits=summaries, warnings=split.warnings)
+                          bands=manifest.bands, layout=layout, splits=summaries,
+                          warnings=split.warnings)
 
 
 def _check_output(source: str, out_dir: Path) -> None:

@@ -19,6 +19,7 @@ from components import tracking
 from components.artifacts import SplitName, TrainedModelInfo
 from components.champion_gate import TAG_DECISION, apply_champion_gate, champion_version
 from components.dataset_paths import ModelPaths, PreparedDataset
+from components.trivial_baseline import trivial_key
 from serving.config import ServingOptions
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ class RegisterOptions(BaseModel):
                         "the tile-level figures")
     min_improvement: float = Field(default=0.0, ge=0,
                                    description="challenger must beat the champion by more")
+    promote_below_trivial: bool = Field(
+        default=False, description="let a version that does not beat the trivial baseline "
+        "(the train split's majority class everywhere, scored on the same test pixels: the "
+        "evaluation's trivial_miou) become champion; off, it is registered as challenger "
+        "only and the gate's decision says why")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
                                       "on another split instead of refusing to compare")
     serving: ServingOptions = Field(default_factory=ServingOptions,
@@ -169,6 +175,8 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         raise ValueError(f"{dataset.split}: the {evaluation.split} split differs from the one "
                          f"{evaluation.metrics_path} was scored on")
     score = float(evaluation.metrics[options.metric])
+    baseline_key = trivial_key(options.metric)
+    trivial = evaluation.metrics.get(baseline_key) if baseline_key else None
     config = serving_config(info, dataset, options)
 
     client = MlflowClient()
@@ -190,7 +198,8 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
             return score_registered_model(uri, dataset, evaluation.split, options.metric)
 
         gate = apply_champion_gate(client, options.model_name, version.version, score,
-                                   evaluation.split_digest, options, rescore)
+                                   evaluation.split_digest, options, rescore,
+                                   trivial_score=trivial)
         mlflow.set_tags({TAG_REGISTERED_VERSION: version.version,
                          TAG_DECISION: gate.decision})
         run_id = run.info.run_id

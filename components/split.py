@@ -13,6 +13,7 @@ labelled pixel) is an error unless ``allow_empty_splits``, with advice for the s
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections import defaultdict
@@ -43,6 +44,8 @@ from components.split_units import (
     world_grid,
 )
 
+log = logging.getLogger(__name__)
+
 
 class SplitWarning(UserWarning):
     """A split lacks a class or tiles; the dataset is usable but weaker for it."""
@@ -56,8 +59,10 @@ class SplitOptions(BaseModel):
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     block_size: int | None = Field(default=None, ge=1, description="block side in (tiled-grid) "
-                                   "pixels; None = 4, 2 or 1 patches, the largest that gives "
-                                   "at least 10 blocks")
+                                   "pixels; None = chosen from the survey's extent: 4, 2 or 1 "
+                                   "patches, the largest that gives at least 10 blocks (so "
+                                   "small surveys and large scenes both split; recorded in "
+                                   "split.json, printed by segpipe prepare)")
     group_by: str = Field(
         default="parent", description="strategy group: 'parent' (the scene's source folder), "
         "a path to a CSV of scene,group rows, or a regular expression whose first group, "
@@ -150,6 +155,9 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     crops = crop_groups(manifest.scenes)
     together = keeps_crops_together(manifest, options)
     units = tile_units(manifest, options, crops)
+    if options.strategy == "block" and options.block_size is None:
+        log.info("block_size: %d px, chosen from the survey's extent (the largest of 4, 2 or 1 "
+                 "patches that cuts it into at least 10 blocks)", default_block_size(manifest))
     assigned = (assign_given(units) if options.strategy == "given"
                 else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []

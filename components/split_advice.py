@@ -7,6 +7,7 @@ strategy that cannot fill the splits without a leak."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -52,14 +53,35 @@ def kept_together(manifest: TileManifest, crops: dict[str, str]) -> str | None:
             "pixels seen in training")
 
 
-def overlap_advice(options: SplitOptions) -> str:
+def scene_offset(manifest: TileManifest) -> int | None:
+    """The largest pixel step every scene origin lies on from the first one's (georeferenced
+    scenes of one CRS and pixel size); None when there is none or they coincide."""
+    scenes = manifest.scenes
+    if not scenes or len({(s.crs, s.transform[0], s.transform[4]) for s in scenes}) != 1 \
+            or scenes[0].crs is None:
+        return None
+    a, e = scenes[0].transform[0], scenes[0].transform[4]
+    c0, f0 = scenes[0].transform[2], scenes[0].transform[5]
+    steps = []
+    for s in scenes[1:]:
+        for delta in ((s.transform[2] - c0) / a, (s.transform[5] - f0) / e):
+            if abs(delta - round(delta)) > 1e-6:
+                return None
+            steps.append(abs(round(delta)))
+    return math.gcd(*steps) or None
+
+
+def overlap_advice(options: SplitOptions, manifest: TileManifest | None = None) -> str:
     if options.strategy != "block":
         return ("every tile it would hold shares ground with tiles of other splits (the "
                 "scenes overlap: strategy 'block' keeps overlapping ground together)")
+    offset = scene_offset(manifest) if manifest is not None else None
+    which = (f"patch_size {offset} (the scenes lie on a {offset} px grid)"
+             if offset and offset < manifest.patch_size else
+             "a smaller patch_size, one that divides the scenes' offset from each other,")
     return ("every tile it would hold shares ground with tiles of other blocks (the scenes "
-            "overlap and their tiles straddle block edges: a smaller patch_size, one that "
-            "divides the scenes' offset from each other, lines the tiles of neighbouring "
-            "scenes up)")
+            f"overlap and their tiles straddle block edges: {which} lines the tiles of "
+            "neighbouring scenes up)")
 
 
 def too_few_units(manifest: TileManifest, options: SplitOptions, crops: dict[str, str],
@@ -137,7 +159,7 @@ def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
         if name == "train" and tiles:
             continue
         if not tiles:
-            why = (overlap_advice(options) if units
+            why = (overlap_advice(options, manifest) if units
                    else why_too_few if options.strategy != "given"
                    else "the dataset gives no scene to it")
             empty.setdefault(why, []).append(f"'{name}'")

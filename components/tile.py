@@ -18,6 +18,9 @@ about 1.7x and read 1.3x faster than with zstd level 1, for 1.7x the disk), made
 per-scene template (``components.tile_writer``); one scene's tiles are read, checked and
 written by ``components.scene_tiles``.
 
+Georeferenced scenes that overlap give tiles of the same ground; those identical to a kept
+one (same footprint, same pixels and labels) are dropped (``components.tile_duplicates``).
+
 Scenes without a CRS are also compared with each other, to record crops of one image as
 ``SceneInfo.neighbours``: touching (``components.neighbours``, edge profiles) or overlapping
 (``components.crop_overlaps``, thumbnails), which the split keeps together."""
@@ -56,6 +59,11 @@ from components.raster import (
     open_raster,
 )
 from components.scene_tiles import SceneGrid, grid_offsets, tile_windows
+from components.tile_duplicates import (
+    DuplicateTilesWarning,
+    drop_identical_tiles,
+    duplicates_line,
+)
 from components.tile_resolution import (
     PixelSize,
     ResolutionWarning,
@@ -232,10 +240,14 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         warnings.warn(no_gsd, ResolutionWarning, stacklevel=2)
     scenes = [s.model_copy(update={"neighbours": sorted(neighbours.get(s.name, ()))})
               for s in scenes]
+    total = len(tiles)
+    tiles, duplicates = drop_identical_tiles(tiles, scenes, dst.tiles_dir)
+    if duplicates:
+        warnings.warn(duplicates_line(total, duplicates), DuplicateTilesWarning, stacklevel=2)
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,
                             scale=options.scale, target_gsd=options.target_gsd, gsd=gsd,
                             bands=bands, dtype=str(dtype), nodata=nodata, scenes=scenes,
-                            tiles=tiles)
+                            tiles=tiles, duplicates_dropped=duplicates)
     if dst.classes != src.classes:
         classes.save(dst.classes)
     # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold

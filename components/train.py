@@ -38,7 +38,7 @@ from components.train_data import (
     make_dataset,
     make_source,
 )
-from components.train_options import TrainParams
+from components.train_options import MODEL_PARAM_PREFIX, TrainParams
 from segmodels import EncoderWarmup, MeanIoU, build_loss, build_model
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,8 @@ def train_model(dataset: PreparedDataset, params: TrainParams, out_dir: Path, *,
                                "class_weights": str(params.class_weights),
                                "weight_decay": params.weight_decay, "seed": params.seed,
                                "accelerated": accelerated, "parameters": model.count_params(),
-                               **{f"model.{k}": v for k, v in params.model_params.items()}})
+                               **{f"{MODEL_PARAM_PREFIX}{k}": v
+                                  for k, v in params.model_params.items()}})
             tracking.log_dataset(dataset.root, dataset.digest(), context="training")
         mlflow.set_tag("segpipe.resumed_from_epoch", str(resumed_from))
         epoch_cbs: list[keras.callbacks.Callback] = [

@@ -11,6 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field
 #: none | d4 (the 8 rotations/reflections) | d4_color (+ photometric jitter of the image)
 Augment = Literal["none", "d4", "d4_color"]
 
+#: MLflow param names of a model's own settings (``model.depth``): a trial logs them so, and
+#: the parent run logs the best trial's as ``best.model.depth``; Optuna names them
+#: ``<architecture>.<setting>`` (components/tune_space.py), which ``run_param_name`` maps.
+MODEL_PARAM_PREFIX = "model."
+
+
+def run_param_name(optuna_name: str) -> str:
+    """The MLflow param name of a search dimension named ``optuna_name`` in a study: a
+    training setting keeps its name, an architecture's setting (``unet.depth``) is a model
+    param (``model.depth``), as the trial runs log it."""
+    _, dot, setting = optuna_name.partition(".")
+    return f"{MODEL_PARAM_PREFIX}{setting}" if dot else optuna_name
+
+
 #: Upper bound of batch_size, checked when the config is read (reason in the field).
 MAX_BATCH_SIZE = 1024
 

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from components import tracking
 from components.atomic import atomic_dir
 from components.dataset_paths import ModelPaths, PreparedDataset
+from components.train_options import run_param_name
 from components.tune_budget import set_deadline, study_deadline
 from components.tune_grid import describe_point, space_points
 from components.tune_options import TRIALS_DIR, TuneOptions
@@ -259,7 +260,8 @@ def log_study_summary(study: optuna.Study, best: optuna.trial.FrozenTrial,
     """The study's outcome on the active MLflow run (the parent): best params and value,
     trials per state, the best trial's run id, optimisation-history and importance plots."""
     with tracking.ensure_run("tune"):
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+        # Named as the trial runs name them (model.depth), so one column compares both.
+        mlflow.log_params({f"best.{run_param_name(k)}": v for k, v in best.params.items()})
         mlflow.log_metrics({"best_val_miou": best_value, "best_trial": best.number,
                             **{f"trials_{k}": v for k, v in _state_counts(study).items()}})
         mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))

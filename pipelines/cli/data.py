@@ -115,6 +115,8 @@ def _print_summary(console, summary) -> None:
 
     console.print(f"dataset {summary.dataset_dir} ({summary.bands} bands)", markup=False,
                   soft_wrap=True)
+    if summary.layout:
+        console.print(summary.layout, markup=False, soft_wrap=True)
     table = Table(show_edge=False)
     table.add_column("", max_width=40, overflow="ellipsis", no_wrap=True)
     for split_name in summary.splits:

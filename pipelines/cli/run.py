@@ -94,8 +94,29 @@ def _check_encoder_weights(config, path: Path) -> None:
         raise fail(f"{path}: {err}") from None
 
 
+def _run_record(result) -> tuple[dict[str, float], dict[str, str]]:
+    """The parent run's metrics and tags: the trivial baseline and the gate's decision,
+    which the run result does not carry; empty where the store cannot be read (a summary
+    never fails on them)."""
+    uri = str(result.tracking_uri)
+    database = uri.removeprefix("sqlite:///").partition("?")[0]  # ?timeout=60 and the like
+    if uri.startswith("sqlite:///") and not Path(database).is_file():
+        return {}, {}  # nothing to read, and opening it would create an empty store
+    try:
+        from mlflow import MlflowClient
+
+        data = MlflowClient(uri).get_run(result.mlflow_run_id).data
+    except Exception:  # an unreachable server: the summary goes without the baseline
+        return {}, {}
+    return dict(data.metrics), dict(data.tags)
+
+
 def _summary(result) -> None:
+    from components.champion_gate import TAG_DECISION
+
     promoted = result.champion_version == result.model_version
+    metrics, tags = _run_record(result)
+    trivial = metrics.get("test_trivial_miou")
     typer.echo("")
     resumed = ", resumed" if result.resumed else ""
     # A repeat run's MLflow name is numbered (cfg-2); resuming goes by the config's.
@@ -103,11 +124,14 @@ def _summary(result) -> None:
              if result.config_run_name and result.config_run_name != result.run_name else "")
     typer.echo(f"pipeline run      {result.run_name}{named}  ({result.seconds:.0f} s{resumed})")
     typer.echo(f"MLflow parent run {result.mlflow_run_id}  (tag segpipe.run_name)")
+    baseline = "" if trivial is None else f"; trivial baseline {trivial:.4f}"
     typer.echo(f"test mIoU         {result.test_miou:.4f}  (whole test scenes, as served; "
-               f"tile by tile {result.test_tile_miou:.4f})")
+               f"tile by tile {result.test_tile_miou:.4f}{baseline})")
     typer.echo(f"registered        {result.model_name} version {result.model_version}"
                f" ({'now champion' if promoted else 'challenger'}; "
                f"champion is version {result.champion_version})")
+    if not promoted and TAG_DECISION in tags:
+        typer.echo(f"gate              {tags[TAG_DECISION]}")
     typer.echo(f"log               {result.log_path}")
 
 

@@ -101,3 +101,38 @@ def test_a_gate_whose_champion_keeps_moving_gives_up_without_mixing_champions(tm
     tags = client.get_model_version(name, ours).tags
     assert tags[TAG_CHAMPION] == "none" and tags[TAG_PREVIOUS] == moves[-1]
     assert _alias("champion", name) == moves[-1]
+
+
+def test_a_version_below_the_trivial_baseline_is_not_made_champion_unless_allowed(tmp_path):
+    """Tea chips: a first version at mIoU 0.42, where the train split's majority class
+    everywhere scores 0.46, became champion without a word. It is registered but not
+    promoted, the decision says why, and the option promotes it when a team wants that."""
+    name = "trivial"
+    client, options = MlflowClient(), RegisterOptions(model_name=name)
+    client.create_registered_model(name)
+    first = _bare_version(client, name, tmp_path.as_uri())
+    gate = apply_champion_gate(client, name, first, 0.4218, "split", options,
+                               trivial_score=0.461)
+    assert not gate.promoted
+    assert gate.decision.startswith("no champion: miou 0.4218 does not beat the trivial "
+                                    "baseline 0.4610")
+    from components.champion_gate import champion_version
+
+    assert champion_version(client, name, "champion") is None
+
+    # Beating it: promoted as before; a later sub-trivial version keeps that champion.
+    second = _bare_version(client, name, tmp_path.as_uri())
+    assert apply_champion_gate(client, name, second, 0.5, "split", options,
+                               trivial_score=0.461).promoted
+    third = _bare_version(client, name, tmp_path.as_uri())
+    kept = apply_champion_gate(client, name, third, 0.45, "split", options, trivial_score=0.461)
+    assert not kept.promoted and kept.decision.startswith(f"kept champion v{second}: miou")
+
+    allowed = RegisterOptions(model_name=name, promote_below_trivial=True)
+    other = "trivial-allowed"
+    client.create_registered_model(other)
+    version = _bare_version(client, other, tmp_path.as_uri())
+    assert apply_champion_gate(client, other, version, 0.4218, "split",
+                               allowed.model_copy(update={"model_name": other}),
+                               trivial_score=0.461).promoted
+    assert _alias("champion", other) == version

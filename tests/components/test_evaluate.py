@@ -48,6 +48,20 @@ def test_tile_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path
     assert result.metrics["tile_miou"] == pytest.approx(iou.mean())
     assert result.metrics["tile_pixel_accuracy"] == pytest.approx(tp.sum() / cm.sum())
     assert [result.tile_class_iou[n] for n in result.class_names] == pytest.approx(list(iou))
+    # The trivial baseline on the same pixels: the train split's majority class everywhere.
+    from components.artifacts import TileManifest
+
+    train = set(SplitManifest.load(tiny_dataset.split).splits["train"])
+    totals = np.zeros(3, np.int64)
+    for tile in TileManifest.load(tiny_dataset.tiles_manifest).tiles:
+        for class_id, pixels in tile.class_counts.items():
+            totals[int(class_id)] += pixels if tile.id in train else 0
+    majority = int(totals.argmax())
+    truth = cm.sum(1)
+    trivial_iou = [truth[c] / cm.sum() if c == majority else 0.0
+                   for c in range(3) if truth[c] or c == majority]
+    assert result.majority_class == result.class_names[majority]
+    assert result.metrics["tile_trivial_miou"] == pytest.approx(np.mean(trivial_iou))
 
     saved = EvaluationResult.model_validate(json.loads((tmp_path / "eval/metrics.json")
                                                        .read_text()))
@@ -55,13 +69,15 @@ def test_tile_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path
     for name in ("report.md", "report.html", "confusion_matrix.png", "overlays.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     report = (tmp_path / "eval/report.md").read_text()
-    assert "| tea |" in report and "tile mIoU" in report
+    assert "| tea |" in report and "tile mIoU" in report and "trivial mIoU" in report
     # Self-contained: MLflow's and Kubeflow's viewers resolve no relative links.
     sources = re.findall(r'src="([^"]*)"', (tmp_path / "eval/report.html").read_text())
     assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
     run = mlflow.MlflowClient().get_run(result.mlflow_run_id)
     assert run.data.metrics["test_miou"] == pytest.approx(result.metrics["miou"])
     assert run.data.metrics["test_tile_miou"] == pytest.approx(result.metrics["tile_miou"])
+    assert run.data.metrics["test_trivial_miou"] == pytest.approx(
+        result.metrics["trivial_miou"])
     assert run.data.tags["segpipe.test_split_digest"] == result.split_digest
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import rasterio
 
@@ -69,7 +71,10 @@ def test_prepare_tea_plantations_keeps_crs_and_blocks(tea_plantations, tmp_path)
                 dx = abs(a.transform[2] - b.transform[2])
                 dy = abs(a.transform[5] - b.transform[5])
                 assert dx >= 256.0 or dy >= 256.0, (a.id, b.id)
-    assert len(manifest.tiles) == 11 * 4 and all(split.splits.values())
+    # 11 chips x 4 tiles, but the overlapping chips hold the same ground with the same
+    # pixels: each footprint is kept once (one pair differs by a labelled pixel: kept).
+    assert len(manifest.tiles) == 11 * 4 - 24 and manifest.duplicates_dropped == 24
+    assert len({t.transform for t in manifest.tiles}) == 19 and all(split.splits.values())
     assert {s.crs for s in manifest.scenes} == {"EPSG:32650"}
     assert summary.bands == 4 and manifest.dtype == "int16"
     tile = manifest.tiles[5]
@@ -98,9 +103,31 @@ def test_whole_chip_tiles_of_overlapping_chips_are_refused_with_advice(tea_plant
     # other blocks, whatever the blocks. The error says which setting lines them up.
     options = PrepareOptions(split=SplitOptions(strategy="block", seed=0))
     with pytest.raises(DataError, match="splits 'val' and 'test' are empty: every tile it "
-                       r"would hold .* other blocks .* a smaller patch_size"):
+                       r"would hold .* other blocks .* edges: patch_size 128 \(the scenes "
+                       r"lie on a 128 px grid\) lines"):
         prepare_dataset(tea_plantations, tmp_path / "tea", options)
     assert not (tmp_path / "tea").exists()
+
+
+def test_the_example_config_prepares_a_small_survey_after_the_one_edit_it_names(
+        tea_plantations, tmp_path):
+    """example.yaml needed three edits on the 11 tea chips (block 1024 made one block, stride
+    192 straddled chips 128 px apart, patch 256). Now the block size is chosen from the
+    survey's extent and the stride is the patch: only the patch size, which the error
+    names, is left; the summary says which block size was chosen."""
+    import yaml
+
+    from components.prepare import PrepareOptions
+
+    example = Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "example.yaml"
+    data = yaml.safe_load(example.read_text())["data"]
+    with pytest.raises(DataError, match=r"patch_size 128 \(the scenes lie on a 128 px grid"):
+        prepare_dataset(tea_plantations, tmp_path / "a", PrepareOptions.model_validate(data))
+    data["tile"]["patch_size"] = 128
+    summary = prepare_dataset(tea_plantations, tmp_path / "b", PrepareOptions.model_validate(data))
+    assert summary.layout == "128 px tiles, stride 128; block split, 128 px blocks"
+    assert SplitManifest.load(tmp_path / "b" / "split.json").block_size == 128
+    assert all(split.tiles for split in summary.splits.values())
 
 
 def test_prepare_refuses_to_replace_a_folder_that_is_not_a_dataset(sample_source, tmp_path):

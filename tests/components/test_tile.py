@@ -158,3 +158,39 @@ def test_target_gsd_on_a_scene_without_projected_crs_names_it(tmp_path):
     with pytest.raises(DataError, match="scene plain: target_gsd needs a projected CRS "
                        r"\(metres\), but the scene has EPSG:4326"):
         tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=16, target_gsd=2.0))
+
+
+def test_identical_tiles_of_overlapping_georeferenced_scenes_are_kept_once(tmp_path):
+    """Tea chips overlap by half, pixel for pixel: 44 tiles were 19 distinct footprints.
+    Scene 'b' is the right half of 'a' plus new ground; 'later' is 'a's ground on another
+    date (other pixels): its tiles stay."""
+    root = tmp_path / "ingested"
+    (root / "scenes").mkdir(parents=True)
+    ground, labels = make_image(96), make_labels(96, (0, 1))
+    origin = rasterio.transform.from_origin
+    for name, cols, x0, seed in (("a", slice(0, 64), 600000.0, None),
+                                 ("b", slice(32, 96), 600064.0, None),
+                                 ("later", slice(0, 64), 600000.0, 5)):
+        image = ground[:, :64, cols] if seed is None else make_image(64, seed=seed)
+        transform = origin(x0, 3000000.0, 2.0, 2.0)
+        write_array(root / "scenes" / f"{name}_image.tif", image, UTM, transform)
+        write_array(root / "scenes" / f"{name}_mask.tif", labels[:64, cols], UTM, transform,
+                    255)
+    ClassMap(classes=[ClassInfo(id=i, name=f"c{i}", color="#000000") for i in range(2)]
+             ).save(root / "classes.json")
+    with pytest.warns(UserWarning, match=r"^12 tiles, 2 identical to others dropped: 10 "
+                                         r"distinct"):
+        manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32))
+    assert manifest.duplicates_dropped == 2 and len(manifest.tiles) == 10
+    footprints = {}
+    for tile in manifest.tiles:
+        footprints.setdefault(tile.transform, []).append(tile.scene)
+    # Each ground square once per distinct content: a's and b's shared half once, 'later'
+    # beside it.
+    assert sorted(map(sorted, footprints.values())) == sorted(
+        [["a", "later"], ["a", "later"], ["a", "later"], ["a", "later"], ["b"], ["b"]])
+    kept = {t.id for t in manifest.tiles}
+    on_disk = {p.name.removesuffix("_image.tif")
+               for p in (tmp_path / "ds" / "tiles").glob("*_image.tif")}
+    assert on_disk == kept
+    assert TileManifest.load(tmp_path / "ds" / "tiles.json").duplicates_dropped == 2

@@ -1,0 +1,79 @@
+"""The trivial baseline an evaluation is read against: the train split's majority class
+predicted everywhere, scored on the very pixels the model was scored on.
+
+On imbalanced data a model can score a respectable-looking mIoU and still be worse than
+answering "background" everywhere (tea chips: a champion at mIoU 0.42, tea IoU 0.02, where
+all-background scores 0.46). Each evaluation therefore records the baseline beside its
+mIoU (``trivial_miou``, ``tile_trivial_miou``; MLflow ``test_trivial_miou``), warns in one
+line when the model does not beat it or when a class present in the labels is essentially
+never found, and the champion gate (components/champion_gate.py) does not promote such a
+model unless ``registry.promote_below_trivial`` says so."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: A class present in the labels whose IoU is below this is named as essentially not found.
+MISSED_CLASS_IOU = 0.01
+
+
+class QualityWarning(UserWarning):
+    """The evaluated model is no better than trivial, or misses a class."""
+
+
+def majority_class(class_counts: list[dict[int, int]], num_classes: int) -> int:
+    """The class with the most labelled pixels over ``class_counts`` (one dict per tile:
+    class id -> pixels); the lowest id on a tie."""
+    totals = np.zeros(num_classes, np.int64)
+    for counts in class_counts:
+        for class_id, pixels in counts.items():
+            if 0 <= int(class_id) < num_classes:
+                totals[int(class_id)] += int(pixels)
+    if not totals.any():
+        raise ValueError("no labelled pixel to find the majority class from")
+    return int(np.argmax(totals))
+
+
+def trivial_confusion(cm: np.ndarray, predicted: int) -> np.ndarray:
+    """The confusion matrix of answering ``predicted`` on every pixel ``cm`` counts (rows:
+    truth, columns: prediction)."""
+    cm = np.asarray(cm)
+    trivial = np.zeros_like(cm)
+    trivial[:, predicted] = cm.sum(axis=1)
+    return trivial
+
+
+def trivial_miou(cm: np.ndarray, predicted: int) -> float:
+    """mIoU of answering ``predicted`` everywhere on ``cm``'s pixels, by the rules of the
+    model's own mIoU (a class in neither truth nor prediction is left out)."""
+    from segmodels import scores_from_confusion  # Keras: not for the gate's config checks
+
+    return float(scores_from_confusion(trivial_confusion(cm, predicted))["miou"])
+
+
+def trivial_key(metric: str) -> str | None:
+    """The baseline's metric name for a gate ``metric`` (miou -> trivial_miou, tile_miou ->
+    tile_trivial_miou); None for metrics without a recorded baseline."""
+    return {"miou": "trivial_miou", "tile_miou": "tile_trivial_miou"}.get(metric)
+
+
+def quality_warnings(miou: float, baseline: float, majority: str,
+                     class_iou: dict[str, float | None], support: dict[str, int],
+                     what: str) -> list[str]:
+    """One line per problem of ``what``'s scores: not beating the trivial baseline, and each
+    class with labelled pixels whose IoU is about 0. Also issued as QualityWarning."""
+    lines = []
+    if not miou > baseline:
+        lines.append(f"{what}: mIoU {miou:.4f} does not beat the trivial baseline "
+                     f"{baseline:.4f} ('{majority}' everywhere, the train split's majority "
+                     f"class); the model is no better than answering '{majority}'")
+    missed = [name for name, iou in class_iou.items()
+              if support.get(name, 0) > 0 and iou is not None and iou < MISSED_CLASS_IOU]
+    for name in missed:
+        lines.append(f"{what}: class '{name}' is essentially never found (IoU "
+                     f"{class_iou[name]:.4f} on {support[name]} labelled pixels)")
+    for line in lines:
+        warnings.warn(line, QualityWarning, stacklevel=2)
+    return lines
