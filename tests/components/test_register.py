@@ -128,7 +128,7 @@ def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     assert spec.type == np.dtype(tiny_dataset.tile_manifest.dtype) == image.dtype
     assert spec.shape == (-1, -1, -1, image.shape[-1])
     assert {p.name for p in served.metadata.signature.params.params} == {
-        "tta", "overlap", "output", "resample", "pixel_size"}
+        "tta", "overlap", "output", "resample", "pixel_size", "nodata"}
     other = np.float64 if image.dtype != np.float64 else np.float32
     with pytest.raises(MlflowException, match=f"dtype of input {np.dtype(other)}"):
         served.predict(image[None].astype(other))
