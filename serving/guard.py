@@ -6,11 +6,11 @@ error, drops params the model signature does not declare (with only a log warnin
 prefixes the whole input data to the message of a param of the wrong type. Here:
 
 - a request's body is read before it takes a turn, within a budget for bodies in flight
-  (``at_once`` bodies of the largest size, serving/sizing.py body_budget_bytes; a body
-  reserves its Content-Length, or the limit when it has none, before a byte is read): a slow
-  upload holds bytes, not a turn. A body that would pass the budget waits for others to free
-  theirs, and is a 503 saying so after the request timeout; a client that sends none of its
-  body for ``body_timeout`` seconds is a 408 and dropped;
+  (``at_once`` bodies of the largest size, serving/sizing.py body_budget_bytes; a body takes
+  its bytes from it as they arrive, serving/body_budget.py): a slow upload holds the bytes it
+  has sent, not a turn, nor what it declares. A chunk that would pass the budget waits for
+  others to free theirs, and is a 503 saying so after the request timeout; a client that
+  sends none of its body for ``body_timeout`` seconds is a 408 and dropped;
 - then at most ``at_once`` requests (the model's own concurrency) are computed at a time
   (parsed, predicted, answered), the others wait their turn with their body, so what
   requests hold in memory is bounded by ``at_once`` times the limits below
@@ -67,11 +67,11 @@ from serving.asgi import (
     header,
     mime_type,
     plain_json,
-    read_body,
     replay,
     short_error,
     shorten_errors,
 )
+from serving.body_budget import BodyBudget, Claim, declared_size, read_body
 from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
@@ -165,9 +165,9 @@ class RequestGuard:
         self.max_json_values, self.at_once, self.deadline = max_json_values, at_once, deadline
         self._turns = asyncio.Semaphore(at_once) if at_once else None
         #: Bytes of request bodies held or being read (serving/sizing.py body_budget_bytes).
-        self.body_budget = body_budget_bytes(at_once, max_body_bytes) if at_once else None
+        self.budget = BodyBudget(body_budget_bytes(at_once, max_body_bytes), at_once,
+                                 timeout) if at_once else None
         self.body_timeout = body_timeout
-        self._bodies, self._freed = 0, asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,7 +177,8 @@ class RequestGuard:
         if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        reserved, turn, running = 0, False, None
+        claim, turn, running = Claim(self.budget), False, None
+        arrived = time.monotonic()
         try:
             try:
                 content_type = mime_type(scope)
@@ -187,16 +188,13 @@ class RequestGuard:
                 if encoding != "identity":
                     raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
                                        f"(Content-Encoding); send it uncompressed")
-                declared = self._declared_size(scope)
-                # read outside the turns, within the budget: a slow upload holds bytes, not
-                # one of the turns the requests being computed need
-                reserved = await self._reserve(self.max_body_bytes if declared is None
-                                               else declared)
-                body = await self._body(receive)
+                declared_size(scope, self.max_body_bytes)
+                # read outside the turns, within the budget: a slow upload holds the bytes it
+                # sent, not one of the turns the requests being computed need
+                body = await read_body(receive, self.max_body_bytes, claim,
+                                       arrived + self.timeout, self.timeout, self.body_timeout)
                 if body is None:
                     return  # the client went away
-                self._unreserve(reserved - len(body))  # a chunked body: what it took
-                reserved = len(body)
                 await self._take_turn()
                 turn = True
             except Refusal as refusal:
@@ -207,58 +205,25 @@ class RequestGuard:
             running = await self._invoke(scope, receive, send, content_type, held)
         finally:
             if running is None:
-                self._end(reserved, turn)
+                self._end(claim, turn)
             else:  # answered 504: the turn ends with the prediction's thread
-                running.add_done_callback(self._overrun_done(time.monotonic(), reserved))
+                running.add_done_callback(self._overrun_done(time.monotonic(), claim))
 
-    def _end(self, reserved: int, turn: bool) -> None:
+    def _end(self, claim: Claim, turn: bool) -> None:
         """A request's work is over: its turn and its body's share of the budget are free."""
         if turn and self._turns is not None:
             self._turns.release()
-        self._unreserve(reserved)
+        claim.release()
 
     def _overrun_done(self, answered: float,
-                      reserved: int) -> Callable[[asyncio.Future], None]:
+                      claim: Claim) -> Callable[[asyncio.Future], None]:
         """What frees the turn of a request answered 504 once its thread has stopped."""
         def done(_: asyncio.Future) -> None:
-            self._end(reserved, True)
+            self._end(claim, True)
             _logger.info("a request answered 504 stopped computing %.1f s after its answer; "
                          "its turn is free", time.monotonic() - answered)
 
         return done
-
-    def _declared_size(self, scope: Scope) -> int | None:
-        """The body's Content-Length; a 413 before a byte is read when it is over the limit."""
-        declared = header(scope, b"content-length")
-        limit = self.max_body_bytes
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
-        return None if declared is None else int(declared)
-
-    async def _reserve(self, size: int) -> int:
-        """Take ``size`` bytes of the budget for bodies in flight, waiting up to the request
-        timeout for others to free them; a 503 saying so when they do not."""
-        if self.body_budget is None:
-            return 0
-        deadline = time.monotonic() + self.timeout
-        while self._bodies + size > self.body_budget:
-            try:
-                await asyncio.wait_for(self._freed.wait(), deadline - time.monotonic())
-            except TimeoutError:
-                raise Refusal(503, f"the server is busy: its request bodies in flight hold "
-                                   f"{self._bodies} bytes of its budget of {self.body_budget} "
-                                   f"({self.at_once} x the body limit), too much for this "
-                                   f"one's {size} for {self.timeout:g} s (the server's "
-                                   f"request timeout); try again later") from None
-        self._bodies += size
-        return size
-
-    def _unreserve(self, size: int) -> None:
-        if self.body_budget is None or not size:
-            return
-        self._bodies -= size
-        self._freed.set()  # wakes every waiter, each checks again
-        self._freed = asyncio.Event()
 
     async def _take_turn(self) -> None:
         if self._turns is None:
@@ -346,11 +311,3 @@ class RequestGuard:
                                    f"server's request timeout)")
         await answer(send, status, body)
         return None if done else running
-
-    async def _body(self, receive: Receive) -> bytearray | None:
-        try:
-            return await asyncio.wait_for(
-                read_body(receive, self.max_body_bytes, self.body_timeout), self.timeout)
-        except TimeoutError:
-            raise Refusal(408, f"the request body did not arrive within {self.timeout:g} s "
-                               f"(the server's request timeout)") from None

@@ -113,7 +113,7 @@ def _check_memory(guard: RequestGuard, max_pixels: int) -> None:
               f"{guard.max_json_values} JSON values and {max_pixels} pixels")
     logger.info("memory: up to %s MB per worker (%s); request bodies in flight, read or "
                 "waiting their turn: up to %s MB, within that figure",
-                f"{peak / sizing.MB:,.0f}", detail, f"{guard.body_budget / sizing.MB:,.0f}")
+                f"{peak / sizing.MB:,.0f}", detail, f"{guard.budget.total / sizing.MB:,.0f}")
     if os.environ.get(_MEMORY_LIMIT_ENV):
         limit, source = int(os.environ[_MEMORY_LIMIT_ENV]), "--memory-limit-mb"
     else:
