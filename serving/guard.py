@@ -25,12 +25,15 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
-  routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
+  routes) goes to ``dataframes``, the model's own predict (serving/routes.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
 - any other request goes to ``invocations``, MLflow's own answer to /invocations (the same
   bytes), on a thread of the guard's: MLflow's route runs it on a thread it forgets when its
   timeout answers 504, so the turn would end while the prediction still holds its memory;
-- the prediction's deadline (now + the request timeout, as ``time.monotonic()``) is put in
+- every phase shares one deadline, the request's arrival + the request timeout: waiting for
+  the budget, receiving the body, waiting for a turn and predicting together take at most
+  the timeout (then a 503, 408, 503 or 504 as above and below);
+- the prediction's deadline (that one, as ``time.monotonic()``) is put in
   ``deadline``, a ContextVar of the model's serving code, which stops predicting between two
   batches once it has passed: a request answered 504 stops taking the cores, and its turn
   ends when its thread does, not with the 504;
@@ -178,7 +181,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         claim, turn, running = Claim(self.budget), False, None
-        arrived = time.monotonic()
+        # one deadline for every phase: waiting for the budget, reading, waiting for a turn
+        # and computing all end at the request timeout after it arrived
+        until = time.monotonic() + self.timeout
         try:
             try:
                 content_type = mime_type(scope)
@@ -191,18 +196,18 @@ class RequestGuard:
                 declared_size(scope, self.max_body_bytes)
                 # read outside the turns, within the budget: a slow upload holds the bytes it
                 # sent, not one of the turns the requests being computed need
-                body = await read_body(receive, self.max_body_bytes, claim,
-                                       arrived + self.timeout, self.timeout, self.body_timeout)
+                body = await read_body(receive, self.max_body_bytes, claim, until,
+                                       self.timeout, self.body_timeout)
                 if body is None:
                     return  # the client went away
-                await self._take_turn()
+                await self._take_turn(until)
                 turn = True
             except Refusal as refusal:
                 await answer(send, refusal.status, error_body(refusal.status, refusal.message))
                 return
             held = [body]
             del body  # _invoke frees it as it goes
-            running = await self._invoke(scope, receive, send, content_type, held)
+            running = await self._invoke(scope, receive, send, content_type, held, until)
         finally:
             if running is None:
                 self._end(claim, turn)
@@ -225,25 +230,28 @@ class RequestGuard:
 
         return done
 
-    async def _take_turn(self) -> None:
+    async def _take_turn(self, until: float) -> None:
         if self._turns is None:
             return
+        if not self._turns.locked():  # a free turn is taken at once, whatever time is left
+            await self._turns.acquire()
+            return
         try:
-            await asyncio.wait_for(self._turns.acquire(), self.timeout)
+            await asyncio.wait_for(self._turns.acquire(), max(until - time.monotonic(), 0))
         except TimeoutError:
             raise Refusal(503, f"the server is busy: its {self.at_once} requests at a time "
-                               f"took longer than {self.timeout:g} s (the server's request "
-                               f"timeout); try again later") from None
+                               f"left this one no turn within {self.timeout:g} s (the "
+                               f"server's request timeout); try again later") from None
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, content_type: str,
-                      held: list[bytearray]) -> asyncio.Future | None:
+                      held: list[bytearray], until: float) -> asyncio.Future | None:
         """Answer one request, its body ``held`` alone; returns a prediction still running
         after its 504."""
         body = held.pop()
         try:
             if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
                 body = bytes(body)
-                return await self._mlflow(scope, receive, send, body)
+                return await self._mlflow(scope, receive, send, body, until)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
@@ -252,26 +260,27 @@ class RequestGuard:
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
-                running = self._start(self.dataframes, document)
+                running = self._start(until, self.dataframes, document)
                 del document  # the prediction holds it, and frees it when done
-                return await self._finish(running, send)
+                return await self._finish(running, send, until)
             del document
             body = text.encode(encoding, "surrogatepass")  # the bytes as they came
             del text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
-        return await self._mlflow(scope, receive, send, body)
+        return await self._mlflow(scope, receive, send, body, until)
 
-    async def _mlflow(self, scope: Scope, receive: Receive, send: Send,
-                      body: bytes) -> asyncio.Future | None:
+    async def _mlflow(self, scope: Scope, receive: Receive, send: Send, body: bytes,
+                      until: float) -> asyncio.Future | None:
         """MLflow's answer, on the guard's thread (or MLflow's app, without ``invocations``)."""
         if self.invocations is None:
-            await self._forward(scope, receive, send, body)
+            await self._forward(scope, receive, send, body, until)
             return None
-        running = self._start(self.invocations, body, header(scope, b"content-type") or "")
+        running = self._start(until, self.invocations, body,
+                              header(scope, b"content-type") or "")
         del body
-        return await self._finish(running, send)
+        return await self._finish(running, send, until)
 
     def _check_values(self, body: bytes | bytearray) -> None:
         """Every JSON value but the first of its container follows a comma, and containers
@@ -285,26 +294,29 @@ class RequestGuard:
                                f".npy arrays or image files (dataframe columns 'npy' or "
                                f"'image'), not as JSON numbers")
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes,
+                       until: float) -> None:
         """To MLflow's app, under the deadline."""
-        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
+        token = self.deadline.set(until) if self.deadline else None
         try:
             await self.app(scope, replay(body, receive), send)
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    def _start(self, work: Callable[..., tuple[int, Any]], *args: Any) -> asyncio.Future:
+    def _start(self, until: float, work: Callable[..., tuple[int, Any]],
+               *args: Any) -> asyncio.Future:
         # The task copies this context, the deadline included, and its thread the task's.
-        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
+        token = self.deadline.set(until) if self.deadline else None
         try:
             return asyncio.ensure_future(asyncio.to_thread(work, *args))
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    async def _finish(self, running: asyncio.Future, send: Send) -> asyncio.Future | None:
-        done, _ = await asyncio.wait({running}, timeout=self.timeout)
+    async def _finish(self, running: asyncio.Future, send: Send,
+                      until: float) -> asyncio.Future | None:
+        done, _ = await asyncio.wait({running}, timeout=max(until - time.monotonic(), 0))
         status, body = running.result() if done else (504, b"")
         if status == 504:  # the prediction may stop at its deadline a moment before the wait
             body = error_body(504, f"the request took longer than {self.timeout:g} s (the "

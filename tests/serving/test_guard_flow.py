@@ -6,6 +6,7 @@ timeout without holding a turn, and a body over the limit is refused before it i
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -53,13 +54,14 @@ class Client:
         return json.loads(b"".join(m.get("body", b"") for m in self.messages[1:]))["message"]
 
 
-def guard(answer, *, at_once: int, timeout: float, body_timeout: float) -> RequestGuard:
+def guard(answer, *, at_once: int, timeout: float, body_timeout: float,
+          deadline: contextvars.ContextVar | None = None) -> RequestGuard:
     async def no_app(scope, receive, send):
         raise AssertionError("only /invocations is asked")
 
     return RequestGuard(no_app, None, max_body_bytes=LIMIT, timeout=timeout,
                         invocations=answer, max_json_values=1000, at_once=at_once,
-                        body_timeout=body_timeout)
+                        body_timeout=body_timeout, deadline=deadline)
 
 
 def test_a_stalled_upload_is_dropped_after_the_body_timeout_holding_no_turn():
@@ -177,3 +179,30 @@ def test_a_body_declared_over_the_limit_is_413_before_any_of_it_is_read():
     client = asyncio.run(scenario())
     assert client.status == 413 and client.receives == 0
     assert client.message == f"the request body has {LIMIT + 1} bytes, the limit is {LIMIT}"
+
+
+def test_every_phase_of_a_request_shares_one_deadline_set_on_arrival():
+    """The prediction's deadline is the request's arrival plus the timeout, however long its
+    body took to come: the phases do not each get the whole timeout."""
+    deadline: contextvars.ContextVar[float] = contextvars.ContextVar("deadline")
+    seen: list[float] = []
+
+    def answer(body: bytes, content_type: str) -> tuple[int, bytes]:
+        seen.append(deadline.get())
+        return 200, b'{"predictions": []}'
+
+    async def scenario() -> tuple[Client, float, float]:
+        app = guard(answer, at_once=2, timeout=30, body_timeout=30, deadline=deadline)
+        client = Client(len(BODY))
+        client.send_body(BODY[:5], more=True)
+        arrived = time.monotonic()
+        task = asyncio.create_task(app(client.scope, client.receive, client.send))
+        await asyncio.sleep(0.3)
+        sent = time.monotonic()  # the rest of the body, later
+        client.send_body(BODY[5:])
+        await asyncio.wait_for(task, 10)
+        return client, arrived, sent
+
+    client, arrived, sent = asyncio.run(scenario())
+    assert client.status == 200
+    assert arrived + 30 <= seen[0] < sent + 30
