@@ -75,6 +75,7 @@ from serving.asgi import (
     shorten_errors,
 )
 from serving.body_budget import BodyBudget, Claim, declared_size, read_body
+from serving.json_body import check_body, check_params, decode_body
 from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
@@ -95,59 +96,6 @@ _logger = logging.getLogger("uvicorn.error")
 #: JSON values nested deeper than this are refused by the parser (RecursionError), so a body
 #: holds at most its commas plus this many plus one values.
 _MAX_NESTING = 1000
-
-
-def check_params(params: Any, schema: Any) -> None:
-    """Refuse params that are not an object, names ``schema`` (MLflow's ParamSchema, or
-    None) does not declare and values MLflow would not accept for their declared type."""
-    if params is None:
-        return
-    if not isinstance(params, dict):
-        raise Refusal(400, f"params must be a JSON object, got {type(params).__name__}")
-    if not params:
-        return
-    specs = {spec.name: spec for spec in schema.params} if schema is not None else {}
-    if unknown := sorted(set(params) - set(specs)):
-        takes = f"the model takes {', '.join(sorted(specs))}" if specs \
-            else "the model takes no params"
-        raise Refusal(400, f"unknown params {', '.join(excerpt(n) for n in unknown[:5])}; "
-                           f"{takes}")
-    from mlflow.exceptions import MlflowException
-    from mlflow.types.schema import ParamSpec
-
-    for name, value in params.items():
-        spec = specs[name]
-        try:
-            ParamSpec.validate_param_spec(value, spec)
-        except MlflowException:
-            kind = getattr(spec.dtype, "name", str(spec.dtype))
-            wanted = f"a list of {kind}" if spec.shape == (-1,) else f"a {kind}"
-            raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
-
-
-def decode_body(body: bytes | bytearray) -> str:
-    """The body as text, in the encoding ``json.loads`` would detect (UTF-8 but for a BOM or
-    UTF-16/32 zero bytes), with the same error handling."""
-    try:
-        return body.decode(json.detect_encoding(body), "surrogatepass")
-    except UnicodeDecodeError as exc:
-        raise Refusal(400, f"the request body is not UTF-8 text (byte {exc.start})") from None
-
-
-def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
-    text = body if isinstance(body, str) else decode_body(body)
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Refusal(400, f"the request body is not valid JSON: {exc.msg} at line "
-                           f"{exc.lineno} column {exc.colno} ({len(body)} bytes)") from None
-    except RecursionError:
-        raise Refusal(400, "the request body is JSON nested too deeply") from None
-    if not isinstance(document, dict):
-        raise Refusal(400, f"the request body must be a JSON object, got "
-                           f"{type(document).__name__}")
-    check_params(document.get("params"), schema)
-    return document
 
 
 class RequestGuard:
