@@ -190,7 +190,7 @@ def run_phases(local_model: str, megapixels: float) -> dict:
     from serving.decode import PixelBudget, check_params, decode_base64, decode_npy
     from serving.encode import encode_npy
     from serving.guard import check_body
-    from serving.server import request_frame
+    from serving.routes import request_frame
 
     model = mlflow.pyfunc.load_model(local_model)
     python_model = model.unwrap_python_model()

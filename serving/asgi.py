@@ -1,11 +1,10 @@
 """ASGI plumbing of the model server's request checks (serving/guard.py): reading a request's
-body and headers, and answering: every error as ``{"error_code", "message"}`` with a message
-of at most MAX_MESSAGE characters, no stack trace and no input echoed whole, a large answer in
-chunks. Stdlib only, as the guard."""
+headers, replaying its body, and answering: every error as ``{"error_code", "message"}``
+with a message of at most MAX_MESSAGE characters, no stack trace and no input echoed whole,
+a large answer in chunks. Stdlib only, as the guard."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -111,28 +110,6 @@ async def answer(send: Send, status: int, body: bytes | Iterable[bytes]) -> None
     for chunk in body:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
-
-
-async def read_body(receive: Receive, limit: int,
-                    stall_timeout: float | None = None) -> bytearray | None:
-    """The body in one buffer, grown in place (no list of chunks joined into a second copy);
-    a 408 when none of it arrives for ``stall_timeout`` seconds."""
-    body = bytearray()
-    while True:
-        try:
-            message = await asyncio.wait_for(receive(), stall_timeout)
-        except TimeoutError:
-            raise Refusal(408, f"no part of the request body arrived for {stall_timeout:g} s "
-                               f"(the server's body timeout, --body-timeout or "
-                               f"$SERVING_BODY_TIMEOUT); the client is dropped") from None
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        if len(body) + len(chunk) > limit:
-            raise Refusal(413, f"the request body is larger than the limit, {limit} bytes")
-        body += chunk
-        if not message.get("more_body", False):
-            return body
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

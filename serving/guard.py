@@ -6,11 +6,11 @@ error, drops params the model signature does not declare (with only a log warnin
 prefixes the whole input data to the message of a param of the wrong type. Here:
 
 - a request's body is read before it takes a turn, within a budget for bodies in flight
-  (``at_once`` bodies of the largest size, serving/sizing.py body_budget_bytes; a body
-  reserves its Content-Length, or the limit when it has none, before a byte is read): a slow
-  upload holds bytes, not a turn. A body that would pass the budget waits for others to free
-  theirs, and is a 503 saying so after the request timeout; a client that sends none of its
-  body for ``body_timeout`` seconds is a 408 and dropped;
+  (``at_once`` bodies of the largest size, serving/sizing.py body_budget_bytes; a body takes
+  its bytes from it as they arrive, serving/body_budget.py): a slow upload holds the bytes it
+  has sent, not a turn, nor what it declares. A chunk that would pass the budget waits for
+  others to free theirs, and is a 503 saying so after the request timeout; a client that
+  sends none of its body for ``body_timeout`` seconds is a 408 and dropped;
 - then at most ``at_once`` requests (the model's own concurrency) are computed at a time
   (parsed, predicted, answered), the others wait their turn with their body, so what
   requests hold in memory is bounded by ``at_once`` times the limits below
@@ -25,12 +25,15 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
-  routes) goes to ``dataframes``, the model's own predict (serving/server.py): MLflow would
+  routes) goes to ``dataframes``, the model's own predict (serving/routes.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
 - any other request goes to ``invocations``, MLflow's own answer to /invocations (the same
   bytes), on a thread of the guard's: MLflow's route runs it on a thread it forgets when its
   timeout answers 504, so the turn would end while the prediction still holds its memory;
-- the prediction's deadline (now + the request timeout, as ``time.monotonic()``) is put in
+- every phase shares one deadline, the request's arrival + the request timeout: waiting for
+  the budget, receiving the body, waiting for a turn and predicting together take at most
+  the timeout (then a 503, 408, 503 or 504 as above and below);
+- the prediction's deadline (that one, as ``time.monotonic()``) is put in
   ``deadline``, a ContextVar of the model's serving code, which stops predicting between two
   batches once it has passed: a request answered 504 stops taking the cores, and its turn
   ends when its thread does, not with the 504;
@@ -67,11 +70,12 @@ from serving.asgi import (
     header,
     mime_type,
     plain_json,
-    read_body,
     replay,
     short_error,
     shorten_errors,
 )
+from serving.body_budget import BodyBudget, Claim, declared_size, read_body
+from serving.json_body import check_body, check_params, decode_body
 from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
@@ -94,59 +98,6 @@ _logger = logging.getLogger("uvicorn.error")
 _MAX_NESTING = 1000
 
 
-def check_params(params: Any, schema: Any) -> None:
-    """Refuse params that are not an object, names ``schema`` (MLflow's ParamSchema, or
-    None) does not declare and values MLflow would not accept for their declared type."""
-    if params is None:
-        return
-    if not isinstance(params, dict):
-        raise Refusal(400, f"params must be a JSON object, got {type(params).__name__}")
-    if not params:
-        return
-    specs = {spec.name: spec for spec in schema.params} if schema is not None else {}
-    if unknown := sorted(set(params) - set(specs)):
-        takes = f"the model takes {', '.join(sorted(specs))}" if specs \
-            else "the model takes no params"
-        raise Refusal(400, f"unknown params {', '.join(excerpt(n) for n in unknown[:5])}; "
-                           f"{takes}")
-    from mlflow.exceptions import MlflowException
-    from mlflow.types.schema import ParamSpec
-
-    for name, value in params.items():
-        spec = specs[name]
-        try:
-            ParamSpec.validate_param_spec(value, spec)
-        except MlflowException:
-            kind = getattr(spec.dtype, "name", str(spec.dtype))
-            wanted = f"a list of {kind}" if spec.shape == (-1,) else f"a {kind}"
-            raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
-
-
-def decode_body(body: bytes | bytearray) -> str:
-    """The body as text, in the encoding ``json.loads`` would detect (UTF-8 but for a BOM or
-    UTF-16/32 zero bytes), with the same error handling."""
-    try:
-        return body.decode(json.detect_encoding(body), "surrogatepass")
-    except UnicodeDecodeError as exc:
-        raise Refusal(400, f"the request body is not UTF-8 text (byte {exc.start})") from None
-
-
-def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
-    text = body if isinstance(body, str) else decode_body(body)
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Refusal(400, f"the request body is not valid JSON: {exc.msg} at line "
-                           f"{exc.lineno} column {exc.colno} ({len(body)} bytes)") from None
-    except RecursionError:
-        raise Refusal(400, "the request body is JSON nested too deeply") from None
-    if not isinstance(document, dict):
-        raise Refusal(400, f"the request body must be a JSON object, got "
-                           f"{type(document).__name__}")
-    check_params(document.get("params"), schema)
-    return document
-
-
 class RequestGuard:
     """ASGI middleware: ``RequestGuard(mlflow_app, params_schema, max_body_bytes, timeout,
     dataframes, invocations=..., max_json_values=..., at_once=..., deadline=...)``;
@@ -165,9 +116,9 @@ class RequestGuard:
         self.max_json_values, self.at_once, self.deadline = max_json_values, at_once, deadline
         self._turns = asyncio.Semaphore(at_once) if at_once else None
         #: Bytes of request bodies held or being read (serving/sizing.py body_budget_bytes).
-        self.body_budget = body_budget_bytes(at_once, max_body_bytes) if at_once else None
+        self.budget = BodyBudget(body_budget_bytes(at_once, max_body_bytes), at_once,
+                                 timeout) if at_once else None
         self.body_timeout = body_timeout
-        self._bodies, self._freed = 0, asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,7 +128,10 @@ class RequestGuard:
         if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        reserved, turn, running = 0, False, None
+        claim, turn, running = Claim(self.budget), False, None
+        # one deadline for every phase: waiting for the budget, reading, waiting for a turn
+        # and computing all end at the request timeout after it arrived
+        until = time.monotonic() + self.timeout
         try:
             try:
                 content_type = mime_type(scope)
@@ -187,98 +141,65 @@ class RequestGuard:
                 if encoding != "identity":
                     raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
                                        f"(Content-Encoding); send it uncompressed")
-                declared = self._declared_size(scope)
-                # read outside the turns, within the budget: a slow upload holds bytes, not
-                # one of the turns the requests being computed need
-                reserved = await self._reserve(self.max_body_bytes if declared is None
-                                               else declared)
-                body = await self._body(receive)
+                declared_size(scope, self.max_body_bytes)
+                # read outside the turns, within the budget: a slow upload holds the bytes it
+                # sent, not one of the turns the requests being computed need
+                body = await read_body(receive, self.max_body_bytes, claim, until,
+                                       self.timeout, self.body_timeout)
                 if body is None:
                     return  # the client went away
-                self._unreserve(reserved - len(body))  # a chunked body: what it took
-                reserved = len(body)
-                await self._take_turn()
+                await self._take_turn(until)
                 turn = True
             except Refusal as refusal:
                 await answer(send, refusal.status, error_body(refusal.status, refusal.message))
                 return
             held = [body]
             del body  # _invoke frees it as it goes
-            running = await self._invoke(scope, receive, send, content_type, held)
+            running = await self._invoke(scope, receive, send, content_type, held, until)
         finally:
             if running is None:
-                self._end(reserved, turn)
+                self._end(claim, turn)
             else:  # answered 504: the turn ends with the prediction's thread
-                running.add_done_callback(self._overrun_done(time.monotonic(), reserved))
+                running.add_done_callback(self._overrun_done(time.monotonic(), claim))
 
-    def _end(self, reserved: int, turn: bool) -> None:
+    def _end(self, claim: Claim, turn: bool) -> None:
         """A request's work is over: its turn and its body's share of the budget are free."""
         if turn and self._turns is not None:
             self._turns.release()
-        self._unreserve(reserved)
+        claim.release()
 
     def _overrun_done(self, answered: float,
-                      reserved: int) -> Callable[[asyncio.Future], None]:
+                      claim: Claim) -> Callable[[asyncio.Future], None]:
         """What frees the turn of a request answered 504 once its thread has stopped."""
         def done(_: asyncio.Future) -> None:
-            self._end(reserved, True)
+            self._end(claim, True)
             _logger.info("a request answered 504 stopped computing %.1f s after its answer; "
                          "its turn is free", time.monotonic() - answered)
 
         return done
 
-    def _declared_size(self, scope: Scope) -> int | None:
-        """The body's Content-Length; a 413 before a byte is read when it is over the limit."""
-        declared = header(scope, b"content-length")
-        limit = self.max_body_bytes
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
-        return None if declared is None else int(declared)
-
-    async def _reserve(self, size: int) -> int:
-        """Take ``size`` bytes of the budget for bodies in flight, waiting up to the request
-        timeout for others to free them; a 503 saying so when they do not."""
-        if self.body_budget is None:
-            return 0
-        deadline = time.monotonic() + self.timeout
-        while self._bodies + size > self.body_budget:
-            try:
-                await asyncio.wait_for(self._freed.wait(), deadline - time.monotonic())
-            except TimeoutError:
-                raise Refusal(503, f"the server is busy: its request bodies in flight hold "
-                                   f"{self._bodies} bytes of its budget of {self.body_budget} "
-                                   f"({self.at_once} x the body limit), too much for this "
-                                   f"one's {size} for {self.timeout:g} s (the server's "
-                                   f"request timeout); try again later") from None
-        self._bodies += size
-        return size
-
-    def _unreserve(self, size: int) -> None:
-        if self.body_budget is None or not size:
-            return
-        self._bodies -= size
-        self._freed.set()  # wakes every waiter, each checks again
-        self._freed = asyncio.Event()
-
-    async def _take_turn(self) -> None:
+    async def _take_turn(self, until: float) -> None:
         if self._turns is None:
             return
+        if not self._turns.locked():  # a free turn is taken at once, whatever time is left
+            await self._turns.acquire()
+            return
         try:
-            await asyncio.wait_for(self._turns.acquire(), self.timeout)
+            await asyncio.wait_for(self._turns.acquire(), max(until - time.monotonic(), 0))
         except TimeoutError:
             raise Refusal(503, f"the server is busy: its {self.at_once} requests at a time "
-                               f"took longer than {self.timeout:g} s (the server's request "
-                               f"timeout); try again later") from None
+                               f"left this one no turn within {self.timeout:g} s (the "
+                               f"server's request timeout); try again later") from None
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, content_type: str,
-                      held: list[bytearray]) -> asyncio.Future | None:
+                      held: list[bytearray], until: float) -> asyncio.Future | None:
         """Answer one request, its body ``held`` alone; returns a prediction still running
         after its 504."""
         body = held.pop()
         try:
             if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
                 body = bytes(body)
-                return await self._mlflow(scope, receive, send, body)
+                return await self._mlflow(scope, receive, send, body, until)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
@@ -287,26 +208,27 @@ class RequestGuard:
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
-                running = self._start(self.dataframes, document)
+                running = self._start(until, self.dataframes, document)
                 del document  # the prediction holds it, and frees it when done
-                return await self._finish(running, send)
+                return await self._finish(running, send, until)
             del document
             body = text.encode(encoding, "surrogatepass")  # the bytes as they came
             del text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
-        return await self._mlflow(scope, receive, send, body)
+        return await self._mlflow(scope, receive, send, body, until)
 
-    async def _mlflow(self, scope: Scope, receive: Receive, send: Send,
-                      body: bytes) -> asyncio.Future | None:
+    async def _mlflow(self, scope: Scope, receive: Receive, send: Send, body: bytes,
+                      until: float) -> asyncio.Future | None:
         """MLflow's answer, on the guard's thread (or MLflow's app, without ``invocations``)."""
         if self.invocations is None:
-            await self._forward(scope, receive, send, body)
+            await self._forward(scope, receive, send, body, until)
             return None
-        running = self._start(self.invocations, body, header(scope, b"content-type") or "")
+        running = self._start(until, self.invocations, body,
+                              header(scope, b"content-type") or "")
         del body
-        return await self._finish(running, send)
+        return await self._finish(running, send, until)
 
     def _check_values(self, body: bytes | bytearray) -> None:
         """Every JSON value but the first of its container follows a comma, and containers
@@ -320,37 +242,32 @@ class RequestGuard:
                                f".npy arrays or image files (dataframe columns 'npy' or "
                                f"'image'), not as JSON numbers")
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes,
+                       until: float) -> None:
         """To MLflow's app, under the deadline."""
-        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
+        token = self.deadline.set(until) if self.deadline else None
         try:
             await self.app(scope, replay(body, receive), send)
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    def _start(self, work: Callable[..., tuple[int, Any]], *args: Any) -> asyncio.Future:
+    def _start(self, until: float, work: Callable[..., tuple[int, Any]],
+               *args: Any) -> asyncio.Future:
         # The task copies this context, the deadline included, and its thread the task's.
-        token = self.deadline.set(time.monotonic() + self.timeout) if self.deadline else None
+        token = self.deadline.set(until) if self.deadline else None
         try:
             return asyncio.ensure_future(asyncio.to_thread(work, *args))
         finally:
             if token is not None:
                 self.deadline.reset(token)
 
-    async def _finish(self, running: asyncio.Future, send: Send) -> asyncio.Future | None:
-        done, _ = await asyncio.wait({running}, timeout=self.timeout)
+    async def _finish(self, running: asyncio.Future, send: Send,
+                      until: float) -> asyncio.Future | None:
+        done, _ = await asyncio.wait({running}, timeout=max(until - time.monotonic(), 0))
         status, body = running.result() if done else (504, b"")
         if status == 504:  # the prediction may stop at its deadline a moment before the wait
             body = error_body(504, f"the request took longer than {self.timeout:g} s (the "
                                    f"server's request timeout)")
         await answer(send, status, body)
         return None if done else running
-
-    async def _body(self, receive: Receive) -> bytearray | None:
-        try:
-            return await asyncio.wait_for(
-                read_body(receive, self.max_body_bytes, self.body_timeout), self.timeout)
-        except TimeoutError:
-            raise Refusal(408, f"the request body did not arrive within {self.timeout:g} s "
-                               f"(the server's request timeout)") from None

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="interface to bind; 0.0.0.0 exposes it to the network")
     option("--port", "port to listen on")
     option("--workers", "uvicorn worker processes, each with its own copy of the model")
-    option("--timeout", "seconds per request: receiving the body, and predicting")
+    option("--timeout", "seconds per request, from its arrival to its answer: receiving "
+                        "the body, waiting for a turn and predicting together")
     option("--body-timeout", "seconds without any of a request body arriving before the "
                              "client is dropped (408)")
     option("--max-request-mb", "largest request body in MB, refused (413) before it is read")

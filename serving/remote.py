@@ -13,6 +13,7 @@ valid."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
 
     with rasterio.open(scene) as dataset:
         nodata = dataset.nodata
-    if nodata is None or nodata == config.nodata:
-        return None
+    if nodata is None or nodata == config.nodata or (
+            config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):
+        return None  # NaN != NaN: two NaNs are the same nodata, the model's
     return float(nodata)
 
 

@@ -12,7 +12,8 @@ import requests
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from tests.serving.conftest import BANDS, NODATA
+from serving.remote import scene_nodata
+from tests.serving.conftest import BANDS, NODATA, make_config
 
 #: A nodata value of the scene's own, not the model's (NODATA): the server cannot know it.
 SCENE_NODATA = 65535
@@ -29,6 +30,23 @@ def scene_with_hole(path, height: int = 90, width: int = 70, nodata: int = SCENE
                        transform=from_origin(600000.0, 2700000.0, 0.5, 0.5)) as dst:
         dst.write(pixels)
     return path
+
+
+def float_scene(path, nodata: float):
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=BANDS,
+                       dtype="float32", nodata=nodata) as dst:
+        dst.write(np.ones((BANDS, 8, 8), "float32"))
+    return path
+
+
+def test_a_nan_nodata_the_model_shares_is_not_sent(tmp_path):
+    """NaN != NaN: a scene and a model both with NaN nodata send no param (a server whose
+    model predates it would answer 400); another nodata still does."""
+    nan_model = make_config(nodata=float("nan"))
+    assert scene_nodata(float_scene(tmp_path / "nan.tif", float("nan")), nan_model) is None
+    assert np.isnan(scene_nodata(float_scene(tmp_path / "nan2.tif", float("nan")),
+                                 make_config(nodata=0.0)))
+    assert scene_nodata(float_scene(tmp_path / "minus.tif", -9999.0), nan_model) == -9999.0
 
 
 def predict(scene, out, logged_model, *extra: str):

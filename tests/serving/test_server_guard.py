@@ -101,13 +101,19 @@ def _raw_request(server, head: str, body: bytes = b"") -> str:
                 sock.sendall(body[start:start + step])
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed while we were still sending
-        answer = b""
-        while not _complete(answer):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer = _read_answer(sock)
     return answer.decode("latin-1")
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One HTTP answer from ``sock``: until it is complete or the server closes."""
+    answer = b""
+    while not _complete(answer):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
 
 
 def _complete(answer: bytes) -> bool:
@@ -204,7 +210,7 @@ def test_the_server_logs_what_memory_its_limits_allow(server):
 def test_large_string_answers_are_sent_in_pieces_as_mlflow_would_write_them():
     from mlflow.pyfunc.scoring_server import predictions_to_json
 
-    from serving.server import _records_json, request_frame
+    from serving.routes import _records_json, request_frame
 
     long = "QUJD" * 3_000_000  # 12 MB: three pieces
     frame = pd.DataFrame({"mask": [long, "Zm9v"], "note": ['say "hi"\n', "é"]}, dtype=object)
@@ -242,12 +248,7 @@ def test_slow_uploads_hold_no_turn_a_fast_request_is_answered_meanwhile(server):
         assert time.monotonic() - started < 15
         for sock in slow:
             sock.sendall(body[10:])
-            answer = b""
-            while not _complete(answer):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
+            answer = _read_answer(sock)
             assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     finally:
         for sock in slow:

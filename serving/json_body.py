@@ -1,0 +1,63 @@
+"""The JSON checks of a request body for serving/guard.py (which re-exports them): text as
+``json.loads`` would decode it, a JSON object, and params the model declares, of the types it
+declares. Stdlib only at import, as the guard (MLflow's schema classes load when params come)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serving.asgi import Refusal, excerpt
+
+
+def check_params(params: Any, schema: Any) -> None:
+    """Refuse params that are not an object, names ``schema`` (MLflow's ParamSchema, or
+    None) does not declare and values MLflow would not accept for their declared type."""
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise Refusal(400, f"params must be a JSON object, got {type(params).__name__}")
+    if not params:
+        return
+    specs = {spec.name: spec for spec in schema.params} if schema is not None else {}
+    if unknown := sorted(set(params) - set(specs)):
+        takes = f"the model takes {', '.join(sorted(specs))}" if specs \
+            else "the model takes no params"
+        raise Refusal(400, f"unknown params {', '.join(excerpt(n) for n in unknown[:5])}; "
+                           f"{takes}")
+    from mlflow.exceptions import MlflowException
+    from mlflow.types.schema import ParamSpec
+
+    for name, value in params.items():
+        spec = specs[name]
+        try:
+            ParamSpec.validate_param_spec(value, spec)
+        except MlflowException:
+            kind = getattr(spec.dtype, "name", str(spec.dtype))
+            wanted = f"a list of {kind}" if spec.shape == (-1,) else f"a {kind}"
+            raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
+
+
+def decode_body(body: bytes | bytearray) -> str:
+    """The body as text, in the encoding ``json.loads`` would detect (UTF-8 but for a BOM or
+    UTF-16/32 zero bytes), with the same error handling."""
+    try:
+        return body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise Refusal(400, f"the request body is not UTF-8 text (byte {exc.start})") from None
+
+
+def check_body(body: bytes | bytearray | str, schema: Any) -> dict[str, Any]:
+    text = body if isinstance(body, str) else decode_body(body)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Refusal(400, f"the request body is not valid JSON: {exc.msg} at line "
+                           f"{exc.lineno} column {exc.colno} ({len(body)} bytes)") from None
+    except RecursionError:
+        raise Refusal(400, "the request body is JSON nested too deeply") from None
+    if not isinstance(document, dict):
+        raise Refusal(400, f"the request body must be a JSON object, got "
+                           f"{type(document).__name__}")
+    check_params(document.get("params"), schema)
+    return document
