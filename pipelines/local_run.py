@@ -37,7 +37,7 @@ from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
-from pipelines.step_cache import prepare_step_cache
+from pipelines.step_cache import data_steps_completed, prepare_step_cache, record_step_cache
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -125,7 +125,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     resumed = _has_unfinished_run(tracking)
     pipeline_root = workdir / "kfp-outputs"
     try:
-        source_fingerprint, news = prepare_step_cache(pipeline_root, config)
+        source_fingerprint, news, listing = prepare_step_cache(pipeline_root, config)
     except DataError as err:
         raise PipelineRunError(f"source: {err}") from None
     for line in news:
@@ -144,6 +144,8 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
         except RuntimeError:
             log.flush()
             cause = failure_cause(log_path.read_text(errors="replace"))
+            if data_steps_completed(cause.step):
+                record_step_cache(pipeline_root, config.source, listing)
             _record_failure(tracking, cause)
             raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
         except Interrupted as err:
@@ -152,6 +154,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
             raise PipelineInterrupted(err.signum, f"the task processes were stopped. Run "
                                       f"the same config again to resume it (full log: "
                                       f"{log_path})") from None
+    record_step_cache(pipeline_root, config.source, listing)
     return _result(config, log_path, time.monotonic() - started, resumed)
 
 
