@@ -79,7 +79,8 @@ def run_name_for(config: PipelineConfig) -> str:
     data, tuning, registry) where they differ from the defaults: the same config names the
     same run, a default spelled out does not change it, and neither does an option the code
     gains later with a default (an unfinished run from before resumes rather than starting
-    afresh). A changed default, in turn, keeps the name of a config that leaves it out."""
+    afresh). A changed default, in turn, keeps the name of a config that leaves it out, and
+    its unfinished run resumes with the new default (docs/pipeline.md, "Resuming")."""
     if config.tracking.run_name:
         return config.tracking.run_name
     shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"},
