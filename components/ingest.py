@@ -34,15 +34,8 @@ from components.raster import (
 )
 from components.scene_writer import write_scene
 from components.sources import materialize_source
-from components.survey import (
-    EXAMPLE_FILES,
-    MIN_SCENE_EDGE,
-    Survey,
-    check_options_apply,
-    survey_image,
-    survey_mask,
-    warn_collected,
-)
+from components.survey import EXAMPLE_FILES, MIN_SCENE_EDGE, Survey, survey_image, survey_mask
+from components.survey_checks import check_options_apply, warn_collected
 from components.vector_info import crs_text, read_layer_info
 from components.vectors import VectorLayer
 from components.wording import counted
