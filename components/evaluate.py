@@ -32,7 +32,12 @@ from components.figures import close, confusion_figure, overlay_figure
 from components.register import RegisterOptions, serving_config
 from components.scene_evaluation import check_scene_files, scene_confusion
 from components.train import load_trained_model
-from components.trivial_baseline import majority_class, quality_warnings, trivial_miou
+from components.trivial_baseline import (
+    TRIVIAL_PREFIX,
+    majority_class,
+    quality_warnings,
+    trivial_confusion,
+)
 from segmodels import confusion_matrix, scores_from_confusion
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
@@ -71,8 +76,9 @@ class EvaluationResult(BaseModel):
                                        "the trivial baseline's answer everywhere")
     metrics: dict[str, float] = Field(description="scene level: miou, f1_macro, "
                                       "precision_macro, recall_macro, pixel_accuracy, "
-                                      "iou_<class>, trivial_miou (the train split's majority "
-                                      "class everywhere, on the same pixels); tile level: the "
+                                      "iou_<class>, and each of them prefixed trivial_ (the "
+                                      "train split's majority class everywhere, on the same "
+                                      "pixels); tile level: the "
                                       "same prefixed tile_; absent classes have no iou_ entry")
     class_iou: dict[str, float | None] = Field(description="scene-level IoU per class; None: "
                                                "absent (no truth, no prediction)")
@@ -216,8 +222,10 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
     metrics = {**summary_metrics(cm, names), **summary_metrics(tile_cm, names, TILE_PREFIX)}
     majority = train_majority(dataset)
     if majority is not None:
-        metrics.update(trivial_miou=trivial_miou(cm, majority),
-                       tile_trivial_miou=trivial_miou(tile_cm, majority))
+        # Every score the gate may compare has its baseline (trivial_key names it).
+        metrics.update(summary_metrics(trivial_confusion(cm, majority), names, TRIVIAL_PREFIX))
+        metrics.update(summary_metrics(trivial_confusion(tile_cm, majority), names,
+                                       TILE_PREFIX + TRIVIAL_PREFIX))
         quality_warnings(metrics.get("miou", float("nan")), metrics["trivial_miou"],
                          names[majority], {c.name: c.iou for c in per_class},
                          {c.name: c.support for c in per_class}, f"{split} split")

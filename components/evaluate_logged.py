@@ -42,7 +42,8 @@ from components.evaluate_options import (
     check_out_folder,
     is_prepared_dataset,
 )
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.raster import SettingError
 from components.scene_evaluation import check_scene_files
 from components.tile import TileOptions, tile_scenes

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.artifacts import SplitName
 
 if TYPE_CHECKING:
-    from components.ingest import IngestOptions
+    from components.ingest_options import IngestOptions
 
 
 class EvaluationInputError(ValueError):

@@ -31,9 +31,8 @@ from components.labels import (
     value_spec,
 )
 from components.raster import DataError
-from components.survey import (
-    MAX_LISTED,
-    Survey,
+from components.survey import MAX_LISTED, Survey
+from components.survey_checks import (
     check_known_colors,
     check_known_values,
     check_rare_colors,

@@ -3,7 +3,7 @@ run's whole config recorded on it and the Optuna study prepared; close it whatev
 
 from __future__ import annotations
 
-from components.ingest import IngestOptions
+from components.ingest_options import IngestOptions
 from components.lineage import log_pipeline_config
 from components.parent_run import (
     RunContext,

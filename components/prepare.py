@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.artifacts import SPLIT_NAMES
 from components.atomic import atomic_dir, write_json
 from components.dataset_paths import DatasetPaths, PreparedDataset
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.normalize import fit_normalization
 from components.raster import DataError, ProgressCallback, reworded
 from components.split import SplitOptions, SplitWarning, split_tiles

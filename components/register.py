@@ -49,9 +49,9 @@ class RegisterOptions(BaseModel):
                                    description="challenger must beat the champion by more")
     promote_below_trivial: bool = Field(
         default=False, description="let a version that does not beat the trivial baseline "
-        "(the train split's majority class everywhere, scored on the same test pixels: the "
-        "evaluation's trivial_miou) become champion; off, it is registered as challenger "
-        "only and the gate's decision says why")
+        "(the train split's majority class everywhere, scored on the same test pixels by the "
+        "gate's metric: the evaluation's trivial_<metric>) become champion; off, it is "
+        "registered as challenger only and the gate's decision says why")
     reevaluate_champion: bool = Field(default=True, description="re-score a champion scored "
                                       "on another split instead of refusing to compare")
     serving: ServingOptions = Field(default_factory=ServingOptions,
@@ -65,7 +65,8 @@ class RegistrationResult(BaseModel):
     run_id: str
     challenger_score: float
     champion_score: float | None
-    champion_version: str
+    champion_version: str = Field(description="the version serving now; \"none\" when the "
+                                  "gate left the model without a champion")
     previous_champion_version: str | None
     promoted: bool
     decision: str
@@ -175,8 +176,7 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         raise ValueError(f"{dataset.split}: the {evaluation.split} split differs from the one "
                          f"{evaluation.metrics_path} was scored on")
     score = float(evaluation.metrics[options.metric])
-    baseline_key = trivial_key(options.metric)
-    trivial = evaluation.metrics.get(baseline_key) if baseline_key else None
+    trivial = evaluation.metrics.get(trivial_key(options.metric))
     config = serving_config(info, dataset, options)
 
     client = MlflowClient()
@@ -211,6 +211,6 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         model_name=options.model_name, version=str(version.version),
         model_uri=f"models:/{options.model_name}/{version.version}", run_id=run_id,
         challenger_score=score, champion_score=gate.champion_score,
-        champion_version=str(champion.version) if champion else str(version.version),
+        champion_version=str(champion.version) if champion else "none",
         previous_champion_version=gate.previous_champion_version, promoted=gate.promoted,
         decision=gate.decision, test_split_digest=evaluation.split_digest)

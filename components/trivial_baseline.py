@@ -4,7 +4,8 @@ predicted everywhere, scored on the very pixels the model was scored on.
 On imbalanced data a model can score a respectable-looking mIoU and still be worse than
 answering "background" everywhere (tea chips: a champion at mIoU 0.42, tea IoU 0.02, where
 all-background scores 0.46). Each evaluation therefore records the baseline beside its
-mIoU (``trivial_miou``, ``tile_trivial_miou``; MLflow ``test_trivial_miou``), warns in one
+scores under the same names prefixed ``trivial_`` (``trivial_miou``, ``trivial_pixel_accuracy``,
+..., tile level ``tile_trivial_miou``, ...; MLflow ``test_trivial_miou``), warns in one
 line when the model does not beat it or when a class present in the labels is essentially
 never found, and the champion gate (components/champion_gate.py) does not promote such a
 model unless ``registry.promote_below_trivial`` says so."""
@@ -53,10 +54,18 @@ def trivial_miou(cm: np.ndarray, predicted: int) -> float:
     return float(scores_from_confusion(trivial_confusion(cm, predicted))["miou"])
 
 
-def trivial_key(metric: str) -> str | None:
-    """The baseline's metric name for a gate ``metric`` (miou -> trivial_miou, tile_miou ->
-    tile_trivial_miou); None for metrics without a recorded baseline."""
-    return {"miou": "trivial_miou", "tile_miou": "tile_trivial_miou"}.get(metric)
+#: Prefixes of the baseline's scores in an evaluation's metrics: scene level, tile level
+#: (components/evaluate.py's TILE_PREFIX before it).
+TRIVIAL_PREFIX = "trivial_"
+_TILE_PREFIX = "tile_"
+
+
+def trivial_key(metric: str) -> str:
+    """The baseline's metric name for a gate ``metric``: miou -> trivial_miou,
+    pixel_accuracy -> trivial_pixel_accuracy, tile_miou -> tile_trivial_miou."""
+    if metric.startswith(_TILE_PREFIX):
+        return f"{_TILE_PREFIX}{TRIVIAL_PREFIX}{metric[len(_TILE_PREFIX):]}"
+    return f"{TRIVIAL_PREFIX}{metric}"
 
 
 def quality_warnings(miou: float, baseline: float, majority: str,

@@ -48,15 +48,26 @@ def write_request(image_path: Path, out: Path, size: int = REQUEST_SIZE) -> Path
     return out
 
 
+def served_model_uri(model_name: str, model_version: str, champion_version: str) -> str:
+    """The model the next commands use: the champion, or the registered version itself when
+    the gate left the registry without one (``champion_version`` "none"), since
+    ``models:/<name>@champion`` does not resolve then."""
+    if champion_version == "none":
+        return f"models:/{model_name}/{model_version}"
+    return f"models:/{model_name}@champion"
+
+
 def next_commands(tracking_uri: str, model_name: str, workdir: Path,
-                  scene: Path | None = None) -> list[tuple[str, str]]:
+                  scene: Path | None = None, model_uri: str | None = None
+                  ) -> list[tuple[str, str]]:
     """(command, what it does) to copy-paste after a demo run: MLflow UI, serve, web app,
-    curl, predict. Absolute paths throughout and the tracking store on every command, so each
-    works in a new terminal, from any folder, without activating the virtualenv."""
+    curl, predict, on ``model_uri`` (default: the champion; see served_model_uri). Absolute
+    paths throughout and the tracking store on every command, so each works in a new
+    terminal, from any folder, without activating the virtualenv."""
     bin_dir = Path(sys.executable).parent
     quoted = shlex.quote
     store = quoted(tracking_uri)
-    model_uri = f"models:/{model_name}@champion"
+    model_uri = model_uri or f"models:/{model_name}@champion"
     scene = scene or next(iter(sorted((workdir / SAMPLE_DIR).glob("*_image.tif"))),
                           Path("scene.tif"))
     segpipe = quoted(str(bin_dir / "segpipe"))
@@ -65,7 +76,7 @@ def next_commands(tracking_uri: str, model_name: str, workdir: Path,
          f"--port {MLFLOW_UI_PORT}",
          f"compare the runs at http://127.0.0.1:{MLFLOW_UI_PORT} (holds its terminal)"),
         (f"{segpipe} serve --tracking-uri {store} --model-uri {model_uri} --port {SERVE_PORT}",
-         "the champion behind an HTTP endpoint (holds its terminal)"),
+         f"{model_uri} behind an HTTP endpoint (holds its terminal)"),
         (f"curl -s http://127.0.0.1:{SERVE_PORT}/invocations -H 'Content-Type: "
          f"application/json' -d @{quoted(str(workdir / REQUEST_FILE))}",
          "a mask from the endpoint, once serve says it is up"),

@@ -41,7 +41,8 @@ def ingest(source: str, options: dict, output_format: int, source_fingerprint: s
     the cache key)."""
     from pathlib import Path
 
-    from components.ingest import IngestOptions, ingest_source
+    from components.ingest import ingest_source
+    from components.ingest_options import IngestOptions
     from pipelines.step_options import step_options
 
     class_map = ingest_source(source, Path(scenes.path), step_options(IngestOptions, options))
@@ -98,7 +99,7 @@ def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, 
               run_context: Output[Artifact]) -> list:
     """Open (or resume) the MLflow parent run, record the run's config on it, and open the
     Optuna study; the output lists the tune workers to fan out to."""
-    from components.ingest import IngestOptions
+    from components.ingest_options import IngestOptions
     from components.pipeline_run import open_pipeline_run
     from components.register import RegisterOptions
     from components.split import SplitOptions

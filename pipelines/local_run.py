@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import secrets
 import signal
 import sys
@@ -35,9 +34,15 @@ from components.raster import DataError
 from components.tracking import TrackingOptions
 from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
+from pipelines.run_record import (
+    failure_cause,
+    newest_parent_run,
+    record_failure,
+    record_interruption,
+)
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
-from pipelines.step_cache import prepare_step_cache
+from pipelines.step_cache import data_steps_completed, prepare_step_cache, record_step_cache
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -79,7 +84,8 @@ def run_name_for(config: PipelineConfig) -> str:
     data, tuning, registry) where they differ from the defaults: the same config names the
     same run, a default spelled out does not change it, and neither does an option the code
     gains later with a default (an unfinished run from before resumes rather than starting
-    afresh). A changed default, in turn, keeps the name of a config that leaves it out."""
+    afresh). A changed default, in turn, keeps the name of a config that leaves it out, and
+    its unfinished run resumes with the new default (docs/pipeline.md, "Resuming")."""
     if config.tracking.run_name:
         return config.tracking.run_name
     shaping = config.model_dump_json(include={"source", "data", "tuning", "registry"},
@@ -125,7 +131,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     resumed = _has_unfinished_run(tracking)
     pipeline_root = workdir / "kfp-outputs"
     try:
-        source_fingerprint, news = prepare_step_cache(pipeline_root, config)
+        source_fingerprint, news, listing = prepare_step_cache(pipeline_root, config)
     except DataError as err:
         raise PipelineRunError(f"source: {err}") from None
     for line in news:
@@ -144,14 +150,17 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
         except RuntimeError:
             log.flush()
             cause = failure_cause(log_path.read_text(errors="replace"))
-            _record_failure(tracking, cause)
+            if data_steps_completed(cause.step):
+                record_step_cache(pipeline_root, config.source, listing)
+            record_failure(tracking, cause)
             raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
         except Interrupted as err:
             stop_tasks()  # any a task started while the first stop was under way
-            _record_interruption(tracking, err.name)
+            record_interruption(tracking, err.name)
             raise PipelineInterrupted(err.signum, f"the task processes were stopped. Run "
                                       f"the same config again to resume it (full log: "
                                       f"{log_path})") from None
+    record_step_cache(pipeline_root, config.source, listing)
     return _result(config, log_path, time.monotonic() - started, resumed)
 
 
@@ -182,22 +191,6 @@ def _has_unfinished_run(tracking: TrackingOptions) -> bool:
         f"tags.`{STATE_TAG}` != 'finished'", max_results=1))
 
 
-def _parent_run(tracking: TrackingOptions):
-    """The newest MLflow parent run of this run name."""
-    from mlflow.tracking import MlflowClient
-
-    from components.parent_run import RUN_NAME_TAG
-
-    client = MlflowClient(tracking.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
-    if experiment is None:
-        return client, None
-    runs = client.search_runs([experiment.experiment_id],
-                              f"tags.`{RUN_NAME_TAG}` = '{tracking.run_name}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    return client, (runs[0] if runs else None)
-
-
 def _result(config: PipelineConfig, log_path: Path, seconds: float,
             resumed: bool) -> LocalRunResult:
     """What the run left in MLflow: its test score, the version it registered, the
@@ -206,7 +199,7 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
     from components.register import TAG_REGISTERED_VERSION
 
     tracking, name = config.tracking, config.registry.model_name
-    client, parent = _parent_run(tracking)
+    client, parent = newest_parent_run(tracking)
     if parent is None or TAG_REGISTERED_VERSION not in parent.data.tags:
         raise PipelineRunError(f"the run finished but registered no model in "
                                f"{tracking.mlflow_tracking_uri} (full log: {log_path})")
@@ -221,69 +214,6 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
         seconds=seconds, resumed=resumed,
         test_tile_miou=parent.data.metrics.get("test_tile_miou", float("nan")),
         config_run_name=tracking.run_name or "")
-
-
-@dataclass(frozen=True)
-class FailureCause:
-    step: str | None
-    error: str | None
-
-    def sentence(self) -> str:
-        where = f"step '{self.step}' failed" if self.step else "the pipeline failed"
-        return f"{where}: {self.error}" if self.error else where
-
-
-# The last line of a Python traceback: "pkg.module.SomeError: message".
-_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit|Interrupt))"
-                             r"(?:: (.*))?$")
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
-
-
-def failure_cause(log: str) -> FailureCause:
-    """The first task kfp reports failed, and the last exception its output shows before
-    that report."""
-    error = None
-    for line in _ANSI.sub("", log).splitlines():
-        failed = _FAILED_TASK.search(line)
-        if failed:
-            return FailureCause(failed.group(1), error)
-        matched = _EXCEPTION_LINE.match(line)
-        if matched and "Warning" not in matched.group(1):
-            error = f"{matched.group(1)}: {matched.group(2)}" if matched.group(2) \
-                else matched.group(1)
-    return FailureCause(None, error)
-
-
-def _record_failure(tracking: TrackingOptions, cause: FailureCause) -> None:
-    """The step and error on the parent run (the exit task only knew that it failed)."""
-    from components.parent_run import ERROR_TAG, FAILED_STEP_TAG
-
-    try:
-        client, parent = _parent_run(tracking)
-        if parent is not None:
-            if cause.step:
-                client.set_tag(parent.info.run_id, FAILED_STEP_TAG, cause.step)
-            if cause.error:
-                client.set_tag(parent.info.run_id, ERROR_TAG, cause.error[:4000])
-    except Exception as err:  # the failure itself is what the user must see
-        warnings.warn(f"could not record the failure in MLflow: {err}", stacklevel=2)
-
-
-def _record_interruption(tracking: TrackingOptions, signal_name: str) -> None:
-    """The parent run and its open trial runs KILLED (the exit task that closes them never
-    ran), tagged so that the same config resumes the run."""
-    from components.parent_run import close_unfinished_run
-
-    try:
-        client, parent = _parent_run(tracking)
-        if parent is not None and parent.info.status == "RUNNING":
-            close_unfinished_run(client, parent, state="interrupted", status="KILLED",
-                                 error=f"interrupted by {signal_name}")
-    except Exception as err:  # the interruption itself is what the user must see
-        warnings.warn(f"could not record the interruption in MLflow: {err}", stacklevel=2)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ secrets are ignored there) and compiles to IR YAML for a cluster, where:
 from kfp import dsl, kubernetes
 from pydantic import BaseModel
 
-from components.ingest import IngestOptions
+from components.ingest_options import IngestOptions
 from components.output_formats import OUTPUT_FORMATS
 from components.register import RegisterOptions
 from components.split import SplitOptions

@@ -48,33 +48,57 @@ def stale_steps(pipeline_root: Path) -> list[str]:
 
 def check_cached_formats(pipeline_root: Path) -> str | None:
     """One line naming the steps whose cached outputs are of an older format (they run
-    again), or None; and records this code's formats for the next run."""
+    again), or None. Reads only: ``record_step_cache`` records this code's formats once the
+    data steps have run."""
     stale = stale_steps(pipeline_root)
-    pipeline_root.mkdir(parents=True, exist_ok=True)
-    write_json(pipeline_root / RECORD, OUTPUT_FORMATS)
     if not stale:
         return None
     return (f"cached outputs of {', '.join(stale)} are from code that wrote another format: "
             f"{'it runs' if len(stale) == 1 else 'they run'} again")
 
 
+def _listing_record(pipeline_root: Path, source: str) -> Path:
+    return (pipeline_root / SOURCE_LISTINGS /
+            f"{hashlib.sha256(source.encode()).hexdigest()[:16]}.json")
+
+
 def check_source_listing(pipeline_root: Path, source: str, listing: Listing) -> str | None:
-    """One line saying how the source changed since the last run of it that used this cache
-    (its ingest runs again), or None; and records ``listing`` for the next run."""
-    record = (pipeline_root / SOURCE_LISTINGS /
-              f"{hashlib.sha256(source.encode()).hexdigest()[:16]}.json")
+    """One line saying how the source changed since the last run of it whose data steps
+    completed with this cache (its ingest runs again), or None. Reads only."""
     try:
-        before = json.loads(record.read_text())
+        before = json.loads(_listing_record(pipeline_root, source).read_text())
     except (OSError, ValueError):
         before = None
-    record.parent.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"source": source, "files": listing})
     if not isinstance(before, dict) or not isinstance(before.get("files"), dict) or \
             not (pipeline_root / CACHE_FOLDER).is_dir():
         return None
     changes = describe_changes(before["files"], listing)
     return (f"source changed since the cached ingest: {changes} - ingest runs again"
             if changes else None)
+
+
+def record_step_cache(pipeline_root: Path, source: str, listing: Listing) -> None:
+    """Record this code's output formats and ``source``'s ``listing`` as those of the cache's
+    entries: only once the data steps have completed (their entries are then this run's).
+    Recorded before, a run that failed or was stopped before its ingest would leave notes
+    matching the source and code while the entries are older, and the next run would
+    re-ingest without saying why."""
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    write_json(pipeline_root / RECORD, OUTPUT_FORMATS)
+    record = _listing_record(pipeline_root, source)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"source": source, "files": listing})
+
+
+#: The pipeline's tasks that start only after every data step completed
+#: (pipelines/pipeline.py); start-run comes before them, finish-run may run after any.
+AFTER_DATA_STEPS = frozenset({"tune-worker", "select-best", "evaluate", "register"})
+
+
+def data_steps_completed(failed_step: str | None) -> bool:
+    """Whether a run that failed in ``failed_step`` (None: unknown) got past its data
+    steps."""
+    return failed_step in AFTER_DATA_STEPS
 
 
 def drop_cache_entries(pipeline_root: Path) -> int:
@@ -89,15 +113,17 @@ def drop_cache_entries(pipeline_root: Path) -> int:
     return removed
 
 
-def prepare_step_cache(pipeline_root: Path, config: PipelineConfig) -> tuple[str, list[str]]:
+def prepare_step_cache(pipeline_root: Path, config: PipelineConfig
+                       ) -> tuple[str, list[str], Listing]:
     """Before a local run: the fingerprint of what ``config.source`` holds (the ingest's
-    cache key; a DataError when it cannot be listed or holds too many files), and the lines
-    to show about the cache (steps that run again, and why). With ``config.cache`` off the
+    cache key; a DataError when it cannot be listed or holds too many files), the lines
+    to show about the cache (steps that run again, and why), and the listing to record with
+    ``record_step_cache`` once the data steps have run. With ``config.cache`` off the
     cache's entries are dropped (the run keeps kfp's cache on, writing fresh ones)."""
     listing = list_source(config.source, config.data.ingest.max_source_files)
     changed = check_source_listing(pipeline_root, config.source, listing)
     stale = check_cached_formats(pipeline_root)
     if not config.cache:
         drop_cache_entries(pipeline_root)
-        return fingerprint(listing), []
-    return fingerprint(listing), [line for line in (changed, stale) if line]
+        return fingerprint(listing), [], listing
+    return fingerprint(listing), [line for line in (changed, stale) if line], listing

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from components.ingest import IngestOptions
+from components.ingest_options import IngestOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
 from pipelines.cli.errors import interrupted

@@ -13,7 +13,7 @@ from components.evaluate_options import (
     check_options_apply,
     check_out_folder,
 )
-from components.ingest import IngestOptions
+from components.ingest_options import IngestOptions
 from pipelines.cli.errors import cleanup_on_sigterm, fail
 from pipelines.cli.flags import flagged_problems, with_model_flags
 from pipelines.cli.paths import check_writable_folder

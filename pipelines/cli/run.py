@@ -127,9 +127,10 @@ def _summary(result) -> None:
     baseline = "" if trivial is None else f"; trivial baseline {trivial:.4f}"
     typer.echo(f"test mIoU         {result.test_miou:.4f}  (whole test scenes, as served; "
                f"tile by tile {result.test_tile_miou:.4f}{baseline})")
+    champion = ("no champion" if result.champion_version == "none"
+                else f"champion is version {result.champion_version}")
     typer.echo(f"registered        {result.model_name} version {result.model_version}"
-               f" ({'now champion' if promoted else 'challenger'}; "
-               f"champion is version {result.champion_version})")
+               f" ({'now champion' if promoted else 'challenger'}; {champion})")
     if not promoted and TAG_DECISION in tags:
         typer.echo(f"gate              {tags[TAG_DECISION]}")
     typer.echo(f"log               {result.log_path}")
@@ -141,7 +142,7 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
          verbose: bool = typer.Option(False, "--verbose", "-v", help="show all task output")
          ) -> None:
     """Sample data -> whole pipeline locally -> champion model, then the next commands."""
-    from pipelines.demo import next_commands, prepare_demo
+    from pipelines.demo import next_commands, prepare_demo, served_model_uri
 
     workdir = workdir.resolve()
     with _locked(workdir, "--workdir"):  # before anything is written there
@@ -150,8 +151,14 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
         config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
         result = _run(config, verbose)
     _summary(result)
+    model_uri = served_model_uri(result.model_name, result.model_version,
+                                 result.champion_version)
+    if result.champion_version == "none":  # models:/<name>@champion would not resolve
+        typer.echo(f"\nversion {result.model_version} is not champion (the gate's decision "
+                   f"above), so the commands below use {model_uri}")
     typer.echo("\nnext, each in a new terminal:")
-    for command, what in next_commands(result.tracking_uri, result.model_name, workdir):
+    for command, what in next_commands(result.tracking_uri, result.model_name, workdir,
+                                       model_uri=model_uri):
         typer.echo(f"\n  # {what}\n  {command}")
 
 

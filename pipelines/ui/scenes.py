@@ -81,7 +81,8 @@ def label_files(root: Path) -> set[Path]:
     """The label masks of ``root``'s image/label pairs, as the ingest step would pair them
     with its default options (``labels/x.tif`` beside ``images/x.tif``, ``x_mask.tif``
     beside ``x.tif``, ...); none where the layout does not tell images from labels."""
-    from components.ingest import IngestOptions, find_pairs
+    from components.ingest import find_pairs
+    from components.ingest_options import IngestOptions
     from components.raster import DataError
 
     try:

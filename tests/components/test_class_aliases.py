@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from rasterio.transform import from_origin
 
 from components.artifacts import ClassInfo, ClassMap
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.raster import DataError, SettingError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image

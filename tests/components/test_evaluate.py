@@ -12,6 +12,7 @@ from components.artifacts import TrainedModelInfo
 from components.dataset_paths import PreparedDataset, read_tile
 from components.evaluate import EvaluationResult, evaluate_model
 from components.train import load_trained_model
+from components.trivial_baseline import trivial_key
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
 
@@ -62,6 +63,11 @@ def test_tile_scores_match_a_pixel_count_by_hand(tiny_dataset, trained, tmp_path
                    for c in range(3) if truth[c] or c == majority]
     assert result.majority_class == result.class_names[majority]
     assert result.metrics["tile_trivial_miou"] == pytest.approx(np.mean(trivial_iou))
+    assert result.metrics["tile_trivial_pixel_accuracy"] == pytest.approx(
+        truth[majority] / cm.sum())
+    # Every score the champion gate may compare has its baseline beside it.
+    gate_metrics = [k for k in result.metrics if "trivial" not in k]
+    assert all(trivial_key(k) in result.metrics for k in gate_metrics), gate_metrics
 
     saved = EvaluationResult.model_validate(json.loads((tmp_path / "eval/metrics.json")
                                                        .read_text()))

@@ -23,7 +23,7 @@ from components.evaluate_logged import (
     evaluate_logged_model,
 )
 from components.evaluate_options import EvaluateOptions
-from components.ingest import IngestOptions
+from components.ingest_options import IngestOptions
 from tests.logged_models import register_known_model, save_known_model
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")

@@ -14,7 +14,8 @@ from PIL import Image
 from rasterio.transform import Affine
 
 from components.artifacts import ClassMap
-from components.ingest import IngestOptions, PaletteEntry, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions, PaletteEntry
 from components.raster import DataError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from components.artifacts import SceneIndex, SplitManifest, TileManifest
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError
 from components.split import SplitOptions, split_tiles

@@ -10,7 +10,8 @@ import pytest
 import rasterio
 from PIL import Image
 
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.raster import DataError
 from components.survey import IngestWarning
 

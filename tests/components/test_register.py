@@ -51,7 +51,8 @@ def _alias(alias: str, name: str = "gate-test") -> str:
 
 def test_gate_promotes_first_and_never_a_worse_model(tiny_dataset, evaluated_models):
     better, worse = evaluated_models
-    options = RegisterOptions(model_name="gate-test")
+    # Two-epoch micro models need not beat the majority class: that gate is tested below.
+    options = RegisterOptions(model_name="gate-test", promote_below_trivial=True)
     client = MlflowClient()
 
     first = _register(tiny_dataset, better, options)
@@ -108,9 +109,27 @@ def test_gate_and_tags_use_the_scene_level_miou(tiny_dataset, evaluated_models):
     assert "miou 0.250" in described and "tile_miou 0.950" in described
 
 
+def test_the_trivial_baseline_gates_every_metric_not_only_miou(tiny_dataset, evaluated_models):
+    """With registry.metric pixel_accuracy, a model no better than the majority class
+    everywhere by pixel accuracy is registered but not made champion."""
+    model, evaluation = evaluated_models[1]
+    trivial = evaluation.metrics["trivial_pixel_accuracy"]
+    scored = evaluation.model_copy(update={"metrics": {**evaluation.metrics, "miou": 0.99,
+                                                       "pixel_accuracy": trivial}})
+    options = RegisterOptions(model_name="trivial-accuracy", metric="pixel_accuracy")
+    refused = _register(tiny_dataset, (model, scored), options)
+    assert not refused.promoted and refused.champion_version == "none"
+    assert refused.decision.startswith("no champion: pixel_accuracy ")
+    assert "does not beat the trivial baseline" in refused.decision
+    better = scored.model_copy(update={"metrics": {**scored.metrics,
+                                                   "pixel_accuracy": trivial + 0.01}})
+    assert _register(tiny_dataset, (model, better), options).promoted
+
+
 def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     better, _ = evaluated_models
-    result = _register(tiny_dataset, better, RegisterOptions(model_name="serve-test"))
+    result = _register(tiny_dataset, better, RegisterOptions(model_name="serve-test",
+                                                             promote_below_trivial=True))
     served = mlflow.pyfunc.load_model("models:/serve-test@champion")
     keras_model, _ = load_trained_model(better[0] / "model")
     stats = NormStats.load(tiny_dataset.stats)

@@ -18,7 +18,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 from components.atomic import MARKER
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError, write_array
 from components.tile import TileOptions

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from components.ingest import IngestOptions, ingest_source
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
 from components.raster import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

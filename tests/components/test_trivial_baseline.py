@@ -22,8 +22,9 @@ def test_the_trivial_baseline_is_the_train_majority_everywhere_on_the_same_pixel
     # A class absent from truth stays out of the mean, as in the model's own mIoU.
     assert trivial_miou(np.array([[5, 0, 1], [3, 1, 0], [0, 0, 0]]), 0) == pytest.approx(
         (6 / 10 + 0) / 2)
-    assert (trivial_key("miou"), trivial_key("tile_miou"), trivial_key("f1_macro")) == (
-        "trivial_miou", "tile_trivial_miou", None)
+    assert [trivial_key(m) for m in ("miou", "tile_miou", "pixel_accuracy", "tile_f1_macro")
+            ] == ["trivial_miou", "tile_trivial_miou", "trivial_pixel_accuracy",
+                  "tile_trivial_f1_macro"]
 
 
 def test_a_model_no_better_than_trivial_and_a_missed_class_are_each_one_warning():

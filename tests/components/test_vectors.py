@@ -18,7 +18,8 @@ from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 
-from components.ingest import IngestOptions, find_pairs, ingest_source
+from components.ingest import find_pairs, ingest_source
+from components.ingest_options import IngestOptions
 from components.raster import DataError, SettingError, write_array
 from components.survey import IngestWarning
 from tests.components.conftest import UTM, make_image, make_labels, write_pair

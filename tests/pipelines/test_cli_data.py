@@ -115,7 +115,8 @@ def test_palette_auto_with_a_classes_file_means_the_same_in_a_config_and_on_the_
     """The same ingest options reach ingest_source the same way from `segpipe prepare`'s
     flags and from a pipeline config (as the Kubeflow ingest task validates them)."""
     from components.artifacts import ClassMap
-    from components.ingest import IngestOptions, ingest_source
+    from components.ingest import ingest_source
+    from components.ingest_options import IngestOptions
     from components.sample_data import generate_sample_dataset
     from pipelines.config import load_config
     from pipelines.step_options import step_options
@@ -230,7 +231,8 @@ def test_class_aliases_from_the_flag_and_from_a_config_make_the_same_dataset(tmp
     import rasterio
 
     from components.artifacts import ClassMap
-    from components.ingest import IngestOptions, ingest_source
+    from components.ingest import ingest_source
+    from components.ingest_options import IngestOptions
     from components.survey import IngestWarning
     from pipelines.config import load_config
     from pipelines.step_options import step_options

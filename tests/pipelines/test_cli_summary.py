@@ -25,6 +25,7 @@ def test_the_summary_shows_the_trivial_baseline_and_why_a_version_is_not_champio
     assert ("test mIoU         0.4218  (whole test scenes, as served; tile by tile 0.4257; "
             "trivial baseline 0.4610)\n") in out
     assert f"gate              {decision}\n" in out
+    assert "registered        tea version 1 (challenger; no champion)\n" in out
 
     # A store that is not there is not created by the summary, which goes without them.
     missing = tmp_path / "none.db"

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import rasterio
 
-from pipelines.demo import REQUEST_FILE, SAMPLE_DIR, next_commands, prepare_demo
+from pipelines.demo import (
+    REQUEST_FILE,
+    SAMPLE_DIR,
+    next_commands,
+    prepare_demo,
+    served_model_uri,
+)
 
 
 def test_prepare_demo_generates_once_and_writes_a_request(tmp_path):
@@ -41,6 +47,21 @@ def test_next_commands_name_everything_they_need(tmp_path):
     assert f"-d @{tmp_path / REQUEST_FILE}" in text
     holding = [what for _, what in commands if "holds its terminal" in what]
     assert len(holding) == 3  # mlflow ui, serve and the web app
+    assert "--model-uri models:/segpipe@champion " in text
+
+
+def test_without_a_champion_the_next_commands_use_the_registered_version():
+    """A gate that promoted nothing leaves models:/<name>@champion unresolvable: serve and
+    predict name the registered version instead."""
+    from pathlib import Path
+
+    assert served_model_uri("segpipe", "3", "2") == "models:/segpipe@champion"
+    uri = served_model_uri("segpipe", "3", "none")
+    assert uri == "models:/segpipe/3"
+    commands = next_commands("sqlite:///m.db", "segpipe", Path("w"), Path("s.tif"), uri)
+    for verb in ("serve", "predict"):
+        line = next(c for c, _ in commands if f"segpipe {verb} " in c)
+        assert "--model-uri models:/segpipe/3 " in line and "@champion" not in line
 
 
 def test_demo_refuses_an_unusable_workdir_before_writing_anything(tmp_path):

@@ -19,7 +19,9 @@ from pipelines.step_cache import (
     RECORD,
     check_cached_formats,
     check_source_listing,
+    data_steps_completed,
     prepare_step_cache,
+    record_step_cache,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +38,10 @@ def test_a_cache_from_before_formats_were_recorded_is_said_to_run_again(tmp_path
     assert check_cached_formats(root) == (
         "cached outputs of ingest, tile, split, normalize are from code that wrote another "
         "format: they run again")
+    assert check_cached_formats(root) is not None  # said again until a run records them
+    record_step_cache(root, "scenes", {})  # the data steps ran: the entries are this code's
     assert json.loads((root / RECORD).read_text()) == OUTPUT_FORMATS
-    assert check_cached_formats(root) is None  # recorded: the next run reuses its own
+    assert check_cached_formats(root) is None
 
 
 def test_only_the_steps_whose_format_changed_are_named(tmp_path):
@@ -49,7 +53,7 @@ def test_only_the_steps_whose_format_changed_are_named(tmp_path):
 
 def test_no_cache_yet_says_nothing(tmp_path):
     assert check_cached_formats(tmp_path / "kfp-outputs") is None
-    assert (tmp_path / "kfp-outputs" / RECORD).is_file()
+    assert not (tmp_path / "kfp-outputs" / RECORD).exists()  # checking records nothing
 
 
 def test_a_changed_source_is_named_and_an_unchanged_one_is_not(tmp_path):
@@ -61,6 +65,7 @@ def test_a_changed_source_is_named_and_an_unchanged_one_is_not(tmp_path):
     listing = list_source(str(source), 100)
     assert check_source_listing(root, str(source), listing) is None  # nothing recorded yet
     _cache_with_an_entry(root)
+    record_step_cache(root, str(source), listing)
     assert check_source_listing(root, str(source), listing) is None
     (source / "a.tif").unlink()
     (source / "b.tif").write_bytes(b"y" * 11)
@@ -69,7 +74,26 @@ def test_a_changed_source_is_named_and_an_unchanged_one_is_not(tmp_path):
     assert check_source_listing(root, str(source), now) == (
         "source changed since the cached ingest: 1 file removed, 1 modified - ingest runs "
         "again")
+    record_step_cache(root, str(source), now)
     assert check_source_listing(root, str(source), now) is None  # recorded
+
+
+def test_a_run_stopped_before_its_data_steps_leaves_the_notes_as_they_were(tmp_path):
+    """The notes are of the cache's entries: a run that fails (or is stopped) before its
+    ingest completes records nothing, so the next run still says why it re-ingests."""
+    source = tmp_path / "scenes"
+    source.mkdir()
+    (source / "a.tif").write_bytes(b"x")
+    root = _cache_with_an_entry(tmp_path / "kfp-outputs")
+    record_step_cache(root, str(source), list_source(str(source), 100))
+    (source / "b.tif").write_bytes(b"y")
+    config = PipelineConfig(source=str(source), workdir=tmp_path / "work")
+    said = ["source changed since the cached ingest: 1 file added - ingest runs again"]
+    assert prepare_step_cache(root, config)[1] == said
+    # ... the run fails in (or is interrupted before the end of) its ingest ...
+    assert not any(map(data_steps_completed, ("start-run", "ingest", "normalize", None)))
+    assert prepare_step_cache(root, config)[1] == said  # the next run says it again
+    assert data_steps_completed("tune-worker")  # a later step: the entries are this run's
 
 
 @dsl.pipeline(name="data-steps")
@@ -93,11 +117,12 @@ def test_local_runs_read_the_source_as_it_is_now(tmp_path, monkeypatch):
     def run(tile: dict, cache: bool = True) -> tuple[int, list[str]]:
         config = PipelineConfig(source=str(source), workdir=work, cache=cache,
                                 data={"ingest": {"palette": "classes.json"}, "tile": tile})
-        source_fingerprint, news = prepare_step_cache(root, config)
+        source_fingerprint, news, listing = prepare_step_cache(root, config)
         init_local_runner(root)
         tiles = _data_steps(source=str(source), source_fingerprint=source_fingerprint,
                             ingest=config.data.ingest.model_dump(mode="json", exclude_none=True),
                             tile=config.data.tile.model_dump(mode="json", exclude_none=True))
+        record_step_cache(root, str(source), listing)
         manifest = json.loads((Path(tiles.output.path) / "tiles.json").read_text())
         return len(manifest["scenes"]), news
 

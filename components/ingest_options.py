@@ -1,0 +1,117 @@
+"""The ingest step's options (components/ingest.py): where the labels are, how their
+values or colours become classes, and the limits on what a source may hold. Apart from the
+step, so that the pipeline's config, the CLI and the web app read them without loading
+the rasters' and vectors' code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from components.class_aliases import ClassAliases
+from components.sources import ExtractLimits
+
+
+class PaletteEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    color: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")
+
+
+def _relative(value: str | None, field: str) -> str | None:
+    if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+        raise ValueError(f"{field} must be a path inside the source, got {value!r}")
+    return value
+
+
+class IngestOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_dir: str | None = Field(
+        default=None, description="folder of images, relative to the source root (e.g. "
+        "'train', 'img', 'images/2017'); default: found by layout")
+    mask_dir: str | None = Field(
+        default=None, description="folder of labels matching image_dir by relative path and "
+        "stem (e.g. 'label', 'ann', 'masks/2017'); default: a sibling of image_dir named in "
+        "mask_dir_names")
+    mask_dir_names: list[str] = ["masks", "labels", "gt"]
+    vector_labels: str | None = Field(
+        default=None, description="one GeoJSON/GeoPackage/Shapefile, relative to the source "
+        "root, whose polygons label every image (images: image_dir, default all rasters)")
+    vector_layer: str | None = Field(
+        default=None, description="vector labels: the layer to read, required when a file "
+        "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
+    class_attribute: str = Field(default="class", min_length=1,
+                                 description="vector labels: the attribute holding the class "
+                                 "(text: class names; numbers: class ids, 0 = background)")
+    palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
+        default="auto", description="class names and colours: 'auto' (colours discovered "
+        "in colour masks, values in class-id masks, named from a classes.json where one "
+        "matches), 'classes.json' (from the source or classes_file), a path to a JSON "
+        "palette/classes file, or a list of {name, color}")
+    classes_file: str | None = Field(default=None, description="a classes.json outside the "
+                                     "source; default: the shallowest classes.json in it")
+    class_values: dict[int, int] | None = Field(
+        default=None, description="class-id masks and numeric vector classes: raw value "
+        "-> contiguous class id")
+    class_names: list[str] | None = Field(
+        default=None, description="class-id masks and numeric vector classes: names of ids "
+        "0..K-1")
+    ignore_values: list[int] = Field(default=[], description="class-id masks and numeric "
+                                     "vector classes: values to ignore")
+    class_aliases: ClassAliases = Field(
+        default={}, json_schema_extra={"flag": "--class-alias"},
+        description="every label kind: label class name -> the class it is (e.g. {tea: "
+        "class_1, Tea: class_1}), by the names the ingest gives (polygon classes, palette "
+        "names, class_<value> (value 0: background), class_<RRGGBB>); names aliased to "
+        "one class merge; a target is a class of the labels or palette (segpipe evaluate: "
+        "of the model)")
+    ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
+                                     "to ignore")
+    color_tolerance: int = Field(default=40, ge=0, le=255,
+                                 description="lossy masks: max per-channel colour distance")
+    color_table: Literal["colors", "ids"] = Field(
+        default="colors", description="single-band masks with a colour table (PNG palette, "
+        "GeoTIFF colour map): 'colors' reads each pixel as its table's colour (tables differ "
+        "per file); 'ids' reads the raw index (the table is only decoration)")
+    min_color_share: float = Field(
+        default=1e-4, ge=0, lt=1, description="palette auto, lossless colour masks: a colour "
+        "on fewer than this share of the labelled pixels is an error (map it with "
+        "ignore_colors); 0 accepts any")
+    ignore_index: int = Field(default=255, ge=1, le=255)
+    side_by_side: bool | None = Field(
+        default=None, description="image|colour-mask halves in one file; None = detect")
+    split_lists: str | None = Field(
+        default=None, description="folder (relative to the source) with train.txt, val.txt, "
+        "test.txt for the 'given' split; default: found in the source")
+    max_pixels: int = Field(default=1_000_000_000, ge=1, description="largest image or mask "
+                            "(width x height) accepted, checked before decoding")
+    max_member_bytes: int = Field(default=16 << 30, ge=1,
+                                  description="archives and S3: largest single file")
+    max_extract_bytes: int = Field(default=64 << 30, ge=1,
+                                   description="archives and S3: most bytes in all")
+    max_compression_ratio: float = Field(
+        default=200.0, gt=1, description="archives: extracted bytes per archive byte beyond "
+        "which extraction stops (zip bombs)")
+    max_vector_features: int = Field(default=2_000_000, ge=1,
+                                     description="vector labels: most features in one file")
+    max_source_files: int = Field(
+        default=200_000, ge=1, description="folders and S3: most files the source may hold "
+        "(a run lists them all to tell whether the source changed since its cached ingest)")
+
+    @field_validator("image_dir", "mask_dir", "vector_labels", "split_lists")
+    @classmethod
+    def _inside_source(cls, value: str | None, info) -> str | None:
+        return _relative(value, info.field_name)
+
+    @field_validator("palette")
+    @classmethod
+    def _palette_named(cls, value):
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("palette must be 'auto', 'classes.json', a path or a list")
+        return value
+
+    def extract_limits(self) -> ExtractLimits:
+        return ExtractLimits(self.max_member_bytes, self.max_extract_bytes,
+                             self.max_compression_ratio)

@@ -1,0 +1,144 @@
+"""The survey's verdicts (components/survey.py collects, these judge): labels outside the
+palette or the known class values, colours too rare to be a class, values rare enough to be
+stray, options that do not apply to the labels found; and the warnings it collected,
+issued."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+from components.labels import code_color, color_code, parse_color
+from components.raster import DataError
+from components.survey import KIND_WORDS, MAX_LISTED, IngestWarning, Survey
+from components.wording import counted
+
+# A class-id mask value found without a classes.json or class_values is a class of its own;
+# one this rare is more likely a stray value (a brush slip, a nodata value the export
+# changed) and is warned about: under RARE_VALUE_SHARE of the labelled pixels, or under
+# RARE_SINGLE_FILE_SHARE and in one label file of at least RARE_SINGLE_FILE_OF.
+RARE_VALUE_SHARE = 1e-4
+RARE_SINGLE_FILE_SHARE = 1e-3
+RARE_SINGLE_FILE_OF = 3
+
+
+def _colour(code: int) -> str:
+    return f"colour {code_color(code)}"
+
+
+def _value(value) -> str:
+    return f"value {value}"
+
+
+def _listing(survey: Survey, items: list, label) -> str:
+    shown = items[:MAX_LISTED]
+    lines = [f"{label(v)}: {counted(survey.values[v], 'pixel')} in {survey.where(v)}"
+             for v in shown]
+    if len(items) > len(shown):
+        rest = sum(survey.values[v] for v in items[len(shown):])
+        lines.append(f"and {len(items) - len(shown)} more ({counted(rest, 'pixel')})")
+    return "; ".join(lines)
+
+
+def check_known_colors(survey: Survey, palette_codes: set[int], ignore_colors: list[str]) -> None:
+    """Lossless colour masks against a given palette: every colour outside it, at once."""
+    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    unknown = sorted((c for c in survey.values if c not in palette_codes | ignored),
+                     key=lambda c: -survey.values[c])
+    if unknown:
+        raise DataError(f"{counted(len(unknown), 'mask colour is', 'mask colours are')} not "
+                        "in the palette: "
+                        f"{_listing(survey, unknown, _colour)}. Add them to the palette or "
+                        "map them to the ignore class with ignore_colors")
+
+
+def check_rare_colors(survey: Survey, codes: list[int], ignore_colors: list[str],
+                      min_share: float) -> None:
+    """A colour on almost no pixel is an antialiased edge or a stray brush stroke, not a
+    class; as its own class it would silently spoil the model."""
+    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    kept = [c for c in codes if c not in ignored]
+    total = sum(survey.values[c] for c in kept)
+    rare = sorted((c for c in kept if survey.values[c] < min_share * total),
+                  key=lambda c: -survey.values[c])
+    if rare:
+        each = "" if len(rare) == 1 else " each"
+        raise DataError(f"{counted(len(rare), 'mask colour covers', 'mask colours cover')} "
+                        f"less than {min_share:.4%} of the labelled pixels{each}, too few to "
+                        "be a class: "
+                        f"{_listing(survey, rare, _colour)}. Map them to the ignore class "
+                        "with ignore_colors, fix the masks, or lower min_color_share")
+
+
+def warn_rare_values(survey: Survey, values: Counter) -> None:
+    """One warning naming the class-id mask values (found, not declared) rare enough to be
+    stray values rather than classes, with their pixels and files."""
+    total = sum(values.values())
+    if not total:
+        return
+    rare = sorted((v for v, n in values.items()
+                   if n < RARE_VALUE_SHARE * total or (
+                       n < RARE_SINGLE_FILE_SHARE * total and survey.file_counts[v] == 1
+                       and survey.label_files >= RARE_SINGLE_FILE_OF)),
+                  key=lambda v: values[v])
+    if not rare:
+        return
+    shown = "; ".join(f"value {v}: {counted(values[v], 'pixel')} "
+                      f"({values[v] / total:.3%} of the labelled pixels) in {survey.where(v)}"
+                      for v in rare[:MAX_LISTED])
+    listed = ", ".join(map(str, rare[:MAX_LISTED]))
+    survey.warn(f"{counted(len(rare), 'mask value is', 'mask values are')} so rare that "
+                f"{'it' if len(rare) == 1 else 'each'} may be a stray value rather than a "
+                f"class, yet becomes a class of {'its' if len(rare) == 1 else 'their'} own: "
+                f"{shown}. If stray, ignore with ingest.ignore_values: [{listed}] (or list the "
+                "classes with ingest.class_values)")
+
+
+def check_known_values(survey: Survey, known: set[int], ignore_values: set[int]) -> None:
+    unknown = sorted((v for v in survey.values if v not in known | ignore_values),
+                     key=lambda v: -survey.values[v])
+    if unknown:
+        what = counted(len(unknown), "mask value is not a known class value",
+                       "mask values are not known class values")
+        raise DataError(f"{what} (known: "
+                        f"{', '.join(map(str, sorted(known)))}): "
+                        f"{_listing(survey, unknown, _value)}. Map them with class_values or "
+                        "ignore them with ignore_values")
+
+
+# Options that only mean something for some label kinds: giving one for another kind is an
+# error, never silently ignored.
+_APPLIES_TO = {
+    "class_values": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes"),
+    "class_names": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes; "
+                    "colour and named polygon classes are named by a palette or classes.json"),
+    "ignore_values": ({"ids", "vector_ids"}, "class-id masks and numeric polygon classes; "
+                      "for colour masks use ignore_colors"),
+    "ignore_colors": ({"colors"}, "colour masks; for class-id masks use ignore_values"),
+    "color_tolerance": ({"colors"}, "colour masks"),
+    "min_color_share": ({"colors"}, "colour masks"),
+    "class_attribute": ({"vector", "vector_ids"}, "vector polygons"),
+    "vector_layer": ({"vector", "vector_ids"}, "vector polygons"),
+}
+
+
+def check_options_apply(survey: Survey, options) -> None:
+    kind = survey.kind
+    for name, (kinds, what) in _APPLIES_TO.items():
+        default = type(options).model_fields[name].get_default(call_default_factory=True)
+        if getattr(options, name) != default and kind not in kinds:
+            raise DataError(f"option {name} does not apply: the labels are "
+                            f"{KIND_WORDS[kind]} (e.g. {survey.kinds[kind]}), and {name} is "
+                            f"for {what}")
+
+
+def warn_collected(survey: Survey, relabel) -> list[str]:
+    """Turn what the survey noticed into warnings (issued, and returned for the index)."""
+    if survey.rgba:
+        survey.warn(f"{counted(len(survey.rgba), 'mask has', 'masks have')} an alpha band "
+                    f"(e.g. {survey.rgba[0]}): "
+                    "alpha is dropped and fully transparent pixels are ignored")
+    messages = [relabel(m) for m in survey.warnings]
+    for message in messages:
+        warnings.warn(message, IngestWarning, stacklevel=3)
+    return messages
