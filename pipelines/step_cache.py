@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 #: kfp.local's cache folder under the pipeline root (kfp/local/cache.py get_local_cache).
 CACHE_FOLDER = ".kfp_cache"
 RECORD = "step-output-formats.json"
-SOURCE_LISTINGS = "source-listings"  # one JSON per source: its listing at the last run
+#: One JSON per source: its listing at the last run. A dot folder, as kfp's .kfp_cache: the
+#: web app takes kfp-outputs' other folders for the runner's run folders.
+SOURCE_LISTINGS = ".source-listings"
 
 
 def _recorded(pipeline_root: Path) -> dict[str, int]:

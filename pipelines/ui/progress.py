@@ -14,6 +14,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _PIPELINE = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
+_RUN_FOLDER = re.compile(r"[\w-]+-\d{4}(-\d\d){5}-\d{6}")
 _SUBMITTED = re.compile(r"^submitted run (\S+)\s*$")
 #: The last line of a Python traceback: ``package.module.DataError: message``.
 _EXCEPTION = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception)): (.+)$")
@@ -111,11 +112,12 @@ def newest_task_log(run_folder: Path) -> Path | None:
 
 
 def kfp_run_name(run_folder: Path) -> str | None:
-    """The local runner's name for the latest attempt: its folder under kfp-outputs/,
-    made when the first task starts."""
+    """The local runner's name for the latest attempt: its folder under kfp-outputs/
+    (``<pipeline>-<yyyy-mm-dd-hh-mm-ss-micro>``), made when the first task starts; other
+    entries there (kfp's .kfp_cache, segpipe's step cache notes) are not runs."""
     root = run_folder / "kfp-outputs"
     names = sorted(p.name for p in root.iterdir() if p.is_dir()
-                   and not p.name.startswith(".")) if root.is_dir() else []  # .kfp_cache
+                   and _RUN_FOLDER.fullmatch(p.name)) if root.is_dir() else []
     return names[-1] if names else None
 
 

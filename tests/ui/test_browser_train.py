@@ -199,10 +199,14 @@ def test_training_from_the_form_shows_curves_and_registers_a_version(
 
 
 def _stopped_run(source: Path) -> str:
-    """A run that would train for long: two workers on trials of 200 epochs."""
+    """A run that would train for long: two workers, each on a trial of 2000 epochs. The
+    space has two points, one per worker (a one-point space is one trial: the other worker
+    would end at once, and the page could miss both workers running)."""
+    filters = {"type": "categorical", "choices": [4, 6]}
     return tiny_run_config(source=str(source),
-                           tuning={"n_workers": 2, "epochs": 200,
-                                   "train": {"early_stopping_patience": 0}},
+                           tuning={"n_workers": 2, "epochs": 2000,
+                                   "train": {"early_stopping_patience": 0},
+                                   "search_space": {"models": {"unet": {"filters": filters}}}},
                            registry={"model_name": "ui-stopped"},
                            tracking={"mlflow_experiment": EXPERIMENT})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kfp.local import logging_utils
 from kfp.local.status import Status
 
+from pipelines import step_cache
 from pipelines.ui import progress
 
 
@@ -60,10 +61,14 @@ def test_missing_log_is_no_progress_yet(tmp_path):
 
 
 def test_kfp_run_name_is_the_latest_outputs_folder(tmp_path):
+    """Not kfp's cache nor segpipe's step cache notes beside the runs (a notes folder named
+    'source-listings' sorted after the runs: the page found no parent run, no trials)."""
     assert progress.kfp_run_name(tmp_path) is None
     for name in (".kfp_cache", "segpipe-segmentation-2026-11-29-17-35-47-772760",
-                 "segpipe-segmentation-2026-11-29-18-02-11-000001"):
-        (tmp_path / "kfp-outputs" / name).mkdir(parents=True)
+                 "segpipe-segmentation-2026-11-29-18-02-11-000001", "source-listings",
+                 step_cache.SOURCE_LISTINGS):
+        (tmp_path / "kfp-outputs" / name).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "kfp-outputs" / step_cache.RECORD).write_text("{}")
     assert progress.kfp_run_name(tmp_path) == "segpipe-segmentation-2026-11-29-18-02-11-000001"
 
 
