@@ -16,18 +16,20 @@ from components.class_aliases import (
     unused_aliases,
     unused_warning,
 )
-from components.labels import (
-    BACKGROUND_NAMES,
+from components.classes_file import (
     ClassEntry,
     ClassesFile,
+    color_code,
+    parse_color,
+    read_classes_file,
+)
+from components.labels import (
+    BACKGROUND_NAMES,
     LabelSpec,
     auto_palette,
-    color_code,
     color_spec,
     discover_colors,
     labelme_spec,
-    parse_color,
-    read_classes_file,
     value_spec,
 )
 from components.raster import DataError

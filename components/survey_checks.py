@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 
-from components.labels import code_color, color_code, parse_color
+from components.classes_file import code_color, color_code, parse_color
 from components.raster import DataError
 from components.survey import KIND_WORDS, MAX_LISTED, IngestWarning, Survey
 from components.wording import counted
