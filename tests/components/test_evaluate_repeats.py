@@ -52,42 +52,65 @@ def survey():
     return _survey(np.random.default_rng(5), SIZE + SIZE // 2)
 
 
-@pytest.fixture(scope="module")
-def overlapping(survey, tiny_dataset, tmp_path_factory) -> PreparedDataset:
-    """All test, in this order: chip ``a`` of the survey, chip ``b`` 16 px east of it (its
-    west half is a's east half, pixel for pixel), ``later`` (another date of a's footprint:
-    other pixels, the same labels) and ``plain`` (a's pixels and labels without a CRS)."""
-    image, mask = survey
-    later, _ = _survey(np.random.default_rng(6), SIZE)
-    scenes = {"a": (image[:, :SIZE], mask[:, :SIZE], CRS, ORIGIN),
-              "b": (image[:, SIZE // 2:], mask[:, SIZE // 2:], CRS,
-                    ORIGIN @ Affine.translation(SIZE // 2, 0)),
-              "later": (later, mask[:, :SIZE], CRS, ORIGIN),
-              "plain": (image[:, :SIZE], mask[:, :SIZE], None, Affine.identity())}
-    paths = DatasetPaths(tmp_path_factory.mktemp("overlapping") / "dataset")
+def _write_dataset(root: Path, like: PreparedDataset, scenes: dict, patch: int,
+                   tiles: dict[str, list[tuple[int, int]]], split: dict[str, str]
+                   ) -> PreparedDataset:
+    """A prepared dataset of ``scenes`` (name -> pixels, labels, CRS, transform) with the
+    classes and statistics of ``like``, the tiles ``tiles`` (scene -> (col, row) of each
+    ``patch`` px tile, ids ``<scene>_<col>_<row>``) and ``split`` (tile id -> split)."""
+    paths = DatasetPaths(root)
     paths.tiles_dir.mkdir(parents=True)
     paths.scenes_dir.mkdir()
-    shutil.copy(tiny_dataset.classes, paths.classes)
-    shutil.copy(tiny_dataset.stats, paths.stats)
-    infos, tiles = [], []
+    shutil.copy(like.classes, paths.classes)
+    shutil.copy(like.stats, paths.stats)
+    infos, records = [], []
     for name, (pixels, labels, crs, transform) in scenes.items():
         _write(paths.scenes_dir / f"{name}_image.tif", pixels, crs, transform)
         _write(paths.scenes_dir / f"{name}_mask.tif", labels, crs, transform)
-        for path, array in zip(tile_paths(paths.tiles_dir, name), (pixels, labels),
-                               strict=True):
-            _write(Path(path), array, crs, transform)
         infos.append(SceneInfo(name=name, width=SIZE, height=SIZE, crs=crs,
                                transform=tuple(transform)[:6]))
-        tiles.append(TileRecord(id=name, scene=name, window=(0, 0, SIZE, SIZE),
-                                transform=tuple(transform)[:6],
-                                valid_fraction=float((labels != 255).mean()),
-                                class_counts={int(c): int((labels == c).sum())
-                                              for c in np.unique(labels) if c != 255}))
-    TileManifest(patch_size=SIZE, stride=SIZE, bands=BANDS, dtype="float32", scenes=infos,
-                 tiles=tiles).save(paths.tiles_manifest)
-    SplitManifest(strategy="scene", seed=0, ratios=(0.0, 0.0, 1.0),
-                  splits={"train": [], "val": [], "test": list(scenes)}).save(paths.split)
+        for col, row in tiles[name]:
+            tile_id, where = f"{name}_{col}_{row}", (slice(row, row + patch),
+                                                      slice(col, col + patch))
+            tile_transform = transform @ Affine.translation(col, row)
+            for path, array in zip(tile_paths(paths.tiles_dir, tile_id),
+                                   (pixels[where], labels[where]), strict=True):
+                _write(Path(path), array, crs, tile_transform)
+            counts = np.bincount(labels[where].ravel(), minlength=256)
+            records.append(TileRecord(id=tile_id, scene=name, window=(col, row, patch, patch),
+                                      transform=tuple(tile_transform)[:6],
+                                      valid_fraction=float(counts[:255].sum() / patch ** 2),
+                                      class_counts={c: int(n) for c, n
+                                                    in enumerate(counts[:255]) if n}))
+    TileManifest(patch_size=patch, stride=patch, bands=BANDS, dtype="float32", scenes=infos,
+                 tiles=records).save(paths.tiles_manifest)
+    SplitManifest(strategy="block", seed=0, ratios=(0.5, 0.0, 0.5),
+                  splits={name: [i for i, s in split.items() if s == name]
+                          for name in ("train", "val", "test")}).save(paths.split)
     return PreparedDataset(paths.root)
+
+
+def _chips(survey) -> dict:
+    """Chip ``a`` of the survey and chip ``b`` 16 px east of it: b's west half is a's east
+    half, pixel for pixel."""
+    image, mask = survey
+    return {"a": (image[:, :SIZE], mask[:, :SIZE], CRS, ORIGIN),
+            "b": (image[:, SIZE // 2:], mask[:, SIZE // 2:], CRS,
+                  ORIGIN @ Affine.translation(SIZE // 2, 0))}
+
+
+@pytest.fixture(scope="module")
+def overlapping(survey, tiny_dataset, tmp_path_factory) -> PreparedDataset:
+    """All test, whole scenes, in this order: the chips ``a`` and ``b``, ``later`` (another
+    date of a's footprint: other pixels, the same labels) and ``plain`` (a's pixels and
+    labels without a CRS)."""
+    image, mask = survey
+    later, _ = _survey(np.random.default_rng(6), SIZE)
+    scenes = {**_chips(survey), "later": (later, mask[:, :SIZE], CRS, ORIGIN),
+              "plain": (image[:, :SIZE], mask[:, :SIZE], None, Affine.identity())}
+    return _write_dataset(tmp_path_factory.mktemp("overlapping") / "dataset", tiny_dataset,
+                          scenes, SIZE, {name: [(0, 0)] for name in scenes},
+                          {f"{name}_0_0": "test" for name in scenes})
 
 
 def _counts(dataset: PreparedDataset, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -121,6 +144,34 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     assert "512 more repeat other scenes' ground" in Path(result.report_md).read_text()
     # Tiles are scored each on its own: b's tile holds other ground than a's, both count.
     assert result.tile_pixel_count == 4 * SIZE * SIZE - 3 * 16
+
+
+@pytest.mark.parametrize("a_east", ["test", "train"])
+def test_ground_of_a_scene_partly_in_the_split_is_left_out_only_where_it_scores_it(
+        a_east, survey, tiny_dataset, tmp_path):
+    """A block split of 16 px tiles: b's west tiles were dropped by the tile step as a's
+    east tiles, so b's own tiles are all test and b is scored whole. Where a's east half is
+    test, a scores that ground and b leaves it out; where it is train, a does not score it,
+    so b does (no pixel is lost)."""
+    half = SIZE // 2
+    a_tiles = [(col, row) for row in (0, half) for col in (0, half)]
+    split = {f"a_{col}_{row}": a_east if col else ("train" if a_east == "test" else "test")
+             for col, row in a_tiles}
+    split |= {f"b_{half}_{row}": "test" for row in (0, half)}
+    dataset = _write_dataset(tmp_path / "dataset", tiny_dataset, _chips(survey), half,
+                             {"a": a_tiles, "b": [(half, 0), (half, half)]}, split)
+    model = save_known_model(tmp_path / "model", patch_size=half)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate_model(model, dataset, tmp_path / "eval", batch_size=8,
+                                overlay_tiles=0, log_to_mlflow=False)
+    repeats = [w for w in caught if issubclass(w.category, RepeatedGroundWarning)]
+    image, mask = survey
+    scored = slice(half, None) if a_east == "test" else slice(None)  # survey columns
+    expected = _counts(dataset, image[:, scored], mask[:, scored])
+    assert result.confusion_matrix == expected.tolist()
+    assert result.repeated_pixels_skipped == (SIZE * half if a_east == "test" else 0)
+    assert len(repeats) == (a_east == "test")
 
 
 def test_one_grid_needs_the_same_crs_pixel_size_and_whole_pixel_offsets():
