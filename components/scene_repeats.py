@@ -12,8 +12,9 @@ scores, the earlier scene scores it. A label edited on one chip keeps its cell c
 both, as the tile step keeps its tile; another date of the same ground (other pixels) is
 scored in full. Scenes without a CRS are never compared.
 
-Only the overlap windows are read, in chunks of at most ``STRIP_VALUES`` values a side:
-memory is bounded by the chunk and one flag per cell, never by the scenes."""
+Only the overlap windows are read, in chunks of at most ``STRIP_VALUES`` values a side,
+under the data plane's GDAL cache cap: memory is bounded by the chunk, the cache and one flag
+per cell, never by the scenes (benchmarks/scene_repeats.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from components.raster import gdal_env
 from components.same_ground import DECIMALS, grid_offset, same_content
 
 #: (row0, row1, col0, col1) on a scene's native grid, end-exclusive.
@@ -127,8 +129,10 @@ def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
     dr, dc, cell = *offset, later.cell
     first_row, first_col = r0 // cell, c0 // cell
     same = np.zeros(((r1 - 1) // cell + 1 - first_row, (c1 - 1) // cell + 1 - first_col), bool)
-    with rasterio.open(earlier.image) as image_a, rasterio.open(earlier.mask) as mask_a, \
-            rasterio.open(later.image) as image_b, rasterio.open(later.mask) as mask_b:
+    # GDAL's block cache capped as in every data-plane step: uncapped, it holds 5% of RAM.
+    with gdal_env(), rasterio.open(earlier.image) as image_a, \
+            rasterio.open(earlier.mask) as mask_a, rasterio.open(later.image) as image_b, \
+            rasterio.open(later.mask) as mask_b:
         if image_a.count != image_b.count:
             return same
         chunk = max(1, STRIP_VALUES // (cell * cell * (image_a.count + 1)))  # cells a read
