@@ -1,7 +1,7 @@
 """The scores of an evaluation: per-class IoU/F1/precision/recall and the summary scores
 from a confusion matrix, and ``EvaluationResult``, what the evaluate step writes as
-metrics.json (components/evaluate.py). Apart from the step so the report, the registry and
-the pipeline's wrappers read a result without loading TensorFlow or MLflow."""
+metrics.json (components/evaluate.py). Apart from the step, so the report, the registry and
+the pipeline's wrappers read a result without loading Keras, TensorFlow or MLflow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from components.evaluation_report import SCALARS
-from segmodels import scores_from_confusion
 
 #: Prefix of the tile-level metrics (``tile_miou``...).
 TILE_PREFIX = "tile_"
@@ -71,8 +70,16 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
+def _scores(cm: np.ndarray) -> dict:
+    # segmodels.metrics loads Keras (and its backend): only when scores are computed, so a
+    # result is read without it.
+    from segmodels.metrics import scores_from_confusion
+
+    return scores_from_confusion(cm)
+
+
 def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
-    scores = scores_from_confusion(cm)
+    scores = _scores(cm)
     return [ClassScores(name=n, iou=_finite(scores["iou"][i]), f1=_finite(scores["f1"][i]),
                         precision=_finite(scores["precision"][i]),
                         recall=_finite(scores["recall"][i]), support=int(cm[i].sum()))
@@ -81,7 +88,7 @@ def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
 
 def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "") -> dict[str, float]:
     """The scalar scores and each present class's IoU, keys prefixed with ``prefix``."""
-    scores = scores_from_confusion(cm)
+    scores = _scores(cm)
     metrics = {f"{prefix}{k}": v for k in SCALARS if (v := _finite(scores[k])) is not None}
     metrics.update({f"{prefix}iou_{c.name}": c.iou for c in class_scores(cm, names)
                     if c.iou is not None})
