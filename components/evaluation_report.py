@@ -38,10 +38,10 @@ def _rows(result: EvaluationResult) -> list[list[str]]:
 
 
 def _intro(result: EvaluationResult) -> str:
-    # Overlapping scenes of one survey: their shared ground is scored once, and said so.
-    repeated = (f"; {result.repeated_pixels_skipped} more repeat other scenes' ground with "
-                f"the same pixels and labels, scored once" if result.repeated_pixels_skipped
-                else "")
+    # Overlapping scenes of one survey: their shared ground counts once, and said so.
+    repeated = (f"; {result.repeated_pixels_skipped} more repeat earlier scenes' ground with "
+                f"the same pixels and labels, counted once with them"
+                if result.repeated_pixels_skipped else "")
     return (f"{result.scene_count} scenes predicted whole at native resolution, as served "
             f"({result.pixel_count} scored pixels{repeated}); tile-level figures over "
             f"{result.tile_count} tiles ({result.tile_pixel_count} labelled pixels) for "

@@ -11,8 +11,9 @@ Which pixels count: every labelled pixel of a scene whose tiles are all in the s
 ``random`` splits), the pixels inside the split's tiles and inside no tile of another split,
 so no pixel the model trained or was selected on is scored. Tiles are on the tiled
 (possibly resampled) grid; a native pixel belongs to a tile when its centre falls inside.
-Ground that an earlier scene of the split holds too, with the same pixels and labels
-(overlapping chips of one survey), is scored once: by the earlier scene
+Ground that an earlier scene of the dataset holds too, with the same pixels and labels
+(overlapping chips of one survey), counts once, with that scene, where the tile step kept it:
+scored once when that scene is in the split, not at all when it is in another
 (components/scene_repeats.py)."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from components.scene_repeats import (
     RepeatedGroundWarning,
     SceneGrid,
     find_repeats,
+    repeated_mask,
     repeats_line,
 )
 from serving.predict import ReadError, ScenePredictor
@@ -122,7 +124,7 @@ def _region_mask(include: np.ndarray, exclude: np.ndarray, row: int, col: int, h
 class SceneScores:
     """A split's scene-level confusion matrix (rows truth, columns prediction), how many
     scenes it covers, and how many labelled pixels were left out as ground an earlier scene
-    repeats with the same pixels and labels (scored there)."""
+    holds with the same pixels and labels (counted with it)."""
 
     confusion: np.ndarray
     scene_count: int
@@ -144,9 +146,9 @@ class _Scored:
         return _region_mask(self.include, self.exclude, row, col, height, width)
 
 
-def _scored(dataset: PreparedDataset, part: ScenePart) -> _Scored:
-    image_path, mask_path = _scene_paths(Path(dataset.scenes_dir), part.name)
-    info = dataset.tile_manifest.scene(part.name)
+def _scene_grid(dataset: PreparedDataset, name: str) -> SceneGrid:
+    image_path, mask_path = _scene_paths(Path(dataset.scenes_dir), name)
+    info = dataset.tile_manifest.scene(name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -154,32 +156,33 @@ def _scored(dataset: PreparedDataset, part: ScenePart) -> _Scored:
                 # Cells compared with overlapping scenes: the scene's tiles on its own grid.
                 cell = max(1, round(dataset.tile_manifest.patch_size * image.width
                                     / info.width))
-                grid = SceneGrid(part.name, image_path, mask_path, crs_string(image.crs),
+                return SceneGrid(name, image_path, mask_path, crs_string(image.crs),
                                  tuple(image.transform)[:6], image.height, image.width, cell)
     except RasterioError as err:
-        raise SceneEvaluationError(f"{image_path.parent}: cannot read scene {part.name}: "
+        raise SceneEvaluationError(f"{image_path.parent}: cannot read scene {name}: "
                                    f"{err}") from None
+
+
+def _scored(dataset: PreparedDataset, part: ScenePart, grid: SceneGrid) -> _Scored:
     if part.include is None:
         return _Scored(grid, None, None)
+    info = dataset.tile_manifest.scene(part.name)
     tiled, native = (info.height, info.width), (grid.height, grid.width)
     return _Scored(grid, _native_rects(part.include, tiled, native),
                    _native_rects(part.exclude, tiled, native))
 
 
-def _repeated_mask(repeats: list[tuple[_Scored, Repeat]], row: int, col: int, height: int,
-                   width: int) -> np.ndarray:
-    """Which pixels of a block (at row, col) an earlier scene scores with the same pixels
-    and labels: in a repeated cell and inside the earlier scene's part of the split."""
-    repeated = np.zeros((height, width), bool)
-    for earlier, repeat in repeats:
-        window = repeat.mask(row, col, height, width)
-        if not window.any():
-            continue
-        dr, dc = repeat.offset
-        if (theirs := earlier.region(row + dr, col + dc, height, width)) is not None:
-            window &= theirs
-        repeated |= window
-    return repeated
+def _dataset_grids(dataset: PreparedDataset, split: set[str]) -> list[SceneGrid]:
+    """Every scene that may hold ground of the ``split`` scenes first, in manifest order:
+    the split's own and the georeferenced scenes of other splits whose ingested files are
+    there (a scene folder of the split alone compares the split's scenes alone)."""
+    grids = []
+    folder = Path(dataset.scenes_dir)
+    for info in dataset.tile_manifest.scenes:
+        if info.name in split or (info.crs and all(
+                path.is_file() for path in _scene_paths(folder, info.name))):
+            grids.append(_scene_grid(dataset, info.name))
+    return grids
 
 
 def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: SplitName, *,
@@ -191,30 +194,34 @@ def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: 
     k = predictor.config.num_classes
     check_scene_files(dataset, split)
     parts = split_scenes(dataset, split)
-    scored = [_scored(dataset, part) for part in parts]
+    in_split = {part.name for part in parts}
+    grids = _dataset_grids(dataset, in_split)
+    index = {grid.name: i for i, grid in enumerate(grids)}
     try:
-        repeats = find_repeats([s.grid for s in scored])
+        repeats = find_repeats(grids, later={index[name] for name in in_split})
     except RasterioError as err:
         raise SceneEvaluationError(f"{dataset.scenes_dir}: cannot compare overlapping scenes: "
                                    f"{err}") from None
     cm = np.zeros((k, k), np.int64)
     skipped = []
-    for part, scene, found in zip(parts, scored, repeats, strict=True):
-        earlier = [(scored[r.earlier], r) for r in found]
-        scene_cm, repeated = _score_scene(predictor, scene, earlier, tta, max_pixels)
+    for part in parts:
+        grid, found = grids[index[part.name]], repeats[index[part.name]]
+        scene_cm, repeated = _score_scene(predictor, _scored(dataset, part, grid), found, tta,
+                                          max_pixels)
         cm += scene_cm
         if repeated:
-            skipped.append((part.name, repeated, [scored[r.earlier].grid.name for r in found]))
+            earlier = [grids[r.earlier].name for r in found]
+            skipped.append((part.name, repeated, [
+                name if name in in_split else f"{name} (not in this split)" for name in earlier]))
     if skipped:
-        warnings.warn(repeats_line(skipped), RepeatedGroundWarning, stacklevel=2)
+        warnings.warn(repeats_line(split, skipped), RepeatedGroundWarning, stacklevel=2)
     return SceneScores(cm, len(parts), sum(pixels for _, pixels, _ in skipped))
 
 
-def _score_scene(predictor: ScenePredictor, scene: _Scored,
-                 earlier: list[tuple[_Scored, Repeat]], tta: bool, max_pixels: int
-                 ) -> tuple[np.ndarray, int]:
+def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[Repeat], tta: bool,
+                 max_pixels: int) -> tuple[np.ndarray, int]:
     """The scene's confusion matrix and how many of its labelled pixels ``earlier`` scenes
-    score instead."""
+    hold instead."""
     config = predictor.config
     k = config.num_classes  # labels >= k (the ignore value among them) never count
     image_path, mask_path = scene.grid.image, scene.grid.mask
@@ -250,8 +257,8 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored,
                     if (region := scene.region(block.row, block.col, height, width)) is not None:
                         keep &= region
                     if earlier:
-                        again = keep & _repeated_mask(earlier, block.row, block.col, height,
-                                                      width)
+                        again = keep & repeated_mask(earlier, block.row, block.col, height,
+                                                     width)
                         repeated += int(again.sum())
                         keep &= ~again
                     cm += np.bincount(truth[keep].astype(np.int64) * k + predicted[keep],

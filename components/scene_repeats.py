@@ -1,16 +1,18 @@
-"""Ground that overlapping scenes of one split repeat with the same pixels: scored once.
+"""Ground that overlapping scenes repeat with the same pixels: counted once.
 
 Chips cut from one survey with overlap (the tea-plantation chips overlap their neighbours
-by half) hold the same ground more than once. The tile step keeps such tiles once
-(components/tile_duplicates.py); a scene scored whole would still count that ground once
-per scene, so the confusion matrix and pixel counts would weight it more. Here the window of
-a scene that an earlier scene of the split (in manifest order) holds too, on one pixel grid,
-is compared cell by cell, a cell being one of the scene's tiles (the dataset's patch size on
-the scene's native grid, from its origin), by the tile step's rule (components/same_ground.py):
-a cell whose image pixels and labels are the earlier scene's is left out of this scene's
-scores, the earlier scene scores it. A label edited on one chip keeps its cell counted in
-both, as the tile step keeps its tile; another date of the same ground (other pixels) is
-scored in full. Scenes without a CRS are never compared.
+by half) hold the same ground more than once. The tile step keeps such tiles once, the
+first scene's (components/tile_duplicates.py), and the split puts that tile in one split; a
+scene scored whole would still count the ground once per scene, and a test scene would
+count ground whose kept tile is another scene's, maybe a train tile. Here the window of a
+scored scene that an earlier scene of the dataset (in manifest order, any split) holds too,
+on one pixel grid, is compared cell by cell, a cell being one of the scene's tiles (the
+dataset's patch size on the scene's native grid, from its origin), by the tile step's rule
+(components/same_ground.py): a cell whose image pixels and labels are the earlier scene's is
+left out of this scene's scores. The ground counts where the tile step kept it: with the
+earlier scene, in this split (scored once) or in another (not scored here). A label edited
+on one chip keeps its cell counted in both, as the tile step keeps its tile; another date of
+the same ground (other pixels) is scored in full. Scenes without a CRS are never compared.
 
 Only the overlap windows are read, in chunks of at most ``STRIP_VALUES`` values a side,
 under the data plane's GDAL cache cap: memory is bounded by the chunk, the cache and one flag
@@ -36,7 +38,7 @@ STRIP_VALUES = 1 << 22
 
 
 class RepeatedGroundWarning(UserWarning):
-    """Overlapping scenes hold the same ground with the same pixels: scored once."""
+    """Overlapping scenes hold the same ground with the same pixels: counted once."""
 
 
 
@@ -154,36 +156,43 @@ def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
     return same
 
 
-def find_repeats(scenes: list[SceneGrid]) -> list[list[Repeat]]:
-    """For each scene, the cells of its windows that an earlier scene holds with the same
-    pixels and labels (on one pixel grid, components/same_ground.py); empty lists for
-    scenes without a CRS or without such cells."""
+def find_repeats(scenes: list[SceneGrid], later: set[int] | None = None
+                 ) -> list[list[Repeat]]:
+    """For each scene (of ``later``, by index; None: all), the cells of its windows that an
+    earlier scene holds with the same pixels and labels (on one pixel grid,
+    components/same_ground.py); empty lists for the others, scenes without a CRS and scenes
+    without such cells."""
     repeats: list[list[Repeat]] = [[] for _ in scenes]
     for i, j in _candidates(scenes):
-        earlier, later = scenes[i], scenes[j]
-        offset = grid_offset(earlier.crs, earlier.transform, later.crs, later.transform)
-        if offset is None or (rect := _overlap(earlier, later, offset)) is None:
+        if later is not None and j not in later:
             continue
-        same = _same_cells(earlier, later, rect, offset)
+        first, second = scenes[i], scenes[j]
+        offset = grid_offset(first.crs, first.transform, second.crs, second.transform)
+        if offset is None or (rect := _overlap(first, second, offset)) is None:
+            continue
+        same = _same_cells(first, second, rect, offset)
         if same.any():
-            repeats[j].append(Repeat(i, rect, offset, later.cell, same))
+            repeats[j].append(Repeat(i, rect, offset, second.cell, same))
     return repeats
 
 
-def repeats_line(skipped: list[tuple[str, int, list[str]]]) -> str:
+def repeated_mask(repeats: list[Repeat], row: int, col: int, height: int,
+                  width: int) -> np.ndarray:
+    """Which pixels of a block (at row, col) of a scene earlier scenes hold."""
+    repeated = np.zeros((height, width), bool)
+    for repeat in repeats:
+        repeated |= repeat.mask(row, col, height, width)
+    return repeated
+
+
+def repeats_line(split: str, skipped: list[tuple[str, int, list[str]]]) -> str:
     """The one line that says so: ``skipped`` holds (scene, pixels left out, the earlier
-    scenes that scored them) for each scene with repeated ground."""
+    scenes that hold them, those of another split named so) for each scene of ``split``
+    with repeated ground."""
     total = sum(pixels for _, pixels, _ in skipped)
-    if len(skipped) == 1:
-        scene, pixels, earlier = skipped[0]
-        return (f"{pixels} px of scene {scene} repeat {_scenes(earlier)}'s ground with the "
-                f"same pixels and labels: scored once")
     shown = "; ".join(f"{pixels} px of {scene} repeat {', '.join(earlier)}"
                       for scene, pixels, earlier in skipped[:3])
     more = f"; and {len(skipped) - 3} more scenes" if len(skipped) > 3 else ""
-    return (f"{total} px of {len(skipped)} scenes repeat other scenes' ground with the same "
-            f"pixels and labels: scored once ({shown}{more})")
-
-
-def _scenes(names: list[str]) -> str:
-    return f"scene {names[0]}" if len(names) == 1 else f"scenes {', '.join(names)}"
+    return (f"{total} px of the {split} split's scenes repeat earlier scenes' ground with the "
+            f"same pixels and labels: counted once, with the earlier scene, as the tile step "
+            f"keeps its tiles ({shown}{more})")

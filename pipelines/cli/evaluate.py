@@ -120,7 +120,7 @@ def _print_scores(result) -> None:
         return "absent" if value is None else f"{value:.4f}"
 
     console = Console(highlight=False)
-    repeated = (f", {result.repeated_pixels_skipped} px of repeated ground scored once"
+    repeated = (f", {result.repeated_pixels_skipped} px of repeated ground counted once"
                 if result.repeated_pixels_skipped else "")
     table = Table(show_edge=False, title=f"{result.split} split: {result.scene_count} scenes "
                   f"({result.pixel_count} px{repeated}), {result.tile_count} tiles",

@@ -2,6 +2,7 @@
 same pixels and labels once (chips cut from one survey every half chip, as the real tea
 chips are), while another date of the same ground and plain images are scored in full."""
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -127,8 +128,9 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
                                                                  tmp_path):
     model = save_known_model(tmp_path / "model")
     with pytest.warns(RepeatedGroundWarning,
-                      match=r"^512 px of scene b repeat scene a's ground with the same "
-                            r"pixels and labels: scored once$"):
+                      match=r"^512 px of the test split's scenes repeat earlier scenes' ground "
+                            r"with the same pixels and labels: counted once, with the earlier "
+                            r"scene, as the tile step keeps its tiles \(512 px of b repeat a\)$"):
         result = evaluate_model(model, overlapping, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
     image, mask = survey
@@ -141,37 +143,40 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     assert result.scene_count == 4 and result.pixel_count == expected.sum()
     # b's west half (the survey's ignored corner is in a's west half).
     assert result.repeated_pixels_skipped == SIZE * SIZE // 2
-    assert "512 more repeat other scenes' ground" in Path(result.report_md).read_text()
+    assert "512 more repeat earlier scenes' ground" in Path(result.report_md).read_text()
     # Tiles are scored each on its own: b's tile holds other ground than a's, both count.
     assert result.tile_pixel_count == 4 * SIZE * SIZE - 3 * 16
 
 
-@pytest.mark.parametrize("a_east", ["test", "train"])
-def test_ground_of_a_scene_partly_in_the_split_is_left_out_only_where_it_scores_it(
-        a_east, survey, tiny_dataset, tmp_path):
-    """A block split of 16 px tiles: b's west tiles were dropped by the tile step as a's
-    east tiles, so b's own tiles are all test and b is scored whole. Where a's east half is
-    test, a scores that ground and b leaves it out; where it is train, a does not score it,
-    so b does (no pixel is lost)."""
+#: Which split a's west and east tiles are in; the survey columns the test split scores.
+A_SPLITS = {"a's east test": (("train", "test"), np.r_[16:48]),
+            "a's east train": (("test", "train"), np.r_[0:16, 32:48]),
+            "a all train": (("train", "train"), np.r_[32:48])}
+
+
+@pytest.mark.parametrize("case", list(A_SPLITS))
+def test_repeated_ground_counts_where_the_tile_step_kept_it(case, survey, tiny_dataset,
+                                                             tmp_path):
+    """A block split of 16 px tiles: the tile step dropped b's west tiles as a's east tiles,
+    so b's own tiles are all test and b is scored whole. b's west half is a's ground: scored
+    with a when a's east is test, and not at all when it is train (train ground: scoring it
+    in b would score pixels the model trained on), whether or not a has test tiles."""
+    (west, east), columns = A_SPLITS[case]
     half = SIZE // 2
     a_tiles = [(col, row) for row in (0, half) for col in (0, half)]
-    split = {f"a_{col}_{row}": a_east if col else ("train" if a_east == "test" else "test")
-             for col, row in a_tiles}
+    split = {f"a_{col}_{row}": east if col else west for col, row in a_tiles}
     split |= {f"b_{half}_{row}": "test" for row in (0, half)}
     dataset = _write_dataset(tmp_path / "dataset", tiny_dataset, _chips(survey), half,
                              {"a": a_tiles, "b": [(half, 0), (half, half)]}, split)
     model = save_known_model(tmp_path / "model", patch_size=half)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    other = "" if "test" in (west, east) else " (not in this split)"
+    with pytest.warns(RepeatedGroundWarning, match=rf"\(512 px of b repeat a{re.escape(other)}\)$"):
         result = evaluate_model(model, dataset, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
-    repeats = [w for w in caught if issubclass(w.category, RepeatedGroundWarning)]
     image, mask = survey
-    scored = slice(half, None) if a_east == "test" else slice(None)  # survey columns
-    expected = _counts(dataset, image[:, scored], mask[:, scored])
-    assert result.confusion_matrix == expected.tolist()
-    assert result.repeated_pixels_skipped == (SIZE * half if a_east == "test" else 0)
-    assert len(repeats) == (a_east == "test")
+    assert result.confusion_matrix == _counts(dataset, image[:, columns],
+                                              mask[:, columns]).tolist()
+    assert result.repeated_pixels_skipped == SIZE * half
 
 
 def test_one_grid_needs_the_same_crs_pixel_size_and_whole_pixel_offsets():
