@@ -8,29 +8,38 @@ pixel accuracy, twice:
   native resolution through serving's path (components/scene_evaluation.py), what a user
   gets from ``segpipe predict``; the champion gate and the registry tags use these;
 - tile level, for comparison (``tile_miou``, ``tile_iou_<class>``...): each test tile on its
-  own, as training's validation sees them.
+  own, as training's validation sees them (components/tile_evaluation.py).
+
+Ground that overlapping scenes of the split hold with the same pixels and labels is scored
+once at scene level (``repeated_pixels_skipped`` counts the pixels left out).
 
 A class with no pixels in truth or prediction has no score (None, "absent" in the report)
-and is left out of the means. Writes metrics.json, a confusion-matrix figure, overlays and a
+and is left out of the means (the scores and ``EvaluationResult``:
+components/evaluation_scores.py). Writes metrics.json, a confusion-matrix figure, overlays and a
 Markdown + HTML report, logs them to MLflow and returns them for the Kubeflow wrapper."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import numpy as np
-from pydantic import BaseModel, Field
 
 from components import tracking
 from components.artifacts import SplitName
 from components.atomic import atomic_path, write_json, write_text
 from components.dataset_paths import PreparedDataset, read_tile
-from components.evaluation_report import SCALARS, html_report, markdown_report
+from components.evaluation_report import html_report, markdown_report
+from components.evaluation_scores import (
+    TILE_PREFIX,
+    EvaluationResult,
+    class_scores,
+    summary_metrics,
+)
 from components.figures import close, confusion_figure, overlay_figure
 from components.register import RegisterOptions, serving_config
 from components.scene_evaluation import check_scene_files, scene_confusion
+from components.tile_evaluation import split_confusion, tile_predictor
 from components.train import load_trained_model
 from components.trivial_baseline import (
     TRIVIAL_PREFIX,
@@ -38,105 +47,9 @@ from components.trivial_baseline import (
     quality_warnings,
     trivial_confusion,
 )
-from segmodels import confusion_matrix, scores_from_confusion
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
 from serving.predict import ScenePredictor, keras_predict_fn
-
-TILE_PREFIX = "tile_"
-
-#: (N, H, W, C) raw tiles -> (N, H, W) class ids; ids >= K mark pixels the model refused.
-PredictTiles = Callable[[np.ndarray], np.ndarray]
-
-
-class ClassScores(BaseModel):
-    """Scores of one class; None where the class is in neither truth nor prediction."""
-
-    name: str
-    iou: float | None
-    f1: float | None
-    precision: float | None
-    recall: float | None
-    support: int
-
-
-class EvaluationResult(BaseModel):
-    architecture: str
-    model_uri: str | None = Field(None, description="the logged model scored (segpipe "
-                                  "evaluate); None for the pipeline's freshly trained one")
-    split: str
-    split_digest: str
-    dataset_digest: str
-    scene_count: int
-    tile_count: int
-    pixel_count: int = Field(description="scored pixels of the scenes")
-    tile_pixel_count: int
-    class_names: list[str]
-    majority_class: str | None = Field(None, description="the train split's majority class, "
-                                       "the trivial baseline's answer everywhere")
-    metrics: dict[str, float] = Field(description="scene level: miou, f1_macro, "
-                                      "precision_macro, recall_macro, pixel_accuracy, "
-                                      "iou_<class>, and each of them prefixed trivial_ (the "
-                                      "train split's majority class everywhere, on the same "
-                                      "pixels); tile level: the "
-                                      "same prefixed tile_; absent classes have no iou_ entry")
-    class_iou: dict[str, float | None] = Field(description="scene-level IoU per class; None: "
-                                               "absent (no truth, no prediction)")
-    tile_class_iou: dict[str, float | None]
-    per_class: list[ClassScores]
-    tile_per_class: list[ClassScores]
-    confusion_matrix: list[list[int]]
-    tile_confusion_matrix: list[list[int]]
-    metrics_path: str
-    report_md: str
-    report_html: str
-    confusion_png: str
-    overlays_png: str | None
-    mlflow_run_id: str | None
-
-
-def _finite(value: float) -> float | None:
-    """NaN (a class absent from truth and prediction has no score) -> None, JSON-safe."""
-    return float(value) if value is not None and np.isfinite(value) else None
-
-
-def split_confusion(dataset: PreparedDataset, split: SplitName, predict: PredictTiles,
-                    batch_size: int) -> np.ndarray:
-    """(K, K) confusion matrix over every labelled pixel of ``split``'s tiles, read raw and
-    predicted ``batch_size`` at a time. Pixels the model refuses (ids >= K, its own nodata)
-    are left out of the count, as are ignored labels."""
-    classes = dataset.class_map
-    k, ignore = classes.num_classes, classes.ignore_index
-    cm = np.zeros((k, k), dtype=np.int64)
-    ids = dataset.tile_ids(split)
-    for first in range(0, len(ids), batch_size):
-        tiles = [read_tile(dataset.tiles_dir, i) for i in ids[first:first + batch_size]]
-        masks = np.stack([mask for _, mask in tiles])
-        predicted = np.asarray(predict(np.stack([image for image, _ in tiles])))
-        if predicted.shape != masks.shape:
-            raise ValueError(f"prediction shape {predicted.shape} for tiles of shape "
-                             f"{masks.shape}")
-        keep = predicted < k
-        cm += confusion_matrix(np.where(keep, masks, ignore), np.where(keep, predicted, 0), k,
-                               ignore).astype(np.int64)
-    return cm
-
-
-def tile_predictor(predictor: ScenePredictor) -> PredictTiles:
-    """Class ids of raw tiles of the model's window size, each on its own (no blending), from
-    the served forward pass with the model's own statistics: what training's validation
-    sees."""
-    config = predictor.config
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        if images.shape[1:3] != (config.patch_size, config.patch_size):
-            # An OpenVINO export takes its window size only; blending would hide the edges.
-            raise ValueError(f"tiles of {images.shape[2]}x{images.shape[1]} px, the model "
-                             f"takes {config.patch_size} px windows")
-        x = normalize_image(images, config.mean, config.std, config.nodata)
-        return np.argmax(np.asarray(predictor.predict_fn(x)), axis=-1)
-
-    return predict
 
 
 def train_majority(dataset: PreparedDataset) -> int | None:
@@ -148,23 +61,6 @@ def train_majority(dataset: PreparedDataset) -> int | None:
         return majority_class(counts, dataset.class_map.num_classes)
     except ValueError:
         return None
-
-
-def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
-    scores = scores_from_confusion(cm)
-    return [ClassScores(name=n, iou=_finite(scores["iou"][i]), f1=_finite(scores["f1"][i]),
-                        precision=_finite(scores["precision"][i]),
-                        recall=_finite(scores["recall"][i]), support=int(cm[i].sum()))
-            for i, n in enumerate(names)]
-
-
-def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "") -> dict[str, float]:
-    """The scalar scores and each present class's IoU, keys prefixed with ``prefix``."""
-    scores = scores_from_confusion(cm)
-    metrics = {f"{prefix}{k}": v for k in SCALARS if (v := _finite(scores[k])) is not None}
-    metrics.update({f"{prefix}iou_{c.name}": c.iou for c in class_scores(cm, names)
-                    if c.iou is not None})
-    return metrics
 
 
 def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
@@ -209,8 +105,8 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
     config, classes = predictor.config, dataset.class_map
     check_split(dataset, split)
     tile_ids = dataset.tile_ids(split)
-    cm, scene_count = scene_confusion(predictor, dataset, split,
-                                      tta=param_defaults(config)["tta"])
+    scenes = scene_confusion(predictor, dataset, split, tta=param_defaults(config)["tta"])
+    cm = scenes.confusion
     if not cm.sum():
         raise ValueError(f"{dataset.split}: the {split} split's scenes hold no labelled pixel "
                          f"that the model answered: all ignored or nodata, or covered by "
@@ -253,8 +149,10 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
     result = EvaluationResult(
         architecture=architecture, model_uri=model_uri, split=split,
         split_digest=dataset.split_digest(split),
-        dataset_digest=dataset.digest(), scene_count=scene_count, tile_count=len(tile_ids),
-        pixel_count=int(cm.sum()), tile_pixel_count=int(tile_cm.sum()), class_names=names,
+        dataset_digest=dataset.digest(), scene_count=scenes.scene_count,
+        tile_count=len(tile_ids), pixel_count=int(cm.sum()),
+        repeated_pixels_skipped=scenes.repeated_pixels, tile_pixel_count=int(tile_cm.sum()),
+        class_names=names,
         majority_class=None if majority is None else names[majority],
         metrics=metrics, class_iou={c.name: c.iou for c in per_class},
         tile_class_iou={c.name: c.iou for c in tile_per_class}, per_class=per_class,

@@ -51,7 +51,7 @@ from serving.config import ServingConfig
 from serving.resolution import resample_factor
 
 if TYPE_CHECKING:  # scoring imports TensorFlow: not before the data is checked
-    from components.evaluate import EvaluationResult
+    from components.evaluation_scores import EvaluationResult
 
 #: MLflow tags of an evaluation run: which model version it scored, on what.
 TAG_MODEL = "segpipe.evaluated_model"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from components.evaluate import EvaluationResult
+    from components.evaluation_scores import EvaluationResult
 
 SCALARS = ("miou", "f1_macro", "precision_macro", "recall_macro", "pixel_accuracy")
 SUMMARY = ["mIoU", "F1 (macro)", "precision (macro)", "recall (macro)", "pixel accuracy",
@@ -38,9 +38,14 @@ def _rows(result: EvaluationResult) -> list[list[str]]:
 
 
 def _intro(result: EvaluationResult) -> str:
+    # Overlapping scenes of one survey: their shared ground counts once, and said so.
+    repeated = (f"; {result.repeated_pixels_skipped} more repeat earlier scenes' ground with "
+                f"the same pixels and labels, counted once with them"
+                if result.repeated_pixels_skipped else "")
     return (f"{result.scene_count} scenes predicted whole at native resolution, as served "
-            f"({result.pixel_count} scored pixels); tile-level figures over {result.tile_count} "
-            f"tiles ({result.tile_pixel_count} labelled pixels) for comparison")
+            f"({result.pixel_count} scored pixels{repeated}); tile-level figures over "
+            f"{result.tile_count} tiles ({result.tile_pixel_count} labelled pixels) for "
+            f"comparison")
 
 
 def _model(result: EvaluationResult) -> str:

@@ -23,7 +23,7 @@ from components.trivial_baseline import trivial_key
 from serving.config import ServingOptions
 
 if TYPE_CHECKING:
-    from components.evaluate import EvaluationResult
+    from components.evaluation_scores import EvaluationResult
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,10 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: Spli
     with its own statistics (tiles the tile step already resampled to the model's
     resolution are not resampled again). The data is checked against the model's serving
     config first (classes, bands and, for tiles, the tiling): ``EvaluationInputError``."""
-    from components.evaluate import TILE_PREFIX, split_confusion, summary_metrics, tile_predictor
     from components.evaluate_logged import check_fits, check_tiling
+    from components.evaluation_scores import TILE_PREFIX, summary_metrics
     from components.scene_evaluation import scene_confusion
+    from components.tile_evaluation import split_confusion, tile_predictor
     from serving.decode import param_defaults
     from serving.pyfunc import load_predictor
     from serving.remote import load_serving_config
@@ -117,7 +118,8 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: Spli
     if by_tiles:
         cm = split_confusion(dataset, split, tile_predictor(predictor), config.batch_size)
     else:
-        cm, _ = scene_confusion(predictor, dataset, split, tta=param_defaults(config)["tta"])
+        cm = scene_confusion(predictor, dataset, split,
+                             tta=param_defaults(config)["tta"]).confusion
     scores = summary_metrics(cm, names, TILE_PREFIX if by_tiles else "")
     if metric not in scores:
         raise ValueError(f"{model_uri}: no {metric!r} on the {split} split (absent class?)")

@@ -10,7 +10,11 @@ Which pixels count: every labelled pixel of a scene whose tiles are all in the s
 (``scene``, ``group`` and ``given`` splits); for a scene only partly in it (``block`` and
 ``random`` splits), the pixels inside the split's tiles and inside no tile of another split,
 so no pixel the model trained or was selected on is scored. Tiles are on the tiled
-(possibly resampled) grid; a native pixel belongs to a tile when its centre falls inside."""
+(possibly resampled) grid; a native pixel belongs to a tile when its centre falls inside.
+Ground that an earlier scene of the dataset holds too, with the same pixels and labels
+(overlapping chips of one survey), counts once, with that scene, where the tile step kept it:
+scored once when that scene is in the split, not at all when it is in another
+(components/scene_repeats.py)."""
 
 from __future__ import annotations
 
@@ -26,12 +30,18 @@ from rasterio.windows import Window
 
 from components.artifacts import SplitName
 from components.dataset_paths import PreparedDataset
+from components.raster import crs_string
+from components.scene_repeats import (
+    Repeat,
+    RepeatedGroundWarning,
+    SceneGrid,
+    find_repeats,
+    repeated_mask,
+    repeats_line,
+)
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid
 from serving.scene import MAX_SCENE_PIXELS
-
-#: (row0, row1, col0, col1) on the native grid, end-exclusive.
-Rect = tuple[int, int, int, int]
 
 
 class SceneEvaluationError(ValueError):
@@ -84,7 +94,8 @@ def _scene_paths(folder: Path, name: str) -> tuple[Path, Path]:
 
 def _native_rects(windows: list[tuple[int, int, int, int]], tiled: tuple[int, int],
                   native: tuple[int, int]) -> np.ndarray:
-    """Tile windows (col, row, w, h on the tiled grid) -> (N, 4) native Rects: the native
+    """Tile windows (col, row, w, h on the tiled grid) -> (N, 4) native Rects
+    (components/scene_repeats.py): the native
     pixels whose centres fall inside, clipped to the scene."""
     if not windows:
         return np.zeros((0, 4), np.int64)
@@ -109,28 +120,113 @@ def _region_mask(include: np.ndarray, exclude: np.ndarray, row: int, col: int, h
     return keep
 
 
+@dataclass(frozen=True)
+class SceneScores:
+    """A split's scene-level confusion matrix (rows truth, columns prediction), how many
+    scenes it covers, and how many labelled pixels were left out as ground an earlier scene
+    holds with the same pixels and labels (counted with it)."""
+
+    confusion: np.ndarray
+    scene_count: int
+    repeated_pixels: int
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A scene of the split: its grid and which of its native pixels are in the split
+    (``include`` None: all; else inside ``include`` and outside ``exclude``)."""
+
+    grid: SceneGrid
+    include: np.ndarray | None
+    exclude: np.ndarray | None
+
+    def region(self, row: int, col: int, height: int, width: int) -> np.ndarray | None:
+        if self.include is None:
+            return None
+        return _region_mask(self.include, self.exclude, row, col, height, width)
+
+
+def _scene_grid(dataset: PreparedDataset, name: str) -> SceneGrid:
+    image_path, mask_path = _scene_paths(Path(dataset.scenes_dir), name)
+    info = dataset.tile_manifest.scene(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(image_path) as image:
+                # Cells compared with overlapping scenes: the scene's tiles on its own grid.
+                cell = max(1, round(dataset.tile_manifest.patch_size * image.width
+                                    / info.width))
+                return SceneGrid(name, image_path, mask_path, crs_string(image.crs),
+                                 tuple(image.transform)[:6], image.height, image.width, cell)
+    except RasterioError as err:
+        raise SceneEvaluationError(f"{image_path.parent}: cannot read scene {name}: "
+                                   f"{err}") from None
+
+
+def _scored(dataset: PreparedDataset, part: ScenePart, grid: SceneGrid) -> _Scored:
+    if part.include is None:
+        return _Scored(grid, None, None)
+    info = dataset.tile_manifest.scene(part.name)
+    tiled, native = (info.height, info.width), (grid.height, grid.width)
+    return _Scored(grid, _native_rects(part.include, tiled, native),
+                   _native_rects(part.exclude, tiled, native))
+
+
+def _dataset_grids(dataset: PreparedDataset, split: set[str]) -> list[SceneGrid]:
+    """Every scene that may hold ground of the ``split`` scenes first, in manifest order:
+    the split's own and the georeferenced scenes of other splits whose ingested files are
+    there (a scene folder of the split alone compares the split's scenes alone)."""
+    grids = []
+    folder = Path(dataset.scenes_dir)
+    for info in dataset.tile_manifest.scenes:
+        if info.name in split or (info.crs and all(
+                path.is_file() for path in _scene_paths(folder, info.name))):
+            grids.append(_scene_grid(dataset, info.name))
+    return grids
+
+
 def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: SplitName, *,
-                    tta: bool = False, max_pixels: int = MAX_SCENE_PIXELS
-                    ) -> tuple[np.ndarray, int]:
-    """(K, K) confusion matrix (rows truth, columns prediction) over ``split``'s pixels of
-    every scene it touches, and the number of scenes. Pixels the ingested mask ignores, and
-    pixels the model answers as nodata, are left out."""
+                    tta: bool = False, max_pixels: int = MAX_SCENE_PIXELS) -> SceneScores:
+    """The confusion matrix over ``split``'s pixels of every scene it touches, each ground
+    pixel of overlapping identical scenes once (said in a ``RepeatedGroundWarning``).
+    Pixels the ingested mask ignores, and pixels the model answers as nodata, are left
+    out."""
     k = predictor.config.num_classes
     check_scene_files(dataset, split)
     parts = split_scenes(dataset, split)
+    in_split = {part.name for part in parts}
+    grids = _dataset_grids(dataset, in_split)
+    index = {grid.name: i for i, grid in enumerate(grids)}
+    try:
+        repeats = find_repeats(grids, later={index[name] for name in in_split})
+    except RasterioError as err:
+        raise SceneEvaluationError(f"{dataset.scenes_dir}: cannot compare overlapping scenes: "
+                                   f"{err}") from None
     cm = np.zeros((k, k), np.int64)
+    skipped = []
     for part in parts:
-        cm += _score_scene(predictor, dataset, part, tta, max_pixels)
-    return cm, len(parts)
+        grid, found = grids[index[part.name]], repeats[index[part.name]]
+        scene_cm, repeated = _score_scene(predictor, _scored(dataset, part, grid), found, tta,
+                                          max_pixels)
+        cm += scene_cm
+        if repeated:
+            earlier = [grids[r.earlier].name for r in found]
+            skipped.append((part.name, repeated, [
+                name if name in in_split else f"{name} (not in this split)" for name in earlier]))
+    if skipped:
+        warnings.warn(repeats_line(split, skipped), RepeatedGroundWarning, stacklevel=2)
+    return SceneScores(cm, len(parts), sum(pixels for _, pixels, _ in skipped))
 
 
-def _score_scene(predictor: ScenePredictor, dataset: PreparedDataset, part: ScenePart,
-                 tta: bool, max_pixels: int) -> np.ndarray:
+def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[Repeat], tta: bool,
+                 max_pixels: int) -> tuple[np.ndarray, int]:
+    """The scene's confusion matrix and how many of its labelled pixels ``earlier`` scenes
+    hold instead."""
     config = predictor.config
     k = config.num_classes  # labels >= k (the ignore value among them) never count
-    image_path, mask_path = _scene_paths(Path(dataset.scenes_dir), part.name)
-    info = dataset.tile_manifest.scene(part.name)
+    image_path, mask_path = scene.grid.image, scene.grid.mask
     cm = np.zeros((k, k), np.int64)
+    repeated = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         stack = contextlib.ExitStack()
@@ -140,10 +236,9 @@ def _score_scene(predictor: ScenePredictor, dataset: PreparedDataset, part: Scen
         except RasterioError as err:
             stack.close()
             raise SceneEvaluationError(f"{image_path.parent}: cannot read scene "
-                                       f"{part.name}: {err}") from None
+                                       f"{scene.grid.name}: {err}") from None
         with stack:
-            native = (image.height, image.width)
-            if (labels.height, labels.width) != native:
+            if (labels.height, labels.width) != (image.height, image.width):
                 raise SceneEvaluationError(f"{mask_path}: {labels.width}x{labels.height}, "
                                            f"its image is {image.width}x{image.height}")
             if image.count != config.in_channels:
@@ -153,24 +248,23 @@ def _score_scene(predictor: ScenePredictor, dataset: PreparedDataset, part: Scen
             if grid.pixels > max_pixels:
                 raise SceneEvaluationError(f"{image_path}: too many pixels: {grid.describe()}, "
                                            f"the limit is {max_pixels}")
-            include = exclude = None
-            if part.include is not None:
-                tiled = (info.height, info.width)
-                include = _native_rects(part.include, tiled, native)
-                exclude = _native_rects(part.exclude, tiled, native)
             try:
                 for block in predictor.iter_dataset(image, tta=tta, factor=grid.factor):
                     predicted = predictor.block_mask(block)
                     height, width = predicted.shape
                     truth = labels.read(1, window=Window(block.col, block.row, width, height))
                     keep = (truth < k) & (predicted < k)
-                    if include is not None:
-                        keep &= _region_mask(include, exclude, block.row, block.col, height,
-                                             width)
+                    if (region := scene.region(block.row, block.col, height, width)) is not None:
+                        keep &= region
+                    if earlier:
+                        again = keep & repeated_mask(earlier, block.row, block.col, height,
+                                                     width)
+                        repeated += int(again.sum())
+                        keep &= ~again
                     cm += np.bincount(truth[keep].astype(np.int64) * k + predicted[keep],
                                       minlength=k * k).reshape(k, k)
             except ReadError as err:
                 raise SceneEvaluationError(f"{image_path}: {err}: {err.detail}") from None
             except RasterioError as err:
                 raise SceneEvaluationError(f"{mask_path}: cannot read the mask: {err}") from None
-    return cm
+    return cm, repeated

@@ -6,37 +6,27 @@ distinct footprints, so the split's sizes overstated the data, a test pixel was 
 4 times and training weighted repeated ground more. A tile whose footprint (same CRS, same
 transform, so the same bounds: every tile has the patch size) and whose pixels and labels
 equal those of a tile kept before it is dropped, its files deleted. Tiles of the same ground
-with other pixels (another date, another sensor) stay: they are more data.
+with other pixels (another date, another sensor) stay: they are more data. The rule is
+components/same_ground.py's, which scene-level scoring applies to overlapping scenes too.
 
 Only tiles sharing a footprint are read again, so scenes that do not overlap cost nothing."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
 from components.artifacts import SceneInfo, TileRecord
 from components.dataset_paths import read_tile, tile_paths
-
-# Transforms equal to well below a millimetre are one footprint (float noise of a transform
-# composed with a window offset).
-_DECIMALS = 6
+from components.same_ground import content_digest, footprint_key
 
 
 class DuplicateTilesWarning(UserWarning):
     """Identical tiles of overlapping scenes were dropped."""
 
 
-def _footprint(tile: TileRecord, crs: str) -> tuple:
-    return crs, tuple(round(v, _DECIMALS) for v in tile.transform)
-
-
 def _content(tiles_dir: Path, tile_id: str) -> str:
-    image, mask = read_tile(tiles_dir, tile_id)
-    digest = hashlib.sha256(image.tobytes())
-    digest.update(mask.tobytes())
-    return digest.hexdigest()
+    return content_digest(*read_tile(tiles_dir, tile_id))
 
 
 def drop_identical_tiles(tiles: list[TileRecord], scenes: list[SceneInfo],
@@ -47,7 +37,7 @@ def drop_identical_tiles(tiles: list[TileRecord], scenes: list[SceneInfo],
     by_footprint: dict[tuple, list[TileRecord]] = defaultdict(list)
     for tile in tiles:
         if crs.get(tile.scene):
-            by_footprint[_footprint(tile, crs[tile.scene])].append(tile)
+            by_footprint[footprint_key(crs[tile.scene], tile.transform)].append(tile)
     dropped: set[str] = set()
     for group in by_footprint.values():
         if len(group) < 2:

@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from components.evaluation_scores import TILE_PREFIX
+
 #: A class present in the labels whose IoU is below this is named as essentially not found.
 MISSED_CLASS_IOU = 0.01
 
@@ -54,17 +56,16 @@ def trivial_miou(cm: np.ndarray, predicted: int) -> float:
     return float(scores_from_confusion(trivial_confusion(cm, predicted))["miou"])
 
 
-#: Prefixes of the baseline's scores in an evaluation's metrics: scene level, tile level
-#: (components/evaluate.py's TILE_PREFIX before it).
+#: Prefix of the baseline's scores in an evaluation's metrics: scene level, and tile level
+#: after TILE_PREFIX.
 TRIVIAL_PREFIX = "trivial_"
-_TILE_PREFIX = "tile_"
 
 
 def trivial_key(metric: str) -> str:
     """The baseline's metric name for a gate ``metric``: miou -> trivial_miou,
     pixel_accuracy -> trivial_pixel_accuracy, tile_miou -> tile_trivial_miou."""
-    if metric.startswith(_TILE_PREFIX):
-        return f"{_TILE_PREFIX}{TRIVIAL_PREFIX}{metric[len(_TILE_PREFIX):]}"
+    if metric.startswith(TILE_PREFIX):
+        return f"{TILE_PREFIX}{TRIVIAL_PREFIX}{metric[len(TILE_PREFIX):]}"
     return f"{TRIVIAL_PREFIX}{metric}"
 
 

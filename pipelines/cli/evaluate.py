@@ -120,8 +120,11 @@ def _print_scores(result) -> None:
         return "absent" if value is None else f"{value:.4f}"
 
     console = Console(highlight=False)
+    repeated = (f", {result.repeated_pixels_skipped} px of repeated ground counted once"
+                if result.repeated_pixels_skipped else "")
     table = Table(show_edge=False, title=f"{result.split} split: {result.scene_count} scenes "
-                  f"({result.pixel_count} px), {result.tile_count} tiles", title_justify="left")
+                  f"({result.pixel_count} px{repeated}), {result.tile_count} tiles",
+                  title_justify="left")
     for column in ("class", "IoU", "F1", "precision", "recall", "pixels", "tile IoU"):
         table.add_column(column, justify="left" if column == "class" else "right",
                          max_width=30 if column == "class" else None, overflow="ellipsis")

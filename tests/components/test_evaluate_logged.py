@@ -193,12 +193,15 @@ def tea_old_model(tea_model, tmp_path_factory, mlflow_uri):
 def test_tea_plantations_as_a_source(tea_plantations, tea_model, tmp_path):
     """Real int16 4-band chips with 0/1 labels, ingested and tiled for a model with the
     classes auto-detection names them by (value 0 background, as polygons name the ground
-    they leave uncovered); the scores cover every labelled pixel."""
+    they leave uncovered); the scores cover every labelled pixel once."""
     dataset, uri = tea_model
     assert dataset.class_map.names == ["background", "class_1"]
     result = evaluate_logged_model(uri, str(tea_plantations), tmp_path / "eval",
                                    EvaluateOptions(overlay_tiles=0))
-    assert result.scene_count == 11 and result.pixel_count == 11 * 256 * 256
+    # The half-overlapping chips hold 311296 px of ground; where two of them hold one 64 px
+    # cell with a label that differs (one pixel), both count it, as both keep that tile.
+    assert result.scene_count == 11 and result.pixel_count == 311296 + 64 * 64
+    assert result.pixel_count + result.repeated_pixels_skipped == 11 * 256 * 256
     # Tiles of the half-overlapping chips that hold the same ground with the same pixels are
     # scored once: 176 tiles, 99 of them identical to others.
     assert result.tile_count == 11 * 16 - 99 and result.class_names == dataset.class_map.names
