@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from components.tune_options import train_field_notes
 from components.tune_space import SearchSpace, built_in_spaces
 from pipelines.config import PipelineConfig
 
@@ -125,11 +126,18 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+#: Sections whose fields another section's validator refuses: section -> field -> why.
+FIELD_NOTES = {"tuning.train": train_field_notes}
+
+
 def _table(model: type[BaseModel], path: str, sections: dict[str, type[BaseModel]]) -> str:
     rows = ["| field | type | default | description |", "| --- | --- | --- | --- |"]
+    notes = FIELD_NOTES[path]() if path in FIELD_NOTES else {}
     for name, field in model.model_fields.items():
         dotted = f"{path}.{name}" if path else name
         description = field.description or ""
+        if name in notes:
+            description = f"{notes[name]}. {description}" if description else notes[name]
         if dotted in sections:
             description = f"{description} (section [`{dotted}`](#{_anchor(dotted)}))".strip()
         checks = _checks(field)
