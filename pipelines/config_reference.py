@@ -36,13 +36,13 @@ _INTRO = """\
 <!-- Generated from the options models by `{command}`; do not edit by hand. -->
 
 A run is described by one YAML file, validated when it is loaded: a typo or a bad value
-is an error naming the file and the field (`my.yaml: tuning.n_trials: Input should be
-greater than 0`), every section refuses keys it does not know, and a key given twice in
-one mapping is an error naming its line. Each section *is* the
-options model of the step that uses it (named below): the same fields, defaults and checks
-apply to `segpipe run`, `segpipe submit` (one Kubeflow run-form parameter per section),
-and, for the `data` sections, to `segpipe prepare`'s options (`--patch-size` for
-`data.tile.patch_size`).
+is an error naming the file and the field
+(`my.yaml: tuning.n_trials: Input should be greater than 0`), every section refuses keys it
+does not know, and a key given twice in one mapping is an error naming its line. Each
+section *is* the options model of the step that uses it (named below): the same fields,
+defaults and checks apply to `segpipe run`, `segpipe submit` (one Kubeflow run-form
+parameter per section), and, for the `data` sections, to `segpipe prepare`'s options
+(`--patch-size` for `data.tile.patch_size`).
 
 Relative local paths (`source`, `workdir`, a classes or palette file) resolve against the
 config file's folder. Fields left out keep their defaults; `unset` is YAML `null`.
