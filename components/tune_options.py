@@ -22,6 +22,31 @@ from components.tune_space import ParamSpec, SearchSpace, built_in_spaces
 
 TRIALS_DIR = "trials"  # under a worker's output (and checkpoint_dir): one folder per trial
 
+#: TrainParams fields the study sets for every trial, so tuning.train refuses them, and why.
+#: The validator below and docs/configuration.md (train_field_notes) both read this.
+SET_BY_TUNING: dict[str, str] = {"epochs": "every trial runs up to tuning.epochs; set that"}
+
+
+def searched_training(space: SearchSpace | None) -> list[str]:
+    """The TrainParams fields a study with this search space searches (unset: the built-in
+    space, whose GPU and CPU versions search the same ones), which tuning.train refuses."""
+    spaces = [space] if space is not None else list(built_in_spaces().values())
+    return list(spaces[0].training)
+
+
+def train_field_notes() -> dict[str, str]:
+    """What docs/configuration.md says of each tuning.train field the study sets or
+    searches: the same rule as TuneOptions' validator, from the same lists."""
+    notes = {name: f"**not settable**: {why}" for name, why in SET_BY_TUNING.items()}
+    for name in searched_training(None):
+        notes[name] = ("**searched**: set through `tuning.search_space.training`; "
+                       "settable here only when your own `search_space.training` leaves it "
+                       "out")
+    notes["architecture"] = ("**searched**: `tuning.search_space.architecture` picks it; "
+                             "here only one of its choices, naming the architecture "
+                             "`model_params` are for")
+    return notes
+
 
 class TuneOptions(BaseModel):
     """The study: how many trials, how they are spread, searched, trained and pruned."""
@@ -97,13 +122,10 @@ class TuneOptions(BaseModel):
         def changed(name: str) -> bool:
             return getattr(self.train, name) != TrainParams.model_fields[name].default
 
-        if changed("epochs"):
-            raise ValueError("train.epochs: every trial runs up to tuning.epochs; set that")
-        # Unset: the machine's built-in space, CPU or GPU; both search the same training
-        # dimensions (test_built_in_spaces_search_the_same_training_dimensions).
-        spaces = ([self.search_space] if self.search_space is not None else
-                  list(built_in_spaces().values()))
-        searched = [name for name in spaces[0].training if changed(name)]
+        for name, why in SET_BY_TUNING.items():
+            if changed(name):
+                raise ValueError(f"train.{name}: {why}")
+        searched = [name for name in searched_training(self.search_space) if changed(name)]
         if searched:
             raise ValueError(
                 f"train.{searched[0]}: the search space searches it "
@@ -113,6 +135,8 @@ class TuneOptions(BaseModel):
                 "dimension to keep searching)")
         for name, spec in (self.search_space.training.items() if self.search_space else ()):
             _check_drawable(name, spec)
+        spaces = ([self.search_space] if self.search_space is not None else
+                  list(built_in_spaces().values()))
         choices = list(dict.fromkeys(c for space in spaces
                                      for c in space.architecture.choices or []))
         if changed("architecture") and self.train.architecture not in choices:

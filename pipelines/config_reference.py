@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from components.tune_options import train_field_notes
 from components.tune_space import SearchSpace, built_in_spaces
 from pipelines.config import PipelineConfig
 
@@ -35,13 +36,13 @@ _INTRO = """\
 <!-- Generated from the options models by `{command}`; do not edit by hand. -->
 
 A run is described by one YAML file, validated when it is loaded: a typo or a bad value
-is an error naming the file and the field (`my.yaml: tuning.n_trials: Input should be
-greater than 0`), every section refuses keys it does not know, and a key given twice in
-one mapping is an error naming its line. Each section *is* the
-options model of the step that uses it (named below): the same fields, defaults and checks
-apply to `segpipe run`, `segpipe submit` (one Kubeflow run-form parameter per section),
-and, for the `data` sections, to `segpipe prepare`'s options (`--patch-size` for
-`data.tile.patch_size`).
+is an error naming the file and the field
+(`my.yaml: tuning.n_trials: Input should be greater than 0`), every section refuses keys it
+does not know, and a key given twice in one mapping is an error naming its line. Each
+section *is* the options model of the step that uses it (named below): the same fields,
+defaults and checks apply to `segpipe run`, `segpipe submit` (one Kubeflow run-form
+parameter per section), and, for the `data` sections, to `segpipe prepare`'s options
+(`--patch-size` for `data.tile.patch_size`).
 
 Relative local paths (`source`, `workdir`, a classes or palette file) resolve against the
 config file's folder. Fields left out keep their defaults; `unset` is YAML `null`.
@@ -125,11 +126,18 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+#: Sections whose fields another section's validator refuses: section -> field -> why.
+FIELD_NOTES = {"tuning.train": train_field_notes}
+
+
 def _table(model: type[BaseModel], path: str, sections: dict[str, type[BaseModel]]) -> str:
     rows = ["| field | type | default | description |", "| --- | --- | --- | --- |"]
+    notes = FIELD_NOTES[path]() if path in FIELD_NOTES else {}
     for name, field in model.model_fields.items():
         dotted = f"{path}.{name}" if path else name
         description = field.description or ""
+        if name in notes:
+            description = f"{notes[name]}. {description}" if description else notes[name]
         if dotted in sections:
             description = f"{description} (section [`{dotted}`](#{_anchor(dotted)}))".strip()
         checks = _checks(field)
