@@ -83,6 +83,25 @@ def test_prepare_reads_the_data_section_of_a_config_and_flags_override_it(tmp_pa
     assert SplitManifest.load(out / "split.json").seed == 3
 
 
+def test_an_option_error_says_invalid_options_once(tmp_path):
+    """The line reads "invalid options: data.tile: ...", not "invalid options: options: ...";
+    with a config file, it names the file the other values came from."""
+    (tmp_path / "src").mkdir()
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
+                                      "--stride", "192", "--patch-size", "64"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "invalid options: data.tile: stride 192 > patch_size 64 would skip pixels"]
+    config = tmp_path / "my.yaml"
+    config.write_text("data:\n  tile:\n    patch_size: 64\n")
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
+                                      "--config", str(config), "--stride", "192"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"invalid options: {config} + options: data.tile: stride 192 > patch_size 64 would "
+        "skip pixels"]
+
+
 def test_bad_option_values_are_refused_before_any_work_naming_the_flag(tmp_path):
     (tmp_path / "src").mkdir()
     result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
