@@ -43,24 +43,13 @@ from components.tile_evaluation import split_confusion, tile_predictor
 from components.train import load_trained_model
 from components.trivial_baseline import (
     TRIVIAL_PREFIX,
-    majority_class,
+    choose_baseline,
     quality_warnings,
     trivial_confusion,
 )
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
 from serving.predict import ScenePredictor, keras_predict_fn
-
-
-def train_majority(dataset: PreparedDataset) -> int | None:
-    """The train split's majority class, the trivial baseline's answer; None when the train
-    split holds no labelled pixel (a dataset made for evaluation only)."""
-    train = set(dataset.tile_ids("train"))
-    counts = [t.class_counts for t in dataset.tile_manifest.tiles if t.id in train]
-    try:
-        return majority_class(counts, dataset.class_map.num_classes)
-    except ValueError:
-        return None
 
 
 def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
@@ -116,15 +105,18 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
     names = classes.names
     per_class, tile_per_class = class_scores(cm, names), class_scores(tile_cm, names)
     metrics = {**summary_metrics(cm, names), **summary_metrics(tile_cm, names, TILE_PREFIX)}
-    majority = train_majority(dataset)
-    if majority is not None:
-        # Every score the gate may compare has its baseline (trivial_key names it).
-        metrics.update(summary_metrics(trivial_confusion(cm, majority), names, TRIVIAL_PREFIX))
-        metrics.update(summary_metrics(trivial_confusion(tile_cm, majority), names,
-                                       TILE_PREFIX + TRIVIAL_PREFIX))
-        quality_warnings(metrics.get("miou", float("nan")), metrics["trivial_miou"],
-                         names[majority], {c.name: c.iou for c in per_class},
-                         {c.name: c.support for c in per_class}, f"{split} split")
+    recorded = config.train_majority_class
+    baseline = choose_baseline(
+        dataset, None if recorded is None else config.class_names.index(recorded), cm)
+    majority = baseline.class_id
+    # Every score the gate may compare has its baseline (trivial_key names it).
+    metrics.update(summary_metrics(trivial_confusion(cm, majority), names, TRIVIAL_PREFIX))
+    metrics.update(summary_metrics(trivial_confusion(tile_cm, majority), names,
+                                   TILE_PREFIX + TRIVIAL_PREFIX))
+    quality_warnings(metrics.get("miou", float("nan")), metrics["trivial_miou"],
+                     names[majority], {c.name: c.iou for c in per_class},
+                     {c.name: c.support for c in per_class}, f"{split} split",
+                     baseline.origin)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig = confusion_figure(cm, classes.names)
@@ -153,7 +145,7 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
         tile_count=len(tile_ids), pixel_count=int(cm.sum()),
         repeated_pixels_skipped=scenes.repeated_pixels, tile_pixel_count=int(tile_cm.sum()),
         class_names=names,
-        majority_class=None if majority is None else names[majority],
+        majority_class=names[majority], majority_origin=baseline.origin,
         metrics=metrics, class_iou={c.name: c.iou for c in per_class},
         tile_class_iou={c.name: c.iou for c in tile_per_class}, per_class=per_class,
         tile_per_class=tile_per_class, confusion_matrix=cm.tolist(),

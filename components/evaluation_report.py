@@ -24,9 +24,21 @@ def _fmt(value: float | None, missing: str = "n/a") -> str:
 
 def _summary(result: EvaluationResult) -> list[str]:
     m = result.metrics
-    # The trivial baseline: the train split's majority class answered everywhere.
+    # The trivial baseline: a majority class answered everywhere (baseline_line: which).
     return [_fmt(m.get(k)) for k in SCALARS] + [_fmt(m.get("tile_miou")),
                                                 _fmt(m.get("trivial_miou"))]
+
+
+def baseline_line(result: EvaluationResult) -> str | None:
+    """Which class the trivial baseline answered, and why that one."""
+    if result.majority_class is None:
+        return None
+    origin = f" ({result.majority_origin})" if result.majority_origin else ""
+    return f"trivial baseline: {result.majority_class} everywhere{origin}"
+
+
+def _sentence(line: str) -> str:
+    return f"{line[0].upper()}{line[1:]}."
 
 
 def _rows(result: EvaluationResult) -> list[list[str]]:
@@ -71,6 +83,7 @@ def markdown_report(result: EvaluationResult, images_inline: bool = False) -> st
              f"`{result.split_digest[:16]}`.", "",
              "| " + " | ".join(SUMMARY) + " |", "|" + " --- |" * len(SUMMARY),
              "| " + " | ".join(_summary(result)) + " |", "",
+             *([_sentence(line), ""] if (line := baseline_line(result)) else []),
              "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
     for alt, src in _figures(result, images_inline):
@@ -86,6 +99,8 @@ def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     summary = table(SUMMARY, [_summary(result)])
+    line = baseline_line(result)
+    baseline = f"<p>{html.escape(_sentence(line))}</p>" if line else ""
     images = "".join(f'<img src="{src}" alt="{html.escape(alt)}">'
                      for alt, src in _figures(result, images_inline))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>segpipe evaluation</title>"
@@ -93,5 +108,5 @@ def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
             "padding:4px 8px}img{max-width:100%}</style></head><body>"
             f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
             f"<p>Model <code>{html.escape(_model(result))}</code>: "
-            f"{html.escape(_intro(result))}.</p>{summary}"
+            f"{html.escape(_intro(result))}.</p>{summary}{baseline}"
             f"{table(HEADER, _rows(result))}{images}</body></html>\n")

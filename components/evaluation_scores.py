@@ -42,13 +42,18 @@ class EvaluationResult(BaseModel):
                                          "labels, scored there (components/scene_repeats.py)")
     tile_pixel_count: int
     class_names: list[str]
-    majority_class: str | None = Field(None, description="the train split's majority class, "
-                                       "the trivial baseline's answer everywhere")
+    majority_class: str | None = Field(None, description="the trivial baseline's answer "
+                                       "everywhere, a majority class (majority_origin: "
+                                       "which)")
+    majority_origin: str | None = Field(None, description="why that class: the train "
+                                        "split's majority, the model's (data with no train "
+                                        "split), or the scored labels' (a model that does "
+                                        "not record its own)")
     metrics: dict[str, float] = Field(description="scene level: miou, f1_macro, "
                                       "precision_macro, recall_macro, pixel_accuracy, "
                                       "iou_<class>, and each of them prefixed trivial_ (the "
-                                      "train split's majority class everywhere, on the same "
-                                      "pixels); tile level: the "
+                                      "majority class everywhere, on the same pixels); "
+                                      "tile level: the "
                                       "same prefixed tile_; absent classes have no iou_ entry")
     class_iou: dict[str, float | None] = Field(description="scene-level IoU per class; None: "
                                                "absent (no truth, no prediction)")

@@ -78,11 +78,14 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
     """What the served model needs besides its weights, from the dataset it learnt: the
     statistics and classes, and the resolution it was trained at (the tile step's scale,
     and the tiles' metres per pixel when they have one: ``TileManifest.gsd``), so serving
-    resamples input to it."""
+    resamples input to it, and its train split's majority class (the trivial baseline of
+    its evaluations on data with no train split)."""
+    from components.trivial_baseline import train_majority
     from segmodels import model_stride
     from serving.config import ServingConfig
 
     classes, stats, manifest = dataset.class_map, dataset.norm_stats, dataset.tile_manifest
+    majority = train_majority(dataset)
     return ServingConfig(**options.serving.model_dump(),
                          in_channels=info.in_channels, num_classes=info.num_classes,
                          class_names=classes.names, class_colors=[c.color for c in classes.classes],
@@ -90,6 +93,7 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                          ignore_index=classes.ignore_index, patch_size=info.patch_size,
                          scale=manifest.scale, gsd=manifest.gsd,
                          input_dtype=manifest.dtype,
+                         train_majority_class=None if majority is None else classes.names[majority],
                          model_stride=model_stride(info.architecture, **info.params))
 
 

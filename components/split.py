@@ -26,6 +26,7 @@ from components.artifacts import SPLIT_NAMES, ClassMap, SplitManifest, TileManif
 from components.dataset_paths import DatasetPaths
 from components.raster import DataError
 from components.split_advice import (
+    dropped_tiles_line,
     empty_split_advice,
     empty_split_problems,
     kept_together,
@@ -162,9 +163,9 @@ def split_tiles(dataset_dir: Path, out_path: Path,
                 else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []
     if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
-        messages.append(f"dropped {dropped} val/test tiles that share ground with tiles of "
-                        "another split (overlapping tiles or scenes); use strategy 'block', "
-                        "no overlap, or a block size that is a multiple of the stride")
+        block_size = (options.block_size or default_block_size(manifest)
+                      if options.strategy == "block" else None)
+        messages.append(dropped_tiles_line(dropped, options, manifest, block_size))
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
     problems = empty_split_problems(

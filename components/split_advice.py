@@ -75,13 +75,34 @@ def overlap_advice(options: SplitOptions, manifest: TileManifest | None = None) 
     if options.strategy != "block":
         return ("every tile it would hold shares ground with tiles of other splits (the "
                 "scenes overlap: strategy 'block' keeps overlapping ground together)")
-    offset = scene_offset(manifest) if manifest is not None else None
-    which = (f"patch_size {offset} (the scenes lie on a {offset} px grid)"
-             if offset and offset < manifest.patch_size else
-             "a smaller patch_size, one that divides the scenes' offset from each other,")
     return ("every tile it would hold shares ground with tiles of other blocks (the scenes "
-            f"overlap and their tiles straddle block edges: {which} lines the tiles of "
-            "neighbouring scenes up)")
+            f"overlap and their tiles straddle block edges: {_aligning_patch(manifest)} "
+            "lines the tiles of neighbouring scenes up)")
+
+
+def _aligning_patch(manifest: TileManifest | None) -> str:
+    offset = scene_offset(manifest) if manifest is not None else None
+    return (f"patch_size {offset} (the scenes lie on a {offset} px grid)"
+            if offset and offset < manifest.patch_size else
+            "a smaller patch_size, one that divides the scenes' offset from each other,")
+
+
+def dropped_tiles_line(dropped: int, options: SplitOptions, manifest: TileManifest,
+                       block_size: int | None) -> str:
+    """Why ``dropped`` val/test tiles went, and what would keep them under the strategy
+    used (``block_size``: the block split's, given or chosen)."""
+    what = (f"dropped {dropped} val/test tiles that share ground with tiles of another "
+            "split")
+    if options.strategy != "block":
+        return (f"{what} (overlapping tiles or scenes); use strategy 'block', which keeps "
+                "shared ground in one split, or tiles without overlap (stride = patch_size)")
+    if manifest.stride < manifest.patch_size:
+        return (f"{what} (the tiles overlap: stride {manifest.stride} < patch_size "
+                f"{manifest.patch_size}, so tiles at block edges share ground with the next "
+                "block's); tile without overlap (stride = patch_size), or take larger blocks "
+                f"(block_size {block_size} px now) to drop fewer")
+    return (f"{what} (the scenes overlap and their tiles straddle block edges); "
+            f"{_aligning_patch(manifest)} lines the tiles of neighbouring scenes up")
 
 
 def too_few_units(manifest: TileManifest, options: SplitOptions, crops: dict[str, str],

@@ -1,5 +1,8 @@
 """The trivial baseline an evaluation is read against: the train split's majority class
-predicted everywhere, scored on the very pixels the model was scored on.
+predicted everywhere, scored on the very pixels the model was scored on. Data with no train
+split (a source given to ``segpipe evaluate``) takes the model's own training majority, which
+registration records in its serving config, else the majority of the labels scored
+(``choose_baseline``).
 
 On imbalanced data a model can score a respectable-looking mIoU and still be worse than
 answering "background" everywhere (tea chips: a champion at mIoU 0.42, tea IoU 0.02, where
@@ -13,9 +16,11 @@ model unless ``registry.promote_below_trivial`` says so."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+from components.dataset_paths import PreparedDataset
 from components.evaluation_scores import TILE_PREFIX
 
 #: A class present in the labels whose IoU is below this is named as essentially not found.
@@ -37,6 +42,46 @@ def majority_class(class_counts: list[dict[int, int]], num_classes: int) -> int:
     if not totals.any():
         raise ValueError("no labelled pixel to find the majority class from")
     return int(np.argmax(totals))
+
+
+def train_majority(dataset: PreparedDataset) -> int | None:
+    """The train split's majority class; None when the train split holds no labelled pixel
+    (a source given to ``segpipe evaluate``, a dataset made for evaluation only)."""
+    train = set(dataset.tile_ids("train"))
+    counts = [t.class_counts for t in dataset.tile_manifest.tiles if t.id in train]
+    try:
+        return majority_class(counts, dataset.class_map.num_classes)
+    except ValueError:
+        return None
+
+
+#: Why the baseline answers the class it does (``EvaluationResult.majority_origin``).
+FROM_TRAIN_SPLIT = "the train split's majority class"
+FROM_MODEL = "the majority class of the model's train split"
+FROM_LABELS = ("majority of the scored labels; the model does not record its training "
+               "majority")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The class the trivial baseline answers everywhere, and why that one."""
+
+    class_id: int
+    origin: str
+
+
+def choose_baseline(dataset: PreparedDataset, model_majority: int | None,
+                    cm: np.ndarray) -> Baseline:
+    """The data's train split majority class (the pipeline's own evaluation, a prepared
+    dataset with a train split); for data with none, the majority class the model records
+    of its own train split (``model_majority``: its serving config's
+    ``train_majority_class``), else, for a model of older segpipe, the majority class of
+    the labels scored (``cm``'s rows)."""
+    if (majority := train_majority(dataset)) is not None:
+        return Baseline(majority, FROM_TRAIN_SPLIT)
+    if model_majority is not None:
+        return Baseline(model_majority, FROM_MODEL)
+    return Baseline(int(np.argmax(np.asarray(cm).sum(axis=1))), FROM_LABELS)
 
 
 def trivial_confusion(cm: np.ndarray, predicted: int) -> np.ndarray:
@@ -71,14 +116,15 @@ def trivial_key(metric: str) -> str:
 
 def quality_warnings(miou: float, baseline: float, majority: str,
                      class_iou: dict[str, float | None], support: dict[str, int],
-                     what: str) -> list[str]:
-    """One line per problem of ``what``'s scores: not beating the trivial baseline, and each
-    class with labelled pixels whose IoU is about 0. Also issued as QualityWarning."""
+                     what: str, origin: str = FROM_TRAIN_SPLIT) -> list[str]:
+    """One line per problem of ``what``'s scores: not beating the trivial baseline
+    (``majority`` everywhere, chosen as ``origin`` says), and each class with labelled
+    pixels whose IoU is about 0. Also issued as QualityWarning."""
     lines = []
     if not miou > baseline:
         lines.append(f"{what}: mIoU {miou:.4f} does not beat the trivial baseline "
-                     f"{baseline:.4f} ('{majority}' everywhere, the train split's majority "
-                     f"class); the model is no better than answering '{majority}'")
+                     f"{baseline:.4f} ('{majority}' everywhere, {origin}); the model is no "
+                     f"better than answering '{majority}'")
     missed = [name for name, iou in class_iou.items()
               if support.get(name, 0) > 0 and iou is not None and iou < MISSED_CLASS_IOU]
     for name in missed:

@@ -160,21 +160,23 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
     # The clock starts when the first worker starts, not when the run opened the study: the
     # data steps (and, on a cluster, scheduling the workers' pods) are not tuning time.
     deadline = set_deadline(study, options.budget_minutes) if options.budget_minutes else None
-    timeout = None
-    if deadline is not None:
-        # Optuna checks its timeout before each trial: none starts once the budget is spent.
-        timeout = deadline - time.time()
-        if timeout <= 0:
-            log.info("worker %d: the tuning budget is spent; no trial starts", worker)
-            share = 0
-    if share:
+    if share and not _budget_spent(deadline, worker):
         # Imported here: it trains (TensorFlow), and the steps that only open the study or
         # pick its best trial import this module too.
         from components.tune_trial import Objective
 
-        study.optimize(Objective(dataset, options, study_name, out_dir, deadline, space),
-                       n_trials=share, timeout=timeout, catch=(Exception,),
-                       callbacks=[_stop_at(total)], gc_after_trial=True)
+        objective = Objective(dataset, options, study_name, out_dir, deadline, space)
+        callbacks = [_stop_at(total)]
+        timeout = None
+        if deadline is not None:
+            callbacks.append(_stop_at_deadline(deadline))
+            # Optuna's timeout counts from when optimize starts, so it is taken from the
+            # study's wall-clock deadline here, after the seconds the TensorFlow import and
+            # the objective took: no trial starts after the deadline, in any worker.
+            timeout = deadline - time.time()
+        if not _budget_spent(deadline, worker):
+            study.optimize(objective, n_trials=share, timeout=timeout, catch=(Exception,),
+                           callbacks=callbacks, gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE
@@ -196,6 +198,24 @@ def _counted(study: optuna.Study) -> int:
     resumed = {t.user_attrs.get("resumes_trial") for t in trials}
     return sum(t.state in FINISHED and not (t.state == TrialState.FAIL and t.number in resumed)
                for t in trials)
+
+
+def _budget_spent(deadline: float | None, worker: int) -> bool:
+    if deadline is None or time.time() < deadline:
+        return False
+    log.info("worker %d: the tuning budget is spent; no trial starts", worker)
+    return True
+
+
+def _stop_at_deadline(deadline: float):
+    """Stops the worker once the study's deadline has passed, checked when each trial ends
+    (a trial that crosses it ends late, after the epoch that crosses it)."""
+
+    def callback(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if time.time() >= deadline:
+            study.stop()
+
+    return callback
 
 
 def _stop_at(total: int):

@@ -16,14 +16,16 @@ class ConfigError(ValueError):
 
 
 def format_validation_error(origin: str, err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``origin: dotted.field.path: message``."""
+    """One line per problem: ``origin: dotted.field.path: message`` (no ``origin: `` when
+    ``origin`` is empty: the caller's own words say where the values came from)."""
+    head = f"{origin}: " if origin else ""
     lines = []
     for problem in err.errors():
         parts = [prefix] if prefix else []
         where = ".".join(parts + [str(part) for part in problem["loc"]]) or "(top level)"
         # pydantic words a validator's own message "Value error, ..."; the message is the news
         message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{origin}: {where}: {message}")
+        lines.append(f"{head}{where}: {message}")
     return "\n".join(lines)
 
 

@@ -51,6 +51,10 @@ class ServingConfig(ServingOptions):
                                           "factor instead of scale")
     input_dtype: str = Field("float32", description="dtype of the training scenes' pixels: "
                              "the tensor the model's MLflow signature declares")
+    train_majority_class: str | None = Field(
+        None, description="the class with the most labelled pixels in the model's train "
+        "split: the trivial baseline an evaluation of the model on other data answers "
+        "everywhere (segpipe evaluate); None for a model of older segpipe")
 
     @field_validator("input_dtype")
     @classmethod
@@ -71,6 +75,9 @@ class ServingConfig(ServingOptions):
         if len(self.class_colors) != self.num_classes:
             raise ValueError(f"class_colors has {len(self.class_colors)} entries, "
                              f"num_classes is {self.num_classes}")
+        if self.train_majority_class not in (None, *self.class_names):
+            raise ValueError(f"train_majority_class {self.train_majority_class!r} is not one "
+                             f"of class_names")
         for color in self.class_colors:
             if not _COLOR.match(color):
                 raise ValueError(f"class colour {color!r} is not #RRGGBB")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import rasterio.crs
 import rasterio.errors
 import rasterio.features
 import rasterio.warp
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
@@ -102,8 +104,11 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
     ``crs`` member, longitude first). Returns the feature count per class name."""
     wanted = polygon_classes(class_names, options.classes)
     counts = dict.fromkeys((class_names[i] for i in wanted), 0)
-    with rasterio.open(mask_path) as src, atomic_path(out_path) as tmp, \
-            open(tmp, "w") as out:
+    with warnings.catch_warnings():
+        # A mask of a plain image has no georeferencing, said once already (the scene's).
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(mask_path)
+    with src, atomic_path(out_path) as tmp, open(tmp, "w") as out:
         check_options(options, class_names, src.crs)
         target = options.crs and rasterio.crs.CRS.from_user_input(options.crs)
         header = {"type": "FeatureCollection"}

@@ -74,10 +74,15 @@ def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the
     scene's pixels of that value are valid. None when the model's own applies."""
-    import rasterio
+    import warnings
 
-    with rasterio.open(scene) as dataset:
-        nodata = dataset.nodata
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():  # a plain image: the resolution notes say so
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(scene) as dataset:
+            nodata = dataset.nodata
     if nodata is None or nodata == config.nodata or (
             config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):
         return None  # NaN != NaN: two NaNs are the same nodata, the model's

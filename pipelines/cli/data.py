@@ -90,7 +90,7 @@ def _prepare_options(config: Path | None, overrides: dict):
     from pipelines.config_file import ConfigError, read_yaml
 
     data: dict = {}
-    origin = "options"
+    origin = ""  # the error is printed after "invalid options:"
     if config is not None:
         section = read_yaml(config).get("data") or {}
         if not isinstance(section, dict):

@@ -116,6 +116,8 @@ def _print_scores(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from components.evaluation_report import baseline_line
+
     def fmt(value: float | None) -> str:
         return "absent" if value is None else f"{value:.4f}"
 
@@ -136,7 +138,11 @@ def _print_scores(result) -> None:
     metrics = result.metrics
     console.print(f"mIoU {fmt(metrics.get('miou'))}  F1 (macro) {fmt(metrics.get('f1_macro'))}  "
                   f"pixel accuracy {fmt(metrics.get('pixel_accuracy'))}  "
-                  f"tile mIoU {fmt(metrics.get('tile_miou'))}", markup=False)
+                  f"tile mIoU {fmt(metrics.get('tile_miou'))}  "
+                  f"trivial mIoU {fmt(metrics.get('trivial_miou'))}", markup=False,
+                  soft_wrap=True)
+    if baseline := baseline_line(result):
+        console.print(baseline, markup=False, soft_wrap=True)
     console.print(f"report: {result.report_md} (metrics.json, report.html and figures beside "
                   f"it)", markup=False, soft_wrap=True)
     if result.mlflow_run_id:

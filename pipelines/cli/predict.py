@@ -66,9 +66,11 @@ def _check_polygon_options(options, class_names: list[str], scene: Path) -> None
 
     from serving.polygons import PolygonError, check_options
 
-    with warnings.catch_warnings(), rasterio.open(scene) as src:
+    # The filter before the open, which is what warns; the resolution notes say it instead.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        crs = src.crs
+        with rasterio.open(scene) as src:
+            crs = src.crs
     try:
         check_options(options, class_names, crs)
     except PolygonError as exc:

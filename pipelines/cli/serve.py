@@ -49,7 +49,9 @@ def serve(
 ) -> None:
     """Start the model server on a model (POST /invocations, GET /ping): MLflow's scoring
     server behind segpipe's request checks (serving/server.py). Options not given come from
-    their environment variables (SERVING_TIMEOUT, ...), else from the server's defaults."""
+    their SERVING_* environment variables (each option below names its own), else from the
+    server's defaults; not the model: MODEL_URI, which the serving image reads, is ignored
+    here, and --model-uri (or its default) names the model served."""
     flags = ["--model-uri", model_uri, "--host", host]
     for flag, value in (("--port", port), ("--workers", workers), ("--timeout", timeout),
                         ("--body-timeout", body_timeout),

@@ -24,6 +24,7 @@ from components.evaluate_logged import (
 )
 from components.evaluate_options import EvaluateOptions
 from components.ingest_options import IngestOptions
+from components.trivial_baseline import FROM_LABELS, FROM_MODEL, QualityWarning, trivial_miou
 from tests.logged_models import register_known_model, save_known_model
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
@@ -109,14 +110,28 @@ def test_the_models_statistics_not_the_datasets(tiny_dataset, known, tmp_path):
     assert second.confusion_matrix == first.confusion_matrix
 
 
-def test_a_source_is_tiled_the_models_way_and_scored_whole(tiny_dataset, known, tmp_path):
-    _, uri = known
-    source = tmp_path / "source"
+def _source(dataset: PreparedDataset, source: Path, label: int | None = None) -> Path:
+    """The dataset's scenes as a source (images/, masks/, classes.json); with ``label``,
+    every labelled pixel of the masks is that class."""
     for kind, folder in (("image", "images"), ("mask", "masks")):
         (source / folder).mkdir(parents=True)
-        for path in tiny_dataset.scenes_dir.glob(f"*_{kind}.tif"):
-            shutil.copy(path, source / folder / path.name.replace(f"_{kind}", ""))
-    shutil.copy(tiny_dataset.classes, source / "classes.json")
+        for path in dataset.scenes_dir.glob(f"*_{kind}.tif"):
+            target = source / folder / path.name.replace(f"_{kind}", "")
+            shutil.copy(path, target)
+            if kind == "mask" and label is not None:
+                with rasterio.open(target, "r+") as mask:
+                    values = mask.read(1)
+                    mask.write(np.where(values == 255, 255, label).astype(values.dtype), 1)
+    shutil.copy(dataset.classes, source / "classes.json")
+    return source
+
+
+SOURCE_INGEST = IngestOptions(palette="classes.json", ignore_values=[255])
+
+
+def test_a_source_is_tiled_the_models_way_and_scored_whole(tiny_dataset, known, tmp_path):
+    _, uri = known
+    source = _source(tiny_dataset, tmp_path / "source")
     result = evaluate_logged_model(uri, str(source), tmp_path / "eval",
                                    EvaluateOptions(overlay_tiles=0),
                                    IngestOptions(palette="classes.json", ignore_values=[255]))
@@ -126,6 +141,67 @@ def test_a_source_is_tiled_the_models_way_and_scored_whole(tiny_dataset, known, 
             labelled += int((mask.read(1) != 255).sum())
     assert result.split == "test" and result.scene_count == 3
     assert result.pixel_count == labelled  # every labelled pixel of every scene
+
+
+def test_a_source_is_read_against_the_models_own_training_majority(tiny_dataset, known,
+                                                                  tmp_path):
+    """A source has no train split: its trivial baseline answers the class registration
+    recorded as the model's training majority (background in tiny_dataset), not the
+    source's own (water, every labelled pixel here), and the report says which."""
+    _, uri = known
+    from serving.remote import load_serving_config
+
+    assert load_serving_config(uri).train_majority_class == "background"
+    result = evaluate_logged_model(uri, str(_source(tiny_dataset, tmp_path / "src", 2)),
+                                   tmp_path / "eval", EvaluateOptions(overlay_tiles=0),
+                                   SOURCE_INGEST)
+    assert result.majority_class == "background"
+    assert result.majority_origin == FROM_MODEL
+    cm = np.asarray(result.confusion_matrix)
+    assert result.metrics["trivial_miou"] == pytest.approx(trivial_miou(cm, 0)) == 0.0
+    assert "tile_trivial_miou" in result.metrics
+    report = (tmp_path / "eval/report.md").read_text()
+    assert ("Trivial baseline: background everywhere (the majority class of the model's "
+            "train split).") in report
+    assert f"| {result.metrics['tile_miou']:.4f} | 0.0000 |" in report  # tile, trivial mIoU
+
+
+@pytest.fixture(scope="module")
+def older(tiny_dataset, tmp_path_factory, mlflow_uri):
+    """The known model logged as segpipe did before it recorded the training majority."""
+    from components.artifacts import TrainedModelInfo
+    from components.register import RegisterOptions, serving_config
+    from serving.pyfunc import log_segmentation_model
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("evaluate-logged")
+    folder = save_known_model(tmp_path_factory.mktemp("older") / "model")
+    config = serving_config(TrainedModelInfo.load(folder / "model.json"), tiny_dataset,
+                            RegisterOptions()).model_copy(update={"train_majority_class": None})
+    with mlflow.start_run(run_name="register"):
+        logged = log_segmentation_model(folder / "model.keras", config,
+                                        registered_model_name="eval-older")
+    return f"models:/eval-older/{logged.registered_model_version}"
+
+
+def test_a_model_that_records_no_training_majority_is_read_against_the_labels_majority(
+        tiny_dataset, older, tmp_path):
+    """Every labelled pixel water: "water everywhere" scores mIoU 1, which the model (never
+    water-only) does not beat; the same one-line warning as on a prepared dataset, saying
+    where the baseline's class came from."""
+    source = _source(tiny_dataset, tmp_path / "src", 2)
+    with pytest.warns(QualityWarning) as caught:
+        result = evaluate_logged_model(older, str(source), tmp_path / "eval",
+                                       EvaluateOptions(overlay_tiles=0), SOURCE_INGEST)
+    assert (result.majority_class, result.majority_origin) == ("water", FROM_LABELS)
+    assert result.metrics["trivial_miou"] == 1.0 and result.metrics["miou"] < 1.0
+    lines = [str(w.message) for w in caught if issubclass(w.category, QualityWarning)]
+    assert (f"test split: mIoU {result.metrics['miou']:.4f} does not beat the trivial baseline "
+            "1.0000 ('water' everywhere, majority of the scored labels; the model does not "
+            "record its training majority); the model is no better than answering 'water'"
+            ) in lines
+    saved = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert saved["metrics"]["trivial_miou"] == 1.0 and saved["majority_origin"] == FROM_LABELS
 
 
 @pytest.mark.parametrize("change, message", [

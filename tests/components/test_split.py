@@ -111,6 +111,33 @@ def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
     assert not any("dropped" in w for w in block.warnings)  # 64 m blocks hold whole overlaps
 
 
+def test_the_advice_on_dropped_tiles_fits_the_strategy(tmp_path):
+    """Tiles overlapping by half: a block split drops those at block edges and says what
+    would keep them under 'block' itself, not to use 'block'; a scene split is told of it."""
+    src = tmp_path / "scene"
+    for kind, data in (("image", make_image(64)), ("mask", make_labels(64, (0, 1)))):
+        write_array(src / f"s_{kind}.tif", data, UTM,
+                    rasterio.transform.from_origin(600000.0, 3000000.0, 2.0, 2.0))
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16, stride=8))
+    block = split_tiles(ds, ds / "block.json", SplitOptions(strategy="block", block_size=16,
+                                                            allow_empty_splits=True))
+    (line,) = [w for w in block.warnings if w.startswith("dropped")]
+    assert "strategy 'block'" not in line
+    assert line.endswith(
+        "val/test tiles that share ground with tiles of another split (the tiles overlap: "
+        "stride 8 < patch_size 16, so tiles at block edges share ground with the next "
+        "block's); tile without overlap (stride = patch_size), or take larger blocks "
+        "(block_size 16 px now) to drop fewer")
+    random = split_tiles(ds, ds / "random.json", SplitOptions(strategy="random",
+                                                              allow_empty_splits=True))
+    (line,) = [w for w in random.warnings if w.startswith("dropped")]
+    assert line.endswith("use strategy 'block', which keeps shared ground in one split, or "
+                         "tiles without overlap (stride = patch_size)")
+    assert "block size" not in line and "block_size" not in line
+
+
 def _one_tile_scenes(folder, counts: list[dict[int, int]]) -> None:
     """tiles.json of one 16 px tile per scene ``s<i>`` (tile ``s<i>_t``), with these class
     pixel counts (the rest of the 256 pixels unlabelled)."""

@@ -149,6 +149,37 @@ def test_budget_cuts_the_study_and_still_selects_a_model(tiny_dataset, tmp_path)
         select_best_trial(storage, "spent", [(tmp_path / "idle", idle)], tmp_path / "none")
 
 
+def test_no_trial_starts_after_the_deadline_whatever_the_worker_start_up_costs(
+        tiny_dataset, tmp_path):
+    """A worker in a fresh process sets the deadline, then imports TensorFlow (seconds) and
+    builds its objective before Optuna's loop starts: a budget spent during that start-up
+    must start no trial (the cut-off is the study's wall-clock deadline, not a timeout that
+    starts counting when the loop does)."""
+    options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=2, epochs=1,
+                       pruner="none", budget_minutes=0.002)  # 0.12 s
+    tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
+                               mlflow_experiment="tune-start-up",
+                               optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
+    context = start_pipeline_run(tracking, model_name="tiny", kfp_run_id="1",
+                                 kfp_run_name="start-up")
+    prepare_study(options, context.optuna_storage, context.study_name)
+    context.save(tmp_path / "context.json")
+    (tmp_path / "options.json").write_text(options.model_dump_json())
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.components.tune_worker_process",
+         str(tmp_path / "context.json"), str(tiny_dataset.root), str(tmp_path / "options.json"),
+         "0", str(tmp_path / "worker-0")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = open_study(options, context.optuna_storage, context.study_name)
+    deadline = study.user_attrs[DEADLINE_ATTR]
+    late = [(t.number, t.datetime_start.timestamp() - deadline) for t in study.trials
+            if t.datetime_start is not None and t.datetime_start.timestamp() >= deadline]
+    assert late == []
+    assert json.loads(done.stdout.strip().splitlines()[-1])["completed_trials"] == 0
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_two_worker_processes_share_one_sqlite_study(tiny_dataset, tmp_path):

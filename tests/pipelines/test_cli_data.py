@@ -83,6 +83,25 @@ def test_prepare_reads_the_data_section_of_a_config_and_flags_override_it(tmp_pa
     assert SplitManifest.load(out / "split.json").seed == 3
 
 
+def test_an_option_error_says_invalid_options_once(tmp_path):
+    """The line reads "invalid options: data.tile: ...", not "invalid options: options: ...";
+    with a config file, it names the file the other values came from."""
+    (tmp_path / "src").mkdir()
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
+                                      "--stride", "192", "--patch-size", "64"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "invalid options: data.tile: stride 192 > patch_size 64 would skip pixels"]
+    config = tmp_path / "my.yaml"
+    config.write_text("data:\n  tile:\n    patch_size: 64\n")
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
+                                      "--config", str(config), "--stride", "192"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"invalid options: {config} + options: data.tile: stride 192 > patch_size 64 would "
+        "skip pixels"]
+
+
 def test_bad_option_values_are_refused_before_any_work_naming_the_flag(tmp_path):
     (tmp_path / "src").mkdir()
     result = CliRunner().invoke(app, ["prepare", str(tmp_path / "src"), str(tmp_path / "o"),
@@ -94,7 +113,7 @@ def test_bad_option_values_are_refused_before_any_work_naming_the_flag(tmp_path)
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
 
 
-def test_summary_fits_80_columns_with_many_long_class_names(tmp_path):
+def test_summary_fits_80_columns_with_many_long_class_names():
     from rich.console import Console
 
     from components.prepare import PrepareSummary, SplitSummary
@@ -104,7 +123,8 @@ def test_summary_fits_80_columns_with_many_long_class_names(tmp_path):
     splits = {name: SplitSummary(scenes=3, tiles=40, class_shares={c: 1 / 12 for c in classes})
               for name in ("train", "val", "test")}
     console = Console(width=80, record=True, file=io.StringIO())
-    _print_summary(console, PrepareSummary(dataset_dir=str(tmp_path), classes=classes,
+    # A short path: the dataset line is never cut, and pytest's tmp_path grows with its count.
+    _print_summary(console, PrepareSummary(dataset_dir="datasets/tea", classes=classes,
                                            bands=4, splits=splits))
     lines = console.export_text().splitlines()
     assert max(len(line) for line in lines) <= 80

@@ -62,7 +62,13 @@ def test_prints_the_scores_and_writes_the_report(store, tmp_path, monkeypatch):
     assert saved["model_uri"] == "models:/tea/1" and saved["split"] == "test"
     for name in ("background", "tea", "water"):
         assert f" {name} " in result.output
-    assert f"mIoU {saved['metrics']['miou']:.4f}" in result.output
+    metrics = saved["metrics"]
+    # The summary line carries the trivial baseline, and a line says which class it answers.
+    assert (f"mIoU {metrics['miou']:.4f}  F1 (macro) {metrics['f1_macro']:.4f}  pixel accuracy "
+            f"{metrics['pixel_accuracy']:.4f}  tile mIoU {metrics['tile_miou']:.4f}  trivial "
+            f"mIoU {metrics['trivial_miou']:.4f}") in result.output
+    assert "trivial baseline: background everywhere (the train split's majority class)" in \
+        result.output
     assert "report.md" in result.output and "MLflow run: " + saved["mlflow_run_id"] in \
         result.output
     client = mlflow.MlflowClient(tracking_uri=store["uri"])
@@ -260,6 +266,10 @@ def test_polygons_named_otherwise_are_scored_under_class_aliases(store, tmp_path
     assert saved["class_names"] == ["background", "tea", "water"]
     assert saved["pixel_count"] == 2 * 64 * 64
     assert sum(saved["confusion_matrix"][2]) == 100  # the 20 m pond, as water
+    # A source has no train split: the baseline is the model's own training majority.
+    assert "trivial baseline: background everywhere (the majority class of the model's train " \
+        "split)" in result.output
+    assert f"trivial mIoU {saved['metrics']['trivial_miou']:.4f}" in result.output
 
 
 def test_an_alias_onto_a_class_the_model_lacks_is_refused_before_any_work(store, tmp_path):

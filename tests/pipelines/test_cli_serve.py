@@ -184,3 +184,18 @@ def test_serve_refuses_a_port_in_use_before_the_model(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_serve_help_says_which_environment_variables_apply():
+    """MODEL_URI is ignored (segpipe serve always names its model): the help says so, and
+    names the variable of each option that does take one."""
+    from serving.options import ENVIRONMENT
+
+    result = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert ("MODEL_URI, which the serving image reads, is ignored here, and --model-uri (or "
+            "its default) names the model served") in text
+    for dest, variable in ENVIRONMENT.items():
+        if dest != "model_uri":
+            assert f"${variable}" in text, variable

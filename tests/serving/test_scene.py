@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ from serving.predict import ScenePredictor, keras_predict_fn
 from serving.scene import SceneError, predict_scene
 from tests.serving.conftest import BANDS, make_config, write_scene
 from tests.serving.server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +157,27 @@ def test_png_scene_gives_a_mask_without_georeferencing(predictor, tmp_path):
         assert mask.crs is None and mask.shape == (40, 33)
         np.testing.assert_array_equal(
             mask.read(1), predictor.predict_array(np.moveaxis(pixels, 0, -1), nodata=0))
+
+
+def test_cli_predict_on_a_png_warns_in_segpipe_lines_only(logged_model, tmp_path):
+    """rasterio's NotGeoreferencedWarning (its file, line and source line) is not shown: the
+    user reads segpipe's own one-line warning, naming the file, and nothing else."""
+    path = tmp_path / "chip.png"
+    pixels = np.random.default_rng(5).integers(1, 1000, (BANDS, 40, 33)).astype("uint16")
+    with rasterio.open(path, "w", driver="PNG", width=33, height=40, count=BANDS,
+                       dtype="uint16") as dst:
+        dst.write(pixels)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "predict", str(path), "--out",
+         str(tmp_path / "chip_mask.tif"), "--model-uri", logged_model["local_path"],
+         "--polygons", str(tmp_path / "chip.geojson")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NotGeoreferencedWarning" not in done.stderr, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
+    assert warned and all(line.startswith("warning: ") for line in warned), done.stderr
+    assert any("chip.png has no georeferencing" in line for line in warned), done.stderr
 
 
 def truncate(path, share: float = 0.6):
