@@ -27,6 +27,19 @@ def tea_plantations() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def jax_checks(tmp_path_factory) -> dict[str, dict]:
+    """Every JAX-backend check of the suite, run once in one interpreter
+    (tests/jax_checks.py); skips where jax is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax not installed")
+    from tests.jax_checks import run_jax_checks
+
+    return run_jax_checks(tmp_path_factory.mktemp("jax-checks"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _run_outside_the_repo(tmp_path_factory):
     """Run every test from a scratch folder, so nothing a library writes relative to the
