@@ -39,9 +39,10 @@ def main(
 ) -> None:
     """Semantic segmentation of aerial and satellite imagery: prepare data, tune, evaluate,
     register, serve and predict."""
-    from pipelines import warning_lines
+    from pipelines import quick_exit, warning_lines
 
     warning_lines.install()
+    quick_exit.install()
 
 
 app.command("sample-data", cls=Command)(data.sample_data)
