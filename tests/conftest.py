@@ -15,6 +15,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from serving import quick_exit  # noqa: E402
+
+quick_exit.install()  # pytest's own exit, after TensorFlow, MLflow and JAX: no GC walk
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

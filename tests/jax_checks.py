@@ -108,6 +108,10 @@ DRIVER = r"""
 import contextlib, io, json, runpy, sys, traceback
 from pathlib import Path
 
+from serving import quick_exit
+
+quick_exit.install()  # JAX and TensorFlow made millions of objects: no GC walk at exit
+
 benchmark, folder = sys.argv[1], Path(sys.argv[2])
 benchmark_args, checks = json.loads(sys.argv[3]), json.loads(sys.argv[4])
 results = {}

@@ -39,7 +39,8 @@ def main(
 ) -> None:
     """Semantic segmentation of aerial and satellite imagery: prepare data, tune, evaluate,
     register, serve and predict."""
-    from pipelines import quick_exit, warning_lines
+    from pipelines import warning_lines
+    from serving import quick_exit
 
     warning_lines.install()
     quick_exit.install()

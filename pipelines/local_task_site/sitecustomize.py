@@ -13,7 +13,7 @@ one within a second.
 
 It also has segpipe's own warnings print as one ``warning: ...`` line
 (pipelines/warning_lines.py), and skips the interpreter's last garbage collections at exit
-(pipelines/quick_exit.py), as the ``segpipe`` commands do."""
+(serving/quick_exit.py), as the ``segpipe`` commands do."""
 
 import os
 import threading
@@ -53,7 +53,8 @@ def _start() -> None:
 
 _start()
 try:
-    from pipelines import quick_exit, warning_lines
+    from pipelines import warning_lines
+    from serving import quick_exit
 except ImportError:  # a task started where segpipe is not importable
     pass
 else:

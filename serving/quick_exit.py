@@ -4,7 +4,10 @@ anyway (~1 s after MLflow, 3-4 s after TensorFlow, measured on 2 cores). ``insta
 the heap once every other exit handler has run: the final collections skip it. Module teardown
 still releases what reference counts hold (files flush and close as before); only objects in
 reference cycles keep their memory until the process is gone, which Python never promised to
-finalize at exit anyway."""
+finalize at exit anyway.
+
+It lives in serving, which the MLflow model ships alone, so the scoring server uses it too;
+the ``segpipe`` commands and the local runner's tasks install it as well."""
 
 from __future__ import annotations
 
