@@ -177,6 +177,9 @@ def run_classic(args: argparse.Namespace, model) -> dict:
 
 
 def main() -> None:
+    from serving import quick_exit
+
+    quick_exit.install()  # the figures are taken before exit; the exit's last GC is seconds
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["segpipe", "classic"])
     parser.add_argument("--model", required=True)

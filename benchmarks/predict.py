@@ -247,6 +247,9 @@ def machine() -> dict:
 
 
 def main() -> None:
+    from serving import quick_exit
+
+    quick_exit.install()  # the figures are taken before exit; the exit's last GC is seconds
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
     parser.add_argument("--band-rows", type=int, default=512)

@@ -139,6 +139,9 @@ def run_case(name: str, source: Path, work: Path, args: argparse.Namespace) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
+    from serving import quick_exit
+
+    quick_exit.install()  # the figures are taken before exit; the exit's last GC is seconds
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", "--data", dest="data", type=Path,
                         help="real dataset folder (case 'real')")

@@ -219,6 +219,9 @@ def run_phases(local_model: str, megapixels: float) -> dict:
 
 
 def main() -> None:
+    from serving import quick_exit
+
+    quick_exit.install()  # the figures are taken before exit; the exit's last GC is seconds
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, nargs="+", default=[4.0, 16.0])
     parser.add_argument("--phase-megapixels", type=float, default=4.0)

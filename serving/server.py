@@ -50,7 +50,10 @@ def create_app():
     """The app of one uvicorn worker (a factory: each worker process calls it)."""
     import warnings
 
+    from serving import quick_exit
     from serving.quiet import import_tensorflow_quietly
+
+    quick_exit.install()  # a stopped worker exits at once, not after a GC walk of TensorFlow
 
     import_tensorflow_quietly()  # before MLflow and the model import it, chattering
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
@@ -179,6 +182,9 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from serving import quick_exit
+
+    quick_exit.install()
     args = parse_args(argv)
     # Wrong values on the command line: refused (exit 2, as the parser's own refusals)
     # before the model is fetched and loaded.

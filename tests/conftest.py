@@ -15,6 +15,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from serving import quick_exit  # noqa: E402
+
+quick_exit.install()  # pytest's own exit, after TensorFlow, MLflow and JAX: no GC walk
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -25,6 +29,19 @@ def tea_plantations() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def jax_checks(tmp_path_factory) -> dict[str, dict]:
+    """Every JAX-backend check of the suite, run once in one interpreter
+    (tests/jax_checks.py); skips where jax is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax not installed")
+    from tests.jax_checks import run_jax_checks
+
+    return run_jax_checks(tmp_path_factory.mktemp("jax-checks"))
 
 
 @pytest.fixture(scope="session", autouse=True)

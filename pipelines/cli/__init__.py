@@ -40,8 +40,10 @@ def main(
     """Semantic segmentation of aerial and satellite imagery: prepare data, tune, evaluate,
     register, serve and predict."""
     from pipelines import warning_lines
+    from serving import quick_exit
 
     warning_lines.install()
+    quick_exit.install()
 
 
 app.command("sample-data", cls=Command)(data.sample_data)

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +41,12 @@ def test_numpy_pipeline_is_the_twin_of_train_augment():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_gpu_benchmark_runs_on_jax_without_tensorflow(tmp_path):
-    # tensorflow made unimportable: the benchmark (and keras on JAX under it) must not need it
-    runner = ("import runpy, sys; sys.modules['tensorflow'] = None; "
-              f"sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]; "
-              f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
-    args = ["--size", "32", "--tiles", "8", "--batch", "4", "--steps", "2", "--rounds", "1",
-            "--workers", "2", "--unet-depth", "2", "--unet-filters", "2",
-            "--encoder", "mobilenetv2", "--encoder-width", "0.35", "--encoder-depth", "2",
-            "--decoder-filters", "2"]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(REPO_ROOT),
-           "JAX_COMPILATION_CACHE_DIR": str(REPO_ROOT / ".pytest_cache" / "jax"),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    proc = subprocess.run([sys.executable, "-c", runner, *args], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=580)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+def test_gpu_benchmark_runs_on_jax_without_tensorflow(jax_checks):
+    # run by the `jax_checks` fixture (tests/jax_checks.py) with tensorflow made
+    # unimportable: the benchmark (and keras on JAX under it) must not need it
+    result = jax_checks["gpu_benchmark"]
+    assert "error" not in result, result["error"]
+    report = json.loads(result["stdout"])
     assert report["machine"]["backend"] == "jax"
     assert report["machine"]["tensorflow_imported"] is False
     runs = {(r["architecture"], r["precision"]) for r in report["results"]}

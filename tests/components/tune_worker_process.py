@@ -26,4 +26,7 @@ def main(context_path: str, dataset: str, options_path: str, worker: str, out: s
 
 
 if __name__ == "__main__":
+    from serving import quick_exit
+
+    quick_exit.install()  # as a Kubeflow task's process: no seconds-long exit after training
     main(*sys.argv[1:])

@@ -105,27 +105,30 @@ def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(["bash", "-c", commands["predict"]], cwd=elsewhere, env=clean,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (workdir / "predicted_mask.tif").is_file()
-    wrong = commands["predict"].replace("tiny-seg@champion", "nope@champion")
-    done = subprocess.run(["bash", "-c", wrong], cwd=elsewhere, env=clean,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "models:/nope@champion is not in the tracking store" in done.stderr
-    assert not list(elsewhere.iterdir())  # no stray store created
 
     import requests
 
     from tests.serving.server import Server, free_port
 
+    # The server starts (TensorFlow, the model) while the predict commands run: on two
+    # cores the two start-ups overlap instead of queueing.
     port = free_port()
     serve = commands["serve"].replace("--port 5001", f"--port {port}")
     server = Server(["bash", "-c", f"exec {serve}"], port, tmp_path / "serve.log",
                     {**clean, "TF_CPP_MIN_LOG_LEVEL": "2"})
     try:
+        done = subprocess.run(["bash", "-c", commands["predict"]], cwd=elsewhere, env=clean,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (workdir / "predicted_mask.tif").is_file()
+        wrong = commands["predict"].replace("tiny-seg@champion", "nope@champion")
+        done = subprocess.run(["bash", "-c", wrong], cwd=elsewhere, env=clean,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "models:/nope@champion is not in the tracking store" in done.stderr
+        assert not list(elsewhere.iterdir())  # no stray store created
+
         server.wait_ready(timeout=240)
         curl = commands["curl"].replace(":5001", f":{port}")
         answer = subprocess.run(["bash", "-c", curl], cwd=elsewhere, env=clean,
