@@ -156,15 +156,15 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     crops = crop_groups(manifest.scenes)
     together = keeps_crops_together(manifest, options)
     units = tile_units(manifest, options, crops)
+    block_size = ((options.block_size or default_block_size(manifest))
+                  if options.strategy == "block" else None)
     if options.strategy == "block" and options.block_size is None:
         log.info("block_size: %d px, chosen from the survey's extent (the largest of 4, 2 or 1 "
-                 "patches that cuts it into at least 10 blocks)", default_block_size(manifest))
+                 "patches that cuts it into at least 10 blocks)", block_size)
     assigned = (assign_given(units) if options.strategy == "given"
                 else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []
     if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
-        block_size = (options.block_size or default_block_size(manifest)
-                      if options.strategy == "block" else None)
         messages.append(dropped_tiles_line(dropped, options, manifest, block_size))
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}
@@ -196,8 +196,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     for message in messages:
         warnings.warn(message, SplitWarning, stacklevel=2)
     result = SplitManifest(strategy=options.strategy, seed=options.seed, ratios=options.ratios,
-                           block_size=(options.block_size or default_block_size(manifest))
-                           if options.strategy == "block" else None,
+                           block_size=block_size,
                            group_by=options.group_by if options.strategy == "group" else None,
                            splits=splits, warnings=messages)
     result.save(out_path)

@@ -166,17 +166,13 @@ def run_tune_worker(dataset: PreparedDataset, options: TuneOptions, storage: str
         from components.tune_trial import Objective
 
         objective = Objective(dataset, options, study_name, out_dir, deadline, space)
-        callbacks = [_stop_at(total)]
-        timeout = None
-        if deadline is not None:
-            callbacks.append(_stop_at_deadline(deadline))
-            # Optuna's timeout counts from when optimize starts, so it is taken from the
-            # study's wall-clock deadline here, after the seconds the TensorFlow import and
-            # the objective took: no trial starts after the deadline, in any worker.
-            timeout = deadline - time.time()
+        # Optuna checks its timeout before each trial, counted from when optimize starts, so
+        # it is taken from the study's wall-clock deadline here, after the seconds the
+        # TensorFlow import and the objective took: no trial starts after the deadline.
+        timeout = None if deadline is None else deadline - time.time()
         if not _budget_spent(deadline, worker):
             study.optimize(objective, n_trials=share, timeout=timeout, catch=(Exception,),
-                           callbacks=callbacks, gc_after_trial=True)
+                           callbacks=[_stop_at(total)], gc_after_trial=True)
     trials_dir = out_dir / TRIALS_DIR
     mine = [t for t in study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE
@@ -205,17 +201,6 @@ def _budget_spent(deadline: float | None, worker: int) -> bool:
         return False
     log.info("worker %d: the tuning budget is spent; no trial starts", worker)
     return True
-
-
-def _stop_at_deadline(deadline: float):
-    """Stops the worker once the study's deadline has passed, checked when each trial ends
-    (a trial that crosses it ends late, after the epoch that crosses it)."""
-
-    def callback(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        if time.time() >= deadline:
-            study.stop()
-
-    return callback
 
 
 def _stop_at(total: int):

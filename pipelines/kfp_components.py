@@ -216,7 +216,7 @@ def register(model: Input[Model], scenes: Input[Dataset], tiles: Input[Dataset],
     from pathlib import Path
 
     from components.dataset_paths import DatasetPaths, PreparedDataset
-    from components.evaluate import EvaluationResult
+    from components.evaluation_scores import EvaluationResult
     from components.parent_run import RunContext, resume_parent_run
     from components.register import RegisterOptions, register_model
     from pipelines.step_options import step_options

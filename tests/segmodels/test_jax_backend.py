@@ -15,6 +15,8 @@ def _passed(checks: dict[str, dict], name: str) -> None:
     assert result["stdout"].strip().endswith("ok")
 
 
+# slow: the shared fixture runs every JAX check (encoder U-Net, GPU benchmark) at once.
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_unet_on_jax_backend(jax_checks):
     _passed(jax_checks, "unet")
