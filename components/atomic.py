@@ -106,6 +106,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    old = None
     try:
         os.chmod(tmp, default_mode(directory=True))  # mkdtemp's 0700 would hide the output
         _mark(tmp, target)
@@ -116,15 +117,13 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
                 os.replace(target, old)
                 _mark(old, target)
-                os.replace(tmp, target)
-            else:
-                old = None
-                os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        # Also when a Ctrl-C deferred over the renames is raised as they end: the previous
+        # results, already replaced, are not left behind as a hidden folder.
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextmanager

@@ -86,3 +86,43 @@ def test_a_signal_during_the_swap_takes_effect_after_it(tmp_path):
         os.replace(new, target)
     assert (target / "metrics.json").read_text() == "new"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_held_over_the_swap_leaves_no_hidden_previous_folder(tmp_path):
+    """Ctrl-C pressed while atomic_dir renames takes effect as the renames end: the new set
+    stands whole and the previous one, already replaced, is removed, not left behind as a
+    hidden sibling. The signal is sent from a trace hook at the second rename: a real SIGINT
+    at the one moment a user cannot aim for."""
+    import inspect
+    import signal
+    import sys
+
+    from components import atomic
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "metrics.json").write_text("old")
+    code = inspect.unwrap(atomic.atomic_dir).__code__
+    lines, first = inspect.getsourcelines(code)
+    swap = first + next(i for i, line in enumerate(lines)
+                        if "os.replace(tmp, target)" in line)
+    sent = []
+
+    def local(frame, event, _arg):
+        if event == "line" and frame.f_lineno == swap and not sent:
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGINT)
+        return local
+
+    def calls(frame, event, _arg):
+        return local if frame.f_code is code else None
+
+    sys.settrace(calls)
+    try:
+        with pytest.raises(KeyboardInterrupt), atomic.atomic_dir(target) as tmp:
+            (tmp / "metrics.json").write_text("new")
+    finally:
+        sys.settrace(None)
+    assert sent, "the trace hook never reached the swap"
+    assert (target / "metrics.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
