@@ -41,6 +41,12 @@ class RepeatedGroundWarning(UserWarning):
     """Overlapping scenes hold the same ground with the same pixels: counted once."""
 
 
+#: Which pixels scene-level scores count, recorded on each registered version
+#: (components/champion_gate.py): a champion scored under another rule (or before the
+#: record) scored other pixels of the same split, so it is re-scored, never compared. Change
+#: it whenever the rule here or in components/scene_evaluation.py changes which pixels count.
+SCENE_SCORING = "repeats-once-v1"
+
 
 @dataclass(frozen=True)
 class SceneGrid:
