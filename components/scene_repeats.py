@@ -14,9 +14,11 @@ earlier scene, in this split (scored once) or in another (not scored here). A la
 on one chip keeps its cell counted in both, as the tile step keeps its tile; another date of
 the same ground (other pixels) is scored in full. Scenes without a CRS are never compared.
 
-Only the overlap windows are read, in chunks of at most ``STRIP_VALUES`` values a side,
-under the data plane's GDAL cache cap: memory is bounded by the chunk, the cache and one flag
-per cell, never by the scenes (benchmarks/scene_repeats.py)."""
+Only the overlap windows are read, in strips of at most ``STRIP_VALUES`` values from each
+scene (a cell too large for one strip, as a resampled scene's native cell can be, is compared
+strip by strip), under the data plane's GDAL cache cap: memory is bounded by the strip, the
+cache and one flag per cell, never by the scenes or their cells
+(benchmarks/scene_repeats.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import rasterio
 from rasterio.windows import Window
 
 from components.raster import gdal_env
-from components.same_ground import DECIMALS, grid_offset, same_content
+from components.same_ground import grid_offset, pixel_size_key, same_content
 
 #: (row0, row1, col0, col1) on a scene's native grid, end-exclusive.
 Rect = tuple[int, int, int, int]
@@ -92,8 +94,7 @@ class Repeat:
 
 def _grid_group(scene: SceneGrid) -> tuple:
     """Scenes that may share a pixel grid: one CRS, pixel size and rotation."""
-    a, b, _, d, e, _ = scene.transform[:6]
-    return scene.crs, tuple(round(v, DECIMALS) for v in (a, b, d, e))
+    return scene.crs, pixel_size_key(scene.transform)
 
 
 def _candidates(scenes: list[SceneGrid]) -> list[tuple[int, int]]:
@@ -132,7 +133,9 @@ def _overlap(earlier: SceneGrid, later: SceneGrid, offset: tuple[int, int]) -> R
 def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
                 offset: tuple[int, int]) -> np.ndarray:
     """Which of the later scene's cells over ``rect`` hold the earlier scene's image pixels
-    and labels there, read a row of cells at a time in chunks of ``STRIP_VALUES``."""
+    and labels there, a row of cells at a time, read in strips of at most ``STRIP_VALUES``
+    values from each scene (whole cells side by side when a cell fits; else rows of one
+    cell, their verdicts ANDed: a resampled scene's native cell may be thousands of px)."""
     r0, r1, c0, c1 = rect
     dr, dc, cell = *offset, later.cell
     first_row, first_col = r0 // cell, c0 // cell
@@ -143,22 +146,30 @@ def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
             rasterio.open(later.mask) as mask_b:
         if image_a.count != image_b.count:
             return same
-        chunk = max(1, STRIP_VALUES // (cell * cell * (image_a.count + 1)))  # cells a read
+        values = image_a.count + 1  # per pixel: the bands and the label
+        chunk = max(1, STRIP_VALUES // (cell * cell * values))  # cells side by side
         for i in range(same.shape[0]):
             top = max(r0, (first_row + i) * cell)
             bottom = min(r1, (first_row + i + 1) * cell)
             for j0 in range(0, same.shape[1], chunk):
+                cells = slice(j0, min(j0 + chunk, same.shape[1]))
                 left = max(c0, (first_col + j0) * cell)
                 right = min(c1, (first_col + j0 + chunk) * cell)
-                window_b = Window(left, top, right - left, bottom - top)
-                window_a = Window(left + dc, top + dr, right - left, bottom - top)
-                a = image_a.read(window=window_a), mask_a.read(1, window=window_a)
-                b = image_b.read(window=window_b), mask_b.read(1, window=window_b)
-                for j in range(j0, min(j0 + chunk, same.shape[1])):
-                    lo = max(left, (first_col + j) * cell) - left
-                    hi = min(right, (first_col + j + 1) * cell) - left
-                    same[i, j] = same_content(a[0][..., lo:hi], a[1][:, lo:hi],
-                                              b[0][..., lo:hi], b[1][:, lo:hi])
+                same[i, cells] = True
+                step = max(1, STRIP_VALUES // ((right - left) * values))  # rows a strip
+                for row in range(top, bottom, step):
+                    if not same[i, cells].any():
+                        break
+                    height = min(step, bottom - row)
+                    window_b = Window(left, row, right - left, height)
+                    window_a = Window(left + dc, row + dr, right - left, height)
+                    a = image_a.read(window=window_a), mask_a.read(1, window=window_a)
+                    b = image_b.read(window=window_b), mask_b.read(1, window=window_b)
+                    for j in range(cells.start, cells.stop):
+                        lo = max(left, (first_col + j) * cell) - left
+                        hi = min(right, (first_col + j + 1) * cell) - left
+                        same[i, j] &= same_content(a[0][..., lo:hi], a[1][:, lo:hi],
+                                                   b[0][..., lo:hi], b[1][:, lo:hi])
     return same
 
 

@@ -16,8 +16,13 @@ from rasterio.transform import Affine
 from components.artifacts import SceneInfo, SplitManifest, TileManifest, TileRecord
 from components.dataset_paths import DatasetPaths, PreparedDataset, tile_paths
 from components.evaluate import evaluate_model
-from components.same_ground import grid_offset
-from components.scene_repeats import RepeatedGroundWarning, SceneGrid, find_repeats
+from components.same_ground import footprint_key, grid_offset
+from components.scene_repeats import (
+    STRIP_VALUES,
+    RepeatedGroundWarning,
+    SceneGrid,
+    find_repeats,
+)
 from tests.logged_models import save_known_model
 
 SIZE, BANDS, PIXEL = 32, 4, 10.0
@@ -223,3 +228,75 @@ def test_overlaps_are_compared_cell_by_cell_as_the_tile_step_compares_tiles(surv
     repeated = repeat.mask(0, 0, SIZE, SIZE)
     assert repeated.sum() == SIZE * SIZE // 2 - 64 and not repeated[:8, :8].any()
     assert not repeated[:, SIZE // 2:].any()
+
+
+DEGREES = "EPSG:4326"
+
+
+def test_one_grid_is_judged_in_pixels_whatever_the_crs_units():
+    """In degrees a pixel is ~9e-6: 8.6e-6° and 9.4e-6° pixels at one origin are two grids,
+    and a whole-pixel offset is one grid, for the scenes and the tile step alike."""
+    fine = Affine(8.6e-6, 0, 80.5, 0, -8.6e-6, 6.9)
+    coarse = Affine(9.4e-6, 0, 80.5, 0, -9.4e-6, 6.9)
+    assert grid_offset(DEGREES, fine, DEGREES, coarse) is None
+    assert footprint_key(DEGREES, fine) != footprint_key(DEGREES, coarse)
+    moved = fine @ Affine.translation(3, -2)
+    assert grid_offset(DEGREES, fine, DEGREES, moved) == (-2, 3)
+    assert grid_offset(DEGREES, fine, DEGREES, fine @ Affine.translation(0.4, 0)) is None
+    assert footprint_key(DEGREES, fine) != footprint_key(DEGREES,
+                                                         fine @ Affine.translation(0.4, 0))
+    # The same footprint composed another way (float noise) is one footprint.
+    noisy = Affine(*(v * (1 + 1e-12) for v in tuple(moved)[:6]))
+    assert grid_offset(DEGREES, fine, DEGREES, noisy) == (-2, 3)
+    assert footprint_key(DEGREES, noisy) == footprint_key(DEGREES, moved)
+
+
+def test_scenes_in_degrees_of_other_pixel_sizes_repeat_nothing(survey, tmp_path):
+    image, mask = survey
+    scenes = []
+    for name, pixel in (("fine", 8.6e-6), ("coarse", 9.4e-6)):
+        transform = Affine(pixel, 0, 80.5, 0, -pixel, 6.9)
+        paths = tmp_path / f"{name}_image.tif", tmp_path / f"{name}_mask.tif"
+        _write(paths[0], image[:, :SIZE], DEGREES, transform)
+        _write(paths[1], mask[:, :SIZE], DEGREES, transform)
+        scenes.append(SceneGrid(name, *paths, DEGREES, tuple(transform)[:6], SIZE, SIZE, 8))
+    assert find_repeats(scenes) == [[], []]
+
+
+def test_a_large_native_cell_is_compared_in_bounded_strips(tmp_path):
+    """A downsampled scene's native cell (64 px tiles at 1/32: 2048 px, 4 bands) is read in
+    strips of STRIP_VALUES values, never a whole cell at once nor copied again, and the
+    verdicts are the whole cells' comparison: an edit in the last strip's last row counts."""
+    import tracemalloc
+
+    side, bands = 2048, 4
+    rng = np.random.default_rng(0)
+    survey = rng.integers(0, 255, (side, side + side // 2, bands), dtype=np.uint8)
+    labels = rng.integers(0, 3, (side, side + side // 2), dtype=np.uint8)
+    transforms = ORIGIN, ORIGIN @ Affine.translation(side // 2, 0)
+
+    def grids(edit: tuple[int, int] | None) -> list[SceneGrid]:
+        found = []
+        for name, columns, transform in (("a", np.s_[:side], transforms[0]),
+                                         ("b", np.s_[side // 2:], transforms[1])):
+            image, mask = survey[:, columns], labels[:, columns].copy()
+            if name == "b" and edit:
+                mask[edit] = (mask[edit] + 1) % 3
+            paths = tmp_path / f"{name}_image.tif", tmp_path / f"{name}_mask.tif"
+            _write(paths[0], np.ascontiguousarray(image), CRS, transform)
+            _write(paths[1], mask, CRS, transform)
+            found.append(SceneGrid(name, *paths, CRS, tuple(transform)[:6], side, side, side))
+        return found
+
+    assert side * side // 2 * (bands + 1) > 2 * STRIP_VALUES  # the overlap needs strips
+    for edit, same in ((None, True), ((side - 1, side // 2 - 1), False), ((900, 5), False),
+                       ((0, side // 2), True)):  # outside the overlap: a's ground is the same
+        scenes = grids(edit)
+        tracemalloc.start()
+        try:
+            _, repeats = find_repeats(scenes)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert [bool(r.same.all()) for r in repeats] == ([True] if same else [])
+        assert peak < 4 * STRIP_VALUES, peak  # two strips of uint8 and a comparison's flags
