@@ -4,10 +4,11 @@ Chips cut from one survey with overlap (the tea-plantation chips overlap by half
 tiles of the same ground that are pixel for pixel the same: 44 tiles of 128 px covered 19
 distinct footprints, so the split's sizes overstated the data, a test pixel was scored up to
 4 times and training weighted repeated ground more. A tile whose footprint (same CRS, pixel
-size and origin in pixels, so the same bounds: every tile has the patch size) and whose pixels and labels
-equal those of a tile kept before it is dropped, its files deleted. Tiles of the same ground
-with other pixels (another date, another sensor) stay: they are more data. The rule is
-components/same_ground.py's, which scene-level scoring applies to overlapping scenes too.
+size and origin in pixels, so the same bounds: every tile has the patch size) and whose
+pixels and labels equal those of a tile kept before it is dropped, its files deleted. Tiles
+of the same ground with other pixels (another date, another sensor) stay: they are more
+data. The rule is components/same_ground.py's, which scene-level scoring applies to
+overlapping scenes too.
 
 Only tiles sharing a footprint are read again, so scenes that do not overlap cost nothing."""
 
