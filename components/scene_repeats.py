@@ -40,7 +40,8 @@ STRIP_VALUES = 1 << 22
 
 
 class RepeatedGroundWarning(UserWarning):
-    """Overlapping scenes hold the same ground with the same pixels: counted once."""
+    """Overlapping scenes hold the same ground with the same pixels: left out of the later
+    scene, scored once with the earlier one when it is in the split."""
 
 
 #: Which pixels scene-level scores count, recorded on each registered version
@@ -97,9 +98,10 @@ def _grid_group(scene: SceneGrid) -> tuple:
     return scene.crs, pixel_size_key(scene.transform)
 
 
-def _candidates(scenes: list[SceneGrid]) -> list[tuple[int, int]]:
+def _candidates(scenes: list[SceneGrid], later: set[int] | None) -> list[tuple[int, int]]:
     """(earlier, later) index pairs of georeferenced scenes whose footprints may overlap,
-    from their bounds on the first scene of their group's grid (vectorized per scene)."""
+    the later one of ``later`` (None: any), from their bounds on the first scene of their
+    group's grid (vectorized per scene)."""
     groups: dict[tuple, list[int]] = {}
     for index, scene in enumerate(scenes):
         if scene.crs:
@@ -114,6 +116,8 @@ def _candidates(scenes: list[SceneGrid]) -> list[tuple[int, int]]:
                            scenes[i].height, scenes[i].width] for i in members], np.float64)
         rows, cols, heights, widths = boxes.T
         for j in range(1, len(members)):
+            if later is not None and members[j] not in later:
+                continue
             hit = ((rows[:j] < rows[j] + heights[j] - 0.5) & (rows[j] < rows[:j] + heights[:j]
                                                               - 0.5)
                    & (cols[:j] < cols[j] + widths[j] - 0.5) & (cols[j] < cols[:j] + widths[:j]
@@ -180,9 +184,7 @@ def find_repeats(scenes: list[SceneGrid], later: set[int] | None = None
     components/same_ground.py); empty lists for the others, scenes without a CRS and scenes
     without such cells."""
     repeats: list[list[Repeat]] = [[] for _ in scenes]
-    for i, j in _candidates(scenes):
-        if later is not None and j not in later:
-            continue
+    for i, j in _candidates(scenes, later):
         first, second = scenes[i], scenes[j]
         offset = grid_offset(first.crs, first.transform, second.crs, second.transform)
         if offset is None or (rect := _overlap(first, second, offset)) is None:
@@ -202,14 +204,17 @@ def repeated_mask(repeats: list[Repeat], row: int, col: int, height: int,
     return repeated
 
 
-def repeats_line(split: str, skipped: list[tuple[str, int, list[str]]]) -> str:
+def repeats_line(split: str, skipped: list[tuple[str, int, list[str]]], scored_earlier: int,
+                 other_split: int) -> str:
     """The one line that says so: ``skipped`` holds (scene, pixels left out, the earlier
     scenes that hold them, those of another split named so) for each scene of ``split``
-    with repeated ground."""
+    with repeated ground; of all those pixels, ``scored_earlier`` are scored with an earlier
+    scene of the split and ``other_split`` are another split's ground, scored nowhere here."""
     total = sum(pixels for _, pixels, _ in skipped)
     shown = "; ".join(f"{pixels} px of {scene} repeat {', '.join(earlier)}"
                       for scene, pixels, earlier in skipped[:3])
     more = f"; and {len(skipped) - 3} more scenes" if len(skipped) > 3 else ""
     return (f"{total} px of the {split} split's scenes repeat earlier scenes' ground with the "
-            f"same pixels and labels: counted once, with the earlier scene, as the tile step "
-            f"keeps its tiles ({shown}{more})")
+            f"same pixels and labels, left out where the tile step left out their tiles: "
+            f"{scored_earlier} px scored once, with an earlier scene of this split, and "
+            f"{other_split} px another split's ground, not scored here ({shown}{more})")

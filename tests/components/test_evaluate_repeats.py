@@ -134,8 +134,10 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     model = save_known_model(tmp_path / "model")
     with pytest.warns(RepeatedGroundWarning,
                       match=r"^512 px of the test split's scenes repeat earlier scenes' ground "
-                            r"with the same pixels and labels: counted once, with the earlier "
-                            r"scene, as the tile step keeps its tiles \(512 px of b repeat a\)$"):
+                            r"with the same pixels and labels, left out where the tile step "
+                            r"left out their tiles: 512 px scored once, with an earlier scene "
+                            r"of this split, and 0 px another split's ground, not scored here "
+                            r"\(512 px of b repeat a\)$"):
         result = evaluate_model(model, overlapping, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
     image, mask = survey
@@ -148,15 +150,20 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     assert result.scene_count == 4 and result.pixel_count == expected.sum()
     # b's west half (the survey's ignored corner is in a's west half).
     assert result.repeated_pixels_skipped == SIZE * SIZE // 2
-    assert "512 more repeat earlier scenes' ground" in Path(result.report_md).read_text()
+    assert result.repeated_pixels_scored_earlier == SIZE * SIZE // 2
+    assert result.repeated_pixels_other_split == 0
+    assert ("512 more repeat earlier scenes' ground with the same pixels and labels: 512 scored "
+            "once, with an earlier scene of this split, 0 another split's ground, not scored "
+            "here") in Path(result.report_md).read_text()
     # Tiles are scored each on its own: b's tile holds other ground than a's, both count.
     assert result.tile_pixel_count == 4 * SIZE * SIZE - 3 * 16
 
 
-#: Which split a's west and east tiles are in; the survey columns the test split scores.
-A_SPLITS = {"a's east test": (("train", "test"), np.r_[16:48]),
-            "a's east train": (("test", "train"), np.r_[0:16, 32:48]),
-            "a all train": (("train", "train"), np.r_[32:48])}
+#: Which split a's west and east tiles are in; the survey columns the test split scores;
+#: whether b's west half (a's east) is scored with a in the test split.
+A_SPLITS = {"a's east test": (("train", "test"), np.r_[16:48], True),
+            "a's east train": (("test", "train"), np.r_[0:16, 32:48], False),
+            "a all train": (("train", "train"), np.r_[32:48], False)}
 
 
 @pytest.mark.parametrize("case", list(A_SPLITS))
@@ -166,7 +173,7 @@ def test_repeated_ground_counts_where_the_tile_step_kept_it(case, survey, tiny_d
     so b's own tiles are all test and b is scored whole. b's west half is a's ground: scored
     with a when a's east is test, and not at all when it is train (train ground: scoring it
     in b would score pixels the model trained on), whether or not a has test tiles."""
-    (west, east), columns = A_SPLITS[case]
+    (west, east), columns, with_a = A_SPLITS[case]
     half = SIZE // 2
     a_tiles = [(col, row) for row in (0, half) for col in (0, half)]
     split = {f"a_{col}_{row}": east if col else west for col, row in a_tiles}
@@ -175,13 +182,19 @@ def test_repeated_ground_counts_where_the_tile_step_kept_it(case, survey, tiny_d
                              {"a": a_tiles, "b": [(half, 0), (half, half)]}, split)
     model = save_known_model(tmp_path / "model", patch_size=half)
     other = "" if "test" in (west, east) else " (not in this split)"
-    with pytest.warns(RepeatedGroundWarning, match=rf"\(512 px of b repeat a{re.escape(other)}\)$"):
+    scored, elsewhere = (512, 0) if with_a else (0, 512)
+    with pytest.warns(RepeatedGroundWarning,
+                      match=rf": {scored} px scored once, with an earlier scene of this split, "
+                            rf"and {elsewhere} px another split's ground, not scored here "
+                            rf"\(512 px of b repeat a{re.escape(other)}\)$"):
         result = evaluate_model(model, dataset, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
     image, mask = survey
     assert result.confusion_matrix == _counts(dataset, image[:, columns],
                                               mask[:, columns]).tolist()
     assert result.repeated_pixels_skipped == SIZE * half
+    assert (result.repeated_pixels_scored_earlier, result.repeated_pixels_other_split) == (
+        scored, elsewhere)
 
 
 def test_one_grid_needs_the_same_crs_pixel_size_and_whole_pixel_offsets():
