@@ -313,3 +313,30 @@ def test_a_large_native_cell_is_compared_in_bounded_strips(tmp_path):
             tracemalloc.stop()
         assert [bool(r.same.all()) for r in repeats] == ([True] if same else [])
         assert peak < 4 * STRIP_VALUES, peak  # two strips of uint8 and a comparison's flags
+
+
+def test_scenes_that_cannot_hold_a_splits_earlier_ground_are_never_opened(survey, tiny_dataset,
+                                                                          tmp_path):
+    """Only earlier scenes are compared: a scene after the split's last one, or any scene
+    when the split has none, is not opened (here it could not be: its image is not a
+    raster)."""
+    from components.register import RegisterOptions, serving_config
+    from components.scene_evaluation import scene_confusion
+    from components.train import load_trained_model
+    from serving.predict import ScenePredictor, keras_predict_fn
+
+    dataset = _write_dataset(tmp_path / "dataset", tiny_dataset, _chips(survey), SIZE,
+                             {"a": [(0, 0)], "b": [(0, 0)]},
+                             {"a_0_0": "test", "b_0_0": "train"})
+    (dataset.scenes_dir / "b_image.tif").write_bytes(b"not a raster")
+    model, info = load_trained_model(save_known_model(tmp_path / "model"))
+    predictor = ScenePredictor(keras_predict_fn(model),
+                               serving_config(info, dataset, RegisterOptions()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedGroundWarning)  # a has no earlier scene
+        test = scene_confusion(predictor, dataset, "test")
+    image, mask = survey
+    assert test.scene_count == 1 and test.repeated_pixels == 0
+    assert test.confusion.tolist() == _counts(dataset, image[:, :SIZE], mask[:, :SIZE]).tolist()
+    empty = scene_confusion(predictor, dataset, "val")
+    assert empty.scene_count == 0 and not empty.confusion.any()
