@@ -340,3 +340,28 @@ def test_scenes_that_cannot_hold_a_splits_earlier_ground_are_never_opened(survey
     assert test.confusion.tolist() == _counts(dataset, image[:, :SIZE], mask[:, :SIZE]).tolist()
     empty = scene_confusion(predictor, dataset, "val")
     assert empty.scene_count == 0 and not empty.confusion.any()
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_the_register_step_says_the_repeated_ground_line_once(overlapping, tmp_path):
+    """Evaluation says it; the champion gate's re-score of the champion on the same split
+    (a champion from before the gate's tags) stays quiet, and scores the same pixels."""
+    import mlflow
+
+    from components.register import RegisterOptions, register_model
+    from tests.logged_models import register_known_model
+
+    model = save_known_model(tmp_path / "model")
+    with pytest.warns(RepeatedGroundWarning) as said:
+        evaluation = evaluate_model(model, overlapping, tmp_path / "eval", batch_size=8,
+                                    overlay_tiles=0, log_to_mlflow=False)
+    assert len([w for w in said if w.category is RepeatedGroundWarning]) == 1
+    mlflow.set_experiment("register-repeats")
+    register_known_model(model, overlapping, "repeats-once")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registered = register_model(model, overlapping, evaluation, RegisterOptions(
+            model_name="repeats-once", promote_below_trivial=True))
+    assert "champion re-scored on this split" in registered.decision
+    assert registered.champion_score == evaluation.metrics["miou"]
+    assert not [w for w in caught if issubclass(w.category, RepeatedGroundWarning)]
