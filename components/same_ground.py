@@ -53,14 +53,16 @@ def _whole(value: float) -> bool:
 
 
 def footprint_key(crs: str, transform: Sequence[float]) -> tuple:
-    """Equal for rasters of one CRS with one pixel size (``pixel_size_key``) whose origins
-    agree to ``PIXEL_TOL`` of a pixel (grid coordinates, origin / pixel size, rounded to
-    that): of one size, they cover the same pixels of the same ground."""
+    """Equal for rasters of one CRS and pixel size (``pixel_size_key``) whose origins round
+    to one pixel of that grid (grid coordinates: origin / pixel size): the rasters that may
+    cover the same pixels, those whose ``grid_offset`` is (0, 0) do (a key rounded to
+    ``PIXEL_TOL`` would split noisy twins at a rounding edge; whole pixels split only grids
+    half a pixel apart, never one grid)."""
     t = Affine(*tuple(transform)[:6])
     if t.is_degenerate:
         return crs, tuple(transform)[:6]
     col, row = ~Affine(t.a, t.b, 0.0, t.d, t.e, 0.0) @ (t.c, t.f)
-    return crs, pixel_size_key(t), round(col / PIXEL_TOL), round(row / PIXEL_TOL)
+    return crs, pixel_size_key(t), round(col), round(row)
 
 
 def grid_offset(crs_a: str | None, transform_a: Sequence[float], crs_b: str | None,

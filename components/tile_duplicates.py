@@ -19,7 +19,7 @@ from pathlib import Path
 
 from components.artifacts import SceneInfo, TileRecord
 from components.dataset_paths import read_tile, tile_paths
-from components.same_ground import content_digest, footprint_key
+from components.same_ground import content_digest, footprint_key, grid_offset
 
 
 class DuplicateTilesWarning(UserWarning):
@@ -43,14 +43,17 @@ def drop_identical_tiles(tiles: list[TileRecord], scenes: list[SceneInfo],
     for group in by_footprint.values():
         if len(group) < 2:
             continue
-        seen: set[str] = set()
+        seen: dict[str, list[TileRecord]] = defaultdict(list)
         for tile in group:
             content = _content(tiles_dir, tile.id)
-            if content in seen:
+            crs_tile = crs[tile.scene]
+            if any(grid_offset(crs[kept.scene], kept.transform, crs_tile, tile.transform)
+                   == (0, 0) for kept in seen[content]):
                 dropped.add(tile.id)
                 for path in tile_paths(tiles_dir, tile.id):
                     Path(path).unlink()
-            seen.add(content)
+            else:
+                seen[content].append(tile)
     return [t for t in tiles if t.id not in dropped], len(dropped)
 
 
