@@ -1,4 +1,4 @@
-"""Ground that overlapping scenes repeat with the same pixels: counted once.
+"""Ground that overlapping scenes repeat with the same pixels: counted at most once.
 
 Chips cut from one survey with overlap (the tea-plantation chips overlap their neighbours
 by half) hold the same ground more than once. The tile step keeps such tiles once, the
