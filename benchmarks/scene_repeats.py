@@ -4,13 +4,14 @@ georeferenced scenes, against reading one scene whole.
 
 For each size N (default 2048, 4096), three N x N 4-band uint16 scenes on one UTM grid: a,
 b half a scene east of a (its west half a's east half, pixel for pixel) and c, another date
-of a's footprint (other pixels, the same labels), compared in 256 px cells. The comparison
+of a's footprint (other pixels, the same labels), compared in 256 px cells (``--cell``: a
+resampled scene's native cell is larger, up to the whole scene). The comparison
 reads the overlap windows of (a, b), (a, c) and (b, c); memory should stay at a few chunks
 (``STRIP_VALUES``), whatever N. Each size runs in a fresh subprocess so
 ``resource.getrusage`` reports its own peak RSS. Prints one JSON document with the load
 average before and after; never pass/fail on time.
 
-    python benchmarks/scene_repeats.py [--sizes 2048 4096 8192]
+    python benchmarks/scene_repeats.py [--sizes 2048 4096 8192] [--cell 256]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def make_scenes(folder: Path, size: int) -> None:
         _write(folder / f"{name}_mask.tif", mask, transform)
 
 
-def _grids(folder: Path) -> list:
+def _grids(folder: Path, cell: int) -> list:
     import rasterio
 
     from components.scene_repeats import SceneGrid
@@ -68,7 +69,7 @@ def _grids(folder: Path) -> list:
             grids.append(SceneGrid(name, folder / f"{name}_image.tif",
                                    folder / f"{name}_mask.tif", "EPSG:32650",
                                    tuple(image.transform)[:6], image.height, image.width,
-                                   CELL))
+                                   cell))
     return grids
 
 
@@ -76,15 +77,30 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def compare(folder: Path) -> dict:
+def _repeated_px(repeat) -> int:
+    """Pixels of the flagged cells inside the repeat's window (cells may be cut by it)."""
+    r0, r1, c0, c1 = repeat.rect
+    cell = repeat.cell
+
+    def sides(lo: int, hi: int, count: int) -> list[int]:
+        first = lo // cell
+        return [min(hi, (first + k + 1) * cell) - max(lo, (first + k) * cell)
+                for k in range(count)]
+
+    heights = sides(r0, r1, repeat.same.shape[0])
+    widths = sides(c0, c1, repeat.same.shape[1])
+    return sum(heights[i] * widths[j] for i, j in zip(*repeat.same.nonzero(), strict=True))
+
+
+def compare(folder: Path, cell: int = CELL) -> dict:
     """find_repeats over the three scenes, in a process of its own."""
     from components.scene_repeats import find_repeats
 
-    grids = _grids(folder)
+    grids = _grids(folder, cell)
     before, start = _rss_mb(), time.perf_counter()
     repeats = find_repeats(grids)
     seconds = time.perf_counter() - start
-    repeated = sum(int(r.same.sum()) * CELL * CELL for found in repeats for r in found)
+    repeated = sum(_repeated_px(r) for found in repeats for r in found)
     return {"seconds": round(seconds, 2), "repeated_px": repeated,
             "rss_mb_before": round(before), "peak_rss_mb": round(_rss_mb())}
 
@@ -117,6 +133,7 @@ def _child(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--cell", type=int, default=CELL, help="cell side in px")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -124,7 +141,7 @@ def main() -> None:
         if what.startswith("make"):
             make_scenes(Path(folder), int(what[4:]))
         else:
-            print(json.dumps(compare(Path(folder)) if what == "compare"
+            print(json.dumps(compare(Path(folder), int(what[7:])) if what.startswith("compare")
                              else read_whole(Path(folder))))
         return
     results = []
@@ -133,8 +150,9 @@ def main() -> None:
             _child(f"make{size}", tmp)
             load_before = _load()
             # Alternated, so the machine's drift hits both alike.
-            found, whole = _child("compare", tmp), _child("read", tmp)
-            results.append({"size": size, "scene_mb": round(size * size * 9 / 2 ** 20),
+            found, whole = _child(f"compare{args.cell}", tmp), _child("read", tmp)
+            results.append({"size": size, "cell": args.cell,
+                            "scene_mb": round(size * size * 9 / 2 ** 20),
                             "expected_repeated_px": size * size // 2, "find_repeats": found,
                             "read_one_scene_whole": whole,
                             "seconds_ratio": round(found["seconds"] / max(whole["seconds"],

@@ -1,8 +1,9 @@
 """The champion gate: whether a newly registered version takes the ``champion`` alias.
 
 The challenger is compared with the current champion on the same test split (the split
-digest recorded on each version); a champion scored on another split is re-scored on this
-one, and one that cannot be (other classes or bands, unloadable) stays. The decision and
+digest recorded on each version), the same metric and the same scoring rule (which pixels
+scene-level scores count); a champion scored otherwise is re-scored on this split, and one
+that cannot be (other classes or bands, unloadable) stays. The decision and
 both scores are tags on the new version.
 
 Two runs may register versions of one model at once (two web-app trainings, two laptops on
@@ -22,6 +23,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
+from components.scene_repeats import SCENE_SCORING
+
 if TYPE_CHECKING:
     from components.register import RegisterOptions
 
@@ -35,6 +38,10 @@ TAG_PREVIOUS = "segpipe.champion_version_before"
 # Which metric the gate's scores are (scene-level miou, tile_miou...): a recorded score of
 # another metric, or of a version from before the tag, is re-scored, never compared.
 TAG_GATE_METRIC = "segpipe.gate_metric"
+# Which pixels the scores counted (components/scene_repeats.py SCENE_SCORING): the split
+# digest names the tiles, not the rule that picks a scene's scored pixels, so a version
+# scored under another rule, or from before the tag, is re-scored, never compared.
+TAG_SCENE_SCORING = "segpipe.scene_scoring"
 
 # Each retry means another run moved the alias during this gate's decision; more than a
 # few in a row is not contention a laptop or a team sees, so the gate then keeps what is.
@@ -99,7 +106,8 @@ def _decide(champion: ModelVersion | None, version: str, score: float,
         return True, "promoted: no champion yet", None
     compared = score
     comparable = (champion.tags.get(TAG_SPLIT) == test_split_digest
-                  and champion.tags.get(TAG_GATE_METRIC) == options.metric)
+                  and champion.tags.get(TAG_GATE_METRIC) == options.metric
+                  and champion.tags.get(TAG_SCENE_SCORING) == SCENE_SCORING)
     recorded = champion.tags.get(TAG_CHALLENGER)
     if comparable and recorded is not None:
         # Like with like: a champion recorded with fewer digits (tags from before they held
@@ -114,7 +122,7 @@ def _decide(champion: ModelVersion | None, version: str, score: float,
             log.warning("cannot re-score champion v%s: %s", champion.version, err)
             champion_score, how = None, f"champion not comparable: {err}"[:400]
     else:
-        champion_score, how = None, "champion scored on another split or metric"
+        champion_score, how = None, "champion scored on another split, metric or scoring rule"
     if champion_score is None:
         return False, f"kept champion v{champion.version}: {how}", None
     ours, theirs = _told_apart(compared, champion_score)
@@ -137,7 +145,7 @@ def _tag(client: MlflowClient, name: str, version: str, score: float,
             TAG_CHAMPION: "none" if champion_score is None else repr(float(champion_score)),
             TAG_SPLIT: test_split_digest,
             TAG_PREVIOUS: str(champion.version) if champion is not None else "none",
-            TAG_GATE_METRIC: options.metric}
+            TAG_GATE_METRIC: options.metric, TAG_SCENE_SCORING: SCENE_SCORING}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 

@@ -10,8 +10,10 @@ pixel accuracy, twice:
 - tile level, for comparison (``tile_miou``, ``tile_iou_<class>``...): each test tile on its
   own, as training's validation sees them (components/tile_evaluation.py).
 
-Ground that overlapping scenes of the split hold with the same pixels and labels is scored
-once at scene level (``repeated_pixels_skipped`` counts the pixels left out).
+Ground that overlapping scenes hold with the same pixels and labels is scored at most once
+at scene level: with the earlier scene when it is this split's there, not at all when it is
+another split's (``repeated_pixels_skipped`` counts the pixels left out, split into
+``repeated_pixels_scored_earlier`` and ``repeated_pixels_other_split``).
 
 A class with no pixels in truth or prediction has no score (None, "absent" in the report)
 and is left out of the means (the scores and ``EvaluationResult``:
@@ -143,7 +145,10 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
         split_digest=dataset.split_digest(split),
         dataset_digest=dataset.digest(), scene_count=scenes.scene_count,
         tile_count=len(tile_ids), pixel_count=int(cm.sum()),
-        repeated_pixels_skipped=scenes.repeated_pixels, tile_pixel_count=int(tile_cm.sum()),
+        repeated_pixels_skipped=scenes.repeated_pixels,
+        repeated_pixels_scored_earlier=scenes.repeated_scored_earlier,
+        repeated_pixels_other_split=scenes.repeated_other_split,
+        tile_pixel_count=int(tile_cm.sum()),
         class_names=names,
         majority_class=names[majority], majority_origin=baseline.origin,
         metrics=metrics, class_iou={c.name: c.iou for c in per_class},

@@ -50,9 +50,11 @@ def _rows(result: EvaluationResult) -> list[list[str]]:
 
 
 def _intro(result: EvaluationResult) -> str:
-    # Overlapping scenes of one survey: their shared ground counts once, and said so.
+    # Overlapping scenes of one survey: their shared ground counts at most once, said so.
     repeated = (f"; {result.repeated_pixels_skipped} more repeat earlier scenes' ground with "
-                f"the same pixels and labels, counted once with them"
+                f"the same pixels and labels: {result.repeated_pixels_scored_earlier} scored "
+                f"once, with an earlier scene of this split, "
+                f"{result.repeated_pixels_other_split} another split's ground, not scored here"
                 if result.repeated_pixels_skipped else "")
     return (f"{result.scene_count} scenes predicted whole at native resolution, as served "
             f"({result.pixel_count} scored pixels{repeated}); tile-level figures over "

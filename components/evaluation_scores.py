@@ -35,11 +35,21 @@ class EvaluationResult(BaseModel):
     scene_count: int
     tile_count: int
     pixel_count: int = Field(description="scored pixels of the scenes, ground that "
-                             "overlapping scenes repeat counted once")
-    repeated_pixels_skipped: int = Field(0, description="labelled pixels of scenes left out "
-                                         "of the scene-level scores as ground an earlier "
-                                         "scene of the split holds with the same pixels and "
-                                         "labels, scored there (components/scene_repeats.py)")
+                             "overlapping scenes repeat at most once")
+    repeated_pixels_skipped: int = Field(0, description="pixels of scenes (labelled and "
+                                         "answered by the model, so they would have been "
+                                         "scored) left out of the scene-level scores as "
+                                         "ground an earlier scene holds with the same pixels "
+                                         "and labels: repeated_pixels_scored_earlier + "
+                                         "repeated_pixels_other_split "
+                                         "(components/scene_repeats.py)")
+    repeated_pixels_scored_earlier: int = Field(0, description="of repeated_pixels_skipped, "
+                                                "those an earlier scene of this split scores "
+                                                "(counted once)")
+    repeated_pixels_other_split: int = Field(0, description="of repeated_pixels_skipped, "
+                                             "those whose ground is another split's (or left "
+                                             "out by the split) in the earlier scene: scored "
+                                             "nowhere in this split")
     tile_pixel_count: int
     class_names: list[str]
     majority_class: str | None = Field(None, description="the trivial baseline's answer "

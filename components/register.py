@@ -122,8 +122,9 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: Spli
     if by_tiles:
         cm = split_confusion(dataset, split, tile_predictor(predictor), config.batch_size)
     else:
-        cm = scene_confusion(predictor, dataset, split,
-                             tta=param_defaults(config)["tta"]).confusion
+        # The evaluation of the same split said the repeated-ground line already.
+        cm = scene_confusion(predictor, dataset, split, tta=param_defaults(config)["tta"],
+                             quiet=True).confusion
     scores = summary_metrics(cm, names, TILE_PREFIX if by_tiles else "")
     if metric not in scores:
         raise ValueError(f"{model_uri}: no {metric!r} on the {split} split (absent class?)")

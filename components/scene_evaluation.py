@@ -12,9 +12,9 @@ Which pixels count: every labelled pixel of a scene whose tiles are all in the s
 so no pixel the model trained or was selected on is scored. Tiles are on the tiled
 (possibly resampled) grid; a native pixel belongs to a tile when its centre falls inside.
 Ground that an earlier scene of the dataset holds too, with the same pixels and labels
-(overlapping chips of one survey), counts once, with that scene, where the tile step kept it:
-scored once when that scene is in the split, not at all when it is in another
-(components/scene_repeats.py)."""
+(overlapping chips of one survey), counts where the tile step kept it, with that scene: scored
+once when that scene's pixel is in the split, not at all when it is another split's ground
+(components/scene_repeats.py); the two are counted apart, pixel by pixel."""
 
 from __future__ import annotations
 
@@ -123,12 +123,19 @@ def _region_mask(include: np.ndarray, exclude: np.ndarray, row: int, col: int, h
 @dataclass(frozen=True)
 class SceneScores:
     """A split's scene-level confusion matrix (rows truth, columns prediction), how many
-    scenes it covers, and how many labelled pixels were left out as ground an earlier scene
-    holds with the same pixels and labels (counted with it)."""
+    scenes it covers, and how many pixels it would have scored (labelled, answered by the
+    model) were left out as ground an earlier scene holds with the same pixels and labels:
+    ``repeated_scored_earlier`` of them scored with an earlier scene of the split,
+    ``repeated_other_split`` another split's ground, scored nowhere here."""
 
     confusion: np.ndarray
     scene_count: int
-    repeated_pixels: int
+    repeated_scored_earlier: int = 0
+    repeated_other_split: int = 0
+
+    @property
+    def repeated_pixels(self) -> int:
+        return self.repeated_scored_earlier + self.repeated_other_split
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,31 @@ class _Scored:
         if self.include is None:
             return None
         return _region_mask(self.include, self.exclude, row, col, height, width)
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """An earlier scene's repeat of a scored scene's ground, and where that scene scores it:
+    ``scored`` None when it is not in the split; ``repeats`` its own repeated ground, which
+    it leaves out too."""
+
+    repeat: Repeat
+    scored: _Scored | None
+    repeats: list[Repeat]
+
+    def scores(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Which pixels of the scored scene's block (at row, col) the earlier scene scores."""
+        if self.scored is None:
+            return np.zeros((height, width), bool)
+        dr, dc = self.repeat.offset  # the same block on the earlier scene's grid
+        there = self.scored.region(row + dr, col + dc, height, width)
+        inside = np.ones((height, width), bool) if there is None else there
+        rows, cols = np.arange(row + dr, row + dr + height), np.arange(col + dc, col + dc + width)
+        inside &= ((rows >= 0) & (rows < self.scored.grid.height))[:, None]
+        inside &= ((cols >= 0) & (cols < self.scored.grid.width))[None]
+        if self.repeats:
+            inside &= ~repeated_mask(self.repeats, row + dr, col + dc, height, width)
+        return inside
 
 
 def _scene_grid(dataset: PreparedDataset, name: str) -> SceneGrid:
@@ -173,27 +205,35 @@ def _scored(dataset: PreparedDataset, part: ScenePart, grid: SceneGrid) -> _Scor
 
 
 def _dataset_grids(dataset: PreparedDataset, split: set[str]) -> list[SceneGrid]:
-    """Every scene that may hold ground of the ``split`` scenes first, in manifest order:
-    the split's own and the georeferenced scenes of other splits whose ingested files are
-    there (a scene folder of the split alone compares the split's scenes alone)."""
-    grids = []
+    """Every scene that may hold ground of the ``split`` scenes, in manifest order: the
+    split's own and the georeferenced scenes of other splits before the split's last one
+    whose ingested files are there (a scene folder of the split alone compares the split's
+    scenes alone). Only earlier scenes are compared, so none after the split's last."""
+    grids: list[SceneGrid] = []
     folder = Path(dataset.scenes_dir)
+    left = set(split)
     for info in dataset.tile_manifest.scenes:
+        if not left:
+            break
         if info.name in split or (info.crs and all(
                 path.is_file() for path in _scene_paths(folder, info.name))):
             grids.append(_scene_grid(dataset, info.name))
+        left.discard(info.name)
     return grids
 
 
 def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: SplitName, *,
-                    tta: bool = False, max_pixels: int = MAX_SCENE_PIXELS) -> SceneScores:
+                    tta: bool = False, max_pixels: int = MAX_SCENE_PIXELS,
+                    quiet: bool = False) -> SceneScores:
     """The confusion matrix over ``split``'s pixels of every scene it touches, each ground
-    pixel of overlapping identical scenes once (said in a ``RepeatedGroundWarning``).
-    Pixels the ingested mask ignores, and pixels the model answers as nodata, are left
-    out."""
+    pixel of overlapping identical scenes once (said in a ``RepeatedGroundWarning``, unless
+    ``quiet``: a re-score of figures already said). Pixels the ingested mask ignores, and
+    pixels the model answers as nodata, are left out."""
     k = predictor.config.num_classes
     check_scene_files(dataset, split)
     parts = split_scenes(dataset, split)
+    if not parts:
+        return SceneScores(np.zeros((k, k), np.int64), 0)
     in_split = {part.name for part in parts}
     grids = _dataset_grids(dataset, in_split)
     index = {grid.name: i for i, grid in enumerate(grids)}
@@ -202,31 +242,37 @@ def scene_confusion(predictor: ScenePredictor, dataset: PreparedDataset, split: 
     except RasterioError as err:
         raise SceneEvaluationError(f"{dataset.scenes_dir}: cannot compare overlapping scenes: "
                                    f"{err}") from None
+    scored = {part.name: _scored(dataset, part, grids[index[part.name]]) for part in parts}
     cm = np.zeros((k, k), np.int64)
     skipped = []
+    here = elsewhere = 0
     for part in parts:
-        grid, found = grids[index[part.name]], repeats[index[part.name]]
-        scene_cm, repeated = _score_scene(predictor, _scored(dataset, part, grid), found, tta,
-                                          max_pixels)
+        found = repeats[index[part.name]]
+        earlier = [_Earlier(r, scored.get(grids[r.earlier].name), repeats[r.earlier])
+                   for r in found]
+        scene_cm, with_earlier, other_split = _score_scene(predictor, scored[part.name],
+                                                           earlier, tta, max_pixels)
         cm += scene_cm
-        if repeated:
-            earlier = [grids[r.earlier].name for r in found]
-            skipped.append((part.name, repeated, [
-                name if name in in_split else f"{name} (not in this split)" for name in earlier]))
-    if skipped:
-        warnings.warn(repeats_line(split, skipped), RepeatedGroundWarning, stacklevel=2)
-    return SceneScores(cm, len(parts), sum(pixels for _, pixels, _ in skipped))
+        here, elsewhere = here + with_earlier, elsewhere + other_split
+        if with_earlier + other_split:
+            names = [grids[r.earlier].name for r in found]
+            skipped.append((part.name, with_earlier + other_split, [
+                name if name in in_split else f"{name} (not in this split)" for name in names]))
+    if skipped and not quiet:
+        warnings.warn(repeats_line(split, skipped, here, elsewhere), RepeatedGroundWarning,
+                      stacklevel=2)
+    return SceneScores(cm, len(parts), here, elsewhere)
 
 
-def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[Repeat], tta: bool,
-                 max_pixels: int) -> tuple[np.ndarray, int]:
-    """The scene's confusion matrix and how many of its labelled pixels ``earlier`` scenes
-    hold instead."""
+def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[_Earlier],
+                 tta: bool, max_pixels: int) -> tuple[np.ndarray, int, int]:
+    """The scene's confusion matrix and how many of the pixels it would score ``earlier``
+    scenes hold instead: scored by one of them in this split, and another split's ground."""
     config = predictor.config
     k = config.num_classes  # labels >= k (the ignore value among them) never count
     image_path, mask_path = scene.grid.image, scene.grid.mask
     cm = np.zeros((k, k), np.int64)
-    repeated = 0
+    with_earlier = other_split = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         stack = contextlib.ExitStack()
@@ -257,9 +303,13 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[Repeat
                     if (region := scene.region(block.row, block.col, height, width)) is not None:
                         keep &= region
                     if earlier:
-                        again = keep & repeated_mask(earlier, block.row, block.col, height,
-                                                     width)
-                        repeated += int(again.sum())
+                        block_at = block.row, block.col, height, width
+                        again = keep & repeated_mask([e.repeat for e in earlier], *block_at)
+                        scored_there = np.zeros_like(again)
+                        for e in earlier:
+                            scored_there |= e.repeat.mask(*block_at) & e.scores(*block_at)
+                        with_earlier += int((again & scored_there).sum())
+                        other_split += int((again & ~scored_there).sum())
                         keep &= ~again
                     cm += np.bincount(truth[keep].astype(np.int64) * k + predicted[keep],
                                       minlength=k * k).reshape(k, k)
@@ -267,4 +317,4 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[Repeat
                 raise SceneEvaluationError(f"{image_path}: {err}: {err.detail}") from None
             except RasterioError as err:
                 raise SceneEvaluationError(f"{mask_path}: cannot read the mask: {err}") from None
-    return cm, repeated
+    return cm, with_earlier, other_split

@@ -1,4 +1,4 @@
-"""Ground that overlapping scenes repeat with the same pixels: counted once.
+"""Ground that overlapping scenes repeat with the same pixels: counted at most once.
 
 Chips cut from one survey with overlap (the tea-plantation chips overlap their neighbours
 by half) hold the same ground more than once. The tile step keeps such tiles once, the
@@ -14,9 +14,11 @@ earlier scene, in this split (scored once) or in another (not scored here). A la
 on one chip keeps its cell counted in both, as the tile step keeps its tile; another date of
 the same ground (other pixels) is scored in full. Scenes without a CRS are never compared.
 
-Only the overlap windows are read, in chunks of at most ``STRIP_VALUES`` values a side,
-under the data plane's GDAL cache cap: memory is bounded by the chunk, the cache and one flag
-per cell, never by the scenes (benchmarks/scene_repeats.py)."""
+Only the overlap windows are read, in strips of at most ``STRIP_VALUES`` values from each
+scene (a cell too large for one strip, as a resampled scene's native cell can be, is compared
+strip by strip), under the data plane's GDAL cache cap: memory is bounded by the strip, the
+cache and one flag per cell, never by the scenes or their cells
+(benchmarks/scene_repeats.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import rasterio
 from rasterio.windows import Window
 
 from components.raster import gdal_env
-from components.same_ground import DECIMALS, grid_offset, same_content
+from components.same_ground import grid_offset, pixel_size_key, same_content
 
 #: (row0, row1, col0, col1) on a scene's native grid, end-exclusive.
 Rect = tuple[int, int, int, int]
@@ -38,8 +40,15 @@ STRIP_VALUES = 1 << 22
 
 
 class RepeatedGroundWarning(UserWarning):
-    """Overlapping scenes hold the same ground with the same pixels: counted once."""
+    """Overlapping scenes hold the same ground with the same pixels: left out of the later
+    scene, scored once with the earlier one when it is in the split."""
 
+
+#: Which pixels scene-level scores count, recorded on each registered version
+#: (components/champion_gate.py): a champion scored under another rule (or before the
+#: record) scored other pixels of the same split, so it is re-scored, never compared. Change
+#: it whenever the rule here or in components/scene_evaluation.py changes which pixels count.
+SCENE_SCORING = "repeats-once-v1"
 
 
 @dataclass(frozen=True)
@@ -86,13 +95,13 @@ class Repeat:
 
 def _grid_group(scene: SceneGrid) -> tuple:
     """Scenes that may share a pixel grid: one CRS, pixel size and rotation."""
-    a, b, _, d, e, _ = scene.transform[:6]
-    return scene.crs, tuple(round(v, DECIMALS) for v in (a, b, d, e))
+    return scene.crs, pixel_size_key(scene.transform)
 
 
-def _candidates(scenes: list[SceneGrid]) -> list[tuple[int, int]]:
+def _candidates(scenes: list[SceneGrid], later: set[int] | None) -> list[tuple[int, int]]:
     """(earlier, later) index pairs of georeferenced scenes whose footprints may overlap,
-    from their bounds on the first scene of their group's grid (vectorized per scene)."""
+    the later one of ``later`` (None: any), from their bounds on the first scene of their
+    group's grid (vectorized per scene)."""
     groups: dict[tuple, list[int]] = {}
     for index, scene in enumerate(scenes):
         if scene.crs:
@@ -107,6 +116,8 @@ def _candidates(scenes: list[SceneGrid]) -> list[tuple[int, int]]:
                            scenes[i].height, scenes[i].width] for i in members], np.float64)
         rows, cols, heights, widths = boxes.T
         for j in range(1, len(members)):
+            if later is not None and members[j] not in later:
+                continue
             hit = ((rows[:j] < rows[j] + heights[j] - 0.5) & (rows[j] < rows[:j] + heights[:j]
                                                               - 0.5)
                    & (cols[:j] < cols[j] + widths[j] - 0.5) & (cols[j] < cols[:j] + widths[:j]
@@ -126,7 +137,9 @@ def _overlap(earlier: SceneGrid, later: SceneGrid, offset: tuple[int, int]) -> R
 def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
                 offset: tuple[int, int]) -> np.ndarray:
     """Which of the later scene's cells over ``rect`` hold the earlier scene's image pixels
-    and labels there, read a row of cells at a time in chunks of ``STRIP_VALUES``."""
+    and labels there, a row of cells at a time, read in strips of at most ``STRIP_VALUES``
+    values from each scene (whole cells side by side when a cell fits; else rows of one
+    cell, their verdicts ANDed: a resampled scene's native cell may be thousands of px)."""
     r0, r1, c0, c1 = rect
     dr, dc, cell = *offset, later.cell
     first_row, first_col = r0 // cell, c0 // cell
@@ -137,22 +150,30 @@ def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
             rasterio.open(later.mask) as mask_b:
         if image_a.count != image_b.count:
             return same
-        chunk = max(1, STRIP_VALUES // (cell * cell * (image_a.count + 1)))  # cells a read
+        values = image_a.count + 1  # per pixel: the bands and the label
+        chunk = max(1, STRIP_VALUES // (cell * cell * values))  # cells side by side
         for i in range(same.shape[0]):
             top = max(r0, (first_row + i) * cell)
             bottom = min(r1, (first_row + i + 1) * cell)
             for j0 in range(0, same.shape[1], chunk):
+                cells = slice(j0, min(j0 + chunk, same.shape[1]))
                 left = max(c0, (first_col + j0) * cell)
                 right = min(c1, (first_col + j0 + chunk) * cell)
-                window_b = Window(left, top, right - left, bottom - top)
-                window_a = Window(left + dc, top + dr, right - left, bottom - top)
-                a = image_a.read(window=window_a), mask_a.read(1, window=window_a)
-                b = image_b.read(window=window_b), mask_b.read(1, window=window_b)
-                for j in range(j0, min(j0 + chunk, same.shape[1])):
-                    lo = max(left, (first_col + j) * cell) - left
-                    hi = min(right, (first_col + j + 1) * cell) - left
-                    same[i, j] = same_content(a[0][..., lo:hi], a[1][:, lo:hi],
-                                              b[0][..., lo:hi], b[1][:, lo:hi])
+                same[i, cells] = True
+                step = max(1, STRIP_VALUES // ((right - left) * values))  # rows a strip
+                for row in range(top, bottom, step):
+                    if not same[i, cells].any():
+                        break
+                    height = min(step, bottom - row)
+                    window_b = Window(left, row, right - left, height)
+                    window_a = Window(left + dc, row + dr, right - left, height)
+                    a = image_a.read(window=window_a), mask_a.read(1, window=window_a)
+                    b = image_b.read(window=window_b), mask_b.read(1, window=window_b)
+                    for j in range(cells.start, cells.stop):
+                        lo = max(left, (first_col + j) * cell) - left
+                        hi = min(right, (first_col + j + 1) * cell) - left
+                        same[i, j] &= same_content(a[0][..., lo:hi], a[1][:, lo:hi],
+                                                   b[0][..., lo:hi], b[1][:, lo:hi])
     return same
 
 
@@ -163,9 +184,7 @@ def find_repeats(scenes: list[SceneGrid], later: set[int] | None = None
     components/same_ground.py); empty lists for the others, scenes without a CRS and scenes
     without such cells."""
     repeats: list[list[Repeat]] = [[] for _ in scenes]
-    for i, j in _candidates(scenes):
-        if later is not None and j not in later:
-            continue
+    for i, j in _candidates(scenes, later):
         first, second = scenes[i], scenes[j]
         offset = grid_offset(first.crs, first.transform, second.crs, second.transform)
         if offset is None or (rect := _overlap(first, second, offset)) is None:
@@ -185,14 +204,17 @@ def repeated_mask(repeats: list[Repeat], row: int, col: int, height: int,
     return repeated
 
 
-def repeats_line(split: str, skipped: list[tuple[str, int, list[str]]]) -> str:
+def repeats_line(split: str, skipped: list[tuple[str, int, list[str]]], scored_earlier: int,
+                 other_split: int) -> str:
     """The one line that says so: ``skipped`` holds (scene, pixels left out, the earlier
     scenes that hold them, those of another split named so) for each scene of ``split``
-    with repeated ground."""
+    with repeated ground; of all those pixels, ``scored_earlier`` are scored with an earlier
+    scene of the split and ``other_split`` are another split's ground, scored nowhere here."""
     total = sum(pixels for _, pixels, _ in skipped)
     shown = "; ".join(f"{pixels} px of {scene} repeat {', '.join(earlier)}"
                       for scene, pixels, earlier in skipped[:3])
     more = f"; and {len(skipped) - 3} more scenes" if len(skipped) > 3 else ""
     return (f"{total} px of the {split} split's scenes repeat earlier scenes' ground with the "
-            f"same pixels and labels: counted once, with the earlier scene, as the tile step "
-            f"keeps its tiles ({shown}{more})")
+            f"same pixels and labels, left out where the tile step left out their tiles: "
+            f"{scored_earlier} px scored once, with an earlier scene of this split, and "
+            f"{other_split} px another split's ground, not scored here ({shown}{more})")

@@ -93,9 +93,14 @@ def dropped_tiles_line(dropped: int, options: SplitOptions, manifest: TileManife
     used (``block_size``: the block split's, given or chosen)."""
     what = (f"dropped {dropped} val/test tiles that share ground with tiles of another "
             "split")
-    if options.strategy != "block":
+    if options.strategy == "random":
         return (f"{what} (overlapping tiles or scenes); use strategy 'block', which keeps "
                 "shared ground in one split, or tiles without overlap (stride = patch_size)")
+    if options.strategy != "block":
+        # A scene's tiles are all in one split: only tiles overlapping other scenes' go, so
+        # tiling without overlap would not keep them.
+        return (f"{what} (the scenes overlap: a scene's tiles share ground with other "
+                "scenes' tiles); use strategy 'block', which keeps shared ground in one split")
     if manifest.stride < manifest.patch_size:
         return (f"{what} (the tiles overlap: stride {manifest.stride} < patch_size "
                 f"{manifest.patch_size}, so tiles at block edges share ground with the next "

@@ -3,11 +3,12 @@
 Chips cut from one survey with overlap (the tea-plantation chips overlap by half) give
 tiles of the same ground that are pixel for pixel the same: 44 tiles of 128 px covered 19
 distinct footprints, so the split's sizes overstated the data, a test pixel was scored up to
-4 times and training weighted repeated ground more. A tile whose footprint (same CRS, same
-transform, so the same bounds: every tile has the patch size) and whose pixels and labels
-equal those of a tile kept before it is dropped, its files deleted. Tiles of the same ground
-with other pixels (another date, another sensor) stay: they are more data. The rule is
-components/same_ground.py's, which scene-level scoring applies to overlapping scenes too.
+4 times and training weighted repeated ground more. A tile whose footprint (same CRS, pixel
+size and origin in pixels, so the same bounds: every tile has the patch size) and whose
+pixels and labels equal those of a tile kept before it is dropped, its files deleted. Tiles
+of the same ground with other pixels (another date, another sensor) stay: they are more
+data. The rule is components/same_ground.py's, which scene-level scoring applies to
+overlapping scenes too.
 
 Only tiles sharing a footprint are read again, so scenes that do not overlap cost nothing."""
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from components.artifacts import SceneInfo, TileRecord
 from components.dataset_paths import read_tile, tile_paths
-from components.same_ground import content_digest, footprint_key
+from components.same_ground import content_digest, footprint_key, grid_offset
 
 
 class DuplicateTilesWarning(UserWarning):
@@ -42,14 +43,17 @@ def drop_identical_tiles(tiles: list[TileRecord], scenes: list[SceneInfo],
     for group in by_footprint.values():
         if len(group) < 2:
             continue
-        seen: set[str] = set()
+        seen: dict[str, list[TileRecord]] = defaultdict(list)
         for tile in group:
             content = _content(tiles_dir, tile.id)
-            if content in seen:
+            crs_tile = crs[tile.scene]
+            if any(grid_offset(crs[kept.scene], kept.transform, crs_tile, tile.transform)
+                   == (0, 0) for kept in seen[content]):
                 dropped.add(tile.id)
                 for path in tile_paths(tiles_dir, tile.id):
                     Path(path).unlink()
-            seen.add(content)
+            else:
+                seen[content].append(tile)
     return [t for t in tiles if t.id not in dropped], len(dropped)
 
 

@@ -122,7 +122,9 @@ def _print_scores(result) -> None:
         return "absent" if value is None else f"{value:.4f}"
 
     console = Console(highlight=False)
-    repeated = (f", {result.repeated_pixels_skipped} px of repeated ground counted once"
+    repeated = (f", {result.repeated_pixels_skipped} px of repeated ground left out: "
+                f"{result.repeated_pixels_scored_earlier} scored with an earlier scene, "
+                f"{result.repeated_pixels_other_split} another split's"
                 if result.repeated_pixels_skipped else "")
     table = Table(show_edge=False, title=f"{result.split} split: {result.scene_count} scenes "
                   f"({result.pixel_count} px{repeated}), {result.tile_count} tiles",

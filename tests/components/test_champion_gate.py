@@ -136,3 +136,39 @@ def test_a_version_below_the_trivial_baseline_is_not_made_champion_unless_allowe
                                allowed.model_copy(update={"model_name": other}),
                                trivial_score=0.461).promoted
     assert _alias("champion", other) == version
+
+
+@pytest.mark.parametrize("rule", [None, "repeats-once-v0"])
+def test_a_champion_scored_under_another_scoring_rule_is_re_scored(tmp_path, rule):
+    """The split digest names the tiles, not which of a scene's pixels count: a champion
+    scored before the repeated-ground rule (tea chips, scene split: 147456 px, 65536 of them
+    train/val ground; 81920 now) has the same digest and metric, and is re-scored."""
+    from components.champion_gate import (
+        TAG_GATE_METRIC,
+        TAG_SCENE_SCORING,
+        TAG_SPLIT,
+    )
+    from components.scene_repeats import SCENE_SCORING
+
+    name = f"rule-{rule}"
+    client, options = MlflowClient(), RegisterOptions(model_name=name)
+    client.create_registered_model(name)
+    old = _bare_version(client, name, tmp_path.as_uri())
+    tags = {TAG_SPLIT: "split", TAG_GATE_METRIC: options.metric, TAG_CHALLENGER: "0.7"}
+    for key, value in (tags | ({TAG_SCENE_SCORING: rule} if rule else {})).items():
+        client.set_model_version_tag(name, old, key, value)
+    client.set_registered_model_alias(name, options.champion_alias, old)
+    new = _bare_version(client, name, tmp_path.as_uri())
+    rescored = []
+    gate = apply_champion_gate(client, name, new, 0.6, "split", options,
+                               rescore=lambda champion: rescored.append(champion.version) or 0.5)
+    assert [str(v) for v in rescored] == [old]
+    assert gate.promoted and gate.champion_score == 0.5
+    assert "champion re-scored on this split" in gate.decision
+    assert client.get_model_version(name, new).tags[TAG_SCENE_SCORING] == SCENE_SCORING
+    # A version scored under this rule is compared by its recorded score.
+    third = _bare_version(client, name, tmp_path.as_uri())
+    again = apply_champion_gate(client, name, third, 0.55, "split", options,
+                                rescore=lambda champion: rescored.append(champion) or 0.0)
+    assert not again.promoted and "same test split" in again.decision
+    assert len(rescored) == 1

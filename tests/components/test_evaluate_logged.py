@@ -278,6 +278,9 @@ def test_tea_plantations_as_a_source(tea_plantations, tea_model, tmp_path):
     # cell with a label that differs (one pixel), both count it, as both keep that tile.
     assert result.scene_count == 11 and result.pixel_count == 311296 + 64 * 64
     assert result.pixel_count + result.repeated_pixels_skipped == 11 * 256 * 256
+    # One split: every repeated pixel is scored with the earlier chip that holds it.
+    assert result.repeated_pixels_scored_earlier == result.repeated_pixels_skipped == 405504
+    assert result.repeated_pixels_other_split == 0
     # Tiles of the half-overlapping chips that hold the same ground with the same pixels are
     # scored once: 176 tiles, 99 of them identical to others.
     assert result.tile_count == 11 * 16 - 99 and result.class_names == dataset.class_map.names

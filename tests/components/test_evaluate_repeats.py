@@ -16,8 +16,13 @@ from rasterio.transform import Affine
 from components.artifacts import SceneInfo, SplitManifest, TileManifest, TileRecord
 from components.dataset_paths import DatasetPaths, PreparedDataset, tile_paths
 from components.evaluate import evaluate_model
-from components.same_ground import grid_offset
-from components.scene_repeats import RepeatedGroundWarning, SceneGrid, find_repeats
+from components.same_ground import footprint_key, grid_offset
+from components.scene_repeats import (
+    STRIP_VALUES,
+    RepeatedGroundWarning,
+    SceneGrid,
+    find_repeats,
+)
 from tests.logged_models import save_known_model
 
 SIZE, BANDS, PIXEL = 32, 4, 10.0
@@ -129,8 +134,10 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     model = save_known_model(tmp_path / "model")
     with pytest.warns(RepeatedGroundWarning,
                       match=r"^512 px of the test split's scenes repeat earlier scenes' ground "
-                            r"with the same pixels and labels: counted once, with the earlier "
-                            r"scene, as the tile step keeps its tiles \(512 px of b repeat a\)$"):
+                            r"with the same pixels and labels, left out where the tile step "
+                            r"left out their tiles: 512 px scored once, with an earlier scene "
+                            r"of this split, and 0 px another split's ground, not scored here "
+                            r"\(512 px of b repeat a\)$"):
         result = evaluate_model(model, overlapping, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
     image, mask = survey
@@ -143,15 +150,20 @@ def test_repeated_ground_is_scored_once_and_another_date_in_full(overlapping, su
     assert result.scene_count == 4 and result.pixel_count == expected.sum()
     # b's west half (the survey's ignored corner is in a's west half).
     assert result.repeated_pixels_skipped == SIZE * SIZE // 2
-    assert "512 more repeat earlier scenes' ground" in Path(result.report_md).read_text()
+    assert result.repeated_pixels_scored_earlier == SIZE * SIZE // 2
+    assert result.repeated_pixels_other_split == 0
+    assert ("512 more repeat earlier scenes' ground with the same pixels and labels: 512 scored "
+            "once, with an earlier scene of this split, 0 another split's ground, not scored "
+            "here") in Path(result.report_md).read_text()
     # Tiles are scored each on its own: b's tile holds other ground than a's, both count.
     assert result.tile_pixel_count == 4 * SIZE * SIZE - 3 * 16
 
 
-#: Which split a's west and east tiles are in; the survey columns the test split scores.
-A_SPLITS = {"a's east test": (("train", "test"), np.r_[16:48]),
-            "a's east train": (("test", "train"), np.r_[0:16, 32:48]),
-            "a all train": (("train", "train"), np.r_[32:48])}
+#: Which split a's west and east tiles are in; the survey columns the test split scores;
+#: whether b's west half (a's east) is scored with a in the test split.
+A_SPLITS = {"a's east test": (("train", "test"), np.r_[16:48], True),
+            "a's east train": (("test", "train"), np.r_[0:16, 32:48], False),
+            "a all train": (("train", "train"), np.r_[32:48], False)}
 
 
 @pytest.mark.parametrize("case", list(A_SPLITS))
@@ -161,7 +173,7 @@ def test_repeated_ground_counts_where_the_tile_step_kept_it(case, survey, tiny_d
     so b's own tiles are all test and b is scored whole. b's west half is a's ground: scored
     with a when a's east is test, and not at all when it is train (train ground: scoring it
     in b would score pixels the model trained on), whether or not a has test tiles."""
-    (west, east), columns = A_SPLITS[case]
+    (west, east), columns, with_a = A_SPLITS[case]
     half = SIZE // 2
     a_tiles = [(col, row) for row in (0, half) for col in (0, half)]
     split = {f"a_{col}_{row}": east if col else west for col, row in a_tiles}
@@ -170,13 +182,19 @@ def test_repeated_ground_counts_where_the_tile_step_kept_it(case, survey, tiny_d
                              {"a": a_tiles, "b": [(half, 0), (half, half)]}, split)
     model = save_known_model(tmp_path / "model", patch_size=half)
     other = "" if "test" in (west, east) else " (not in this split)"
-    with pytest.warns(RepeatedGroundWarning, match=rf"\(512 px of b repeat a{re.escape(other)}\)$"):
+    scored, elsewhere = (512, 0) if with_a else (0, 512)
+    with pytest.warns(RepeatedGroundWarning,
+                      match=rf": {scored} px scored once, with an earlier scene of this split, "
+                            rf"and {elsewhere} px another split's ground, not scored here "
+                            rf"\(512 px of b repeat a{re.escape(other)}\)$"):
         result = evaluate_model(model, dataset, tmp_path / "eval", batch_size=8,
                                 overlay_tiles=0, log_to_mlflow=False)
     image, mask = survey
     assert result.confusion_matrix == _counts(dataset, image[:, columns],
                                               mask[:, columns]).tolist()
     assert result.repeated_pixels_skipped == SIZE * half
+    assert (result.repeated_pixels_scored_earlier, result.repeated_pixels_other_split) == (
+        scored, elsewhere)
 
 
 def test_one_grid_needs_the_same_crs_pixel_size_and_whole_pixel_offsets():
@@ -223,3 +241,126 @@ def test_overlaps_are_compared_cell_by_cell_as_the_tile_step_compares_tiles(surv
     repeated = repeat.mask(0, 0, SIZE, SIZE)
     assert repeated.sum() == SIZE * SIZE // 2 - 64 and not repeated[:8, :8].any()
     assert not repeated[:, SIZE // 2:].any()
+
+
+DEGREES = "EPSG:4326"
+
+
+def test_one_grid_is_judged_in_pixels_whatever_the_crs_units():
+    """In degrees a pixel is ~9e-6: 8.6e-6° and 9.4e-6° pixels at one origin are two grids,
+    and a whole-pixel offset is one grid, for the scenes and the tile step alike."""
+    fine = Affine(8.6e-6, 0, 80.5, 0, -8.6e-6, 6.9)
+    coarse = Affine(9.4e-6, 0, 80.5, 0, -9.4e-6, 6.9)
+    assert grid_offset(DEGREES, fine, DEGREES, coarse) is None
+    assert footprint_key(DEGREES, fine) != footprint_key(DEGREES, coarse)
+    moved = fine @ Affine.translation(3, -2)
+    assert grid_offset(DEGREES, fine, DEGREES, moved) == (-2, 3)
+    assert grid_offset(DEGREES, fine, DEGREES, fine @ Affine.translation(0.4, 0)) is None
+    assert footprint_key(DEGREES, fine) != footprint_key(DEGREES, moved)
+    # The same footprint composed another way (float noise) is one footprint.
+    noisy = Affine(*(v * (1 + 1e-12) for v in tuple(moved)[:6]))
+    assert grid_offset(DEGREES, fine, DEGREES, noisy) == (-2, 3)
+    assert footprint_key(DEGREES, noisy) == footprint_key(DEGREES, moved)
+
+
+def test_scenes_in_degrees_of_other_pixel_sizes_repeat_nothing(survey, tmp_path):
+    image, mask = survey
+    scenes = []
+    for name, pixel in (("fine", 8.6e-6), ("coarse", 9.4e-6)):
+        transform = Affine(pixel, 0, 80.5, 0, -pixel, 6.9)
+        paths = tmp_path / f"{name}_image.tif", tmp_path / f"{name}_mask.tif"
+        _write(paths[0], image[:, :SIZE], DEGREES, transform)
+        _write(paths[1], mask[:, :SIZE], DEGREES, transform)
+        scenes.append(SceneGrid(name, *paths, DEGREES, tuple(transform)[:6], SIZE, SIZE, 8))
+    assert find_repeats(scenes) == [[], []]
+
+
+def test_a_large_native_cell_is_compared_in_bounded_strips(tmp_path):
+    """A downsampled scene's native cell (64 px tiles at 1/32: 2048 px, 4 bands) is read in
+    strips of STRIP_VALUES values, never a whole cell at once nor copied again, and the
+    verdicts are the whole cells' comparison: an edit in the last strip's last row counts."""
+    import tracemalloc
+
+    side, bands = 2048, 4
+    rng = np.random.default_rng(0)
+    survey = rng.integers(0, 255, (side, side + side // 2, bands), dtype=np.uint8)
+    labels = rng.integers(0, 3, (side, side + side // 2), dtype=np.uint8)
+    transforms = ORIGIN, ORIGIN @ Affine.translation(side // 2, 0)
+
+    def grids(edit: tuple[int, int] | None) -> list[SceneGrid]:
+        found = []
+        for name, columns, transform in (("a", np.s_[:side], transforms[0]),
+                                         ("b", np.s_[side // 2:], transforms[1])):
+            image, mask = survey[:, columns], labels[:, columns].copy()
+            if name == "b" and edit:
+                mask[edit] = (mask[edit] + 1) % 3
+            paths = tmp_path / f"{name}_image.tif", tmp_path / f"{name}_mask.tif"
+            _write(paths[0], np.ascontiguousarray(image), CRS, transform)
+            _write(paths[1], mask, CRS, transform)
+            found.append(SceneGrid(name, *paths, CRS, tuple(transform)[:6], side, side, side))
+        return found
+
+    assert side * side // 2 * (bands + 1) > 2 * STRIP_VALUES  # the overlap needs strips
+    for edit, same in ((None, True), ((side - 1, side // 2 - 1), False), ((900, 5), False),
+                       ((0, side // 2), True)):  # outside the overlap: a's ground is the same
+        scenes = grids(edit)
+        tracemalloc.start()
+        try:
+            _, repeats = find_repeats(scenes)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert [bool(r.same.all()) for r in repeats] == ([True] if same else [])
+        assert peak < 4 * STRIP_VALUES, peak  # two strips of uint8 and a comparison's flags
+
+
+def test_scenes_that_cannot_hold_a_splits_earlier_ground_are_never_opened(survey, tiny_dataset,
+                                                                          tmp_path):
+    """Only earlier scenes are compared: a scene after the split's last one, or any scene
+    when the split has none, is not opened (here it could not be: its image is not a
+    raster)."""
+    from components.register import RegisterOptions, serving_config
+    from components.scene_evaluation import scene_confusion
+    from components.train import load_trained_model
+    from serving.predict import ScenePredictor, keras_predict_fn
+
+    dataset = _write_dataset(tmp_path / "dataset", tiny_dataset, _chips(survey), SIZE,
+                             {"a": [(0, 0)], "b": [(0, 0)]},
+                             {"a_0_0": "test", "b_0_0": "train"})
+    (dataset.scenes_dir / "b_image.tif").write_bytes(b"not a raster")
+    model, info = load_trained_model(save_known_model(tmp_path / "model"))
+    predictor = ScenePredictor(keras_predict_fn(model),
+                               serving_config(info, dataset, RegisterOptions()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedGroundWarning)  # a has no earlier scene
+        test = scene_confusion(predictor, dataset, "test")
+    image, mask = survey
+    assert test.scene_count == 1 and test.repeated_pixels == 0
+    assert test.confusion.tolist() == _counts(dataset, image[:, :SIZE], mask[:, :SIZE]).tolist()
+    empty = scene_confusion(predictor, dataset, "val")
+    assert empty.scene_count == 0 and not empty.confusion.any()
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_the_register_step_says_the_repeated_ground_line_once(overlapping, tmp_path):
+    """Evaluation says it; the champion gate's re-score of the champion on the same split
+    (a champion from before the gate's tags) stays quiet, and scores the same pixels."""
+    import mlflow
+
+    from components.register import RegisterOptions, register_model
+    from tests.logged_models import register_known_model
+
+    model = save_known_model(tmp_path / "model")
+    with pytest.warns(RepeatedGroundWarning) as said:
+        evaluation = evaluate_model(model, overlapping, tmp_path / "eval", batch_size=8,
+                                    overlay_tiles=0, log_to_mlflow=False)
+    assert len([w for w in said if w.category is RepeatedGroundWarning]) == 1
+    mlflow.set_experiment("register-repeats")
+    register_known_model(model, overlapping, "repeats-once")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registered = register_model(model, overlapping, evaluation, RegisterOptions(
+            model_name="repeats-once", promote_below_trivial=True))
+    assert "champion re-scored on this split" in registered.decision
+    assert registered.champion_score == evaluation.metrics["miou"]
+    assert not [w for w in caught if issubclass(w.category, RepeatedGroundWarning)]

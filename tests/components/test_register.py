@@ -90,7 +90,7 @@ def test_gate_promotes_first_and_never_a_worse_model(tiny_dataset, evaluated_mod
     by_tiles = options.model_copy(update={"metric": "tile_miou"})
     kept = apply_champion_gate(client, "gate-test", first.version, 0.99, "another-split",
                                by_tiles)
-    assert not kept.promoted and "another split or metric" in kept.decision
+    assert not kept.promoted and "another split, metric or scoring rule" in kept.decision
 
 
 def test_gate_and_tags_use_the_scene_level_miou(tiny_dataset, evaluated_models):

@@ -138,6 +138,27 @@ def test_the_advice_on_dropped_tiles_fits_the_strategy(tmp_path):
     assert "block size" not in line and "block_size" not in line
 
 
+def test_a_scene_split_is_not_told_to_tile_without_overlap(tmp_path):
+    """A scene split keeps a scene's tiles together, so only tiles overlapping other scenes
+    are dropped: the advice is about the scenes, not the stride (stride = patch_size would
+    drop them all the same)."""
+    src = tmp_path / "chips"
+    for i in range(4):
+        transform = rasterio.transform.from_origin(600000.0 + 32.0 * i, 3000000.0, 2.0, 2.0)
+        for kind, data in (("image", make_image(32, seed=i)), ("mask", make_labels(32, (0, 1)))):
+            write_array(src / f"c{i}_{kind}.tif", data, UTM, transform)
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))  # stride = patch_size already
+    with pytest.warns(SplitWarning):
+        split = split_tiles(ds, ds / "split.json", SplitOptions(strategy="scene"))
+    (line,) = [w for w in split.warnings if w.startswith("dropped")]
+    assert line.endswith("val/test tiles that share ground with tiles of another split (the "
+                         "scenes overlap: a scene's tiles share ground with other scenes' "
+                         "tiles); use strategy 'block', which keeps shared ground in one split")
+    assert "stride" not in line
+
+
 def _one_tile_scenes(folder, counts: list[dict[int, int]]) -> None:
     """tiles.json of one 16 px tile per scene ``s<i>`` (tile ``s<i>_t``), with these class
     pixel counts (the rest of the 256 pixels unlabelled)."""

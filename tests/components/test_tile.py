@@ -194,3 +194,20 @@ def test_identical_tiles_of_overlapping_georeferenced_scenes_are_kept_once(tmp_p
                for p in (tmp_path / "ds" / "tiles").glob("*_image.tif")}
     assert on_disk == kept
     assert TileManifest.load(tmp_path / "ds" / "tiles.json").duplicates_dropped == 2
+
+
+def test_tiles_in_degrees_of_other_pixel_sizes_are_not_one_footprint(tmp_path):
+    """EPSG:4326 pixels of 8.6e-6° and 9.4e-6° from one origin cover other ground: the same
+    pixels and labels there are two tiles, not a duplicate (both agreed to 6 decimals)."""
+    root = tmp_path / "ingested"
+    (root / "scenes").mkdir(parents=True)
+    image, labels = make_image(32), make_labels(32, (0, 1))
+    for name, pixel in (("fine", 8.6e-6), ("coarse", 9.4e-6)):
+        transform = rasterio.transform.from_origin(80.5, 6.9, pixel, pixel)
+        write_array(root / "scenes" / f"{name}_image.tif", image, "EPSG:4326", transform)
+        write_array(root / "scenes" / f"{name}_mask.tif", labels, "EPSG:4326", transform, 255)
+    ClassMap(classes=[ClassInfo(id=i, name=f"c{i}", color="#000000") for i in range(2)]
+             ).save(root / "classes.json")
+    manifest = tile_scenes(root, tmp_path / "ds", TileOptions(patch_size=32))
+    assert manifest.duplicates_dropped == 0
+    assert sorted(t.scene for t in manifest.tiles) == ["coarse", "fine"]
