@@ -40,7 +40,8 @@ from components.evaluation_scores import (
 )
 from components.figures import close, confusion_figure, overlay_figure
 from components.register import RegisterOptions, serving_config
-from components.scene_evaluation import check_scene_files, scene_confusion
+from components.scene_evaluation import scene_confusion
+from components.split_regions import check_scene_files
 from components.tile_evaluation import split_confusion, tile_predictor
 from components.train import load_trained_model
 from components.trivial_baseline import (

@@ -45,7 +45,7 @@ from components.evaluate_options import (
 from components.ingest import ingest_source
 from components.ingest_options import IngestOptions
 from components.raster import SettingError
-from components.scene_evaluation import check_scene_files
+from components.split_regions import check_scene_files
 from components.tile import TileOptions, tile_scenes
 from serving.config import ServingConfig
 from serving.resolution import resample_factor

@@ -6,15 +6,15 @@ import shutil
 import numpy as np
 
 from components.dataset_paths import PreparedDataset
-from components.scene_evaluation import _native_rects, _region_mask, split_scenes
+from components.split_regions import native_rects, region_mask, split_scenes
 
 
 def test_tile_windows_map_to_the_native_pixels_whose_centres_they_hold():
     # Tiles cut at scale 0.5: a 16 px tile at column 48 of a 64-wide grid is native 96..128.
-    rects = _native_rects([(48, 0, 16, 16), (56, 8, 16, 16)], tiled=(16, 64), native=(32, 128))
+    rects = native_rects([(48, 0, 16, 16), (56, 8, 16, 16)], tiled=(16, 64), native=(32, 128))
     assert rects.tolist() == [[0, 32, 96, 128], [16, 32, 112, 128]]  # clipped to the scene
     # A non-integer factor: 3 tiled pixels per 4 native; pixel j is in [a, b) by its centre.
-    (rect,) = _native_rects([(3, 0, 3, 3)], tiled=(6, 6), native=(8, 8))
+    (rect,) = native_rects([(3, 0, 3, 3)], tiled=(6, 6), native=(8, 8))
     centres = (np.arange(8) + 0.5) * 6 / 8
     inside = np.flatnonzero((centres >= 3) & (centres < 6))
     assert (rect[2], rect[3]) == (inside[0], inside[-1] + 1)
@@ -23,7 +23,7 @@ def test_tile_windows_map_to_the_native_pixels_whose_centres_they_hold():
 def test_region_mask_keeps_split_pixels_outside_other_splits():
     include = np.array([[0, 4, 0, 4]])
     exclude = np.array([[2, 6, 2, 6]])  # an overlapping tile of another split
-    keep = _region_mask(include, exclude, row=1, col=1, height=4, width=4)
+    keep = region_mask(include, exclude, row=1, col=1, height=4, width=4)
     expected = np.zeros((4, 4), bool)
     expected[:3, :3] = True
     expected[1:, 1:] = False
