@@ -18,19 +18,17 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from serving.atomic import atomic_path, default_mode, write_text
+from serving.atomic import atomic_path, default_mode, signals_deferred, write_text
 
-__all__ = ["atomic_dir", "atomic_path", "remove_stale_siblings", "scratch_beside", "write_json",
-           "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "remove_stale_siblings", "scratch_beside",
+           "signals_deferred", "write_json", "write_text"]
 
 MARKER = ".segpipe-atomic-dir.json"
 
@@ -78,36 +76,16 @@ def remove_stale_siblings(path: str | os.PathLike[str]) -> list[Path]:
 
 
 @contextmanager
-def signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM arriving inside the block take effect when it ends: for a few
-    renames that must happen together. Python handlers run in the main thread only, so
-    elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    previous = {kind: signal.signal(kind, lambda signum, _frame: caught.append(signum))
-                for kind in kinds}
-    try:
-        yield
-    finally:
-        for kind, handler in previous.items():
-            signal.signal(kind, signal.SIG_DFL if handler is None else handler)
-        if caught:
-            signal.raise_signal(caught[0])
-
-
-@contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole.
     Stale temporary siblings of earlier, killed runs for ``path`` are removed first."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    old = None
+    tmp = old = None
     try:
+        with signals_deferred():  # a Ctrl-C as the folder is made must not leave it behind
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         os.chmod(tmp, default_mode(directory=True))  # mkdtemp's 0700 would hide the output
         _mark(tmp, target)
         yield tmp
@@ -136,12 +114,15 @@ def scratch_beside(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.scratch-", dir=target.parent))
+    tmp = None
     try:
+        with signals_deferred():  # a Ctrl-C as the folder is made must not leave it behind
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.scratch-", dir=target.parent))
         _mark(tmp, target)
         yield tmp
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -8,6 +8,7 @@ umask), not ``mkstemp``'s private 0600: masks, reports and requests are meant to
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -47,22 +48,47 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
-                                    dir=target.parent)
+    tmp = None
     try:
-        # A writer that truncates the file keeps this mode; one that recreates it gets
-        # open()'s default, which is the same.
-        os.fchmod(fd, default_mode())
-    finally:
-        os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        with signals_deferred():  # a Ctrl-C as the file is made must not leave it behind
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.",
+                                            suffix=suffix or target.suffix, dir=target.parent)
+            tmp = Path(tmp_name)
+            try:
+                # A writer that truncates the file keeps this mode; one that recreates it
+                # gets open()'s default, which is the same.
+                os.fchmod(fd, default_mode())
+            finally:
+                os.close(fd)
         yield tmp
         os.replace(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM arriving inside the block take effect when it ends: for a few
+    steps that must happen together (two renames; making a temporary sibling and taking
+    note of it for clean-up). Python handlers run in the main thread only, so elsewhere the
+    block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda signum, _frame: caught.append(signum))
+                for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])

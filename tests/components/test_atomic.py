@@ -126,3 +126,38 @@ def test_a_ctrl_c_held_over_the_swap_leaves_no_hidden_previous_folder(tmp_path):
     assert sent, "the trace hook never reached the swap"
     assert (target / "metrics.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("kind", ["atomic_dir", "scratch_beside", "atomic_path"])
+def test_a_ctrl_c_as_the_temporary_sibling_is_made_leaves_nothing_behind(tmp_path, kind):
+    """Ctrl-C the moment the temporary sibling exists, before the code holding it could
+    note it for clean-up (mkdtemp/mkstemp returning): nothing is left beside the target.
+    A user's poll for the sibling lands just there; a trace hook sends a real SIGINT as
+    tempfile's function returns."""
+    import signal
+    import sys
+    import tempfile
+
+    from components import atomic
+
+    maker = tempfile.mkstemp if kind == "atomic_path" else tempfile.mkdtemp
+    sent = []
+
+    def local(frame, event, _arg):
+        if event == "return" and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return local
+
+    def calls(frame, event, _arg):
+        return local if frame.f_code is maker.__code__ else None
+
+    target = tmp_path / "out"
+    sys.settrace(calls)
+    try:
+        with pytest.raises(KeyboardInterrupt), getattr(atomic, kind)(target):
+            pass
+    finally:
+        sys.settrace(None)
+    assert sent, "the trace hook never saw the temporary sibling made"
+    assert list(tmp_path.iterdir()) == []
