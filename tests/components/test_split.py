@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,8 +88,9 @@ def test_bad_ratios_are_rejected():
         SplitOptions(ratios=(0.5, 0.5, 0.5))
 
 
-def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
-    # Four 32 px chips every 16 px on one grid, overlapping by half like exported GIS chips.
+def _half_overlapping_chips(tmp_path: Path) -> Path:
+    """Four 32 px chips every 16 px on one grid, overlapping by half like exported GIS chips:
+    the ingested dataset."""
     src = tmp_path / "chips"
     for i in range(4):
         transform = rasterio.transform.from_origin(600000.0 + 32.0 * i, 3000000.0, 2.0, 2.0)
@@ -96,6 +98,11 @@ def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
             write_array(src / f"c{i}_{kind}.tif", data, UTM, transform)
     ds = tmp_path / "ds"
     ingest_source(src, ds)
+    return ds
+
+
+def test_overlapping_scenes_never_share_ground_across_splits(tmp_path):
+    ds = _half_overlapping_chips(tmp_path)
     manifest = tile_scenes(ds, ds, TileOptions(patch_size=16))
     with pytest.warns(SplitWarning, match="dropped .* share ground"):
         split = split_tiles(ds, ds / "split.json", SplitOptions(strategy="scene"))
@@ -142,13 +149,7 @@ def test_a_scene_split_is_not_told_to_tile_without_overlap(tmp_path):
     """A scene split keeps a scene's tiles together, so only tiles overlapping other scenes
     are dropped: the advice is about the scenes, not the stride (stride = patch_size would
     drop them all the same)."""
-    src = tmp_path / "chips"
-    for i in range(4):
-        transform = rasterio.transform.from_origin(600000.0 + 32.0 * i, 3000000.0, 2.0, 2.0)
-        for kind, data in (("image", make_image(32, seed=i)), ("mask", make_labels(32, (0, 1)))):
-            write_array(src / f"c{i}_{kind}.tif", data, UTM, transform)
-    ds = tmp_path / "ds"
-    ingest_source(src, ds)
+    ds = _half_overlapping_chips(tmp_path)
     tile_scenes(ds, ds, TileOptions(patch_size=16))  # stride = patch_size already
     with pytest.warns(SplitWarning):
         split = split_tiles(ds, ds / "split.json", SplitOptions(strategy="scene"))

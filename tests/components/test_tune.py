@@ -149,6 +149,30 @@ def test_budget_cuts_the_study_and_still_selects_a_model(tiny_dataset, tmp_path)
         select_best_trial(storage, "spent", [(tmp_path / "idle", idle)], tmp_path / "none")
 
 
+def _study_for_worker_processes(options, tmp_path: Path, name: str):
+    """A parent run and its prepared study, with the files a tune worker process reads
+    (tests/components/tune_worker_process.py), as the pipeline's ParallelFor starts them."""
+    tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
+                               mlflow_experiment=f"tune-{name}",
+                               optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
+    context = start_pipeline_run(tracking, model_name="tiny", kfp_run_id="1",
+                                 kfp_run_name=name)
+    prepare_study(options, context.optuna_storage, context.study_name)
+    context.save(tmp_path / "context.json")
+    (tmp_path / "options.json").write_text(options.model_dump_json())
+    return context
+
+
+def _worker_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _worker_command(dataset, tmp_path: Path, worker: int) -> list[str]:
+    return [sys.executable, "-m", "tests.components.tune_worker_process",
+            str(tmp_path / "context.json"), str(dataset.root), str(tmp_path / "options.json"),
+            str(worker), str(tmp_path / f"worker-{worker}")]
+
+
 def test_no_trial_starts_after_the_deadline_whatever_the_worker_start_up_costs(
         tiny_dataset, tmp_path):
     """A worker in a fresh process sets the deadline, then imports TensorFlow (seconds) and
@@ -157,20 +181,9 @@ def test_no_trial_starts_after_the_deadline_whatever_the_worker_start_up_costs(
     starts counting when the loop does)."""
     options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=2, epochs=1,
                        pruner="none", budget_minutes=0.002)  # 0.12 s
-    tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
-                               mlflow_experiment="tune-start-up",
-                               optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
-    context = start_pipeline_run(tracking, model_name="tiny", kfp_run_id="1",
-                                 kfp_run_name="start-up")
-    prepare_study(options, context.optuna_storage, context.study_name)
-    context.save(tmp_path / "context.json")
-    (tmp_path / "options.json").write_text(options.model_dump_json())
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.components.tune_worker_process",
-         str(tmp_path / "context.json"), str(tiny_dataset.root), str(tmp_path / "options.json"),
-         "0", str(tmp_path / "worker-0")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    context = _study_for_worker_processes(options, tmp_path, "start-up")
+    done = subprocess.run(_worker_command(tiny_dataset, tmp_path, 0), env=_worker_env(),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     study = open_study(options, context.optuna_storage, context.study_name)
     deadline = study.user_attrs[DEADLINE_ATTR]
@@ -186,21 +199,11 @@ def test_two_worker_processes_share_one_sqlite_study(tiny_dataset, tmp_path):
     """Two tune workers in their own processes, as the pipeline's ParallelFor starts them."""
     options = _options(_space(max_lr=1e-2, max_depth=2), n_trials=4, n_workers=2, epochs=1,
                        pruner="none")
-    tracking = TrackingOptions(mlflow_tracking_uri=mlflow.get_tracking_uri(),
-                               mlflow_experiment="tune-workers",
-                               optuna_storage=f"sqlite:///{tmp_path / 'study.db'}")
-    context = start_pipeline_run(tracking, model_name="tiny", kfp_run_id="1",
-                                 kfp_run_name="two-workers")
-    prepare_study(options, context.optuna_storage, context.study_name)
-    context.save(tmp_path / "context.json")
-    (tmp_path / "options.json").write_text(options.model_dump_json())
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "tests.components.tune_worker_process",
-         str(tmp_path / "context.json"), str(tiny_dataset.root), str(tmp_path / "options.json"),
-         str(worker), str(tmp_path / f"worker-{worker}")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for worker in (0, 1)]
+    context = _study_for_worker_processes(options, tmp_path, "two-workers")
+    workers = [subprocess.Popen(_worker_command(tiny_dataset, tmp_path, worker),
+                                env=_worker_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+               for worker in (0, 1)]
     outputs = [worker.communicate(timeout=360) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr[-3000:]
