@@ -4,7 +4,6 @@ iteration (so no step holds a whole scene in memory), GeoTIFF profiles and valid
 from __future__ import annotations
 
 import struct
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -12,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from serving.pixels import GDAL_CACHE_MB  # noqa: F401  re-exported for the data-plane steps
 from serving.pixels import invalid_pixels as _invalid_pixels
+from serving.quiet import plain_images_quiet
 
 # (stage, done, total): steps report progress through this so the CLI can draw a bar.
 ProgressCallback = Callable[[str, int, int], None]
@@ -102,9 +102,8 @@ def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
 def open_raster(path: str | Path) -> Iterator[rasterio.io.DatasetReader]:
     """Open ``path`` for reading; unreadable files raise ``DataError`` naming the file."""
     try:
-        with warnings.catch_warnings():
-            # Plain JPEG/PNG scenes are legitimately not georeferenced.
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        # Plain JPEG/PNG scenes are legitimately not georeferenced.
+        with plain_images_quiet():
             src = rasterio.open(path)
     except RasterioIOError as err:
         raise DataError(f"{path}: cannot read as a raster ({err})") from None
@@ -148,11 +147,9 @@ def write_array(path: str | Path, array: np.ndarray, crs, transform,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     profile = geotiff_profile(bands.shape[2], bands.shape[1], bands.shape[0],
                               str(bands.dtype), crs, transform, nodata)
-    with warnings.catch_warnings() if quiet else nullcontext():
-        if quiet:
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(bands)
+    with plain_images_quiet() if quiet else nullcontext(), \
+            rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands)
 
 
 def crs_string(crs) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from components.artifacts import SplitName
@@ -45,6 +45,7 @@ from components.split_regions import (
     split_scenes,
 )
 from serving.predict import ReadError, ScenePredictor
+from serving.quiet import plain_images_quiet
 from serving.resolution import ModelGrid
 from serving.scene import MAX_SCENE_PIXELS
 
@@ -111,14 +112,12 @@ def _scene_grid(dataset: PreparedDataset, name: str) -> SceneGrid:
     image_path, mask_path = scene_paths(Path(dataset.scenes_dir), name)
     info = dataset.tile_manifest.scene(name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(image_path) as image:
-                # Cells compared with overlapping scenes: the scene's tiles on its own grid.
-                cell = max(1, round(dataset.tile_manifest.patch_size * image.width
-                                    / info.width))
-                return SceneGrid(name, image_path, mask_path, crs_string(image.crs),
-                                 tuple(image.transform)[:6], image.height, image.width, cell)
+        with plain_images_quiet(), rasterio.open(image_path) as image:
+            # Cells compared with overlapping scenes: the scene's tiles on its own grid.
+            cell = max(1, round(dataset.tile_manifest.patch_size * image.width
+                                / info.width))
+            return SceneGrid(name, image_path, mask_path, crs_string(image.crs),
+                             tuple(image.transform)[:6], image.height, image.width, cell)
     except RasterioError as err:
         raise SceneEvaluationError(f"{image_path.parent}: cannot read scene {name}: "
                                    f"{err}") from None
@@ -202,8 +201,7 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[_Earli
     image_path, mask_path = scene.grid.image, scene.grid.mask
     cm = np.zeros((k, k), np.int64)
     with_earlier = other_split = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with plain_images_quiet():
         stack = contextlib.ExitStack()
         try:
             image = stack.enter_context(rasterio.open(image_path))

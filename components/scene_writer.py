@@ -5,13 +5,11 @@ by strip so memory does not grow with the scene; labels were surveyed and the
 
 from __future__ import annotations
 
-import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -30,6 +28,7 @@ from components.raster import (
 )
 from components.survey import image_window, label_window
 from components.vectors import VectorLayer
+from serving.quiet import plain_images_quiet
 
 
 def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
@@ -63,8 +62,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                          else stack.enter_context(open_raster(pair.label)))
             fmt = mask_format(label_src, pair.label, color_table) if label_src else None
             # Plain JPEG/PNG scenes are written with the identity transform on purpose.
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            stack.enter_context(plain_images_quiet())
             with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
                     rasterio.open(tmp_image, "w", **image_profile) as dst_image, \
                     rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from components.artifacts import ClassMap, SceneIndex, SceneInfo, TileManifest, TileRecord
@@ -73,6 +72,7 @@ from components.tile_resolution import (
     tiles_gsd,
 )
 from components.tile_writer import TileTemplate
+from serving.quiet import plain_images_quiet
 
 # Threads that each read, check and write whole tiles (GDAL I/O releases the GIL).
 TILE_WORKERS = max(2, min(4, (os.cpu_count() or 1) + 1))
@@ -206,10 +206,9 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         shutil.rmtree(dst.tiles_dir)  # stale tiles from an earlier run must not linger
     dst.tiles_dir.mkdir(parents=True)
     scenes, tiles, edges, thumbs, pixels, bands = [], [], [], [], {}, None
-    with gdal_env(), warnings.catch_warnings(), \
+    # Plain JPEG/PNG scenes; quiet once here, since filters are process-global.
+    with gdal_env(), plain_images_quiet(), \
             ThreadPoolExecutor(TILE_WORKERS, thread_name_prefix="tile") as pool:
-        # Plain JPEG/PNG scenes; set once here, since filters are process-global.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         for i, name in enumerate(names):
             tiled = _tile_scene(name, src.scenes_dir, dst.tiles_dir, options, classes, dtype,
                                 index, pool, search_overlaps, factor)

@@ -7,16 +7,16 @@ from __future__ import annotations
 import binascii
 import contextlib
 import io
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
 from serving.config import MAX_OVERLAP, ServingConfig
+from serving.quiet import plain_images_quiet
 
 OUTPUTS = ("mask", "probabilities")
 #: Request params: name -> (MLflow type, default); the model's signature declares them.
@@ -192,8 +192,7 @@ def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
     """Open encoded GeoTIFF/PNG/JPEG bytes lazily (the header only) and check the bands."""
     with MemoryFile(raw) as memfile:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with plain_images_quiet():
                 dataset = memfile.open()
         except RasterioIOError:
             raise RequestError(f"{what}: undecodable image, not a GeoTIFF, PNG or JPEG "

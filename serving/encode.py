@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import warnings
 from typing import Any
 
 import numpy as np
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from serving.config import ServingConfig
+from serving.quiet import plain_images_quiet
 
 
 def is_georeferenced(dataset) -> bool:
@@ -30,8 +29,7 @@ def encode_mask(mask: np.ndarray, config: ServingConfig, georef=None) -> str:
                        compress="deflate")
     else:
         profile.update(driver="PNG")
-    with MemoryFile() as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with MemoryFile() as memfile, plain_images_quiet():
         with memfile.open(**profile) as dst:
             dst.write(mask, 1)
             dst.write_colormap(1, config.color_table())
@@ -53,8 +51,7 @@ def encode_geotiff(image: np.ndarray, georef=None, compress: str | None = None) 
         profile["compress"] = compress
     if georef is not None and is_georeferenced(georef):
         profile.update(crs=georef.crs, transform=georef.transform)
-    with MemoryFile() as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with MemoryFile() as memfile, plain_images_quiet():
         with memfile.open(**profile) as dst:
             dst.write(np.moveaxis(image, -1, 0))
         return base64.b64encode(memfile.read()).decode("ascii")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ import rasterio.crs
 import rasterio.errors
 import rasterio.features
 import rasterio.warp
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
+from serving.quiet import plain_images_quiet
 
 #: Class names polygonized only when asked for by name (the ingest step names the ground no
 #: label covers "background").
@@ -104,9 +103,8 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
     ``crs`` member, longitude first). Returns the feature count per class name."""
     wanted = polygon_classes(class_names, options.classes)
     counts = dict.fromkeys((class_names[i] for i in wanted), 0)
-    with warnings.catch_warnings():
-        # A mask of a plain image has no georeferencing, said once already (the scene's).
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    # A mask of a plain image has no georeferencing, said once already (the scene's).
+    with plain_images_quiet():
         src = rasterio.open(mask_path)
     with src, atomic_path(out_path) as tmp, open(tmp, "w") as out:
         check_options(options, class_names, src.crs)

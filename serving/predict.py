@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import warnings
 from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
@@ -26,6 +25,7 @@ from serving.blending import (
 )
 from serving.config import ServingConfig
 from serving.pixels import invalid_as_nan, invalid_pixels, normalize_image
+from serving.quiet import plain_images_quiet
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
 Output = Literal["mask", "probabilities"]
@@ -250,8 +250,7 @@ def array_dataset(image: np.ndarray, nodata: float | None) -> Iterator:
             nodata = None  # a nodata the dtype cannot hold marks no pixel
     profile = {"driver": "GTiff", "width": width, "height": height, "count": bands,
                "dtype": image.dtype.name, "nodata": nodata}
-    with MemoryFile() as memfile, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with MemoryFile() as memfile, plain_images_quiet():
         with memfile.open(**profile) as dst:
             dst.write(np.moveaxis(image, -1, 0))
         with memfile.open() as dataset:

@@ -25,6 +25,7 @@ from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
 from serving.pixels import compact
+from serving.quiet import plain_images_quiet
 
 #: How MLflow's own scoring server words its refusal of a dataframe the signature rejects.
 _SIGNATURE_REFUSAL = "not compatible with model signature"
@@ -74,15 +75,11 @@ def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the
     scene's pixels of that value are valid. None when the model's own applies."""
-    import warnings
-
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():  # a plain image: the resolution notes say so
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(scene) as dataset:
-            nodata = dataset.nodata
+    # A plain image: the resolution notes say so.
+    with plain_images_quiet(), rasterio.open(scene) as dataset:
+        nodata = dataset.nodata
     if nodata is None or nodata == config.nodata or (
             config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):
         return None  # NaN != NaN: two NaNs are the same nodata, the model's

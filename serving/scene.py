@@ -3,14 +3,13 @@ block as the predictor finishes them, and optional polygons in the scene's CRS."
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
@@ -21,6 +20,7 @@ from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
 from serving.predict import ReadError, ScenePredictor
+from serving.quiet import plain_images_quiet
 from serving.resolution import (
     ModelGrid,
     resample_factor,
@@ -83,25 +83,24 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     wrong with the scene (unreadable, truncated, too large, wrong bands) is a SceneError
     naming the file."""
     config = predictor.config
-    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with _open_scene(input_path) as src:
-            region, grid = _check_scene(input_path, src, config, region, max_pixels)
-            blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
-                                            batch_size=batch_size, factor=grid.factor,
-                                            max_panel_width=max_panel_width, region=region)
-            try:
-                with atomic_path(Path(out_path)) as tmp:
-                    counts = _write_mask(predictor, src, region, blocks, tmp, progress)
-            except ReadError as exc:
-                raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
-            except RasterioError as exc:
-                raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
-            polygon_counts = None
-            if polygons_path is not None:
-                polygon_counts = write_polygons(Path(out_path), Path(polygons_path),
-                                                config.class_names, config.ignore_index,
-                                                polygon_options or PolygonOptions())
+    with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb), \
+            _open_scene(input_path) as src:
+        region, grid = _check_scene(input_path, src, config, region, max_pixels)
+        blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
+                                        batch_size=batch_size, factor=grid.factor,
+                                        max_panel_width=max_panel_width, region=region)
+        try:
+            with atomic_path(Path(out_path)) as tmp:
+                counts = _write_mask(predictor, src, region, blocks, tmp, progress)
+        except ReadError as exc:
+            raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
+        except RasterioError as exc:
+            raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
+        polygon_counts = None
+        if polygons_path is not None:
+            polygon_counts = write_polygons(Path(out_path), Path(polygons_path),
+                                            config.class_names, config.ignore_index,
+                                            polygon_options or PolygonOptions())
     class_pixels = {name: int(counts[i]) for i, name in enumerate(config.class_names)}
     class_pixels["ignored"] = int(counts[config.ignore_index])
     return SceneResult(Path(out_path), polygons_path and Path(polygons_path),
@@ -133,18 +132,17 @@ def check_scene(input_path: Path, config: ServingConfig, *, region: Window | Non
     decoded whole for it: those are found when prediction reads them). A SceneError naming
     the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
     sample of its pixels."""
-    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with _open_scene(input_path) as src:
-            region, grid = _check_scene(input_path, src, config, region, max_pixels)
-            _probe_last_pixel(input_path, src)
-            what = str(input_path)
-            nodata = src.nodata if src.nodata is not None else config.nodata
-            notes = pixel_warnings(config, src.dtypes[0], sample_dataset(src, region),
-                                   nodata, what)
-            if warning := resolution_warning(config, src, what=what):
-                notes.insert(0, warning)
-            return SceneNotes(resampling_note(config, grid, src), notes)
+    with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+            _open_scene(input_path) as src:
+        region, grid = _check_scene(input_path, src, config, region, max_pixels)
+        _probe_last_pixel(input_path, src)
+        what = str(input_path)
+        nodata = src.nodata if src.nodata is not None else config.nodata
+        notes = pixel_warnings(config, src.dtypes[0], sample_dataset(src, region),
+                               nodata, what)
+        if warning := resolution_warning(config, src, what=what):
+            notes.insert(0, warning)
+        return SceneNotes(resampling_note(config, grid, src), notes)
 
 
 def _probe_last_pixel(input_path: Path, src) -> None:

@@ -11,6 +11,7 @@ from pipelines.cli.paths import check_suffix, check_writable, same_file
 from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import server
 from serving.config import MAX_OVERLAP
+from serving.quiet import import_tensorflow_quietly, plain_images_quiet
 from serving.scene import MAX_SCENE_PIXELS
 
 # What predict writes, by the names the files may have.
@@ -59,18 +60,13 @@ def _polygon_options(polygons: Path | None, classes: list[str] | None,
 def _check_polygon_options(options, class_names: list[str], scene: Path) -> None:
     """Classes the model has, a CRS that exists and a scene CRS to transform from (exit
     code 2 otherwise), before any work."""
-    import warnings
-
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
 
     from serving.polygons import PolygonError, check_options
 
-    # The filter before the open, which is what warns; the resolution notes say it instead.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(scene) as src:
-            crs = src.crs
+    # Quiet before the open, which is what warns; the resolution notes say it instead.
+    with plain_images_quiet(), rasterio.open(scene) as src:
+        crs = src.crs
     try:
         check_options(options, class_names, crs)
     except PolygonError as exc:
@@ -178,8 +174,6 @@ def predict(
         typer.echo(f"warning: {warning}", err=True)
     if notes.resampling:
         typer.echo(f"{input}: {notes.resampling}", err=True)
-    from serving.quiet import import_tensorflow_quietly
-
     import_tensorflow_quietly()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

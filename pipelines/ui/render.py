@@ -4,16 +4,15 @@ large scene costs a small read."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 
 from serving.pixels import invalid_pixels
+from serving.quiet import plain_images_quiet
 
 PREVIEW_SIDE = 1024
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -51,13 +50,11 @@ def stretch(bands: np.ndarray, valid: np.ndarray,
 def read_preview(path: Path, max_side: int = PREVIEW_SIDE) -> Preview:
     """RGB rendering of a raster: the first three bands (one or two bands: the first, as
     grey) with a percentile stretch; 8-bit RGB(A) images are shown as they are."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            shape = preview_shape(src.height, src.width, max_side)
-            data = src.read(out_shape=(src.count, *shape), resampling=Resampling.nearest)
-            nodata = src.nodata
-            dtype = src.dtypes[0]
+    with plain_images_quiet(), rasterio.open(path) as src:
+        shape = preview_shape(src.height, src.width, max_side)
+        data = src.read(out_shape=(src.count, *shape), resampling=Resampling.nearest)
+        nodata = src.nodata
+        dtype = src.dtypes[0]
     image = np.moveaxis(data, 0, -1)
     valid = ~invalid_pixels(image, nodata)
     shown = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]

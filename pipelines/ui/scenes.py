@@ -5,15 +5,15 @@ is read."""
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from pipelines.ui.settings import UiError
 from serving.encode import is_georeferenced
+from serving.quiet import plain_images_quiet
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 #: Files listed from the data folder; a folder holding more is cut at this many.
@@ -43,8 +43,7 @@ class SceneInfo:
 def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:
     """Open ``path`` lazily and check it against the model (``bands``) and the app's pixel
     limit; UiError naming ``name`` and the problem otherwise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with plain_images_quiet():
         try:
             src = rasterio.open(path)
         except RasterioIOError:

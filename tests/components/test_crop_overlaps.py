@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import io
 import itertools
-import warnings
 
 import numpy as np
 import pytest
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from components.artifacts import TileManifest
@@ -23,6 +21,7 @@ from components.raster import DataError
 from components.split import SplitOptions, SplitWarning, split_tiles
 from components.split_groups import crop_groups
 from components.tile import TileOptions, tile_scenes
+from serving.quiet import plain_images_quiet
 
 SIZE, STRIDE, GRID = 48, 24, 3  # crops overlap their row and column neighbours by half
 
@@ -52,8 +51,7 @@ def _jpeg(array: np.ndarray) -> np.ndarray:
 
 
 def _thumbnail(name: str, array: np.ndarray, nodata: float | None = None):
-    with warnings.catch_warnings(), MemoryFile() as memory:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with plain_images_quiet(), MemoryFile() as memory:
         with memory.open(driver="GTiff", width=array.shape[1], height=array.shape[0],
                          count=3, dtype="uint8", nodata=nodata) as dst:
             dst.write(array.transpose(2, 0, 1))

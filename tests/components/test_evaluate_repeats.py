@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from components.artifacts import SceneInfo, SplitManifest, TileManifest, TileRecord
@@ -23,6 +22,7 @@ from components.scene_repeats import (
     SceneGrid,
     find_repeats,
 )
+from serving.quiet import plain_images_quiet
 from tests.logged_models import save_known_model
 
 SIZE, BANDS, PIXEL = 32, 4, 10.0
@@ -44,12 +44,10 @@ def _survey(rng: np.random.Generator, width: int) -> tuple[np.ndarray, np.ndarra
 
 def _write(path: Path, array: np.ndarray, crs: str | None, transform: Affine) -> None:
     array = array if array.ndim == 3 else array[..., None]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", driver="GTiff", width=array.shape[1],
-                           height=array.shape[0], count=array.shape[2],
-                           dtype=array.dtype.name, crs=crs, transform=transform) as dst:
-            dst.write(np.moveaxis(array, -1, 0))
+    with plain_images_quiet(), rasterio.open(
+            path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0],
+            count=array.shape[2], dtype=array.dtype.name, crs=crs, transform=transform) as dst:
+        dst.write(np.moveaxis(array, -1, 0))
 
 
 #: The mosaic of one survey: 32 x 48 px, cut into two 32 px chips every 16 px.
