@@ -147,7 +147,7 @@ def run_classic(args: argparse.Namespace, model) -> dict:
     import rasterio
 
     from serving.pixels import invalid_pixels, normalize_image
-    from serving.scene import DEFLATE_LEVEL  # the same output cost as segpipe's
+    from serving.scene_output import DEFLATE_LEVEL  # the same output cost as segpipe's
     from tests.serving.chevalier import predict_img_with_smooth_windowing
 
     config = serving_config()

@@ -34,6 +34,7 @@ from components.discover_rules import (
 )
 from components.raster import DataError
 from components.vector_info import VECTOR_SUFFIXES, LayerInfo
+from components.vrt_sources import check_vrt_sources, is_vrt
 
 PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
 # Suffixes that published datasets put on one side of a pair only.
@@ -203,6 +204,8 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
     files = visible_files(root)
     if not files:
         raise DataError(f"{root}: source is empty (no files)")
+    for vrt in filter(is_vrt, files):
+        check_vrt_sources(vrt, root)
     unlabeled: list[Path] = []
     if vector_labels is not None:
         vector = _vector_file(root, files, vector_labels)

@@ -12,7 +12,9 @@ from pathlib import Path
 from components.raster import open_raster
 from components.vector_info import VECTOR_SUFFIXES
 
-RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp"}
+#: .vrt: a GDAL virtual raster, whose sources must lie inside the source
+#: (components/vrt_sources.py)
+RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp", ".vrt"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}  # a mask saved so holds colours no class has
 
 

@@ -22,6 +22,7 @@ from components.dataset_paths import DatasetPaths
 from components.discover import Discovery, discover_pairs
 from components.discover_rules import data_root
 from components.given_split import given_splits
+from components.image_nodata import ImageNodata
 from components.ingest_options import IngestOptions
 from components.label_spec import find_classes_file, resolve_spec
 from components.labelme import survey_labelme
@@ -41,14 +42,17 @@ from components.vectors import VectorLayer
 from components.wording import counted
 
 
-def _survey(found: Discovery, options: IngestOptions, progress: ProgressCallback | None
+def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
+            progress: ProgressCallback | None
             ) -> tuple[Survey, dict[Path, VectorLayer], list[Path]]:
     """What every label holds, and for vector labels the polygons over each scene; the
-    scenes no polygon covers are returned (they will be all background)."""
+    scenes no polygon covers are returned (they will be all background). ``nodata`` learns
+    each image's nodata."""
     survey, layers, bare = Survey(), {}, []
     pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
+        nodata.read(pair.image)
         if min(size) < MIN_SCENE_EDGE:
             survey.too_small.append(pair.image)
             continue
@@ -137,7 +141,9 @@ def _check_extent_overlaps(found: Discovery) -> None:
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
             progress: ProgressCallback | None, relabel, model: ClassMap | None) -> ClassMap:
     found = find_pairs(root, options)
-    survey, layers, bare = _survey(found, options, progress)
+    nodata = ImageNodata(options.nodata)
+    survey, layers, bare = _survey(found, options, nodata, progress)
+    survey.warnings += nodata.warnings()
     pairs = [p for p in found.pairs if p.image not in survey.too_small]
     if survey.too_small:
         shown = ", ".join(str(p) for p in survey.too_small[:3])
@@ -161,6 +167,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     no_valid = []
     for i, pair in enumerate(pairs):
         if not write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
+                           nodata.of[pair.image],
                            layers.get(pair.label) if pair.kind == "vector" else None):
             no_valid.append(pair.image)
         if progress:

@@ -80,6 +80,10 @@ class IngestOptions(BaseModel):
         "on fewer than this share of the labelled pixels is an error (map it with "
         "ignore_colors); 0 accepts any")
     ignore_index: int = Field(default=255, ge=1, le=255)
+    nodata: float | None = Field(
+        default=None, description="images: the pixel value that marks no data in images "
+        "that declare none (e.g. 0 for a mosaic merged with 0 fill); an image's own nodata "
+        "tag wins (one that differs is reported); a pixel is nodata when every band holds it")
     side_by_side: bool | None = Field(
         default=None, description="image|colour-mask halves in one file; None = detect")
     split_lists: str | None = Field(

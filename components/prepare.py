@@ -45,6 +45,9 @@ class PrepareSummary(BaseModel):
     bands: int
     layout: str = Field("", description="tile size and stride, the split and its block size "
                         "(chosen from the survey's extent when block_size is not set)")
+    nodata: float | None = Field(None, description="the images' nodata value the tiles and "
+                                 "statistics were made with (their own tag, else "
+                                 "ingest.nodata); None: only NaN marks no data")
     splits: dict[str, SplitSummary]
     warnings: list[str] = []
 
@@ -68,7 +71,8 @@ def summarize(dataset: PreparedDataset) -> PrepareSummary:
     if split.block_size:
         layout += f", {split.block_size} px blocks"
     return PrepareSummary(dataset_dir=str(dataset.root), classes=classes.names,
-                          bands=manifest.bands, layout=layout, splits=summaries,
+                          bands=manifest.bands, layout=layout, nodata=manifest.nodata,
+                          splits=summaries,
                           warnings=split.warnings)
 
 

@@ -32,8 +32,9 @@ from serving.quiet import plain_images_quiet
 
 
 def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                color_table: str, layer: VectorLayer | None) -> bool:
-    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it);
+                color_table: str, nodata: float | None, layer: VectorLayer | None) -> bool:
+    """Write one scene pair (vector labels: the polygons ``layer.place`` found over it),
+    the image tagged with ``nodata`` (components.image_nodata: its own, or the option's);
     whether its image has a valid pixel (one not nodata or NaN)."""
     shapes, shape_transform = None, Affine.identity()
     # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
@@ -51,7 +52,6 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
                                       else spec.label_ids, spec.ignore)
             shape_transform = transform
-        nodata = img.nodata
         image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
                                         transform, nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)

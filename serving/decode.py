@@ -32,6 +32,19 @@ PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("do
                                       "nodata": ("double", None)}
 #: Longest piece of a client's input quoted back in an error message.
 EXCERPT = 40
+#: The GDAL drivers an uploaded image is opened with. GDAL tells formats by their bytes,
+#: whatever the name: left to it, it would also open a VRT, an XML file naming other files
+#: on the server to read (and dozens of other formats nobody sends here).
+UPLOAD_DRIVERS = ["GTiff", "PNG", "JPEG"]
+
+
+def undecodable(head: bytes, what: str, size: int) -> str:
+    """The message for bytes that are not an image the server takes (``head``: the first
+    bytes)."""
+    if head.lstrip()[:11] == b"<VRTDataset":
+        return (f"{what}: a GDAL VRT is not accepted (it names files to read on the server); "
+                f"send the raster itself, e.g. gdal_translate it to a GeoTIFF")
+    return f"{what}: undecodable image, not a GeoTIFF, PNG or JPEG ({size} bytes)"
 
 
 class RequestError(ValueError):
@@ -193,10 +206,9 @@ def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
     with MemoryFile(raw) as memfile:
         try:
             with plain_images_quiet():
-                dataset = memfile.open()
+                dataset = memfile.open(driver=UPLOAD_DRIVERS)
         except RasterioIOError:
-            raise RequestError(f"{what}: undecodable image, not a GeoTIFF, PNG or JPEG "
-                               f"({len(raw)} bytes)") from None
+            raise RequestError(undecodable(raw[:64], what, len(raw))) from None
         with dataset:
             check_bands(dataset.count, config, f"{what} ({dataset.width}x{dataset.height})")
             yield dataset
@@ -233,4 +245,4 @@ def decode_npy(raw: bytes, what: str, config: ServingConfig,
 
 __all__ = ["OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams", "check_bands",
            "check_params", "check_tensor", "decode_base64", "decode_npy", "excerpt",
-           "open_image", "param_defaults"]
+           "open_image", "param_defaults", "undecodable", "UPLOAD_DRIVERS"]

@@ -1,9 +1,10 @@
-"""Scene files in, georeferenced mask files out: a tiled, compressed GeoTIFF written block by
-block as the predictor finishes them, and optional polygons in the scene's CRS."""
+"""Scene files in, georeferenced mask or probability files out: a tiled, compressed GeoTIFF
+written block by block as the predictor finishes them (serving/scene_output.py), and optional
+polygons in the scene's CRS."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +14,12 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
-from serving.blending import MAX_PANEL_WIDTH, Block
+from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
-from serving.encode import is_georeferenced
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
-from serving.predict import ReadError, ScenePredictor
+from serving.predict import Output, ReadError, ScenePredictor
 from serving.quiet import plain_images_quiet
 from serving.resolution import (
     ModelGrid,
@@ -27,10 +27,7 @@ from serving.resolution import (
     resampling_note,
     resolution_warning,
 )
-
-OUTPUT_BLOCK = 256
-#: Level 1 deflates a mask 3-7x faster than GDAL's default 6, for files 15-40% larger.
-DEFLATE_LEVEL = 1
+from serving.scene_output import write_output
 
 
 class SceneError(ValueError):
@@ -48,16 +45,6 @@ class SceneResult:
     polygon_counts: dict[str, int] | None = None  # per class name
 
 
-def _mask_profile(src, predictor: ScenePredictor, region: Window) -> dict:
-    profile = {"driver": "GTiff", "width": int(region.width), "height": int(region.height),
-               "count": 1, "dtype": "uint8", "nodata": predictor.config.ignore_index,
-               "compress": "deflate", "zlevel": DEFLATE_LEVEL, "tiled": True,
-               "blockxsize": OUTPUT_BLOCK, "blockysize": OUTPUT_BLOCK, "BIGTIFF": "IF_SAFER"}
-    if is_georeferenced(src):
-        profile.update(crs=src.crs, transform=src.window_transform(region))
-    return profile
-
-
 #: Largest scene ``predict_scene`` takes by default (pixels of the scene or of its model
 #: grid): scenes are streamed, so this only stops a header that claims absurd dimensions.
 MAX_SCENE_PIXELS = 4_000_000_000
@@ -71,18 +58,23 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                   gdal_cache_mb: int = GDAL_CACHE_MB,
                   region: Window | None = None,
                   max_pixels: int = MAX_SCENE_PIXELS,
-                  polygon_options: PolygonOptions | None = None) -> SceneResult:
+                  polygon_options: PolygonOptions | None = None,
+                  output: Output = "mask") -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
     model's resolution and on the scene's grid.
 
     ``region`` (a rasterio Window) predicts only that part of the scene, georeferenced.
     ``polygons_path`` also writes class polygons (serving/polygons.py, ``polygon_options``).
+    ``output="probabilities"`` writes one float32 band per class instead of the mask (NaN
+    where the input was invalid); polygons are made from a mask, so not with it.
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask. Anything
     wrong with the scene (unreadable, truncated, too large, wrong bands) is a SceneError
     naming the file."""
     config = predictor.config
+    if polygons_path is not None and output != "mask":
+        raise ValueError("polygons are made from a mask: predict with output='mask'")
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb), \
             _open_scene(input_path) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
@@ -91,11 +83,11 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                                         max_panel_width=max_panel_width, region=region)
         try:
             with atomic_path(Path(out_path)) as tmp:
-                counts = _write_mask(predictor, src, region, blocks, tmp, progress)
+                counts = write_output(predictor, src, region, blocks, tmp, progress, output)
         except ReadError as exc:
             raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
         except RasterioError as exc:
-            raise SceneError(f"{out_path}: cannot write the mask: {exc}") from None
+            raise SceneError(f"{out_path}: cannot write the {output}: {exc}") from None
         polygon_counts = None
         if polygons_path is not None:
             polygon_counts = write_polygons(Path(out_path), Path(polygons_path),
@@ -189,57 +181,3 @@ def _check_region(input_path: Path, src, region: Window | None) -> Window:
         raise SceneError(f"{input_path}: region {region} is not inside the "
                          f"{src.width}x{src.height} scene")
     return region
-
-
-class _TileRowWriter:
-    """Gathers finished blocks of one panel into whole rows of output tiles before writing:
-    GDAL recompresses a tile on every partial write, which made writes dominate."""
-
-    def __init__(self, dst, tile: int):
-        self.dst, self.tile = dst, tile
-        self.parts: list[np.ndarray] = []
-        self.col = self.start = self.end = 0
-
-    def add(self, row: int, col: int, data: np.ndarray) -> None:
-        if self.parts and (col != self.col or row != self.end):
-            self.flush()
-        if not self.parts:
-            self.col, self.start = col, row
-        self.parts.append(data)
-        self.end = row + data.shape[0]
-        boundary = (self.start // self.tile + 1) * self.tile
-        if self.end >= boundary:
-            rows = np.concatenate(self.parts)
-            cut = boundary - self.start
-            self._write(rows[:cut])
-            self.start, self.parts = boundary, [rows[cut:]] if cut < len(rows) else []
-
-    def _write(self, rows: np.ndarray) -> None:
-        h, w = rows.shape
-        self.dst.write(rows, 1, window=Window(self.col, self.start, w, h))
-
-    def flush(self) -> None:
-        if self.parts:
-            self._write(np.concatenate(self.parts))
-            self.parts = []
-
-
-def _write_mask(predictor: ScenePredictor, src, region: Window, blocks: Iterator[Block],
-                path: Path, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """Write finished blocks as class ids; returns pixel counts per uint8 value."""
-    config = predictor.config
-    counts = np.zeros(256, np.int64)
-    total, done = int(region.width * region.height), 0
-    with rasterio.open(path, "w", **_mask_profile(src, predictor, region)) as dst:
-        dst.write_colormap(1, config.color_table())
-        dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
-        writer = _TileRowWriter(dst, OUTPUT_BLOCK)
-        for block in blocks:
-            mask = predictor.block_mask(block)
-            writer.add(block.row, block.col, mask)
-            counts += np.bincount(mask.ravel(), minlength=256)
-            done += mask.size
-            if progress:
-                progress(done, total)
-        writer.flush()
-    return counts

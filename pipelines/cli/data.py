@@ -117,6 +117,9 @@ def _print_summary(console, summary) -> None:
                   soft_wrap=True)
     if summary.layout:
         console.print(summary.layout, markup=False, soft_wrap=True)
+    console.print("image nodata: " + ("none (only NaN pixels are invalid)"
+                                      if summary.nodata is None else f"{summary.nodata:g}"),
+                  markup=False)
     table = Table(show_edge=False)
     table.add_column("", max_width=40, overflow="ellipsis", no_wrap=True)
     for split_name in summary.splits:

@@ -15,15 +15,22 @@ from serving.quiet import import_tensorflow_quietly, plain_images_quiet
 from serving.scene import MAX_SCENE_PIXELS
 
 # What predict writes, by the names the files may have.
+OUTPUTS = ("mask", "probabilities")
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".geojson", ".json")
 
 
-def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
+def _check_outputs(input: Path, out: Path, polygons: Path | None, output: str) -> None:
     """Refuse outputs that would overwrite the scene or each other, are named for another
     format than the one written, or cannot be written."""
+    if output not in OUTPUTS:
+        raise fail(f"--output {output!r}: expected one of {', '.join(OUTPUTS)}", 2)
     if same_file(out, input):
-        raise fail(f"--out {out} is the input scene {input}: the mask would overwrite it", 2)
+        raise fail(f"--out {out} is the input scene {input}: the {output} would overwrite it",
+                   2)
+    if polygons is not None and output != "mask":
+        raise fail("--polygons are made from the mask: predict with --output mask (the "
+                   "default)", 2)
     if polygons is not None:
         if same_file(polygons, input):
             raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
@@ -32,7 +39,7 @@ def _check_outputs(input: Path, out: Path, polygons: Path | None) -> None:
             raise fail(f"--polygons {polygons} is the mask --out {out}: give them different "
                   f"names", 2)
     check_writable("--out", out)
-    check_suffix("--out", out, "a GeoTIFF mask", MASK_SUFFIXES)
+    check_suffix("--out", out, f"a GeoTIFF {output}", MASK_SUFFIXES)
     if polygons is not None:
         check_writable("--polygons", polygons)
         check_suffix("--polygons", polygons, "GeoJSON", POLYGON_SUFFIXES)
@@ -73,6 +80,28 @@ def _check_polygon_options(options, class_names: list[str], scene: Path) -> None
         raise fail(str(exc), 2) from None
 
 
+def _with_nodata(config, scene: Path, nodata: float | None):
+    """``config`` with ``--nodata`` as its nodata (the value that marks no data in a scene
+    that declares none), and a warning when the scene declares another of its own (which
+    wins, as in training and on the server); and the nodata the scene is read with (None:
+    the model's, unless the scene declares its own)."""
+    if nodata is None:
+        return config, None, None
+    import math
+
+    import rasterio
+
+    with plain_images_quiet(), rasterio.open(scene) as src:
+        declared = src.nodata
+    warning = None
+    if declared is not None and not (declared == nodata or math.isnan(declared)
+                                     and math.isnan(nodata)):
+        warning = (f"{scene} declares nodata {declared:g}, which wins: --nodata {nodata:g} "
+                   f"applies only to a scene that declares none")
+    return (config.model_copy(update={"nodata": nodata}), warning,
+            nodata if declared is None else declared)
+
+
 def _check_endpoint(endpoint: str, card) -> None:
     """The server answers (exit code 1 otherwise) and runs ``card``'s model (exit code 2
     otherwise: the options name two models); a warning when it does not say which."""
@@ -97,9 +126,20 @@ def _check_endpoint(endpoint: str, card) -> None:
 
 def predict(
     input: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                 help="scene: GeoTIFF (any size), PNG or JPEG"),
+                                 help="scene: any raster GDAL reads (GeoTIFF of any size, "
+                                      "VRT, JPEG 2000, PNG, JPEG, ...)"),
     out: Path = typer.Option(..., "--out",
-                             help="mask to write: a GeoTIFF, named .tif or .tiff"),
+                             help="mask (or probabilities) to write: a GeoTIFF, named .tif "
+                                  "or .tiff"),
+    output: str = typer.Option(
+        "mask", "--output", metavar="mask|probabilities",
+        help="mask: uint8 class ids with a colour table; probabilities: one float32 band per "
+             "class (band descriptions: the class names), NaN where the scene has no data"),
+    nodata: float | None = typer.Option(
+        None, "--nodata",
+        help="pixel value that marks no data in a scene that declares none (e.g. 0 for a "
+             "mosaic merged with 0 fill); default: the model's training nodata. A scene's "
+             "own nodata tag wins"),
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
     endpoint: str | None = typer.Option(
@@ -140,7 +180,7 @@ def predict(
     from serving.remote import EndpointError
     from serving.urls import UrlError, check_http_url
 
-    _check_outputs(input, out, polygons)
+    _check_outputs(input, out, polygons, output)
     polygon_options = _polygon_options(polygons, polygon_classes, min_area, simplify,
                                        polygons_crs)
     if endpoint:
@@ -162,6 +202,7 @@ def predict(
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
+    config, nodata_warning, scene_value = _with_nodata(config, input, nodata)
     try:
         notes = check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
@@ -170,7 +211,7 @@ def predict(
         _check_polygon_options(polygon_options, config.class_names, input)
     if endpoint:
         _check_endpoint(endpoint, card)
-    for warning in notes.warnings:
+    for warning in [nodata_warning] * bool(nodata_warning) + notes.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if notes.resampling:
         typer.echo(f"{input}: {notes.resampling}", err=True)
@@ -183,11 +224,14 @@ def predict(
 
     if endpoint:
         predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta,
-                                                       nodata=scene_nodata(input, config)),
+                                                       nodata=scene_nodata(input, config)
+                                                       if scene_value is None
+                                                       else scene_value),
                                    config, normalize=False)
         tta_local = False  # the server averages the flips of each window
     else:
         predictor = load_predictor(model_uri)
+        predictor = ScenePredictor(predictor.predict_fn, config, predictor.normalize)
         tta_local = tta
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
@@ -201,7 +245,7 @@ def predict(
             result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
                                    batch_size=batch_size, polygons_path=polygons,
                                    progress=progress, max_pixels=max_pixels,
-                                   polygon_options=polygon_options)
+                                   polygon_options=polygon_options, output=output)
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
         except EndpointError as exc:

@@ -12,10 +12,15 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from pipelines.ui.settings import UiError
+from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
 from serving.quiet import plain_images_quiet
 
-SCENE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
+#: UPLOAD_DRIVERS): GDAL tells formats by their bytes, and would open a VRT named .tif.
+SCENE_DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG",
+                 ".jpeg": "JPEG"}
+SCENE_SUFFIXES = tuple(SCENE_DRIVERS)
 #: Files listed from the data folder; a folder holding more is cut at this many.
 MAX_LISTED = 2000
 
@@ -41,15 +46,18 @@ class SceneInfo:
 
 
 def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:
-    """Open ``path`` lazily and check it against the model (``bands``) and the app's pixel
+    """Open ``path`` lazily as a GeoTIFF, PNG or JPEG (never a VRT, which would read other
+    files of the server) and check it against the model (``bands``) and the app's pixel
     limit; UiError naming ``name`` and the problem otherwise."""
     with plain_images_quiet():
         try:
-            src = rasterio.open(path)
+            driver = SCENE_DRIVERS.get(path.suffix.lower())
+            if driver not in UPLOAD_DRIVERS:
+                raise RasterioIOError(f"{path.suffix}: not a scene suffix")
+            src = rasterio.open(path, driver=driver)
         except RasterioIOError:
             size = path.stat().st_size if path.exists() else 0
-            raise UiError(f"{name}: undecodable image, not a GeoTIFF, PNG or JPEG "
-                          f"({size} bytes)") from None
+            raise UiError(undecodable(_head(path), name, size)) from None
     with src:
         info = SceneInfo(name=name, width=src.width, height=src.height, bands=src.count,
                          dtype=src.dtypes[0], crs=src.crs.to_string() if src.crs else None,
@@ -61,6 +69,14 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
         raise UiError(f"{name}: wrong band count: {info.bands} band(s), the model expects "
                       f"{bands}")
     return info
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(64)
+    except OSError:
+        return b""
 
 
 def save_upload(data: bytes, name: str, folder: Path) -> Path:

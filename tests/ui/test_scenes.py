@@ -9,6 +9,7 @@ import rasterio
 
 from pipelines.ui.scenes import inspect_scene, list_scenes, save_upload, scene_path
 from pipelines.ui.settings import UiError
+from tests.components.test_vrt_sources import write_vrt
 from tests.ui.harness import write_scene
 
 
@@ -79,3 +80,11 @@ def test_label_masks_of_a_paired_dataset_are_not_listed(tmp_path):
     assert list_scenes(root) == ["loose.tif", "images/a.tif", "images/b.tif"]
     # Where nothing pairs up, every raster is a scene.
     assert list_scenes(root / "labels") == ["a.tif", "b.tif"]
+
+
+def test_an_upload_that_is_a_vrt_is_refused_whatever_its_name(tmp_path):
+    secret = write_scene(tmp_path / "server_file.tif", 32)
+    upload = tmp_path / "upload.tif"  # save_upload names it by the suffix the user gave
+    write_vrt(upload, str(secret), relative=False)
+    with pytest.raises(UiError, match=r"^field\.tif: a GDAL VRT is not accepted"):
+        inspect_scene(upload, "field.tif", 4, 10_000)

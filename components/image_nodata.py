@@ -1,0 +1,65 @@
+"""The nodata value each scene's image is read with: its own nodata tag, else the ingest
+option ``nodata`` (images that declare none, such as a mosaic merged with 0 fill). A tag wins
+over the option, as a GIS reader honours a file's tag; a tag that differs from the option is
+reported, so a user who expected the option to apply sees that it did not."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from components.raster import SettingError, open_raster
+
+
+@dataclass
+class ImageNodata:
+    """``option`` (IngestOptions.nodata) applied scene by scene: ``of`` maps each image
+    to the nodata it is read with; ``differing`` lists the images whose own tag differs."""
+
+    option: float | None
+    of: dict[Path, float | None] = field(default_factory=dict)
+    differing: list[tuple[Path, float]] = field(default_factory=list)
+    untagged: int = 0  # images the option applied to
+
+    def read(self, image: Path) -> float | None:
+        """The image's nodata in effect (its header only); a SettingError when the option
+        cannot be a pixel value of the image's type."""
+        with open_raster(image) as src:
+            tag, dtype = src.nodata, np.dtype(src.dtypes[0])
+        if tag is not None:
+            if self.option is not None and not _same(tag, self.option):
+                self.differing.append((image, tag))
+            nodata = tag
+        else:
+            if self.option is not None:
+                _check_fits(image, dtype, self.option)
+                self.untagged += 1
+            nodata = self.option
+        self.of[image] = nodata
+        return nodata
+
+    def warnings(self) -> list[str]:
+        if not self.differing:
+            return []
+        image, tag = self.differing[0]
+        more = f" and {len(self.differing) - 1} more" if len(self.differing) > 1 else ""
+        return [f"{image} declares nodata {tag:g}{more}: an image's own nodata wins, "
+                f"nodata {self.option:g} applies only to images that declare none"]
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _check_fits(image: Path, dtype: np.dtype, value: float) -> None:
+    if dtype.kind == "f":
+        return
+    limits = np.iinfo(dtype)
+    if math.isnan(value) or not float(value).is_integer() \
+            or not limits.min <= value <= limits.max:
+        raise SettingError(f"{image}: {{setting}} {value:g} is not a {dtype} pixel value "
+                           f"({limits.min}..{limits.max}); give the value that marks no "
+                           f"data in these images", "nodata")
