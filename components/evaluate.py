@@ -48,7 +48,7 @@ from components.trivial_baseline import (
     TRIVIAL_PREFIX,
     choose_baseline,
     quality_warnings,
-    trivial_confusion,
+    trivial_metrics,
 )
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
@@ -113,9 +113,8 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
         dataset, None if recorded is None else config.class_names.index(recorded), cm)
     majority = baseline.class_id
     # Every score the gate may compare has its baseline (trivial_key names it).
-    metrics.update(summary_metrics(trivial_confusion(cm, majority), names, TRIVIAL_PREFIX))
-    metrics.update(summary_metrics(trivial_confusion(tile_cm, majority), names,
-                                   TILE_PREFIX + TRIVIAL_PREFIX))
+    metrics.update(trivial_metrics(cm, majority, names, TRIVIAL_PREFIX))
+    metrics.update(trivial_metrics(tile_cm, majority, names, TILE_PREFIX + TRIVIAL_PREFIX))
     quality_warnings(metrics.get("miou", float("nan")), metrics["trivial_miou"],
                      names[majority], {c.name: c.iou for c in per_class},
                      {c.name: c.support for c in per_class}, f"{split} split",

@@ -85,26 +85,32 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-def _scores(cm: np.ndarray) -> dict:
+def _scores(cm: np.ndarray, counted: np.ndarray | None = None) -> dict:
     # segmodels.metrics loads Keras (and its backend): only when scores are computed, so a
     # result is read without it.
     from segmodels.metrics import scores_from_confusion
 
-    return scores_from_confusion(cm)
+    return scores_from_confusion(cm, counted)
 
 
-def class_scores(cm: np.ndarray, names: list[str]) -> list[ClassScores]:
-    scores = _scores(cm)
+def class_scores(cm: np.ndarray, names: list[str],
+                 counted: np.ndarray | None = None) -> list[ClassScores]:
+    """Each class's scores; ``counted``: which classes are scored (segmodels.metrics
+    scores_from_confusion)."""
+    scores = _scores(cm, counted)
     return [ClassScores(name=n, iou=_finite(scores["iou"][i]), f1=_finite(scores["f1"][i]),
                         precision=_finite(scores["precision"][i]),
                         recall=_finite(scores["recall"][i]), support=int(cm[i].sum()))
             for i, n in enumerate(names)]
 
 
-def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "") -> dict[str, float]:
-    """The scalar scores and each present class's IoU, keys prefixed with ``prefix``."""
-    scores = _scores(cm)
+def summary_metrics(cm: np.ndarray, names: list[str], prefix: str = "",
+                    counted: np.ndarray | None = None) -> dict[str, float]:
+    """The scalar scores and each scored class's IoU, keys prefixed with ``prefix``;
+    ``counted``: which classes are scored and averaged (default: those in truth or
+    prediction)."""
+    scores = _scores(cm, counted)
     metrics = {f"{prefix}{k}": v for k in SCALARS if (v := _finite(scores[k])) is not None}
-    metrics.update({f"{prefix}iou_{c.name}": c.iou for c in class_scores(cm, names)
+    metrics.update({f"{prefix}iou_{c.name}": c.iou for c in class_scores(cm, names, counted)
                     if c.iou is not None})
     return metrics

@@ -38,6 +38,7 @@ from components.survey_checks import (
     check_known_colors,
     check_known_values,
     check_rare_colors,
+    label_nodata_ignored,
     warn_rare_values,
 )
 from components.vectors import natural_order
@@ -94,6 +95,7 @@ def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
         ignore.add(classes.ignore_index)
     listed = {e.value for e in classes.entries if e.value is not None} if classes else set()
     known = set(options.class_values or {}) or listed
+    ignore |= label_nodata_ignored(survey, known, ignore)
     if known:
         check_known_values(survey, known, ignore)
     bad = [v for v in survey.values if isinstance(v, float)]

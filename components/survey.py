@@ -50,6 +50,8 @@ class Survey:
     warnings: list[str] = field(default_factory=list)
     label_files: int = 0  # raster label files whose values were counted
     too_small: list[Path] = field(default_factory=list)  # images skipped: MIN_SCENE_EDGE
+    # class-id masks: a declared nodata value -> the label files declaring it
+    label_nodata: dict = field(default_factory=lambda: defaultdict(list))
 
     @property
     def kind(self) -> str:
@@ -141,6 +143,10 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
                 counts[int(value) if float(value).is_integer() else value] += n
         counts.pop(IGNORE_CODE if fmt.kind == "colors" else None, None)
         survey.add_values(pair.label, counts)
+        if fmt.kind == "ids" and src.nodata is not None and not np.isnan(src.nodata):
+            nodata = float(src.nodata)
+            survey.label_nodata[int(nodata) if nodata.is_integer() else nodata].append(
+                pair.label)
 
 
 def _georeferenced(src) -> bool:

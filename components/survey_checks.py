@@ -106,6 +106,33 @@ def check_known_values(survey: Survey, known: set[int], ignore_values: set[int])
                         "ignore them with ignore_values")
 
 
+def label_nodata_ignored(survey: Survey, named: set, ignore: set) -> set:
+    """The nodata values class-id masks declare that are ignored, as if listed in
+    ingest.ignore_values: each, unless a class_values or classes.json entry names it as a
+    class (``named``), or it is 0 and nothing lists the classes, for 0 is the usual
+    background (a GIS export's default nodata): kept, with a warning saying how to ignore
+    it. One line per value says how many pixels it leaves out."""
+    ignored = set()
+    for value, files in survey.label_nodata.items():
+        if value in named:
+            continue
+        pixels = survey.values.get(value, 0)
+        declared = f"declared by {counted(len(files), 'label file')}, e.g. {files[0]}"
+        if value == 0 and not named and value not in ignore:
+            if pixels:
+                survey.warn(f"labels: {counted(pixels, 'pixel')} equal the label rasters' "
+                            f"nodata value 0 ({declared}), kept as a class: 0 is usually "
+                            "the background. If they are unlabelled, ignore them with "
+                            "ingest.ignore_values: [0]")
+            continue
+        ignored.add(value)
+        if pixels:
+            survey.warn(f"labels: {counted(pixels, 'pixel')} equal the label rasters' nodata "
+                        f"value {value} ({declared}), ignored; if {value} is a class, name "
+                        "it in ingest.class_values or a classes.json")
+    return ignored
+
+
 # Options that only mean something for some label kinds: giving one for another kind is an
 # error, never silently ignored.
 _APPLIES_TO = {

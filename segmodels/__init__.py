@@ -23,7 +23,7 @@ _EXPORTS = {
                      "build_loss"), "segmodels.losses"),
     **dict.fromkeys(("ConfusionMatrixMetric", "MacroF1", "MacroPrecision", "MacroRecall",
                      "MeanIoU", "PixelAccuracy", "class_metrics", "confusion_matrix",
-                     "scores_from_confusion"), "segmodels.metrics"),
+                     "scored_classes", "scores_from_confusion"), "segmodels.metrics"),
     "StrideError": "segmodels.layers",
     **dict.fromkeys(("available_models", "build_model", "check_input_size", "model_stride"),
                     "segmodels.registry"),

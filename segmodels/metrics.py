@@ -9,7 +9,10 @@ its score from the totals. Two faces of the same definitions:
   ``keras.metrics.Metric`` objects for ``model.compile``, each returning a scalar.
 
 A class absent from both truth and prediction has no defined score: NaN per class and
-left out of the macro means. A class present in one but not the other scores 0.
+left out of the macro means. A class present in one but not the other scores 0 and counts.
+Another predictor scored against the same truth (a baseline) is compared like for like by
+averaging its scores over the same classes: ``scores_from_confusion(its_cm,
+counted=scored_classes(model_cm))``.
 """
 
 from __future__ import annotations
@@ -56,15 +59,28 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, present: np.ndarray) 
     return np.where(present, out, np.nan)
 
 
-def scores_from_confusion(cm: np.ndarray) -> dict:
+def scored_classes(cm: np.ndarray) -> np.ndarray:
+    """The classes ``cm``'s scores count (bool per class): those in its truth or its
+    prediction."""
+    cm = np.asarray(cm)
+    return (cm.sum(axis=1) + cm.sum(axis=0)) > 0
+
+
+def scores_from_confusion(cm: np.ndarray, counted: np.ndarray | None = None) -> dict:
     """Per-class iou/f1/precision/recall lists, their macro means (miou, f1, precision,
-    recall), pixel_accuracy and the support (true pixels) per class."""
+    recall), pixel_accuracy and the support (true pixels) per class. ``counted`` (bool per
+    class; default ``scored_classes(cm)``) says which classes are scored and averaged, the
+    others NaN: another matrix's set, to average two predictors over the same classes (a
+    counted class with no pixel in truth or prediction scores 0: nothing of it found)."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     true_count = cm.sum(axis=1)
     pred_count = cm.sum(axis=0)
     fp, fn = pred_count - tp, true_count - tp
-    present = (true_count + pred_count) > 0
+    present = scored_classes(cm) if counted is None else np.asarray(counted, dtype=bool)
+    if present.shape != tp.shape:
+        raise ValueError(f"counted has shape {present.shape}; the confusion matrix has "
+                         f"{tp.shape[0]} classes")
     iou = _ratio(tp, tp + fp + fn, present)
     precision = _ratio(tp, pred_count, present)
     recall = _ratio(tp, true_count, present)

@@ -15,6 +15,7 @@ from segmodels import (
     PixelAccuracy,
     class_metrics,
     confusion_matrix,
+    scored_classes,
     scores_from_confusion,
 )
 
@@ -63,6 +64,22 @@ def test_class_present_in_truth_only_scores_zero():
     scores = scores_from_confusion(np.array([[5, 1], [0, 0]]))  # class 1 only predicted
     assert scores["iou"][1] == 0.0 and scores["recall"][1] == 0.0
     assert scores["miou"] == pytest.approx((5 / 6 + 0) / 2)
+
+
+def test_scores_average_over_the_classes_counted_when_given():
+    """A second predictor on the same truth is averaged over the first's classes: one that
+    never predicted class 2, which the truth lacks, still counts it, at 0."""
+    model = np.array([[90, 8, 2], [4, 6, 0], [0, 0, 0]])
+    baseline = np.array([[100, 0, 0], [10, 0, 0], [0, 0, 0]])
+    assert scored_classes(model).tolist() == [True, True, True]
+    own = scores_from_confusion(baseline)
+    like_model = scores_from_confusion(baseline, scored_classes(model))
+    assert np.isnan(own["iou"][2]) and own["miou"] == pytest.approx((100 / 110 + 0) / 2)
+    assert like_model["iou"][2] == 0.0 and like_model["recall"][2] == 0.0
+    assert like_model["miou"] == pytest.approx((100 / 110 + 0 + 0) / 3)
+    assert like_model["pixel_accuracy"] == own["pixel_accuracy"]
+    with pytest.raises(ValueError, match="3 classes"):
+        scores_from_confusion(baseline, np.array([True, True]))
 
 
 def test_keras_metrics_accumulate_exact_dataset_values():
