@@ -3,7 +3,8 @@
 The strategies (components/split_units.py) group tiles into units that never straddle
 splits and assign the units; this module holds the step's options and what it checks and
 writes: val/test tiles that share ground with another split's tile are dropped
-(``drop_overlaps``), a split that lacks a class is a warning, and the manifest is written.
+(``drop_overlaps``; scenes in other CRSs are compared after reprojection, by
+``split_ground``), a split that lacks a class is a warning, and the manifest is written.
 
 Scenes that look like crops of one image (``SceneInfo.neighbours``: touching or overlapping,
 found by the tile step) are kept in one unit by ``scene`` and by per-scene ``block``, with a
@@ -22,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.artifacts import SPLIT_NAMES, ClassMap, SplitManifest, TileManifest, TileRecord
+from components.artifacts import SPLIT_NAMES, ClassMap, SplitManifest, TileManifest
 from components.dataset_paths import DatasetPaths
 from components.raster import DataError
 from components.split_advice import (
@@ -34,6 +35,13 @@ from components.split_advice import (
     straddling_warning,
     too_few_units,
 )
+from components.split_ground import (
+    GroundFrame,
+    frame_line,
+    ground_frame,
+    shares_ground,
+    tile_footprints,
+)
 from components.split_groups import check_group_by, crop_groups, straddling_neighbours
 from components.split_units import (
     Unit,
@@ -42,7 +50,6 @@ from components.split_units import (
     default_block_size,
     keeps_crops_together,
     tile_units,
-    world_grid,
 )
 
 log = logging.getLogger(__name__)
@@ -88,53 +95,41 @@ class SplitOptions(BaseModel):
         return ratios
 
 
-def _footprint(tile: TileRecord, patch: int, size: tuple[int, int],
-               world: bool) -> tuple[str, float, float, float, float]:
-    """The ground a tile really covers: its in-scene part, not the padding past the edge."""
-    col, row = tile.window[:2]
-    w, h = min(patch, size[0] - col), min(patch, size[1] - row)
-    if world:
-        a, _, c, _, e, f = tile.transform
-        xs, ys = sorted((c, c + a * w)), sorted((f, f + e * h))
-        return "world", xs[0], ys[0], xs[1], ys[1]
-    return tile.scene, col, row, col + w, row + h
-
-
-def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int]) -> list[tuple[str, str]]:
+def _cross_split_overlaps(manifest: TileManifest, where: dict[str, int],
+                          frame: GroundFrame) -> list[tuple[str, str]]:
     """Pairs of tiles in different splits whose footprints share ground (positive area).
-    Tiles are bucketed on a grid of tile-sized cells, so this stays near-linear."""
-    world = world_grid(manifest)
-    sizes = {s.name: (s.width, s.height) for s in manifest.scenes}
-    boxes = {t.id: _footprint(t, manifest.patch_size, sizes[t.scene], world)
-             for t in manifest.tiles}
-    cell = max(max(b[3] - b[1], b[4] - b[2]) for b in boxes.values())
+    Tiles are bucketed on a grid of tile-sized cells per space, so this stays near-linear."""
+    boxes = tile_footprints(manifest, frame)
+    cells: dict[str, float] = defaultdict(float)
+    for box in boxes.values():
+        cells[box.space] = max(cells[box.space], box.x1 - box.x0, box.y1 - box.y0)
     buckets: dict[tuple, list[str]] = defaultdict(list)
-    for tile_id, (space, x0, y0, x1, y1) in boxes.items():
+    for tile_id, (space, x0, y0, x1, y1, *_) in boxes.items():
+        cell = cells[space]
         for i in range(math.floor(x0 / cell), math.floor(x1 / cell) + 1):
             for j in range(math.floor(y0 / cell), math.floor(y1 / cell) + 1):
                 buckets[(space, i, j)].append(tile_id)
     pairs = set()
-    for members in buckets.values():
+    for (space, *_), members in buckets.items():
+        tolerance = 1e-6 * cells[space]
         for k, a in enumerate(members):
             for b in members[k + 1:]:
                 if where[a] == where[b] or (a, b) in pairs:
                     continue
-                _, ax0, ay0, ax1, ay1 = boxes[a]
-                _, bx0, by0, bx1, by1 = boxes[b]
-                width, height = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
-                if width > 1e-6 * cell and height > 1e-6 * cell:
+                if shares_ground(boxes[a], boxes[b], tolerance):
                     pairs.add((a, b))
     return sorted(pairs)
 
 
-def _drop_overlaps(manifest: TileManifest, assigned: list[list[Unit]]) -> int:
+def _drop_overlaps(manifest: TileManifest, assigned: list[list[Unit]],
+                   frame: GroundFrame) -> int:
     """Remove val/test tiles that share ground with another split's tile; return the count.
     Val gives way before test, test before train: training data and the final test are
     the most precious."""
     where = {t: i for i, units in enumerate(assigned) for u in units for t in u.tiles}
     priority = {0: 2, 2: 1, 1: 0}  # higher keeps its tile
     dropped = set()
-    for a, b in _cross_split_overlaps(manifest, where):
+    for a, b in _cross_split_overlaps(manifest, where, frame):
         if a in dropped or b in dropped:
             continue
         dropped.add(a if priority[where[a]] < priority[where[b]] else b)
@@ -164,7 +159,11 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     assigned = (assign_given(units) if options.strategy == "given"
                 else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []
-    if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned)):
+    frame = ground_frame(manifest)
+    if (options.drop_overlaps or options.strategy == "block") and \
+            (line := frame_line(manifest, frame)):
+        messages.append(line)
+    if options.drop_overlaps and (dropped := _drop_overlaps(manifest, assigned, frame)):
         messages.append(dropped_tiles_line(dropped, options, manifest, block_size))
     splits = {name: sorted(t for u in units_ for t in u.tiles)
               for name, units_ in zip(SPLIT_NAMES, assigned, strict=True)}

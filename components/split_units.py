@@ -4,10 +4,11 @@ and writes the manifest).
 
 Units are single tiles (``random``), scenes (``scene``), spatial blocks (``block``), groups of
 scenes (``group``: by source folder, a regex on the source path or a CSV), or the dataset's
-own splits (``given``). Blocks are world-coordinate squares when every scene shares one CRS,
-so adjacent chips of one grid (e.g. exported GIS chips) that touch share a block and land in
-the same split; otherwise blocks are per-scene pixel squares. Scenes that look like crops of
-one image are one unit under ``scene`` and per-scene ``block``. Units are assigned greedily
+own splits (``given``). Blocks are world-coordinate squares for georeferenced scenes, in the
+CRS most scenes use (components/split_ground.py reprojects the others), so adjacent chips of
+one grid (e.g. exported GIS chips) that touch share a block and land in the same split;
+scenes without a CRS get per-scene pixel squares. Scenes that look like crops of one image
+(without a CRS) are one unit under ``scene`` and ``block``. Units are assigned greedily
 in a seeded order (rarest class first) to the split furthest below its share of the unit's
 rarest class (iterative stratification: a rare class is spread by the ratios, not piled into
 train), then below its share of tiles, preferring splits that still lack one of the unit's
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from components.artifacts import SPLIT_NAMES, TileManifest, TileRecord
+from components.split_ground import WORLD, ground_frame, tile_centres
 from components.split_groups import given_units, scene_groups
 
 if TYPE_CHECKING:
@@ -39,25 +41,21 @@ class Unit:
 
 
 def _block_keys(manifest: TileManifest, block_size: int) -> dict[str, tuple]:
-    half = manifest.patch_size / 2
-    keys = {}
-    if world_grid(manifest):
-        # One CRS: blocks on the world grid, sized in the first scene's pixels.
-        # The grid is anchored at the scenes' top-left corner, so blocks of a chip's size
+    frame = ground_frame(manifest)
+    centres = tile_centres(manifest, frame)
+    if frame.crs:
+        # Blocks on the world grid of the frame's CRS, sized in the pixels of its first scene.
+        # The grid is anchored at those scenes' top-left corner, so blocks of a chip's size
         # line up with chips exported side by side.
-        a, _, _, _, e, _ = manifest.scenes[0].transform
+        native = [s for s in manifest.scenes if s.crs == frame.crs]
+        a, _, _, _, e, _ = native[0].transform
         size_x, size_y = abs(a) * block_size, abs(e) * block_size
-        x0 = min(s.transform[2] for s in manifest.scenes)
-        y0 = max(s.transform[5] for s in manifest.scenes)
-        for t in manifest.tiles:
-            ta, tb, tc, td, te, tf = t.transform
-            x, y = tc + ta * half + tb * half, tf + td * half + te * half
-            keys[t.id] = ("world", math.floor((x - x0) / size_x), math.floor((y0 - y) / size_y))
-    else:
-        for t in manifest.tiles:
-            col, row = t.window[0] + half, t.window[1] + half
-            keys[t.id] = (t.scene, int(col // block_size), int(row // block_size))
-    return keys
+        x0 = min(s.transform[2] for s in native)
+        y0 = max(s.transform[5] for s in native)
+    return {tile_id: ("world", math.floor((x - x0) / size_x),
+                      math.floor((y0 - y) / size_y))
+            if space == WORLD else (space, int(x // block_size), int(y // block_size))
+            for tile_id, (space, x, y) in centres.items()}
 
 
 def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
@@ -70,18 +68,12 @@ def default_block_size(manifest: TileManifest, min_blocks: int = 10) -> int:
     return manifest.patch_size
 
 
-def world_grid(manifest: TileManifest) -> bool:
-    """Whether every scene shares one CRS, so tiles are placed on one world grid (blocks and
-    footprints in map units) rather than each in its scene's pixels."""
-    crs = {s.crs for s in manifest.scenes}
-    return len(crs) == 1 and None not in crs
-
-
 def keeps_crops_together(manifest: TileManifest, options: SplitOptions) -> bool:
-    """Whether the strategy keeps each crop group (crops of one image) in one split: scenes,
-    and blocks that are per-scene pixel squares (no shared CRS to place the scenes by)."""
+    """Whether the strategy keeps each crop group (crops of one image, scenes without a CRS)
+    in one split: scenes, and blocks, which are per-scene pixel squares for such scenes (no
+    CRS to place them by)."""
     return options.strategy == "scene" or (options.strategy == "block"
-                                           and not world_grid(manifest))
+                                           and any(s.crs is None for s in manifest.scenes))
 
 
 def tile_units(manifest: TileManifest, options: SplitOptions,
