@@ -44,6 +44,7 @@ from components.scene_evaluation import scene_confusion
 from components.split_regions import check_scene_files
 from components.tile_evaluation import split_confusion, tile_predictor
 from components.train import load_trained_model
+from components.training_ground import SEEN_GROUND_METRIC, SEEN_GROUND_TAG, SeenGround
 from components.trivial_baseline import (
     TRIVIAL_PREFIX,
     choose_baseline,
@@ -87,12 +88,13 @@ def check_split(dataset: PreparedDataset, split: SplitName) -> None:
 
 def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir: Path, *,
                     architecture: str, batch_size: int, overlay_tiles: int,
-                    split: SplitName = "test", model_uri: str | None = None
-                    ) -> EvaluationResult:
+                    split: SplitName = "test", model_uri: str | None = None,
+                    seen_ground: SeenGround | None = None) -> EvaluationResult:
     """Score a served model (``predictor``: its forward pass, classes, statistics and
     resolution) on ``split``, by scene and by tile; writes the figures and the reports into
     ``out_dir``, not metrics.json (``save_evaluation``). The dataset's tiles must be of the
-    model's window size; its own statistics are not used."""
+    model's window size; its own statistics are not used. ``seen_ground``: how much of the
+    split lies on the model's training ground, for the result and its reports."""
     out_dir = Path(out_dir)
     config, classes = predictor.config, dataset.class_map
     check_split(dataset, split)
@@ -157,7 +159,8 @@ def score_predictor(predictor: ScenePredictor, dataset: PreparedDataset, out_dir
         tile_confusion_matrix=tile_cm.tolist(),
         metrics_path=str(out_dir / "metrics.json"), report_md=str(out_dir / "report.md"),
         report_html=str(out_dir / "report.html"), confusion_png=str(confusion_png),
-        overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None)
+        overlays_png=str(overlays_png) if overlays_png else None, mlflow_run_id=None,
+        seen_ground=seen_ground)
     write_text(result.report_md, markdown_report(result))
     write_text(result.report_html, html_report(result))
     return result
@@ -189,6 +192,11 @@ def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
             mlflow.log_metrics({f"{split}_{k}": v for k, v in result.metrics.items()},
                                model_id=model_id, dataset=logged)
             mlflow.set_tag("segpipe.test_split_digest", result.split_digest)
+            if (seen := result.seen_ground) is not None:
+                # Apart from the <split>_ scores: a property of the data, not of the model.
+                mlflow.log_metric(SEEN_GROUND_METRIC, seen.seen_ground_share)
+                mlflow.set_tag(SEEN_GROUND_TAG, seen.message() if seen.seen_tiles
+                               else "held out: no scored tile lies on the training ground")
             for path in (result.report_md, result.report_html, result.confusion_png,
                          result.overlays_png):
                 if path:

@@ -13,7 +13,12 @@ Before the model is loaded, its serving config (two small files) is checked agai
 data: a source's label classes are read onto the model's by name, after the ingest's
 ``class_aliases`` (an alias naming no class of the model is refused before the source is
 read); a prepared dataset must have the model's class names in its order and its tiling;
-both, its band count. A mismatch or an empty split is an ``EvaluationInputError``."""
+both, its band count. A mismatch or an empty split is an ``EvaluationInputError``.
+
+Whatever the data, the scored tiles are compared with the ground the model was trained and
+selected on (its train and validation splits, recorded at registration:
+components/training_ground.py): any overlap is warned about and recorded (metrics.json
+``seen_ground``, the run's ``seen_ground_share``), since the figure is then not held out."""
 
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from components.ingest_options import IngestOptions
 from components.raster import SettingError
 from components.split_regions import check_scene_files
 from components.tile import TileOptions, tile_scenes
+from components.training_ground import check_seen_ground
 from serving.config import ServingConfig
 from serving.resolution import resample_factor
 
@@ -71,6 +77,7 @@ class ModelVersionRef:
     model_id: str | None = None
     architecture: str | None = None
     experiment_id: str | None = None
+    run_id: str | None = None  # the run that logged it: its training ground's record
 
 
 def resolve_model_version(model_uri: str) -> ModelVersionRef:
@@ -88,7 +95,8 @@ def resolve_model_version(model_uri: str) -> ModelVersionRef:
         logged = client.get_logged_model(model_id)
         return ModelVersionRef(uri=model_uri, model_id=model_id,
                                architecture=logged.tags.get("segpipe.architecture"),
-                               experiment_id=logged.experiment_id)
+                               experiment_id=logged.experiment_id,
+                               run_id=logged.source_run_id)
     reference = model_uri[len("models:/"):].rstrip("/")
     if "@" in reference:
         name, alias = reference.split("@", 1)
@@ -103,7 +111,7 @@ def resolve_model_version(model_uri: str) -> ModelVersionRef:
     return ModelVersionRef(uri=f"models:/{name}/{found.version}", name=name,
                            version=str(found.version), model_id=model_id,
                            architecture=found.tags.get("segpipe.architecture"),
-                           experiment_id=experiment)
+                           experiment_id=experiment, run_id=found.run_id)
 
 
 def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: list[str],
@@ -283,6 +291,7 @@ def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVe
            out_dir: Path, options: EvaluateOptions) -> EvaluationResult:
     check_split_tiles(dataset, split, data)
     check_scene_files(dataset, split)
+    seen = check_seen_ground(model.run_id, dataset, split)
     # TensorFlow (seconds to import) only now: a mismatch above is told at once.
     from serving.quiet import import_tensorflow_quietly
 
@@ -295,6 +304,7 @@ def _score(dataset: PreparedDataset, split: SplitName, data: str, model: ModelVe
         result = score_predictor(predictor, dataset, staging, split=split,
                                  architecture=model.architecture or "segmentation model",
                                  batch_size=options.batch_size,
-                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri)
+                                 overlay_tiles=options.overlay_tiles, model_uri=model.uri,
+                                 seen_ground=seen)
         _log_and_save(result, dataset, data, model, options, out_dir)
     return result

@@ -37,6 +37,12 @@ def baseline_line(result: EvaluationResult) -> str | None:
     return f"trivial baseline: {result.majority_class} everywhere{origin}"
 
 
+def seen_ground_line(result: EvaluationResult) -> str | None:
+    """The warning that part of the scored ground is the model's training ground."""
+    seen = result.seen_ground
+    return f"warning: {seen.message()}" if seen is not None and seen.seen_tiles else None
+
+
 def _sentence(line: str) -> str:
     return f"{line[0].upper()}{line[1:]}."
 
@@ -83,6 +89,7 @@ def markdown_report(result: EvaluationResult, images_inline: bool = False) -> st
     lines = [f"# Evaluation on the {result.split} split", "",
              f"Model `{_model(result)}`: {_intro(result)}. Split digest "
              f"`{result.split_digest[:16]}`.", "",
+             *([f"**{_sentence(line)}**", ""] if (line := seen_ground_line(result)) else []),
              "| " + " | ".join(SUMMARY) + " |", "|" + " --- |" * len(SUMMARY),
              "| " + " | ".join(_summary(result)) + " |", "",
              *([_sentence(line), ""] if (line := baseline_line(result)) else []),
@@ -103,6 +110,8 @@ def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
     summary = table(SUMMARY, [_summary(result)])
     line = baseline_line(result)
     baseline = f"<p>{html.escape(_sentence(line))}</p>" if line else ""
+    seen = seen_ground_line(result)
+    seen_html = f"<p><strong>{html.escape(_sentence(seen))}</strong></p>" if seen else ""
     images = "".join(f'<img src="{src}" alt="{html.escape(alt)}">'
                      for alt, src in _figures(result, images_inline))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>segpipe evaluation</title>"
@@ -110,5 +119,5 @@ def html_report(result: EvaluationResult, images_inline: bool = True) -> str:
             "padding:4px 8px}img{max-width:100%}</style></head><body>"
             f"<h1>Evaluation on the {html.escape(result.split)} split</h1>"
             f"<p>Model <code>{html.escape(_model(result))}</code>: "
-            f"{html.escape(_intro(result))}.</p>{summary}{baseline}"
+            f"{html.escape(_intro(result))}.</p>{seen_html}{summary}{baseline}"
             f"{table(HEADER, _rows(result))}{images}</body></html>\n")

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from components.evaluation_report import SCALARS
+from components.training_ground import SeenGround
 
 #: Prefix of the tile-level metrics (``tile_miou``...).
 TILE_PREFIX = "tile_"
@@ -78,6 +79,11 @@ class EvaluationResult(BaseModel):
     confusion_png: str
     overlays_png: str | None
     mlflow_run_id: str | None
+    seen_ground: SeenGround | None = Field(
+        None, description="how much of the scored tiles lie on the ground the model was "
+        "trained or selected on (its train and validation splits; "
+        "components/training_ground.py); None: not checked (the pipeline's own test split, or "
+        "a model registered without that record)")
 
 
 def _finite(value: float) -> float | None:

@@ -19,6 +19,8 @@ from components import tracking
 from components.artifacts import SplitName, TrainedModelInfo
 from components.champion_gate import TAG_DECISION, apply_champion_gate, champion_version
 from components.dataset_paths import ModelPaths, PreparedDataset
+from components.lineage import SOURCE_TAG
+from components.training_ground import log_training_ground
 from components.trivial_baseline import trivial_key
 from serving.config import ServingOptions
 
@@ -197,6 +199,10 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
                   **{f"{TAG_TEST_PREFIX}{k}": f"{v:.6f}" for k, v in evaluation.metrics.items()}})
         client.set_registered_model_alias(options.model_name, options.challenger_alias,
                                           version.version)
+        # What the version was trained and selected on, for `segpipe evaluate` to tell a
+        # held-out score from one on seen ground.
+        log_training_ground(dataset, mlflow.get_run(run.info.run_id).data.tags.get(
+            SOURCE_TAG) or str(dataset.root))
 
         def rescore(champion: ModelVersion) -> float:
             if not options.reevaluate_champion:
@@ -210,7 +216,7 @@ def register_model(model_dir: Path, dataset: PreparedDataset, evaluation: Evalua
         mlflow.set_tags({TAG_REGISTERED_VERSION: version.version,
                          TAG_DECISION: gate.decision})
         run_id = run.info.run_id
-        source = mlflow.get_run(run_id).data.tags.get("segpipe.source")
+        source = mlflow.get_run(run_id).data.tags.get(SOURCE_TAG)
     _describe(client, options.model_name, version.version,
               version_description(info, dataset, evaluation, gate.decision, source))
     champion = champion_version(client, options.model_name, options.champion_alias)

@@ -33,12 +33,13 @@ def save_known_model(folder: Path, classes: int = 3, bands: int = 4,
 
 def register_known_model(model_dir: Path, dataset: PreparedDataset, name: str) -> str:
     """Log ``model_dir`` with the serving config of ``dataset`` (its statistics and classes)
-    in the active tracking store and register it as ``name`` (alias champion); its
-    models:/name/version URI."""
+    in the active tracking store and register it as ``name`` (alias champion), with the
+    record of its training ground as registration logs it; its models:/name/version URI."""
     import mlflow
 
     from components.dataset_paths import ModelPaths
     from components.register import RegisterOptions, serving_config
+    from components.training_ground import log_training_ground
     from serving.pyfunc import log_segmentation_model
 
     info = TrainedModelInfo.load(ModelPaths(model_dir).info)
@@ -46,6 +47,7 @@ def register_known_model(model_dir: Path, dataset: PreparedDataset, name: str) -
     with mlflow.start_run(run_name="register"):
         logged = log_segmentation_model(ModelPaths(model_dir).keras_model, config,
                                         registered_model_name=name)
+        log_training_ground(dataset, str(dataset.root))
     version = str(logged.registered_model_version)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
     return f"models:/{name}/{version}"

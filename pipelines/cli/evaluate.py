@@ -145,6 +145,11 @@ def _print_scores(result) -> None:
                   soft_wrap=True)
     if baseline := baseline_line(result):
         console.print(baseline, markup=False, soft_wrap=True)
+    if (seen := result.seen_ground) is not None and seen.seen_tiles:
+        # Again under the figures it qualifies: the warning above scrolls away.
+        console.print(f"not held out: {seen.seen_ground_share:.0%} of the scored tiles' "
+                      f"pixels lie on the model's training ground", style="yellow",
+                      markup=False, soft_wrap=True)
     console.print(f"report: {result.report_md} (metrics.json, report.html and figures beside "
                   f"it)", markup=False, soft_wrap=True)
     if result.mlflow_run_id:

@@ -4,6 +4,7 @@ from the pixels, so a few-hundred-parameter U-Net learns something in one or two
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,16 @@ def write_tiny_dataset(root: Path, n_tiles: int = 12, seed: int = 0,
               nodata=NODATA, pixel_count=len(train_pixels), tile_count=n_train
               ).save(paths.stats)
     return paths
+
+
+def scenes_as_source(dataset: PreparedDataset, source: Path) -> Path:
+    """The dataset's ingested scenes as a source folder (images/, masks/, classes.json)."""
+    for kind, folder in (("image", "images"), ("mask", "masks")):
+        (source / folder).mkdir(parents=True)
+        for path in dataset.scenes_dir.glob(f"*_{kind}.tif"):
+            shutil.copy(path, source / folder / path.name.replace(f"_{kind}", ""))
+    shutil.copy(dataset.classes, source / "classes.json")
+    return source
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from components.evaluate_logged import (
 from components.evaluate_options import EvaluateOptions
 from components.ingest_options import IngestOptions
 from components.trivial_baseline import FROM_LABELS, FROM_MODEL, QualityWarning, trivial_miou
+from tests.components.conftest import scenes_as_source
 from tests.logged_models import register_known_model, save_known_model
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
@@ -384,16 +385,6 @@ def test_a_model_of_older_segpipe_scores_data_of_this_one_by_its_class_0(
     assert prepared.confusion_matrix == same.confusion_matrix
 
 
-def _source_of(dataset: PreparedDataset, source: Path) -> Path:
-    """The dataset's ingested scenes as a source folder (images/, masks/, classes.json)."""
-    for kind, folder in (("image", "images"), ("mask", "masks")):
-        (source / folder).mkdir(parents=True)
-        for path in dataset.scenes_dir.glob(f"*_{kind}.tif"):
-            shutil.copy(path, source / folder / path.name.replace(f"_{kind}", ""))
-    shutil.copy(dataset.classes, source / "classes.json")
-    return source
-
-
 def test_a_source_is_worked_on_beside_the_output_not_in_the_system_temp(
         tiny_dataset, known, tmp_path, monkeypatch):
     """The system's temp folder is often small and held in memory, and a source may extract
@@ -402,7 +393,7 @@ def test_a_source_is_worked_on_beside_the_output_not_in_the_system_temp(
     _, uri = known
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp"))
     (tmp_path / "no-temp").write_text("not a folder")
-    source = _source_of(tiny_dataset, tmp_path / "source")
+    source = scenes_as_source(tiny_dataset, tmp_path / "source")
     archive = shutil.make_archive(str(tmp_path / "scenes"), "zip", source)
     results = tmp_path / "results"
     result = evaluate_logged_model(uri, archive, results / "eval",

@@ -17,6 +17,7 @@ from components.evaluate import evaluate_model
 from components.register import RegisterOptions, register_model, score_registered_model
 from components.tile import TileOptions
 from components.train import load_trained_model
+from components.training_ground import load_training_ground
 from serving.pixels import normalize_image
 
 pytestmark = pytest.mark.usefixtures("mlflow_store")
@@ -107,6 +108,10 @@ def test_gate_and_tags_use_the_scene_level_miou(tiny_dataset, evaluated_models):
     assert float(tags["segpipe.test_tile_miou"]) == 0.95
     described = MlflowClient().get_model_version("scene-gate", result.version).description
     assert "miou 0.250" in described and "tile_miou 0.950" in described
+    # What it was trained and selected on, for `segpipe evaluate` (components/training_ground).
+    ground = load_training_ground(result.run_id)
+    assert ground.dataset_digest == tiny_dataset.digest()
+    assert sorted(part.split for part in ground.footprints) == ["train", "val"]
 
 
 def test_the_trivial_baseline_gates_every_metric_not_only_miou(tiny_dataset, evaluated_models):
