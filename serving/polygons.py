@@ -5,8 +5,10 @@ Polygons are cut at the BLOCK grid. A minimum area applies to whole regions, not
 pieces the grid cuts: each block is polygonized with a margin around it of as many pixels as
 the area holds (at most MAX_MARGIN), so a region smaller than the area lies whole inside the
 margin wherever it touches the block, and is left out; a larger one is kept, and clipped to
-the block. Areas and tolerances are in the mask CRS's units (m² and m for UTM), in pixels
-for a mask without georeferencing.
+the block. With simplification the area is measured on the simplified outline too (holes
+subtracted, as on the pixel outline): a region that simplifying takes under the minimum is
+left out, so no whole region comes out smaller than asked. Areas and tolerances are in the
+mask CRS's units (m² and m for UTM), in pixels for a mask without georeferencing.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
         src = rasterio.open(mask_path)
     with src, atomic_path(out_path) as tmp, open(tmp, "w") as out:
         check_options(options, class_names, src.crs)
+        least_area = _least_area(src, options.min_area)
         target = options.crs and rasterio.crs.CRS.from_user_input(options.crs)
         header = {"type": "FeatureCollection"}
         crs = _crs_member(target or src.crs)
@@ -116,7 +119,7 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
         out.write(json.dumps(header)[:-1] + ', "features": [\n')
         written = 0
         for polygons in _chunks(_polygons(src, wanted, ignore_index, options, block),
-                                options.simplify, src.crs, target):
+                                options.simplify, least_area, src.crs, target):
             for geometry, class_id in polygons:
                 feature = {"type": "Feature", "geometry": geometry,
                            "properties": {"class_id": class_id,
@@ -155,7 +158,7 @@ def _to_crs(polygons: list[tuple[dict, int]], src_crs, target) -> list[tuple[dic
 CHUNK = 4096
 
 
-def _chunks(polygons: Iterator[tuple], tolerance: float, src_crs,
+def _chunks(polygons: Iterator[tuple], tolerance: float, least_area: float, src_crs,
             target) -> Iterator[list[tuple[dict, int]] | Iterator[tuple[dict, int]]]:
     """The kept polygons as GeoJSON, simplified and in ``target``, CHUNK at a time; as they
     come when there is neither to do."""
@@ -166,14 +169,15 @@ def _chunks(polygons: Iterator[tuple], tolerance: float, src_crs,
     for item in polygons:
         chunk.append(item)
         if len(chunk) == CHUNK:
-            yield _finished(chunk, tolerance, src_crs, target)
+            yield _finished(chunk, tolerance, least_area, src_crs, target)
             chunk = []
     if chunk:
-        yield _finished(chunk, tolerance, src_crs, target)
+        yield _finished(chunk, tolerance, least_area, src_crs, target)
 
 
-def _finished(parts: list, tolerance: float, src_crs, target) -> list[tuple[dict, int]]:
-    polygons = _simplified(parts, tolerance) if tolerance > 0 else \
+def _finished(parts: list, tolerance: float, least_area: float, src_crs,
+              target) -> list[tuple[dict, int]]:
+    polygons = _simplified(parts, tolerance, least_area) if tolerance > 0 else \
         [_geojson(part, class_id) for part, class_id in parts]
     return _to_crs(polygons, src_crs, target) if target else polygons
 
@@ -188,7 +192,8 @@ def _polygons(src, wanted: list[int], ignore_index: int, options: PolygonOptions
               block: int) -> Iterator[tuple[object, int]]:
     """(GeoJSON geometry, or a shapely polygon where cut at a block, and class id) of the
     kept polygons, block by block."""
-    pixel_area = abs(src.transform.determinant) or 1.0
+    pixel_area = _pixel_area(src)
+    least_area = _least_area(src, options.min_area)
     min_pixels = options.min_area / pixel_area
     margin = min(MAX_MARGIN, math.ceil(min_pixels)) if min_pixels > 0 else 0
     shaped = margin > 0
@@ -210,21 +215,37 @@ def _polygons(src, wanted: list[int], ignore_index: int, options: PolygonOptions
                 continue
             cut = _Cut(inner, outer, transform, src)
             for geometry, value in found:
-                for part in cut.kept(geometry, options.min_area, pixel_area):
+                for part in cut.kept(geometry, least_area, pixel_area, options.simplify):
                     yield part, int(value)
 
 
-def _simplified(parts: list, tolerance: float) -> list[tuple[dict, int]]:
+def _simplified(parts: list, tolerance: float, least_area: float) -> list[tuple[dict, int]]:
     """Polygons (GeoJSON or shapely) as GeoJSON simplified within ``tolerance``, in one
-    call, each polygon on its own (so each stays valid)."""
+    call, each polygon on its own (so each stays valid). A GeoJSON part is a whole region
+    (``_polygons``): left out when simplified under ``least_area``; the pieces of regions
+    cut at a block were measured whole by ``_Cut.kept``."""
     import shapely
     from shapely.geometry import mapping, shape
 
-    geometries = np.array([shape(part) if isinstance(part, dict) else part
-                           for part, _ in parts], dtype=object)
+    whole = [isinstance(part, dict) for part, _ in parts]
+    geometries = np.array([shape(part) if is_whole else part
+                           for (part, _), is_whole in zip(parts, whole, strict=True)],
+                          dtype=object)
     geometries = shapely.simplify(geometries, tolerance, preserve_topology=True)
-    return [(mapping(g), class_id) for g, (_, class_id) in zip(geometries, parts, strict=True)
-            if not g.is_empty]
+    too_small = (shapely.area(geometries) < least_area) & np.array(whole, bool)
+    return [(mapping(g), class_id)
+            for g, (_, class_id), dropped in zip(geometries, parts, too_small, strict=True)
+            if not (g.is_empty or dropped)]
+
+
+def _pixel_area(src) -> float:
+    return abs(src.transform.determinant) or 1.0
+
+
+def _least_area(src, min_area: float) -> float:
+    """The smallest area a region keeps: regions are whole pixels, so an area equal to
+    ``min_area`` but for rounding passes."""
+    return min_area - 1e-6 * _pixel_area(src) if min_area > 0 else 0.0
 
 
 def _area_bounds(rings: list) -> tuple[float, tuple[float, float, float, float]]:
@@ -273,16 +294,18 @@ class _Cut:
                    for is_open, b, edge in zip(self.open_sides, bounds, self.bounds,
                                                strict=True))
 
-    def kept(self, geometry: dict, min_area: float, pixel_area: float) -> Iterator:
+    def kept(self, geometry: dict, least_area: float, pixel_area: float,
+             tolerance: float) -> Iterator:
         """The parts inside the block of one region that passes the minimum area (a region
         reaching a side of the margin that is inside the mask goes on beyond it, so it is
-        kept): the GeoJSON itself when the region lies in the block, else shapely
-        polygons."""
+        kept): the GeoJSON itself when the region lies in the block (measured again once
+        simplified, by ``_simplified``), else shapely polygons, of a region whose outline
+        simplified within ``tolerance`` passes too."""
+        import shapely
         from shapely.geometry import shape
 
         area, bounds = _area_bounds(geometry["coordinates"])
-        # regions are whole pixels: an area equal to min_area but for rounding passes
-        if area < min_area - 1e-6 * pixel_area and not self._reaches_edge(bounds):
+        if area < least_area and not self._reaches_edge(bounds):
             return
         low_x, low_y, high_x, high_y = self.inner
         tol = self.tolerance
@@ -293,7 +316,11 @@ class _Cut:
                 and bounds[1] >= low_y - tol and bounds[3] <= high_y + tol):
             yield geometry
             return
-        polygon = shape(geometry).intersection(self.area)
+        region = shape(geometry)
+        if tolerance > 0 and not self._reaches_edge(bounds) and shapely.area(
+                shapely.simplify(region, tolerance, preserve_topology=True)) < least_area:
+            return  # seen whole, and simplifying takes it under the minimum
+        polygon = region.intersection(self.area)
         for part in getattr(polygon, "geoms", [polygon]):
             if part.geom_type == "Polygon" and part.area >= 0.5 * pixel_area:
                 yield part  # not the block's edge touched, nor a float sliver of the cut

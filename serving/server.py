@@ -213,4 +213,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from serving import quick_exit
+
+    quick_exit.exit_after(main)  # no native destructors racing the model's threads at exit

@@ -14,7 +14,21 @@ from pipelines.ui.command import ui
 # MLflow's artifact-download bars are noise on a console (and in a run's task log).
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-app = typer.Typer(
+
+class _Segpipe(typer.Typer):
+    """The command as a process's entry point (the ``segpipe`` script, ``python -m
+    pipelines.cli``) ends through serving/quick_exit.py's ``exit_after``: atexit handlers
+    run and output is flushed, but native libraries' static destructors, which can abort a
+    finished command (exit 134) while OpenVINO's or TensorFlow's threads still run, do not.
+    Tests invoke the click command, not this."""
+
+    def __call__(self, *args, **kwargs):
+        from serving import quick_exit
+
+        quick_exit.exit_after(lambda: super(_Segpipe, self).__call__(*args, **kwargs))
+
+
+app = _Segpipe(
     name="segpipe",
     help="Semantic segmentation of aerial and satellite imagery: prepare data, tune, "
          "evaluate, register, serve and predict.",

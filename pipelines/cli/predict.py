@@ -162,7 +162,8 @@ def predict(
     min_area: float | None = typer.Option(
         None, "--min-area",
         help="leave out polygons of a smaller area, in the scene CRS's units squared (m² "
-             "in UTM; pixels without georeferencing); default: none left out"),
+             "in UTM; pixels without georeferencing), measured after --simplify too; "
+             "default: none left out"),
     simplify: float | None = typer.Option(
         None, "--simplify",
         help="simplify polygon outlines within this tolerance, in the scene CRS's units "

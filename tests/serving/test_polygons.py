@@ -91,6 +91,34 @@ def test_simplify_keeps_valid_polygons_with_fewer_vertices(tmp_path):
     assert abs(pixels_of(after) - pixels_of(before)) < 0.03 * pixels_of(before)
 
 
+def test_min_area_is_measured_after_simplifying(tmp_path):
+    """A 6 x 3 plot with two 1-px bumps is 20 px (80 m²); simplified within 2 m the bumps go
+    and it is 18 px (72 m²), under a 76 m² minimum: it is left out, whole in its block or
+    across the seam. A 5 x 4 plot (80 m² either way) and a field across the seam stay."""
+    mask = np.zeros((64, 64), np.uint8)
+
+    def bumped_plot(row: int, col: int) -> None:
+        mask[row:row + 3, col:col + 6] = 1
+        mask[row - 1, col + 2] = mask[row + 3, col + 1] = 1
+
+    bumped_plot(5, 5)  # whole in the first block
+    bumped_plot(20, 29)  # across the seam at column 32
+    mask[40:45, 5:9] = 1  # 20 px, a rectangle simplifying leaves as it is
+    mask[50:60, 20:50] = 2  # 300 px road across the seam: its pieces stay
+    path = write_mask(tmp_path / "plots.tif", mask)
+    out = tmp_path / "p.geojson"
+    least = 76.0
+    write_polygons(path, out, NAMES, 255, PolygonOptions(min_area=least), BLOCK)
+    assert sorted(pixels_of(f) for f in features(out)) == [9, 11, 20, 20, 120, 180]
+    write_polygons(path, out, NAMES, 255, PolygonOptions(min_area=least, simplify=PIXEL),
+                   BLOCK)
+    kept = features(out)
+    assert sorted((f["properties"]["class_name"], pixels_of(f)) for f in kept) == \
+        [("road", 120), ("road", 180), ("tea", 20)]
+    whole = [f for f in kept if f["properties"]["class_name"] == "tea"]
+    assert all(shape(f["geometry"]).area >= least for f in whole)
+
+
 def test_wgs84_output_is_rfc_7946(mask_path, tmp_path):
     out = tmp_path / "p.geojson"
     write_polygons(mask_path, out, NAMES, 255, PolygonOptions(crs="EPSG:4326"), BLOCK)

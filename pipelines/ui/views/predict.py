@@ -167,7 +167,7 @@ def _polygon_options(column, config, mask_path: Path) -> PolygonOptions:
             default=[n for n in config.class_names if n.lower() not in BACKGROUND_NAMES])
         min_area = st.number_input(f"Minimum area ({unit}²)", min_value=0.0, value=0.0,
                                    key="segpipe.min_area",
-                                   help="smaller regions are left out")
+                                   help="smaller regions (once simplified too) are left out")
         simplify = st.number_input(f"Simplify within ({unit})", min_value=0.0, value=0.0,
                                    key="segpipe.simplify",
                                    help="0 keeps the pixel outlines")
