@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.atomic import write_json
-from components.tracking import TrackingOptions
+from components.tracking import TrackingOptions, with_env_password, without_password
 
 KFP_RUN_ID_TAG = "kfp.run_id"
 KFP_RUN_NAME_TAG = "kfp.run_name"
@@ -49,10 +49,21 @@ class RunContext(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> RunContext:
-        return cls.model_validate_json(Path(path).read_text())
+        """The context ``save`` wrote, the stores' passwords back from this task's
+        environment where it gave them (every task has the same)."""
+        context = cls.model_validate_json(Path(path).read_text())
+        return context.model_copy(update={
+            "tracking_uri": with_env_password(context.tracking_uri, "MLFLOW_TRACKING_URI"),
+            "optuna_storage": with_env_password(context.optuna_storage, "OPTUNA_STORAGE")})
+
+    def shareable(self) -> dict[str, object]:
+        """The context as it may be stored and shown (an artifact in the pipeline's object
+        store and the Kubeflow UI, the run's log): the stores' URLs without passwords."""
+        return {**self.model_dump(), "tracking_uri": without_password(self.tracking_uri),
+                "optuna_storage": without_password(self.optuna_storage)}
 
     def save(self, path: str | Path) -> None:
-        write_json(path, self.model_dump())
+        write_json(path, self.shareable())
 
 
 def _study_name(model_name: str, run_name: str, parent_run_id: str) -> str:

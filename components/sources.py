@@ -52,10 +52,10 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
     """Download every object under ``s3://bucket/prefix`` into ``dest``; return the count.
     Every object is listed first, so the byte limits hold before anything is downloaded."""
     bucket, prefix = _s3_location(uri)
-    client = _s3_client()
     limits = limits or ExtractLimits()
     budget = Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     try:
+        client = _s3_client()  # half-set credentials in the environment fail here
         objects = [(obj["Key"], int(obj.get("Size", 0)))
                    for page in client.get_paginator("list_objects_v2").paginate(
                        Bucket=bucket, Prefix=prefix)

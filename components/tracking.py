@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from mlflow.data.meta_dataset import MetaDataset
@@ -48,23 +48,56 @@ class TrackingOptions(BaseModel):
         "study, its trials' checkpoints. Unset: the Kubeflow run's own name; `segpipe run` "
         "names a run after its config, so re-running a config resumes it")
 
+    @field_validator("mlflow_tracking_uri", "mlflow_artifact_location", "optuna_storage")
+    @classmethod
+    def _no_password(cls, value: str | None, info) -> str | None:
+        # These options travel as a pipeline parameter and in the run_context artifact, both
+        # shown in the Kubeflow UI and the run's log: secrets come from the environment only.
+        if value and has_password(value):
+            raise ValueError(f"the URL holds a password, which would be stored with the run "
+                             f"(its parameters, artifacts and log); leave it out: "
+                             f"{_WHERE_PASSWORDS_GO[info.field_name]}")
+        return value
+
     def for_local_run(self, workdir: Path) -> TrackingOptions:
         """The embedded stores under ``workdir`` wherever neither the options nor the
-        environment name a store."""
+        environment name a store. A store the environment names by a URL with a password
+        stays unset here: the tasks, which inherit the environment, read it there, and the
+        options (every task's parameter, written to the run's log) never hold the password."""
         # SQLite's default 5 s lock wait is too short for parallel tune workers on a busy
         # machine; both stores get a minute.
-        tracking_uri = _patient_sqlite(self.mlflow_tracking_uri
-                                       or os.environ.get("MLFLOW_TRACKING_URI")
-                                       or f"sqlite:///{workdir / 'mlflow.db'}")
+        tracking_uri = self.mlflow_tracking_uri or _shareable_env(
+            "MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
         artifacts = self.mlflow_artifact_location
         if artifacts is None and not (self.mlflow_tracking_uri
                                       or os.environ.get("MLFLOW_TRACKING_URI")):
             artifacts = (workdir / "mlartifacts").as_uri()
-        storage = (self.optuna_storage or os.environ.get("OPTUNA_STORAGE")
-                   or f"sqlite:///{workdir / 'optuna.db'}")
-        return self.model_copy(update={"mlflow_tracking_uri": tracking_uri,
-                                       "mlflow_artifact_location": artifacts,
-                                       "optuna_storage": storage})
+        storage = self.optuna_storage or _shareable_env(
+            "OPTUNA_STORAGE", f"sqlite:///{workdir / 'optuna.db'}")
+        return self.model_copy(update={
+            "mlflow_tracking_uri": tracking_uri and _patient_sqlite(tracking_uri),
+            "mlflow_artifact_location": artifacts,
+            "optuna_storage": storage})
+
+
+#: Where each store's password goes instead of the config (what the libraries read).
+_WHERE_PASSWORDS_GO = {
+    "optuna_storage": "a PostgreSQL password goes in $PGPASSWORD (or ~/.pgpass), or leave "
+    "optuna_storage unset and set $OPTUNA_STORAGE",
+    "mlflow_tracking_uri": "an MLflow server's login goes in $MLFLOW_TRACKING_USERNAME and "
+    "$MLFLOW_TRACKING_PASSWORD, a database's password in $PGPASSWORD; or leave "
+    "mlflow_tracking_uri unset and set $MLFLOW_TRACKING_URI",
+    "mlflow_artifact_location": "S3 credentials go in $AWS_ACCESS_KEY_ID and "
+    "$AWS_SECRET_ACCESS_KEY",
+}
+
+
+def _shareable_env(variable: str, default: str) -> str | None:
+    """``$variable``, else ``default``; None when the variable's URL holds a password."""
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    return None if has_password(value) else value
 
 
 def _patient_sqlite(uri: str) -> str:
@@ -131,4 +164,29 @@ def log_dataset(dataset_dir: Path | str, digest: str, context: str,
 
 def redact_url(url: str) -> str:
     """Drop the password from a database URL before it goes anywhere visible."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    return _USERINFO_PASSWORD.sub(r"://\1:***@", url)
+
+
+def has_password(url: str) -> bool:
+    """``url`` names a non-empty password (``scheme://user:password@host``)."""
+    return bool(_USERINFO_PASSWORD.search(url))
+
+
+def without_password(url: str) -> str:
+    """``url`` without its password (``scheme://user@host``): what a record may keep; the
+    library then finds the password where it looks for one ($PGPASSWORD...)."""
+    return _USERINFO_PASSWORD.sub(r"://\1@", url)
+
+
+def with_env_password(url: str, variable: str) -> str:
+    """``$variable`` where ``url`` is that URL with its password dropped (a record kept
+    without it, ``without_password``), else ``url``: the password comes back from the
+    environment that gave it."""
+    given = os.environ.get(variable, "")
+    return given if given and has_password(given) and without_password(given) == url else url
+
+
+# The userinfo of a URL with a password: "://user:secret@" (the user may be empty; the
+# password may hold what a URL should escape, but no "@" or space, so that a line of text
+# holding URLs is redacted URL by URL).
+_USERINFO_PASSWORD = re.compile(r"://([^:/@?#\s]*):([^@\s]+)@")

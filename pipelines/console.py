@@ -14,13 +14,17 @@ import threading
 from collections.abc import Iterator
 from typing import TextIO
 
+from components.tracking import redact_url
+
 # Kept in the log, not on the console: TensorFlow's start-up lines on a machine without a
-# GPU, kfp's bookkeeping, MLflow's notices (the run's summary says what they say).
+# GPU, kfp's bookkeeping, MLflow's notices and links (the run's summary says what they say).
 _CONSOLE_NOISE = ("absl::InitializeLog()", "cuda_platform.cc", "cudart_stub.cc",
                   "cuda_executor.cc", "cpu_feature_guard.cc", "computation_placer.cc",
                   "port.cc:", "This TensorFlow binary is optimized", "rebuild TensorFlow with",
                   "Streamed logs:", "has no outputs", "Cleaned up workspace",
-                  "Successfully registered model", "Created version '")
+                  "Successfully registered model", "Created version '",
+                  # what MLflow prints when a run against a tracking server ends
+                  "🏃 View run ", "🧪 View experiment at: ")
 # A third-party library's Python warning ("/site-packages/x.py:74: UserWarning: ...").
 _LIBRARY_WARNING = re.compile(r"site-packages/\S+:\d+: \w*Warning: ")
 # MLflow's own log lines ("2026/11/29 18:22:38 INFO mlflow.store.db.utils: ...").
@@ -75,6 +79,9 @@ class TaskOutputFilter(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        # A store's URL from the environment may hold a password (a task's error may
+        # print it): neither the log nor the console shows it.
+        text = redact_url(text)
         with self._lock:
             # kfp writes a log record or a task's line at once, escape sequences whole
             self._log.write(plain(text))

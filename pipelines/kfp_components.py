@@ -115,7 +115,9 @@ def start_run(source: str, ingest: dict, tile: dict, split: dict, tuning: dict, 
         step_options(TrackingOptions, tracking), kfp_run_id=kfp_run_id,
         kfp_run_name=kfp_run_name)
     context.save(run_context.path)
-    run_context.metadata.update(context.model_dump(exclude={"optuna_storage"}))
+    shown = context.shareable()
+    shown.pop("optuna_storage")
+    run_context.metadata.update(shown)
     return list(range(options.n_workers))
 
 

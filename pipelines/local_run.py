@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.raster import DataError
-from components.tracking import TrackingOptions
+from components.tracking import TrackingOptions, redact_url
 from pipelines.config import PipelineConfig
 from pipelines.console import report_cache_hits, tee_task_output
 from pipelines.run_record import (
@@ -199,10 +199,12 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
     from components.register import TAG_REGISTERED_VERSION
 
     tracking, name = config.tracking, config.registry.model_name
+    # unset: $MLFLOW_TRACKING_URI, a URL with a password (TrackingOptions.for_local_run)
+    tracking_uri = tracking.mlflow_tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
     client, parent = newest_parent_run(tracking)
     if parent is None or TAG_REGISTERED_VERSION not in parent.data.tags:
         raise PipelineRunError(f"the run finished but registered no model in "
-                               f"{tracking.mlflow_tracking_uri} (full log: {log_path})")
+                               f"{redact_url(tracking_uri)} (full log: {log_path})")
     champion = champion_version(client, name, config.registry.champion_alias)
     return LocalRunResult(
         test_miou=parent.data.metrics.get("test_miou", float("nan")),
@@ -210,7 +212,7 @@ def _result(config: PipelineConfig, log_path: Path, seconds: float,
         champion_version=str(champion.version) if champion else "none",
         mlflow_run_id=parent.info.run_id, run_name=parent.info.run_name,
         kfp_run_name=parent.data.tags.get("kfp.run_name", ""),
-        tracking_uri=str(tracking.mlflow_tracking_uri), model_name=name, log_path=log_path,
+        tracking_uri=tracking_uri, model_name=name, log_path=log_path,
         seconds=seconds, resumed=resumed,
         test_tile_miou=parent.data.metrics.get("test_tile_miou", float("nan")),
         config_run_name=tracking.run_name or "")

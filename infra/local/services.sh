@@ -13,9 +13,10 @@
 # The credentials in it are fixed test values that guard nothing but these loopback services.
 #
 # Settings (environment): SEGPIPE_SERVICES_DIR (state, default .segpipe/services),
-# SEGPIPE_VENV (virtualenv with mlflow and moto, default .venv), SEGPIPE_PG_PORT (55432),
-# SEGPIPE_S3_PORT (55000), SEGPIPE_MLFLOW_PORT (55001), SEGPIPE_SERVICES_TIMEOUT (180 s per
-# service). PostgreSQL comes from Debian's package, installed with apt-get when missing.
+# SEGPIPE_VENV (virtualenv with mlflow and moto, i.e. `make install-dev`; default .venv),
+# SEGPIPE_PG_PORT (55432), SEGPIPE_S3_PORT (55000), SEGPIPE_MLFLOW_PORT (55001),
+# SEGPIPE_SERVICES_TIMEOUT (180 s per service). PostgreSQL comes from Debian's package,
+# installed with apt-get when missing. A failed `up` stops what it started.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -172,7 +173,6 @@ start_s3() {
   if s3_ready; then
     log "S3 (moto) already up on $HOST:$S3_PORT"
   else
-    [[ -x "$VENV/bin/moto_server" ]] || die "$VENV/bin/moto_server missing: run 'make install'"
     log "starting S3 (moto) on $HOST:$S3_PORT"
     start_daemon s3 "$VENV/bin/moto_server" -H "$HOST" -p "$S3_PORT"
     wait_for s3 s3_ready
@@ -193,7 +193,6 @@ start_mlflow() {
     log "MLflow already up on $HOST:$MLFLOW_PORT"
     return 0
   fi
-  [[ -x "$VENV/bin/mlflow" ]] || die "$VENV/bin/mlflow missing: run 'make install'"
   log "starting MLflow on $HOST:$MLFLOW_PORT (first start migrates its database)"
   (
     s3_env
@@ -239,18 +238,41 @@ stop_daemon() {
 
 cmd_up() {
   mkdir -p "$STATE"
-  [[ -x "$PY" ]] || die "$PY missing: run 'make install' first"
+  # What every service needs, before any starts.
+  local tool
+  for tool in python moto_server mlflow; do
+    [[ -x "$VENV/bin/$tool" ]] \
+      || die "$VENV/bin/$tool missing: run 'make install-dev' (moto is a dev dependency)"
+  done
+  # A failed `up` stops what this `up` started (not what was already running).
+  local was_up=()
+  pg_bin >/dev/null && pg_ready && was_up+=(postgres)
+  s3_ready && was_up+=(s3)
+  mlflow_ready && was_up+=(mlflow)
+  trap 'undo_up "${was_up[*]}"' EXIT
   start_postgres
   start_s3
   start_mlflow
   write_env
+  trap - EXIT
   log "up; settings in $STATE/env"
+}
+
+undo_up() {  # the services that were up before; runs as `up` exits on a failure
+  local before=" $1 "
+  [[ "$before" == *" mlflow "* ]] || stop_daemon mlflow
+  [[ "$before" == *" s3 "* ]] || stop_daemon s3
+  [[ "$before" == *" postgres "* ]] || stop_postgres
 }
 
 cmd_down() {
   rm -f "$STATE/env"
   stop_daemon mlflow
   stop_daemon s3
+  stop_postgres
+}
+
+stop_postgres() {
   local pgdata
   pgdata="$(pg_home)/postgres"
   if [[ -f "$pgdata/postmaster.pid" ]] && pg_bin >/dev/null; then

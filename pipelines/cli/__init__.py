@@ -13,6 +13,12 @@ from pipelines.ui.command import ui
 
 # MLflow's artifact-download bars are noise on a console (and in a run's task log).
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# GDAL reads local files only here (an S3 source is downloaded by boto3, which names the
+# source when its credentials are wrong), but rasterio builds an AWS session from the
+# environment whenever it opens or closes a dataset outside its (thread-local) Env, and on
+# half-set credentials (an empty $AWS_SECRET_ACCESS_KEY) every local read would fail with
+# a traceback. Unsigned, it looks for none; boto3 does not read this variable.
+os.environ.setdefault("AWS_NO_SIGN_REQUEST", "YES")
 
 
 class _Segpipe(typer.Typer):

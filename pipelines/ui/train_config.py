@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from components.tracking import has_password
 from pipelines.config import PipelineConfig, is_local, parse_config
 from pipelines.config_file import load_yaml
 from pipelines.ui.settings import UiError, UiSettings
@@ -32,7 +33,9 @@ def for_run(config: PipelineConfig, settings: UiSettings, folder: Path) -> Pipel
     if not tracking.run_name:
         tracking = tracking.model_copy(update={"run_name": folder.name})
         update["tracking"] = tracking
-    if not settings.kfp_host:
+    # A store URL with a password stays out of the config (which the run's folder keeps,
+    # and which refuses one): the run reads it from $MLFLOW_TRACKING_URI, the app's own.
+    if not settings.kfp_host and not has_password(settings.tracking_uri):
         uri = tracking.mlflow_tracking_uri or settings.tracking_uri
         changes: dict[str, Any] = {"mlflow_tracking_uri": uri}
         if uri.startswith(_SQLITE) and not tracking.mlflow_artifact_location:

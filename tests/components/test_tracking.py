@@ -101,3 +101,46 @@ def test_a_config_run_again_after_it_finished_gets_a_numbered_name(tmp_path):
     again = start_pipeline_run(options, model_name="segpipe", kfp_run_id="4",
                                kfp_run_name="kfp-4")  # the third is unfinished: resumed
     assert again.resumed and again.parent_run_id == context.parent_run_id
+
+
+@pytest.mark.parametrize(("field", "where"), [
+    ("optuna_storage", "$PGPASSWORD"), ("mlflow_tracking_uri", "$MLFLOW_TRACKING_PASSWORD"),
+    ("mlflow_artifact_location", "$AWS_SECRET_ACCESS_KEY")])
+def test_a_password_in_a_store_url_is_refused_saying_where_it_goes(field, where):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as raised:
+        TrackingOptions(**{field: "postgresql+psycopg2://segpipe:s3cret@db:5432/optuna"})
+    (problem,) = raised.value.errors()
+    assert problem["loc"] == (field,) and where in problem["msg"]
+    assert "s3cret" not in problem["msg"]
+    # a user without a password is fine: libpq reads $PGPASSWORD
+    TrackingOptions(**{field: "postgresql+psycopg2://segpipe@db:5432/optuna"})
+
+
+def test_a_store_url_with_a_password_from_the_environment_stays_out_of_local_options(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://segpipe:s3cret@db/optuna")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    local = TrackingOptions().for_local_run(tmp_path)
+    # the tasks inherit the environment and read it there; the options are their parameter
+    assert local.optuna_storage is None
+    assert local.mlflow_tracking_uri == "http://mlflow:5000"
+    assert "s3cret" not in local.model_dump_json()
+
+
+def test_the_run_context_artifact_holds_no_password_and_a_task_gets_it_back(
+        tmp_path, monkeypatch):
+    storage = "postgresql+psycopg2://segpipe:s3cret@db:5432/optuna"
+    monkeypatch.setenv("OPTUNA_STORAGE", storage)
+    context = RunContext(tracking_uri="sqlite:///m.db", experiment_id="1", parent_run_id="p",
+                         optuna_storage=storage, study_name="s", kfp_run_id="k",
+                         kfp_run_name="r")
+    path = tmp_path / "run_context"
+    context.save(path)
+    assert "s3cret" not in path.read_text()
+    assert "postgresql+psycopg2://segpipe@db:5432/optuna" in path.read_text()
+    assert RunContext.load(path) == context
+    # a task whose environment lacks it connects without (libpq then reads $PGPASSWORD)
+    monkeypatch.delenv("OPTUNA_STORAGE")
+    assert RunContext.load(path).optuna_storage == "postgresql+psycopg2://segpipe@db:5432/optuna"

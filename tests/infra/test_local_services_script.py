@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +45,16 @@ def test_down_without_services_is_harmless_and_unknown_commands_fail(tmp_path: P
     refused = _run("restart", state=tmp_path / "state")
     assert refused.returncode != 0
     assert "usage" in refused.stderr
+
+
+def test_up_without_the_dev_install_names_it_and_starts_nothing(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(sys.executable)  # `make install`: no moto_server
+    monkeypatch.setenv("SEGPIPE_VENV", str(venv.parent))
+    result = _run("up", state=tmp_path / "state")
+    assert result.returncode == 1
+    assert "moto_server missing: run 'make install-dev'" in result.stderr
+    assert not list((tmp_path / "state").glob("*.pid"))
+    assert not (tmp_path / "state" / "postgres").exists()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -347,3 +351,35 @@ def test_ctrl_c_in_prepare_exits_130_saying_nothing_was_written(tmp_path):
     errors = [line for line in process.stderr.read().splitlines() if line.startswith("error")]
     assert errors == ["error: interrupted by SIGINT; nothing written to ds"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def _prepare_with_a_cleared_secret(source: str, cwd, tmp_path) -> subprocess.CompletedProcess:
+    """`segpipe prepare` as a shell or CI that "cleared" the AWS secret runs it: the key id
+    set, the secret set but empty."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": ""}
+    env.pop("AWS_NO_SIGN_REQUEST", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "prepare", source, str(tmp_path / "ds"),
+         "--patch-size", "16", "--strategy", "random"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_a_local_source_needs_no_aws_credentials_even_half_set(tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["sample-data", str(data), "--scenes", "3", "--size", "48",
+                               "--seed", "2"]).exit_code == 0
+    done = _prepare_with_a_cleared_secret(str(data), tmp_path, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "ds" / "split.json").is_file()
+
+
+def test_an_s3_source_with_half_set_credentials_fails_in_one_line(tmp_path, moto_endpoint):
+    done = _prepare_with_a_cleared_secret("s3://tea/surveys", tmp_path, tmp_path)
+    # 1: prepare's code for a source it cannot read (an empty one, a bad archive...)
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "s3://tea/surveys" in lines[0] and "AWS_SECRET_ACCESS_KEY" in lines[0]
+    assert not (tmp_path / "ds").exists()

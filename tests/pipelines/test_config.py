@@ -440,3 +440,21 @@ tuning:
     assert type(unet["dropout"]["low"]) is float
     assert "search_space" in written and "pruner" not in written
     assert load_config(write(tmp_path, written, "written.yaml")) == config
+
+
+def test_a_password_in_a_config_url_is_refused_in_one_line_before_anything_is_written(
+        tmp_path):
+    repo_root = Path(__file__).resolve().parents[2]
+    (tmp_path / "data").mkdir()
+    config = write(tmp_path, "source: data\nworkdir: wd\ntracking:\n  optuna_storage: "
+                   "postgresql+psycopg2://segpipe:s3cret@127.0.0.1:5432/optuna\n")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config",
+                           str(config)],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo_root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "tracking.optuna_storage" in lines[0] and "$PGPASSWORD" in lines[0]
+    assert "s3cret" not in lines[0]
+    assert not (tmp_path / "wd").exists()

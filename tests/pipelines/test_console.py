@@ -118,3 +118,16 @@ def test_no_color_turns_colour_off_on_a_terminal_too(monkeypatch):
     terminal = _Terminal()
     TaskOutputFilter(io.StringIO(), terminal, verbose=True).write(COLOURED)
     assert terminal.getvalue() == PLAIN
+
+
+def test_store_passwords_and_mlflow_links_stay_off_the_console_and_passwords_off_the_log():
+    log, console = io.StringIO(), io.StringIO()
+    TaskOutputFilter(log, console, verbose=False).write(
+        "    step says hello\n"
+        "    could not connect to postgresql+psycopg2://segpipe:s3cret@db:5432/optuna\n"
+        "    🏃 View run trial-0 at: http://127.0.0.1:5000/#/experiments/1/runs/abc\n"
+        "    🧪 View experiment at: http://127.0.0.1:5000/#/experiments/1\n")
+    assert console.getvalue().splitlines() == [
+        "    step says hello",
+        "    could not connect to postgresql+psycopg2://segpipe:***@db:5432/optuna"]
+    assert "s3cret" not in log.getvalue() and "View run trial-0" in log.getvalue()
