@@ -11,10 +11,9 @@ from typing import Any
 
 import yaml
 
-from components.tracking import redact_url
+from components.tracking import SOURCE_TAG, redact_url
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
-SOURCE_TAG = "segpipe.source"
 VERSION_TAG = "segpipe.version"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own: the UI shows it
 GIT_DIRTY_TAG = "segpipe.git_dirty"
