@@ -183,8 +183,8 @@ def save_evaluation(result: EvaluationResult, dataset: PreparedDataset, *,
         split = result.split
         with tracking.ensure_run("evaluate") as run:
             result.mlflow_run_id = run.info.run_id
-            logged = tracking.log_dataset(dataset_source or dataset.root,
-                                          result.dataset_digest, context=split)
+            logged = tracking.log_dataset(dataset.root, result.dataset_digest, context=split,
+                                          source=dataset_source)
             log_split_summary({name: figures.model_dump()
                                for name, figures in summarize(dataset).splits.items()})
             # Linked to the data too: a logged model's metrics then tell the pipeline's own

@@ -11,10 +11,9 @@ from typing import Any
 
 import yaml
 
-from components.tracking import redact_url
+from components.tracking import SOURCE_TAG, redact_url
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
-SOURCE_TAG = "segpipe.source"
 VERSION_TAG = "segpipe.version"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own: the UI shows it
 GIT_DIRTY_TAG = "segpipe.git_dirty"
@@ -59,15 +58,17 @@ def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return params
 
 
-def log_pipeline_config(config: dict[str, Any], *, resumed: bool) -> None:
+def log_pipeline_config(config: dict[str, Any], *, resumed: bool,
+                        as_run: dict[str, str] | None = None) -> None:
     """The resolved config on the active run: flat params (once: params are write-once, and a
-    resumed run logged them already), ``config.yaml``, the big sections as JSON files, the
-    source as a tag and the code version."""
+    resumed run logged them already) with ``as_run``'s values in place of those of the same
+    name (what the steps ran instead of the config's value), ``config.yaml`` (as given), the
+    big sections as JSON files, the source as a tag and the code version."""
     import mlflow
 
     config = _redacted(config)
     if not resumed:
-        mlflow.log_params(flat_params(config))
+        mlflow.log_params(flat_params(config) | (as_run or {}))
     mlflow.log_text(yaml.safe_dump(config, sort_keys=False), "config.yaml")
     tuning = config.get("tuning") or {}
     for key, name in AS_FILES.items():

@@ -24,7 +24,8 @@ def open_pipeline_run(source: str, ingest: IngestOptions, tile: TileOptions,
                       tracking: TrackingOptions, *, kfp_run_id: str,
                       kfp_run_name: str) -> RunContext:
     """The parent run (an unfinished one of the same name resumed), with the resolved config
-    as params and ``config.yaml``, and the run's Optuna study ready for its workers."""
+    as params (tuning.train's fields as the trials ran them) and ``config.yaml``, and the
+    run's Optuna study ready for its workers."""
     context = start_pipeline_run(tracking, model_name=registry.model_name,
                                  kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
     config = {"source": source,
@@ -35,7 +36,8 @@ def open_pipeline_run(source: str, ingest: IngestOptions, tile: TileOptions,
               "registry": registry.model_dump(mode="json"),
               "tracking": tracking.model_dump(mode="json")}
     with resume_parent_run(context):
-        log_pipeline_config(config, resumed=context.resumed)
+        log_pipeline_config(config, resumed=context.resumed, as_run={
+            f"tuning.train.{name}": value for name, value in tuning.train_as_run().items()})
         prepare_study(tuning, context.optuna_storage, context.study_name)
     return context
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from mlflow.data.meta_dataset import MetaDataset
 
 DATASET_DIGEST_TAG = "segpipe.dataset_digest"
+#: On a pipeline's parent run: the source it was given (components/lineage.py sets it).
+SOURCE_TAG = "segpipe.source"
 
 
 class TrackingOptions(BaseModel):
@@ -135,22 +137,25 @@ def child_run(run_name: str, tags: dict[str, str] | None = None,
 
 
 def log_dataset(dataset_dir: Path | str, digest: str, context: str,
-                name: str | None = None) -> MetaDataset:
-    """Record the prepared dataset (a local folder, or the s3:// prefix or archive it was
-    prepared from) as an input of the active run, so the run names the exact data it saw;
-    returned for ``mlflow.log_metrics(dataset=...)``, which links metrics to it."""
+                name: str | None = None, source: str | None = None) -> MetaDataset:
+    """Record the prepared dataset in ``dataset_dir`` as an input of the active run, by the
+    data the user gave: ``source``; else the source of the pipeline run the active run belongs
+    to (its own or its parent run's ``SOURCE_TAG``: an s3:// prefix, archive or folder); else
+    the folder itself. A pipeline's tiles folder is a task's output: on a shared tracking
+    server it would name a path on someone's machine or in a pod. ``digest`` names the exact
+    tiles. Returned for ``mlflow.log_metrics(dataset=...)``, which links metrics to it."""
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    where = str(dataset_dir)
+    where = redact_url(source or _run_source() or str(dataset_dir))
     if "://" not in where:
         where = str(Path(where).resolve())
     with warnings.catch_warnings():  # a local path matches two equivalent source types
         warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(where)
+        resolved = resolve_dataset_source(where)
     # The store's digest column is short; the full sha256 goes into a tag.
-    dataset = MetaDataset(source=source, name=name or Path(where.rstrip("/")).name or where,
+    dataset = MetaDataset(source=resolved, name=name or Path(where.rstrip("/")).name or where,
                           digest=digest[:32])
     mlflow.set_tag(DATASET_DIGEST_TAG, digest)
     try:
@@ -160,6 +165,21 @@ def log_dataset(dataset_dir: Path | str, digest: str, context: str,
         # there on a second try.
         mlflow.log_input(dataset, context=context)
     return dataset
+
+
+def _run_source() -> str | None:
+    """The source the active run's pipeline run was given: a trial's run nests one level
+    under the parent run that carries it."""
+    import mlflow
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    active = mlflow.active_run()
+    if active is None:
+        return None
+    tags = mlflow.get_run(active.info.run_id).data.tags
+    if SOURCE_TAG not in tags and (parent := tags.get(MLFLOW_PARENT_RUN_ID)):
+        tags = mlflow.get_run(parent).data.tags
+    return tags.get(SOURCE_TAG) or None
 
 
 def redact_url(url: str) -> str:

@@ -48,6 +48,10 @@ def train_field_notes() -> dict[str, str]:
     return notes
 
 
+#: What the parent run logs for a tuning.train field a search dimension draws per trial.
+SEARCHED = "searched"
+
+
 class TuneOptions(BaseModel):
     """The study: how many trials, how they are spread, searched, trained and pruned."""
 
@@ -88,6 +92,15 @@ class TuneOptions(BaseModel):
         "that a trial interrupted by a kill resumes at its last epoch when the run is started "
         "again; unset: inside each worker's output (an interrupted trial starts over). "
         "`segpipe run` uses <workdir>/trials")
+
+    def train_as_run(self) -> dict[str, str]:
+        """What the trials ran in place of each tuning.train field the study sets or searches
+        (the validator's lists): the study's own value of a field it sets (epochs: every
+        trial's maximum), SEARCHED for a field a dimension of the search space draws. The
+        parent run logs these rather than defaults no trial used."""
+        ran = {name: str(getattr(self, name)) for name in SET_BY_TUNING}
+        return ran | {name: SEARCHED
+                      for name in ("architecture", *searched_training(self.search_space))}
 
     @model_validator(mode="before")
     @classmethod

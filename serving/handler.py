@@ -36,7 +36,7 @@ from serving.decode import (
 from serving.encode import encode_mask, encode_npy, encode_probabilities
 from serving.inputs import pixel_warnings, sample_array, sample_dataset
 from serving.predict import ReadError, ScenePredictor
-from serving.resolution import ModelGrid, resolution_warning
+from serving.resolution import ModelGrid, resolution_warning, shrink_problem
 from serving.windows import DeadlinePassed
 
 IMAGE_COLUMN, NPY_COLUMN = "image", "npy"
@@ -98,9 +98,14 @@ class RequestHandler:
         classes = self.config.num_classes if request.output == "probabilities" else 1
         return PixelBudget(self.config.max_pixels, per_pixel=classes)
 
-    def _grid(self, height: int, width: int, request: RequestParams, dataset=None) -> ModelGrid:
-        return ModelGrid(height, width, self.predictor.resample_factor(
+    def _grid(self, height: int, width: int, request: RequestParams, what: str,
+              dataset=None) -> ModelGrid:
+        """The input's model grid; refused when it would shrink to nothing there."""
+        grid = ModelGrid(height, width, self.predictor.resample_factor(
             dataset, request.resample, request.pixel_size))
+        if problem := shrink_problem(self.config, grid, dataset, request.pixel_size, what):
+            raise RequestError(problem)
+        return grid
 
     def _warnings(self, what: str, dtype, sample: np.ndarray, nodata: float | None,
                   request: RequestParams, dataset=None) -> list[str]:
@@ -119,9 +124,9 @@ class RequestHandler:
         images = check_tensor(model_input, self.config)
         budget = self._budget(request)
         for i, image in enumerate(images):
-            grid = self._grid(*image.shape[:2], request)
-            budget.spend(grid.pixels, f"{_named('tensor image', i, len(images))} "
-                                      f"({grid.describe()})")
+            what = _named("tensor image", i, len(images))
+            grid = self._grid(*image.shape[:2], request, what)
+            budget.spend(grid.pixels, f"{what} ({grid.describe()})")
         results = np.stack([self._array(image, request) for image in images])
         # strict JSON has no NaN or Infinity: a model's non-finite answer becomes 0
         return np.nan_to_num(results, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -149,7 +154,7 @@ class RequestHandler:
             what = _named(f"{NPY_COLUMN} array", i, len(values))
 
             def check_size(height: int, width: int, what: str = what) -> None:
-                grid = self._grid(height, width, request)
+                grid = self._grid(height, width, request, what)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
 
             images.append(decode_npy(decode_base64(value, what), what, self.config,
@@ -173,7 +178,7 @@ class RequestHandler:
                 what = _named("image", i, len(values))
                 dataset = stack.enter_context(
                     open_image(decode_base64(value, what), what, self.config))
-                grid = self._grid(dataset.height, dataset.width, request, dataset)
+                grid = self._grid(dataset.height, dataset.width, request, what, dataset)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
                 opened.append((what, dataset, grid))
                 notes.append(self._warnings(what, dataset.dtypes[0], sample_dataset(dataset),

@@ -95,6 +95,31 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
             f"model was trained at; {fix} to have it resampled")
 
 
+def shrink_problem(config: ServingConfig, grid: ModelGrid, dataset=None,
+                   size: float | None = None, what: str = "the input") -> str | None:
+    """Why an input cannot be predicted at the model's resolution: resampled to it, it spans
+    less than one model pixel along a side, so the model would see nothing of it and answer
+    background (the other extreme, too many pixels, is a pixel limit); None when it spans
+    one or more. Names what set the resampling (the input's pixel size, the ``pixel_size``
+    param or the model's scale) and the smallest pixel size an input of its size may have."""
+    side = min(grid.height, grid.width)
+    if side * grid.factor >= 1:
+        return None
+    shrinks = (f"{what} ({grid.width}x{grid.height}) shrinks to under 1 pixel a side at the "
+               f"model's resolution")
+    if config.gsd is None or (pixel_size(dataset) is None and size is None):
+        return f"{shrinks} (the model's scale {config.scale:g})"
+    # Rounded up, so that the pixel size the message names is one that is taken.
+    limit = config.gsd / side
+    digits = 3 - math.floor(math.log10(limit))
+    smallest = _metres(math.ceil(limit * 10 ** digits) / 10 ** digits)
+    if pixel_size(dataset) is None:
+        return (f"param pixel_size {size:g}: {shrinks} ({_metres(config.gsd)} per pixel); "
+                f"the limit for an input this size is pixel_size >= {smallest}")
+    return (f"{shrinks}: its pixels of {_metres(pixel_size(dataset))} against the model's "
+            f"{_metres(config.gsd)}; the limit for an input this size is {smallest} per pixel")
+
+
 def _nearest(length: int, model_length: int) -> np.ndarray:
     """For each input pixel, the model pixel its centre falls in (integer arithmetic)."""
     return (2 * np.arange(length, dtype=np.int64) + 1) * model_length // (2 * length)

@@ -27,6 +27,7 @@ from serving.resolution import (
     resample_factor,
     resampling_note,
     resolution_warning,
+    shrink_problem,
 )
 from serving.scene_output import write_output
 
@@ -166,6 +167,8 @@ def _check_scene(input_path: Path, src, config: ServingConfig, region: Window | 
                          f"expects {config.in_channels}")
     region = _check_region(input_path, src, region)
     grid = ModelGrid(int(region.height), int(region.width), resample_factor(config, src))
+    if problem := shrink_problem(config, grid, src, what="the scene"):
+        raise SceneError(f"{input_path}: {problem}")
     if grid.pixels > max_pixels:
         raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "
                          f"is {max_pixels}")

@@ -144,3 +144,59 @@ def test_the_run_context_artifact_holds_no_password_and_a_task_gets_it_back(
     # a task whose environment lacks it connects without (libpq then reads $PGPASSWORD)
     monkeypatch.delenv("OPTUNA_STORAGE")
     assert RunContext.load(path).optuna_storage == "postgresql+psycopg2://segpipe@db:5432/optuna"
+
+
+S3_SOURCE = "s3://tea/surveys/2026 Été/tea chips"
+
+
+def _dataset_input(run_id: str):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    (logged,) = MlflowClient().get_run(run_id).inputs.dataset_inputs
+    return logged.dataset, json.loads(logged.dataset.source)["uri"]
+
+
+def test_a_trial_records_the_pipeline_source_not_the_task_folder(mlflow_store, tmp_path):
+    """On a shared server the tiles folder is a path on someone's machine or in a pod: the
+    trials and the parent name the source the run was given, with the tiles' digest."""
+    import mlflow
+
+    from components.lineage import log_pipeline_config
+    from components.tracking import DATASET_DIGEST_TAG, child_run, log_dataset
+
+    tiles = tmp_path / "kfp-outputs" / "run" / "tile" / "tiles"
+    tiles.mkdir(parents=True)
+    digest = "ab" * 32
+    mlflow.set_experiment("dataset-source")
+    with mlflow.start_run() as parent:
+        log_pipeline_config({"source": S3_SOURCE, "tuning": {}}, resumed=False)
+        with child_run("trial-0") as trial:
+            log_dataset(tiles, digest, context="training")
+        log_dataset(tiles, digest, context="test")
+    for run in (trial, parent):
+        dataset, uri = _dataset_input(run.info.run_id)
+        assert (uri, dataset.source_type) == (S3_SOURCE, "s3")
+        assert dataset.name == "tea chips" and dataset.digest == digest[:32]
+        assert mlflow.get_run(run.info.run_id).data.tags[DATASET_DIGEST_TAG] == digest
+
+
+def test_outside_a_pipeline_run_the_dataset_is_the_folder_or_the_source_given(
+        mlflow_store, tmp_path, monkeypatch):
+    import mlflow
+
+    from components.tracking import log_dataset
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_experiment("dataset-folder")
+    with mlflow.start_run() as plain:
+        log_dataset(prepared, "cd" * 32, context="test")
+    with mlflow.start_run() as given:
+        log_dataset(prepared, "cd" * 32, context="test", source="scenes.zip")
+    dataset, uri = _dataset_input(plain.info.run_id)
+    assert (uri, dataset.source_type, dataset.name) == (str(prepared), "local", "prepared")
+    dataset, uri = _dataset_input(given.info.run_id)
+    assert (uri, dataset.name) == (str(tmp_path / "scenes.zip"), "scenes.zip")

@@ -3,6 +3,7 @@ a champion in the MLflow registry, trials nested under a parent run tagged with 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,6 +79,13 @@ def test_segpipe_run_leaves_a_champion_and_a_tagged_parent_run(tmp_path):
     assert parent.data.params["data.tile.patch_size"] == "32"
     assert parent.data.params["tuning.n_trials"] == "2"
     assert int(parent.data.params["data.test.tiles"]) > 0
+    # What the trials ran, not tuning.train's unused defaults; the data as the user gave it,
+    # not the tile task's output folder.
+    assert parent.data.params["tuning.train.epochs"] == parent.data.params["tuning.epochs"]
+    assert parent.data.params["tuning.train.learning_rate"] == "searched"
+    for run in (parent, *trials):
+        (logged,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert json.loads(logged.dataset.source)["uri"] == str(tmp_path / "data")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "search_space.json"} <= artifacts
     config = yaml.safe_load(client.download_artifacts(parent.info.run_id, "config.yaml",

@@ -65,6 +65,38 @@ def test_resampling_counts_against_the_limit():
     assert handler(image, {"resample": False}).shape == (1, 200, 200)
 
 
+@pytest.mark.parametrize("route", ["image", "npy", "tensor"])
+def test_an_input_that_shrinks_to_nothing_is_refused_like_one_too_big(route, tmp_path):
+    """A model trained at 2 m would see a 64x48 image of 1 mm pixels as under one pixel, and
+    answer background: refused, naming what set the resampling and the limit, before any
+    prediction (the other extreme is the pixel limit)."""
+    model = CountingModel()
+    handler = RequestHandler(ScenePredictor(model, make_config(gsd=2.0)))
+    image = np.ones((48, 64, BANDS), np.uint16)
+    tiny = {"pixel_size": 0.001}
+    if route == "image":
+        path = write_geotiff(tmp_path / "mm.tif", image, pixel=0.001)
+        request = pd.DataFrame({"image": [base64.b64encode(path.read_bytes()).decode()]})
+        message = (r"image 1 of 1 \(64x48\) shrinks to under 1 pixel a side at the model's "
+                   r"resolution: its pixels of 0.001 m against the model's 2 m; the limit for "
+                   r"an input this size is 0.04167 m per pixel")
+        tiny = None
+    elif route == "npy":
+        request = pd.DataFrame({"npy": [npy_b64(image)]})
+        message = (r"^param pixel_size 0.001: npy array 1 of 1 \(64x48\) shrinks to under 1 "
+                   r"pixel a side at the model's resolution \(2 m per pixel\); the limit for an "
+                   r"input this size is pixel_size >= 0.04167 m$")
+    else:
+        request = image[None]
+        message = r"^param pixel_size 0.001: tensor image 1 of 1 \(64x48\) shrinks"
+    with pytest.raises(RequestError, match=message):
+        handler(request, tiny)
+    assert model.calls == 0
+    # The smallest pixel size the message names is taken.
+    handler(pd.DataFrame({"npy": [npy_b64(image)]}), {"pixel_size": 2.0 / 48})
+    assert model.calls > 0
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"ovrlap": 0.3}, "unknown params 'ovrlap'; the model takes nodata, output, overlap, "
                       "pixel_size, resample, tta"),
