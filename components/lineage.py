@@ -78,11 +78,16 @@ def log_pipeline_config(config: dict[str, Any], *, resumed: bool,
 
 
 def _redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """The stores' URLs and the source (an http source may carry user:password@) without
+    passwords."""
     tracking = dict(config.get("tracking") or {})
     for key, value in tracking.items():
         if isinstance(value, str):
             tracking[key] = redact_url(value)
-    return {**config, "tracking": tracking} if tracking else config
+    redacted = {**config, "tracking": tracking} if tracking else dict(config)
+    if isinstance(config.get("source"), str):
+        redacted["source"] = redact_url(config["source"])
+    return redacted
 
 
 def log_split_summary(summary: dict[str, Any]) -> None:

@@ -200,3 +200,18 @@ def test_outside_a_pipeline_run_the_dataset_is_the_folder_or_the_source_given(
     assert (uri, dataset.source_type, dataset.name) == (str(prepared), "local", "prepared")
     dataset, uri = _dataset_input(given.info.run_id)
     assert (uri, dataset.name) == (str(tmp_path / "scenes.zip"), "scenes.zip")
+
+
+def test_a_source_url_with_a_password_is_logged_without_it(mlflow_store):
+    import mlflow
+
+    from components.lineage import log_pipeline_config
+    from components.tracking import SOURCE_TAG
+
+    source = "https://survey:s3cret@data.example.org/tea.zip"
+    mlflow.set_experiment("source-password")
+    with mlflow.start_run() as run:
+        log_pipeline_config({"source": source, "tuning": {}}, resumed=False)
+    logged = mlflow.get_run(run.info.run_id).data
+    assert logged.tags[SOURCE_TAG] == "https://survey:***@data.example.org/tea.zip"
+    assert "s3cret" not in str(logged.params) + str(logged.tags)
