@@ -1,7 +1,8 @@
 """The pipeline's MLflow parent run, from its first task to its last.
 
 A pipeline run's first task creates the parent run (``start_pipeline_run``, tagged with the
-Kubeflow run id and name; an unfinished run of the same name is resumed instead) and hands a
+Kubeflow run id and name; an unfinished run of the same name and owner is resumed instead,
+``owned_runs``) and hands a
 ``RunContext`` JSON artifact to every later task, which makes the parent active again
 (``resume_parent_run``) whichever pod or process it runs in. The context travels as an
 artifact rather than as string parameters because Kubeflow's local runner substitutes
@@ -26,6 +27,7 @@ KFP_RUN_ID_TAG = "kfp.run_id"
 KFP_RUN_NAME_TAG = "kfp.run_name"
 STUDY_TAG = "optuna.study_name"
 RUN_NAME_TAG = "segpipe.run_name"
+OWNER_TAG = "segpipe.run_owner"  # host:workdir of a local run; absent on a cluster
 STATE_TAG = "segpipe.pipeline_state"  # running | finished | failed
 FAILED_STEP_TAG = "segpipe.failed_step"
 ERROR_TAG = "segpipe.error"
@@ -45,7 +47,8 @@ class RunContext(BaseModel):
     study_name: str
     kfp_run_id: str
     kfp_run_name: str
-    resumed: bool = Field(False, description="an interrupted run of the same name goes on")
+    resumed: bool = Field(False, description="an interrupted run of the same name and owner "
+                          "goes on")
 
     @classmethod
     def load(cls, path: str | Path) -> RunContext:
@@ -93,12 +96,27 @@ def _new_run_name(client, experiment_id: str, run_name: str) -> str:
     return f"{run_name}-{number}"
 
 
+def owned_runs(client, experiment_id: str, options: TrackingOptions, *,
+               unfinished: bool = False) -> list:
+    """The parent runs of ``options.run_name`` started by ``options.run_owner`` (a run
+    without the tag belongs to an unset owner), newest first; with ``unfinished`` only those
+    not finished, which a new start resumes. The owner is compared here rather than in the
+    filter: a workdir path may hold any quote."""
+    query = f"tags.`{RUN_NAME_TAG}` = '{options.run_name}'"
+    if unfinished:
+        query += f" and tags.`{STATE_TAG}` != 'finished'"
+    runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"],
+                              max_results=_MAX_NAMESAKES)
+    return [run for run in runs if run.data.tags.get(OWNER_TAG) == options.run_owner]
+
+
 def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id: str,
                        kfp_run_name: str) -> RunContext:
     """The parent run of this pipeline run and the name of its Optuna study. An unfinished
-    run of the same name (``options.run_name``, else the Kubeflow run's) is resumed; else a
-    new one is created, in an experiment created if needed. Unset stores come from the
-    environment (a cluster's ConfigMap)."""
+    run of the same name (``options.run_name``, else the Kubeflow run's) and owner
+    (``options.run_owner``) is resumed; else a new one is created, with a study of its own,
+    in an experiment created if needed. Unset stores come from the environment (a
+    cluster's ConfigMap)."""
     from mlflow.tracking import MlflowClient
 
     tracking_uri = _from_env(options.mlflow_tracking_uri, "MLFLOW_TRACKING_URI",
@@ -114,11 +132,9 @@ def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id:
     else:
         experiment_id = found.experiment_id
     run_name = options.run_name or kfp_run_name
+    options = options.model_copy(update={"run_name": run_name})
     tags = {KFP_RUN_ID_TAG: kfp_run_id, KFP_RUN_NAME_TAG: kfp_run_name, STATE_TAG: "running"}
-    unfinished = client.search_runs(
-        [experiment_id], f"tags.`{RUN_NAME_TAG}` = '{run_name}' and "
-        f"tags.`{STATE_TAG}` != 'finished'", order_by=["attributes.start_time DESC"],
-        max_results=1)
+    unfinished = owned_runs(client, experiment_id, options, unfinished=True)
     if unfinished:
         run, resumed = unfinished[0], True
         client.update_run(run.info.run_id, status="RUNNING")
@@ -129,9 +145,10 @@ def start_pipeline_run(options: TrackingOptions, *, model_name: str, kfp_run_id:
                 client.delete_tag(run.info.run_id, key)
         study_name = run.data.tags[STUDY_TAG]
     else:
+        owner = {OWNER_TAG: options.run_owner} if options.run_owner else {}
         shown = _new_run_name(client, experiment_id, run_name)
         run, resumed = client.create_run(experiment_id, run_name=shown, tags={
-            **tags, RUN_NAME_TAG: run_name, "mlflow.source.type": "PIPELINE"}), False
+            **tags, **owner, RUN_NAME_TAG: run_name, "mlflow.source.type": "PIPELINE"}), False
         study_name = _study_name(model_name, run_name, run.info.run_id)
         client.set_tag(run.info.run_id, STUDY_TAG, study_name)
     return RunContext(tracking_uri=tracking_uri, experiment_id=experiment_id,
@@ -225,8 +242,11 @@ def resume_parent_run(context: RunContext) -> Iterator[object]:
         mlflow.set_experiment(experiment_id=context.experiment_id)
         with mlflow.start_run(run_id=context.parent_run_id) as run:
             yield run
-        # Leaving the block ended the run; the pipeline is not over.
-        mlflow.MlflowClient().update_run(context.parent_run_id, status="RUNNING")
+        # Leaving the block ended the run; the pipeline is not over, unless what closed it
+        # meanwhile (the last task, an interruption) says otherwise.
+        client = mlflow.MlflowClient()
+        if client.get_run(context.parent_run_id).data.tags.get(STATE_TAG) == "running":
+            client.update_run(context.parent_run_id, status="RUNNING")
     finally:
         mlflow.set_tracking_uri(previous_uri)
         fluent._active_experiment_id = previous_active

@@ -49,6 +49,11 @@ class TrackingOptions(BaseModel):
         "name, an interrupted (killed or failed) run resumes: its parent run, its Optuna "
         "study, its trials' checkpoints. Unset: the Kubeflow run's own name; `segpipe run` "
         "names a run after its config, so re-running a config resumes it")
+    run_owner: str | None = Field(
+        None, description="who may resume an unfinished run of this name, recorded on the "
+        "run when it starts: `segpipe run` sets <host>:<absolute workdir>, so the same config "
+        "run from another workdir (a teammate on one MLflow server) starts its own run. "
+        "Unset (a cluster run): resumes only a run started with it unset")
 
     @field_validator("mlflow_tracking_uri", "mlflow_artifact_location", "optuna_storage")
     @classmethod

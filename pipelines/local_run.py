@@ -1,10 +1,11 @@
 """`segpipe run`: the whole pipeline on this machine through Kubeflow's local runner.
 
 Every step runs as a subprocess of the current interpreter (``kfp.local.SubprocessRunner``).
-A run is named after its config (``tracking.run_name``, else a digest of the config), so
-running the same config again after a kill or a failure resumes it: the data steps are cache
-hits, the MLflow parent run and the Optuna study are the same, and an interrupted trial goes
-on from its last epoch checkpoint (kept under ``<workdir>/trials``).
+A run is named after its config (``tracking.run_name``, else a digest of the config) and
+owned by its workdir (``run_owner_for``), so running the same config again from the same
+workdir after a kill or a failure resumes it: the data steps are cache hits, the MLflow
+parent run and the Optuna study are the same, and an interrupted trial goes on from its last
+epoch checkpoint (kept under ``<workdir>/trials``).
 
 No task outlives the run: SIGINT/SIGTERM stop the task processes before the runner exits, and
 each task process exits by itself when the runner dies, even by SIGKILL (``local_task_site``
@@ -20,6 +21,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -42,7 +44,7 @@ from pipelines.run_record import (
 )
 from pipelines.run_stop import STOP_FILE_ENV, Interrupted, stop_tasks, stopped_by_signals
 from pipelines.run_temp import run_temp_folder
-from pipelines.step_cache import data_steps_completed, prepare_step_cache, record_step_cache
+from pipelines.step_cache import prepare_step_cache
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
 TASK_SITE = Path(__file__).resolve().parent / "local_task_site"
@@ -93,9 +95,17 @@ def run_name_for(config: PipelineConfig) -> str:
     return f"run-{hashlib.sha256(shaping.encode()).hexdigest()[:10]}"
 
 
+def run_owner_for(workdir: Path) -> str:
+    """Who a local run is: this host and workdir, where its resume state (trial checkpoints,
+    the step cache) lives. Only a run of the same config from the same workdir resumes it;
+    from another workdir, or another machine sharing the MLflow server, it is another run."""
+    return f"{socket.gethostname()}:{workdir.resolve()}"
+
+
 def local_options(config: PipelineConfig, *, fresh: bool = False) -> PipelineConfig:
     """The config with what a local run adds: the embedded stores under the workdir, the run
-    name (a new one with ``fresh``), and a checkpoint folder that outlives a killed run."""
+    name (a new one with ``fresh``) and owner, and a checkpoint folder that outlives a killed
+    run."""
     workdir = config.workdir
     run_name = run_name_for(config)
     if fresh:
@@ -104,8 +114,10 @@ def local_options(config: PipelineConfig, *, fresh: bool = False) -> PipelineCon
     tuning = config.tuning
     if tuning.checkpoint_dir is None:
         tuning = tuning.model_copy(update={"checkpoint_dir": str(workdir / "trials")})
+    owner = tracking.run_owner or run_owner_for(workdir)
     return config.model_copy(update={
-        "tracking": tracking.model_copy(update={"run_name": run_name}), "tuning": tuning})
+        "tracking": tracking.model_copy(update={"run_name": run_name, "run_owner": owner}),
+        "tuning": tuning})
 
 
 def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = False,
@@ -131,7 +143,7 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
     resumed = _has_unfinished_run(tracking)
     pipeline_root = workdir / "kfp-outputs"
     try:
-        source_fingerprint, news, listing = prepare_step_cache(pipeline_root, config)
+        source_fingerprint, news = prepare_step_cache(pipeline_root, config)
     except DataError as err:
         raise PipelineRunError(f"source: {err}") from None
     for line in news:
@@ -150,8 +162,6 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
         except RuntimeError:
             log.flush()
             cause = failure_cause(log_path.read_text(errors="replace"))
-            if data_steps_completed(cause.step):
-                record_step_cache(pipeline_root, config.source, listing)
             record_failure(tracking, cause)
             raise PipelineRunError(f"{cause.sentence()} (full log: {log_path})") from None
         except Interrupted as err:
@@ -160,7 +170,6 @@ def run_local(config: PipelineConfig, *, verbose: bool = False, fresh: bool = Fa
             raise PipelineInterrupted(err.signum, f"the task processes were stopped. Run "
                                       f"the same config again to resume it (full log: "
                                       f"{log_path})") from None
-    record_step_cache(pipeline_root, config.source, listing)
     return _result(config, log_path, time.monotonic() - started, resumed)
 
 
@@ -180,15 +189,13 @@ def init_local_runner(pipeline_root: Path, workspace_root: Path | None = None) -
 def _has_unfinished_run(tracking: TrackingOptions) -> bool:
     from mlflow.tracking import MlflowClient
 
-    from components.parent_run import RUN_NAME_TAG, STATE_TAG
+    from components.parent_run import owned_runs
 
     client = MlflowClient(tracking.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
     if experiment is None:
         return False
-    return bool(client.search_runs(
-        [experiment.experiment_id], f"tags.`{RUN_NAME_TAG}` = '{tracking.run_name}' and "
-        f"tags.`{STATE_TAG}` != 'finished'", max_results=1))
+    return bool(owned_runs(client, experiment.experiment_id, tracking, unfinished=True))
 
 
 def _result(config: PipelineConfig, log_path: Path, seconds: float,

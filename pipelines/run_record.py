@@ -13,18 +13,17 @@ from components.tracking import TrackingOptions
 
 
 def newest_parent_run(tracking: TrackingOptions):
-    """The newest MLflow parent run of this run name."""
+    """The newest MLflow parent run of this run name and owner (another workdir's run of
+    the same config is not this run's)."""
     from mlflow.tracking import MlflowClient
 
-    from components.parent_run import RUN_NAME_TAG
+    from components.parent_run import owned_runs
 
     client = MlflowClient(tracking.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(tracking.mlflow_experiment)
     if experiment is None:
         return client, None
-    runs = client.search_runs([experiment.experiment_id],
-                              f"tags.`{RUN_NAME_TAG}` = '{tracking.run_name}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = owned_runs(client, experiment.experiment_id, tracking)
     return client, (runs[0] if runs else None)
 
 

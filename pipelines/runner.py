@@ -176,7 +176,7 @@ def check_api(host: str, token: str | None = None, connect_timeout_s: float = CO
                           f"connection but sent no answer within {read_timeout_s:g} s") from None
     except requests.RequestException as err:
         raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: "
-                          f"{_os_reason(err) or _short(err)}") from None
+                          f"{os_reason(err) or _short(err)}") from None
     if response.status_code in (401, 403):
         raise SubmitError(f"Kubeflow Pipelines API at {host} refused the request "
                           f"(HTTP {response.status_code}): set ${KFP_TOKEN_ENV} to a valid "
@@ -241,7 +241,7 @@ def submit(host: str, config: PipelineConfig, experiment: str | None = None,
     return SubmittedRun(run_id=result.run_id, url=f"{host}/#/runs/details/{result.run_id}")
 
 
-def _os_reason(err: BaseException) -> str | None:
+def os_reason(err: BaseException) -> str | None:
     """The system's words under urllib3's wrapping: 'Connection refused', 'Name or service
     not known'..."""
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))

@@ -8,8 +8,10 @@ inspector; tracking servers through the client, which only reads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -122,24 +124,57 @@ def _count_database(uri: str) -> int:
         engine.dispose()
 
 
-def _count_server(uri: str) -> int:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    # One short try: MLflow's default retries a dead server for minutes before answering.
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """One short try: MLflow's default retries a dead server for minutes before answering."""
     saved = {key: os.environ.get(key) for key in _QUICK_HTTP}
     os.environ.update(_QUICK_HTTP)
     try:
-        return len(MlflowClient(tracking_uri=uri).search_registered_models(max_results=1))
-    except MlflowException as exc:
-        raise StoreError(f"cannot list registered models at {uri}: "
-                      f"{str(exc).splitlines()[0]}") from None
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _count_server(uri: str) -> int:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    with _quick_http():
+        try:
+            return len(MlflowClient(tracking_uri=uri).search_registered_models(max_results=1))
+        except MlflowException as exc:
+            raise StoreError(f"cannot list registered models at {uri}: "
+                             f"{str(exc).splitlines()[0]}") from None
+
+
+def check_tracking_server(uri: str) -> None:
+    """StoreError in one line naming ``uri`` (without its password) unless the MLflow
+    tracking server there answers, within seconds: before a run's first task, MLflow's own
+    retries take minutes to give up on a dead one. Other stores are not asked."""
+    if urlparse(uri).scheme not in _SERVER_SCHEMES:
+        return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.runner import os_reason
+
+    with _quick_http():
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except MlflowException as exc:
+            reason = os_reason(exc) or str(exc).splitlines()[0]
+            raise StoreError(f"MLflow tracking server {_redacted(uri)} does not answer: "
+                             f"{_redacted_in(reason, uri)}") from None
+
+
+def _redacted_in(text: str, uri: str) -> str:
+    """``text`` (an error that may quote ``uri``) without the URI's password."""
+    password = urlparse(uri).password
+    return text.replace(f":{password}@", ":***@") if password else text
 
 
 def _redacted(uri: str) -> str:

@@ -77,6 +77,24 @@ def _check_source(config, path: Path) -> None:
         raise fail(f"{path}: source: {named}") from None
 
 
+def _check_tracking(uri: str | None, field: str) -> None:
+    """A tracking server that does not answer fails now, in seconds, not after MLflow's
+    retries (minutes) in the run's first task; ``uri`` is the config's (``field``), unset:
+    $MLFLOW_TRACKING_URI. Local stores are the run's to create."""
+    import os
+
+    from pipelines.tracking_store import StoreError, check_tracking_server
+
+    where = field if uri else "$MLFLOW_TRACKING_URI"
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return
+    try:
+        check_tracking_server(uri)
+    except StoreError as err:
+        raise fail(f"{where}: {err}") from None
+
+
 def _check_encoder_weights(config, path: Path) -> None:
     """A local run trains here: a configured 'imagenet' encoder weights request this machine
     cannot meet is a config error now, before the data steps (the tune step checks again
@@ -146,6 +164,7 @@ def demo(workdir: Path = typer.Option(Path("demo-workdir"), help="where everythi
 
     workdir = workdir.resolve()
     with _locked(workdir, "--workdir"):  # before anything is written there
+        _check_tracking(None, "")  # the demo config leaves the store to the environment
         typer.echo(f"generating {scenes} sample scenes of {size}x{size} px in {workdir}")
         source = prepare_demo(workdir, scenes=scenes, size=size)
         config = _load(DEMO_CONFIG, {"source": str(source), "workdir": str(workdir)})
@@ -176,6 +195,8 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="pipeline YAML c
     overrides = {"cache": False} if no_cache else None
     loaded = _load(config, overrides)
     _check_source(loaded, config)
+    _check_tracking(loaded.tracking.mlflow_tracking_uri,
+                    f"{config}: tracking.mlflow_tracking_uri")
     with _locked(loaded.workdir, f"{config}: workdir"):
         _check_encoder_weights(loaded, config)
         result = _run(loaded, verbose, fresh)

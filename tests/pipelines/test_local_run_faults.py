@@ -225,3 +225,38 @@ def test_a_failing_step_is_named_with_its_error_on_the_console_and_in_mlflow(run
     assert parent.data.tags["segpipe.pipeline_state"] == "failed"
     assert parent.data.tags["segpipe.failed_step"] == "ingest"
     assert "scene00_image.tif" in parent.data.tags["segpipe.error"]
+
+
+def _tuning_started(work: Path, logs_before: set[Path]):
+    """The log of the run started after ``logs_before`` once it reached its trials (its data
+    steps done and cached)."""
+    for log in set(work.glob("logs/run-*.log")) - logs_before:
+        if "Executing task 'tune-worker'" in log.read_text(errors="replace"):
+            return log
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_after_a_sigkill_the_cache_line_and_the_ingest_agree(run_folder):
+    """A finished run; a scene removed; a run killed with SIGKILL in its trials (its data
+    steps done): the next run says nothing of the ingest running again, and does not run it.
+    """
+    work = run_folder / "work"
+    (run_folder / "run.yaml").write_text(_config(epochs=1))
+    first = _start(run_folder)
+    output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output[-3000:]
+    for path in (run_folder / "data").glob("scene03_*.tif"):
+        path.unlink()
+    for kill in (signal.SIGKILL, signal.SIGTERM):
+        logs = set(work.glob("logs/run-*.log"))
+        runner = _start(run_folder)
+        _wait_for(lambda logs=logs: _tuning_started(work, logs), 300, "the trials", runner,
+                  poll=0.2)
+        runner.send_signal(kill)
+        output, _ = runner.communicate(timeout=120)
+        _wait_for(lambda pid=runner.pid: not _started_by(pid), 20, "the task processes to exit")
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    assert "ingest runs again" not in plain, plain[:2000]
+    assert "Task ingest cache hit" in plain, plain[:3000]
