@@ -68,7 +68,8 @@ def test_kfp_run_name_is_the_latest_outputs_folder(tmp_path):
                  "segpipe-segmentation-2026-11-29-18-02-11-000001", "source-listings",
                  step_cache.SOURCE_LISTINGS):
         (tmp_path / "kfp-outputs" / name).mkdir(parents=True, exist_ok=True)
-    (tmp_path / "kfp-outputs" / step_cache.RECORD).write_text("{}")
+    (tmp_path / "kfp-outputs" / "segpipe-segmentation-2026-11-29-19-00-00-000001.json"
+     ).write_text("{}")  # a file named like a run is not one
     assert progress.kfp_run_name(tmp_path) == "segpipe-segmentation-2026-11-29-18-02-11-000001"
 
 
