@@ -211,7 +211,8 @@ def with_env_password(url: str, variable: str) -> str:
     return given if given and has_password(given) and without_password(given) == url else url
 
 
-# The userinfo of a URL with a password: "://user:secret@" (the user may be empty; the
-# password may hold what a URL should escape, but no "@" or space, so that a line of text
-# holding URLs is redacted URL by URL).
-_USERINFO_PASSWORD = re.compile(r"://([^:/@?#\s]*):([^@\s]+)@")
+# The userinfo of a URL with a password: "://user:secret@" (the user may be empty). Neither
+# part holds "/ ? #" (RFC 3986 userinfo escapes them), so an "@" in a path, query or
+# fragment ("http://mlflow:5000/#/x?u=a@b") is no password; nor "@" or space, so that a line
+# of text holding URLs is redacted URL by URL.
+_USERINFO_PASSWORD = re.compile(r"://([^:/@?#\s]*):([^@/?#\s]+)@")

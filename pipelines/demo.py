@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from components.atomic import write_text
+from components.tracking import has_password
 from serving.server import DEFAULT_PORT as SERVE_PORT
 from serving.server import MLFLOW_UI_PORT
 
@@ -63,10 +64,12 @@ def next_commands(tracking_uri: str, model_name: str, workdir: Path,
     """(command, what it does) to copy-paste after a demo run: MLflow UI, serve, web app,
     curl, predict, on ``model_uri`` (default: the champion; see served_model_uri). Absolute
     paths throughout and the tracking store on every command, so each works in a new
-    terminal, from any folder, without activating the virtualenv."""
+    terminal, from any folder, without activating the virtualenv. A store URL with a
+    password came from $MLFLOW_TRACKING_URI (a config refuses one): the commands name the
+    variable, never the password."""
     bin_dir = Path(sys.executable).parent
     quoted = shlex.quote
-    store = quoted(tracking_uri)
+    store = '"$MLFLOW_TRACKING_URI"' if has_password(tracking_uri) else quoted(tracking_uri)
     model_uri = model_uri or f"models:/{model_name}@champion"
     scene = scene or next(iter(sorted((workdir / SAMPLE_DIR).glob("*_image.tif"))),
                           Path("scene.tif"))

@@ -72,7 +72,7 @@ class LocalRunResult:
     mlflow_run_id: str
     run_name: str  # the MLflow parent run's (numbered for a repeat run: cfg-2)
     kfp_run_name: str
-    tracking_uri: str
+    tracking_uri: str  # may hold $MLFLOW_TRACKING_URI's password: for reading, not printing
     model_name: str
     log_path: Path
     seconds: float

@@ -13,12 +13,17 @@ from pipelines.ui.command import ui
 
 # MLflow's artifact-download bars are noise on a console (and in a run's task log).
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# GDAL reads local files only here (an S3 source is downloaded by boto3, which names the
-# source when its credentials are wrong), but rasterio builds an AWS session from the
-# environment whenever it opens or closes a dataset outside its (thread-local) Env, and on
-# half-set credentials (an empty $AWS_SECRET_ACCESS_KEY) every local read would fail with
-# a traceback. Unsigned, it looks for none; boto3 does not read this variable.
-os.environ.setdefault("AWS_NO_SIGN_REQUEST", "YES")
+# rasterio builds an AWS session from the environment whenever it opens or closes a dataset
+# outside its (thread-local) Env and $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY are both
+# set. A secret set but empty (as shells and CI "clear" one) makes boto3 raise
+# PartialCredentialsError, and every local read of this process and its children (the
+# app, the server, local-run tasks) failed with a traceback. boto3 and GDAL read an empty
+# variable as unset, so dropping it changes nothing else: real credentials still sign S3
+# reads (a VRT of private /vsis3/ files), and an S3 source with a missing secret still
+# fails naming $AWS_SECRET_ACCESS_KEY.
+for _variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    if os.environ.get(_variable) == "":
+        del os.environ[_variable]
 
 
 class _Segpipe(typer.Typer):

@@ -37,7 +37,7 @@ def main() -> None:
     current = st.navigation(pages)
     with st.sidebar, state.shown_errors():
         state.pick_model()
-        st.caption(f"Tracking store: `{state.settings().tracking_uri}`")
+        st.caption(f"Tracking store: `{state.settings().shown_tracking_uri}`")
     with state.shown_errors():
         current.run()
 

@@ -116,7 +116,7 @@ def ui(
     models = (f"{count} registered model(s)" if count
               else "no registered model yet (train one on the Train page)")
     typer.echo(f"segpipe ui on http://{settings.host}:{settings.port} ({models} in "
-               f"{settings.tracking_uri}; runs in {settings.workdir}); Ctrl-C stops it",
+               f"{settings.shown_tracking_uri}; runs in {settings.workdir}); Ctrl-C stops it",
                err=True)
     process = subprocess.Popen(streamlit_command(settings), env=child_env(settings))
     # A supervisor's SIGTERM stops the app too, and the scratch folder still goes. Training

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.tracking import redact_url, without_password
 from serving.server import DEFAULT_HOST, DEFAULT_PORT, MLFLOW_UI_PORT
 from serving.urls import check_http_url
 
@@ -99,8 +100,15 @@ class UiSettings(BaseModel):
         if self.mlflow_ui_url:
             return self.mlflow_ui_url
         if self.tracking_uri.startswith(("http://", "https://")):
-            return self.tracking_uri.rstrip("/")
+            # a link in the browser: the MLflow UI asks for the password itself
+            return without_password(self.tracking_uri).rstrip("/")
         return None
+
+    @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as the app and its start-up line show it: without a password
+        (the URL may come from $MLFLOW_TRACKING_URI with one)."""
+        return redact_url(self.tracking_uri)
 
     @property
     def own_store(self) -> str:

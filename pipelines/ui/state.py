@@ -88,7 +88,7 @@ def pick_model() -> registry.VersionSummary | None:
     """Sidebar picker of a registered model and version (the champion preselected)."""
     names = model_names()
     if not names:
-        st.sidebar.info(f"No registered model yet in {settings().tracking_uri}: train one on "
+        st.sidebar.info(f"No registered model yet in {settings().shown_tracking_uri}: train one on "
                         "the Train page.")
         return None
     default = names.index("segpipe") if "segpipe" in names else 0

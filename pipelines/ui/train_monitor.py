@@ -216,7 +216,7 @@ def _stop_button(run: train_runs.TrainRun, info: train_runs.RunInfo,
 
 def _body(run: train_runs.TrainRun, was_alive: bool) -> None:
     info = run.info()
-    client = MlflowClient(tracking_uri=info.tracking_uri)
+    client = MlflowClient(tracking_uri=info.store_uri())
     parent = _parent(client, run, info)
     process = train_processes.process_state(run)
     alive = _alive(process, parent)
@@ -240,7 +240,7 @@ def show(run: train_runs.TrainRun) -> None:
     """The run, refreshed every REFRESH_S seconds while it is alive. Stop sits outside the
     refreshed part: a click there reruns the page and is never lost to a refresh."""
     info = run.info()
-    parent = _parent(MlflowClient(tracking_uri=info.tracking_uri), run, info)
+    parent = _parent(MlflowClient(tracking_uri=info.store_uri()), run, info)
     process = train_processes.process_state(run)
     alive = _alive(process, parent)
     _stop_button(run, info, process)

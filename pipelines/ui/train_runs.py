@@ -18,7 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from components.tracking import with_env_password, without_password
 
 RUNS_DIR = "runs"
 RUN_ENV = "SEGPIPE_UI_RUN"
@@ -37,8 +39,20 @@ class RunInfo(BaseModel):
     started_at: float
     model_name: str
     experiment: str = Field(description="MLflow experiment of the pipeline's parent run")
-    tracking_uri: str = Field(description="where the app reads the run's progress")
+    tracking_uri: str = Field(description="where the app reads the run's progress, without "
+                              "its password (``store_uri`` puts it back)")
     kfp_host: str | None = None
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        # run.json lies in the workdir, readable where the app's environment is not
+        return without_password(value)
+
+    def store_uri(self) -> str:
+        """The tracking URI to read the run from: with its password again where the app's
+        $MLFLOW_TRACKING_URI (``segpipe ui`` sets it to the app's store) holds one."""
+        return with_env_password(self.tracking_uri, "MLFLOW_TRACKING_URI")
 
 
 @dataclass(frozen=True)

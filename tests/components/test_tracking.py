@@ -13,7 +13,7 @@ from components.parent_run import (
     resume_parent_run,
     start_pipeline_run,
 )
-from components.tracking import TrackingOptions, ensure_run, redact_url
+from components.tracking import TrackingOptions, ensure_run, has_password, redact_url
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,16 @@ def test_passwords_are_redacted_from_store_urls():
     assert redact_url("postgresql://segpipe:s3cret@db:5432/optuna") == \
         "postgresql://segpipe:***@db:5432/optuna"
     assert redact_url("sqlite:///work/optuna.db") == "sqlite:///work/optuna.db"
+
+
+@pytest.mark.parametrize("url", ["http://mlflow:5000/mlflow@prod",
+                                 "http://mlflow.example.org:5000/#/experiments?u=a@b"])
+def test_an_at_sign_past_the_host_is_no_password(url):
+    """Userinfo ends at the host: an "@" in a path, query or fragment is not a password,
+    so such a tracking URL is accepted and a line holding it is printed unchanged."""
+    assert not has_password(url)
+    assert redact_url(f"store {url} ready") == f"store {url} ready"
+    assert TrackingOptions(mlflow_tracking_uri=url).mlflow_tracking_uri == url
 
 
 def test_a_config_run_again_after_it_finished_gets_a_numbered_name(tmp_path):

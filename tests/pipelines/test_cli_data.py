@@ -383,3 +383,49 @@ def test_an_s3_source_with_half_set_credentials_fails_in_one_line(tmp_path, moto
     assert len(lines) == 1, lines
     assert "s3://tea/surveys" in lines[0] and "AWS_SECRET_ACCESS_KEY" in lines[0]
     assert not (tmp_path / "ds").exists()
+
+
+def test_real_aws_credentials_still_sign_gdal_s3_reads(tmp_path):
+    """The half-set fix must not make segpipe's GDAL reads anonymous: with complete
+    credentials a /vsis3/ read (a VRT of private S3 files) carries a signature. A local
+    stand-in for S3 records the requests' Authorization headers."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    signatures: list[str] = []
+
+    class Forbidden(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            signatures.append(self.headers.get("Authorization", ""))
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = _refuse
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forbidden)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+           "AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "real-secret",
+           "AWS_S3_ENDPOINT": f"127.0.0.1:{server.server_address[1]}", "AWS_HTTPS": "NO",
+           "AWS_VIRTUAL_HOSTING": "FALSE", "AWS_DEFAULT_REGION": "us-east-1",
+           "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif", "GDAL_HTTP_MAX_RETRY": "0"}
+    for variable in ("AWS_NO_SIGN_REQUEST", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(variable, None)
+    read = ("import pipelines.cli, rasterio\n"
+            "from serving.gdal import local_gdal_env\n"
+            "try:\n"
+            "    with local_gdal_env(), rasterio.open('/vsis3/private/scene.tif'):\n"
+            "        pass\n"
+            "except rasterio.errors.RasterioIOError:\n"
+            "    pass\n")
+    try:
+        subprocess.run([sys.executable, "-c", read], env=env, cwd=tmp_path, check=True,
+                       capture_output=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert signatures, "GDAL sent no request"
+    assert all("Credential=AKIATESTKEY/" in header for header in signatures), signatures

@@ -131,3 +131,14 @@ def test_store_passwords_and_mlflow_links_stay_off_the_console_and_passwords_off
         "    step says hello",
         "    could not connect to postgresql+psycopg2://segpipe:***@db:5432/optuna"]
     assert "s3cret" not in log.getvalue() and "View run trial-0" in log.getvalue()
+
+
+def test_urls_with_an_at_sign_past_the_host_reach_the_console_unchanged():
+    log, console = io.StringIO(), io.StringIO()
+    lines = ["    tracking to http://mlflow:5000/mlflow@prod",
+             "    see http://mlflow.example.org:5000/#/experiments?u=a@b, token http://u:pw@h"]
+    TaskOutputFilter(log, console, verbose=False).write("\n".join(lines) + "\n")
+    assert console.getvalue().splitlines() == [
+        lines[0], "    see http://mlflow.example.org:5000/#/experiments?u=a@b, token "
+                  "http://u:***@h"]
+    assert "u:pw@" not in log.getvalue()

@@ -50,6 +50,18 @@ def test_next_commands_name_everything_they_need(tmp_path):
     assert "--model-uri models:/segpipe@champion " in text
 
 
+def test_next_commands_name_the_variable_not_a_store_password(tmp_path):
+    """A demo logging to $MLFLOW_TRACKING_URI with a password prints commands that read it
+    from that variable."""
+    store = "http://segpipe:s3cret@mlflow.example:5000"
+    commands = next_commands(store, "segpipe", tmp_path, scene=tmp_path / "a_image.tif")
+    text = "\n".join(command for command, _ in commands)
+    assert "s3cret" not in text
+    for verb in ("serve", "predict", "ui"):
+        line = next(c for c, _ in commands if f"segpipe {verb} " in c)
+        assert '--tracking-uri "$MLFLOW_TRACKING_URI"' in line
+
+
 def test_without_a_champion_the_next_commands_use_the_registered_version():
     """A gate that promoted nothing leaves models:/<name>@champion unresolvable: serve and
     predict name the registered version instead."""

@@ -104,3 +104,15 @@ def test_streamlit_binds_loopback_headless_without_telemetry():
     assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
     assert UiSettings.model_validate_json(env[SETTINGS_ENV]) == settings
     assert env["PYTHONPATH"].split(":")[0] == str(Path(__file__).resolve().parents[2])
+
+
+def test_a_store_password_is_neither_shown_nor_linked(tmp_path):
+    """`segpipe ui` takes the store from $MLFLOW_TRACKING_URI, password included: the
+    sidebar, the Train page, the start-up line and the links to MLflow go without it."""
+    settings = UiSettings(tracking_uri="http://segpipe:s3cret@mlflow.example:5000/",
+                          workdir=tmp_path)
+    assert settings.shown_tracking_uri == "http://segpipe:***@mlflow.example:5000/"
+    assert settings.run_base_url() == "http://segpipe@mlflow.example:5000"
+    plain = UiSettings(tracking_uri="http://mlflow.example:5000/mlflow@prod",
+                       workdir=tmp_path)
+    assert plain.shown_tracking_uri == "http://mlflow.example:5000/mlflow@prod"

@@ -123,6 +123,23 @@ def test_exit_status_output_and_duration_are_kept(tmp_path):
                                                                     reverse=True)
 
 
+def test_run_json_keeps_no_store_password_and_the_app_reads_it_from_its_environment(
+        tmp_path, monkeypatch):
+    """A store URL with a password (the app's $MLFLOW_TRACKING_URI) is written to run.json
+    without it; the app reading the run gets it back from its environment, and only there."""
+    store = "http://segpipe:s3cret@mlflow.example:5000"
+    run = train_runs.new_run(tmp_path)
+    train_processes.launch(run, "source: x\n", model_name="m", experiment="e",
+                           tracking_uri=store, command=[sys.executable, "-c", "pass"])
+    assert "s3cret" not in run.info_path.read_text()
+    assert run.info().tracking_uri == "http://segpipe@mlflow.example:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    assert run.info().store_uri() == store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://segpipe:other@elsewhere:5000")
+    assert run.info().store_uri() == "http://segpipe@mlflow.example:5000"
+    _wait(run.exit_path.exists, what="exit")
+
+
 def test_a_run_started_by_an_earlier_app_process_is_found_and_stopped(tmp_path):
     """The app restarted: its runs go on in their own sessions and are found again by
     their marker (no exit status is known for them)."""

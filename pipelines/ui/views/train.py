@@ -91,7 +91,7 @@ def _new_run() -> None:
     where = (f"Runs are submitted to Kubeflow Pipelines at {settings.kfp_host}."
              if settings.kfp_host else
              f"Runs go to `{settings.workdir / train_runs.RUNS_DIR}` and log to "
-             f"`{settings.tracking_uri}`.")
+             f"`{settings.shown_tracking_uri}`.")
     st.caption(f"{where} Relative paths are read from `{_base()}`.")
     source = st.radio("Config from", [FORM, YAML], horizontal=True, key="segpipe.train.mode")
     try:
