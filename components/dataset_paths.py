@@ -113,10 +113,12 @@ def read_tile(tiles_dir: str | Path, tile_id: str) -> tuple[np.ndarray, np.ndarr
     """Return (image HxWxC in its stored dtype, mask HxW uint8)."""
     import rasterio
 
+    from components.raster import STEP_DRIVER
+
     image_path, mask_path = tile_paths(tiles_dir, tile_id)
-    with rasterio.open(image_path) as src:
+    with rasterio.open(image_path, driver=STEP_DRIVER) as src:
         image = np.moveaxis(src.read(), 0, -1)
-    with rasterio.open(mask_path) as src:
+    with rasterio.open(mask_path, driver=STEP_DRIVER) as src:
         mask = src.read(1)
     return image, mask
 

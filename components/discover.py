@@ -18,9 +18,12 @@ components/discover_rules.py.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import rasterio
 
 from components.discover_rules import (
     data_root,
@@ -32,9 +35,9 @@ from components.discover_rules import (
     unique_names,
     visible_files,
 )
-from components.raster import DataError
+from components.raster import DataError, is_vrt
 from components.vector_info import VECTOR_SUFFIXES, LayerInfo
-from components.vrt_sources import check_vrt_sources, is_vrt
+from components.vrt_sources import check_vrt_sources, open_source_raster
 
 PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
 # Suffixes that published datasets put on one side of a pair only.
@@ -48,6 +51,14 @@ class ScenePair:
     image: Path
     label: Path  # mask raster, LabelMe JSON, or the image itself for side-by-side pairs
     kind: PairKind
+    root: Path  # the source it was found in, the only files its VRTs may read
+
+    def open_image(self) -> AbstractContextManager[rasterio.io.DatasetReader]:
+        return open_source_raster(self.image, self.root)
+
+    def open_label(self) -> AbstractContextManager[rasterio.io.DatasetReader]:
+        """The label as a raster (a raster mask, or the image of a side-by-side pair)."""
+        return open_source_raster(self.label, self.root)
 
 
 def _label_kind(path: Path) -> PairKind:
@@ -204,7 +215,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
     files = visible_files(root)
     if not files:
         raise DataError(f"{root}: source is empty (no files)")
-    for vrt in filter(is_vrt, files):
+    for vrt in [p for p in files if is_raster(p) and is_vrt(p)]:  # by their bytes
         check_vrt_sources(vrt, root)
     unlabeled: list[Path] = []
     if vector_labels is not None:
@@ -230,7 +241,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         kinds = [_label_kind(label) for _, label, _ in found]
         if not found and side_by_side is None:
             rasters = [p for p in files if is_raster(p)]
-            if rasters and all(looks_side_by_side(p) for p in rasters):
+            if rasters and all(looks_side_by_side(p, root) for p in rasters):
                 found = [(p, p, p.stem) for p in rasters]
                 kinds = ["side_by_side"] * len(found)
     if not found:
@@ -245,6 +256,6 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
             f"beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir"
             f"{hint}")
     names = unique_names(found, root)
-    pairs = [ScenePair(name, image, label, kind)
+    pairs = [ScenePair(name, image, label, kind, root)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
     return Discovery(pairs, [p for p in unlabeled if p not in {q.image for q in pairs}])

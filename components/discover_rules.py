@@ -9,12 +9,13 @@ import json
 import re
 from pathlib import Path
 
-from components.raster import open_raster
+from components.raster import DRIVER_OF_SUFFIX
 from components.vector_info import VECTOR_SUFFIXES
+from components.vrt_sources import open_source_raster
 
 #: .vrt: a GDAL virtual raster, whose sources must lie inside the source
 #: (components/vrt_sources.py)
-RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp", ".vrt"}
+RASTER_SUFFIXES = {*DRIVER_OF_SUFFIX, ".vrt"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}  # a mask saved so holds colours no class has
 
 
@@ -65,9 +66,10 @@ def is_label_file(path: Path) -> bool:
     return is_raster(path) or suffix == ".json" or suffix in VECTOR_SUFFIXES
 
 
-def looks_side_by_side(path: Path) -> bool:
-    """Twice as wide as high with colour bands: an image and its colour mask side by side."""
-    with open_raster(path) as src:
+def looks_side_by_side(path: Path, root: Path) -> bool:
+    """Twice as wide as high with colour bands: an image and its colour mask side by side
+    (``path``: a raster of the source ``root``)."""
+    with open_source_raster(path, root) as src:
         return src.width == 2 * src.height and src.count >= 3
 
 

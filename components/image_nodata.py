@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.raster import SettingError, open_raster
+from components.discover import ScenePair
+from components.raster import SettingError
 
 
 @dataclass
@@ -24,10 +25,11 @@ class ImageNodata:
     differing: list[tuple[Path, float]] = field(default_factory=list)
     untagged: int = 0  # images the option applied to
 
-    def read(self, image: Path) -> float | None:
-        """The image's nodata in effect (its header only); a SettingError when the option
-        cannot be a pixel value of the image's type."""
-        with open_raster(image) as src:
+    def read(self, pair: ScenePair) -> float | None:
+        """The pair's image's nodata in effect (its header only); a SettingError when the
+        option cannot be a pixel value of the image's type."""
+        image = pair.image
+        with pair.open_image() as src:
             tag, dtype = src.nodata, np.dtype(src.dtypes[0])
         if tag is not None:
             if self.option is not None and not _same(tag, self.option):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from components.artifacts import ClassMap, SceneIndex, SceneSource
 from components.dataset_paths import DatasetPaths
-from components.discover import Discovery, discover_pairs
+from components.discover import Discovery, ScenePair, discover_pairs
 from components.discover_rules import data_root
 from components.given_split import given_splits
 from components.image_nodata import ImageNodata
@@ -30,7 +30,6 @@ from components.raster import (
     DataError,
     ProgressCallback,
     gdal_env,
-    open_raster,
     reworded,
 )
 from components.scene_writer import write_scene
@@ -52,7 +51,7 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
     pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
-        nodata.read(pair.image)
+        nodata.read(pair)
         if min(size) < MIN_SCENE_EDGE:
             survey.too_small.append(pair.image)
             continue
@@ -62,7 +61,7 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
             if pair.label not in layers:
                 info = found.layers.get(pair.label) or read_layer_info(
                     pair.label, options.vector_layer, options.class_attribute,
-                    options.max_vector_features, _crs_of(pair.image))
+                    options.max_vector_features, _crs_of(pair))
                 layer = layers[pair.label] = VectorLayer(info, options.class_attribute)
                 if layer.numeric:
                     survey.add_kind("vector_ids", pair.label)
@@ -70,7 +69,7 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
                 else:
                     survey.add_kind("vector", pair.label)
                     survey.labels.update(layer.label_counts())
-            with open_raster(pair.image) as img:
+            with pair.open_image() as img:
                 if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
                     bare.append(pair.image)
         else:
@@ -94,8 +93,8 @@ def _relabeller(source: str, root: Path):
     return relabel
 
 
-def _crs_of(image: Path) -> str | None:
-    with open_raster(image) as src:
+def _crs_of(pair: ScenePair) -> str | None:
+    with pair.open_image() as src:
         return crs_text(src.crs) if src.crs else None
 
 
@@ -111,7 +110,7 @@ def find_pairs(root: Path, options: IngestOptions) -> Discovery:
         found.layers[path] = read_layer_info(path, options.vector_layer,
                                              options.class_attribute,
                                              options.max_vector_features,
-                                             _crs_of(found.pairs[0].image))
+                                             _crs_of(found.pairs[0]))
         _check_extent_overlaps(found)
     return found
 
@@ -131,7 +130,7 @@ def _check_extent_overlaps(found: Discovery) -> None:
     if layer is None:
         return
     for pair in found.pairs:
-        with open_raster(pair.image) as img:
+        with pair.open_image() as img:
             if img.crs is None:
                 return  # the survey says it, naming the scene
             layer.place(pair.image, img.crs, img.transform, img.width, img.height)

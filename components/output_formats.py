@@ -17,5 +17,6 @@ from __future__ import annotations
 #: ingest 2: unnamed value 0 of class-id masks is named background (was class_0);
 #: tile 2: tiles.json records gsd, the tiles' metres per pixel;
 #: tile 3: identical tiles of overlapping scenes dropped, counted as duplicates_dropped;
-#: ingest 3: a class-id mask's declared nodata is ignored (was a class, e.g. class_255).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 3, "tile": 3, "split": 1, "normalize": 1}
+#: ingest 3: a class-id mask's declared nodata is ignored (was a class, e.g. class_255);
+#: split 2: tiles of scenes in other CRSs compared after reprojection (other splits, drops).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 3, "tile": 3, "split": 2, "normalize": 1}

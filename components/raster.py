@@ -14,6 +14,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from serving.decode import HEAD_BYTES, is_vrt_xml
 from serving.gdal import local_gdal_env
 from serving.pixels import GDAL_CACHE_MB  # noqa: F401  re-exported for the data-plane steps
 from serving.pixels import invalid_pixels as _invalid_pixels
@@ -21,6 +22,17 @@ from serving.quiet import plain_images_quiet
 
 # (stage, done, total): steps report progress through this so the CLI can draw a bar.
 ProgressCallback = Callable[[str, int, int], None]
+
+#: The raster formats a source may hold, by suffix, and the GDAL driver each is opened with
+#: (with a VRT: components/discover_rules.py RASTER_SUFFIXES). GDAL tells a format by a
+#: file's bytes, whatever its name; left to it, it would also open formats that name other
+#: files or URLs to read (VRT, WMS, MRF, ...). A VRT is opened only once its sources are
+#: checked (components/vrt_sources.py).
+DRIVER_OF_SUFFIX = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG",
+                    ".jpeg": "JPEG", ".jp2": "JP2OpenJPEG", ".bmp": "BMP"}
+DATA_DRIVERS = list(dict.fromkeys(DRIVER_OF_SUFFIX.values()))
+#: What every raster a step writes is (geotiff_profile), and is read as.
+STEP_DRIVER = "GTiff"
 
 # Rows per strip when a step streams a whole scene: bounded memory, few GDAL calls.
 STRIP_ROWS = 256
@@ -100,16 +112,45 @@ def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
 
 
 @contextmanager
-def open_raster(path: str | Path) -> Iterator[rasterio.io.DatasetReader]:
-    """Open ``path`` for reading; unreadable files raise ``DataError`` naming the file."""
+def open_raster(path: str | Path, vrt: bool = False) -> Iterator[rasterio.io.DatasetReader]:
+    """Open ``path`` for reading as one of ``DATA_DRIVERS``' formats, or as a VRT with
+    ``vrt`` (only for one whose sources were checked: components/vrt_sources.py);
+    unreadable files raise ``DataError`` naming the file."""
     try:
         # Plain JPEG/PNG scenes are legitimately not georeferenced.
         with plain_images_quiet():
-            src = rasterio.open(path)
+            src = _open_as(path, ["VRT"] if vrt else DATA_DRIVERS)
     except RasterioIOError as err:
+        if not vrt and is_vrt(path):
+            raise DataError(f"{path}: a GDAL VRT is read only as a file of a source (it "
+                            f"names other files to read); gdal_translate it to a GeoTIFF"
+                            ) from None
         raise DataError(f"{path}: cannot read as a raster ({err})") from None
     with src:
         yield src
+
+
+def _open_as(path: str | Path, drivers: list[str]) -> rasterio.io.DatasetReader:
+    """``path`` opened by the first of ``drivers`` that reads it, its suffix's first (rasterio
+    takes one driver at a time); the error is that driver's (a file of another format than
+    its name says is still read)."""
+    first = DRIVER_OF_SUFFIX.get(Path(path).suffix.lower())
+    error = None
+    for driver in sorted(drivers, key=lambda d: d != first):
+        try:
+            return rasterio.open(path, driver=driver)
+        except RasterioIOError as err:
+            error = error or err
+    raise error
+
+
+def is_vrt(path: str | Path) -> bool:
+    """Whether GDAL would open ``path`` as a VRT: by its bytes, whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            return is_vrt_xml(f.read(HEAD_BYTES))
+    except OSError:
+        return False
 
 
 def strip_windows(width: int, height: int, rows: int = STRIP_ROWS) -> Iterator[Window]:
@@ -127,7 +168,7 @@ def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transf
                     nodata: float | None = None) -> dict:
     """A tiled, compressed GeoTIFF profile; tiled so later window reads touch few blocks."""
     profile = {
-        "driver": "GTiff", "width": width, "height": height, "count": count,
+        "driver": STEP_DRIVER, "width": width, "height": height, "count": count,
         "dtype": dtype, "crs": crs, "transform": transform, "nodata": nodata,
         # zstd level 1: about as fast as no compression, and as small as deflate.
         "compress": "zstd", "zstd_level": 1,

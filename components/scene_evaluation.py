@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from components.artifacts import SplitName
 from components.dataset_paths import PreparedDataset
-from components.raster import crs_string
+from components.raster import STEP_DRIVER, crs_string
 from components.scene_repeats import (
     Repeat,
     RepeatedGroundWarning,
@@ -112,7 +112,7 @@ def _scene_grid(dataset: PreparedDataset, name: str) -> SceneGrid:
     image_path, mask_path = scene_paths(Path(dataset.scenes_dir), name)
     info = dataset.tile_manifest.scene(name)
     try:
-        with plain_images_quiet(), rasterio.open(image_path) as image:
+        with plain_images_quiet(), rasterio.open(image_path, driver=STEP_DRIVER) as image:
             # Cells compared with overlapping scenes: the scene's tiles on its own grid.
             cell = max(1, round(dataset.tile_manifest.patch_size * image.width
                                 / info.width))
@@ -204,8 +204,8 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[_Earli
     with plain_images_quiet():
         stack = contextlib.ExitStack()
         try:
-            image = stack.enter_context(rasterio.open(image_path))
-            labels = stack.enter_context(rasterio.open(mask_path))
+            image = stack.enter_context(rasterio.open(image_path, driver=STEP_DRIVER))
+            labels = stack.enter_context(rasterio.open(mask_path, driver=STEP_DRIVER))
         except RasterioError as err:
             stack.close()
             raise SceneEvaluationError(f"{image_path.parent}: cannot read scene "

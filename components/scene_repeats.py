@@ -29,7 +29,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from components.raster import gdal_env
+from components.raster import STEP_DRIVER, gdal_env
 from components.same_ground import grid_offset, pixel_size_key, same_content
 
 #: (row0, row1, col0, col1) on a scene's native grid, end-exclusive.
@@ -145,9 +145,10 @@ def _same_cells(earlier: SceneGrid, later: SceneGrid, rect: Rect,
     first_row, first_col = r0 // cell, c0 // cell
     same = np.zeros(((r1 - 1) // cell + 1 - first_row, (c1 - 1) // cell + 1 - first_col), bool)
     # GDAL's block cache capped as in every data-plane step: uncapped, it holds 5% of RAM.
-    with gdal_env(), rasterio.open(earlier.image) as image_a, \
-            rasterio.open(earlier.mask) as mask_a, rasterio.open(later.image) as image_b, \
-            rasterio.open(later.mask) as mask_b:
+    with gdal_env(), rasterio.open(earlier.image, driver=STEP_DRIVER) as image_a, \
+            rasterio.open(earlier.mask, driver=STEP_DRIVER) as mask_a, \
+            rasterio.open(later.image, driver=STEP_DRIVER) as image_b, \
+            rasterio.open(later.mask, driver=STEP_DRIVER) as mask_b:
         if image_a.count != image_b.count:
             return same
         values = image_a.count + 1  # per pixel: the bands and the label

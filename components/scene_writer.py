@@ -22,7 +22,6 @@ from components.masks import mask_format, read_mask
 from components.raster import (
     geotiff_profile,
     invalid_pixels,
-    open_raster,
     read_window,
     strip_windows,
 )
@@ -42,7 +41,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
         else spec.label_ids.get("background", 0)
     if pair.kind == "labelme":
         shapes = labelme_shapes(pair.label, spec)
-    with open_raster(pair.image) as img:
+    with pair.open_image() as img:
         window = image_window(pair, img)
         width, height = int(window.width), int(window.height)
         georeferenced = img.crs is not None
@@ -59,7 +58,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
         mask_path = scenes_dir / f"{pair.name}_mask.tif"
         with ExitStack() as stack:
             label_src = (None if shapes is not None
-                         else stack.enter_context(open_raster(pair.label)))
+                         else stack.enter_context(pair.open_label()))
             fmt = mask_format(label_src, pair.label, color_table) if label_src else None
             # Plain JPEG/PNG scenes are written with the identity transform on purpose.
             stack.enter_context(plain_images_quiet())

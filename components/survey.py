@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from components.discover import ScenePair
 from components.discover_rules import LOSSY_SUFFIXES
 from components.masks import IGNORE_CODE, mask_format, read_mask
-from components.raster import DataError, check_png, check_size, open_raster, strip_windows
+from components.raster import DataError, check_png, check_size, strip_windows
 from components.wording import counted
 
 # How many files a message names for one colour or value before it says "and N more".
@@ -103,7 +103,7 @@ def check_file(path: Path, src, max_pixels: int) -> None:
 
 
 def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int, int]:
-    with open_raster(pair.image) as src:
+    with pair.open_image() as src:
         check_file(pair.image, src, max_pixels)
         window = image_window(pair, src)
         size, bands = (int(window.width), int(window.height)), src.count
@@ -117,7 +117,7 @@ def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int,
 
 def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixels: int,
                 color_table: str) -> None:
-    with open_raster(pair.label) as src:
+    with pair.open_label() as src:
         check_file(pair.label, src, max_pixels)
         window = label_window(pair, src)
         if (int(window.width), int(window.height)) != size:
@@ -158,7 +158,7 @@ def check_label_place(pair: ScenePair, label) -> None:
     within half a pixel of the image's. Pixels alone would burn a label of another place or
     projection into the image without a word. A label without georeferencing (a PNG mask
     beside a GeoTIFF) is matched by its shape alone."""
-    with open_raster(pair.image) as image:
+    with pair.open_image() as image:
         if not (_georeferenced(image) and _georeferenced(label)):
             return
         if image.crs is not None and label.crs is not None and image.crs != label.crs:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from components.artifacts import ArtifactError, NormStats, SplitManifest
 from components.dataset_paths import tile_paths
-from components.raster import DataError
+from components.raster import STEP_DRIVER, DataError
 from components.train_augment import BatchAugmenter
 from components.train_options import Augment
 from serving.pixels import normalize_image
@@ -80,9 +80,9 @@ def band_z_range(stats: NormStats) -> tuple[list[float], list[float]]:
 def read_normalized(source: TileSource, image_path: str, mask_path: str
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, C) float32 z-scores and (H, W) uint8 mask of one tile."""
-    with rasterio.open(image_path) as src:
+    with rasterio.open(image_path, driver=STEP_DRIVER) as src:
         image = np.moveaxis(src.read(), 0, -1)
-    with rasterio.open(mask_path) as src:
+    with rasterio.open(mask_path, driver=STEP_DRIVER) as src:
         mask = src.read(1).astype(np.uint8)
     if image.shape[-1] != source.in_channels:
         raise DataError(f"{image_path}: {image.shape[-1]} bands, statistics have "

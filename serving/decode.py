@@ -36,12 +36,21 @@ EXCERPT = 40
 #: whatever the name: left to it, it would also open a VRT, an XML file naming other files
 #: on the server to read (and dozens of other formats nobody sends here).
 UPLOAD_DRIVERS = ["GTiff", "PNG", "JPEG"]
+#: How much of a file GDAL reads to tell its format (GDALOpenInfo's header bytes).
+HEAD_BYTES = 1024
+
+
+def is_vrt_xml(head: bytes) -> bool:
+    """Whether GDAL takes a file starting with ``head`` (its first ``HEAD_BYTES``) for a VRT,
+    whatever its name: its VRT driver looks for ``<VRTDataset`` anywhere in them (after an
+    XML declaration or a comment too)."""
+    return b"<VRTDataset" in head[:HEAD_BYTES]
 
 
 def undecodable(head: bytes, what: str, size: int) -> str:
     """The message for bytes that are not an image the server takes (``head``: the first
-    bytes)."""
-    if head.lstrip()[:11] == b"<VRTDataset":
+    ``HEAD_BYTES``)."""
+    if is_vrt_xml(head):
         return (f"{what}: a GDAL VRT is not accepted (it names files to read on the server); "
                 f"send the raster itself, e.g. gdal_translate it to a GeoTIFF")
     return f"{what}: undecodable image, not a GeoTIFF, PNG or JPEG ({size} bytes)"
@@ -208,7 +217,7 @@ def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
             with plain_images_quiet():
                 dataset = memfile.open(driver=UPLOAD_DRIVERS)
         except RasterioIOError:
-            raise RequestError(undecodable(raw[:64], what, len(raw))) from None
+            raise RequestError(undecodable(raw[:HEAD_BYTES], what, len(raw))) from None
         with dataset:
             check_bands(dataset.count, config, f"{what} ({dataset.width}x{dataset.height})")
             yield dataset
@@ -243,6 +252,7 @@ def decode_npy(raw: bytes, what: str, config: ServingConfig,
     return check_images(array, config, what)[0]
 
 
-__all__ = ["OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams", "check_bands",
-           "check_params", "check_tensor", "decode_base64", "decode_npy", "excerpt",
-           "open_image", "param_defaults", "undecodable", "UPLOAD_DRIVERS"]
+__all__ = ["HEAD_BYTES", "OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams",
+           "check_bands", "check_params", "check_tensor", "decode_base64", "decode_npy",
+           "excerpt", "is_vrt_xml", "open_image", "param_defaults", "undecodable",
+           "UPLOAD_DRIVERS"]

@@ -14,6 +14,7 @@ from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError, open_raster
 from components.split import SplitOptions
 from components.tile import TileOptions
+from components.vrt_sources import check_vrt_sources, open_source_raster
 from tests.components.conftest import make_image, make_labels, write_pair
 
 SIZE = 64
@@ -98,3 +99,69 @@ def test_a_relative_path_climbing_out_or_a_missing_source_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"tea_image\.vrt: source '/vsicurl/\S+' is not a "
                                         r"file of the source"):
         ingest_source(source, tmp_path / "out")
+
+
+def test_vrt_xml_named_tif_pointing_outside_is_refused_naming_it(tmp_path):
+    """GDAL takes a file for a VRT by its bytes: a .tif holding VRT XML is checked as one."""
+    outside = _vrt_source(tmp_path / "elsewhere", relative=False)
+    source = tmp_path / "src"
+    write_pair(source / "data", "own", make_image(SIZE), make_labels(SIZE, (0, 1)))
+    shutil.copy(outside / "tea_image.vrt", source / "data" / "tea_image.tif")
+    shutil.copy(outside / "tea_mask.vrt", source / "data" / "tea_mask.tif")
+    with pytest.raises(DataError, match=r"src/data/tea_image\.tif: source \S+elsewhere/data/"
+                                        r"tea_i\.tif lies outside the source"):
+        ingest_source(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_vrt_tags_in_any_case_are_checked(tmp_path):
+    """GDAL matches a VRT's element and attribute names in any case."""
+    outside = _vrt_source(tmp_path / "elsewhere", relative=False)
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("tea_image.vrt", "tea_mask.vrt"):
+        text = (outside / name).read_text()
+        (source / name).write_text(text.replace("SourceFilename", "sourcefilename"))
+    with pytest.raises(DataError, match=r"tea_image\.vrt: source \S+elsewhere/data/tea_i\.tif "
+                                        r"lies outside the source"):
+        ingest_source(source, tmp_path / "out")
+    vrt = source / "tea_image.vrt"
+    vrt.write_text(vrt.read_text().replace("<SimpleSource>", "<SimpleSource><pixelfunctioncode>"
+                                           "x</pixelfunctioncode>"))
+    with pytest.raises(DataError, match=r"tea_image\.vrt: pixel functions in code"):
+        check_vrt_sources(vrt, source)
+
+
+def test_a_vrt_source_of_another_format_or_a_relative_name_as_gdal_reads_it(tmp_path):
+    """A VRT's sources are opened by GDAL in any format, some of which name more files or
+    URLs (here a WMS description): only the formats steps read are taken. relativeToVRT is
+    read as GDAL reads it ("01" is true)."""
+    source = _vrt_source(tmp_path / "src")
+    vrt = source / "tea_image.vrt"
+    text = vrt.read_text()
+    vrt.write_text(text.replace('relativeToVRT="1"', 'relativeToVRT="01"'))
+    check_vrt_sources(vrt, source)
+    (source / "data" / "wms.tif").write_text(
+        "<GDAL_WMS><Service name=\"TMS\"><ServerUrl>http://example.com/${z}/${x}/${y}.png"
+        "</ServerUrl></Service></GDAL_WMS>")
+    vrt.write_text(text.replace("data/tea_i.tif", "data/wms.tif"))
+    with pytest.raises(DataError, match=r"tea_image\.vrt: source data/wms\.tif is not a "
+                                        r"GeoTIFF, PNG, JPEG, JPEG 2000 or BMP file"):
+        check_vrt_sources(vrt, source)
+    # a source that is a VRT by its bytes, whatever its name, is checked as one
+    write_vrt(source / "data" / "wms.tif", str(source / "data" / "tea_i.tif"), relative=False)
+    check_vrt_sources(vrt, source)
+    (source / "data" / "wms.tif").write_text((source / "data" / "wms.tif").read_text().replace(
+        str(source / "data" / "tea_i.tif"), str(tmp_path / "elsewhere.tif")))
+    with pytest.raises(DataError, match=r"data/wms\.tif: source \S+/elsewhere\.tif lies "
+                                        r"outside the source"):
+        check_vrt_sources(vrt, source)
+
+
+def test_a_vrt_is_opened_only_through_the_source_check(tmp_path):
+    source = _vrt_source(tmp_path / "src")
+    with pytest.raises(DataError, match=r"tea_image\.vrt: a GDAL VRT is read only as a file "
+                                        r"of a source"), open_raster(source / "tea_image.vrt"):
+        pass
+    with open_source_raster(source / "tea_image.vrt", source) as src:
+        assert src.driver == "VRT" and src.width == SIZE
