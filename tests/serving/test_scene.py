@@ -288,16 +288,17 @@ def test_header_claiming_billions_of_pixels_is_refused_before_reading(predictor,
 
 
 def test_a_scene_whose_pixels_shrink_it_to_nothing_is_refused(tmp_path):
-    """`segpipe predict` on a scene of 1 mm pixels with a model trained at 2 m: the model grid
-    would be under one pixel, so no mask, and a message naming the file and the limit."""
+    """`segpipe predict` on a scene of 1 mm pixels with a model trained at 2 m: the scene
+    would span a twentieth of a model pixel, so no mask, and a message naming the file and
+    the limit."""
     from tests.serving.test_blending import pointwise_model
     from tests.serving.test_resolution import write_geotiff
 
     path = write_geotiff(tmp_path / "mm.tif", np.ones((48, 64, BANDS), np.uint16), pixel=0.001)
     predictor = ScenePredictor(pointwise_model, make_config(gsd=2.0))
-    with pytest.raises(SceneError, match=r"mm.tif: the scene \(64x48\) shrinks to under 1 "
-                                         r"pixel a side .* limit for an input this size is "
-                                         r"0.04167 m per pixel"):
+    with pytest.raises(SceneError, match=r"mm.tif: the scene \(64x48\) shrinks to under "
+                                         r"half a pixel a side .* limit for an input this "
+                                         r"size is 0.02084 m per pixel"):
         predict_scene(predictor, path, tmp_path / "never.tif")
     assert not (tmp_path / "never.tif").exists()
 
