@@ -107,7 +107,7 @@ def score_registered_model(model_uri: str, dataset: PreparedDataset, split: Spli
     with its own statistics (tiles the tile step already resampled to the model's
     resolution are not resampled again). The data is checked against the model's serving
     config first (classes, bands and, for tiles, the tiling): ``EvaluationInputError``."""
-    from components.evaluate_logged import check_fits, check_tiling
+    from components.evaluate_fit import check_fits, check_tiling
     from components.evaluation_scores import TILE_PREFIX, summary_metrics
     from components.scene_evaluation import scene_confusion
     from components.tile_evaluation import split_confusion, tile_predictor

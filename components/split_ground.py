@@ -69,8 +69,9 @@ def _grid(scene: SceneInfo, steps: int = 4) -> np.ndarray:
     return np.stack([a * cols + b * rows + c, d * cols + e * rows + f], axis=-1).reshape(-1, 2)
 
 
-def _reproject(frame: str, crs: str, points: np.ndarray) -> np.ndarray:
-    """(..., 2) map points of ``crs`` in the frame's CRS; NaN where they have no place there."""
+def reproject_points(frame: str, crs: str, points: np.ndarray) -> np.ndarray:
+    """(..., 2) map points of ``crs`` in the ``frame`` CRS; NaN where they have no place there
+    (GDAL refuses the whole call for one such point: then all of them)."""
     flat = points.reshape(-1, 2)
     try:
         xs, ys = transform_points(CRS.from_user_input(crs), CRS.from_user_input(frame),
@@ -90,7 +91,7 @@ def ground_frame(manifest: TileManifest) -> GroundFrame:
     reprojected, unplaced = [], []
     for scene in manifest.scenes:
         if scene.crs and scene.crs != frame:
-            placed = np.isfinite(_reproject(frame, scene.crs, _grid(scene))).all()
+            placed = np.isfinite(reproject_points(frame, scene.crs, _grid(scene))).all()
             (reprojected if placed else unplaced).append(scene.name)
     return GroundFrame(frame, tuple(reprojected), tuple(unplaced))
 
@@ -103,13 +104,13 @@ def _native_and_own(manifest: TileManifest, frame: GroundFrame) -> tuple[set[str
     return native, own
 
 
-def _in_scene_size(tile: TileRecord, patch: int, scene: SceneInfo) -> tuple[int, int]:
+def in_scene_size(tile: TileRecord, patch: int, scene: SceneInfo) -> tuple[int, int]:
     """The tile's width and height inside its scene: not the padding past the edge."""
     col, row = tile.window[:2]
     return min(patch, scene.width - col), min(patch, scene.height - row)
 
 
-def _outlines(tiles: list[TileRecord], sizes: list[tuple[int, int]]) -> np.ndarray:
+def tile_outlines(tiles: list[TileRecord], sizes: list[tuple[int, int]]) -> np.ndarray:
     """(tiles, points, 2) map points around each tile's in-scene part, in its scene's CRS."""
     u = np.linspace(0.0, 1.0, EDGE_POINTS)[:-1]
     ring = np.concatenate([np.stack([u, 0 * u], 1), np.stack([1 + 0 * u, u], 1),
@@ -129,19 +130,19 @@ def tile_footprints(manifest: TileManifest, frame: GroundFrame) -> dict[str, Foo
     for tile in manifest.tiles:
         scene = scenes[tile.scene]
         if tile.scene in native:
-            w, h = _in_scene_size(tile, manifest.patch_size, scene)
+            w, h = in_scene_size(tile, manifest.patch_size, scene)
             a, _, c, _, e, f = tile.transform
             xs, ys = sorted((c, c + a * w)), sorted((f, f + e * h))
             out[tile.id] = Footprint(WORLD, xs[0], ys[0], xs[1], ys[1])
         elif tile.scene in own:
-            w, h = _in_scene_size(tile, manifest.patch_size, scene)
+            w, h = in_scene_size(tile, manifest.patch_size, scene)
             col, row = tile.window[:2]
             out[tile.id] = Footprint(tile.scene, col, row, col + w, row + h)
         else:
             foreign[scene.crs].append(tile)
     for crs, tiles in foreign.items():
-        sizes = [_in_scene_size(t, manifest.patch_size, scenes[t.scene]) for t in tiles]
-        rings = _reproject(frame.crs, crs, _outlines(tiles, sizes))
+        sizes = [in_scene_size(t, manifest.patch_size, scenes[t.scene]) for t in tiles]
+        rings = reproject_points(frame.crs, crs, tile_outlines(tiles, sizes))
         for tile, (w, h), ring in zip(tiles, sizes, rings, strict=True):
             if not np.isfinite(ring).all():  # a tile past where the frame's CRS is defined
                 col, row = tile.window[:2]
@@ -192,7 +193,7 @@ def tile_centres(manifest: TileManifest, frame: GroundFrame) -> dict[str, tuple[
         centres = np.asarray([(t.transform[2] + (t.transform[0] + t.transform[1]) * half,
                                t.transform[5] + (t.transform[3] + t.transform[4]) * half)
                               for t in tiles])
-        for t, (x, y) in zip(tiles, _reproject(frame.crs, crs, centres), strict=True):
+        for t, (x, y) in zip(tiles, reproject_points(frame.crs, crs, centres), strict=True):
             out[t.id] = ((WORLD, float(x), float(y)) if math.isfinite(x) and math.isfinite(y)
                          else (t.scene, t.window[0] + half, t.window[1] + half))
     return out

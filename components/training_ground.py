@@ -10,8 +10,10 @@ holds, per CRS, each seen tile's footprint (min x, min y, max x, max y in that C
 to its scene: padding past a scene's edge holds no ground); for tiles of scenes without a
 CRS, which have no place on the ground, the digest of their pixels and labels
 (components/same_ground.py ``content_digest``): only an identical tile, tiled the same way,
-is found. Scored tiles in another CRS are compared by the bounding box of their corners
-reprojected into the record's CRS (a slight overestimate near the edges).
+is found. Scored tiles in another CRS are compared by the bounding box of their outlines
+reprojected into the record's CRS (components/split_ground.py, the split's own footprints: a
+slight overestimate near the edges); tiles that CRS has no place for (outside where it is
+defined, as for a scene tagged with the wrong CRS) are not on its ground.
 
 The share is of the scored tiles' pixels inside their scenes: how much of the tile-level
 figure, and about how much of the scene-level one, is on seen ground. Comparing is bounded:
@@ -24,11 +26,11 @@ import warnings
 
 import numpy as np
 from pydantic import BaseModel, Field
-from rasterio.transform import Affine
 
 from components.artifacts import SceneInfo, SplitName, TileManifest, TileRecord
 from components.dataset_paths import PreparedDataset, read_tile
 from components.same_ground import content_digest
+from components.split_ground import in_scene_size, reproject_points, tile_outlines
 
 #: The artifact's name on the registering run.
 ARTIFACT = "training_ground.json"
@@ -87,25 +89,28 @@ class SeenGroundWarning(UserWarning):
     """Part of the scored ground is ground the model was trained or selected on."""
 
 
-def _corners(transform: tuple[float, ...], width: float, height: float) -> np.ndarray:
-    t = Affine(*transform[:6])
-    xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (width, 0), (0, height),
-                                           (width, height))), strict=True)
-    return np.array([min(xs), min(ys), max(xs), max(ys)])
-
-
-def _tile_bounds(scene: SceneInfo, tile: TileRecord) -> np.ndarray:
-    box = _corners(tile.transform, tile.window[2], tile.window[3])
-    inside = _corners(scene.transform, scene.width, scene.height)
-    return np.concatenate([np.maximum(box[:2], inside[:2]), np.minimum(box[2:], inside[2:])])
-
-
 def _split_tiles(dataset: PreparedDataset, split: SplitName
-                 ) -> list[tuple[SceneInfo, TileRecord]]:
+                 ) -> tuple[list[tuple[SceneInfo, TileRecord]], int]:
+    """``split``'s tiles with their scenes, and the dataset's patch size."""
     manifest: TileManifest = dataset.tile_manifest
     ids = set(dataset.tile_ids(split))
     scenes = {scene.name: scene for scene in manifest.scenes}
-    return [(scenes[tile.scene], tile) for tile in manifest.tiles if tile.id in ids]
+    return ([(scenes[tile.scene], tile) for tile in manifest.tiles if tile.id in ids],
+            manifest.patch_size)
+
+
+def _outlines(tiles: list[tuple[SceneInfo, TileRecord]], patch: int) -> np.ndarray:
+    """(tiles, points, 2) map points around each tile's part inside its scene."""
+    return tile_outlines([tile for _, tile in tiles],
+                         [in_scene_size(tile, patch, scene) for scene, tile in tiles])
+
+
+def _boxes(outlines: np.ndarray) -> np.ndarray:
+    """(tiles, 4) min x, min y, max x, max y of each outline; NaN for one with no place (the
+    comparisons in _candidates are False for it: not on seen ground)."""
+    boxes = np.concatenate([outlines.min(axis=1), outlines.max(axis=1)], axis=1)
+    boxes[~np.isfinite(boxes).all(axis=1)] = np.nan
+    return boxes
 
 
 def _digest(dataset: PreparedDataset, tile_id: str) -> str:
@@ -117,11 +122,13 @@ def training_ground(dataset: PreparedDataset, name: str) -> TrainingGround:
     by_crs: dict[tuple[str, SplitName], list] = {}
     digests: dict[SplitName, list[str]] = {}
     for split in SEEN_SPLITS:
-        for scene, tile in _split_tiles(dataset, split):
-            if scene.crs:
-                by_crs.setdefault((scene.crs, split), []).append(
-                    tuple(float(v) for v in _tile_bounds(scene, tile)))
-            else:
+        tiles, patch = _split_tiles(dataset, split)
+        placed = [(scene, tile) for scene, tile in tiles if scene.crs]
+        for (scene, _), box in zip(placed, _boxes(_outlines(placed, patch)) if placed else (),
+                                   strict=True):
+            by_crs.setdefault((scene.crs, split), []).append(tuple(float(v) for v in box))
+        for scene, tile in tiles:
+            if not scene.crs:
                 digests.setdefault(split, []).append(_digest(dataset, tile.id))
     return TrainingGround(dataset=name, dataset_digest=dataset.digest(),
                           footprints=[SeenFootprints(crs=crs, split=split, bounds=bounds)
@@ -149,17 +156,6 @@ def load_training_ground(run_id: str | None) -> TrainingGround | None:
     except (MlflowException, OSError):
         return None
     return TrainingGround.model_validate(found)
-
-
-def _reprojected(bounds: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """(N, 4) boxes in ``src`` -> the boxes around their corners in ``dst``."""
-    from rasterio.warp import transform
-
-    xs = bounds[:, [0, 2, 0, 2]].ravel()
-    ys = bounds[:, [1, 1, 3, 3]].ravel()
-    tx, ty = transform(src, dst, xs, ys)
-    tx, ty = np.asarray(tx).reshape(-1, 4), np.asarray(ty).reshape(-1, 4)
-    return np.stack([tx.min(1), ty.min(1), tx.max(1), ty.max(1)], 1)
 
 
 def _candidates(scored: np.ndarray, seen: np.ndarray) -> list[np.ndarray]:
@@ -212,16 +208,17 @@ def _pixels(scene: SceneInfo, tile: TileRecord) -> float:
 def seen_ground(ground: TrainingGround, dataset: PreparedDataset,
                 split: SplitName) -> SeenGround:
     """How much of ``split``'s tiles of ``dataset`` lie on ``ground``."""
-    tiles = _split_tiles(dataset, split)
+    tiles, patch = _split_tiles(dataset, split)
     weights = np.array([_pixels(scene, tile) for scene, tile in tiles])
     covered = np.zeros(len(tiles))
     on_train = np.zeros(len(tiles), bool)
     seen = _by_crs(ground)
     for crs in {scene.crs for scene, _ in tiles if scene.crs}:
         index = np.array([i for i, (scene, _) in enumerate(tiles) if scene.crs == crs])
-        boxes = np.stack([_tile_bounds(*tiles[i]) for i in index])
+        outlines = _outlines([tiles[i] for i in index], patch)
         for there, (rects, train) in seen.items():
-            local = boxes if there == crs else _reprojected(boxes, crs, there)
+            local = _boxes(outlines if there == crs
+                           else reproject_points(there, crs, outlines))
             for k, hits in enumerate(_candidates(local, rects)):
                 if len(hits):
                     i = index[k]

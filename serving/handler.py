@@ -100,7 +100,8 @@ class RequestHandler:
 
     def _grid(self, height: int, width: int, request: RequestParams, what: str,
               dataset=None) -> ModelGrid:
-        """The input's model grid; refused when it would shrink to nothing there."""
+        """The input's model grid; refused when it spans under half a pixel a side there
+        (resolution.py shrink_problem)."""
         grid = ModelGrid(height, width, self.predictor.resample_factor(
             dataset, request.resample, request.pixel_size))
         if problem := shrink_problem(self.config, grid, dataset, request.pixel_size, what):

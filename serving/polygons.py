@@ -1,20 +1,17 @@
 """Class polygons of a mask GeoTIFF as GeoJSON, block by block (memory stays bounded for
 masks of any size): which classes, a minimum area, simplification and the output CRS.
 
-Polygons are cut at the BLOCK grid. A minimum area applies to whole regions, not to the
-pieces the grid cuts: each block is polygonized with a margin around it of as many pixels as
-the area holds (at most MAX_MARGIN), so a region smaller than the area lies whole inside the
-margin wherever it touches the block, and is left out; a larger one is kept, and clipped to
-the block. With simplification the area is measured on the simplified outline too (holes
-subtracted, as on the pixel outline): a region that simplifying takes under the minimum is
-left out, so no whole region comes out smaller than asked. Areas and tolerances are in the
-mask CRS's units (m² and m for UTM), in pixels for a mask without georeferencing.
+Polygons are cut at the BLOCK grid; a minimum area applies to whole regions, not to the
+pieces the grid cuts (serving/polygon_area.py). With simplification the area is measured on
+the simplified outline too (holes subtracted, as on the pixel outline): a region that
+simplifying takes under the minimum is left out, so no whole region comes out smaller than
+asked. Areas and tolerances are in the mask CRS's units (m² and m for UTM), in pixels for a
+mask without georeferencing.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +25,13 @@ import rasterio.warp
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
+from serving.polygon_area import BlockCut, block_margin, least_area, pixel_area
 from serving.quiet import plain_images_quiet
 
 #: Class names polygonized only when asked for by name (the ingest step names the ground no
 #: label covers "background").
 BACKGROUND_NAMES = frozenset({"background", "_background_"})
 BLOCK = 2048
-#: Widest margin (pixels) a block is read with for the minimum area; regions of more pixels
-#: that reach beyond it are kept whatever their area.
-MAX_MARGIN = 1024
 WGS84 = "EPSG:4326"
 
 
@@ -110,7 +105,7 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
         src = rasterio.open(mask_path)
     with src, atomic_path(out_path) as tmp, open(tmp, "w") as out:
         check_options(options, class_names, src.crs)
-        least_area = _least_area(src, options.min_area)
+        least = least_area(src, options.min_area)
         target = options.crs and rasterio.crs.CRS.from_user_input(options.crs)
         header = {"type": "FeatureCollection"}
         crs = _crs_member(target or src.crs)
@@ -119,7 +114,7 @@ def write_polygons(mask_path: Path, out_path: Path, class_names: list[str],
         out.write(json.dumps(header)[:-1] + ', "features": [\n')
         written = 0
         for polygons in _chunks(_polygons(src, wanted, ignore_index, options, block),
-                                options.simplify, least_area, src.crs, target):
+                                options.simplify, least, src.crs, target):
             for geometry, class_id in polygons:
                 feature = {"type": "Feature", "geometry": geometry,
                            "properties": {"class_id": class_id,
@@ -158,7 +153,7 @@ def _to_crs(polygons: list[tuple[dict, int]], src_crs, target) -> list[tuple[dic
 CHUNK = 4096
 
 
-def _chunks(polygons: Iterator[tuple], tolerance: float, least_area: float, src_crs,
+def _chunks(polygons: Iterator[tuple], tolerance: float, least: float, src_crs,
             target) -> Iterator[list[tuple[dict, int]] | Iterator[tuple[dict, int]]]:
     """The kept polygons as GeoJSON, simplified and in ``target``, CHUNK at a time; as they
     come when there is neither to do."""
@@ -169,15 +164,15 @@ def _chunks(polygons: Iterator[tuple], tolerance: float, least_area: float, src_
     for item in polygons:
         chunk.append(item)
         if len(chunk) == CHUNK:
-            yield _finished(chunk, tolerance, least_area, src_crs, target)
+            yield _finished(chunk, tolerance, least, src_crs, target)
             chunk = []
     if chunk:
-        yield _finished(chunk, tolerance, least_area, src_crs, target)
+        yield _finished(chunk, tolerance, least, src_crs, target)
 
 
-def _finished(parts: list, tolerance: float, least_area: float, src_crs,
+def _finished(parts: list, tolerance: float, least: float, src_crs,
               target) -> list[tuple[dict, int]]:
-    polygons = _simplified(parts, tolerance, least_area) if tolerance > 0 else \
+    polygons = _simplified(parts, tolerance, least) if tolerance > 0 else \
         [_geojson(part, class_id) for part, class_id in parts]
     return _to_crs(polygons, src_crs, target) if target else polygons
 
@@ -192,10 +187,9 @@ def _polygons(src, wanted: list[int], ignore_index: int, options: PolygonOptions
               block: int) -> Iterator[tuple[object, int]]:
     """(GeoJSON geometry, or a shapely polygon where cut at a block, and class id) of the
     kept polygons, block by block."""
-    pixel_area = _pixel_area(src)
-    least_area = _least_area(src, options.min_area)
-    min_pixels = options.min_area / pixel_area
-    margin = min(MAX_MARGIN, math.ceil(min_pixels)) if min_pixels > 0 else 0
+    area = pixel_area(src)
+    least = least_area(src, options.min_area)
+    margin = block_margin(src, options.min_area)
     shaped = margin > 0
     selected = np.zeros(256, bool)
     selected[wanted] = True
@@ -213,17 +207,17 @@ def _polygons(src, wanted: list[int], ignore_index: int, options: PolygonOptions
                 for geometry, value in found:
                     yield geometry, int(value)
                 continue
-            cut = _Cut(inner, outer, transform, src)
+            cut = BlockCut(inner, outer, transform, src)
             for geometry, value in found:
-                for part in cut.kept(geometry, least_area, pixel_area, options.simplify):
+                for part in cut.kept(geometry, least, area, options.simplify):
                     yield part, int(value)
 
 
-def _simplified(parts: list, tolerance: float, least_area: float) -> list[tuple[dict, int]]:
+def _simplified(parts: list, tolerance: float, least: float) -> list[tuple[dict, int]]:
     """Polygons (GeoJSON or shapely) as GeoJSON simplified within ``tolerance``, in one
     call, each polygon on its own (so each stays valid). A GeoJSON part is a whole region
-    (``_polygons``): left out when simplified under ``least_area``; the pieces of regions
-    cut at a block were measured whole by ``_Cut.kept``."""
+    (``_polygons``): left out when simplified under ``least`` (an area); the pieces of regions
+    cut at a block were measured whole by ``BlockCut.kept``."""
     import shapely
     from shapely.geometry import mapping, shape
 
@@ -232,95 +226,7 @@ def _simplified(parts: list, tolerance: float, least_area: float) -> list[tuple[
                            for (part, _), is_whole in zip(parts, whole, strict=True)],
                           dtype=object)
     geometries = shapely.simplify(geometries, tolerance, preserve_topology=True)
-    too_small = (shapely.area(geometries) < least_area) & np.array(whole, bool)
+    too_small = (shapely.area(geometries) < least) & np.array(whole, bool)
     return [(mapping(g), class_id)
             for g, (_, class_id), dropped in zip(geometries, parts, too_small, strict=True)
             if not (g.is_empty or dropped)]
-
-
-def _pixel_area(src) -> float:
-    return abs(src.transform.determinant) or 1.0
-
-
-def _least_area(src, min_area: float) -> float:
-    """The smallest area a region keeps: regions are whole pixels, so an area equal to
-    ``min_area`` but for rounding passes."""
-    return min_area - 1e-6 * _pixel_area(src) if min_area > 0 else 0.0
-
-
-def _area_bounds(rings: list) -> tuple[float, tuple[float, float, float, float]]:
-    """Area and (min x, min y, max x, max y) of a GeoJSON polygon's closed rings, in plain
-    Python: most regions have a few vertices, and building a shapely polygon for each of
-    several hundred thousand took longer than polygonizing them."""
-    area = 0.0
-    ox, oy = rings[0][0]  # products of map coordinates (1e12 in UTM) would lose the area
-    for index, ring in enumerate(rings):
-        shifted = [(x - ox, y - oy) for x, y in ring]
-        twice = sum(x0 * y1 - x1 * y0
-                    for (x0, y0), (x1, y1) in zip(shifted, shifted[1:], strict=False))
-        area += abs(twice) / 2 if index == 0 else -abs(twice) / 2
-    xs = [x for x, _ in rings[0]]
-    ys = [y for _, y in rings[0]]
-    return area, (min(xs), min(ys), max(xs), max(ys))
-
-
-class _Cut:
-    """One block (``inner``) polygonized with its margin (``outer``): which regions pass the
-    minimum area, and their parts inside the block."""
-
-    def __init__(self, inner: Window, outer: Window, transform, src):
-        from shapely.geometry import box
-
-        def corners(window: Window, origin: Window) -> tuple[float, float, float, float]:
-            rows = window.row_off - origin.row_off, window.row_off - origin.row_off + window.height
-            cols = window.col_off - origin.col_off, window.col_off - origin.col_off + window.width
-            points = [transform * (c, r) for c in cols for r in rows]
-            xs, ys = [x for x, _ in points], [y for _, y in points]
-            return min(xs), min(ys), max(xs), max(ys)
-
-        self.inner = corners(inner, outer)
-        self.area = box(*self.inner)
-        self.bounds = corners(outer, outer)
-        # sides of ``outer`` inside the mask (a region touching one may go on beyond it):
-        # min x, min y, max x, max y, as bounds are; which of them are the mask's own edge
-        north_up = transform.e < 0
-        top, bottom = outer.row_off > 0, outer.row_off + outer.height < src.height
-        self.open_sides = (outer.col_off > 0, bottom if north_up else top,
-                           outer.col_off + outer.width < src.width, top if north_up else bottom)
-        self.tolerance = 1e-6 * max(abs(transform.a), abs(transform.e), 1e-12)
-
-    def _reaches_edge(self, bounds: tuple[float, ...]) -> bool:
-        return any(is_open and abs(b - edge) <= self.tolerance
-                   for is_open, b, edge in zip(self.open_sides, bounds, self.bounds,
-                                               strict=True))
-
-    def kept(self, geometry: dict, least_area: float, pixel_area: float,
-             tolerance: float) -> Iterator:
-        """The parts inside the block of one region that passes the minimum area (a region
-        reaching a side of the margin that is inside the mask goes on beyond it, so it is
-        kept): the GeoJSON itself when the region lies in the block (measured again once
-        simplified, by ``_simplified``), else shapely polygons, of a region whose outline
-        simplified within ``tolerance`` passes too."""
-        import shapely
-        from shapely.geometry import shape
-
-        area, bounds = _area_bounds(geometry["coordinates"])
-        if area < least_area and not self._reaches_edge(bounds):
-            return
-        low_x, low_y, high_x, high_y = self.inner
-        tol = self.tolerance
-        if (bounds[2] <= low_x + tol or bounds[0] >= high_x - tol
-                or bounds[3] <= low_y + tol or bounds[1] >= high_y - tol):
-            return  # outside the block, or touching it along an edge only
-        if (bounds[0] >= low_x - tol and bounds[2] <= high_x + tol
-                and bounds[1] >= low_y - tol and bounds[3] <= high_y + tol):
-            yield geometry
-            return
-        region = shape(geometry)
-        if tolerance > 0 and not self._reaches_edge(bounds) and shapely.area(
-                shapely.simplify(region, tolerance, preserve_topology=True)) < least_area:
-            return  # seen whole, and simplifying takes it under the minimum
-        polygon = region.intersection(self.area)
-        for part in getattr(polygon, "geoms", [polygon]):
-            if part.geom_type == "Polygon" and part.area >= 0.5 * pixel_area:
-                yield part  # not the block's edge touched, nor a float sliver of the cut

@@ -95,29 +95,47 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
             f"model was trained at; {fix} to have it resampled")
 
 
+#: The least an input may span along a side on the model's grid, in model pixels. The grid
+#: keeps at least one pixel a side (ModelGrid), so any input is seen, stretched over that
+#: pixel when it spans less. From half a pixel on, the pixel is mostly the input's ground
+#: (rounded half up, it is one pixel: a 1-pixel strip at scale 0.5 is predicted); below
+#: it, the model would see the input at over twice its ground size.
+MIN_MODEL_SIDE = 0.5
+
+
 def shrink_problem(config: ServingConfig, grid: ModelGrid, dataset=None,
                    size: float | None = None, what: str = "the input") -> str | None:
     """Why an input cannot be predicted at the model's resolution: resampled to it, it spans
-    less than one model pixel along a side, so the model would see nothing of it and answer
-    background (the other extreme, too many pixels, is a pixel limit); None when it spans
-    one or more. Names what set the resampling (the input's pixel size, the ``pixel_size``
-    param or the model's scale) and the smallest pixel size an input of its size may have."""
+    less than MIN_MODEL_SIDE model pixels along a side, which the model would see stretched
+    over its one pixel there (the other extreme, too many pixels, is a pixel limit); None
+    when it spans that or more. Names what set the resampling (the input's pixel size, the
+    ``pixel_size`` param or the model's scale) and the smallest pixel size an input of its
+    size may have."""
     side = min(grid.height, grid.width)
-    if side * grid.factor >= 1:
+    if side * grid.factor >= MIN_MODEL_SIDE:
         return None
-    shrinks = (f"{what} ({grid.width}x{grid.height}) shrinks to under 1 pixel a side at the "
-               f"model's resolution")
+    shrinks = (f"{what} ({grid.width}x{grid.height}) shrinks to under half a pixel a side at "
+               f"the model's resolution")
     if config.gsd is None or (pixel_size(dataset) is None and size is None):
         return f"{shrinks} (the model's scale {config.scale:g})"
-    # Rounded up, so that the pixel size the message names is one that is taken.
-    limit = config.gsd / side
-    digits = 3 - math.floor(math.log10(limit))
-    smallest = _metres(math.ceil(limit * 10 ** digits) / 10 ** digits)
+    smallest = _metres(_smallest_pixel(config.gsd, side))
     if pixel_size(dataset) is None:
         return (f"param pixel_size {size:g}: {shrinks} ({_metres(config.gsd)} per pixel); "
                 f"the limit for an input this size is pixel_size >= {smallest}")
     return (f"{shrinks}: its pixels of {_metres(pixel_size(dataset))} against the model's "
             f"{_metres(config.gsd)}; the limit for an input this size is {smallest} per pixel")
+
+
+def _smallest_pixel(gsd: float, side: int) -> float:
+    """The least pixel size, in 4 significant digits, that an input ``side`` pixels across
+    may have: rounded up, and up once more if float error leaves it refused, so that the
+    value the message names is taken."""
+    limit = MIN_MODEL_SIDE * gsd / side
+    scale = 10.0 ** (3 - math.floor(math.log10(limit)))
+    smallest = math.ceil(limit * scale) / scale
+    if side * (smallest / gsd) < MIN_MODEL_SIDE:
+        smallest = (math.ceil(limit * scale) + 1) / scale
+    return smallest
 
 
 def _nearest(length: int, model_length: int) -> np.ndarray:

@@ -78,7 +78,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     if polygons_path is not None and output != "mask":
         raise ValueError("polygons are made from a mask: predict with output='mask'")
     with plain_images_quiet(), local_gdal_env(gdal_cache_mb), \
-            _open_scene(input_path) as src:
+            open_scene(input_path) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                         batch_size=batch_size, factor=grid.factor,
@@ -127,7 +127,7 @@ def check_scene(input_path: Path, config: ServingConfig, *, region: Window | Non
     the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
     sample of its pixels."""
     with plain_images_quiet(), local_gdal_env(), \
-            _open_scene(input_path) as src:
+            open_scene(input_path) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
@@ -152,7 +152,9 @@ def _probe_last_pixel(input_path: Path, src) -> None:
                          f"data?): {exc.__cause__ or exc}") from None
 
 
-def _open_scene(input_path: Path):
+def open_scene(input_path: Path):
+    """``input_path`` opened with rasterio; a SceneError naming the file when it cannot be
+    (not a raster, or a header cut short)."""
     try:
         return rasterio.open(input_path)
     except RasterioIOError as exc:

@@ -84,14 +84,15 @@ def _with_nodata(config, scene: Path, nodata: float | None):
     """``config`` with ``--nodata`` as its nodata (the value that marks no data in a scene
     that declares none), and a warning when the scene declares another of its own (which
     wins, as in training and on the server); and the nodata the scene is read with (None:
-    the model's, unless the scene declares its own)."""
+    the model's, unless the scene declares its own). A SceneError when the scene does not
+    open."""
     if nodata is None:
         return config, None, None
     import math
 
-    import rasterio
+    from serving.scene import open_scene
 
-    with plain_images_quiet(), rasterio.open(scene) as src:
+    with plain_images_quiet(), open_scene(scene) as src:
         declared = src.nodata
     warning = None
     if declared is not None and not (declared == nodata or math.isnan(declared)
@@ -203,8 +204,8 @@ def predict(
     except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
-    config, nodata_warning, scene_value = _with_nodata(config, input, nodata)
     try:
+        config, nodata_warning, scene_value = _with_nodata(config, input, nodata)
         notes = check_scene(input, config, max_pixels=max_pixels)
     except SceneError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None

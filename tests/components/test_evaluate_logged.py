@@ -15,14 +15,8 @@ import rasterio
 from components.artifacts import ClassMap, NormStats, SplitManifest
 from components.dataset_paths import PreparedDataset
 from components.evaluate import evaluate_model
-from components.evaluate_logged import (
-    TAG_DATA,
-    TAG_MODEL,
-    TAG_VERSION,
-    EvaluationInputError,
-    evaluate_logged_model,
-)
-from components.evaluate_options import EvaluateOptions
+from components.evaluate_logged import TAG_DATA, TAG_MODEL, TAG_VERSION, evaluate_logged_model
+from components.evaluate_options import EvaluateOptions, EvaluationInputError
 from components.ingest_options import IngestOptions
 from components.trivial_baseline import FROM_LABELS, FROM_MODEL, QualityWarning, trivial_miou
 from tests.components.conftest import scenes_as_source

@@ -45,6 +45,14 @@ def _shift(source, columns: float) -> None:
             raster.transform = raster.transform @ Affine.translation(columns, 0)
 
 
+def _retag(source, crs: str) -> None:
+    """Tag every scene of ``source`` with ``crs``, its coordinates unchanged (a wrong tag)."""
+    for path in sorted((source / "images").glob("*.tif")) + sorted(
+            (source / "masks").glob("*.tif")):
+        with rasterio.open(path, "r+") as raster:
+            raster.crs = crs
+
+
 def _evaluate(uri, data, out, **options):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -110,6 +118,17 @@ def test_disjoint_ground_and_the_models_own_test_split_are_held_out(
     assert told == [] and (own.seen_ground.scored_tiles, own.seen_ground.seen_tiles) == (3, 0)
     train, told = _evaluate(registered, tiny_dataset.root, tmp_path / "train", split="train")
     assert train.seen_ground.seen_ground_share == 1 and len(told) == 1
+
+
+def test_scored_tiles_the_records_crs_cannot_place_are_held_out(tiny_dataset, registered,
+                                                                tmp_path):
+    """UTM coordinates tagged as degrees (latitude 4e6): EPSG:32633 has no place for them,
+    so they are not on the model's ground, and the evaluation scores them."""
+    source = scenes_as_source(tiny_dataset, tmp_path / "source")
+    _retag(source, "EPSG:4326")
+    result, told = _evaluate(registered, source, tmp_path / "eval")
+    assert told == [] and result.seen_ground.scored_tiles == 12
+    assert (result.seen_ground.seen_tiles, result.seen_ground.seen_ground_share) == (0, 0)
 
 
 def test_tiles_without_a_crs_are_found_by_their_content(tiny_dataset, tmp_path):

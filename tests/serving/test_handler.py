@@ -67,8 +67,8 @@ def test_resampling_counts_against_the_limit():
 
 @pytest.mark.parametrize("route", ["image", "npy", "tensor"])
 def test_an_input_that_shrinks_to_nothing_is_refused_like_one_too_big(route, tmp_path):
-    """A model trained at 2 m would see a 64x48 image of 1 mm pixels as under one pixel, and
-    answer background: refused, naming what set the resampling and the limit, before any
+    """A model trained at 2 m would see a 64x48 image of 1 mm pixels stretched ~20 times
+    over its one pixel: refused, naming what set the resampling and the limit, before any
     prediction (the other extreme is the pixel limit)."""
     model = CountingModel()
     handler = RequestHandler(ScenePredictor(model, make_config(gsd=2.0)))
@@ -77,24 +77,52 @@ def test_an_input_that_shrinks_to_nothing_is_refused_like_one_too_big(route, tmp
     if route == "image":
         path = write_geotiff(tmp_path / "mm.tif", image, pixel=0.001)
         request = pd.DataFrame({"image": [base64.b64encode(path.read_bytes()).decode()]})
-        message = (r"image 1 of 1 \(64x48\) shrinks to under 1 pixel a side at the model's "
-                   r"resolution: its pixels of 0.001 m against the model's 2 m; the limit for "
-                   r"an input this size is 0.04167 m per pixel")
+        message = (r"image 1 of 1 \(64x48\) shrinks to under half a pixel a side at the "
+                   r"model's resolution: its pixels of 0.001 m against the model's 2 m; the "
+                   r"limit for an input this size is 0.02084 m per pixel")
         tiny = None
     elif route == "npy":
         request = pd.DataFrame({"npy": [npy_b64(image)]})
-        message = (r"^param pixel_size 0.001: npy array 1 of 1 \(64x48\) shrinks to under 1 "
-                   r"pixel a side at the model's resolution \(2 m per pixel\); the limit for an "
-                   r"input this size is pixel_size >= 0.04167 m$")
+        message = (r"^param pixel_size 0.001: npy array 1 of 1 \(64x48\) shrinks to under half "
+                   r"a pixel a side at the model's resolution \(2 m per pixel\); the limit for "
+                   r"an input this size is pixel_size >= 0.02084 m$")
     else:
         request = image[None]
         message = r"^param pixel_size 0.001: tensor image 1 of 1 \(64x48\) shrinks"
     with pytest.raises(RequestError, match=message):
         handler(request, tiny)
     assert model.calls == 0
+    with pytest.raises(RequestError, match="shrinks to under half a pixel"):
+        handler(pd.DataFrame({"npy": [npy_b64(image)]}), {"pixel_size": 0.0208})
     # The smallest pixel size the message names is taken.
-    handler(pd.DataFrame({"npy": [npy_b64(image)]}), {"pixel_size": 2.0 / 48})
+    handler(pd.DataFrame({"npy": [npy_b64(image)]}), {"pixel_size": 0.02084})
     assert model.calls > 0
+
+
+@pytest.mark.parametrize("route", ["image", "npy", "tensor"])
+def test_a_strip_one_pixel_wide_is_predicted_at_scale_one_half(route, tmp_path):
+    """Half a model pixel across, the strip is that pixel's ground: the model sees it
+    averaged into one row and answers every pixel of it."""
+    model = CountingModel()
+    handler = RequestHandler(ScenePredictor(model, make_config(scale=0.5)))
+    strip = np.random.default_rng(1).integers(1, 1000, (1, 64, BANDS)).astype("uint16")
+    if route == "image":
+        path = write_geotiff(tmp_path / "strip.tif", strip)
+        request = pd.DataFrame({"image": [base64.b64encode(path.read_bytes()).decode()]})
+    elif route == "npy":
+        request = pd.DataFrame({"npy": [npy_b64(strip)]})
+    else:
+        request = strip[None]
+    answer = handler(request, None)
+    if route == "tensor":
+        mask = answer[0]
+    elif route == "npy":
+        mask = from_npy(answer["mask"][0])
+    else:
+        with MemoryFile(base64.b64decode(answer["mask"][0])) as mem, mem.open() as geotiff:
+            mask = geotiff.read(1)
+    assert model.calls > 0 and mask.shape == (1, 64)
+    assert (mask < 3).all()  # a class for every pixel, none ignored
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -1,5 +1,6 @@
-"""Class polygons of a mask: which classes, a minimum area over whole regions (not the pieces
-the block grid cuts), simplification, and RFC 7946 WGS84 output."""
+"""Class polygons of a mask: which classes, simplification (and a minimum area measured
+after it), and RFC 7946 WGS84 output; the minimum area over whole regions across the block
+grid is test_polygon_area.py's."""
 
 from __future__ import annotations
 
@@ -28,8 +29,7 @@ def write_mask(path, mask: np.ndarray, crs: str | None = "EPSG:32644"):
     return path
 
 
-@pytest.fixture
-def mask_path(tmp_path):
+def write_seam_mask(path):
     """64 x 64 on a 32-px block grid: a big tea field across the grid (4 px of it left of
     the seam), a 3 x 3 tea plot, a 2 x 4 road stub across the seam, an ignored corner."""
     mask = np.zeros((64, 64), np.uint8)
@@ -37,7 +37,12 @@ def mask_path(tmp_path):
     mask[40:43, 5:8] = 1  # 9 px
     mask[50:52, 30:34] = 2  # 8 px, half on each side of the seam
     mask[60:, 60:] = 255
-    return write_mask(tmp_path / "mask.tif", mask)
+    return write_mask(path, mask)
+
+
+@pytest.fixture
+def mask_path(tmp_path):
+    return write_seam_mask(tmp_path / "mask.tif")
 
 
 def features(path) -> list[dict]:
@@ -59,22 +64,6 @@ def test_background_is_left_out_unless_asked_for(mask_path, tmp_path):
     with pytest.raises(PolygonError, match=r"polygon classes Tea are not the model's \(its "
                                            r"classes: background, tea, road\)"):
         write_polygons(mask_path, out, NAMES, 255, PolygonOptions(classes=("Tea",)), BLOCK)
-
-
-def test_min_area_drops_small_regions_whole_never_pieces_of_big_ones(mask_path, tmp_path):
-    out = tmp_path / "p.geojson"
-    write_polygons(mask_path, out, NAMES, 255, PolygonOptions(min_area=50 * PIXEL**2),
-                   block=BLOCK)
-    kept = features(out)
-    # the field's 40-px piece left of the seam stays: its region has 320 px
-    assert sorted(pixels_of(f) for f in kept) == [40, 280]
-    assert {f["properties"]["class_name"] for f in kept} == {"tea"}
-    write_polygons(mask_path, out, NAMES, 255, PolygonOptions(min_area=9 * PIXEL**2),
-                   block=BLOCK)
-    assert sorted(pixels_of(f) for f in features(out)) == [9, 40, 280]  # 9 px is enough
-    write_polygons(mask_path, out, NAMES, 255, PolygonOptions(min_area=8 * PIXEL**2),
-                   block=BLOCK)
-    assert sorted(pixels_of(f) for f in features(out)) == [4, 4, 9, 40, 280]
 
 
 def test_simplify_keeps_valid_polygons_with_fewer_vertices(tmp_path):
@@ -177,17 +166,3 @@ def test_cli_polygon_options(logged_model, tmp_path):
         assert refused.exit_code == 2, refused.output
         assert refused.output.strip() == message
         assert not (tmp_path / "n.tif").exists()
-
-
-def test_beyond_the_widest_margin_small_regions_may_stay_big_ones_always_do(tmp_path):
-    """min area 1500 px reads 1024 px around a 2048-px block: a 1-px-high line of 1200 px
-    that runs past that margin cannot be measured whole from the first block, so its piece
-    there is kept (never drop what may be big); the second block sees it whole and drops
-    its piece, and a 50-px speck is dropped."""
-    mask = np.zeros((8, 3300), np.uint8)
-    mask[2, 1900:3100] = 1  # 1200 px, through the grid line at 2048 and past 3072
-    mask[5, 100:150] = 1  # 50 px
-    path = write_mask(tmp_path / "line.tif", mask)
-    out = tmp_path / "p.geojson"
-    write_polygons(path, out, NAMES, 255, PolygonOptions(min_area=1500 * PIXEL**2))
-    assert [pixels_of(f) for f in features(out)] == [148]

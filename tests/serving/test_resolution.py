@@ -8,7 +8,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from serving.predict import ScenePredictor
-from serving.resolution import ModelGrid, resample_factor
+from serving.resolution import ModelGrid, resample_factor, shrink_problem
 from serving.scene import SceneError, predict_scene
 from serving.windows import Block
 from tests.serving.conftest import BANDS, make_config
@@ -130,6 +130,35 @@ def test_scene_too_large_at_the_model_resolution_is_refused(tmp_path):
     with pytest.raises(SceneError, match=r"scene.tif: too many pixels: 128x96 \(512x384 at"):
         predict_scene(predictor, scene, tmp_path / "m.tif", max_pixels=100_000)
     assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.parametrize(("height", "width", "scale", "refused"), [
+    (1, 64, 0.5, False),  # a 1-pixel strip: one model row, the strip averaged into it
+    (3, 64, 0.3, False),  # 0.9 of a pixel: rounds to one
+    (1, 64, 0.49, True),  # under half a pixel: the model would see it over twice its size
+    (48, 64, 0.0005, True),  # 1 mm pixels for a model trained at 2 m
+])
+def test_an_input_is_refused_only_under_half_a_model_pixel_a_side(height, width, scale,
+                                                                 refused):
+    grid = ModelGrid(height, width, scale)
+    problem = shrink_problem(make_config(scale=scale), grid)
+    assert grid.rows == 1  # the grid keeps one pixel: what decides is how much ground it holds
+    assert (problem == f"the input ({width}x{height}) shrinks to under half a pixel a side at "
+                       f"the model's resolution (the model's scale {scale:g})"
+            if refused else problem is None)
+
+
+@pytest.mark.parametrize("side", [1, 3, 48, 96, 1000, 4097])
+@pytest.mark.parametrize("gsd", [0.3, 1.0, 2.0, 10.0])
+def test_the_smallest_pixel_size_a_refusal_names_is_taken(side, gsd):
+    config = make_config(gsd=gsd)
+    refused = shrink_problem(config, ModelGrid(side, side, 1e-9 / gsd), size=1e-9)
+    smallest = float(refused.rsplit(">= ", 1)[1].removesuffix(" m"))
+    assert shrink_problem(config, ModelGrid(side, side, smallest / gsd), size=smallest) is None
+    half_a_pixel = gsd / side / 2  # the input's side spans half a model pixel
+    assert half_a_pixel <= smallest < half_a_pixel * 1.001  # rounded up to 4 digits
+    below = half_a_pixel * (1 - 1e-6)
+    assert shrink_problem(config, ModelGrid(side, side, below / gsd), size=below) is not None
 
 
 @pytest.mark.parametrize(("crs", "pixel", "expected"), [

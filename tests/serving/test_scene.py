@@ -219,13 +219,16 @@ def model_with_broken_network(logged_model, tmp_path_factory):
     return copy
 
 
+@pytest.mark.parametrize("flags", [[], ["--nodata", "7"]], ids=["", "nodata"])
 @pytest.mark.parametrize("case, problem", [
     ("bands", "rgb.tif:wrongbandcount:3bands,themodelexpects4"),
     ("truncated", "half.tif:cannotreadpixels(truncatedorcorruptdata?)"),
+    ("header cut", "head.tif:cannotreadthescene"),
     ("not an image", "notes.tif:cannotreadthescene"),
 ])
 def test_cli_checks_the_scene_before_loading_the_network(model_with_broken_network, tmp_path,
-                                                         case, problem):
+                                                         case, problem, flags):
+    """``--nodata`` reads the scene's own nodata first: through the same checks."""
     if case == "bands":
         scene = tmp_path / "rgb.tif"
         with rasterio.open(scene, "w", driver="GTiff", width=8, height=8, count=BANDS - 1,
@@ -233,11 +236,14 @@ def test_cli_checks_the_scene_before_loading_the_network(model_with_broken_netwo
             dst.write(np.zeros((BANDS - 1, 8, 8), "uint8"))
     elif case == "truncated":
         scene = truncate(write_scene(tmp_path / "half.tif", height=600, width=300))
+    elif case == "header cut":
+        scene = write_scene(tmp_path / "head.tif", height=600, width=300)
+        scene.write_bytes(scene.read_bytes()[:100])  # into the first directory (the header)
     else:
         scene = tmp_path / "notes.tif"
         scene.write_text("meeting notes")
     result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(tmp_path / "m.tif"),
-                                      "--model-uri", str(model_with_broken_network)])
+                                      "--model-uri", str(model_with_broken_network), *flags])
     assert result.exit_code == 2, result.output
     assert problem in "".join(result.output.replace("│", "").split())
     assert "Traceback" not in result.output
@@ -282,16 +288,17 @@ def test_header_claiming_billions_of_pixels_is_refused_before_reading(predictor,
 
 
 def test_a_scene_whose_pixels_shrink_it_to_nothing_is_refused(tmp_path):
-    """`segpipe predict` on a scene of 1 mm pixels with a model trained at 2 m: the model grid
-    would be under one pixel, so no mask, and a message naming the file and the limit."""
+    """`segpipe predict` on a scene of 1 mm pixels with a model trained at 2 m: the scene
+    would span a twentieth of a model pixel, so no mask, and a message naming the file and
+    the limit."""
     from tests.serving.test_blending import pointwise_model
     from tests.serving.test_resolution import write_geotiff
 
     path = write_geotiff(tmp_path / "mm.tif", np.ones((48, 64, BANDS), np.uint16), pixel=0.001)
     predictor = ScenePredictor(pointwise_model, make_config(gsd=2.0))
-    with pytest.raises(SceneError, match=r"mm.tif: the scene \(64x48\) shrinks to under 1 "
-                                         r"pixel a side .* limit for an input this size is "
-                                         r"0.04167 m per pixel"):
+    with pytest.raises(SceneError, match=r"mm.tif: the scene \(64x48\) shrinks to under "
+                                         r"half a pixel a side .* limit for an input this "
+                                         r"size is 0.02084 m per pixel"):
         predict_scene(predictor, path, tmp_path / "never.tif")
     assert not (tmp_path / "never.tif").exists()
 

@@ -67,13 +67,14 @@ def test_pixel_size_is_checked(server):
 
 def test_a_pixel_size_that_shrinks_the_input_to_nothing_is_a_400(server):
     """The other extreme of resampling: a 1 mm pixel_size for a model trained at 1 m shrinks a
-    64x48 array to under a pixel; refused as too many pixels is, not answered background."""
+    64x48 array to a twentieth of a pixel; refused as too many pixels is, not predicted
+    stretched over one."""
     response = invoke(server, {**npy_frame(pixels(48, 64)), "params": {"pixel_size": 0.001}})
     assert response.status_code == 400, response.text
     assert response.json()["message"] == (
-        f"param pixel_size 0.001: npy array 1 of 1 (64x48) shrinks to under 1 pixel a side at "
-        f"the model's resolution ({LOGGED_GSD:g} m per pixel); the limit for an input this "
-        f"size is pixel_size >= 0.02084 m")
+        f"param pixel_size 0.001: npy array 1 of 1 (64x48) shrinks to under half a pixel a "
+        f"side at the model's resolution ({LOGGED_GSD:g} m per pixel); the limit for an input "
+        f"this size is pixel_size >= 0.01042 m")
 
 
 def test_answers_warn_about_an_8_bit_input_and_an_image_without_metres(server):
