@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from components.raster import DataError, SettingError
+from serving.decode import HEAD_BYTES, is_ogr_vrt_xml
 
 VECTOR_SUFFIXES = {".geojson", ".gpkg", ".shp"}
 
@@ -70,6 +71,20 @@ def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | No
                     f"(ogr2ogr -a_srs {code} fixed{path.suffix} {path.name}{if_scenes})")
 
 
+def _refuse_ogr_vrt(path: Path) -> None:
+    """OGR opens a file by its bytes, whatever its name: an OGR VRT saved as .geojson would
+    read any file of the machine as labels (the raster VRT check of vrt_sources.py does not
+    apply to it), so labels are never read through one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return  # pyogrio names the problem next
+    if is_ogr_vrt_xml(head):
+        raise DataError(f"{path}: an OGR VRT (it names other files to read) is not read as "
+                        f"labels; convert it to a GeoPackage or GeoJSON with ogr2ogr")
+
+
 def read_layer_info(path: Path, layer: str | None, attribute: str, max_features: int,
                     scenes_crs: str | None = None) -> LayerInfo:
     """The labels' layer of one vector file, checked from its header alone (no feature is
@@ -78,6 +93,7 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
     claims. ``scenes_crs`` only makes messages more helpful."""
     import pyogrio
 
+    _refuse_ogr_vrt(path)
     try:
         layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
     except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError types

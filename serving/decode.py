@@ -47,6 +47,12 @@ def is_vrt_xml(head: bytes) -> bool:
     return b"<VRTDataset" in head[:HEAD_BYTES]
 
 
+def is_ogr_vrt_xml(head: bytes) -> bool:
+    """Whether OGR takes a file starting with ``head`` for its vector VRT, whatever its name:
+    XML naming other data sources (any file, any driver) to read as layers."""
+    return b"<OGRVRTDataSource" in head[:HEAD_BYTES]
+
+
 def undecodable(head: bytes, what: str, size: int) -> str:
     """The message for bytes that are not an image the server takes (``head``: the first
     ``HEAD_BYTES``)."""
@@ -254,5 +260,5 @@ def decode_npy(raw: bytes, what: str, config: ServingConfig,
 
 __all__ = ["HEAD_BYTES", "OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams",
            "check_bands", "check_params", "check_tensor", "decode_base64", "decode_npy",
-           "excerpt", "is_vrt_xml", "open_image", "param_defaults", "undecodable",
+           "excerpt", "is_ogr_vrt_xml", "is_vrt_xml", "open_image", "param_defaults", "undecodable",
            "UPLOAD_DRIVERS"]

@@ -146,6 +146,21 @@ def test_per_scene_geojson_sidecar_and_a_plain_image_is_refused(tmp_path):
         ingest_source(plain, tmp_path / "out2")
 
 
+def test_an_ogr_vrt_saved_as_geojson_is_refused_not_read(tmp_path):
+    """OGR opens a file by its bytes: XML naming a layer elsewhere on the machine, saved as
+    a_mask.geojson, would read that file as the labels."""
+    outside = tmp_path / "outside.geojson"
+    _write_layer(outside, _in_wgs84(FEATURES_UTM[1:2]))
+    src = tmp_path / "src"
+    write_array(src / "a_image.tif", make_image(64), UTM, from_origin(*ORIGINS[0], 2.0, 2.0))
+    (src / "a_mask.geojson").write_text(
+        '<?xml version="1.0"?>\n<OGRVRTDataSource><OGRVRTLayer name="outside">'
+        f"<SrcDataSource>{outside}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>\n")
+    with pytest.raises(DataError, match=r"a_mask.geojson: an OGR VRT .* is not read as labels"):
+        ingest_source(src, tmp_path / "out")
+    assert not (tmp_path / "out" / "scenes").exists()
+
+
 def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
     """A GeoPackage that also holds the study area ('aoi', drawn first): its first layer is
     not the labels, so reading it would label every pixel 'study area' without a word."""
