@@ -15,8 +15,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from serving.decode import HEAD_BYTES, is_vrt_xml
-from serving.gdal import local_gdal_env
-from serving.pixels import GDAL_CACHE_MB  # noqa: F401  re-exported for the data-plane steps
+from serving.pixels import GDAL_CACHE_MB
 from serving.pixels import invalid_pixels as _invalid_pixels
 from serving.quiet import plain_images_quiet
 
@@ -65,8 +64,8 @@ def reworded(err: DataError, reword: Callable[[str], str]) -> DataError:
 
 
 def gdal_env() -> rasterio.Env:
-    """The GDAL settings every data-plane step runs under (serving.gdal's)."""
-    return local_gdal_env()
+    """The GDAL settings every data-plane step runs under (the block-cache cap)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def check_png(path: str | Path) -> None:

@@ -16,7 +16,6 @@ from rasterio.windows import Window
 from serving.atomic import atomic_path
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
-from serving.gdal import local_gdal_env
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
@@ -77,7 +76,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     config = predictor.config
     if polygons_path is not None and output != "mask":
         raise ValueError("polygons are made from a mask: predict with output='mask'")
-    with plain_images_quiet(), local_gdal_env(gdal_cache_mb), \
+    with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb), \
             open_scene(input_path) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
@@ -126,7 +125,7 @@ def check_scene(input_path: Path, config: ServingConfig, *, region: Window | Non
     decoded whole for it: those are found when prediction reads them). A SceneError naming
     the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
     sample of its pixels."""
-    with plain_images_quiet(), local_gdal_env(), \
+    with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
             open_scene(input_path) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         _probe_last_pixel(input_path, src)

@@ -416,9 +416,9 @@ def test_real_aws_credentials_still_sign_gdal_s3_reads(tmp_path):
     for variable in ("AWS_NO_SIGN_REQUEST", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         env.pop(variable, None)
     read = ("import pipelines.cli, rasterio\n"
-            "from serving.gdal import local_gdal_env\n"
+            "from components.raster import gdal_env\n"
             "try:\n"
-            "    with local_gdal_env(), rasterio.open('/vsis3/private/scene.tif'):\n"
+            "    with gdal_env(), rasterio.open('/vsis3/private/scene.tif'):\n"
             "        pass\n"
             "except rasterio.errors.RasterioIOError:\n"
             "    pass\n")
