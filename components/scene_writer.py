@@ -12,20 +12,19 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 from rasterio.transform import Affine
-from rasterio.windows import Window
 
 from components.atomic import atomic_path
 from components.discover import ScenePair
+from components.label_place import image_window, place_label
 from components.labelme import labelme_shapes
 from components.labels import LabelSpec, map_colors, map_values
-from components.masks import mask_format, read_mask
+from components.masks import mask_format
 from components.raster import (
     geotiff_profile,
     invalid_pixels,
     read_window,
     strip_windows,
 )
-from components.survey import image_window, label_window
 from components.vectors import VectorLayer
 from serving.quiet import plain_images_quiet
 
@@ -60,6 +59,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             label_src = (None if shapes is not None
                          else stack.enter_context(pair.open_label()))
             fmt = mask_format(label_src, pair.label, color_table) if label_src else None
+            place = place_label(pair, img, label_src) if label_src else None
             # Plain JPEG/PNG scenes are written with the identity transform on purpose.
             stack.enter_context(plain_images_quiet())
             with atomic_path(image_path) as tmp_image, atomic_path(mask_path) as tmp_mask, \
@@ -76,9 +76,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                             dtype="uint8") if shapes else \
                             np.full((int(strip.height), width), fill, np.uint8)
                     else:
-                        label_win = label_window(pair, label_src)
-                        raw = read_mask(label_src, pair.label, fmt, Window(
-                            label_win.col_off, strip.row_off, strip.width, strip.height))
+                        raw = place.read(label_src, pair.label, fmt, strip)
                         mask = (map_values(raw, spec, pair.label) if fmt.kind == "ids"
                                 else map_colors(raw, spec, pair.label, lossy))
                     invalid = invalid_pixels(block, nodata)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rasterio.windows import Window
 
 from components.discover import ScenePair
 from components.discover_rules import LOSSY_SUFFIXES
-from components.masks import IGNORE_CODE, mask_format, read_mask
+from components.label_place import image_window, place_label
+from components.masks import IGNORE_CODE, mask_format
 from components.raster import DataError, check_png, check_size, strip_windows
 from components.wording import counted
 
@@ -52,6 +52,8 @@ class Survey:
     too_small: list[Path] = field(default_factory=list)  # images skipped: MIN_SCENE_EDGE
     # class-id masks: a declared nodata value -> the label files declaring it
     label_nodata: dict = field(default_factory=lambda: defaultdict(list))
+    # raster labels that cover only part of their image: (label, pixels uncovered, pixels)
+    partial: list[tuple[Path, int, int]] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -81,19 +83,6 @@ class Survey:
         return files + (f" and {counted(more, 'more file')}" if more > 0 else "")
 
 
-def image_window(pair: ScenePair, src) -> Window:
-    if pair.kind == "side_by_side":
-        return Window(0, 0, src.width // 2, src.height)
-    return Window(0, 0, src.width, src.height)
-
-
-def label_window(pair: ScenePair, src) -> Window:
-    if pair.kind == "side_by_side":
-        half = src.width // 2
-        return Window(half, 0, half, src.height)
-    return Window(0, 0, src.width, src.height)
-
-
 def check_file(path: Path, src, max_pixels: int) -> None:
     """Cheap checks before any pixel is decoded: the declared size and, for PNG, that the
     file is whole (GDAL reads a truncated PNG as zeros without a word)."""
@@ -119,12 +108,10 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
                 color_table: str) -> None:
     with pair.open_label() as src:
         check_file(pair.label, src, max_pixels)
-        window = label_window(pair, src)
-        if (int(window.width), int(window.height)) != size:
-            raise DataError(f"{pair.label}: mask is {int(window.width)}x{int(window.height)} but "
-                            f"image {pair.image} is {size[0]}x{size[1]}")
-        if pair.kind != "side_by_side":
-            check_label_place(pair, src)
+        with pair.open_image() as image:
+            place = place_label(pair, image, src)
+        if unlabelled := place.unlabelled(*size):
+            survey.partial.append((pair.label, unlabelled, size[0] * size[1]))
         fmt = mask_format(src, pair.label, color_table)
         survey.add_kind(fmt.kind, pair.label)
         if fmt.alpha:
@@ -133,9 +120,8 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
             survey.indexed.append(pair.label)
         survey.lossy |= pair.label.suffix.lower() in LOSSY_SUFFIXES or src.driver == "JPEG"
         counts: Counter = Counter()
-        for strip in strip_windows(int(window.width), int(window.height)):
-            data = read_mask(src, pair.label, fmt, Window(window.col_off, strip.row_off,
-                                                          strip.width, strip.height))
+        for strip in strip_windows(*size):
+            data = place.read(src, pair.label, fmt, strip)
             if fmt.kind == "ids" and np.issubdtype(data.dtype, np.floating):
                 data = data[~np.isnan(data)]
             values, pixels = np.unique(data, return_counts=True)
@@ -147,40 +133,3 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
             nodata = float(src.nodata)
             survey.label_nodata[int(nodata) if nodata.is_integer() else nodata].append(
                 pair.label)
-
-
-def _georeferenced(src) -> bool:
-    return src.crs is not None or not src.transform.is_identity
-
-
-def check_label_place(pair: ScenePair, label) -> None:
-    """A georeferenced raster label lies on its image's ground: the same CRS, and bounds
-    within half a pixel of the image's. Pixels alone would burn a label of another place or
-    projection into the image without a word. A label without georeferencing (a PNG mask
-    beside a GeoTIFF) is matched by its shape alone."""
-    with pair.open_image() as image:
-        if not (_georeferenced(image) and _georeferenced(label)):
-            return
-        if image.crs is not None and label.crs is not None and image.crs != label.crs:
-            raise DataError(f"{pair.label}: CRS {_crs_name(label.crs)} differs from its image "
-                            f"{pair.image}'s {_crs_name(image.crs)}; reproject the label onto "
-                            "the image's grid")
-        if label.transform.is_identity or image.transform.is_identity:
-            return
-        tolerance = (abs(image.transform.a) / 2, abs(image.transform.e) / 2)
-        ours, theirs = image.bounds, label.bounds
-        offsets = [theirs.left - ours.left, theirs.top - ours.top,
-                   theirs.right - ours.right, theirs.bottom - ours.bottom]
-        if any(abs(d) > tolerance[i % 2] for i, d in enumerate(offsets)):
-            units = getattr((image.crs or label.crs), "linear_units", "") or ""
-            units = "" if units in ("", "unknown") else f" {units}"
-            raise DataError(
-                f"{pair.label}: lies elsewhere than its image {pair.image}: its bounds are "
-                f"offset by x {offsets[0]:+g}, y {offsets[1]:+g}{units} (top left) and x "
-                f"{offsets[2]:+g}, y {offsets[3]:+g}{units} (bottom right), more than half a "
-                "pixel; a label must cover its image's ground")
-
-
-def _crs_name(crs) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_string()[:80]

@@ -165,6 +165,16 @@ def warn_collected(survey: Survey, relabel) -> list[str]:
         survey.warn(f"{counted(len(survey.rgba), 'mask has', 'masks have')} an alpha band "
                     f"(e.g. {survey.rgba[0]}): "
                     "alpha is dropped and fully transparent pixels are ignored")
+    if survey.partial:
+        unlabelled, pixels = (sum(p[i] for p in survey.partial) for i in (1, 2))
+        label, most, of = max(survey.partial, key=lambda p: p[1] / p[2])
+        one = len(survey.partial) == 1
+        what = counted(len(survey.partial), "scene's label covers only part of its image",
+                       "scenes' labels cover only part of their image")
+        survey.warn(f"{what}: {unlabelled:,} of {'its' if one else 'their'} {pixels:,} pixels "
+                    f"({unlabelled / pixels:.1%}) have no label and are ignored (never trained "
+                    "on or scored)" + (f": {label}" if one else
+                                       f"; most in {label} ({most / of:.0%} of its image)"))
     messages = [relabel(m) for m in survey.warnings]
     for message in messages:
         warnings.warn(message, IngestWarning, stacklevel=3)

@@ -18,6 +18,8 @@ from components.evaluate import evaluate_model
 from components.evaluate_logged import TAG_DATA, TAG_MODEL, TAG_VERSION, evaluate_logged_model
 from components.evaluate_options import EvaluateOptions, EvaluationInputError
 from components.ingest_options import IngestOptions
+from components.raster import write_array
+from components.survey import IngestWarning
 from components.trivial_baseline import FROM_LABELS, FROM_MODEL, QualityWarning, trivial_miou
 from tests.components.conftest import scenes_as_source
 from tests.logged_models import register_known_model, save_known_model
@@ -136,6 +138,29 @@ def test_a_source_is_tiled_the_models_way_and_scored_whole(tiny_dataset, known, 
             labelled += int((mask.read(1) != 255).sum())
     assert result.split == "test" and result.scene_count == 3
     assert result.pixel_count == labelled  # every labelled pixel of every scene
+
+
+def test_a_source_whose_labels_cover_part_of_their_scenes_is_scored_on_that_part(
+        tiny_dataset, known, tmp_path):
+    """Labels digitised over the left half of each scene: the half they leave uncovered is
+    not scored (as background or anything), and the scoring says so."""
+    _, uri = known
+    source = _source(tiny_dataset, tmp_path / "source")
+    labelled = 0
+    for path in (source / "masks").glob("*.tif"):
+        with rasterio.open(path) as mask:
+            left = mask.read(1)[:, :mask.width // 2]
+            crs, transform = mask.crs, mask.transform
+        write_array(path, left, crs, transform)
+        labelled += int((left != 255).sum())
+    with pytest.warns(IngestWarning, match=r"^3 scenes' labels cover only part of their "
+                      r"image: 6,144 of their 12,288 pixels \(50\.0%\) have no label and are "
+                      r"ignored \(never trained on or scored\); most in \S+scene\d\.tif \(50% "
+                      r"of its image\)$"):
+        result = evaluate_logged_model(uri, str(source), tmp_path / "eval",
+                                       EvaluateOptions(overlay_tiles=0), SOURCE_INGEST)
+    assert result.scene_count == 3
+    assert 0 < result.pixel_count == labelled  # the labelled halves' pixels, no more
 
 
 def test_a_source_is_read_against_the_models_own_training_majority(tiny_dataset, known,
