@@ -81,12 +81,12 @@ def _folder_entries(root: Path) -> Iterator[tuple[str, str]]:
 
 
 def _s3_entries(uri: str) -> Iterator[tuple[str, str]]:
-    from components.sources import _s3_client, _s3_location
+    from components.sources import _s3_location, s3_client
 
     bucket, prefix = _s3_location(uri)
     try:
-        pages = _s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                      Prefix=prefix)
+        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                     Prefix=prefix)
         for page in pages:
             for obj in page.get("Contents", []):
                 if not obj["Key"].endswith("/"):

@@ -1,7 +1,8 @@
 """Where scenes come from: a local folder, a ``.zip``/``.tar`` archive (extracted safely,
 components/extract.py) or an ``s3://bucket/prefix`` (through boto3, so ``AWS_ENDPOINT_URL``
-and the usual credential variables apply). Each source is materialised as a local folder for
-discovery. S3 objects are held to the archives' byte limits before any download."""
+and the usual credential variables apply: ``s3_client``, which `segpipe predict`'s S3
+scenes use too). Each source is materialised as a local folder for discovery. S3 objects
+are held to the archives' byte limits before any download."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from components.extract import (
 )
 from components.raster import DataError
 
-__all__ = ["ExtractLimits", "check_source", "download_s3_prefix", "materialize_source"]
+__all__ = ["ExtractLimits", "check_source", "download_s3_prefix", "materialize_source",
+           "s3_client", "s3_unsigned"]
 
 
 def _s3_location(uri: str) -> tuple[str, str]:
@@ -42,10 +44,25 @@ def _s3_location(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _s3_client():
-    import boto3
+def s3_unsigned() -> bool:
+    """Whether S3 requests go unsigned (a public bucket, no credentials): ``AWS_NO_SIGN_REQUEST``
+    read as GDAL and rasterio read it, so boto3's requests and GDAL's /vsis3/ reads agree."""
+    from rasterio.session import parse_bool
 
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    return parse_bool(os.environ.get("AWS_NO_SIGN_REQUEST", False))
+
+
+def s3_client():
+    """The boto3 S3 client of every S3 read: ``AWS_ENDPOINT_URL`` (MinIO, moto...) and
+    boto3's credential chain as the environment has it now (a session of its own: boto3's
+    default one keeps the credentials it first found), unsigned with ``AWS_NO_SIGN_REQUEST``."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    config = Config(signature_version=UNSIGNED) if s3_unsigned() else None
+    return boto3.session.Session().client(
+        "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
 
 
 def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None) -> int:
@@ -55,7 +72,7 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
     limits = limits or ExtractLimits()
     budget = Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     try:
-        client = _s3_client()  # half-set credentials in the environment fail here
+        client = s3_client()  # half-set credentials in the environment fail here
         objects = [(obj["Key"], int(obj.get("Size", 0)))
                    for page in client.get_paginator("list_objects_v2").paginate(
                        Bucket=bucket, Prefix=prefix)
@@ -131,7 +148,7 @@ def check_source(source: str, limits: ExtractLimits | None = None) -> None:
 def _check_s3(uri: str, limits: ExtractLimits) -> None:
     bucket, prefix = _s3_location(uri)
     try:
-        page = _s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix,
+        page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix,
                                             MaxKeys=S3_CHECK_KEYS)
     except Exception as err:  # botocore raises many unrelated types; name the source
         raise DataError(f"{uri}: cannot list objects ({err})") from err

@@ -71,14 +71,15 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
                             f"{response.status_code}")
 
 
-def scene_nodata(scene: Path, config: ServingConfig) -> float | None:
+def scene_nodata(scene: Path | str, config: ServingConfig,
+                 driver: str | None = None) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the
     scene's pixels of that value are valid. None when the model's own applies."""
     import rasterio
 
     # A plain image: the resolution notes say so.
-    with plain_images_quiet(), rasterio.open(scene) as dataset:
+    with plain_images_quiet(), rasterio.open(scene, driver=driver) as dataset:
         nodata = dataset.nodata
     if nodata is None or nodata == config.nodata or (
             config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):

@@ -51,7 +51,7 @@ class SceneResult:
 MAX_SCENE_PIXELS = 4_000_000_000
 
 
-def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *,
+def predict_scene(predictor: ScenePredictor, input_path: Path | str, out_path: Path, *,
                   tta: bool = False, overlap: float | None = None,
                   batch_size: int | None = None, polygons_path: Path | None = None,
                   progress: Callable[[int, int], None] | None = None,
@@ -60,7 +60,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
                   region: Window | None = None,
                   max_pixels: int = MAX_SCENE_PIXELS,
                   polygon_options: PolygonOptions | None = None,
-                  output: Output = "mask") -> SceneResult:
+                  output: Output = "mask", driver: str | None = None) -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
     model's resolution and on the scene's grid.
 
@@ -68,6 +68,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     ``polygons_path`` also writes class polygons (serving/polygons.py, ``polygon_options``).
     ``output="probabilities"`` writes one float32 band per class instead of the mask (NaN
     where the input was invalid); polygons are made from a mask, so not with it.
+    ``driver`` opens the scene with that GDAL driver alone (open_scene).
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask. Anything
@@ -77,7 +78,7 @@ def predict_scene(predictor: ScenePredictor, input_path: Path, out_path: Path, *
     if polygons_path is not None and output != "mask":
         raise ValueError("polygons are made from a mask: predict with output='mask'")
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb), \
-            open_scene(input_path) as src:
+            open_scene(input_path, driver) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                         batch_size=batch_size, factor=grid.factor,
@@ -116,8 +117,9 @@ class SceneNotes:
     warnings: list[str]
 
 
-def check_scene(input_path: Path, config: ServingConfig, *, region: Window | None = None,
-                max_pixels: int = MAX_SCENE_PIXELS) -> SceneNotes:
+def check_scene(input_path: Path | str, config: ServingConfig, *,
+                region: Window | None = None, max_pixels: int = MAX_SCENE_PIXELS,
+                driver: str | None = None) -> SceneNotes:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
     scene opens, has the model's band count and fits ``max_pixels``; and the last pixel of a
     GeoTIFF in blocks of at most _PROBE_BLOCK_BYTES reads, so a file cut short is found
@@ -126,7 +128,7 @@ def check_scene(input_path: Path, config: ServingConfig, *, region: Window | Non
     the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
     sample of its pixels."""
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
-            open_scene(input_path) as src:
+            open_scene(input_path, driver) as src:
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
@@ -138,7 +140,7 @@ def check_scene(input_path: Path, config: ServingConfig, *, region: Window | Non
         return SceneNotes(resampling_note(config, grid, src), notes)
 
 
-def _probe_last_pixel(input_path: Path, src) -> None:
+def _probe_last_pixel(input_path: Path | str, src) -> None:
     rows, cols = src.block_shapes[0]
     block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
     if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
@@ -151,16 +153,18 @@ def _probe_last_pixel(input_path: Path, src) -> None:
                          f"data?): {exc.__cause__ or exc}") from None
 
 
-def open_scene(input_path: Path):
-    """``input_path`` opened with rasterio; a SceneError naming the file when it cannot be
-    (not a raster, or a header cut short)."""
+def open_scene(input_path: Path | str, driver: str | None = None):
+    """``input_path`` opened with rasterio, by ``driver`` alone when given (a scene checked
+    where it came from, such as an S3 object: one replaced since by another format, a VRT
+    naming other files, does not open); a SceneError naming the file when it cannot be (not
+    a raster, or a header cut short)."""
     try:
-        return rasterio.open(input_path)
+        return rasterio.open(input_path, driver=driver)
     except RasterioIOError as exc:
         raise SceneError(f"{input_path}: cannot read the scene: {exc}") from None
 
 
-def _check_scene(input_path: Path, src, config: ServingConfig, region: Window | None,
+def _check_scene(input_path: Path | str, src, config: ServingConfig, region: Window | None,
                  max_pixels: int) -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
     if src.count != config.in_channels:
@@ -176,7 +180,7 @@ def _check_scene(input_path: Path, src, config: ServingConfig, region: Window | 
     return region, grid
 
 
-def _check_region(input_path: Path, src, region: Window | None) -> Window:
+def _check_region(input_path: Path | str, src, region: Window | None) -> Window:
     if region is None:
         return Window(0, 0, src.width, src.height)
     inside = Window(0, 0, src.width, src.height)

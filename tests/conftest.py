@@ -54,16 +54,16 @@ def _run_outside_the_repo(tmp_path_factory):
     os.chdir(previous)
 
 
-@pytest.fixture
-def moto_endpoint(monkeypatch):
-    """An S3 endpoint: moto's standalone server on a free port, over HTTP as a real one, with
-    AWS_ENDPOINT_URL and test keys in the environment (subprocesses inherit them)."""
+def _moto_server(monkeypatch, **server_env: str):
+    """moto's standalone server on a free port of loopback (``server_env``: its settings),
+    with AWS_ENDPOINT_URL and test keys in the environment (subprocesses inherit them)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = Path(sys.executable).parent / "moto_server"
     command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
     proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, **server_env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -84,3 +84,23 @@ def moto_endpoint(monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch):
+    """An S3 endpoint: moto's standalone server on a free port, over HTTP as a real one, with
+    AWS_ENDPOINT_URL and test keys in the environment (subprocesses inherit them). It takes
+    any keys."""
+    yield from _moto_server(monkeypatch)
+
+
+#: Requests ``moto_endpoint_checking_keys`` answers before it checks keys: a test's setup.
+UNCHECKED_REQUESTS = 2
+
+
+@pytest.fixture
+def moto_endpoint_checking_keys(monkeypatch):
+    """``moto_endpoint``, but after its first UNCHECKED_REQUESTS requests (creating a bucket and
+    an object, say) it checks keys as S3 does: the test keys are nobody's, so every request is
+    denied (403 InvalidAccessKeyId)."""
+    yield from _moto_server(monkeypatch, INITIAL_NO_AUTH_ACTION_COUNT=str(UNCHECKED_REQUESTS))

@@ -8,6 +8,7 @@ import typer
 
 from pipelines.cli.errors import fail
 from pipelines.cli.paths import check_suffix, check_writable, same_file
+from pipelines.cli.scenes import Scene, check_scene_source, scene_argument
 from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import server
 from serving.config import MAX_OVERLAP
@@ -20,19 +21,19 @@ MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".geojson", ".json")
 
 
-def _check_outputs(input: Path, out: Path, polygons: Path | None, output: str) -> None:
-    """Refuse outputs that would overwrite the scene or each other, are named for another
-    format than the one written, or cannot be written."""
+def _check_outputs(input: Path | None, out: Path, polygons: Path | None, output: str) -> None:
+    """Refuse outputs that would overwrite the scene (``input``, when local) or each other,
+    are named for another format than the one written, or cannot be written."""
     if output not in OUTPUTS:
         raise fail(f"--output {output!r}: expected one of {', '.join(OUTPUTS)}", 2)
-    if same_file(out, input):
+    if input is not None and same_file(out, input):
         raise fail(f"--out {out} is the input scene {input}: the {output} would overwrite it",
                    2)
     if polygons is not None and output != "mask":
         raise fail("--polygons are made from the mask: predict with --output mask (the "
                    "default)", 2)
     if polygons is not None:
-        if same_file(polygons, input):
+        if input is not None and same_file(polygons, input):
             raise fail(f"--polygons {polygons} is the input scene {input}: the polygons would "
                   f"overwrite it", 2)
         if same_file(polygons, out):
@@ -64,15 +65,14 @@ def _polygon_options(polygons: Path | None, classes: list[str] | None,
     return PolygonOptions(**{k: v for k, v in chosen.items() if v is not None})
 
 
-def _check_polygon_options(options, class_names: list[str], scene: Path) -> None:
+def _check_polygon_options(options, class_names: list[str], scene: Scene) -> None:
     """Classes the model has, a CRS that exists and a scene CRS to transform from (exit
     code 2 otherwise), before any work."""
-    import rasterio
-
     from serving.polygons import PolygonError, check_options
+    from serving.scene import open_scene
 
     # Quiet before the open, which is what warns; the resolution notes say it instead.
-    with plain_images_quiet(), rasterio.open(scene) as src:
+    with plain_images_quiet(), open_scene(scene.path, scene.driver) as src:
         crs = src.crs
     try:
         check_options(options, class_names, crs)
@@ -80,7 +80,7 @@ def _check_polygon_options(options, class_names: list[str], scene: Path) -> None
         raise fail(str(exc), 2) from None
 
 
-def _with_nodata(config, scene: Path, nodata: float | None):
+def _with_nodata(config, scene: Scene, nodata: float | None):
     """``config`` with ``--nodata`` as its nodata (the value that marks no data in a scene
     that declares none), and a warning when the scene declares another of its own (which
     wins, as in training and on the server); and the nodata the scene is read with (None:
@@ -92,12 +92,12 @@ def _with_nodata(config, scene: Path, nodata: float | None):
 
     from serving.scene import open_scene
 
-    with plain_images_quiet(), open_scene(scene) as src:
+    with plain_images_quiet(), open_scene(scene.path, scene.driver) as src:
         declared = src.nodata
     warning = None
     if declared is not None and not (declared == nodata or math.isnan(declared)
                                      and math.isnan(nodata)):
-        warning = (f"{scene} declares nodata {declared:g}, which wins: --nodata {nodata:g} "
+        warning = (f"{scene.path} declares nodata {declared:g}, which wins: --nodata {nodata:g} "
                    f"applies only to a scene that declares none")
     return (config.model_copy(update={"nodata": nodata}), warning,
             nodata if declared is None else declared)
@@ -126,9 +126,12 @@ def _check_endpoint(endpoint: str, card) -> None:
 
 
 def predict(
-    input: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                 help="scene: any raster GDAL reads (GeoTIFF of any size, "
-                                      "VRT, JPEG 2000, PNG, JPEG, ...)"),
+    ctx: typer.Context,
+    input: str = typer.Argument(..., callback=scene_argument,
+                                help="scene: a file of any raster format GDAL reads (GeoTIFF "
+                                     "of any size, VRT, JPEG 2000, PNG, JPEG, ...), or an "
+                                     "s3://bucket/key object (GeoTIFF, PNG, JPEG, JPEG 2000, "
+                                     "BMP), read window by window"),
     out: Path = typer.Option(..., "--out",
                              help="mask (or probabilities) to write: a GeoTIFF, named .tif "
                                   "or .tiff"),
@@ -178,11 +181,12 @@ def predict(
         MAX_SCENE_PIXELS, "--max-pixels", min=1,
         help="largest scene to predict, checked from its header before any pixel is read"),
 ) -> None:
-    """Predict a georeferenced mask for a scene of any size, window by window."""
+    """Predict a georeferenced mask for a scene of any size, a file or an S3 object, window
+    by window."""
     from serving.remote import EndpointError
     from serving.urls import UrlError, check_http_url
 
-    _check_outputs(input, out, polygons, output)
+    _check_outputs(input if isinstance(input, Path) else None, out, polygons, output)
     polygon_options = _polygon_options(polygons, polygon_classes, min_area, simplify,
                                        polygons_crs)
     if endpoint:
@@ -190,6 +194,8 @@ def predict(
             check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
         except UrlError as exc:
             raise fail(str(exc), 2) from None
+    scene = check_scene_source(input)  # an S3 object is asked for before the store and model
+    ctx.with_resource(scene.env())  # GDAL's S3 settings, until the command ends
     use_store(model_uri, tracking_uri)
     from serving.remote import ModelCardError, load_model_card
     from serving.scene import SceneError, check_scene, predict_scene
@@ -205,18 +211,18 @@ def predict(
         raise fail(f"model {model_uri}: cannot read its serving config "
               f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
     try:
-        config, nodata_warning, scene_value = _with_nodata(config, input, nodata)
-        notes = check_scene(input, config, max_pixels=max_pixels)
+        config, nodata_warning, scene_value = _with_nodata(config, scene, nodata)
+        notes = check_scene(scene.path, config, max_pixels=max_pixels, driver=scene.driver)
     except SceneError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     if polygons is not None:
-        _check_polygon_options(polygon_options, config.class_names, input)
+        _check_polygon_options(polygon_options, config.class_names, scene)
     if endpoint:
         _check_endpoint(endpoint, card)
     for warning in [nodata_warning] * bool(nodata_warning) + notes.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if notes.resampling:
-        typer.echo(f"{input}: {notes.resampling}", err=True)
+        typer.echo(f"{scene.path}: {notes.resampling}", err=True)
     import_tensorflow_quietly()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -226,7 +232,8 @@ def predict(
 
     if endpoint:
         predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta,
-                                                       nodata=scene_nodata(input, config)
+                                                       nodata=scene_nodata(
+                                                           scene.path, config, scene.driver)
                                                        if scene_value is None
                                                        else scene_value),
                                    config, normalize=False)
@@ -238,16 +245,17 @@ def predict(
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"predicting {input.name}", total=None)
+        task = bar.add_task(f"predicting {scene.name}", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         try:
-            result = predict_scene(predictor, input, out, tta=tta_local, overlap=overlap,
+            result = predict_scene(predictor, scene.path, out, tta=tta_local, overlap=overlap,
                                    batch_size=batch_size, polygons_path=polygons,
                                    progress=progress, max_pixels=max_pixels,
-                                   polygon_options=polygon_options, output=output)
+                                   polygon_options=polygon_options, output=output,
+                                   driver=scene.driver)
         except SceneError as exc:
             raise typer.BadParameter(str(exc), param_hint="INPUT") from None
         except EndpointError as exc:

@@ -1,0 +1,148 @@
+"""`segpipe predict s3://bucket/key`: a scene on S3 (moto's standalone server over HTTP,
+tests/conftest.py) is predicted as the same file on disk is, and what cannot be read is one
+line naming the URI before any model loads, never showing the secret key."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from tests.serving.conftest import BANDS, write_scene
+from tests.serving.test_scene import truncate
+
+SECRET = "s3cr3t-not-for-printing"
+
+
+def _predict(*args: str):
+    result = CliRunner().invoke(app, ["predict", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and SECRET not in result.output, result.output
+    return result
+
+
+@pytest.fixture
+def bucket(moto_endpoint, monkeypatch, tmp_path):
+    """Bucket 'tea': scenes/a.tif (the scene, also at ``a.tif`` on disk), a 3-band scene, a
+    truncated one, a VRT and a text."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="tea")
+    scene = write_scene(tmp_path / "a.tif", height=90, width=150, nodata_border=7)
+    s3.upload_file(str(scene), "tea", "scenes/a.tif")
+    rgb = tmp_path / "rgb.tif"
+    with rasterio.open(rgb, "w", driver="GTiff", width=8, height=8, count=BANDS - 1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((BANDS - 1, 8, 8), "uint8"))
+    s3.upload_file(str(rgb), "tea", "scenes/rgb.tif")
+    half = truncate(write_scene(tmp_path / "half.tif", height=600, width=300))
+    s3.upload_file(str(half), "tea", "scenes/half.tif")
+    s3.put_object(Bucket="tea", Key="scenes/mosaic.tif",
+                  Body=b'<VRTDataset rasterXSize="1" rasterYSize="1"></VRTDataset>')
+    s3.put_object(Bucket="tea", Key="scenes/notes.tif", Body=b"meeting notes")
+    return scene
+
+
+def test_an_s3_scene_is_predicted_as_the_same_file_on_disk(bucket, logged_model, tmp_path):
+    model = ["--model-uri", logged_model["local_path"], "--nodata", "0"]
+    local = _predict(str(bucket), "--out", str(tmp_path / "local" / "m.tif"), "--polygons",
+                     str(tmp_path / "local" / "m.geojson"), *model)
+    assert local.exit_code == 0, local.output
+    out = tmp_path / "remote" / "m.tif"
+    remote = _predict("s3://tea/scenes/a.tif", "--out", str(out), "--polygons",
+                      str(out.with_suffix(".geojson")), *model)
+    assert remote.exit_code == 0, remote.output
+    assert f"wrote {out} (150x90)" in remote.output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.geojson", "m.tif"]  # no temps
+    with rasterio.open(out) as mask, rasterio.open(tmp_path / "local" / "m.tif") as expected:
+        assert (mask.crs, mask.transform) == (expected.crs, expected.transform)
+        np.testing.assert_array_equal(mask.read(1), expected.read(1))
+        assert (mask.read(1)[:, :7] == 255).all()  # the scene's nodata border
+    polygons = [json.loads((tmp_path / where / "m.geojson").read_text())["features"]
+                for where in ("local", "remote")]
+    assert polygons[0] == polygons[1] and polygons[0]
+    # the class lines after "wrote" are the same numbers
+    assert local.output.splitlines()[-4:] == remote.output.splitlines()[-4:]
+
+
+def test_an_s3_scene_through_an_endpoint_equals_the_file_predicted_here(
+        moto_endpoint, server, logged_model, tmp_path):
+    """The scene's own nodata (65535, not the model's) is read from the object and sent to
+    the server, as for a local scene."""
+    from tests.serving.test_remote import predict, read_mask, scene_with_hole
+
+    scene = scene_with_hole(tmp_path / "mosaic.tif")
+    boto3.client("s3").create_bucket(Bucket="tea")
+    boto3.client("s3").upload_file(str(scene), "tea", "mosaics/mosaic.tif")
+    local = predict(scene, tmp_path / "local.tif", logged_model)
+    remote = predict("s3://tea/mosaics/mosaic.tif", tmp_path / "remote.tif", logged_model,
+                     "--endpoint", server.url)
+    assert (local.exit_code, remote.exit_code) == (0, 0), remote.output
+    np.testing.assert_array_equal(read_mask(tmp_path / "remote.tif"),
+                                  read_mask(tmp_path / "local.tif"))
+    assert (read_mask(tmp_path / "remote.tif") == 255).sum() == 30 * 25 + 12 * 11
+
+
+@pytest.mark.parametrize("uri, code, line", [
+    ("s3://tea/scenes/missing.tif", 2, "s3://tea/scenes/missing.tif: no such object"),
+    ("s3://tea/scenes/", 2, "s3://tea/scenes/: names a prefix, not an object; give one scene "
+                            "object (s3://tea/scenes/scene.tif)"),
+    ("s3://tea/scenes/mosaic.tif", 2, "s3://tea/scenes/mosaic.tif: a GDAL VRT is not read "
+                                      "from S3 (it names other files to read); gdal_translate "
+                                      "it to a GeoTIFF"),
+    ("s3://tea/scenes/notes.tif", 2, "s3://tea/scenes/notes.tif: cannot read as a raster ("),
+])
+def test_what_is_not_a_scene_is_one_line_before_the_model(bucket, tmp_path, uri, code, line):
+    result = _predict(uri, "--out", str(tmp_path / "m.tif"),
+                      "--model-uri", str(tmp_path / "no-model"))  # a model would fail apart
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {line}"), result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
+    from tests.serving.server import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    result = _predict("s3://tea/scenes/a.tif", "--out", str(tmp_path / "m.tif"),
+                      "--model-uri", str(tmp_path / "no-model"))
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: s3://tea/scenes/a.tif: the S3 endpoint does not "
+                                    "answer (")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_refused_keys_are_one_line(moto_endpoint_checking_keys, tmp_path, monkeypatch):
+    s3 = boto3.client("s3")  # the server's unchecked requests: a bucket and a scene
+    s3.create_bucket(Bucket="tea")
+    s3.upload_file(str(write_scene(tmp_path / "a.tif", 16, 16)), "tea", "scenes/a.tif")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    result = _predict("s3://tea/scenes/a.tif", "--out", str(tmp_path / "m.tif"),
+                      "--model-uri", str(tmp_path / "no-model"))
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        "error: s3://tea/scenes/a.tif: access denied (InvalidAccessKeyId): check the "
+        "credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the object's "
+        "permissions"]
+
+
+@pytest.mark.parametrize("key, flags, problem", [
+    ("rgb.tif", [], "s3://tea/scenes/rgb.tif:wrongbandcount:3bands,themodelexpects4"),
+    ("half.tif", [], "s3://tea/scenes/half.tif:cannotreadpixels(truncatedorcorruptdata?)"),
+    ("a.tif", ["--max-pixels", "1000"], "s3://tea/scenes/a.tif:toomanypixels:"),
+])
+def test_a_local_scenes_checks_hold_for_an_s3_scene(bucket, logged_model, tmp_path, key,
+                                                    flags, problem):
+    result = _predict(f"s3://tea/scenes/{key}", "--out", str(tmp_path / "m.tif"),
+                      "--model-uri", logged_model["local_path"], *flags)
+    assert result.exit_code == 2, result.output
+    assert problem in "".join(result.output.replace("│", "").split())  # rich's box
+    assert not (tmp_path / "m.tif").exists()
