@@ -21,6 +21,13 @@ def display_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip((bands - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
+def blend(rgb: np.ndarray, colors: np.ndarray, weight: float = 0.45) -> np.ndarray:
+    """``rgb`` (0..1) with ``weight`` of the uint8 ``colors`` over it, still within 0..1: in
+    float32, 0.55 + 0.45 rounds to just above 1, which imshow clips with a warning."""
+    mixed = (1 - weight) * rgb.astype(np.float64) + weight * (colors / 255.0)
+    return np.clip(mixed, 0, 1)
+
+
 def colorize(mask: np.ndarray, palette: np.ndarray, ignore_index: int) -> np.ndarray:
     """(H, W) class ids -> (H, W, 3) uint8; ignored pixels black."""
     out = np.zeros((*mask.shape, 3), dtype=np.uint8)
@@ -39,7 +46,7 @@ def overlay_figure(images: Sequence[np.ndarray], truths: Sequence[np.ndarray],
         rgb = display_rgb(images[r])
         pred_rgb = colorize(predictions[r], palette, ignore_index)
         panels = [rgb, colorize(truths[r], palette, ignore_index), pred_rgb,
-                  0.55 * rgb + 0.45 * pred_rgb / 255.0]
+                  blend(rgb, pred_rgb)]
         for c, (ax, panel) in enumerate(zip(axes[r], panels, strict=True)):
             ax.imshow(panel)
             ax.set_xticks([])

@@ -48,10 +48,12 @@ class IngestOptions(BaseModel):
     palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
         default="auto", description="class names and colours: 'auto' (colours discovered "
         "in colour masks, values in class-id masks, named from a classes.json where one "
-        "matches), 'classes.json' (from the source or classes_file), a path to a JSON "
-        "palette/classes file, or a list of {name, color}")
-    classes_file: str | None = Field(default=None, description="a classes.json outside the "
-                                     "source; default: the shallowest classes.json in it")
+        "matches), 'classes.json' (from the source or classes_file), a path to a palette "
+        "or classes file (JSON: a list of {name, color} or a classes.json; CSV: name,r,g,b "
+        "as a class_dict.csv), or a list of {name, color}")
+    classes_file: str | None = Field(default=None, description="a classes.json (or "
+                                     "class_dict.csv) outside the source; default: the "
+                                     "shallowest classes.json in it")
     class_values: dict[int, int] | None = Field(
         default=None, description="class-id masks and numeric vector classes: raw value "
         "-> contiguous class id")
@@ -68,17 +70,21 @@ class IngestOptions(BaseModel):
         "one class merge; a target is a class of the labels or palette (segpipe evaluate: "
         "of the model)")
     ignore_colors: list[str] = Field(default=[], description="colour masks: '#RRGGBB' colours "
-                                     "to ignore")
-    color_tolerance: int = Field(default=40, ge=0, le=255,
-                                 description="lossy masks: max per-channel colour distance")
+                                     "to ignore (a palette class of one is no class)")
+    color_tolerance: int = Field(
+        default=40, ge=0, le=255, description="colour masks, every format: a mask colour "
+        "whose largest channel difference (0-255) from a palette or ignore colour is at most "
+        "this is read as the nearest one (off-colours of compression; 127 binarizes 0/255 "
+        "palettes at 128); 0: exact colours only")
     color_table: Literal["colors", "ids"] = Field(
         default="colors", description="single-band masks with a colour table (PNG palette, "
         "GeoTIFF colour map): 'colors' reads each pixel as its table's colour (tables differ "
         "per file); 'ids' reads the raw index (the table is only decoration)")
     min_color_share: float = Field(
         default=1e-4, ge=0, lt=1, description="palette auto, lossless colour masks: a colour "
-        "on fewer than this share of the labelled pixels is an error (map it with "
-        "ignore_colors); 0 accepts any")
+        "on fewer than this share of the labelled pixels is no class: read as the nearest "
+        "class colour within color_tolerance, else an error (map it with ignore_colors); 0: "
+        "every colour is a class")
     ignore_index: int = Field(default=255, ge=1, le=255)
     nodata: float | None = Field(
         default=None, description="images: the pixel value that marks no data in images "

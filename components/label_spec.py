@@ -23,6 +23,18 @@ from components.classes_file import (
     parse_color,
     read_classes_file,
 )
+from components.color_checks import (
+    check_class_count,
+    check_palette_colors,
+    check_rare_colors,
+    ignored_codes,
+    palette_without_ignored,
+    rare_colors,
+    warn_lossy,
+    warn_near_duplicates,
+    warn_snapped,
+)
+from components.color_snap import snap_colors
 from components.labels import (
     BACKGROUND_NAMES,
     LabelSpec,
@@ -35,9 +47,7 @@ from components.labels import (
 from components.raster import DataError
 from components.survey import MAX_LISTED, Survey
 from components.survey_checks import (
-    check_known_colors,
     check_known_values,
-    check_rare_colors,
     label_nodata_ignored,
     warn_rare_values,
 )
@@ -143,20 +153,40 @@ def _code_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassE
 
 def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[ClassEntry] | None,
                 options) -> LabelSpec:
+    """Colour masks: the palette given (or the classes.json's), else the colours found
+    (``auto``: in lossless masks, those on at least ``min_color_share`` of the pixels); every
+    other colour within ``color_tolerance`` of a palette or ignore colour is read as the
+    nearest one (components/color_snap.py), and one further is an error (lossless) or
+    ignored (lossy)."""
     if palette is None and options.palette == "classes.json":
         palette = classes.entries
-    if palette is not None:
-        if not survey.lossy:
-            check_known_colors(survey, {color_code(e.color) for e in palette if e.color},
-                               options.ignore_colors)
+    ignored = ignored_codes(options.ignore_colors)
+    tolerance, lossy = options.color_tolerance, survey.lossy
+    given = palette is not None
+    if given:
+        palette = palette_without_ignored(palette, ignored, survey)
     else:
-        codes = discover_colors(survey.values, survey.lossy, options.color_tolerance)
-        if not survey.lossy and options.min_color_share > 0:
-            check_rare_colors(survey, codes, options.ignore_colors, options.min_color_share)
-        tolerance = options.color_tolerance if survey.lossy else 0
-        palette = auto_palette(codes, classes, options.ignore_colors, tolerance)
-    return color_spec(palette, options.ignore_colors, options.color_tolerance,
-                      options.ignore_index)
+        codes = discover_colors(survey.values, lossy, tolerance)
+        if not lossy and options.min_color_share > 0:
+            kept = [c for c in codes if c not in ignored]
+            rare = set(rare_colors(survey, kept, options.min_color_share))
+            codes = [c for c in kept if c not in rare]
+        palette = auto_palette(codes, classes, options.ignore_colors, tolerance if lossy else 0)
+        check_class_count(palette, options.ignore_index, options.min_color_share)
+    names = {color_code(e.color): e.name for e in palette if e.color}
+    names.update({code: "ignored" for code in ignored})
+    snapping = snap_colors(survey.values, [*names], tolerance)
+    if lossy:
+        warn_lossy(survey, snapping)
+    elif given:
+        check_palette_colors(survey, snapping, names)
+    else:
+        check_rare_colors(survey, snapping, len(palette), options.min_color_share, names)
+        warn_near_duplicates(survey, palette, tolerance, options.class_aliases)
+    if not lossy:
+        warn_snapped(survey, snapping, names)
+    return color_spec(palette, options.ignore_colors, tolerance, options.ignore_index,
+                      {} if lossy else snapping.read_as)
 
 
 def _check_alias_targets(aliases: dict[str, str], names: list[str],

@@ -4,8 +4,9 @@ Class-id masks may use any values (0/255, 1..5, ...): they map to 0..K-1 through
 a ``classes.json`` that lists values, or sorted order. Colour masks map through a palette
 from the config, a ``classes.json``, or ``auto`` (colours discovered in the masks, named from
 ``classes.json`` where colours match; published ``classes.json`` files often disagree with
-their masks). Lossless colour masks must match exactly; lossy (JPEG) masks snap to the
-nearest palette colour within a tolerance."""
+their masks). A mask colour within the tolerance of a palette colour is read as the nearest
+one (components/color_snap.py): lossless masks through the table the survey fixed, lossy
+(JPEG) masks, whose every pixel may be off, pixel by pixel."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from components.classes_file import (
     color_code,
     parse_color,
 )
+from components.color_snap import code_channels, nearest_colors
 from components.masks import IGNORE_CODE
 from components.raster import DataError
 
@@ -48,8 +50,12 @@ class LabelSpec:
         return self.class_map.ignore_index
 
 
+#: The most classes: ids are uint8, and one value is the ignore index.
+MAX_CLASSES = 254
+
+
 def class_map_of(names: list[str], colors: list[str | None], ignore_index: int) -> ClassMap:
-    if len(names) > 254 or ignore_index < len(names):
+    if len(names) > MAX_CLASSES or ignore_index < len(names):
         raise DataError(f"{len(names)} classes do not fit below ignore index {ignore_index}")
     return ClassMap(classes=[ClassInfo(id=i, name=n,
                                        color=c or DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
@@ -104,7 +110,7 @@ def discover_colors(counts: Counter, lossy: bool, tolerance: int,
         return sorted(counts)
     codes = np.array(list(counts), dtype=np.int64)
     weights = np.array(list(counts.values()), dtype=np.float64)
-    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
+    rgb = code_channels(codes)
     bins, inverse = np.unique(rgb // 8, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     bin_counts = np.bincount(inverse, weights=weights, minlength=len(bins))
@@ -139,12 +145,10 @@ def _is_blend(color: np.ndarray, kept: list[np.ndarray], tolerance: float) -> bo
     return False
 
 
-def _rgb(code: int) -> np.ndarray:
-    return np.array([(code >> 16) & 255, (code >> 8) & 255, code & 255])
-
-
 def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: int,
-               ignore_index: int) -> LabelSpec:
+               ignore_index: int, read_as: dict[int, int] | None = None) -> LabelSpec:
+    """``read_as``: colours off the palette -> the palette (or ignore) colour each is read
+    as (lossless masks; components/color_snap.py)."""
     for entry in palette:
         if entry.color is None:
             raise DataError(f"palette class {entry.name!r} has no colour")
@@ -152,6 +156,7 @@ def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: i
     colors = [e.color for e in palette]
     ids = {color_code(c): i for i, c in enumerate(colors)}
     ids.update({color_code(parse_color(c, "ignore_colors")): ignore_index for c in ignore_colors})
+    ids.update({code: ids[target] for code, target in (read_as or {}).items()})
     ids[IGNORE_CODE] = ignore_index
     return LabelSpec(class_map_of(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
 
@@ -166,8 +171,9 @@ def auto_palette(codes: list[int], classes: ClassesFile | None, ignore_colors: l
     for entry in classes.entries if classes else []:
         if entry.color is None:
             continue
-        target = _rgb(color_code(entry.color))
-        match = next((c for c in remaining if np.abs(_rgb(c) - target).max() <= tolerance), None)
+        target = code_channels(np.int64(color_code(entry.color)))
+        match = next((c for c in remaining
+                      if np.abs(code_channels(np.int64(c)) - target).max() <= tolerance), None)
         if match is not None:
             remaining.remove(match)
             palette.append(ClassEntry(entry.name, code_color(match)))
@@ -212,8 +218,8 @@ def map_values(block: np.ndarray, spec: LabelSpec, path: Path) -> np.ndarray:
 
 def map_colors(colors: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> np.ndarray:
     """(H, W) colour codes (``components.masks.read_mask``) -> (H, W) uint8 ids. Lossless:
-    exact palette match or an error naming the colour; lossy: nearest palette colour within
-    the tolerance, else ignored."""
+    the spec's table (palette colours and those the survey read as one) or an error naming
+    the colour; lossy: nearest palette colour within the tolerance, else ignored."""
     codes, inverse = np.unique(colors, return_inverse=True)
     inverse = inverse.reshape(colors.shape)
     lut = np.full(len(codes), spec.ignore, np.uint8)
@@ -228,12 +234,8 @@ def map_colors(colors: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> 
     known = {c: i for c, i in spec.color_ids.items() if c != IGNORE_CODE}
     palette_codes = np.array(list(known), dtype=np.int64)
     palette_ids = np.array(list(known.values()), dtype=np.uint8)
-    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1)
-    pal = np.stack([(palette_codes >> 16) & 255, (palette_codes >> 8) & 255,
-                    palette_codes & 255], axis=1)
-    dist = np.abs(rgb[:, None, :] - pal[None, :, :]).max(axis=2)
-    nearest = dist.argmin(axis=1)
-    close = (dist[np.arange(len(codes)), nearest] <= spec.tolerance) & (codes != IGNORE_CODE)
+    nearest, distance = nearest_colors(codes, palette_codes)
+    close = (distance <= spec.tolerance) & (codes != IGNORE_CODE)
     lut[close] = palette_ids[nearest[close]]
     out = lut[inverse]
     pixels = np.bincount(inverse.ravel(), minlength=len(codes))

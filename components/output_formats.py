@@ -18,5 +18,7 @@ from __future__ import annotations
 #: tile 2: tiles.json records gsd, the tiles' metres per pixel;
 #: tile 3: identical tiles of overlapping scenes dropped, counted as duplicates_dropped;
 #: ingest 3: a class-id mask's declared nodata is ignored (was a class, e.g. class_255);
-#: split 2: tiles of scenes in other CRSs compared after reprojection (other splits, drops).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 3, "tile": 3, "split": 2, "normalize": 1}
+#: split 2: tiles of scenes in other CRSs compared after reprojection (other splits, drops);
+#: ingest 4: a palette colour in ignore_colors is no class (the classes after it move up
+#: one id), and lossless masks' colours within color_tolerance read as the palette's.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 4, "tile": 3, "split": 2, "normalize": 1}

@@ -71,15 +71,23 @@ class Survey:
         self.kinds.setdefault(kind, path)
         if len(self.kinds) > 1:
             (a, first), (b, second) = list(self.kinds.items())[:2]
+            hint = ""
+            if {a, b} == {"ids", "colors"} and self.indexed:
+                # a grey colour table saved over class ids by one tool and not by another
+                hint = (f"; if the colour tables (e.g. of {self.indexed[0]}) only decorate "
+                        "class ids, read them as ids with ingest.color_table: ids "
+                        "(--color-table ids)")
             raise DataError(f"{second}: {KIND_WORDS[b]}, but {first} has {KIND_WORDS[a]}; one "
-                            "dataset needs one label kind")
+                            f"dataset needs one label kind{hint}")
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
-    def where(self, value) -> str:
-        files = ", ".join(str(p) for p in self.files[value])
-        more = self.file_counts[value] - len(self.files[value])
+    def where(self, value, limit: int = EXAMPLE_FILES) -> str:
+        """The first files (at most ``limit``) holding ``value``, and how many more do."""
+        shown = self.files[value][:limit]
+        files = ", ".join(str(p) for p in shown)
+        more = self.file_counts[value] - len(shown)
         return files + (f" and {counted(more, 'more file')}" if more > 0 else "")
 
 
@@ -138,11 +146,11 @@ def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixe
         if unlabelled := place.unlabelled(*size):
             survey.partial.append((pair.label, unlabelled, size[0] * size[1]))
         fmt = mask_format(src, pair.label, color_table)
+        if fmt.indexed:
+            survey.indexed.append(pair.label)  # before add_kind, whose error names it
         survey.add_kind(fmt.kind, pair.label)
         if fmt.alpha:
             survey.rgba.append(pair.label)
-        if fmt.indexed:
-            survey.indexed.append(pair.label)
         survey.lossy |= pair.label.suffix.lower() in LOSSY_SUFFIXES or src.driver == "JPEG"
         counts: Counter = Counter()
         for strip in strip_windows(*size):

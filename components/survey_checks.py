@@ -1,14 +1,12 @@
-"""The survey's verdicts (components/survey.py collects, these judge): labels outside the
-palette or the known class values, colours too rare to be a class, values rare enough to be
-stray, options that do not apply to the labels found; and the warnings it collected,
-issued."""
+"""The survey's verdicts (components/survey.py collects, these judge): class-id values
+outside the known ones, values rare enough to be stray, options that do not apply to the
+labels found; and the warnings it collected, issued. Colours: components/color_checks.py."""
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
 
-from components.classes_file import code_color, color_code, parse_color
 from components.raster import DataError
 from components.survey import KIND_WORDS, MAX_LISTED, IngestWarning, Survey
 from components.wording import counted
@@ -20,10 +18,6 @@ from components.wording import counted
 RARE_VALUE_SHARE = 1e-4
 RARE_SINGLE_FILE_SHARE = 1e-3
 RARE_SINGLE_FILE_OF = 3
-
-
-def _colour(code: int) -> str:
-    return f"colour {code_color(code)}"
 
 
 def _value(value) -> str:
@@ -38,36 +32,6 @@ def _listing(survey: Survey, items: list, label) -> str:
         rest = sum(survey.values[v] for v in items[len(shown):])
         lines.append(f"and {len(items) - len(shown)} more ({counted(rest, 'pixel')})")
     return "; ".join(lines)
-
-
-def check_known_colors(survey: Survey, palette_codes: set[int], ignore_colors: list[str]) -> None:
-    """Lossless colour masks against a given palette: every colour outside it, at once."""
-    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
-    unknown = sorted((c for c in survey.values if c not in palette_codes | ignored),
-                     key=lambda c: -survey.values[c])
-    if unknown:
-        raise DataError(f"{counted(len(unknown), 'mask colour is', 'mask colours are')} not "
-                        "in the palette: "
-                        f"{_listing(survey, unknown, _colour)}. Add them to the palette or "
-                        "map them to the ignore class with ignore_colors")
-
-
-def check_rare_colors(survey: Survey, codes: list[int], ignore_colors: list[str],
-                      min_share: float) -> None:
-    """A colour on almost no pixel is an antialiased edge or a stray brush stroke, not a
-    class; as its own class it would silently spoil the model."""
-    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
-    kept = [c for c in codes if c not in ignored]
-    total = sum(survey.values[c] for c in kept)
-    rare = sorted((c for c in kept if survey.values[c] < min_share * total),
-                  key=lambda c: -survey.values[c])
-    if rare:
-        each = "" if len(rare) == 1 else " each"
-        raise DataError(f"{counted(len(rare), 'mask colour covers', 'mask colours cover')} "
-                        f"less than {min_share:.4%} of the labelled pixels{each}, too few to "
-                        "be a class: "
-                        f"{_listing(survey, rare, _colour)}. Map them to the ignore class "
-                        "with ignore_colors, fix the masks, or lower min_color_share")
 
 
 def warn_rare_values(survey: Survey, values: Counter) -> None:

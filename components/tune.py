@@ -102,7 +102,7 @@ def study_trials(study: optuna.Study, space: SearchSpace, options: TuneOptions) 
             if params not in queued:
                 study.enqueue_trial(params)
         study.set_user_attr(GRID_ATTR, len(points))
-        if len(points) == 1:
+        if len(points) == 1 < options.n_trials:  # one trial asked for: nothing to say
             log.warning("the search space has one point (%s): one trial, not "
                         "tuning.n_trials=%d, which would train the same model again",
                         describe_point(points[0]), options.n_trials)

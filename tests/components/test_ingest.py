@@ -85,19 +85,22 @@ def test_rgb_palette_from_classes_json_and_ignore_color(tmp_path):
     np.testing.assert_array_equal(np.unique(read_mask(tmp_path / "out", "a")), [0, 1, 255])
 
 
-def test_strict_palette_lists_every_unknown_colour_with_pixels_and_files(tmp_path):
+def test_strict_palette_names_each_far_colour_with_pixels_and_files(tmp_path):
     src = tmp_path / "src"
     ids = make_labels(32, (0, 1))
-    write_pair(src, "a", make_image(), _rgb_mask(ids, [(10, 20, 30), (1, 2, 3)]))
+    write_pair(src, "a", make_image(), _rgb_mask(ids, [(10, 20, 30), (1, 2, 200)]))
     write_pair(src, "b", make_image(), _rgb_mask(make_labels(32, (0, 1, 1, 2)),
-                                                 [(10, 20, 30), (1, 2, 3), (9, 9, 9)]))
+                                                 [(10, 20, 30), (1, 2, 200), (99, 9, 9)]))
     palette = [PaletteEntry(name="x", color="#0A141E")]
     with pytest.raises(DataError) as err:
         ingest_source(src, tmp_path / "out", IngestOptions(palette=palette))
     message = str(err.value)
-    assert message.startswith("2 mask colours are not in the palette")
-    assert re.search(r"colour #010203: 1,024 pixels in .*a_mask\.tif, .*b_mask\.tif", message)
-    assert re.search(r"colour #090909: 256 pixels in .*b_mask\.tif", message)
+    assert message.startswith("2 mask colours are not in the palette and further than "
+                              "color_tolerance (40)")
+    assert re.search(r"colour #0102C8: 1,024 pixels in .*a_mask\.tif and 1 more file, 170 "
+                     r"from #0A141E \(x\)", message)
+    assert re.search(r"colour #630909: 256 pixels in .*b_mask\.tif, 89 from #0A141E", message)
+    assert message.endswith("with ignore_colors")  # 170 off: no tolerance to suggest
     assert "[" not in message  # console markup would eat bracketed text
     assert not (tmp_path / "out").exists()
 

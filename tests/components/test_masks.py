@@ -162,21 +162,43 @@ def test_an_option_that_does_not_fit_the_labels_is_an_error_naming_it(tmp_path, 
         ingest_source(src, tmp_path / "out", IngestOptions(**{option: value}))
 
 
-def test_a_colour_on_a_negligible_share_of_pixels_is_an_error_naming_files(tmp_path):
+def test_a_colour_on_a_negligible_share_of_pixels_far_from_every_class_is_an_error(tmp_path):
     src = tmp_path / "src"
     for i in range(2):
         save_photo(src / "images" / f"p{i}.png", i, size=128)
         rgb = np.asarray(COLOURS, np.uint8)[np.kron(class_ids(seed=i), np.ones((4, 4), int))]
         if i == 1:
-            rgb[5, 7] = (1, 129, 1)  # one anti-aliased pixel among 32768
+            rgb[5, 7] = (128, 64, 128)  # one stray pixel among 32768, 128 from every class
         (src / "masks").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rgb).save(src / "masks" / f"p{i}.png")
     with pytest.raises(DataError) as err:
         ingest_source(src, tmp_path / "out")
     message = str(err.value)
-    assert "1 mask colour covers less than 0.0100% of the labelled pixels, too few" in message
-    assert "colour #018101: 1 pixel in " in message and "p1.png" in message
+    assert ("1 mask colour covers less than 0.0100% of the labelled pixels, too few to be a "
+            "class, and further than color_tolerance (40) from every colour that is one: "
+            "colour #804080: 1 pixel in ") in message and "p1.png, 128 from #" in message
     assert "ignore_colors" in message and "[" not in message
-    classes = ingest_source(src, tmp_path / "out", IngestOptions(ignore_colors=["#018101"]))
+    assert "raise color_tolerance" not in message  # 128 off is no slightly-off colour
+    classes = ingest_source(src, tmp_path / "out", IngestOptions(ignore_colors=["#804080"]))
     assert classes.num_classes == 4
     assert ingested_ids(tmp_path / "out", "p1")[5, 7] == 255
+
+
+def test_grey_and_grey_table_masks_mixed_point_to_color_table_ids(tmp_path):
+    """One tool saved some class-id masks with a grey colour table (PNG mode P): the error
+    says the option that reads them all as class ids, which does."""
+    src = tmp_path / "src"
+    for i in range(2):
+        save_photo(src / "images" / f"p{i}.png", i)
+    (src / "masks").mkdir(parents=True)
+    Image.fromarray(class_ids(seed=0)).save(src / "masks" / "p0.png")
+    grey = Image.fromarray(class_ids(seed=1), mode="P")
+    grey.putpalette([v for i in range(256) for v in (i, i, i)])
+    grey.save(src / "masks" / "p1.png")
+    with pytest.raises(DataError, match=r"one dataset needs one label kind; if the colour "
+                       r"tables \(e.g. of .*p1\.png\) only decorate class ids, read them as "
+                       r"ids with ingest.color_table: ids \(--color-table ids\)"):
+        ingest_source(src, tmp_path / "out")
+    classes = ingest_source(src, tmp_path / "out", IngestOptions(color_table="ids"))
+    assert classes.names == ["background", "class_1", "class_2", "class_3"]
+    np.testing.assert_array_equal(ingested_ids(tmp_path / "out", "p1"), class_ids(seed=1))

@@ -25,6 +25,7 @@ from components.tune import (
     run_tune_worker,
     select_best_trial,
     study_search_space,
+    study_trials,
     trial_shares,
 )
 from components.tune_budget import DEADLINE_ATTR
@@ -298,6 +299,19 @@ def test_every_worker_of_a_study_searches_the_space_the_first_one_resolved(tmp_p
     other = TuneOptions(search_space=SearchSpace(architecture=cat("attention_unet")))
     again = study_search_space(open_study(other, storage, "kept", worker=1), other)
     assert again == space and again.architecture.choices == ["unet"]
+
+
+def test_one_trial_asked_of_a_space_of_one_point_is_not_said_to_be_fewer(tmp_path, caplog):
+    """tuning.n_trials 1 and one point: one trial, as asked; nothing to say (it said "one
+    trial, not tuning.n_trials=1")."""
+    space = SearchSpace(architecture=cat("unet"), training={"learning_rate": cat(1e-2)},
+                        models={"unet": {"depth": ParamSpec(type="int", low=2, high=2),
+                                         "filters": cat(4)}})
+    options = _options(space, n_trials=1)
+    study = open_study(options, f"sqlite:///{tmp_path / 'study.db'}", "one")
+    with caplog.at_level("WARNING", logger="components.tune"):
+        assert study_trials(study, study_search_space(study, options), options) == 1
+    assert not [r for r in caplog.records if "search space" in r.getMessage()]
 
 
 @pytest.mark.parametrize(("filters", "message"), [
