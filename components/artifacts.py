@@ -103,6 +103,9 @@ class SceneIndex(_Artifact):
                                    "KIND_WORDS: ids, colors, labelme, vector, vector_ids), "
                                    "for advice on the options that apply to them")
     warnings: list[str] = []
+    given_split_note: str | None = Field(
+        None, description="where split lists were found but leave scenes without a given "
+        "split: what they name (for the 'given' strategy's error)")
 
 
 class SceneInfo(BaseModel):
@@ -151,6 +154,8 @@ class TileManifest(_Artifact):
     nodata: float | None = None
     scenes: list[SceneInfo]
     tiles: list[TileRecord]
+    given_split_note: str | None = Field(default=None, description="carried from "
+                                         "SceneIndex.given_split_note")
     duplicates_dropped: int = Field(default=0, ge=0, description="tiles of overlapping "
                                     "georeferenced scenes dropped as identical to a kept one "
                                     "(same footprint, pixels and labels; "

@@ -1,23 +1,27 @@
 """Find image/label pairs in a folder tree, whatever layout a published dataset uses:
 
 - an image folder and a label folder named by the options (``image_dir``/``mask_dir``,
-  relative to the source: ``train/`` + ``label/``, ``JPEGImages/`` + ``SegmentationClass/``);
-- ``<name>_image.<ext>`` beside ``<name>_mask.<ext>`` (or a LabelMe or vector ``_mask``);
-- an ``images/`` folder at any depth with a sibling mask folder (``masks``, ``labels``,
-  ``gt`` or a configured name);
+  relative to the source: ``train/`` + ``label/``, ``JPEGImages/`` + ``SegmentationClass/``;
+  one folder for both: ``train/`` of DeepGlobe); ``image_dir`` alone takes the label folder
+  named beside it, or, with none, the image and label folders inside it;
+- images and labels in one folder told by stem suffixes (``a_sat.jpg`` + ``a_mask.png``,
+  ``a.jpg`` + ``a_m.png``, ``a_image.tif`` + ``a_mask.json``);
+- image and label folders side by side at any depth, told by their names
+  (components/discover_folders.py: ``images`` + ``masks``, ``images_png`` + ``masks_png``,
+  ``top`` + ``gt``, ``train`` + ``train_labels``), every such pair of folders at once;
 - an image beside a LabelMe ``<stem>.json``;
 - side-by-side pairs: one JPEG/PNG holding the image (left half) and colour mask (right);
 - one vector file (``vector_labels``) whose polygons label every image.
 
-Folder layouts match by relative path without extension (``a.jpg`` <-> ``a.png``), then by
-stem without a usual suffix (``a_sat.jpg`` <-> ``a_mask.png``). Images without a label and
-labels without an image are skipped and reported. The rules discovery reads by (which files
-it sees, what kind of file each is, where a source's scenes start, scene names) are in
-components/discover_rules.py.
+Files pair by name (components/discover_stems.py); a file never has two partners. Images
+without a label and labels without an image are skipped and reported in one line. The rules
+discovery reads by (which files it sees, what kind of file each is, which names say image or
+label, where a source's scenes start, scene names) are in components/discover_rules.py.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +29,12 @@ from typing import Literal
 
 import rasterio
 
+from components.discover_folders import check_no_copies, folder_pairs, label_folders_beside
 from components.discover_rules import (
+    IMAGE_STEM_SUFFIXES,
+    LABEL_STEM_SUFFIXES,
     data_root,
+    image_base,
     is_geojson,
     is_label_file,
     is_labelme,
@@ -35,14 +43,13 @@ from components.discover_rules import (
     unique_names,
     visible_files,
 )
+from components.discover_stems import StemMatch, match_in_folders, match_stems
 from components.raster import DataError, is_vrt
 from components.vector_info import VECTOR_SUFFIXES, LayerInfo
 from components.vrt_sources import check_vrt_sources, open_source_raster
+from components.wording import counted
 
 PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
-# Suffixes that published datasets put on one side of a pair only.
-IMAGE_STEM_SUFFIXES = ("_image", "_img", "_sat", "_rgb", "_leftimg8bit")
-LABEL_STEM_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg", "_lab")
 
 
 @dataclass(frozen=True)
@@ -67,75 +74,22 @@ def _label_kind(path: Path) -> PairKind:
     return "labelme" if path.suffix.lower() == ".json" else "raster"
 
 
-def _strip(stem: str, suffixes: tuple[str, ...]) -> str:
-    for suffix in suffixes:
-        if stem.endswith(suffix) and len(stem) > len(suffix):
-            return stem[: -len(suffix)]
-    return stem
+def _scene_base(image: Path) -> str:
+    """A same-folder pair's scene name: the image's stem without its image suffix."""
+    base = image_base(image.stem.lower())
+    return image.stem[: len(base)] if base is not None else image.stem
 
 
-def _suffix_pairs(files: list[Path]) -> list[tuple[Path, Path, str]]:
-    by_stem = {(p.parent, p.stem.lower()): p for p in files if is_label_file(p)}
-    pairs = []
-    for path in files:
-        if not (is_raster(path) and path.stem.lower().endswith("_image")):
-            continue
-        base = path.stem[: -len("_image")]
-        label = by_stem.get((path.parent, f"{base}_mask".lower()))
-        if label is None:
-            raise DataError(f"{path}: no matching {base}_mask file beside it")
-        pairs.append((path, label, base))
-    return pairs
-
-
-def _label_index(mask_dir: Path) -> dict[str, Path]:
-    labels: dict[str, Path] = {}
-    for p in sorted(mask_dir.rglob("*")):
-        if p.is_file() and is_label_file(p) and not p.name.startswith("."):
-            key = p.relative_to(mask_dir).with_suffix("").as_posix().lower()
-            # A raster mask wins over a JSON sidecar of the same stem.
-            if key not in labels or is_raster(p):
-                labels[key] = p
-    return labels
-
-
-def _match_folder(image_dir: Path, mask_dir: Path, images: list[Path],
-                  unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
-    """Pair images under ``image_dir`` with labels under ``mask_dir``: same relative path
-    without extension, else the same path once usual image/label suffixes are dropped."""
-    labels = _label_index(mask_dir)
-    loose = {}
-    for key, path in labels.items():
-        loose.setdefault(_strip(key, LABEL_STEM_SUFFIXES), path)
-    pairs, used = [], set()
-    for image in images:
-        key = image.relative_to(image_dir).with_suffix("").as_posix().lower()
-        label = labels.get(key) or loose.get(_strip(key, IMAGE_STEM_SUFFIXES)) \
-            or loose.get(_strip(key, LABEL_STEM_SUFFIXES))
-        if label is None or label == image:
-            unlabeled.append(image)
-            continue
-        used.add(label)
-        pairs.append((image, label, image.stem))
-    unlabeled += [p for p in labels.values() if p not in used and is_raster(p)]
-    return pairs
-
-
-def _folder_pairs(root: Path, files: list[Path], mask_dir_names: list[str],
-                  unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
-    wanted = [n.lower() for n in mask_dir_names]
-    pairs = []
-    image_dirs = sorted({d for p in files for d in p.relative_to(root).parents
-                         if d.name.lower() == "images"})
-    for rel_dir in image_dirs:
-        image_dir = root / rel_dir
-        siblings = {d.name.lower(): d for d in image_dir.parent.iterdir() if d.is_dir()}
-        mask_dir = next((siblings[n] for n in wanted if n in siblings), None)
-        if mask_dir is None:
-            continue
-        images = [p for p in files if is_raster(p) and p.is_relative_to(image_dir)]
-        pairs += _match_folder(image_dir, mask_dir, images, unlabeled)
-    return pairs
+def _auto_pairs(root: Path, files: list[Path],
+                label_dir_names: list[str]) -> list[tuple[Path, Path, str]]:
+    """Images and labels side by side in one folder (by suffix), then every pair of image
+    and label folders (components/discover_folders.py)."""
+    in_folders = match_in_folders(files).pairs
+    used = {p for pair in in_folders for p in pair}
+    across = folder_pairs(root, files, label_dir_names, used)
+    check_no_copies(root, in_folders + across)
+    return ([(image, label, _scene_base(image)) for image, label in in_folders]
+            + [(image, label, image.stem) for image, label in across])
 
 
 def _named_dir(root: Path, rel: str, option: str) -> Path:
@@ -147,22 +101,81 @@ def _named_dir(root: Path, rel: str, option: str) -> Path:
     return root / rel
 
 
+def _examples(paths: list[Path], what: str) -> str:
+    if not paths:
+        return f"no {what}"
+    shown = ", ".join(p.name for p in paths[:2])
+    return f"{counted(len(paths), what)} (e.g. {shown})"
+
+
+def _none_pair(image_dir: str, label_folder: str, match: StemMatch,
+               one_folder: bool) -> DataError:
+    """Named folders whose files do not pair: what each holds, and the rule they missed
+    (``label_folder``: mask_dir as the options name it, or the folder found beside)."""
+    images, labels = _examples(match.images_left, "image"), _examples(match.labels_left,
+                                                                         "label")
+    if one_folder:
+        held = (f"image_dir and mask_dir {image_dir!r} hold {images} and {labels} (in one "
+                f"folder a label's stem ends in a label suffix)")
+    else:
+        held = f"image_dir {image_dir!r} holds {images}, and {label_folder} {labels}"
+    return DataError(
+        f"{held}, but none pair: an image and its label pair by their path in their folder "
+        f"without the extension, or by their stems without a suffix (images: "
+        f"{' '.join(IMAGE_STEM_SUFFIXES)}; labels: {' '.join(LABEL_STEM_SUFFIXES)}, any case)")
+
+
+def _beside(root: Path, files: list[Path], images_path: Path, image_dir: str,
+            label_dir_names: list[str]) -> tuple[str, StemMatch]:
+    """``image_dir``'s label folder, found beside it by name, and the pairs it gives."""
+    images = [p for p in files if is_raster(p) and p.is_relative_to(images_path)]
+    tried = []
+    for folder in label_folders_beside(images_path, label_dir_names):
+        labels = [p for p in files if is_label_file(p) and p.is_relative_to(folder)]
+        if labels:
+            rel = folder.relative_to(root).as_posix()
+            tried.append((rel, match_stems(images, images_path, labels, folder)))
+    fitting = [(rel, match) for rel, match in tried if match.pairs]
+    if len(fitting) > 1:
+        raise DataError(f"image_dir {image_dir!r}: its images have labels in "
+                        f"{' and in '.join(rel for rel, _ in fitting)}; choose one with "
+                        f"mask_dir")
+    if fitting or tried:
+        return (fitting or tried)[0]
+    raise DataError(f"image_dir {image_dir!r}: no label folder beside it (a folder named "
+                    f"with a label word, e.g. masks, labels, gt, annotations, or "
+                    f"{images_path.name}_labels, or in mask_dir_names) and no image and "
+                    f"label folders inside it; set mask_dir")
+
+
 def _explicit_pairs(root: Path, files: list[Path], image_dir: str, mask_dir: str | None,
-                    mask_dir_names: list[str],
+                    label_dir_names: list[str],
                     unlabeled: list[Path]) -> list[tuple[Path, Path, str]]:
     images_path = _named_dir(root, image_dir, "image_dir")
-    if mask_dir is not None:
-        masks_path = _named_dir(root, mask_dir, "mask_dir")
+    inside = [p for p in files if p.is_relative_to(images_path)]
+    if mask_dir is None and not label_folders_beside(images_path, label_dir_names):
+        # a folder of image and label folders (one copy of a dataset, one of its splits)
+        found = _auto_pairs(root, inside, label_dir_names)
+        if found:
+            used = {p for pair in found for p in pair[:2]}
+            unlabeled += [p for p in inside if is_raster(p) and p not in used]
+            return found
+    one_folder, label_folder = False, f"mask_dir {mask_dir!r}"
+    if mask_dir is None:
+        beside, match = _beside(root, files, images_path, image_dir, label_dir_names)
+        label_folder = f"the label folder beside it, {beside!r},"
+    elif (masks_path := _named_dir(root, mask_dir, "mask_dir")).resolve() == \
+            images_path.resolve():
+        one_folder, match = True, match_in_folders(inside)
     else:
-        siblings = {d.name.lower(): d for d in images_path.parent.iterdir() if d.is_dir()}
-        masks_path = next((siblings[n.lower()] for n in mask_dir_names
-                           if n.lower() in siblings), None)
-        if masks_path is None:
-            raise DataError(f"image_dir {image_dir!r}: no sibling label folder named "
-                            f"{', '.join(mask_dir_names)}; set mask_dir")
-    images = [p for p in files if is_raster(p) and p.is_relative_to(images_path)
-              and not p.is_relative_to(masks_path)]
-    return _match_folder(images_path, masks_path, images, unlabeled)
+        images = [p for p in inside if is_raster(p) and not p.is_relative_to(masks_path)]
+        labels = [p for p in files if is_label_file(p) and p.is_relative_to(masks_path)]
+        match = match_stems(images, images_path, labels, masks_path)
+    if not match.pairs:
+        raise _none_pair(image_dir, label_folder, match, one_folder)
+    unlabeled += match.images_left + [p for p in match.labels_left if is_raster(p)]
+    return [(image, label, _scene_base(image) if one_folder else image.stem)
+            for image, label in match.pairs]
 
 
 def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path, str]]:
@@ -206,6 +219,21 @@ class Discovery:
     # vector_labels' layer, checked from its header (components.ingest.find_pairs)
     layers: dict[Path, LayerInfo] = field(default_factory=dict)
 
+    def unmatched_line(self, root: Path) -> str | None:
+        """The warning for the files left without a partner: how many, in which folders
+        (relative to ``root``), and an example."""
+        if not self.unmatched:
+            return None
+        folders = Counter(p.parent.relative_to(root).as_posix() for p in self.unmatched)
+        where = ", ".join(f"{n} in {folder if folder != '.' else 'the top folder'}"
+                          for folder, n in folders.most_common(3))
+        if len(folders) > 3:
+            where += f" and {counted(len(folders) - 3, 'more folder')}"
+        files = counted(len(self.unmatched), "file without a partner was",
+                        "files without a partner were")
+        return (f"{files} skipped (images without a label, or labels without an image): "
+                f"{where}; e.g. {self.unmatched[0].relative_to(root)}")
+
 
 def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,
                    image_dir: str | None = None, mask_dir: str | None = None,
@@ -232,13 +260,11 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         found = [(p, p, p.stem) for p in files if is_raster(p)]
         kinds = ["side_by_side"] * len(found)
     else:
-        found = _suffix_pairs(files)
-        paired = {p for pair in found for p in pair[:2]}
-        found += [pair for pair in _folder_pairs(root, files, mask_dir_names, unlabeled)
-                  if pair[0] not in paired and pair[1] not in paired]
-        used = {p for pair in found for p in pair[:2]}
-        found += _labelme_pairs(files, used)
+        found = _auto_pairs(root, files, mask_dir_names)
+        found += _labelme_pairs(files, {p for pair in found for p in pair[:2]})
         kinds = [_label_kind(label) for _, label, _ in found]
+        used = {p for pair in found for p in pair[:2]}
+        unlabeled += [p for p in files if is_raster(p) and p not in used]
         if not found and side_by_side is None:
             rasters = [p for p in files if is_raster(p)]
             if rasters and all(looks_side_by_side(p, root) for p in rasters):
@@ -251,10 +277,12 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
                 f"{vectors[0]}" if vectors else "")
         raise DataError(
             f"{root}: unknown format: no image/label pairs found among {len(files)} files "
-            f"(extensions {', '.join(seen)}); expected <name>_image/<name>_mask pairs, an "
-            f"images/ folder with a sibling {'/'.join(mask_dir_names)} folder, LabelMe JSON "
-            f"beside images, side-by-side image|mask JPEGs, or set image_dir and mask_dir"
-            f"{hint}")
+            f"(extensions {', '.join(seen)}); expected image and label folders side by side "
+            f"(images + masks, images_png + masks_png, top + gt, train + train_labels: "
+            f"folder names with an image or a label word, or in mask_dir_names), images and "
+            f"labels in one folder told by stem suffixes (a_sat.jpg + a_mask.png), LabelMe "
+            f"JSON beside images, side-by-side image|mask JPEGs, or set image_dir and "
+            f"mask_dir{hint}")
     names = unique_names(found, root)
     pairs = [ScenePair(name, image, label, kind, root)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]

@@ -1,12 +1,14 @@
 """The rules scene discovery (components/discover.py) reads by: which files of a source it
 sees (hidden files and folders and macOS archive leftovers are skipped), what kind of file
 each is (raster, LabelMe JSON, GeoJSON, a label of any kind, a side-by-side image|mask),
-the folder scenes are found under, and the names scenes get (unique, filesystem-safe)."""
+which folder and stem names say image or label, the folder scenes are found under, and the
+names scenes get (unique, filesystem-safe)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 from components.raster import DRIVER_OF_SUFFIX
@@ -17,6 +19,22 @@ from components.vrt_sources import open_source_raster
 #: (components/vrt_sources.py)
 RASTER_SUFFIXES = {*DRIVER_OF_SUFFIX, ".vrt"}
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".jp2"}  # a mask saved so holds colours no class has
+
+# Stem suffixes published datasets put on one side of a pair only, compared in lower case,
+# longest first: DeepGlobe a_sat/a_mask, Potsdam a_RGB, a_RGBIR, a_IRRG / a_label,
+# a_label_noBoundary, Vaihingen's eroded a_noBoundary, LandCover.ai's split.py a / a_m.
+IMAGE_STEM_SUFFIXES = ("_image", "_img", "_sat", "_rgb", "_rgbir", "_irrg", "_leftimg8bit")
+LABEL_STEM_SUFFIXES = ("_label_noboundary", "_noboundary", "_mask", "_masks", "_label",
+                       "_labels", "_gt", "_seg", "_lab", "_m")
+# Words in folder names (split at anything but letters and digits, in lower case) that say
+# a folder holds images (images_png, 2_Ortho_RGB, top) or labels (masks_png, 5_Labels_all,
+# gts_for_participants, SegmentationClass); a label word wins.
+IMAGE_FOLDER_WORDS = {"image", "images", "img", "imgs", "jpegimages", "sat", "rgb", "rgbir",
+                      "irrg", "top", "ortho", "orthos", "orthophoto", "orthophotos", "photo",
+                      "photos", "leftimg8bit"}
+LABEL_FOLDER_WORDS = {"mask", "masks", "label", "labels", "lbl", "gt", "gts", "groundtruth",
+                      "ann", "anns", "annot", "annotation", "annotations", "seg",
+                      "segmentation", "segmentationclass"}
 
 
 def never_read(relative: Path) -> bool:
@@ -66,6 +84,48 @@ def is_label_file(path: Path) -> bool:
     return is_raster(path) or suffix == ".json" or suffix in VECTOR_SUFFIXES
 
 
+def _without_suffix(stem: str, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return None
+
+
+def image_base(stem: str) -> str | None:
+    """A (lower-case) image stem without its image suffix; None when it has none."""
+    return _without_suffix(stem, IMAGE_STEM_SUFFIXES)
+
+
+def label_base(stem: str) -> str | None:
+    """A (lower-case) label stem without its label suffix; None when it has none."""
+    return _without_suffix(stem, LABEL_STEM_SUFFIXES)
+
+
+def _words(name: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", name.lower())) - {""}
+
+
+def is_label_folder(name: str, label_dir_names: list[str]) -> bool:
+    """A folder whose name says labels: a label word in it, or one of ``label_dir_names``
+    (ingest.mask_dir_names, compared in lower case)."""
+    return bool(_words(name) & LABEL_FOLDER_WORDS) or name.lower() in \
+        {n.lower() for n in label_dir_names}
+
+
+def is_image_folder(name: str, label_dir_names: list[str]) -> bool:
+    """A folder whose name says images (and not labels)."""
+    return bool(_words(name) & IMAGE_FOLDER_WORDS) and not is_label_folder(name,
+                                                                           label_dir_names)
+
+
+def labels_of(image_folder: str, label_folder: str) -> bool:
+    """``label_folder`` is named as ``image_folder``'s labels: its name plus a label word
+    (Massachusetts train/train_labels, CamVid train/trainannot)."""
+    image, label = image_folder.lower(), label_folder.lower()
+    rest = label[len(image):].lstrip("_-. ") if label.startswith(image) else ""
+    return rest in LABEL_FOLDER_WORDS
+
+
 def looks_side_by_side(path: Path, root: Path) -> bool:
     """Twice as wide as high with colour bands: an image and its colour mask side by side
     (``path``: a raster of the source ``root``)."""
@@ -79,9 +139,10 @@ def unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "scene"
 
     stems = [safe(base) for _, _, base in pairs]
+    repeats = Counter(stems)
     names = []
     for (image, _, base), stem in zip(pairs, stems, strict=True):
-        if stems.count(stem) == 1:
+        if repeats[stem] == 1:
             names.append(stem)
             continue
         rel = image.relative_to(root).with_suffix("")

@@ -152,15 +152,11 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         what = counted(len(survey.too_small), "scene is", "scenes are")
         survey.warn(f"{what} smaller than {MIN_SCENE_EDGE} px on a side and skipped (an "
                     f"export error?): {shown}")
-    if found.unmatched:
-        shown = ", ".join(str(p) for p in found.unmatched[:3])
-        files = counted(len(found.unmatched), "file without a partner was",
-                        "files without a partner were")
-        survey.warn(f"{files} skipped (images without a label, or labels without an "
-                    f"image), e.g. {shown}")
+    if unmatched := found.unmatched_line(root):
+        survey.warn(unmatched)
     check_options_apply(survey, options)
     spec = resolve_spec(survey, find_classes_file(root, options), options, model)
-    splits = given_splits(root, pairs, options.split_lists)
+    given = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
     no_valid = []
@@ -188,8 +184,9 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
                        label_kind=survey.kind,
                        warnings=warn_collected(survey, relabel), scenes=[
         SceneSource(name=p.name, source=p.image.relative_to(base).as_posix(),
-                    label=p.label.relative_to(base).as_posix(), given_split=splits[p.name])
-        for p in pairs])
+                    label=p.label.relative_to(base).as_posix(),
+                    given_split=given.splits[p.name])
+        for p in pairs], given_split_note=given.note)
     index.save(DatasetPaths(out_dir).scene_index)
     spec.class_map.save(out_dir / "classes.json")
     return spec.class_map

@@ -30,12 +30,19 @@ class IngestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     image_dir: str | None = Field(
         default=None, description="folder of images, relative to the source root (e.g. "
-        "'train', 'img', 'images/2017'); default: found by layout")
+        "'train', 'img', 'images/2017', '2_Ortho_RGB'), or a folder whose image and label "
+        "folders are found as without it (e.g. 'tiff' of a dataset shipped as tiff/ and "
+        "png/ copies); default: found by layout")
     mask_dir: str | None = Field(
         default=None, description="folder of labels matching image_dir by relative path and "
-        "stem (e.g. 'label', 'ann', 'masks/2017'); default: a sibling of image_dir named in "
-        "mask_dir_names")
-    mask_dir_names: list[str] = ["masks", "labels", "gt"]
+        "stem (e.g. 'label', 'ann', 'masks/2017'), or image_dir itself when images and "
+        "labels share a folder (told apart by stem suffixes: a_sat.jpg, a_mask.png); "
+        "default: the folder beside image_dir named as its labels (a label word such as "
+        "masks, gt, annotations, or image_dir's name plus one: train_labels)")
+    mask_dir_names: list[str] = Field(
+        default=["masks", "labels", "gt"], description="more names of label folders, "
+        "besides those with a label word (masks, masks_png, labels, gt, gts_for_participants, "
+        "ann, annotations, SegmentationClass ...), compared in any case")
     vector_labels: str | None = Field(
         default=None, description="one GeoJSON/GeoPackage/Shapefile, relative to the source "
         "root, whose polygons label every image (images: image_dir, default all rasters)")

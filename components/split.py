@@ -21,9 +21,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.artifacts import SPLIT_NAMES, ClassMap, SplitManifest, TileManifest
+from components.artifacts import (
+    SPLIT_NAMES,
+    ClassMap,
+    SplitManifest,
+    SplitName,
+    TileManifest,
+)
 from components.dataset_paths import DatasetPaths
 from components.raster import DataError
 from components.split_advice import (
@@ -81,11 +87,27 @@ class SplitOptions(BaseModel):
     allow_empty_splits: bool = Field(
         default=False, description="accept a val or test split that ends up empty or without "
         "labelled pixels (kept as a warning in split.json) instead of failing")
+    given_names: dict[SplitName, SplitName] = Field(
+        default={}, description="strategy given: the dataset's split -> the split it "
+        "becomes, e.g. {val: test} to score on the dataset's val when its test has no labels "
+        "(LoveDA); a split that none becomes (here val) is then carved from the given train "
+        "by ratios, whole scenes (crops of one image together)")
 
     @field_validator("group_by")
     @classmethod
     def _group_by_valid(cls, group_by: str) -> str:
         return check_group_by(group_by)
+
+    @model_validator(mode="after")
+    def _given_names_fit(self) -> SplitOptions:
+        if self.given_names and self.strategy != "given":
+            raise ValueError(f"given_names applies to strategy 'given' only (strategy is "
+                             f"{self.strategy!r})")
+        if self.given_names and "train" not in {self.given_names.get(s, s)
+                                                for s in SPLIT_NAMES}:
+            raise ValueError(f"given_names {self.given_names} leaves no split of the "
+                             "dataset's for train")
+        return self
 
     @field_validator("ratios")
     @classmethod
@@ -156,7 +178,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     if options.strategy == "block" and options.block_size is None:
         log.info("block_size: %d px, chosen from the survey's extent (the largest of 4, 2 or 1 "
                  "patches that cuts it into at least 10 blocks)", block_size)
-    assigned = (assign_given(units) if options.strategy == "given"
+    assigned = (assign_given(units, options) if options.strategy == "given"
                 else assign_units(units, options.ratios, options.seed))
     messages = [line] if together and (line := kept_together(manifest, crops)) else []
     frame = ground_frame(manifest)

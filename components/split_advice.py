@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from components.artifacts import SPLIT_NAMES, SplitManifest, TileManifest
 from components.split_groups import parent_folders_keep
+from components.split_units import carved_splits
 from components.wording import counted
 
 if TYPE_CHECKING:
@@ -132,13 +133,19 @@ def empty_split_advice(manifest: TileManifest, options: SplitOptions,
                 "prepare georeferenced originals, which strategy 'block' splits by area), "
                 "or, with `segpipe prepare` (not `segpipe run`, which tunes on val and "
                 "scores on test), allow_empty_splits to train on all of it elsewhere")
-    tips = ["other ratios"]
-    if options.strategy == "block":
-        tips.append("a smaller block_size")
-    if options.strategy != "given":
-        tips.append("another strategy")
-    tips += ["more data", "allow_empty_splits to accept it (`segpipe prepare` only: "
-             "`segpipe run` tunes on val and scores on test)"]
+    if options.strategy == "given" and not options.given_names:
+        tips = ["given_names to make a split of the dataset's the empty one (e.g. {val: test} "
+                "scores on the dataset's val, and carves val from its train by ratios)",
+                "a strategy that splits by ratios (scene, or group with group_by)"]
+    elif options.strategy == "given":
+        tips = ["other ratios (the share of the given train carved off)", "more data"]
+    else:
+        tips = ["other ratios"]
+        if options.strategy == "block":
+            tips.append("a smaller block_size")
+        tips += ["another strategy", "more data"]
+    tips.append("allow_empty_splits to accept it (`segpipe prepare` only: `segpipe run` "
+                "tunes on val and scores on test)")
     return "Use " + ", ".join(tips[:-1]) + ", or " + tips[-1]
 
 
@@ -187,7 +194,10 @@ def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
         if not tiles:
             why = (overlap_advice(options, manifest) if units
                    else why_too_few if options.strategy != "given"
-                   else "the dataset gives no scene to it")
+                   else "the given train's scenes are too few to carve it off"
+                   if name in carved_splits(options.given_names)
+                   else "the dataset gives no scene to it" + (
+                       " under given_names" if options.given_names else ""))
             empty.setdefault(why, []).append(f"'{name}'")
         elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
             problems.append(f"split '{name}' has no labelled pixel in its "

@@ -102,7 +102,9 @@ def given_units(manifest: TileManifest) -> dict[str, str]:
         raise DataError(f"strategy 'given': {len(missing)} of "
                         f"{counted(len(manifest.scenes), 'scene')} {have} no split from the "
                         f"dataset (no train/val/test folder or list names {them}, or two "
-                        f"lists do), e.g. {shown}")
+                        f"lists do), e.g. {shown}"
+                        + (f"; {manifest.given_split_note}" if manifest.given_split_note
+                           else ""))
     return {s.name: s.given_split for s in manifest.scenes}
 
 

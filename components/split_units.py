@@ -90,8 +90,11 @@ def tile_units(manifest: TileManifest, options: SplitOptions,
         groups = scene_groups(manifest, options.group_by)
         keys = {t.id: ("group", groups[t.scene]) for t in manifest.tiles}
     elif options.strategy == "given":
-        given = given_units(manifest)
-        keys = {t.id: ("given", given[t.scene]) for t in manifest.tiles}
+        given = {scene: options.given_names.get(split, split)
+                 for scene, split in given_units(manifest).items()}
+        carve = bool(carved_splits(options.given_names))
+        keys = {t.id: ("carved", crops[t.scene]) if carve and given[t.scene] == "train"
+                else ("given", given[t.scene]) for t in manifest.tiles}
     else:
         keys = _block_keys(manifest, options.block_size or default_block_size(manifest))
         if together:
@@ -160,6 +163,23 @@ def assign_units(units: list[Unit], ratios: tuple[float, ...],
     return splits
 
 
-def assign_given(units: list[Unit]) -> list[list[Unit]]:
-    """The units of each split as the dataset itself split them (strategy ``given``)."""
-    return [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
+def carved_splits(given_names: dict[str, str]) -> list[str]:
+    """The splits that no split of the dataset's becomes under ``given_names``: carved from
+    the given train (none without ``given_names``)."""
+    targets = {given_names.get(name, name) for name in SPLIT_NAMES}
+    return [name for name in SPLIT_NAMES if given_names and name not in targets]
+
+
+def assign_given(units: list[Unit], options: SplitOptions) -> list[list[Unit]]:
+    """The units of each split as the dataset itself split them (strategy ``given``), after
+    ``given_names``; the splits none becomes get units of the given train by the ratios."""
+    splits = [[u for u in units if u.key == ("given", name)] for name in SPLIT_NAMES]
+    pool = [u for u in units if u.key[0] == "carved"]
+    if pool:
+        carved = carved_splits(options.given_names)
+        ratios = [r if name == "train" or name in carved else 0.0
+                  for name, r in zip(SPLIT_NAMES, options.ratios, strict=True)]
+        shares = tuple(r / sum(ratios) for r in ratios)
+        for split, part in zip(splits, assign_units(pool, shares, options.seed), strict=True):
+            split += part
+    return splits

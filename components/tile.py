@@ -246,7 +246,8 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,
                             scale=options.scale, target_gsd=options.target_gsd, gsd=gsd,
                             bands=bands, dtype=str(dtype), nodata=nodata, scenes=scenes,
-                            tiles=tiles, duplicates_dropped=duplicates)
+                            tiles=tiles, duplicates_dropped=duplicates,
+                            given_split_note=index.given_split_note if index else None)
     if dst.classes != src.classes:
         classes.save(dst.classes)
     # pydantic's own JSON writer: the generic dict round trip of ``save`` would briefly hold

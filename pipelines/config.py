@@ -133,14 +133,17 @@ def _read_as_data(workdir: Path, source: Path, config: PipelineConfig) -> bool:
     """``workdir`` lies where ingest looks for scenes in the local ``source``: the whole of
     it, or with ``image_dir`` set that folder and its labels' (by discovery's own rule,
     which skips hidden folders such as the default .segpipe beside a config in the data)."""
+    from components.discover_folders import label_folders_beside
     from components.discover_rules import never_read
 
     ingest = config.data.ingest
     roots = [source]
     if ingest.image_dir:
-        labels = [ingest.mask_dir] if ingest.mask_dir else [
-            str(Path(ingest.image_dir).parent / name) for name in ingest.mask_dir_names]
-        roots = [source / ingest.image_dir, *(source / label for label in labels)]
+        images = source / ingest.image_dir
+        labels = [source / ingest.mask_dir] if ingest.mask_dir else \
+            label_folders_beside(images, ingest.mask_dir_names) if images.parent.is_dir() \
+            else []
+        roots = [images, *labels]
     for root in roots:
         try:
             inside = workdir.relative_to(root.resolve())

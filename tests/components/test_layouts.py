@@ -106,3 +106,61 @@ def test_a_scene_listed_in_two_splits_gets_none_and_only_given_names_it(tmp_path
     with pytest.raises(DataError, match="1 of 6 scenes has no split from the dataset .*two "
                        "lists do.*e.g. images/s0.png"):  # relative to the one folder "all"
         split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+
+
+def test_split_lists_that_name_tiles_of_the_scenes_are_described_in_the_given_error(tmp_path):
+    """LandCover.ai's train/val/test.txt name the tiles its split.py cuts, not the
+    orthophotos in images/: the error says what the lists hold against the scenes."""
+    src = tmp_path / "src"
+    for i, stem in enumerate(["M-33-20-D-c-4-2", "N-33-60-D-c-4-2"]):
+        save_photo(src / "images" / f"{stem}.tif", i)
+        save_ids(src / "masks" / f"{stem}.tif", i)
+    for split, ks in [("train", [0, 1]), ("val", [2]), ("test", [3])]:
+        (src / f"{split}.txt").write_text("".join(f"M-33-20-D-c-4-2_{k}\n" for k in ks))
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match=r"2 of 2 scenes have no split from the dataset .*; "
+                       r"split lists found in the top folder \(train.txt, val.txt, test.txt: "
+                       r"4 entries\) name 0 of 2 scenes: entries such as M-33-20-D-c-4-2_0, "
+                       r"M-33-20-D-c-4-2_1 name no scene; scenes left out have stems such as "
+                       r"M-33-20-D-c-4-2, N-33-60-D-c-4-2 \(the entries begin with scene "
+                       r"stems: they name tiles cut from the scenes"):
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+
+
+def _train_and_val_only(root):
+    """LoveDA's labelled splits: Train and Val folders (its Test has no labels)."""
+    for i in range(8):
+        split = "Val" if i >= 6 else "Train"
+        save_photo(root / split / "images_png" / f"{i}.png", i)
+        save_ids(root / split / "masks_png" / f"{i}.png", i)
+    return root
+
+
+def test_given_without_a_test_advises_given_names_which_scores_on_val_and_carves_val(
+        tmp_path):
+    ds = tmp_path / "ds"
+    ingest_source(_train_and_val_only(tmp_path / "src"), ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match=r"split 'test' is empty: the dataset gives no scene "
+                       r"to it. Use given_names .*\{val: test\}.*, a strategy that splits by "
+                       r"ratios .*, or allow_empty_splits") as err:
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+    assert "other ratios" not in str(err.value)
+    split = split_tiles(ds, ds / "split.json", SplitOptions(
+        strategy="given", given_names={"val": "test"}, ratios=(0.5, 0.5, 0.0)))
+    manifest = TileManifest.load(ds / "tiles.json")
+    given = {s.name: s.given_split for s in manifest.scenes}
+    scenes = {name: {next(t.scene for t in manifest.tiles if t.id == i) for i in ids}
+              for name, ids in split.splits.items()}
+    assert scenes["test"] == {"6", "7"}  # the dataset's val
+    assert len(scenes["val"]) == 3 and len(scenes["train"]) == 3  # its train, by the ratios
+    assert {given[s] for s in scenes["train"] | scenes["val"]} == {"train"}
+
+
+def test_given_names_apply_to_the_given_strategy_only():
+    with pytest.raises(ValueError, match="given_names applies to strategy 'given' only"):
+        SplitOptions(strategy="scene", given_names={"val": "test"})
+    with pytest.raises(ValueError, match="leaves no split of the dataset's for train"):
+        SplitOptions(strategy="given", given_names={"train": "val"})

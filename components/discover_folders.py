@@ -1,0 +1,139 @@
+"""Image and label folders side by side, found by their names at any depth of a source, for
+scene discovery (components/discover.py).
+
+Among the folders of one parent, an image folder (its name holds an image word: ``images``,
+``images_png``, ``2_Ortho_RGB``, ``top``) pairs with a label folder (a label word:
+``masks``, ``masks_png``, ``gt``, ``5_Labels_all``, or a name in ``ingest.mask_dir_names``),
+and a folder of any name with the folder named after it plus a label word (``train`` with
+``train_labels``, ``train`` with ``trainannot``), which is then its own. Every such pair of
+folders in the source is read (LoveDA's ``{Train,Val}/{Urban,Rural}/{images_png,masks_png}``,
+Massachusetts' ``train``, ``val`` and ``test`` with their ``*_labels``). Files pair by name
+(components/discover_stems.py). Folders that fit each other in more than one way (Potsdam's
+three image folders and two label folders) are an error that asks for image_dir and
+mask_dir, and so are two copies of the scenes in other formats (a ``tiff/`` and a ``png/``
+tree)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from components.discover_rules import (
+    is_image_folder,
+    is_label_file,
+    is_label_folder,
+    is_raster,
+    labels_of,
+    never_read,
+)
+from components.discover_stems import match_stems
+from components.raster import DataError
+
+
+def folder_combos(names: list[str], label_dir_names: list[str]) -> list[tuple[str, str]]:
+    """(image folder, label folder) pairs that the names of sibling folders allow."""
+    partners = [(x, y) for x in names for y in names
+                if x != y and not is_label_folder(x, label_dir_names) and labels_of(x, y)]
+    taken = {n for pair in partners for n in pair}
+    images = [x for x in names if x not in taken and is_image_folder(x, label_dir_names)]
+    labels = [y for y in names if y not in taken and is_label_folder(y, label_dir_names)]
+    return partners + [(x, y) for x in images for y in labels]
+
+
+def label_folders_beside(image_dir: Path, label_dir_names: list[str]) -> list[Path]:
+    """The folders beside ``image_dir`` whose names say they hold its labels: the one named
+    after it (``train_labels`` for ``train``), else those with a label word that no other
+    folder claims so."""
+    parent = image_dir.parent
+    names = sorted(d.name for d in parent.iterdir()
+                   if d.is_dir() and not never_read(Path(d.name)))
+    own = [y for y in names if labels_of(image_dir.name, y)]
+    if own:
+        return [parent / y for y in own]
+    claimed = {y for x in names for y in names if x != y and labels_of(x, y)}
+    return [parent / y for y in names if y != image_dir.name and y not in claimed
+            and is_label_folder(y, label_dir_names)]
+
+
+def _tree(folders: set[Path]) -> dict[Path, set[str]]:
+    """Folder -> the names of its subfolders among ``folders`` (relative paths)."""
+    tree: dict[Path, set[str]] = defaultdict(set)
+    for folder in folders:
+        for parent in (folder, *folder.parents[:-1]):
+            tree[parent.parent].add(parent.name)
+    return tree
+
+
+def _check_one_way(root: Path, found: list[tuple[Path, Path, list[tuple[Path, Path]]]]
+                   ) -> None:
+    """Each file in one pair of folders only: else ask which folders to read."""
+    fits: dict[Path, list[Path]] = defaultdict(list)
+    for _, _, pairs in found:
+        for image, label in pairs:
+            fits[image].append(label)
+            fits[label].append(image)
+    for path, partners in fits.items():
+        if len(partners) > 1:
+            images = ", ".join(dict.fromkeys(i.as_posix() for i, _, _ in found))
+            labels = ", ".join(dict.fromkeys(m.as_posix() for _, m, _ in found))
+            raise DataError(
+                f"{root}: the images in {images} and the labels in {labels} pair in more "
+                f"than one way ({path.relative_to(root)} fits "
+                f"{partners[0].relative_to(root)} and {partners[1].relative_to(root)}); "
+                f"choose one image folder and one label folder with image_dir and mask_dir")
+
+
+def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str],
+                 used: set[Path]) -> list[tuple[Path, Path]]:
+    """(image, label) pairs from every pair of image and label folders under ``root``,
+    shallowest first, leaving out the files in ``used``."""
+    folder_of = {path: path.parent.relative_to(root) for path in files}
+    tree = _tree(set(folder_of.values()) - {Path(".")})
+    combos: dict[Path, list[tuple[Path, Path]]] = {}
+    for parent in sorted(tree, key=lambda d: (len(d.parts), d.as_posix())):
+        named = folder_combos(sorted(tree[parent]), label_dir_names)
+        if named:
+            combos[parent] = [(parent / x, parent / y) for x, y in named]
+    wanted = {d for pairs in combos.values() for pair in pairs for d in pair}
+    holds: dict[Path, list[Path]] = defaultdict(list)
+    for path, folder in folder_of.items():
+        holds[folder].append(path)
+    under: dict[Path, list[Path]] = defaultdict(list)
+    for folder, inside in holds.items():
+        for above in (folder, *folder.parents):
+            if above in wanted:
+                under[above] += inside
+    used = set(used)
+    pairs: list[tuple[Path, Path]] = []
+    for named_pairs in combos.values():
+        found = []
+        for image_dir, label_dir in named_pairs:
+            images = [p for p in under[image_dir] if is_raster(p) and p not in used]
+            labels = [p for p in under[label_dir] if is_label_file(p) and p not in used]
+            match = match_stems(images, root / image_dir, labels, root / label_dir)
+            if match.pairs:
+                found.append((image_dir, label_dir, match.pairs))
+        _check_one_way(root, found)
+        for _, _, matched in found:
+            pairs += matched
+            used |= {p for pair in matched for p in pair}
+    return pairs
+
+
+def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
+    """Scenes found twice in other formats (Massachusetts' tiff/ and png/ trees) would be
+    read twice: an error naming an example and the folder to choose."""
+    formats: dict[str, dict[str, Path]] = defaultdict(dict)
+    for image, _ in pairs:
+        formats[image.stem.lower()].setdefault(image.suffix.lower(), image)
+    copied = [found for found in formats.values() if len(found) > 1]
+    if not copied:
+        return
+    first, second = (p.relative_to(root) for p in list(copied[0].values())[:2])
+    differ = next(i for i, (a, b) in enumerate(zip(first.parts, second.parts, strict=False))
+                  if a != b)
+    copies = " or ".join(Path(*p.parts[:differ + 1]).as_posix() for p in (first, second))
+    raise DataError(
+        f"{root}: {len(copied)} of the scenes are found twice, in other formats (e.g. "
+        f"{first} and {second}); prepare one copy: make its folder the source, or set "
+        f"image_dir to it ({copies})")
