@@ -82,7 +82,7 @@ def test_a_signal_during_the_swap_takes_effect_after_it(tmp_path):
     (new / "metrics.json").write_text("new")
     with pytest.raises(KeyboardInterrupt), signals_deferred():
         os.replace(target, tmp_path / "old")
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may land in another
         os.replace(new, target)
     assert (target / "metrics.json").read_text() == "new"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -111,7 +111,7 @@ def test_a_ctrl_c_held_over_the_swap_leaves_no_hidden_previous_folder(tmp_path):
     def local(frame, event, _arg):
         if event == "line" and frame.f_lineno == swap and not sent:
             sent.append(os.getpid())
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may land in another
         return local
 
     def calls(frame, event, _arg):
@@ -146,7 +146,7 @@ def test_a_ctrl_c_as_the_temporary_sibling_is_made_leaves_nothing_behind(tmp_pat
     def local(frame, event, _arg):
         if event == "return" and not sent:
             sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may land in another
         return local
 
     def calls(frame, event, _arg):
