@@ -90,7 +90,9 @@ class IngestOptions(BaseModel):
         default=None, description="folder (relative to the source) with train.txt, val.txt, "
         "test.txt for the 'given' split; default: found in the source")
     max_pixels: int = Field(default=1_000_000_000, ge=1, description="largest image or mask "
-                            "(width x height) accepted, checked before decoding")
+                            "(width x height) accepted, checked before decoding; a mask "
+                            "larger than its image (only the image's part is read) may pass "
+                            "it when stored in blocks within it")
     max_member_bytes: int = Field(default=16 << 30, ge=1,
                                   description="archives and S3: largest single file")
     max_extract_bytes: int = Field(default=64 << 30, ge=1,

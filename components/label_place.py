@@ -105,10 +105,12 @@ def _grid_place(pair: ScenePair, image, label) -> LabelPlace:
     units = _units(image, label)
     if drift > GRID_TOLERANCE:
         ours, theirs = image.transform, label.transform
+        if turn := _axes_turn(ours, theirs):
+            raise DataError(f"{pair.label}: its grid is {turn} against its image "
+                            f"{pair.image}'s; resample it onto the image's grid")
         raise DataError(
-            f"{pair.label}: its pixels are {abs(theirs.a):g} x {abs(theirs.e):g}{units}"
-            f"{'' if _axes_agree(ours, theirs) else ' on rotated or flipped axes'}, its image "
-            f"{pair.image}'s {abs(ours.a):g} x {abs(ours.e):g}{units}; a label of other "
+            f"{pair.label}: its pixels are {abs(theirs.a):g} x {abs(theirs.e):g}{units}, its "
+            f"image {pair.image}'s {abs(ours.a):g} x {abs(ours.e):g}{units}; a label of other "
             "bounds than its image's must lie on its grid: resample it onto the image's grid")
     col, row = -round(to_label.c), -round(to_label.f)
     off = (-to_label.c - col, -to_label.f - row)  # the label's shift off the grid, in px
@@ -138,9 +140,16 @@ def _same_bounds(image, label) -> bool:
     return all(abs(d) <= tolerance[i % 2] for i, d in enumerate(offsets))
 
 
-def _axes_agree(ours, theirs) -> bool:
-    """Neither grid is flipped or rotated against the other (only its pixel size differs)."""
-    return all(np.sign(getattr(ours, t)) == np.sign(getattr(theirs, t)) for t in "abde")
+def _axes_turn(ours, theirs) -> str | None:
+    """How the grid ``theirs`` is turned against ``ours`` ("flipped upside down", "rotated"
+    ...); None when its axes run as ours do (only its pixel size may differ)."""
+    differ = [t for t in "abde" if np.sign(getattr(ours, t)) != np.sign(getattr(theirs, t))]
+    if not differ:
+        return None
+    if any(getattr(grid, t) for grid in (ours, theirs) for t in "bd"):
+        return "rotated"
+    return "flipped " + " and ".join(way for t, way in (("e", "upside down"),
+                                                         ("a", "left to right")) if t in differ)
 
 
 def _georeferenced(src) -> bool:

@@ -81,7 +81,7 @@ def _folder_entries(root: Path) -> Iterator[tuple[str, str]]:
 
 
 def _s3_entries(uri: str) -> Iterator[tuple[str, str]]:
-    from components.sources import _s3_location, s3_client
+    from components.sources import _s3_location, s3_client, s3_error
 
     bucket, prefix = _s3_location(uri)
     try:
@@ -94,4 +94,4 @@ def _s3_entries(uri: str) -> Iterator[tuple[str, str]]:
     except DataError:
         raise
     except Exception as err:  # botocore raises many unrelated types; name the source
-        raise DataError(f"{uri}: cannot list objects ({err})") from err
+        raise s3_error(uri, "list objects", err) from err

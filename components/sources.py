@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -30,15 +31,40 @@ from components.extract import (
 )
 from components.raster import DataError
 
-__all__ = ["ExtractLimits", "check_source", "download_s3_prefix", "materialize_source",
-           "s3_client", "s3_unsigned"]
+__all__ = ["ExtractLimits", "S3AccessError", "check_source", "download_s3_prefix",
+           "is_s3_uri", "materialize_source", "s3_client", "s3_error", "s3_unsigned",
+           "split_s3_uri"]
+
+S3_SCHEME = "s3://"
+#: The bucket names boto3 sends (S3's own rules are stricter, MinIO's and old buckets'
+#: looser): another is refused naming the URI rather than in boto3's words.
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+class S3AccessError(DataError):
+    """S3 could not be asked: no or refused credentials, an endpoint that does not answer or
+    is not a URL. The environment's problem, not the data's."""
+
+
+def is_s3_uri(text: str) -> bool:
+    return text.startswith(S3_SCHEME)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/rest`` -> (bucket, rest); a DataError naming ``uri`` when it has no
+    bucket or one of a name no bucket can have."""
+    bucket, _, rest = uri[len(S3_SCHEME):].partition("/")
+    if not bucket:
+        raise DataError(f"{uri}: no bucket in S3 URI")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise DataError(f"{uri}: {bucket!r} is not an S3 bucket name (letters, digits, '.', "
+                        f"'-' and '_' only)")
+    return bucket, rest
 
 
 def _s3_location(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, "prefix/"): a prefix names a folder."""
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    if not bucket:
-        raise DataError(f"{uri}: no bucket in S3 URI")
+    bucket, prefix = split_s3_uri(uri)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return bucket, prefix
@@ -46,23 +72,59 @@ def _s3_location(uri: str) -> tuple[str, str]:
 
 def s3_unsigned() -> bool:
     """Whether S3 requests go unsigned (a public bucket, no credentials): ``AWS_NO_SIGN_REQUEST``
-    read as GDAL and rasterio read it, so boto3's requests and GDAL's /vsis3/ reads agree."""
+    read as GDAL and rasterio read it, so boto3's requests and GDAL's /vsis3/ reads agree; set
+    but empty it is unset (the ``segpipe`` command drops it at start-up, for GDAL too)."""
     from rasterio.session import parse_bool
 
-    return parse_bool(os.environ.get("AWS_NO_SIGN_REQUEST", False))
+    return parse_bool(os.environ.get("AWS_NO_SIGN_REQUEST") or False)
+
+
+def s3_endpoint_url() -> str | None:
+    """``$AWS_ENDPOINT_URL`` (None: unset), checked: one that is not ``http(s)://host[:port]``
+    is an S3AccessError naming the variable (its password redacted), not boto3's or
+    urllib's traceback at the first request."""
+    from components.tracking import redact_url
+    from serving.urls import UrlError, check_http_url
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint is not None:
+        try:
+            check_http_url(endpoint, "AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+        except UrlError as exc:
+            raise S3AccessError(redact_url(str(exc))) from None
+    return endpoint
 
 
 def s3_client():
-    """The boto3 S3 client of every S3 read: ``AWS_ENDPOINT_URL`` (MinIO, moto...) and
-    boto3's credential chain as the environment has it now (a session of its own: boto3's
-    default one keeps the credentials it first found), unsigned with ``AWS_NO_SIGN_REQUEST``."""
+    """The boto3 S3 client of every S3 read: ``AWS_ENDPOINT_URL`` (MinIO, moto...; checked)
+    else boto3's own (``AWS_ENDPOINT_URL_S3``, ``~/.aws/config``, AWS), and boto3's
+    credential chain as the environment has it now (a session of its own: boto3's default
+    one keeps the credentials it first found), unsigned with ``AWS_NO_SIGN_REQUEST``."""
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
 
+    from components.tracking import redact_url
+
+    endpoint = s3_endpoint_url()
     config = Config(signature_version=UNSIGNED) if s3_unsigned() else None
-    return boto3.session.Session().client(
-        "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
+    try:
+        return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+    except ValueError as err:  # an endpoint boto3 found itself is not a URL
+        raise S3AccessError(f"the S3 endpoint is not a URL ({redact_url(str(err))}): check "
+                            f"AWS_ENDPOINT_URL_S3 and ~/.aws/config's endpoint_url") from None
+
+
+def s3_error(uri: str, doing: str, err: Exception) -> DataError:
+    """``{uri}: cannot {doing} ({err})`` for boto3's ``err``: any password in the endpoint
+    URL it quotes redacted, and ``AWS_NO_SIGN_REQUEST`` named when S3 refused an unsigned
+    request."""
+    from components.tracking import redact_url
+
+    status = getattr(err, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    hint = ("; the requests were unsigned (AWS_NO_SIGN_REQUEST is set): unset it and give "
+            "credentials" if status == 403 and s3_unsigned() else "")
+    return DataError(f"{uri}: cannot {doing} ({redact_url(str(err))}){hint}")
 
 
 def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None) -> int:
@@ -97,7 +159,7 @@ def download_s3_prefix(uri: str, dest: Path, limits: ExtractLimits | None = None
     except DataError:
         raise
     except Exception as err:  # botocore raises many unrelated types; name the source
-        raise DataError(f"{uri}: cannot list or download objects ({err})") from err
+        raise s3_error(uri, "list or download objects", err) from err
     return count
 
 
@@ -117,7 +179,7 @@ def check_source(source: str, limits: ExtractLimits | None = None) -> None:
     compressed tar is only opened: listing it means decompressing it. Local folders are
     checked by discovery (``components.ingest.find_pairs``)."""
     limits = limits or ExtractLimits()
-    if source.startswith("s3://"):
+    if is_s3_uri(source):
         _check_s3(source, limits)
         return
     path = Path(source).expanduser()
@@ -150,8 +212,10 @@ def _check_s3(uri: str, limits: ExtractLimits) -> None:
     try:
         page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix,
                                             MaxKeys=S3_CHECK_KEYS)
+    except DataError:
+        raise
     except Exception as err:  # botocore raises many unrelated types; name the source
-        raise DataError(f"{uri}: cannot list objects ({err})") from err
+        raise s3_error(uri, "list objects", err) from err
     budget = Budget(uri, limits, 0, member=lambda key: f"s3://{bucket}/{key}")
     objects = [obj for obj in page.get("Contents", []) if not obj["Key"].endswith("/")]
     for obj in objects:
@@ -165,7 +229,7 @@ def materialize_source(source: str, scratch: Path,
                        limits: ExtractLimits | None = None) -> Iterator[Path]:
     """Yield a local folder holding the scenes of ``source``; downloads and extractions go
     under ``scratch`` (the caller removes it)."""
-    if source.startswith("s3://"):
+    if is_s3_uri(source):
         dest = scratch / "s3"
         make_dirs(source, "", dest)
         if download_s3_prefix(source, dest, limits) == 0:

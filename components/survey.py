@@ -91,6 +91,31 @@ def check_file(path: Path, src, max_pixels: int) -> None:
         check_png(path)
 
 
+#: Formats GDAL decodes from the first row to read any part (no blocks to skip to).
+WHOLE_FILE_DRIVERS = ("PNG", "JPEG")
+
+
+def check_label_file(path: Path, src, max_pixels: int) -> None:
+    """``check_file`` for a label, which is read only over its image's window (never more
+    pixels than the image, which ``check_file`` held to ``max_pixels``): a label larger than
+    ``max_pixels`` (one exported for a wider area) is taken when the blocks that window
+    decodes are within it, and refused when it is stored as one block (a PNG or JPEG, a
+    one-strip GeoTIFF) or in blocks larger than ``max_pixels``."""
+    if src.width * src.height <= max_pixels:
+        check_file(path, src, max_pixels)
+        return
+    whole = src.driver in WHOLE_FILE_DRIVERS
+    rows, cols = (src.height, src.width) if whole else src.block_shapes[0]
+    if rows * cols > max_pixels:
+        stored = (f"a {src.driver} is decoded whole" if whole else
+                  f"it is stored in blocks of {cols}x{rows} pixels ({cols * rows:,}), each "
+                  f"decoded whole")
+        raise DataError(f"{path}: {src.width}x{src.height} pixels ({src.width * src.height:,})"
+                        f" is more than max_pixels ({max_pixels:,}), and {stored} to read any "
+                        f"part of it; crop it to its image, save it as a tiled GeoTIFF "
+                        f"(gdal_translate -co TILED=YES) or raise max_pixels")
+
+
 def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int, int]:
     with pair.open_image() as src:
         check_file(pair.image, src, max_pixels)
@@ -107,7 +132,7 @@ def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int,
 def survey_mask(pair: ScenePair, survey: Survey, size: tuple[int, int], max_pixels: int,
                 color_table: str) -> None:
     with pair.open_label() as src:
-        check_file(pair.label, src, max_pixels)
+        check_label_file(pair.label, src, max_pixels)
         with pair.open_image() as image:
             place = place_label(pair, image, src)
         if unlabelled := place.unlabelled(*size):

@@ -171,10 +171,13 @@ def warn_collected(survey: Survey, relabel) -> list[str]:
         one = len(survey.partial) == 1
         what = counted(len(survey.partial), "scene's label covers only part of its image",
                        "scenes' labels cover only part of their image")
-        survey.warn(f"{what}: {unlabelled:,} of {'its' if one else 'their'} {pixels:,} pixels "
-                    f"({unlabelled / pixels:.1%}) have no label and are ignored (never trained "
-                    "on or scored)" + (f": {label}" if one else
-                                       f"; most in {label} ({most / of:.0%} of its image)"))
+        images, labels = ("its image's", "its label") if one else ("their images'",
+                                                                     "their labels")
+        survey.warn(f"{what}: {unlabelled:,} of {images} {pixels:,} pixels "
+                    f"({unlabelled / pixels:.1%}) lie outside {labels} and are ignored (never "
+                    "trained on or scored)" + (f": {label}" if one else
+                                               f"; most in {label} ({most / of:.0%} of its "
+                                               "image)"))
     messages = [relabel(m) for m in survey.warnings]
     for message in messages:
         warnings.warn(message, IngestWarning, stacklevel=3)

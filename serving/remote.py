@@ -14,6 +14,7 @@ valid."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
                             f"{response.status_code}")
 
 
-def scene_nodata(scene: Path | str, config: ServingConfig,
+def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
                  driver: str | None = None) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the

@@ -4,6 +4,7 @@ polygons in the scene's CRS."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ class SceneResult:
 MAX_SCENE_PIXELS = 4_000_000_000
 
 
-def predict_scene(predictor: ScenePredictor, input_path: Path | str, out_path: Path, *,
+def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_path: Path, *,
                   tta: bool = False, overlap: float | None = None,
                   batch_size: int | None = None, polygons_path: Path | None = None,
                   progress: Callable[[int, int], None] | None = None,
@@ -117,7 +118,7 @@ class SceneNotes:
     warnings: list[str]
 
 
-def check_scene(input_path: Path | str, config: ServingConfig, *,
+def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
                 region: Window | None = None, max_pixels: int = MAX_SCENE_PIXELS,
                 driver: str | None = None) -> SceneNotes:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
@@ -140,7 +141,7 @@ def check_scene(input_path: Path | str, config: ServingConfig, *,
         return SceneNotes(resampling_note(config, grid, src), notes)
 
 
-def _probe_last_pixel(input_path: Path | str, src) -> None:
+def _probe_last_pixel(input_path: str | os.PathLike, src) -> None:
     rows, cols = src.block_shapes[0]
     block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
     if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
@@ -153,7 +154,7 @@ def _probe_last_pixel(input_path: Path | str, src) -> None:
                          f"data?): {exc.__cause__ or exc}") from None
 
 
-def open_scene(input_path: Path | str, driver: str | None = None):
+def open_scene(input_path: str | os.PathLike, driver: str | None = None):
     """``input_path`` opened with rasterio, by ``driver`` alone when given (a scene checked
     where it came from, such as an S3 object: one replaced since by another format, a VRT
     naming other files, does not open); a SceneError naming the file when it cannot be (not
@@ -164,7 +165,7 @@ def open_scene(input_path: Path | str, driver: str | None = None):
         raise SceneError(f"{input_path}: cannot read the scene: {exc}") from None
 
 
-def _check_scene(input_path: Path | str, src, config: ServingConfig, region: Window | None,
+def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, region: Window | None,
                  max_pixels: int) -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
     if src.count != config.in_channels:
@@ -180,7 +181,7 @@ def _check_scene(input_path: Path | str, src, config: ServingConfig, region: Win
     return region, grid
 
 
-def _check_region(input_path: Path | str, src, region: Window | None) -> Window:
+def _check_region(input_path: str | os.PathLike, src, region: Window | None) -> Window:
     if region is None:
         return Window(0, 0, src.width, src.height)
     inside = Window(0, 0, src.width, src.height)

@@ -4,6 +4,7 @@ read from ../shared/data when present."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -86,17 +87,56 @@ def _run_outside_the_repo(tmp_path_factory):
     os.chdir(previous)
 
 
-def _moto_server(monkeypatch, **server_env: str):
-    """moto's standalone server on a free port of loopback (``server_env``: its settings),
-    with AWS_ENDPOINT_URL and test keys in the environment (subprocesses inherit them)."""
+#: A request line of werkzeug's log (in colour on a terminal): its path.
+_LOGGED_REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*(?:GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/')
+
+
+class MotoServer:
+    """moto's standalone S3 server, one for a test module (starting one takes most of a
+    second): each test empties it first (``moto_endpoint``). GDAL keeps what it read of an
+    object by its URL for the whole process, so a module holds one content under one key;
+    modules get servers of their own (other URLs)."""
+
+    def __init__(self, url: str, log: Path):
+        self.url, self.log = url, log
+
+    def request_paths(self) -> list[str]:
+        """The paths of the S3 requests the server has answered so far, in order (its own
+        API's left out): werkzeug logs each request before it answers it."""
+        paths = _LOGGED_REQUEST.findall(self.log.read_text(errors="replace"))
+        return [path for path in paths if not path.startswith("/moto-api/")]
+
+    def _post(self, path: str, body: str = "") -> None:
+        from urllib.request import Request, urlopen
+
+        request = Request(self.url + path, data=body.encode(), method="POST",
+                          headers={"Content-Type": "text/plain"})
+        urlopen(request, timeout=10).close()
+
+    def reset(self) -> None:
+        """No buckets, and any keys taken."""
+        self._post("/moto-api/reset")
+        self.check_keys_after(float("inf"))
+
+    def check_keys_after(self, requests: float) -> None:
+        """Answer the next ``requests`` requests whatever their keys, then check keys as S3
+        does: the test keys are nobody's, so every later request is denied (403
+        InvalidAccessKeyId), as when credentials expire."""
+        self._post("/moto-api/reset-auth", str(requests))
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory):
+    """moto's standalone server on a free port of loopback, for a test module."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = Path(sys.executable).parent / "moto_server"
     command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
-                            env={**os.environ, **server_env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path_factory.mktemp("moto") / "requests.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=sink, stderr=sink)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -107,23 +147,23 @@ def _moto_server(monkeypatch, **server_env: str):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("moto_server did not start")
                 time.sleep(0.2)
-        url = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield url
+        yield MotoServer(f"http://127.0.0.1:{port}", log)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 @pytest.fixture
-def moto_endpoint(monkeypatch):
-    """An S3 endpoint: moto's standalone server on a free port, over HTTP as a real one, with
+def moto_endpoint(moto_server, monkeypatch):
+    """An S3 endpoint: the session's moto server, emptied, over HTTP as a real one, with
     AWS_ENDPOINT_URL and test keys in the environment (subprocesses inherit them). It takes
     any keys."""
-    yield from _moto_server(monkeypatch)
+    moto_server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return moto_server.url
 
 
 #: Requests ``moto_endpoint_checking_keys`` answers before it checks keys: a test's setup.
@@ -131,8 +171,9 @@ UNCHECKED_REQUESTS = 2
 
 
 @pytest.fixture
-def moto_endpoint_checking_keys(monkeypatch):
+def moto_endpoint_checking_keys(moto_endpoint, moto_server):
     """``moto_endpoint``, but after its first UNCHECKED_REQUESTS requests (creating a bucket and
     an object, say) it checks keys as S3 does: the test keys are nobody's, so every request is
     denied (403 InvalidAccessKeyId)."""
-    yield from _moto_server(monkeypatch, INITIAL_NO_AUTH_ACTION_COUNT=str(UNCHECKED_REQUESTS))
+    moto_server.check_keys_after(UNCHECKED_REQUESTS)
+    return moto_endpoint

@@ -20,8 +20,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # app, the server, local-run tasks) failed with a traceback. boto3 and GDAL read an empty
 # variable as unset, so dropping it changes nothing else: real credentials still sign S3
 # reads (a VRT of private /vsis3/ files), and an S3 source with a missing secret still
-# fails naming $AWS_SECRET_ACCESS_KEY.
-for _variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+# fails naming $AWS_SECRET_ACCESS_KEY. An empty $AWS_NO_SIGN_REQUEST is dropped too: GDAL and
+# rasterio read "" as true, so it made every S3 read unsigned (private buckets: 403).
+for _variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_NO_SIGN_REQUEST"):
     if os.environ.get(_variable) == "":
         del os.environ[_variable]
 

@@ -214,7 +214,7 @@ def predict(
         config, nodata_warning, scene_value = _with_nodata(config, scene, nodata)
         notes = check_scene(scene.path, config, max_pixels=max_pixels, driver=scene.driver)
     except SceneError as exc:
-        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+        raise scene.read_failure(exc) from None
     if polygons is not None:
         _check_polygon_options(polygon_options, config.class_names, scene)
     if endpoint:
@@ -257,7 +257,7 @@ def predict(
                                    polygon_options=polygon_options, output=output,
                                    driver=scene.driver)
         except SceneError as exc:
-            raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+            raise scene.read_failure(exc) from None
         except EndpointError as exc:
             raise fail(str(exc), 1) from None
         except OSError as exc:  # writing the mask or the polygons

@@ -8,19 +8,23 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import typer
 
 from pipelines.cli.errors import fail
 
+if TYPE_CHECKING:
+    from components.s3_scenes import S3Object
+
 
 @dataclass(frozen=True)
 class Scene:
-    """``path`` is what rasterio opens and what messages name: a local path, or the S3 URI
-    itself (rasterio reads ``s3://`` through /vsis3/). ``driver`` is the one GDAL driver an
-    S3 object opens with, its check's (None: any, for a local file)."""
+    """``path`` is what rasterio opens and what messages name: a local path, or an S3 object
+    (named by its URI, opened through /vsis3/). ``driver`` is the one GDAL driver an S3
+    object opens with, its check's (None: any, for a local file)."""
 
-    path: Path | str
+    path: Path | S3Object
     driver: str | None = None
 
     @property
@@ -39,12 +43,26 @@ class Scene:
 
         return s3_gdal_env()
 
+    def read_failure(self, error: Exception) -> Exception:
+        """The exception that ends the command when the scene was refused or could not be
+        read (``error``, a SceneError naming it: exit 2). S3 is asked again about an S3 scene
+        first: GDAL reports a read S3 refused (credentials expired mid-scene, access revoked)
+        as corrupt data, and that is an access error (exit 1), or a missing object (2)."""
+        if self.local is None:
+            from components.s3_scenes import s3_read_problem
+
+            if problem := s3_read_problem(self.path):
+                return _s3_failure(problem)
+        return typer.BadParameter(str(error), param_hint="INPUT")
+
 
 def scene_argument(value: str) -> Path | str:
     """The scene argument: an ``s3://`` URI as it is (``check_scene_source`` checks it), a
     local scene checked as a path option's ``exists=True, dir_okay=False`` checks one, in
     its words (exit 2)."""
-    if value.startswith("s3://"):
+    from components.sources import is_s3_uri
+
+    if is_s3_uri(value):
         return value
     path = Path(value)
     if not path.exists():
@@ -63,11 +81,18 @@ def check_scene_source(value: Path | str) -> Scene:
     if isinstance(value, Path):
         return Scene(value)
     from components.raster import DataError
-    from components.s3_scenes import S3AccessError, check_s3_scene
+    from components.s3_scenes import check_s3_scene, s3_object
 
     try:
-        return Scene(value, check_s3_scene(value))
-    except S3AccessError as exc:
-        raise fail(str(exc), 1) from None
+        scene = s3_object(value)
+        return Scene(scene, check_s3_scene(scene))
     except DataError as exc:
-        raise fail(str(exc), 2) from None
+        raise _s3_failure(exc) from None
+
+
+def _s3_failure(error: Exception) -> typer.Exit:
+    """An S3 scene's error as the command's end: exit 1 for what the environment must fix
+    (credentials, endpoint), 2 for the scene (missing, not a raster)."""
+    from components.s3_scenes import S3AccessError
+
+    return fail(str(error), 1 if isinstance(error, S3AccessError) else 2)

@@ -154,9 +154,9 @@ def test_a_source_whose_labels_cover_part_of_their_scenes_is_scored_on_that_part
         write_array(path, left, crs, transform)
         labelled += int((left != 255).sum())
     with pytest.warns(IngestWarning, match=r"^3 scenes' labels cover only part of their "
-                      r"image: 6,144 of their 12,288 pixels \(50\.0%\) have no label and are "
-                      r"ignored \(never trained on or scored\); most in \S+scene\d\.tif \(50% "
-                      r"of its image\)$"):
+                      r"image: 6,144 of their images' 12,288 pixels \(50\.0%\) lie outside their "
+                      r"labels and are ignored \(never trained on or scored\); most in "
+                      r"\S+scene\d\.tif \(50% of its image\)$"):
         result = evaluate_logged_model(uri, str(source), tmp_path / "eval",
                                        EvaluateOptions(overlay_tiles=0), SOURCE_INGEST)
     assert result.scene_count == 3

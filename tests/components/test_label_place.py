@@ -57,8 +57,8 @@ def test_a_label_over_part_of_its_image_leaves_the_rest_ignored_and_untiled(tmp_
     assert (ingested[:, :16] == labels[:, :16]).all()
     assert (ingested[:, 16:] == 255).all()
     assert _partial_lines(caught) == [
-        "1 scene's label covers only part of its image: 512 of its 1,024 pixels (50.0%) have "
-        f"no label and are ignored (never trained on or scored): {mask}"]
+        "1 scene's label covers only part of its image: 512 of its image's 1,024 pixels (50.0%) "
+        f"lie outside its label and are ignored (never trained on or scored): {mask}"]
     manifest = tile_scenes(out, out, TileOptions(patch_size=16, stride=16))
     assert sorted(t.window[:2] for t in manifest.tiles if t.scene == "b") == [(0, 0), (0, 16)]
     assert all(t.valid_fraction == 1.0 for t in manifest.tiles)
@@ -73,7 +73,7 @@ def test_a_colour_label_inside_its_image_lands_on_its_own_pixels(tmp_path):
     write_array(mask, colours, UTM, _on_grid(8, 4))
     out = tmp_path / "out"
     with pytest.warns(IngestWarning, match=r"^1 scene's label covers only part of its image: "
-                      r"704 of its 1,024 pixels \(68\.8%\)"):
+                      r"704 of its image's 1,024 pixels \(68\.8%\)"):
         classes = ingest_source(src, out, IngestOptions())
     red, green = classes.names.index("class_FF0000"), classes.names.index("class_00C800")
     expected = np.full((32, 32), 255)
@@ -94,15 +94,18 @@ def test_a_label_larger_than_its_image_is_read_by_the_images_bounds(tmp_path):
     assert (_ingested(out, "a") == larger[6:38, 4:36]).all()
 
 
-@pytest.mark.parametrize("problem", ["pixel_size", "subpixel", "crs", "no_overlap", "flipped"])
+@pytest.mark.parametrize("problem", ["pixel_size", "subpixel", "crs", "no_overlap", "flipped",
+                                     "flipped_same_ground"])
 def test_a_label_off_its_images_grid_is_refused_before_any_scene_is_written(tmp_path, problem):
     src = tmp_path / "src"
     write_pair(src, "a", make_image(), make_labels())
     image, mask = write_pair(src, "b", make_image(seed=1), make_labels())
-    crs, data = UTM, make_labels(16)
+    crs, data = UTM, make_labels(32 if problem == "flipped_same_ground" else 16)
     transform = {"pixel_size": _on_grid(0, 0, pixel=4.0), "subpixel": _on_grid(8.3, 0),
                  "crs": _on_grid(8, 0), "no_overlap": _on_grid(40, 0),
-                 "flipped": _on_grid(0, 16) @ Affine.scale(1, -1)}[problem]
+                 "flipped": _on_grid(0, 16) @ Affine.scale(1, -1),
+                 # the image's size and ground, its rows from south to north
+                 "flipped_same_ground": _on_grid(0, 32) @ Affine.scale(1, -1)}[problem]
     if problem == "crs":
         crs = "EPSG:32651"
     write_array(mask, data, crs, transform)
@@ -118,7 +121,10 @@ def test_a_label_off_its_images_grid_is_refused_before_any_scene_is_written(tmp_
         "no_overlap": rf"{file}: lies elsewhere than its image {img}: its bounds are offset by "
                       r"x \+80, y \+0 metre \(top left\) and x \+48, y \+32 metre \(bottom "
                       r"right\); it covers none of the image's ground",
-        "flipped": rf"{file}: its pixels are 2 x 2 metre on rotated or flipped axes",
+        "flipped": rf"{file}: its grid is flipped upside down against its image {img}'s; "
+                   "resample it onto the image's grid$",
+        "flipped_same_ground": rf"{file}: its grid is flipped upside down against its image "
+                               rf"{img}'s; resample it onto the image's grid$",
     }[problem]
     out = tmp_path / "out"
     with pytest.raises(DataError) as raised:
@@ -159,3 +165,39 @@ def test_a_window_the_label_misses_reads_as_no_label(tmp_path):
         codes = place.read(src, rgb, mask_format(src, rgb), Window(5, 3, 2, 2))
     assert codes.tolist() == [[0x0C0C0C, IGNORE_CODE], [IGNORE_CODE, IGNORE_CODE]]
     assert place.unlabelled(5, 5) == 25 - 3 * 3  # columns 2-4 (of 2-5), rows 1-3
+
+
+@pytest.mark.parametrize("storage", ["tiles", "one_strip", "png"])
+def test_a_label_over_max_pixels_is_read_when_the_blocks_its_image_needs_are_not(tmp_path,
+                                                                                 storage):
+    """Only the image's window of a larger label is read (the image is within max_pixels),
+    but GDAL decodes whole blocks: a label stored as one block (a one-strip GeoTIFF, a PNG)
+    over max_pixels would be decoded whole."""
+    src = tmp_path / "src"
+    _, mask = write_pair(src, "a", make_image(), make_labels())  # 1,024 pixels
+    larger = np.random.default_rng(0).choice(np.array([0, 1, 2], np.uint8), (40, 44))
+    if storage == "one_strip":
+        write_array(mask, larger, UTM, _on_grid(-4, -6))
+    else:
+        mask.unlink()
+        if storage == "png":
+            mask = mask.with_suffix(".png")
+        layout = {"tiles": dict(driver="GTiff", tiled=True, blockxsize=16, blockysize=16),
+                  "png": dict(driver="PNG")}[storage]
+        with rasterio.open(mask, "w", width=44, height=40, count=1, dtype="uint8", crs=UTM,
+                           transform=_on_grid(-4, -6), **layout) as dst:
+            dst.write(larger, 1)
+    out = tmp_path / "out"
+    if storage == "tiles":
+        ingest_source(src, out, IngestOptions(max_pixels=1500))
+        assert (_ingested(out, "a") == larger[6:38, 4:36]).all()
+        return
+    stored = ("a PNG is decoded whole" if storage == "png" else
+              r"it is stored in blocks of 44x40 pixels \(1,760\), each decoded whole")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(mask))}: 44x40 pixels \(1,760\) is "
+                                        rf"more than max_pixels \(1,500\), and {stored} to read "
+                                        r"any part of it; crop it to its image, save it as a "
+                                        r"tiled GeoTIFF \(gdal_translate -co TILED=YES\) or "
+                                        r"raise max_pixels$"):
+        ingest_source(src, out, IngestOptions(max_pixels=1500))
+    assert not out.exists()

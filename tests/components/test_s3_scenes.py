@@ -13,10 +13,14 @@ import rasterio
 from rasterio.transform import from_origin
 
 from components.raster import DataError
-from components.s3_scenes import S3AccessError, check_s3_scene, s3_gdal_env
+from components.s3_scenes import S3AccessError, check_s3_scene, s3_gdal_env, s3_object
 
 #: A secret no message may show.
 SECRET = "s3cr3t-not-for-printing"
+
+
+def _check(uri: str) -> str:
+    return check_s3_scene(s3_object(uri))
 
 
 def _raster_bytes(driver: str, count: int = 2, size: int = 24) -> bytes:
@@ -48,9 +52,9 @@ def bucket(moto_endpoint):
 
 
 def test_a_scene_is_read_through_gdal_with_the_environments_keys_and_endpoint(bucket):
-    assert check_s3_scene("s3://tea/scenes/a.tif") == "GTiff"
-    assert check_s3_scene("s3://tea/scenes/b.png") == "PNG"
-    with s3_gdal_env(), rasterio.open("s3://tea/scenes/a.tif", driver="GTiff") as src:
+    assert _check("s3://tea/scenes/a.tif") == "GTiff"
+    assert _check("s3://tea/scenes/b.png") == "PNG"
+    with s3_gdal_env(), rasterio.open(s3_object("s3://tea/scenes/a.tif"), driver="GTiff") as src:
         window = src.read(window=((20, 24), (0, 24)))
         assert (src.count, src.crs.to_epsg()) == (2, 32644)
     np.testing.assert_array_equal(window, np.arange(2 * 24 * 24, dtype="uint8")
@@ -74,23 +78,27 @@ def test_a_scene_is_read_through_gdal_with_the_environments_keys_and_endpoint(bu
 ])
 def test_what_is_not_a_scene_is_refused_naming_the_uri(bucket, uri, problem):
     with pytest.raises(DataError) as caught:
-        check_s3_scene(uri)
+        _check(uri)
     assert not isinstance(caught.value, S3AccessError)
     assert str(caught.value).startswith(problem), str(caught.value)
 
 
-def test_an_endpoint_that_does_not_answer_is_named(monkeypatch):
+def _closed_port() -> int:
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        return sock.getsockname()[1]
+
+
+def test_an_endpoint_that_does_not_answer_is_named_without_its_password(monkeypatch):
+    port = _closed_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://alice:{SECRET}@127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with pytest.raises(S3AccessError, match=rf"^s3://tea/a\.tif: the S3 endpoint does not "
-                                            rf"answer \(.*127\.0\.0\.1:{port}"):
-        check_s3_scene("s3://tea/a.tif")
+                                            rf"answer \(.*alice:\*\*\*@127\.0\.0\.1:{port}"):
+        _check("s3://tea/a.tif")
 
 
 def _without_credentials(monkeypatch, tmp_path) -> None:
@@ -108,12 +116,12 @@ def test_no_credentials_is_named_and_a_public_bucket_reads_unsigned(bucket, monk
     _without_credentials(monkeypatch, tmp_path)
     with pytest.raises(S3AccessError, match=r"^s3://tea/scenes/a\.tif: no AWS credentials: "
                                             r"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
-        check_s3_scene("s3://tea/scenes/a.tif")
+        _check("s3://tea/scenes/a.tif")
     monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")  # as GDAL takes it: boto3 too
-    assert check_s3_scene("s3://tea/scenes/b.png") == "PNG"  # public-read
+    assert _check("s3://tea/scenes/b.png") == "PNG"  # public-read
     with pytest.raises(S3AccessError, match=r"^s3://tea/scenes/a\.tif: access denied \(.*\) to "
                                             r"a request without credentials"):
-        check_s3_scene("s3://tea/scenes/a.tif")
+        _check("s3://tea/scenes/a.tif")
 
 
 def test_refused_keys_are_access_denied_not_a_missing_object(moto_endpoint_checking_keys,
@@ -123,7 +131,55 @@ def test_refused_keys_are_access_denied_not_a_missing_object(moto_endpoint_check
     s3.upload_fileobj(io.BytesIO(_raster_bytes("GTiff")), "tea", "scenes/a.tif")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with pytest.raises(S3AccessError) as caught:
-        check_s3_scene("s3://tea/scenes/a.tif")
+        _check("s3://tea/scenes/a.tif")
     assert str(caught.value) == (
         "s3://tea/scenes/a.tif: access denied (InvalidAccessKeyId): check the credentials "
         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the object's permissions")
+
+
+def test_a_hash_in_a_key_is_part_of_the_objects_name(bucket):
+    """rasterio reads an s3:// URI as a URL: 'a#1.tif' would open the object 'a'."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="tea", Key="keys/a#1.tif", Body=_raster_bytes("GTiff", count=3))
+    s3.put_object(Bucket="tea", Key="keys/a", Body=_raster_bytes("PNG", count=2))
+    scene = s3_object("s3://tea/keys/a#1.tif")
+    assert str(scene) == "s3://tea/keys/a#1.tif"  # what messages name
+    assert check_s3_scene(scene) == "GTiff"
+    with s3_gdal_env(), rasterio.open(scene, driver="GTiff") as src:
+        assert src.count == 3
+
+
+@pytest.mark.parametrize("where", ["AWS_ENDPOINT_URL_S3", "config file"])
+def test_gdal_reads_from_the_endpoint_boto3_resolved(bucket, moto_endpoint, monkeypatch,
+                                                    tmp_path, where):
+    """boto3 also takes its endpoint from $AWS_ENDPOINT_URL_S3 or ~/.aws/config; GDAL,
+    given only $AWS_ENDPOINT_URL, read from AWS meanwhile."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    if where == "config file":
+        (tmp_path / "config").write_text(f"[default]\nendpoint_url = {moto_endpoint}\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    else:
+        monkeypatch.setenv(where, moto_endpoint)
+    scene = s3_object("s3://tea/scenes/a.tif")
+    assert check_s3_scene(scene) == "GTiff"
+    with s3_gdal_env(), rasterio.open(scene, driver="GTiff") as src:
+        assert src.read(1, window=((0, 1), (0, 3))).tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize("endpoint, problem", [
+    ("127.0.0.1:9000", "AWS_ENDPOINT_URL 127.0.0.1:9000: must be http(s)://host:port, e.g. "
+                       "http://127.0.0.1:9000"),
+    ("http://[::1", "AWS_ENDPOINT_URL http://[::1: not a URL (Invalid IPv6 URL)"),
+    (f"http://alice:{SECRET}@[::1", "AWS_ENDPOINT_URL http://alice:***@[::1: not a URL"),
+])
+def test_an_endpoint_that_is_not_a_url_is_named(monkeypatch, endpoint, problem):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    with pytest.raises(S3AccessError) as caught:
+        _check("s3://tea/a.tif")
+    assert str(caught.value).startswith(f"s3://tea/a.tif: {problem}"), str(caught.value)
+
+
+def test_a_bucket_name_no_bucket_has_is_refused_naming_the_uri():
+    with pytest.raises(DataError, match=r"^s3://Bad_Bucket!/k\.tif: 'Bad_Bucket!' is not an S3 "
+                                        r"bucket name"):
+        s3_object("s3://Bad_Bucket!/k.tif")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,45 @@ def test_s3_limits_name_the_object_by_its_url(tmp_path, moto_endpoint):
         ingest_source("s3://scenes/survey/2024", tmp_path / "out", options)
     with pytest.raises(DataError, match=expected):
         check_source("s3://scenes/survey/2024", options.extract_limits())
+
+
+@pytest.mark.parametrize("endpoint, problem", [
+    # boto3's ValueError or urllib's, a traceback from `segpipe predict`
+    ("127.0.0.1:9000", r"AWS_ENDPOINT_URL 127\.0\.0\.1:9000: must be http\(s\)://host:port"),
+    ("http://alice:hunter2@[::1", r"AWS_ENDPOINT_URL http://alice:\*\*\*@\[::1: not a URL"),
+    # an endpoint that does not answer, quoted by boto3 with its password
+    ("http://alice:hunter2@127.0.0.1:9", r"s3://tea/a: cannot list or download objects \(Could "
+                                         r"not connect to the endpoint URL: \"http://alice:"
+                                         r"\*\*\*@127\.0\.0\.1:9/"),
+])
+def test_an_s3_endpoint_is_named_in_one_line_without_its_password(tmp_path, monkeypatch,
+                                                                  endpoint, problem):
+    from components.sources import materialize_source
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries of the closed port
+    with pytest.raises(DataError) as caught, materialize_source("s3://tea/a", tmp_path):
+        pass
+    message = str(caught.value)
+    assert re.search(f"^{problem}", message) and "\n" not in message, message
+    assert "hunter2" not in message
+
+
+def test_a_refused_unsigned_download_names_aws_no_sign_request(moto_endpoint, monkeypatch,
+                                                               tmp_path):
+    from components.sources import materialize_source
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="tea")
+    s3.put_object(Bucket="tea", Key="survey/a.tif", Body=b"x")  # private
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")
+    with pytest.raises(DataError, match=r"^s3://tea/survey: cannot list or download objects "
+                                        r"\(.*403.*\); the requests were unsigned "
+                                        r"\(AWS_NO_SIGN_REQUEST is set\): unset it"), \
+            materialize_source("s3://tea/survey", tmp_path):
+        pass
 
 
 _EXTRACT_ON_A_SMALL_DISK = """

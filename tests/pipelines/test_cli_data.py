@@ -355,10 +355,11 @@ def test_ctrl_c_in_prepare_exits_130_saying_nothing_was_written(tmp_path):
 
 def _prepare_with_a_cleared_secret(source: str, cwd, tmp_path) -> subprocess.CompletedProcess:
     """`segpipe prepare` as a shell or CI that "cleared" the AWS secret runs it: the key id
-    set, the secret set but empty."""
+    set, the secret set but empty, and AWS_NO_SIGN_REQUEST set but empty (not a request to
+    go unsigned)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": ""}
-    env.pop("AWS_NO_SIGN_REQUEST", None)
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "",
+           "AWS_NO_SIGN_REQUEST": ""}
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "prepare", source, str(tmp_path / "ds"),
          "--patch-size", "16", "--strategy", "random"],
@@ -387,8 +388,9 @@ def test_an_s3_source_with_half_set_credentials_fails_in_one_line(tmp_path, moto
 
 def test_real_aws_credentials_still_sign_gdal_s3_reads(tmp_path):
     """The half-set fix must not make segpipe's GDAL reads anonymous: with complete
-    credentials a /vsis3/ read (a VRT of private S3 files) carries a signature. A local
-    stand-in for S3 records the requests' Authorization headers."""
+    credentials a /vsis3/ read (a VRT of private S3 files) carries a signature, also with
+    AWS_NO_SIGN_REQUEST set but empty (GDAL reads "" as true). A local stand-in for S3
+    records the requests' Authorization headers."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -412,8 +414,9 @@ def test_real_aws_credentials_still_sign_gdal_s3_reads(tmp_path):
            "AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "real-secret",
            "AWS_S3_ENDPOINT": f"127.0.0.1:{server.server_address[1]}", "AWS_HTTPS": "NO",
            "AWS_VIRTUAL_HOSTING": "FALSE", "AWS_DEFAULT_REGION": "us-east-1",
-           "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif", "GDAL_HTTP_MAX_RETRY": "0"}
-    for variable in ("AWS_NO_SIGN_REQUEST", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+           "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif", "GDAL_HTTP_MAX_RETRY": "0",
+           "AWS_NO_SIGN_REQUEST": ""}
+    for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         env.pop(variable, None)
     read = ("import pipelines.cli, rasterio\n"
             "from components.raster import gdal_env\n"

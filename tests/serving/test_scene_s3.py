@@ -29,7 +29,9 @@ def _predict(*args: str):
 @pytest.fixture
 def bucket(moto_endpoint, monkeypatch, tmp_path):
     """Bucket 'tea': scenes/a.tif (the scene, also at ``a.tif`` on disk), a 3-band scene, a
-    truncated one, a VRT and a text."""
+    truncated one, a VRT and a text; and scenes/p#1.png, the scene as a PNG whose CRS,
+    transform and nodata are in its sidecar p#1.png.aux.xml (both also on disk), beside an
+    object 'scenes/p' (the 3-band scene): rasterio would read '#1.png' as a URL fragment."""
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="tea")
@@ -45,22 +47,40 @@ def bucket(moto_endpoint, monkeypatch, tmp_path):
     s3.put_object(Bucket="tea", Key="scenes/mosaic.tif",
                   Body=b'<VRTDataset rasterXSize="1" rasterYSize="1"></VRTDataset>')
     s3.put_object(Bucket="tea", Key="scenes/notes.tif", Body=b"meeting notes")
+    png = _as_png(scene, tmp_path / "p#1.png")
+    for path in (png, png.parent / f"{png.name}.aux.xml"):
+        s3.upload_file(str(path), "tea", f"scenes/{path.name}")
+    s3.upload_file(str(rgb), "tea", "scenes/p")
     return scene
 
 
-def test_an_s3_scene_is_predicted_as_the_same_file_on_disk(bucket, logged_model, tmp_path):
+def _as_png(scene, path):
+    """``scene`` as a PNG: its georeferencing and nodata go to a .aux.xml beside it."""
+    with rasterio.open(scene) as src:
+        profile, pixels = src.profile, src.read()
+    for key in ("tiled", "blockxsize", "blockysize", "compress", "interleave"):
+        profile.pop(key, None)
+    with rasterio.open(path, "w", **{**profile, "driver": "PNG"}) as dst:
+        dst.write(pixels)
+    return path
+
+
+@pytest.mark.parametrize("name", ["a.tif", "p#1.png"])
+def test_an_s3_scene_is_predicted_as_the_same_file_on_disk(bucket, logged_model, tmp_path,
+                                                           name):
     model = ["--model-uri", logged_model["local_path"], "--nodata", "0"]
-    local = _predict(str(bucket), "--out", str(tmp_path / "local" / "m.tif"), "--polygons",
-                     str(tmp_path / "local" / "m.geojson"), *model)
+    local = _predict(str(bucket.parent / name), "--out", str(tmp_path / "local" / "m.tif"),
+                     "--polygons", str(tmp_path / "local" / "m.geojson"), *model)
     assert local.exit_code == 0, local.output
     out = tmp_path / "remote" / "m.tif"
-    remote = _predict("s3://tea/scenes/a.tif", "--out", str(out), "--polygons",
+    remote = _predict(f"s3://tea/scenes/{name}", "--out", str(out), "--polygons",
                       str(out.with_suffix(".geojson")), *model)
     assert remote.exit_code == 0, remote.output
     assert f"wrote {out} (150x90)" in remote.output
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.geojson", "m.tif"]  # no temps
     with rasterio.open(out) as mask, rasterio.open(tmp_path / "local" / "m.tif") as expected:
-        assert (mask.crs, mask.transform) == (expected.crs, expected.transform)
+        assert mask.crs == expected.crs == "EPSG:32644"  # the PNG's from its sidecar
+        assert mask.transform == expected.transform
         np.testing.assert_array_equal(mask.read(1), expected.read(1))
         assert (mask.read(1)[:, :7] == 255).all()  # the scene's nodata border
     polygons = [json.loads((tmp_path / where / "m.geojson").read_text())["features"]
@@ -96,6 +116,8 @@ def test_an_s3_scene_through_an_endpoint_equals_the_file_predicted_here(
                                       "from S3 (it names other files to read); gdal_translate "
                                       "it to a GeoTIFF"),
     ("s3://tea/scenes/notes.tif", 2, "s3://tea/scenes/notes.tif: cannot read as a raster ("),
+    ("s3://Bad_Bucket!/k.tif", 2, "s3://Bad_Bucket!/k.tif: 'Bad_Bucket!' is not an S3 bucket "
+                               "name"),
 ])
 def test_what_is_not_a_scene_is_one_line_before_the_model(bucket, tmp_path, uri, code, line):
     result = _predict(uri, "--out", str(tmp_path / "m.tif"),
@@ -106,17 +128,23 @@ def test_what_is_not_a_scene_is_one_line_before_the_model(bucket, tmp_path, uri,
     assert not (tmp_path / "m.tif").exists()
 
 
-def test_an_endpoint_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize("endpoint, line", [
+    (f"http://alice:{SECRET}@127.0.0.1:{{port}}", "error: s3://tea/scenes/a.tif: the S3 endpoint "
+     "does not answer (Could not connect to the endpoint URL: \"http://alice:***@127.0.0.1:"),
+    ("127.0.0.1:{port}", "error: s3://tea/scenes/a.tif: AWS_ENDPOINT_URL 127.0.0.1:"),
+    ("http://[::1", "error: s3://tea/scenes/a.tif: AWS_ENDPOINT_URL http://[::1: not a URL"),
+])
+def test_an_endpoint_that_does_not_answer_or_is_not_a_url_is_one_line(tmp_path, monkeypatch,
+                                                                      endpoint, line):
     from tests.serving.server import free_port
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.format(port=free_port()))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     result = _predict("s3://tea/scenes/a.tif", "--out", str(tmp_path / "m.tif"),
                       "--model-uri", str(tmp_path / "no-model"))
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("error: s3://tea/scenes/a.tif: the S3 endpoint does not "
-                                    "answer (")
+    assert result.output.startswith(line), result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
 
 
@@ -145,4 +173,51 @@ def test_a_local_scenes_checks_hold_for_an_s3_scene(bucket, logged_model, tmp_pa
                       "--model-uri", logged_model["local_path"], *flags)
     assert result.exit_code == 2, result.output
     assert problem in "".join(result.output.replace("│", "").split())  # rich's box
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_s3_refusing_reads_midway_is_an_access_error_not_corrupt_data(
+        moto_server, bucket, logged_model, serving_config, tmp_path):
+    """Credentials that expire while a scene is read: S3 refuses GDAL's ranged reads, which
+    GDAL reports as data it cannot decode. S3 refusing from GDAL's open in the check on, or
+    from the first read after the checks on (the windows predicted), ends in S3's refusal
+    naming the URI, exit code 1."""
+    from pipelines.cli.scenes import check_scene_source
+    from serving.scene import check_scene
+    from tests.serving.conftest import LOGGED_GSD
+
+    s3 = boto3.client("s3")
+    # Eight blocks in a row: the checks read four (nine samples in three columns, the last
+    # pixel), the prediction the others.
+    scene = write_scene(tmp_path / "scene.tif", height=256, width=2048)
+
+    def upload(key: str, answered: float = float("inf")) -> str:
+        moto_server.check_keys_after(float("inf"))
+        s3.upload_file(str(scene), "tea", key)  # a key each: GDAL keeps what it read by URL
+        moto_server.check_keys_after(answered)
+        return f"s3://tea/{key}"
+
+    def refusal(uri: str) -> str:
+        return (f"error: {uri}: access denied (InvalidAccessKeyId): check the credentials "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the object's "
+                "permissions")
+
+    uri = upload("expiring/checked.tif")
+    before = len(moto_server.request_paths())
+    checked = check_scene_source(uri)  # what predict asks S3 before it predicts
+    with checked.env():
+        check_scene(checked.path, serving_config.model_copy(update={"gsd": LOGGED_GSD}),
+                    driver=checked.driver)
+    in_checks = len(moto_server.request_paths()) - before
+    uri = upload("expiring/open.tif", answered=1)  # the check's GET, not GDAL's open
+    result = _predict(uri, "--out", str(tmp_path / "m.tif"), "--model-uri", "no-model")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [refusal(uri)]
+    uri = upload("expiring/read.tif", answered=in_checks)
+    result = _predict(uri, "--out", str(tmp_path / "m.tif"),
+                      "--model-uri", logged_model["local_path"])
+    assert result.exit_code == 1, result.output
+    *lines, last = result.output.strip().splitlines()
+    assert last == refusal(uri), result.output
+    assert any("resampled" in line for line in lines), result.output  # after the checks
     assert not (tmp_path / "m.tif").exists()
