@@ -33,8 +33,11 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements/dev.lock
 	rm -f $(VENV)/.dev-*
 	touch $@
 
+# Two worker processes, a test file each at a time (module fixtures built once), the files
+# with slow tests handed out first (tests/conftest.py); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -32,9 +32,36 @@ def tea_plantations() -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test files with a slow test first, the rest in their order: `make test`'s workers
+    (pytest-xdist, one file at a time each) then start the long files together, instead of
+    one of them running alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: files stay whole, in order
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, make):
+    """``make()``'s JSON result, computed by the first worker process that asks for it and
+    read by the others (a session fixture is per worker under pytest-xdist)."""
+    import fcntl
+    import json
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    result = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.is_file():
+            partial = result.with_suffix(".partial")
+            partial.write_text(json.dumps(make()))
+            partial.replace(result)
+        return json.loads(result.read_text())
+
+
 @pytest.fixture(scope="session")
 def jax_checks(tmp_path_factory) -> dict[str, dict]:
-    """Every JAX-backend check of the suite, run once in one interpreter
+    """Every JAX-backend check of the suite, run once per test run in one interpreter
     (tests/jax_checks.py); skips where jax is not installed."""
     import importlib.util
 
@@ -42,7 +69,12 @@ def jax_checks(tmp_path_factory) -> dict[str, dict]:
         pytest.skip("jax not installed")
     from tests.jax_checks import run_jax_checks
 
-    return run_jax_checks(tmp_path_factory.mktemp("jax-checks"))
+    def run() -> dict[str, dict]:
+        folder = tmp_path_factory.getbasetemp() / "jax-checks"
+        folder.mkdir(exist_ok=True)
+        return run_jax_checks(folder)
+
+    return once_per_run(tmp_path_factory, "jax-checks", run)
 
 
 @pytest.fixture(scope="session", autouse=True)

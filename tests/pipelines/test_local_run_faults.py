@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -89,27 +90,41 @@ def _epochs_done(work: Path) -> int:
     return max(done, default=0)
 
 
+def _run_folder(folder: Path) -> Path:
+    generate_sample_dataset(folder / "data", scenes=4, size=64, seed=1)
+    (folder / "run.yaml").write_text(CONFIG)
+    return folder
+
+
 @pytest.fixture
 def run_folder(tmp_path: Path) -> Path:
-    generate_sample_dataset(tmp_path / "data", scenes=4, size=64, seed=1)
-    (tmp_path / "run.yaml").write_text(CONFIG)
-    return tmp_path
+    return _run_folder(tmp_path)
 
 
 def _stop_files(runner_pid: int) -> list[Path]:
     return list(Path(tempfile.gettempdir()).glob(f"segpipe-stop-{runner_pid}-*"))
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_folder):
-    work = run_folder / "work"
+@dataclass
+class KilledAndResumed:
+    """A run killed with SIGKILL in its first trial, then run again to its end."""
+    folder: Path
+    killed_at: int  # epochs of the first trial checkpointed when it was killed
+    output: str  # the second run's console
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory) -> KilledAndResumed:
+    """Shared by the tests that need a run killed mid-trial or a finished run: one run of
+    the pipeline to its end costs as much as the rest of such a test."""
+    folder = _run_folder(tmp_path_factory.mktemp("killed"))
+    work = folder / "work"
     # Epochs of the tiny model take a fraction of a second on a quiet machine: 10 epochs of
     # margin and a fast poll make sure the kill lands inside the first trial (with 6 epochs
     # and a 0.5 s poll it once landed after the trial had finished).
     epochs = 12
-    (run_folder / "run.yaml").write_text(_config(epochs=epochs))
-    runner = _start(run_folder)
+    (folder / "run.yaml").write_text(_config(epochs=epochs))
+    runner = _start(folder)
     _wait_for(lambda: _epochs_done(work) >= 2, 420, "two epochs of the first trial", runner,
               poll=0.05)
     tasks = _started_by(runner.pid)
@@ -121,9 +136,18 @@ def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(run_
     _wait_for(lambda: not _started_by(runner.pid), 20, "the task processes to exit")
     assert not _stop_files(runner.pid)  # named for a stop, never created: nothing left in /tmp
 
-    again = _start(run_folder)
+    again = _start(folder)
     output, _ = again.communicate(timeout=600)
     assert again.returncode == 0, output[-4000:]
+    return KilledAndResumed(folder, killed_at, output)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_run_killed_mid_trial_leaves_no_task_and_resumes_where_it_stopped(
+        killed_and_resumed):
+    work, killed_at = killed_and_resumed.folder / "work", killed_and_resumed.killed_at
+    output = killed_and_resumed.output
     assert "resumed" in output and "cache hit" in output
 
     import optuna
@@ -238,15 +262,12 @@ def _tuning_started(work: Path, logs_before: set[Path]):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_after_a_sigkill_the_cache_line_and_the_ingest_agree(run_folder):
+def test_after_a_sigkill_the_cache_line_and_the_ingest_agree(killed_and_resumed):
     """A finished run; a scene removed; a run killed with SIGKILL in its trials (its data
     steps done): the next run says nothing of the ingest running again, and does not run it.
-    """
+    (The last test of the module to use ``killed_and_resumed``: it changes the source.)"""
+    run_folder = killed_and_resumed.folder
     work = run_folder / "work"
-    (run_folder / "run.yaml").write_text(_config(epochs=1))
-    first = _start(run_folder)
-    output, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, output[-3000:]
     for path in (run_folder / "data").glob("scene03_*.tif"):
         path.unlink()
     for kill in (signal.SIGKILL, signal.SIGTERM):

@@ -65,10 +65,12 @@ def ui_app(tiny_store, data_dir, ui_workdir, tmp_path_factory):
         app.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium through Playwright. Missing, it fails the tests (CI must not skip
-    them): infra/local/browser.sh installs it."""
+    them): infra/local/browser.sh installs it. Package-scoped: Playwright's sync API keeps an
+    asyncio loop running in the main thread while it is started, and tests outside tests/ui
+    that the same worker runs later call ``asyncio.run``."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run infra/local/browser.sh (installs Debian's "
                     f"chromium) or set $SEGPIPE_CHROMIUM", pytrace=False)

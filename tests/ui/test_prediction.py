@@ -112,6 +112,8 @@ def log_other_model(tmp_path) -> str:
     path = tmp_path / "other.keras"
     build_model("unet", num_classes=3, in_channels=4, depth=2, filters=2).save(path)
     config = serving_config().model_copy(update={"class_names": ["a", "b", "c"]})
+    # Named: the active experiment may be one an earlier test set in another store.
+    mlflow.set_experiment("other-models")
     with mlflow.start_run(run_name="other"):
         return f"runs:/{log_segmentation_model(path, config).run_id}/model"
 
