@@ -29,12 +29,18 @@ from typing import Literal
 
 import rasterio
 
-from components.discover_folders import check_no_copies, folder_pairs, label_folders_beside
+from components.discover_folders import (
+    check_no_copies,
+    folder_pairs,
+    folder_rank,
+    label_folders_beside,
+)
 from components.discover_rules import (
     IMAGE_STEM_SUFFIXES,
     LABEL_STEM_SUFFIXES,
     data_root,
     image_base,
+    in_label_folder,
     is_geojson,
     is_label_file,
     is_labelme,
@@ -82,11 +88,15 @@ def _scene_base(image: Path) -> str:
 
 def _auto_pairs(root: Path, files: list[Path],
                 label_dir_names: list[str]) -> list[tuple[Path, Path, str]]:
-    """Images and labels side by side in one folder (by suffix), then every pair of image
-    and label folders (components/discover_folders.py)."""
-    in_folders = match_in_folders(files).pairs
-    used = {p for pair in in_folders for p in pair}
-    across = folder_pairs(root, files, label_dir_names, used)
+    """Every pair of image and label folders (components/discover_folders.py), then images
+    and labels side by side in one folder (by suffix) among the files left: not in a folder
+    that is one side of a pair of folders (there ``a_mask.tif`` beside ``a.tif`` is a
+    valid-data mask, not its label), and never an image in a label folder."""
+    across, sides = folder_pairs(root, files, label_dir_names)
+    rest = [p for p in files
+            if not any(p.is_relative_to(root / side) for side in sides)
+            and not in_label_folder(p.relative_to(root), label_dir_names)]
+    in_folders = match_in_folders(rest).pairs
     check_no_copies(root, in_folders + across)
     return ([(image, label, _scene_base(image)) for image, label in in_folders]
             + [(image, label, image.stem) for image, label in across])
@@ -136,6 +146,9 @@ def _beside(root: Path, files: list[Path], images_path: Path, image_dir: str,
             rel = folder.relative_to(root).as_posix()
             tried.append((rel, match_stems(images, images_path, labels, folder)))
     fitting = [(rel, match) for rel, match in tried if match.pairs]
+    ranks = [folder_rank(images_path.name, Path(rel).name, label_dir_names)
+             for rel, _ in fitting]
+    fitting = [fit for fit, rank in zip(fitting, ranks, strict=True) if rank == min(ranks)]
     if len(fitting) > 1:
         raise DataError(f"image_dir {image_dir!r}: its images have labels in "
                         f"{' and in '.join(rel for rel, _ in fitting)}; choose one with "
@@ -286,4 +299,5 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
     names = unique_names(found, root)
     pairs = [ScenePair(name, image, label, kind, root)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
-    return Discovery(pairs, [p for p in unlabeled if p not in {q.image for q in pairs}])
+    paired = {q.image for q in pairs}
+    return Discovery(pairs, [p for p in unlabeled if p not in paired])

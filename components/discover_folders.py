@@ -10,15 +10,20 @@ folders in the source is read (LoveDA's ``{Train,Val}/{Urban,Rural}/{images_png,
 Massachusetts' ``train``, ``val`` and ``test`` with their ``*_labels``). Files pair by name
 (components/discover_stems.py). Folders that fit each other in more than one way (Potsdam's
 three image folders and two label folders) are an error that asks for image_dir and
-mask_dir, and so are two copies of the scenes in other formats (a ``tiff/`` and a ``png/``
+mask_dir unless one pair of folders is preferred (``folder_rank``: ``images`` over
+``images_preview``, ``masks`` over ``gt`` over ``labels_color``, ``ingest.mask_dir_names``
+first), and so are two copies of the scenes in other formats (a ``tiff/`` and a ``png/``
 tree)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import groupby
 from pathlib import Path
 
 from components.discover_rules import (
+    IMAGE_FOLDER_WORDS,
+    RASTER_SUFFIXES,
     is_image_folder,
     is_label_file,
     is_label_folder,
@@ -28,6 +33,7 @@ from components.discover_rules import (
 )
 from components.discover_stems import match_stems
 from components.raster import DataError
+from components.wording import counted
 
 
 def folder_combos(names: list[str], label_dir_names: list[str]) -> list[tuple[str, str]]:
@@ -83,15 +89,37 @@ def _check_one_way(root: Path, found: list[tuple[Path, Path, list[tuple[Path, Pa
                 f"choose one image folder and one label folder with image_dir and mask_dir")
 
 
-def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str],
-                 used: set[Path]) -> list[tuple[Path, Path]]:
+#: Label folder names preferred, after ``ingest.mask_dir_names`` in their order, when several
+#: label folders fit one image folder (the order ``ingest.mask_dir_names`` has by default).
+PREFERRED_LABEL_FOLDERS = ("masks", "labels", "gt")
+
+
+def folder_rank(image_folder: str, label_folder: str,
+                label_dir_names: list[str]) -> tuple[int, int]:
+    """How much a pair of folders is preferred, lowest first: a folder named after its image
+    folder (``train_labels``) first; else image folders named by an image word alone
+    (``images``) before those that merely hold one (``images_preview``), and label folders
+    in ``label_dir_names`` in their order, then ``PREFERRED_LABEL_FOLDERS``, then any other."""
+    if labels_of(image_folder, label_folder):
+        return (0, 0)
+    image = 0 if image_folder.lower() in IMAGE_FOLDER_WORDS else 1
+    order = [n.lower() for n in (*label_dir_names, *PREFERRED_LABEL_FOLDERS)]
+    name = label_folder.lower()
+    return (image, order.index(name) + 1 if name in order else len(order) + 1)
+
+
+def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str]
+                 ) -> tuple[list[tuple[Path, Path]], set[Path]]:
     """(image, label) pairs from every pair of image and label folders under ``root``,
-    shallowest first, leaving out the files in ``used``."""
+    shallowest first, and the folders (relative to ``root``) that gave them. When a file
+    fits folders in several ways the preferred pair of folders (``folder_rank``) takes it; an
+    error when two pairs of folders are preferred alike."""
     folder_of = {path: path.parent.relative_to(root) for path in files}
     tree = _tree(set(folder_of.values()) - {Path(".")})
     combos: dict[Path, list[tuple[Path, Path]]] = {}
     for parent in sorted(tree, key=lambda d: (len(d.parts), d.as_posix())):
-        named = folder_combos(sorted(tree[parent]), label_dir_names)
+        named = sorted(folder_combos(sorted(tree[parent]), label_dir_names),
+                       key=lambda pair: folder_rank(*pair, label_dir_names))
         if named:
             combos[parent] = [(parent / x, parent / y) for x, y in named]
     wanted = {d for pairs in combos.values() for pair in pairs for d in pair}
@@ -103,21 +131,35 @@ def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str],
         for above in (folder, *folder.parents):
             if above in wanted:
                 under[above] += inside
-    used = set(used)
+    used: set[Path] = set()
     pairs: list[tuple[Path, Path]] = []
+    sides: set[Path] = set()
     for named_pairs in combos.values():
-        found = []
-        for image_dir, label_dir in named_pairs:
-            images = [p for p in under[image_dir] if is_raster(p) and p not in used]
-            labels = [p for p in under[label_dir] if is_label_file(p) and p not in used]
-            match = match_stems(images, root / image_dir, labels, root / label_dir)
-            if match.pairs:
-                found.append((image_dir, label_dir, match.pairs))
-        _check_one_way(root, found)
-        for _, _, matched in found:
-            pairs += matched
-            used |= {p for pair in matched for p in pair}
-    return pairs
+        ranked = groupby(named_pairs, key=lambda pair: folder_rank(pair[0].name, pair[1].name,
+                                                             label_dir_names))
+        for _, alike in ranked:
+            found = []
+            for image_dir, label_dir in alike:
+                images = [p for p in under[image_dir] if is_raster(p) and p not in used]
+                labels = [p for p in under[label_dir] if is_label_file(p) and p not in used]
+                match = match_stems(images, root / image_dir, labels, root / label_dir)
+                if match.pairs:
+                    found.append((image_dir, label_dir, match.pairs))
+            _check_one_way(root, found)
+            for image_dir, label_dir, matched in found:
+                pairs += matched
+                used |= {p for pair in matched for p in pair}
+                sides |= {image_dir, label_dir}
+    return pairs, sides
+
+
+def _copy_key(image: Path, root: Path) -> str:
+    """An image's path below ``root`` without its extension, folders named for a format
+    (``tiff/``, ``png/``) left out: copies of a scene in other formats share it, scenes of
+    other folders (``north/images/t1.tif``, ``south/images/t1.png``) do not."""
+    formats = {s.lstrip(".") for s in RASTER_SUFFIXES}
+    rel = image.relative_to(root).with_suffix("")
+    return "/".join(p.lower() for p in rel.parts if p.lower() not in formats)
 
 
 def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
@@ -125,7 +167,7 @@ def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
     read twice: an error naming an example and the folder to choose."""
     formats: dict[str, dict[str, Path]] = defaultdict(dict)
     for image, _ in pairs:
-        formats[image.stem.lower()].setdefault(image.suffix.lower(), image)
+        formats[_copy_key(image, root)].setdefault(image.suffix.lower(), image)
     copied = [found for found in formats.values() if len(found) > 1]
     if not copied:
         return
@@ -134,6 +176,7 @@ def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
                   if a != b)
     copies = " or ".join(Path(*p.parts[:differ + 1]).as_posix() for p in (first, second))
     raise DataError(
-        f"{root}: {len(copied)} of the scenes are found twice, in other formats (e.g. "
-        f"{first} and {second}); prepare one copy: make its folder the source, or set "
+        f"{root}: {counted(len(copied), 'of the scenes is', 'of the scenes are')} found "
+        f"twice, in other formats (e.g. {first} and {second}); prepare one copy: make its "
+        f"folder the source, or set "
         f"image_dir to it ({copies})")

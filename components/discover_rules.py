@@ -112,6 +112,11 @@ def is_label_folder(name: str, label_dir_names: list[str]) -> bool:
         {n.lower() for n in label_dir_names}
 
 
+def in_label_folder(relative: Path, label_dir_names: list[str]) -> bool:
+    """A file (``relative`` to the source) below a folder whose name says labels."""
+    return any(is_label_folder(part, label_dir_names) for part in relative.parent.parts)
+
+
 def is_image_folder(name: str, label_dir_names: list[str]) -> bool:
     """A folder whose name says images (and not labels)."""
     return bool(_words(name) & IMAGE_FOLDER_WORDS) and not is_label_folder(name,

@@ -57,15 +57,24 @@ def match_stems(images: list[Path], image_dir: Path, labels: list[Path], label_d
             loose[head + base].append(label)
     claimed: dict[Path, list[Path]] = defaultdict(list)
     chosen: dict[Path, Path] = {}
+    # exact names claim their labels first, so a loose match never takes them
+    # (images/x.tif does not take masks/x_m.png from images/x_m.tif)
     for image in images:
         head, stem = _key(image, image_dir)
-        found = _rasters_first(exact.get(head + stem, []))
-        if not found:
-            base = image_base(stem)
-            keys = [head + stem] + ([head + base] if base is not None else [])
-            found = _rasters_first(list(dict.fromkeys(
-                p for k in keys for p in exact.get(k, []) + loose.get(k, []))))
-        found = [p for p in found if p != image]
+        found = [p for p in _rasters_first(exact.get(head + stem, [])) if p != image]
+        if found:
+            claimed[found[0]].append(image)
+            chosen[image] = found[0]
+    exactly = set(claimed)
+    for image in images:
+        if image in chosen:
+            continue
+        head, stem = _key(image, image_dir)
+        base = image_base(stem)
+        keys = [head + stem] + ([head + base] if base is not None else [])
+        found = _rasters_first([p for p in dict.fromkeys(
+            p for k in keys for p in exact.get(k, []) + loose.get(k, []))
+            if p != image and p not in exactly])
         if len(found) > 1:
             raise _ambiguous(image, found, "labels")
         if found:
@@ -81,8 +90,13 @@ def match_stems(images: list[Path], image_dir: Path, labels: list[Path], label_d
 
 def suffixed_labels(files: list[Path]) -> tuple[list[Path], list[Path]]:
     """Files of one folder as (images, labels): a label file whose stem ends in a label
-    suffix is a label, any other raster an image."""
-    labels = [p for p in files if is_label_file(p) and label_base(p.stem.lower()) is not None]
+    suffix is a label when the stem without it names another raster there (``a_mask.png``
+    beside ``a.png`` or ``a_sat.jpg``; ``site_lab.png`` beside no ``site`` is an image), any
+    other raster an image."""
+    names = {name for p in files if is_raster(p)
+             for name in (p.stem.lower(), image_base(p.stem.lower())) if name}
+    labels = [p for p in files if is_label_file(p)
+              and label_base(p.stem.lower()) in names - {p.stem.lower()}]
     taken = set(labels)
     return [p for p in files if is_raster(p) and p not in taken], labels
 

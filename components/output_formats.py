@@ -21,4 +21,6 @@ from __future__ import annotations
 #: split 2: tiles of scenes in other CRSs compared after reprojection (other splits, drops);
 #: ingest 4: a palette colour in ignore_colors is no class (the classes after it move up
 #: one id), and lossless masks' colours within color_tolerance read as the palette's.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 4, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 5: image and label folders pair before suffixes in one folder, preferred folders
+#: pair when several fit, exact names before suffixed ones (other pairs for the same source).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 5, "tile": 3, "split": 2, "normalize": 1}

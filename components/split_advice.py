@@ -137,6 +137,12 @@ def empty_split_advice(manifest: TileManifest, options: SplitOptions,
         tips = ["given_names to make a split of the dataset's the empty one (e.g. {val: test} "
                 "scores on the dataset's val, and carves val from its train by ratios)",
                 "a strategy that splits by ratios (scene, or group with group_by)"]
+    elif options.strategy == "given" and (missing := _uncarved_empty(manifest, options)):
+        tips = ["more data"]
+        if _crop_images(manifest, crops)[1] >= _active_splits(options):
+            flags = " ".join(f"--given-names {name}=train" for name in missing)
+            tips.insert(0, f"given_names mapping the splits the dataset lacks to train "
+                           f"({flags}), which carves val and test from its train by ratios")
     elif options.strategy == "given":
         tips = ["other ratios (the share of the given train carved off)", "more data"]
     else:
@@ -147,6 +153,18 @@ def empty_split_advice(manifest: TileManifest, options: SplitOptions,
     tips.append("allow_empty_splits to accept it (`segpipe prepare` only: `segpipe run` "
                 "tunes on val and scores on test)")
     return "Use " + ", ".join(tips[:-1]) + ", or " + tips[-1]
+
+
+def _uncarved_empty(manifest: TileManifest, options: SplitOptions) -> list[str]:
+    """Under given_names, the dataset's splits that it gives no scene to (``val`` and
+    ``test`` of a dataset of one train split), when a val or test split no ratio carves
+    is left empty by them; [] when ratios could fill every empty split."""
+    given = {s.given_split for s in manifest.scenes}
+    targets = {options.given_names.get(name, name) for name in given}
+    carved = carved_splits(options.given_names)
+    if all(name in targets or name in carved for name in SPLIT_NAMES[1:]):
+        return []
+    return [name for name in SPLIT_NAMES[1:] if name not in given]
 
 
 def straddling_warning(manifest: TileManifest, options: SplitOptions, crops: dict[str, str],
@@ -194,16 +212,18 @@ def empty_split_problems(manifest: TileManifest, assigned: list[list[str]],
         if not tiles:
             why = (overlap_advice(options, manifest) if units
                    else why_too_few if options.strategy != "given"
-                   else "the given train's scenes are too few to carve it off"
+                   else "ratio 0 carves nothing off the given train for {it}"
+                   if name in carved_splits(options.given_names) and ratio == 0
+                   else "the given train's scenes are too few to carve {it} off"
                    if name in carved_splits(options.given_names)
-                   else "the dataset gives no scene to it" + (
+                   else "the dataset gives no scene to {it}" + (
                        " under given_names" if options.given_names else ""))
             empty.setdefault(why, []).append(f"'{name}'")
         elif not any(sum(by_id[t].class_counts.values()) for t in tiles):
             problems.append(f"split '{name}' has no labelled pixel in its "
                             f"{counted(len(tiles), 'tile')}")
-    return [f"split {names[0]} is empty: {why}" if len(names) == 1
-            else f"splits {' and '.join(names)} are empty: {why}"
+    return [f"split {names[0]} is empty: {why.replace('{it}', 'it')}" if len(names) == 1
+            else f"splits {' and '.join(names)} are empty: {why.replace('{it}', 'them')}"
             for why, names in empty.items()] + problems
 
 

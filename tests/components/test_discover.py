@@ -156,3 +156,80 @@ def test_named_folders_that_do_not_pair_say_what_each_holds_not_to_set_them(tmp_
                               "img_002.png), and mask_dir 'anns' 1 label (e.g. ann_001.png), "
                               "but none pair: ")
     assert "_sat" in message and "_noboundary" in message and "set image_dir" not in message
+
+
+@pytest.mark.parametrize(("images", "labels", "pairs", "left"), [
+    # a valid-data mask beside its scene in images/ is neither a label nor a scene's partner
+    (["images/s1.tif", "images/s1_mask.tif", "images/s2.tif"],
+     ["labels/s1.tif", "labels/s2.tif"],
+     {"s1": ("images/s1.tif", "labels/s1.tif"), "s2": ("images/s2.tif", "labels/s2.tif")},
+     ["images/s1_mask.tif"]),
+    # suffixed names in both folders pair across the folders, never within one
+    (["images/a.png", "images/a_m.png"], ["masks/a.png", "masks/a_m.png"],
+     {"a": ("images/a.png", "masks/a.png"), "a_m": ("images/a_m.png", "masks/a_m.png")}, []),
+])
+def test_image_and_label_folders_pair_before_suffixes_in_one_folder(tmp_path, images, labels,
+                                                                    pairs, left):
+    src = layout(tmp_path / "src", images, labels)
+    discovery = discover_pairs(src, NAMES)
+    assert found(discovery, src) == pairs
+    assert [p.relative_to(src).as_posix() for p in discovery.unmatched] == left
+
+
+def test_a_file_in_a_label_folder_is_never_an_image(tmp_path):
+    src = layout(tmp_path / "src", ["train/b.png"], ["train/b_mask.png", "masks/c.png",
+                                                     "masks/c_mask.png"])
+    assert found(discover_pairs(src, NAMES), src) == {"b": ("train/b.png", "train/b_mask.png")}
+
+
+@pytest.mark.parametrize(("folders", "names", "pair"), [
+    (["images", "masks", "gt"], NAMES, "masks"),
+    (["images", "masks", "labels_color"], NAMES, "masks"),
+    (["images", "labels", "labels_v2"], NAMES, "labels"),
+    (["images", "labels", "labels_v2"], ["labels_v2"], "labels_v2"),
+    (["images", "images_preview", "labels"], NAMES, "labels"),
+])
+def test_the_preferred_folders_pair_when_several_fit(tmp_path, folders, names, pair):
+    """mask_dir_names in order, then masks, labels, gt, then any other label folder; an
+    image folder named by an image word alone before one that holds it."""
+    src = layout(tmp_path / "src", [f"{folders[0]}/a.png"],
+                 [f"{folder}/a.png" for folder in folders[1:]])
+    assert found(discover_pairs(src, names), src) == {"a": ("images/a.png", f"{pair}/a.png")}
+    assert found(discover_pairs(src, names, image_dir="images"), src) == {
+        "a": ("images/a.png", f"{pair}/a.png")}
+
+
+def test_two_label_folders_preferred_alike_still_ask_which(tmp_path):
+    src = layout(tmp_path / "src", ["images/a.png"], ["labels_a/a.png", "labels_b/a.png"])
+    with pytest.raises(DataError, match="pair in more than one way"):
+        discover_pairs(src, NAMES)
+
+
+def test_an_exact_name_claims_its_label_before_a_suffixed_one(tmp_path):
+    src = layout(tmp_path / "src", ["images/x.tif", "images/x_m.tif", "images/y.tif"],
+                 ["masks/x_m.png", "masks/y.png"])
+    discovery = discover_pairs(src, NAMES, image_dir="images", mask_dir="masks")
+    assert found(discovery, src) == {"x_m": ("images/x_m.tif", "masks/x_m.png"),
+                                     "y": ("images/y.tif", "masks/y.png")}
+    assert [p.relative_to(src).as_posix() for p in discovery.unmatched] == ["images/x.tif"]
+
+
+def test_scenes_of_one_name_in_other_folders_are_no_copies(tmp_path):
+    src = layout(tmp_path / "src", ["north/images/t1.tif", "south/images/t1.png"],
+                 ["north/masks/t1.tif", "south/masks/t1.png"])
+    assert found(discover_pairs(src, NAMES), src) == {
+        "north__t1": ("north/images/t1.tif", "north/masks/t1.tif"),
+        "south__t1": ("south/images/t1.png", "south/masks/t1.png")}
+    copies = layout(tmp_path / "copies", ["tiff/images/t1.tif", "png/images/t1.png"],
+                    ["tiff/masks/t1.tif", "png/masks/t1.png"])
+    with pytest.raises(DataError, match=r"1 of the scenes is found twice, in other formats "
+                       r"\(e.g. png/images/t1.png and tiff/images/t1.tif\)"):
+        discover_pairs(copies, NAMES)
+
+
+def test_a_stem_ending_in_a_label_suffix_is_a_label_only_beside_its_image(tmp_path):
+    src = layout(tmp_path / "src", ["train/b.png", "train/site_lab.png"],
+                 ["train/b_mask.png", "train/site_lab_mask.png"])
+    assert found(discover_pairs(src, NAMES), src) == {
+        "b": ("train/b.png", "train/b_mask.png"),
+        "site_lab": ("train/site_lab.png", "train/site_lab_mask.png")}

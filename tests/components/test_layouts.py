@@ -164,3 +164,39 @@ def test_given_names_apply_to_the_given_strategy_only():
         SplitOptions(strategy="scene", given_names={"val": "test"})
     with pytest.raises(ValueError, match="leaves no split of the dataset's for train"):
         SplitOptions(strategy="given", given_names={"train": "val"})
+
+
+def test_a_carved_split_with_ratio_0_is_said_to_have_ratio_0(tmp_path):
+    ds = tmp_path / "ds"
+    ingest_source(_train_and_val_only(tmp_path / "src"), ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match=r"split 'val' is empty: ratio 0 carves nothing off "
+                       r"the given train for it\. Use other ratios"):
+        split_tiles(ds, ds / "split.json", SplitOptions(
+            strategy="given", given_names={"val": "test"}, ratios=(0.85, 0.0, 0.15)))
+
+
+def test_splits_a_dataset_lacks_are_advised_to_be_carved_from_its_train(tmp_path):
+    """DeepGlobe gives a train split only: mapping its missing val and test to train carves
+    both from it, where other ratios would fill nothing."""
+    src = tmp_path / "src"
+    for i in range(6):
+        save_photo(src / "train" / "images" / f"{i}.png", i)
+        save_ids(src / "train" / "masks" / f"{i}.png", i)
+    ds = tmp_path / "ds"
+    ingest_source(src, ds)
+    tile_scenes(ds, ds, TileOptions(patch_size=16))
+    with pytest.raises(DataError, match=r"splits 'val' and 'test' are empty: the dataset "
+                       r"gives no scene to them\."):
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given"))
+    with pytest.raises(DataError, match=r"split 'test' is empty: the dataset gives no scene "
+                       r"to it under given_names\. Use given_names mapping the splits the "
+                       r"dataset lacks to train \(--given-names val=train --given-names "
+                       r"test=train\)") as err:
+        split_tiles(ds, ds / "split.json", SplitOptions(strategy="given",
+                                                        given_names={"val": "test"}))
+    assert "other ratios" not in str(err.value)
+    split = split_tiles(ds, ds / "split.json", SplitOptions(
+        strategy="given", given_names={"val": "train", "test": "train"},
+        ratios=(0.5, 0.25, 0.25)))
+    assert all(split.splits[name] for name in ("train", "val", "test"))
