@@ -21,4 +21,7 @@ from __future__ import annotations
 #: split 2: tiles of scenes in other CRSs compared after reprojection (other splits, drops);
 #: ingest 4: a palette colour in ignore_colors is no class (the classes after it move up
 #: one id), and lossless masks' colours within color_tolerance read as the palette's.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 4, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 5: lossless colour masks snap a colour only to the one palette or ignore colour
+#: within color_tolerance (was the nearest of several), and auto reads a common colour near
+#: an ignore colour as a given palette does.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 5, "tile": 3, "split": 2, "normalize": 1}
