@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from components.classes_file import ClassEntry, code_color, color_code, parse_color
+from components.classes_file import ClassEntry, code_color, color_code
 from components.color_snap import Snapping, code_channels
 from components.labels import MAX_CLASSES
 from components.raster import DataError
@@ -25,10 +25,6 @@ PAIRS_SHOWN = 3
 #: is nearer the other end of a channel than its palette colour's (DeepGlobe: "binarize at
 #: 128"), no longer a slightly-off copy of it.
 MAX_SUGGESTED_TOLERANCE = 127
-
-
-def ignored_codes(ignore_colors: list[str]) -> set[int]:
-    return {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
 
 
 def describe(code: int, names: Mapping[int, str]) -> str:
@@ -65,17 +61,73 @@ def _nearest(snapping: Snapping, names: Mapping[int, str]):
     """A far colour's distance from its nearest palette colour, for a listing."""
     def detail(code: int) -> str:
         nearest = snapping.far[code]
+        if code in snapping.ambiguous:
+            return (f", within color_tolerance of {snapping.ambiguous[code]} palette colours "
+                    f"(nearest {describe(nearest, names)}, {snapping.distance[code]}), so "
+                    "read as none")
         return (f", {snapping.distance[code]} from {describe(nearest, names)}"
                 if nearest >= 0 else "")
     return detail
 
 
+def tolerance_cluster(distances: list[int]) -> int:
+    """Of far colours' distances, the largest of the cluster of small ones: the sorted
+    distances up to the first jump to more than twice the last plus 8. Further colours are
+    more likely classes of their own than off-colours, and a tolerance covering them would
+    read them as a class they are not."""
+    ordered = sorted(distances)
+    for i in range(1, len(ordered)):
+        if ordered[i] > 2 * ordered[i - 1] + 8:
+            return ordered[i - 1]
+    return ordered[-1] if ordered else 0
+
+
 def _raise_advice(snapping: Snapping, codes: list[int]) -> str:
-    largest = snapping.largest(codes)
-    if largest > MAX_SUGGESTED_TOLERANCE:
+    """A tolerance that reads the cluster of slightly-off colours, never one wide enough to
+    take in the distant colours (named as likely missing classes) or those already within
+    the tolerance of two palette colours (a larger tolerance cannot make one nearest)."""
+    single = [c for c in codes if c not in snapping.ambiguous]
+    largest = tolerance_cluster([snapping.distance[c] for c in single])
+    if not single or largest > MAX_SUGGESTED_TOLERANCE:
         return ""
-    return (f", or raise color_tolerance to {largest} to read each as its nearest "
-            "palette colour")
+    distant = [c for c in single if snapping.distance[c] > largest]
+    advice = (f", or raise color_tolerance to {largest} to read each of the nearer ones as "
+              "its palette colour")
+    if distant:
+        shown = ", ".join(code_color(c) for c in distant[:COLOURS_SHOWN])
+        more = f" and {len(distant) - COLOURS_SHOWN} more" if len(distant) > COLOURS_SHOWN else ""
+        advice += f"; the distant {shown}{more} are more likely classes the palette lacks"
+    return advice
+
+
+def check_common_colors(survey: Survey, snapping: Snapping, min_share: float,
+                        names: Mapping[int, str], ignored: set[int]) -> None:
+    """Lossless masks: a colour off the palette on at least ``min_share`` of the labelled
+    pixels is a class the palette lacks, not an off-colour: read as the palette (or ignore)
+    colour within the tolerance it would silently merge two classes (#E60000 into ISPRS
+    clutter #FF0000). ``min_share`` 0 turns the check off."""
+    if min_share <= 0:
+        return
+    total = sum(n for c, n in survey.values.items() if c >= 0 and c not in ignored)
+    common = _by_pixels(survey, [c for c in snapping.read_as
+                                 if survey.values[c] >= min_share * max(total, 1)])
+    if not common:
+        return
+
+    def detail(code: int) -> str:
+        return (f" ({share(survey.values[code], total)} of the labelled pixels), "
+                f"{snapping.distance[code]} from {describe(snapping.read_as[code], names)}")
+
+    one = len(common) == 1
+    raise DataError(f"{counted(len(common), 'mask colour', 'mask colours')} off the palette, "
+                    f"each within color_tolerance ({snapping.tolerance}) of one palette or "
+                    f"ignore colour, cover{'s' if one else ''} at least min_color_share "
+                    f"({min_share:.4%}) of the labelled pixels{'' if one else ' each'}: too "
+                    "many to be off-colours of it, so a class the palette lacks, not read as "
+                    f"it: {colour_listing(survey, common, detail)}. Add the classes to the "
+                    "palette (ingest.palette), map them to the ignore class with "
+                    "ignore_colors, or lower color_tolerance below their distance; if they "
+                    "are off-colours after all, raise min_color_share above their share")
 
 
 def palette_without_ignored(palette: list[ClassEntry], ignored: set[int],
@@ -106,8 +158,8 @@ def check_palette_colors(survey: Survey, snapping: Snapping, names: Mapping[int,
         return
     listing = colour_listing(survey, far, _nearest(snapping, names))
     raise DataError(f"{counted(len(far), 'mask colour is', 'mask colours are')} not in the "
-                    f"palette and further than color_tolerance ({snapping.tolerance}) from "
-                    f"each of its colours (by the largest channel difference): {listing}. "
+                    f"palette and not within color_tolerance ({snapping.tolerance}) of exactly "
+                    f"one of its colours (by the largest channel difference): {listing}. "
                     "Add the classes the palette lacks, or map the colours to the ignore "
                     "class with ignore_colors" + _raise_advice(snapping, far))
 
@@ -132,8 +184,8 @@ def check_rare_colors(survey: Survey, snapping: Snapping, classes: int, min_shar
              if classes + len(rare) <= MAX_CLASSES else "")
     raise DataError(f"{counted(len(rare), 'mask colour covers', 'mask colours cover')} "
                     f"less than {min_share:.4%} of the labelled pixels{each}, too few to be "
-                    f"a class, and further than color_tolerance ({snapping.tolerance}) from "
-                    f"every colour that is one: {listing}. Map them to the ignore class with "
+                    f"a class, and not within color_tolerance ({snapping.tolerance}) of "
+                    f"exactly one colour that is one: {listing}. Map them to the ignore class with "
                     f"ignore_colors, fix the masks{lower}" + _raise_advice(snapping, rare))
 
 
@@ -193,19 +245,22 @@ def warn_lossy(survey: Survey, snapping: Snapping) -> None:
 
 
 def warn_near_duplicates(survey: Survey, palette: list[ClassEntry], tolerance: int,
-                         aliases: Mapping[str, str]) -> None:
+                         aliases: Mapping[str, str], ignored: set[int] = frozenset()) -> None:
     """Palette auto, lossless masks: two colours common enough to be classes, within the
-    tolerance of each other (#FEFEFE beside #FFFFFF), become two classes; they are kept (a
-    dataset may code its classes as greys 1, 2, 3) and named, with their shares, unless
-    ``aliases`` (ingest.class_aliases) already makes them one."""
-    codes = [color_code(e.color) for e in palette if e.color]
+    tolerance of each other (#FEFEFE beside #FFFFFF) or of an ignore colour, become two
+    classes (or a class beside ignored pixels); they are kept (a dataset may code its classes
+    as greys 1, 2, 3) and named, with their shares, unless ``aliases`` (ingest.class_aliases)
+    already makes them one. One warning says how many pairs there are, a few of them."""
     names = {color_code(e.color): e.name for e in palette if e.color}
+    names.update({code: "ignored" for code in ignored if code not in names})
+    codes = list(names)
     rgb = code_channels(np.array(codes, np.int64)).reshape(-1, 3)
     gaps = np.abs(rgb[:, None, :] - rgb[None, :, :]).max(axis=2)
     merged = {code: aliases.get(name, name) for code, name in names.items()}
     pairs = sorted(((int(gaps[i, j]), a, b) for i, a in enumerate(codes)
                     for j, b in enumerate(codes)
-                    if i < j and gaps[i, j] <= tolerance and merged[a] != merged[b]),
+                    if i < j and gaps[i, j] <= tolerance and merged[a] != merged[b]
+                    and not (a in ignored and b in ignored)),
                    key=lambda p: (p[0], -min(survey.values[p[1]], survey.values[p[2]])))
     if not pairs:
         return
@@ -222,11 +277,15 @@ def warn_near_duplicates(survey: Survey, palette: list[ClassEntry], tolerance: i
                      f"{class_share(commoner)}")
     more = (f"; and {counted(len(pairs) - PAIRS_SHOWN, 'more pair')}"
             if len(pairs) > PAIRS_SHOWN else "")
-    _, a, b = pairs[0]
-    rarer, commoner = sorted((a, b), key=lambda c: survey.values[c])
+    classes = [p for p in pairs if p[1] not in ignored and p[2] not in ignored]
+    example = ""
+    if classes:
+        rarer, commoner = sorted(classes[0][1:], key=lambda c: survey.values[c])
+        example = f" (e.g. {{{names[rarer]}: {names[commoner]}}})"
     survey.warn(f"{counted(len(pairs), 'pair of colours', 'pairs of colours')} within "
-                f"color_tolerance ({tolerance}) of each other became separate classes, each "
-                f"pair may be one (shares of the labelled pixels): {'; '.join(shown)}{more}. "
-                f"If so, merge them with ingest.class_aliases (e.g. "
-                f"{{{names[rarer]}: {names[commoner]}}}) or give a palette: a colour within "
-                "color_tolerance of a palette colour is read as it")
+                f"color_tolerance ({tolerance}) of each other became separate classes (or a "
+                f"class beside an ignore colour), each pair may be one (shares of the "
+                f"labelled pixels): {'; '.join(shown)}{more}. If so, merge them with "
+                f"ingest.class_aliases{example}, add the colour to ignore_colors, or give a "
+                "palette; a colour within color_tolerance of two of these is read as none "
+                "of them")

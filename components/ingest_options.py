@@ -81,17 +81,19 @@ class IngestOptions(BaseModel):
     color_tolerance: int = Field(
         default=40, ge=0, le=255, description="colour masks, every format: a mask colour "
         "whose largest channel difference (0-255) from a palette or ignore colour is at most "
-        "this is read as the nearest one (off-colours of compression; 127 binarizes 0/255 "
-        "palettes at 128); 0: exact colours only")
+        "this is read as it (off-colours of compression; 127 binarizes 0/255 palettes at "
+        "128); lossless masks: only when it is the one colour that near, and less common "
+        "than min_color_share; 0: exact colours only")
     color_table: Literal["colors", "ids"] = Field(
         default="colors", description="single-band masks with a colour table (PNG palette, "
         "GeoTIFF colour map): 'colors' reads each pixel as its table's colour (tables differ "
         "per file); 'ids' reads the raw index (the table is only decoration)")
     min_color_share: float = Field(
-        default=1e-4, ge=0, lt=1, description="palette auto, lossless colour masks: a colour "
-        "on fewer than this share of the labelled pixels is no class: read as the nearest "
-        "class colour within color_tolerance, else an error (map it with ignore_colors); 0: "
-        "every colour is a class")
+        default=1e-4, ge=0, lt=1, description="lossless colour masks: a colour on fewer than "
+        "this share of the labelled pixels is no class: read as the one class or ignore "
+        "colour within color_tolerance, else an error (map it with ignore_colors); a colour "
+        "off the palette on more is a missing class, an error; 0: every colour is a class "
+        "(palette auto)")
     ignore_index: int = Field(default=255, ge=1, le=255)
     nodata: float | None = Field(
         default=None, description="images: the pixel value that marks no data in images "

@@ -25,9 +25,9 @@ from components.classes_file import (
 )
 from components.color_checks import (
     check_class_count,
+    check_common_colors,
     check_palette_colors,
     check_rare_colors,
-    ignored_codes,
     palette_without_ignored,
     rare_colors,
     warn_lossy,
@@ -41,7 +41,9 @@ from components.labels import (
     auto_palette,
     color_spec,
     discover_colors,
+    ignored_codes,
     labelme_spec,
+    near_ignore_only,
     value_spec,
 )
 from components.raster import DataError
@@ -167,23 +169,28 @@ def _color_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
         palette = palette_without_ignored(palette, ignored, survey)
     else:
         codes = discover_colors(survey.values, lossy, tolerance)
-        if not lossy and options.min_color_share > 0:
+        if not lossy:
             kept = [c for c in codes if c not in ignored]
-            rare = set(rare_colors(survey, kept, options.min_color_share))
-            codes = [c for c in kept if c not in rare]
+            if options.min_color_share > 0:
+                rare = set(rare_colors(survey, kept, options.min_color_share))
+                kept = [c for c in kept if c not in rare]
+            # as with a given palette: a colour within the tolerance of an ignore colour is
+            # read as it (when that is the only one near), or said to be a class it is not
+            codes = [c for c in kept if c not in near_ignore_only(kept, ignored, tolerance)]
         palette = auto_palette(codes, classes, options.ignore_colors, tolerance if lossy else 0)
         check_class_count(palette, options.ignore_index, options.min_color_share)
     names = {color_code(e.color): e.name for e in palette if e.color}
     names.update({code: "ignored" for code in ignored})
-    snapping = snap_colors(survey.values, [*names], tolerance)
+    snapping = snap_colors(survey.values, [*names], tolerance, unique=not lossy)
     if lossy:
         warn_lossy(survey, snapping)
-    elif given:
-        check_palette_colors(survey, snapping, names)
     else:
-        check_rare_colors(survey, snapping, len(palette), options.min_color_share, names)
-        warn_near_duplicates(survey, palette, tolerance, options.class_aliases)
-    if not lossy:
+        check_common_colors(survey, snapping, options.min_color_share, names, ignored)
+        if given:
+            check_palette_colors(survey, snapping, names)
+        else:
+            check_rare_colors(survey, snapping, len(palette), options.min_color_share, names)
+            warn_near_duplicates(survey, palette, tolerance, options.class_aliases, ignored)
         warn_snapped(survey, snapping, names)
     return color_spec(palette, options.ignore_colors, tolerance, options.ignore_index,
                       {} if lossy else snapping.read_as)

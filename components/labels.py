@@ -145,6 +145,25 @@ def _is_blend(color: np.ndarray, kept: list[np.ndarray], tolerance: float) -> bo
     return False
 
 
+def ignored_codes(ignore_colors: list[str]) -> set[int]:
+    """``ingest.ignore_colors`` as colour codes."""
+    return {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+
+
+def near_ignore_only(codes: list[int], ignored: set[int], tolerance: int) -> set[int]:
+    """Of ``codes`` (colours common enough to be classes), those within ``tolerance`` of an
+    ignore colour and of no other colour: read as ignored, as a given palette reads them.
+    One within it of two (greys 1, 2, 3 beside ignored 0) is no off-colour of either."""
+    _, distance, _ = nearest_colors(np.array(codes, np.int64), np.array([*ignored], np.int64))
+    candidates = [c for c, gap in zip(codes, distance.tolist(), strict=True) if gap <= tolerance]
+    if not candidates:
+        return set()
+    # each candidate is within the tolerance of itself too: 2 means one ignore colour only
+    _, _, within = nearest_colors(np.array(candidates, np.int64),
+                                  np.array([*ignored, *codes], np.int64), tolerance)
+    return {c for c, n in zip(candidates, within.tolist(), strict=True) if n == 2}
+
+
 def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: int,
                ignore_index: int, read_as: dict[int, int] | None = None) -> LabelSpec:
     """``read_as``: colours off the palette -> the palette (or ignore) colour each is read
@@ -155,7 +174,7 @@ def color_spec(palette: list[ClassEntry], ignore_colors: list[str], tolerance: i
     names = [e.name for e in palette]
     colors = [e.color for e in palette]
     ids = {color_code(c): i for i, c in enumerate(colors)}
-    ids.update({color_code(parse_color(c, "ignore_colors")): ignore_index for c in ignore_colors})
+    ids.update(dict.fromkeys(ignored_codes(ignore_colors), ignore_index))
     ids.update({code: ids[target] for code, target in (read_as or {}).items()})
     ids[IGNORE_CODE] = ignore_index
     return LabelSpec(class_map_of(names, colors, ignore_index), color_ids=ids, tolerance=tolerance)
@@ -165,7 +184,7 @@ def auto_palette(codes: list[int], classes: ClassesFile | None, ignore_colors: l
                  tolerance: int) -> list[ClassEntry]:
     """Discovered colours, in ``classes.json`` order where a colour matches an entry there
     (within ``tolerance``), then the rest named by their colour."""
-    ignored = {color_code(parse_color(c, "ignore_colors")) for c in ignore_colors}
+    ignored = ignored_codes(ignore_colors)
     remaining = [c for c in codes if c not in ignored]
     palette = []
     for entry in classes.entries if classes else []:
@@ -234,7 +253,7 @@ def map_colors(colors: np.ndarray, spec: LabelSpec, path: Path, lossy: bool) -> 
     known = {c: i for c, i in spec.color_ids.items() if c != IGNORE_CODE}
     palette_codes = np.array(list(known), dtype=np.int64)
     palette_ids = np.array(list(known.values()), dtype=np.uint8)
-    nearest, distance = nearest_colors(codes, palette_codes)
+    nearest, distance, _ = nearest_colors(codes, palette_codes)
     close = (distance <= spec.tolerance) & (codes != IGNORE_CODE)
     lut[close] = palette_ids[nearest[close]]
     out = lut[inverse]

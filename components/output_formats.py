@@ -23,4 +23,7 @@ from __future__ import annotations
 #: one id), and lossless masks' colours within color_tolerance read as the palette's.
 #: ingest 5: image and label folders pair before suffixes in one folder, preferred folders
 #: pair when several fit, exact names before suffixed ones (other pairs for the same source).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 5, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 6: lossless colour masks snap a colour only to the one palette or ignore colour
+#: within color_tolerance (was the nearest of several), and auto reads a common colour near
+#: an ignore colour as a given palette does.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 6, "tile": 3, "split": 2, "normalize": 1}

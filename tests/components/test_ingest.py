@@ -95,7 +95,7 @@ def test_strict_palette_names_each_far_colour_with_pixels_and_files(tmp_path):
     with pytest.raises(DataError) as err:
         ingest_source(src, tmp_path / "out", IngestOptions(palette=palette))
     message = str(err.value)
-    assert message.startswith("2 mask colours are not in the palette and further than "
+    assert message.startswith("2 mask colours are not in the palette and not within "
                               "color_tolerance (40)")
     assert re.search(r"colour #0102C8: 1,024 pixels in .*a_mask\.tif and 1 more file, 170 "
                      r"from #0A141E \(x\)", message)

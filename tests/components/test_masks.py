@@ -175,7 +175,7 @@ def test_a_colour_on_a_negligible_share_of_pixels_far_from_every_class_is_an_err
         ingest_source(src, tmp_path / "out")
     message = str(err.value)
     assert ("1 mask colour covers less than 0.0100% of the labelled pixels, too few to be a "
-            "class, and further than color_tolerance (40) from every colour that is one: "
+            "class, and not within color_tolerance (40) of exactly one colour that is one: "
             "colour #804080: 1 pixel in ") in message and "p1.png, 128 from #" in message
     assert "ignore_colors" in message and "[" not in message
     assert "raise color_tolerance" not in message  # 128 off is no slightly-off colour
