@@ -13,7 +13,9 @@ three image folders and two label folders) are an error that asks for image_dir 
 mask_dir unless one pair of folders is preferred (``folder_rank``: ``images`` over
 ``images_preview``, ``masks`` over ``gt`` over ``labels_color``, ``ingest.mask_dir_names``
 first), and so are two copies of the scenes in other formats (a ``tiff/`` and a ``png/``
-tree)."""
+tree). ``auto_pairs`` is what a source, or an ``image_dir`` with no label folder beside it, is
+searched for: every pair of folders, then images and labels side by side in one folder,
+told by stem suffixes, among the files no pair of folders holds."""
 
 from __future__ import annotations
 
@@ -24,14 +26,16 @@ from pathlib import Path
 from components.discover_rules import (
     IMAGE_FOLDER_WORDS,
     RASTER_SUFFIXES,
+    in_label_folder,
     is_image_folder,
     is_label_file,
     is_label_folder,
     is_raster,
     labels_of,
     never_read,
+    scene_base,
 )
-from components.discover_stems import match_stems
+from components.discover_stems import match_in_folders, match_stems
 from components.raster import DataError
 from components.wording import counted
 
@@ -180,3 +184,20 @@ def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
         f"twice, in other formats (e.g. {first} and {second}); prepare one copy: make its "
         f"folder the source, or set "
         f"image_dir to it ({copies})")
+
+
+def auto_pairs(root: Path, files: list[Path],
+               label_dir_names: list[str]) -> list[tuple[Path, Path, str]]:
+    """(image, label, scene base name) for every pair of image and label folders
+    (``folder_pairs``), then images and labels side by side in one folder (by suffix) among
+    the files left: not in a folder that is one side of a pair of folders (there
+    ``a_mask.tif`` beside ``a.tif`` is a valid-data mask, not its label), and never an image
+    in a label folder."""
+    across, sides = folder_pairs(root, files, label_dir_names)
+    rest = [p for p in files
+            if not any(p.is_relative_to(root / side) for side in sides)
+            and not in_label_folder(p.relative_to(root), label_dir_names)]
+    in_folders = match_in_folders(rest).pairs
+    check_no_copies(root, in_folders + across)
+    return ([(image, label, scene_base(image)) for image, label in in_folders]
+            + [(image, label, image.stem) for image, label in across])

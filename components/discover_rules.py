@@ -138,6 +138,12 @@ def looks_side_by_side(path: Path, root: Path) -> bool:
         return src.width == 2 * src.height and src.count >= 3
 
 
+def scene_base(image: Path) -> str:
+    """A same-folder pair's scene name: the image's stem without its image suffix."""
+    base = image_base(image.stem.lower())
+    return image.stem[: len(base)] if base is not None else image.stem
+
+
 def unique_names(pairs: list[tuple[Path, Path, str]], root: Path) -> list[str]:
     """Stems when unique, else names from the relative path; always filesystem-safe."""
     def safe(text: str) -> str:

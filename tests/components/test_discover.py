@@ -35,6 +35,11 @@ def found(discovery, root) -> dict[str, tuple[str, str]]:
             for p in discovery.pairs}
 
 
+def pairs_in(root, images: list[str], labels: list[str]) -> dict[str, tuple[str, str]]:
+    """The pairs discovery finds, with no options, in ``layout(root, images, labels)``."""
+    return found(discover_pairs(layout(root, images, labels), NAMES), root)
+
+
 @pytest.mark.parametrize(("image_dir", "mask_dir"), [(None, None), ("train", "train")])
 def test_deepglobe_sat_and_mask_in_one_folder_pair_and_the_unlabelled_are_counted(
         tmp_path, image_dir, mask_dir):
@@ -177,9 +182,9 @@ def test_image_and_label_folders_pair_before_suffixes_in_one_folder(tmp_path, im
 
 
 def test_a_file_in_a_label_folder_is_never_an_image(tmp_path):
-    src = layout(tmp_path / "src", ["train/b.png"], ["train/b_mask.png", "masks/c.png",
-                                                     "masks/c_mask.png"])
-    assert found(discover_pairs(src, NAMES), src) == {"b": ("train/b.png", "train/b_mask.png")}
+    assert pairs_in(tmp_path / "src", ["train/b.png"],
+                    ["train/b_mask.png", "masks/c.png", "masks/c_mask.png"]) == {
+        "b": ("train/b.png", "train/b_mask.png")}
 
 
 @pytest.mark.parametrize(("folders", "names", "pair"), [
@@ -215,21 +220,18 @@ def test_an_exact_name_claims_its_label_before_a_suffixed_one(tmp_path):
 
 
 def test_scenes_of_one_name_in_other_folders_are_no_copies(tmp_path):
-    src = layout(tmp_path / "src", ["north/images/t1.tif", "south/images/t1.png"],
-                 ["north/masks/t1.tif", "south/masks/t1.png"])
-    assert found(discover_pairs(src, NAMES), src) == {
+    assert pairs_in(tmp_path / "src", ["north/images/t1.tif", "south/images/t1.png"],
+                    ["north/masks/t1.tif", "south/masks/t1.png"]) == {
         "north__t1": ("north/images/t1.tif", "north/masks/t1.tif"),
         "south__t1": ("south/images/t1.png", "south/masks/t1.png")}
-    copies = layout(tmp_path / "copies", ["tiff/images/t1.tif", "png/images/t1.png"],
-                    ["tiff/masks/t1.tif", "png/masks/t1.png"])
     with pytest.raises(DataError, match=r"1 of the scenes is found twice, in other formats "
                        r"\(e.g. png/images/t1.png and tiff/images/t1.tif\)"):
-        discover_pairs(copies, NAMES)
+        pairs_in(tmp_path / "copies", ["tiff/images/t1.tif", "png/images/t1.png"],
+                 ["tiff/masks/t1.tif", "png/masks/t1.png"])
 
 
 def test_a_stem_ending_in_a_label_suffix_is_a_label_only_beside_its_image(tmp_path):
-    src = layout(tmp_path / "src", ["train/b.png", "train/site_lab.png"],
-                 ["train/b_mask.png", "train/site_lab_mask.png"])
-    assert found(discover_pairs(src, NAMES), src) == {
+    assert pairs_in(tmp_path / "src", ["train/b.png", "train/site_lab.png"],
+                    ["train/b_mask.png", "train/site_lab_mask.png"]) == {
         "b": ("train/b.png", "train/b_mask.png"),
         "site_lab": ("train/site_lab.png", "train/site_lab_mask.png")}
