@@ -3,7 +3,7 @@
 A prepared dataset is one folder (``DatasetPaths``)::
 
     classes.json   ClassMap: contiguous class ids 0..K-1, names, colours, ignore index
-    scenes/        ingest output: <scene>_image.tif (source dtype, all bands, CRS kept)
+    scenes/        ingest output: <scene>_image.tif (source dtype: its bands' common one, CRS kept)
                    and <scene>_mask.tif (uint8 class ids; ignore_index where the label is
                    ignored or the image is nodata/NaN)
     scenes.json    SceneIndex: where each scene came from in the source

@@ -30,14 +30,14 @@ class ImageNodata:
         option cannot be a pixel value of the image's type."""
         image = pair.image
         with pair.open_image() as src:
-            tag, dtype = src.nodata, np.dtype(src.dtypes[0])
+            tag, dtypes = src.nodata, src.dtypes
         if tag is not None:
             if self.option is not None and not _same(tag, self.option):
                 self.differing.append((image, tag))
             nodata = tag
         else:
             if self.option is not None:
-                _check_fits(image, dtype, self.option)
+                _check_fits(image, dtypes, self.option)
                 self.untagged += 1
             nodata = self.option
         self.of[image] = nodata
@@ -56,12 +56,22 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def _check_fits(image: Path, dtype: np.dtype, value: float) -> None:
-    if dtype.kind == "f":
+def _check_fits(image: Path, dtypes: tuple[str, ...], value: float) -> None:
+    """A pixel is no data where every band holds ``value`` (serving/pixels.py), so a value
+    that one band's type cannot hold marks nothing: refused, naming that band. NaN in any
+    float band is no data on its own."""
+    if math.isnan(value) and any(np.dtype(name).kind == "f" for name in dtypes):
         return
-    limits = np.iinfo(dtype)
-    if math.isnan(value) or not float(value).is_integer() \
-            or not limits.min <= value <= limits.max:
-        raise SettingError(f"{image}: {{setting}} {value:g} is not a {dtype} pixel value "
-                           f"({limits.min}..{limits.max}); give the value that marks no "
-                           f"data in these images", "nodata")
+    for band, name in enumerate(dtypes, 1):
+        dtype = np.dtype(name)
+        if dtype.kind == "f":
+            continue
+        limits = np.iinfo(dtype)
+        if math.isnan(value) or not float(value).is_integer() \
+                or not limits.min <= value <= limits.max:
+            which = "" if len(set(dtypes)) == 1 else (
+                f" of band {band} (bands {', '.join(dtypes)}: a pixel is no data where every "
+                f"band holds the value)")
+            raise SettingError(f"{image}: {{setting}} {value:g} is not a {dtype} pixel value "
+                               f"({limits.min}..{limits.max}){which}; give the value that "
+                               f"marks no data in these images", "nodata")

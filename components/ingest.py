@@ -1,9 +1,10 @@
 """Ingest: any supported source and layout -> standardized scene pairs.
 
-Writes ``out_dir/scenes/<scene>_image.tif`` (source dtype, bands, nodata, CRS and transform
-kept; plain JPEG/PNG get crs=None and the identity transform) and ``<scene>_mask.tif``
-(uint8 contiguous class ids; ``ignore_index`` where the label is ignored or the image is
-nodata/NaN), ``out_dir/scenes.json`` (where each scene came from), then
+Writes ``out_dir/scenes/<scene>_image.tif`` (source bands, nodata, CRS and transform kept,
+in the bands' type, their common one when they differ: serving/bands.py; plain JPEG/PNG get
+crs=None and the identity transform) and ``<scene>_mask.tif`` (uint8 contiguous class ids;
+``ignore_index`` where the label is ignored or the image is nodata/NaN),
+``out_dir/scenes.json`` (where each scene came from), then
 ``out_dir/classes.json`` last, so its presence marks a finished ingest.
 
 Every label is surveyed first (``components.survey``), so a dataset's problems are reported

@@ -14,6 +14,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from serving.bands import read_bands
 from serving.decode import HEAD_BYTES, is_vrt_xml
 from serving.pixels import GDAL_CACHE_MB
 from serving.pixels import invalid_pixels as _invalid_pixels
@@ -99,10 +100,11 @@ def check_size(path: str | Path, width: int, height: int, max_pixels: int) -> No
 
 def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
                 **kwargs) -> np.ndarray:
-    """``src.read(**kwargs)``; a truncated or corrupt file raises ``DataError`` naming it
-    (GDAL opens a half-written GeoTIFF fine and fails only on the blocks that are missing)."""
+    """``src.read(**kwargs)`` in the bands' common type (serving/bands.py); a truncated or
+    corrupt file raises ``DataError`` naming it (GDAL opens a half-written GeoTIFF fine and
+    fails only on the blocks that are missing)."""
     try:
-        return src.read(**kwargs)
+        return read_bands(src, **kwargs)
     except RasterioIOError as err:
         cause = err.__cause__ or err.__context__
         detail = str(cause) if cause is not None else str(err)

@@ -1,7 +1,7 @@
 """Ingest's second pass: one scene pair written as ``<scene>_image.tif`` (the source's
-pixels, dtype, nodata, CRS and transform) and ``<scene>_mask.tif`` (uint8 class ids), strip
-by strip so memory does not grow with the scene; labels were surveyed and the
-``LabelSpec`` fixed before (``components.ingest``)."""
+pixels in its bands' common dtype, nodata, CRS and transform) and ``<scene>_mask.tif``
+(uint8 class ids), strip by strip so memory does not grow with the scene; labels were
+surveyed and the ``LabelSpec`` fixed before (``components.ingest``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from components.raster import (
     strip_windows,
 )
 from components.vectors import VectorLayer
+from serving.bands import band_dtype
 from serving.quiet import plain_images_quiet
 
 
@@ -50,7 +51,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
                                       else spec.label_ids, spec.ignore)
             shape_transform = transform
-        image_profile = geotiff_profile(width, height, img.count, img.dtypes[0], crs,
+        image_profile = geotiff_profile(width, height, img.count, band_dtype(img).name, crs,
                                         transform, nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
         image_path = scenes_dir / f"{pair.name}_image.tif"

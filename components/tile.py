@@ -72,6 +72,7 @@ from components.tile_resolution import (
     tiles_gsd,
 )
 from components.tile_writer import TileTemplate
+from serving.bands import band_dtype
 from serving.quiet import plain_images_quiet
 
 # Threads that each read, check and write whole tiles (GDAL I/O releases the GIL).
@@ -117,7 +118,7 @@ def _scan_scenes(scenes_dir: Path, names: list[str]) -> tuple[np.dtype, float | 
     dtypes, nodata, crs_less = [], None, 0
     for name in names:
         with open_raster(scenes_dir / f"{name}_image.tif") as src:
-            dtypes.append(np.dtype(src.dtypes[0]))
+            dtypes.append(band_dtype(src))
             crs_less += src.crs is None
             if nodata is None:
                 nodata = src.nodata

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.bands import band_dtype
 from serving.decode import (
     PixelBudget,
     RequestError,
@@ -182,7 +183,7 @@ class RequestHandler:
                 grid = self._grid(dataset.height, dataset.width, request, what, dataset)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
                 opened.append((what, dataset, grid))
-                notes.append(self._warnings(what, dataset.dtypes[0], sample_dataset(dataset),
+                notes.append(self._warnings(what, band_dtype(dataset), sample_dataset(dataset),
                                             self._nodata(request, dataset), request, dataset))
             return [self._dataset(what, dataset, grid, request)
                     for what, dataset, grid in opened]

@@ -22,6 +22,7 @@ import numpy as np
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from serving.bands import band_dtype, read_bands
 from serving.config import ServingConfig
 from serving.pixels import invalid_pixels
 
@@ -111,12 +112,12 @@ def sample_dataset(dataset, region: Window | None = None) -> np.ndarray:
     for row in _starts(int(region.row_off), int(region.height), height):
         for col in _starts(int(region.col_off), int(region.width), width):
             try:
-                pixels = dataset.read(window=Window(col, row, width, height))
+                pixels = read_bands(dataset, window=Window(col, row, width, height))
             except RasterioError:
                 continue
             parts.append(np.moveaxis(pixels, 0, -1).reshape(-1, dataset.count))
     if not parts:
-        return np.empty((0, dataset.count), dataset.dtypes[0])
+        return np.empty((0, dataset.count), band_dtype(dataset))
     return np.concatenate(parts)
 
 

@@ -14,6 +14,7 @@ from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
+from serving.bands import band_dtype, read_bands
 from serving.blending import (
     MAX_PANEL_WIDTH,
     BlendOptions,
@@ -228,9 +229,10 @@ def _read(dataset, window: Window, shape: tuple[int, int] | None = None) -> np.n
     contiguous pixels)."""
     if shape is None:
         shape = (int(round(window.height)), int(round(window.width)))
-    out = np.empty((*shape, dataset.count), dataset.dtypes[0])
+    out = np.empty((*shape, dataset.count), band_dtype(dataset))
     try:
-        dataset.read(window=window, out=np.moveaxis(out, -1, 0), resampling=IMAGE_RESAMPLING)
+        read_bands(dataset, window=window, out=np.moveaxis(out, -1, 0),
+                   resampling=IMAGE_RESAMPLING)
     except RasterioError as exc:
         raise ReadError(str(exc.__cause__ or exc)) from None
     return out

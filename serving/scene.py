@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
+from serving.bands import band_dtype, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
 from serving.inputs import pixel_warnings, sample_dataset
@@ -134,7 +134,7 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
         _probe_last_pixel(input_path, src)
         what = str(input_path)
         nodata = src.nodata if src.nodata is not None else config.nodata
-        notes = pixel_warnings(config, src.dtypes[0], sample_dataset(src, region),
+        notes = pixel_warnings(config, band_dtype(src), sample_dataset(src, region),
                                nodata, what)
         if warning := resolution_warning(config, src, what=what):
             notes.insert(0, warning)
@@ -143,12 +143,12 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
 
 def _probe_last_pixel(input_path: str | os.PathLike, src) -> None:
     rows, cols = src.block_shapes[0]
-    block_bytes = rows * cols * src.count * np.dtype(src.dtypes[0]).itemsize
+    block_bytes = rows * cols * src.count * band_dtype(src).itemsize
     if src.driver != "GTiff" or block_bytes > _PROBE_BLOCK_BYTES:
         return
     last = Window(src.width - 1, src.height - 1, 1, 1)
     try:
-        src.read(window=last)
+        read_bands(src, window=last)
     except RasterioError as exc:
         raise SceneError(f"{input_path}: cannot read pixels (truncated or corrupt "
                          f"data?): {exc.__cause__ or exc}") from None

@@ -11,6 +11,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from serving.bands import band_dtype, read_bands
 from serving.pixels import invalid_pixels
 from serving.quiet import plain_images_quiet
 
@@ -52,9 +53,9 @@ def read_preview(path: Path, max_side: int = PREVIEW_SIDE) -> Preview:
     grey) with a percentile stretch; 8-bit RGB(A) images are shown as they are."""
     with plain_images_quiet(), rasterio.open(path) as src:
         shape = preview_shape(src.height, src.width, max_side)
-        data = src.read(out_shape=(src.count, *shape), resampling=Resampling.nearest)
+        data = read_bands(src, out_shape=(src.count, *shape), resampling=Resampling.nearest)
         nodata = src.nodata
-        dtype = src.dtypes[0]
+        dtype = band_dtype(src)
     image = np.moveaxis(data, 0, -1)
     valid = ~invalid_pixels(image, nodata)
     shown = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]

@@ -12,6 +12,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from pipelines.ui.settings import UiError
+from serving.bands import band_dtype
 from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
 from serving.quiet import plain_images_quiet
@@ -60,7 +61,7 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
             raise UiError(undecodable(_head(path), name, size)) from None
     with src:
         info = SceneInfo(name=name, width=src.width, height=src.height, bands=src.count,
-                         dtype=src.dtypes[0], crs=src.crs.to_string() if src.crs else None,
+                         dtype=band_dtype(src).name, crs=src.crs.to_string() if src.crs else None,
                          georeferenced=is_georeferenced(src))
     if info.pixels > max_pixels:
         raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "

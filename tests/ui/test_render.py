@@ -8,6 +8,7 @@ import rasterio
 
 from pipelines.ui.legend import legend_html
 from pipelines.ui.render import overlay, preview_shape, read_mask, read_preview, stretch
+from tests.band_stack import rgb_dsm
 from tests.ui.harness import write_scene
 
 
@@ -88,3 +89,10 @@ def test_legend_escapes_class_names():
     table = legend_html([("#00A000", "<tea>", ["12 %"])], ["share"])
     assert "&lt;tea&gt;" in table and "<tea>" not in table
     assert "background:#00A000" in table and ">share</th>" in table
+
+
+def test_preview_of_a_vrt_of_byte_and_float32_bands_is_stretched(tmp_path):
+    vrt, _ = rgb_dsm(tmp_path / "scene.vrt", tmp_path / "parts", 32)
+    preview = read_preview(vrt, max_side=16)
+    assert preview.rgb.shape == (16, 16, 3) and preview.valid.all()
+    assert preview.rgb.min() == 0 and preview.rgb.max() == 255  # float32: stretched

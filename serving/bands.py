@@ -1,0 +1,44 @@
+"""Reading a raster's bands in one type. A GDAL VRT's bands may differ in type (RGB bytes
+stacked with a float32 DSM, as ``gdalbuildvrt -separate`` writes them; Sentinel-2 bands of
+different products); rasterio reads several bands at once only when they share one. Every
+step that reads image pixels (ingest, prediction, the pixel checks, the app's previews) reads
+them here, in ``numpy.result_type`` of the band types, which holds every band's values:
+uint8 + float32 -> float32, uint16 + int16 -> int32. Training records the type its scenes
+were prepared in, which for such a raster is this one, so a scene predicted later is checked
+against the same type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def band_dtype(dataset) -> np.dtype:
+    """The type ``dataset``'s bands are read in: their common type."""
+    return np.result_type(*dataset.dtypes)
+
+
+def read_bands(dataset, indexes: int | Sequence[int] | None = None,
+               out: np.ndarray | None = None, **kwargs) -> np.ndarray:
+    """``dataset.read(indexes, out=out, **kwargs)`` in ``band_dtype``: bands of several types
+    are read one by one (into ``out``'s planes when given, which may be a strided view)."""
+    if len(set(dataset.dtypes)) == 1:
+        return dataset.read(indexes, out=out, **kwargs)
+    dtype = band_dtype(dataset)
+    shape = kwargs.pop("out_shape", None)
+    if out is None and shape is not None:
+        kwargs["out_shape"] = tuple(shape[-2:])  # a plane's: (bands, h, w) -> (h, w)
+    if isinstance(indexes, int):
+        return dataset.read(indexes, out=out, out_dtype=None if out is not None else dtype,
+                            **kwargs)
+    indexes = list(range(1, dataset.count + 1) if indexes is None else indexes)
+    start = 0
+    if out is None:
+        first = dataset.read(indexes[0], out_dtype=dtype, **kwargs)
+        kwargs.pop("out_shape", None)
+        out = np.empty((len(indexes), *first.shape), dtype)
+        out[0], start = first, 1
+    for plane, index in enumerate(indexes[start:], start):
+        dataset.read(index, out=out[plane], **kwargs)
+    return out

@@ -1,0 +1,83 @@
+"""Images whose bands differ in type (a VRT stacking RGB bytes and a float32 DSM): prepared
+in the bands' common type, their nodata read as for any image."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from components.dataset_paths import PreparedDataset
+from components.ingest import ingest_source
+from components.ingest_options import IngestOptions
+from components.prepare import PrepareOptions, prepare_dataset
+from components.raster import SettingError, open_raster
+from components.split import SplitOptions
+from components.tile import TileOptions
+from tests.band_stack import rgb_dsm, write_stack_vrt, write_tif
+from tests.components.conftest import make_labels
+
+SIZE, PATCH = 32, 16
+
+
+def _source(root, scenes: int = 1) -> list[np.ndarray]:
+    """``root/images/sN.vrt`` (3 uint8 + 1 float32 band, from ``root/parts_sN``) with
+    ``root/labels/sN.tif``; the stacks as float32."""
+    stacks = []
+    for i in range(scenes):
+        _, stack = rgb_dsm(root / "images" / f"s{i}.vrt", root / f"parts_s{i}", SIZE, seed=i,
+                           origin=(600000.0 + i * SIZE, 3000000.0))
+        write_tif(root / "labels" / f"s{i}.tif", make_labels(SIZE, (0, 1))[None],
+                  origin=(600000.0 + i * SIZE, 3000000.0))
+        stacks.append(stack)
+    return stacks
+
+
+def test_a_vrt_of_byte_and_float32_bands_is_ingested_as_their_float32_stack(tmp_path):
+    (stack,) = _source(tmp_path / "src")
+    ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions())
+    with open_raster(tmp_path / "out" / "scenes" / "s0_image.tif") as scene:
+        assert scene.dtypes == ("float32",) * 4
+        np.testing.assert_array_equal(scene.read(), stack)
+    with open_raster(tmp_path / "out" / "scenes" / "s0_mask.tif") as mask:
+        np.testing.assert_array_equal(mask.read(1), make_labels(SIZE, (0, 1)))
+
+
+def test_prepared_mixed_bands_record_float32_and_their_dsm_statistics(tmp_path):
+    _source(tmp_path / "src", scenes=2)
+    options = PrepareOptions(tile=TileOptions(patch_size=PATCH),
+                             split=SplitOptions(strategy="block", block_size=PATCH))
+    summary = prepare_dataset(tmp_path / "src", tmp_path / "ds", options)
+    assert summary.bands == 4
+    dataset = PreparedDataset(tmp_path / "ds")
+    assert dataset.tile_manifest.dtype == "float32"  # what the model records and predict checks
+    dsm = json.loads((tmp_path / "ds" / "stats.json").read_text())["bands"][3]
+    assert 249.0 < dsm["mean"] < 251.0 and 0.3 < dsm["std"] < 1.0
+
+
+def test_a_nodata_tag_on_mixed_bands_marks_pixels_nodata_in_every_band(tmp_path):
+    root = tmp_path / "src"
+    rgb = np.full((3, SIZE, SIZE), 7, np.uint8)
+    dsm = np.full((1, SIZE, SIZE), 250.5, np.float32)
+    rgb[:, :, :4], dsm[:, :, :4] = 0, 0.0  # no data in every band
+    rgb[:, :4, 8:] = 0  # black roofs: the DSM is valid there
+    files = [write_tif(root / "parts" / "rgb.tif", rgb), write_tif(root / "parts" / "dsm.tif", dsm)]
+    write_stack_vrt(root / "images" / "s.vrt", files, nodata=0)
+    write_tif(root / "labels" / "s.tif", np.ones((1, SIZE, SIZE), np.uint8))
+    ingest_source(root, tmp_path / "out", IngestOptions())
+    with open_raster(tmp_path / "out" / "scenes" / "s_image.tif") as scene:
+        assert scene.dtypes == ("float32",) * 4 and scene.nodata == 0
+    with open_raster(tmp_path / "out" / "scenes" / "s_mask.tif") as mask:
+        labels = mask.read(1)
+    assert (labels[:, :4] == 255).all()
+    assert (labels[:, 4:] != 255).all()
+
+
+def test_a_nodata_option_one_band_type_cannot_hold_is_refused_naming_the_band(tmp_path):
+    _source(tmp_path / "src")
+    with pytest.raises(SettingError, match=r"s0\.vrt: nodata -9999 is not a uint8 pixel value "
+                                           r"\(0\.\.255\) of band 1 \(bands uint8, uint8, "
+                                           r"uint8, float32"):
+        ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions(nodata=-9999))
+    ingest_source(tmp_path / "src", tmp_path / "nan", IngestOptions(nodata=float("nan")))
