@@ -15,7 +15,7 @@ is refused by ``segpipe evaluate`` as unknown to the model (naming the unused al
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
@@ -146,25 +146,81 @@ def _example(name: str, model_names: list[str]) -> str:
     return f"{name}={same[0] if same else '<class>'}"
 
 
-def not_in_model_error(unknown: list[str], model_names: list[str], polygons: bool,
-                       unused: list[tuple[str, str]]) -> SettingError:
-    """Label classes the model does not have: each named, with the alias that would map it
-    (a class of the model whose name differs only by case is offered), and the aliases that
-    matched nothing (a typo there is the usual cause)."""
-    def shown(name: str) -> str:
-        ground = polygons and name.lower() in BACKGROUND_NAMES
-        return repr(name) + (" (the ground no polygon covers)" if ground else "")
+class UnknownClassesError(SettingError):
+    """Label classes a model lacks (raised by ``alias_classes``); ``with_ignored`` adds the
+    values the model's training ignored, known to the caller that reads its run."""
 
-    if len(unknown) == 1:
-        what = f"label class {shown(unknown[0])} is not one of"
-    else:
-        what = f"label classes {', '.join(shown(n) for n in unknown)} are not among"
-    fix = " ".join(f"{{setting}} {_example(n, model_names)}" for n in unknown)
-    text = (f"{what} the model's classes ({', '.join(model_names)}); map "
-            f"{'it' if len(unknown) == 1 else 'each'} onto one: {fix}")
-    if unused:
-        text += f" (the {_unmatched(unused)}; names are compared exactly, case included)"
-    return SettingError(text, FIELD)
+    def __init__(self, unknown: list[str], model_names: list[str], polygons: bool,
+                 unused: list[tuple[str, str]], trained_ignored: frozenset[int] = frozenset()):
+        self.unknown, self.model_names, self.polygons = unknown, model_names, polygons
+        self.unused, self.trained_ignored = unused, trained_ignored
+        super().__init__(self._template(), FIELD)
+
+    def with_ignored(self, values: set[int]) -> UnknownClassesError:
+        return UnknownClassesError(self.unknown, self.model_names, self.polygons, self.unused,
+                                   frozenset(values))
+
+    def reworded(self, reword: Callable[[str], str]) -> UnknownClassesError:
+        return self  # class names only: no path to reword
+
+    def named(self, setting: str) -> str:
+        """The aliases' setting as the front end names it, and ignore_values as it names
+        its sibling: ``--ignore-values -1,7`` beside ``--class-alias``, else
+        ``ingest.ignore_values: [-1, 7]``."""
+        text = super().named(setting)
+        values = [v for v in map(_class_value, self.unknown) if self._nodata_reason(v)]
+        if setting.startswith("--"):
+            ignore = f"--ignore-values {','.join(map(str, values))}"
+        else:
+            owner = setting.rpartition(".")[0]
+            ignore = f"{owner + '.' if owner else ''}ignore_values: {values}"
+        return text.replace("{ignore}", ignore)
+
+    def _nodata_reason(self, value: int | None) -> str | None:
+        if value is not None and value in self.trained_ignored:
+            return "ignored in the model's training"
+        if value is not None and value < 0:
+            return "a negative value, almost always nodata"
+        return None
+
+    def _template(self) -> str:
+        """Each class named, with the alias that would map it (a class of the model whose
+        name differs only by case is offered), those that look like nodata with the
+        ignore_values that leaves them out (mapped, they would be scored as a class), and
+        the aliases that matched nothing (a typo there is the usual cause)."""
+        unknown, model_names = self.unknown, self.model_names
+
+        def shown(name: str) -> str:
+            ground = self.polygons and name.lower() in BACKGROUND_NAMES
+            return repr(name) + (" (the ground no polygon covers)" if ground else "")
+
+        if len(unknown) == 1:
+            what = f"label class {shown(unknown[0])} is not one of"
+        else:
+            what = f"label classes {', '.join(shown(n) for n in unknown)} are not among"
+        text = f"{what} the model's classes ({', '.join(model_names)})"
+        nodata = {n: r for n in unknown if (r := self._nodata_reason(_class_value(n)))}
+        if nodata:
+            listed = " and ".join(f"{n} ({r})" for n, r in nodata.items())
+            one = len(nodata) == 1
+            text += (f"; {listed} {'is no class' if one else 'are no classes'} to map: "
+                     f"ignore {'it' if one else 'them'} with {{ignore}}")
+        mapped = [n for n in unknown if n not in nodata]
+        if mapped:
+            fix = " ".join(f"{{setting}} {_example(n, model_names)}" for n in mapped)
+            which = ("it" if len(unknown) == 1 else "each" if not nodata
+                     else mapped[0] if len(mapped) == 1 else "the others")
+            text += f"; map {which} onto one: {fix}"
+        if self.unused:
+            text += (f" (the {_unmatched(self.unused)}; names are compared exactly, case "
+                     "included)")
+        return text
+
+
+def _class_value(name: str) -> int | None:
+    """The mask value behind a class the ingest named for it (``class_-1``), else None."""
+    digits = name.removeprefix("class_")
+    return int(digits) if name.startswith("class_") and digits.lstrip("-").isdigit() else None
 
 
 def alias_classes(spec: LabelSpec, aliases: dict[str, str], model_names: list[str] | None,
@@ -178,7 +234,7 @@ def alias_classes(spec: LabelSpec, aliases: dict[str, str], model_names: list[st
     if model_names is not None:
         unknown = [n for n in dict.fromkeys(renamed) if n not in model_names]
         if unknown:
-            raise not_in_model_error(unknown, model_names, polygons, unused or [])
+            raise UnknownClassesError(unknown, model_names, polygons, unused or [])
         final = list(model_names)
         colors: list[str | None] = list(model_colors or [None] * len(final))
     else:

@@ -20,6 +20,7 @@ components/training_ground.py): any overlap is warned about and recorded (metric
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,9 @@ TAG_VERSION = "segpipe.evaluated_model_version"
 TAG_MODEL_URI = "segpipe.evaluated_model_uri"
 TAG_DATA = "segpipe.evaluation_data"
 TAG_SPLIT = "segpipe.evaluation_split"
+#: The pipeline run's param (its config's data.ingest.ignore_values) that a model's
+#: registered version's run carries.
+TRAINING_IGNORE_PARAM = "data.ingest.ignore_values"
 
 
 @dataclass(frozen=True)
@@ -121,16 +125,36 @@ def _model_classes(config: ServingConfig) -> ClassMap:
                     ignore_index=config.ignore_index)
 
 
+def training_ignore_values(run_id: str | None) -> set[int]:
+    """The label values the model's training ignored: its pipeline run's
+    ``data.ingest.ignore_values`` param (none for a model logged otherwise). Only advice is
+    drawn from them, never applied: they are how the training's source marked no data, and
+    another source may mark it otherwise, or hold a class there."""
+    if not run_id:
+        return set()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        values = json.loads(MlflowClient().get_run(run_id).data.params.get(
+            TRAINING_IGNORE_PARAM, "[]"))
+    except (MlflowException, ValueError):  # a run deleted since, a param of another form
+        return set()
+    return {v for v in values if isinstance(v, int)} if isinstance(values, list) else set()
+
+
 def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
-                   ingest: IngestOptions) -> PreparedDataset:
+                   ingest: IngestOptions, training_run: str | None = None) -> PreparedDataset:
     """Ingest ``source`` into ``out_dir`` onto the model's classes (by name, after
     ``ingest.class_aliases``), check its bands, tile it the model's way and put every tile
-    in the test split. No statistics are fitted."""
+    in the test split. No statistics are fitted. ``training_run``: the run that logged the
+    model, whose ignored values advise on label classes the model lacks."""
     try:
         class_map = ingest_source(source, out_dir, ingest,
                                   model_classes=_model_classes(config))
     except SettingError as err:
-        raise alias_problem(err, source, model_uri) from None
+        raise alias_problem(err, source, model_uri,
+                            training_ignore_values(training_run)) from None
     first = next(iter(sorted((out_dir / "scenes").glob("*_image.tif"))), None)
     bands = 0
     if first is not None:
@@ -211,7 +235,8 @@ def evaluate_logged_model(model_uri: str, data: str, out_dir: Path,
     check_alias_targets(config, model.uri, data, ingest)
     # A source may download or extract to tens of GiB: on the output's disk, not in /tmp.
     with scratch_beside(out_dir) as scratch:
-        dataset = prepare_source(data, scratch / "dataset", config, model.uri, ingest)
+        dataset = prepare_source(data, scratch / "dataset", config, model.uri, ingest,
+                                 model.run_id)
         return _score(dataset, split, data, model, out_dir, options)
 
 

@@ -51,6 +51,7 @@ from components.survey import MAX_LISTED, Survey
 from components.survey_checks import (
     check_known_values,
     label_nodata_ignored,
+    warn_negative_values,
     warn_rare_values,
 )
 from components.vectors import natural_order
@@ -117,8 +118,10 @@ def _value_spec(survey: Survey, classes: ClassesFile | None, palette: list[Class
                         "integers")
     names = options.class_names or ([p.name for p in palette] if palette else None)
     values = Counter({v: n for v, n in survey.values.items() if v not in ignore})
-    if not known:  # every value found is a class: say which look like strays
+    if not known:  # every value found is a class: say which look like strays or nodata
         warn_rare_values(survey, values)
+        if not names:
+            warn_negative_values(survey, values)
     return value_spec(values, classes, options.class_values, names, ignore, options.ignore_index)
 
 

@@ -55,12 +55,15 @@ class SettingError(DataError):
     def named(self, setting: str) -> str:
         return self.template.replace("{setting}", setting)
 
+    def reworded(self, reword: Callable[[str], str]) -> SettingError:
+        return SettingError(reword(self.template), self.field)
+
 
 def reworded(err: DataError, reword: Callable[[str], str]) -> DataError:
     """``err`` with its paths reworded (``reword``: a temporary folder -> the names the user
-    knows), a ``SettingError`` still one."""
+    knows), a ``SettingError`` still one (of its own kind, where it says so)."""
     if isinstance(err, SettingError):
-        return SettingError(reword(err.template), err.field)
+        return err.reworded(reword)
     return DataError(reword(str(err)))
 
 

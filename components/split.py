@@ -37,6 +37,7 @@ from components.split_advice import (
     empty_split_advice,
     empty_split_problems,
     kept_together,
+    one_class_line,
     pipeline_split_problem,
     straddling_warning,
     too_few_units,
@@ -202,6 +203,9 @@ def split_tiles(dataset_dir: Path, out_path: Path,
         return {c for u in units_ for t in u.tiles for c, n in by_id[t].class_counts.items() if n}
 
     all_classes = classes_of(units)
+    kept = [by_id[t] for ids in splits.values() for t in ids]
+    if line := one_class_line(kept, class_names):
+        messages.append(line)
     for name, units_ in zip(SPLIT_NAMES, assigned, strict=True):
         if not any(u.tiles for u in units_):
             continue

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from components.artifacts import SPLIT_NAMES, SplitManifest, TileManifest
+from components.artifacts import SPLIT_NAMES, SplitManifest, TileManifest, TileRecord
 from components.split_groups import parent_folders_keep
 from components.split_units import carved_splits
 from components.wording import counted
@@ -234,9 +234,41 @@ WHERE_EMPTY_SPLITS_WORK = ("allow_empty_splits is for `segpipe prepare`, whose d
                            "trained or scored elsewhere")
 
 
+# A dataset whose labels hold one class: said by prepare (a set of negatives is still worth
+# scoring a model on), refused by the pipeline (no model learns from it). The split step
+# sees every kept tile, so the line is the split's; a class only some splits lack is the
+# split's "missing from split" warning instead.
+ONE_CLASS = "the labels hold one class"
+ONE_CLASS_PREPARE = ("a model cannot be trained on it (segpipe run refuses it); segpipe "
+                     "evaluate can still score a model on it, as a set of negatives")
+ONE_CLASS_RUN = ("segpipe run trains a model to tell classes apart: check that the labels "
+                 "are the ones meant and how they are read (ingest.class_values, "
+                 "ingest.ignore_values, the palette)")
+
+
+def one_class_line(tiles: list[TileRecord], class_names: list[str] | None) -> str | None:
+    """The prepare warning for ``tiles`` (every kept tile) whose labelled pixels are all one
+    class; None when they hold two or more (or none, which other checks refuse)."""
+    counts: Counter = Counter()
+    for tile in tiles:
+        counts.update({c: n for c, n in tile.class_counts.items() if n})
+    if len(counts) != 1:
+        return None
+    (only, pixels), = counts.items()
+    names = class_names or []
+    name = names[only] if only < len(names) else f"class {only}"
+    others = [n for n in names if n != name]
+    lacking = f"; {', '.join(others)} {'has' if len(others) == 1 else 'have'} none" \
+        if others else ""
+    return (f"{ONE_CLASS} ({name}): nothing to segment (all {counted(pixels, 'labelled pixel')} "
+            f"of the {counted(len(tiles), 'tile')} are {name}{lacking}); {ONE_CLASS_PREPARE}")
+
+
 def pipeline_split_problem(split: SplitManifest) -> str | None:
     """Why the pipeline (tuning on val, scoring on test) cannot go on with ``split``, in
     one line with the split step's own reason; None when it can."""
+    if one := next((w for w in split.warnings if w.startswith(ONE_CLASS)), None):
+        return f"{one.removesuffix(ONE_CLASS_PREPARE)}{ONE_CLASS_RUN}"
     for name, needs in PIPELINE_NEEDS.items():
         if not split.splits.get(name):
             # the split step's warning "split(s) 'val' ... empty: why (accepted: ...)"

@@ -34,22 +34,47 @@ def _listing(survey: Survey, items: list, label) -> str:
     return "; ".join(lines)
 
 
+def _shares(survey: Survey, values: Counter, found: list[int]) -> str:
+    total = sum(values.values())
+    return "; ".join(f"value {v}: {counted(values[v], 'pixel')} "
+                     f"({values[v] / total:.3%} of the labelled pixels) in {survey.where(v)}"
+                     for v in found[:MAX_LISTED])
+
+
+def warn_negative_values(survey: Survey, values: Counter) -> None:
+    """One warning naming the negative class-id mask values (found, not declared), which
+    become classes: published datasets mark unlabelled pixels so (Sen1Floods11's -1 in
+    int16 labels that declare no nodata), and trained as a class they teach the model to
+    predict 'no data'."""
+    negative = sorted((v for v in values if v < 0), key=lambda v: -values[v])
+    if not negative:
+        return
+    one = len(negative) == 1
+    listed = negative[:MAX_LISTED]
+    what = counted(len(negative), "negative mask value becomes a class",
+                   "negative mask values become classes")
+    survey.warn(f"labels: {what} of {'its' if one else 'their'} own, though a negative "
+                "class id is almost always nodata (Sen1Floods11 marks unlabelled pixels -1): "
+                f"{_shares(survey, values, negative)}. If {'it is' if one else 'they are'} "
+                f"nodata, ignore {'it' if one else 'them'} with ingest.ignore_values: {listed} "
+                f"(--ignore-values {','.join(map(str, listed))})")
+
+
 def warn_rare_values(survey: Survey, values: Counter) -> None:
     """One warning naming the class-id mask values (found, not declared) rare enough to be
-    stray values rather than classes, with their pixels and files."""
+    stray values rather than classes, with their pixels and files; negative values are
+    ``warn_negative_values``'s."""
     total = sum(values.values())
     if not total:
         return
     rare = sorted((v for v, n in values.items()
-                   if n < RARE_VALUE_SHARE * total or (
+                   if v >= 0 and (n < RARE_VALUE_SHARE * total or (
                        n < RARE_SINGLE_FILE_SHARE * total and survey.file_counts[v] == 1
-                       and survey.label_files >= RARE_SINGLE_FILE_OF)),
+                       and survey.label_files >= RARE_SINGLE_FILE_OF))),
                   key=lambda v: values[v])
     if not rare:
         return
-    shown = "; ".join(f"value {v}: {counted(values[v], 'pixel')} "
-                      f"({values[v] / total:.3%} of the labelled pixels) in {survey.where(v)}"
-                      for v in rare[:MAX_LISTED])
+    shown = _shares(survey, values, rare)
     listed = ", ".join(map(str, rare[:MAX_LISTED]))
     survey.warn(f"{counted(len(rare), 'mask value is', 'mask values are')} so rare that "
                 f"{'it' if len(rare) == 1 else 'each'} may be a stray value rather than a "

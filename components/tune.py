@@ -18,6 +18,7 @@ import logging
 import shutil
 import time
 import warnings
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train_options import run_param_name
 from components.tune_budget import set_deadline, study_deadline
 from components.tune_grid import describe_point, space_points
-from components.tune_options import TRIALS_DIR, TuneOptions
+from components.tune_options import TRIAL_ERROR_ATTR, TRIALS_DIR, TuneOptions
 from components.tune_space import SearchSpace, resolve_search_space
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,8 @@ def select_best_trial(storage: str, study_name: str,
                             f"ran out at {spent} before any trial completed ({states}); a "
                             "resumed run keeps its first deadline: raise the budget, or "
                             "start over with --fresh")
-        raise TuneError(f"study {study_name}: no worker completed a trial ({states}); the "
-                        "trials' MLflow runs carry the errors (tag segpipe.error)")
+        raise TuneError(f"study {study_name}: no worker completed a trial ({states}); "
+                        f"{_failure_causes(study)}")
     number = study.best_trial.number
     holders = [path for path, _ in ran if (path / TRIALS_DIR / str(number)).is_dir()]
     if holders:
@@ -251,6 +252,21 @@ def select_best_trial(storage: str, study_name: str,
     log_study_summary(study, best, value)
     return {"best_value": value, "trial_number": number,
             "n_trials": sum(t.state.is_finished() for t in trials), "study_name": study_name}
+
+
+def _failure_causes(study: optuna.Study) -> str:
+    """Why the trials failed, for the run's one error line: a trial that fails in every
+    worker fails alike (data or a space no model trains on); several errors, the commonest."""
+    errors = Counter(t.user_attrs[TRIAL_ERROR_ATTR] for t in study.get_trials(deepcopy=False)
+                     if t.state == TrialState.FAIL and TRIAL_ERROR_ATTR in t.user_attrs)
+    if not errors:
+        return "the trials' MLflow runs carry the errors (tag segpipe.error)"
+    (error, count), = errors.most_common(1)
+    failed = sum(errors.values())
+    if len(errors) == 1:
+        return f"{'the trial' if failed == 1 else f'all {failed} trials'} failed with {error}"
+    return (f"{count} of {failed} failed trials failed with {error}; the others' MLflow runs "
+            "carry theirs (tag segpipe.error)")
 
 
 def _state_counts(study: optuna.Study) -> dict[str, int]:

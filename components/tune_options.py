@@ -21,6 +21,7 @@ from components.train_options import TrainParams
 from components.tune_space import ParamSpec, SearchSpace, built_in_spaces
 
 TRIALS_DIR = "trials"  # under a worker's output (and checkpoint_dir): one folder per trial
+TRIAL_ERROR_ATTR = "segpipe.error"  # a failed trial's error on one line, in the study
 
 #: TrainParams fields the study sets for every trial, so tuning.train refuses them, and why.
 #: The validator below and docs/configuration.md (train_field_notes) both read this.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -23,11 +24,18 @@ from components.atomic import atomic_dir
 from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train import train_model
 from components.train_callbacks import EpochProgress, StopAtDeadline
-from components.tune_options import TRIALS_DIR, TuneOptions
+from components.tune_options import TRIAL_ERROR_ATTR, TRIALS_DIR, TuneOptions
 from components.tune_space import SearchSpace, resolve_search_space, sample_params
 
 log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
+
+def error_line(err: BaseException, limit: int = 500) -> str:
+    """``err`` on one plain line: Keras wraps a layer's error over several lines, in bold,
+    followed by the arguments the layer received (left out)."""
+    text = _ANSI.sub("", str(err)).split("Arguments received by", 1)[0]
+    return f"{type(err).__name__}: {' '.join(text.split())}"[:limit]
 
 
 class ReportToTrial(keras.callbacks.Callback):
@@ -93,6 +101,8 @@ class Objective:
             except Exception as err:
                 mlflow.set_tag("segpipe.trial_state", "FAIL")
                 mlflow.set_tag("segpipe.error", f"{type(err).__name__}: {err}"[:4000])
+                # in the study too: the select step words a study that only failed by it
+                trial.set_user_attr(TRIAL_ERROR_ATTR, error_line(err))
                 log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
                 outcome = err
             finally:

@@ -1,12 +1,25 @@
 """Whether data fits a logged model, from its serving config alone: classes by name and in
 order, bands, tiling and resolution, class aliases; each refusal one line naming the data."""
 
-import pytest
+import shutil
+import warnings
+from pathlib import Path
 
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+
+from components.dataset_paths import PreparedDataset
 from components.evaluate_fit import check_alias_targets, check_fits, check_tiling
-from components.evaluate_options import EvaluationInputError
+from components.evaluate_logged import evaluate_logged_model, prepare_source
+from components.evaluate_options import EvaluateOptions, EvaluationInputError
 from components.ingest_options import IngestOptions
+from components.raster import write_array
+from components.survey import IngestWarning
+from serving.remote import load_serving_config
 from tests.components.conftest import BANDS, TILE
+from tests.logged_models import register_known_model, save_known_model
 from tests.serving.conftest import make_config
 
 MODEL = "models:/m/1"
@@ -46,3 +59,47 @@ def test_an_alias_onto_no_class_of_the_model_is_refused_naming_the_flag():
                             IngestOptions(class_aliases={"field": "cloud"}))
     assert str(caught.value).startswith("src does not fit the model models:/m/1: ")
     assert "--class-alias" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _nodata_source(dataset: PreparedDataset, source: Path) -> Path:
+    """The dataset's scenes with int16 labels: -1 (Sen1Floods11's unlabelled), 0, 1 and 7
+    in stripes, no nodata declared."""
+    for path in dataset.scenes_dir.glob("*_image.tif"):
+        with rasterio.open(path) as image:
+            shape, crs, transform = image.shape, image.crs, image.transform
+        shutil.copy(path, source / "images" / path.name.replace("_image", ""))
+        labels = np.resize(np.array([-1, 0, 1, 7], np.int16).repeat(8), shape[1])
+        write_array(source / "masks" / path.name.replace("_image", ""),
+                    np.broadcast_to(labels, shape).copy(), crs, transform)
+    return source
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_label_values_that_look_like_nodata_are_advised_ignored_not_aliased(tiny_dataset,
+                                                                          tmp_path):
+    """A negative label value, or one the model's training ignored (its run's
+    data.ingest.ignore_values), is no class to map onto the model's: the advice is
+    --ignore-values for those, --class-alias for the rest; following it fits."""
+    mlflow.set_experiment("evaluate-fit")
+    uri = register_known_model(save_known_model(tmp_path / "model"), tiny_dataset,
+                               "eval-nodata")
+    run_id = mlflow.MlflowClient().get_model_version("eval-nodata", "1").run_id
+    mlflow.MlflowClient().log_param(run_id, "data.ingest.ignore_values", "[7]")
+    for folder in ("images", "masks"):
+        (tmp_path / "src" / folder).mkdir(parents=True)
+    source = _nodata_source(tiny_dataset, tmp_path / "src")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IngestWarning)  # the ingest's own line on -1
+        with pytest.raises(EvaluationInputError) as caught:
+            evaluate_logged_model(uri, str(source), tmp_path / "eval", EvaluateOptions(),
+                                  IngestOptions())
+    assert str(caught.value) == (
+        f"{source} does not fit the model {uri}: label classes 'class_-1', 'class_1', "
+        "'class_7' are not among the model's classes (background, tea, water); class_-1 (a "
+        "negative value, almost always nodata) and class_7 (ignored in the model's "
+        "training) are no classes to map: ignore them with --ignore-values -1,7; map "
+        "class_1 onto one: --class-alias class_1=<class>")
+    followed = IngestOptions(ignore_values=[-1, 7], class_aliases={"class_1": "tea"})
+    dataset = prepare_source(str(source), tmp_path / "followed", load_serving_config(uri),
+                             uri, followed)
+    assert dataset.class_map.names == ["background", "tea", "water"]

@@ -99,3 +99,32 @@ def test_nodata_0_on_a_label_whose_0_is_background_keeps_the_class_and_says_so(t
         options = IngestOptions(class_values={0: 0, 1: 1})
         assert ingest_source(src, tmp_path / "named", options).names == [
             "background", "class_1"]
+
+
+def test_a_negative_label_value_becomes_a_class_with_one_warning_naming_it(tmp_path):
+    """Sen1Floods11's int16 labels: -1 where nothing was labelled, no nodata declared. Read
+    as found, it is a class; a negative class id is almost always nodata, so one warning
+    names the value, its share and file, with the option that ignores it."""
+    labels = make_labels(values=(0, 1)).astype(np.int16)
+    labels[:4] = -1  # 128 of 1,024 pixels (12.5%)
+    labels[4, 0] = -9999  # 1 pixel: rare too, said once here, not as a stray value again
+    src = _source(tmp_path, labels, None)
+    with pytest.warns(IngestWarning) as caught:
+        classes = ingest_source(src, tmp_path / "out", IngestOptions())
+    assert classes.names == ["class_-9999", "class_-1", "background", "class_1"]
+    lines = [str(w.message) for w in caught]
+    (line,) = [w for w in lines if "negative" in w]
+    assert re.fullmatch(r"labels: 2 negative mask values become classes of their own, though a "
+                        r"negative class id is almost always nodata \(Sen1Floods11 marks "
+                        r"unlabelled pixels -1\): value -1: 128 pixels \(12\.500% of the "
+                        r"labelled pixels\) in .*a_mask\.tif; value -9999: 1 pixel \(0\.098% "
+                        r"of the labelled pixels\) in .*a_mask\.tif\. If they are nodata, "
+                        r"ignore them with ingest\.ignore_values: \[-1, -9999\] "
+                        r"\(--ignore-values -1,-9999\)", line), line
+    assert not [w for w in lines if "stray" in w]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IngestWarning)
+        classes = ingest_source(src, tmp_path / "ignored",
+                                IngestOptions(ignore_values=[-1, -9999]))
+    assert classes.names == ["background", "class_1"]
+    assert (_mask(tmp_path / "ignored")[:4] == 255).all()

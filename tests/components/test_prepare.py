@@ -9,10 +9,12 @@ import rasterio
 
 from components.artifacts import NormStats, SplitManifest, TileManifest
 from components.dataset_paths import DatasetPaths, tile_paths
+from components.ingest_options import IngestOptions
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError
-from components.split import SplitOptions
+from components.split import SplitOptions, split_for_training
 from components.tile import TileOptions
+from tests.components.conftest import make_image, make_labels, write_pair
 
 
 def _assert_leak_free(root, unit):
@@ -190,3 +192,47 @@ def test_tea_plantations_at_a_target_gsd(tea_plantations, tmp_path):
     manifest = TileManifest.load(out / "tiles.json")
     assert manifest.target_gsd == 4.0 and {s.width for s in manifest.scenes} == {128}
     assert {t.transform[0] for t in manifest.tiles} == {4.0}
+
+
+def _background_only_source(tmp_path: Path) -> Path:
+    """Three 32 px scenes side by side whose masks hold value 0 alone (no tea in them)."""
+    src = tmp_path / "negatives"
+    for i in range(3):
+        write_pair(src, f"s{i}", make_image(seed=i), make_labels(values=(0,)),
+                   origin=(600000.0 + 64.0 * i, 3000000.0))
+    return src
+
+
+def test_labels_of_one_class_are_said_by_prepare_and_refused_for_training(tmp_path):
+    """A dataset whose labels hold only background can be scored as negatives (prepare
+    warns), but no model can learn from it: the pipeline's split step refuses it in one
+    line, before any trial fails on it."""
+    src = _background_only_source(tmp_path)
+    options = PrepareOptions(tile=TileOptions(patch_size=16), split=SplitOptions(strategy="scene"))
+    summary = prepare_dataset(src, tmp_path / "ds", options)
+    assert summary.classes == ["background"]
+    (line,) = [w for w in summary.warnings if "one class" in w]
+    assert line.startswith("the labels hold one class (background): nothing to segment "
+                           "(all 3,072 labelled pixels of the 12 tiles are background)")
+    assert "segpipe run refuses" in line and "segpipe evaluate" in line
+    with pytest.raises(DataError) as refused:
+        split_for_training(tmp_path / "ds", tmp_path / "split.json", options.split)
+    assert str(refused.value).startswith(
+        "the labels hold one class (background): nothing to segment (all 3,072 labelled "
+        "pixels of the 12 tiles are background); segpipe run trains a model to tell classes "
+        "apart")
+    assert "\n" not in str(refused.value)
+    # A class list naming a second class the labels lack: the same, with the class named.
+    listed = options.model_copy(update={"ingest": IngestOptions(
+        class_values={0: 0, 1: 1}, class_names=["background", "tea"])})
+    summary = prepare_dataset(src, tmp_path / "listed", listed)
+    assert summary.classes == ["background", "tea"]
+    assert any(w.startswith("the labels hold one class (background): nothing to segment "
+                            "(all 3,072 labelled pixels of the 12 tiles are background; tea "
+                            "has none)") for w in summary.warnings), summary.warnings
+    # Tea in one scene: two classes, one that some splits lack, which is said once, as such.
+    write_pair(src, "s0", make_image(), make_labels(values=(0, 1)))
+    summary = prepare_dataset(src, tmp_path / "two", options)
+    assert any("is missing from split" in w for w in summary.warnings)
+    assert not any("one class" in w for w in summary.warnings)
+    split_for_training(tmp_path / "two", tmp_path / "split.json", options.split)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -259,6 +260,41 @@ def test_select_fails_clearly_when_no_worker_completed_a_trial(tmp_path):
     with pytest.raises(TuneError, match="no worker completed a trial"):
         select_best_trial(storage, "s", [(tmp_path, {"worker": 0, "completed_trials": 0})],
                           tmp_path / "best")
+    # Trials that failed two ways: the commonest error, counted.
+    study = optuna.load_study(study_name="s", storage=storage)
+    for error in ("ValueError: num_classes must be >= 2, got 1",) * 2 + ("OSError: disk",):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
+                                                  user_attrs={"segpipe.error": error}))
+    with pytest.raises(TuneError) as caught:
+        select_best_trial(storage, "s", [(tmp_path, {"worker": 0, "completed_trials": 0})],
+                          tmp_path / "best")
+    assert str(caught.value) == (
+        "study s: no worker completed a trial ({'fail': 3}); 2 of 3 failed trials failed with "
+        "ValueError: num_classes must be >= 2, got 1; the others' MLflow runs carry theirs "
+        "(tag segpipe.error)")
+
+
+def test_trials_that_all_fail_alike_name_their_error_in_the_studys_failure(tiny_dataset,
+                                                                          tmp_path):
+    """Every trial failing the same deterministic way (a network too deep for its tiles):
+    the run's one error line says why, not only that no trial completed."""
+    space = SearchSpace(architecture=cat("unet"), training={"learning_rate": cat(1e-2)},
+                        models={"unet": {"depth": cat(7), "filters": cat(4)}})
+    options = _options(space, n_trials=1)
+    storage, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "worker-0"
+    prepare_study(options, storage, "deep")
+    mlflow.set_experiment("tune-all-fail")
+    with mlflow.start_run(run_name="pipeline") as parent:
+        summary = run_tune_worker(tiny_dataset, options, storage, "deep", 0, out)
+        with pytest.raises(TuneError) as caught:
+            select_best_trial(storage, "deep", [(out, summary)], tmp_path / "best")
+    (failed,) = _children(parent.info.run_id)
+    assert "multiples of 64" in failed.data.tags["segpipe.error"]
+    # Keras words it on several lines, in bold: one plain line here.
+    assert re.fullmatch(r"study deep: no worker completed a trial \(\{'fail': 1\}\); the "
+                        r"trial failed with StrideError: [^\n\x1b]*input height and width must "
+                        r"be multiples of 64 for this model, got 32x32; pad or crop the input",
+                        str(caught.value)), str(caught.value)
 
 
 @pytest.mark.parametrize(("n_trials", "n_workers"), [(10, 3), (2, 4), (1, 1), (7, 7)])
