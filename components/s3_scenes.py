@@ -157,7 +157,8 @@ def _refusal(scene: S3Object, err) -> DataError:
     if code in ("NoSuchKey", "404") or status == 404:
         if _is_prefix(bucket, key):
             return DataError(f"{scene}: no such object, but a prefix of objects; give one "
-                             f"scene object (s3://{bucket}/{key}/scene.tif)")
+                             f"scene object (s3://{bucket}/{key}/scene.tif), or the prefix "
+                             f"with a final / for all of them (s3://{bucket}/{key}/)")
         return DataError(f"{scene}: no such object")
     if code == "InvalidRange":  # a range of an empty object
         return DataError(f"{scene}: an empty object, not a raster")

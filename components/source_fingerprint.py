@@ -27,7 +27,7 @@ def list_source(source: str, max_files: int) -> Listing:
     """The listing of ``source``; a DataError when it holds more than ``max_files`` files,
     does not exist or cannot be listed."""
     if source.startswith("s3://"):
-        entries: Iterator[tuple[str, str]] = _s3_entries(source)
+        entries: Iterator[tuple[str, str]] = s3_entries(source)
     else:
         path = Path(source).expanduser()
         if not path.exists():
@@ -80,7 +80,9 @@ def _folder_entries(root: Path) -> Iterator[tuple[str, str]]:
             yield path.relative_to(root).as_posix(), stamp
 
 
-def _s3_entries(uri: str) -> Iterator[tuple[str, str]]:
+def s3_entries(uri: str) -> Iterator[tuple[str, str]]:
+    """Every object under ``uri`` (a prefix) as (its key below the prefix, "size etag"), a
+    ``list_objects_v2`` page at a time; a DataError naming ``uri`` when S3 cannot list it."""
     from components.sources import _s3_location, s3_client, s3_error
 
     bucket, prefix = _s3_location(uri)

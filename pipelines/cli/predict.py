@@ -6,19 +6,29 @@ from pathlib import Path
 
 import typer
 
+from components.scene_folders import SceneFolderOptions
 from pipelines.cli.errors import fail
+from pipelines.cli.flags import flag_names, flagged_problems, with_model_flags
 from pipelines.cli.paths import check_suffix, check_writable, same_file
-from pipelines.cli.scenes import Scene, check_scene_source, scene_argument
+from pipelines.cli.predict_run import (
+    Predictors,
+    check_endpoint,
+    check_scene_with,
+    load_card,
+    predict_with_bar,
+)
+from pipelines.cli.scenes import Scene, check_scene_source, is_scene_folder, scene_argument
 from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import server
 from serving.config import MAX_OVERLAP
-from serving.quiet import import_tensorflow_quietly, plain_images_quiet
+from serving.quiet import plain_images_quiet
 from serving.scene import MAX_SCENE_PIXELS
 
 # What predict writes, by the names the files may have.
 OUTPUTS = ("mask", "probabilities")
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".geojson", ".json")
+_SECTIONS = {"folder": SceneFolderOptions}
 
 
 def _check_outputs(input: Path | None, out: Path, polygons: Path | None, output: str) -> None:
@@ -80,61 +90,19 @@ def _check_polygon_options(options, class_names: list[str], scene: Scene) -> Non
         raise fail(str(exc), 2) from None
 
 
-def _with_nodata(config, scene: Scene, nodata: float | None):
-    """``config`` with ``--nodata`` as its nodata (the value that marks no data in a scene
-    that declares none), and a warning when the scene declares another of its own (which
-    wins, as in training and on the server); and the nodata the scene is read with (None:
-    the model's, unless the scene declares its own). A SceneError when the scene does not
-    open."""
-    if nodata is None:
-        return config, None, None
-    import math
-
-    from serving.scene import open_scene
-
-    with plain_images_quiet(), open_scene(scene.path, scene.driver) as src:
-        declared = src.nodata
-    warning = None
-    if declared is not None and not (declared == nodata or math.isnan(declared)
-                                     and math.isnan(nodata)):
-        warning = (f"{scene.path} declares nodata {declared:g}, which wins: --nodata {nodata:g} "
-                   f"applies only to a scene that declares none")
-    return (config.model_copy(update={"nodata": nodata}), warning,
-            nodata if declared is None else declared)
-
-
-def _check_endpoint(endpoint: str, card) -> None:
-    """The server answers (exit code 1 otherwise) and runs ``card``'s model (exit code 2
-    otherwise: the options name two models); a warning when it does not say which."""
-    from serving.remote import (
-        EndpointError,
-        OtherModel,
-        check_endpoint_model,
-        check_endpoint_reachable,
-    )
-
-    try:
-        check_endpoint_reachable(endpoint)
-        warning = check_endpoint_model(endpoint, card)
-    except OtherModel as exc:
-        raise fail(f"{exc}; start the server on {card.uri}, or predict with --model-uri "
-                   f"{exc.served}", 2) from None
-    except EndpointError as exc:
-        raise fail(str(exc), 1) from None
-    if warning:
-        typer.echo(f"warning: {warning}", err=True)
-
-
+@with_model_flags(_SECTIONS)
 def predict(
     ctx: typer.Context,
     input: str = typer.Argument(..., callback=scene_argument,
                                 help="scene: a file of any raster format GDAL reads (GeoTIFF "
                                      "of any size, VRT, JPEG 2000, PNG, JPEG, ...), or an "
                                      "s3://bucket/key object (GeoTIFF, PNG, JPEG, JPEG 2000, "
-                                     "BMP), read window by window"),
+                                     "BMP), read window by window; or a folder or an "
+                                     "s3://bucket/prefix/ of scenes, searched recursively"),
     out: Path = typer.Option(..., "--out",
                              help="mask (or probabilities) to write: a GeoTIFF, named .tif "
-                                  "or .tiff"),
+                                  "or .tiff; for a folder or prefix, the folder to write "
+                                  "them into (OUT/sub/scene.tif for INPUT/sub/scene.png)"),
     output: str = typer.Option(
         "mask", "--output", metavar="mask|probabilities",
         help="mask: uint8 class ids with a colour table; probabilities: one float32 band per "
@@ -180,88 +148,67 @@ def predict(
     max_pixels: int = typer.Option(
         MAX_SCENE_PIXELS, "--max-pixels", min=1,
         help="largest scene to predict, checked from its header before any pixel is read"),
+    *,
+    overrides: dict,
 ) -> None:
     """Predict a georeferenced mask for a scene of any size, a file or an S3 object, window
-    by window."""
+    by window; or one mask per scene of a folder or an s3://bucket/prefix/, with one model."""
     from serving.remote import EndpointError
-    from serving.urls import UrlError, check_http_url
 
+    folder_options = _folder_options(overrides)
+    if is_scene_folder(input):
+        from pipelines.cli.predict_folder import predict_folder
+
+        if polygons is not None:
+            raise fail("--polygons names one file: it is made for one scene, not for a folder "
+                       "or an s3:// prefix of scenes; predict the scene alone for its "
+                       "polygons", 2)
+        _polygon_options(None, polygon_classes, min_area, simplify, polygons_crs)
+        _check_endpoint_url(endpoint)
+        predict_folder(ctx, input, out, folder_options, output=output, nodata=nodata,
+                       model_uri=model_uri, endpoint=endpoint, tta=tta, overlap=overlap,
+                       batch_size=batch_size, tracking_uri=tracking_uri,
+                       max_pixels=max_pixels)
+        return
+    if overrides:
+        flags = ", ".join(flag_names(_SECTIONS)[("folder", name)]
+                          for name in overrides["folder"])
+        raise fail(f"{flags}: for a folder or an s3:// prefix of scenes, not one scene", 2)
     _check_outputs(input if isinstance(input, Path) else None, out, polygons, output)
     polygon_options = _polygon_options(polygons, polygon_classes, min_area, simplify,
                                        polygons_crs)
-    if endpoint:
-        try:
-            check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
-        except UrlError as exc:
-            raise fail(str(exc), 2) from None
+    _check_endpoint_url(endpoint)
     scene = check_scene_source(input)  # an S3 object is asked for before the store and model
     ctx.with_resource(scene.env())  # GDAL's S3 settings, until the command ends
     use_store(model_uri, tracking_uri)
-    from serving.remote import ModelCardError, load_model_card
-    from serving.scene import SceneError, check_scene, predict_scene
+    from serving.scene import SceneError
 
     # The scene is checked against the model's serving config alone (two small files),
     # before the network loads or a window goes to the server.
+    card = load_card(model_uri)
     try:
-        card = load_model_card(model_uri)
-        config = card.config
-    except ModelCardError as exc:
-        raise fail(str(exc), 1) from None
-    except Exception as exc:  # MLflow, file and key errors of a model that is not segpipe's
-        raise fail(f"model {model_uri}: cannot read its serving config "
-              f"({type(exc).__name__}: {str(exc)[:200]}); is it a segpipe model?", 1) from None
-    try:
-        config, nodata_warning, scene_value = _with_nodata(config, scene, nodata)
-        notes = check_scene(scene.path, config, max_pixels=max_pixels, driver=scene.driver)
+        checked = check_scene_with(scene, card.config, nodata, max_pixels)
     except SceneError as exc:
         raise scene.read_failure(exc) from None
     if polygons is not None:
-        _check_polygon_options(polygon_options, config.class_names, scene)
+        _check_polygon_options(polygon_options, card.config.class_names, scene)
     if endpoint:
-        _check_endpoint(endpoint, card)
-    for warning in [nodata_warning] * bool(nodata_warning) + notes.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    if notes.resampling:
-        typer.echo(f"{scene.path}: {notes.resampling}", err=True)
-    import_tensorflow_quietly()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from serving.predict import ScenePredictor
-    from serving.pyfunc import load_predictor
-    from serving.remote import endpoint_predict_fn, scene_nodata
-
-    if endpoint:
-        predictor = ScenePredictor(endpoint_predict_fn(endpoint, tta=tta,
-                                                       nodata=scene_nodata(
-                                                           scene.path, config, scene.driver)
-                                                       if scene_value is None
-                                                       else scene_value),
-                                   config, normalize=False)
-        tta_local = False  # the server averages the flips of each window
-    else:
-        predictor = load_predictor(model_uri)
-        predictor = ScenePredictor(predictor.predict_fn, config, predictor.normalize)
-        tta_local = tta
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"predicting {scene.name}", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        try:
-            result = predict_scene(predictor, scene.path, out, tta=tta_local, overlap=overlap,
-                                   batch_size=batch_size, polygons_path=polygons,
-                                   progress=progress, max_pixels=max_pixels,
-                                   polygon_options=polygon_options, output=output,
-                                   driver=scene.driver)
-        except SceneError as exc:
-            raise scene.read_failure(exc) from None
-        except EndpointError as exc:
-            raise fail(str(exc), 1) from None
-        except OSError as exc:  # writing the mask or the polygons
-            raise fail(f"cannot write the output: {exc}", 1) from None
+        check_endpoint(endpoint, card)
+    for line in checked.notes:
+        typer.echo(line, err=True)
+    predictors = Predictors(model_uri, endpoint, tta)
+    try:
+        result = predict_with_bar(predictors.for_scene(checked), scene, out,
+                                  f"predicting {scene.name}", tta=predictors.tta_here,
+                                  overlap=overlap, batch_size=batch_size,
+                                  polygons_path=polygons, max_pixels=max_pixels,
+                                  polygon_options=polygon_options, output=output)
+    except SceneError as exc:
+        raise scene.read_failure(exc) from None
+    except EndpointError as exc:
+        raise fail(str(exc), 1) from None
+    except OSError as exc:  # writing the mask or the polygons
+        raise fail(f"cannot write the output: {exc}", 1) from None
     typer.echo(f"wrote {result.mask_path} ({result.width}x{result.height})")
     if result.polygons_path:
         per_class = ", ".join(f"{name} {count}" for name, count in
@@ -270,3 +217,25 @@ def predict(
                    f"{per_class or 'no class asked for'})")
     for name, count in result.class_pixels.items():
         typer.echo(f"  {name}: {count} px")
+
+
+def _check_endpoint_url(endpoint: str | None) -> None:
+    """An --endpoint that is http(s)://host:port, before any work (exit code 2)."""
+    from serving.urls import UrlError, check_http_url
+
+    if endpoint:
+        try:
+            check_http_url(endpoint, "endpoint", f"http://127.0.0.1:{server.DEFAULT_PORT}")
+        except UrlError as exc:
+            raise fail(str(exc), 2) from None
+
+
+def _folder_options(overrides: dict) -> SceneFolderOptions:
+    """The folder flags validated by their model (exit 2 naming each bad flag)."""
+    from pydantic import ValidationError
+
+    try:
+        return SceneFolderOptions.model_validate(overrides.get("folder", {}))
+    except ValidationError as err:
+        raise fail("; ".join(flagged_problems(err, _SECTIONS, "options", section="folder")),
+                   2) from None

@@ -1,6 +1,7 @@
 """The scene `segpipe predict` reads: a local file, checked as a path argument is checked, or an
 ``s3://bucket/key`` object, checked before the model loads (components/s3_scenes.py) and
-read through GDAL's /vsis3/ window by window."""
+read through GDAL's /vsis3/ window by window; or a folder or ``s3://bucket/prefix/`` of
+them (pipelines/cli/predict_folder.py)."""
 
 from __future__ import annotations
 
@@ -48,18 +49,26 @@ class Scene:
         read (``error``, a SceneError naming it: exit 2). S3 is asked again about an S3 scene
         first: GDAL reports a read S3 refused (credentials expired mid-scene, access revoked)
         as corrupt data, and that is an access error (exit 1), or a missing object (2)."""
+        problem = self.read_problem(error)
+        if problem is not error:
+            return _s3_failure(problem)
+        return typer.BadParameter(str(error), param_hint="INPUT")
+
+    def read_problem(self, error: Exception) -> Exception:
+        """What stopped a read of the scene: ``error``, or, for an S3 scene S3 refuses to read
+        now, S3's refusal (read_failure)."""
         if self.local is None:
             from components.s3_scenes import s3_read_problem
 
             if problem := s3_read_problem(self.path):
-                return _s3_failure(problem)
-        return typer.BadParameter(str(error), param_hint="INPUT")
+                return problem
+        return error
 
 
 def scene_argument(value: str) -> Path | str:
-    """The scene argument: an ``s3://`` URI as it is (``check_scene_source`` checks it), a
-    local scene checked as a path option's ``exists=True, dir_okay=False`` checks one, in
-    its words (exit 2)."""
+    """The scene argument: an ``s3://`` URI as it is (``check_scene_source`` checks it, or
+    the folder step lists a prefix), a local scene or folder of scenes checked as a path
+    option's ``exists=True`` checks one, in its words (exit 2)."""
     from components.sources import is_s3_uri
 
     if is_s3_uri(value):
@@ -67,11 +76,24 @@ def scene_argument(value: str) -> Path | str:
     path = Path(value)
     if not path.exists():
         raise typer.BadParameter(f"file {value!r} does not exist.")
-    if path.is_dir():
-        raise typer.BadParameter(f"file {value!r} is a directory.")
     if not os.access(path, os.R_OK):
         raise typer.BadParameter(f"file {value!r} is not readable.")
     return path
+
+
+def is_scene_folder(value: Path | str) -> bool:
+    """A local folder, or an ``s3://bucket/`` or ``s3://bucket/prefix/`` URI: scenes to find
+    (components/scene_folders.py), rather than one scene."""
+    from components.raster import DataError
+    from components.sources import split_s3_uri
+
+    if isinstance(value, Path):
+        return value.is_dir()
+    try:
+        _, key = split_s3_uri(value)
+    except DataError:  # check_scene_source says what is wrong with it
+        return False
+    return not key or key.endswith("/")
 
 
 def check_scene_source(value: Path | str) -> Scene:

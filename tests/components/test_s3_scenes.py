@@ -64,7 +64,8 @@ def test_a_scene_is_read_through_gdal_with_the_environments_keys_and_endpoint(bu
 @pytest.mark.parametrize("uri, problem", [
     ("s3://tea/scenes/missing.tif", "s3://tea/scenes/missing.tif: no such object"),
     ("s3://tea/scenes", "s3://tea/scenes: no such object, but a prefix of objects; give one "
-                        "scene object (s3://tea/scenes/scene.tif)"),
+                        "scene object (s3://tea/scenes/scene.tif), or the prefix with a final "
+                        "/ for all of them (s3://tea/scenes/)"),
     ("s3://tea/scenes/", "s3://tea/scenes/: names a prefix, not an object; give one scene "
                          "object (s3://tea/scenes/scene.tif)"),
     ("s3://nothere/a.tif", "s3://nothere/a.tif: no such bucket 'nothere'"),
