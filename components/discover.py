@@ -22,6 +22,7 @@ label, where a source's scenes start, scene names) are in components/discover_ru
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Literal
 
 import rasterio
 
-from components.discover_folders import auto_pairs
+from components.discover_folders import auto_pairs, unpaired_folders
 from components.discover_image_dir import image_dir_pairs, source_folder
 from components.discover_rules import (
     data_root,
@@ -41,10 +42,11 @@ from components.discover_rules import (
     unique_names,
     visible_files,
 )
+from components.discover_vectors import check_one_for_all, per_image_message, vector_hint
 from components.raster import DataError, is_vrt
 from components.vector_info import VECTOR_SUFFIXES, LayerInfo
 from components.vrt_sources import check_vrt_sources, open_source_raster
-from components.wording import counted
+from components.wording import counted, listed
 
 PairKind = Literal["raster", "labelme", "side_by_side", "vector"]
 
@@ -83,24 +85,15 @@ def _labelme_pairs(files: list[Path], used: set[Path]) -> list[tuple[Path, Path,
     return pairs
 
 
-def _vector_files(root: Path, files: list[Path]) -> list[str]:
-    return [p.relative_to(root).as_posix() for p in files
-            if p.suffix.lower() in VECTOR_SUFFIXES]
-
-
-def _listed(paths: list[str], most: int = 5) -> str:
-    more = f" and {len(paths) - most} more" if len(paths) > most else ""
-    return ", ".join(paths[:most]) + more
-
-
 def _vector_file(root: Path, files: list[Path], vector_labels: str) -> Path:
     """``vector_labels`` relative to the source root, or, when the source is one folder (an
     archive of a folder: scenes are found at any depth in it), relative to that folder."""
     for vector in (root / vector_labels, data_root(root) / vector_labels):
         if vector.is_file():
             return vector
-    vectors = _vector_files(root, files)
-    found = (f"its vector files: {_listed(vectors)}" if vectors
+    vectors = [p.relative_to(root).as_posix() for p in files
+               if p.suffix.lower() in VECTOR_SUFFIXES]
+    found = (f"its vector files: {listed(vectors)}" if vectors
              else "it holds no .geojson, .gpkg or .shp file")
     raise DataError(f"vector_labels {vector_labels!r}: no such file in the source ({found})")
 
@@ -111,6 +104,7 @@ class Discovery:
     unmatched: list[Path]  # images without a label and raster labels without an image
     # vector_labels' layer, checked from its header (components.ingest.find_pairs)
     layers: dict[Path, LayerInfo] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # warnings for the ingest to give
 
     def unmatched_line(self, root: Path) -> str | None:
         """The warning for the files left without a partner: how many, in which folders
@@ -130,22 +124,28 @@ class Discovery:
 
 def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,
                    image_dir: str | None = None, mask_dir: str | None = None,
-                   vector_labels: str | None = None) -> Discovery:
+                   vector_labels: str | None = None, pair_by: str | None = None) -> Discovery:
     """All scene pairs under ``root``. ``side_by_side=None`` detects side-by-side JPEG/PNG
-    pairs when no other layout matches; ``True`` forces that layout."""
+    pairs when no other layout matches; ``True`` forces that layout. ``pair_by``: a regular
+    expression whose first group is the scene id in an image's and its label's stem."""
     files = visible_files(root)
+    pattern = re.compile(pair_by) if pair_by else None
     if not files:
         raise DataError(f"{root}: source is empty (no files)")
     for vrt in [p for p in files if is_raster(p) and is_vrt(p)]:  # by their bytes
         check_vrt_sources(vrt, root)
     unlabeled: list[Path] = []
+    notes: list[str] = []  # warnings about what discovery read
     if vector_labels is not None:
         vector = _vector_file(root, files, vector_labels)
         base = source_folder(root, image_dir, "image_dir") if image_dir else root
         found = [(p, vector, p.stem) for p in files if is_raster(p) and p.is_relative_to(base)]
+        if note := check_one_for_all(root, files, vector, len(found), pattern):
+            notes.append(note)
         kinds: list[PairKind] = ["vector"] * len(found)
     elif image_dir is not None:
-        found = image_dir_pairs(root, files, image_dir, mask_dir, mask_dir_names, unlabeled)
+        found = image_dir_pairs(root, files, image_dir, mask_dir, mask_dir_names, unlabeled,
+                                pattern)
         kinds = [_label_kind(label) for _, label, _ in found]
     elif mask_dir is not None:
         raise DataError("mask_dir is set without image_dir; set both (relative to the source)")
@@ -153,7 +153,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         found = [(p, p, p.stem) for p in files if is_raster(p)]
         kinds = ["side_by_side"] * len(found)
     else:
-        found = auto_pairs(root, files, mask_dir_names)
+        found = auto_pairs(root, files, mask_dir_names, pattern)
         found += _labelme_pairs(files, {p for pair in found for p in pair[:2]})
         kinds = [_label_kind(label) for _, label, _ in found]
         used = {p for pair in found for p in pair[:2]}
@@ -164,10 +164,12 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
                 found = [(p, p, p.stem) for p in rasters]
                 kinds = ["side_by_side"] * len(found)
     if not found:
+        if per_image := per_image_message(root, files, pattern):
+            raise DataError(f"{root}: {per_image}")
+        hint = vector_hint(root, files)
+        if folders := unpaired_folders(root, files, mask_dir_names):
+            raise DataError(f"{root}: {folders}{hint}")
         seen = sorted({p.suffix.lower() or p.name for p in files})
-        vectors = _vector_files(root, files)
-        hint = (f"; the source holds vector labels ({_listed(vectors)}): set vector_labels: "
-                f"{vectors[0]}" if vectors else "")
         raise DataError(
             f"{root}: unknown format: no image/label pairs found among {len(files)} files "
             f"(extensions {', '.join(seen)}); expected image and label folders side by side "
@@ -180,4 +182,4 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
     pairs = [ScenePair(name, image, label, kind, root)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]
     paired = {q.image for q in pairs}
-    return Discovery(pairs, [p for p in unlabeled if p not in paired])
+    return Discovery(pairs, [p for p in unlabeled if p not in paired], notes=notes)

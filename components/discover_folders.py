@@ -19,6 +19,7 @@ told by stem suffixes, among the files no pair of folders holds."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from itertools import groupby
 from pathlib import Path
@@ -35,7 +36,13 @@ from components.discover_rules import (
     never_read,
     scene_base,
 )
-from components.discover_stems import match_in_folders, match_stems
+from components.discover_stems import (
+    PAIRING_RULE,
+    held,
+    match_in_folders,
+    match_stems,
+    pair_by_hint,
+)
 from components.raster import DataError
 from components.wording import counted
 
@@ -112,12 +119,10 @@ def folder_rank(image_folder: str, label_folder: str,
     return (image, order.index(name) + 1 if name in order else len(order) + 1)
 
 
-def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str]
-                 ) -> tuple[list[tuple[Path, Path]], set[Path]]:
-    """(image, label) pairs from every pair of image and label folders under ``root``,
-    shallowest first, and the folders (relative to ``root``) that gave them. When a file
-    fits folders in several ways the preferred pair of folders (``folder_rank``) takes it; an
-    error when two pairs of folders are preferred alike."""
+def _named_folders(root: Path, files: list[Path], label_dir_names: list[str]
+                   ) -> tuple[dict[Path, list[tuple[Path, Path]]], dict[Path, list[Path]]]:
+    """Parent -> its (image folder, label folder) pairs, preferred first, shallowest parents
+    first; and each such folder (relative to ``root``) -> the files at any depth below it."""
     folder_of = {path: path.parent.relative_to(root) for path in files}
     tree = _tree(set(folder_of.values()) - {Path(".")})
     combos: dict[Path, list[tuple[Path, Path]]] = {}
@@ -135,6 +140,17 @@ def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str]
         for above in (folder, *folder.parents):
             if above in wanted:
                 under[above] += inside
+    return combos, under
+
+
+def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str],
+                 pair_by: re.Pattern | None = None
+                 ) -> tuple[list[tuple[Path, Path]], set[Path]]:
+    """(image, label) pairs from every pair of image and label folders under ``root``,
+    shallowest first, and the folders (relative to ``root``) that gave them. When a file
+    fits folders in several ways the preferred pair of folders (``folder_rank``) takes it; an
+    error when two pairs of folders are preferred alike."""
+    combos, under = _named_folders(root, files, label_dir_names)
     used: set[Path] = set()
     pairs: list[tuple[Path, Path]] = []
     sides: set[Path] = set()
@@ -146,7 +162,8 @@ def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str]
             for image_dir, label_dir in alike:
                 images = [p for p in under[image_dir] if is_raster(p) and p not in used]
                 labels = [p for p in under[label_dir] if is_label_file(p) and p not in used]
-                match = match_stems(images, root / image_dir, labels, root / label_dir)
+                match = match_stems(images, root / image_dir, labels, root / label_dir,
+                                    pair_by=pair_by)
                 if match.pairs:
                     found.append((image_dir, label_dir, match.pairs))
             _check_one_way(root, found)
@@ -155,6 +172,22 @@ def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str]
                 used |= {p for pair in matched for p in pair}
                 sides |= {image_dir, label_dir}
     return pairs, sides
+
+
+def unpaired_folders(root: Path, files: list[Path], label_dir_names: list[str]) -> str | None:
+    """When nothing paired: the first pair of image and label folders found by their names
+    that holds files on both sides, what each holds and why none pair; else None."""
+    combos, under = _named_folders(root, files, label_dir_names)
+    for image_dir, label_dir in (pair for pairs in combos.values() for pair in pairs):
+        images = [p for p in under[image_dir] if is_raster(p)]
+        labels = [p for p in under[label_dir] if is_label_file(p)]
+        if images and labels:
+            image_name, label_name = image_dir.as_posix(), label_dir.as_posix()
+            hint = pair_by_hint(images, root / image_dir, labels, root / label_dir)
+            return (f"found image folder {image_name} and label folder {label_name}, but none "
+                    f"of their files pair: {image_name} holds {held(images, 'image')}, "
+                    f"{label_name} {held(labels, 'label')}: {PAIRING_RULE}{hint}")
+    return None
 
 
 def _copy_key(image: Path, root: Path) -> str:
@@ -186,14 +219,14 @@ def check_no_copies(root: Path, pairs: list[tuple[Path, Path]]) -> None:
         f"image_dir to it ({copies})")
 
 
-def auto_pairs(root: Path, files: list[Path],
-               label_dir_names: list[str]) -> list[tuple[Path, Path, str]]:
+def auto_pairs(root: Path, files: list[Path], label_dir_names: list[str],
+               pair_by: re.Pattern | None = None) -> list[tuple[Path, Path, str]]:
     """(image, label, scene base name) for every pair of image and label folders
     (``folder_pairs``), then images and labels side by side in one folder (by suffix) among
     the files left: not in a folder that is one side of a pair of folders (there
     ``a_mask.tif`` beside ``a.tif`` is a valid-data mask, not its label), and never an image
     in a label folder."""
-    across, sides = folder_pairs(root, files, label_dir_names)
+    across, sides = folder_pairs(root, files, label_dir_names, pair_by)
     rest = [p for p in files
             if not any(p.is_relative_to(root / side) for side in sides)
             and not in_label_folder(p.relative_to(root), label_dir_names)]

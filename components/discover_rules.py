@@ -101,6 +101,19 @@ def label_base(stem: str) -> str | None:
     return _without_suffix(stem, LABEL_STEM_SUFFIXES)
 
 
+def without_folder_name(stem: str, folder: str) -> str | None:
+    """A (lower-case) stem without the name of its folder as its first or last word (SpaceNet
+    ``MUL/MUL_x``, ``buildings/buildings_x``; Sen1Floods11 ``S1Hand/x_S1Hand``,
+    ``LabelHand/x_LabelHand``); None when it has none."""
+    stem, folder = stem.lower(), folder.lower()
+    for sep in "_-.":
+        if stem.startswith(folder + sep) and len(stem) > len(folder) + 1:
+            return stem[len(folder) + 1:]
+        if stem.endswith(sep + folder) and len(stem) > len(folder) + 1:
+            return stem[: -len(folder) - 1]
+    return None
+
+
 def _words(name: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", name.lower())) - {""}
 

@@ -37,7 +37,7 @@ from components.scene_writer import write_scene
 from components.sources import materialize_source
 from components.survey import EXAMPLE_FILES, MIN_SCENE_EDGE, Survey, survey_image, survey_mask
 from components.survey_checks import check_options_apply, warn_collected
-from components.vector_info import crs_text, read_layer_info
+from components.vector_info import LayerInfo, crs_text, read_layer_info
 from components.vectors import VectorLayer
 from components.wording import counted
 
@@ -48,7 +48,7 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
     """What every label holds, and for vector labels the polygons over each scene; the
     scenes no polygon covers are returned (they will be all background). ``nodata`` learns
     each image's nodata."""
-    survey, layers, bare = Survey(), {}, []
+    survey, layers, bare, empty = Survey(), {}, [], []
     pairs = found.pairs
     for i, pair in enumerate(pairs):
         size = survey_image(pair, survey, options.max_pixels)
@@ -63,23 +63,37 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
                 info = found.layers.get(pair.label) or read_layer_info(
                     pair.label, options.vector_layer, options.class_attribute,
                     options.max_vector_features, _crs_of(pair))
-                layer = layers[pair.label] = VectorLayer(info, options.class_attribute)
-                if layer.numeric:
-                    survey.add_kind("vector_ids", pair.label)
-                    survey.add_values(pair.label, layer.label_counts())
-                else:
-                    survey.add_kind("vector", pair.label)
-                    survey.labels.update(layer.label_counts())
+                layers[pair.label] = VectorLayer(info, options.class_attribute)
+                _add_layer(survey, info, layers[pair.label])
             with pair.open_image() as img:
                 if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
-                    bare.append(pair.image)
+                    (empty if layers[pair.label].empty else bare).append(pair.image)
         else:
             survey_mask(pair, survey, size, options.max_pixels, options.color_table)
         if progress:
             progress("survey", i + 1, len(pairs))
     for layer in layers.values():
         layer.check_overlap()
+    if empty:
+        files = [path for path, layer in layers.items() if layer.empty]
+        if not survey.kinds:  # every file is empty: polygons with no class yet
+            survey.add_kind("vector", files[0])
+        survey.warn(f"{counted(len(files), 'vector label file holds', 'vector label files hold')}"
+                    f" no feature, so {counted(len(empty), 'scene is', 'scenes are')} all "
+                    f"background, as ground no polygon covers: e.g. {files[0]}")
     return survey, layers, bare
+
+
+def _add_layer(survey: Survey, info: LayerInfo, layer: VectorLayer) -> None:
+    """A vector file's label kind and classes; a file without features has neither."""
+    if info.empty:
+        return
+    if layer.numeric:
+        survey.add_kind("vector_ids", info.path)
+        survey.add_values(info.path, layer.label_counts())
+    else:
+        survey.add_kind("vector", info.path)
+        survey.labels.update(layer.label_counts())
 
 
 def _relabeller(source: str, root: Path):
@@ -105,7 +119,8 @@ def find_pairs(root: Path, options: IngestOptions) -> Discovery:
     feature count); a DataError when there are none or the layer is unusable (callers check
     a local source with it before starting any work)."""
     found = discover_pairs(root, options.mask_dir_names, options.side_by_side,
-                           options.image_dir, options.mask_dir, options.vector_labels)
+                           options.image_dir, options.mask_dir, options.vector_labels,
+                           options.pair_by)
     if options.vector_labels is not None:
         path = found.pairs[0].label
         found.layers[path] = read_layer_info(path, options.vector_layer,
@@ -155,6 +170,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
                     f"export error?): {shown}")
     if unmatched := found.unmatched_line(root):
         survey.warn(unmatched)
+    survey.warnings += found.notes
     check_options_apply(survey, options)
     spec = resolve_spec(survey, find_classes_file(root, options), options, model)
     given = given_splits(root, pairs, options.split_lists)

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.class_aliases import ClassAliases
+from components.name_patterns import check_id_pattern
 from components.sources import ExtractLimits
 
 
@@ -43,9 +44,17 @@ class IngestOptions(BaseModel):
         default=["masks", "labels", "gt"], description="more names of label folders, "
         "besides those with a label word (masks, masks_png, labels, gt, gts_for_participants, "
         "ann, annotations, SegmentationClass ...), compared in any case")
+    pair_by: str | None = Field(
+        default=None, description="a regular expression whose first group, searched in an "
+        "image's and a label's file name without the extension, is the scene id they share "
+        "(e.g. '^(?:SN_|buildings_)(.+)$' for SN_x.tif + buildings_x.geojson): images and "
+        "labels in two folders pair by it instead of by the name rules (same stem, known "
+        "suffixes, the folder's name as first or last word)")
     vector_labels: str | None = Field(
         default=None, description="one GeoJSON/GeoPackage/Shapefile, relative to the source "
-        "root, whose polygons label every image (images: image_dir, default all rasters)")
+        "root, whose polygons label every image (images: image_dir, default all rasters); "
+        "vector files one per image (SpaceNet's) pair with their images as raster labels do, "
+        "by image_dir and mask_dir")
     vector_layer: str | None = Field(
         default=None, description="vector labels: the layer to read, required when a file "
         "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
@@ -125,6 +134,12 @@ class IngestOptions(BaseModel):
     @classmethod
     def _inside_source(cls, value: str | None, info) -> str | None:
         return _relative(value, info.field_name)
+
+    @field_validator("pair_by")
+    @classmethod
+    def _pair_by_valid(cls, value: str | None) -> str | None:
+        return value if value is None else check_id_pattern("pair_by", value,
+                                                           "^(?:SN_|buildings_)(.+)$")
 
     @field_validator("palette")
     @classmethod

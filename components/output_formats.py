@@ -26,4 +26,7 @@ from __future__ import annotations
 #: ingest 6: lossless colour masks snap a colour only to the one palette or ignore colour
 #: within color_tolerance (was the nearest of several), and auto reads a common colour near
 #: an ignore colour as a given palette does.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 6, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 7: stems pair without their folder's name as first or last word (MUL/MUL_x.tif +
+#: buildings/buildings_x.geojson: other pairs for the same source), and a vector label file
+#: without features is all background (was an error).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 7, "tile": 3, "split": 2, "normalize": 1}

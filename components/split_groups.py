@@ -14,6 +14,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from components.artifacts import SceneInfo, TileManifest
+from components.name_patterns import check_id_pattern
 from components.raster import DataError
 from components.wording import counted
 
@@ -28,15 +29,7 @@ def check_group_by(group_by: str) -> str:
     """Validate ``group_by`` when the options are made (a regex must compile, with a group)."""
     if group_by == "parent" or is_csv(group_by):
         return group_by
-    try:
-        pattern = re.compile(group_by)
-    except re.error as err:
-        raise ValueError(f"group_by {group_by!r} is not 'parent', a .csv path or a valid "
-                         f"regular expression ({err})") from None
-    if pattern.groups < 1:
-        raise ValueError(f"group_by {group_by!r}: the regular expression needs a capturing "
-                         "group, e.g. '^(site_[0-9]+)/'")
-    return group_by
+    return check_id_pattern("group_by", group_by, "^(site_[0-9]+)/", "'parent', a .csv path or ")
 
 
 def _sources(manifest: TileManifest, why: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """What a vector file's header says, checked before any feature is read (so before any
 work, also in ``segpipe run``'s checks): which layer holds the labels, its CRS, feature
-count and class attribute, and coordinates that cannot be in the CRS the file claims."""
+count and class attribute (none needed in a file without features: it labels nothing), and
+coordinates that cannot be in the CRS the file claims."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from components.raster import DataError, SettingError
+from components.vector_crs import GDAL_TOOLS, set_crs_advice
 from serving.decode import HEAD_BYTES, is_ogr_vrt_xml
 
 VECTOR_SUFFIXES = {".geojson", ".gpkg", ".shp"}
@@ -27,6 +29,11 @@ class LayerInfo:
     features: int
     numeric: bool  # the class attribute is a number field: class ids, not names
     bounds: tuple[float, float, float, float] | None = None  # of all features, in ``crs``
+
+    @property
+    def empty(self) -> bool:
+        """No feature (so maybe no fields): every scene it labels is all background."""
+        return self.features == 0
 
 
 def crs_text(crs) -> str:
@@ -64,11 +71,13 @@ def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | No
             f'{path}: GeoJSON without a "crs" member is longitude/latitude (RFC 7946), but '
             f"its coordinates ({extent_text(bounds)}) are not. Name their CRS in a \"crs\" member "
             f'("crs": {{"type": "name", "properties": {{"name": "{code}"}}}}{if_scenes}), or '
-            f"convert the file to longitude/latitude (ogr2ogr -s_srs {code} -t_srs EPSG:4326 "
-            f"out.geojson {path.name})")
+            f"convert the file to longitude/latitude ({GDAL_TOOLS}: ogr2ogr -s_srs {code} "
+            f"-t_srs EPSG:4326 out.geojson {path.name})")
+    which = (f"if they are in the scenes' {scenes_crs}, set it" if scenes_crs
+             else "set the CRS they are in")
     raise DataError(f"{path}: its CRS {crs_text(crs)} is longitude/latitude, but its "
-                    f"coordinates ({extent_text(bounds)}) are not; set the CRS they are in "
-                    f"(ogr2ogr -a_srs {code} fixed{path.suffix} {path.name}{if_scenes})")
+                    f"coordinates ({extent_text(bounds)}) are not; {which} "
+                    f"({set_crs_advice(path, code)})")
 
 
 def _refuse_ogr_vrt(path: Path) -> None:
@@ -82,7 +91,8 @@ def _refuse_ogr_vrt(path: Path) -> None:
         return  # pyogrio names the problem next
     if is_ogr_vrt_xml(head):
         raise DataError(f"{path}: an OGR VRT (it names other files to read) is not read as "
-                        f"labels; convert it to a GeoPackage or GeoJSON with ogr2ogr")
+                        f"labels; convert it to a GeoPackage or GeoJSON (ogr2ogr out.gpkg "
+                        f"{path.name}, or pyogrio.raw.read and pyogrio.raw.write in Python)")
 
 
 def read_layer_info(path: Path, layer: str | None, attribute: str, max_features: int,
@@ -115,6 +125,8 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
         raise SettingError(f"{path}: {info['features']:,} features is more than "
                            f"{{setting}} ({max_features:,})", "max_vector_features")
     fields = [str(f) for f in info["fields"]]
+    if info["features"] == 0:  # a tile without labels (SpaceNet's): all background
+        return LayerInfo(path, name, info["crs"], 0, False)
     if attribute not in fields:
         raise SettingError(f"{path}: no class attribute {attribute!r}; its fields are "
                            f"{', '.join(fields) or 'none'} (set {{setting}})", "class_attribute")

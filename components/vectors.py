@@ -9,7 +9,6 @@ reported, and a layer none of whose polygons overlaps any scene is an error."""
 from __future__ import annotations
 
 import re
-import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_geom
 
 from components.raster import DataError
+from components.vector_crs import looks_lonlat, set_crs_advice
 from components.vector_info import LayerInfo, crs_text, extent_text
 
 EXAMPLES = 5
@@ -73,11 +73,13 @@ class VectorLayer:
         path = self.path = info.path
         self.notes: list[str] = []
         try:
-            _, fids, wkb, (values,) = pyogrio.raw.read(path, layer=info.layer,
-                                                       columns=[attribute], return_fids=True)
+            _, fids, wkb, columns = pyogrio.raw.read(path, layer=info.layer,
+                                                     columns=[attribute], return_fids=True)
         except Exception as err:
             raise DataError(f"{path}: cannot read its features ({err})") from None
-        self.crs = info.crs
+        # a file without features may lack the attribute: no column, no label
+        values = columns[0] if columns else np.array([], dtype=object)
+        self.crs, self.empty = info.crs, info.empty
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)
         self.numeric = info.numeric
@@ -93,12 +95,12 @@ class VectorLayer:
                        [_plain(r) for r in reasons])
             geoms[invalid] = shapely.make_valid(geoms[invalid])
         geoms = np.array([self._polygonal(g) for g in geoms], dtype=object)
-        no_area = ~empty & np.array([g is None for g in geoms])
+        no_area = ~empty & np.array([g is None for g in geoms], dtype=bool)
         self._note(no_area, "are not polygons (no area: points or lines) and are skipped",
                    list(kinds[no_area]))
         self.geoms = geoms
-        self.area = np.array([g is not None for g in geoms])
-        nameless = self.area & np.array([lab is None for lab in self.labels])
+        self.area = np.array([g is not None for g in geoms], dtype=bool)
+        nameless = self.area & np.array([lab is None for lab in self.labels], dtype=bool)
         self._note(nameless, f"have no {attribute!r} value; their area is ignored (not "
                    "background)")
         self.used = np.zeros(len(geoms), bool)
@@ -243,14 +245,10 @@ class VectorLayer:
         return not any(own == s.crs for s in self._scenes.values())
 
     def _set_crs_advice(self) -> str:
-        """How to tag the layer with the scenes' CRS: by code, else by the WKT of a scene."""
+        """How to tag the layer with the scenes' CRS: by code, else copied from a scene."""
         target = next(iter(self._scenes.values()))
-        fix = f"fixed{self.path.suffix} {self.path.name}"
-        code = crs_text(target.crs)
-        if target.crs.to_epsg():
-            return f"ogr2ogr -a_srs {code} {fix}"
-        return (f"gdalsrsinfo -o wkt {shlex.quote(str(target.image))} > scenes.wkt; ogr2ogr "
-                f"-a_srs scenes.wkt {fix}")
+        return set_crs_advice(self.path, crs_text(target.crs),
+                              scene=None if target.crs.to_epsg() else target.image)
 
     def check_overlap(self) -> None:
         """Polygons, none of them over a scene: the layer's CRS is wrong (another UTM zone,
@@ -269,11 +267,16 @@ class VectorLayer:
                   else f"any of the {self._scene_count} scenes")
         extents = "; ".join(f"scenes {extent_text(s.extent)} in {crs_text(s.crs)}"
                             for s in self._scenes.values())
-        mine = extent_text(shapely.total_bounds(self.geoms[self.area]))
+        bounds = shapely.total_bounds(self.geoms[self.area])
+        mine = extent_text(bounds)
         if self.crs is None:
             where = "in the scenes' CRS"
-            advice = ("if its coordinates are in another CRS, set it (ogr2ogr -a_srs <CRS> "
-                      f"fixed{self.path.suffix} {self.path.name}); else its polygons lie "
+            lonlat = looks_lonlat(bounds) and not any(s.crs.is_geographic
+                                                      for s in self._scenes.values())
+            advice = ("its coordinates look like longitude/latitude (EPSG:4326): declare it, "
+                      f"{set_crs_advice(self.path, 'EPSG:4326')}" if lonlat else
+                      "if its coordinates are in another CRS, set it "
+                      f"({set_crs_advice(self.path, 'EPSG:<code>')}); else its polygons lie "
                       "elsewhere: check that the file belongs to these scenes")
         else:
             where = f"in {own}"

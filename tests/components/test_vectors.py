@@ -69,6 +69,13 @@ def read_mask(out, scene):
         return src.read(1)
 
 
+def pond_pixels(src, out, vector_labels) -> int:
+    """Ingest ``src`` with ``vector_labels``: the pixels of scene s0 that are pond (100 when
+    FEATURES_UTM's polygons land where they belong)."""
+    ingest_source(src, out, IngestOptions(vector_labels=vector_labels))
+    return int((read_mask(out, "s0") == 2).sum())
+
+
 @pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".shp"])
 def test_polygons_in_another_crs_are_rasterized_onto_each_scene(tmp_path, suffix):
     src = tmp_path / "src"
@@ -226,14 +233,13 @@ def test_geojson_without_crs_in_projected_coordinates_says_what_to_do(tmp_path):
         "(RFC 7946), but its coordinates (x 600010..600250, y 2999900..2999990) are not. "
         "Name their CRS in a \"crs\" member (\"crs\": {\"type\": \"name\", \"properties\": "
         "{\"name\": \"EPSG:32650\"}} if they are in the scenes' EPSG:32650), or convert the "
-        "file to longitude/latitude (ogr2ogr -s_srs EPSG:32650 -t_srs EPSG:4326 out.geojson "
-        "labels.geojson)")
+        "file to longitude/latitude (with GDAL's command-line tools: ogr2ogr -s_srs EPSG:32650 "
+        "-t_srs EPSG:4326 out.geojson labels.geojson)")
     # The advice works: with the member named, the polygons land where they belong.
     data = json.loads((src / "labels.geojson").read_text())
     data["crs"] = {"type": "name", "properties": {"name": "EPSG:32650"}}
     (src / "labels.geojson").write_text(json.dumps(data))
-    ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.geojson"))
-    assert (read_mask(tmp_path / "out", "s0") == 2).sum() == 100
+    assert pond_pixels(src, tmp_path / "out", "labels.geojson") == 100
 
 
 def test_a_layer_tagged_longitude_latitude_with_projected_coordinates_is_refused(tmp_path):
@@ -242,8 +248,9 @@ def test_a_layer_tagged_longitude_latitude_with_projected_coordinates_is_refused
     _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:4326")
     with pytest.raises(DataError, match=r"labels.gpkg: its CRS EPSG:4326 is longitude/latitude, "
                        r"but its coordinates \(x 600010..600250, y 2999900..2999990\) are not; "
-                       r"set the CRS they are in \(ogr2ogr -a_srs EPSG:32650 fixed.gpkg "
-                       r"labels.gpkg if they are in the scenes' EPSG:32650\)"):
+                       r"if they are in the scenes' EPSG:32650, set it \(python -c .*; or, "
+                       r"with GDAL's command-line tools, ogr2ogr -a_srs EPSG:32650 fixed.gpkg "
+                       r"labels.gpkg\)"):
         find_pairs(src, IngestOptions(vector_labels="labels.gpkg"))
 
 
@@ -264,8 +271,10 @@ def test_a_layer_tagged_with_the_wrong_utm_zone_stops_before_any_scene_is_writte
         f"{src / 'labels.gpkg'}: none of its 3 features overlaps any of the 2 scenes: its CRS "
         "is EPSG:32649, the scenes' EPSG:32650 (polygons x 600010..600250, y 2999900..2999990 "
         "in EPSG:32649; scenes x 600000..600256, y 2999872..3000000 in EPSG:32650); if its "
-        "coordinates are in EPSG:32650, its CRS is wrong: set it (ogr2ogr -a_srs EPSG:32650 "
-        "fixed.gpkg labels.gpkg)")
+        "coordinates are in EPSG:32650, its CRS is wrong: set it (python -c \"import "
+        "pyogrio.raw as r; m, _, g, f = r.read('labels.gpkg'); r.write('fixed.gpkg', g, f, "
+        "m['fields'], crs='EPSG:32650', geometry_type=m['geometry_type'])\"; or, with GDAL's "
+        "command-line tools, ogr2ogr -a_srs EPSG:32650 fixed.gpkg labels.gpkg)")
     assert not (tmp_path / "out").exists()
     # In the right CRS but for other ground: no CRS advice.
     far = [(c, shapely.geometry.mapping(shapely.affinity.translate(shapely.geometry.shape(g),
@@ -313,7 +322,11 @@ def test_no_overlap_names_a_crs_without_code_whole_and_compares_crs_not_names(tm
         ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="utm.gpkg"))
     assert str(caught.value).endswith(
         "; if its coordinates are in NAD83 / Custom Albers, its CRS is wrong: set it "
-        f"(gdalsrsinfo -o wkt {src / 'images' / 's0.tif'} > scenes.wkt; ogr2ogr -a_srs "
+        f"(python -c \"import rasterio; import pyogrio.raw as r; m, _, g, f = "
+        f"r.read('utm.gpkg'); r.write('fixed.gpkg', g, f, m['fields'], "
+        f"crs=rasterio.open('{src / 'images' / 's0.tif'}').crs.to_wkt(), "
+        f"geometry_type=m['geometry_type'])\"; or, with GDAL's command-line tools, "
+        f"gdalsrsinfo -o wkt {src / 'images' / 's0.tif'} > scenes.wkt; ogr2ogr -a_srs "
         "scenes.wkt fixed.gpkg utm.gpkg)"), str(caught.value)
 
 
@@ -327,7 +340,10 @@ def test_no_overlap_of_a_layer_without_crs_says_its_coordinates_are_the_scenes(t
     assert " in none" not in message
     assert ("(polygons x 650010..650250, y 2999900..2999990 in the scenes' CRS; scenes x "
             "600000..600256, y 2999872..3000000 in EPSG:32650); if its coordinates are in "
-            "another CRS, set it (ogr2ogr -a_srs <CRS> fixed.gpkg labels.gpkg); else its "
+            "another CRS, set it (python -c \"import pyogrio.raw as r; m, _, g, f = "
+            "r.read('labels.gpkg'); r.write('fixed.gpkg', g, f, m['fields'], "
+            "crs='EPSG:<code>', geometry_type=m['geometry_type'])\"; or, with GDAL's "
+            "command-line tools, ogr2ogr -a_srs EPSG:<code> fixed.gpkg labels.gpkg); else its "
             "polygons lie elsewhere: check that the file belongs to these scenes") in message, \
         message
 
