@@ -26,4 +26,6 @@ from __future__ import annotations
 #: ingest 6: lossless colour masks snap a colour only to the one palette or ignore colour
 #: within color_tolerance (was the nearest of several), and auto reads a common colour near
 #: an ignore colour as a given palette does.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 6, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 7: bands tagged with nodata of their own (a VRT of an untagged RGB file and a DSM
+#: tagged -9999) mark no data per band: such scenes are written as floats, NaN where invalid.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 7, "tile": 3, "split": 2, "normalize": 1}
