@@ -43,6 +43,7 @@ from rasterio.enums import Resampling
 from components.neighbours import MAX_SCENES as MAX_TOUCHING_SCENES
 from components.neighbours import quiet
 from components.raster import invalid_pixels, read_window
+from serving.bands import band_nodata
 
 THUMB = 64  # long side of the thumbnail the search works on
 BINS = 8  # descriptor length: bin means along a column (row)
@@ -78,7 +79,7 @@ def read_thumbnail(name: str, src, path) -> Thumbnail | None:
     shape = (src.count, max(1, height // factor), max(1, width // factor))
     block = read_window(src, path, out_shape=shape, resampling=Resampling.average)
     pixels = block.astype(np.float32).mean(axis=0)
-    pixels[invalid_pixels(block, src.nodata)] = np.nan
+    pixels[invalid_pixels(block, band_nodata(src))] = np.nan
     # A 2x2 moving average: detail finer than the thumbnail's pixels (field rows, say)
     # otherwise aliases, and crops offset by a fraction of a pixel would not match.
     pixels = (pixels[:-1, :-1] + pixels[1:, :-1] + pixels[:-1, 1:] + pixels[1:, 1:]) / 4

@@ -1,7 +1,10 @@
 """The nodata value each scene's image is read with: its own nodata tag, else the ingest
 option ``nodata`` (images that declare none, such as a mosaic merged with 0 fill). A tag wins
 over the option, as a GIS reader honours a file's tag; a tag that differs from the option is
-reported, so a user who expected the option to apply sees that it did not."""
+reported, so a user who expected the option to apply sees that it did not. Bands of a VRT
+may carry tags of their own (an untagged RGB file stacked with a DSM tagged -9999): the
+image's nodata is then per band (serving.bands.band_nodata), and the option, which applies to
+every band, is for images whose bands declare none."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import numpy as np
 
 from components.discover import ScenePair
 from components.raster import SettingError
+from serving.bands import band_nodata, nodata_text
+from serving.pixels import Nodata
 
 
 @dataclass
@@ -21,16 +26,16 @@ class ImageNodata:
     to the nodata it is read with; ``differing`` lists the images whose own tag differs."""
 
     option: float | None
-    of: dict[Path, float | None] = field(default_factory=dict)
-    differing: list[tuple[Path, float]] = field(default_factory=list)
+    of: dict[Path, Nodata] = field(default_factory=dict)
+    differing: list[tuple[Path, Nodata]] = field(default_factory=list)
     untagged: int = 0  # images the option applied to
 
-    def read(self, pair: ScenePair) -> float | None:
+    def read(self, pair: ScenePair) -> Nodata:
         """The pair's image's nodata in effect (its header only); a SettingError when the
         option cannot be a pixel value of the image's type."""
         image = pair.image
         with pair.open_image() as src:
-            tag, dtypes = src.nodata, src.dtypes
+            tag, dtypes = band_nodata(src), src.dtypes
         if tag is not None:
             if self.option is not None and not _same(tag, self.option):
                 self.differing.append((image, tag))
@@ -48,12 +53,12 @@ class ImageNodata:
             return []
         image, tag = self.differing[0]
         more = f" and {len(self.differing) - 1} more" if len(self.differing) > 1 else ""
-        return [f"{image} declares nodata {tag:g}{more}: an image's own nodata wins, "
+        return [f"{image} declares nodata {nodata_text(tag)}{more}: an image's own nodata wins, "
                 f"nodata {self.option:g} applies only to images that declare none"]
 
 
-def _same(a: float, b: float) -> bool:
-    return a == b or (math.isnan(a) and math.isnan(b))
+def _same(a: Nodata, b: float) -> bool:
+    return not isinstance(a, tuple) and (a == b or (math.isnan(a) and math.isnan(b)))
 
 
 def _check_fits(image: Path, dtypes: tuple[str, ...], value: float) -> None:
@@ -71,7 +76,8 @@ def _check_fits(image: Path, dtypes: tuple[str, ...], value: float) -> None:
                 or not limits.min <= value <= limits.max:
             which = "" if len(set(dtypes)) == 1 else (
                 f" of band {band} (bands {', '.join(dtypes)}: a pixel is no data where every "
-                f"band holds the value)")
+                f"band holds the value; for one band's own no data, tag that band in the VRT: "
+                f"<NoDataValue>, docs/data.md)")
             raise SettingError(f"{image}: {{setting}} {value:g} is not a {dtype} pixel value "
                                f"({limits.min}..{limits.max}){which}; give the value that "
                                f"marks no data in these images", "nodata")

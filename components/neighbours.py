@@ -21,6 +21,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from components.raster import invalid_pixels, read_window
+from serving.bands import band_nodata
 
 SAMPLES = 64
 #: Same-size scenes compared at most: the check is pairwise, n² seams (benchmarks/
@@ -66,7 +67,7 @@ def read_edges(name: str, src, path) -> Edges | None:
     width, height = src.width, src.height
     if width < 4 or height < 4:
         return None
-    nodata = src.nodata
+    nodata = band_nodata(src)
     windows = {"left": (Window(0, 0, 2, height), 1, False),
                "right": (Window(width - 2, 0, 2, height), 1, True),
                "top": (Window(0, 0, width, 2), 0, False),

@@ -29,4 +29,6 @@ from __future__ import annotations
 #: ingest 7: stems pair without their folder's name as first or last word (MUL/MUL_x.tif +
 #: buildings/buildings_x.geojson: other pairs for the same source), and a vector label file
 #: without features is all background (was an error).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 7, "tile": 3, "split": 2, "normalize": 1}
+#: ingest 8: bands tagged with nodata of their own (a VRT of an untagged RGB file and a DSM
+#: tagged -9999) mark no data per band: such scenes are written as floats, NaN where invalid.
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 8, "tile": 3, "split": 2, "normalize": 1}

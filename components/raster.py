@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from serving.bands import read_bands
 from serving.decode import HEAD_BYTES, is_vrt_xml
-from serving.pixels import GDAL_CACHE_MB
+from serving.pixels import GDAL_CACHE_MB, Nodata
 from serving.pixels import invalid_pixels as _invalid_pixels
 from serving.quiet import plain_images_quiet
 
@@ -162,7 +162,7 @@ def strip_windows(width: int, height: int, rows: int = STRIP_ROWS) -> Iterator[W
         yield Window(0, row, width, min(rows, height - row))
 
 
-def invalid_pixels(bands: np.ndarray, nodata: float | None) -> np.ndarray:
+def invalid_pixels(bands: np.ndarray, nodata: Nodata) -> np.ndarray:
     """(C, H, W) -> (H, W) bool: serving.pixels' rule (every band nodata, or any band not a
     finite float32), which serving and training apply too."""
     return _invalid_pixels(bands, nodata, band_axis=0)

@@ -27,14 +27,20 @@ from components.raster import (
 )
 from components.vectors import VectorLayer
 from serving.bands import band_dtype
+from serving.pixels import Nodata, float_dtype
 from serving.quiet import plain_images_quiet
 
 
 def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                color_table: str, nodata: float | None, layer: VectorLayer | None) -> bool:
+                color_table: str, nodata: Nodata, layer: VectorLayer | None) -> bool:
     """Write one scene pair (vector labels: the polygons ``layer.place`` found over it),
     the image tagged with ``nodata`` (components.image_nodata: its own, or the option's);
-    whether its image has a valid pixel (one not nodata or NaN)."""
+    whether its image has a valid pixel (one not nodata or NaN).
+
+    Per-band nodata (a VRT's bands tagged apart) has no GeoTIFF tag: the image is written as
+    floats (serving.pixels.float_dtype) with every band of its invalid pixels NaN, tagged
+    NaN, so every later reader sees those pixels invalid with one value."""
+    per_band = isinstance(nodata, tuple)
     shapes, shape_transform = None, Affine.identity()
     # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
     fill = spec.value_ids.get(0, spec.ignore) if layer is not None and layer.numeric \
@@ -51,8 +57,9 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
                                       else spec.label_ids, spec.ignore)
             shape_transform = transform
-        image_profile = geotiff_profile(width, height, img.count, band_dtype(img).name, crs,
-                                        transform, nodata)
+        dtype = float_dtype(band_dtype(img)) if per_band else band_dtype(img)
+        image_profile = geotiff_profile(width, height, img.count, dtype.name, crs, transform,
+                                        float("nan") if per_band else nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
         image_path = scenes_dir / f"{pair.name}_image.tif"
         mask_path = scenes_dir / f"{pair.name}_mask.tif"
@@ -69,6 +76,10 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                 valid = False
                 for strip in strip_windows(width, height):
                     block = read_window(img, pair.image, window=strip)
+                    invalid = invalid_pixels(block, nodata)
+                    if per_band:
+                        block = block.astype(dtype)
+                        block[:, invalid] = np.nan
                     dst_image.write(block, window=strip)
                     if shapes is not None:
                         mask = rasterize(
@@ -80,7 +91,6 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                         raw = place.read(label_src, pair.label, fmt, strip)
                         mask = (map_values(raw, spec, pair.label) if fmt.kind == "ids"
                                 else map_colors(raw, spec, pair.label, lossy))
-                    invalid = invalid_pixels(block, nodata)
                     valid = valid or not invalid.all()
                     mask[invalid] = spec.ignore
                     dst_mask.write(mask[None], window=strip)

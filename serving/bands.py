@@ -9,14 +9,39 @@ against the same type."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from serving.pixels import Nodata
 
 
 def band_dtype(dataset) -> np.dtype:
     """The type ``dataset``'s bands are read in: their common type."""
     return np.result_type(*dataset.dtypes)
+
+
+def band_nodata(dataset, fallback: Nodata = None) -> Nodata:
+    """The nodata ``dataset``'s pixels are read with: its bands' own tags (one value when
+    every band has the same; per band when they differ, as in a VRT stacking an untagged RGB
+    file and a DSM tagged -9999: serving.pixels.invalid_pixels groups them), else
+    ``fallback`` (a nodata option, the model's) for every band."""
+    tags = tuple(dataset.nodatavals)
+    if all(tag is None for tag in tags):
+        return fallback
+    first = tags[0]
+    if first is not None and all(tag is not None and (tag == first or math.isnan(tag)
+                                                      and math.isnan(first)) for tag in tags):
+        return first
+    return tags
+
+
+def nodata_text(nodata: Nodata) -> str:
+    """``nodata`` as messages name it: -9999, or per band: (none, none, none, -9999)."""
+    if isinstance(nodata, tuple | list):
+        return "(" + ", ".join("none" if v is None else f"{v:g}" for v in nodata) + ")"
+    return "none" if nodata is None else f"{nodata:g}"
 
 
 def read_bands(dataset, indexes: int | Sequence[int] | None = None,

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from serving.bands import band_dtype, read_bands
 from serving.config import ServingConfig
-from serving.pixels import invalid_pixels
+from serving.pixels import Nodata, invalid_pixels
 
 #: A pixel is far from training when some band is beyond mean +- FAR_STD std.
 FAR_STD = 10.0
@@ -62,7 +62,7 @@ def dtype_warning(config: ServingConfig, dtype: np.dtype | str,
             f"give a wrong mask; predict the original {trained.name} data if you have it")
 
 
-def value_warning(config: ServingConfig, sample: np.ndarray, nodata: float | None,
+def value_warning(config: ServingConfig, sample: np.ndarray, nodata: Nodata,
                   what: str = "the input") -> str | None:
     """A warning when most valid pixels of ``sample`` ((N, C) raw pixels) lie beyond the
     training mean +- FAR_STD std in some band."""
@@ -89,7 +89,7 @@ def value_warning(config: ServingConfig, sample: np.ndarray, nodata: float | Non
 
 
 def pixel_warnings(config: ServingConfig, dtype: np.dtype | str, sample: np.ndarray,
-                   nodata: float | None, what: str = "the input") -> list[str]:
+                   nodata: Nodata, what: str = "the input") -> list[str]:
     """The dtype warning, else the value warning (one line about the pixels at most)."""
     warning = dtype_warning(config, dtype, what) or value_warning(config, sample, nodata, what)
     return [warning] if warning else []

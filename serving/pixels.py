@@ -26,11 +26,19 @@ def _bands(pixels: np.ndarray, axis: int) -> list[np.ndarray]:
     return [pixels[(*lead, band)] for band in range(pixels.shape[axis])]
 
 
-def invalid_pixels(pixels: np.ndarray, nodata: float | None, band_axis: int = -1) -> np.ndarray:
+#: The nodata pixels are read with: one value for every band, or one per band (None: the band
+#: has none), as a VRT stacking files of their own tags declares it (``band_nodata``).
+Nodata = float | tuple[float | None, ...] | None
+
+
+def invalid_pixels(pixels: np.ndarray, nodata: Nodata, band_axis: int = -1) -> np.ndarray:
     """Bool mask without the band axis: pixels where every band equals ``nodata``, or any band
     is not a finite float32 (NaN, +-inf, or a float64 beyond float32's range, which the model
-    would see as inf)."""
-    bands = _bands(pixels, band_axis % pixels.ndim)
+    would see as inf). Per-band ``nodata``: bands are grouped by their value, and a pixel is
+    invalid where every band of some group holds that group's value (a band without one is
+    in no group); one value for every band is the same rule."""
+    axis = band_axis % pixels.ndim
+    bands = _bands(pixels, axis)
     invalid = np.zeros(bands[0].shape, dtype=bool)
     if np.issubdtype(pixels.dtype, np.floating):
         for band in bands:
@@ -39,17 +47,30 @@ def invalid_pixels(pixels: np.ndarray, nodata: float | None, band_axis: int = -1
                 invalid |= ~(np.abs(band) <= _FLOAT32_MAX)
             else:
                 invalid |= ~np.isfinite(band)
-    if nodata is not None and np.isfinite(nodata):
-        whole = _whole_pixels(pixels, nodata, band_axis % pixels.ndim)
+    for value, members in _nodata_groups(nodata, len(bands)):
+        whole = _whole_pixels(pixels, value, axis) if len(members) == len(bands) else None
         if whole is not None:
             pixel_values, nodata_pixel = whole
             invalid |= pixel_values == nodata_pixel
-            return invalid
-        all_nodata = bands[0] == nodata
-        for band in bands[1:]:
-            all_nodata &= band == nodata
+            continue
+        all_nodata = bands[members[0]] == value
+        for member in members[1:]:
+            all_nodata &= bands[member] == value
         invalid |= all_nodata
     return invalid
+
+
+def _nodata_groups(nodata: Nodata, count: int) -> list[tuple[float, list[int]]]:
+    """(value, the bands holding it as their nodata) for each finite value (NaN in any band
+    is invalid on its own)."""
+    values = tuple(nodata) if isinstance(nodata, tuple | list) else (nodata,) * count
+    if len(values) != count:
+        raise ValueError(f"{len(values)} nodata values for {count} bands")
+    groups: dict[float, list[int]] = {}
+    for band, value in enumerate(values):
+        if value is not None and np.isfinite(value):
+            groups.setdefault(float(value), []).append(band)
+    return list(groups.items())
 
 
 #: Unsigned integer types by size in bytes: a whole pixel of that many bytes seen as one item.
@@ -116,7 +137,7 @@ def compact(window: np.ndarray) -> np.ndarray:
 
 
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                    nodata: float | None = None, invalid: np.ndarray | None = None,
+                    nodata: Nodata = None, invalid: np.ndarray | None = None,
                     out: np.ndarray | None = None) -> np.ndarray:
     """(..., H, W, C) raw pixels -> float32 z-scores per band; invalid pixels -> 0.
 

@@ -14,7 +14,7 @@ from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from serving.bands import band_dtype, read_bands
+from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import (
     MAX_PANEL_WIDTH,
     BlendOptions,
@@ -25,7 +25,7 @@ from serving.blending import (
     blend,
 )
 from serving.config import ServingConfig
-from serving.pixels import invalid_as_nan, invalid_pixels, normalize_image
+from serving.pixels import Nodata, invalid_as_nan, invalid_pixels, normalize_image
 from serving.quiet import plain_images_quiet
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
@@ -116,7 +116,7 @@ class ScenePredictor:
         for size in sorted({self.config.batch_size, 1}, reverse=True):
             self.predict_fn(np.zeros((size, side, side, bands), np.float32))
 
-    def _prepare(self, nodata: float | None):
+    def _prepare(self, nodata: Nodata):
         mean, std = self.config.mean, self.config.std
 
         def prepare(raw: np.ndarray,
@@ -176,7 +176,7 @@ class ScenePredictor:
 
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
                      batch_size: int | None = None, max_panel_width: int = MAX_PANEL_WIDTH,
-                     region: Window | None = None, nodata: float | None = None,
+                     region: Window | None = None, nodata: Nodata = None,
                      factor: float | None = None,
                      deadline: float | None = None) -> Iterator[Block]:
         """Finished blocks of a rasterio dataset on its own grid, read window by window (all
@@ -187,7 +187,7 @@ class ScenePredictor:
         ``factor`` overrides ``resample_factor(dataset)`` (1.0: predict the pixels as they
         are). A failed read raises ReadError; a passed ``deadline``, DeadlinePassed."""
         if nodata is None:
-            nodata = dataset.nodata if dataset.nodata is not None else self.config.nodata
+            nodata = band_nodata(dataset, self.config.nodata)
         if region is None:
             region = Window(0, 0, dataset.width, dataset.height)
         row_off, col_off = int(region.row_off), int(region.col_off)

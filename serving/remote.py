@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from serving.bands import band_nodata
 from serving.blending import PredictFn
 from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
-from serving.pixels import compact
+from serving.pixels import Nodata, compact
 from serving.quiet import plain_images_quiet
 
 #: How MLflow's own scoring server words its refusal of a dataframe the signature rejects.
@@ -72,16 +73,25 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
                             f"{response.status_code}")
 
 
+def wire_nodata(nodata: Nodata) -> float | None:
+    """The one value a server is told for ``nodata``: NaN for per-band values, which the
+    client applies itself (ScenePredictor with ``normalize=False`` sends invalid pixels as
+    NaN)."""
+    return float("nan") if isinstance(nodata, tuple) else nodata
+
+
 def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
                  driver: str | None = None) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the
-    scene's pixels of that value are valid. None when the model's own applies."""
+    scene's pixels of that value are valid. None when the model's own applies. Per-band tags
+    (serving.bands.band_nodata) are applied here, the windows carrying those pixels as NaN:
+    the server is told NaN, so it marks no other pixel."""
     import rasterio
 
     # A plain image: the resolution notes say so.
     with plain_images_quiet(), rasterio.open(scene, driver=driver) as dataset:
-        nodata = dataset.nodata
+        nodata = wire_nodata(band_nodata(dataset))
     if nodata is None or nodata == config.nodata or (
             config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):
         return None  # NaN != NaN: two NaNs are the same nodata, the model's

@@ -14,7 +14,7 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from serving.atomic import atomic_path
-from serving.bands import band_dtype, read_bands
+from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
 from serving.inputs import pixel_warnings, sample_dataset
@@ -133,7 +133,7 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
-        nodata = src.nodata if src.nodata is not None else config.nodata
+        nodata = band_nodata(src, config.nodata)
         notes = pixel_warnings(config, band_dtype(src), sample_dataset(src, region),
                                nodata, what)
         if warning := resolution_warning(config, src, what=what):

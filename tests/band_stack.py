@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +27,22 @@ def write_tif(path: Path, bands: np.ndarray, crs: str = "EPSG:32650",
     return path
 
 
-def write_stack_vrt(path: Path, files: list[Path], nodata: float | None = None) -> Path:
+def write_stack_vrt(path: Path, files: list[Path],
+                    nodata: float | None | Sequence[float | None] = None) -> Path:
     """A VRT at ``path`` of every band of ``files`` in order, each in its file's type, on
-    the first file's grid (the files share it), sources named relative to the VRT."""
+    the first file's grid (the files share it), sources named relative to the VRT; each band
+    tagged ``nodata``, or with a sequence, the tag of its file's entry (as the docs' stacking
+    script copies each file's tag)."""
+    tags = list(nodata) if isinstance(nodata, Sequence) else [nodata] * len(files)
     with rasterio.open(files[0]) as first:
         width, height, crs, transform = first.width, first.height, first.crs, first.transform
     bands = []
-    for file in files:
+    for file, file_tag in zip(files, tags, strict=True):
         with rasterio.open(file) as src:
             types = src.dtypes
         name = os.path.relpath(file, path.parent)
         for index, dtype in enumerate(types, 1):
-            tag = "" if nodata is None else f"<NoDataValue>{nodata:g}</NoDataValue>"
+            tag = "" if file_tag is None else f"<NoDataValue>{file_tag:g}</NoDataValue>"
             bands.append(
                 f'<VRTRasterBand dataType="{GDAL_TYPES[dtype]}" band="{len(bands) + 1}">{tag}'
                 f'<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename>'

@@ -66,17 +66,19 @@ def _with_nodata(config, scene: Scene, nodata: float | None):
     open."""
     if nodata is None:
         return config, None, None
+    from serving.bands import band_nodata, nodata_text
+    from serving.remote import wire_nodata
     from serving.scene import open_scene
 
     with plain_images_quiet(), open_scene(scene.path, scene.driver) as src:
-        declared = src.nodata
+        declared = band_nodata(src)
     warning = None
-    if declared is not None and not (declared == nodata or math.isnan(declared)
-                                     and math.isnan(nodata)):
-        warning = (f"{scene.path} declares nodata {declared:g}, which wins: --nodata {nodata:g} "
-                   f"applies only to a scene that declares none")
+    if declared is not None and (isinstance(declared, tuple) or not (
+            declared == nodata or math.isnan(declared) and math.isnan(nodata))):
+        warning = (f"{scene.path} declares nodata {nodata_text(declared)}, which wins: "
+                   f"--nodata {nodata:g} applies only to a scene that declares none")
     return (config.model_copy(update={"nodata": nodata}), warning,
-            nodata if declared is None else declared)
+            nodata if declared is None else wire_nodata(declared))
 
 
 def check_endpoint(endpoint: str, card) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from serving.bands import band_dtype, read_bands
+from serving.bands import band_dtype, band_nodata, read_bands
 from serving.pixels import invalid_pixels
 from serving.quiet import plain_images_quiet
 
@@ -54,7 +54,7 @@ def read_preview(path: Path, max_side: int = PREVIEW_SIDE) -> Preview:
     with plain_images_quiet(), rasterio.open(path) as src:
         shape = preview_shape(src.height, src.width, max_side)
         data = read_bands(src, out_shape=(src.count, *shape), resampling=Resampling.nearest)
-        nodata = src.nodata
+        nodata = band_nodata(src)
         dtype = band_dtype(src)
     image = np.moveaxis(data, 0, -1)
     valid = ~invalid_pixels(image, nodata)

@@ -14,6 +14,7 @@ from components.ingest_options import IngestOptions
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import SettingError, open_raster
 from components.split import SplitOptions
+from components.survey import IngestWarning
 from components.tile import TileOptions
 from tests.band_stack import rgb_dsm, write_stack_vrt, write_tif
 from tests.components.conftest import make_labels
@@ -81,3 +82,35 @@ def test_a_nodata_option_one_band_type_cannot_hold_is_refused_naming_the_band(tm
                                            r"uint8, float32"):
         ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions(nodata=-9999))
     ingest_source(tmp_path / "src", tmp_path / "nan", IngestOptions(nodata=float("nan")))
+
+
+@pytest.mark.parametrize("rgb_tag", [None, 0])
+def test_a_dsm_tag_of_its_own_leaves_its_holes_out_of_statistics_and_tiles(tmp_path, rgb_tag):
+    """RGB (untagged, or tagged 0) + a DSM tagged -9999, as the docs' stacking script
+    writes them: the DSM's holes are no data, in the statistics and the masks."""
+    root = tmp_path / "src"
+    for i in range(2):
+        grid = {"origin": (600000.0 + i * SIZE, 3000000.0)}
+        rgb = np.random.default_rng(i).integers(1, 256, (3, SIZE, SIZE)).astype(np.uint8)
+        dsm = np.full((1, SIZE, SIZE), 250.0, np.float32)
+        dsm[:, :8] = -9999.0
+        files = [write_tif(root / f"parts{i}" / "rgb.tif", rgb, nodata=rgb_tag, **grid),
+                 write_tif(root / f"parts{i}" / "dsm.tif", dsm, nodata=-9999, **grid)]
+        write_stack_vrt(root / "images" / f"s{i}.vrt", files, nodata=[rgb_tag, -9999])
+        write_tif(root / "labels" / f"s{i}.tif", make_labels(SIZE, (0, 1))[None], **grid)
+    options = PrepareOptions(tile=TileOptions(patch_size=PATCH),
+                             split=SplitOptions(strategy="block", block_size=PATCH))
+    prepare_dataset(root, tmp_path / "ds", options)
+    dsm_stats = json.loads((tmp_path / "ds" / "stats.json").read_text())["bands"][3]
+    assert dsm_stats["min"] == 250.0 and dsm_stats["mean"] == pytest.approx(250.0)
+    tags = "none, none, none" if rgb_tag is None else "0, 0, 0"
+    with pytest.warns(IngestWarning, match=rf"s0\.vrt declares nodata \({tags}, -9999\) and 1 "
+                                           r"more: an image's own nodata wins, nodata 0 applies"):
+        ingest_source(root, tmp_path / "out", IngestOptions(nodata=0))  # not to tagged images
+    with open_raster(tmp_path / "out" / "scenes" / "s0_mask.tif") as mask:
+        labels = mask.read(1)
+    assert (labels[:8] == 255).all() and (labels[8:] != 255).all()
+    with open_raster(tmp_path / "out" / "scenes" / "s0_image.tif") as scene:
+        pixels = scene.read()
+        assert scene.dtypes == ("float32",) * 4 and np.isnan(scene.nodata)
+    assert np.isnan(pixels[:, :8]).all() and not np.isnan(pixels[:, 8:]).any()

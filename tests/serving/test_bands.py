@@ -91,3 +91,21 @@ def test_cli_predicts_a_mixed_vrt_with_a_logged_model(logged_model, mixed, tmp_p
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as mask:
         assert mask.shape == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize("model_nodata", [None, float("nan"), 0.0])
+def test_a_dsm_tag_of_its_own_marks_its_holes_in_the_predicted_mask(tmp_path, model_nodata):
+    """RGB (untagged) + a DSM tagged -9999: the scene's own tags win over the model's."""
+    rgb = np.random.default_rng(0).integers(1, 256, (3, SIZE, SIZE)).astype(np.uint8)
+    dsm = np.full((1, SIZE, SIZE), 250.0, np.float32)
+    dsm[:, 5:9, 10:30] = -9999.0
+    files = [write_tif(tmp_path / "rgb.tif", rgb),
+             write_tif(tmp_path / "dsm.tif", dsm, nodata=-9999)]
+    vrt = write_stack_vrt(tmp_path / "scene.vrt", files, nodata=[None, -9999])
+    config = make_config(mean=[128.0, 128.0, 128.0, 250.0], std=[60.0, 60.0, 60.0, 0.6],
+                         nodata=model_nodata)
+    assert check_scene(vrt, config).warnings == []
+    predict_scene(ScenePredictor(dsm_model, config), vrt, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as mask:
+        holes = mask.read(1) == mask.nodata
+    np.testing.assert_array_equal(holes, dsm[0] == -9999.0)

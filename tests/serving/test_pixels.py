@@ -115,3 +115,20 @@ def test_compact_windows_travel_in_the_smallest_exact_type():
     for sent in (window, window - 1, window * 200):
         np.testing.assert_array_equal(normalize_image(compact(sent), mean, std),
                                       normalize_image(sent, mean, std))
+
+
+def test_per_band_nodata_groups_bands_by_their_own_value():
+    # RGB tagged 0, a DSM tagged -9999, an untagged fifth band
+    pixels = np.array([[0, 0, 0, 250, 1],        # every RGB band at 0: RGB's no data
+                       [0, 9, 0, 250, 1],        # a dark pixel: valid
+                       [9, 9, 9, -9999, 1],      # a DSM hole under valid RGB
+                       [0, 0, 0, -9999, 0],      # both
+                       [9, 9, 9, 250, 0]], np.float32)  # the untagged band at 0 marks nothing
+    invalid = invalid_pixels(pixels, (0.0, 0.0, 0.0, -9999.0, None))
+    np.testing.assert_array_equal(invalid, [True, False, True, True, False])
+    # one value for every band is the one-tag rule
+    shared = np.array([[0, 0, 0, 0, 0], [0, 0, 0, 250, 0]], np.float32)
+    np.testing.assert_array_equal(invalid_pixels(shared, (0.0,) * 5),
+                                  invalid_pixels(shared, 0.0))
+    nan_tagged = np.array([[np.nan, 1, 1, 1, 1], [1, 1, 1, 1, 1]], np.float32)
+    assert invalid_pixels(nan_tagged, (np.nan, None, None, None, None)).tolist() == [True, False]
