@@ -163,11 +163,11 @@ class UnknownClassesError(SettingError):
     def reworded(self, reword: Callable[[str], str]) -> UnknownClassesError:
         return self  # class names only: no path to reword
 
-    def named(self, setting: str) -> str:
+    def named(self, setting: str, others: dict[str, str] | None = None) -> str:
         """The aliases' setting as the front end names it, and ignore_values as it names
         its sibling: ``--ignore-values -1,7`` beside ``--class-alias``, else
         ``ingest.ignore_values: [-1, 7]``."""
-        text = super().named(setting)
+        text = super().named(setting, others)
         values = [v for v in map(_class_value, self.unknown) if self._nodata_reason(v)]
         if setting.startswith("--"):
             ignore = f"--ignore-values {','.join(map(str, values))}"

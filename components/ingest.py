@@ -61,9 +61,10 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
         elif pair.kind == "vector":
             if pair.label not in layers:
                 info = found.layers.get(pair.label) or read_layer_info(
-                    pair.label, options.vector_layer, options.class_attribute,
+                    pair.label, options.vector_layer, _class_field(options),
                     options.max_vector_features, _crs_of(pair))
-                layers[pair.label] = VectorLayer(info, options.class_attribute)
+                layers[pair.label] = VectorLayer(info, options.class_attribute,
+                                                 options.vector_class)
                 _add_layer(survey, info, layers[pair.label])
             with pair.open_image() as img:
                 if layers[pair.label].place(pair.image, img.crs, img.transform, *size) == 0:
@@ -78,6 +79,8 @@ def _survey(found: Discovery, options: IngestOptions, nodata: ImageNodata,
         files = [path for path, layer in layers.items() if layer.empty]
         if not survey.kinds:  # every file is empty: polygons with no class yet
             survey.add_kind("vector", files[0])
+            if options.vector_class:  # but their one class is known
+                survey.labels[options.vector_class] += 0
         survey.warn(f"{counted(len(files), 'vector label file holds', 'vector label files hold')}"
                     f" no feature, so {counted(len(empty), 'scene is', 'scenes are')} all "
                     f"background, as ground no polygon covers: e.g. {files[0]}")
@@ -108,6 +111,11 @@ def _relabeller(source: str, root: Path):
     return relabel
 
 
+def _class_field(options: IngestOptions) -> str | None:
+    """The attribute the vector files need: none when every polygon is ``vector_class``."""
+    return None if options.vector_class else options.class_attribute
+
+
 def _crs_of(pair: ScenePair) -> str | None:
     with pair.open_image() as src:
         return crs_text(src.crs) if src.crs else None
@@ -124,7 +132,7 @@ def find_pairs(root: Path, options: IngestOptions) -> Discovery:
     if options.vector_labels is not None:
         path = found.pairs[0].label
         found.layers[path] = read_layer_info(path, options.vector_layer,
-                                             options.class_attribute,
+                                             _class_field(options),
                                              options.max_vector_features,
                                              _crs_of(found.pairs[0]))
         _check_extent_overlaps(found)

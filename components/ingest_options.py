@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from components.class_aliases import ClassAliases
+from components.labels import BACKGROUND_NAMES
 from components.name_patterns import check_id_pattern
 from components.sources import ExtractLimits
 
@@ -60,7 +61,13 @@ class IngestOptions(BaseModel):
         "has several (e.g. a GeoPackage's 'tea' beside 'aoi')")
     class_attribute: str = Field(default="class", min_length=1,
                                  description="vector labels: the attribute holding the class "
-                                 "(text: class names; numbers: class ids, 0 = background)")
+                                 "(text: class names; numbers: class ids, 0 = background); "
+                                 "files without one, all of one class: vector_class")
+    vector_class: str | None = Field(
+        default=None, description="vector labels: the class of every polygon, for files with "
+        "no class attribute because all their polygons are of one class (SpaceNet's "
+        "buildings, building footprints, an OSM extract of one feature type): the classes "
+        "are background and this one; instead of class_attribute")
     palette: Literal["auto", "classes.json"] | str | list[PaletteEntry] = Field(
         default="auto", description="class names and colours: 'auto' (colours discovered "
         "in colour masks, values in class-id masks, named from a classes.json where one "
@@ -140,6 +147,26 @@ class IngestOptions(BaseModel):
     def _pair_by_valid(cls, value: str | None) -> str | None:
         return value if value is None else check_id_pattern("pair_by", value,
                                                            "^(?:SN_|buildings_)(.+)$")
+
+    @field_validator("vector_class")
+    @classmethod
+    def _vector_class_alone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise ValueError("must be a class name (e.g. building)")
+        if value.lower() in BACKGROUND_NAMES:
+            raise ValueError(f"{value!r} is the ground no polygon covers, not a class of "
+                             "polygons; name the class the polygons are (e.g. building)")
+        # Compared with the default, not the fields set: the pipeline hands each step its
+        # section with every default written out.
+        attribute = info.data.get("class_attribute")
+        if attribute not in (None, cls.model_fields["class_attribute"].default):
+            raise ValueError(f"{value!r} makes every polygon one class, but class_attribute "
+                             f"{attribute!r} reads each polygon's class from a field: set "
+                             "one of them, not both")
+        return value
 
     @field_validator("palette")
     @classmethod

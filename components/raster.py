@@ -44,19 +44,25 @@ class DataError(ValueError):
 
 class SettingError(DataError):
     """Bad input data that a setting of the step's options would fix. ``template`` words it
-    with ``{setting}`` where the setting goes; ``str()`` names it by its field (``field``),
-    and a front end names it its own way (``data.ingest.vector_layer``, ``--vector-layer``)
-    with ``named``."""
+    with ``{setting}`` where the setting goes, and ``{<field>}`` where each of ``others``
+    (other settings of the same options that would fix it instead) goes; ``str()`` names
+    them by their fields (``field``), and a front end names them its own way
+    (``data.ingest.vector_layer``, ``--vector-layer``) with ``named``."""
 
-    def __init__(self, template: str, field: str) -> None:
-        self.template, self.field = template, field
+    def __init__(self, template: str, field: str, others: tuple[str, ...] = ()) -> None:
+        self.template, self.field, self.others = template, field, others
         super().__init__(self.named(field))
 
-    def named(self, setting: str) -> str:
-        return self.template.replace("{setting}", setting)
+    def named(self, setting: str, others: dict[str, str] | None = None) -> str:
+        """The message, the setting named ``setting`` and each of ``others`` as ``others``
+        maps it (by default its field's name)."""
+        text = self.template.replace("{setting}", setting)
+        for field in self.others:
+            text = text.replace("{" + field + "}", (others or {}).get(field, field))
+        return text
 
     def reworded(self, reword: Callable[[str], str]) -> SettingError:
-        return SettingError(reword(self.template), self.field)
+        return SettingError(reword(self.template), self.field, self.others)
 
 
 def reworded(err: DataError, reword: Callable[[str], str]) -> DataError:

@@ -134,6 +134,7 @@ _APPLIES_TO = {
     "color_tolerance": ({"colors"}, "colour masks"),
     "min_color_share": ({"colors"}, "colour masks"),
     "class_attribute": ({"vector", "vector_ids"}, "vector polygons"),
+    "vector_class": ({"vector"}, "vector polygons"),
     "vector_layer": ({"vector", "vector_ids"}, "vector polygons"),
 }
 

@@ -95,12 +95,13 @@ def _refuse_ogr_vrt(path: Path) -> None:
                         f"{path.name}, or pyogrio.raw.read and pyogrio.raw.write in Python)")
 
 
-def read_layer_info(path: Path, layer: str | None, attribute: str, max_features: int,
+def read_layer_info(path: Path, layer: str | None, attribute: str | None, max_features: int,
                     scenes_crs: str | None = None) -> LayerInfo:
     """The labels' layer of one vector file, checked from its header alone (no feature is
     read): the layer chosen (``layer``, required when the file has several), the feature
-    count, the class attribute, and coordinates that cannot be in a geographic CRS the file
-    claims. ``scenes_crs`` only makes messages more helpful."""
+    count, the class attribute (None: the polygons are of one class, ``vector_class``, and
+    need none), and coordinates that cannot be in a geographic CRS the file claims.
+    ``scenes_crs`` only makes messages more helpful."""
     import pyogrio
 
     _refuse_ogr_vrt(path)
@@ -127,11 +128,15 @@ def read_layer_info(path: Path, layer: str | None, attribute: str, max_features:
     fields = [str(f) for f in info["fields"]]
     if info["features"] == 0:  # a tile without labels (SpaceNet's): all background
         return LayerInfo(path, name, info["crs"], 0, False)
-    if attribute not in fields:
+    if attribute is not None and attribute not in fields:
         raise SettingError(f"{path}: no class attribute {attribute!r}; its fields are "
-                           f"{', '.join(fields) or 'none'} (set {{setting}})", "class_attribute")
+                           f"{', '.join(fields) or 'none'}: set {{setting}} to the field that "
+                           "holds the class, or {vector_class} to a class name if every "
+                           "polygon is of one class (building footprints)", "class_attribute",
+                           ("vector_class",))
     _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
-    numeric = np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf"
+    numeric = (attribute is not None
+               and np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf")
     bounds = info.get("total_bounds")
     finite = bounds is not None and bool(np.all(np.isfinite(bounds)))
     return LayerInfo(path, name, info["crs"], int(info["features"]), numeric,

@@ -1,10 +1,11 @@
-"""Vector labels: GeoJSON, GeoPackage or Shapefile polygons with a class attribute,
-rasterized onto each scene's grid in the scene's CRS (reprojected when the layer's CRS
-differs). The layer is chosen and checked from its header first (``components.vector_info``),
-then read with pyogrio (a whole layer in one call, as arrays) and checked with shapely:
-invalid polygons are repaired (make_valid) and reported, points and lines (no area), empty
-geometries and polygons without a class are reported; polygons outside every scene are
-reported, and a layer none of whose polygons overlaps any scene is an error."""
+"""Vector labels: GeoJSON, GeoPackage or Shapefile polygons with a class attribute (or all of
+one class, ``ingest.vector_class``), rasterized onto each scene's grid in the scene's CRS
+(reprojected when the layer's CRS differs). The layer is chosen and checked from its header
+first (``components.vector_info``), then read with pyogrio (a whole layer in one call, as
+arrays) and checked with shapely: invalid polygons are repaired (make_valid) and reported,
+points and lines (no area), empty geometries and polygons without a class are reported;
+polygons outside every scene are reported, and a layer none of whose polygons overlaps any
+scene is an error."""
 
 from __future__ import annotations
 
@@ -66,19 +67,21 @@ class _SceneCrs:
 class VectorLayer:
     """One vector file's polygons and classes, read once and shared by every scene."""
 
-    def __init__(self, info: LayerInfo, attribute: str) -> None:
+    def __init__(self, info: LayerInfo, attribute: str, vector_class: str | None = None) -> None:
         import pyogrio
         import shapely
 
         path = self.path = info.path
         self.notes: list[str] = []
         try:
-            _, fids, wkb, columns = pyogrio.raw.read(path, layer=info.layer,
-                                                     columns=[attribute], return_fids=True)
+            _, fids, wkb, columns = pyogrio.raw.read(
+                path, layer=info.layer, columns=[] if vector_class else [attribute],
+                return_fids=True)
         except Exception as err:
             raise DataError(f"{path}: cannot read its features ({err})") from None
         # a file without features may lack the attribute: no column, no label
-        values = columns[0] if columns else np.array([], dtype=object)
+        values = (np.full(len(fids), vector_class, dtype=object) if vector_class
+                  else columns[0] if columns else np.array([], dtype=object))
         self.crs, self.empty = info.crs, info.empty
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)

@@ -258,5 +258,9 @@ def setting_named(err: Exception, sections: dict[str, type[BaseModel]], *, as_fl
     if len(owners) != 1:
         return str(err)
     if as_flag:
-        return err.named(flag_names(sections)[(owners[0], err.field)])
-    return err.named(".".join(p for p in (prefix, owners[0], err.field) if p))
+        flags = flag_names(sections)
+        return err.named(flags[(owners[0], err.field)],
+                         {field: flags[(owners[0], field)] for field in err.others})
+    place = [p for p in (prefix, owners[0]) if p]
+    return err.named(".".join([*place, err.field]),
+                     {field: ".".join([*place, field]) for field in err.others})

@@ -24,19 +24,21 @@ ORIGINS = [(600000.0, 3000000.0), (600128.0, 3000000.0), (600256.0, 3000000.0)]
 EMPTY = '{"type": "FeatureCollection", "features": []}'
 
 
-def spacenet(root, image_prefix="MUL_", label_prefix="buildings_", empty_last=True):
-    """SpaceNet's layout: per-tile images and per-tile GeoJSON in EPSG:4326; the last tile's
-    file is an empty FeatureCollection."""
+def spacenet(root, image_prefix="MUL_", label_prefix="buildings_", empty=(2,),
+             write=_write_layer):
+    """SpaceNet's layout: per-tile images and per-tile GeoJSON in EPSG:4326 (written by
+    ``write``, with a class field by default); the files of the tiles in ``empty`` (the last)
+    are empty FeatureCollections."""
     for i, origin in enumerate(ORIGINS):
         scene = f"AOI_2_Vegas_img{i + 1}"
         write_array(root / "MUL" / f"{image_prefix}{scene}.tif", make_image(64, seed=i), UTM,
                     from_origin(*origin, 2.0, 2.0))
         label = root / "geojson" / "buildings" / f"{label_prefix}{scene}.geojson"
         label.parent.mkdir(parents=True, exist_ok=True)
-        if empty_last and i == len(ORIGINS) - 1:
+        if i in empty:
             label.write_text(EMPTY)
         else:  # the features over this tile only (the field crosses tiles 1 and 2)
-            _write_layer(label, _in_wgs84(FEATURES_UTM[:2] if i == 0 else FEATURES_UTM[::2]))
+            write(label, _in_wgs84(FEATURES_UTM[:2] if i == 0 else FEATURES_UTM[::2]))
     return root
 
 

@@ -38,7 +38,9 @@ def test_run_refuses_a_missing_class_attribute_before_the_pipeline(tmp_path):
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stderr.strip() == (
         f"error: run.yaml: source: {data / 'labels.gpkg'}: no class attribute 'class'; its "
-        "fields are landuse (set data.ingest.class_attribute)")
+        "fields are landuse: set data.ingest.class_attribute to the field that holds the "
+        "class, or data.ingest.vector_class to a class name if every polygon is of one class "
+        "(building footprints)")
     assert not (tmp_path / "work" / "mlflow.db").exists()
     # A second layer: the field to set is named as the config file spells it.
     pyogrio.raw.write(data / "labels.gpkg",
