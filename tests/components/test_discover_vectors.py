@@ -63,6 +63,16 @@ def test_per_tile_geojson_pairs_by_name_and_an_empty_file_is_all_background(tmp_
     assert "class attribute" not in notes
 
 
+def test_an_empty_file_of_an_image_without_georeferencing_is_all_background(tmp_path):
+    """No polygon to place: the image's missing CRS does not matter."""
+    src = spacenet(tmp_path / "src")
+    write_array(src / "MUL" / "MUL_AOI_2_Vegas_img3.tif", make_image(64, seed=2), None, None)
+    with pytest.warns(IngestWarning):
+        ingest_source(src, tmp_path / "out", IngestOptions(image_dir="MUL",
+                                                           mask_dir="geojson/buildings"))
+    assert (read_mask(tmp_path / "out", "MUL_AOI_2_Vegas_img3") == 0).all()
+
+
 def test_a_class_attribute_missing_where_there_are_features_is_still_an_error(tmp_path):
     src = spacenet(tmp_path / "src")
     with pytest.raises(DataError, match=r"buildings_AOI_2_Vegas_img1.geojson: no class "
