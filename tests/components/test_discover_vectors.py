@@ -12,6 +12,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from components.artifacts import SceneIndex
+from components.discover import discover_pairs
 from components.ingest import ingest_source
 from components.ingest_options import IngestOptions
 from components.raster import DataError, write_array
@@ -93,6 +94,16 @@ def test_an_empty_vector_labels_file_reads_as_all_background(tmp_path):
                                 IngestOptions(vector_labels="labels.geojson"))
     assert classes.names == ["background"]
     assert (read_mask(tmp_path / "out", "s0") == 0).all()
+
+
+def test_pair_by_beside_one_vector_file_for_all_is_said_unused(tmp_path):
+    src = tmp_path / "src"
+    write_array(src / "scenes" / "s0.tif", make_image(64), UTM, from_origin(*ORIGINS[0], 2, 2))
+    (src / "labels.geojson").write_text(EMPTY)
+    notes = discover_pairs(src, ["masks"], vector_labels="labels.geojson",
+                           pair_by=r"_(\d+)$").notes
+    assert notes == ["pair_by '_(\\d+)$' is not used: vector_labels 'labels.geojson' labels "
+                     "every image"]
 
 
 @pytest.mark.parametrize("image_prefix", ["MUL_", "SN_"])
