@@ -122,6 +122,22 @@ class Discovery:
                 f"{where}; e.g. {self.unmatched[0].relative_to(root)}")
 
 
+def _pair_by_unused(root: Path, pair_by: str, vector_labels: str | None,
+                    found: list[tuple[Path, Path, str]]) -> str | None:
+    """The warning when ``pair_by`` is set where it pairs nothing: one vector file labels every
+    image, or images and labels lie in one folder (they pair by the name rules)."""
+    if vector_labels is not None:
+        return (f"pair_by '{pair_by}' is not used: vector_labels {vector_labels!r} labels "
+                f"every image")
+    side = [(i, lab) for i, lab, _ in found if i != lab and i.parent == lab.parent]
+    if not side:
+        return None
+    image, label = (p.relative_to(root).as_posix() for p in side[0])
+    return (f"pair_by '{pair_by}' is not used for {counted(len(side), 'image')} whose label "
+            f"lies in its folder (e.g. {image} + {label}): those pair by the name rules; "
+            f"pair_by pairs images and labels in two folders")
+
+
 def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | None = None,
                    image_dir: str | None = None, mask_dir: str | None = None,
                    vector_labels: str | None = None, pair_by: str | None = None) -> Discovery:
@@ -167,7 +183,7 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
         if per_image := per_image_message(root, files, pattern):
             raise DataError(f"{root}: {per_image}")
         hint = vector_hint(root, files)
-        if folders := unpaired_folders(root, files, mask_dir_names):
+        if folders := unpaired_folders(root, files, mask_dir_names, pattern):
             raise DataError(f"{root}: {folders}{hint}")
         seen = sorted({p.suffix.lower() or p.name for p in files})
         raise DataError(
@@ -178,6 +194,8 @@ def discover_pairs(root: Path, mask_dir_names: list[str], side_by_side: bool | N
             f"labels in one folder told by stem suffixes (a_sat.jpg + a_mask.png), LabelMe "
             f"JSON beside images, side-by-side image|mask JPEGs, or set image_dir and "
             f"mask_dir{hint}")
+    if pair_by and (note := _pair_by_unused(root, pair_by, vector_labels, found)):
+        notes.append(note)
     names = unique_names(found, root)
     pairs = [ScenePair(name, image, label, kind, root)
              for (image, label, _), name, kind in zip(found, names, kinds, strict=True)]

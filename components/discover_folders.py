@@ -42,6 +42,7 @@ from components.discover_stems import (
     match_in_folders,
     match_stems,
     pair_by_hint,
+    pair_by_problem,
 )
 from components.raster import DataError
 from components.wording import counted
@@ -174,19 +175,23 @@ def folder_pairs(root: Path, files: list[Path], label_dir_names: list[str],
     return pairs, sides
 
 
-def unpaired_folders(root: Path, files: list[Path], label_dir_names: list[str]) -> str | None:
+def unpaired_folders(root: Path, files: list[Path], label_dir_names: list[str],
+                     pair_by: re.Pattern | None = None) -> str | None:
     """When nothing paired: the first pair of image and label folders found by their names
-    that holds files on both sides, what each holds and why none pair; else None."""
+    that holds files on both sides, what each holds and why none pair (by the name rules, or
+    by ``pair_by`` when set); else None."""
     combos, under = _named_folders(root, files, label_dir_names)
     for image_dir, label_dir in (pair for pairs in combos.values() for pair in pairs):
         images = [p for p in under[image_dir] if is_raster(p)]
         labels = [p for p in under[label_dir] if is_label_file(p)]
         if images and labels:
             image_name, label_name = image_dir.as_posix(), label_dir.as_posix()
-            hint = pair_by_hint(images, root / image_dir, labels, root / label_dir)
+            why = (pair_by_problem(pair_by, images, root / image_dir, labels, root / label_dir)
+                   if pair_by else PAIRING_RULE + pair_by_hint(images, root / image_dir,
+                                                               labels, root / label_dir))
             return (f"found image folder {image_name} and label folder {label_name}, but none "
                     f"of their files pair: {image_name} holds {held(images, 'image')}, "
-                    f"{label_name} {held(labels, 'label')}: {PAIRING_RULE}{hint}")
+                    f"{label_name} {held(labels, 'label')}: {why}")
     return None
 
 

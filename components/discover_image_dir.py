@@ -19,6 +19,7 @@ from components.discover_stems import (
     match_in_folders,
     match_stems,
     pair_by_hint,
+    pair_by_problem,
 )
 from components.raster import DataError
 
@@ -35,16 +36,16 @@ def source_folder(root: Path, rel: str, option: str) -> Path:
 
 
 def _none_pair(image_dir: str, label_folder: str, match: StemMatch, one_folder: bool,
-               hint: str = "") -> DataError:
-    """Named folders whose files do not pair: what each holds, and the rule they missed
-    (``label_folder``: mask_dir as the options name it, or the folder found beside)."""
+               why: str) -> DataError:
+    """Named folders whose files do not pair: what each holds, and ``why`` (the rule they
+    missed; ``label_folder``: mask_dir as the options name it, or the folder found beside)."""
     images, labels = held(match.images_left, "image"), held(match.labels_left, "label")
     if one_folder:
         held_text = (f"image_dir and mask_dir {image_dir!r} hold {images} and {labels} (in "
                      f"one folder a label's stem ends in a label suffix)")
     else:
         held_text = f"image_dir {image_dir!r} holds {images}, and {label_folder} {labels}"
-    return DataError(f"{held_text}, but none pair: {PAIRING_RULE}{hint}")
+    return DataError(f"{held_text}, but none pair: {why}")
 
 
 def _beside(root: Path, files: list[Path], images_path: Path, image_dir: str,
@@ -103,9 +104,15 @@ def image_dir_pairs(root: Path, files: list[Path], image_dir: str, mask_dir: str
         labels = [p for p in files if is_label_file(p) and p.is_relative_to(masks_path)]
         match = match_stems(images, images_path, labels, masks_path, pair_by=pair_by)
     if not match.pairs:
-        hint = "" if one_folder or pair_by else pair_by_hint(
-            match.images_left, images_path, match.labels_left, masks_path)
-        raise _none_pair(image_dir, label_folder, match, one_folder, hint)
+        if one_folder:
+            why = PAIRING_RULE
+        elif pair_by:
+            why = pair_by_problem(pair_by, match.images_left, images_path, match.labels_left,
+                                  masks_path)
+        else:
+            why = PAIRING_RULE + pair_by_hint(match.images_left, images_path,
+                                              match.labels_left, masks_path)
+        raise _none_pair(image_dir, label_folder, match, one_folder, why)
     unlabeled += match.images_left + [p for p in match.labels_left if is_raster(p)]
     return [(image, label, scene_base(image) if one_folder else image.stem)
             for image, label in match.pairs]

@@ -235,3 +235,21 @@ def pair_by_hint(images: list[Path], image_dir: Path, labels: list[Path],
     pattern = suggest_pair_by(images, image_dir, labels, label_dir)
     return (f"; their names differ by a prefix or suffix: set pair_by: {pattern!r} (its "
             f"first group is the scene id in both names)" if pattern else "")
+
+
+def pair_by_problem(pair_by: re.Pattern, images: list[Path], image_dir: Path,
+                    labels: list[Path], label_dir: Path) -> str:
+    """Why ``pair_by`` paired none of ``images`` with ``labels``: of how many names on each
+    side it takes a scene id, with names it does not match, or, when it matches all, ids of
+    each side (they differ)."""
+    image_ids = {p: _id_key(p, image_dir, pair_by) for p in images}
+    label_ids = {p: _id_key(p, label_dir, pair_by) for p in labels}
+    taken = (f"pair_by '{pair_by.pattern}' takes a scene id out of "
+             f"{sum(k is not None for k in image_ids.values())} of {counted(len(images), 'image')}"
+             f" and {sum(k is not None for k in label_ids.values())} of "
+             f"{counted(len(labels), 'label')}")
+    missed = [p.name for ids in (label_ids, image_ids) for p, k in ids.items() if k is None]
+    if missed:
+        return f"{taken}; it does not match {', '.join(missed[:3])}"
+    ids = [next(iter(ids.values())) for ids in (image_ids, label_ids)]
+    return f"{taken}, but no id is in both (e.g. {ids[0]!r} and {ids[1]!r})"

@@ -54,8 +54,20 @@ from components.survey_checks import (
     warn_negative_values,
     warn_rare_values,
 )
-from components.vectors import natural_order
 from components.wording import counted
+
+
+def natural_order(labels) -> list[str]:
+    """Numbers by value, then names: "2" before "10"."""
+    return sorted(labels, key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def find_classes_file(root: Path, options) -> ClassesFile | None:

@@ -51,7 +51,8 @@ def extent_text(bounds) -> str:
     return f"x {x0}..{x1}, y {y0}..{y1}"
 
 
-def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | None) -> None:
+def _check_coordinates(path: Path, layer: str, crs: str | None, bounds,
+                       scenes_crs: str | None) -> None:
     """Coordinates far outside longitude/latitude in a geographic CRS: projected coordinates
     in a file whose CRS is missing or wrong. GDAL reads GeoJSON without a "crs" member as
     EPSG:4326, as RFC 7946 says, so UTM metres there would fail deep in the reprojection."""
@@ -77,7 +78,7 @@ def _check_coordinates(path: Path, crs: str | None, bounds, scenes_crs: str | No
              else "set the CRS they are in")
     raise DataError(f"{path}: its CRS {crs_text(crs)} is longitude/latitude, but its "
                     f"coordinates ({extent_text(bounds)}) are not; {which} "
-                    f"({set_crs_advice(path, code)})")
+                    f"({set_crs_advice(path, code, layer=layer)})")
 
 
 def _refuse_ogr_vrt(path: Path) -> None:
@@ -134,7 +135,7 @@ def read_layer_info(path: Path, layer: str | None, attribute: str | None, max_fe
                            "holds the class, or {vector_class} to a class name if every "
                            "polygon is of one class (building footprints)", "class_attribute",
                            ("vector_class",))
-    _check_coordinates(path, info["crs"], info.get("total_bounds"), scenes_crs)
+    _check_coordinates(path, name, info["crs"], info.get("total_bounds"), scenes_crs)
     numeric = (attribute is not None
                and np.dtype(info["dtypes"][fields.index(attribute)]).kind in "biuf")
     bounds = info.get("total_bounds")

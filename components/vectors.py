@@ -38,19 +38,6 @@ def label_text(value) -> str | None:
     return text or None
 
 
-def natural_order(labels) -> list[str]:
-    """Numbers by value, then names: "2" before "10"."""
-    return sorted(labels, key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _plain(reason: str) -> str:
     """shapely's reasons carry coordinates in square brackets, which console markup eats."""
     return re.sub(r"\[([^\]]*)\]", r" at \1", reason)
@@ -82,7 +69,7 @@ class VectorLayer:
         # a file without features may lack the attribute: no column, no label
         values = (np.full(len(fids), vector_class, dtype=object) if vector_class
                   else columns[0] if columns else np.array([], dtype=object))
-        self.crs, self.empty = info.crs, info.empty
+        self.crs, self.empty, self.layer = info.crs, info.empty, info.layer
         self.fids = np.asarray(fids)
         geoms = shapely.from_wkb(wkb)
         self.numeric = info.numeric
@@ -129,7 +116,7 @@ class VectorLayer:
         # Densified edges, so the reprojected outline keeps the extent's curved sides.
         box = shapely.segmentize(shapely.box(x0, y0, x1, y1),
                                  max(x1 - x0, y1 - y0, 1e-9) / 32)
-        layer.fids, layer.labels = np.array([0]), [None]
+        layer.fids, layer.labels, layer.layer = np.array([0]), [None], info.layer
         layer.geoms, layer.area = np.array([box], dtype=object), np.array([True])
         layer.used = np.zeros(1, bool)
         layer._projected, layer._placed, layer._scenes, layer._scene_count = {}, {}, {}, 0
@@ -204,6 +191,9 @@ class VectorLayer:
         """Find the polygons over one scene (kept for ``shapes_for``); return how many."""
         import shapely
 
+        if crs is None and not self.area.any():  # nothing to place: all background
+            self._placed[image] = (crs, np.flatnonzero(self.area))
+            return 0
         if crs is None:
             raise DataError(f"{image}: not georeferenced, so the polygons of {self.path} "
                             "cannot be placed on it")
@@ -231,6 +221,8 @@ class VectorLayer:
         from shapely.geometry import mapping
 
         crs, hits = self._placed.pop(image)
+        if not len(hits):
+            return []
         geoms = self._in_crs(crs)
         return [(mapping(geoms[i]), ignore if self.labels[i] is None
                  else class_ids[self.labels[i]]) for i in hits]
@@ -250,7 +242,7 @@ class VectorLayer:
     def _set_crs_advice(self) -> str:
         """How to tag the layer with the scenes' CRS: by code, else copied from a scene."""
         target = next(iter(self._scenes.values()))
-        return set_crs_advice(self.path, crs_text(target.crs),
+        return set_crs_advice(self.path, crs_text(target.crs), layer=self.layer,
                               scene=None if target.crs.to_epsg() else target.image)
 
     def check_overlap(self) -> None:
@@ -270,17 +262,17 @@ class VectorLayer:
                   else f"any of the {self._scene_count} scenes")
         extents = "; ".join(f"scenes {extent_text(s.extent)} in {crs_text(s.crs)}"
                             for s in self._scenes.values())
-        bounds = shapely.total_bounds(self.geoms[self.area])
-        mine = extent_text(bounds)
+        mine = extent_text(bounds := shapely.total_bounds(self.geoms[self.area]))
         if self.crs is None:
             where = "in the scenes' CRS"
             lonlat = looks_lonlat(bounds) and not any(s.crs.is_geographic
                                                       for s in self._scenes.values())
-            advice = ("its coordinates look like longitude/latitude (EPSG:4326): declare it, "
-                      f"{set_crs_advice(self.path, 'EPSG:4326')}" if lonlat else
-                      "if its coordinates are in another CRS, set it "
-                      f"({set_crs_advice(self.path, 'EPSG:<code>')}); else its polygons lie "
-                      "elsewhere: check that the file belongs to these scenes")
+            fix = set_crs_advice(self.path, "EPSG:4326" if lonlat else "EPSG:<code>",
+                                 layer=self.layer)
+            advice = (f"its coordinates look like longitude/latitude (EPSG:4326): declare it, "
+                      f"{fix}" if lonlat else f"if its coordinates are in another CRS, set it "
+                      f"({fix}); else its polygons lie elsewhere: check that the file belongs "
+                      "to these scenes")
         else:
             where = f"in {own}"
             target = crs_text(next(iter(self._scenes.values())).crs)

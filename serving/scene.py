@@ -61,7 +61,8 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
                   region: Window | None = None,
                   max_pixels: int = MAX_SCENE_PIXELS,
                   polygon_options: PolygonOptions | None = None,
-                  output: Output = "mask", driver: str | None = None) -> SceneResult:
+                  output: Output = "mask", driver: str | None = None,
+                  tags: dict[str, str] | None = None) -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
     model's resolution and on the scene's grid.
 
@@ -69,7 +70,8 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
     ``polygons_path`` also writes class polygons (serving/polygons.py, ``polygon_options``).
     ``output="probabilities"`` writes one float32 band per class instead of the mask (NaN
     where the input was invalid); polygons are made from a mask, so not with it.
-    ``driver`` opens the scene with that GDAL driver alone (open_scene).
+    ``driver`` opens the scene with that GDAL driver alone (open_scene). ``tags`` are added
+    to the output's GeoTIFF tags (what a batch run tells its outputs' scenes by).
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask. Anything
@@ -86,7 +88,8 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
                                         max_panel_width=max_panel_width, region=region)
         try:
             with atomic_path(Path(out_path)) as tmp:
-                counts = write_output(predictor, src, region, blocks, tmp, progress, output)
+                counts = write_output(predictor, src, region, blocks, tmp, progress, output,
+                                      tags)
         except ReadError as exc:
             raise SceneError(f"{input_path}: {exc}: {exc.detail}") from None
         except RasterioError as exc:

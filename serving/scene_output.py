@@ -77,9 +77,10 @@ class TileRowWriter:
 
 def write_output(predictor: ScenePredictor, src, region: Window, blocks: Iterator[Block],
                  path: Path, progress: Callable[[int, int], None] | None,
-                 output: Output = "mask") -> np.ndarray:
+                 output: Output = "mask", tags: dict[str, str] | None = None) -> np.ndarray:
     """Write finished blocks as class ids (with the colour table) or probabilities (band
-    descriptions: the class names); returns the mask's pixel counts per uint8 value."""
+    descriptions: the class names), with the class names and ``tags`` as GeoTIFF tags;
+    returns the mask's pixel counts per uint8 value."""
     config = predictor.config
     counts = np.zeros(256, np.int64)
     total, done = int(region.width * region.height), 0
@@ -89,7 +90,8 @@ def write_output(predictor: ScenePredictor, src, region: Window, blocks: Iterato
         else:
             for i, name in enumerate(config.class_names):
                 dst.set_band_description(i + 1, name)
-        dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)})
+        dst.update_tags(**{f"CLASS_{i}": name for i, name in enumerate(config.class_names)},
+                        **(tags or {}))
         writer = TileRowWriter(dst, OUTPUT_BLOCK)
         for block in blocks:
             mask = predictor.block_mask(block)

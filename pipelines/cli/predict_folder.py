@@ -1,9 +1,12 @@
 """`segpipe predict FOLDER --out OUT_DIR`: a mask for every scene of a local folder or an
 ``s3://bucket/prefix/`` (components/scene_folders.py), with the model loaded once.
 
-Before any work: ``--out`` is a folder outside the scenes, and the scenes are listed and
-counted. A scene whose output already exists whole is skipped (``--overwrite`` predicts it
-again), so a run stopped midway resumes where it stopped; the others are checked as a
+Before any work: ``--out`` is a folder neither inside a local folder of scenes nor holding
+it, and the scenes are listed and counted. A scene whose output already exists whole, made
+from this version of the scene (its size and modification time, or its S3 ETag, by the
+listing) with this ``--model-uri`` (a GeoTIFF tag of the output: ``SCENE_TAG``), is skipped
+(``--overwrite`` predicts it again), so a run stopped midway resumes where it stopped;
+the others are checked as a
 single scene is (band count, size, a truncated file, ``--nodata``) before the network
 loads. A scene that fails a check or its prediction is one line naming it and the problem,
 and the others go on; the command then ends with exit code 1. Every output is written to a
@@ -11,6 +14,7 @@ temporary file renamed when complete (serving/atomic.py), so those written stay 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +33,10 @@ from pipelines.cli.predict_run import (
 )
 from pipelines.cli.scenes import Scene
 from pipelines.cli.store import use_store
+
+#: The output's GeoTIFF tag naming what it was made from: the scene's listing stamp and the
+#: model URI (JSON), compared before a rerun skips it.
+SCENE_TAG = "SEGPIPE_SCENE"
 
 
 @dataclass
@@ -70,7 +78,7 @@ def predict_folder(ctx: typer.Context, source: Path | str, out: Path,
     todo = []
     for scene in found.scenes:
         target = out / scene.output
-        if not options.overwrite and _complete(target, output):
+        if not options.overwrite and _complete(target, output, _made_from(scene, model_uri)):
             tally.skipped += 1
             typer.echo(f"skipped {scene.source}: {target} exists")
         else:
@@ -124,7 +132,8 @@ def _predict_all(scenes: list[FolderScene], out: Path, tally: Tally, *, output: 
                                       f"[{number}/{len(checked)}] {passed.scene.name}",
                                       tta=predictors.tta_here, overlap=overlap,
                                       batch_size=batch_size, max_pixels=max_pixels,
-                                      output=output)
+                                      output=output,
+                                      tags={SCENE_TAG: _made_from(scene, model_uri)})
         except EndpointError as exc:
             tally.fail(scene, exc)
         except (ValueError, RasterioError) as exc:  # SceneError: named, one line
@@ -165,8 +174,9 @@ def _find(source: Path | str, options: SceneFolderOptions):
 
 
 def _check_out_folder(source: Path | str, out: Path) -> None:
-    """``out`` is (or can be) a folder, outside a local ``source``: a mask written inside the
-    scenes' folder would be found as a scene by the next run (exit 2)."""
+    """``out`` is (or can be) a folder, neither inside a local ``source`` (a mask written there
+    would be found as a scene by the next run) nor holding it (``out/scenes/a.tif`` may be a
+    scene of ``scenes/``: its mask would overwrite it), paths resolved (exit 2)."""
     if out.suffix.lower() in (".tif", ".tiff") and not out.is_dir():
         raise fail(f"--out {out} names a file, but {source} is a folder of scenes: give the "
                    f"folder to write their masks into", 2)
@@ -178,14 +188,23 @@ def _check_out_folder(source: Path | str, out: Path) -> None:
         if same_file(root, target) or target.is_relative_to(root):
             raise fail(f"--out {out} is inside the scenes' folder {source}: its masks would "
                        f"be read as scenes; give a folder outside it", 2)
+        if root.is_relative_to(target):
+            raise fail(f"--out {out} holds the scenes' folder {source}: a mask could be "
+                       f"written over a scene; give a folder outside it", 2)
     check_writable_folder("--out", out)
 
 
-def _complete(path: Path, output: str) -> bool:
-    """An output written whole before: it opens as a GeoTIFF of the kind asked for (one
-    uint8 band for a mask, float32 bands for probabilities) and its last pixel reads.
-    Outputs are renamed into place only when complete, so this finds a file cut short by a
-    copy, or another kind, not a half-written one."""
+def _made_from(scene: FolderScene, model_uri: str) -> str:
+    return json.dumps({"scene": scene.stamp, "model": model_uri})
+
+
+def _complete(path: Path, output: str, made_from: str) -> bool:
+    """An output written whole before from this scene and model: it opens as a GeoTIFF of
+    the kind asked for (one uint8 band for a mask, float32 bands for probabilities), its
+    ``SCENE_TAG`` is ``made_from`` (a scene replaced, resized or touched since, or another
+    model, is predicted again) and its last pixel reads. Outputs are renamed into place only
+    when complete, so this finds a file cut short by a copy, or another kind, not a
+    half-written one."""
     import rasterio
     from rasterio.errors import RasterioError
     from rasterio.windows import Window
@@ -195,7 +214,10 @@ def _complete(path: Path, output: str) -> bool:
     try:
         with rasterio.open(path) as dst:
             kind = ("uint8",) if output == "mask" else ("float32",) * dst.count
+            if (dst.driver, dst.dtypes, dst.tags().get(SCENE_TAG)) != ("GTiff", kind,
+                                                                       made_from):
+                return False
             dst.read(window=Window(dst.width - 1, dst.height - 1, 1, 1))
-            return dst.driver == "GTiff" and dst.dtypes == kind
+            return True
     except RasterioError:
         return False

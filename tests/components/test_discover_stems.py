@@ -53,6 +53,33 @@ def test_pair_by_takes_the_scene_id_from_both_names(tmp_path, image_dir, mask_di
                      "img_002": ("imgs/img_002.png", "anns/ann_002.png")}
 
 
+@pytest.mark.parametrize(("image_dir", "mask_dir"), [("images", "masks"), (None, None)])
+def test_a_pair_by_that_matches_no_label_says_so(tmp_path, image_dir, mask_dir):
+    src = layout(tmp_path / "src", ["images/SN_1.png", "images/SN_2.png"],
+                 ["masks/bld_1.png", "masks/bld_2.png"])
+    with pytest.raises(DataError) as caught:
+        discover_pairs(src, NAMES, image_dir=image_dir, mask_dir=mask_dir,
+                       pair_by=r"^(?:SN_|buildings_)(.+)$")
+    message = str(caught.value)
+    assert message.endswith("but none pair: pair_by '^(?:SN_|buildings_)(.+)$' takes a scene "
+                            "id out of 2 of 2 images and 0 of 2 labels; it does not match "
+                            "bld_1.png, bld_2.png") or message.endswith(
+        "(e.g. bld_1.png, bld_2.png): pair_by '^(?:SN_|buildings_)(.+)$' takes a scene id out "
+        "of 2 of 2 images and 0 of 2 labels; it does not match bld_1.png, bld_2.png"), message
+    assert "by their stems" not in message and "set pair_by" not in message
+
+
+def test_a_pair_by_where_images_and_labels_share_a_folder_is_said_unused(tmp_path):
+    src = layout(tmp_path / "src", ["data/x0_sat.png", "data/x1_sat.png"],
+                 ["data/x0_mask.png", "data/x1_mask.png"])
+    discovery = discover_pairs(src, NAMES, pair_by=r"^zzz(.+)$")
+    assert len(discovery.pairs) == 2
+    assert discovery.notes == [
+        "pair_by '^zzz(.+)$' is not used for 2 images whose label lies in its folder (e.g. "
+        "data/x0_sat.png + data/x0_mask.png): those pair by the name rules; pair_by pairs "
+        "images and labels in two folders"]
+
+
 def test_pair_by_must_compile_with_a_group():
     with pytest.raises(ValueError, match=r"pair_by '\(unclosed' is not a valid regular "
                        "expression"):

@@ -12,6 +12,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from components.artifacts import SceneIndex
+from components.discover import discover_pairs
 from components.ingest import ingest_source
 from components.ingest_options import IngestOptions
 from components.raster import DataError, write_array
@@ -63,6 +64,16 @@ def test_per_tile_geojson_pairs_by_name_and_an_empty_file_is_all_background(tmp_
     assert "class attribute" not in notes
 
 
+def test_an_empty_file_of_an_image_without_georeferencing_is_all_background(tmp_path):
+    """No polygon to place: the image's missing CRS does not matter."""
+    src = spacenet(tmp_path / "src")
+    write_array(src / "MUL" / "MUL_AOI_2_Vegas_img3.tif", make_image(64, seed=2), None, None)
+    with pytest.warns(IngestWarning):
+        ingest_source(src, tmp_path / "out", IngestOptions(image_dir="MUL",
+                                                           mask_dir="geojson/buildings"))
+    assert (read_mask(tmp_path / "out", "MUL_AOI_2_Vegas_img3") == 0).all()
+
+
 def test_a_class_attribute_missing_where_there_are_features_is_still_an_error(tmp_path):
     src = spacenet(tmp_path / "src")
     with pytest.raises(DataError, match=r"buildings_AOI_2_Vegas_img1.geojson: no class "
@@ -83,6 +94,16 @@ def test_an_empty_vector_labels_file_reads_as_all_background(tmp_path):
                                 IngestOptions(vector_labels="labels.geojson"))
     assert classes.names == ["background"]
     assert (read_mask(tmp_path / "out", "s0") == 0).all()
+
+
+def test_pair_by_beside_one_vector_file_for_all_is_said_unused(tmp_path):
+    src = tmp_path / "src"
+    write_array(src / "scenes" / "s0.tif", make_image(64), UTM, from_origin(*ORIGINS[0], 2, 2))
+    (src / "labels.geojson").write_text(EMPTY)
+    notes = discover_pairs(src, ["masks"], vector_labels="labels.geojson",
+                           pair_by=r"_(\d+)$").notes
+    assert notes == ["pair_by '_(\\d+)$' is not used: vector_labels 'labels.geojson' labels "
+                     "every image"]
 
 
 @pytest.mark.parametrize("image_prefix", ["MUL_", "SN_"])

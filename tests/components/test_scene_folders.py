@@ -43,11 +43,21 @@ def test_more_scenes_than_the_limit_are_refused_naming_the_setting(tmp_path):
     assert caught.value.field == "max_scenes"
 
 
+def test_a_listing_of_files_that_are_not_scenes_is_bounded(tmp_path):
+    root = _touch(tmp_path, "a.tif", *(f"n{i:02}.txt" for i in range(25)))
+    with pytest.raises(SettingError, match="holds more than 20 files, 10 per scene of "
+                                           "max_scenes 2, and the listing stopped there"):
+        find_scenes(root, max_scenes=2)
+
+
 @pytest.mark.parametrize("names, problem", [
     (["notes.txt", "a.tif.aux.xml"], r"no scenes \(a raster file: .*\.tif.*\) in it or its "
                                      r"subfolders"),
     (["sub/a.png", "sub/a.tif"], r"sub/a.png and sub/a.tif would both be predicted into "
                                  r"sub/a.tif; move or rename one"),
+    (["A.tif", "a.png"], r"A.tif and a.png would both be predicted into a.tif"),  # macOS
+    (["X.TIF", "x.tif/y.tif"], r"X.TIF would be predicted into X.tif, a folder of "
+                               r"x.tif/y.tif's output x.tif/y.tif; move or rename one"),
 ])
 def test_a_folder_without_scenes_or_with_two_for_one_output_is_refused(tmp_path, names,
                                                                        problem):
@@ -59,12 +69,18 @@ def test_an_s3_prefix_gives_its_raster_objects(moto_endpoint):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="tea")
     for key in ("scenes/a.tif", "scenes/sub/b.png", "scenes/sub/b.png.aux.xml",
-                "scenes/mosaic.vrt", "scenes/readme.md", "other/c.tif", "scenes/up/../x.tif"):
+                "scenes/mosaic.vrt", "scenes/readme.md", "other/c.tif", "scenes/up/../x.tif",
+                "scenes/empty/"):  # a "folder" marker: not a file left out
         s3.put_object(Bucket="tea", Key=key, Body=b"")
     found = find_scenes("s3://tea/scenes/", max_scenes=10)
     assert [(s.source, str(s.output)) for s in found.scenes] == [
         (S3Object("tea", "scenes/a.tif"), "a.tif"),
         (S3Object("tea", "scenes/sub/b.png"), "sub/b.tif")]
     assert found.left_out == ["mosaic.vrt", "readme.md", "up/../x.tif"]
+    assert found.scenes[0].stamp == '0 "d41d8cd98f00b204e9800998ecf8427e"'  # size, ETag
+    s3.put_object(Bucket="tea", Key="scenes/a.tif/b.tif", Body=b"")
+    with pytest.raises(DataError, match="a.tif would be predicted into a.tif, a folder of "
+                                        "a.tif/b.tif's output"):
+        find_scenes("s3://tea/scenes/", max_scenes=10)
     with pytest.raises(ListingError, match="s3://nothere/: cannot list objects"):
         find_scenes("s3://nothere/", max_scenes=10)

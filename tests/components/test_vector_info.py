@@ -20,6 +20,7 @@ from tests.components.test_vectors import (
     _scenes,
     _write_layer,
     pond_pixels,
+    read_mask,
 )
 
 
@@ -70,3 +71,20 @@ def test_the_set_crs_advice_for_a_geopackage_works_without_gdal_tools(tmp_path):
            "labels.gpkg)" in message, message
     subprocess.run(_advised_python(message), cwd=src, check=True)
     assert pond_pixels(src, tmp_path / "out", "fixed.gpkg") == 100
+
+
+def test_the_set_crs_advice_for_one_layer_of_a_geopackage_keeps_that_layer(tmp_path):
+    src = tmp_path / "src"
+    _scenes(src)
+    _write_layer(src / "labels.gpkg", FEATURES_UTM[:1], crs="EPSG:32650", layer="aoi")
+    _write_layer(src / "labels.gpkg", FEATURES_UTM, crs="EPSG:32649", layer="tea")
+    with pytest.raises(DataError) as caught:
+        ingest_source(src, tmp_path / "out", IngestOptions(vector_labels="labels.gpkg",
+                                                           vector_layer="tea"))
+    message = str(caught.value)
+    assert ("ogr2ogr -a_srs EPSG:32650 fixed.gpkg labels.gpkg tea (either writes layer 'tea' "
+            "alone, under its name: set vector_labels to fixed.gpkg)") in message, message
+    subprocess.run(_advised_python(message), cwd=src, check=True)
+    ingest_source(src, tmp_path / "fixed", IngestOptions(vector_labels="fixed.gpkg",
+                                                         vector_layer="tea"))
+    assert int((read_mask(tmp_path / "fixed", "s0") == 2).sum()) == 100

@@ -102,11 +102,13 @@ def test_a_rerun_skips_the_written_masks_and_redoes_a_missing_one(scenes, predic
         "2 scenes: 1 predicted, 1 skipped (output exists), 0 failed"
     assert (copy / "sub/a.tif").stat().st_mtime_ns == written
     assert _masks(copy) == ["sub/a.tif", "sub/deeper/b.tif"]
-    # All written: no model is needed (this one does not exist).
-    again = _predict(str(scenes), "--out", str(copy), "--model-uri", str(tmp_path / "none"))
-    assert again.exit_code == 0, again.output
+    again = _predict(str(scenes), "--out", str(copy), "--model-uri",
+                     logged_model["local_path"])
     assert again.output.splitlines()[-1] == \
         "2 scenes: 0 predicted, 2 skipped (output exists), 0 failed"
+    # Masks of another model are not skipped (this one does not exist: it fails to load).
+    other = _predict(str(scenes), "--out", str(copy), "--model-uri", str(tmp_path / "none"))
+    assert other.exit_code != 0 and not _lines(other, "skipped"), other.output
     # A mask cut short (a copy) is not complete: predicted again, as all are with --overwrite
     (copy / "sub/deeper/b.tif").write_bytes((copy / "sub/deeper/b.tif").read_bytes()[:300])
     redone = _predict(str(scenes), "--out", str(copy), "--model-uri",
@@ -114,6 +116,19 @@ def test_a_rerun_skips_the_written_masks_and_redoes_a_missing_one(scenes, predic
     assert redone.output.splitlines()[-1] == \
         "2 scenes: 2 predicted, 0 skipped (output exists), 0 failed"
     assert (copy / "sub/a.tif").stat().st_mtime_ns != written
+
+
+def test_a_rerun_predicts_a_scene_replaced_since_its_mask(logged_model, tmp_path):
+    root, out = tmp_path / "scenes", tmp_path / "masks"
+    root.mkdir()
+    write_scene(root / "a.tif", height=40, width=60, seed=1)
+    _predict(str(root), "--out", str(out), "--model-uri", logged_model["local_path"])
+    write_scene(root / "a.tif", height=24, width=30, seed=3)  # exported again
+    rerun = _predict(str(root), "--out", str(out), "--model-uri", logged_model["local_path"])
+    assert rerun.output.splitlines()[-1] == \
+        "1 scenes: 1 predicted, 0 skipped (output exists), 0 failed"
+    with rasterio.open(out / "a.tif") as mask:
+        assert (mask.width, mask.height) == (30, 24)
 
 
 def test_a_bad_scene_is_one_line_and_the_others_are_written(logged_model, tmp_path):
@@ -175,16 +190,18 @@ def test_an_s3_prefix_gives_the_masks_of_its_objects(moto_endpoint, scenes, pred
                   "to write their masks into"),
     ("scenes/masks", [], "--out {out} is inside the scenes' folder {root}: its masks would be "
                          "read as scenes; give a folder outside it"),
+    (".", [], "--out {out} holds the scenes' folder {root}: a mask could be written over a "
+              "scene; give a folder outside it"),
     ("masks", ["--max-scenes", "1"], "{root}: holds more than 1 scenes, the most one run "
                                      "predicts (--max-scenes); predict a part of it, or raise "
                                      "--max-scenes"),
     ("masks", ["--polygons", "p.geojson"], "--polygons names one file"),
-], ids=["out names a file", "out is a file", "out inside the scenes", "too many scenes",
-        "polygons"])
+], ids=["out names a file", "out is a file", "out inside the scenes", "out holds the scenes",
+        "too many scenes", "polygons"])
 def test_what_cannot_be_done_is_one_line_before_the_model(scenes, tmp_path, out, flags, line):
     (tmp_path / "taken").write_text("a file")
-    root = scenes if out != "scenes/masks" else tmp_path / "scenes"
-    if out == "scenes/masks":
+    root = scenes if out not in ("scenes/masks", ".") else tmp_path / "scenes"
+    if root != scenes:
         root.mkdir()
         write_scene(tmp_path / "scenes" / "a.tif", height=8, width=8)
     target = tmp_path / out
