@@ -147,18 +147,18 @@ def _example(name: str, model_names: list[str]) -> str:
 
 
 class UnknownClassesError(SettingError):
-    """Label classes a model lacks (raised by ``alias_classes``); ``with_ignored`` adds the
-    values the model's training ignored, known to the caller that reads its run."""
+    """Label classes a model lacks (raised by ``alias_classes``). ``values_of``: the raw
+    mask values behind each label class; ``trained_ignored``: the values the model's
+    training ignored, advised ignored whatever the ingest named them (value 0 is
+    ``background``, a class of most models)."""
 
     def __init__(self, unknown: list[str], model_names: list[str], polygons: bool,
-                 unused: list[tuple[str, str]], trained_ignored: frozenset[int] = frozenset()):
+                 unused: list[tuple[str, str]], trained_ignored: frozenset[int] = frozenset(),
+                 values_of: dict[str, list[int]] | None = None):
         self.unknown, self.model_names, self.polygons = unknown, model_names, polygons
         self.unused, self.trained_ignored = unused, trained_ignored
+        self.values_of = values_of or {}
         super().__init__(self._template(), FIELD)
-
-    def with_ignored(self, values: set[int]) -> UnknownClassesError:
-        return UnknownClassesError(self.unknown, self.model_names, self.polygons, self.unused,
-                                   frozenset(values))
 
     def reworded(self, reword: Callable[[str], str]) -> UnknownClassesError:
         return self  # class names only: no path to reword
@@ -168,7 +168,9 @@ class UnknownClassesError(SettingError):
         its sibling: ``--ignore-values -1,7`` beside ``--class-alias``, else
         ``ingest.ignore_values: [-1, 7]``."""
         text = super().named(setting, others)
-        values = [v for v in map(_class_value, self.unknown) if self._nodata_reason(v)]
+        values = sorted({v for n in self.unknown if self._nodata_reason(n)
+                         for v in self._values(n)}
+                        | {v for vs in self._trained_known().values() for v in vs})
         if setting.startswith("--"):
             ignore = f"--ignore-values {','.join(map(str, values))}"
         else:
@@ -176,12 +178,23 @@ class UnknownClassesError(SettingError):
             ignore = f"{owner + '.' if owner else ''}ignore_values: {values}"
         return text.replace("{ignore}", ignore)
 
-    def _nodata_reason(self, value: int | None) -> str | None:
-        if value is not None and value in self.trained_ignored:
+    def _values(self, name: str) -> list[int]:
+        if name in self.values_of:
+            return self.values_of[name]
+        return [] if (value := _class_value(name)) is None else [value]
+
+    def _nodata_reason(self, name: str) -> str | None:
+        values = self._values(name)
+        if any(v in self.trained_ignored for v in values):
             return "ignored in the model's training"
-        if value is not None and value < 0:
+        if any(v < 0 for v in values):
             return "a negative value, almost always nodata"
         return None
+
+    def _trained_known(self) -> dict[str, list[int]]:
+        """The label classes of a model's name whose values its training ignored."""
+        return {n: held for n, values in self.values_of.items() if n not in self.unknown
+                and (held := sorted(v for v in values if v in self.trained_ignored))}
 
     def _template(self) -> str:
         """Each class named, with the alias that would map it (a class of the model whose
@@ -199,10 +212,13 @@ class UnknownClassesError(SettingError):
         else:
             what = f"label classes {', '.join(shown(n) for n in unknown)} are not among"
         text = f"{what} the model's classes ({', '.join(model_names)})"
-        nodata = {n: r for n in unknown if (r := self._nodata_reason(_class_value(n)))}
-        if nodata:
-            listed = " and ".join(f"{n} ({r})" for n, r in nodata.items())
-            one = len(nodata) == 1
+        nodata = {n: r for n in unknown if (r := self._nodata_reason(n))}
+        said = [f"{n} ({r})" for n, r in nodata.items()] + [
+            f"{n} (value {', '.join(map(str, vs))}, ignored in the model's training)"
+            for n, vs in self._trained_known().items()]
+        if said:
+            listed = " and ".join(said)
+            one = len(said) == 1
             text += (f"; {listed} {'is no class' if one else 'are no classes'} to map: "
                      f"ignore {'it' if one else 'them'} with {{ignore}}")
         mapped = [n for n in unknown if n not in nodata]
@@ -225,16 +241,23 @@ def _class_value(name: str) -> int | None:
 
 def alias_classes(spec: LabelSpec, aliases: dict[str, str], model_names: list[str] | None,
                   model_colors: list[str] | None = None, *, polygons: bool = False,
-                  unused: list[tuple[str, str]] | None = None) -> LabelSpec:
+                  unused: list[tuple[str, str]] | None = None,
+                  trained_ignored: Iterable[int] = ()) -> LabelSpec:
     """``spec`` with its classes renamed by ``aliases`` and those of one name merged; with
     ``model_names``, the classes are the model's, in its order (a class of the model the
-    labels lack has no pixels), and a label class the model lacks is an error."""
+    labels lack has no pixels), and a label class the model lacks is an error (advising
+    ``trained_ignored``, the values the model's training ignored, ignored)."""
     names = spec.class_map.names
     renamed = [aliases.get(n, n) for n in names]
     if model_names is not None:
         unknown = [n for n in dict.fromkeys(renamed) if n not in model_names]
         if unknown:
-            raise UnknownClassesError(unknown, model_names, polygons, unused or [])
+            values_of: dict[str, list[int]] = {}
+            for value, i in sorted(spec.value_ids.items()):
+                if i != spec.ignore:
+                    values_of.setdefault(renamed[i], []).append(value)
+            raise UnknownClassesError(unknown, model_names, polygons, unused or [],
+                                      frozenset(trained_ignored), values_of)
         final = list(model_names)
         colors: list[str | None] = list(model_colors or [None] * len(final))
     else:

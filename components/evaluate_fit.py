@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from components.artifacts import SPLIT_NAMES, SplitName, TileManifest
-from components.class_aliases import UnknownClassesError, check_targets, same_classes
+from components.class_aliases import check_targets, same_classes
 from components.dataset_paths import PreparedDataset
 from components.evaluate_options import EvaluationInputError
 from components.ingest_options import IngestOptions
@@ -75,15 +75,10 @@ def check_split_tiles(dataset: PreparedDataset, split: SplitName, data: str) -> 
                                f"split: {sizes}); choose another with --split")
 
 
-def alias_problem(err: SettingError, source: str, model_uri: str,
-                  trained_ignored: set[int] | None = None) -> Exception:
-    """A problem of the class aliases is the user's input (exit 2), told with its flag; a
-    label class named for a value the model's training ignored (``trained_ignored``) is
-    advised ignored, not mapped."""
+def alias_problem(err: SettingError, source: str, model_uri: str) -> Exception:
+    """A problem of the class aliases is the user's input (exit 2), told with its flag."""
     if err.field != "class_aliases":
         return err
-    if trained_ignored and isinstance(err, UnknownClassesError):
-        err = err.with_ignored(trained_ignored)
     return EvaluationInputError(f"{source} does not fit the model {model_uri}: "
                                 f"{err.named('--class-alias')}")
 

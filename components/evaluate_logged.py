@@ -87,7 +87,11 @@ class ModelVersionRef:
 def resolve_model_version(model_uri: str) -> ModelVersionRef:
     """The version behind ``models:/name@alias`` or ``models:/name/version``, with the
     experiment of the run that logged it; a logged model's id (``models:/m-<id>``) names
-    that model and its experiment, no version; other URIs name neither."""
+    that model and its experiment, no version; ``runs:/<run_id>/...`` names the run that
+    logged it (a pipeline's parent run, with its training's record); other URIs none."""
+    if model_uri.startswith("runs:/"):
+        return ModelVersionRef(uri=model_uri,
+                               run_id=model_uri[len("runs:/"):].split("/", 1)[0] or None)
     if not model_uri.startswith("models:/"):
         return ModelVersionRef(uri=model_uri)
     from mlflow import MlflowClient
@@ -125,13 +129,13 @@ def _model_classes(config: ServingConfig) -> ClassMap:
                     ignore_index=config.ignore_index)
 
 
-def training_ignore_values(run_id: str | None) -> set[int]:
+def training_ignore_values(run_id: str | None) -> frozenset[int]:
     """The label values the model's training ignored: its pipeline run's
     ``data.ingest.ignore_values`` param (none for a model logged otherwise). Only advice is
     drawn from them, never applied: they are how the training's source marked no data, and
     another source may mark it otherwise, or hold a class there."""
     if not run_id:
-        return set()
+        return frozenset()
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -139,8 +143,10 @@ def training_ignore_values(run_id: str | None) -> set[int]:
         values = json.loads(MlflowClient().get_run(run_id).data.params.get(
             TRAINING_IGNORE_PARAM, "[]"))
     except (MlflowException, ValueError):  # a run deleted since, a param of another form
-        return set()
-    return {v for v in values if isinstance(v, int)} if isinstance(values, list) else set()
+        return frozenset()
+    if not isinstance(values, list):
+        return frozenset()
+    return frozenset(v for v in values if isinstance(v, int) and not isinstance(v, bool))
 
 
 def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri: str,
@@ -150,11 +156,10 @@ def prepare_source(source: str, out_dir: Path, config: ServingConfig, model_uri:
     in the test split. No statistics are fitted. ``training_run``: the run that logged the
     model, whose ignored values advise on label classes the model lacks."""
     try:
-        class_map = ingest_source(source, out_dir, ingest,
-                                  model_classes=_model_classes(config))
+        class_map = ingest_source(source, out_dir, ingest, model_classes=_model_classes(config),
+                                  trained_ignored=training_ignore_values(training_run))
     except SettingError as err:
-        raise alias_problem(err, source, model_uri,
-                            training_ignore_values(training_run)) from None
+        raise alias_problem(err, source, model_uri) from None
     first = next(iter(sorted((out_dir / "scenes").glob("*_image.tif"))), None)
     bands = 0
     if first is not None:

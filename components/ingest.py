@@ -162,7 +162,8 @@ def _check_extent_overlaps(found: Discovery) -> None:
 
 
 def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
-            progress: ProgressCallback | None, relabel, model: ClassMap | None) -> ClassMap:
+            progress: ProgressCallback | None, relabel, model: ClassMap | None,
+            trained_ignored: frozenset[int]) -> ClassMap:
     found = find_pairs(root, options)
     nodata = ImageNodata(options.nodata)
     survey, layers, bare = _survey(found, options, nodata, progress)
@@ -180,7 +181,8 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
         survey.warn(unmatched)
     survey.warnings += found.notes
     check_options_apply(survey, options)
-    spec = resolve_spec(survey, find_classes_file(root, options), options, model)
+    spec = resolve_spec(survey, find_classes_file(root, options), options, model,
+                        trained_ignored)
     given = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
@@ -219,12 +221,15 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
 
 def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | None = None,
                   progress: ProgressCallback | None = None,
-                  model_classes: ClassMap | None = None) -> ClassMap:
+                  model_classes: ClassMap | None = None,
+                  trained_ignored: frozenset[int] = frozenset()) -> ClassMap:
     """Read scenes from a folder, archive or ``s3://`` prefix into ``out_dir/scenes`` and
     write ``out_dir/scenes.json`` and ``out_dir/classes.json``. Bad input raises
     ``DataError`` naming file and problem, and leaves nothing behind in ``out_dir``. With
     ``model_classes`` (a model's: ``segpipe evaluate``) the label classes, once aliased,
-    map onto them by name; one the model lacks is a ``SettingError`` of class_aliases."""
+    map onto them by name; one the model lacks is a ``SettingError`` of class_aliases.
+    ``trained_ignored``: the mask values the model's training ignored, advised ignored
+    (never applied) when the labels hold them."""
     options = options or IngestOptions()
     out_dir = Path(out_dir)
     created = not out_dir.exists()
@@ -235,7 +240,7 @@ def ingest_source(source: str | Path, out_dir: Path, options: IngestOptions | No
             relabel = _relabeller(str(source), root)
             try:
                 return _ingest(root, str(source), out_dir, options, progress, relabel,
-                               model_classes)
+                               model_classes, trained_ignored)
             except DataError as err:
                 raise reworded(err, relabel) from None
     except BaseException:

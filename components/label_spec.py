@@ -224,10 +224,13 @@ def _check_alias_targets(aliases: dict[str, str], names: list[str],
 
 
 def resolve_spec(survey: Survey, classes: ClassesFile | None, options,
-                 model: ClassMap | None = None) -> LabelSpec:
+                 model: ClassMap | None = None,
+                 trained_ignored: frozenset[int] = frozenset()) -> LabelSpec:
     """The labels' spec, their classes renamed and merged by ``options.class_aliases``; with
     ``model`` (the classes of the model the labels are read for), the model's classes in its
-    order, a label class it lacks an error."""
+    order, a label class it lacks an error. A value the model's training ignored
+    (``trained_ignored``) that the labels hold as a class is advised ignored: in that
+    error, else in a warning (value 0, named background, matches the model's background)."""
     if options.palette == "classes.json" and classes is None:
         # for every kind of label: class-id masks would otherwise get auto names silently
         raise DataError("palette 'classes.json' but no classes.json in the source and no "
@@ -259,6 +262,18 @@ def resolve_spec(survey: Survey, classes: ClassesFile | None, options,
         survey.warn(unused_warning(unused, names))
     if model is not None:
         aliases = background_onto_legacy(aliases, spec.class_map.names, model.names)
-    return alias_classes(spec, aliases, model.names if model else None,
+    spec = alias_classes(spec, aliases, model.names if model else None,
                          [c.color for c in model.classes] if model else None,
-                         polygons=polygons, unused=unused)
+                         polygons=polygons, unused=unused, trained_ignored=trained_ignored)
+    _warn_trained_ignored(survey, spec, trained_ignored)
+    return spec
+
+
+def _warn_trained_ignored(survey: Survey, spec: LabelSpec, trained_ignored: frozenset[int]):
+    held = sorted(v for v, i in spec.value_ids.items()
+                  if i != spec.ignore and v in trained_ignored)
+    for value in held:
+        name = spec.class_map.names[spec.value_ids[value]]
+        survey.warn(f"label value {value} ({name}) was ignored in the model's training: if "
+                    f"it marks no data here too, ignore it with ingest.ignore_values: "
+                    f"[{value}] (--ignore-values {value}); else it is scored as {name}")

@@ -31,4 +31,6 @@ from __future__ import annotations
 #: without features is all background (was an error).
 #: ingest 8: bands tagged with nodata of their own (a VRT of an untagged RGB file and a DSM
 #: tagged -9999) mark no data per band: such scenes are written as floats, NaN where invalid.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 8, "tile": 3, "split": 2, "normalize": 1}
+#: split 3: labels of one class are a warning line, and refused by segpipe run's split step
+#: (a split cached before would let it through to trials that all fail).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 8, "tile": 3, "split": 3, "normalize": 1}

@@ -162,6 +162,10 @@ def _drop_overlaps(manifest: TileManifest, assigned: list[list[Unit]],
     return len(dropped)
 
 
+def _class_names(paths: DatasetPaths) -> list[str] | None:
+    return ClassMap.load(paths.classes).names if paths.classes.exists() else None
+
+
 def split_tiles(dataset_dir: Path, out_path: Path,
                 options: SplitOptions | None = None) -> SplitManifest:
     """Assign the tiles of ``dataset_dir/tiles.json`` to splits; write ``out_path``."""
@@ -170,7 +174,7 @@ def split_tiles(dataset_dir: Path, out_path: Path,
     manifest = TileManifest.load(paths.tiles_manifest)
     if not manifest.tiles:
         raise DataError(f"{paths.tiles_manifest}: no tiles to split")
-    class_names = (ClassMap.load(paths.classes).names if paths.classes.exists() else None)
+    class_names = _class_names(paths)
     crops = crop_groups(manifest.scenes)
     together = keeps_crops_together(manifest, options)
     units = tile_units(manifest, options, crops)
@@ -234,7 +238,9 @@ def split_for_training(dataset_dir: Path, out_path: Path,
     ``allow_empty_splits`` let through with either of them empty fails here, in one line,
     not as failed trials later."""
     manifest = split_tiles(dataset_dir, out_path, options)
-    if problem := pipeline_split_problem(manifest):
+    paths = DatasetPaths(dataset_dir)
+    if problem := pipeline_split_problem(manifest, TileManifest.load(paths.tiles_manifest),
+                                         _class_names(paths)):
         raise DataError(problem)
     return manifest
 

@@ -264,10 +264,15 @@ def one_class_line(tiles: list[TileRecord], class_names: list[str] | None) -> st
             f"of the {counted(len(tiles), 'tile')} are {name}{lacking}); {ONE_CLASS_PREPARE}")
 
 
-def pipeline_split_problem(split: SplitManifest) -> str | None:
-    """Why the pipeline (tuning on val, scoring on test) cannot go on with ``split``, in
-    one line with the split step's own reason; None when it can."""
-    if one := next((w for w in split.warnings if w.startswith(ONE_CLASS)), None):
+def pipeline_split_problem(split: SplitManifest, tiles: TileManifest,
+                           class_names: list[str] | None) -> str | None:
+    """Why the pipeline (tuning on val, scoring on test) cannot go on with ``split`` of
+    ``tiles``, in one line with the split step's own reason; None when it can. One class
+    is worked out from the split's tiles, not read from its warnings: a split written
+    before that warning existed is refused alike."""
+    by_id = {t.id: t for t in tiles.tiles}
+    kept = [by_id[t] for ids in split.splits.values() for t in ids if t in by_id]
+    if one := one_class_line(kept, class_names):
         return f"{one.removesuffix(ONE_CLASS_PREPARE)}{ONE_CLASS_RUN}"
     for name, needs in PIPELINE_NEEDS.items():
         if not split.splits.get(name):

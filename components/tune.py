@@ -18,7 +18,6 @@ import logging
 import shutil
 import time
 import warnings
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from components.dataset_paths import ModelPaths, PreparedDataset
 from components.train_options import run_param_name
 from components.tune_budget import set_deadline, study_deadline
 from components.tune_grid import describe_point, space_points
-from components.tune_options import TRIAL_ERROR_ATTR, TRIALS_DIR, TuneOptions
+from components.tune_options import TRIALS_DIR, TuneOptions
+from components.tune_outcome import failure_causes, state_counts
 from components.tune_space import SearchSpace, resolve_search_space
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def select_best_trial(storage: str, study_name: str,
     study = optuna.load_study(study_name=study_name, storage=_storage(storage))
     ran = [(path, meta) for path, meta in candidates if meta.get("best_value") is not None]
     if not ran:
-        states = _state_counts(study)
+        states = state_counts(study)
         deadline = study_deadline(study)
         if deadline is not None and time.time() >= deadline and not states.get("complete"):
             spent = datetime.fromtimestamp(deadline).astimezone().isoformat(timespec="seconds")
@@ -233,7 +233,7 @@ def select_best_trial(storage: str, study_name: str,
                             "resumed run keeps its first deadline: raise the budget, or "
                             "start over with --fresh")
         raise TuneError(f"study {study_name}: no worker completed a trial ({states}); "
-                        f"{_failure_causes(study)}")
+                        f"{failure_causes(study)}")
     number = study.best_trial.number
     holders = [path for path, _ in ran if (path / TRIALS_DIR / str(number)).is_dir()]
     if holders:
@@ -254,28 +254,6 @@ def select_best_trial(storage: str, study_name: str,
             "n_trials": sum(t.state.is_finished() for t in trials), "study_name": study_name}
 
 
-def _failure_causes(study: optuna.Study) -> str:
-    """Why the trials failed, for the run's one error line: a trial that fails in every
-    worker fails alike (data or a space no model trains on); several errors, the commonest."""
-    errors = Counter(t.user_attrs[TRIAL_ERROR_ATTR] for t in study.get_trials(deepcopy=False)
-                     if t.state == TrialState.FAIL and TRIAL_ERROR_ATTR in t.user_attrs)
-    if not errors:
-        return "the trials' MLflow runs carry the errors (tag segpipe.error)"
-    (error, count), = errors.most_common(1)
-    failed = sum(errors.values())
-    if len(errors) == 1:
-        return f"{'the trial' if failed == 1 else f'all {failed} trials'} failed with {error}"
-    return (f"{count} of {failed} failed trials failed with {error}; the others' MLflow runs "
-            "carry theirs (tag segpipe.error)")
-
-
-def _state_counts(study: optuna.Study) -> dict[str, int]:
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    return states
-
-
 def log_study_summary(study: optuna.Study, best: optuna.trial.FrozenTrial,
                       best_value: float) -> None:
     """The study's outcome on the active MLflow run (the parent): best params and value,
@@ -284,7 +262,7 @@ def log_study_summary(study: optuna.Study, best: optuna.trial.FrozenTrial,
         # Named as the trial runs name them (model.depth), so one column compares both.
         mlflow.log_params({f"best.{run_param_name(k)}": v for k, v in best.params.items()})
         mlflow.log_metrics({"best_val_miou": best_value, "best_trial": best.number,
-                            **{f"trials_{k}": v for k, v in _state_counts(study).items()}})
+                            **{f"trials_{k}": v for k, v in state_counts(study).items()}})
         mlflow.set_tag("segpipe.best_trial_run_id", best.user_attrs.get("mlflow_run_id", ""))
         from optuna.visualization import matplotlib as optuna_plots
 

@@ -29,13 +29,23 @@ from components.tune_space import SearchSpace, resolve_search_space, sample_para
 
 log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FRAME = re.compile(r'\s*File ".*", line \d+')
+# TF's tail after the cause: the failing node and the function it ran in.
+_GRAPH_NODE = re.compile(r"\[\[\{\{node [^}]*\}\}\]\]|\[Op:[^\]]*\]")
 
 
 def error_line(err: BaseException, limit: int = 500) -> str:
     """``err`` on one plain line: Keras wraps a layer's error over several lines, in bold,
-    followed by the arguments the layer received (left out)."""
+    followed by the arguments the layer received (left out); TensorFlow's runtime errors
+    (OOM, a label out of range) list the graph's Python frames first and their cause after
+    the last one: the cause alone, without the node it names."""
     text = _ANSI.sub("", str(err)).split("Arguments received by", 1)[0]
-    return f"{type(err).__name__}: {' '.join(text.split())}"[:limit]
+    lines = text.splitlines()
+    frames = [i for i, line in enumerate(lines) if _FRAME.match(line)]
+    if frames:
+        lines = lines[frames[-1] + 1:]
+    cause = _GRAPH_NODE.sub("", " ".join(lines))
+    return f"{type(err).__name__}: {' '.join(cause.split())}"[:limit]
 
 
 class ReportToTrial(keras.callbacks.Callback):

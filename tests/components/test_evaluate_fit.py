@@ -103,3 +103,52 @@ def test_label_values_that_look_like_nodata_are_advised_ignored_not_aliased(tiny
     dataset = prepare_source(str(source), tmp_path / "followed", load_serving_config(uri),
                              uri, followed)
     assert dataset.class_map.names == ["background", "tea", "water"]
+
+
+def _stripes_source(dataset: PreparedDataset, source: Path, values: list[int]) -> Path:
+    for folder in ("images", "masks"):
+        (source / folder).mkdir(parents=True)
+    for path in dataset.scenes_dir.glob("*_image.tif"):
+        with rasterio.open(path) as image:
+            shape, crs, transform = image.shape, image.crs, image.transform
+        shutil.copy(path, source / "images" / path.name.replace("_image", ""))
+        labels = np.resize(np.array(values, np.int16).repeat(8), shape[1])
+        write_array(source / "masks" / path.name.replace("_image", ""),
+                    np.broadcast_to(labels, shape).copy(), crs, transform)
+    return source
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_a_value_the_training_ignored_is_advised_whatever_its_name_and_model_uri(
+        tiny_dataset, tmp_path):
+    """LoveDA-style: the training ignored 0 (no data), and the ingest names a source's 0
+    ``background``, a class of the model: advised ignored all the same, by its raw value,
+    in the error when one is raised and as a warning when not (else its pixels are scored
+    as background without a word); a ``runs:/`` URI reads the training's values as a
+    ``models:/`` one does."""
+    mlflow.set_experiment("evaluate-fit-ignored")
+    uri = register_known_model(save_known_model(tmp_path / "model"), tiny_dataset,
+                               "eval-ignored")
+    run_id = mlflow.MlflowClient().get_model_version("eval-ignored", "1").run_id
+    mlflow.MlflowClient().log_param(run_id, "data.ingest.ignore_values", "[0, 7]")
+    source = _stripes_source(tiny_dataset, tmp_path / "src", [0, 1, 7])
+    for model_uri in (uri, f"runs:/{run_id}/model"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IngestWarning)
+            with pytest.raises(EvaluationInputError) as caught:
+                evaluate_logged_model(model_uri, str(source), tmp_path / "eval",
+                                      EvaluateOptions(log_to_mlflow=False), IngestOptions())
+        assert str(caught.value).endswith(
+            ": label classes 'class_1', 'class_7' are not among the model's classes "
+            "(background, tea, water); class_7 (ignored in the model's training) and "
+            "background (value 0, ignored in the model's training) are no classes to map: "
+            "ignore them with --ignore-values 0,7; map class_1 onto one: --class-alias "
+            "class_1=<class>"), (model_uri, str(caught.value))
+    config = load_serving_config(uri)
+    with pytest.warns(IngestWarning) as said:
+        prepare_source(str(source), tmp_path / "half", config, uri,
+                       IngestOptions(ignore_values=[7], class_aliases={"class_1": "tea"}),
+                       run_id)
+    assert ("label value 0 (background) was ignored in the model's training: if it marks no "
+            "data here too, ignore it with ingest.ignore_values: [0] (--ignore-values 0); "
+            "else it is scored as background") in [str(w.message) for w in said]

@@ -8,11 +8,12 @@ import pytest
 import rasterio
 
 from components.artifacts import NormStats, SplitManifest, TileManifest
-from components.dataset_paths import DatasetPaths, tile_paths
+from components.dataset_paths import DatasetPaths, PreparedDataset, tile_paths
 from components.ingest_options import IngestOptions
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import DataError
 from components.split import SplitOptions, split_for_training
+from components.split_advice import pipeline_split_problem
 from components.tile import TileOptions
 from tests.components.conftest import make_image, make_labels, write_pair
 
@@ -222,6 +223,12 @@ def test_labels_of_one_class_are_said_by_prepare_and_refused_for_training(tmp_pa
         "pixels of the 12 tiles are background); segpipe run trains a model to tell classes "
         "apart")
     assert "\n" not in str(refused.value)
+    # Decided from the split's tiles, not its warning line: a split written before the line
+    # existed (or after it is reworded) is refused alike.
+    split = SplitManifest.load(tmp_path / "split.json").model_copy(update={"warnings": []})
+    dataset = PreparedDataset(tmp_path / "ds")
+    assert pipeline_split_problem(split, dataset.tile_manifest,
+                                  dataset.class_map.names) == str(refused.value)
     # A class list naming a second class the labels lack: the same, with the class named.
     listed = options.model_copy(update={"ingest": IngestOptions(
         class_values={0: 0, 1: 1}, class_names=["background", "tea"])})

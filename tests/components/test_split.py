@@ -73,10 +73,11 @@ def test_random_split_follows_ratios_and_warns_on_missing_class(tiled, tmp_path)
     assert not lonely.splits["test"]
     assert any("'test' are empty" in w and "allow_empty_splits" in w for w in lonely.warnings)
     # ... which `segpipe run` cannot tune or score on: it says so in one line, with the why.
-    problem = pipeline_split_problem(lonely)
+    manifest = TileManifest.load(tiled / "tiles.json")
+    problem = pipeline_split_problem(lonely, manifest, None)
     assert problem.startswith("segpipe run tunes on the val split, which is empty: only 1 block")
     assert "segpipe prepare" in problem and "(accepted" not in problem
-    assert pipeline_split_problem(split) is None
+    assert pipeline_split_problem(split, manifest, None) is None
     with pytest.warns(SplitWarning), pytest.raises(DataError) as refused:
         split_for_training(tiled, tmp_path / "t.json",
                            SplitOptions(**one_block, allow_empty_splits=True))

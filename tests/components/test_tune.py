@@ -274,6 +274,40 @@ def test_select_fails_clearly_when_no_worker_completed_a_trial(tmp_path):
         "(tag segpipe.error)")
 
 
+def _failed_study(tmp_path, errors: list[str | None]) -> str:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    for error in errors:
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.FAIL, user_attrs={"segpipe.error": error} if error else {}))
+    with pytest.raises(TuneError) as caught:
+        select_best_trial(storage, "s", [(tmp_path, {"worker": 0, "completed_trials": 0})],
+                          tmp_path / "best")
+    return str(caught.value)
+
+
+def test_the_failure_summary_counts_every_failed_trial(tmp_path):
+    """Trials of a killed worker (or older code) failed without an error in the study: the
+    count is of every failed trial, as the state counts before it, never "all" or "the
+    trial" for the one that said why."""
+    assert _failed_study(tmp_path, ["ValueError: num_classes must be >= 2, got 1", None,
+                                    None]) == (
+        "study s: no worker completed a trial ({'fail': 3}); 1 of 3 failed trials failed "
+        "with ValueError: num_classes must be >= 2, got 1; 2 left no error in the study (a "
+        "killed worker?); the trials' MLflow runs carry theirs (tag segpipe.error)")
+
+
+def test_errors_that_differ_only_in_numbers_are_one_cause(tmp_path):
+    """Three OOMs at the batch sizes each trial sampled failed for one reason: said so,
+    with one of them as the example."""
+    ooms = [f"ResourceExhaustedError: OOM when allocating tensor with shape[{b},64,512,512]"
+            for b in (8, 16, 4)]
+    assert _failed_study(tmp_path, ooms) == (
+        "study s: no worker completed a trial ({'fail': 3}); all 3 trials failed alike, "
+        "e.g. with ResourceExhaustedError: OOM when allocating tensor with "
+        "shape[8,64,512,512]")
+
+
 def test_trials_that_all_fail_alike_name_their_error_in_the_studys_failure(tiny_dataset,
                                                                           tmp_path):
     """Every trial failing the same deterministic way (a network too deep for its tiles):
