@@ -16,6 +16,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
 from serving.config import MAX_OVERLAP, ServingConfig
+from serving.image_bands import band_count_problem
 from serving.quiet import plain_images_quiet
 
 OUTPUTS = ("mask", "probabilities")
@@ -163,7 +164,8 @@ class PixelBudget:
 
 def check_bands(bands: int, config: ServingConfig, what: str) -> None:
     if bands != config.in_channels:
-        raise RequestError(f"wrong band count: {what} has {bands} bands, the model expects "
+        raise RequestError(f"wrong band count: {what} has {bands} band"
+                           f"{'' if bands == 1 else 's'}, the model expects "
                            f"{config.in_channels}")
 
 
@@ -225,7 +227,10 @@ def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
         except RasterioIOError:
             raise RequestError(undecodable(raw[:HEAD_BYTES], what, len(raw))) from None
         with dataset:
-            check_bands(dataset.count, config, f"{what} ({dataset.width}x{dataset.height})")
+            if problem := band_count_problem(dataset, config.in_channels):
+                raise RequestError(f"wrong band count: {what} ({dataset.width}x"
+                                   f"{dataset.height}) has {problem}, the model expects "
+                                   f"{config.in_channels}")
             yield dataset
 
 

@@ -17,6 +17,7 @@ from serving.atomic import atomic_path
 from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
+from serving.image_bands import band_count_problem, image_bands
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
@@ -136,9 +137,10 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
         region, grid = _check_scene(input_path, src, config, region, max_pixels)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
-        nodata = band_nodata(src, config.nodata)
-        notes = pixel_warnings(config, band_dtype(src), sample_dataset(src, region),
-                               nodata, what)
+        bands = image_bands(src, config.in_channels)
+        nodata = band_nodata(src, config.nodata, bands.indexes)
+        sample = sample_dataset(src, bands, region)
+        notes = pixel_warnings(config, band_dtype(src), sample, nodata, what)
         if warning := resolution_warning(config, src, what=what):
             notes.insert(0, warning)
         return SceneNotes(resampling_note(config, grid, src), notes)
@@ -171,9 +173,9 @@ def open_scene(input_path: str | os.PathLike, driver: str | None = None):
 def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, region: Window | None,
                  max_pixels: int) -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
-    if src.count != config.in_channels:
-        raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
-                         f"expects {config.in_channels}")
+    if problem := band_count_problem(src, config.in_channels):
+        raise SceneError(f"{input_path}: wrong band count: {problem}, the model expects "
+                         f"{config.in_channels}")
     region = _check_region(input_path, src, region)
     grid = ModelGrid(int(region.height), int(region.width), resample_factor(config, src))
     if problem := shrink_problem(config, grid, src, what="the scene"):

@@ -15,6 +15,7 @@ from pipelines.ui.settings import UiError
 from serving.bands import band_dtype
 from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
+from serving.image_bands import band_count_problem, image_bands
 from serving.quiet import plain_images_quiet
 
 #: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
@@ -60,15 +61,16 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
             size = path.stat().st_size if path.exists() else 0
             raise UiError(undecodable(_head(path), name, size)) from None
     with src:
-        info = SceneInfo(name=name, width=src.width, height=src.height, bands=src.count,
+        problem = band_count_problem(src, bands)
+        info = SceneInfo(name=name, width=src.width, height=src.height,
+                         bands=len(image_bands(src, bands).indexes),
                          dtype=band_dtype(src).name, crs=src.crs.to_string() if src.crs else None,
                          georeferenced=is_georeferenced(src))
     if info.pixels > max_pixels:
         raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "
                       f"the limit is {max_pixels}")
-    if info.bands != bands:
-        raise UiError(f"{name}: wrong band count: {info.bands} band(s), the model expects "
-                      f"{bands}")
+    if problem:
+        raise UiError(f"{name}: wrong band count: {problem}, the model expects {bands}")
     return info
 
 

@@ -8,6 +8,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from serving.image_bands import image_bands
 from serving.inputs import (
     SAMPLE_SIDE,
     dtype_warning,
@@ -99,7 +100,7 @@ def test_samples_are_small_spread_windows_of_the_scene(tmp_path):
     pixels[:, 500:, 400:] = 7  # only the bottom-right corner
     path = write(tmp_path / "big.tif", pixels)
     with rasterio.open(path) as src:
-        sample = sample_dataset(src)
+        sample = sample_dataset(src, image_bands(src, src.count))
     assert sample.shape == (9 * SAMPLE_SIDE**2, BANDS)
     assert (sample == 7).all(axis=1).sum() == SAMPLE_SIDE**2  # the last window reaches it
     small = sample_array(np.arange(30 * 400 * BANDS).reshape(30, 400, BANDS))

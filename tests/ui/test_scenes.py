@@ -22,7 +22,7 @@ def test_a_good_scene_is_described(tmp_path):
 
 def test_problems_name_the_users_file_not_the_temporary_one(tmp_path):
     three = write_scene(tmp_path / "upload.tif", 32, bands=3)
-    with pytest.raises(UiError, match=r"^rgb\.tif: wrong band count: 3 band\(s\), the model "
+    with pytest.raises(UiError, match=r"^rgb\.tif: wrong band count: 3 bands, the model "
                                       r"expects 4$"):
         inspect_scene(three, "rgb.tif", 4, 10_000)
     junk = tmp_path / "junk.tif"
