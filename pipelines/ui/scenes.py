@@ -17,6 +17,7 @@ from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
 from serving.image_bands import band_count_problem, image_bands
 from serving.quiet import plain_images_quiet
+from serving.resolution import pixel_size
 
 #: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
 #: UPLOAD_DRIVERS): GDAL tells formats by their bytes, and would open a VRT named .tif.
@@ -36,6 +37,7 @@ class SceneInfo:
     dtype: str
     crs: str | None
     georeferenced: bool
+    metres_per_pixel: float | None = None  # None: no projected CRS (serving.resolution)
 
     @property
     def pixels(self) -> int:
@@ -65,7 +67,8 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
         info = SceneInfo(name=name, width=src.width, height=src.height,
                          bands=len(image_bands(src, bands).indexes),
                          dtype=band_dtype(src).name, crs=src.crs.to_string() if src.crs else None,
-                         georeferenced=is_georeferenced(src))
+                         georeferenced=is_georeferenced(src),
+                         metres_per_pixel=pixel_size(src))
     if info.pixels > max_pixels:
         raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "
                       f"the limit is {max_pixels}")

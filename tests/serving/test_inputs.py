@@ -129,7 +129,8 @@ def test_resampling_is_one_line(tmp_path, config, pixel, expected):
                   "metres: it is predicted at its own pixel size, not at the 2 m per pixel "
                   "the model was trained at; reproject it to a projected CRS"),
     (None, "has no georeferencing, so its pixel size is unknown: it is predicted at its own "
-           "pixel size, not at the 2 m per pixel the model was trained at; georeference it"),
+           "pixel size, not at the 2 m per pixel the model was trained at; give its metres "
+           "per pixel (param pixel_size) or georeference it"),
 ])
 def test_a_gsd_model_warns_about_a_scene_without_metres(tmp_path, crs, why):
     path = write(tmp_path / "s.tif", tea_like(), crs=crs, pixel=0.00001)

@@ -97,7 +97,8 @@ def test_answers_warn_about_an_8_bit_input_and_an_image_without_metres(server):
     assert png.json()["predictions"][0]["warnings"] == [
         "image 1 of 1 has no georeferencing, so its pixel size is unknown: it is predicted at its "
         f"own pixel size, not at the {LOGGED_GSD:g} m per pixel the model was trained at; "
-        "georeference it in a projected CRS to have it resampled"]
+        "give its metres per pixel (param pixel_size) or georeference it in a projected CRS "
+        "to have it resampled"]
 
 
 def test_windows_a_client_cut_from_a_scene_are_not_warned_about(server):

@@ -105,7 +105,7 @@ def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scen
 def test_wrong_band_count_is_a_message(page, ui_app, tmp_path):
     three_bands = write_scene(tmp_path / "rgb.tif", 64, bands=3)
     _upload(page, ui_app, three_bands)
-    page.get_by_text("rgb.tif: wrong band count: 3 band(s), the model expects 4").wait_for()
+    page.get_by_text("rgb.tif: wrong band count: 3 bands, the model expects 4").wait_for()
     assert page.get_by_role("button", name="Predict", exact=True).count() == 0
     _no_traceback(page)
 
