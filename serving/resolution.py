@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePath
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -82,6 +83,12 @@ def _crs_less_size(dataset) -> float | None:
     return math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
 
 
+def _has_world_file(dataset) -> bool:
+    """Whether GDAL read a world file beside the raster (.tfw, .pgw, .jgw, .wld, ...)."""
+    suffixes = [PurePath(name).suffix.lower() for name in dataset.files[1:]]
+    return any(s == ".wld" or (len(s) == 4 and s.endswith("w")) for s in suffixes)
+
+
 def resolution_warning(config: ServingConfig, dataset=None, size: float | None = None,
                        what: str = "the input",
                        option: str = "param pixel_size") -> str | None:
@@ -99,7 +106,7 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
         fix = "reproject it to a projected CRS (its UTM zone, say)"
     elif (units := _crs_less_size(dataset)) is not None:
         # As a GeoTIFF without CRS anywhere in segpipe: no unit is assumed.
-        source = "geotransform" if dataset.driver == "GTiff" else "world file"
+        source = "world file" if _has_world_file(dataset) else "geotransform"
         why = (f"has a pixel size ({units:g} per pixel, from its {source}) but no CRS, so its "
                f"units are unknown")
         fix = (f"if they are metres, give {option} {units:g}; or add its CRS (gdal_translate "

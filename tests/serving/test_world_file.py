@@ -92,3 +92,17 @@ def test_cli_pixel_size_resamples_a_scene_without_crs(logged_model, tmp_path):
     assert refused.exit_code == 2
     text = "".join(refused.output.replace("│", "").split())  # rich wraps it in a box
     assert "'--pixel-size':mustbeapositivenumberofmetres,got0.0" in text, refused.output
+
+
+def test_a_geotiff_with_a_world_file_or_a_geotransform_says_which(tmp_path):
+    config = rgb_config(gsd=2.0)
+    inside = tmp_path / "inside.tif"
+    with rasterio.open(inside, "w", driver="GTiff", width=SIZE, height=SIZE, count=3,
+                       dtype="uint16", transform=ORIGIN) as dst:
+        dst.write(np.ones((3, SIZE, SIZE), "uint16"))
+    assert "(1 per pixel, from its geotransform) but no CRS" in \
+        check_scene(inside, config).warnings[0]
+    beside = tmp_path / "beside.png"
+    rgb_scene(beside, "PNG")
+    assert "(1 per pixel, from its world file) but no CRS" in \
+        check_scene(beside, config).warnings[0]
