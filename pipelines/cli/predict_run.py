@@ -141,13 +141,15 @@ class Predictors:
 def predict_with_bar(predictor, scene: Scene, out: Path, description: str, **options):
     """serving/scene.py predict_scene under a transient progress bar; its errors are the
     caller's to report."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from serving.scene import predict_scene
 
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
+    # on stderr: a transient bar on a piped stdout leaves an empty line before each result
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:
