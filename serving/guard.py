@@ -24,6 +24,9 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body not received within the request timeout is a 408;
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
+- an image file as the body is the same file in the ``image`` column; other content types, a
+  form upload, no input or inputs that are no numbers are one line saying what is taken
+  (serving/request_forms.py);
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
   routes) goes to ``dataframes``, the model's own predict (serving/routes.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;

@@ -42,7 +42,8 @@ def refuse_content_type(content_type: str) -> None:
                            f"itself, curl -H 'Content-Type: image/tiff' --data-binary "
                            f"@scene.tif URL, or JSON ({DOC})")
     if content_type in ("text/csv", "application/x-parquet", "application/vnd.apache.parquet"):
-        raise Refusal(415, f"{content_type}: CSV cannot carry images (nor Parquet); {TAKES}")
+        raise Refusal(415, f"{content_type}: a table (CSV, Parquet) cannot carry images; "
+                           f"{TAKES}")
     raise Refusal(415, f"Content-Type {excerpt(content_type)} is not taken; {TAKES}")
 
 
@@ -79,9 +80,9 @@ def check_inputs(document: dict[str, Any]) -> dict[str, Any]:
     a 400 naming what is taken otherwise."""
     keys = [key for key in document if key in INPUT_KEYS]  # others ignored, as MLflow does
     if not keys:
-        raise Refusal(400, f"the request holds no input (keys "
-                           f"{', '.join(excerpt(k) for k in list(document)[:5]) or 'none'}); "
-                           f"{TAKES}")
+        keys = ", ".join(excerpt(key) for key in list(document)[:5])
+        raise Refusal(400, f"the request holds no input{f' (its keys: {keys})' if keys else ''}"
+                           f"; {TAKES}")
     if len(keys) != 1:
         raise Refusal(400, f"the request must hold one input, got "
                            f"{', '.join(excerpt(key) for key in keys[:5])}")

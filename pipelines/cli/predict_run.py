@@ -148,8 +148,10 @@ def predict_with_bar(predictor, scene: Scene, out: Path, description: str, **opt
 
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
-    # on stderr: a transient bar on a piped stdout leaves an empty line before each result
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+    # on stderr, and only on a terminal: a transient bar elsewhere leaves an empty line
+    console = Console(stderr=True)
+    with Progress(*columns, transient=True, console=console,
+                  disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:

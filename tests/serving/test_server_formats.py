@@ -63,10 +63,11 @@ def test_a_form_upload_is_a_415_saying_to_send_the_file_itself(server):
 
 
 @pytest.mark.parametrize("body, content_type, status, phrase", [
-    ("a,b\n1,2\n", "text/csv", 415, "CSV cannot carry images"),
+    ("a,b\n1,2\n", "text/csv", 415, "text/csv: a table (CSV, Parquet) cannot carry images"),
     ("a,b\n1,2\n", "text/plain", 415, "'text/plain' is not taken"),
     ("{}", "application/json", 400, "the request holds no input"),
-    ('{"instancez": 1}', "application/json", 400, "the request holds no input"),
+    ('{"instancez": 1}', "application/json", 400,
+     "the request holds no input (its keys: 'instancez')"),
     ('{"inputs": []}', "application/json", 400, "inputs must be pixels"),
     ('{"inputs": "abc"}', "application/json", 400, "inputs must be pixels"),
     ('{"inputs": {"x": [1, 2]}}', "application/json", 400, "inputs must be pixels"),
