@@ -16,7 +16,9 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
 from serving.config import MAX_OVERLAP, ServingConfig
+from serving.json_body import NAN_TEXT, is_nan_text
 from serving.quiet import plain_images_quiet
+from serving.wording import counted
 
 OUTPUTS = ("mask", "probabilities")
 #: Request params: name -> (MLflow type, default); the model's signature declares them.
@@ -24,7 +26,7 @@ OUTPUTS = ("mask", "probabilities")
 #: pixel_size (metres per pixel of an input that carries none: arrays, plain images) has no
 #: default: such inputs are resampled by the model's scale.
 #: nodata (the nodata value of an input that declares none: arrays, plain images, a GeoTIFF
-#: without one) has none either: such inputs take the model's.
+#: without one) has none either: such inputs take the model's; NAN_TEXT ("nan") for NaN.
 PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
                                       "output": ("string", OUTPUTS[0]),
                                       "resample": ("boolean", True),
@@ -117,8 +119,11 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
 def _nodata(value: Any) -> float | None:
     if value is None:
         return None
+    if is_nan_text(value):
+        return float("nan")
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise RequestError(f"param nodata must be a number, got {excerpt(value)}")
+        raise RequestError(f'param nodata must be a number or "{NAN_TEXT}", got '
+                           f'{excerpt(value)}')
     return float(value)
 
 
@@ -163,8 +168,8 @@ class PixelBudget:
 
 def check_bands(bands: int, config: ServingConfig, what: str) -> None:
     if bands != config.in_channels:
-        raise RequestError(f"wrong band count: {what} has {bands} bands, the model expects "
-                           f"{config.in_channels}")
+        raise RequestError(f"wrong band count: {what} has {counted(bands, 'band')}, the model "
+                           f"expects {config.in_channels}")
 
 
 def check_tensor(data: Any, config: ServingConfig) -> np.ndarray:

@@ -30,6 +30,7 @@ from serving.resolution import (
     shrink_problem,
 )
 from serving.scene_output import write_output
+from serving.wording import counted
 
 
 class SceneError(ValueError):
@@ -172,7 +173,7 @@ def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, regi
                  max_pixels: int) -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
     if src.count != config.in_channels:
-        raise SceneError(f"{input_path}: wrong band count: {src.count} bands, the model "
+        raise SceneError(f"{input_path}: wrong band count: {counted(src.count, 'band')}, the model "
                          f"expects {config.in_channels}")
     region = _check_region(input_path, src, region)
     grid = ModelGrid(int(region.height), int(region.width), resample_factor(config, src))

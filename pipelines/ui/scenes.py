@@ -16,6 +16,7 @@ from serving.bands import band_dtype
 from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
 from serving.quiet import plain_images_quiet
+from serving.wording import counted
 
 #: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
 #: UPLOAD_DRIVERS): GDAL tells formats by their bytes, and would open a VRT named .tif.
@@ -43,7 +44,7 @@ class SceneInfo:
     def describe(self) -> str:
         where = f", {self.crs}" if self.crs else (", georeferenced" if self.georeferenced
                                                     else ", not georeferenced")
-        return f"{self.width}×{self.height} px, {self.bands} band(s), {self.dtype}{where}"
+        return f"{self.width}×{self.height} px, {counted(self.bands, 'band')}, {self.dtype}{where}"
 
 
 def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:
@@ -67,7 +68,7 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
         raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "
                       f"the limit is {max_pixels}")
     if info.bands != bands:
-        raise UiError(f"{name}: wrong band count: {info.bands} band(s), the model expects "
+        raise UiError(f"{name}: wrong band count: {counted(info.bands, 'band')}, the model expects "
                       f"{bands}")
     return info
 

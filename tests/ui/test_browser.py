@@ -58,7 +58,7 @@ def test_models_page_shows_the_champion(page, ui_app, tiny_store):
 def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scene_path,
                                                               tmp_path):
     _upload(page, ui_app, scene_path)
-    page.get_by_text("scene.tif: 96×96 px, 4 band(s), uint16, EPSG:32644").wait_for()
+    page.get_by_text("scene.tif: 96×96 px, 4 bands, uint16, EPSG:32644").wait_for()
     _predict(page)
     legend = page.locator("table.segpipe-legend")
     legend.wait_for()
@@ -105,7 +105,7 @@ def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scen
 def test_wrong_band_count_is_a_message(page, ui_app, tmp_path):
     three_bands = write_scene(tmp_path / "rgb.tif", 64, bands=3)
     _upload(page, ui_app, three_bands)
-    page.get_by_text("rgb.tif: wrong band count: 3 band(s), the model expects 4").wait_for()
+    page.get_by_text("rgb.tif: wrong band count: 3 bands, the model expects 4").wait_for()
     assert page.get_by_role("button", name="Predict", exact=True).count() == 0
     _no_traceback(page)
 
