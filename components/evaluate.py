@@ -51,6 +51,7 @@ from components.trivial_baseline import (
     quality_warnings,
     trivial_metrics,
 )
+from components.wording import counted
 from serving.decode import param_defaults
 from serving.pixels import normalize_image
 from serving.predict import ScenePredictor, keras_predict_fn
@@ -68,8 +69,8 @@ def evaluate_model(model_dir: Path, dataset: PreparedDataset, out_dir: Path, *,
     model, info = load_trained_model(Path(model_dir))
     if info.num_classes != classes.num_classes or info.in_channels != len(stats.bands):
         raise ValueError(f"{model_dir}: model has {info.num_classes} classes and "
-                         f"{info.in_channels} bands, dataset has {classes.num_classes} classes "
-                         f"and {len(stats.bands)} bands")
+                         f"{counted(info.in_channels, 'band')}, dataset has "
+                         f"{classes.num_classes} classes and {counted(len(stats.bands), 'band')}")
     config = serving_config(info, dataset, registry or RegisterOptions())
     predictor = ScenePredictor(keras_predict_fn(model), config)
     result = score_predictor(predictor, dataset, out_dir, split=split,

@@ -18,6 +18,7 @@ from components.dataset_paths import PreparedDataset
 from components.evaluate_options import EvaluationInputError
 from components.ingest_options import IngestOptions
 from components.raster import SettingError
+from components.wording import counted
 from serving.config import ServingConfig
 
 
@@ -34,8 +35,8 @@ def check_fits(config: ServingConfig, model_uri: str, data: str, class_names: li
     raise EvaluationInputError(
         f"{data} does not fit the model {model_uri}: the model predicts "
         f"{config.num_classes} classes ({', '.join(config.class_names)}) from "
-        f"{config.in_channels} bands, the data has {len(class_names)} classes "
-        f"({', '.join(class_names)}) and {bands} bands{advice}")
+        f"{counted(config.in_channels, 'band')}, the data has {len(class_names)} classes "
+        f"({', '.join(class_names)}) and {counted(bands, 'band')}{advice}")
 
 
 def _model_tiling(config: ServingConfig) -> str:

@@ -22,6 +22,7 @@ from components.dataset_paths import ModelPaths, PreparedDataset
 from components.lineage import SOURCE_TAG
 from components.training_ground import log_training_ground
 from components.trivial_baseline import trivial_key
+from components.wording import counted
 from serving.config import ServingOptions
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def version_description(info: TrainedModelInfo, dataset: PreparedDataset,
                        if name in evaluation.metrics)
     return "\n".join([
         f"Data: {source or dataset.root} (dataset digest {evaluation.dataset_digest[:12]}); "
-        f"{len(classes)} classes ({', '.join(classes)}); {info.in_channels} bands; "
+        f"{len(classes)} classes ({', '.join(classes)}); {counted(info.in_channels, 'band')}; "
         f"{manifest.patch_size} px tiles at scale {manifest.scale}"
         + (f" ({manifest.gsd:g} m per pixel)." if manifest.gsd else "."),
         f"Architecture: {info.architecture} ({params}); best val mIoU "

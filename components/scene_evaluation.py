@@ -48,6 +48,7 @@ from serving.predict import ReadError, ScenePredictor
 from serving.quiet import plain_images_quiet
 from serving.resolution import ModelGrid
 from serving.scene import MAX_SCENE_PIXELS
+from serving.wording import counted
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,8 @@ def _score_scene(predictor: ScenePredictor, scene: _Scored, earlier: list[_Earli
                 raise SceneEvaluationError(f"{mask_path}: {labels.width}x{labels.height}, "
                                            f"its image is {image.width}x{image.height}")
             if image.count != config.in_channels:
-                raise SceneEvaluationError(f"{image_path}: {image.count} bands, the model "
-                                           f"expects {config.in_channels}")
+                raise SceneEvaluationError(f"{image_path}: {counted(image.count, 'band')}, "
+                                           f"the model expects {config.in_channels}")
             grid = ModelGrid(image.height, image.width, predictor.resample_factor(image))
             if grid.pixels > max_pixels:
                 raise SceneEvaluationError(f"{image_path}: too many pixels: {grid.describe()}, "

@@ -132,7 +132,7 @@ def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int,
     if survey.bands is None:
         survey.bands, survey.first_image = bands, pair.image
     elif bands != survey.bands:
-        raise DataError(f"{pair.image}: {bands} bands, but {survey.first_image} has "
+        raise DataError(f"{pair.image}: {counted(bands, 'band')}, but {survey.first_image} has "
                         f"{survey.bands}; every scene needs the same bands")
     return size
 

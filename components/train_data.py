@@ -21,6 +21,7 @@ from components.dataset_paths import tile_paths
 from components.raster import STEP_DRIVER, DataError
 from components.train_augment import BatchAugmenter
 from components.train_options import Augment
+from components.wording import counted
 from serving.pixels import normalize_image
 
 __all__ = ["Augment", "TileSource", "balanced_class_weights", "band_z_range",
@@ -85,7 +86,7 @@ def read_normalized(source: TileSource, image_path: str, mask_path: str
     with rasterio.open(mask_path, driver=STEP_DRIVER) as src:
         mask = src.read(1).astype(np.uint8)
     if image.shape[-1] != source.in_channels:
-        raise DataError(f"{image_path}: {image.shape[-1]} bands, statistics have "
+        raise DataError(f"{image_path}: {counted(image.shape[-1], 'band')}, statistics have "
                         f"{source.in_channels}")
     return normalize_image(image, source.mean, source.std, source.nodata), mask
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from serving.wording import counted
 
-def counted(n: int, one: str, many: str | None = None) -> str:
-    """``n`` and the phrase for that many: ``one`` for 1, else ``many`` (default ``one`` plus
-    "s"); counted(1, "mask has", "masks have") -> "1 mask has". Thousands get commas."""
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
+__all__ = ["counted", "listed"]
 
 
 def listed(items: list[str], most: int = 5) -> str:

@@ -17,7 +17,9 @@ from rasterio.io import MemoryFile
 
 from serving.config import MAX_OVERLAP, ServingConfig
 from serving.image_bands import band_count_problem
+from serving.json_body import NAN_TEXT, is_nan_text
 from serving.quiet import plain_images_quiet
+from serving.wording import counted
 
 OUTPUTS = ("mask", "probabilities")
 #: Request params: name -> (MLflow type, default); the model's signature declares them.
@@ -25,7 +27,7 @@ OUTPUTS = ("mask", "probabilities")
 #: pixel_size (PIXEL_SIZE_MEANING; also ``segpipe predict --pixel-size`` and the web app's
 #: field) has no default: such inputs are resampled by the model's scale.
 #: nodata (the nodata value of an input that declares none: arrays, plain images, a GeoTIFF
-#: without one) has none either: such inputs take the model's.
+#: without one) has none either: such inputs take the model's; NAN_TEXT ("nan") for NaN.
 PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
                                       "output": ("string", OUTPUTS[0]),
                                       "resample": ("boolean", True),
@@ -124,8 +126,11 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
 def _nodata(value: Any) -> float | None:
     if value is None:
         return None
+    if is_nan_text(value):
+        return float("nan")
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise RequestError(f"param nodata must be a number, got {excerpt(value)}")
+        raise RequestError(f'param nodata must be a number or "{NAN_TEXT}", got '
+                           f'{excerpt(value)}')
     return float(value)
 
 
@@ -173,9 +178,8 @@ class PixelBudget:
 
 def check_bands(bands: int, config: ServingConfig, what: str) -> None:
     if bands != config.in_channels:
-        raise RequestError(f"wrong band count: {what} has {bands} band"
-                           f"{'' if bands == 1 else 's'}, the model expects "
-                           f"{config.in_channels}")
+        raise RequestError(f"wrong band count: {what} has {counted(bands, 'band')}, the model "
+                           f"expects {config.in_channels}")
 
 
 def check_tensor(data: Any, config: ServingConfig) -> np.ndarray:

@@ -24,6 +24,9 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body not received within the request timeout is a 408;
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
+- an image file as the body is the same file in the ``image`` column; other content types, a
+  form upload, no input or inputs that are no numbers are one line saying what is taken
+  (serving/request_forms.py);
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
   routes) goes to ``dataframes``, the model's own predict (serving/routes.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
@@ -75,7 +78,8 @@ from serving.asgi import (
     shorten_errors,
 )
 from serving.body_budget import BodyBudget, Claim, declared_size, read_body
-from serving.json_body import check_body, check_params, decode_body
+from serving.json_body import check_body, check_params, decode_body, mlflow_body
+from serving.request_forms import IMAGE_TYPES, check_inputs, image_document, refuse_content_type
 from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
@@ -137,15 +141,19 @@ class RequestGuard:
                 content_type = mime_type(scope)
                 if not content_type:
                     raise Refusal(415, f"the request has no Content-Type; send {JSON_TYPE}")
+                refuse_content_type(content_type)
                 encoding = (header(scope, b"content-encoding") or "identity").lower()
                 if encoding != "identity":
                     raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
                                        f"(Content-Encoding); send it uncompressed")
-                declared_size(scope, self.max_body_bytes)
+                # an image body is passed on in base64: that text is what the limit bounds
+                limit = (self.max_body_bytes * 3 // 4 if content_type in IMAGE_TYPES
+                         else self.max_body_bytes)
+                declared_size(scope, limit)
                 # read outside the turns, within the budget: a slow upload holds the bytes it
                 # sent, not one of the turns the requests being computed need
-                body = await read_body(receive, self.max_body_bytes, claim, until,
-                                       self.timeout, self.body_timeout)
+                body = await read_body(receive, limit, claim, until, self.timeout,
+                                       self.body_timeout)
                 if body is None:
                     return  # the client went away
                 await self._take_turn(until)
@@ -197,27 +205,38 @@ class RequestGuard:
         after its 504."""
         body = held.pop()
         try:
-            if content_type != JSON_TYPE:  # MLflow answers CSV and parquet, and its own 415s
-                body = bytes(body)
-                return await self._mlflow(scope, receive, send, body, until)
+            if content_type != JSON_TYPE:  # an image file (refuse_content_type)
+                return await self._image(scope, send, body, until)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
             del body  # the text holds the request now
-            document = check_body(text, self.schema)
+            document = check_inputs(check_body(text, self.schema))
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
                 running = self._start(until, self.dataframes, document)
                 del document  # the prediction holds it, and frees it when done
                 return await self._finish(running, send, until)
-            del document
-            body = text.encode(encoding, "surrogatepass")  # the bytes as they came
-            del text
+            body = mlflow_body(document, text, encoding)
+            del document, text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
         return await self._mlflow(scope, receive, send, body, until)
+
+    async def _image(self, scope: Scope, send: Send, body: bytearray,
+                     until: float) -> asyncio.Future | None:
+        """An image file body, answered as the same file in the dataframe column ``image``."""
+        if self.dataframes is None:
+            raise Refusal(415, "this server's model predates image bodies: send JSON "
+                               "(docs/serving.md, Requests and answers)")
+        document = image_document(body, scope.get("query_string", b""), self.schema)
+        del body
+        check_params(document.get("params"), self.schema)
+        running = self._start(until, self.dataframes, document)
+        del document
+        return await self._finish(running, send, until)
 
     async def _mlflow(self, scope: Scope, receive: Receive, send: Send, body: bytes,
                       until: float) -> asyncio.Future | None:

@@ -20,6 +20,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 
 from serving.bands import band_dtype, read_bands
 from serving.pixels import invalid_as_nan
+from serving.wording import counted
 
 #: GDAL's JPEG driver converts a CMYK JPEG to 3 RGB bands, and says so in this tag.
 _CMYK = ("IMAGE_STRUCTURE", "SOURCE_COLOR_SPACE", "CMYK")
@@ -55,7 +56,7 @@ def band_count_problem(dataset, expected: int) -> str | None:
     count = len(bands.indexes)
     if count == expected:
         return None
-    text = f"{count} band{'' if count == 1 else 's'}"
+    text = counted(count, "band")
     if bands.alpha:
         text += (f" and an alpha channel (band {bands.alpha[0]}: transparency, whose "
                  f"transparent pixels are no data, not a band the model reads)")

@@ -9,6 +9,29 @@ from typing import Any
 
 from serving.asgi import Refusal, excerpt
 
+#: How a request says nodata NaN: JSON has no NaN (Python writes one, most clients refuse
+#: to), so the string, in any case. Only non-finite pixels are then invalid, not the
+#: model's nodata.
+NAN_TEXT = "nan"
+#: The params that take NAN_TEXT besides their declared type (a double).
+NAN_PARAMS = ("nodata",)
+
+
+def is_nan_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() == NAN_TEXT
+
+
+def mlflow_body(document: dict[str, Any], text: str, encoding: str) -> bytes:
+    """The body for MLflow's own route: the bytes as they came, but NAN_TEXT params as the
+    NaN literal (Python's JSON parser takes it), since MLflow checks them against their
+    declared type."""
+    params = document.get("params") or {}
+    if not any(is_nan_text(params.get(name)) for name in NAN_PARAMS):
+        return text.encode(encoding, "surrogatepass")
+    return json.dumps({**document, "params": {
+        name: float("nan") if name in NAN_PARAMS and is_nan_text(value) else value
+        for name, value in params.items()}}).encode()
+
 
 def check_params(params: Any, schema: Any) -> None:
     """Refuse params that are not an object, names ``schema`` (MLflow's ParamSchema, or
@@ -30,11 +53,14 @@ def check_params(params: Any, schema: Any) -> None:
 
     for name, value in params.items():
         spec = specs[name]
+        if name in NAN_PARAMS and is_nan_text(value):
+            continue
         try:
             ParamSpec.validate_param_spec(value, spec)
         except MlflowException:
             kind = getattr(spec.dtype, "name", str(spec.dtype))
             wanted = f"a list of {kind}" if spec.shape == (-1,) else f"a {kind}"
+            wanted += f' or "{NAN_TEXT}"' if name in NAN_PARAMS else ""
             raise Refusal(400, f"param {name} must be {wanted}, got {excerpt(value)}") from None
 
 

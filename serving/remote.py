@@ -9,7 +9,7 @@ which the server does not know) travel as NaN in float windows; windows without 
 in the smallest integer type that holds them, so the payload grows only where a window
 touches nodata. A scene whose nodata is not the model's sends it as param ``nodata``, so the
 server does not take the model's value for invalid where the scene's pixels of it are
-valid."""
+valid; NaN as the string ``"nan"`` (JSON has no NaN)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from serving.blending import PredictFn
 from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
 from serving.handler import NPY_COLUMN
+from serving.json_body import NAN_TEXT
 from serving.pixels import Nodata, compact
 from serving.quiet import plain_images_quiet
 
@@ -46,12 +47,21 @@ class OtherModel(EndpointError):
         self.served = served
 
 
-def _unreachable(url: str, exc: requests.RequestException) -> EndpointError:
-    reason = ("timed out" if isinstance(exc, requests.Timeout)
-              else "connection refused or host not found" if isinstance(
-                  exc, requests.ConnectionError) else type(exc).__name__)
-    return EndpointError(f"endpoint {url} is not reachable ({reason}); is the server "
-                         f"running (`segpipe serve`)?")
+def request_failed(url: str, exc: requests.RequestException) -> EndpointError:
+    """What went wrong with a request to ``url``, in one line: only a connection that could
+    not be made is "not reachable"; a server that took too long, or a request that could not
+    be sent at all (its body not encodable, a malformed URL), says so."""
+    if isinstance(exc, requests.ConnectionError):  # ConnectTimeout included
+        reason = ("timed out" if isinstance(exc, requests.Timeout)
+                  else "connection refused or host not found")
+        return EndpointError(f"endpoint {url} is not reachable ({reason}); is the server "
+                             f"running (`segpipe serve`)?")
+    if isinstance(exc, requests.Timeout):
+        return EndpointError(f"endpoint {url} did not answer in time ({type(exc).__name__}); "
+                             f"the server may be busy or the scene too large for its timeout")
+    detail = " ".join(str(exc).split())[:200]
+    return EndpointError(f"endpoint {url}: the request could not be sent "
+                         f"({type(exc).__name__}{': ' + detail if detail else ''})")
 
 
 def _get(url: str, route: str, timeout: float) -> requests.Response:
@@ -61,7 +71,7 @@ def _get(url: str, route: str, timeout: float) -> requests.Response:
     try:
         return requests.get(f"{base}{route}", timeout=timeout)
     except requests.RequestException as exc:
-        raise _unreachable(url, exc) from None
+        raise request_failed(url, exc) from None
 
 
 def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
@@ -84,7 +94,8 @@ def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
                  driver: str | None = None) -> float | None:
     """The nodata a scene declares when it is not the model's: the server must then be told
     (param ``nodata``), or it would take the model's value for invalid in windows where the
-    scene's pixels of that value are valid. None when the model's own applies. Per-band tags
+    scene's pixels of that value are valid. None when the model's own applies, or when the
+    scene's is NaN and the model has none (NaN pixels are invalid anyway). Per-band tags
     (serving.bands.band_nodata) are applied here, the windows carrying those pixels as NaN:
     the server is told NaN, so it marks no other pixel."""
     import rasterio
@@ -92,10 +103,16 @@ def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
     # A plain image: the resolution notes say so.
     with plain_images_quiet(), rasterio.open(scene, driver=driver) as dataset:
         nodata = wire_nodata(band_nodata(dataset))
-    if nodata is None or nodata == config.nodata or (
-            config.nodata is not None and math.isnan(nodata) and math.isnan(config.nodata)):
-        return None  # NaN != NaN: two NaNs are the same nodata, the model's
+    if nodata is None or nodata == config.nodata:
+        return None
+    if math.isnan(nodata) and (config.nodata is None or math.isnan(config.nodata)):
+        return None  # NaN pixels are invalid anyway: NaN marks no other (NaN != NaN)
     return float(nodata)
+
+
+def nodata_param(nodata: float) -> float | str:
+    """``nodata`` as the server's param takes it: NaN as NAN_TEXT."""
+    return NAN_TEXT if math.isnan(nodata) else nodata
 
 
 def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0,
@@ -112,11 +129,11 @@ def endpoint_predict_fn(url: str, tta: bool = False, timeout: float = 600.0,
                                        "data": [[encode_npy(compact(w))] for w in batch]},
                    "params": {"tta": tta, "overlap": 0.0, "output": "probabilities",
                               "resample": False,
-                              **({} if nodata is None else {"nodata": nodata})}}
+                              **({} if nodata is None else {"nodata": nodata_param(nodata)})}}
         try:
             response = session.post(url, json=payload, timeout=timeout)
         except requests.RequestException as exc:
-            raise _unreachable(url, exc) from None
+            raise request_failed(url, exc) from None
         if response.status_code != 200:
             hint = (" (the server checked the .npy route against the model's tensor "
                     "signature, as a plain MLflow scoring server or an older segpipe server "

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from serving.guard import error_body, excerpt
+from serving.request_forms import INPUT_KEYS
 
-#: The input keys of MLflow's JSON request format.
-_INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 #: Characters of an answer's string sent at a time.
 _ANSWER_CHUNK = 4 * 2**20
 
@@ -84,7 +83,7 @@ def dataframe_route(python_model):
     from mlflow.pyfunc.scoring_server import predictions_to_json
 
     def answer(document: dict) -> tuple[int, bytes]:
-        keys = [key for key in document if key in _INPUT_KEYS]  # others ignored, as MLflow does
+        keys = [key for key in document if key in INPUT_KEYS]  # others ignored, as MLflow does
         if len(keys) != 1:
             return 400, error_body(400, f"the request must hold one input, got "
                                         f"{', '.join(excerpt(key) for key in keys[:5])}")

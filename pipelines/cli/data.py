@@ -9,6 +9,7 @@ import typer
 from components.ingest_options import IngestOptions
 from components.split import SplitOptions
 from components.tile import TileOptions
+from components.wording import counted
 from pipelines.cli.errors import interrupted
 from pipelines.cli.flags import flagged_problems, setting_named, with_model_flags
 
@@ -113,7 +114,7 @@ def _print_summary(console, summary) -> None:
     number of classes (long class names are cut, the full names are in classes.json)."""
     from rich.table import Table
 
-    console.print(f"dataset {summary.dataset_dir} ({summary.bands} bands)", markup=False,
+    console.print(f"dataset {summary.dataset_dir} ({counted(summary.bands, 'band')})", markup=False,
                   soft_wrap=True)
     if summary.layout:
         console.print(summary.layout, markup=False, soft_wrap=True)

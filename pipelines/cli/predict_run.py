@@ -154,13 +154,17 @@ class Predictors:
 def predict_with_bar(predictor, scene: Scene, out: Path, description: str, **options):
     """serving/scene.py predict_scene under a transient progress bar; its errors are the
     caller's to report."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from serving.scene import predict_scene
 
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
+    # on stderr, and only on a terminal: a transient bar elsewhere leaves an empty line
+    console = Console(stderr=True)
+    with Progress(*columns, transient=True, console=console,
+                  disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:

@@ -17,6 +17,7 @@ from pipelines.ui.settings import UiError
 from serving.config import ServingConfig
 from serving.polygons import PolygonOptions
 from serving.predict import ScenePredictor
+from serving.wording import counted
 
 if TYPE_CHECKING:
     from pipelines.ui.registry import VersionSummary
@@ -55,7 +56,7 @@ def model_caption(version: VersionSummary, config: ServingConfig, max_pixels: in
     (check_model_server), but an older server does not say, so the sidebar version's
     scores are not shown as the result's: the version lends its classes, colours and
     window."""
-    shape = (f"{config.in_channels} band(s), {config.num_classes} classes, "
+    shape = (f"{counted(config.in_channels, 'band')}, {config.num_classes} classes, "
              f"{config.patch_size} px windows. Scenes up to {max_pixels / 1e6:g} megapixels.")
     if endpoint is None:
         return f"{version.label()}: {shape}"

@@ -18,6 +18,7 @@ from serving.encode import is_georeferenced
 from serving.image_bands import band_count_problem, image_bands
 from serving.quiet import plain_images_quiet
 from serving.resolution import pixel_size
+from serving.wording import counted
 
 #: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
 #: UPLOAD_DRIVERS): GDAL tells formats by their bytes, and would open a VRT named .tif.
@@ -46,7 +47,7 @@ class SceneInfo:
     def describe(self) -> str:
         where = f", {self.crs}" if self.crs else (", georeferenced" if self.georeferenced
                                                     else ", not georeferenced")
-        return f"{self.width}×{self.height} px, {self.bands} band(s), {self.dtype}{where}"
+        return f"{self.width}×{self.height} px, {counted(self.bands, 'band')}, {self.dtype}{where}"
 
 
 def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:

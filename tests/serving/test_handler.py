@@ -128,8 +128,8 @@ def test_a_strip_one_pixel_wide_is_predicted_at_scale_one_half(route, tmp_path):
 @pytest.mark.parametrize(("params", "message"), [
     ({"ovrlap": 0.3}, "unknown params 'ovrlap'; the model takes nodata, output, overlap, "
                       "pixel_size, resample, tta"),
-    ({"nodata": "none"}, "param nodata must be a number, got 'none'"),
-    ({"nodata": True}, "param nodata must be a number, got True"),
+    ({"nodata": "none"}, "param nodata must be a number or \"nan\", got 'none'"),
+    ({"nodata": True}, "param nodata must be a number or \"nan\", got True"),
     ({"overlap": "lots"}, "overlap must be a number, got 'lots'"),
     ({"overlap": 0.8}, "overlap must be between 0 and 0.75"),
     ({"output": "x" * 500}, r"output must be one of \['mask', 'probabilities'\], got 'xxx"),

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from serving.remote import scene_nodata
-from tests.serving.conftest import BANDS, NODATA, make_config
+from tests.serving.conftest import BANDS, LOGGED_GSD, NODATA, make_config
 
 #: A nodata value of the scene's own, not the model's (NODATA): the server cannot know it.
 SCENE_NODATA = 65535
@@ -173,3 +173,80 @@ def test_a_scene_nodata_not_the_models_defines_the_invalid_pixels_everywhere(ser
     untold = invoke(server, {**npy_frame(array), "params": at_its_size})
     untold = from_npy(untold.json()["predictions"][0]["mask"])
     assert (untold[40:60, 45:65] == 255).all()
+
+
+def nan_scene_with_model_nodata_pixels(path):
+    """float32 in UTM at the model's resolution declaring nodata NaN (as GDAL/QGIS float
+    exports do): a NaN block, and a block of 0 in every band, the model's nodata (NODATA) but
+    valid here."""
+    rng = np.random.default_rng(5)
+    pixels = rng.uniform(1, 1000, (BANDS, 64, 48)).astype("float32")
+    pixels[:, 5:15, 6:20] = np.nan
+    pixels[:, 40:52, 20:36] = NODATA
+    with rasterio.open(path, "w", driver="GTiff", width=48, height=64, count=BANDS,
+                       dtype="float32", crs="EPSG:32644", nodata=float("nan"),
+                       transform=from_origin(600000.0, 2700000.0, LOGGED_GSD,
+                                             LOGGED_GSD)) as dst:
+        dst.write(pixels)
+    return path
+
+
+def test_a_nan_nodata_scene_predicts_through_the_server_as_locally(server, logged_model,
+                                                                   tmp_path):
+    """The server is told the scene's NaN in a JSON-safe form ("nan"): requests refuses to
+    put NaN in JSON, and the model's 0 would otherwise mark the scene's valid 0 pixels."""
+    scene = nan_scene_with_model_nodata_pixels(tmp_path / "nan.tif")
+    masks = {}
+    for mode, extra in {"local": (), "endpoint": ("--endpoint", server.url)}.items():
+        result = predict(scene, tmp_path / f"{mode}.tif", logged_model, *extra)
+        assert result.exit_code == 0, result.output
+        assert "not reachable" not in result.output
+        masks[mode] = read_mask(tmp_path / f"{mode}.tif")
+    assert (masks["local"] == 255).sum() == 10 * 14
+    assert (masks["local"][40:52, 20:36] != 255).all()
+    np.testing.assert_array_equal(masks["endpoint"], masks["local"])
+
+
+def test_the_server_takes_nodata_nan_as_a_string_on_every_route(server):
+    """{"nodata": "nan"}: only non-finite pixels are invalid, not the model's 0 (a JSON
+    number cannot be NaN); on the .npy route and the tensor route alike."""
+    from tests.serving.test_server import from_npy, invoke, npy_frame
+
+    array = np.random.default_rng(3).integers(1, 1000, (16, 16, BANDS)).astype("float32")
+    array[:4, :4] = NODATA
+    array[8:10, 8:10] = np.nan
+    told = invoke(server, {**npy_frame(array), "params": {"nodata": "nan"}})
+    assert told.status_code == 200, told.text
+    mask = from_npy(told.json()["predictions"][0]["mask"])
+    assert (mask[:4, :4] != 255).all() and (mask[8:10, 8:10] == 255).all()
+    assert (mask == 255).sum() == 4
+    untold = from_npy(invoke(server, npy_frame(array)).json()["predictions"][0]["mask"])
+    assert (untold[:4, :4] == 255).all()
+    finite = np.where(np.isnan(array), 1.0, array)
+    tensor = invoke(server, {"inputs": finite[None].tolist(), "params": {"nodata": "NaN"}})
+    assert tensor.status_code == 200, tensor.text
+    assert (np.asarray(tensor.json()["predictions"])[0, :4, :4] != 255).all()
+    bad = invoke(server, {**npy_frame(array), "params": {"nodata": "none"}})
+    assert bad.status_code == 400 and 'param nodata must be a double or "nan", got \'none\'' in \
+        bad.json()["message"], bad.text
+
+
+def test_a_nan_scene_sends_no_nodata_to_a_model_without_one(tmp_path):
+    """A model without nodata ignores only non-finite pixels, as the scene's NaN asks."""
+    scene = float_scene(tmp_path / "nan.tif", float("nan"))
+    assert scene_nodata(scene, make_config(nodata=None)) is None
+
+
+def test_only_connection_errors_are_called_unreachable():
+    from serving.remote import request_failed
+
+    url = "http://127.0.0.1:5001/invocations"
+    refused = request_failed(url, requests.ConnectionError("refused"))
+    assert "is not reachable (connection refused or host not found)" in str(refused)
+    timeout = request_failed(url, requests.ReadTimeout("slow"))
+    assert "did not answer in time" in str(timeout) and "not reachable" not in str(timeout)
+    encoding = request_failed(url, requests.exceptions.InvalidJSONError(
+        "Out of range float values are not JSON compliant"))
+    assert str(encoding) == (f"endpoint {url}: the request could not be sent "
+                             f"(InvalidJSONError: Out of range float values are not JSON "
+                             f"compliant)")

@@ -87,6 +87,12 @@ def test_wrong_band_count_names_the_file(predictor, tmp_path):
     with pytest.raises(SceneError, match="rgb.tif: wrong band count: 3 bands"):
         predict_scene(predictor, path, tmp_path / "never.tif")
     assert not (tmp_path / "never.tif").exists()
+    grey = tmp_path / "grey.tif"
+    with rasterio.open(grey, "w", driver="GTiff", width=8, height=8, count=1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((1, 8, 8), "uint8"))
+    with pytest.raises(SceneError, match="grey.tif: wrong band count: 1 band, the model"):
+        predict_scene(predictor, grey, tmp_path / "never.tif")
 
 
 def test_cli_predict_from_logged_model(logged_model, scene, tmp_path):

@@ -233,3 +233,12 @@ def test_a_folder_through_an_endpoint_equals_local(server, scenes, predicted, lo
         with rasterio.open(tmp_path / "remote" / name) as got, \
                 rasterio.open(out / name) as expected:
             np.testing.assert_array_equal(got.read(1), expected.read(1))
+
+
+def test_the_progress_bar_leaves_no_empty_lines_on_stdout(scenes, logged_model, tmp_path):
+    """Piped, stdout holds the `wrote` lines alone: the bar is drawn on stderr."""
+    result = _predict(str(scenes), "--out", str(tmp_path / "masks"), "--model-uri",
+                      logged_model["local_path"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "" not in lines and len(_lines(result, "wrote ")) == 2, result.stdout

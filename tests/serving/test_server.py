@@ -337,7 +337,8 @@ HOSTILE_REQUESTS = {
     "npy_short_data": (lambda: {"dataframe_split": {"columns": ["npy"], "data": [[
         base64.b64encode(base64.b64decode(npy_b64(np.zeros((8, 8, BANDS))))[:-10]).decode()]]}},
                        "data has 2038 bytes, its header's shape (8, 8, 4) float64 needs 2048"),
-    "npy_bands": (lambda: npy_frame(np.zeros((8, 8, 2), np.uint8)), "wrong band count"),
+    "npy_bands": (lambda: npy_frame(np.zeros((8, 8, 1), np.uint8)),
+                  "has 1 band, the model expects 4"),
     "two_columns": (lambda: {"dataframe_split": {"columns": ["image", "npy"],
                                                  "data": [["x", "y"]]}},
                     "needs one column"),

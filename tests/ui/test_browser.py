@@ -58,7 +58,7 @@ def test_models_page_shows_the_champion(page, ui_app, tiny_store):
 def test_upload_shows_mask_and_legend_and_downloads_a_geotiff(page, ui_app, scene_path,
                                                               tmp_path):
     _upload(page, ui_app, scene_path)
-    page.get_by_text("scene.tif: 96×96 px, 4 band(s), uint16, EPSG:32644").wait_for()
+    page.get_by_text("scene.tif: 96×96 px, 4 bands, uint16, EPSG:32644").wait_for()
     _predict(page)
     legend = page.locator("table.segpipe-legend")
     legend.wait_for()

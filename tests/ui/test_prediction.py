@@ -151,10 +151,33 @@ def test_model_server_gives_the_in_app_mask(predictor, tracking_store, tmp_path)
         remote = remote_predictor(server.url, predictor.config, tta=True)
         there = run_prediction(remote, scene, "scene.tif", tmp_path / "there",
                                PredictOptions(tta=True, overlap=0.5, endpoint=server.url))
+        # a float scene declaring nodata NaN, its 0 pixels (the model's nodata) valid
+        nan_scene = nan_nodata_scene(tmp_path / "nan.tif")
+        nan_here = run_prediction(predictor, nan_scene, "nan.tif", tmp_path / "nan_here",
+                                  PredictOptions())
+        nan_there = run_prediction(remote_predictor(server.url, predictor.config, tta=False,
+                                                    scene=nan_scene),
+                                   nan_scene, "nan.tif", tmp_path / "nan_there",
+                                   PredictOptions(endpoint=server.url))
     finally:
         server.stop()
     with rasterio.open(here.mask_path) as a, rasterio.open(there.mask_path) as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
+    with rasterio.open(nan_here.mask_path) as a, rasterio.open(nan_there.mask_path) as b:
+        local = a.read(1)
+        assert (local == 255).sum() == 8 * 8 and (local[20:28, 20:28] != 255).all()
+        np.testing.assert_array_equal(b.read(1), local)
+
+
+def nan_nodata_scene(path):
+    """float32 without georeferencing, nodata NaN: a NaN block and a block of 0."""
+    pixels = np.random.default_rng(7).uniform(1, 1000, (4, 40, 40)).astype("float32")
+    pixels[:, 2:10, 2:10] = np.nan
+    pixels[:, 20:28, 20:28] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=40, height=40, count=4,
+                       dtype="float32", nodata=float("nan")) as dst:
+        dst.write(pixels)
+    return path
 
 
 def test_model_server_results_are_not_credited_to_the_sidebar_version():
@@ -167,7 +190,7 @@ def test_model_server_results_are_not_credited_to_the_sidebar_version():
                              created_ms=0, test_metrics={"miou": 0.384})
     endpoint = "http://127.0.0.1:5001"
     here = model_caption(version, serving_config(), 100_000_000)
-    assert here.startswith("v1 · champion · mIoU 0.384: 4 band(s), 3 classes, 32 px windows")
+    assert here.startswith("v1 · champion · mIoU 0.384: 4 bands, 3 classes, 32 px windows")
     there = model_caption(version, serving_config(), 100_000_000, endpoint)
     assert "mIoU" not in there and "champion" not in there
     assert there.startswith(f"Model server {endpoint}: it predicts with the model it was "

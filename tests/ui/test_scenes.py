@@ -17,7 +17,7 @@ def test_a_good_scene_is_described(tmp_path):
     info = inspect_scene(write_scene(tmp_path / "upload.tif", 64), "field.tif", 4, 10_000)
     assert (info.width, info.height, info.bands, info.dtype) == (64, 64, 4, "uint16")
     assert info.crs == "EPSG:32644" and info.georeferenced
-    assert info.describe() == "64×64 px, 4 band(s), uint16, EPSG:32644"
+    assert info.describe() == "64×64 px, 4 bands, uint16, EPSG:32644"
 
 
 def test_problems_name_the_users_file_not_the_temporary_one(tmp_path):
@@ -25,6 +25,9 @@ def test_problems_name_the_users_file_not_the_temporary_one(tmp_path):
     with pytest.raises(UiError, match=r"^rgb\.tif: wrong band count: 3 bands, the model "
                                       r"expects 4$"):
         inspect_scene(three, "rgb.tif", 4, 10_000)
+    grey = write_scene(tmp_path / "grey.tif", 32, bands=1)
+    with pytest.raises(UiError, match=r"^grey\.tif: wrong band count: 1 band, the model "):
+        inspect_scene(grey, "grey.tif", 4, 10_000)
     junk = tmp_path / "junk.tif"
     junk.write_bytes(b"PK\x03\x04 not an image")
     with pytest.raises(UiError, match=r"^notes\.tif: undecodable image, not a GeoTIFF, PNG "
