@@ -22,12 +22,16 @@ def band_dtype(dataset) -> np.dtype:
     return np.result_type(*dataset.dtypes)
 
 
-def band_nodata(dataset, fallback: Nodata = None) -> Nodata:
+def band_nodata(dataset, fallback: Nodata = None,
+                indexes: Sequence[int] | None = None) -> Nodata:
     """The nodata ``dataset``'s pixels are read with: its bands' own tags (one value when
     every band has the same; per band when they differ, as in a VRT stacking an untagged RGB
     file and a DSM tagged -9999: serving.pixels.invalid_pixels groups them), else
-    ``fallback`` (a nodata option, the model's) for every band."""
+    ``fallback`` (a nodata option, the model's) for every band. ``indexes``: of those bands
+    (1-based) alone, when not all are read."""
     tags = tuple(dataset.nodatavals)
+    if indexes is not None:
+        tags = tuple(tags[index - 1] for index in indexes)
     if all(tag is None for tag in tags):
         return fallback
     first = tags[0]

@@ -16,6 +16,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
 from serving.config import MAX_OVERLAP, ServingConfig
+from serving.image_bands import band_count_problem
 from serving.json_body import NAN_TEXT, is_nan_text
 from serving.quiet import plain_images_quiet
 from serving.wording import counted
@@ -23,8 +24,8 @@ from serving.wording import counted
 OUTPUTS = ("mask", "probabilities")
 #: Request params: name -> (MLflow type, default); the model's signature declares them.
 #: overlap's default is the model's own (ServingConfig.overlap).
-#: pixel_size (metres per pixel of an input that carries none: arrays, plain images) has no
-#: default: such inputs are resampled by the model's scale.
+#: pixel_size (PIXEL_SIZE_MEANING; also ``segpipe predict --pixel-size`` and the web app's
+#: field) has no default: such inputs are resampled by the model's scale.
 #: nodata (the nodata value of an input that declares none: arrays, plain images, a GeoTIFF
 #: without one) has none either: such inputs take the model's; NAN_TEXT ("nan") for NaN.
 PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("double", None),
@@ -32,6 +33,11 @@ PARAMS: dict[str, tuple[str, Any]] = {"tta": ("boolean", False), "overlap": ("do
                                       "resample": ("boolean", True),
                                       "pixel_size": ("double", None),
                                       "nodata": ("double", None)}
+#: What pixel_size means, wherever a user may give it.
+PIXEL_SIZE_MEANING = ("metres per pixel of an image that carries no pixel size in metres (no "
+                      "projected CRS: a PNG, JPEG or array; a world file without CRS): a model "
+                      "with a training resolution resamples it by pixel_size / gsd; ignored "
+                      "for an image in a projected CRS, whose own pixel size counts")
 #: Longest piece of a client's input quoted back in an error message.
 EXCERPT = 40
 #: The GDAL drivers an uploaded image is opened with. GDAL tells formats by their bytes,
@@ -112,7 +118,8 @@ def check_params(params: dict[str, Any] | None, config: ServingConfig) -> Reques
             raise RequestError(f"param {name} must be true or false, got {excerpt(values[name])}")
     return RequestParams(tta=bool(values["tta"]), overlap=overlap, output=values["output"],
                          resample=bool(values["resample"]),
-                         pixel_size=_pixel_size(values.get("pixel_size"), values["resample"]),
+                         pixel_size=check_pixel_size(values.get("pixel_size"),
+                                                     values["resample"]),
                          nodata=_nodata(values.get("nodata")))
 
 
@@ -127,18 +134,21 @@ def _nodata(value: Any) -> float | None:
     return float(value)
 
 
-def _pixel_size(value: Any, resample: bool) -> float | None:
+def check_pixel_size(value: Any, resample: bool = True,
+                     name: str = "param pixel_size") -> float | None:
+    """A pixel_size (PIXEL_SIZE_MEANING) as a float, None for none; a RequestError naming
+    it (``name``: the param, or a command's flag) otherwise."""
     if value is None:
         return None
     try:
         size = float(value)
     except (TypeError, ValueError):
-        raise RequestError(f"param pixel_size must be a number, got {excerpt(value)}") from None
+        raise RequestError(f"{name} must be a number, got {excerpt(value)}") from None
     if not (size > 0 and np.isfinite(size)) or isinstance(value, bool):
-        raise RequestError(f"param pixel_size must be a positive number of metres, got "
+        raise RequestError(f"{name} must be a positive number of metres, got "
                            f"{excerpt(value)}")
     if not resample:
-        raise RequestError("param pixel_size asks for resampling, param resample is false")
+        raise RequestError(f"{name} asks for resampling, param resample is false")
     return size
 
 
@@ -230,7 +240,10 @@ def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
         except RasterioIOError:
             raise RequestError(undecodable(raw[:HEAD_BYTES], what, len(raw))) from None
         with dataset:
-            check_bands(dataset.count, config, f"{what} ({dataset.width}x{dataset.height})")
+            if problem := band_count_problem(dataset, config.in_channels):
+                raise RequestError(f"wrong band count: {what} ({dataset.width}x"
+                                   f"{dataset.height}) has {problem}, the model expects "
+                                   f"{config.in_channels}")
             yield dataset
 
 
@@ -264,6 +277,7 @@ def decode_npy(raw: bytes, what: str, config: ServingConfig,
 
 
 __all__ = ["HEAD_BYTES", "OUTPUTS", "PARAMS", "PixelBudget", "RequestError", "RequestParams",
-           "check_bands", "check_params", "check_tensor", "decode_base64", "decode_npy",
+           "check_bands", "check_params", "check_pixel_size", "PIXEL_SIZE_MEANING",
+           "check_tensor", "decode_base64", "decode_npy",
            "excerpt", "is_ogr_vrt_xml", "is_vrt_xml", "open_image", "param_defaults", "undecodable",
            "UPLOAD_DRIVERS"]

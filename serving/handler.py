@@ -35,6 +35,7 @@ from serving.decode import (
     open_image,
 )
 from serving.encode import encode_mask, encode_npy, encode_probabilities
+from serving.image_bands import ImageBands, image_bands
 from serving.inputs import pixel_warnings, sample_array, sample_dataset
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid, resolution_warning, shrink_problem
@@ -182,15 +183,20 @@ class RequestHandler:
                     open_image(decode_base64(value, what), what, self.config))
                 grid = self._grid(dataset.height, dataset.width, request, what, dataset)
                 budget.spend(grid.pixels, f"{what} ({grid.describe()})")
-                opened.append((what, dataset, grid))
-                notes.append(self._warnings(what, band_dtype(dataset), sample_dataset(dataset),
+                # Before any pixel is read: a failed read leaves GDAL's error behind, which
+                # rasterio would raise from the next call asking for band tags.
+                bands = image_bands(dataset, self.config.in_channels)
+                opened.append((what, dataset, grid, bands))
+                sample = sample_dataset(dataset, bands)
+                notes.append(self._warnings(what, band_dtype(dataset), sample,
                                             self._nodata(request, dataset), request, dataset))
-            return [self._dataset(what, dataset, grid, request)
-                    for what, dataset, grid in opened]
+            return [self._dataset(what, dataset, grid, bands, request)
+                    for what, dataset, grid, bands in opened]
 
-    def _dataset(self, what: str, dataset, grid: ModelGrid, request: RequestParams) -> str:
+    def _dataset(self, what: str, dataset, grid: ModelGrid, bands: ImageBands,
+                 request: RequestParams) -> str:
         """Base64 answer for one opened image; only the result is held whole."""
-        blocks = self.predictor.iter_dataset(dataset, tta=request.tta,
+        blocks = self.predictor.iter_dataset(dataset, bands=bands, tta=request.tta,
                                              overlap=request.overlap, factor=grid.factor,
                                              nodata=self._nodata(request, dataset),
                                              deadline=DEADLINE.get())

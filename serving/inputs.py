@@ -22,8 +22,9 @@ import numpy as np
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from serving.bands import band_dtype, read_bands
+from serving.bands import band_dtype
 from serving.config import ServingConfig
+from serving.image_bands import ImageBands, read_pixels
 from serving.pixels import Nodata, invalid_pixels
 
 #: A pixel is far from training when some band is beyond mean +- FAR_STD std.
@@ -100,10 +101,11 @@ def _starts(offset: int, length: int, side: int) -> Sequence[int]:
                                                       SAMPLE_WINDOWS)})
 
 
-def sample_dataset(dataset, region: Window | None = None) -> np.ndarray:
+def sample_dataset(dataset, bands: ImageBands, region: Window | None = None) -> np.ndarray:
     """(N, C) raw pixels of SAMPLE_WINDOWS x SAMPLE_WINDOWS small windows spread over
-    ``region`` (the whole raster by default). A window that cannot be read is left out
-    (prediction, which reads everything, names the file)."""
+    ``region`` (the whole raster by default), in the ``bands`` the model reads (masked
+    pixels NaN). A window that cannot be read is left out (prediction, which reads
+    everything, names the file)."""
     if region is None:
         region = Window(0, 0, dataset.width, dataset.height)
     height = min(SAMPLE_SIDE, int(region.height))
@@ -112,12 +114,12 @@ def sample_dataset(dataset, region: Window | None = None) -> np.ndarray:
     for row in _starts(int(region.row_off), int(region.height), height):
         for col in _starts(int(region.col_off), int(region.width), width):
             try:
-                pixels = read_bands(dataset, window=Window(col, row, width, height))
+                pixels = read_pixels(dataset, Window(col, row, width, height), bands)
             except RasterioError:
                 continue
-            parts.append(np.moveaxis(pixels, 0, -1).reshape(-1, dataset.count))
+            parts.append(pixels.reshape(-1, pixels.shape[-1]))
     if not parts:
-        return np.empty((0, dataset.count), band_dtype(dataset))
+        return np.empty((0, len(bands.indexes)), band_dtype(dataset))
     return np.concatenate(parts)
 
 

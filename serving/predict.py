@@ -14,7 +14,7 @@ from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from serving.bands import band_dtype, band_nodata, read_bands
+from serving.bands import band_nodata
 from serving.blending import (
     MAX_PANEL_WIDTH,
     BlendOptions,
@@ -25,6 +25,7 @@ from serving.blending import (
     blend,
 )
 from serving.config import ServingConfig
+from serving.image_bands import ImageBands, image_bands, read_pixels
 from serving.pixels import Nodata, invalid_as_nan, invalid_pixels, normalize_image
 from serving.quiet import plain_images_quiet
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
@@ -177,17 +178,20 @@ class ScenePredictor:
     def iter_dataset(self, dataset, *, tta: bool = False, overlap: float | None = None,
                      batch_size: int | None = None, max_panel_width: int = MAX_PANEL_WIDTH,
                      region: Window | None = None, nodata: Nodata = None,
-                     factor: float | None = None,
-                     deadline: float | None = None) -> Iterator[Block]:
+                     factor: float | None = None, deadline: float | None = None,
+                     bands: ImageBands | None = None) -> Iterator[Block]:
         """Finished blocks of a rasterio dataset on its own grid, read window by window (all
         bands) at the model's resolution.
 
         ``region`` restricts prediction to a window of the dataset; block rows and columns
         are then relative to it and its edges are reflect-padded like the scene's.
         ``factor`` overrides ``resample_factor(dataset)`` (1.0: predict the pixels as they
-        are). A failed read raises ReadError; a passed ``deadline``, DeadlinePassed."""
+        are). ``bands``: serving.image_bands.image_bands(dataset), computed here by default.
+        A failed read raises ReadError; a passed ``deadline``, DeadlinePassed."""
+        if bands is None:
+            bands = image_bands(dataset, self.config.in_channels)
         if nodata is None:
-            nodata = band_nodata(dataset, self.config.nodata)
+            nodata = band_nodata(dataset, self.config.nodata, bands.indexes)
         if region is None:
             region = Window(0, 0, dataset.width, dataset.height)
         row_off, col_off = int(region.row_off), int(region.col_off)
@@ -199,7 +203,7 @@ class ScenePredictor:
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
             window = Window(col_off + c0, row_off + r0, c1 - c0, r1 - r0)
-            return _read(dataset, window)
+            return _read(dataset, window, bands)
 
         if grid.identity:
             yield from blend(read, height, width, self.predict_fn, prepare, options)
@@ -209,7 +213,7 @@ class ScenePredictor:
             window = grid.source_window(r0, r1, c0, c1)
             window = Window(col_off + window.col_off, row_off + window.row_off, window.width,
                             window.height)
-            return _read(dataset, window, (r1 - r0, c1 - c0))
+            return _read(dataset, window, bands, (r1 - r0, c1 - c0))
 
         def invalid(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
             return invalid_pixels(read(r0, r1, c0, c1), nodata)
@@ -221,21 +225,13 @@ class ScenePredictor:
                 yield on_input
 
 
-def _read(dataset, window: Window, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """(rows, cols, bands) of ``window``; resampled with Lanczos to ``shape`` if given.
-
-    GDAL writes the pixels interleaved straight into the result (several times faster than
-    reading bands and interleaving them afterwards, and everything downstream then works on
-    contiguous pixels)."""
-    if shape is None:
-        shape = (int(round(window.height)), int(round(window.width)))
-    out = np.empty((*shape, dataset.count), band_dtype(dataset))
+def _read(dataset, window: Window, bands: ImageBands,
+          shape: tuple[int, int] | None = None) -> np.ndarray:
+    """serving.image_bands.read_pixels with Lanczos; ReadError when GDAL cannot read them."""
     try:
-        read_bands(dataset, window=window, out=np.moveaxis(out, -1, 0),
-                   resampling=IMAGE_RESAMPLING)
+        return read_pixels(dataset, window, bands, shape, IMAGE_RESAMPLING)
     except RasterioError as exc:
         raise ReadError(str(exc.__cause__ or exc)) from None
-    return out
 
 
 @contextlib.contextmanager

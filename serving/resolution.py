@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePath
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -63,7 +64,9 @@ def resampling_note(config: ServingConfig, grid: ModelGrid, dataset=None,
     is predicted as it is), e.g. ``resampled 1 m -> 2 m (model grid 640x512) and back``."""
     if grid.identity:
         return None
-    metres = pixel_size(dataset) if size is None else size
+    metres = pixel_size(dataset)  # its own wins over ``size``, as in resample_factor
+    if metres is None:
+        metres = size
     if config.gsd is not None and metres is not None:
         how = f"{_metres(metres)} -> {_metres(config.gsd)}"
     else:
@@ -71,11 +74,29 @@ def resampling_note(config: ServingConfig, grid: ModelGrid, dataset=None,
     return f"resampled {how} (model grid {grid.cols}x{grid.rows}) and back"
 
 
+def _crs_less_size(dataset) -> float | None:
+    """The pixel size, in unknown units, of a raster with a transform (a world file, a
+    GeoTIFF's geotransform) but no CRS; None for any other."""
+    if dataset is None or dataset.crs is not None or dataset.transform.is_identity:
+        return None
+    transform = dataset.transform
+    return math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
+
+
+def _has_world_file(dataset) -> bool:
+    """Whether GDAL read a world file beside the raster (.tfw, .pgw, .jgw, .wld, ...)."""
+    suffixes = [PurePath(name).suffix.lower() for name in dataset.files[1:]]
+    return any(s == ".wld" or (len(s) == 4 and s.endswith("w")) for s in suffixes)
+
+
 def resolution_warning(config: ServingConfig, dataset=None, size: float | None = None,
-                       what: str = "the input") -> str | None:
+                       what: str = "the input",
+                       option: str = "param pixel_size") -> str | None:
     """Why an input of a model that knows its training resolution (``gsd``) is not resampled
-    to it: no pixel size in metres (no georeferencing, a geographic CRS, an array without
-    ``size``); None when it is, or when the model knows none."""
+    to it: no pixel size in metres (no georeferencing, a transform without CRS, a geographic
+    CRS, an array without ``size``); None when it is, or when the model knows none.
+    ``option``: how the user gives the pixel size where they are (the server's param, a
+    command's flag, the web app's field)."""
     if config.gsd is None or size is not None or pixel_size(dataset) is not None:
         return None
     crs = getattr(dataset, "crs", None)
@@ -83,12 +104,19 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
         name = crs.to_string() if crs.to_epsg() else "its CRS"
         why = f"is in a geographic CRS ({name}), whose pixels have no fixed size in metres"
         fix = "reproject it to a projected CRS (its UTM zone, say)"
+    elif (units := _crs_less_size(dataset)) is not None:
+        # As a GeoTIFF without CRS anywhere in segpipe: no unit is assumed.
+        source = "world file" if _has_world_file(dataset) else "geotransform"
+        why = (f"has a pixel size ({units:g} per pixel, from its {source}) but no CRS, so its "
+               f"units are unknown")
+        fix = (f"if they are metres, give {option} {units:g}; or add its CRS (gdal_translate "
+               f"-a_srs EPSG:<code> to a GeoTIFF: GDAL reads no .prj beside a PNG or JPEG)")
     elif dataset is not None:
         why = "has no georeferencing, so its pixel size is unknown"
-        fix = "georeference it in a projected CRS"
+        fix = f"give its metres per pixel ({option}) or georeference it in a projected CRS"
     else:
         why = "carries no pixel size"
-        fix = "pass its metres per pixel (param pixel_size)"
+        fix = f"pass its metres per pixel ({option})"
     done = ("predicted at its own pixel size" if config.scale == 1
             else f"resampled by the model's scale {config.scale:g}")
     return (f"{what} {why}: it is {done}, not at the {_metres(config.gsd)} per pixel the "

@@ -17,6 +17,7 @@ from serving.atomic import atomic_path
 from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
+from serving.image_bands import band_count_problem, image_bands
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
@@ -30,7 +31,6 @@ from serving.resolution import (
     shrink_problem,
 )
 from serving.scene_output import write_output
-from serving.wording import counted
 
 
 class SceneError(ValueError):
@@ -63,7 +63,8 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
                   max_pixels: int = MAX_SCENE_PIXELS,
                   polygon_options: PolygonOptions | None = None,
                   output: Output = "mask", driver: str | None = None,
-                  tags: dict[str, str] | None = None) -> SceneResult:
+                  tags: dict[str, str] | None = None,
+                  pixel_size: float | None = None) -> SceneResult:
     """Predict ``input_path`` window by window into a mask GeoTIFF at ``out_path``, at the
     model's resolution and on the scene's grid.
 
@@ -73,6 +74,8 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
     where the input was invalid); polygons are made from a mask, so not with it.
     ``driver`` opens the scene with that GDAL driver alone (open_scene). ``tags`` are added
     to the output's GeoTIFF tags (what a batch run tells its outputs' scenes by).
+    ``pixel_size``: metres per pixel of a scene that carries none (serving.decode's
+    PIXEL_SIZE_MEANING), as the server's param.
 
     ``progress(done_pixels, total_pixels)`` is called after each finished block. Both outputs
     are written to temp files and renamed, so a crash leaves no half-written mask. Anything
@@ -83,7 +86,7 @@ def predict_scene(predictor: ScenePredictor, input_path: str | os.PathLike, out_
         raise ValueError("polygons are made from a mask: predict with output='mask'")
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb), \
             open_scene(input_path, driver) as src:
-        region, grid = _check_scene(input_path, src, config, region, max_pixels)
+        region, grid = _check_scene(input_path, src, config, region, max_pixels, pixel_size)
         blocks = predictor.iter_dataset(src, tta=tta, overlap=overlap,
                                         batch_size=batch_size, factor=grid.factor,
                                         max_panel_width=max_panel_width, region=region)
@@ -124,25 +127,28 @@ class SceneNotes:
 
 def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
                 region: Window | None = None, max_pixels: int = MAX_SCENE_PIXELS,
-                driver: str | None = None) -> SceneNotes:
+                driver: str | None = None, pixel_size: float | None = None,
+                pixel_size_option: str = "--pixel-size") -> SceneNotes:
     """What ``predict_scene`` checks first, without a model (only its serving config): the
     scene opens, has the model's band count and fits ``max_pixels``; and the last pixel of a
     GeoTIFF in blocks of at most _PROBE_BLOCK_BYTES reads, so a file cut short is found
     before minutes of loading and predicting (a whole-image strip, a PNG or a JPEG would be
     decoded whole for it: those are found when prediction reads them). A SceneError naming
     the file otherwise. Returns the notes about the scene (serving/inputs.py), from a small
-    sample of its pixels."""
+    sample of its pixels. ``pixel_size`` as predict_scene's; ``pixel_size_option`` is how
+    the warning about a scene without one names the way to give it."""
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
             open_scene(input_path, driver) as src:
-        region, grid = _check_scene(input_path, src, config, region, max_pixels)
+        region, grid = _check_scene(input_path, src, config, region, max_pixels, pixel_size)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
-        nodata = band_nodata(src, config.nodata)
-        notes = pixel_warnings(config, band_dtype(src), sample_dataset(src, region),
-                               nodata, what)
-        if warning := resolution_warning(config, src, what=what):
+        bands = image_bands(src, config.in_channels)
+        nodata = band_nodata(src, config.nodata, bands.indexes)
+        sample = sample_dataset(src, bands, region)
+        notes = pixel_warnings(config, band_dtype(src), sample, nodata, what)
+        if warning := resolution_warning(config, src, pixel_size, what, pixel_size_option):
             notes.insert(0, warning)
-        return SceneNotes(resampling_note(config, grid, src), notes)
+        return SceneNotes(resampling_note(config, grid, src, pixel_size), notes)
 
 
 def _probe_last_pixel(input_path: str | os.PathLike, src) -> None:
@@ -170,14 +176,15 @@ def open_scene(input_path: str | os.PathLike, driver: str | None = None):
 
 
 def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, region: Window | None,
-                 max_pixels: int) -> tuple[Window, ModelGrid]:
+                 max_pixels: int, pixel_size: float | None) -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
-    if src.count != config.in_channels:
-        raise SceneError(f"{input_path}: wrong band count: {counted(src.count, 'band')}, the model "
-                         f"expects {config.in_channels}")
+    if problem := band_count_problem(src, config.in_channels):
+        raise SceneError(f"{input_path}: wrong band count: {problem}, the model expects "
+                         f"{config.in_channels}")
     region = _check_region(input_path, src, region)
-    grid = ModelGrid(int(region.height), int(region.width), resample_factor(config, src))
-    if problem := shrink_problem(config, grid, src, what="the scene"):
+    grid = ModelGrid(int(region.height), int(region.width),
+                     resample_factor(config, src, pixel_size))
+    if problem := shrink_problem(config, grid, src, pixel_size, what="the scene"):
         raise SceneError(f"{input_path}: {problem}")
     if grid.pixels > max_pixels:
         raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "

@@ -15,12 +15,14 @@ from pipelines.cli.predict_run import (
     check_endpoint,
     check_scene_with,
     load_card,
+    pixel_size_flag,
     predict_with_bar,
 )
 from pipelines.cli.scenes import Scene, check_scene_source, is_scene_folder, scene_argument
 from pipelines.cli.store import DEFAULT_MODEL_URI, use_store
 from serving import server
 from serving.config import MAX_OVERLAP
+from serving.decode import PIXEL_SIZE_MEANING
 from serving.quiet import plain_images_quiet
 from serving.scene import MAX_SCENE_PIXELS
 
@@ -112,6 +114,10 @@ def predict(
         help="pixel value that marks no data in a scene that declares none (e.g. 0 for a "
              "mosaic merged with 0 fill); default: the model's training nodata. A scene's "
              "own nodata tag wins"),
+    pixel_size: float | None = typer.Option(
+        None, "--pixel-size", callback=pixel_size_flag,
+        help=f"{PIXEL_SIZE_MEANING[0].upper()}{PIXEL_SIZE_MEANING[1:]} (the server's param "
+             f"pixel_size); for a folder, of each scene that carries none"),
     model_uri: str = typer.Option(DEFAULT_MODEL_URI, "--model-uri",
                                   help="registered model, runs:/ URI or local model folder"),
     endpoint: str | None = typer.Option(
@@ -168,7 +174,7 @@ def predict(
         predict_folder(ctx, input, out, folder_options, output=output, nodata=nodata,
                        model_uri=model_uri, endpoint=endpoint, tta=tta, overlap=overlap,
                        batch_size=batch_size, tracking_uri=tracking_uri,
-                       max_pixels=max_pixels)
+                       max_pixels=max_pixels, pixel_size=pixel_size)
         return
     if overrides:
         flags = ", ".join(flag_names(_SECTIONS)[("folder", name)]
@@ -187,7 +193,7 @@ def predict(
     # before the network loads or a window goes to the server.
     card = load_card(model_uri)
     try:
-        checked = check_scene_with(scene, card.config, nodata, max_pixels)
+        checked = check_scene_with(scene, card.config, nodata, max_pixels, pixel_size)
     except SceneError as exc:
         raise scene.read_failure(exc) from None
     if polygons is not None:
@@ -202,7 +208,8 @@ def predict(
                                   f"predicting {scene.name}", tta=predictors.tta_here,
                                   overlap=overlap, batch_size=batch_size,
                                   polygons_path=polygons, max_pixels=max_pixels,
-                                  polygon_options=polygon_options, output=output)
+                                  polygon_options=polygon_options, output=output,
+                                  pixel_size=checked.pixel_size)
     except SceneError as exc:
         raise scene.read_failure(exc) from None
     except EndpointError as exc:

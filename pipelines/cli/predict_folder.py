@@ -56,7 +56,8 @@ class Tally:
 def predict_folder(ctx: typer.Context, source: Path | str, out: Path,
                    options: SceneFolderOptions, *, output: str, nodata: float | None,
                    model_uri: str, endpoint: str | None, tta: bool, overlap: float | None,
-                   batch_size: int | None, tracking_uri: str | None, max_pixels: int) -> None:
+                   batch_size: int | None, tracking_uri: str | None, max_pixels: int,
+                   pixel_size: float | None = None) -> None:
     """Predict every scene of ``source`` into ``out``/<its relative path>.tif."""
     from pipelines.cli.predict import OUTPUTS
 
@@ -87,7 +88,8 @@ def predict_folder(ctx: typer.Context, source: Path | str, out: Path,
         try:
             _predict_all(todo, out, tally, output=output, nodata=nodata, model_uri=model_uri,
                          endpoint=endpoint, tta=tta, overlap=overlap, batch_size=batch_size,
-                         tracking_uri=tracking_uri, max_pixels=max_pixels)
+                         tracking_uri=tracking_uri, max_pixels=max_pixels,
+                         pixel_size=pixel_size)
         except KeyboardInterrupt:
             raise interrupted(f"{tally.done} of {len(todo)} outputs written to {out} this "
                               f"run, each whole; run again to go on") from None
@@ -100,7 +102,7 @@ def predict_folder(ctx: typer.Context, source: Path | str, out: Path,
 def _predict_all(scenes: list[FolderScene], out: Path, tally: Tally, *, output: str,
                  nodata: float | None, model_uri: str, endpoint: str | None, tta: bool,
                  overlap: float | None, batch_size: int | None, tracking_uri: str | None,
-                 max_pixels: int) -> None:
+                 max_pixels: int, pixel_size: float | None) -> None:
     """Check every scene against the model's serving config, then load the model once and
     predict those that passed."""
     use_store(model_uri, tracking_uri)
@@ -108,7 +110,7 @@ def _predict_all(scenes: list[FolderScene], out: Path, tally: Tally, *, output: 
     checked: list[tuple[FolderScene, CheckedScene]] = []
     for scene in scenes:
         try:
-            passed = _check(scene, card.config, nodata, max_pixels)
+            passed = _check(scene, card.config, nodata, max_pixels, pixel_size)
         except ValueError as exc:  # SceneError, DataError: named, one line
             tally.fail(scene, exc)
             continue
@@ -132,7 +134,7 @@ def _predict_all(scenes: list[FolderScene], out: Path, tally: Tally, *, output: 
                                       f"[{number}/{len(checked)}] {passed.scene.name}",
                                       tta=predictors.tta_here, overlap=overlap,
                                       batch_size=batch_size, max_pixels=max_pixels,
-                                      output=output,
+                                      output=output, pixel_size=passed.pixel_size,
                                       tags={SCENE_TAG: _made_from(scene, model_uri)})
         except EndpointError as exc:
             tally.fail(scene, exc)
@@ -146,15 +148,17 @@ def _predict_all(scenes: list[FolderScene], out: Path, tally: Tally, *, output: 
                        f"{scene.source}")
 
 
-def _check(scene: FolderScene, config, nodata: float | None, max_pixels: int) -> CheckedScene:
+def _check(scene: FolderScene, config, nodata: float | None, max_pixels: int,
+           pixel_size: float | None) -> CheckedScene:
     """``scene`` checked as a single scene is: an S3 object's first bytes and format first
     (the driver it is read with)."""
-    if isinstance(scene.source, Path):
-        return check_scene_with(Scene(scene.source), config, nodata, max_pixels)
-    from components.s3_scenes import check_s3_scene
+    driver = None
+    if not isinstance(scene.source, Path):
+        from components.s3_scenes import check_s3_scene
 
-    driver = check_s3_scene(scene.source)
-    return check_scene_with(Scene(scene.source, driver), config, nodata, max_pixels)
+        driver = check_s3_scene(scene.source)
+    return check_scene_with(Scene(scene.source, driver), config, nodata, max_pixels,
+                            pixel_size)
 
 
 def _find(source: Path | str, options: SceneFolderOptions):

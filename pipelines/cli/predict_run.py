@@ -16,6 +16,16 @@ from pipelines.cli.scenes import Scene
 from serving.quiet import plain_images_quiet
 
 
+def pixel_size_flag(value: float | None) -> float | None:
+    """``--pixel-size`` checked as the server checks its param (serving.decode)."""
+    from serving.decode import RequestError, check_pixel_size
+
+    try:
+        return check_pixel_size(value, name="--pixel-size")
+    except RequestError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--pixel-size ")) from None
+
+
 def load_card(model_uri: str):
     """The model's card (serving config and identity), from two small files: exit 1 when it
     is not a segpipe model or cannot be read."""
@@ -35,27 +45,30 @@ def load_card(model_uri: str):
 class CheckedScene:
     """A scene that passed the checks: the config it is predicted with (``--nodata`` in
     it), the nodata it is read with (None: the model's, unless the scene declares its own),
-    and the lines to print about it first (warnings, then how it is resampled)."""
+    the lines to print about it first (warnings, then how it is resampled), and
+    ``--pixel-size`` (for a scene that carries none)."""
 
     scene: Scene
     config: object  # ServingConfig
     nodata: float | None
     notes: list[str]
+    pixel_size: float | None = None
 
 
-def check_scene_with(scene: Scene, config, nodata: float | None,
-                     max_pixels: int) -> CheckedScene:
+def check_scene_with(scene: Scene, config, nodata: float | None, max_pixels: int,
+                     pixel_size: float | None = None) -> CheckedScene:
     """``scene`` checked against the model's serving ``config`` alone, before the network
-    loads (serving/scene.py check_scene), with ``--nodata`` applied; a SceneError naming the
-    scene when it cannot be predicted."""
+    loads (serving/scene.py check_scene), with ``--nodata`` and ``--pixel-size`` applied; a
+    SceneError naming the scene when it cannot be predicted."""
     from serving.scene import check_scene
 
     config, nodata_warning, scene_value = _with_nodata(config, scene, nodata)
-    notes = check_scene(scene.path, config, max_pixels=max_pixels, driver=scene.driver)
+    notes = check_scene(scene.path, config, max_pixels=max_pixels, driver=scene.driver,
+                        pixel_size=pixel_size)
     lines = [f"warning: {w}" for w in [nodata_warning] * bool(nodata_warning) + notes.warnings]
     if notes.resampling:
         lines.append(f"{scene.path}: {notes.resampling}")
-    return CheckedScene(scene, config, scene_value, lines)
+    return CheckedScene(scene, config, scene_value, lines, pixel_size)
 
 
 def _with_nodata(config, scene: Scene, nodata: float | None):

@@ -9,7 +9,12 @@ from pathlib import Path
 import rasterio
 from affine import Affine
 
+from serving.quiet import plain_images_quiet
+
 SQUARE_METRES_PER_HECTARE = 10_000.0
+#: The legend's last row: the pixels the mask leaves out (255: nodata, transparency), so
+#: the classes' hectares and this row add up to the scene's.
+NO_DATA, NO_DATA_COLOR = "no data", "transparent"
 
 
 @dataclass(frozen=True)
@@ -17,7 +22,7 @@ class ClassArea:
     name: str
     color: str
     pixels: int
-    share: float  # of the predicted (not ignored) pixels
+    share: float | None  # of the predicted (not ignored) pixels; None for the no-data row
     hectares: float | None
 
 
@@ -31,7 +36,8 @@ def pixel_area_m2(crs, transform: Affine) -> float | None:
 
 def class_areas(class_pixels: dict[str, int], class_names: list[str], class_colors: list[str],
                 pixel_m2: float | None) -> list[ClassArea]:
-    """One row per class, in the model's class order; shares of the predicted pixels."""
+    """One row per class, in the model's class order, shares of the predicted pixels; then
+    a NO_DATA row (no share) when the mask leaves pixels out."""
     counts = [int(class_pixels.get(name, 0)) for name in class_names]
     total = sum(counts)
     rows = []
@@ -39,11 +45,15 @@ def class_areas(class_pixels: dict[str, int], class_names: list[str], class_colo
         hectares = count * pixel_m2 / SQUARE_METRES_PER_HECTARE if pixel_m2 else None
         rows.append(ClassArea(name=name, color=color, pixels=count,
                               share=count / total if total else 0.0, hectares=hectares))
+    if ignored := int(class_pixels.get("ignored", 0)):
+        hectares = ignored * pixel_m2 / SQUARE_METRES_PER_HECTARE if pixel_m2 else None
+        rows.append(ClassArea(name=NO_DATA, color=NO_DATA_COLOR, pixels=ignored, share=None,
+                              hectares=hectares))
     return rows
 
 
 def mask_pixel_area(mask_path: Path) -> float | None:
-    with rasterio.open(mask_path) as src:
+    with plain_images_quiet(), rasterio.open(mask_path) as src:
         return pixel_area_m2(src.crs, src.transform)
 
 
@@ -53,7 +63,7 @@ def area_table(rows: list[ClassArea]) -> tuple[list[str], list[tuple[str, str, l
     headers = ["pixels", "share"] + (["hectares"] if with_ha else [])
     table = []
     for row in rows:
-        cells = [f"{row.pixels:,}", f"{100 * row.share:.1f}%"]
+        cells = [f"{row.pixels:,}", "–" if row.share is None else f"{100 * row.share:.1f}%"]
         if with_ha:
             cells.append(f"{row.hectares:,.2f}")
         table.append((row.color, row.name, cells))

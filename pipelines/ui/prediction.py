@@ -31,6 +31,22 @@ class PredictOptions:
     tta: bool = False
     overlap: float | None = None  # None: the model's
     endpoint: str | None = None  # None: the model runs in this process
+    pixel_size: float | None = None  # metres per pixel of a scene that carries none
+
+
+#: How the Predict page's warnings name its pixel size field.
+PIXEL_SIZE_FIELD = "the Pixel size field below"
+
+
+def gate_note(version: VersionSummary) -> str | None:
+    """A warning for a version that is not the champion, with the champion gate's decision
+    (the Models page shows it too); None for the champion or a version without one."""
+    from pipelines.ui.registry import CHAMPION
+
+    if CHAMPION in version.aliases or not version.decision:
+        return None
+    return (f"v{version.version} is not the champion; the champion gate's decision: "
+            f"{version.decision}")
 
 
 def model_caption(version: VersionSummary, config: ServingConfig, max_pixels: int,
@@ -125,21 +141,24 @@ def run_prediction(predictor: ScenePredictor, scene: Path, name: str, out_dir: P
     tta_here = options.tta and options.endpoint is None
     try:
         return predict_scene(predictor, scene, out_dir / MASK_NAME, tta=tta_here,
-                             overlap=options.overlap, progress=progress)
+                             overlap=options.overlap, progress=progress,
+                             pixel_size=options.pixel_size)
     except SceneError as exc:
         raise UiError(users_name(str(exc), scene, name)) from None
     except EndpointError as exc:  # refused, failed or unreachable (serving/remote.py)
         raise UiError(f"model server: {exc}") from None
 
 
-def scene_notes(scene: Path, name: str, config: ServingConfig, max_pixels: int):
+def scene_notes(scene: Path, name: str, config: ServingConfig, max_pixels: int,
+                pixel_size: float | None = None):
     """serving's notes about a scene before it is predicted (how it is resampled, warnings
     about its resolution, pixel type and values: serving.scene.SceneNotes), naming the
     user's file; a scene it cannot predict is a UiError naming it."""
     from serving.scene import SceneError, SceneNotes, check_scene
 
     try:
-        notes = check_scene(scene, config, max_pixels=max_pixels)
+        notes = check_scene(scene, config, max_pixels=max_pixels, pixel_size=pixel_size,
+                            pixel_size_option=PIXEL_SIZE_FIELD)
     except SceneError as exc:
         raise UiError(users_name(str(exc), scene, name)) from None
     return SceneNotes(notes.resampling, [users_name(w, scene, name) for w in notes.warnings])
@@ -158,14 +177,28 @@ def map_unit(mask_path: Path) -> tuple[str, bool]:
     georeferencing) and whether it has a CRS to transform from."""
     import rasterio
 
-    with rasterio.open(mask_path) as src:
-        crs = src.crs
-    if crs is None:
-        return "px", False
+    from serving.quiet import plain_images_quiet
+
+    with plain_images_quiet(), rasterio.open(mask_path) as src:
+        crs, plain = src.crs, src.transform.is_identity
+    if crs is None:  # pixels, or a world file's units, which no CRS names
+        return ("px" if plain else "units"), False
     if crs.is_geographic:
         return "°", True
     factor = crs.linear_units_factor
     return ("m" if factor[1] == 1 else factor[0]), True
+
+
+def polygons_caption(mask_path: Path, wgs84: bool) -> str:
+    """The line under the polygon download: which coordinates the file is in."""
+    if wgs84:
+        return "Polygons in longitude/latitude (EPSG:4326)."
+    unit, has_crs = map_unit(mask_path)
+    if has_crs:
+        return "Polygons in the scene's CRS."
+    if unit == "px":
+        return "Polygons in pixel coordinates: the scene has no georeferencing."
+    return "Polygons in the coordinates of the scene's world file: it has no CRS."
 
 
 def polygons_geojson(mask_path: Path, class_names: list[str], ignore_index: int,

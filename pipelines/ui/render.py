@@ -70,7 +70,7 @@ def read_preview(path: Path, max_side: int = PREVIEW_SIDE) -> Preview:
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """The mask's class ids at the preview's (h, w), nearest neighbour."""
-    with rasterio.open(path) as src:
+    with plain_images_quiet(), rasterio.open(path) as src:
         return src.read(1, out_shape=shape, resampling=Resampling.nearest)
 
 

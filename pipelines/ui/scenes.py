@@ -15,7 +15,9 @@ from pipelines.ui.settings import UiError
 from serving.bands import band_dtype
 from serving.decode import UPLOAD_DRIVERS, undecodable
 from serving.encode import is_georeferenced
+from serving.image_bands import band_count_problem, image_bands
 from serving.quiet import plain_images_quiet
+from serving.resolution import pixel_size
 from serving.wording import counted
 
 #: Scene file suffixes -> the one GDAL driver each is opened with (serving.decode's
@@ -36,6 +38,7 @@ class SceneInfo:
     dtype: str
     crs: str | None
     georeferenced: bool
+    metres_per_pixel: float | None = None  # None: no projected CRS (serving.resolution)
 
     @property
     def pixels(self) -> int:
@@ -61,15 +64,17 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
             size = path.stat().st_size if path.exists() else 0
             raise UiError(undecodable(_head(path), name, size)) from None
     with src:
-        info = SceneInfo(name=name, width=src.width, height=src.height, bands=src.count,
+        problem = band_count_problem(src, bands)
+        info = SceneInfo(name=name, width=src.width, height=src.height,
+                         bands=len(image_bands(src, bands).indexes),
                          dtype=band_dtype(src).name, crs=src.crs.to_string() if src.crs else None,
-                         georeferenced=is_georeferenced(src))
+                         georeferenced=is_georeferenced(src),
+                         metres_per_pixel=pixel_size(src))
     if info.pixels > max_pixels:
         raise UiError(f"{name}: too many pixels: {info.width}×{info.height} = {info.pixels}, "
                       f"the limit is {max_pixels}")
-    if info.bands != bands:
-        raise UiError(f"{name}: wrong band count: {counted(info.bands, 'band')}, the model expects "
-                      f"{bands}")
+    if problem:
+        raise UiError(f"{name}: wrong band count: {problem}, the model expects {bands}")
     return info
 
 

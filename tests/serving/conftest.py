@@ -28,6 +28,21 @@ def make_config(**overrides) -> ServingConfig:
     return ServingConfig(**fields)
 
 
+def bright_model(batch: np.ndarray) -> np.ndarray:
+    """Class 1 where band 0 is above its mean (z > 0), class 0 elsewhere."""
+    logits = np.stack([-batch[..., 0], batch[..., 0]], axis=-1) * 20
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return (exp / exp.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def rgb_config(**overrides) -> ServingConfig:
+    """A 3-band model's config: a PNG holds at most 3 colour bands (and alpha)."""
+    fields = dict(in_channels=3, num_classes=2, class_names=["dark", "bright"],
+                  class_colors=["#000000", "#FFFFFF"], mean=[500.0] * 3, std=[200.0] * 3,
+                  nodata=None, patch_size=16, model_stride=4)
+    return make_config(**{**fields, **overrides})
+
+
 @pytest.fixture(scope="session")
 def serving_config() -> ServingConfig:
     return make_config()

@@ -22,7 +22,7 @@ from serving.windows import DeadlinePassed
 from tests.serving.conftest import BANDS, make_config
 from tests.serving.test_blending import pointwise_model
 from tests.serving.test_resolution import accuracy, slope_model, slope_scene, write_geotiff
-from tests.serving.test_server import big_zero_geotiff_b64, from_npy, npy_b64, png_b64
+from tests.serving.test_server import big_zero_geotiff_b64, from_npy, npy_b64, plain_b64
 
 
 class CountingModel:
@@ -43,7 +43,7 @@ def test_every_image_is_checked_before_any_is_predicted(route):
     model = CountingModel()
     handler = RequestHandler(ScenePredictor(model, make_config(max_pixels=100_000)))
     if route == "image":
-        request = pd.DataFrame({"image": [png_b64(small()), big_zero_geotiff_b64(400, 300)]})
+        request = pd.DataFrame({"image": [plain_b64(small()), big_zero_geotiff_b64(400, 300)]})
     elif route == "npy":
         request = pd.DataFrame({"npy": [npy_b64(small()),
                                         npy_b64(np.zeros((400, 300, BANDS), np.uint8))]})
@@ -207,7 +207,7 @@ def test_concurrent_requests_take_turns_two_at_a_time():
 def test_images_are_named_from_one_in_errors():
     """"image 2 of 2", as people count, on every route."""
     handler = RequestHandler(ScenePredictor(CountingModel(), make_config(max_pixels=100_000)))
-    cases = [(pd.DataFrame({"image": [png_b64(small()), big_zero_geotiff_b64(400, 300)]}),
+    cases = [(pd.DataFrame({"image": [plain_b64(small()), big_zero_geotiff_b64(400, 300)]}),
               "image 2 of 2 (300x400) has 120000"),
              (pd.DataFrame({"npy": [npy_b64(small()), "not base64!"]}),
               "npy array 2 of 2: not valid base64"),

@@ -8,6 +8,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from serving.image_bands import image_bands
 from serving.inputs import (
     SAMPLE_SIDE,
     dtype_warning,
@@ -99,7 +100,7 @@ def test_samples_are_small_spread_windows_of_the_scene(tmp_path):
     pixels[:, 500:, 400:] = 7  # only the bottom-right corner
     path = write(tmp_path / "big.tif", pixels)
     with rasterio.open(path) as src:
-        sample = sample_dataset(src)
+        sample = sample_dataset(src, image_bands(src, src.count))
     assert sample.shape == (9 * SAMPLE_SIDE**2, BANDS)
     assert (sample == 7).all(axis=1).sum() == SAMPLE_SIDE**2  # the last window reaches it
     small = sample_array(np.arange(30 * 400 * BANDS).reshape(30, 400, BANDS))
@@ -128,7 +129,8 @@ def test_resampling_is_one_line(tmp_path, config, pixel, expected):
                   "metres: it is predicted at its own pixel size, not at the 2 m per pixel "
                   "the model was trained at; reproject it to a projected CRS"),
     (None, "has no georeferencing, so its pixel size is unknown: it is predicted at its own "
-           "pixel size, not at the 2 m per pixel the model was trained at; georeference it"),
+           "pixel size, not at the 2 m per pixel the model was trained at; give its metres "
+           "per pixel (param pixel_size) or georeference it"),
 ])
 def test_a_gsd_model_warns_about_a_scene_without_metres(tmp_path, crs, why):
     path = write(tmp_path / "s.tif", tea_like(), crs=crs, pixel=0.00001)

@@ -36,7 +36,8 @@ CASES = {
     "not_georeferenced": (lambda: near_training(), None, [
         "warning: {scene} has no georeferencing, so its pixel size is unknown: it is "
         "predicted at its own pixel size, not at the 1 m per pixel the model was trained "
-        "at; georeference it in a projected CRS to have it resampled"]),
+        "at; give its metres per pixel (--pixel-size) or georeference it in a projected CRS "
+        "to have it resampled"]),
     "eight_bit": (lambda: (near_training() // 4).astype("uint8"), 1.0, [
         "warning: {scene} is uint8, but the model was trained on float32 pixels (band means "
         "500): values of another range than training's give a wrong mask; predict the "

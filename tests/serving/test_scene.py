@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from serving.predict import ScenePredictor, keras_predict_fn
 from serving.scene import SceneError, predict_scene
-from tests.serving.conftest import BANDS, make_config, write_scene
+from tests.serving.conftest import BANDS, bright_model, make_config, rgb_config, write_scene
 from tests.serving.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -152,25 +152,26 @@ def test_region_is_predicted_alone_and_georeferenced(predictor, scene, tmp_path)
                       region=rasterio.windows.Window(100, 0, 64, 50))
 
 
-def test_png_scene_gives_a_mask_without_georeferencing(predictor, tmp_path):
+def test_png_scene_gives_a_mask_without_georeferencing(tmp_path):
+    predictor = ScenePredictor(bright_model, rgb_config())  # a PNG has at most 3 colours
     path = tmp_path / "photo.png"
-    pixels = np.random.default_rng(5).integers(1, 1000, (BANDS, 40, 33)).astype("uint16")
-    with rasterio.open(path, "w", driver="PNG", width=33, height=40, count=BANDS,
+    pixels = np.random.default_rng(5).integers(1, 1000, (3, 40, 33)).astype("uint16")
+    with rasterio.open(path, "w", driver="PNG", width=33, height=40, count=3,
                        dtype="uint16") as dst:
         dst.write(pixels)
     predict_scene(predictor, path, tmp_path / "photo_mask.tif")
     with rasterio.open(tmp_path / "photo_mask.tif") as mask:
         assert mask.crs is None and mask.shape == (40, 33)
         np.testing.assert_array_equal(
-            mask.read(1), predictor.predict_array(np.moveaxis(pixels, 0, -1), nodata=0))
+            mask.read(1), predictor.predict_array(np.moveaxis(pixels, 0, -1)))
 
 
-def test_cli_predict_on_a_png_warns_in_segpipe_lines_only(logged_model, tmp_path):
+def test_cli_predict_on_a_plain_image_warns_in_segpipe_lines_only(logged_model, tmp_path):
     """rasterio's NotGeoreferencedWarning (its file, line and source line) is not shown: the
     user reads segpipe's own one-line warning, naming the file, and nothing else."""
-    path = tmp_path / "chip.png"
+    path = tmp_path / "chip.tif"  # a 4-band image without georeferencing (a PNG's 4th is alpha)
     pixels = np.random.default_rng(5).integers(1, 1000, (BANDS, 40, 33)).astype("uint16")
-    with rasterio.open(path, "w", driver="PNG", width=33, height=40, count=BANDS,
+    with rasterio.open(path, "w", driver="GTiff", width=33, height=40, count=BANDS,
                        dtype="uint16") as dst:
         dst.write(pixels)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -183,7 +184,7 @@ def test_cli_predict_on_a_png_warns_in_segpipe_lines_only(logged_model, tmp_path
     assert "NotGeoreferencedWarning" not in done.stderr, done.stderr
     warned = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
     assert warned and all(line.startswith("warning: ") for line in warned), done.stderr
-    assert any("chip.png has no georeferencing" in line for line in warned), done.stderr
+    assert any("chip.tif has no georeferencing" in line for line in warned), done.stderr
 
 
 def truncate(path, share: float = 0.6):
@@ -283,9 +284,10 @@ def test_truncated_photo_is_an_error_naming_the_file(tmp_path, driver):
     assert not (tmp_path / "never.tif").exists()
 
 
-def test_header_claiming_billions_of_pixels_is_refused_before_reading(predictor, tmp_path):
+def test_header_claiming_billions_of_pixels_is_refused_before_reading(tmp_path):
     from tests.serving.test_server import png_claiming
 
+    predictor = ScenePredictor(bright_model, rgb_config())  # the header's RGB + alpha
     path = tmp_path / "bomb.png"
     path.write_bytes(png_claiming(70_000, 70_000))
     with pytest.raises(SceneError, match="bomb.png: too many pixels: 70000x70000, the limit is "

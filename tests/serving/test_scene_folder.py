@@ -132,8 +132,8 @@ def test_a_rerun_predicts_a_scene_replaced_since_its_mask(logged_model, tmp_path
 
 
 def test_a_bad_scene_is_one_line_and_the_others_are_written(logged_model, tmp_path):
-    """rgb.tif fails the checks (before the model loads), cut.png its prediction (a PNG is
-    decoded only then); good.tif is written, and the command ends with exit code 1."""
+    """rgb.tif fails the checks (before the model loads), cut.jp2 its prediction (a JPEG
+    2000 is decoded only then); good.tif is written, and the command ends with exit code 1."""
     root = tmp_path / "scenes"
     root.mkdir()
     write_scene(root / "good.tif", height=30, width=40)
@@ -141,16 +141,16 @@ def test_a_bad_scene_is_one_line_and_the_others_are_written(logged_model, tmp_pa
                        dtype="uint8") as dst:
         dst.write(np.zeros((3, 8, 8), "uint8"))
     pixels = np.random.default_rng(1).integers(1, 1000, (4, 300, 400)).astype("uint16")
-    with rasterio.open(root / "cut.png", "w", driver="PNG", width=400, height=300, count=4,
-                       dtype="uint16") as dst:
+    with rasterio.open(root / "cut.jp2", "w", driver="JP2OpenJPEG", width=400, height=300,
+                       count=4, dtype="uint16") as dst:
         dst.write(pixels)
-    truncate(root / "cut.png")
+    truncate(root / "cut.jp2")
     out = tmp_path / "masks"
     result = _predict(str(root), "--out", str(out), "--model-uri", logged_model["local_path"])
     assert result.exit_code == 1, result.output
     failed = _lines(result, "failed")
     assert [line.split(": ")[0] for line in failed] == [f"failed {root / 'rgb.tif'}",
-                                                       f"failed {root / 'cut.png'}"]
+                                                       f"failed {root / 'cut.jp2'}"]
     assert "wrong band count: 3 bands, the model expects 4" in failed[0]
     assert "cannot" in failed[1]
     assert _masks(out) == ["good.tif"]

@@ -29,9 +29,10 @@ def _predict(*args: str):
 @pytest.fixture
 def bucket(moto_endpoint, monkeypatch, tmp_path):
     """Bucket 'tea': scenes/a.tif (the scene, also at ``a.tif`` on disk), a 3-band scene, a
-    truncated one, a VRT and a text; and scenes/p#1.png, the scene as a PNG whose CRS,
-    transform and nodata are in its sidecar p#1.png.aux.xml (both also on disk), beside an
-    object 'scenes/p' (the 3-band scene): rasterio would read '#1.png' as a URL fragment."""
+    truncated one, a VRT and a text; and scenes/p#1.jp2, the scene as a lossless JPEG 2000
+    whose CRS, transform and nodata are in its sidecar p#1.jp2.aux.xml (both also on disk),
+    beside an object 'scenes/p' (the 3-band scene): rasterio would read '#1.jp2' as a URL
+    fragment. (Not a PNG: a PNG's 4th band is alpha, not a band of a 4-band model.)"""
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="tea")
@@ -47,25 +48,27 @@ def bucket(moto_endpoint, monkeypatch, tmp_path):
     s3.put_object(Bucket="tea", Key="scenes/mosaic.tif",
                   Body=b'<VRTDataset rasterXSize="1" rasterYSize="1"></VRTDataset>')
     s3.put_object(Bucket="tea", Key="scenes/notes.tif", Body=b"meeting notes")
-    png = _as_png(scene, tmp_path / "p#1.png")
-    for path in (png, png.parent / f"{png.name}.aux.xml"):
+    jp2 = _as_jp2(scene, tmp_path / "p#1.jp2")
+    for path in (jp2, jp2.parent / f"{jp2.name}.aux.xml"):
         s3.upload_file(str(path), "tea", f"scenes/{path.name}")
     s3.upload_file(str(rgb), "tea", "scenes/p")
     return scene
 
 
-def _as_png(scene, path):
-    """``scene`` as a PNG: its georeferencing and nodata go to a .aux.xml beside it."""
+def _as_jp2(scene, path):
+    """``scene`` as a lossless JPEG 2000 without georeferencing boxes: its georeferencing
+    and nodata go to a .aux.xml beside it."""
     with rasterio.open(scene) as src:
         profile, pixels = src.profile, src.read()
     for key in ("tiled", "blockxsize", "blockysize", "compress", "interleave"):
         profile.pop(key, None)
-    with rasterio.open(path, "w", **{**profile, "driver": "PNG"}) as dst:
+    with rasterio.open(path, "w", **{**profile, "driver": "JP2OpenJPEG"}, GeoJP2="NO",
+                       GMLJP2="NO", REVERSIBLE="YES", QUALITY=100) as dst:
         dst.write(pixels)
     return path
 
 
-@pytest.mark.parametrize("name", ["a.tif", "p#1.png"])
+@pytest.mark.parametrize("name", ["a.tif", "p#1.jp2"])
 def test_an_s3_scene_is_predicted_as_the_same_file_on_disk(bucket, logged_model, tmp_path,
                                                            name):
     model = ["--model-uri", logged_model["local_path"], "--nodata", "0"]

@@ -11,8 +11,10 @@ import json
 import numpy as np
 import pytest
 import requests
+from rasterio.io import MemoryFile
 
-from tests.serving.test_server import geotiff_b64, image_frame, invoke, pixels, png_b64
+from serving.quiet import plain_images_quiet
+from tests.serving.test_server import geotiff_b64, image_frame, invoke, pixels, plain_b64
 from tests.serving.test_server_guard import assert_short_error, post
 
 #: Words of MLflow's own messages that mean nothing to someone sending an image.
@@ -28,7 +30,8 @@ def assert_says_what_it_takes(response: requests.Response, status: int, *phrases
 
 
 @pytest.mark.parametrize("content_type, encode", [
-    ("image/tiff", geotiff_b64), ("image/png", png_b64), ("application/octet-stream", png_b64),
+    ("image/tiff", geotiff_b64), ("image/tiff", plain_b64),
+    ("application/octet-stream", plain_b64),
 ])
 def test_an_image_file_as_the_body_is_answered_as_the_image_column(server, content_type,
                                                                    encode):
@@ -40,11 +43,26 @@ def test_an_image_file_as_the_body_is_answered_as_the_image_column(server, conte
     assert raw.json() == column.json()
 
 
+def test_a_png_body_is_read_as_the_image_column(server):
+    """A PNG's 4th band is alpha: the 4-band model refuses it the same way on both routes."""
+    image = pixels(12, 10, seed=3).astype("uint16")
+    with MemoryFile() as mem:
+        with plain_images_quiet(), mem.open(driver="PNG", width=10, height=12, count=4,
+                                            dtype="uint16") as dst:
+            dst.write(np.moveaxis(image, -1, 0))
+        png = mem.read()
+    raw = post(server, png, content_type="image/png")
+    column = invoke(server, image_frame(base64.b64encode(png).decode()))
+    assert raw.status_code == column.status_code == 400
+    assert raw.json() == column.json()
+    assert "3 bands and an alpha channel (band 4" in raw.json()["message"]
+
+
 def test_a_raw_image_takes_params_from_the_query_string(server):
-    encoded = png_b64(pixels(24, 24, seed=5))
+    encoded = plain_b64(pixels(24, 24, seed=5))
     response = requests.post(f"{server.url}/invocations?output=probabilities&tta=true",
                              data=base64.b64decode(encoded), timeout=120,
-                             headers={"Content-Type": "image/png"})
+                             headers={"Content-Type": "image/tiff"})
     assert response.status_code == 200, response.text
     column = invoke(server, {**image_frame(encoded),
                              "params": {"output": "probabilities", "tta": True}})
@@ -79,7 +97,7 @@ def test_what_the_server_does_not_take_is_one_line_saying_what_it_does(server, b
 
 
 def test_instances_of_rows_are_answered_as_dataframe_records(server):
-    encoded = png_b64(pixels(16, 16, seed=6))
+    encoded = plain_b64(pixels(16, 16, seed=6))
     rows = invoke(server, {"instances": [{"image": encoded}]})
     assert rows.status_code == 200, rows.text
     assert rows.json() == invoke(server, image_frame(encoded)).json()

@@ -14,7 +14,7 @@ from tests.serving.test_server import (
     invoke,
     npy_frame,
     pixels,
-    png_b64,
+    plain_b64,
 )
 
 
@@ -92,12 +92,13 @@ def test_answers_warn_about_an_8_bit_input_and_an_image_without_metres(server):
         "float32 data if you have it"]
     quiet = invoke(server, {**npy_frame(wide), "params": {"pixel_size": 1.0}})
     assert set(quiet.json()["predictions"][0]) == {"mask"}
-    png = invoke(server, image_frame(png_b64(pixels(16, 16))))
+    png = invoke(server, image_frame(plain_b64(pixels(16, 16))))
     assert png.status_code == 200, png.text
     assert png.json()["predictions"][0]["warnings"] == [
         "image 1 of 1 has no georeferencing, so its pixel size is unknown: it is predicted at its "
         f"own pixel size, not at the {LOGGED_GSD:g} m per pixel the model was trained at; "
-        "georeference it in a projected CRS to have it resampled"]
+        "give its metres per pixel (param pixel_size) or georeference it in a projected CRS "
+        "to have it resampled"]
 
 
 def test_windows_a_client_cut_from_a_scene_are_not_warned_about(server):

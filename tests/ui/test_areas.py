@@ -24,9 +24,9 @@ def test_pixel_area_in_square_metres():
 def test_shares_are_of_the_predicted_pixels_and_hectares_follow_the_pixel_area():
     pixels = {"soil": 30_000, "tea": 10_000, "water": 0, "ignored": 60_000}
     rows = class_areas(pixels, NAMES, COLORS, pixel_m2=0.25)
-    assert [r.name for r in rows] == NAMES and [r.color for r in rows] == COLORS
-    assert [r.share for r in rows] == pytest.approx([0.75, 0.25, 0.0])
-    assert [r.hectares for r in rows] == pytest.approx([0.75, 0.25, 0.0])
+    assert [r.name for r in rows[:3]] == NAMES and [r.color for r in rows[:3]] == COLORS
+    assert [r.share for r in rows[:3]] == pytest.approx([0.75, 0.25, 0.0])
+    assert [r.hectares for r in rows[:3]] == pytest.approx([0.75, 0.25, 0.0])
     headers, table = area_table(rows)
     assert headers == ["pixels", "share", "hectares"]
     assert table[0] == ("#8B4513", "soil", ["30,000", "75.0%", "0.75"])
@@ -41,4 +41,14 @@ def test_without_ground_units_there_is_no_hectares_column():
 
 def test_an_all_ignored_mask_has_zero_shares():
     rows = class_areas({"ignored": 10}, NAMES, COLORS, pixel_m2=1.0)
-    assert all(r.share == 0.0 for r in rows)
+    assert all(r.share == 0.0 for r in rows[:3]) and rows[3].share is None
+
+
+def test_no_data_is_a_row_so_the_hectares_add_up():
+    rows = class_areas({"soil": 30_000, "tea": 10_000, "ignored": 4_000}, NAMES, COLORS,
+                       pixel_m2=0.25)
+    assert [r.name for r in rows] == [*NAMES, "no data"]
+    assert sum(r.hectares for r in rows) == pytest.approx(44_000 * 0.25 / 10_000)
+    assert [r.share for r in rows[:2]] == pytest.approx([0.75, 0.25])
+    _, table = area_table(rows)
+    assert table[-1] == ("transparent", "no data", ["4,000", "–", "0.10"])

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import from_origin
 
+from pipelines.ui.areas import mask_pixel_area
 from pipelines.ui.prediction import (
     PredictOptions,
     check_model_server,
+    gate_note,
     local_predictor,
     map_unit,
     new_result_dir,
+    polygons_caption,
     polygons_geojson,
     remote_predictor,
     run_prediction,
     scene_notes,
 )
+from pipelines.ui.registry import VersionSummary
+from pipelines.ui.render import read_mask
 from pipelines.ui.settings import UiError
 from serving.polygons import PolygonOptions
+from serving.predict import ScenePredictor
+from serving.quiet import plain_images_quiet
 from serving.scene import predict_scene
 from tests.ui.harness import CLASS_NAMES, free_port, serving_config, write_scene
 
@@ -207,3 +216,58 @@ def test_scene_notes_name_the_users_file(tmp_path):
     assert notes.warnings == []
     with pytest.raises(UiError, match=r"^field\.tif: too many pixels"):
         scene_notes(scene, "field.tif", trained_at_1m, 1000)
+
+
+def test_a_scene_without_crs_takes_the_pixel_size_field(predictor, tmp_path):
+    """The page's Pixel size (m), as `segpipe predict --pixel-size`: the warning names the
+    field, and the mask equals the georeferenced scene's."""
+    trained_at_1m = serving_config().model_copy(update={"gsd": 1.0})
+    plain = write_scene(tmp_path / "upload.tif", 64, crs=None)  # 0.5 m, said nowhere
+    warned = scene_notes(plain, "field.tif", trained_at_1m, 1_000_000)
+    assert "give its metres per pixel (the Pixel size field below)" in warned.warnings[0]
+    given = scene_notes(plain, "field.tif", trained_at_1m, 1_000_000, pixel_size=0.5)
+    assert given.warnings == []
+    assert given.resampling == "resampled 0.5 m -> 1 m (model grid 32x32) and back"
+    utm = write_scene(tmp_path / "utm.tif", 64)
+    at_1m = ScenePredictor(predictor.predict_fn, trained_at_1m, predictor.normalize)
+    masks = []
+    for scene, size in ((plain, 0.5), (utm, None)):
+        result = run_prediction(at_1m, scene, "field.tif", new_result_dir(tmp_path),
+                                PredictOptions(pixel_size=size))
+        with rasterio.open(result.mask_path) as mask:
+            masks.append(mask.read(1))
+    np.testing.assert_array_equal(*masks)
+
+
+def test_the_polygon_caption_names_the_coordinates_the_file_is_in(tmp_path):
+    profile = dict(driver="GTiff", width=4, height=4, count=1, dtype="uint8")
+    paths = {}
+    for name, extra in (("utm", {"crs": "EPSG:32650", "transform": from_origin(0, 4, 1, 1)}),
+                        ("world", {"transform": from_origin(0, 4, 1, 1)}), ("plain", {})):
+        paths[name] = tmp_path / f"{name}.tif"
+        with plain_images_quiet(), rasterio.open(paths[name], "w", **profile, **extra) as dst:
+            dst.write(np.zeros((1, 4, 4), "uint8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rasterio's NotGeoreferencedWarning on the console
+        assert polygons_caption(paths["utm"], False) == "Polygons in the scene's CRS."
+        assert polygons_caption(paths["utm"], True) == \
+            "Polygons in longitude/latitude (EPSG:4326)."
+        assert polygons_caption(paths["plain"], False) == \
+            "Polygons in pixel coordinates: the scene has no georeferencing."
+        assert polygons_caption(paths["world"], False) == \
+            "Polygons in the coordinates of the scene's world file: it has no CRS."
+        assert map_unit(paths["world"]) == ("units", False)
+        assert mask_pixel_area(paths["plain"]) is None
+        assert read_mask(paths["plain"], (2, 2)).shape == (2, 2)
+
+
+def test_a_version_that_failed_the_gate_says_so():
+    decision = ("no champion: miou 0.3060 does not beat the trivial baseline 0.4883 (the "
+                "train split's majority class everywhere)")
+    challenger = VersionSummary(name="tea", version="1", aliases=("challenger",),
+                                run_id=None, created_ms=0, decision=decision)
+    assert gate_note(challenger) == f"v1 is not the champion; the champion gate's decision: " \
+                                    f"{decision}"
+    champion = VersionSummary(name="tea", version="2", aliases=("champion",), run_id=None,
+                              created_ms=0, decision="promoted")
+    assert gate_note(champion) is None

@@ -15,9 +15,11 @@ from pipelines.ui.legend import legend_html
 from pipelines.ui.prediction import (
     PredictOptions,
     check_model_server,
+    gate_note,
     map_unit,
     model_caption,
     new_result_dir,
+    polygons_caption,
     polygons_geojson,
     remote_predictor,
     result_source,
@@ -26,11 +28,13 @@ from pipelines.ui.prediction import (
 )
 from pipelines.ui.render import Preview, overlay, read_mask, read_preview
 from serving.config import MAX_OVERLAP
+from serving.decode import PIXEL_SIZE_MEANING
 from serving.polygons import BACKGROUND_NAMES, WGS84, PolygonOptions
 
 _UPLOAD_KEY = "segpipe.upload"
 _RESULT_KEY = "segpipe.result"
 _NOTES_KEY = "segpipe.scene_notes"
+_PIXEL_SIZE_KEY = "segpipe.pixel_size"
 UPLOAD, DATA_FOLDER = "Upload", "Data folder"
 IN_APP, ENDPOINT = "In this app", "Model server"
 
@@ -84,7 +88,13 @@ def _folder_scene(data_dir: Path) -> Scene | None:
     return Scene(path=path, name=relative, key=f"folder:{relative}:{path.stat().st_mtime_ns}")
 
 
-def _options(config, endpoint: str | None) -> PredictOptions:
+def _options(config, endpoint: str | None, asks_pixel_size: bool) -> PredictOptions:
+    pixel_size = None
+    if asks_pixel_size:  # `segpipe predict --pixel-size`, the server's param pixel_size
+        pixel_size = st.number_input("Pixel size (m)", min_value=0.0, value=None,
+                                     format="%g", key=_PIXEL_SIZE_KEY,
+                                     help=PIXEL_SIZE_MEANING[0].upper() + PIXEL_SIZE_MEANING[1:])
+        pixel_size = pixel_size or None  # 0 or empty: none
     cols = st.columns(3)
     tta = cols[0].checkbox("Test-time augmentation (8 flips/rotations)", key="segpipe.tta")
     overlap = cols[1].slider("Window overlap", 0.0, MAX_OVERLAP, float(config.overlap), 0.05,
@@ -96,7 +106,8 @@ def _options(config, endpoint: str | None) -> PredictOptions:
             help=f"{ENDPOINT}: {endpoint}, with the model it was started with (`segpipe "
                  f"serve --model-uri`), whatever version the sidebar shows.")
     return PredictOptions(tta=tta, overlap=overlap,
-                          endpoint=endpoint if where == ENDPOINT else None)
+                          endpoint=endpoint if where == ENDPOINT else None,
+                          pixel_size=pixel_size)
 
 
 def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple) -> Result:
@@ -153,8 +164,7 @@ def _show(result: Result, config) -> None:
                                       options),
         file_name=f"{stem}_mask.geojson", mime="application/geo+json", on_click="ignore",
         key="segpipe.download_polygons")
-    legend_col.caption("Polygons in longitude/latitude (EPSG:4326)." if options.crs
-                       else "Polygons in the scene's CRS.")
+    legend_col.caption(polygons_caption(mask_path, options.crs is not None))
 
 
 def _polygon_options(column, config, mask_path: Path) -> PolygonOptions:
@@ -178,13 +188,15 @@ def _polygon_options(column, config, mask_path: Path) -> PolygonOptions:
                           crs=WGS84 if wgs84 else None)
 
 
-def _show_notes(scene: Scene, model_uri: str, config, max_pixels: int) -> None:
+def _show_notes(scene: Scene, model_uri: str, config, max_pixels: int,
+                pixel_size: float | None) -> None:
     """How the scene is resampled and what about it is not what the model learnt from,
-    above the options (read once per scene and model: every widget change reruns this)."""
-    key = (scene.key, model_uri)
+    above the options (read once per scene, model and pixel size: every widget change
+    reruns this)."""
+    key = (scene.key, model_uri, pixel_size)
     held = st.session_state.get(_NOTES_KEY)
     if held is None or held[0] != key:
-        held = (key, scene_notes(scene.path, scene.name, config, max_pixels))
+        held = (key, scene_notes(scene.path, scene.name, config, max_pixels, pixel_size))
         st.session_state[_NOTES_KEY] = held
     notes = held[1]
     for warning in notes.warnings:
@@ -205,6 +217,8 @@ def page() -> None:
     # already says which model will predict.
     on_server = settings.endpoint if st.session_state.get("segpipe.where") == ENDPOINT else None
     st.caption(model_caption(version, config, settings.max_pixels, on_server))
+    if note := gate_note(version):
+        st.warning(note)
     source = UPLOAD
     if settings.data_dir is not None:
         source = st.radio("Scene from", [UPLOAD, DATA_FOLDER], horizontal=True,
@@ -216,8 +230,11 @@ def page() -> None:
     info = scenes.inspect_scene(scene.path, scene.name, config.in_channels,
                                 settings.max_pixels)
     st.caption(f"{scene.name}: {info.describe()}")
-    _show_notes(scene, version.model_uri, config, settings.max_pixels)
-    options = _options(config, settings.endpoint)
+    asks_pixel_size = config.gsd is not None and info.metres_per_pixel is None
+    # The field's value of this rerun (set before the script runs), for the notes above it.
+    given = st.session_state.get(_PIXEL_SIZE_KEY) if asks_pixel_size else None
+    _show_notes(scene, version.model_uri, config, settings.max_pixels, given or None)
+    options = _options(config, settings.endpoint, asks_pixel_size)
     key = (scene.key, version.model_uri, options)
     if st.button("Predict", type="primary", key="segpipe.predict"):
         st.session_state.pop(_RESULT_KEY, None)
