@@ -13,6 +13,7 @@ Stdlib only, as the guard.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from serving.asgi import Receive, Refusal, Scope, header
@@ -51,13 +52,15 @@ class BodyBudget:
 
 class Claim:
     """One request's share of the budget: the bytes of its body read so far (none without a
-    budget)."""
+    budget), each counted ``weight`` times: an image body as the base64 text (4/3) it
+    becomes before its model sees it, which is what a request's peak counts its body as."""
 
-    def __init__(self, budget: BodyBudget | None):
-        self.budget, self.size = budget, 0
+    def __init__(self, budget: BodyBudget | None, weight: float = 1.0):
+        self.budget, self.size, self.weight = budget, 0, weight
 
     async def grow(self, size: int, deadline: float) -> None:
         if self.budget is not None:
+            size = math.ceil(size * self.weight)
             await self.budget.take(size, deadline)
             self.size += size
 
@@ -67,16 +70,17 @@ class Claim:
             self.size = 0
 
 
-def declared_size(scope: Scope, limit: int) -> int | None:
-    """The body's Content-Length; a 413 before a byte is read when it is over ``limit``."""
+def declared_size(scope: Scope, limit: int, why: str = "") -> int | None:
+    """The body's Content-Length; a 413 before a byte is read when it is over ``limit``
+    (``why``: where that limit comes from, when it is not the server's)."""
     declared = header(scope, b"content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}")
+        raise Refusal(413, f"the request body has {declared} bytes, the limit is {limit}{why}")
     return None if declared is None else int(declared)
 
 
 async def read_body(receive: Receive, limit: int, claim: Claim, deadline: float, timeout: float,
-                    stall_timeout: float | None = None) -> bytearray | None:
+                    stall_timeout: float | None = None, why: str = "") -> bytearray | None:
     """The body in one buffer, grown in place (no list of chunks joined into a second copy),
     each chunk claimed from the budget before it is kept; None when the client went away.
     A 408 when none of it arrives for ``stall_timeout`` seconds or it is not all there by
@@ -99,7 +103,7 @@ async def read_body(receive: Receive, limit: int, claim: Claim, deadline: float,
             return None
         chunk = message.get("body", b"")
         if len(body) + len(chunk) > limit:
-            raise Refusal(413, f"the request body is larger than the limit, {limit} bytes")
+            raise Refusal(413, f"the request body is larger than the limit, {limit} bytes{why}")
         await claim.grow(len(chunk), deadline)
         body += chunk
         if not message.get("more_body", False):

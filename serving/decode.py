@@ -233,6 +233,8 @@ def decode_base64(value: Any, what: str) -> bytes:
 @contextlib.contextmanager
 def open_image(raw: bytes, what: str, config: ServingConfig) -> Iterator[Any]:
     """Open encoded GeoTIFF/PNG/JPEG bytes lazily (the header only) and check the bands."""
+    if not raw:  # MemoryFile(b"") would open for writing
+        raise RequestError(f"{what}: empty (no bytes)")
     with MemoryFile(raw) as memfile:
         try:
             with plain_images_quiet():

@@ -24,9 +24,10 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
 - a body not received within the request timeout is a 408;
 - a body that is not JSON, not a JSON object, params that are not an object, params the model
   does not declare (named) and declared params of the wrong type are 400s;
-- an image file as the body is the same file in the ``image`` column; other content types, a
-  form upload, no input or inputs that are no numbers are one line saying what is taken
-  (serving/request_forms.py);
+- an image file as the body is the same file in the ``image`` column, its query string
+  params checked before it is read, its bytes counted as the base64 text they become;
+  other content types, a form upload, no input or inputs that are no numbers are one line
+  saying what is taken (serving/request_forms.py);
 - a dataframe request (``dataframe_split``/``dataframe_records``: the ``npy`` and ``image``
   routes) goes to ``dataframes``, the model's own predict (serving/routes.py): MLflow would
   check its base64 column against the model's tensor signature and refuse it;
@@ -44,7 +45,8 @@ prefixes the whole input data to the message of a param of the wrong type. Here:
   ``{"error_code", "message"}`` (serving/replies.py).
 
 The body is held once: read into one buffer, decoded to text and freed, and the text freed once
-parsed, so a dataframe request's peak is about twice its body (benchmarks/server_memory.py).
+parsed, so a dataframe request's peak is about twice its body (benchmarks/server_memory.py);
+an image body is freed once encoded to base64, the text it becomes counted in its stead.
 
 Only stdlib at import: serving/server.py imports this before it loads the model, whose own
 packaged copy of serving/ must be the one that runs the model.
@@ -71,15 +73,20 @@ from serving.asgi import (
     error_body,
     excerpt,
     header,
-    mime_type,
     plain_json,
     replay,
     short_error,
     shorten_errors,
 )
 from serving.body_budget import BodyBudget, Claim, declared_size, read_body
-from serving.json_body import check_body, check_params, decode_body, mlflow_body
-from serving.request_forms import IMAGE_TYPES, check_inputs, image_document, refuse_content_type
+from serving.json_body import check_body, check_params, decode_body, mlflow_body, nan_params
+from serving.request_forms import (
+    check_head,
+    check_inputs,
+    image_document,
+    image_limit,
+    image_limit_note,
+)
 from serving.sizing import body_budget_bytes
 
 __all__ = ["DATAFRAME_KEYS", "JSON_TYPE", "MAX_MESSAGE", "ROUTE", "Refusal", "RequestGuard",
@@ -132,30 +139,30 @@ class RequestGuard:
         if scope["path"] != ROUTE or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        claim, turn, running = Claim(self.budget), False, None
+        claim, turn, running = None, False, None
         # one deadline for every phase: waiting for the budget, reading, waiting for a turn
         # and computing all end at the request timeout after it arrived
         until = time.monotonic() + self.timeout
         try:
             try:
-                content_type = mime_type(scope)
-                if not content_type:
-                    raise Refusal(415, f"the request has no Content-Type; send {JSON_TYPE}")
-                refuse_content_type(content_type)
-                encoding = (header(scope, b"content-encoding") or "identity").lower()
-                if encoding != "identity":
-                    raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
-                                       f"(Content-Encoding); send it uncompressed")
-                # an image body is passed on in base64: that text is what the limit bounds
-                limit = (self.max_body_bytes * 3 // 4 if content_type in IMAGE_TYPES
-                         else self.max_body_bytes)
-                declared_size(scope, limit)
+                content_type, params = check_head(scope, self.schema,
+                                                  images=self.dataframes is not None)
+                image = content_type != JSON_TYPE  # refuse_content_type: an image file
+                # an image body is passed on in base64: that text is what the limit bounds,
+                # and what its share of the budget counts
+                limit, why = ((image_limit(self.max_body_bytes),
+                               image_limit_note(self.max_body_bytes)) if image
+                              else (self.max_body_bytes, ""))
+                claim = Claim(self.budget, 4 / 3 if image else 1.0)
+                declared_size(scope, limit, why)
                 # read outside the turns, within the budget: a slow upload holds the bytes it
                 # sent, not one of the turns the requests being computed need
                 body = await read_body(receive, limit, claim, until, self.timeout,
-                                       self.body_timeout)
+                                       self.body_timeout, why)
                 if body is None:
                     return  # the client went away
+                if image and not body:
+                    raise Refusal(400, "the request body is empty: send an image file")
                 await self._take_turn(until)
                 turn = True
             except Refusal as refusal:
@@ -163,12 +170,12 @@ class RequestGuard:
                 return
             held = [body]
             del body  # _invoke frees it as it goes
-            running = await self._invoke(scope, receive, send, content_type, held, until)
+            running = await self._invoke(scope, receive, send, image, params, held, until)
         finally:
-            if running is None:
-                self._end(claim, turn)
-            else:  # answered 504: the turn ends with the prediction's thread
+            if running is not None:  # answered 504: the turn ends with the prediction's thread
                 running.add_done_callback(self._overrun_done(time.monotonic(), claim))
+            elif claim is not None:  # None: refused by its head, before anything was held
+                self._end(claim, turn)
 
     def _end(self, claim: Claim, turn: bool) -> None:
         """A request's work is over: its turn and its body's share of the budget are free."""
@@ -199,14 +206,16 @@ class RequestGuard:
                                f"left this one no turn within {self.timeout:g} s (the "
                                f"server's request timeout); try again later") from None
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send, content_type: str,
-                      held: list[bytearray], until: float) -> asyncio.Future | None:
-        """Answer one request, its body ``held`` alone; returns a prediction still running
-        after its 504."""
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send, image: bool,
+                      params: dict[str, Any] | None, held: list[bytearray],
+                      until: float) -> asyncio.Future | None:
+        """Answer one request, its body ``held`` alone (``params``: an image body's); returns
+        a prediction still running after its 504."""
+        if image:  # its thread takes the body
+            running = self._start(until, self._image, held, params)
+            return await self._finish(running, send, until)
         body = held.pop()
         try:
-            if content_type != JSON_TYPE:  # an image file (refuse_content_type)
-                return await self._image(scope, send, body, until)
             self._check_values(body)
             encoding = json.detect_encoding(body)
             text = decode_body(body)
@@ -215,28 +224,22 @@ class RequestGuard:
             if (self.dataframes is not None and plain_json(scope)
                     and any(key in document for key in DATAFRAME_KEYS)):
                 del text
-                running = self._start(until, self.dataframes, document)
+                # a float NaN, as a model registered before the string "nan" takes it too
+                running = self._start(until, self.dataframes, nan_params(document))
                 del document  # the prediction holds it, and frees it when done
                 return await self._finish(running, send, until)
-            body = mlflow_body(document, text, encoding)
+            body = mlflow_body(document, text, encoding, self.max_body_bytes)
             del document, text
         except Refusal as refusal:
             await answer(send, refusal.status, error_body(refusal.status, refusal.message))
             return None
         return await self._mlflow(scope, receive, send, body, until)
 
-    async def _image(self, scope: Scope, send: Send, body: bytearray,
-                     until: float) -> asyncio.Future | None:
-        """An image file body, answered as the same file in the dataframe column ``image``."""
-        if self.dataframes is None:
-            raise Refusal(415, "this server's model predates image bodies: send JSON "
-                               "(docs/serving.md, Requests and answers)")
-        document = image_document(body, scope.get("query_string", b""), self.schema)
-        del body
-        check_params(document.get("params"), self.schema)
-        running = self._start(until, self.dataframes, document)
-        del document
-        return await self._finish(running, send, until)
+    def _image(self, held: list[bytearray],
+               params: dict[str, Any] | None) -> tuple[int, bytes | Iterable[bytes]]:
+        """An image file body, answered as the same file in the dataframe column ``image``:
+        on the request's thread, as encoding a large one takes seconds."""
+        return self.dataframes(image_document(held, params))
 
     async def _mlflow(self, scope: Scope, receive: Receive, send: Send, body: bytes,
                       until: float) -> asyncio.Future | None:

@@ -83,7 +83,7 @@ class RequestHandler:
         if len(columns) != 1 or columns[0] not in COLUMNS:
             raise RequestError(f"dataframe input needs one column, {IMAGE_COLUMN!r} (base64 "
                                f"images) or {NPY_COLUMN!r} (base64 .npy arrays); got "
-                               f"{', '.join(excerpt(c) for c in columns[:5])}")
+                               f"{', '.join(excerpt(c) for c in columns[:5]) or 'no column'}")
         values = list(model_input[columns[0]])
         notes: list[list[str]] = []
         if columns[0] == NPY_COLUMN:

@@ -21,16 +21,33 @@ def is_nan_text(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() == NAN_TEXT
 
 
-def mlflow_body(document: dict[str, Any], text: str, encoding: str) -> bytes:
+def nan_params(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with NAN_TEXT params as float NaN: what a model takes whatever its
+    serving code's age (one registered before NAN_TEXT refuses the string, not a NaN)."""
+    params = document.get("params")
+    if not isinstance(params, dict) or not any(
+            is_nan_text(params.get(name)) for name in NAN_PARAMS):
+        return document
+    return {**document, "params": {
+        name: float("nan") if name in NAN_PARAMS and is_nan_text(value) else value
+        for name, value in params.items()}}
+
+
+def mlflow_body(document: dict[str, Any], text: str, encoding: str, limit: int) -> bytes:
     """The body for MLflow's own route: the bytes as they came, but NAN_TEXT params as the
     NaN literal (Python's JSON parser takes it), since MLflow checks them against their
-    declared type."""
-    params = document.get("params") or {}
-    if not any(is_nan_text(params.get(name)) for name in NAN_PARAMS):
+    declared type. Written again then, as UTF-8 without spaces (no larger than the body but
+    for numbers written longer, ``1E5`` as ``100000.0``): a 413 past ``limit``."""
+    rewritten = nan_params(document)
+    if rewritten is document:
         return text.encode(encoding, "surrogatepass")
-    return json.dumps({**document, "params": {
-        name: float("nan") if name in NAN_PARAMS and is_nan_text(value) else value
-        for name, value in params.items()}}).encode()
+    body = json.dumps(rewritten, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass")
+    if len(body) > limit:
+        raise Refusal(413, f'the request body, its nodata "{NAN_TEXT}" written as NaN for '
+                           f"MLflow, has {len(body)} bytes, the limit is {limit}: send the "
+                           f"pixels as a base64 .npy array (dataframe column 'npy')")
+    return body
 
 
 def check_params(params: Any, schema: Any) -> None:

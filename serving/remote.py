@@ -49,8 +49,18 @@ class OtherModel(EndpointError):
 
 def request_failed(url: str, exc: requests.RequestException) -> EndpointError:
     """What went wrong with a request to ``url``, in one line: only a connection that could
-    not be made is "not reachable"; a server that took too long, or a request that could not
-    be sent at all (its body not encodable, a malformed URL), says so."""
+    not be made is "not reachable"; a server that closed the connection without answering,
+    cut its answer off or took too long, or a request that could not be sent at all (its
+    body not encodable, a malformed URL), says so."""
+    detail = " ".join(str(exc).split())[:200]
+    named = f"{type(exc).__name__}{': ' + detail if detail else ''}"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return EndpointError(f"endpoint {url}: the answer was cut off ({named}); the server "
+                             f"may have stopped while answering (see its log)")
+    if isinstance(exc, requests.ConnectionError) and _dropped(exc):
+        return EndpointError(f"endpoint {url}: the server closed the connection without "
+                             f"answering ({named}); it may have run out of memory (see its "
+                             f"log)")
     if isinstance(exc, requests.ConnectionError):  # ConnectTimeout included
         reason = ("timed out" if isinstance(exc, requests.Timeout)
                   else "connection refused or host not found")
@@ -59,9 +69,18 @@ def request_failed(url: str, exc: requests.RequestException) -> EndpointError:
     if isinstance(exc, requests.Timeout):
         return EndpointError(f"endpoint {url} did not answer in time ({type(exc).__name__}); "
                              f"the server may be busy or the scene too large for its timeout")
-    detail = " ".join(str(exc).split())[:200]
-    return EndpointError(f"endpoint {url}: the request could not be sent "
-                         f"({type(exc).__name__}{': ' + detail if detail else ''})")
+    return EndpointError(f"endpoint {url}: the request could not be sent ({named})")
+
+
+def _dropped(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was made, then closed or reset by the server: requests wraps
+    urllib3's ProtocolError ("Connection aborted.") for that, and a MaxRetryError whose
+    reason is a NewConnectionError for a connection never made."""
+    from urllib3.exceptions import ProtocolError
+
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, ProtocolError) or isinstance(getattr(cause, "reason", None),
+                                                          ProtocolError)
 
 
 def _get(url: str, route: str, timeout: float) -> requests.Response:

@@ -4,7 +4,9 @@ or ``inputs`` that are no pixels talk of its 2.0 protocol change and tensor spec
 someone sending an image nothing. Stdlib only, as the guard.
 
 - an image file as the body (Content-Type IMAGE_TYPES) is answered as the same file in the
-  dataframe column ``image``, its params from the query string (``?output=probabilities``);
+  dataframe column ``image``, its params from the query string (``?output=probabilities``),
+  checked before the body is read; a JSON request's params go in its body, so a query
+  string with one is refused;
 - ``instances`` holding rows (JSON objects) are ``dataframe_records``;
 - a form upload, CSV, Parquet or any other type, a JSON object without exactly one input, and
   ``inputs``/``instances`` that are no (N, H, W, bands) numbers are refused, naming what is
@@ -13,11 +15,13 @@ someone sending an image nothing. Stdlib only, as the guard.
 
 from __future__ import annotations
 
-import base64
+import binascii
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from serving.asgi import JSON_TYPE, Refusal, excerpt
+from serving.asgi import JSON_TYPE, Refusal, Scope, excerpt, header, mime_type
+from serving.json_body import check_params
 
 #: The input keys of MLflow's JSON request format.
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -27,8 +31,8 @@ IMAGE_TYPES = ("image/tiff", "image/png", "image/jpeg", "application/octet-strea
 #: Where every refusal below points.
 DOC = "docs/serving.md, Requests and answers"
 #: What the server takes, shortest first.
-TAKES = (f"send an image file as the body (Content-Type image/tiff, image/png or "
-         f"image/jpeg), or {JSON_TYPE} "
+TAKES = (f"send an image file as the body (Content-Type image/tiff, image/png, image/jpeg "
+         f"or application/octet-stream), or {JSON_TYPE} "
          f'{{"dataframe_split": {{"columns": ["image"], "data": [["<base64 file>"]]}}}} '
          f"({DOC})")
 
@@ -47,19 +51,88 @@ def refuse_content_type(content_type: str) -> None:
     raise Refusal(415, f"Content-Type {excerpt(content_type)} is not taken; {TAKES}")
 
 
-def image_document(body: bytes | bytearray, query_string: bytes,
-                   schema: Any) -> dict[str, Any]:
-    """The dataframe request an image file body stands for: the file in column ``image``,
-    params from the query string, typed as the model declares them (``true``/``false``,
-    numbers); the guard's param checks follow."""
+def image_limit(max_body_bytes: int) -> int:
+    """The most an image body may have: its base64 text, what the model is handed, must fit
+    the body limit."""
+    return max_body_bytes * 3 // 4
+
+
+def image_limit_note(max_body_bytes: int) -> str:
+    """What a 413 of an image body adds to its limit: where that number comes from."""
+    return (f" (an image body's limit: 3/4 of the server's body limit, {max_body_bytes}, as "
+            f"it travels on to the model in base64)")
+
+
+def check_head(scope: Scope, schema: Any, images: bool) -> tuple[str, dict[str, Any] | None]:
+    """The body's type and an image body's params (``images``: whether the model takes
+    image bodies): what the head alone tells, refused before a byte of the body is read or
+    a turn is waited for."""
+    content_type = mime_type(scope)
+    if not content_type:
+        raise Refusal(415, f"the request has no Content-Type; {TAKES}")
+    refuse_content_type(content_type)
+    encoding = (header(scope, b"content-encoding") or "identity").lower()
+    if encoding != "identity":
+        raise Refusal(415, f"the request body is {excerpt(encoding)}-encoded "
+                           f"(Content-Encoding); send it uncompressed")
+    if content_type == JSON_TYPE:
+        refuse_query(scope)
+        return content_type, None
+    if not images:
+        raise Refusal(415, f"this server's model predates image bodies: send JSON ({DOC})")
+    return content_type, image_params(scope.get("query_string", b""), schema)
+
+
+def refuse_query(scope: Scope) -> None:
+    """A JSON request's params are its ``params`` key: a query string would be ignored."""
+    if query := scope.get("query_string", b""):
+        raise Refusal(400, f"the query string ({excerpt(query.decode('latin-1'))}) is read "
+                           f"only with an image file as the body: params of a JSON request "
+                           f'go in its "params" key ({DOC})')
+
+
+def image_params(query_string: bytes, schema: Any) -> dict[str, Any] | None:
+    """The params of an image body, from its query string (known before the body is read),
+    typed as the model declares them (``true``/``false``, numbers) and checked as JSON
+    params are; a name given twice is a 400."""
     params: dict[str, Any] = {}
     kinds = {spec.name: getattr(spec.dtype, "name", str(spec.dtype))
              for spec in (schema.params if schema is not None else [])}
     for name, text in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in params:
+            raise Refusal(400, f"param {excerpt(name)} is given twice in the query string; "
+                               f"give it once")
         params[name] = _typed(text, kinds.get(name))
-    document: dict[str, Any] = {"dataframe_split": {
-        "columns": ["image"], "data": [[base64.b64encode(body).decode("ascii")]]}}
+    check_params(params, schema)
+    return params or None
+
+
+def image_document(held: list[bytearray], params: dict[str, Any] | None) -> dict[str, Any]:
+    """The dataframe request an image file body stands for: the file in column ``image``.
+    The body is taken from ``held`` and freed once encoded, and the base64 text made a str
+    once, its bytes then freed: at most the text twice at once (serving/sizing.py, parsing),
+    the text alone while the model runs."""
+    raw = held.pop()
+    encoded = bytearray(4 * ((len(raw) + 2) // 3))
+    with memoryview(raw) as view:
+        # in pieces: binascii allocates twice its input's size for its output
+        for start in range(0, len(raw), _ENCODED_PIECE):
+            at = start // 3 * 4
+            piece = binascii.b2a_base64(view[start:start + _ENCODED_PIECE], newline=False)
+            encoded[at:at + len(piece)] = piece
+    del raw  # its last reference
+    text = encoded.decode("ascii")
+    del encoded
+    document: dict[str, Any] = {"dataframe_split": {"columns": ["image"], "data": [[text]]}}
     return {**document, "params": params} if params else document
+
+
+#: Raw bytes encoded at a time (a multiple of 3: no padding but at the end).
+_ENCODED_PIECE = 3 * 2**16
+#: A number as JSON writes one (no ``1_0``, which Python's float takes as 10), or what the
+#: params' checks name: nan, inf.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf|infinity)",
+                     re.IGNORECASE)
 
 
 def _typed(text: str, kind: str | None) -> Any:
@@ -67,11 +140,8 @@ def _typed(text: str, kind: str | None) -> Any:
     not one, for the type check to refuse."""
     if kind == "boolean" and text.lower() in ("true", "false"):
         return text.lower() == "true"
-    if kind in ("double", "float", "integer", "long"):
-        try:
-            return float(text)
-        except ValueError:
-            return text
+    if kind in ("double", "float", "integer", "long") and _NUMBER.fullmatch(text):
+        return float(text)
     return text
 
 

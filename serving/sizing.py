@@ -5,9 +5,10 @@ One request at its peak holds, in the worst of its phases (benchmarks/server_mem
 measured each; benchmarks/README.md has the figures):
 
 - parsing: its body twice (the body decoded to text, then the text and the parsed strings;
-  serving/guard.py frees each as soon as the next exists; measured 2.2-2.4 times the body
-  with the prediction's own working set), plus what its JSON values take, at most
-  BYTES_PER_JSON_VALUE each;
+  an image file body, counted as the base64 text it becomes (at most the body limit), the
+  text's bytes then its str; serving/guard.py frees each as soon as the next exists;
+  measured 2.2-2.4 times the body with the prediction's own working set), plus what its
+  JSON values take, at most BYTES_PER_JSON_VALUE each;
 - predicting: the request's strings, the decoded pixels (3/4 of their base64), the blending's
   working set (BLENDING_BYTES: strips, row accumulators and batches of a panel 8192 px wide)
   and the result (a byte per pixel for a mask, a float32 per class for probabilities, which

@@ -22,12 +22,13 @@ class Client:
     """One request as uvicorn hands it to the app: its head, its body as the test sends it,
     and the answer collected."""
 
-    def __init__(self, declared: int | None):
-        headers = [(b"content-type", b"application/json")]
+    def __init__(self, declared: int | None, content_type: bytes | None = b"application/json",
+                 query: bytes = b""):
+        headers = [(b"content-type", content_type)] if content_type else []
         if declared is not None:
             headers.append((b"content-length", str(declared).encode()))
         self.scope = {"type": "http", "method": "POST", "path": "/invocations",
-                      "headers": headers}
+                      "headers": headers, "query_string": query}
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.receives = 0
         self.messages: list[dict] = []

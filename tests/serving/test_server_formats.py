@@ -106,3 +106,27 @@ def test_instances_of_rows_are_answered_as_dataframe_records(server):
 def test_tensor_inputs_still_answer(server):
     response = post(server, json.dumps({"inputs": np.ones((1, 8, 8, 4)).tolist()}))
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("payload, phrase", [
+    ({"instances": [{}]}, "; got no column"),
+    ({"dataframe_records": []}, "; got no column"),
+    (image_frame(""), "image 1 of 1: empty (no bytes)"),
+])
+def test_an_empty_input_is_a_400_saying_what_is_missing(server, payload, phrase):
+    assert_short_error(invoke(server, payload), 400, phrase)
+
+
+def test_an_empty_or_too_large_image_body_is_refused_in_one_line(server):
+    """An image body may be 3/4 of the body limit (8 MB here): its base64 text must fit."""
+    empty = post(server, b"", content_type="image/png")
+    assert_short_error(empty, 400, "the request body is empty: send an image file")
+    large = post(server, bytes(7_000_000), content_type="image/tiff")
+    assert_short_error(large, 413, "the limit is 6000000 (an image body's limit: 3/4 of the "
+                                   "server's body limit, 8000000,")
+    twice = requests.post(f"{server.url}/invocations?tta=true&tta=false", data=b"x",
+                          headers={"Content-Type": "image/png"}, timeout=60)
+    assert_short_error(twice, 400, "param 'tta' is given twice in the query string")
+    tensor = requests.post(f"{server.url}/invocations?output=probabilities",
+                           json={"inputs": np.ones((1, 8, 8, 4)).tolist()}, timeout=60)
+    assert_short_error(tensor, 400, 'params of a JSON request go in its "params" key')
