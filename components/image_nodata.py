@@ -4,7 +4,10 @@ over the option, as a GIS reader honours a file's tag; a tag that differs from t
 reported, so a user who expected the option to apply sees that it did not. Bands of a VRT
 may carry tags of their own (an untagged RGB file stacked with a DSM tagged -9999): the
 image's nodata is then per band (serving.bands.band_nodata), and the option, which applies to
-every band, is for images whose bands declare none."""
+every band, is for images whose bands declare none.
+
+A PNG's alpha channel is transparency, as on every serving path (serving/image_bands.py): never
+a band of the scene, its transparent pixels no data (``source_bands``)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,19 @@ import numpy as np
 from components.discover import ScenePair
 from components.raster import SettingError
 from serving.bands import band_nodata, nodata_text
+from serving.image_bands import ImageBands, image_bands
 from serving.pixels import Nodata
+
+
+def source_bands(src) -> ImageBands:
+    """The bands of a source image its scene keeps, and whether an alpha band marks no data:
+    serving's rule (``image_bands``) for a model of every band the file holds, as no model's
+    band count is known yet. So only an alpha band by its format's definition (a PNG's) is
+    transparency; a GeoTIFF's alpha tag, which GDAL puts on the 4th band of any 8-bit 4-band
+    GeoTIFF (RGB + near infrared too), stays a band, and a mask of GDAL's own (``.msk``) is
+    not read, as before."""
+    bands = image_bands(src, src.count)
+    return bands if bands.alpha else ImageBands(bands.indexes, [], False)
 
 
 @dataclass
@@ -35,7 +50,9 @@ class ImageNodata:
         option cannot be a pixel value of the image's type."""
         image = pair.image
         with pair.open_image() as src:
-            tag, dtypes = band_nodata(src), src.dtypes
+            indexes = source_bands(src).indexes
+            tag = band_nodata(src, indexes=indexes)
+            dtypes = tuple(src.dtypes[index - 1] for index in indexes)
         if tag is not None:
             if self.option is not None and not _same(tag, self.option):
                 self.differing.append((image, tag))

@@ -33,4 +33,6 @@ from __future__ import annotations
 #: tagged -9999) mark no data per band: such scenes are written as floats, NaN where invalid.
 #: split 3: labels of one class are a warning line, and refused by segpipe run's split step
 #: (a split cached before would let it through to trials that all fail).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 8, "tile": 3, "split": 3, "normalize": 1}
+#: ingest 9: a PNG's alpha channel is no band of its scene (RGBA PNGs give 3-band scenes, as
+#: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 9, "tile": 3, "split": 3, "normalize": 1}

@@ -1,7 +1,8 @@
 """Ingest's second pass: one scene pair written as ``<scene>_image.tif`` (the source's
-pixels in its bands' common dtype, nodata, CRS and transform) and ``<scene>_mask.tif``
-(uint8 class ids), strip by strip so memory does not grow with the scene; labels were
-surveyed and the ``LabelSpec`` fixed before (``components.ingest``)."""
+pixels in its bands' common dtype, nodata, CRS and transform; a PNG's alpha channel is no
+band, its transparent pixels no data: components.image_nodata.source_bands) and
+``<scene>_mask.tif`` (uint8 class ids), strip by strip so memory does not grow with the
+scene; labels were surveyed and the ``LabelSpec`` fixed before (``components.ingest``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rasterio.transform import Affine
 
 from components.atomic import atomic_path
 from components.discover import ScenePair
+from components.image_nodata import source_bands
 from components.label_place import image_window, place_label
 from components.labelme import labelme_shapes
 from components.labels import LabelSpec, map_colors, map_values
@@ -39,7 +41,9 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
 
     Per-band nodata (a VRT's bands tagged apart) has no GeoTIFF tag: the image is written as
     floats (serving.pixels.float_dtype) with every band of its invalid pixels NaN, tagged
-    NaN, so every later reader sees those pixels invalid with one value."""
+    NaN, so every later reader sees those pixels invalid with one value. So is an image
+    whose alpha channel holds a transparent pixel (no value of its own type is free to mark
+    them), tagged with its nodata; a fully opaque one keeps its type."""
     per_band = isinstance(nodata, tuple)
     shapes, shape_transform = None, Affine.identity()
     # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
@@ -50,6 +54,14 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
     with pair.open_image() as img:
         window = image_window(pair, img)
         width, height = int(window.width), int(window.height)
+        bands = source_bands(img)
+        transparent = bands.masked and any(
+            _transparent(read_window(img, pair.image, window=strip, indexes=bands.alpha)).any()
+            for strip in strip_windows(width, height))
+        # The alpha is read with the colours: a PNG read again for its mask is decoded again
+        # from its first row, strip after strip.
+        read = bands.indexes + (bands.alpha if transparent else [])
+        as_floats = per_band or transparent
         georeferenced = img.crs is not None
         crs = img.crs if georeferenced else None
         transform = img.transform if georeferenced else Affine.identity()
@@ -57,9 +69,9 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
                                       else spec.label_ids, spec.ignore)
             shape_transform = transform
-        dtype = float_dtype(band_dtype(img)) if per_band else band_dtype(img)
-        image_profile = geotiff_profile(width, height, img.count, dtype.name, crs, transform,
-                                        float("nan") if per_band else nodata)
+        dtype = float_dtype(band_dtype(img)) if as_floats else band_dtype(img)
+        image_profile = geotiff_profile(width, height, len(bands.indexes), dtype.name, crs,
+                                        transform, float("nan") if per_band else nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
         image_path = scenes_dir / f"{pair.name}_image.tif"
         mask_path = scenes_dir / f"{pair.name}_mask.tif"
@@ -75,9 +87,12 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     rasterio.open(tmp_mask, "w", **mask_profile) as dst_mask:
                 valid = False
                 for strip in strip_windows(width, height):
-                    block = read_window(img, pair.image, window=strip)
+                    block = read_window(img, pair.image, window=strip, indexes=read)
+                    alpha, block = block[len(bands.indexes):], block[:len(bands.indexes)]
                     invalid = invalid_pixels(block, nodata)
-                    if per_band:
+                    if transparent:
+                        invalid |= _transparent(alpha)
+                    if as_floats:
                         block = block.astype(dtype)
                         block[:, invalid] = np.nan
                     dst_image.write(block, window=strip)
@@ -95,3 +110,9 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     mask[invalid] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
     return valid
+
+
+def _transparent(alpha: np.ndarray) -> np.ndarray:
+    """(alpha bands, rows, cols) -> (rows, cols) bool: the transparent pixels, alpha 0 (GDAL's
+    mask of an alpha band, which serving.image_bands.read_pixels reads, is 0 there alone)."""
+    return (alpha == 0).any(axis=0)

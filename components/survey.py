@@ -12,6 +12,7 @@ import numpy as np
 
 from components.discover import ScenePair
 from components.discover_rules import LOSSY_SUFFIXES
+from components.image_nodata import source_bands
 from components.label_place import image_window, place_label
 from components.masks import IGNORE_CODE, mask_format
 from components.raster import DataError, check_png, check_size, strip_windows
@@ -128,7 +129,7 @@ def survey_image(pair: ScenePair, survey: Survey, max_pixels: int) -> tuple[int,
     with pair.open_image() as src:
         check_file(pair.image, src, max_pixels)
         window = image_window(pair, src)
-        size, bands = (int(window.width), int(window.height)), src.count
+        size, bands = (int(window.width), int(window.height)), len(source_bands(src).indexes)
     if survey.bands is None:
         survey.bands, survey.first_image = bands, pair.image
     elif bands != survey.bands:
