@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 
-from serving.bands import band_dtype, read_bands
+from serving.bands import band_dtype
 from serving.pixels import invalid_as_nan
+from serving.resampled_read import read_resampled
 from serving.wording import counted
 
 #: GDAL's JPEG driver converts a CMYK JPEG to 3 RGB bands, and says so in this tag.
@@ -81,8 +82,8 @@ def read_pixels(dataset, window, bands: ImageBands, shape: tuple[int, int] | Non
     if shape is None:
         shape = (int(round(window.height)), int(round(window.width)))
     out = np.empty((*shape, len(bands.indexes)), band_dtype(dataset))
-    read_bands(dataset, bands.indexes, out=np.moveaxis(out, -1, 0), window=window,
-               resampling=resampling)
+    read_resampled(dataset, bands.indexes, window, shape, resampling,
+                   out=np.moveaxis(out, -1, 0))
     if not bands.masked:
         return out
     # On the model grid, a pixel is masked where the input pixel at its centre is.

@@ -110,10 +110,17 @@ def invalid_as_nan(raw: np.ndarray, invalid: np.ndarray,
     an array whose invalid pixels any reader (``invalid_pixels`` with any nodata) sees as
     such, and whose valid pixels normalize exactly as the raw ones (the arithmetic runs in
     the float type either way)."""
+    return fill_invalid(raw, invalid, np.nan, out)
+
+
+def fill_invalid(raw: np.ndarray, invalid: np.ndarray, fill: float | np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """``invalid_as_nan`` with ``fill`` (one value, or one per band) for the invalid pixels
+    instead of NaN."""
     if out is None:
         out = np.empty(raw.shape, float_dtype(raw.dtype))
     out[...] = raw
-    out[invalid] = np.nan
+    out[invalid] = fill
     return out
 
 

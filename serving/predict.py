@@ -26,7 +26,7 @@ from serving.blending import (
 )
 from serving.config import ServingConfig
 from serving.image_bands import ImageBands, image_bands, read_pixels
-from serving.pixels import Nodata, invalid_as_nan, invalid_pixels, normalize_image
+from serving.pixels import Nodata, fill_invalid, invalid_pixels, normalize_image
 from serving.quiet import plain_images_quiet
 from serving.resolution import IMAGE_RESAMPLING, ModelGrid, resample_factor
 
@@ -89,12 +89,26 @@ def class_ids(scores: np.ndarray) -> np.ndarray:
     return mask
 
 
+def wire_fill(mean: list[float], nodata: Nodata) -> np.ndarray | float:
+    """What an invalid pixel travels as to a server (ScenePredictor with ``normalize=False``):
+    the model's mean per band (as float32, which the server subtracts), so the model sees
+    the 0 it sees there locally and the server answers its probabilities, as a local
+    prediction blends them. A model pixel GDAL leaves invalid on a resampled grid may hold
+    the centre of a valid scene pixel, which takes its class. NaN, which the server ignores
+    (all-zero probabilities), only where the server would take the mean for nodata."""
+    fill = np.asarray(mean, np.float32)
+    if not isinstance(nodata, tuple) and nodata is not None and bool((fill == nodata).all()):
+        return np.nan
+    return fill
+
+
 class ScenePredictor:
     """A forward pass plus the ServingConfig that turns raw pixels into its input.
 
     ``normalize=False`` hands raw pixels to ``predict_fn`` (a remote server normalizes),
-    as floats with the invalid pixels NaN: the server knows neither the scene's nodata nor
-    which pixels were invalid before resampling, and NaN is invalid to any reader."""
+    as floats with the invalid pixels ``wire_fill``: the model's mean, which the server
+    normalizes to the 0 a local prediction feeds the model there (the client decides which
+    scene pixels are invalid, on the scene's grid)."""
 
     def __init__(self, predict_fn: PredictFn, config: ServingConfig, normalize: bool = True):
         self.predict_fn = predict_fn
@@ -125,8 +139,9 @@ class ScenePredictor:
             invalid = invalid_pixels(raw, nodata)
             if self.normalize:
                 return normalize_image(raw, mean, std, nodata, invalid, out), invalid
-            return invalid_as_nan(raw, invalid, out), invalid
+            return fill_invalid(raw, invalid, fill, out), invalid
 
+        fill = None if self.normalize else wire_fill(mean, nodata)
         return prepare
 
     def to_mask(self, scores: np.ndarray, invalid: np.ndarray) -> np.ndarray:

@@ -5,11 +5,12 @@ exactly as locally; each batch of raw windows goes to the server as base64 ``.np
 (binary, not JSON numbers) with ``overlap=0``, ``resample=false`` and
 ``output=probabilities``, so the server runs one forward pass (D4-averaged with ``tta``) per
 window and normalizes with the model's own statistics. Invalid pixels (the scene's nodata,
-which the server does not know) travel as NaN in float windows; windows without any travel
-in the smallest integer type that holds them, so the payload grows only where a window
-touches nodata. A scene whose nodata is not the model's sends it as param ``nodata``, so the
-server does not take the model's value for invalid where the scene's pixels of it are
-valid; NaN as the string ``"nan"`` (JSON has no NaN)."""
+which the server does not know) travel as the model's mean (serving.predict.wire_fill),
+which the server normalizes to the 0 a local prediction feeds the model there; windows
+travel in the smallest integer type that holds them where one does. A scene whose nodata is
+not the model's sends it as param ``nodata``, so the server does not take the model's value
+for invalid where the scene's pixels of it are valid; NaN as the string ``"nan"`` (JSON has
+no NaN)."""
 
 from __future__ import annotations
 
@@ -104,8 +105,8 @@ def check_endpoint_reachable(url: str, timeout: float = 10.0) -> None:
 
 def wire_nodata(nodata: Nodata) -> float | None:
     """The one value a server is told for ``nodata``: NaN for per-band values, which the
-    client applies itself (ScenePredictor with ``normalize=False`` sends invalid pixels as
-    NaN)."""
+    client applies itself (ScenePredictor with ``normalize=False`` finds the invalid pixels
+    and sends them filled, serving.predict.wire_fill)."""
     return float("nan") if isinstance(nodata, tuple) else nodata
 
 
@@ -115,8 +116,8 @@ def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
     (param ``nodata``), or it would take the model's value for invalid in windows where the
     scene's pixels of that value are valid. None when the model's own applies, or when the
     scene's is NaN and the model has none (NaN pixels are invalid anyway). Per-band tags
-    (serving.bands.band_nodata) are applied here, the windows carrying those pixels as NaN:
-    the server is told NaN, so it marks no other pixel."""
+    (serving.bands.band_nodata) are applied by the client, the windows carrying those pixels
+    filled: the server is told NaN, so it marks no other pixel."""
     import rasterio
 
     # A plain image: the resolution notes say so.

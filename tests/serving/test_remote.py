@@ -207,6 +207,25 @@ def test_a_nan_nodata_scene_predicts_through_the_server_as_locally(server, logge
     np.testing.assert_array_equal(masks["endpoint"], masks["local"])
 
 
+@pytest.mark.parametrize("pixel", [0.5, 0.3])
+def test_a_resampled_nan_scene_predicts_through_the_server_as_locally(server, logged_model,
+                                                                      tmp_path, pixel):
+    """A float scene for the 1 m model, its holes NaN, resampled as locally. At 0.3 m some
+    model pixels GDAL leaves invalid hold the centres of valid scene pixels: their windows
+    travel with the model's mean there, which the server normalizes to the 0 a local
+    prediction gives such pixels, so both predict them alike."""
+    from tests.serving.test_resampled_read import float_scene_with_holes
+
+    scene, holes = float_scene_with_holes(tmp_path / "nan.tif", float("nan"), pixel=pixel)
+    masks = {}
+    for mode, extra in {"local": (), "endpoint": ("--endpoint", server.url)}.items():
+        result = predict(scene, tmp_path / f"{mode}.tif", logged_model, *extra)
+        assert result.exit_code == 0, result.output
+        masks[mode] = read_mask(tmp_path / f"{mode}.tif")
+    np.testing.assert_array_equal(masks["local"] == 255, holes)
+    np.testing.assert_array_equal(masks["endpoint"], masks["local"])
+
+
 def test_the_server_takes_nodata_nan_as_a_string_on_every_route(server):
     """{"nodata": "nan"}: only non-finite pixels are invalid, not the model's 0 (a JSON
     number cannot be NaN); on the .npy route and the tensor route alike."""
