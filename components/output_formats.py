@@ -35,4 +35,6 @@ from __future__ import annotations
 #: (a split cached before would let it through to trials that all fail).
 #: ingest 9: a PNG's alpha channel is no band of its scene (RGBA PNGs give 3-band scenes, as
 #: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 9, "tile": 3, "split": 3, "normalize": 1}
+#: ingest 10: pixels a GeoTIFF's own mask marks (an internal mask, a .msk file: GDAL's
+#: per-dataset mask, as serving reads it) are no data (such scenes written as floats, NaN).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 3, "split": 3, "normalize": 1}

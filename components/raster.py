@@ -112,8 +112,22 @@ def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
     """``src.read(**kwargs)`` in the bands' common type (serving/bands.py); a truncated or
     corrupt file raises ``DataError`` naming it (GDAL opens a half-written GeoTIFF fine and
     fails only on the blocks that are missing)."""
-    try:
+    with _pixels_read(src, path):
         return read_bands(src, **kwargs)
+
+
+def read_mask_window(src: rasterio.io.DatasetReader, path: str | Path | None, index: int,
+                     window: Window) -> np.ndarray:
+    """GDAL's mask of band ``index`` over ``window`` (rows, cols; 0 where no data), with
+    ``read_window``'s errors."""
+    with _pixels_read(src, path):
+        return src.read_masks(index, window=window)
+
+
+@contextmanager
+def _pixels_read(src: rasterio.io.DatasetReader, path: str | Path | None) -> Iterator[None]:
+    try:
+        yield
     except RasterioIOError as err:
         cause = err.__cause__ or err.__context__
         detail = str(cause) if cause is not None else str(err)
