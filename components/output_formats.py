@@ -35,6 +35,8 @@ from __future__ import annotations
 #: (a split cached before would let it through to trials that all fail).
 #: ingest 9: a PNG's alpha channel is no band of its scene (RGBA PNGs give 3-band scenes, as
 #: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
+#: tile 4: resampled tiles of scenes with NaN pixels keep the valid pixels next to them (GDAL's
+#: Lanczos let NaN into its kernels: serving/resampled_read.py), as serving reads them.
 #: ingest 10: pixels a GeoTIFF's own mask marks (an internal mask, a .msk file: GDAL's
 #: per-dataset mask, as serving reads it) are no data (such scenes written as floats, NaN).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 3, "split": 3, "normalize": 1}
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 4, "split": 3, "normalize": 1}

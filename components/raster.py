@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -19,6 +20,7 @@ from serving.decode import HEAD_BYTES, is_vrt_xml
 from serving.pixels import GDAL_CACHE_MB, Nodata
 from serving.pixels import invalid_pixels as _invalid_pixels
 from serving.quiet import plain_images_quiet
+from serving.resampled_read import read_resampled
 
 # (stage, done, total): steps report progress through this so the CLI can draw a bar.
 ProgressCallback = Callable[[str, int, int], None]
@@ -112,7 +114,7 @@ def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
     """``src.read(**kwargs)`` in the bands' common type (serving/bands.py); a truncated or
     corrupt file raises ``DataError`` naming it (GDAL opens a half-written GeoTIFF fine and
     fails only on the blocks that are missing)."""
-    with _pixels_read(src, path):
+    with _unreadable_as_data_error(src, path):
         return read_bands(src, **kwargs)
 
 
@@ -120,12 +122,23 @@ def read_mask_window(src: rasterio.io.DatasetReader, path: str | Path | None, in
                      window: Window) -> np.ndarray:
     """GDAL's mask of band ``index`` over ``window`` (rows, cols; 0 where no data), with
     ``read_window``'s errors."""
-    with _pixels_read(src, path):
+    with _unreadable_as_data_error(src, path):
         return src.read_masks(index, window=window)
 
 
+def read_resampled_window(src: rasterio.io.DatasetReader, path: str | Path | None,
+                          window: Window, shape: tuple[int, int],
+                          resampling: Resampling) -> np.ndarray:
+    """(bands, *shape) of every band of ``window`` resampled with ``resampling``, invalid
+    pixels (NaN ones too) left out of the kernels as serving leaves them
+    (serving/resampled_read.py); errors as ``read_window``'s."""
+    with _unreadable_as_data_error(src, path):
+        return read_resampled(src, range(1, src.count + 1), window, shape, resampling)
+
+
 @contextmanager
-def _pixels_read(src: rasterio.io.DatasetReader, path: str | Path | None) -> Iterator[None]:
+def _unreadable_as_data_error(src: rasterio.io.DatasetReader,
+                              path: str | Path | None) -> Iterator[None]:
     try:
         yield
     except RasterioIOError as err:

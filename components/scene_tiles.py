@@ -15,7 +15,12 @@ from rasterio.windows import Window
 
 from components.artifacts import ClassMap, TileRecord
 from components.dataset_paths import tile_paths
-from components.raster import invalid_pixels, open_raster, read_window
+from components.raster import (
+    invalid_pixels,
+    open_raster,
+    read_resampled_window,
+    read_window,
+)
 from components.tile_writer import TileTemplate
 
 if TYPE_CHECKING:
@@ -74,8 +79,7 @@ def tile_windows(scene: SceneGrid, jobs: list[tuple[int, int]],
         for row, col in jobs:
             w, h = min(patch, scene.width - col), min(patch, scene.height - row)
             window = Window(col * fx, row * fy, w * fx, h * fy)
-            block = read_window(img, scene.image, window=window, out_shape=(scene.bands, h, w),
-                                resampling=resampling)
+            block = read_resampled_window(img, scene.image, window, (h, w), resampling)
             labels = read_window(msk, scene.mask, indexes=1, window=window, out_shape=(h, w),
                                  resampling=Resampling.nearest)
             labels[invalid_pixels(block, scene.nodata)] = ignore
