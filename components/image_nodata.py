@@ -7,7 +7,8 @@ image's nodata is then per band (serving.bands.band_nodata), and the option, whi
 every band, is for images whose bands declare none.
 
 A PNG's alpha channel is transparency, as on every serving path (serving/image_bands.py): never
-a band of the scene, its transparent pixels no data (``source_bands``)."""
+a band of the scene, its transparent pixels no data; so are the pixels a GeoTIFF's own mask
+band marks (``source_bands``)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ from serving.pixels import Nodata
 
 
 def source_bands(src) -> ImageBands:
-    """The bands of a source image its scene keeps, and whether an alpha band marks no data:
+    """The bands of a source image its scene keeps, and whether its own mask marks no data:
     serving's rule (``image_bands``) for a model of every band the file holds, as no model's
     band count is known yet. So only an alpha band by its format's definition (a PNG's) is
     transparency; a GeoTIFF's alpha tag, which GDAL puts on the 4th band of any 8-bit 4-band
-    GeoTIFF (RGB + near infrared too), stays a band, and a mask of GDAL's own (``.msk``) is
-    not read, as before."""
-    bands = image_bands(src, src.count)
-    return bands if bands.alpha else ImageBands(bands.indexes, [], False)
+    GeoTIFF (RGB + near infrared too), stays a band. A mask of GDAL's own (an internal one,
+    as orthomosaics mark their collar with, or a ``.msk`` file) marks no data; one GDAL
+    derives from nodata or from nothing (all valid) is no mask of the file's."""
+    return image_bands(src, src.count)
 
 
 @dataclass

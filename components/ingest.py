@@ -2,9 +2,10 @@
 
 Writes ``out_dir/scenes/<scene>_image.tif`` (source bands, nodata, CRS and transform kept,
 in the bands' type, their common one when they differ: serving/bands.py; a PNG's alpha
-channel is no band, its transparent pixels no data; plain JPEG/PNG get crs=None and the
-identity transform) and ``<scene>_mask.tif`` (uint8 contiguous class ids; ``ignore_index``
-where the label is ignored or the image is nodata/NaN/transparent),
+channel is no band, its transparent pixels no data, as are those a GeoTIFF's own mask marks;
+plain JPEG/PNG get crs=None and the identity transform) and ``<scene>_mask.tif`` (uint8
+contiguous class ids; ``ignore_index`` where the label is ignored or the image is
+nodata/NaN/transparent/masked),
 ``out_dir/scenes.json`` (where each scene came from), then
 ``out_dir/classes.json`` last, so its presence marks a finished ingest.
 

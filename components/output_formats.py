@@ -37,4 +37,6 @@ from __future__ import annotations
 #: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
 #: tile 4: resampled tiles of scenes with NaN pixels keep the valid pixels next to them (GDAL's
 #: Lanczos let NaN into its kernels: serving/resampled_read.py), as serving reads them.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 9, "tile": 4, "split": 3, "normalize": 1}
+#: ingest 10: pixels a GeoTIFF's own mask marks (an internal mask, a .msk file: GDAL's
+#: per-dataset mask, as serving reads it) are no data (such scenes written as floats, NaN).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 4, "split": 3, "normalize": 1}

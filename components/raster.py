@@ -118,6 +118,14 @@ def read_window(src: rasterio.io.DatasetReader, path: str | Path | None = None,
         return read_bands(src, **kwargs)
 
 
+def read_mask_window(src: rasterio.io.DatasetReader, path: str | Path | None, index: int,
+                     window: Window) -> np.ndarray:
+    """GDAL's mask of band ``index`` over ``window`` (rows, cols; 0 where no data), with
+    ``read_window``'s errors."""
+    with _unreadable_as_data_error(src, path):
+        return src.read_masks(index, window=window)
+
+
 def read_resampled_window(src: rasterio.io.DatasetReader, path: str | Path | None,
                           window: Window, shape: tuple[int, int],
                           resampling: Resampling) -> np.ndarray:

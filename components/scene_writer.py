@@ -1,6 +1,7 @@
 """Ingest's second pass: one scene pair written as ``<scene>_image.tif`` (the source's
 pixels in its bands' common dtype, nodata, CRS and transform; a PNG's alpha channel is no
-band, its transparent pixels no data: components.image_nodata.source_bands) and
+band, its transparent pixels no data, as are the pixels a GeoTIFF's own mask marks:
+components.image_nodata.source_bands) and
 ``<scene>_mask.tif`` (uint8 class ids), strip by strip so memory does not grow with the
 scene; labels were surveyed and the ``LabelSpec`` fixed before (``components.ingest``)."""
 
@@ -13,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from components.atomic import atomic_path
 from components.discover import ScenePair
@@ -24,11 +26,13 @@ from components.masks import mask_format
 from components.raster import (
     geotiff_profile,
     invalid_pixels,
+    read_mask_window,
     read_window,
     strip_windows,
 )
 from components.vectors import VectorLayer
 from serving.bands import band_dtype
+from serving.image_bands import ImageBands
 from serving.pixels import Nodata, float_dtype
 from serving.quiet import plain_images_quiet
 
@@ -42,8 +46,9 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
     Per-band nodata (a VRT's bands tagged apart) has no GeoTIFF tag: the image is written as
     floats (serving.pixels.float_dtype) with every band of its invalid pixels NaN, tagged
     NaN, so every later reader sees those pixels invalid with one value. So is an image
-    whose alpha channel holds a transparent pixel (no value of its own type is free to mark
-    them), tagged with its nodata; a fully opaque one keeps its type."""
+    whose own mask (a PNG's alpha, a GeoTIFF's mask band) marks a pixel (no value of its
+    own type is free to mark them), tagged with its nodata; one whose mask marks none keeps
+    its type."""
     per_band = isinstance(nodata, tuple)
     shapes, shape_transform = None, Affine.identity()
     # Uncovered ground: background, or for numeric polygon classes what value 0 maps to.
@@ -55,13 +60,13 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
         window = image_window(pair, img)
         width, height = int(window.width), int(window.height)
         bands = source_bands(img)
-        transparent = bands.masked and any(
-            _transparent(read_window(img, pair.image, window=strip, indexes=bands.alpha)).any()
-            for strip in strip_windows(width, height))
+        masked = bands.masked and any(_masked(img, pair.image, bands, strip).any()
+                                      for strip in strip_windows(width, height))
         # The alpha is read with the colours: a PNG read again for its mask is decoded again
-        # from its first row, strip after strip.
-        read = bands.indexes + (bands.alpha if transparent else [])
-        as_floats = per_band or transparent
+        # from its first row, strip after strip. A GeoTIFF's mask band is a file or IFD of
+        # its own, read apart without decoding the pixels again.
+        read = bands.indexes + (bands.alpha if masked else [])
+        as_floats = per_band or masked
         georeferenced = img.crs is not None
         crs = img.crs if georeferenced else None
         transform = img.transform if georeferenced else Affine.identity()
@@ -90,8 +95,8 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     block = read_window(img, pair.image, window=strip, indexes=read)
                     alpha, block = block[len(bands.indexes):], block[:len(bands.indexes)]
                     invalid = invalid_pixels(block, nodata)
-                    if transparent:
-                        invalid |= _transparent(alpha)
+                    if masked:
+                        invalid |= _masked(img, pair.image, bands, strip, alpha)
                     if as_floats:
                         block = block.astype(dtype)
                         block[:, invalid] = np.nan
@@ -112,7 +117,13 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
     return valid
 
 
-def _transparent(alpha: np.ndarray) -> np.ndarray:
-    """(alpha bands, rows, cols) -> (rows, cols) bool: the transparent pixels, alpha 0 (GDAL's
-    mask of an alpha band, which serving.image_bands.read_pixels reads, is 0 there alone)."""
+def _masked(img, path: Path, bands: ImageBands, strip: Window,
+            alpha: np.ndarray | None = None) -> np.ndarray:
+    """(rows, cols) bool: the pixels of ``strip`` the image's own mask marks as no data, as
+    serving.image_bands.read_pixels reads them: alpha 0 in an alpha band (GDAL's mask of one
+    is 0 there alone; ``alpha``: those bands, if read already), else GDAL's mask band 0."""
+    if not bands.alpha:
+        return read_mask_window(img, path, bands.indexes[0], strip) == 0
+    if alpha is None:
+        alpha = read_window(img, path, window=strip, indexes=bands.alpha)
     return (alpha == 0).any(axis=0)
