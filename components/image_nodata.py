@@ -19,7 +19,7 @@ import numpy as np
 
 from components.discover import ScenePair
 from components.raster import SettingError
-from serving.bands import band_nodata, nodata_text
+from serving.bands import band_nodata, is_colour_key, nodata_text
 from serving.image_bands import ImageBands, image_bands
 from serving.pixels import Nodata
 
@@ -30,9 +30,10 @@ def source_bands(src) -> ImageBands:
     band count is known yet. So only an alpha band by its format's definition (a PNG's) is
     transparency; a GeoTIFF's alpha tag, which GDAL puts on the 4th band of any 8-bit 4-band
     GeoTIFF (RGB + near infrared too), stays a band, and a mask of GDAL's own (``.msk``) is
-    not read, as before."""
+    not read, as before. A colour key (a PNG's tRNS colour: ``is_colour_key``) is read from
+    GDAL's mask too, as serving reads it: the pixels whose every band matches it."""
     bands = image_bands(src, src.count)
-    return bands if bands.alpha else ImageBands(bands.indexes, [], False)
+    return bands if bands.alpha or is_colour_key(src) else ImageBands(bands.indexes, [], False)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Ingest's second pass: one scene pair written as ``<scene>_image.tif`` (the source's
 pixels in its bands' common dtype, nodata, CRS and transform; a PNG's alpha channel is no
-band, its transparent pixels no data: components.image_nodata.source_bands) and
+band, its transparent pixels no data, as are a PNG's tRNS colour's:
+components.image_nodata.source_bands) and
 ``<scene>_mask.tif`` (uint8 class ids), strip by strip so memory does not grow with the
 scene; labels were surveyed and the ``LabelSpec`` fixed before (``components.ingest``)."""
 
@@ -29,6 +30,7 @@ from components.raster import (
 )
 from components.vectors import VectorLayer
 from serving.bands import band_dtype
+from serving.image_bands import ImageBands
 from serving.pixels import Nodata, float_dtype
 from serving.quiet import plain_images_quiet
 
@@ -56,8 +58,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
         width, height = int(window.width), int(window.height)
         bands = source_bands(img)
         transparent = bands.masked and any(
-            _transparent(read_window(img, pair.image, window=strip, indexes=bands.alpha)).any()
-            for strip in strip_windows(width, height))
+            _masked(img, pair.image, bands, strip).any() for strip in strip_windows(width, height))
         # The alpha is read with the colours: a PNG read again for its mask is decoded again
         # from its first row, strip after strip.
         read = bands.indexes + (bands.alpha if transparent else [])
@@ -91,7 +92,8 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     alpha, block = block[len(bands.indexes):], block[:len(bands.indexes)]
                     invalid = invalid_pixels(block, nodata)
                     if transparent:
-                        invalid |= _transparent(alpha)
+                        invalid |= (_transparent(alpha) if bands.alpha
+                                    else _masked(img, pair.image, bands, strip))
                     if as_floats:
                         block = block.astype(dtype)
                         block[:, invalid] = np.nan
@@ -110,6 +112,14 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     mask[invalid] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
     return valid
+
+
+def _masked(img, image: Path, bands: ImageBands, strip) -> np.ndarray:
+    """(rows, cols) bool of ``strip``: the transparent pixels of an alpha band, else those
+    of GDAL's mask (a colour key's: source_bands)."""
+    if bands.alpha:
+        return _transparent(read_window(img, image, window=strip, indexes=bands.alpha))
+    return img.read_masks(bands.indexes[0], window=strip) == 0
 
 
 def _transparent(alpha: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.bands import band_dtype
+from serving.bands import band_dtype, is_colour_key
 from serving.decode import (
     PixelBudget,
     RequestError,
@@ -35,7 +35,7 @@ from serving.decode import (
     open_image,
 )
 from serving.encode import encode_mask, encode_npy, encode_probabilities
-from serving.image_bands import ImageBands, image_bands
+from serving.image_bands import ImageBands, alpha_tag_warning, image_bands
 from serving.inputs import pixel_warnings, sample_array, sample_dataset
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid, resolution_warning, shrink_problem
@@ -121,6 +121,9 @@ class RequestHandler:
         notes = pixel_warnings(self.config, dtype, sample, nodata, what)
         if warning := resolution_warning(self.config, dataset, request.pixel_size, what):
             notes.insert(0, warning)
+        if dataset is not None and (
+                warning := alpha_tag_warning(dataset, self.config.in_channels, what)):
+            notes.insert(0, warning)
         return notes
 
     def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
@@ -144,8 +147,9 @@ class RequestHandler:
     def _nodata(self, request: RequestParams, dataset=None) -> float | None:
         """What marks an input's invalid pixels (every band equal to it): the input's own
         declared nodata, else the request's ``nodata``, else the model's (docs/serving.md,
-        Pixels, nodata and the answer)."""
-        if dataset is not None and dataset.nodata is not None:
+        Pixels, nodata and the answer). A colour key (a PNG's tRNS) is no nodata: its mask
+        marks those pixels (serving.bands.is_colour_key)."""
+        if dataset is not None and dataset.nodata is not None and not is_colour_key(dataset):
             return dataset.nodata
         return self.config.nodata if request.nodata is None else request.nodata
 

@@ -17,7 +17,7 @@ from serving.atomic import atomic_path
 from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
-from serving.image_bands import band_count_problem, image_bands
+from serving.image_bands import alpha_tag_warning, band_count_problem, image_bands
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
@@ -147,6 +147,8 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
         sample = sample_dataset(src, bands, region)
         notes = pixel_warnings(config, band_dtype(src), sample, nodata, what)
         if warning := resolution_warning(config, src, pixel_size, what, pixel_size_option):
+            notes.insert(0, warning)
+        if warning := alpha_tag_warning(src, config.in_channels, what):
             notes.insert(0, warning)
         return SceneNotes(resampling_note(config, grid, src, pixel_size), notes)
 
