@@ -35,4 +35,5 @@ from __future__ import annotations
 #: (a split cached before would let it through to trials that all fail).
 #: ingest 9: a PNG's alpha channel is no band of its scene (RGBA PNGs give 3-band scenes, as
 #: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 9, "tile": 3, "split": 3, "normalize": 1}
+#: ingest 10: a PNG's tRNS colour is no data where every band matches it (was: any band).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 3, "split": 3, "normalize": 1}
