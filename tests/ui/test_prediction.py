@@ -206,6 +206,8 @@ def test_scene_notes_name_the_users_file(tmp_path):
     notes = scene_notes(eight_bit, "export.tif", serving_config(), 1_000_000)
     assert notes.resampling is None
     assert notes.warnings == [
+        "export.tif: band 4 is tagged alpha: read as a band, as in training (the model has 4 "
+        "bands); if it is transparency (an RGBA orthomosaic), predict with a model of 3 bands",
         "export.tif is uint8, but the model was trained on float32 pixels (band means 500): "
         "values of another range than training's give a wrong mask; predict the original "
         "float32 data if you have it"]
