@@ -38,6 +38,17 @@ class PredictOptions:
 PIXEL_SIZE_FIELD = "the Pixel size field below"
 
 
+def pixel_size_field(value: float | None) -> float | None:
+    """The Pixel size (m) field's value as `segpipe predict --pixel-size` takes it
+    (serving.decode.check_pixel_size): empty is none, 0 a UiError naming the field."""
+    from serving.decode import RequestError, check_pixel_size
+
+    try:
+        return check_pixel_size(value, name="Pixel size (m)")
+    except RequestError as exc:
+        raise UiError(str(exc)) from None
+
+
 def gate_note(version: VersionSummary) -> str | None:
     """A warning for a version that is not the champion, with the champion gate's decision
     (the Models page shows it too); None for the champion or a version without one."""

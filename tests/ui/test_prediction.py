@@ -18,6 +18,7 @@ from pipelines.ui.prediction import (
     local_predictor,
     map_unit,
     new_result_dir,
+    pixel_size_field,
     polygons_caption,
     polygons_geojson,
     remote_predictor,
@@ -230,6 +231,10 @@ def test_a_scene_without_crs_takes_the_pixel_size_field(predictor, tmp_path):
     given = scene_notes(plain, "field.tif", trained_at_1m, 1_000_000, pixel_size=0.5)
     assert given.warnings == []
     assert given.resampling == "resampled 0.5 m -> 1 m (model grid 32x32) and back"
+    assert pixel_size_field(None) is None and pixel_size_field(0.5) == 0.5
+    with pytest.raises(UiError, match=r"^Pixel size \(m\) must be a positive number of metres, "
+                                      r"got 0\.0$"):  # as --pixel-size 0
+        pixel_size_field(0.0)
     utm = write_scene(tmp_path / "utm.tif", 64)
     at_1m = ScenePredictor(predictor.predict_fn, trained_at_1m, predictor.normalize)
     masks = []

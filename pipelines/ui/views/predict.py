@@ -19,6 +19,7 @@ from pipelines.ui.prediction import (
     map_unit,
     model_caption,
     new_result_dir,
+    pixel_size_field,
     polygons_caption,
     polygons_geojson,
     remote_predictor,
@@ -94,7 +95,7 @@ def _options(config, endpoint: str | None, asks_pixel_size: bool) -> PredictOpti
         pixel_size = st.number_input("Pixel size (m)", min_value=0.0, value=None,
                                      format="%g", key=_PIXEL_SIZE_KEY,
                                      help=PIXEL_SIZE_MEANING[0].upper() + PIXEL_SIZE_MEANING[1:])
-        pixel_size = pixel_size or None  # 0 or empty: none
+        pixel_size = pixel_size_field(pixel_size)  # after the field, so it can be mended
     cols = st.columns(3)
     tta = cols[0].checkbox("Test-time augmentation (8 flips/rotations)", key="segpipe.tta")
     overlap = cols[1].slider("Window overlap", 0.0, MAX_OVERLAP, float(config.overlap), 0.05,
