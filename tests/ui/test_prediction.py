@@ -278,3 +278,8 @@ def test_a_version_that_failed_the_gate_says_so():
     champion = VersionSummary(name="tea", version="2", aliases=("champion",), run_id=None,
                               created_ms=0, decision="promoted")
     assert gate_note(champion) is None
+    replaced = VersionSummary(name="tea", version="1", aliases=(), run_id=None, created_ms=0,
+                              decision="promoted: no champion yet")
+    assert gate_note(replaced) == ("v1 is no longer the champion: the champion gate promoted "
+                                   "it (no champion yet), and another version holds the alias "
+                                   "now")
