@@ -56,6 +56,7 @@ class Result:
     preview: Preview
     rows: list[areas.ClassArea]
     seconds: float
+    hectares_note: str | None = None  # where the legend's pixel area comes from, if given
 
 
 def _uploaded_scene(max_upload_mb: int) -> Scene | None:
@@ -133,11 +134,14 @@ def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple)
     seconds = time.perf_counter() - started
     bar.empty()
     preview = read_preview(scene.path)
+    pixel_m2, given = areas.legend_pixel_area(result.mask_path, options.pixel_size)
     rows = areas.class_areas(result.class_pixels, config.class_names, config.class_colors,
-                             areas.mask_pixel_area(result.mask_path))
+                             pixel_m2)
     return Result(key=key, mask_path=result.mask_path, name=scene.name,
                   source=result_source(version, options.endpoint), preview=preview,
-                  rows=rows, seconds=seconds)
+                  rows=rows, seconds=seconds,
+                  hectares_note=(f"Hectares from the pixel size you gave "
+                                 f"({options.pixel_size:g} m)." if given else None))
 
 
 def _show(result: Result, config) -> None:
@@ -152,7 +156,8 @@ def _show(result: Result, config) -> None:
                    caption="mask over the image", width="stretch", output_format="JPEG")
     headers, rows = areas.area_table(result.rows)
     legend_col.markdown(legend_html(rows, headers), unsafe_allow_html=True)
-    legend_col.caption(f"Predicted by {result.source} in {result.seconds:.1f} s.")
+    legend_col.caption(f"Predicted by {result.source} in {result.seconds:.1f} s."
+                       + (f" {result.hectares_note}" if result.hectares_note else ""))
     stem = Path(result.name).stem or "scene"
     mask_path = result.mask_path
     legend_col.download_button("Download mask (GeoTIFF)", data=mask_path.read_bytes,
