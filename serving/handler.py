@@ -111,19 +111,20 @@ class RequestHandler:
         return grid
 
     def _warnings(self, what: str, dtype, sample: np.ndarray, nodata: float | None,
-                  request: RequestParams, dataset=None) -> list[str]:
+                  request: RequestParams, dataset=None,
+                  alpha_note: str | None = None) -> list[str]:
         """serving/inputs.py's warnings about one input, and why it is not resampled to the
         model's gsd when it is not. None for ``resample=false``: those are windows a client
         cut from a scene it has checked whole (``segpipe predict --endpoint``), sent in the
-        smallest type that holds them (a dark window of an int16 scene travels as uint8)."""
+        smallest type that holds them (a dark window of an int16 scene travels as uint8).
+        ``alpha_note``: how an image's alpha tag was read (alpha_tag_warning)."""
         if not request.resample:
             return []
         notes = pixel_warnings(self.config, dtype, sample, nodata, what)
         if warning := resolution_warning(self.config, dataset, request.pixel_size, what):
             notes.insert(0, warning)
-        if dataset is not None and (
-                warning := alpha_tag_warning(dataset, self.config.in_channels, what)):
-            notes.insert(0, warning)
+        if alpha_note:
+            notes.insert(0, alpha_note)
         return notes
 
     def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
@@ -190,10 +191,12 @@ class RequestHandler:
                 # Before any pixel is read: a failed read leaves GDAL's error behind, which
                 # rasterio would raise from the next call asking for band tags.
                 bands = image_bands(dataset, self.config.in_channels)
+                alpha_note = alpha_tag_warning(dataset, self.config.in_channels, what)
+                nodata = self._nodata(request, dataset)
                 opened.append((what, dataset, grid, bands))
                 sample = sample_dataset(dataset, bands)
-                notes.append(self._warnings(what, band_dtype(dataset), sample,
-                                            self._nodata(request, dataset), request, dataset))
+                notes.append(self._warnings(what, band_dtype(dataset), sample, nodata, request,
+                                            dataset, alpha_note))
             return [self._dataset(what, dataset, grid, bands, request)
                     for what, dataset, grid, bands in opened]
 

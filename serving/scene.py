@@ -145,12 +145,13 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
         what = str(input_path)
         bands = image_bands(src, config.in_channels)
         nodata = band_nodata(src, config.nodata, bands.indexes)
+        alpha_note = alpha_tag_warning(src, config.in_channels, what)  # before any pixel read
         sample = sample_dataset(src, bands, region)
         notes = pixel_warnings(config, band_dtype(src), sample, nodata, what)
         if warning := resolution_warning(config, src, pixel_size, what, pixel_size_option):
             notes.insert(0, warning)
-        if warning := alpha_tag_warning(src, config.in_channels, what):
-            notes.insert(0, warning)
+        if alpha_note:
+            notes.insert(0, alpha_note)
         return SceneNotes(resampling_note(config, grid, src, pixel_size), notes)
 
 
