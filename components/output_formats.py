@@ -39,4 +39,5 @@ from __future__ import annotations
 #: Lanczos let NaN into its kernels: serving/resampled_read.py), as serving reads them.
 #: ingest 10: pixels a GeoTIFF's own mask marks (an internal mask, a .msk file: GDAL's
 #: per-dataset mask, as serving reads it) are no data (such scenes written as floats, NaN).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 4, "split": 3, "normalize": 1}
+#: ingest 11: a PNG's tRNS colour is no data where every band matches it (was: any band).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 11, "tile": 4, "split": 3, "normalize": 1}

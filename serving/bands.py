@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from rasterio.enums import MaskFlags
 
 from serving.pixels import Nodata
 
@@ -22,13 +23,26 @@ def band_dtype(dataset) -> np.dtype:
     return np.result_type(*dataset.dtypes)
 
 
+def is_colour_key(dataset) -> bool:
+    """Whether ``dataset``'s per-band nodata tags are one colour key (GDAL's multi-band
+    NODATA_VALUES, as it reads a PNG's tRNS transparent colour): a pixel is no data where
+    every band equals its own value together, which GDAL's mask of the dataset marks
+    (serving.image_bands reads it); the values as separate per-band tags would mark a pixel
+    where any one band matched."""
+    return dataset.count > 1 and all(MaskFlags.per_dataset in flags and MaskFlags.nodata in flags
+                                     for flags in dataset.mask_flag_enums)
+
+
 def band_nodata(dataset, fallback: Nodata = None,
                 indexes: Sequence[int] | None = None) -> Nodata:
     """The nodata ``dataset``'s pixels are read with: its bands' own tags (one value when
     every band has the same; per band when they differ, as in a VRT stacking an untagged RGB
     file and a DSM tagged -9999: serving.pixels.invalid_pixels groups them), else
-    ``fallback`` (a nodata option, the model's) for every band. ``indexes``: of those bands
-    (1-based) alone, when not all are read."""
+    ``fallback`` (a nodata option, the model's) for every band, as for a colour key, which is
+    no per-band tags but a mask (``is_colour_key``). ``indexes``: of those bands (1-based)
+    alone, when not all are read."""
+    if is_colour_key(dataset):
+        return fallback
     tags = tuple(dataset.nodatavals)
     if indexes is not None:
         tags = tuple(tags[index - 1] for index in indexes)

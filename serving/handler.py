@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.bands import band_dtype
+from serving.bands import band_dtype, is_colour_key
 from serving.decode import (
     PixelBudget,
     RequestError,
@@ -35,7 +35,7 @@ from serving.decode import (
     open_image,
 )
 from serving.encode import encode_mask, encode_npy, encode_probabilities
-from serving.image_bands import ImageBands, image_bands
+from serving.image_bands import ImageBands, alpha_tag_warning, image_bands
 from serving.inputs import pixel_warnings, sample_array, sample_dataset
 from serving.predict import ReadError, ScenePredictor
 from serving.resolution import ModelGrid, resolution_warning, shrink_problem
@@ -111,16 +111,20 @@ class RequestHandler:
         return grid
 
     def _warnings(self, what: str, dtype, sample: np.ndarray, nodata: float | None,
-                  request: RequestParams, dataset=None) -> list[str]:
+                  request: RequestParams, dataset=None,
+                  alpha_note: str | None = None) -> list[str]:
         """serving/inputs.py's warnings about one input, and why it is not resampled to the
         model's gsd when it is not. None for ``resample=false``: those are windows a client
         cut from a scene it has checked whole (``segpipe predict --endpoint``), sent in the
-        smallest type that holds them (a dark window of an int16 scene travels as uint8)."""
+        smallest type that holds them (a dark window of an int16 scene travels as uint8).
+        ``alpha_note``: how an image's alpha tag was read (alpha_tag_warning)."""
         if not request.resample:
             return []
         notes = pixel_warnings(self.config, dtype, sample, nodata, what)
         if warning := resolution_warning(self.config, dataset, request.pixel_size, what):
             notes.insert(0, warning)
+        if alpha_note:
+            notes.insert(0, alpha_note)
         return notes
 
     def _tensor(self, model_input: Any, request: RequestParams) -> np.ndarray:
@@ -144,8 +148,9 @@ class RequestHandler:
     def _nodata(self, request: RequestParams, dataset=None) -> float | None:
         """What marks an input's invalid pixels (every band equal to it): the input's own
         declared nodata, else the request's ``nodata``, else the model's (docs/serving.md,
-        Pixels, nodata and the answer)."""
-        if dataset is not None and dataset.nodata is not None:
+        Pixels, nodata and the answer). A colour key (a PNG's tRNS) is no nodata: its mask
+        marks those pixels (serving.bands.is_colour_key)."""
+        if dataset is not None and dataset.nodata is not None and not is_colour_key(dataset):
             return dataset.nodata
         return self.config.nodata if request.nodata is None else request.nodata
 
@@ -186,10 +191,12 @@ class RequestHandler:
                 # Before any pixel is read: a failed read leaves GDAL's error behind, which
                 # rasterio would raise from the next call asking for band tags.
                 bands = image_bands(dataset, self.config.in_channels)
+                alpha_note = alpha_tag_warning(dataset, self.config.in_channels, what)
+                nodata = self._nodata(request, dataset)
                 opened.append((what, dataset, grid, bands))
                 sample = sample_dataset(dataset, bands)
-                notes.append(self._warnings(what, band_dtype(dataset), sample,
-                                            self._nodata(request, dataset), request, dataset))
+                notes.append(self._warnings(what, band_dtype(dataset), sample, nodata, request,
+                                            dataset, alpha_note))
             return [self._dataset(what, dataset, grid, bands, request)
                     for what, dataset, grid, bands in opened]
 

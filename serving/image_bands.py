@@ -50,6 +50,23 @@ def image_bands(dataset, expected: int) -> ImageBands:
     return ImageBands(everything, [], mask_band)
 
 
+def alpha_tag_warning(dataset, expected: int, what: str) -> str | None:
+    """How a GeoTIFF's ambiguous alpha tag was read (module docstring), and what to do if
+    that is wrong; None for an image without one, or a PNG's, which is transparency."""
+    tagged = [i for i, interp in enumerate(dataset.colorinterp, 1) if interp == ColorInterp.alpha]
+    if dataset.driver == "PNG" or not tagged or len(tagged) == dataset.count:
+        return None
+    band = tagged[0]
+    if image_bands(dataset, expected).alpha:
+        return (f"{what}: band {band} is tagged alpha: read as transparency, its 0 pixels no "
+                f"data (the model has {counted(expected, 'band')}); if it is a data band "
+                f"(near infrared), remove the tag (gdal_edit.py -colorinterp_{band} "
+                f"undefined) and use a model of {counted(dataset.count, 'band')}")
+    return (f"{what}: band {band} is tagged alpha: read as a band, as in training (the model "
+            f"has {counted(expected, 'band')}); if it is transparency (an RGBA orthomosaic), "
+            f"predict with a model of {counted(dataset.count - len(tagged), 'band')}")
+
+
 def band_count_problem(dataset, expected: int) -> str | None:
     """Why the bands ``dataset`` gives the model are not ``expected``, naming what the file
     holds (``3 bands and an alpha channel (band 4: ...)``); None when they are."""

@@ -96,14 +96,20 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
     to it: no pixel size in metres (no georeferencing, a transform without CRS, a geographic
     CRS, an array without ``size``); None when it is, or when the model knows none.
     ``option``: how the user gives the pixel size where they are (the server's param, a
-    command's flag, the web app's field)."""
-    if config.gsd is None or size is not None or pixel_size(dataset) is not None:
+    command's flag, the web app's field). A ``size`` given is said to be ignored where it
+    is (a projected CRS's pixel size counts; a model without ``gsd`` resamples by its
+    scale), and doubted where it enlarges the input over MAX_UPSCALE times."""
+    own = pixel_size(dataset)
+    if size is not None:
+        return _given_size_warning(config, dataset, own, size, what, option)
+    if config.gsd is None or own is not None:
         return None
     crs = getattr(dataset, "crs", None)
     if crs is not None:
-        name = crs.to_string() if crs.to_epsg() else "its CRS"
-        why = f"is in a geographic CRS ({name}), whose pixels have no fixed size in metres"
-        fix = "reproject it to a projected CRS (its UTM zone, say)"
+        why = (f"is in a geographic CRS ({_crs_name(crs)}), whose pixels have no fixed size "
+               f"in metres")
+        fix = (f"give its metres per pixel ({option}) or reproject it to a projected CRS "
+               f"(its UTM zone, say)")
     elif (units := _crs_less_size(dataset)) is not None:
         # As a GeoTIFF without CRS anywhere in segpipe: no unit is assumed.
         source = "world file" if _has_world_file(dataset) else "geotransform"
@@ -123,6 +129,30 @@ def resolution_warning(config: ServingConfig, dataset=None, size: float | None =
             f"model was trained at; {fix} to have it resampled")
 
 
+#: A given pixel size that enlarges the input more than this many times on the model's grid
+#: is doubted aloud (a slip of units, say km for m); the pixel limit still bounds the work.
+MAX_UPSCALE = 10.0
+
+
+def _crs_name(crs) -> str:
+    return crs.to_string() if crs.to_epsg() else "its CRS"
+
+
+def _given_size_warning(config: ServingConfig, dataset, own: float | None, size: float,
+                        what: str, option: str) -> str | None:
+    """resolution_warning for an input whose pixel size the user gave as ``size``."""
+    if own is not None:
+        return (f"{option} {size:g} ignored: {what} is in {_crs_name(dataset.crs)} at "
+                f"{_metres(own)} per pixel, which counts")
+    if config.gsd is None:
+        return (f"{option} {size:g} ignored: the model knows no training resolution, so "
+                f"{what} is resampled by the model's scale {config.scale:g}")
+    if size / config.gsd > MAX_UPSCALE:
+        return (f"{option} {size:g}: {what} is enlarged {size / config.gsd:.3g} times to the "
+                f"model's {_metres(config.gsd)} per pixel; check that it is metres per pixel")
+    return None
+
+
 #: The least an input may span along a side on the model's grid, in model pixels. The grid
 #: keeps at least one pixel a side (ModelGrid), so any input is seen, stretched over that
 #: pixel when it spans less. From half a pixel on, the pixel is mostly the input's ground
@@ -132,13 +162,14 @@ MIN_MODEL_SIDE = 0.5
 
 
 def shrink_problem(config: ServingConfig, grid: ModelGrid, dataset=None,
-                   size: float | None = None, what: str = "the input") -> str | None:
+                   size: float | None = None, what: str = "the input",
+                   option: str = "param pixel_size") -> str | None:
     """Why an input cannot be predicted at the model's resolution: resampled to it, it spans
     less than MIN_MODEL_SIDE model pixels along a side, which the model would see stretched
     over its one pixel there (the other extreme, too many pixels, is a pixel limit); None
     when it spans that or more. Names what set the resampling (the input's pixel size, the
     ``pixel_size`` param or the model's scale) and the smallest pixel size an input of its
-    size may have."""
+    size may have; ``option`` as resolution_warning's."""
     side = min(grid.height, grid.width)
     if side * grid.factor >= MIN_MODEL_SIDE:
         return None
@@ -148,8 +179,8 @@ def shrink_problem(config: ServingConfig, grid: ModelGrid, dataset=None,
         return f"{shrinks} (the model's scale {config.scale:g})"
     smallest = _metres(_smallest_pixel(config.gsd, side))
     if pixel_size(dataset) is None:
-        return (f"param pixel_size {size:g}: {shrinks} ({_metres(config.gsd)} per pixel); "
-                f"the limit for an input this size is pixel_size >= {smallest}")
+        return (f"{option} {size:g}: {shrinks} ({_metres(config.gsd)} per pixel); the "
+                f"limit for an input this size is {smallest} per pixel")
     return (f"{shrinks}: its pixels of {_metres(pixel_size(dataset))} against the model's "
             f"{_metres(config.gsd)}; the limit for an input this size is {smallest} per pixel")
 
@@ -164,6 +195,12 @@ def _smallest_pixel(gsd: float, side: int) -> float:
     if side * (smallest / gsd) < MIN_MODEL_SIDE:
         smallest = (math.ceil(limit * scale) + 1) / scale
     return smallest
+
+
+def _count(pixels: int) -> str:
+    """A pixel count as a message writes it: whole up to a billion, 3 digits beyond (a
+    pixel size typed absurdly large gives a model grid of hundreds of digits)."""
+    return str(pixels) if pixels < 10**9 else f"{pixels:.3g}"
 
 
 def _nearest(length: int, model_length: int) -> np.ndarray:
@@ -205,7 +242,7 @@ class ModelGrid:
         text = f"{self.width}x{self.height}"
         if self.identity:
             return text
-        return f"{text} ({self.cols}x{self.rows} at the model's resolution)"
+        return f"{text} ({_count(self.cols)}x{_count(self.rows)} at the model's resolution)"
 
     @property
     def identity(self) -> bool:

@@ -17,7 +17,7 @@ from serving.atomic import atomic_path
 from serving.bands import band_dtype, band_nodata, read_bands
 from serving.blending import MAX_PANEL_WIDTH
 from serving.config import ServingConfig
-from serving.image_bands import band_count_problem, image_bands
+from serving.image_bands import alpha_tag_warning, band_count_problem, image_bands
 from serving.inputs import pixel_warnings, sample_dataset
 from serving.pixels import GDAL_CACHE_MB
 from serving.polygons import PolygonOptions, write_polygons
@@ -139,15 +139,19 @@ def check_scene(input_path: str | os.PathLike, config: ServingConfig, *,
     the warning about a scene without one names the way to give it."""
     with plain_images_quiet(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
             open_scene(input_path, driver) as src:
-        region, grid = _check_scene(input_path, src, config, region, max_pixels, pixel_size)
+        region, grid = _check_scene(input_path, src, config, region, max_pixels, pixel_size,
+                                    pixel_size_option)
         _probe_last_pixel(input_path, src)
         what = str(input_path)
         bands = image_bands(src, config.in_channels)
         nodata = band_nodata(src, config.nodata, bands.indexes)
+        alpha_note = alpha_tag_warning(src, config.in_channels, what)  # before any pixel read
         sample = sample_dataset(src, bands, region)
         notes = pixel_warnings(config, band_dtype(src), sample, nodata, what)
         if warning := resolution_warning(config, src, pixel_size, what, pixel_size_option):
             notes.insert(0, warning)
+        if alpha_note:
+            notes.insert(0, alpha_note)
         return SceneNotes(resampling_note(config, grid, src, pixel_size), notes)
 
 
@@ -176,7 +180,8 @@ def open_scene(input_path: str | os.PathLike, driver: str | None = None):
 
 
 def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, region: Window | None,
-                 max_pixels: int, pixel_size: float | None) -> tuple[Window, ModelGrid]:
+                 max_pixels: int, pixel_size: float | None,
+                 pixel_size_option: str = "--pixel-size") -> tuple[Window, ModelGrid]:
     """The region to predict and its model grid, after the checks that need no pixels."""
     if problem := band_count_problem(src, config.in_channels):
         raise SceneError(f"{input_path}: wrong band count: {problem}, the model expects "
@@ -184,7 +189,7 @@ def _check_scene(input_path: str | os.PathLike, src, config: ServingConfig, regi
     region = _check_region(input_path, src, region)
     grid = ModelGrid(int(region.height), int(region.width),
                      resample_factor(config, src, pixel_size))
-    if problem := shrink_problem(config, grid, src, pixel_size, what="the scene"):
+    if problem := shrink_problem(config, grid, src, pixel_size, "the scene", pixel_size_option):
         raise SceneError(f"{input_path}: {problem}")
     if grid.pixels > max_pixels:
         raise SceneError(f"{input_path}: too many pixels: {grid.describe()}, the limit "

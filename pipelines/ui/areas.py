@@ -1,5 +1,6 @@
 """Per-class area shares of a predicted mask, in hectares when the mask lies in a projected
-CRS (a geographic CRS has no fixed pixel area, a plain image no ground units)."""
+CRS (a geographic CRS has no fixed pixel area, a plain image no ground units) or the user
+gave the scene's pixel size."""
 
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def class_areas(class_pixels: dict[str, int], class_names: list[str], class_colo
 def mask_pixel_area(mask_path: Path) -> float | None:
     with plain_images_quiet(), rasterio.open(mask_path) as src:
         return pixel_area_m2(src.crs, src.transform)
+
+
+def legend_pixel_area(mask_path: Path, given_size: float | None) -> tuple[float | None, bool]:
+    """A mask pixel's area in square metres for the legend, and whether it comes from the
+    pixel size the user gave (the Pixel size field, asked only of a scene without a
+    projected CRS, whose own would count): the mask's own, else that size squared."""
+    own = mask_pixel_area(mask_path)
+    if own is not None or given_size is None:
+        return own, False
+    return given_size * given_size, True
 
 
 def area_table(rows: list[ClassArea]) -> tuple[list[str], list[tuple[str, str, list[str]]]]:

@@ -38,13 +38,29 @@ class PredictOptions:
 PIXEL_SIZE_FIELD = "the Pixel size field below"
 
 
+def pixel_size_field(value: float | None) -> float | None:
+    """The Pixel size (m) field's value as `segpipe predict --pixel-size` takes it
+    (serving.decode.check_pixel_size): empty is none, 0 a UiError naming the field."""
+    from serving.decode import RequestError, check_pixel_size
+
+    try:
+        return check_pixel_size(value, name="Pixel size (m)")
+    except RequestError as exc:
+        raise UiError(str(exc)) from None
+
+
 def gate_note(version: VersionSummary) -> str | None:
     """A warning for a version that is not the champion, with the champion gate's decision
-    (the Models page shows it too); None for the champion or a version without one."""
+    (the Models page shows it too), or that it was champion once; None for the champion or
+    a version without one."""
     from pipelines.ui.registry import CHAMPION
 
     if CHAMPION in version.aliases or not version.decision:
         return None
+    if version.decision.startswith("promoted"):  # then replaced, or the alias moved by hand
+        why = version.decision.removeprefix("promoted").lstrip(": ")
+        return (f"v{version.version} is no longer the champion: the champion gate promoted it"
+                f"{f' ({why})' if why else ''}, and another version holds the alias now")
     return (f"v{version.version} is not the champion; the champion gate's decision: "
             f"{version.decision}")
 

@@ -39,6 +39,7 @@ class SceneInfo:
     crs: str | None
     georeferenced: bool
     metres_per_pixel: float | None = None  # None: no projected CRS (serving.resolution)
+    alpha: int | None = None  # the band read as transparency (serving.image_bands), if any
 
     @property
     def pixels(self) -> int:
@@ -47,7 +48,9 @@ class SceneInfo:
     def describe(self) -> str:
         where = f", {self.crs}" if self.crs else (", georeferenced" if self.georeferenced
                                                     else ", not georeferenced")
-        return f"{self.width}×{self.height} px, {counted(self.bands, 'band')}, {self.dtype}{where}"
+        alpha = f" and band {self.alpha} read as transparency" if self.alpha else ""
+        return (f"{self.width}×{self.height} px, {counted(self.bands, 'band')}{alpha}, "
+                f"{self.dtype}{where}")
 
 
 def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneInfo:
@@ -65,8 +68,9 @@ def inspect_scene(path: Path, name: str, bands: int, max_pixels: int) -> SceneIn
             raise UiError(undecodable(_head(path), name, size)) from None
     with src:
         problem = band_count_problem(src, bands)
+        read = image_bands(src, bands)
         info = SceneInfo(name=name, width=src.width, height=src.height,
-                         bands=len(image_bands(src, bands).indexes),
+                         bands=len(read.indexes), alpha=read.alpha[0] if read.alpha else None,
                          dtype=band_dtype(src).name, crs=src.crs.to_string() if src.crs else None,
                          georeferenced=is_georeferenced(src),
                          metres_per_pixel=pixel_size(src))

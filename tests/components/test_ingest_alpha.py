@@ -122,3 +122,23 @@ def test_a_four_band_byte_geotiff_keeps_its_alpha_tagged_band(tmp_path):
         np.testing.assert_array_equal(scene.read(), bands)
     with open_raster(tmp_path / "out" / "scenes" / "rgbn_mask.tif") as mask:
         assert (mask.read(1) != 255).all()
+
+
+def test_a_png_transparent_colour_marks_the_pixels_matching_it_in_every_band(tmp_path):
+    """A tRNS colour (GDAL: a nodata value per band) is one colour key, as serving reads it:
+    a pixel matching it in one band is data."""
+    from PIL import Image
+
+    root = tmp_path / "src"
+    colours = np.moveaxis(_rgb(0), 0, -1) + 40
+    colours[:HOLE, :HOLE] = (10, 20, 30)
+    colours[20] = (10, 0, 0)  # only red matches the key
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(colours).save(root / "images" / "keyed.png", transparency=(10, 20, 30))
+    _write_png(root / "labels" / "keyed.png", make_labels(SIZE, (0, 1))[None])
+    ingest_source(root, tmp_path / "out", IngestOptions())
+    with open_raster(tmp_path / "out" / "scenes" / "keyed_mask.tif") as mask:
+        ignored = mask.read(1) == 255
+    hole = np.zeros((SIZE, SIZE), bool)
+    hole[:HOLE, :HOLE] = True
+    np.testing.assert_array_equal(ignored, hole)

@@ -147,4 +147,64 @@ def test_a_geotiff_alpha_tag_is_a_band_unless_the_model_counts_it_out(tmp_path):
         assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha
         assert image_bands(src, 4) == ImageBands([1, 2, 3, 4], [], False)
         assert image_bands(src, 3) == ImageBands([1, 2, 3], [4], True)
-    check_scene(path, make_config())
+    notes = check_scene(path, make_config()).warnings
+    assert notes[0].startswith(f"{path}: band 4 is tagged alpha: read as a band, as in "
+                               f"training (the model has 4 bands); if it is transparency")
+
+
+def serve(config, path) -> tuple[np.ndarray, list[str]]:
+    """The mask and warnings the request handler's image route answers for ``path``."""
+    import base64
+
+    import pandas as pd
+
+    from serving.handler import RequestHandler
+
+    handler = RequestHandler(ScenePredictor(bright_model, config))
+    answer = handler(pd.DataFrame({"image": [base64.b64encode(path.read_bytes()).decode()]}),
+                     None)
+    with MemoryFile(base64.b64decode(answer["mask"][0])) as memfile, memfile.open() as mask:
+        served = mask.read(1)
+    return served, list(answer["warnings"][0]) if "warnings" in answer else []
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_geotiff_alpha_tag_read_as_transparency_is_said_on_every_path(tmp_path):
+    """RGB + near infrared in 8 bits to a 3-band model: band 4 (tagged alpha by GDAL) is read
+    as transparency, and the CLI's notes, the server's warnings and the page say so."""
+    path = tmp_path / "rgbn8.tif"
+    bands = np.concatenate([rgb_pixels() // 4, alpha(True) // 257]).astype("uint8")
+    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=4,
+                       dtype="uint8") as dst:
+        dst.write(bands)
+    config = rgb_config()
+    said = "band 4 is tagged alpha: read as transparency, its 0 pixels no data (the model has 3"
+    assert said in check_scene(path, config).warnings[0]
+    served, warnings = serve(config, path)
+    assert any(said in w and w.startswith("image 1 of 1") for w in warnings)
+    assert (served[:SIZE // 2, :SIZE // 2] == config.ignore_index).all()
+    info = inspect_scene(path, "field.tif", 3, 10_000)
+    assert info.describe().startswith("48×48 px, 3 bands and band 4 read as transparency,")
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_png_transparent_colour_is_one_colour_key_on_every_path(tmp_path):
+    """A tRNS colour marks pixels whose every band matches it, not those where one band does:
+    the scene (CLI and page), the server and ingest's reading agree."""
+    from PIL import Image
+
+    colours = np.moveaxis(rgb_pixels() // 4, 0, -1).astype("uint8") + 40
+    colours[:8, :8] = (10, 20, 30)
+    colours[20] = (10, 0, 0)  # only red matches the key
+    colours[30] = (10, 10, 10)  # every band holds the key's first value
+    path = tmp_path / "keyed.png"
+    Image.fromarray(colours).save(path, transparency=(10, 20, 30))
+    config = rgb_config()
+    predict_scene(ScenePredictor(bright_model, config), path, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as src:
+        local = src.read(1)
+    keyed = np.zeros((SIZE, SIZE), bool)
+    keyed[:8, :8] = True
+    np.testing.assert_array_equal(local == config.ignore_index, keyed)
+    served, _ = serve(config, path)
+    np.testing.assert_array_equal(served, local)

@@ -85,7 +85,7 @@ def test_an_input_that_shrinks_to_nothing_is_refused_like_one_too_big(route, tmp
         request = pd.DataFrame({"npy": [npy_b64(image)]})
         message = (r"^param pixel_size 0.001: npy array 1 of 1 \(64x48\) shrinks to under half "
                    r"a pixel a side at the model's resolution \(2 m per pixel\); the limit for "
-                   r"an input this size is pixel_size >= 0.02084 m$")
+                   r"an input this size is 0.02084 m per pixel$")
     else:
         request = image[None]
         message = r"^param pixel_size 0.001: tensor image 1 of 1 \(64x48\) shrinks"

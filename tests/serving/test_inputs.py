@@ -127,7 +127,8 @@ def test_resampling_is_one_line(tmp_path, config, pixel, expected):
 @pytest.mark.parametrize(("crs", "why"), [
     ("EPSG:4326", "is in a geographic CRS (EPSG:4326), whose pixels have no fixed size in "
                   "metres: it is predicted at its own pixel size, not at the 2 m per pixel "
-                  "the model was trained at; reproject it to a projected CRS"),
+                  "the model was trained at; give its metres per pixel (param pixel_size) or "
+                  "reproject it to a projected CRS"),
     (None, "has no georeferencing, so its pixel size is unknown: it is predicted at its own "
            "pixel size, not at the 2 m per pixel the model was trained at; give its metres "
            "per pixel (param pixel_size) or georeference it"),
@@ -154,6 +155,7 @@ def test_check_scene_tells_the_resampling_and_warns_about_an_8_bit_export(tmp_pa
     notes = check_scene(eight_bit, config)
     assert notes.resampling is None
     assert [w.split(":")[0] for w in notes.warnings] == [
+        f"{eight_bit}",  # band 4 is tagged alpha (8 bits, 4 bands), read as a band
         f"{eight_bit} has no georeferencing, so its pixel size is unknown",
         f"{eight_bit} is uint8, but the model was trained on int16 pixels (band means "
         f"748–3766)"]

@@ -39,6 +39,8 @@ CASES = {
         "at; give its metres per pixel (--pixel-size) or georeference it in a projected CRS "
         "to have it resampled"]),
     "eight_bit": (lambda: (near_training() // 4).astype("uint8"), 1.0, [
+        "warning: {scene}: band 4 is tagged alpha: read as a band, as in training (the model "
+        "has 4 bands); if it is transparency (an RGBA orthomosaic), predict with a model of 3",
         "warning: {scene} is uint8, but the model was trained on float32 pixels (band means "
         "500): values of another range than training's give a wrong mask; predict the "
         "original float32 data if you have it"]),

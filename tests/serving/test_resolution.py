@@ -153,7 +153,7 @@ def test_an_input_is_refused_only_under_half_a_model_pixel_a_side(height, width,
 def test_the_smallest_pixel_size_a_refusal_names_is_taken(side, gsd):
     config = make_config(gsd=gsd)
     refused = shrink_problem(config, ModelGrid(side, side, 1e-9 / gsd), size=1e-9)
-    smallest = float(refused.rsplit(">= ", 1)[1].removesuffix(" m"))
+    smallest = float(refused.rsplit(" is ", 1)[1].removesuffix(" m per pixel"))
     assert shrink_problem(config, ModelGrid(side, side, smallest / gsd), size=smallest) is None
     half_a_pixel = gsd / side / 2  # the input's side spans half a model pixel
     assert half_a_pixel <= smallest < half_a_pixel * 1.001  # rounded up to 4 digits

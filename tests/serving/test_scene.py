@@ -285,7 +285,7 @@ def test_truncated_photo_is_an_error_naming_the_file(tmp_path, driver):
 
 
 def test_header_claiming_billions_of_pixels_is_refused_before_reading(tmp_path):
-    from tests.serving.test_server import png_claiming
+    from tests.serving.test_server_errors import png_claiming
 
     predictor = ScenePredictor(bright_model, rgb_config())  # the header's RGB + alpha
     path = tmp_path / "bomb.png"

@@ -74,7 +74,7 @@ def test_a_pixel_size_that_shrinks_the_input_to_nothing_is_a_400(server):
     assert response.json()["message"] == (
         f"param pixel_size 0.001: npy array 1 of 1 (64x48) shrinks to under half a pixel a "
         f"side at the model's resolution ({LOGGED_GSD:g} m per pixel); the limit for an input "
-        f"this size is pixel_size >= 0.01042 m")
+        f"this size is 0.01042 m per pixel")
 
 
 def test_answers_warn_about_an_8_bit_input_and_an_image_without_metres(server):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from serving.predict import ScenePredictor
-from serving.scene import check_scene, predict_scene
+from serving.scene import SceneError, check_scene, predict_scene
 from tests.serving.conftest import bright_model, rgb_config, write_scene
 
 SIZE = 40
@@ -106,3 +106,26 @@ def test_a_geotiff_with_a_world_file_or_a_geotransform_says_which(tmp_path):
     rgb_scene(beside, "PNG")
     assert "(1 per pixel, from its world file) but no CRS" in \
         check_scene(beside, config).warnings[0]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_pixel_size_that_cannot_apply_or_is_implausible_is_said(tmp_path):
+    """Ignored for a projected scene or a model without gsd; doubted when it enlarges the
+    scene over ten times; and the errors name the flag, with readable numbers."""
+    rgb_scene(tmp_path / "utm.tif", "GTiff", crs="EPSG:32650")
+    rgb_scene(tmp_path / "chip.png", "PNG")
+    at_2m = rgb_config(gsd=2.0)
+    assert check_scene(tmp_path / "utm.tif", at_2m, pixel_size=1.0).warnings[0] == (
+        f"--pixel-size 1 ignored: {tmp_path / 'utm.tif'} is in EPSG:32650 at 1 m per pixel, "
+        f"which counts")
+    assert check_scene(tmp_path / "chip.png", rgb_config(), pixel_size=1.0).warnings[0] \
+        .startswith("--pixel-size 1 ignored: the model knows no training resolution")
+    notes = check_scene(tmp_path / "chip.png", at_2m, pixel_size=1000.0)
+    assert notes.warnings[0].startswith(f"--pixel-size 1000: {tmp_path / 'chip.png'} is "
+                                        f"enlarged 500 times")
+    with pytest.raises(SceneError, match=r"chip.png: --pixel-size 1e-09: the scene \(40x40\) "
+                                         r"shrinks.* is 0\.025 m per pixel$"):
+        check_scene(tmp_path / "chip.png", at_2m, pixel_size=1e-9)
+    with pytest.raises(SceneError, match=r"chip.png: too many pixels: 40x40 \(2e\+301x2e\+301 "
+                                         r"at the model's resolution\), the limit is"):
+        check_scene(tmp_path / "chip.png", at_2m, pixel_size=1e300)

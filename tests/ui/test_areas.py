@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from pipelines.ui.areas import area_table, class_areas, pixel_area_m2
+from pipelines.ui.areas import area_table, class_areas, legend_pixel_area, pixel_area_m2
 
 NAMES, COLORS = ["soil", "tea", "water"], ["#8B4513", "#00A000", "#1E90FF"]
 
@@ -52,3 +54,16 @@ def test_no_data_is_a_row_so_the_hectares_add_up():
     assert [r.share for r in rows[:2]] == pytest.approx([0.75, 0.25])
     _, table = area_table(rows)
     assert table[-1] == ("transparent", "no data", ["4,000", "–", "0.10"])
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_pixel_size_given_gives_hectares_where_the_mask_has_none(tmp_path):
+    plain, utm = tmp_path / "plain.tif", tmp_path / "utm.tif"
+    for path, georef in ((plain, {}),
+                         (utm, {"crs": "EPSG:32650", "transform": from_origin(6e5, 3e6, 2, 2)})):
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1,
+                           dtype="uint8", **georef) as dst:
+            dst.write(np.zeros((1, 4, 4), np.uint8))
+    assert legend_pixel_area(plain, None) == (None, False)
+    assert legend_pixel_area(plain, 0.5) == (0.25, True)
+    assert legend_pixel_area(utm, 0.5) == (4.0, False)  # its own counts, as in prediction

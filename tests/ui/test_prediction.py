@@ -18,6 +18,7 @@ from pipelines.ui.prediction import (
     local_predictor,
     map_unit,
     new_result_dir,
+    pixel_size_field,
     polygons_caption,
     polygons_geojson,
     remote_predictor,
@@ -206,6 +207,8 @@ def test_scene_notes_name_the_users_file(tmp_path):
     notes = scene_notes(eight_bit, "export.tif", serving_config(), 1_000_000)
     assert notes.resampling is None
     assert notes.warnings == [
+        "export.tif: band 4 is tagged alpha: read as a band, as in training (the model has 4 "
+        "bands); if it is transparency (an RGBA orthomosaic), predict with a model of 3 bands",
         "export.tif is uint8, but the model was trained on float32 pixels (band means 500): "
         "values of another range than training's give a wrong mask; predict the original "
         "float32 data if you have it"]
@@ -228,6 +231,10 @@ def test_a_scene_without_crs_takes_the_pixel_size_field(predictor, tmp_path):
     given = scene_notes(plain, "field.tif", trained_at_1m, 1_000_000, pixel_size=0.5)
     assert given.warnings == []
     assert given.resampling == "resampled 0.5 m -> 1 m (model grid 32x32) and back"
+    assert pixel_size_field(None) is None and pixel_size_field(0.5) == 0.5
+    with pytest.raises(UiError, match=r"^Pixel size \(m\) must be a positive number of metres, "
+                                      r"got 0\.0$"):  # as --pixel-size 0
+        pixel_size_field(0.0)
     utm = write_scene(tmp_path / "utm.tif", 64)
     at_1m = ScenePredictor(predictor.predict_fn, trained_at_1m, predictor.normalize)
     masks = []
@@ -271,3 +278,8 @@ def test_a_version_that_failed_the_gate_says_so():
     champion = VersionSummary(name="tea", version="2", aliases=("champion",), run_id=None,
                               created_ms=0, decision="promoted")
     assert gate_note(champion) is None
+    replaced = VersionSummary(name="tea", version="1", aliases=(), run_id=None, created_ms=0,
+                              decision="promoted: no champion yet")
+    assert gate_note(replaced) == ("v1 is no longer the champion: the champion gate promoted "
+                                   "it (no champion yet), and another version holds the alias "
+                                   "now")

@@ -19,6 +19,7 @@ from pipelines.ui.prediction import (
     map_unit,
     model_caption,
     new_result_dir,
+    pixel_size_field,
     polygons_caption,
     polygons_geojson,
     remote_predictor,
@@ -55,6 +56,7 @@ class Result:
     preview: Preview
     rows: list[areas.ClassArea]
     seconds: float
+    hectares_note: str | None = None  # where the legend's pixel area comes from, if given
 
 
 def _uploaded_scene(max_upload_mb: int) -> Scene | None:
@@ -94,7 +96,7 @@ def _options(config, endpoint: str | None, asks_pixel_size: bool) -> PredictOpti
         pixel_size = st.number_input("Pixel size (m)", min_value=0.0, value=None,
                                      format="%g", key=_PIXEL_SIZE_KEY,
                                      help=PIXEL_SIZE_MEANING[0].upper() + PIXEL_SIZE_MEANING[1:])
-        pixel_size = pixel_size or None  # 0 or empty: none
+        pixel_size = pixel_size_field(pixel_size)  # after the field, so it can be mended
     cols = st.columns(3)
     tta = cols[0].checkbox("Test-time augmentation (8 flips/rotations)", key="segpipe.tta")
     overlap = cols[1].slider("Window overlap", 0.0, MAX_OVERLAP, float(config.overlap), 0.05,
@@ -132,11 +134,14 @@ def _predict(scene: Scene, version, config, options: PredictOptions, key: tuple)
     seconds = time.perf_counter() - started
     bar.empty()
     preview = read_preview(scene.path)
+    pixel_m2, given = areas.legend_pixel_area(result.mask_path, options.pixel_size)
     rows = areas.class_areas(result.class_pixels, config.class_names, config.class_colors,
-                             areas.mask_pixel_area(result.mask_path))
+                             pixel_m2)
     return Result(key=key, mask_path=result.mask_path, name=scene.name,
                   source=result_source(version, options.endpoint), preview=preview,
-                  rows=rows, seconds=seconds)
+                  rows=rows, seconds=seconds,
+                  hectares_note=(f"Hectares from the pixel size you gave "
+                                 f"({options.pixel_size:g} m)." if given else None))
 
 
 def _show(result: Result, config) -> None:
@@ -151,7 +156,8 @@ def _show(result: Result, config) -> None:
                    caption="mask over the image", width="stretch", output_format="JPEG")
     headers, rows = areas.area_table(result.rows)
     legend_col.markdown(legend_html(rows, headers), unsafe_allow_html=True)
-    legend_col.caption(f"Predicted by {result.source} in {result.seconds:.1f} s.")
+    legend_col.caption(f"Predicted by {result.source} in {result.seconds:.1f} s."
+                       + (f" {result.hectares_note}" if result.hectares_note else ""))
     stem = Path(result.name).stem or "scene"
     mask_path = result.mask_path
     legend_col.download_button("Download mask (GeoTIFF)", data=mask_path.read_bytes,
