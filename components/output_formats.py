@@ -37,4 +37,8 @@ from __future__ import annotations
 #: serving reads them), its transparent pixels no data (such scenes written as floats, NaN).
 #: tile 4: resampled tiles of scenes with NaN pixels keep the valid pixels next to them (GDAL's
 #: Lanczos let NaN into its kernels: serving/resampled_read.py), as serving reads them.
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 9, "tile": 4, "split": 3, "normalize": 1}
+#: ingest 10: scenes.json records each scene's source_dtype, its image's own pixel type (a
+#: scene with transparent pixels is float32, its PNG uint8).
+#: tile 5: tiles.json records source_dtype, the source images' common type, which the model
+#: records as its input type (was the tiles' float32 for RGBA PNGs with a transparent pixel).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 10, "tile": 5, "split": 3, "normalize": 1}
