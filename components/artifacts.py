@@ -3,7 +3,8 @@
 A prepared dataset is one folder (``DatasetPaths``)::
 
     classes.json   ClassMap: contiguous class ids 0..K-1, names, colours, ignore index
-    scenes/        ingest output: <scene>_image.tif (source dtype: its bands' common one, CRS kept)
+    scenes/        ingest output: <scene>_image.tif (its bands' common dtype, floats when NaN
+                   marks transparent pixels or per-band nodata; CRS kept)
                    and <scene>_mask.tif (uint8 class ids; ignore_index where the label is
                    ignored or the image is nodata/NaN)
     scenes.json    SceneIndex: where each scene came from in the source
@@ -90,6 +91,10 @@ class SceneSource(BaseModel):
     given_split: SplitName | None = Field(
         default=None, description="the split the dataset itself gives this scene (list "
         "files or train/val/test folders)")
+    source_dtype: str | None = Field(
+        default=None, description="the image's pixel type as prediction reads it (its "
+        "bands' common type), also when the scene was written as floats only to carry NaN "
+        "(transparent pixels, per-band nodata); None in scenes.json of older segpipe")
 
 
 class SceneIndex(_Artifact):
@@ -150,7 +155,11 @@ class TileManifest(_Artifact):
         "georeferenced in a projected CRS and those sizes agree (components/tile.py "
         "tiles_gsd); None otherwise (scenes of different pixel sizes, plain images, degrees)")
     bands: int
-    dtype: str
+    dtype: str = Field(description="the scenes' and tiles' common pixel type")
+    source_dtype: str | None = Field(
+        default=None, description="the source images' common pixel type (SceneSource."
+        "source_dtype), what the model is sent: uint8 for RGBA PNGs whose transparent pixels "
+        "made scenes and tiles float32; None in tiles.json of older segpipe")
     nodata: float | None = None
     scenes: list[SceneInfo]
     tiles: list[TileRecord]
@@ -168,6 +177,12 @@ class TileManifest(_Artifact):
         if isinstance(data, dict) and "gsd" not in data and data.get("target_gsd"):
             data = {**data, "gsd": data["target_gsd"]}
         return data
+
+    @property
+    def model_dtype(self) -> str:
+        """The pixel type the model trained on these tiles records as its input's
+        (``ServingConfig.input_dtype``): the source images', else the tiles' own."""
+        return self.source_dtype or self.dtype
 
     def scene(self, name: str) -> SceneInfo:
         for s in self.scenes:

@@ -188,11 +188,13 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
     given = given_splits(root, pairs, options.split_lists)
     scenes_dir = DatasetPaths(out_dir).scenes_dir
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    no_valid = []
+    no_valid, source_dtypes = [], {}
     for i, pair in enumerate(pairs):
-        if not write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
-                           nodata.of[pair.image],
-                           layers.get(pair.label) if pair.kind == "vector" else None):
+        written = write_scene(pair, spec, scenes_dir, survey.lossy, options.color_table,
+                              nodata.of[pair.image],
+                              layers.get(pair.label) if pair.kind == "vector" else None)
+        source_dtypes[pair.name] = written.source_dtype
+        if not written.valid:
             no_valid.append(pair.image)
         if progress:
             progress("ingest", i + 1, len(pairs))
@@ -214,7 +216,7 @@ def _ingest(root: Path, source: str, out_dir: Path, options: IngestOptions,
                        warnings=warn_collected(survey, relabel), scenes=[
         SceneSource(name=p.name, source=p.image.relative_to(base).as_posix(),
                     label=p.label.relative_to(base).as_posix(),
-                    given_split=given.splits[p.name])
+                    given_split=given.splits[p.name], source_dtype=source_dtypes[p.name])
         for p in pairs], given_split_note=given.note)
     index.save(DatasetPaths(out_dir).scene_index)
     spec.class_map.save(out_dir / "classes.json")

@@ -40,4 +40,8 @@ from __future__ import annotations
 #: ingest 10: pixels a GeoTIFF's own mask marks (an internal mask, a .msk file: GDAL's
 #: per-dataset mask, as serving reads it) are no data (such scenes written as floats, NaN).
 #: ingest 11: a PNG's tRNS colour is no data where every band matches it (was: any band).
-OUTPUT_FORMATS: dict[str, int] = {"ingest": 11, "tile": 4, "split": 3, "normalize": 1}
+#: ingest 12: scenes.json records each scene's source_dtype, its image's own pixel type (a
+#: scene with transparent pixels is float32, its PNG uint8).
+#: tile 5: tiles.json records source_dtype, the source images' common type, which the model
+#: records as its input type (was the tiles' float32 for RGBA PNGs with a transparent pixel).
+OUTPUT_FORMATS: dict[str, int] = {"ingest": 12, "tile": 5, "split": 3, "normalize": 1}

@@ -95,7 +95,7 @@ def serving_config(info: TrainedModelInfo, dataset: PreparedDataset,
                          mean=stats.mean, std=stats.std, nodata=stats.nodata,
                          ignore_index=classes.ignore_index, patch_size=info.patch_size,
                          scale=manifest.scale, gsd=manifest.gsd,
-                         input_dtype=manifest.dtype,
+                         input_dtype=manifest.model_dtype,
                          train_majority_class=None if majority is None else classes.names[majority],
                          model_stride=model_stride(info.architecture, **info.params))
 

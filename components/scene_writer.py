@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -37,11 +38,15 @@ from serving.pixels import Nodata, float_dtype
 from serving.quiet import plain_images_quiet
 
 
+class WrittenScene(NamedTuple):
+    valid: bool  # its image has a valid pixel (one not nodata or NaN)
+    source_dtype: str  # the image's own pixel type, before floats carry its NaN
+
+
 def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
-                color_table: str, nodata: Nodata, layer: VectorLayer | None) -> bool:
+                color_table: str, nodata: Nodata, layer: VectorLayer | None) -> WrittenScene:
     """Write one scene pair (vector labels: the polygons ``layer.place`` found over it),
-    the image tagged with ``nodata`` (components.image_nodata: its own, or the option's);
-    whether its image has a valid pixel (one not nodata or NaN).
+    the image tagged with ``nodata`` (components.image_nodata: its own, or the option's).
 
     Per-band nodata (a VRT's bands tagged apart) has no GeoTIFF tag: the image is written as
     floats (serving.pixels.float_dtype) with every band of its invalid pixels NaN, tagged
@@ -74,7 +79,8 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
             shapes = layer.shapes_for(pair.image, spec.value_ids if layer.numeric
                                       else spec.label_ids, spec.ignore)
             shape_transform = transform
-        dtype = float_dtype(band_dtype(img)) if as_floats else band_dtype(img)
+        source_dtype = band_dtype(img)
+        dtype = float_dtype(source_dtype) if as_floats else source_dtype
         image_profile = geotiff_profile(width, height, len(bands.indexes), dtype.name, crs,
                                         transform, float("nan") if per_band else nodata)
         mask_profile = geotiff_profile(width, height, 1, "uint8", crs, transform, spec.ignore)
@@ -114,7 +120,7 @@ def write_scene(pair: ScenePair, spec: LabelSpec, scenes_dir: Path, lossy: bool,
                     valid = valid or not invalid.all()
                     mask[invalid] = spec.ignore
                     dst_mask.write(mask[None], window=strip)
-    return valid
+    return WrittenScene(valid, source_dtype.name)
 
 
 def _masked(img, path: Path, bands: ImageBands, strip: Window,

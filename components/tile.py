@@ -125,6 +125,14 @@ def _scan_scenes(scenes_dir: Path, names: list[str]) -> tuple[np.dtype, float | 
     return np.result_type(*dtypes), nodata, crs_less
 
 
+def _source_dtype(index: SceneIndex | None, names: list[str]) -> str | None:
+    """The source images' common pixel type, when ingest recorded each scene's: theirs, not
+    the float type scenes were written in to carry NaN (TileManifest.source_dtype)."""
+    recorded = {s.name: s.source_dtype for s in index.scenes} if index else {}
+    dtypes = [recorded.get(name) for name in names]
+    return None if None in dtypes else np.result_type(*dtypes).name
+
+
 def _display(index: SceneIndex | None, name: str) -> str:
     """The scene as the user knows it: its source file, else its name."""
     entry = next((s for s in index.scenes if s.name == name), None) if index else None
@@ -246,7 +254,8 @@ def tile_scenes(ingested_dir: Path, out_dir: Path, options: TileOptions | None =
         warnings.warn(duplicates_line(total, duplicates), DuplicateTilesWarning, stacklevel=2)
     manifest = TileManifest(patch_size=options.patch_size, stride=options.step,
                             scale=options.scale, target_gsd=options.target_gsd, gsd=gsd,
-                            bands=bands, dtype=str(dtype), nodata=nodata, scenes=scenes,
+                            bands=bands, dtype=str(dtype),
+                            source_dtype=_source_dtype(index, names), nodata=nodata, scenes=scenes,
                             tiles=tiles, duplicates_dropped=duplicates,
                             given_split_note=index.given_split_note if index else None)
     if dst.classes != src.classes:

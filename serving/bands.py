@@ -3,9 +3,9 @@ stacked with a float32 DSM, as ``gdalbuildvrt -separate`` writes them; Sentinel-
 different products); rasterio reads several bands at once only when they share one. Every
 step that reads image pixels (ingest, prediction, the pixel checks, the app's previews) reads
 them here, in ``numpy.result_type`` of the band types, which holds every band's values:
-uint8 + float32 -> float32, uint16 + int16 -> int32. Training records the type its scenes
-were prepared in, which for such a raster is this one, so a scene predicted later is checked
-against the same type."""
+uint8 + float32 -> float32, uint16 + int16 -> int32. Training records this type of its
+source images (also where a scene was written as floats to carry NaN), so a scene predicted
+later is checked against the same type."""
 
 from __future__ import annotations
 

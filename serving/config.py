@@ -49,7 +49,7 @@ class ServingConfig(ServingOptions):
                               description="metres per pixel the model was trained at; for "
                                           "inputs in a projected CRS it sets the resampling "
                                           "factor instead of scale")
-    input_dtype: str = Field("float32", description="dtype of the training scenes' pixels: "
+    input_dtype: str = Field("float32", description="dtype of the training images' pixels: "
                              "the tensor the model's MLflow signature declares")
     train_majority_class: str | None = Field(
         None, description="the class with the most labelled pixels in the model's train "

@@ -9,17 +9,22 @@ import pytest
 import rasterio
 from rasterio.enums import ColorInterp
 
-from components.artifacts import SplitManifest, TileManifest
+from components.artifacts import SplitManifest, TileManifest, TrainedModelInfo
+from components.dataset_paths import PreparedDataset
 from components.ingest import ingest_source
 from components.ingest_options import IngestOptions
 from components.normalize import fit_normalization
 from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import open_raster
+from components.register import RegisterOptions, serving_config
 from components.split import SplitOptions
 from components.tile import TileOptions, tile_scenes
+from serving.bands import band_dtype
 from serving.image_bands import band_count_problem
+from serving.inputs import dtype_warning
 from tests.band_stack import write_tif
 from tests.components.conftest import make_labels
+from tests.logged_models import save_known_model
 
 SIZE, PATCH, HOLE = 32, 16, 8
 #: Colour under the transparent corner: beyond every opaque pixel's, so statistics that
@@ -104,6 +109,40 @@ def test_a_model_prepared_from_rgba_pngs_takes_those_pngs_at_serving(tmp_path):
     assert summary.bands == 3
     with rasterio.open(tmp_path / "src" / "images" / "holed.png") as png:
         assert band_count_problem(png, summary.bands) is None
+
+
+def test_a_model_prepared_from_rgba_pngs_records_their_8_bit_type(tmp_path):
+    """The tiles of the transparent scene are float32 (NaN marks its transparent pixels), but
+    the model records uint8, what users send it: those same PNGs predict without a warning
+    about their pixel type."""
+    _png_source(tmp_path / "src")
+    options = PrepareOptions(tile=TileOptions(patch_size=PATCH),
+                             split=SplitOptions(strategy="block", block_size=PATCH))
+    dataset = PreparedDataset(prepare_dataset(tmp_path / "src", tmp_path / "ds",
+                                              options).dataset_dir)
+    manifest = dataset.tile_manifest
+    assert (manifest.dtype, manifest.source_dtype) == ("float32", "uint8")
+    holed = next(t for t in manifest.tiles if t.scene == "holed")
+    with open_raster(tmp_path / "ds" / "tiles" / f"{holed.id}_image.tif") as tile:
+        assert tile.dtypes == ("float32",) * 3  # training reads the NaN it carries
+    model = save_known_model(tmp_path / "model", classes=2, bands=3, patch_size=PATCH)
+    config = serving_config(TrainedModelInfo.load(model / "model.json"), dataset,
+                            RegisterOptions())
+    assert config.input_dtype == "uint8"
+    with rasterio.open(tmp_path / "src" / "images" / "holed.png") as png:
+        assert dtype_warning(config, band_dtype(png), "holed.png") is None
+
+
+def test_a_manifest_without_source_dtype_gives_its_tiles_type_to_the_model(tmp_path):
+    """tiles.json written before source_dtype was recorded: the model records the tiles'
+    type, as it did."""
+    _png_source(tmp_path / "src")
+    ingest_source(tmp_path / "src", tmp_path / "out", IngestOptions())
+    manifest = tile_scenes(tmp_path / "out", tmp_path / "out", TileOptions(patch_size=PATCH))
+    older = TileManifest.model_validate(manifest.model_dump(mode="json",
+                                                            exclude={"source_dtype"}))
+    assert (older.source_dtype, older.model_dtype) == (None, "float32")
+    assert manifest.model_dtype == "uint8"
 
 
 def test_a_four_band_byte_geotiff_keeps_its_alpha_tagged_band(tmp_path):

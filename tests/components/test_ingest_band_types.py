@@ -15,7 +15,7 @@ from components.prepare import PrepareOptions, prepare_dataset
 from components.raster import SettingError, open_raster
 from components.split import SplitOptions
 from components.survey import IngestWarning
-from components.tile import TileOptions
+from components.tile import TileOptions, tile_scenes
 from tests.band_stack import rgb_dsm, write_stack_vrt, write_tif
 from tests.components.conftest import make_labels
 
@@ -52,7 +52,8 @@ def test_prepared_mixed_bands_record_float32_and_their_dsm_statistics(tmp_path):
     summary = prepare_dataset(tmp_path / "src", tmp_path / "ds", options)
     assert summary.bands == 4
     dataset = PreparedDataset(tmp_path / "ds")
-    assert dataset.tile_manifest.dtype == "float32"  # what the model records and predict checks
+    assert dataset.tile_manifest.dtype == "float32"
+    assert dataset.tile_manifest.model_dtype == "float32"  # what the model records
     dsm = json.loads((tmp_path / "ds" / "stats.json").read_text())["bands"][3]
     assert 249.0 < dsm["mean"] < 251.0 and 0.3 < dsm["std"] < 1.0
 
@@ -114,3 +115,20 @@ def test_a_dsm_tag_of_its_own_leaves_its_holes_out_of_statistics_and_tiles(tmp_p
         pixels = scene.read()
         assert scene.dtypes == ("float32",) * 4 and np.isnan(scene.nodata)
     assert np.isnan(pixels[:, :8]).all() and not np.isnan(pixels[:, 8:]).any()
+
+
+def test_a_byte_vrt_tagged_per_band_is_prepared_as_floats_and_recorded_as_bytes(tmp_path):
+    """Bands of one type tagged apart (RGB untagged, an 8-bit band tagged 0): the scene and
+    its tiles are float32 to carry NaN, the model records uint8, what the VRT is read in."""
+    root, grid = tmp_path / "src", {"origin": (600000.0, 3000000.0)}
+    rgb = np.random.default_rng(0).integers(1, 256, (3, SIZE, SIZE)).astype(np.uint8)
+    band = np.full((1, SIZE, SIZE), 7, np.uint8)
+    band[:, :8] = 0
+    files = [write_tif(root / "parts" / "rgb.tif", rgb, **grid),
+             write_tif(root / "parts" / "band.tif", band, nodata=0, **grid)]
+    write_stack_vrt(root / "images" / "s0.vrt", files, nodata=[None, 0])
+    write_tif(root / "labels" / "s0.tif", make_labels(SIZE, (0, 1))[None], **grid)
+    ingest_source(root, tmp_path / "out", IngestOptions())
+    manifest = tile_scenes(tmp_path / "out", tmp_path / "out", TileOptions(patch_size=PATCH))
+    assert (manifest.dtype, manifest.source_dtype, manifest.model_dtype) == \
+        ("float32", "uint8", "uint8")

@@ -149,7 +149,7 @@ def test_registered_model_takes_raw_pixels(tiny_dataset, evaluated_models):
     assert result.model_uri == "models:/serve-test/1"
     # The signature: a batch of H x W x C images of the training dtype, and the params.
     (spec,) = served.metadata.signature.inputs.inputs
-    assert spec.type == np.dtype(tiny_dataset.tile_manifest.dtype) == image.dtype
+    assert spec.type == np.dtype(tiny_dataset.tile_manifest.model_dtype) == image.dtype
     assert spec.shape == (-1, -1, -1, image.shape[-1])
     assert {p.name for p in served.metadata.signature.params.params} == {
         "tta", "overlap", "output", "resample", "pixel_size", "nodata"}
