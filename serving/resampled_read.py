@@ -8,7 +8,8 @@ turns every model pixel whose kernel reaches it into NaN, several pixels around 
 The mask of a scene declaring NaN would then differ from the same scene declaring -9999, and
 a NaN pixel in a scene declaring a number would spread as well. So a read whose result holds
 a non-finite value is done again on a copy of its source pixels in memory, the invalid ones
-replaced by a number declared as the copy's nodata, and that number turned back into the
+replaced by a number declared as the copy's nodata (and so are the pixels the file's own
+mask hides, which the copy does not carry), and that number turned back into the
 band's own nodata (NaN for a band without a numeric one) in the result: the same values and
 the same holes as GDAL gives the scene declaring a number."""
 
@@ -18,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -44,10 +45,13 @@ def read_resampled(dataset, indexes: Sequence[int], window: Window, shape: tuple
     raw = read_bands(dataset, list(indexes), window=source)
     tags = [dataset.nodatavals[index - 1] for index in indexes]
     sentinel = _sentinel(raw, tags)
-    for band, tag in zip(raw, tags, strict=True):
+    hidden = _hidden(dataset, indexes, source)
+    for band, tag, hides in zip(raw, tags, hidden, strict=True):
         band[~np.isfinite(band)] = sentinel
         if tag is not None and math.isfinite(tag):
             band[band == tag] = sentinel
+        if hides is not None:
+            band[hides] = sentinel
     # Any transform but the identity, which rasterio would warn about: reads are in pixels.
     profile = {"driver": "GTiff", "width": source.width, "height": source.height,
                "count": len(indexes), "dtype": raw.dtype.name, "nodata": sentinel,
@@ -61,6 +65,19 @@ def read_resampled(dataset, indexes: Sequence[int], window: Window, shape: tuple
         if tag != sentinel:
             band[band == sentinel] = tag if tag is not None and math.isfinite(tag) else np.nan
     return out
+
+
+def _hidden(dataset, indexes: Sequence[int], source: Window) -> list[np.ndarray | None]:
+    """Per band read, the pixels of ``source`` its per-dataset mask (a mask band of GDAL's
+    own, or an alpha band) hides, None where it has none: GDAL leaves them out of its kernels,
+    and the copy, which carries no mask, must too. One mask read serves every band."""
+    flags = [dataset.mask_flag_enums[index - 1] for index in indexes]
+    masked = [index for index, band_flags in zip(indexes, flags, strict=True)
+              if MaskFlags.per_dataset in band_flags]
+    if not masked:
+        return [None] * len(indexes)
+    hides = dataset.read_masks(masked[0], window=source) == 0
+    return [hides if MaskFlags.per_dataset in band_flags else None for band_flags in flags]
 
 
 def _unscaled(window: Window, shape: tuple[int, int]) -> bool:

@@ -11,6 +11,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from serving.image_bands import image_bands, read_pixels
 from serving.predict import ScenePredictor
 from serving.resampled_read import read_resampled
 from serving.scene import predict_scene
@@ -84,3 +85,34 @@ def test_a_nan_pixel_in_a_scene_declaring_a_number_spreads_no_further(tmp_path):
         with rasterio.open(number_path) as number:
             expected = read_resampled(number, [1], window, shape, Resampling.lanczos)
     np.testing.assert_array_equal(read, expected)
+
+
+def test_a_nan_pixel_leaves_the_scenes_own_mask_out_of_the_kernels(tmp_path):
+    """A float scene whose internal mask hides a collar of garbage, and one NaN pixel in the
+    window: the redone read keeps the collar out of the kernels, as GDAL does, so it reads as
+    the same scene declaring the collar and the NaN as -9999."""
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform(10, 200, (2, 40, 36)).astype("float32")
+    pixels[:, :, :12] = 5000.0
+    numbers = pixels.copy()
+    pixels[:, 25, 24] = np.nan
+    numbers[:, :, :12] = numbers[:, 25, 24] = -9999.0
+    profile = dict(driver="GTiff", width=36, height=40, count=2, dtype="float32",
+                   crs="EPSG:32633", transform=from_origin(500000.0, 4000000.0, 1, 1))
+    mask = np.full((40, 36), 255, np.uint8)
+    mask[:, :12] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), \
+            rasterio.open(tmp_path / "masked.tif", "w", **profile) as dst:
+        dst.write(pixels)
+        dst.write_mask(mask)
+    with rasterio.open(tmp_path / "number.tif", "w", nodata=-9999.0, **profile) as dst:
+        dst.write(numbers)
+    window, shape = Window(6.3, 10.7, 24.5, 20.1), (10, 12)
+    with rasterio.open(tmp_path / "masked.tif") as masked, \
+            rasterio.open(tmp_path / "number.tif") as number:
+        read = read_pixels(masked, window, image_bands(masked, 2), shape, Resampling.lanczos)
+        expected = read_pixels(number, window, image_bands(number, 2), shape,
+                               Resampling.lanczos)
+    valid = np.isfinite(read) & (expected != -9999.0)
+    assert valid[:, :4].any() and np.isnan(read).any()
+    np.testing.assert_array_equal(read[valid], expected[valid])
