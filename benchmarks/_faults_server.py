@@ -13,14 +13,8 @@ import numpy as np
 from _faults_common import LEAKS, Context, case
 
 from tests.serving.conftest import CLASSES
-from tests.serving.test_server import (
-    image_frame,
-    pixels,
-    png_b64,
-    png_claiming,
-    strict_json,
-    truncated_png,
-)
+from tests.serving.test_server import image_frame, pixels, plain_b64, strict_json
+from tests.serving.test_server_errors import png_claiming, truncated_image
 
 
 def _post(ctx: Context, body: str | bytes):
@@ -52,7 +46,7 @@ def _error(ctx: Context, body: str | bytes, status: int, *needles: str) -> tuple
 
 @case("server", "400 naming image 1 of 1 (cannot read pixels: truncated), no stack trace")
 def serve_truncated_png(ctx: Context) -> tuple[str, bool]:
-    return _error(ctx, json.dumps(image_frame(truncated_png(pixels(64, 64)))), 400,
+    return _error(ctx, json.dumps(image_frame(truncated_image(pixels(64, 64)))), 400,
                   "image 1 of 1: cannot read pixels")
 
 
@@ -87,7 +81,7 @@ def serve_png_claiming_50000x50000(ctx: Context) -> tuple[str, bool]:
 def serve_too_many_pixels_across_images(ctx: Context) -> tuple[str, bool]:
     limit = ctx.model()["max_pixels"]
     side = int((limit * 0.6) ** 0.5)  # one image is 60% of the limit, two are 120%
-    image = png_b64(pixels(side, side))
+    image = plain_b64(pixels(side, side))
     alone, alone_s = _post(ctx, json.dumps(image_frame(image)))
     got, ok = _error(ctx, json.dumps(image_frame(image, image)), 400,
                      "the request's images have")
