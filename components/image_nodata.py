@@ -20,7 +20,7 @@ import numpy as np
 
 from components.discover import ScenePair
 from components.raster import SettingError
-from serving.bands import band_nodata, nodata_text
+from serving.bands import band_nodata, nodata_text, same_nodata
 from serving.image_bands import ImageBands, image_bands
 from serving.pixels import Nodata
 
@@ -76,7 +76,7 @@ class ImageNodata:
 
 
 def _same(a: Nodata, b: float) -> bool:
-    return not isinstance(a, tuple) and (a == b or (math.isnan(a) and math.isnan(b)))
+    return not isinstance(a, tuple) and same_nodata(a, b)
 
 
 def _check_fits(image: Path, dtypes: tuple[str, ...], value: float) -> None:

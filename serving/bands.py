@@ -23,6 +23,11 @@ def band_dtype(dataset) -> np.dtype:
     return np.result_type(*dataset.dtypes)
 
 
+def same_nodata(a: float | None, b: float | None) -> bool:
+    """Whether two nodata values mark the same pixels: equal, or both NaN (NaN != NaN)."""
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
 def is_colour_key(dataset) -> bool:
     """Whether ``dataset``'s per-band nodata tags are one colour key (GDAL's multi-band
     NODATA_VALUES, as it reads a PNG's tRNS transparent colour): a pixel is no data where
@@ -49,8 +54,7 @@ def band_nodata(dataset, fallback: Nodata = None,
     if all(tag is None for tag in tags):
         return fallback
     first = tags[0]
-    if first is not None and all(tag is not None and (tag == first or math.isnan(tag)
-                                                      and math.isnan(first)) for tag in tags):
+    if first is not None and all(tag is not None and same_nodata(tag, first) for tag in tags):
         return first
     return tags
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from serving.bands import band_nodata
+from serving.bands import band_nodata, same_nodata
 from serving.blending import PredictFn
 from serving.config import ServingConfig
 from serving.encode import decode_npy_answer, encode_npy
@@ -123,9 +123,9 @@ def scene_nodata(scene: str | os.PathLike, config: ServingConfig,
     # A plain image: the resolution notes say so.
     with plain_images_quiet(), rasterio.open(scene, driver=driver) as dataset:
         nodata = wire_nodata(band_nodata(dataset))
-    if nodata is None or nodata == config.nodata:
+    if nodata is None or same_nodata(nodata, config.nodata):
         return None
-    if math.isnan(nodata) and (config.nodata is None or math.isnan(config.nodata)):
+    if math.isnan(nodata) and config.nodata is None:
         return None  # NaN pixels are invalid anyway: NaN marks no other (NaN != NaN)
     return float(nodata)
 

@@ -11,8 +11,10 @@ from pipelines.cli.errors import fail
 from pipelines.cli.flags import flag_names, flagged_problems, with_model_flags
 from pipelines.cli.paths import check_suffix, check_writable, same_file
 from pipelines.cli.predict_run import (
+    SECTIONS,
     Predictors,
     check_endpoint,
+    check_output,
     check_scene_with,
     load_card,
     pixel_size_flag,
@@ -27,17 +29,14 @@ from serving.quiet import plain_images_quiet
 from serving.scene import MAX_SCENE_PIXELS
 
 # What predict writes, by the names the files may have.
-OUTPUTS = ("mask", "probabilities")
 MASK_SUFFIXES = (".tif", ".tiff")
 POLYGON_SUFFIXES = (".geojson", ".json")
-_SECTIONS = {"folder": SceneFolderOptions}
 
 
 def _check_outputs(input: Path | None, out: Path, polygons: Path | None, output: str) -> None:
     """Refuse outputs that would overwrite the scene (``input``, when local) or each other,
     are named for another format than the one written, or cannot be written."""
-    if output not in OUTPUTS:
-        raise fail(f"--output {output!r}: expected one of {', '.join(OUTPUTS)}", 2)
+    check_output(output)
     if input is not None and same_file(out, input):
         raise fail(f"--out {out} is the input scene {input}: the {output} would overwrite it",
                    2)
@@ -92,7 +91,7 @@ def _check_polygon_options(options, class_names: list[str], scene: Scene) -> Non
         raise fail(str(exc), 2) from None
 
 
-@with_model_flags(_SECTIONS)
+@with_model_flags(SECTIONS)
 def predict(
     ctx: typer.Context,
     input: str = typer.Argument(..., callback=scene_argument,
@@ -177,7 +176,7 @@ def predict(
                        max_pixels=max_pixels, pixel_size=pixel_size)
         return
     if overrides:
-        flags = ", ".join(flag_names(_SECTIONS)[("folder", name)]
+        flags = ", ".join(flag_names(SECTIONS)[("folder", name)]
                           for name in overrides["folder"])
         raise fail(f"{flags}: for a folder or an s3:// prefix of scenes, not one scene", 2)
     _check_outputs(input if isinstance(input, Path) else None, out, polygons, output)
@@ -244,5 +243,5 @@ def _folder_options(overrides: dict) -> SceneFolderOptions:
     try:
         return SceneFolderOptions.model_validate(overrides.get("folder", {}))
     except ValidationError as err:
-        raise fail("; ".join(flagged_problems(err, _SECTIONS, "options", section="folder")),
+        raise fail("; ".join(flagged_problems(err, SECTIONS, "options", section="folder")),
                    2) from None

@@ -21,12 +21,15 @@ from pathlib import Path
 import typer
 
 from components.scene_folders import FolderScene, SceneFolderOptions
+from components.wording import counted, listed
 from pipelines.cli.errors import fail, interrupted
 from pipelines.cli.paths import check_writable_folder, same_file
 from pipelines.cli.predict_run import (
+    SECTIONS,
     CheckedScene,
     Predictors,
     check_endpoint,
+    check_output,
     check_scene_with,
     load_card,
     predict_with_bar,
@@ -59,18 +62,13 @@ def predict_folder(ctx: typer.Context, source: Path | str, out: Path,
                    batch_size: int | None, tracking_uri: str | None, max_pixels: int,
                    pixel_size: float | None = None) -> None:
     """Predict every scene of ``source`` into ``out``/<its relative path>.tif."""
-    from pipelines.cli.predict import OUTPUTS
-
-    if output not in OUTPUTS:
-        raise fail(f"--output {output!r}: expected one of {', '.join(OUTPUTS)}", 2)
+    check_output(output)
     _check_out_folder(source, out)
     found = _find(source, options)
     if found.left_out:
-        shown = ", ".join(found.left_out[:5])
-        more = f" and {len(found.left_out) - 5} more" if len(found.left_out) > 5 else ""
-        files = "1 file that is not a scene" if len(found.left_out) == 1 else \
-            f"{len(found.left_out)} files that are not scenes"
-        typer.echo(f"warning: {source}: {files} left out: {shown}{more}", err=True)
+        files = counted(len(found.left_out), "file that is not a scene",
+                        "files that are not scenes")
+        typer.echo(f"warning: {source}: {files} left out: {listed(found.left_out)}", err=True)
     if not isinstance(source, Path):
         from components.s3_scenes import s3_gdal_env
 
@@ -167,14 +165,13 @@ def _find(source: Path | str, options: SceneFolderOptions):
     from components.raster import DataError
     from components.scene_folders import ListingError, find_scenes
     from pipelines.cli.flags import setting_named
-    from pipelines.cli.predict import _SECTIONS
 
     try:
         return find_scenes(source, options.max_scenes)
     except ListingError as err:
         raise fail(err, 1) from None
     except DataError as err:
-        raise fail(setting_named(err, _SECTIONS, as_flag=True), 2) from None
+        raise fail(setting_named(err, SECTIONS, as_flag=True), 2) from None
 
 
 def _check_out_folder(source: Path | str, out: Path) -> None:

@@ -5,15 +5,25 @@ once, and one scene predicted under a progress bar."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
+from components.scene_folders import SceneFolderOptions
 from pipelines.cli.errors import fail
 from pipelines.cli.scenes import Scene
 from serving.quiet import plain_images_quiet
+
+OUTPUTS = ("mask", "probabilities")
+#: The option models `segpipe predict`'s flags come from (a folder's, for a folder of scenes).
+SECTIONS = {"folder": SceneFolderOptions}
+
+
+def check_output(output: str) -> None:
+    """``--output`` names an output kind (exit code 2 otherwise)."""
+    if output not in OUTPUTS:
+        raise fail(f"--output {output!r}: expected one of {', '.join(OUTPUTS)}", 2)
 
 
 def pixel_size_flag(value: float | None) -> float | None:
@@ -79,15 +89,15 @@ def _with_nodata(config, scene: Scene, nodata: float | None):
     open."""
     if nodata is None:
         return config, None, None
-    from serving.bands import band_nodata, nodata_text
+    from serving.bands import band_nodata, nodata_text, same_nodata
     from serving.remote import wire_nodata
     from serving.scene import open_scene
 
     with plain_images_quiet(), open_scene(scene.path, scene.driver) as src:
         declared = band_nodata(src)
     warning = None
-    if declared is not None and (isinstance(declared, tuple) or not (
-            declared == nodata or math.isnan(declared) and math.isnan(nodata))):
+    if declared is not None and (isinstance(declared, tuple)
+                                 or not same_nodata(declared, nodata)):
         warning = (f"{scene.path} declares nodata {nodata_text(declared)}, which wins: "
                    f"--nodata {nodata:g} applies only to a scene that declares none")
     return (config.model_copy(update={"nodata": nodata}), warning,
